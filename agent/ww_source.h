@@ -1,0 +1,76 @@
+/* ww_source: the interface between the agent and whatever it measures.
+ *
+ * A source is a table of function pointers (collectd's plugin_register_read, Fluent Bit's
+ * struct flb_input_plugin). The simulated wafer-scale driver (ww_sim) is one entry; real
+ * host sources (IPMI/Redfish power, coolant loop sensors, the inference server's request
+ * log) implement the same table later. The agent owns one source instance per node.
+ *
+ * Time is passed in, never read by the source, so a source can be driven faster than
+ * real time in tests and a simulated one is deterministic for a seed.
+ */
+#ifndef WW_SOURCE_H
+#define WW_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One node's measurements at one tick. Units are in the names. */
+typedef struct {
+    float power_w;
+    float inlet_c;
+    float outlet_c;
+    float flow_lpm;
+    float wafer_hotspot_c;
+    float utilization;    /* 0..1 */
+    float tokens_per_s;   /* output tokens per second over the last interval */
+    uint32_t requests_queued;
+    uint32_t requests_in_flight;
+    uint32_t requests_completed; /* completions since the previous sample */
+    bool throttled;
+    float throttle_factor; /* 1 = full speed */
+} ww_reading_t;
+
+typedef enum {
+    WW_REQ_OK = 0,
+    WW_REQ_ERROR = 1,
+    WW_REQ_TIMEOUT = 2,
+    WW_REQ_REJECTED = 3, /* refused at admission: queue full */
+} ww_req_status_t;
+
+#define WW_MODEL_NAME_MAX 48
+
+/* One finished request. Times are ns since the Unix epoch. For a rejected request
+ * first_token_ns = done_ns = the rejection time and output_tokens = 0. */
+typedef struct {
+    uint16_t model;            /* index into the source's model list */
+    ww_req_status_t status;
+    int64_t arrival_ns;        /* request arrived at the server */
+    int64_t start_ns;          /* admitted into the running batch (queue time = start - arrival) */
+    int64_t first_token_ns;
+    int64_t done_ns;
+    uint32_t prompt_tokens;
+    uint32_t output_tokens;
+} ww_request_t;
+
+typedef struct ww_source ww_source_t;
+
+struct ww_source {
+    const char *name;
+    /* Opens the instance for node `node_index` of this agent (0-based); `conf` is the
+     * source's own configuration struct; start_ns is the time of the first sample.
+     * Returns 0 and sets *state, or a negative errno. */
+    int (*open)(const void *conf, unsigned node_index, int64_t start_ns, void **state);
+    /* Advances to now_ns and fills *out with the state at now_ns. now_ns never goes
+     * backwards. Returns 0 or a negative errno. */
+    int (*sample)(void *state, int64_t now_ns, ww_reading_t *out);
+    /* Moves up to cap completion records finished at or before the last sampled time into
+     * out[]; returns how many (>= 0), or a negative errno. Call until it returns < cap. */
+    int (*poll_requests)(void *state, ww_request_t *out, size_t cap);
+    /* Name of model index i, or NULL past the end. */
+    const char *(*model_name)(void *state, unsigned i);
+    /* Frees the instance and NULLs *state; safe on NULL. */
+    void (*close)(void **state);
+};
+
+#endif

@@ -1,0 +1,119 @@
+/* ww_config: one declarative table drives a program's YAML file, environment variables,
+ * command-line flags, --help, --check-config and --print-config (the idea of Fluent Bit's
+ * config_map[] and Redis's static_configs[]).
+ *
+ * A program describes its configuration struct with an array of ww_cfg_opt_t, one row per
+ * key. Keys are dotted paths into the YAML mapping ("sim.pump_fault.flow_factor" is
+ * `sim: {pump_fault: {flow_factor: ...}}`). Precedence, lowest first: the row's default,
+ * the YAML file, the environment (env_prefix + key upper-cased with '.' -> '_', e.g.
+ * WW_AGENT_SIM_SEED), then flags.
+ *
+ * Every error names where the bad value came from: "agent.yaml:12:5: sim.nodes: 0 is
+ * below the minimum 1", "environment WW_AGENT_SIM_SEED: ...", "flag --sim-nodes: ...",
+ * and unknown keys in the file are errors (a typo must not silently mean "default").
+ */
+#ifndef WW_CONFIG_H
+#define WW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    WW_CFG_STRING,   /* char * (heap-allocated, owned by the config; NULL when unset) */
+    WW_CFG_INT,      /* int64_t; range [min, max] */
+    WW_CFG_DOUBLE,   /* double, must be finite; range [min, max] */
+    WW_CFG_BOOL,     /* bool: true/false/yes/no/on/off/1/0 */
+    WW_CFG_DURATION, /* int64_t nanoseconds: "250ms", "1s", "1.5s", "5m", "1h", "2d", "500us";
+                        a bare number means seconds; range [min, max] in seconds */
+    WW_CFG_STRLIST,  /* ww_cfg_strlist_t: YAML sequence of scalars; from env/flags a
+                        comma-separated list */
+    WW_CFG_TABLE,    /* ww_cfg_table_t: YAML sequence of mappings, each element described by
+                        the `sub` rows (offsets relative to the element); from env/flags and
+                        as a default, YAML flow text such as "[{name: a, weight: 1}]" */
+} ww_cfg_type_t;
+
+typedef struct {
+    char **v;
+    size_t n;
+} ww_cfg_strlist_t;
+
+typedef struct {
+    void *items; /* n elements of the row's elem_size bytes, zeroed then filled */
+    size_t n;
+} ww_cfg_table_t;
+
+typedef struct ww_cfg_opt {
+    const char *name;   /* dotted YAML path */
+    ww_cfg_type_t type;
+    const char *def;    /* default in the same text syntax as a flag value; NULL: unset/empty */
+    size_t offset;      /* offsetof() the field in the config struct (or the table element) */
+    double min, max;    /* inclusive numeric range; not checked when min == max == 0 */
+    const char *flag;   /* long flag without "--" (e.g. "sim-nodes"), or NULL */
+    const char *help;   /* one line */
+    /* WW_CFG_TABLE only: */
+    const struct ww_cfg_opt *sub;
+    size_t n_sub;
+    size_t elem_size;
+    size_t min_items, max_items; /* 0/0: any count */
+} ww_cfg_opt_t;
+
+typedef struct {
+    const char *program;    /* "waferwatch-agent" */
+    const char *summary;    /* one line for --help */
+    const char *env_prefix; /* "WW_AGENT_" */
+    const ww_cfg_opt_t *opts;
+    size_t n_opts;
+} ww_cfg_schema_t;
+
+typedef struct {
+    char msg[512];
+} ww_cfg_err_t;
+
+typedef enum {
+    WW_CFG_RUN = 0,   /* start the program */
+    WW_CFG_HELP,      /* --help was given: usage printed to stdout */
+    WW_CFG_VERSION,   /* --version: printed */
+    WW_CFG_CHECK,     /* --check-config: config loaded and valid; program may run its own checks */
+    WW_CFG_PRINT,     /* --print-config: effective config printed as YAML to stdout */
+} ww_cfg_action_t;
+
+/* Sets every row to its default. cfg must be zeroed first. Returns 0 or -EINVAL (err
+ * says which default is bad: a programming error). */
+int ww_cfg_defaults(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err);
+
+/* Applies a YAML file over cfg. Returns 0, -ENOENT/-EACCES/... when it cannot be read,
+ * or -EINVAL on a syntax, unknown-key, type or range error ("file:line:col: key: why"). */
+int ww_cfg_load_file(const ww_cfg_schema_t *s, void *cfg, const char *path, ww_cfg_err_t *err);
+
+/* Same from a buffer; `name` stands in for the file name in errors. */
+int ww_cfg_load_buffer(const ww_cfg_schema_t *s, void *cfg, const char *text, size_t len,
+                       const char *name, ww_cfg_err_t *err);
+
+/* Sets one key from text (flag/env syntax); `origin` prefixes errors ("flag --x").
+ * Returns 0, -ENOENT for an unknown key, -EINVAL for a bad value. */
+int ww_cfg_set(const ww_cfg_schema_t *s, void *cfg, const char *key, const char *text,
+               const char *origin, ww_cfg_err_t *err);
+
+/* Applies every set environment variable env_prefix + KEY. Returns 0 or -EINVAL. */
+int ww_cfg_apply_env(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err);
+
+/* The whole command line: defaults, then --config FILE (or -c FILE), then the
+ * environment, then flags (--flag VALUE or --flag=VALUE; a bool flag alone means true).
+ * Recognises --help/-h, --version, --check-config, --print-config. Prints usage to stdout
+ * for --help and the effective YAML for --print-config. cfg must be zeroed. Returns the
+ * action (>= 0) or -EINVAL with err set (unknown flag, missing value, bad value). */
+int ww_cfg_parse_args(const ww_cfg_schema_t *s, void *cfg, int argc, char **argv,
+                      ww_cfg_err_t *err);
+
+/* Writes usage: every flag and every key with type, default, range and help. */
+void ww_cfg_usage(const ww_cfg_schema_t *s, FILE *out);
+
+/* Writes the effective configuration as a YAML document that ww_cfg_load_file accepts. */
+void ww_cfg_print(const ww_cfg_schema_t *s, const void *cfg, FILE *out);
+
+/* Frees every string, list and table the config owns; cfg can be reused after zeroing. */
+void ww_cfg_free(const ww_cfg_schema_t *s, void *cfg);
+
+#endif
