@@ -116,4 +116,8 @@ void ww_cfg_print(const ww_cfg_schema_t *s, const void *cfg, FILE *out);
 /* Frees every string, list and table the config owns; cfg can be reused after zeroing. */
 void ww_cfg_free(const ww_cfg_schema_t *s, void *cfg);
 
+/* One scalar row of a schema table (everything after `help` zero). */
+#define WW_CFG_ROW(name, type, def, off, lo, hi, flag, help)                                       \
+    {name, type, def, off, lo, hi, flag, help, NULL, 0, 0, 0, 0}
+
 #endif

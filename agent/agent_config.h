@@ -1,0 +1,48 @@
+/* agent_config: the agent's configuration struct and its declarative schema (one table
+ * drives agent.yaml, WW_AGENT_* environment variables, flags, --help and --print-config). */
+#ifndef WW_AGENT_CONFIG_H
+#define WW_AGENT_CONFIG_H
+
+#include "ww_config.h"
+#include "ww_sim.h"
+
+#include <stdint.h>
+
+typedef struct {
+    /* agent */
+    char *agent_id;          /* stream identity; empty = the host name */
+    int64_t interval_ns;     /* sampling interval; ticks are wall-clock multiples of it */
+    int64_t run_for_ns;      /* stop after this long (0 = until SIGTERM) */
+    int64_t drain_ns;        /* on shutdown, wait this long for outstanding acks */
+    char *log_level;
+    char *source;            /* "sim" (real host sources come later) */
+    /* collector link */
+    char *collector;         /* ZeroMQ endpoint of the collector */
+    int64_t ack_timeout_ns;  /* resend what is not acked after this long */
+    int64_t max_in_flight;   /* batches sent and not yet acked */
+    int64_t queue_batches;   /* batches kept in memory until acked */
+    /* node labels (the simulated nodes are <node.id>-<i> when sim.nodes > 1) */
+    char *node_id;
+    char *site;
+    char *hall;
+    char *rack;
+    char *phase;
+    char *system_model;
+    double rated_kw;
+    /* simulated driver */
+    int64_t sim_nodes;
+    ww_cfg_table_t sim_models; /* of ww_sim_model_t, copied into sim.models */
+    ww_sim_conf_t sim;
+    int64_t sim_seed;          /* copied into sim.seed */
+} ww_agent_conf_t;
+
+extern const ww_cfg_schema_t ww_agent_schema;
+
+/* Fills derived fields after loading (host name for empty ids, sim models and seed).
+ * Returns 0 or -EINVAL with err set. */
+int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err);
+
+/* The id of simulated node i: node_id itself when there is one node, else node_id-i. */
+void ww_agent_node_name(const ww_agent_conf_t *c, unsigned i, char *out, size_t cap);
+
+#endif

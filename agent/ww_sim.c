@@ -1,0 +1,939 @@
+/* ww_sim: the simulated wafer-scale inference system (see ww_sim.h for the model).
+ *
+ * How it runs. The simulation is event-driven: between two events (an arrival candidate,
+ * a prefill that ends, a request that emits its last token, a queue timeout, a burst that
+ * starts or ends, a pump fault boundary, a thermal tick, or the sample time) every rate is
+ * constant, so the state is integrated exactly over the gap and the next event is handled.
+ * Cost therefore scales with the number of requests, not with the length of the gap: an
+ * idle hour is a few thousand arrival candidates, not 360,000 fixed steps.
+ *
+ * Decode uses a shared virtual clock V (processor sharing, as in fair-queueing schedulers):
+ * every decoding request advances at the same relative speed
+ *     dV/dt = throttle / (1 + batch_slowdown * (running - 1)),
+ * and request i emits tokens at decode_tps(model_i) * dV/dt. A request that must still emit
+ * n tokens when it starts decoding at V0 finishes when V = V0 + n / decode_tps, so a change
+ * of batch size or throttle costs nothing per request.
+ *
+ * The throttle factor is re-evaluated on a fixed 50 ms grid of thermal ticks (the wafer's
+ * time constant is tens of seconds, so 50 ms is smooth), but only while the hotspot is at or
+ * heading over the throttle point; below it the factor is 1 and ticks are skipped, which
+ * does not change the result because exponential relaxation toward a target below the
+ * threshold can never cross it.
+ *
+ * Randomness comes from four private xoshiro256** streams per instance (arrivals, request
+ * attributes, bursts, sensor noise), seeded with splitmix64 from the seed and the node
+ * index, so the arrival process does not shift when, say, the sample cadence changes the
+ * noise draws. No global state, no clock reads.
+ *
+ * Records. Every request that ends yields one ww_request_t, in completion order: OK (all
+ * its tokens), ERROR (it fails after a uniformly chosen number of its tokens; with none,
+ * part-way through its prefill, and then first_token_ns = done_ns), TIMEOUT (queued for
+ * timeout_s; start_ns = first_token_ns = done_ns = the timeout time) or REJECTED (queue full
+ * on arrival; all four times are the arrival). A reading's requests_completed counts every
+ * record made since the previous sample, whatever its status, so the sum of the readings'
+ * counts equals the records delivered. Records wait in a ring that grows to SIM_REC_MAX; an
+ * agent that never drains it loses the oldest (counted in rec_dropped), never memory.
+ */
+#include "ww_sim.h"
+#include "ww_sim_defaults.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    SIM_PREFILL = 0,
+    SIM_DECODE = 1,
+};
+
+enum {
+    SIM_MAX_PROMPT = 32768,        /* longest prompt we generate (Llama 3.1 serves 128k, but
+                                      interactive traffic rarely exceeds 32k) */
+    SIM_MAX_OUTPUT = 8192,         /* longest completion we generate */
+    SIM_MAX_CONCURRENCY = 1048576, /* sanity bounds on the configured sizes; the arrays */
+    SIM_MAX_QUEUE = 100000000,     /* grow on demand, so a large bound costs nothing */
+    SIM_RUN_INITIAL = 64,          /* initial sizes of the running array and the queue */
+    SIM_QUEUE_INITIAL = 256,
+    SIM_REC_INITIAL = 1024, /* completion records buffered before the first growth */
+    SIM_REC_MAX = 131072,   /* ~1 h of records at 36 req/s, ~5 MiB */
+};
+
+/* Thermal tick: how often the throttle factor follows the hotspot. */
+static const double s_tick_s = 0.05;
+/* A request in prefill keeps this many decode slots' worth of the wafer busy: prefill is
+ * compute-bound (about 2 x parameters FLOPs per prompt token, thousands of tokens per
+ * second) while decode is bound by memory and fabric bandwidth, one token at a time. */
+static const double s_prefill_load = 4.0;
+/* Volumetric heat capacity of water, rho * c = 1.0 kg/L * 4.18 kJ/(kg K) = 4180 J/(L K). */
+static const double s_rho_c_j_per_l_k = 4180.0;
+/* Dynamic power rises slightly faster than linearly at low load (clock and fabric wake up
+ * before the cores are full): P = idle + (max - idle) * u^0.9 * throttle. */
+static const double s_power_exp = 0.9;
+/* Peak-to-peak sensor noise is 2 * this (a 0.1 °C class RTD/thermistor reading). */
+static const double s_temp_noise_c = 0.05;
+static const double s_two_pi = 6.283185307179586;
+
+typedef struct {
+    uint64_t s[4];
+} sim_rng_t;
+
+/* A request from arrival until it ends. */
+typedef struct {
+    double arrival_t; /* seconds since the source's start_ns */
+    double start_t;
+    double first_t;
+    double pf_end_t;  /* end of prefill (or the failure point inside it) */
+    double v_end;     /* virtual clock value at which its last token is out */
+    double fail_frac; /* where in the prefill an in-prefill failure happens */
+    uint32_t prompt;
+    uint32_t n_out; /* tokens it emits before it ends (fewer than planned if it fails) */
+    uint16_t model;
+    uint8_t phase;
+    uint8_t fails;
+} sim_req_t;
+
+typedef struct {
+    ww_sim_conf_t conf; /* private copy; conf.models points at models[] */
+    ww_sim_model_t models[WW_SIM_MAX_MODELS];
+    double cum_weight[WW_SIM_MAX_MODELS];
+    unsigned node;
+    int64_t start_ns;
+    int64_t last_ns;     /* last sampled time */
+    double day_offset_h; /* UTC hour of day at start_ns */
+
+    sim_rng_t rng_arr, rng_req, rng_burst, rng_noise;
+
+    double t; /* simulated time, seconds since start_ns */
+    double v; /* virtual decode clock */
+
+    /* arrivals: thinning of a Poisson process at the peak rate (Lewis and Shedler) */
+    double lambda_max;
+    double next_cand;
+    bool burst;
+    double burst_toggle; /* next burst start, or end of the current burst */
+    double burst_rate;   /* bursts started per second, Poisson */
+
+    /* pump fault window for this node */
+    bool fault_hit;
+    double fault_t0, fault_t1;
+
+    /* thermal state */
+    double hot_c;
+    double throttle;
+
+    sim_req_t *run; /* run_cap entries, grown up to max_concurrency */
+    size_t run_cap;
+    size_t n_run;
+    size_t n_prefill;
+    /* summary of run[], recomputed only when it changes (scan_dirty) */
+    bool scan_dirty;
+    size_t n_dec;
+    double next_pf;  /* earliest prefill end */
+    double v_min;    /* earliest decode end on the virtual clock */
+    double sum_dtps; /* sum of decode_tps over decoding requests */
+
+    sim_req_t *queue; /* FIFO ring of q_cap entries, grown up to max_queue */
+    size_t q_cap, q_head, q_len;
+
+    ww_request_t *rec; /* ring of finished requests waiting for poll_requests */
+    size_t rec_cap, rec_head, rec_len;
+    uint64_t rec_dropped; /* oldest records overwritten because nobody drained them */
+
+    /* accumulators over the current sample interval */
+    double acc_t0;
+    double acc_energy_j;
+    double acc_util_s;
+    double acc_tokens;
+    double acc_rise_cs; /* integral of (outlet - inlet) dt */
+    uint32_t acc_done;
+} sim_t;
+
+/* ---- PRNG: splitmix64 to seed, xoshiro256** to draw (Blackman and Vigna) ---- */
+
+static uint64_t s_splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void s_rng_seed(sim_rng_t *r, uint64_t seed, unsigned node, uint64_t stream)
+{
+    uint64_t x = seed;
+    /* Mix node and stream through splitmix so that neighbouring seeds, nodes and streams
+     * give unrelated sequences. */
+    x ^= s_splitmix64(&(uint64_t){(uint64_t)node * 0x100000001b3ULL + 1});
+    x ^= s_splitmix64(&(uint64_t){stream * 0xd6e8feb86659fd93ULL + 7});
+    for (int i = 0; i < 4; i++) {
+        r->s[i] = s_splitmix64(&x);
+    }
+}
+
+static uint64_t s_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t s_rng_next(sim_rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = s_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = s_rotl(s[3], 45);
+    return result;
+}
+
+/* Uniform in [0, 1). */
+static double s_uniform(sim_rng_t *r)
+{
+    return (double)(s_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Exponential with the given rate (> 0): inverse CDF, -ln(1 - U) / rate. */
+static double s_exponential(sim_rng_t *r, double rate)
+{
+    return -log1p(-s_uniform(r)) / rate;
+}
+
+/* Standard normal, Box-Muller (one of the pair; determinism matters more than speed). */
+static double s_normal(sim_rng_t *r)
+{
+    double u1 = 1.0 - s_uniform(r); /* (0, 1]: log is finite */
+    double u2 = s_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(s_two_pi * u2);
+}
+
+/* Lognormal length with the given median and sigma, clamped to [1, max]. */
+static uint32_t s_length(sim_rng_t *r, double median, double sigma, uint32_t max)
+{
+    double x = median * exp(sigma * s_normal(r));
+    if (!(x >= 1.0)) {
+        return 1;
+    }
+    if (x >= (double)max) {
+        return max;
+    }
+    return (uint32_t)llround(x);
+}
+
+/* ---- configuration ---- */
+
+static bool s_finite_ge(double x, double lo)
+{
+    return isfinite(x) && x >= lo;
+}
+
+static bool s_finite_gt(double x, double lo)
+{
+    return isfinite(x) && x > lo;
+}
+
+static int s_validate(const ww_sim_conf_t *c)
+{
+    if (c->n_models < 1 || c->n_models > WW_SIM_MAX_MODELS || c->models == NULL) {
+        return -EINVAL;
+    }
+    double wsum = 0.0;
+    for (size_t i = 0; i < c->n_models; i++) {
+        const ww_sim_model_t *m = &c->models[i];
+        if (m->name == NULL || m->name[0] == '\0' || !s_finite_ge(m->weight, 0.0) ||
+            !s_finite_gt(m->prefill_tps, 0.0) || !s_finite_gt(m->decode_tps, 0.0) ||
+            !s_finite_gt(m->prompt_tokens_median, 0.0) ||
+            !s_finite_ge(m->prompt_tokens_sigma, 0.0) ||
+            !s_finite_gt(m->output_tokens_median, 0.0) ||
+            !s_finite_ge(m->output_tokens_sigma, 0.0)) {
+            return -EINVAL;
+        }
+        wsum += m->weight;
+    }
+    if (!(wsum > 0.0) || !isfinite(wsum)) {
+        return -EINVAL;
+    }
+    /* A zero arrival rate is allowed: an idle node (and the idle half of a test). */
+    if (!s_finite_ge(c->arrival_rate_rps, 0.0) || !s_finite_ge(c->diurnal_amplitude, 0.0) ||
+        c->diurnal_amplitude > 1.0 || !s_finite_ge(c->burst_prob_per_s, 0.0) ||
+        c->burst_prob_per_s > 1.0 || !s_finite_gt(c->burst_factor, 0.0) ||
+        !s_finite_ge(c->burst_duration_s, 0.0)) {
+        return -EINVAL;
+    }
+    if (c->max_concurrency < 1 || c->max_concurrency > SIM_MAX_CONCURRENCY || c->max_queue < 0 ||
+        c->max_queue > SIM_MAX_QUEUE || !s_finite_ge(c->batch_slowdown, 0.0) ||
+        !s_finite_gt(c->timeout_s, 0.0) || !s_finite_ge(c->error_prob, 0.0) ||
+        c->error_prob > 1.0) {
+        return -EINVAL;
+    }
+    if (!s_finite_ge(c->idle_w, 0.0) || !isfinite(c->max_w) || !(c->max_w > c->idle_w)) {
+        return -EINVAL;
+    }
+    if (!isfinite(c->inlet_c) || !s_finite_gt(c->flow_lpm, 0.0) ||
+        !s_finite_ge(c->r_th_c_per_kw, 0.0) || !s_finite_gt(c->tau_s, 0.0) ||
+        !isfinite(c->throttle_c) || !s_finite_ge(c->throttle_slope, 0.0) ||
+        !s_finite_gt(c->min_throttle, 0.0) || c->min_throttle > 1.0) {
+        return -EINVAL;
+    }
+    if (c->pump_fault) {
+        if (!s_finite_ge(c->pump_fault_start_s, 0.0) ||
+            !s_finite_ge(c->pump_fault_duration_s, 0.0) ||
+            !s_finite_gt(c->pump_fault_flow_factor, 0.0) || c->pump_fault_every < 1) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ---- physics ---- */
+
+/* Share of the wafer's compute that is busy, in [0, 1]. */
+static double s_util(const sim_t *st)
+{
+    double n_dec = (double)(st->n_run - st->n_prefill);
+    double busy =
+        (n_dec + s_prefill_load * (double)st->n_prefill) / (double)st->conf.max_concurrency;
+    return busy < 1.0 ? busy : 1.0;
+}
+
+/* Electrical power for utilisation u: idle power is drawn regardless (SRAM leakage, power
+ * conversion, pumps and fans); the dynamic part follows the work done, so throttling, which
+ * slows the clock, removes its share of the dynamic power. */
+static double s_power(const sim_t *st, double u)
+{
+    const ww_sim_conf_t *c = &st->conf;
+    return c->idle_w + (c->max_w - c->idle_w) * pow(u, s_power_exp) * st->throttle;
+}
+
+static bool s_fault_active(const sim_t *st, double t)
+{
+    return st->fault_hit && t >= st->fault_t0 && t < st->fault_t1;
+}
+
+/* Coolant flow in L/min at time t. */
+static double s_flow_lpm(const sim_t *st, double t)
+{
+    double f = st->conf.flow_lpm;
+    return s_fault_active(st, t) ? f * st->conf.pump_fault_flow_factor : f;
+}
+
+/* Coolant temperature rise across the system: energy balance P = rho c Q dT, Q in L/s. */
+static double s_rise_c(double power_w, double flow_lpm)
+{
+    return power_w / (s_rho_c_j_per_l_k * (flow_lpm / 60.0));
+}
+
+/* Steady-state hotspot for power P: the outlet water temperature plus the conduction and
+ * convection drop from the hottest point of the wafer to the water, P * R_th. */
+static double s_hot_target(const sim_t *st, double power_w, double flow_lpm)
+{
+    return st->conf.inlet_c + s_rise_c(power_w, flow_lpm) +
+           power_w / 1000.0 * st->conf.r_th_c_per_kw;
+}
+
+static double s_throttle_at(const sim_t *st, double hot_c)
+{
+    const ww_sim_conf_t *c = &st->conf;
+    if (!(hot_c > c->throttle_c)) {
+        return 1.0;
+    }
+    double f = 1.0 - c->throttle_slope * (hot_c - c->throttle_c);
+    return f > c->min_throttle ? f : c->min_throttle;
+}
+
+/* Arrival rate at time t: mean rate, diurnal sinusoid peaking at 15:00 UTC, burst factor. */
+static double s_lambda(const sim_t *st, double t)
+{
+    const ww_sim_conf_t *c = &st->conf;
+    double h = fmod(st->day_offset_h + t / 3600.0, 24.0);
+    double lambda =
+        c->arrival_rate_rps * (1.0 + c->diurnal_amplitude * cos(s_two_pi * (h - 15.0) / 24.0));
+    if (st->burst) {
+        lambda *= c->burst_factor;
+    }
+    return lambda > 0.0 ? lambda : 0.0;
+}
+
+/* ---- request bookkeeping ---- */
+
+static int64_t s_to_ns(const sim_t *st, double t, int64_t cap_ns)
+{
+    int64_t ns = st->start_ns + (int64_t)llround(t * 1e9);
+    return ns < cap_ns ? ns : cap_ns;
+}
+
+/* Appends a finished request. The buffer grows to SIM_REC_MAX; past that (an agent that
+ * stopped draining) the oldest record is overwritten and counted in rec_dropped, so memory
+ * stays bounded and the newest history survives. */
+static void s_emit(sim_t *st, const sim_req_t *r, ww_req_status_t status, double first_t,
+                   double done_t, uint32_t out_tokens, int64_t cap_ns)
+{
+    if (st->rec_len == st->rec_cap && st->rec_cap < SIM_REC_MAX) {
+        size_t ncap = st->rec_cap * 2;
+        ww_request_t *n = malloc(ncap * sizeof(*n));
+        if (n != NULL) {
+            for (size_t i = 0; i < st->rec_len; i++) {
+                n[i] = st->rec[(st->rec_head + i) % st->rec_cap];
+            }
+            free(st->rec);
+            st->rec = n;
+            st->rec_cap = ncap;
+            st->rec_head = 0;
+        }
+        /* On allocation failure we fall through and drop the oldest record instead. */
+    }
+    if (st->rec_len == st->rec_cap) {
+        st->rec_head = (st->rec_head + 1) % st->rec_cap;
+        st->rec_len--;
+        st->rec_dropped++;
+    }
+    ww_request_t *o = &st->rec[(st->rec_head + st->rec_len) % st->rec_cap];
+    st->rec_len++;
+    memset(o, 0, sizeof(*o));
+    o->model = r->model;
+    o->status = status;
+    o->arrival_ns = s_to_ns(st, r->arrival_t, cap_ns);
+    o->start_ns = s_to_ns(st, r->start_t, cap_ns);
+    o->first_token_ns = s_to_ns(st, first_t, cap_ns);
+    o->done_ns = s_to_ns(st, done_t, cap_ns);
+    o->prompt_tokens = r->prompt;
+    o->output_tokens = out_tokens;
+    st->acc_done++;
+}
+
+/* Admits r into the running batch at time st->t and starts its prefill. The caller has
+ * checked n_run < max_concurrency. Returns false only if the running array could not grow
+ * (out of memory): the caller then keeps the request queued or rejects it. */
+static bool s_start(sim_t *st, sim_req_t r)
+{
+    if (st->n_run == st->run_cap) {
+        size_t ncap = st->run_cap * 2;
+        if (ncap > (size_t)st->conf.max_concurrency) {
+            ncap = (size_t)st->conf.max_concurrency;
+        }
+        sim_req_t *n = realloc(st->run, ncap * sizeof(*n));
+        if (n == NULL) {
+            return false;
+        }
+        st->run = n;
+        st->run_cap = ncap;
+    }
+    const ww_sim_model_t *m = &st->models[r.model];
+    r.start_t = st->t;
+    r.phase = SIM_PREFILL;
+    double pf = (double)r.prompt / m->prefill_tps;
+    if (r.fails && r.n_out == 0) {
+        pf *= r.fail_frac;
+    }
+    r.pf_end_t = st->t + pf;
+    st->run[st->n_run++] = r;
+    st->n_prefill++;
+    st->scan_dirty = true;
+    return true;
+}
+
+/* Makes room for one more queued request if max_queue allows it; false when the queue is
+ * at max_queue (or, never fatally, when memory runs out: the arrival is then rejected). */
+static bool s_queue_room(sim_t *st)
+{
+    if (st->q_len < st->q_cap) {
+        return true;
+    }
+    if (st->q_cap >= (size_t)st->conf.max_queue) {
+        return false;
+    }
+    size_t ncap = st->q_cap * 2;
+    if (ncap > (size_t)st->conf.max_queue) {
+        ncap = (size_t)st->conf.max_queue;
+    }
+    sim_req_t *n = malloc(ncap * sizeof(*n));
+    if (n == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < st->q_len; i++) {
+        n[i] = st->queue[(st->q_head + i) % st->q_cap];
+    }
+    free(st->queue);
+    st->queue = n;
+    st->q_cap = ncap;
+    st->q_head = 0;
+    return true;
+}
+
+static void s_remove_running(sim_t *st, size_t i)
+{
+    if (st->run[i].phase == SIM_PREFILL) {
+        st->n_prefill--;
+    }
+    st->run[i] = st->run[--st->n_run];
+    st->scan_dirty = true;
+}
+
+/* Ends prefills and decodes that are due at st->t. */
+static void s_finish_running(sim_t *st, int64_t cap_ns)
+{
+    size_t i = 0;
+    while (i < st->n_run) {
+        sim_req_t *r = &st->run[i];
+        if (r->phase == SIM_PREFILL && r->pf_end_t <= st->t) {
+            if (r->n_out == 0) {
+                /* Failed before its first token. */
+                s_emit(st, r, WW_REQ_ERROR, st->t, st->t, 0, cap_ns);
+                s_remove_running(st, i);
+                continue;
+            }
+            /* Prefill produces the first token. */
+            r->first_t = st->t;
+            st->acc_tokens += 1.0;
+            r->phase = SIM_DECODE;
+            st->n_prefill--;
+            st->scan_dirty = true;
+            r->v_end = st->v + (double)(r->n_out - 1) / st->models[r->model].decode_tps;
+        }
+        if (r->phase == SIM_DECODE && r->v_end <= st->v) {
+            s_emit(st, r, r->fails ? WW_REQ_ERROR : WW_REQ_OK, r->first_t, st->t, r->n_out, cap_ns);
+            s_remove_running(st, i);
+            continue;
+        }
+        i++;
+    }
+}
+
+/* Times out queued requests that have waited timeout_s. The queue is FIFO by arrival, so
+ * the head always has the earliest deadline. */
+static void s_expire_queue(sim_t *st, int64_t cap_ns)
+{
+    while (st->q_len > 0) {
+        sim_req_t *r = &st->queue[st->q_head];
+        if (r->arrival_t + st->conf.timeout_s > st->t) {
+            break;
+        }
+        r->start_t = st->t;
+        s_emit(st, r, WW_REQ_TIMEOUT, st->t, st->t, 0, cap_ns);
+        st->q_head = (st->q_head + 1) % st->q_cap;
+        st->q_len--;
+    }
+}
+
+static void s_admit_queued(sim_t *st)
+{
+    while (st->q_len > 0 && st->n_run < (size_t)st->conf.max_concurrency) {
+        if (!s_start(st, st->queue[st->q_head])) {
+            break; /* out of memory: it stays queued and may time out */
+        }
+        st->q_head = (st->q_head + 1) % st->q_cap;
+        st->q_len--;
+    }
+}
+
+/* A new request arrives at st->t: draw its attributes, then run, queue or reject it. */
+static void s_arrive(sim_t *st, int64_t cap_ns)
+{
+    const ww_sim_conf_t *c = &st->conf;
+    sim_rng_t *g = &st->rng_req;
+    sim_req_t r;
+    memset(&r, 0, sizeof(r));
+    r.arrival_t = st->t;
+
+    double pick = s_uniform(g) * st->cum_weight[c->n_models - 1];
+    size_t mi = 0;
+    while (mi + 1 < c->n_models && pick >= st->cum_weight[mi]) {
+        mi++;
+    }
+    const ww_sim_model_t *m = &st->models[mi];
+    r.model = (uint16_t)mi;
+    r.prompt = s_length(g, m->prompt_tokens_median, m->prompt_tokens_sigma, SIM_MAX_PROMPT);
+    r.n_out = s_length(g, m->output_tokens_median, m->output_tokens_sigma, SIM_MAX_OUTPUT);
+    /* Always draw the failure variates, so one request's fate never shifts the stream. */
+    double fail_u = s_uniform(g);
+    double fail_k = s_uniform(g);
+    r.fail_frac = s_uniform(g);
+    if (fail_u < c->error_prob) {
+        /* It fails after emitting k of its tokens, k uniform in [0, n_out); k = 0 means it
+         * fails during prefill, at fail_frac of the way through. */
+        r.fails = 1;
+        uint32_t k = (uint32_t)(fail_k * (double)r.n_out);
+        r.n_out = k < r.n_out ? k : r.n_out - 1;
+    }
+
+    if (st->q_len == 0 && st->n_run < (size_t)c->max_concurrency && s_start(st, r)) {
+        return;
+    }
+    if (s_queue_room(st)) {
+        st->queue[(st->q_head + st->q_len) % st->q_cap] = r;
+        st->q_len++;
+    } else {
+        r.start_t = st->t;
+        s_emit(st, &r, WW_REQ_REJECTED, st->t, st->t, 0, cap_ns);
+    }
+}
+
+/* Peak arrival rate in the current burst state, the envelope for thinning. */
+static double s_lambda_max(const sim_t *st)
+{
+    const ww_sim_conf_t *c = &st->conf;
+    return c->arrival_rate_rps * (1.0 + c->diurnal_amplitude) * (st->burst ? c->burst_factor : 1.0);
+}
+
+/* (Re)draws the next arrival candidate from st->t. Exponential gaps are memoryless, so
+ * redrawing when the envelope changes keeps the process exact. */
+static void s_draw_candidate(sim_t *st)
+{
+    st->lambda_max = s_lambda_max(st);
+    st->next_cand =
+        st->lambda_max > 0.0 ? st->t + s_exponential(&st->rng_arr, st->lambda_max) : INFINITY;
+}
+
+static void s_toggle_burst(sim_t *st)
+{
+    if (st->burst) {
+        st->burst = false;
+        st->burst_toggle =
+            st->burst_rate > 0.0 ? st->t + s_exponential(&st->rng_burst, st->burst_rate) : INFINITY;
+    } else {
+        st->burst = true;
+        st->burst_toggle = st->t + st->conf.burst_duration_s;
+    }
+    s_draw_candidate(st);
+}
+
+/* Whether the throttle factor can change before the next event: it is below 1 (it may
+ * recover), or the hotspot is at or relaxing toward a point above the threshold. */
+static bool s_tick_needed(const sim_t *st, double power_w)
+{
+    if (st->throttle < 1.0 || st->hot_c >= st->conf.throttle_c) {
+        return true;
+    }
+    return s_hot_target(st, power_w, s_flow_lpm(st, st->t)) >= st->conf.throttle_c;
+}
+
+static double s_next_tick(double t)
+{
+    double k = floor(t / s_tick_s) + 1.0;
+    double tt = k * s_tick_s;
+    return tt > t ? tt : tt + s_tick_s;
+}
+
+static double s_next_fault_edge(const sim_t *st)
+{
+    if (!st->fault_hit) {
+        return INFINITY;
+    }
+    if (st->t < st->fault_t0) {
+        return st->fault_t0;
+    }
+    if (st->t < st->fault_t1) {
+        return st->fault_t1;
+    }
+    return INFINITY;
+}
+
+static double s_min(double a, double b)
+{
+    return a < b ? a : b;
+}
+
+/* Summarises run[]: O(max_concurrency), so done only after the running set changed. */
+static void s_scan(sim_t *st)
+{
+    st->next_pf = INFINITY;
+    st->v_min = INFINITY;
+    st->sum_dtps = 0.0;
+    st->n_dec = 0;
+    for (size_t i = 0; i < st->n_run; i++) {
+        const sim_req_t *r = &st->run[i];
+        if (r->phase == SIM_PREFILL) {
+            st->next_pf = s_min(st->next_pf, r->pf_end_t);
+        } else {
+            st->v_min = s_min(st->v_min, r->v_end);
+            st->sum_dtps += st->models[r->model].decode_tps;
+            st->n_dec++;
+        }
+    }
+    st->scan_dirty = false;
+}
+
+/* Runs the simulation from st->t to t_end; records are stamped no later than cap_ns. */
+static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
+{
+    const ww_sim_conf_t *c = &st->conf;
+    for (;;) {
+        if (st->scan_dirty) {
+            s_scan(st);
+        }
+        const double next_pf = st->next_pf;
+        const double v_min = st->v_min;
+        const double sum_dtps = st->sum_dtps;
+        const size_t n_dec = st->n_dec;
+        double rate = 0.0;
+        if (st->n_run > 0) {
+            rate = st->throttle / (1.0 + c->batch_slowdown * (double)(st->n_run - 1));
+        }
+        double next_dec = INFINITY;
+        if (n_dec > 0 && rate > 0.0) {
+            double dv = v_min - st->v;
+            next_dec = st->t + (dv > 0.0 ? dv / rate : 0.0);
+        }
+        double next_to = INFINITY;
+        if (st->q_len > 0) {
+            next_to = st->queue[st->q_head].arrival_t + c->timeout_s;
+        }
+        double u = s_util(st);
+        double p = s_power(st, u);
+        double next_tick = s_tick_needed(st, p) ? s_next_tick(st->t) : INFINITY;
+
+        double tn = s_min(t_end, st->next_cand);
+        tn = s_min(tn, next_pf);
+        tn = s_min(tn, next_dec);
+        tn = s_min(tn, next_to);
+        tn = s_min(tn, next_tick);
+        tn = s_min(tn, s_next_fault_edge(st));
+        tn = s_min(tn, st->burst_toggle);
+        if (tn < st->t) {
+            tn = st->t;
+        }
+
+        /* Integrate over [t, tn] with everything constant. */
+        double dt = tn - st->t;
+        if (dt > 0.0) {
+            double flow = s_flow_lpm(st, st->t);
+            double rise = s_rise_c(p, flow);
+            double target = s_hot_target(st, p, flow);
+            /* First-order RC: exact solution of dT/dt = (target - T) / tau. */
+            st->hot_c = target + (st->hot_c - target) * exp(-dt / c->tau_s);
+            st->v += rate * dt;
+            st->acc_energy_j += p * dt;
+            st->acc_util_s += u * dt;
+            st->acc_tokens += rate * dt * sum_dtps;
+            st->acc_rise_cs += rise * dt;
+        }
+        st->t = tn;
+        if (tn == next_dec && v_min > st->v) {
+            st->v = v_min; /* the due request finishes despite rounding in v += rate dt */
+        }
+
+        /* Handle everything due at tn, in a fixed order. */
+        s_finish_running(st, cap_ns);
+        s_expire_queue(st, cap_ns);
+        s_admit_queued(st);
+        if (st->burst_toggle <= st->t) {
+            s_toggle_burst(st);
+        }
+        if (st->next_cand <= st->t) {
+            /* Thinning: a candidate at the peak rate is a real arrival with probability
+             * lambda(t) / lambda_max, which yields a Poisson process of rate lambda(t). */
+            if (s_uniform(&st->rng_arr) * st->lambda_max < s_lambda(st, st->t)) {
+                s_arrive(st, cap_ns);
+            }
+            s_draw_candidate(st);
+        }
+        if (tn == next_tick) {
+            st->throttle = s_throttle_at(st, st->hot_c);
+        }
+        if (st->t >= t_end) {
+            break;
+        }
+    }
+}
+
+/* ---- the source table ---- */
+
+static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void **state)
+{
+    if (state == NULL) {
+        return -EINVAL;
+    }
+    *state = NULL;
+    if (conf == NULL) {
+        return -EINVAL;
+    }
+    const ww_sim_conf_t *c = conf;
+    int rc = s_validate(c);
+    if (rc != 0) {
+        return rc;
+    }
+    sim_t *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return -ENOMEM;
+    }
+    st->conf = *c;
+    st->conf.models = st->models;
+    double wsum = 0.0;
+    for (size_t i = 0; i < c->n_models; i++) {
+        st->models[i] = c->models[i];
+        st->models[i].name = NULL;
+        wsum += c->models[i].weight;
+        st->cum_weight[i] = wsum;
+    }
+    rc = -ENOMEM;
+    for (size_t i = 0; i < c->n_models; i++) {
+        st->models[i].name = strdup(c->models[i].name);
+        if (st->models[i].name == NULL) {
+            goto cleanup;
+        }
+    }
+    st->run_cap =
+        (size_t)c->max_concurrency < SIM_RUN_INITIAL ? (size_t)c->max_concurrency : SIM_RUN_INITIAL;
+    st->run = malloc(st->run_cap * sizeof(*st->run));
+    st->q_cap = (size_t)c->max_queue < SIM_QUEUE_INITIAL ? (size_t)c->max_queue : SIM_QUEUE_INITIAL;
+    st->queue = malloc((st->q_cap > 0 ? st->q_cap : 1) * sizeof(*st->queue));
+    st->rec_cap = SIM_REC_INITIAL;
+    st->rec = malloc(st->rec_cap * sizeof(*st->rec));
+    if (st->run == NULL || st->queue == NULL || st->rec == NULL) {
+        goto cleanup;
+    }
+
+    st->node = node_index;
+    st->start_ns = start_ns;
+    st->last_ns = start_ns;
+    const int64_t day_ns = 86400LL * 1000000000LL;
+    int64_t tod = ((start_ns % day_ns) + day_ns) % day_ns;
+    st->day_offset_h = (double)tod / 3.6e12;
+
+    s_rng_seed(&st->rng_arr, c->seed, node_index, 1);
+    s_rng_seed(&st->rng_req, c->seed, node_index, 2);
+    s_rng_seed(&st->rng_burst, c->seed, node_index, 3);
+    s_rng_seed(&st->rng_noise, c->seed, node_index, 4);
+
+    st->scan_dirty = true;
+    s_draw_candidate(st);
+    st->burst_toggle = INFINITY;
+    if (c->burst_prob_per_s > 0.0 && c->burst_duration_s > 0.0) {
+        /* "Probability p per second" as a Poisson rate: P(no start in 1 s) = 1 - p. */
+        st->burst_rate = c->burst_prob_per_s < 1.0 ? -log1p(-c->burst_prob_per_s) : 1e9;
+        st->burst_toggle = s_exponential(&st->rng_burst, st->burst_rate);
+    }
+
+    st->fault_hit = c->pump_fault && node_index % (uint64_t)c->pump_fault_every == 0;
+    st->fault_t0 = c->pump_fault_start_s;
+    st->fault_t1 = c->pump_fault_duration_s > 0.0 ? c->pump_fault_start_s + c->pump_fault_duration_s
+                                                  : INFINITY;
+
+    /* The node has been idling before we start watching: wafer at its idle steady state. */
+    st->throttle = 1.0;
+    st->hot_c = s_hot_target(st, c->idle_w, s_flow_lpm(st, 0.0));
+    st->throttle = s_throttle_at(st, st->hot_c);
+
+    *state = st;
+    return 0;
+
+cleanup:
+    for (size_t i = 0; i < c->n_models; i++) {
+        free(st->models[i].name);
+    }
+    free(st->run);
+    free(st->queue);
+    free(st->rec);
+    free(st);
+    return rc;
+}
+
+static int s_sample(void *state, int64_t now_ns, ww_reading_t *out)
+{
+    sim_t *st = state;
+    if (st == NULL || out == NULL || now_ns < st->last_ns) {
+        return -EINVAL;
+    }
+    const ww_sim_conf_t *c = &st->conf;
+    double t_now = (double)(now_ns - st->start_ns) / 1e9;
+    s_advance(st, t_now, now_ns);
+    st->last_ns = now_ns;
+
+    double span = t_now - st->acc_t0;
+    double u = s_util(st);
+    double p = s_power(st, u);
+    double flow = s_flow_lpm(st, t_now);
+    double rise = s_rise_c(p, flow);
+    double tps = 0.0;
+    if (span > 0.0) {
+        /* Power, utilisation and outlet are averages over the interval (what an energy
+         * meter and a mixed coolant stream report); tokens/s is a rate over it. */
+        p = st->acc_energy_j / span;
+        u = st->acc_util_s / span;
+        rise = st->acc_rise_cs / span;
+        tps = st->acc_tokens / span;
+    }
+    if (p < c->idle_w) {
+        p = c->idle_w;
+    }
+    if (p > c->max_w) {
+        p = c->max_w;
+    }
+    u = u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u);
+
+    double n_in = (2.0 * s_uniform(&st->rng_noise) - 1.0) * s_temp_noise_c;
+    double n_out = (2.0 * s_uniform(&st->rng_noise) - 1.0) * s_temp_noise_c;
+    double n_hot = (2.0 * s_uniform(&st->rng_noise) - 1.0) * s_temp_noise_c;
+
+    memset(out, 0, sizeof(*out));
+    out->power_w = (float)p;
+    out->inlet_c = (float)(c->inlet_c + n_in);
+    out->outlet_c = (float)(c->inlet_c + rise + n_out);
+    out->flow_lpm = (float)flow;
+    out->wafer_hotspot_c = (float)(st->hot_c + n_hot);
+    out->utilization = (float)u;
+    out->tokens_per_s = (float)tps;
+    out->requests_queued = (uint32_t)st->q_len;
+    out->requests_in_flight = (uint32_t)st->n_run;
+    out->requests_completed = st->acc_done;
+    out->throttle_factor = (float)st->throttle;
+    out->throttled = st->throttle < 1.0;
+
+    st->acc_t0 = t_now;
+    st->acc_energy_j = 0.0;
+    st->acc_util_s = 0.0;
+    st->acc_tokens = 0.0;
+    st->acc_rise_cs = 0.0;
+    st->acc_done = 0;
+    return 0;
+}
+
+static int s_poll_requests(void *state, ww_request_t *out, size_t cap)
+{
+    sim_t *st = state;
+    if (st == NULL || (out == NULL && cap > 0)) {
+        return -EINVAL;
+    }
+    size_t n = st->rec_len < cap ? st->rec_len : cap;
+    if (n > (size_t)INT32_MAX) {
+        n = (size_t)INT32_MAX;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = st->rec[st->rec_head];
+        st->rec_head = (st->rec_head + 1) % st->rec_cap;
+    }
+    st->rec_len -= n;
+    return (int)n;
+}
+
+static const char *s_model_name(void *state, unsigned i)
+{
+    const sim_t *st = state;
+    if (st == NULL || i >= st->conf.n_models) {
+        return NULL;
+    }
+    return st->models[i].name;
+}
+
+static void s_close(void **state)
+{
+    if (state == NULL || *state == NULL) {
+        return;
+    }
+    sim_t *st = *state;
+    for (size_t i = 0; i < st->conf.n_models; i++) {
+        free(st->models[i].name);
+    }
+    free(st->run);
+    free(st->queue);
+    free(st->rec);
+    free(st);
+    *state = NULL;
+}
+
+const ww_source_t ww_sim_source = {
+    "sim", s_open, s_sample, s_poll_requests, s_model_name, s_close,
+};

@@ -1,0 +1,41 @@
+/* collector_config: see collector_config.h. */
+#include "collector_config.h"
+
+#include <stddef.h>
+
+#define C(f) offsetof(ww_collector_conf_t, f)
+#define ROW WW_CFG_ROW
+
+static const ww_cfg_opt_t s_rows[] = {
+    ROW("collector.listen", WW_CFG_STRING, "tcp://*:7878", C(listen), 0, 0, "listen",
+        "ZeroMQ endpoint to bind (tcp://HOST:PORT, PORT * = any free port, or ipc://PATH)"),
+    ROW("collector.endpoint_file", WW_CFG_STRING, "", C(endpoint_file), 0, 0, "endpoint-file",
+        "write the bound endpoint to this file once listening"),
+    ROW("collector.log_level", WW_CFG_STRING, "info", C(log_level), 0, 0, "log-level",
+        "error, warn, info or debug"),
+    ROW("pg.conninfo", WW_CFG_STRING, "", C(pg_conninfo), 0, 0, "pg",
+        "libpq connection string or URI; empty = PGHOST, PGPORT, PGDATABASE, PGUSER, ... "
+        "(passwords belong in PGPASSFILE, not here)"),
+    ROW("pg.migrate", WW_CFG_BOOL, "true", C(pg_migrate), 0, 0, "migrate",
+        "apply the embedded schema migrations at start"),
+    ROW("pg.retry_max", WW_CFG_DURATION, "10s", C(retry_max_ns), 0.1, 3600, NULL,
+        "longest wait between retries while PostgreSQL is unavailable"),
+    ROW("ingest.max_group", WW_CFG_INT, "256", C(max_group), 1, 100000, NULL,
+        "messages committed together in one transaction"),
+    ROW("ingest.max_message_bytes", WW_CFG_INT, "16777216", C(max_message_bytes), 1024,
+        1073741824, NULL, "largest message accepted (ZMQ_MAXMSGSIZE)"),
+    ROW("ingest.max_samples", WW_CFG_INT, "65536", C(max_samples), 1, 10000000, NULL,
+        "most samples in one batch"),
+    ROW("ingest.max_past", WW_CFG_DURATION, "7d", C(max_past_ns), 1, 31536000, NULL,
+        "samples older than this are refused"),
+    ROW("ingest.max_future", WW_CFG_DURATION, "5m", C(max_future_ns), 1, 86400, NULL,
+        "samples further ahead than this (clock skew) are refused"),
+};
+
+const ww_cfg_schema_t ww_collector_schema = {
+    .program = "waferwatch-collector",
+    .summary = "receives agent batches over ZeroMQ and writes them to PostgreSQL",
+    .env_prefix = "WW_COLLECTOR_",
+    .opts = s_rows,
+    .n_opts = sizeof s_rows / sizeof s_rows[0],
+};

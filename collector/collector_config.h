@@ -1,0 +1,26 @@
+/* collector_config: the collector's configuration struct and its declarative schema
+ * (collector.yaml, WW_COLLECTOR_* environment variables, flags, --help, --print-config). */
+#ifndef WW_COLLECTOR_CONFIG_H
+#define WW_COLLECTOR_CONFIG_H
+
+#include "ww_config.h"
+
+#include <stdint.h>
+
+typedef struct {
+    char *listen;           /* ZeroMQ endpoint to bind */
+    char *endpoint_file;    /* write the bound endpoint here (tests, service managers) */
+    char *log_level;
+    char *pg_conninfo;      /* libpq conninfo; "" = PG* environment variables */
+    bool pg_migrate;        /* apply migrations at start */
+    int64_t retry_max_ns;   /* cap of the backoff between PostgreSQL retries */
+    int64_t max_group;      /* messages written per transaction */
+    int64_t max_message_bytes;
+    int64_t max_samples;
+    int64_t max_past_ns;
+    int64_t max_future_ns;
+} ww_collector_conf_t;
+
+extern const ww_cfg_schema_t ww_collector_schema;
+
+#endif

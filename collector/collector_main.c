@@ -1,0 +1,79 @@
+/* waferwatch-collector: receives agent batches over ZeroMQ and writes them to PostgreSQL.
+ * See collector_config.c for every setting. */
+#define WW_LOG_MODULE "collector"
+#include "collector_config.h"
+#include "ingest.h"
+#include "migrate.h"
+#include "store_pg.h"
+#include "ww_log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    s_stop = sig;
+}
+
+int main(int argc, char **argv)
+{
+    ww_collector_conf_t conf;
+    memset(&conf, 0, sizeof conf);
+    ww_cfg_err_t err = {{0}};
+    int exit_code = 1;
+
+    int action = ww_cfg_parse_args(&ww_collector_schema, &conf, argc, argv, &err);
+    if (action < 0) {
+        fprintf(stderr, "waferwatch-collector: %s\n", err.msg);
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (action == WW_CFG_HELP || action == WW_CFG_VERSION || action == WW_CFG_PRINT) {
+        exit_code = 0;
+        goto cleanup;
+    }
+    if (ww_log_set_level_name(conf.log_level) < 0) {
+        fprintf(stderr,
+                "waferwatch-collector: collector.log_level: \"%s\" is not one of error, warn, "
+                "info, debug\n",
+                conf.log_level);
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (action == WW_CFG_CHECK) {
+        /* Also prove the database is reachable: the most common deployment mistake. */
+        ww_store_t *store = ww_store_new(conf.pg_conninfo);
+        int v = store ? ww_store_check(store) : -ENOMEM;
+        ww_store_destroy(&store);
+        if (v < 0) {
+            fprintf(stderr, "waferwatch-collector: configuration ok, but PostgreSQL is not "
+                            "reachable (see the log above)\n");
+            exit_code = 1;
+        } else {
+            printf("configuration ok; PostgreSQL reachable, schema version %d (this collector "
+                   "brings %d)\n",
+                   v, ww_migrations[ww_n_migrations - 1].version);
+            exit_code = 0;
+        }
+        goto cleanup;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    WW_INFO("waferwatch-collector %s starting", WW_VERSION);
+    exit_code = ww_ingest_run(&conf, &s_stop) == 0 ? 0 : 1;
+
+cleanup:
+    ww_cfg_free(&ww_collector_schema, &conf);
+    return exit_code;
+}

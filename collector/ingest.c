@@ -1,0 +1,388 @@
+/* ingest: see ingest.h. */
+#define WW_LOG_MODULE "ingest"
+#include "ingest.h"
+
+#include "store_pg.h"
+#include "ww_log.h"
+#include "ww_time.h"
+#include "ww_wire.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define WW_IDENTITY_MAX 256
+
+typedef struct {
+    unsigned char identity[WW_IDENTITY_MAX];
+    size_t identity_len;
+    ww_envelope_t *env;
+    char agent_id[129];
+    char reason[256];
+    Waferwatch__V1__NackCode code;
+} s_msg_t;
+
+typedef struct {
+    const ww_collector_conf_t *conf;
+    void *ctx, *sock;
+    ww_store_t *store;
+    ww_wire_limits_t lim;
+    s_msg_t *msgs;
+    ww_store_item_t *items;
+    size_t n;
+    uint8_t *enc;
+    size_t enc_cap;
+    uint64_t received, malformed, invalid, ignored;
+} s_ingest_t;
+
+static const char *s_code_name(Waferwatch__V1__NackCode c)
+{
+    switch (c) {
+    case WAFERWATCH__V1__NACK_CODE__NACK_MALFORMED:
+        return "malformed";
+    case WAFERWATCH__V1__NACK_CODE__NACK_INVALID:
+        return "invalid";
+    case WAFERWATCH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION:
+        return "unsupported_version";
+    case WAFERWATCH__V1__NACK_CODE__NACK_TOO_LARGE:
+        return "too_large";
+    case WAFERWATCH__V1__NACK_CODE__NACK_FORBIDDEN:
+        return "forbidden";
+    default:
+        return "unspecified";
+    }
+}
+
+static void s_reply(s_ingest_t *in, const s_msg_t *m, ww_envelope_t *env)
+{
+    env->wire_version = WW_WIRE_VERSION;
+    env->agent_id = (char *)"collector";
+    env->sent_ns = ww_time_now_ns();
+    long len = ww_wire_encode(env, &in->enc, &in->enc_cap);
+    if (len < 0) {
+        WW_ERROR("out of memory encoding a reply");
+        return;
+    }
+    /* A peer that left is not an error: it will reconnect and resend. */
+    if (zmq_send(in->sock, m->identity, m->identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(in->sock, in->enc, (size_t)len, ZMQ_DONTWAIT) < 0) {
+        WW_DEBUG("reply not sent: %s", zmq_strerror(errno));
+    }
+}
+
+static void s_send_ack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq)
+{
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    ww_ack_t ack = WAFERWATCH__V1__ACK__INIT;
+    ack.epoch = epoch;
+    ack.seq = seq;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
+    env.ack = &ack;
+    s_reply(in, m, &env);
+}
+
+static void s_send_nack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq)
+{
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    ww_nack_t nack = WAFERWATCH__V1__NACK__INIT;
+    nack.epoch = epoch;
+    nack.seq = seq;
+    nack.code = m->code;
+    nack.reason = (char *)m->reason;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_NACK;
+    env.nack = &nack;
+    s_reply(in, m, &env);
+}
+
+static void s_clear(s_ingest_t *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        ww_wire_free(&in->msgs[i].env);
+    }
+    in->n = 0;
+}
+
+/* Receives one message into slot in->n. Returns 1 when a message was taken into the group,
+ * 0 when it needs no write (heartbeat), -EAGAIN when nothing is waiting. */
+static int s_receive(s_ingest_t *in)
+{
+    s_msg_t *m = &in->msgs[in->n];
+    ww_store_item_t *it = &in->items[in->n];
+    memset(it, 0, sizeof *it);
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    if (zmq_msg_recv(&id, in->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        return -EAGAIN;
+    }
+    m->identity_len = zmq_msg_size(&id) < WW_IDENTITY_MAX ? zmq_msg_size(&id) : WW_IDENTITY_MAX;
+    memcpy(m->identity, zmq_msg_data(&id), m->identity_len);
+    int more = zmq_msg_more(&id);
+    zmq_msg_close(&id);
+    zmq_msg_init(&body);
+    size_t frames = 0;
+    while (more) {
+        /* Keep the first body frame; drain any extras (a well-formed agent sends one). */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        if (zmq_msg_recv(frames == 0 ? &body : &extra, in->sock, 0) < 0) {
+            zmq_msg_close(&extra);
+            break;
+        }
+        more = zmq_msg_more(frames == 0 ? &body : &extra);
+        zmq_msg_close(&extra);
+        frames++;
+    }
+    in->received++;
+    ww_wire_why_t why;
+    int rc;
+    if (frames != 1) {
+        rc = -EBADMSG;
+        why.have_seq = 0;
+        snprintf(why.msg, sizeof why.msg, "message: %zu body frames, expected 1", frames);
+    } else {
+        rc = ww_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), &in->lim,
+                            ww_time_now_ns(), &m->env, &why);
+    }
+    zmq_msg_close(&body);
+    if (rc < 0) {
+        m->code = ww_wire_nack_code(rc);
+        snprintf(m->reason, sizeof m->reason, "%s", why.msg);
+        if (rc == -EBADMSG) {
+            in->malformed++;
+        } else {
+            in->invalid++;
+        }
+        snprintf(m->agent_id, sizeof m->agent_id, "%s", why.have_seq ? why.agent_id : "");
+        it->kind = WW_ITEM_REJECT;
+        it->agent_id = m->agent_id;
+        it->epoch = why.have_seq ? why.epoch : 0;
+        it->seq = why.have_seq ? why.seq : 0;
+        it->reject_code = s_code_name(m->code);
+        it->reject_reason = m->reason;
+        WW_WARN("refused a message from %s: %s", m->agent_id[0] ? m->agent_id : "an unknown peer",
+                why.msg);
+        in->n++;
+        return 1;
+    }
+    ww_envelope_t *env = m->env;
+    snprintf(m->agent_id, sizeof m->agent_id, "%s", env->agent_id);
+    it->agent_id = m->agent_id;
+    it->epoch = env->epoch;
+    it->seq = env->seq;
+    it->env = env;
+    switch (env->body_case) {
+    case WAFERWATCH__V1__ENVELOPE__BODY_HELLO:
+        it->kind = WW_ITEM_HELLO;
+        it->seq = 0;
+        break;
+    case WAFERWATCH__V1__ENVELOPE__BODY_BATCH:
+        it->kind = WW_ITEM_BATCH;
+        break;
+    default:
+        /* Heartbeats need nothing; acks and nacks are the collector's to send. */
+        in->ignored++;
+        ww_wire_free(&m->env);
+        return 0;
+    }
+    in->n++;
+    return 1;
+}
+
+static void s_replies(s_ingest_t *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        const ww_store_item_t *it = &in->items[i];
+        const s_msg_t *m = &in->msgs[i];
+        if (!it->committed) {
+            continue;
+        }
+        switch (it->kind) {
+        case WW_ITEM_HELLO:
+            s_send_ack(in, m, it->epoch, 0);
+            break;
+        case WW_ITEM_BATCH:
+            if (it->disp == WW_DISP_WRITTEN || it->disp == WW_DISP_DUPLICATE) {
+                s_send_ack(in, m, it->epoch, it->seq);
+            }
+            break;
+        case WW_ITEM_REJECT:
+            s_send_nack(in, m, it->epoch, it->seq);
+            break;
+        }
+    }
+}
+
+/* A group PostgreSQL refused as data: write its items one by one, turning each one that
+ * is refused alone into a recorded reject, so one bad batch cannot block the others. */
+static ww_store_rc_t s_write_singly(s_ingest_t *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        ww_store_item_t *it = &in->items[i];
+        ww_store_rc_t rc = ww_store_write(in->store, it, 1);
+        if (rc == WW_STORE_REJECT) {
+            s_msg_t *m = &in->msgs[i];
+            m->code = WAFERWATCH__V1__NACK_CODE__NACK_INVALID;
+            snprintf(m->reason, sizeof m->reason, "refused by PostgreSQL as invalid data");
+            it->kind = WW_ITEM_REJECT;
+            it->reject_code = "refused_by_database";
+            it->reject_reason = m->reason;
+            rc = ww_store_write(in->store, it, 1);
+        }
+        if (rc != WW_STORE_OK) {
+            return WW_STORE_RETRY; /* items before i are committed; their disp says so */
+        }
+    }
+    return WW_STORE_OK;
+}
+
+static int s_write_endpoint_file(const char *path, const char *endpoint)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        return -errno;
+    }
+    fprintf(f, "%s\n", endpoint);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static void s_sleep_ns(int64_t ns)
+{
+    zmq_poll(NULL, 0, (long)(ns / WW_NS_PER_MS));
+}
+
+int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop)
+{
+    s_ingest_t in;
+    memset(&in, 0, sizeof in);
+    in.conf = conf;
+    int ret = 0;
+    ww_wire_limits_default(&in.lim);
+    in.lim.max_message_bytes = (size_t)conf->max_message_bytes;
+    in.lim.max_samples = (size_t)conf->max_samples;
+    in.lim.max_past_ns = conf->max_past_ns;
+    in.lim.max_future_ns = conf->max_future_ns;
+    in.msgs = calloc((size_t)conf->max_group, sizeof *in.msgs);
+    in.items = calloc((size_t)conf->max_group, sizeof *in.items);
+    in.store = ww_store_new(conf->pg_conninfo);
+    in.ctx = zmq_ctx_new();
+    if (!in.msgs || !in.items || !in.store || !in.ctx) {
+        ret = -ENOMEM;
+        goto cleanup;
+    }
+    in.sock = zmq_socket(in.ctx, ZMQ_ROUTER);
+    int64_t maxmsg = conf->max_message_bytes;
+    int linger = 1000;
+    zmq_setsockopt(in.sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(in.sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(in.sock, conf->listen) != 0) {
+        ret = -errno;
+        WW_ERROR("cannot listen on %s: %s", conf->listen, zmq_strerror(errno));
+        goto cleanup;
+    }
+    char endpoint[512];
+    size_t eplen = sizeof endpoint;
+    zmq_getsockopt(in.sock, ZMQ_LAST_ENDPOINT, endpoint, &eplen);
+
+    /* Schema first: a collector that cannot migrate must not accept data. */
+    int64_t backoff = 100 * WW_NS_PER_MS;
+    int rc;
+    while ((rc = ww_store_ensure(in.store, conf->pg_migrate)) < 0 && !*stop) {
+        if (rc == -EPROTO || rc == -EIO) {
+            WW_ERROR("cannot prepare the database; stopping");
+            ret = rc;
+            goto cleanup;
+        }
+        s_sleep_ns(backoff);
+        backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+    }
+    WW_INFO("listening on %s", endpoint);
+    if (conf->endpoint_file && *conf->endpoint_file) {
+        if ((rc = s_write_endpoint_file(conf->endpoint_file, endpoint)) < 0) {
+            WW_ERROR("cannot write %s: %s", conf->endpoint_file, strerror(-rc));
+            ret = rc;
+            goto cleanup;
+        }
+    }
+
+    int64_t next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
+    backoff = 100 * WW_NS_PER_MS;
+    while (!*stop) {
+        if (in.n == 0) {
+            zmq_pollitem_t item = {in.sock, 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&item, 1, 1000) < 0 && errno == EINTR) {
+                continue;
+            }
+            /* Fill the group with whatever is already waiting. */
+            while (in.n < (size_t)conf->max_group && s_receive(&in) != -EAGAIN) {
+            }
+        }
+        if (in.n > 0) {
+            ww_store_rc_t wrc = ww_store_write(in.store, in.items, in.n);
+            if (wrc == WW_STORE_REJECT) {
+                wrc = s_write_singly(&in);
+            }
+            if (wrc == WW_STORE_OK) {
+                s_replies(&in);
+                s_clear(&in);
+                backoff = 100 * WW_NS_PER_MS;
+            } else {
+                /* Keep the group, read nothing new: backpressure. Items already committed
+                 * (by s_write_singly) are answered now and leave the group. */
+                s_replies(&in);
+                size_t keep = 0;
+                for (size_t i = 0; i < in.n; i++) {
+                    if (in.items[i].committed) {
+                        ww_wire_free(&in.msgs[i].env);
+                        continue;
+                    }
+                    in.msgs[keep] = in.msgs[i];
+                    in.items[keep] = in.items[i];
+                    /* These point into the message slot that just moved. */
+                    in.items[keep].agent_id = in.msgs[keep].agent_id;
+                    if (in.items[keep].kind == WW_ITEM_REJECT) {
+                        in.items[keep].reject_reason = in.msgs[keep].reason;
+                    }
+                    keep++;
+                }
+                in.n = keep;
+                s_sleep_ns(backoff);
+                backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+            }
+        }
+        if (ww_time_mono_ns() >= next_maintain) {
+            ww_store_maintain(in.store);
+            next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
+        }
+    }
+    ww_store_stats_t st;
+    ww_store_stats(in.store, &st);
+    WW_INFO("stopping: received=%llu rows=%llu transactions=%llu duplicates=%llu gaps=%llu "
+            "rejects=%llu (malformed=%llu invalid=%llu) retries=%llu unwritten=%zu",
+            (unsigned long long)in.received, (unsigned long long)st.rows,
+            (unsigned long long)st.transactions, (unsigned long long)st.duplicates,
+            (unsigned long long)st.gaps, (unsigned long long)st.rejects,
+            (unsigned long long)in.malformed, (unsigned long long)in.invalid,
+            (unsigned long long)st.retries, in.n);
+cleanup:
+    s_clear(&in);
+    if (in.sock) {
+        zmq_close(in.sock);
+    }
+    if (in.ctx) {
+        zmq_ctx_term(in.ctx);
+    }
+    ww_store_destroy(&in.store);
+    free(in.msgs);
+    free(in.items);
+    free(in.enc);
+    return ret;
+}

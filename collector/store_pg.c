@@ -1,0 +1,604 @@
+/* store_pg: see store_pg.h. */
+#define WW_LOG_MODULE "store"
+#include "store_pg.h"
+
+#include "migrate.h"
+#include "ww_log.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
+#define WW_PG_EPOCH_S INT64_C(946684800)
+
+struct ww_store {
+    char *conninfo;
+    PGconn *conn;
+    bool migrated;
+    ww_complain_t conn_fail;
+    /* reused buffers */
+    char *copy;
+    size_t copy_len, copy_cap;
+    ww_store_stats_t st;
+};
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} s_buf_t;
+
+static void s_buf_put(s_buf_t *b, const void *p, size_t n)
+{
+    if (b->oom) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        while (ncap < b->len + n + 1) {
+            ncap *= 2;
+        }
+        char *ns = realloc(b->s, ncap);
+        if (!ns) {
+            b->oom = true;
+            return;
+        }
+        b->s = ns;
+        b->cap = ncap;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void s_buf_str(s_buf_t *b, const char *s)
+{
+    s_buf_put(b, s, strlen(s));
+}
+
+/* Appends s as one element of a PostgreSQL array literal: "..." with \ and " escaped. */
+static void s_buf_array_elem(s_buf_t *b, const char *s, bool first)
+{
+    if (!first) {
+        s_buf_put(b, ",", 1);
+    }
+    s_buf_put(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            s_buf_put(b, "\\", 1);
+        }
+        s_buf_put(b, p, 1);
+    }
+    s_buf_put(b, "\"", 1);
+}
+
+static void s_buf_array_num(s_buf_t *b, long long v, bool first)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%s%lld", first ? "" : ",", v);
+    s_buf_put(b, tmp, (size_t)n);
+}
+
+static void s_notice(void *arg, const char *message)
+{
+    WW_DEBUG("postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+int64_t ww_store_pg_time(int64_t unix_ns)
+{
+    int64_t us = unix_ns / 1000;
+    if (unix_ns < 0 && us * 1000 != unix_ns) {
+        us--;
+    }
+    return us - WW_PG_EPOCH_S * 1000000;
+}
+
+ww_store_t *ww_store_new(const char *conninfo)
+{
+    ww_store_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->conninfo = strdup(conninfo ? conninfo : "");
+    if (!self->conninfo) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void ww_store_destroy(ww_store_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    ww_store_t *self = *self_p;
+    if (self->conn) {
+        PQfinish(self->conn);
+    }
+    free(self->copy);
+    free(self->conninfo);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_disconnect(ww_store_t *self)
+{
+    if (self->conn) {
+        PQfinish(self->conn);
+        self->conn = NULL;
+    }
+}
+
+int ww_store_maintain(ww_store_t *self)
+{
+    if (!self->conn) {
+        return -ENOTCONN;
+    }
+    /* A week back (late data is accepted up to 7 days) and two days ahead. */
+    PGresult *r = PQexec(self->conn, "SELECT ww_ensure_partitions(current_date - 7, 10)");
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
+    if (rc == 0) {
+        int made = atoi(PQgetvalue(r, 0, 0));
+        if (made > 0) {
+            WW_INFO("created %d daily partitions of node_samples", made);
+        }
+    } else {
+        WW_WARN("partition maintenance failed: %s", PQerrorMessage(self->conn));
+    }
+    PQclear(r);
+    return rc;
+}
+
+int ww_store_ensure(ww_store_t *self, int migrate)
+{
+    if (self->conn && PQstatus(self->conn) == CONNECTION_OK) {
+        return 0;
+    }
+    s_disconnect(self);
+    self->conn = PQconnectdb(self->conninfo);
+    if (PQstatus(self->conn) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(self->conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        WW_COMPLAIN(&self->conn_fail, "cannot connect to PostgreSQL: %s (retrying)", msg);
+        s_disconnect(self);
+        return -ECONNREFUSED;
+    }
+    PQsetNoticeProcessor(self->conn, s_notice, NULL);
+    /* UTC so that the report's dates do not depend on the server's zone. */
+    PQclear(PQexec(self->conn, "SET TIME ZONE 'UTC'"));
+    if (migrate && !self->migrated) {
+        int v = ww_migrate(self->conn);
+        if (v < 0) {
+            s_disconnect(self);
+            return v;
+        }
+        WW_INFO("database schema at version %d", v);
+        self->migrated = true;
+    }
+    if (self->conn_fail.failing) {
+        WW_RECOVERED(&self->conn_fail, "PostgreSQL connection recovered after %lu failed tries",
+                     self->conn_fail.repeats + 1);
+    } else {
+        WW_INFO("connected to PostgreSQL database %s on %s", PQdb(self->conn),
+                PQhost(self->conn));
+    }
+    return ww_store_maintain(self) == 0 ? 0 : -EIO;
+}
+
+int ww_store_check(ww_store_t *self)
+{
+    self->conn = PQconnectdb(self->conninfo);
+    if (PQstatus(self->conn) != CONNECTION_OK) {
+        WW_ERROR("cannot connect to PostgreSQL: %.*s",
+                 (int)strcspn(PQerrorMessage(self->conn), "\n"), PQerrorMessage(self->conn));
+        s_disconnect(self);
+        return -ECONNREFUSED;
+    }
+    /* Two steps: a query naming a missing table fails at parse time. */
+    PGresult *r = PQexec(self->conn, "SELECT to_regclass('ww_schema_migrations') IS NOT NULL");
+    int v = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
+    if (v == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+        PQclear(r);
+        r = PQexec(self->conn, "SELECT coalesce(max(version), 0) FROM ww_schema_migrations");
+        v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -EIO;
+    }
+    if (v < 0) {
+        WW_ERROR("cannot read the schema version: %s", PQerrorMessage(self->conn));
+    }
+    PQclear(r);
+    s_disconnect(self);
+    return v;
+}
+
+/* Retry or reject: a data error will fail again, anything else (connection, shutdown,
+ * deadlock, missing table) is worth retrying with the data kept. */
+static ww_store_rc_t s_classify(ww_store_t *self, PGresult *r, const char *what)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", PQerrorMessage(self->conn));
+    msg[strcspn(msg, "\n")] = '\0';
+    if (PQstatus(self->conn) != CONNECTION_OK) {
+        WW_WARN("%s: connection lost: %s", what, msg);
+        s_disconnect(self);
+        return WW_STORE_RETRY;
+    }
+    if (state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)) {
+        WW_WARN("%s: PostgreSQL refused the data (SQLSTATE %s): %s", what, state, msg);
+        return WW_STORE_REJECT;
+    }
+    WW_WARN("%s failed (SQLSTATE %s): %s", what, state ? state : "none", msg);
+    return WW_STORE_RETRY;
+}
+
+static ww_store_rc_t s_exec(ww_store_t *self, const char *sql, int nparams,
+                            const char *const *params, PGresult **out, const char *what)
+{
+    PGresult *r = PQexecParams(self->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out) {
+            *out = r;
+        } else {
+            PQclear(r);
+        }
+        return WW_STORE_OK;
+    }
+    ww_store_rc_t rc = s_classify(self, r, what);
+    PQclear(r);
+    return rc;
+}
+
+/* Big-endian field writers for the binary COPY format. */
+static void s_put16(s_buf_t *b, uint16_t v)
+{
+    unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+    s_buf_put(b, x, 2);
+}
+
+static void s_put32(s_buf_t *b, uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    s_buf_put(b, x, 4);
+}
+
+static void s_put64(s_buf_t *b, uint64_t v)
+{
+    s_put32(b, (uint32_t)(v >> 32));
+    s_put32(b, (uint32_t)v);
+}
+
+static void s_field_f4(s_buf_t *b, float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    s_put32(b, 4);
+    s_put32(b, bits);
+}
+
+static void s_field_i4(s_buf_t *b, uint32_t v)
+{
+    /* Counts are uint32 on the wire; PostgreSQL integer is signed: clamp. */
+    s_put32(b, 4);
+    s_put32(b, v > INT32_MAX ? (uint32_t)INT32_MAX : v);
+}
+
+#define WW_SAMPLE_COLUMNS                                                                          \
+    "time, node_id, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, "         \
+    "tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, "           \
+    "throttle_factor"
+#define WW_SAMPLE_NCOLS 14
+
+static void s_copy_sample(s_buf_t *b, const ww_node_sample_t *s)
+{
+    s_put16(b, WW_SAMPLE_NCOLS);
+    s_put32(b, 8);
+    s_put64(b, (uint64_t)ww_store_pg_time(s->time_ns));
+    size_t idlen = strlen(s->node_id);
+    s_put32(b, (uint32_t)idlen);
+    s_buf_put(b, s->node_id, idlen);
+    s_field_f4(b, s->power_w);
+    s_field_f4(b, s->inlet_c);
+    s_field_f4(b, s->outlet_c);
+    s_field_f4(b, s->flow_lpm);
+    s_field_f4(b, s->wafer_hotspot_c);
+    s_field_f4(b, s->utilization);
+    s_field_f4(b, s->tokens_per_s);
+    s_field_i4(b, s->requests_queued);
+    s_field_i4(b, s->requests_in_flight);
+    s_field_i4(b, s->requests_completed);
+    s_put32(b, 1);
+    unsigned char t = s->throttled ? 1 : 0;
+    s_buf_put(b, &t, 1);
+    s_field_f4(b, s->throttle_factor);
+}
+
+static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_t n,
+                                 uint64_t *rows)
+{
+    s_buf_t b = {self->copy, 0, self->copy_cap, false};
+    static const char header[] = "PGCOPY\n\377\r\n\0";
+    s_buf_put(&b, header, 11);
+    s_put32(&b, 0); /* flags */
+    s_put32(&b, 0); /* header extension */
+    *rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
+            continue;
+        }
+        const ww_batch_t *batch = items[i].env->batch;
+        for (size_t k = 0; k < batch->n_samples; k++) {
+            s_copy_sample(&b, batch->samples[k]);
+        }
+        *rows += batch->n_samples;
+    }
+    s_put16(&b, 0xffff); /* trailer */
+    self->copy = b.s;
+    self->copy_cap = b.cap;
+    if (b.oom) {
+        WW_ERROR("out of memory building a COPY of %llu rows", (unsigned long long)*rows);
+        return WW_STORE_RETRY;
+    }
+    if (*rows == 0) {
+        return WW_STORE_OK;
+    }
+    PGresult *r =
+        PQexec(self->conn, "COPY node_samples (" WW_SAMPLE_COLUMNS ") FROM STDIN (FORMAT binary)");
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        ww_store_rc_t rc = s_classify(self, r, "COPY node_samples");
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    if (PQputCopyData(self->conn, b.s, (int)b.len) != 1 || PQputCopyEnd(self->conn, NULL) != 1) {
+        return s_classify(self, NULL, "COPY node_samples data");
+    }
+    ww_store_rc_t rc = WW_STORE_OK;
+    while ((r = PQgetResult(self->conn)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == WW_STORE_OK) {
+            rc = s_classify(self, r, "COPY node_samples");
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* Reads the progress of every stream in the group, locking the rows, and classifies each
+ * sequenced item. */
+static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t n,
+                                uint64_t *gaps)
+{
+    s_buf_t ids = {0}, epochs = {0};
+    bool first = true;
+    s_buf_str(&ids, "{");
+    s_buf_str(&epochs, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != WW_ITEM_BATCH) {
+            continue;
+        }
+        s_buf_array_elem(&ids, items[i].agent_id, first);
+        s_buf_array_num(&epochs, (long long)items[i].epoch, first);
+        first = false;
+    }
+    s_buf_str(&ids, "}");
+    s_buf_str(&epochs, "}");
+    if (first) {
+        free(ids.s);
+        free(epochs.s);
+        return WW_STORE_OK;
+    }
+    PGresult *r = NULL;
+    ww_store_rc_t rc = WW_STORE_RETRY;
+    if (!ids.oom && !epochs.oom) {
+        const char *params[] = {ids.s, epochs.s};
+        /* Sorted so that concurrent collectors lock rows in the same order. */
+        rc = s_exec(self,
+                    "SELECT s.agent_id, s.epoch, s.last_seq FROM streams s"
+                    " JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::bigint[]) AS u(a, e)) u"
+                    " ON s.agent_id = u.a AND s.epoch = u.e"
+                    " ORDER BY s.agent_id, s.epoch FOR UPDATE OF s",
+                    2, params, &r, "reading stream progress");
+    }
+    free(ids.s);
+    free(epochs.s);
+    if (rc != WW_STORE_OK) {
+        return rc;
+    }
+    /* Walk the items in arrival order against a local copy of each stream's progress. */
+    int nt = PQntuples(r);
+    uint64_t *last = calloc((size_t)nt + n, sizeof *last);
+    const char **last_id = calloc((size_t)nt + n, sizeof *last_id);
+    uint64_t *last_epoch = calloc((size_t)nt + n, sizeof *last_epoch);
+    if (!last || !last_id || !last_epoch) {
+        free(last);
+        free(last_id);
+        free(last_epoch);
+        PQclear(r);
+        return WW_STORE_RETRY;
+    }
+    size_t ns = 0;
+    for (int t = 0; t < nt; t++, ns++) {
+        last_id[ns] = PQgetvalue(r, t, 0);
+        last_epoch[ns] = (uint64_t)strtoll(PQgetvalue(r, t, 1), NULL, 10);
+        last[ns] = (uint64_t)strtoll(PQgetvalue(r, t, 2), NULL, 10);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ww_store_item_t *it = &items[i];
+        if (it->kind != WW_ITEM_BATCH) {
+            continue;
+        }
+        size_t k = 0;
+        while (k < ns && !(last_epoch[k] == it->epoch && strcmp(last_id[k], it->agent_id) == 0)) {
+            k++;
+        }
+        if (k == ns) { /* a stream seen for the first time */
+            last_id[ns] = it->agent_id;
+            last_epoch[ns] = it->epoch;
+            last[ns++] = 0;
+        }
+        if (it->seq <= last[k]) {
+            it->disp = WW_DISP_DUPLICATE;
+            continue;
+        }
+        if (it->seq > last[k] + 1 && last[k] != 0) {
+            /* The agent only skips a sequence number when it dropped that batch (its queue
+             * overflowed, counted there); nothing will fill the hole. */
+            WW_WARN("stream %s/%016llx: %llu batches missing before seq %llu (dropped by "
+                    "the agent)",
+                    it->agent_id, (unsigned long long)it->epoch,
+                    (unsigned long long)(it->seq - last[k] - 1), (unsigned long long)it->seq);
+            *gaps += it->seq - last[k] - 1;
+        }
+        it->disp = WW_DISP_WRITTEN;
+        last[k] = it->seq;
+    }
+    free(last);
+    free(last_id);
+    free(last_epoch);
+    PQclear(r);
+    return WW_STORE_OK;
+}
+
+/* Writes the new progress of every stream that moved. */
+static ww_store_rc_t s_progress(ww_store_t *self, ww_store_item_t *items, size_t n)
+{
+    s_buf_t ids = {0}, epochs = {0}, seqs = {0};
+    bool first = true;
+    s_buf_str(&ids, "{");
+    s_buf_str(&epochs, "{");
+    s_buf_str(&seqs, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
+            continue;
+        }
+        s_buf_array_elem(&ids, items[i].agent_id, first);
+        s_buf_array_num(&epochs, (long long)items[i].epoch, first);
+        s_buf_array_num(&seqs, (long long)items[i].seq, first);
+        first = false;
+    }
+    s_buf_str(&ids, "}");
+    s_buf_str(&epochs, "}");
+    s_buf_str(&seqs, "}");
+    ww_store_rc_t rc = WW_STORE_OK;
+    if (ids.oom || epochs.oom || seqs.oom) {
+        rc = WW_STORE_RETRY;
+    } else if (!first) {
+        const char *params[] = {ids.s, epochs.s, seqs.s};
+        rc = s_exec(self,
+                    "INSERT INTO streams AS s (agent_id, epoch, last_seq)"
+                    " SELECT a, e, max(q) FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+                    " AS u(a, e, q) GROUP BY a, e"
+                    " ON CONFLICT (agent_id, epoch) DO UPDATE"
+                    " SET last_seq = greatest(s.last_seq, EXCLUDED.last_seq), updated_at = now()",
+                    3, params, NULL, "writing stream progress");
+    }
+    free(ids.s);
+    free(epochs.s);
+    free(seqs.s);
+    return rc;
+}
+
+static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
+{
+    const ww_hello_t *h = it->env->hello;
+    char rated[64], interval[32];
+    snprintf(interval, sizeof interval, "%u", h->interval_ms);
+    for (size_t i = 0; i < h->n_nodes; i++) {
+        const ww_node_info_t *ni = h->nodes[i];
+        snprintf(rated, sizeof rated, "%.17g", ni->rated_kw);
+        const char *params[] = {ni->node_id, it->agent_id,      ni->site,         ni->hall,
+                                ni->rack,    ni->phase,         ni->system_model, rated,
+                                h->agent_version, h->source, interval};
+        ww_store_rc_t rc = s_exec(
+            self,
+            "INSERT INTO nodes AS n (node_id, agent_id, site, hall, rack, phase, system_model,"
+            " rated_kw, agent_version, source, interval_ms)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT (node_id) DO UPDATE SET agent_id = EXCLUDED.agent_id,"
+            " site = EXCLUDED.site, hall = EXCLUDED.hall, rack = EXCLUDED.rack,"
+            " phase = EXCLUDED.phase, system_model = EXCLUDED.system_model,"
+            " rated_kw = EXCLUDED.rated_kw, agent_version = EXCLUDED.agent_version,"
+            " source = EXCLUDED.source, interval_ms = EXCLUDED.interval_ms, last_hello = now()",
+            11, params, NULL, "writing node labels");
+        if (rc != WW_STORE_OK) {
+            return rc;
+        }
+    }
+    return WW_STORE_OK;
+}
+
+static ww_store_rc_t s_reject(ww_store_t *self, ww_store_item_t *it)
+{
+    char epoch[32], seq[32];
+    snprintf(epoch, sizeof epoch, "%lld", (long long)it->epoch);
+    snprintf(seq, sizeof seq, "%lld", (long long)it->seq);
+    const char *params[] = {it->agent_id ? it->agent_id : "", it->seq ? epoch : NULL,
+                            it->seq ? seq : NULL, it->reject_code, it->reject_reason};
+    return s_exec(self,
+                  "INSERT INTO ingest_rejects (agent_id, epoch, seq, code, reason)"
+                  " VALUES ($1, $2, $3, $4, $5)",
+                  5, params, NULL, "recording a rejected message");
+}
+
+ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
+{
+    if (ww_store_ensure(self, 1) < 0) {
+        return WW_STORE_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[i].disp = WW_DISP_NONE;
+        items[i].committed = false;
+    }
+    uint64_t rows = 0, gaps = 0;
+    ww_store_rc_t rc = s_exec(self, "BEGIN", 0, NULL, NULL, "BEGIN");
+    if (rc == WW_STORE_OK) {
+        rc = s_sequence(self, items, n, &gaps);
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_copy_rows(self, items, n, &rows);
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_progress(self, items, n);
+    }
+    for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
+        if (items[i].kind == WW_ITEM_HELLO) {
+            rc = s_hello(self, &items[i]);
+        } else if (items[i].kind == WW_ITEM_REJECT) {
+            rc = s_reject(self, &items[i]);
+        }
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_exec(self, "COMMIT", 0, NULL, NULL, "COMMIT");
+    }
+    if (rc != WW_STORE_OK) {
+        if (self->conn) {
+            PQclear(PQexec(self->conn, "ROLLBACK"));
+        }
+        self->st.retries++;
+        for (size_t i = 0; i < n; i++) {
+            items[i].disp = WW_DISP_NONE;
+        }
+        return rc;
+    }
+    self->st.transactions++;
+    self->st.rows += rows;
+    self->st.gaps += gaps;
+    for (size_t i = 0; i < n; i++) {
+        items[i].committed = true;
+        self->st.duplicates += items[i].disp == WW_DISP_DUPLICATE;
+        self->st.rejects += items[i].kind == WW_ITEM_REJECT;
+    }
+    return WW_STORE_OK;
+}
+
+void ww_store_stats(const ww_store_t *self, ww_store_stats_t *out)
+{
+    *out = self->st;
+}

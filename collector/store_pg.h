@@ -1,0 +1,81 @@
+/* store_pg: the collector's PostgreSQL writer.
+ *
+ * A group of received messages is written in one transaction: per stream the progress
+ * row is locked and read, each batch is classified (newer than the stream's progress:
+ * written, even past a hole the agent left by dropping a batch; otherwise a duplicate), the
+ * samples of every written batch go through one binary COPY into node_samples, the stream
+ * progress, Hello node labels and rejected messages are written, then COMMIT. Only after
+ * COMMIT does the caller ack. (Fluent Bit's out_pgsql flush and its OK/RETRY/ERROR
+ * three-way result are the model.)
+ */
+#ifndef WW_STORE_PG_H
+#define WW_STORE_PG_H
+
+#include "ww_wire.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    WW_STORE_OK = 0,     /* committed */
+    WW_STORE_RETRY = 1,  /* not committed; the data is fine, try again later (keep it) */
+    WW_STORE_REJECT = 2, /* not committed; the data itself was refused by PostgreSQL */
+} ww_store_rc_t;
+
+typedef enum {
+    WW_ITEM_HELLO,   /* env is a Hello: upsert its nodes */
+    WW_ITEM_BATCH,   /* env is a Batch: write its samples if next in sequence */
+    WW_ITEM_REJECT,  /* a refused message: record it in ingest_rejects (seq only for the Nack;
+                        a refused batch never moves its stream, the next one skips past it) */
+} ww_item_kind_t;
+
+typedef enum {
+    WW_DISP_NONE = 0,
+    WW_DISP_WRITTEN,   /* rows committed */
+    WW_DISP_DUPLICATE, /* already committed before: ack again */
+    /* a batch after a hole (a seq the agent dropped and counted) is WRITTEN; the hole is
+       counted in ww_store_stats_t.gaps */
+} ww_disposition_t;
+
+typedef struct {
+    ww_item_kind_t kind;
+    const char *agent_id; /* stream identity */
+    uint64_t epoch, seq;  /* seq 0: not part of the stream (hello, undecodable reject) */
+    const ww_envelope_t *env;
+    const char *reject_code;   /* WW_ITEM_REJECT */
+    const char *reject_reason; /* WW_ITEM_REJECT */
+    ww_disposition_t disp;     /* out */
+    bool committed;            /* out: its transaction committed */
+} ww_store_item_t;
+
+typedef struct {
+    uint64_t transactions, rows, duplicates, gaps, rejects, retries;
+} ww_store_stats_t;
+
+typedef struct ww_store ww_store_t;
+
+/* Creates a writer for conninfo ("" = libpq's PG* environment). Does not connect. */
+ww_store_t *ww_store_new(const char *conninfo);
+void ww_store_destroy(ww_store_t **self_p);
+
+/* Connects if not connected, applies migrations when `migrate` (first time only) and
+ * makes sure the daily partitions exist. Returns 0 or a negative errno (logged once per
+ * outage, recovery logged once). */
+int ww_store_ensure(ww_store_t *self, int migrate);
+
+/* Connects and reads the schema version (0 when not migrated yet) without changing
+ * anything: for --check-config. Returns the version (>= 0) or a negative errno. */
+int ww_store_check(ww_store_t *self);
+
+/* Writes items[0..n) in one transaction, filling each item's disp. */
+ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n);
+
+/* Creates missing partitions around today; call at least daily. 0 or negative errno. */
+int ww_store_maintain(ww_store_t *self);
+
+void ww_store_stats(const ww_store_t *self, ww_store_stats_t *out);
+
+/* Microseconds since 2000-01-01 (PostgreSQL's timestamptz epoch) of ns since 1970. */
+int64_t ww_store_pg_time(int64_t unix_ns);
+
+#endif

@@ -1,0 +1,327 @@
+/* ww_wire: see ww_wire.h. */
+#define WW_LOG_MODULE "wire"
+#include "ww_wire.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ww_wire_limits_default(ww_wire_limits_t *lim)
+{
+    lim->max_message_bytes = 16u << 20;
+    lim->max_samples = 65536;
+    lim->max_nodes = 4096;
+    lim->max_string = 128;
+    lim->max_past_ns = INT64_C(7) * 24 * 3600 * 1000000000;
+    lim->max_future_ns = INT64_C(300) * 1000000000;
+}
+
+static int s_fail(ww_wire_why_t *why, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_fail(ww_wire_why_t *why, int rc, const char *fmt, ...)
+{
+    if (why) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why->msg, sizeof why->msg, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int ww_wire_text_ok(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        if (c < 0x20 || c == 0x7f) {
+            return 0;
+        }
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned min;
+        unsigned cp;
+        if ((c & 0xe0) == 0xc0) {
+            n = 1, min = 0x80, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, min = 0x800, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + n >= len) {
+            return 0; /* truncated sequence */
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        /* Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8. */
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return 0;
+        }
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* A string field: required ones must be non-empty; all bounded and clean UTF-8. */
+static int s_check_str(const char *s, int required, const ww_wire_limits_t *lim,
+                       ww_wire_why_t *why, const char *path)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (required && len == 0) {
+        return s_fail(why, -EINVAL, "%s: required, missing or empty", path);
+    }
+    if (len > lim->max_string) {
+        return s_fail(why, -EINVAL, "%s: %zu bytes, longer than the limit %zu", path, len,
+                      lim->max_string);
+    }
+    if (!ww_wire_text_ok(s, len)) {
+        return s_fail(why, -EINVAL, "%s: not valid UTF-8 text (control or malformed bytes)",
+                      path);
+    }
+    return 0;
+}
+
+/* Node ids become primary-key text and file names: a conservative alphabet. */
+static int s_check_node_id(const char *s, const ww_wire_limits_t *lim, ww_wire_why_t *why,
+                           const char *path)
+{
+    int rc = s_check_str(s, 1, lim, why, path);
+    if (rc < 0) {
+        return rc;
+    }
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || c == '.' || c == ':';
+        if (!ok) {
+            return s_fail(why, -EINVAL, "%s: \"%s\" has a character outside [A-Za-z0-9._:-]",
+                          path, s);
+        }
+    }
+    return 0;
+}
+
+static int s_check_num(double v, double lo, double hi, ww_wire_why_t *why, const char *path,
+                       size_t idx, const char *field)
+{
+    if (!isfinite(v)) {
+        return s_fail(why, -EINVAL, "%s[%zu].%s: %g is not a finite number", path, idx, field, v);
+    }
+    if (v < lo || v > hi) {
+        return s_fail(why, -EINVAL, "%s[%zu].%s: %g is outside the plausible range [%g, %g]",
+                      path, idx, field, v, lo, hi);
+    }
+    return 0;
+}
+
+static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wire_why_t *why)
+{
+    char path[64];
+    if (h->n_nodes == 0) {
+        return s_fail(why, -EINVAL, "hello.nodes: at least one node is required");
+    }
+    if (h->n_nodes > lim->max_nodes) {
+        return s_fail(why, -EINVAL, "hello.nodes: %zu nodes, more than the limit %zu",
+                      h->n_nodes, lim->max_nodes);
+    }
+    int rc = s_check_str(h->agent_version, 0, lim, why, "hello.agent_version");
+    if (rc == 0) {
+        rc = s_check_str(h->source, 0, lim, why, "hello.source");
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < h->n_nodes; i++) {
+        const ww_node_info_t *n = h->nodes[i];
+        static const char *const names[] = {"site", "hall", "rack", "phase", "system_model"};
+        const char *vals[] = {n->site, n->hall, n->rack, n->phase, n->system_model};
+        snprintf(path, sizeof path, "hello.nodes[%zu].node_id", i);
+        if ((rc = s_check_node_id(n->node_id, lim, why, path)) < 0) {
+            return rc;
+        }
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            snprintf(path, sizeof path, "hello.nodes[%zu].%s", i, names[k]);
+            if ((rc = s_check_str(vals[k], 0, lim, why, path)) < 0) {
+                return rc;
+            }
+        }
+        if ((rc = s_check_num(n->rated_kw, 0, 1000, why, "hello.nodes", i, "rated_kw")) < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, int64_t now_ns,
+                         ww_wire_why_t *why)
+{
+    const ww_batch_t *b = env->batch;
+    char path[64];
+    int rc;
+    if (env->epoch == 0 || env->seq == 0) {
+        return s_fail(why, -EINVAL, "envelope: a batch needs a non-zero epoch and seq");
+    }
+    if (b->n_samples > lim->max_samples) {
+        return s_fail(why, -EINVAL, "batch.samples: %zu samples, more than the limit %zu",
+                      b->n_samples, lim->max_samples);
+    }
+    for (size_t i = 0; i < b->n_samples; i++) {
+        const ww_node_sample_t *s = b->samples[i];
+        snprintf(path, sizeof path, "batch.samples[%zu].node_id", i);
+        if ((rc = s_check_node_id(s->node_id, lim, why, path)) < 0) {
+            return rc;
+        }
+        if (s->time_ns <= 0 || s->time_ns < now_ns - lim->max_past_ns ||
+            s->time_ns > now_ns + lim->max_future_ns) {
+            return s_fail(why, -EINVAL,
+                          "batch.samples[%zu].time_ns: %lld is outside [now - %llds, now + %llds]",
+                          i, (long long)s->time_ns, (long long)(lim->max_past_ns / 1000000000),
+                          (long long)(lim->max_future_ns / 1000000000));
+        }
+        /* Plausible ranges: loose enough for any real system, tight enough that a unit
+         * mix-up (kW for W, K for °C) or garbage is refused. */
+        const struct {
+            const char *name;
+            double v, lo, hi;
+        } nums[] = {
+            {"power_w", s->power_w, 0, 200000},
+            {"inlet_c", s->inlet_c, -40, 150},
+            {"outlet_c", s->outlet_c, -40, 150},
+            {"flow_lpm", s->flow_lpm, 0, 10000},
+            {"wafer_hotspot_c", s->wafer_hotspot_c, -40, 250},
+            {"utilization", s->utilization, 0, 1},
+            {"tokens_per_s", s->tokens_per_s, 0, 1e8},
+            {"throttle_factor", s->throttle_factor, 0, 1},
+        };
+        for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+            rc = s_check_num(nums[k].v, nums[k].lo, nums[k].hi, why, "batch.samples", i,
+                             nums[k].name);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int64_t now_ns,
+                     ww_wire_why_t *why)
+{
+    if (env->wire_version != WW_WIRE_VERSION) {
+        return s_fail(why, -EPROTONOSUPPORT, "envelope.wire_version: %u is not supported (%u is)",
+                      env->wire_version, WW_WIRE_VERSION);
+    }
+    int rc = s_check_str(env->agent_id, 1, lim, why, "envelope.agent_id");
+    if (rc < 0) {
+        return rc;
+    }
+    switch (env->body_case) {
+    case WAFERWATCH__V1__ENVELOPE__BODY_HELLO:
+        return s_check_hello(env->hello, lim, why);
+    case WAFERWATCH__V1__ENVELOPE__BODY_BATCH:
+        return s_check_batch(env, lim, now_ns, why);
+    case WAFERWATCH__V1__ENVELOPE__BODY_HEARTBEAT:
+        return 0;
+    case WAFERWATCH__V1__ENVELOPE__BODY_ACK:
+        return 0;
+    case WAFERWATCH__V1__ENVELOPE__BODY_NACK:
+        return s_check_str(env->nack->reason, 0, lim, why, "nack.reason");
+    default:
+        return s_fail(why, -EINVAL, "envelope.body: missing (no hello, batch, heartbeat, ack or "
+                                    "nack)");
+    }
+}
+
+int ww_wire_decode(const uint8_t *buf, size_t len, const ww_wire_limits_t *lim, int64_t now_ns,
+                   ww_envelope_t **out, ww_wire_why_t *why)
+{
+    *out = NULL;
+    if (why) {
+        why->have_seq = 0;
+        why->epoch = why->seq = 0;
+        why->agent_id[0] = '\0';
+    }
+    if (len > lim->max_message_bytes) {
+        return s_fail(why, -EMSGSIZE, "message: %zu bytes, larger than the limit %zu", len,
+                      lim->max_message_bytes);
+    }
+    ww_envelope_t *env = waferwatch__v1__envelope__unpack(NULL, len, buf);
+    if (!env) {
+        return s_fail(why, -EBADMSG, "message: %zu bytes that do not decode as an Envelope", len);
+    }
+    int rc = ww_wire_validate(env, lim, now_ns, why);
+    if (rc < 0) {
+        ww_wire_why_t scratch;
+        if (why && env->epoch != 0 && env->seq != 0 && env->agent_id[0] != '\0' &&
+            s_check_str(env->agent_id, 1, lim, &scratch, "") == 0 &&
+            strlen(env->agent_id) < sizeof why->agent_id) {
+            why->have_seq = 1;
+            snprintf(why->agent_id, sizeof why->agent_id, "%s", env->agent_id);
+            why->epoch = env->epoch;
+            why->seq = env->seq;
+        }
+        waferwatch__v1__envelope__free_unpacked(env, NULL);
+        return rc;
+    }
+    *out = env;
+    return 0;
+}
+
+void ww_wire_free(ww_envelope_t **env)
+{
+    if (env && *env) {
+        waferwatch__v1__envelope__free_unpacked(*env, NULL);
+        *env = NULL;
+    }
+}
+
+long ww_wire_encode(const ww_envelope_t *env, uint8_t **buf, size_t *cap)
+{
+    size_t need = waferwatch__v1__envelope__get_packed_size(env);
+    if (need == 0) {
+        need = 1; /* an all-default envelope packs to nothing; keep a valid buffer */
+    }
+    if (*cap < need) {
+        size_t ncap = *cap ? *cap : 256;
+        while (ncap < need) {
+            ncap *= 2;
+        }
+        uint8_t *nb = realloc(*buf, ncap);
+        if (!nb) {
+            return -ENOMEM;
+        }
+        *buf = nb;
+        *cap = ncap;
+    }
+    return (long)waferwatch__v1__envelope__pack(env, *buf);
+}
+
+Waferwatch__V1__NackCode ww_wire_nack_code(int decode_rc)
+{
+    switch (decode_rc) {
+    case -EMSGSIZE:
+        return WAFERWATCH__V1__NACK_CODE__NACK_TOO_LARGE;
+    case -EBADMSG:
+        return WAFERWATCH__V1__NACK_CODE__NACK_MALFORMED;
+    case -EPROTONOSUPPORT:
+        return WAFERWATCH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION;
+    case -EINVAL:
+        return WAFERWATCH__V1__NACK_CODE__NACK_INVALID;
+    default:
+        return WAFERWATCH__V1__NACK_CODE__NACK_UNSPECIFIED;
+    }
+}

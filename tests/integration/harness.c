@@ -1,0 +1,218 @@
+/* harness: see harness.h. */
+#include "harness.h"
+
+#include "ww_test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void h_db_create(h_db_t *db, const char *tag)
+{
+    memset(db, 0, sizeof *db);
+    snprintf(db->name, sizeof db->name, "ww_%s_%d", tag, (int)getpid());
+    snprintf(db->conninfo, sizeof db->conninfo, "dbname=%s", db->name);
+    snprintf(db->dir, sizeof db->dir, "/tmp/ww-it-%s-%d", tag, (int)getpid());
+    mkdir(db->dir, 0755);
+    if (!getenv("PGHOST")) {
+        fail_msg("PGHOST is not set: run integration tests through ctest (the pg fixture)");
+    }
+    PGconn *admin = PQconnectdb("dbname=postgres");
+    if (PQstatus(admin) != CONNECTION_OK) {
+        fail_msg("cannot reach the test PostgreSQL: %s", PQerrorMessage(admin));
+    }
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", db->name);
+    PQclear(PQexec(admin, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db->name);
+    PGresult *r = PQexec(admin, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fail_msg("CREATE DATABASE failed: %s", PQerrorMessage(admin));
+    }
+    PQclear(r);
+    PQfinish(admin);
+    db->conn = PQconnectdb(db->conninfo);
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        fail_msg("cannot connect to %s: %s", db->name, PQerrorMessage(db->conn));
+    }
+    PQclear(PQexec(db->conn, "SET TIME ZONE 'UTC'"));
+}
+
+void h_db_drop(h_db_t *db)
+{
+    if (db->conn) {
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+    PGconn *admin = PQconnectdb("dbname=postgres");
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
+    PQclear(PQexec(admin, sql));
+    PQfinish(admin);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", db->dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "harness: could not remove %s\n", db->dir);
+    }
+}
+
+PGresult *h_query(h_db_t *db, const char *sql)
+{
+    PGresult *r = PQexec(db->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fail_msg("query failed: %s\n%s", sql, PQerrorMessage(db->conn));
+    }
+    return r;
+}
+
+long long h_query_ll(h_db_t *db, const char *sql)
+{
+    PGresult *r = h_query(db, sql);
+    assert_int_equal(PQntuples(r), 1);
+    long long v = PQgetisnull(r, 0, 0) ? -1 : atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+pid_t h_spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int h_wait(pid_t pid, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            if (WIFEXITED(status)) {
+                return WEXITSTATUS(status);
+            }
+            return 128 + WTERMSIG(status);
+        }
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        s_sleep_ms(20);
+    }
+}
+
+int h_stop(pid_t pid, int timeout_ms)
+{
+    kill(pid, SIGTERM);
+    return h_wait(pid, timeout_ms);
+}
+
+char *h_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+long long h_log_value(const char *path, const char *marker, const char *key)
+{
+    char *text = h_read_file(path);
+    if (!text) {
+        return -1;
+    }
+    long long v = -1;
+    char *line = text;
+    while (line && *line) {
+        char *end = strchr(line, '\n');
+        if (end) {
+            *end = '\0';
+        }
+        if (strstr(line, marker)) {
+            char pat[64];
+            snprintf(pat, sizeof pat, " %s=", key);
+            char *p = strstr(line, pat);
+            if (p) {
+                v = atoll(p + strlen(pat));
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    free(text);
+    return v;
+}
+
+pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap)
+{
+    char epfile[256], log[256], pg[160];
+    snprintf(epfile, sizeof epfile, "%s/collector.endpoint", db->dir);
+    snprintf(log, sizeof log, "%s/collector.log", db->dir);
+    snprintf(pg, sizeof pg, "%s", db->conninfo);
+    unlink(epfile);
+    char *argv[] = {(char *)WW_COLLECTOR_BIN, (char *)"--listen", (char *)"tcp://127.0.0.1:*",
+                    (char *)"--endpoint-file", epfile, (char *)"--pg", pg, NULL};
+    pid_t pid = h_spawn(argv, log);
+    for (int i = 0; i < 1500; i++) { /* up to 30 s: migrations under sanitizers are slow */
+        char *ep = h_read_file(epfile);
+        if (ep) {
+            ep[strcspn(ep, "\n")] = '\0';
+            snprintf(endpoint, cap, "%s", ep);
+            free(ep);
+            return pid;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            char *text = h_read_file(log);
+            fail_msg("collector exited before listening:\n%s", text ? text : "(no log)");
+        }
+        s_sleep_ms(20);
+    }
+    kill(pid, SIGKILL);
+    fail_msg("collector did not start listening within 30 s");
+    return -1;
+}

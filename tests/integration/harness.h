@@ -1,0 +1,44 @@
+/* harness: helpers for integration tests that run the real binaries against the
+ * throwaway PostgreSQL of the `pg` ctest fixture (PGHOST etc. in the environment). */
+#ifndef WW_HARNESS_H
+#define WW_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct {
+    char name[64];       /* database name, unique per test */
+    char conninfo[128];  /* "dbname=NAME" (host etc. from the environment) */
+    PGconn *conn;        /* the test's own connection to it */
+    char dir[128];       /* scratch directory for logs and endpoint files */
+} h_db_t;
+
+/* Creates a fresh database and a scratch directory; fails the test when it cannot. */
+void h_db_create(h_db_t *db, const char *tag);
+/* Drops the database, removes the scratch directory. */
+void h_db_drop(h_db_t *db);
+
+/* Runs a query that must succeed; returns the result (caller PQclear). */
+PGresult *h_query(h_db_t *db, const char *sql);
+/* Runs a query that returns one number. */
+long long h_query_ll(h_db_t *db, const char *sql);
+
+/* Starts argv[0] with stdout+stderr to log_path. Returns the pid. */
+pid_t h_spawn(char *const argv[], const char *log_path);
+/* Waits for exit up to timeout_ms; returns the exit code, 128+signal, or -1 on timeout
+ * (the process is then killed). */
+int h_wait(pid_t pid, int timeout_ms);
+/* Sends SIGTERM and waits. */
+int h_stop(pid_t pid, int timeout_ms);
+
+/* Starts a collector on tcp://127.0.0.1:* for db; returns its pid and fills endpoint. */
+pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap);
+
+/* Reads a whole file into a malloc'd string (NULL if missing). */
+char *h_read_file(const char *path);
+/* Value of `key=` in the last line containing `marker` of a log file; -1 if absent. */
+long long h_log_value(const char *path, const char *marker, const char *key);
+
+#endif

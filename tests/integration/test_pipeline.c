@@ -1,0 +1,300 @@
+/* End-to-end: simulated nodes -> waferwatch-agent -> ZeroMQ -> waferwatch-collector ->
+ * PostgreSQL, checked row by row against a replay of the same deterministic simulation. */
+#include "agent_config.h"
+#include "harness.h"
+#include "ww_sim.h"
+#include "ww_test.h"
+#include "ww_time.h"
+#include "ww_wire.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define NODES 3
+
+/* Runs one agent for about 3 s at 100 ms against a fresh collector and database. */
+static void s_run_agent(h_db_t *db, char **agent_argv, int argc, const char *endpoint)
+{
+    (void)argc;
+    char log[256];
+    snprintf(log, sizeof log, "%s/agent.log", db->dir);
+    pid_t agent = h_spawn(agent_argv, log);
+    int rc = h_wait(agent, 60000);
+    if (rc != 0) {
+        char *text = h_read_file(log);
+        fail_msg("agent exited %d:\n%s", rc, text ? text : "");
+    }
+}
+
+static void test_rows_equal_what_the_simulation_sent(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "pipe");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+
+    char *argv[] = {(char *)WW_AGENT_BIN, (char *)"--collector", endpoint,
+                    (char *)"--agent-id", (char *)"it-agent", (char *)"--node-id",
+                    (char *)"it-node", (char *)"--phase", (char *)"phase-a",
+                    (char *)"--sim-nodes", (char *)"3", (char *)"--sim-seed", (char *)"42",
+                    (char *)"--interval", (char *)"100ms", (char *)"--run-for", (char *)"3s",
+                    NULL};
+    int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
+    s_run_agent(&db, argv, argc, endpoint);
+    char log[256];
+    snprintf(log, sizeof log, "%s/agent.log", db.dir);
+    long long ticks = h_log_value(log, "stats:", "ticks");
+    long long samples = h_log_value(log, "stats:", "samples");
+    long long acked = h_log_value(log, "stats:", "acked");
+    assert_true(ticks >= 25 && ticks <= 31);
+    assert_int_equal(samples, ticks * NODES);
+    assert_int_equal(acked, ticks);
+
+    /* Exactly `ticks` rows per node, one per tick, no gaps, no duplicates. */
+    PGresult *r = h_query(&db, "SELECT node_id, count(*), count(DISTINCT time),"
+                               " (extract(epoch from max(time) - min(time)) * 1000)::bigint"
+                               " FROM node_samples GROUP BY node_id ORDER BY node_id");
+    assert_int_equal(PQntuples(r), NODES);
+    for (int i = 0; i < NODES; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "it-node-%d", i);
+        assert_string_equal(PQgetvalue(r, i, 0), want);
+        assert_int_equal(atoll(PQgetvalue(r, i, 1)), ticks);
+        assert_int_equal(atoll(PQgetvalue(r, i, 2)), ticks);
+        assert_int_equal(atoll(PQgetvalue(r, i, 3)), (ticks - 1) * 100);
+    }
+    PQclear(r);
+    /* Every node shares the same tick timestamps, aligned to the interval. */
+    assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT time) FROM node_samples"), ticks);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE"
+                                     " (extract(epoch from time) * 1000)::bigint % 100 <> 0"),
+                     0);
+
+    /* Replay the simulation with the agent's own configuration and compare every value. */
+    ww_agent_conf_t conf;
+    memset(&conf, 0, sizeof conf);
+    ww_cfg_err_t err;
+    assert_int_equal(ww_cfg_parse_args(&ww_agent_schema, &conf, argc, argv, &err), WW_CFG_RUN);
+    assert_int_equal(ww_agent_conf_finish(&conf, &err), 0);
+    r = h_query(&db, "SELECT node_id, (extract(epoch from time) * 1000000)::bigint,"
+                     " power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization,"
+                     " tokens_per_s, requests_queued, requests_in_flight, requests_completed,"
+                     " throttled, throttle_factor FROM node_samples ORDER BY node_id, time");
+    assert_int_equal(PQntuples(r), ticks * NODES);
+    int64_t first_us = atoll(PQgetvalue(r, 0, 1));
+    for (int node = 0; node < NODES; node++) {
+        void *sim = NULL;
+        int64_t t0 = first_us * 1000;
+        assert_int_equal(ww_sim_source.open(&conf.sim, (unsigned)node, t0, &sim), 0);
+        ww_request_t reqs[256];
+        for (long long k = 0; k < ticks; k++) {
+            int row = (int)(node * ticks + k);
+            int64_t t = t0 + k * conf.interval_ns;
+            ww_reading_t want;
+            memset(&want, 0, sizeof want);
+            assert_int_equal(ww_sim_source.sample(sim, t, &want), 0);
+            while (ww_sim_source.poll_requests(sim, reqs, 256) == 256) {
+            }
+            assert_int_equal(atoll(PQgetvalue(r, row, 1)), t / 1000);
+            const float got_f[] = {strtof(PQgetvalue(r, row, 2), NULL),
+                                   strtof(PQgetvalue(r, row, 3), NULL),
+                                   strtof(PQgetvalue(r, row, 4), NULL),
+                                   strtof(PQgetvalue(r, row, 5), NULL),
+                                   strtof(PQgetvalue(r, row, 6), NULL),
+                                   strtof(PQgetvalue(r, row, 7), NULL),
+                                   strtof(PQgetvalue(r, row, 8), NULL),
+                                   strtof(PQgetvalue(r, row, 13), NULL)};
+            const float want_f[] = {want.power_w,         want.inlet_c,     want.outlet_c,
+                                    want.flow_lpm,        want.wafer_hotspot_c,
+                                    want.utilization,     want.tokens_per_s,
+                                    want.throttle_factor};
+            for (size_t f = 0; f < sizeof got_f / sizeof got_f[0]; f++) {
+                if (got_f[f] != want_f[f]) {
+                    fail_msg("node %d tick %lld field %zu: stored %.9g, simulated %.9g", node, k,
+                             f, (double)got_f[f], (double)want_f[f]);
+                }
+            }
+            assert_int_equal(atoll(PQgetvalue(r, row, 9)), want.requests_queued);
+            assert_int_equal(atoll(PQgetvalue(r, row, 10)), want.requests_in_flight);
+            assert_int_equal(atoll(PQgetvalue(r, row, 11)), want.requests_completed);
+            assert_string_equal(PQgetvalue(r, row, 12), want.throttled ? "t" : "f");
+        }
+        ww_sim_source.close(&sim);
+    }
+    PQclear(r);
+
+    /* Hello filled the nodes table with the labels. */
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM nodes WHERE phase = 'phase-a'"
+                                     " AND rated_kw = 23 AND agent_id = 'it-agent'"),
+                     NODES);
+    /* One stream, at the last sequence number. */
+    assert_int_equal(h_query_ll(&db, "SELECT last_seq FROM streams WHERE agent_id = 'it-agent'"),
+                     ticks);
+    ww_cfg_free(&ww_agent_schema, &conf);
+    assert_int_equal(h_stop(collector, 10000), 0);
+    h_db_drop(&db);
+}
+
+/* A raw DEALER peer, speaking the protocol by hand. */
+typedef struct {
+    void *ctx, *sock;
+    uint8_t *buf;
+    size_t cap;
+} s_peer_t;
+
+static void s_peer_open(s_peer_t *p, const char *endpoint)
+{
+    memset(p, 0, sizeof *p);
+    p->ctx = zmq_ctx_new();
+    p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
+    int linger = 0, rcvtimeo = 15000;
+    zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(p->sock, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo);
+    assert_int_equal(zmq_connect(p->sock, endpoint), 0);
+}
+
+static void s_peer_close(s_peer_t *p)
+{
+    zmq_close(p->sock);
+    zmq_ctx_term(p->ctx);
+    free(p->buf);
+}
+
+/* Receives and decodes one reply; fails the test on timeout. */
+static ww_envelope_t *s_peer_recv(s_peer_t *p)
+{
+    uint8_t buf[65536];
+    int n = zmq_recv(p->sock, buf, sizeof buf, 0);
+    if (n < 0) {
+        fail_msg("no reply from the collector: %s", zmq_strerror(errno));
+    }
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    if (ww_wire_decode(buf, (size_t)n, &lim, ww_time_now_ns(), &env, &why) != 0) {
+        fail_msg("undecodable reply: %s", why.msg);
+    }
+    return env;
+}
+
+static void s_peer_send_batch(s_peer_t *p, uint64_t epoch, uint64_t seq, float power_w,
+                              int64_t t)
+{
+    ww_node_sample_t s = WAFERWATCH__V1__NODE_SAMPLE__INIT;
+    ww_node_sample_t *sp = &s;
+    s.node_id = (char *)"raw-node";
+    s.time_ns = t;
+    s.power_w = power_w;
+    s.inlet_c = 25;
+    s.outlet_c = 30;
+    s.flow_lpm = 40;
+    s.wafer_hotspot_c = 60;
+    s.utilization = 0.5f;
+    s.throttle_factor = 1;
+    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
+    b.samples = &sp;
+    b.n_samples = 1;
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.wire_version = WW_WIRE_VERSION;
+    env.agent_id = (char *)"raw-agent";
+    env.epoch = epoch;
+    env.seq = seq;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+    env.batch = &b;
+    long n = ww_wire_encode(&env, &p->buf, &p->cap);
+    assert_true(n > 0);
+    assert_int_equal(zmq_send(p->sock, p->buf, (size_t)n, 0), n);
+}
+
+static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "nack");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    s_peer_t p;
+    s_peer_open(&p, endpoint);
+    int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 10 * WW_NS_PER_S;
+
+    /* 1. Bytes that are not an Envelope. */
+    const char junk[] = "\xff\xff\xff\xff\xff garbage";
+    assert_true(zmq_send(p.sock, junk, sizeof junk, 0) > 0);
+    ww_envelope_t *reply = s_peer_recv(&p);
+    assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_NACK);
+    assert_int_equal(reply->nack->code, WAFERWATCH__V1__NACK_CODE__NACK_MALFORMED);
+    ww_wire_free(&reply);
+
+    /* 2. A well-formed batch with a NaN: refused with the field named, not stored. */
+    s_peer_send_batch(&p, 77, 1, NAN, t);
+    reply = s_peer_recv(&p);
+    assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_NACK);
+    assert_int_equal(reply->nack->code, WAFERWATCH__V1__NACK_CODE__NACK_INVALID);
+    assert_int_equal(reply->nack->seq, 1);
+    assert_non_null(strstr(reply->nack->reason, "power_w"));
+    ww_wire_free(&reply);
+
+    /* 3. The collector is still serving: a valid batch is acked and stored. */
+    s_peer_send_batch(&p, 77, 2, 12345.5f, t);
+    reply = s_peer_recv(&p);
+    assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_ACK);
+    assert_int_equal(reply->ack->seq, 2);
+    assert_true(reply->ack->epoch == 77);
+    ww_wire_free(&reply);
+
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE power_w = 12345.5"),
+                     1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects"), 2);
+    assert_int_equal(
+        h_query_ll(&db, "SELECT count(*) FROM ingest_rejects WHERE code = 'malformed'"), 1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects WHERE code = 'invalid'"
+                                     " AND seq = 1 AND reason LIKE '%power_w%'"),
+                     1);
+    s_peer_close(&p);
+    assert_int_equal(h_stop(collector, 10000), 0);
+    h_db_drop(&db);
+}
+
+static void test_replayed_batch_is_stored_once(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "replay");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    s_peer_t p;
+    s_peer_open(&p, endpoint);
+    int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 5 * WW_NS_PER_S;
+    for (int round = 0; round < 3; round++) {
+        s_peer_send_batch(&p, 99, 1, 1000.0f, t);
+        ww_envelope_t *reply = s_peer_recv(&p);
+        assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_ACK);
+        assert_int_equal(reply->ack->seq, 1);
+        ww_wire_free(&reply);
+    }
+    /* The next batch skips seq 2 (as if the agent dropped it): it is still written. */
+    s_peer_send_batch(&p, 99, 3, 3000.0f, t + WW_NS_PER_S);
+    ww_envelope_t *reply = s_peer_recv(&p);
+    assert_int_equal(reply->ack->seq, 3);
+    ww_wire_free(&reply);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 2);
+    assert_int_equal(h_query_ll(&db, "SELECT last_seq FROM streams WHERE epoch = 99"), 3);
+    s_peer_close(&p);
+    assert_int_equal(h_stop(collector, 10000), 0);
+    char log[256];
+    snprintf(log, sizeof log, "%s/collector.log", db.dir);
+    assert_int_equal(h_log_value(log, "stopping:", "duplicates"), 2);
+    assert_int_equal(h_log_value(log, "stopping:", "gaps"), 1);
+    h_db_drop(&db);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_rows_equal_what_the_simulation_sent),
+    cmocka_unit_test(test_garbage_gets_nack_and_collector_keeps_serving),
+    cmocka_unit_test(test_replayed_batch_is_stored_once),
+};
+WW_TEST_MAIN(tests, NULL, NULL)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# pg_throwaway.sh start|stop|env DIR: a private PostgreSQL 15 cluster in DIR for tests and
+# the demo, reachable only over a Unix socket in DIR (no TCP port, nothing shared with a
+# system cluster). initdb refuses to run as root, so as root the cluster runs as the
+# unprivileged `postgres` user (created by the postgresql package).
+set -euo pipefail
+cmd=${1:?usage: pg_throwaway.sh start|stop|env DIR}
+dir=${2:?usage: pg_throwaway.sh start|stop|env DIR}
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bindir/initdb" ] || { echo "pg_throwaway: PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "$cmd" in
+start)
+  if [ -f "$dir/data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    echo "pg_throwaway: already running in $dir"; exit 0
+  fi
+  rm -rf "$dir"; mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; exit 1; }
+  cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = 5432
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 128MB
+max_connections = 200
+log_min_messages = warning
+CONF
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    || { cat "$dir/server.log" >&2; exit 1; }
+  echo "pg_throwaway: running in $dir (PGHOST=$dir PGPORT=5432 PGUSER=postgres)"
+  ;;
+stop)
+  if [ -d "$dir/data" ]; then
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  ;;
+env)
+  echo "export PGHOST=$dir PGPORT=5432 PGUSER=postgres"
+  ;;
+*)
+  echo "pg_throwaway: unknown command $cmd" >&2; exit 2 ;;
+esac
