@@ -111,6 +111,30 @@ static void test_print_config_loads_back(void **state)
     h_db_drop(&db);
 }
 
+/* The shipped examples must stay valid as the schema evolves. */
+static void test_example_configs_are_valid(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "examples");
+    char *a[] = {(char *)WW_AGENT_BIN, (char *)"--config",
+                 (char *)WW_DEPLOY_DIR "/agent.example.yaml", (char *)"--check-config", NULL};
+    s_run_t r = s_run(db.dir, "agent-example", a);
+    if (r.rc != 0) {
+        fail_msg("agent.example.yaml refused:\n%s", r.out);
+    }
+    free(r.out);
+    /* The example's database host is fictional: point --pg at the test database. */
+    char *c[] = {(char *)WW_COLLECTOR_BIN, (char *)"--config",
+                 (char *)WW_DEPLOY_DIR "/collector.example.yaml", (char *)"--pg", db.conninfo,
+                 (char *)"--check-config", NULL};
+    r = s_run(db.dir, "collector-example", c);
+    if (r.rc != 0) {
+        fail_msg("collector.example.yaml refused:\n%s", r.out);
+    }
+    free(r.out);
+    h_db_drop(&db);
+}
+
 static void test_collector_check_config_reaches_postgres(void **state)
 {
     h_db_t db;
@@ -156,6 +180,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_help_lists_flags_and_keys),
     cmocka_unit_test(test_check_config_names_file_and_line),
     cmocka_unit_test(test_print_config_loads_back),
+    cmocka_unit_test(test_example_configs_are_valid),
     cmocka_unit_test(test_collector_check_config_reaches_postgres),
     cmocka_unit_test(test_sigterm_stops_agent_and_collector_cleanly),
 };

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The demo command: a small wafer-scale fleet on one machine. Installs what is missing,
+# builds, starts a throwaway PostgreSQL, the collector and three agents driving 12
+# simulated nodes in two capacity phases (one rack with a coolant pump that degrades
+# part-way), runs for --seconds N (default 60), then prints a report read back from
+# PostgreSQL. The database stays up for exploring with psql; the report says how to stop it.
+#
+#   deploy/demo.sh [--seconds N] [--stop]
+#     --seconds N  run time of the fleet (default 60)
+#     --stop       stop the database at the end instead of leaving it running
+set -euo pipefail
+WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$WW_ROOT"
+seconds=60
+stop_db=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
+    --seconds=*) seconds=${1#*=}; shift ;;
+    --stop) stop_db=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$seconds" in ''|*[!0-9]*) echo "demo: --seconds wants a whole number" >&2; exit 2 ;; esac
+[ "$seconds" -ge 5 ] || { echo "demo: --seconds must be at least 5" >&2; exit 2; }
+
+. deploy/deps.sh
+ww_install_deps
+echo "== building"
+ww_build build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo
+bin=build-demo
+
+run=/tmp/ww-demo
+pgdir=$run/pg
+mkdir -p "$run"
+tests/pg_throwaway.sh stop "$pgdir" >/dev/null 2>&1 || true
+tests/pg_throwaway.sh start "$pgdir"
+export PGHOST=$pgdir PGPORT=5432 PGUSER=postgres
+psql -qX -d postgres -c "CREATE DATABASE waferwatch" >/dev/null
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$stop_db" = 1 ]; then tests/pg_throwaway.sh stop "$pgdir"; fi
+}
+trap cleanup EXIT
+
+echo "== starting the collector"
+rm -f "$run/collector.endpoint"
+"$bin/collector/waferwatch-collector" --listen 'tcp://127.0.0.1:*' \
+  --endpoint-file "$run/collector.endpoint" --pg dbname=waferwatch 2>"$run/collector.log" &
+collector=$!
+pids+=("$collector")
+for _ in $(seq 1 300); do [ -s "$run/collector.endpoint" ] && break; sleep 0.1; done
+[ -s "$run/collector.endpoint" ] || { cat "$run/collector.log" >&2; echo "demo: the collector did not start" >&2; exit 1; }
+endpoint=$(cat "$run/collector.endpoint")
+echo "   listening on $endpoint"
+
+# Three racks: two in the 2026 phase (one with a pump that drops to 15% flow after a
+# third of the run, on every other node), one in the 2027 phase.
+fault_at=$((seconds / 3))
+start_agent() {
+  local name=$1; shift
+  "$bin/agent/waferwatch-agent" --collector "$endpoint" --agent-id "$name" \
+    --run-for "${seconds}s" --sim-nodes 4 "$@" 2>"$run/$name.log" &
+  pids+=("$!")
+  agent_pids+=("$!")
+}
+agent_pids=()
+echo "== starting 3 agents (12 simulated nodes) for ${seconds}s"
+start_agent agent-okc1-r01 --node-id okc1-h1-r01 --site okc1 --hall hall-1 --rack r01 \
+  --phase phase-2026a --sim-seed 101
+WW_AGENT_SIM_PUMP_FAULT_START=$fault_at WW_AGENT_SIM_PUMP_FAULT_FLOW_FACTOR=0.15 \
+WW_AGENT_SIM_PUMP_FAULT_EVERY=2 WW_AGENT_SIM_ARRIVAL_RATE=45 \
+start_agent agent-okc1-r02 --node-id okc1-h1-r02 --site okc1 --hall hall-1 --rack r02 \
+  --phase phase-2026a --sim-seed 102 --sim-pump-fault
+start_agent agent-okc2-r01 --node-id okc2-h1-r01 --site okc2 --hall hall-1 --rack r01 \
+  --phase phase-2027b --sim-seed 201
+
+failed=0
+for p in "${agent_pids[@]}"; do wait "$p" || failed=1; done
+kill -TERM "$collector"; wait "$collector" || true
+pids=()
+[ "$failed" = 0 ] || echo "demo: an agent ended with unacked batches; see $run/*.log" >&2
+
+q() { psql -X -d waferwatch -v ON_ERROR_STOP=1 -P footer=off "$@"; }
+echo
+echo "== waferwatch demo report"
+echo
+echo "-- rows per node (one per node per second)"
+q -c "SELECT n.phase, s.node_id, count(*) AS rows, min(s.time)::time(0) AS first,
+             max(s.time)::time(0) AS last
+      FROM node_samples s JOIN nodes n USING (node_id)
+      GROUP BY n.phase, s.node_id ORDER BY n.phase, s.node_id"
+echo "-- power per phase (sum over nodes of each node's mean draw) vs rated"
+q -c "WITH per_tick AS (SELECT n.phase, s.time, sum(s.power_w) / 1000 AS kw
+                       FROM node_samples s JOIN nodes n USING (node_id) GROUP BY n.phase, s.time),
+           rated AS (SELECT phase, count(*) AS nodes, sum(rated_kw) AS kw FROM nodes GROUP BY phase)
+      SELECT p.phase, r.nodes, round(avg(p.kw)::numeric, 1) AS mean_kw,
+             round(max(p.kw)::numeric, 1) AS peak_kw, round(r.kw::numeric, 1) AS rated_kw,
+             round((100 * avg(p.kw) / r.kw)::numeric) AS mean_pct_of_rated
+      FROM per_tick p JOIN rated r USING (phase)
+      GROUP BY p.phase, r.nodes, r.kw ORDER BY p.phase"
+echo "-- hottest nodes (wafer hotspot) and time throttled"
+q -c "SELECT s.node_id, n.phase, round(max(s.wafer_hotspot_c)::numeric, 1) AS max_hotspot_c,
+             round(min(s.flow_lpm)::numeric, 1) AS min_flow_lpm,
+             count(*) FILTER (WHERE s.throttled) AS seconds_throttled,
+             round(min(s.throttle_factor)::numeric, 2) AS min_throttle
+      FROM node_samples s JOIN nodes n USING (node_id)
+      GROUP BY s.node_id, n.phase ORDER BY max(s.wafer_hotspot_c) DESC LIMIT 5"
+echo "-- ingest"
+q -c "SELECT (SELECT count(*) FROM node_samples) AS rows,
+             (SELECT count(*) FROM nodes) AS nodes,
+             (SELECT count(*) FROM streams) AS streams,
+             (SELECT count(*) FROM ingest_rejects) AS rejected_messages"
+echo "Logs: $run/*.log"
+if [ "$stop_db" = 1 ]; then
+  echo "The database was stopped (--stop)."
+else
+  echo "Explore:  psql -h $pgdir -U postgres waferwatch"
+  echo "Stop it:  $WW_ROOT/tests/pg_throwaway.sh stop $pgdir"
+fi
+exit "$failed"

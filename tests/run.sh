@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds with warnings as errors, and runs the
+# whole ctest suite (cmocka unit tests, and integration tests against a throwaway
+# PostgreSQL started and stopped by the suite's `pg` fixture) twice: a plain build and one
+# with AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   tests/run.sh                 both builds
+#   WW_TEST_SANITIZE=0 tests/run.sh   the plain build only
+#   WW_TEST_LABEL=unit tests/run.sh   only tests labelled unit (or integration)
+set -euo pipefail
+WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$WW_ROOT"
+. deploy/deps.sh
+ww_install_deps
+
+label=${WW_TEST_LABEL:-}
+run_suite() {
+  local dir=$1; shift
+  echo "== build $dir ($*)"
+  ww_build "$dir" -DWW_WERROR=ON "$@"
+  echo "== ctest $dir"
+  local args=(--test-dir "$dir" --output-on-failure -j"$(nproc)")
+  [ -n "$label" ] && args+=(-L "$label")
+  ctest "${args[@]}"
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWW_SANITIZE=
+if [ "${WW_TEST_SANITIZE:-1}" != 0 ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DWW_SANITIZE=address,undefined
+fi
+echo "== all test suites passed"
