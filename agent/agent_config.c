@@ -12,7 +12,7 @@
  *    system peak, and we take the middle.
  *  - Decode speeds, single user: Llama 3.1 8B ~1,800 tok/s and 70B ~450 tok/s (Cerebras
  *    Inference launch, Aug 2024); Llama 3.1 405B 969 tok/s with 0.24 s time to first token
- *    (Cerebras, Nov 2024). 
+ *    (Cerebras, Nov 2024).
  *  - Coolant: inlet 25 °C (a warm-water facility loop, ASHRAE W27 class supply) and 40 L/min
  *    (estimate) give a rise of 23 kW / (4.18 kJ/(L K) * 0.667 L/s) = 8.3 °C at full load.
  *  - r_th 1.5 °C/kW (estimate): hotspot at full load on nominal flow is
@@ -46,20 +46,22 @@
 #define M(f) offsetof(ww_sim_model_t, f)
 
 static const ww_cfg_opt_t s_model_rows[] = {
-    WW_CFG_ROW("name", WW_CFG_STRING, NULL, M(name), 0, 0, NULL, "model name as reported (1-47 chars)"),
-    WW_CFG_ROW("weight", WW_CFG_DOUBLE, "1", M(weight), 0.000001, 1e6, NULL, "relative share of arrivals"),
+    WW_CFG_ROW("name", WW_CFG_STRING, NULL, M(name), 0, 0, NULL,
+               "model name as reported (1-47 chars)"),
+    WW_CFG_ROW("weight", WW_CFG_DOUBLE, "1", M(weight), 0.000001, 1e6, NULL,
+               "relative share of arrivals"),
     WW_CFG_ROW("prefill_tps", WW_CFG_DOUBLE, "10000", M(prefill_tps), 1, 1e8, NULL,
-     "prompt tokens per second for one request"),
+               "prompt tokens per second for one request"),
     WW_CFG_ROW("decode_tps", WW_CFG_DOUBLE, "1000", M(decode_tps), 1, 1e6, NULL,
-     "output tokens per second for one request running alone"),
+               "output tokens per second for one request running alone"),
     WW_CFG_ROW("prompt_tokens_median", WW_CFG_DOUBLE, "1000", M(prompt_tokens_median), 1, 1e6, NULL,
-     "median prompt length (lognormal)"),
+               "median prompt length (lognormal)"),
     WW_CFG_ROW("prompt_tokens_sigma", WW_CFG_DOUBLE, "1.0", M(prompt_tokens_sigma), 0, 5, NULL,
-     "lognormal sigma of the prompt length"),
+               "lognormal sigma of the prompt length"),
     WW_CFG_ROW("output_tokens_median", WW_CFG_DOUBLE, "250", M(output_tokens_median), 1, 1e6, NULL,
-     "median output length (lognormal)"),
+               "median output length (lognormal)"),
     WW_CFG_ROW("output_tokens_sigma", WW_CFG_DOUBLE, "0.8", M(output_tokens_sigma), 0, 5, NULL,
-     "lognormal sigma of the output length"),
+               "lognormal sigma of the output length"),
 };
 
 /* Default models. Prompt lengths: median 1,000 tokens, sigma 1.0 (chat and RAG prompts, a
@@ -69,7 +71,7 @@ static const ww_cfg_opt_t s_model_rows[] = {
  * parameters, but less than linearly because a small model does not fill the wafer, so
  * 70B is ~3.5x and 8B ~10x the 405B rate. */
 #define WW_DEFAULT_MODELS                                                                          \
-    "[{name: llama3.1-8b, weight: 0.5, prefill_tps: 40000, decode_tps: 1800},"                    \
+    "[{name: llama3.1-8b, weight: 0.5, prefill_tps: 40000, decode_tps: 1800},"                     \
     " {name: llama3.1-70b, weight: 0.3, prefill_tps: 12000, decode_tps: 450},"                     \
     " {name: llama3.1-405b, weight: 0.2, prefill_tps: 4200, decode_tps: 969}]"
 
@@ -136,8 +138,7 @@ static const ww_cfg_opt_t s_rows[] = {
         "seconds a request may wait in the queue before it times out"),
     ROW("sim.error_prob", WW_CFG_DOUBLE, "0.002", S(error_prob), 0, 1, NULL,
         "chance that a request fails"),
-    ROW("sim.idle_w", WW_CFG_DOUBLE, "9200", S(idle_w), 0, 200000, NULL,
-        "power draw when idle, W"),
+    ROW("sim.idle_w", WW_CFG_DOUBLE, "9200", S(idle_w), 0, 200000, NULL, "power draw when idle, W"),
     ROW("sim.max_w", WW_CFG_DOUBLE, "23000", S(max_w), 1, 200000, NULL,
         "power draw at full load, W (CS-3: ~23 kW)"),
     ROW("sim.inlet_c", WW_CFG_DOUBLE, "25", S(inlet_c), -20, 80, NULL,

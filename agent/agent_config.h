@@ -10,17 +10,17 @@
 
 typedef struct {
     /* agent */
-    char *agent_id;          /* stream identity; empty = the host name */
-    int64_t interval_ns;     /* sampling interval; ticks are wall-clock multiples of it */
-    int64_t run_for_ns;      /* stop after this long (0 = until SIGTERM) */
-    int64_t drain_ns;        /* on shutdown, wait this long for outstanding acks */
+    char *agent_id;      /* stream identity; empty = the host name */
+    int64_t interval_ns; /* sampling interval; ticks are wall-clock multiples of it */
+    int64_t run_for_ns;  /* stop after this long (0 = until SIGTERM) */
+    int64_t drain_ns;    /* on shutdown, wait this long for outstanding acks */
     char *log_level;
-    char *source;            /* "sim" (real host sources come later) */
+    char *source; /* "sim" (real host sources come later) */
     /* collector link */
-    char *collector;         /* ZeroMQ endpoint of the collector */
-    int64_t ack_timeout_ns;  /* resend what is not acked after this long */
-    int64_t max_in_flight;   /* batches sent and not yet acked */
-    int64_t queue_batches;   /* batches kept in memory until acked */
+    char *collector;        /* ZeroMQ endpoint of the collector */
+    int64_t ack_timeout_ns; /* resend what is not acked after this long */
+    int64_t max_in_flight;  /* batches sent and not yet acked */
+    int64_t queue_batches;  /* batches kept in memory until acked */
     /* node labels (the simulated nodes are <node.id>-<i> when sim.nodes > 1) */
     char *node_id;
     char *site;
@@ -33,7 +33,7 @@ typedef struct {
     int64_t sim_nodes;
     ww_cfg_table_t sim_models; /* of ww_sim_model_t, copied into sim.models */
     ww_sim_conf_t sim;
-    int64_t sim_seed;          /* copied into sim.seed */
+    int64_t sim_seed; /* copied into sim.seed */
 } ww_agent_conf_t;
 
 extern const ww_cfg_schema_t ww_agent_schema;

@@ -108,8 +108,7 @@ static int s_open_socket(ww_link_t *self)
 
     char mon_ep[64];
     snprintf(mon_ep, sizeof mon_ep, "inproc://ww-link-monitor-%p", (void *)self);
-    if (zmq_socket_monitor(self->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) !=
-        0) {
+    if (zmq_socket_monitor(self->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
         return -errno;
     }
     self->mon = zmq_socket(self->ctx, ZMQ_PAIR);
@@ -364,8 +363,7 @@ static void s_on_monitor(ww_link_t *self)
         self->n_inflight = 0;
     } else if (event == ZMQ_EVENT_DISCONNECTED) {
         self->connected = false;
-        WW_WARN("disconnected from %s; %zu batches kept until acked", self->endpoint,
-                self->count);
+        WW_WARN("disconnected from %s; %zu batches kept until acked", self->endpoint, self->count);
         self->n_inflight = 0;
     }
 }

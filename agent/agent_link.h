@@ -28,10 +28,10 @@ typedef struct {
     uint64_t submitted; /* batches handed to the link */
     uint64_t sent;      /* messages sent, including resends */
     uint64_t resent;
-    uint64_t acked;     /* batches released by an Ack */
-    uint64_t nacked;    /* batches dropped by a Nack */
-    uint64_t dropped;   /* batches dropped because the queue was full */
-    uint64_t connects;  /* connections established */
+    uint64_t acked;    /* batches released by an Ack */
+    uint64_t nacked;   /* batches dropped by a Nack */
+    uint64_t dropped;  /* batches dropped because the queue was full */
+    uint64_t connects; /* connections established */
     uint64_t hellos_acked;
 } ww_link_stats_t;
 

@@ -112,8 +112,7 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
             WW_WARN("node %s: sample failed: %s", nodes->names[i], strerror(-rc));
             continue;
         }
-        while (nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF) ==
-               WW_REQBUF) {
+        while (nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF) == WW_REQBUF) {
         }
         ww_node_sample_t *s = &nodes->samples[n];
         waferwatch__v1__node_sample__init(s);
@@ -205,8 +204,9 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (ww_log_set_level_name(conf.log_level) < 0) {
-        fprintf(stderr, "waferwatch-agent: agent.log_level: \"%s\" is not one of error, warn, "
-                        "info, debug\n",
+        fprintf(stderr,
+                "waferwatch-agent: agent.log_level: \"%s\" is not one of error, warn, "
+                "info, debug\n",
                 conf.log_level);
         exit_code = 2;
         goto cleanup;
@@ -223,8 +223,8 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (action == WW_CFG_CHECK) {
-        printf("configuration ok: %u node(s), source %s, collector %s\n", nodes.n,
-               nodes.src->name, conf.collector);
+        printf("configuration ok: %u node(s), source %s, collector %s\n", nodes.n, nodes.src->name,
+               conf.collector);
         exit_code = 0;
         goto cleanup;
     }
@@ -294,8 +294,8 @@ int main(int argc, char **argv)
             "nacked=%llu dropped=%llu unacked=%zu sent=%llu resent=%llu connects=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)skipped,
             (unsigned long long)st.submitted, (unsigned long long)st.acked,
-            (unsigned long long)st.nacked, (unsigned long long)st.dropped,
-            ww_link_pending(link), (unsigned long long)st.sent, (unsigned long long)st.resent,
+            (unsigned long long)st.nacked, (unsigned long long)st.dropped, ww_link_pending(link),
+            (unsigned long long)st.sent, (unsigned long long)st.resent,
             (unsigned long long)st.connects);
     exit_code = ww_link_pending(link) == 0 ? 0 : 3;
     if (exit_code != 0) {

@@ -28,10 +28,10 @@
 #define WW_SIM_MAX_MODELS 8
 
 typedef struct {
-    char *name;               /* e.g. "llama3.1-8b" (owned by the config) */
-    double weight;            /* share of arrivals, relative to the other models */
-    double prefill_tps;       /* prompt tokens per second for one request */
-    double decode_tps;        /* output tokens per second for one request running alone */
+    char *name;         /* e.g. "llama3.1-8b" (owned by the config) */
+    double weight;      /* share of arrivals, relative to the other models */
+    double prefill_tps; /* prompt tokens per second for one request */
+    double decode_tps;  /* output tokens per second for one request running alone */
     double prompt_tokens_median;
     double prompt_tokens_sigma; /* lognormal sigma of prompt length */
     double output_tokens_median;
@@ -41,7 +41,7 @@ typedef struct {
 typedef struct {
     uint64_t seed;
     /* models */
-    ww_sim_model_t *models;   /* n_models entries (a ww_cfg_table_t's items) */
+    ww_sim_model_t *models; /* n_models entries (a ww_cfg_table_t's items) */
     size_t n_models;
     /* load */
     double arrival_rate_rps;  /* mean arrivals per second per node */
@@ -49,27 +49,28 @@ typedef struct {
     double burst_prob_per_s;  /* chance per second that a burst starts */
     double burst_factor;      /* rate multiplier during a burst */
     double burst_duration_s;
-    int64_t max_concurrency;  /* requests decoding at once (continuous batching) */
-    int64_t max_queue;        /* queued requests beyond which arrivals are rejected */
-    double batch_slowdown;    /* per-request decode rate = decode_tps / (1 + batch_slowdown*(running-1)) */
-    double timeout_s;         /* a request queued longer than this times out */
-    double error_prob;        /* chance that a request ends in an error */
+    int64_t max_concurrency; /* requests decoding at once (continuous batching) */
+    int64_t max_queue;       /* queued requests beyond which arrivals are rejected */
+    double batch_slowdown;   /* per-request decode rate = decode_tps / (1 +
+                                batch_slowdown*(running-1)) */
+    double timeout_s;        /* a request queued longer than this times out */
+    double error_prob;       /* chance that a request ends in an error */
     /* power */
     double idle_w;
     double max_w;
     /* cooling and thermal model */
-    double inlet_c;           /* coolant supply temperature */
-    double flow_lpm;          /* nominal coolant flow */
-    double r_th_c_per_kw;     /* wafer hotspot above outlet per kW */
-    double tau_s;             /* thermal time constant of the wafer */
-    double throttle_c;        /* hotspot temperature where throttling starts */
-    double throttle_slope;    /* decode speed lost per degree above throttle_c (share/°C) */
-    double min_throttle;      /* lowest throttle factor */
+    double inlet_c;        /* coolant supply temperature */
+    double flow_lpm;       /* nominal coolant flow */
+    double r_th_c_per_kw;  /* wafer hotspot above outlet per kW */
+    double tau_s;          /* thermal time constant of the wafer */
+    double throttle_c;     /* hotspot temperature where throttling starts */
+    double throttle_slope; /* decode speed lost per degree above throttle_c (share/°C) */
+    double min_throttle;   /* lowest throttle factor */
     /* pump degradation fault */
     bool pump_fault;
-    double pump_fault_start_s;    /* seconds after the source's start_ns */
-    double pump_fault_duration_s; /* 0 = until the end */
-    double pump_fault_flow_factor;/* flow as a share of nominal while the fault is active */
+    double pump_fault_start_s;     /* seconds after the source's start_ns */
+    double pump_fault_duration_s;  /* 0 = until the end */
+    double pump_fault_flow_factor; /* flow as a share of nominal while the fault is active */
     /* which nodes the fault hits: index % pump_fault_every == 0 (1 = all) */
     int64_t pump_fault_every;
 } ww_sim_conf_t;

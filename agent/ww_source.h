@@ -22,8 +22,8 @@ typedef struct {
     float outlet_c;
     float flow_lpm;
     float wafer_hotspot_c;
-    float utilization;    /* 0..1 */
-    float tokens_per_s;   /* output tokens per second over the last interval */
+    float utilization;  /* 0..1 */
+    float tokens_per_s; /* output tokens per second over the last interval */
     uint32_t requests_queued;
     uint32_t requests_in_flight;
     uint32_t requests_completed; /* completions since the previous sample */
@@ -43,10 +43,10 @@ typedef enum {
 /* One finished request. Times are ns since the Unix epoch. For a rejected request
  * first_token_ns = done_ns = the rejection time and output_tokens = 0. */
 typedef struct {
-    uint16_t model;            /* index into the source's model list */
+    uint16_t model; /* index into the source's model list */
     ww_req_status_t status;
-    int64_t arrival_ns;        /* request arrived at the server */
-    int64_t start_ns;          /* admitted into the running batch (queue time = start - arrival) */
+    int64_t arrival_ns; /* request arrived at the server */
+    int64_t start_ns;   /* admitted into the running batch (queue time = start - arrival) */
     int64_t first_token_ns;
     int64_t done_ns;
     uint32_t prompt_tokens;

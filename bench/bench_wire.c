@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     }
     ww_node_sample_t *s = calloc(n, sizeof *s);
     ww_node_sample_t **p = calloc(n, sizeof *p);
-    char (*ids)[32] = calloc(n, sizeof *ids);
+    char(*ids)[32] = calloc(n, sizeof *ids);
     if (!s || !p || !ids) {
         return 1;
     }

@@ -8,13 +8,13 @@
 #include <stdint.h>
 
 typedef struct {
-    char *listen;           /* ZeroMQ endpoint to bind */
-    char *endpoint_file;    /* write the bound endpoint here (tests, service managers) */
+    char *listen;        /* ZeroMQ endpoint to bind */
+    char *endpoint_file; /* write the bound endpoint here (tests, service managers) */
     char *log_level;
-    char *pg_conninfo;      /* libpq conninfo; "" = PG* environment variables */
-    bool pg_migrate;        /* apply migrations at start */
-    int64_t retry_max_ns;   /* cap of the backoff between PostgreSQL retries */
-    int64_t max_group;      /* messages written per transaction */
+    char *pg_conninfo;    /* libpq conninfo; "" = PG* environment variables */
+    bool pg_migrate;      /* apply migrations at start */
+    int64_t retry_max_ns; /* cap of the backoff between PostgreSQL retries */
+    int64_t max_group;    /* messages written per transaction */
     int64_t max_message_bytes;
     int64_t max_samples;
     int64_t max_past_ns;

@@ -144,8 +144,8 @@ static int s_receive(s_ingest_t *in)
         why.have_seq = 0;
         snprintf(why.msg, sizeof why.msg, "message: %zu body frames, expected 1", frames);
     } else {
-        rc = ww_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), &in->lim,
-                            ww_time_now_ns(), &m->env, &why);
+        rc = ww_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), &in->lim, ww_time_now_ns(),
+                            &m->env, &why);
     }
     zmq_msg_close(&body);
     if (rc < 0) {

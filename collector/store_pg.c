@@ -185,8 +185,7 @@ int ww_store_ensure(ww_store_t *self, int migrate)
         WW_RECOVERED(&self->conn_fail, "PostgreSQL connection recovered after %lu failed tries",
                      self->conn_fail.repeats + 1);
     } else {
-        WW_INFO("connected to PostgreSQL database %s on %s", PQdb(self->conn),
-                PQhost(self->conn));
+        WW_INFO("connected to PostgreSQL database %s on %s", PQdb(self->conn), PQhost(self->conn));
     }
     return ww_store_maintain(self) == 0 ? 0 : -EIO;
 }
@@ -291,7 +290,7 @@ static void s_field_i4(s_buf_t *b, uint32_t v)
 }
 
 #define WW_SAMPLE_COLUMNS                                                                          \
-    "time, node_id, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, "         \
+    "time, node_id, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, "          \
     "tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, "           \
     "throttle_factor"
 #define WW_SAMPLE_NCOLS 14
@@ -320,8 +319,7 @@ static void s_copy_sample(s_buf_t *b, const ww_node_sample_t *s)
     s_field_f4(b, s->throttle_factor);
 }
 
-static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_t n,
-                                 uint64_t *rows)
+static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_t n, uint64_t *rows)
 {
     s_buf_t b = {self->copy, 0, self->copy_cap, false};
     static const char header[] = "PGCOPY\n\377\r\n\0";
@@ -372,8 +370,7 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
 
 /* Reads the progress of every stream in the group, locking the rows, and classifies each
  * sequenced item. */
-static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t n,
-                                uint64_t *gaps)
+static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t n, uint64_t *gaps)
 {
     s_buf_t ids = {0}, epochs = {0};
     bool first = true;
@@ -513,9 +510,9 @@ static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
     for (size_t i = 0; i < h->n_nodes; i++) {
         const ww_node_info_t *ni = h->nodes[i];
         snprintf(rated, sizeof rated, "%.17g", ni->rated_kw);
-        const char *params[] = {ni->node_id, it->agent_id,      ni->site,         ni->hall,
-                                ni->rack,    ni->phase,         ni->system_model, rated,
-                                h->agent_version, h->source, interval};
+        const char *params[] = {ni->node_id,      it->agent_id, ni->site,         ni->hall,
+                                ni->rack,         ni->phase,    ni->system_model, rated,
+                                h->agent_version, h->source,    interval};
         ww_store_rc_t rc = s_exec(
             self,
             "INSERT INTO nodes AS n (node_id, agent_id, site, hall, rack, phase, system_model,"

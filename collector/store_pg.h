@@ -23,10 +23,10 @@ typedef enum {
 } ww_store_rc_t;
 
 typedef enum {
-    WW_ITEM_HELLO,   /* env is a Hello: upsert its nodes */
-    WW_ITEM_BATCH,   /* env is a Batch: write its samples if next in sequence */
-    WW_ITEM_REJECT,  /* a refused message: record it in ingest_rejects (seq only for the Nack;
-                        a refused batch never moves its stream, the next one skips past it) */
+    WW_ITEM_HELLO,  /* env is a Hello: upsert its nodes */
+    WW_ITEM_BATCH,  /* env is a Batch: write its samples if next in sequence */
+    WW_ITEM_REJECT, /* a refused message: record it in ingest_rejects (seq only for the Nack;
+                       a refused batch never moves its stream, the next one skips past it) */
 } ww_item_kind_t;
 
 typedef enum {

@@ -45,13 +45,13 @@ typedef struct {
 } ww_cfg_table_t;
 
 typedef struct ww_cfg_opt {
-    const char *name;   /* dotted YAML path */
+    const char *name; /* dotted YAML path */
     ww_cfg_type_t type;
-    const char *def;    /* default in the same text syntax as a flag value; NULL: unset/empty */
-    size_t offset;      /* offsetof() the field in the config struct (or the table element) */
-    double min, max;    /* inclusive numeric range; not checked when min == max == 0 */
-    const char *flag;   /* long flag without "--" (e.g. "sim-nodes"), or NULL */
-    const char *help;   /* one line */
+    const char *def;  /* default in the same text syntax as a flag value; NULL: unset/empty */
+    size_t offset;    /* offsetof() the field in the config struct (or the table element) */
+    double min, max;  /* inclusive numeric range; not checked when min == max == 0 */
+    const char *flag; /* long flag without "--" (e.g. "sim-nodes"), or NULL */
+    const char *help; /* one line */
     /* WW_CFG_TABLE only: */
     const struct ww_cfg_opt *sub;
     size_t n_sub;
@@ -72,11 +72,11 @@ typedef struct {
 } ww_cfg_err_t;
 
 typedef enum {
-    WW_CFG_RUN = 0,   /* start the program */
-    WW_CFG_HELP,      /* --help was given: usage printed to stdout */
-    WW_CFG_VERSION,   /* --version: printed */
-    WW_CFG_CHECK,     /* --check-config: config loaded and valid; program may run its own checks */
-    WW_CFG_PRINT,     /* --print-config: effective config printed as YAML to stdout */
+    WW_CFG_RUN = 0, /* start the program */
+    WW_CFG_HELP,    /* --help was given: usage printed to stdout */
+    WW_CFG_VERSION, /* --version: printed */
+    WW_CFG_CHECK,   /* --check-config: config loaded and valid; program may run its own checks */
+    WW_CFG_PRINT,   /* --print-config: effective config printed as YAML to stdout */
 } ww_cfg_action_t;
 
 /* Sets every row to its default. cfg must be zeroed first. Returns 0 or -EINVAL (err
@@ -118,6 +118,8 @@ void ww_cfg_free(const ww_cfg_schema_t *s, void *cfg);
 
 /* One scalar row of a schema table (everything after `help` zero). */
 #define WW_CFG_ROW(name, type, def, off, lo, hi, flag, help)                                       \
-    {name, type, def, off, lo, hi, flag, help, NULL, 0, 0, 0, 0}
+    {                                                                                              \
+        name, type, def, off, lo, hi, flag, help, NULL, 0, 0, 0, 0                                 \
+    }
 
 #endif

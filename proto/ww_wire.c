@@ -77,8 +77,8 @@ int ww_wire_text_ok(const char *s, size_t len)
 }
 
 /* A string field: required ones must be non-empty; all bounded and clean UTF-8. */
-static int s_check_str(const char *s, int required, const ww_wire_limits_t *lim,
-                       ww_wire_why_t *why, const char *path)
+static int s_check_str(const char *s, int required, const ww_wire_limits_t *lim, ww_wire_why_t *why,
+                       const char *path)
 {
     size_t len = s ? strlen(s) : 0;
     if (required && len == 0) {
@@ -89,8 +89,7 @@ static int s_check_str(const char *s, int required, const ww_wire_limits_t *lim,
                       lim->max_string);
     }
     if (!ww_wire_text_ok(s, len)) {
-        return s_fail(why, -EINVAL, "%s: not valid UTF-8 text (control or malformed bytes)",
-                      path);
+        return s_fail(why, -EINVAL, "%s: not valid UTF-8 text (control or malformed bytes)", path);
     }
     return 0;
 }
@@ -108,8 +107,8 @@ static int s_check_node_id(const char *s, const ww_wire_limits_t *lim, ww_wire_w
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '-' || c == '_' || c == '.' || c == ':';
         if (!ok) {
-            return s_fail(why, -EINVAL, "%s: \"%s\" has a character outside [A-Za-z0-9._:-]",
-                          path, s);
+            return s_fail(why, -EINVAL, "%s: \"%s\" has a character outside [A-Za-z0-9._:-]", path,
+                          s);
         }
     }
     return 0;
@@ -122,8 +121,8 @@ static int s_check_num(double v, double lo, double hi, ww_wire_why_t *why, const
         return s_fail(why, -EINVAL, "%s[%zu].%s: %g is not a finite number", path, idx, field, v);
     }
     if (v < lo || v > hi) {
-        return s_fail(why, -EINVAL, "%s[%zu].%s: %g is outside the plausible range [%g, %g]",
-                      path, idx, field, v, lo, hi);
+        return s_fail(why, -EINVAL, "%s[%zu].%s: %g is outside the plausible range [%g, %g]", path,
+                      idx, field, v, lo, hi);
     }
     return 0;
 }
@@ -135,8 +134,8 @@ static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wi
         return s_fail(why, -EINVAL, "hello.nodes: at least one node is required");
     }
     if (h->n_nodes > lim->max_nodes) {
-        return s_fail(why, -EINVAL, "hello.nodes: %zu nodes, more than the limit %zu",
-                      h->n_nodes, lim->max_nodes);
+        return s_fail(why, -EINVAL, "hello.nodes: %zu nodes, more than the limit %zu", h->n_nodes,
+                      lim->max_nodes);
     }
     int rc = s_check_str(h->agent_version, 0, lim, why, "hello.agent_version");
     if (rc == 0) {
@@ -241,8 +240,9 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
     case WAFERWATCH__V1__ENVELOPE__BODY_NACK:
         return s_check_str(env->nack->reason, 0, lim, why, "nack.reason");
     default:
-        return s_fail(why, -EINVAL, "envelope.body: missing (no hello, batch, heartbeat, ack or "
-                                    "nack)");
+        return s_fail(why, -EINVAL,
+                      "envelope.body: missing (no hello, batch, heartbeat, ack or "
+                      "nack)");
     }
 }
 

@@ -194,8 +194,14 @@ pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap)
     snprintf(log, sizeof log, "%s/collector.log", db->dir);
     snprintf(pg, sizeof pg, "%s", db->conninfo);
     unlink(epfile);
-    char *argv[] = {(char *)WW_COLLECTOR_BIN, (char *)"--listen", (char *)"tcp://127.0.0.1:*",
-                    (char *)"--endpoint-file", epfile, (char *)"--pg", pg, NULL};
+    char *argv[] = {(char *)WW_COLLECTOR_BIN,
+                    (char *)"--listen",
+                    (char *)"tcp://127.0.0.1:*",
+                    (char *)"--endpoint-file",
+                    epfile,
+                    (char *)"--pg",
+                    pg,
+                    NULL};
     pid_t pid = h_spawn(argv, log);
     for (int i = 0; i < 1500; i++) { /* up to 30 s: migrations under sanitizers are slow */
         char *ep = h_read_file(epfile);

@@ -9,10 +9,10 @@
 #include <sys/types.h>
 
 typedef struct {
-    char name[64];       /* database name, unique per test */
-    char conninfo[128];  /* "dbname=NAME" (host etc. from the environment) */
-    PGconn *conn;        /* the test's own connection to it */
-    char dir[128];       /* scratch directory for logs and endpoint files */
+    char name[64];      /* database name, unique per test */
+    char conninfo[128]; /* "dbname=NAME" (host etc. from the environment) */
+    PGconn *conn;       /* the test's own connection to it */
+    char dir[128];      /* scratch directory for logs and endpoint files */
 } h_db_t;
 
 /* Creates a fresh database and a scratch directory; fails the test when it cannot. */

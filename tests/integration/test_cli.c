@@ -92,7 +92,7 @@ static void test_print_config_loads_back(void **state)
 {
     h_db_t db;
     h_db_create(&db, "print");
-    char *a[] = {(char *)WW_AGENT_BIN, (char *)"--sim-nodes", (char *)"7", (char *)"--phase",
+    char *a[] = {(char *)WW_AGENT_BIN,  (char *)"--sim-nodes",    (char *)"7", (char *)"--phase",
                  (char *)"phase-2027b", (char *)"--print-config", NULL};
     s_run_t r = s_run(db.dir, "printed", a);
     assert_int_equal(r.rc, 0);
@@ -124,9 +124,13 @@ static void test_example_configs_are_valid(void **state)
     }
     free(r.out);
     /* The example's database host is fictional: point --pg at the test database. */
-    char *c[] = {(char *)WW_COLLECTOR_BIN, (char *)"--config",
-                 (char *)WW_DEPLOY_DIR "/collector.example.yaml", (char *)"--pg", db.conninfo,
-                 (char *)"--check-config", NULL};
+    char *c[] = {(char *)WW_COLLECTOR_BIN,
+                 (char *)"--config",
+                 (char *)WW_DEPLOY_DIR "/collector.example.yaml",
+                 (char *)"--pg",
+                 db.conninfo,
+                 (char *)"--check-config",
+                 NULL};
     r = s_run(db.dir, "collector-example", c);
     if (r.rc != 0) {
         fail_msg("collector.example.yaml refused:\n%s", r.out);
@@ -139,8 +143,8 @@ static void test_collector_check_config_reaches_postgres(void **state)
 {
     h_db_t db;
     h_db_create(&db, "ccheck");
-    char *ok[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", db.conninfo,
-                  (char *)"--check-config", NULL};
+    char *ok[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", db.conninfo, (char *)"--check-config",
+                  NULL};
     s_run_t r = s_run(db.dir, "reachable", ok);
     assert_int_equal(r.rc, 0);
     free(r.out);
@@ -162,8 +166,14 @@ static void test_sigterm_stops_agent_and_collector_cleanly(void **state)
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     char log[256];
     snprintf(log, sizeof log, "%s/agent.log", db.dir);
-    char *a[] = {(char *)WW_AGENT_BIN, (char *)"--collector", endpoint, (char *)"--interval",
-                 (char *)"100ms", (char *)"--node-id", (char *)"term-node", NULL};
+    char *a[] = {(char *)WW_AGENT_BIN,
+                 (char *)"--collector",
+                 endpoint,
+                 (char *)"--interval",
+                 (char *)"100ms",
+                 (char *)"--node-id",
+                 (char *)"term-node",
+                 NULL};
     pid_t agent = h_spawn(a, log);
     struct timespec ts = {1, 500000000};
     nanosleep(&ts, NULL);

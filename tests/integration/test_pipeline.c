@@ -37,12 +37,12 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
 
-    char *argv[] = {(char *)WW_AGENT_BIN, (char *)"--collector", endpoint,
-                    (char *)"--agent-id", (char *)"it-agent", (char *)"--node-id",
-                    (char *)"it-node", (char *)"--phase", (char *)"phase-a",
-                    (char *)"--sim-nodes", (char *)"3", (char *)"--sim-seed", (char *)"42",
-                    (char *)"--interval", (char *)"100ms", (char *)"--run-for", (char *)"3s",
-                    NULL};
+    char *argv[] = {(char *)WW_AGENT_BIN,  (char *)"--collector", endpoint,
+                    (char *)"--agent-id",  (char *)"it-agent",    (char *)"--node-id",
+                    (char *)"it-node",     (char *)"--phase",     (char *)"phase-a",
+                    (char *)"--sim-nodes", (char *)"3",           (char *)"--sim-seed",
+                    (char *)"42",          (char *)"--interval",  (char *)"100ms",
+                    (char *)"--run-for",   (char *)"3s",          NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     s_run_agent(&db, argv, argc, endpoint);
     char log[256];
@@ -100,22 +100,18 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
             while (ww_sim_source.poll_requests(sim, reqs, 256) == 256) {
             }
             assert_int_equal(atoll(PQgetvalue(r, row, 1)), t / 1000);
-            const float got_f[] = {strtof(PQgetvalue(r, row, 2), NULL),
-                                   strtof(PQgetvalue(r, row, 3), NULL),
-                                   strtof(PQgetvalue(r, row, 4), NULL),
-                                   strtof(PQgetvalue(r, row, 5), NULL),
-                                   strtof(PQgetvalue(r, row, 6), NULL),
-                                   strtof(PQgetvalue(r, row, 7), NULL),
-                                   strtof(PQgetvalue(r, row, 8), NULL),
-                                   strtof(PQgetvalue(r, row, 13), NULL)};
-            const float want_f[] = {want.power_w,         want.inlet_c,     want.outlet_c,
-                                    want.flow_lpm,        want.wafer_hotspot_c,
-                                    want.utilization,     want.tokens_per_s,
-                                    want.throttle_factor};
+            const float got_f[] = {
+                strtof(PQgetvalue(r, row, 2), NULL), strtof(PQgetvalue(r, row, 3), NULL),
+                strtof(PQgetvalue(r, row, 4), NULL), strtof(PQgetvalue(r, row, 5), NULL),
+                strtof(PQgetvalue(r, row, 6), NULL), strtof(PQgetvalue(r, row, 7), NULL),
+                strtof(PQgetvalue(r, row, 8), NULL), strtof(PQgetvalue(r, row, 13), NULL)};
+            const float want_f[] = {want.power_w,      want.inlet_c,         want.outlet_c,
+                                    want.flow_lpm,     want.wafer_hotspot_c, want.utilization,
+                                    want.tokens_per_s, want.throttle_factor};
             for (size_t f = 0; f < sizeof got_f / sizeof got_f[0]; f++) {
                 if (got_f[f] != want_f[f]) {
-                    fail_msg("node %d tick %lld field %zu: stored %.9g, simulated %.9g", node, k,
-                             f, (double)got_f[f], (double)want_f[f]);
+                    fail_msg("node %d tick %lld field %zu: stored %.9g, simulated %.9g", node, k, f,
+                             (double)got_f[f], (double)want_f[f]);
                 }
             }
             assert_int_equal(atoll(PQgetvalue(r, row, 9)), want.requests_queued);
@@ -182,8 +178,7 @@ static ww_envelope_t *s_peer_recv(s_peer_t *p)
     return env;
 }
 
-static void s_peer_send_batch(s_peer_t *p, uint64_t epoch, uint64_t seq, float power_w,
-                              int64_t t)
+static void s_peer_send_batch(s_peer_t *p, uint64_t epoch, uint64_t seq, float power_w, int64_t t)
 {
     ww_node_sample_t s = WAFERWATCH__V1__NODE_SAMPLE__INIT;
     ww_node_sample_t *sp = &s;

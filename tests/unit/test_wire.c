@@ -19,9 +19,14 @@ typedef struct {
     size_t cap;
 } fx_t;
 
+/* Resets the fixture's messages; the encode buffer is kept (and freed by the test). */
 static void fx_init(fx_t *fx)
 {
+    uint8_t *buf = fx->buf;
+    size_t cap = fx->cap;
     memset(fx, 0, sizeof *fx);
+    fx->buf = buf;
+    fx->cap = cap;
     static const char *ids[] = {"node-0", "node-1", "node-2"};
     for (int i = 0; i < 3; i++) {
         waferwatch__v1__node_sample__init(&fx->s[i]);
@@ -65,7 +70,7 @@ static int fx_roundtrip(fx_t *fx, ww_envelope_t **out, ww_wire_why_t *why)
 
 static void test_batch_roundtrip(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
@@ -136,7 +141,7 @@ static void test_garbage_is_malformed(void **state)
 
 static void test_nan_rejected_with_field(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     fx.s[1].power_w = NAN;
     ww_envelope_t *env = NULL;
@@ -154,7 +159,7 @@ static void test_nan_rejected_with_field(void **state)
 
 static void test_out_of_range_rejected(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     fx.s[2].utilization = 1.5f;
     ww_envelope_t *env = NULL;
@@ -170,7 +175,7 @@ static void test_out_of_range_rejected(void **state)
 
 static void test_time_window(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
@@ -187,7 +192,7 @@ static void test_time_window(void **state)
 
 static void test_required_fields(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
@@ -211,7 +216,7 @@ static void test_required_fields(void **state)
 
 static void test_version_and_size(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
@@ -234,7 +239,7 @@ static void test_version_and_size(void **state)
 
 static void test_strings_checked(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
@@ -249,17 +254,17 @@ static void test_strings_checked(void **state)
     assert_non_null(strstr(why.msg, "longer than the limit"));
     /* UTF-8 checks */
     assert_true(ww_wire_text_ok("h\xc3\xa9llo", 6));
-    assert_false(ww_wire_text_ok("\xc3", 1));             /* truncated */
-    assert_false(ww_wire_text_ok("\xc0\xaf", 2));         /* overlong '/' */
-    assert_false(ww_wire_text_ok("\xed\xa0\x80", 3));     /* surrogate */
-    assert_false(ww_wire_text_ok("a\x01", 2));            /* control */
-    assert_true(ww_wire_text_ok("\xf0\x9f\x94\xa5", 4));  /* U+1F525 */
+    assert_false(ww_wire_text_ok("\xc3", 1));            /* truncated */
+    assert_false(ww_wire_text_ok("\xc0\xaf", 2));        /* overlong '/' */
+    assert_false(ww_wire_text_ok("\xed\xa0\x80", 3));    /* surrogate */
+    assert_false(ww_wire_text_ok("a\x01", 2));           /* control */
+    assert_true(ww_wire_text_ok("\xf0\x9f\x94\xa5", 4)); /* U+1F525 */
     free(fx.buf);
 }
 
 static void test_truncated_messages_never_crash(void **state)
 {
-    fx_t fx;
+    fx_t fx = {0};
     fx_init(&fx);
     long n = ww_wire_encode(&fx.env, &fx.buf, &fx.cap);
     ww_wire_limits_t lim;
