@@ -31,6 +31,7 @@
  */
 #define WW_LOG_MODULE "config"
 #include "agent_config.h"
+#include "ww_hist.h"
 #include "ww_sim_defaults.h"
 
 #include <assert.h>
@@ -86,6 +87,13 @@ static const ww_cfg_opt_t s_rows[] = {
         "stop after this long (0 = run until SIGTERM)"),
     ROW("agent.drain_timeout", WW_CFG_DURATION, "5s", A(drain_ns), 0, 3600, "drain-timeout",
         "on shutdown, how long to wait for the collector to ack what was sent"),
+    ROW("agent.latency_window", WW_CFG_DURATION, "10s", A(latency_window_ns), 0.01, 3600,
+        "latency-window",
+        "per-request latencies are aggregated per model over windows this long (a multiple "
+        "of agent.interval, aligned to the wall clock)"),
+    ROW("agent.hist_scale", WW_CFG_INT, "6", A(hist_scale), 0, WW_HIST_MAX_SCALE, NULL,
+        "latency histogram resolution: 2^scale buckets per octave; 6 keeps every quantile "
+        "within 0.54%, 5 within 1.1%"),
     ROW("agent.log_level", WW_CFG_STRING, "info", A(log_level), 0, 0, "log-level",
         "error, warn, info or debug"),
     ROW("agent.source", WW_CFG_STRING, "sim", A(source), 0, 0, "source",
@@ -210,6 +218,9 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
                      WW_MODEL_NAME_MAX - 1);
             return -EINVAL;
         }
+    }
+    if (c->latency_window_ns < c->interval_ns || c->latency_window_ns % c->interval_ns != 0) {
+        return s_fail(err, "must be a multiple of agent.interval", "agent.latency_window");
     }
     if (c->sim.idle_w >= c->sim.max_w) {
         return s_fail(err, "must be below sim.max_w", "sim.idle_w");

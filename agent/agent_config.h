@@ -10,10 +10,12 @@
 
 typedef struct {
     /* agent */
-    char *agent_id;      /* stream identity; empty = the host name */
-    int64_t interval_ns; /* sampling interval; ticks are wall-clock multiples of it */
-    int64_t run_for_ns;  /* stop after this long (0 = until SIGTERM) */
-    int64_t drain_ns;    /* on shutdown, wait this long for outstanding acks */
+    char *agent_id;            /* stream identity; empty = the host name */
+    int64_t interval_ns;       /* sampling interval; ticks are wall-clock multiples of it */
+    int64_t run_for_ns;        /* stop after this long (0 = until SIGTERM) */
+    int64_t drain_ns;          /* on shutdown, wait this long for outstanding acks */
+    int64_t latency_window_ns; /* per-request latencies are aggregated per window */
+    int64_t hist_scale;        /* histogram resolution: 2^scale buckets per octave */
     char *log_level;
     char *source; /* "sim" (real host sources come later) */
     /* collector link */

@@ -1,7 +1,9 @@
 /* waferwatch-agent: samples the node(s) it runs beside on a fixed wall-clock schedule and
  * streams Batches to the collector. See agent_config.c for every setting. */
 #define WW_LOG_MODULE "agent"
+#include "agent_batch.h"
 #include "agent_config.h"
+#include "agent_latency.h"
 #include "agent_link.h"
 #include "ww_log.h"
 #include "ww_sim.h"
@@ -45,6 +47,10 @@ typedef struct {
     ww_node_sample_t *samples;
     ww_node_sample_t **sample_ptrs;
     ww_request_t *reqbuf;
+    /* per-request latency windows, one set per node */
+    ww_latency_t *lat;
+    ww_lwbuf_t lw;
+    unsigned emit_node; /* node whose windows s_emit is receiving */
 } s_nodes_t;
 
 static void s_nodes_fini(s_nodes_t *nodes)
@@ -57,6 +63,11 @@ static void s_nodes_fini(s_nodes_t *nodes)
             free(nodes->names[i]);
         }
     }
+    for (unsigned i = 0; nodes->lat && i < nodes->n; i++) {
+        ww_latency_fini(&nodes->lat[i]);
+    }
+    free(nodes->lat);
+    ww_lwbuf_fini(&nodes->lw);
     free(nodes->state);
     free(nodes->names);
     free(nodes->samples);
@@ -77,8 +88,10 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
     nodes->samples = calloc(nodes->n, sizeof *nodes->samples);
     nodes->sample_ptrs = calloc(nodes->n, sizeof *nodes->sample_ptrs);
     nodes->reqbuf = calloc(WW_REQBUF, sizeof *nodes->reqbuf);
+    nodes->lat = calloc(nodes->n, sizeof *nodes->lat);
+    ww_lwbuf_init(&nodes->lw);
     if (!nodes->state || !nodes->names || !nodes->samples || !nodes->sample_ptrs ||
-        !nodes->reqbuf) {
+        !nodes->reqbuf || !nodes->lat) {
         return -ENOMEM;
     }
     for (unsigned i = 0; i < nodes->n; i++) {
@@ -95,12 +108,39 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
             return rc;
         }
         nodes->sample_ptrs[i] = &nodes->samples[i];
+        if (ww_latency_init(&nodes->lat[i], (unsigned)c->sim.n_models, c->latency_window_ns,
+                            (int)c->hist_scale) < 0) {
+            return -ENOMEM;
+        }
     }
     return 0;
 }
 
-/* Samples every node at tick t into the reused batch. Request completions are drained so
- * that the source's buffer stays small (the latency histograms will consume them). */
+static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_ns,
+                   const ww_lat_window_t *w)
+{
+    s_nodes_t *nodes = arg;
+    unsigned i = nodes->emit_node;
+    const char *name = nodes->src->model_name(nodes->state[i], model);
+    if (ww_lwbuf_add(&nodes->lw, nodes->names[i], name ? name : "unknown", start_ns, window_ns, w) <
+        0) {
+        WW_ERROR("node %s: out of memory: latency window of %s lost", nodes->names[i],
+                 name ? name : "?");
+    }
+}
+
+/* Closes the latency windows that ended by t (all of them when `all`) into the batch. */
+static void s_close_windows(s_nodes_t *nodes, int64_t t, bool all, ww_batch_t *batch)
+{
+    for (unsigned i = 0; i < nodes->n; i++) {
+        nodes->emit_node = i;
+        ww_latency_close(&nodes->lat[i], t, all, s_emit, nodes);
+    }
+    ww_lwbuf_attach(&nodes->lw, batch);
+}
+
+/* Samples every node at tick t into the reused batch, records the request completions
+ * into the latency windows and adds the windows that closed by t. */
 static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
 {
     size_t n = 0;
@@ -112,8 +152,13 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
             WW_WARN("node %s: sample failed: %s", nodes->names[i], strerror(-rc));
             continue;
         }
-        while (nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF) == WW_REQBUF) {
-        }
+        int got;
+        do {
+            got = nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF);
+            for (int k = 0; k < got; k++) {
+                ww_latency_record(&nodes->lat[i], &nodes->reqbuf[k]);
+            }
+        } while (got == WW_REQBUF);
         ww_node_sample_t *s = &nodes->samples[n];
         waferwatch__v1__node_sample__init(s);
         s->node_id = nodes->names[i];
@@ -135,6 +180,7 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
     }
     batch->samples = nodes->sample_ptrs;
     batch->n_samples = n;
+    s_close_windows(nodes, t, false, batch);
     return (int)n;
 }
 
@@ -248,7 +294,7 @@ int main(int argc, char **argv)
 
     int64_t stop_at = conf.run_for_ns > 0 ? first_tick + conf.run_for_ns : INT64_MAX;
     int64_t next = first_tick;
-    uint64_t ticks = 0, skipped = 0, samples = 0;
+    uint64_t ticks = 0, skipped = 0, samples = 0, windows = 0;
     ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
     while (!s_stop && next < stop_at) {
         int64_t now = ww_time_now_ns();
@@ -266,14 +312,25 @@ int main(int argc, char **argv)
             next += skip * interval;
         }
         int n = s_sample_tick(&nodes, next, &batch);
-        if (n > 0 && ww_link_submit(link, &batch) < 0) {
+        if ((n > 0 || batch.n_latency_windows > 0) && ww_link_submit(link, &batch) < 0) {
             WW_ERROR("out of memory queueing tick %lld", (long long)next);
         }
+        windows += batch.n_latency_windows;
+        ww_lwbuf_reset(&nodes.lw);
         samples += (uint64_t)(n > 0 ? n : 0);
         ticks++;
         next += interval;
         ww_link_poll(link, 0);
     }
+
+    /* The windows still open hold requests already completed: send them, partial. */
+    batch.n_samples = 0;
+    s_close_windows(&nodes, next, true, &batch);
+    if (batch.n_latency_windows > 0 && ww_link_submit(link, &batch) < 0) {
+        WW_ERROR("out of memory queueing the last latency windows");
+    }
+    windows += batch.n_latency_windows;
+    ww_lwbuf_reset(&nodes.lw);
 
     /* Graceful stop: give the collector drain_timeout to ack what was sent. */
     WW_INFO("stopping (%s): %zu batches to drain", s_stop ? strsignal(s_stop) : "run_for reached",
@@ -290,13 +347,14 @@ int main(int argc, char **argv)
     ww_link_stats_t st;
     ww_link_stats(link, &st);
     /* One machine-readable line for scripts and tests. */
-    WW_INFO("stats: ticks=%llu samples=%llu skipped_ticks=%llu batches=%llu acked=%llu "
-            "nacked=%llu dropped=%llu unacked=%zu sent=%llu resent=%llu connects=%llu",
-            (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)skipped,
-            (unsigned long long)st.submitted, (unsigned long long)st.acked,
-            (unsigned long long)st.nacked, (unsigned long long)st.dropped, ww_link_pending(link),
-            (unsigned long long)st.sent, (unsigned long long)st.resent,
-            (unsigned long long)st.connects);
+    WW_INFO("stats: ticks=%llu samples=%llu latency_windows=%llu skipped_ticks=%llu "
+            "batches=%llu acked=%llu nacked=%llu dropped=%llu unacked=%zu sent=%llu resent=%llu "
+            "connects=%llu",
+            (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
+            (unsigned long long)skipped, (unsigned long long)st.submitted,
+            (unsigned long long)st.acked, (unsigned long long)st.nacked,
+            (unsigned long long)st.dropped, ww_link_pending(link), (unsigned long long)st.sent,
+            (unsigned long long)st.resent, (unsigned long long)st.connects);
     exit_code = ww_link_pending(link) == 0 ? 0 : 3;
     if (exit_code != 0) {
         WW_WARN("%zu batches were never acked and are lost (the spool is not built yet)",

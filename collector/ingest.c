@@ -365,13 +365,14 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop)
     }
     ww_store_stats_t st;
     ww_store_stats(in.store, &st);
-    WW_INFO("stopping: received=%llu rows=%llu transactions=%llu duplicates=%llu gaps=%llu "
-            "rejects=%llu (malformed=%llu invalid=%llu) retries=%llu unwritten=%zu",
+    WW_INFO("stopping: received=%llu rows=%llu latency_windows=%llu transactions=%llu "
+            "duplicates=%llu gaps=%llu rejects=%llu (malformed=%llu invalid=%llu) retries=%llu "
+            "unwritten=%zu",
             (unsigned long long)in.received, (unsigned long long)st.rows,
-            (unsigned long long)st.transactions, (unsigned long long)st.duplicates,
-            (unsigned long long)st.gaps, (unsigned long long)st.rejects,
-            (unsigned long long)in.malformed, (unsigned long long)in.invalid,
-            (unsigned long long)st.retries, in.n);
+            (unsigned long long)st.windows, (unsigned long long)st.transactions,
+            (unsigned long long)st.duplicates, (unsigned long long)st.gaps,
+            (unsigned long long)st.rejects, (unsigned long long)in.malformed,
+            (unsigned long long)in.invalid, (unsigned long long)st.retries, in.n);
 cleanup:
     s_clear(&in);
     if (in.sock) {

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,18 @@ int ww_store_ensure(ww_store_t *self, int migrate)
         WW_INFO("database schema at version %d", v);
         self->migrated = true;
     }
+    /* Latency windows pass through a per-session staging table so the rollups are computed
+     * from exactly the rows of the transaction. */
+    PGresult *tr = PQexec(self->conn, "CREATE TEMP TABLE IF NOT EXISTS ww_stage_latency"
+                                      " (LIKE latency_windows) ON COMMIT DELETE ROWS");
+    if (PQresultStatus(tr) != PGRES_COMMAND_OK) {
+        WW_ERROR("cannot create the staging table (is the schema migrated?): %s",
+                 PQerrorMessage(self->conn));
+        PQclear(tr);
+        s_disconnect(self);
+        return -EIO;
+    }
+    PQclear(tr);
     if (self->conn_fail.failing) {
         WW_RECOVERED(&self->conn_fail, "PostgreSQL connection recovered after %lu failed tries",
                      self->conn_fail.repeats + 1);
@@ -319,13 +332,43 @@ static void s_copy_sample(s_buf_t *b, const ww_node_sample_t *s)
     s_field_f4(b, s->throttle_factor);
 }
 
+/* Writes the PGCOPY binary header. */
+static void s_copy_header(s_buf_t *b)
+{
+    static const char header[] = "PGCOPY\n\377\r\n\0";
+    s_buf_put(b, header, 11);
+    s_put32(b, 0); /* flags */
+    s_put32(b, 0); /* header extension */
+}
+
+/* Runs one COPY ... FROM STDIN (FORMAT binary) of the buffer. */
+static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const s_buf_t *b,
+                                const char *what)
+{
+    PGresult *r = PQexec(self->conn, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        ww_store_rc_t rc = s_classify(self, r, what);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    if (PQputCopyData(self->conn, b->s, (int)b->len) != 1 || PQputCopyEnd(self->conn, NULL) != 1) {
+        return s_classify(self, NULL, what);
+    }
+    ww_store_rc_t rc = WW_STORE_OK;
+    while ((r = PQgetResult(self->conn)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == WW_STORE_OK) {
+            rc = s_classify(self, r, what);
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
 static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_t n, uint64_t *rows)
 {
     s_buf_t b = {self->copy, 0, self->copy_cap, false};
-    static const char header[] = "PGCOPY\n\377\r\n\0";
-    s_buf_put(&b, header, 11);
-    s_put32(&b, 0); /* flags */
-    s_put32(&b, 0); /* header extension */
+    s_copy_header(&b);
     *rows = 0;
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
@@ -347,23 +390,225 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
     if (*rows == 0) {
         return WW_STORE_OK;
     }
-    PGresult *r =
-        PQexec(self->conn, "COPY node_samples (" WW_SAMPLE_COLUMNS ") FROM STDIN (FORMAT binary)");
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        ww_store_rc_t rc = s_classify(self, r, "COPY node_samples");
-        PQclear(r);
-        return rc;
+    return s_copy_run(self, "COPY node_samples (" WW_SAMPLE_COLUMNS ") FROM STDIN (FORMAT binary)",
+                      &b, "COPY node_samples");
+}
+
+/* PostgreSQL type OIDs (pg_type.dat; fixed across versions) for binary records. */
+#define WW_OID_INT4 23
+#define WW_OID_INT8 20
+#define WW_OID_FLOAT8 701
+#define WW_OID_INT8_ARRAY 1016
+
+static void s_put_f8(s_buf_t *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    s_put64(b, bits);
+}
+
+static void s_field_i8(s_buf_t *b, uint64_t v)
+{
+    s_put32(b, 8);
+    s_put64(b, v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v);
+}
+
+/* Writes a 4-byte length placeholder; s_len_end patches it with what followed. */
+static size_t s_len_begin(s_buf_t *b)
+{
+    size_t at = b->len;
+    s_put32(b, 0);
+    return at;
+}
+
+static void s_len_end(s_buf_t *b, size_t at)
+{
+    if (b->oom) {
+        return;
     }
-    PQclear(r);
-    if (PQputCopyData(self->conn, b.s, (int)b.len) != 1 || PQputCopyEnd(self->conn, NULL) != 1) {
-        return s_classify(self, NULL, "COPY node_samples data");
+    uint32_t n = (uint32_t)(b->len - at - 4);
+    unsigned char x[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                          (unsigned char)(n >> 8), (unsigned char)n};
+    memcpy(b->s + at, x, 4);
+}
+
+/* Fields of a binary record: type OID, length, value. */
+static void s_rec_i4(s_buf_t *b, int32_t v)
+{
+    s_put32(b, WW_OID_INT4);
+    s_put32(b, 4);
+    s_put32(b, (uint32_t)v);
+}
+
+static void s_rec_i8(s_buf_t *b, uint64_t v)
+{
+    s_put32(b, WW_OID_INT8);
+    s_field_i8(b, v);
+}
+
+static void s_rec_f8(s_buf_t *b, double v, bool null_if_nan)
+{
+    s_put32(b, WW_OID_FLOAT8);
+    if (null_if_nan && isnan(v)) {
+        s_put32(b, 0xffffffffu); /* NULL */
+        return;
     }
-    ww_store_rc_t rc = WW_STORE_OK;
-    while ((r = PQgetResult(self->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == WW_STORE_OK) {
-            rc = s_classify(self, r, "COPY node_samples");
+    s_put32(b, 8);
+    s_put_f8(b, v);
+}
+
+/* A ww_hist composite (scale, count, sum, min, max, zero_count, underflow, overflow,
+ * offset, counts bigint[]) in binary record form, the dense counts rebuilt from the sparse
+ * wire buckets. Validation (ww_hist_from_pb) has already bounded the span and checked the
+ * counts. min/max are NULL when the histogram holds no finite value (NaN on the wire). */
+static void s_field_hist(s_buf_t *b, const Waferwatch__V1__Histogram *h)
+{
+    static const Waferwatch__V1__Histogram empty = WAFERWATCH__V1__HISTOGRAM__INIT;
+    if (!h) {
+        h = &empty;
+    }
+    int32_t first = 0, last = -1, idx = 0;
+    for (size_t k = 0; k < h->n_index_delta; k++) {
+        idx = k == 0 ? h->index_delta[0] : idx + h->index_delta[k];
+        if (k == 0) {
+            first = idx;
         }
-        PQclear(r);
+        last = idx;
+    }
+    size_t span = h->n_index_delta ? (size_t)(last - first + 1) : 0;
+    bool no_values = h->count == 0;
+    size_t at = s_len_begin(b);
+    s_put32(b, 10); /* fields */
+    s_rec_i4(b, h->scale);
+    s_rec_i8(b, h->count);
+    s_rec_f8(b, no_values ? 0.0 : h->sum, false);
+    s_rec_f8(b, no_values ? NAN : h->min, true);
+    s_rec_f8(b, no_values ? NAN : h->max, true);
+    s_rec_i8(b, h->zero_count);
+    s_rec_i8(b, h->underflow);
+    s_rec_i8(b, h->overflow);
+    s_rec_i4(b, span ? first : 0);
+    /* bigint[]: ndim, has-nulls flag, element type, then per dimension its size and lower
+     * bound, then the elements; an empty array has no dimension. */
+    s_put32(b, WW_OID_INT8_ARRAY);
+    size_t arr = s_len_begin(b);
+    s_put32(b, span ? 1 : 0);
+    s_put32(b, 0);
+    s_put32(b, WW_OID_INT8);
+    if (span) {
+        s_put32(b, (uint32_t)span);
+        s_put32(b, 1);
+        size_t k = 0;
+        idx = first;
+        for (int32_t i = first; i <= last; i++) {
+            uint64_t c = 0;
+            if (k < h->n_index_delta && i == idx) {
+                c = h->bucket_count[k++];
+                if (k < h->n_index_delta) {
+                    idx += h->index_delta[k];
+                }
+            }
+            s_field_i8(b, c);
+        }
+    }
+    s_len_end(b, arr);
+    s_len_end(b, at);
+}
+
+#define WW_LATENCY_COLUMNS                                                                         \
+    "time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout, "            \
+    "requests_rejected, prompt_tokens, output_tokens, queue, ttft, tpot, e2e"
+#define WW_LATENCY_NCOLS 14
+
+static void s_copy_text(s_buf_t *b, const char *s)
+{
+    size_t n = strlen(s);
+    s_put32(b, (uint32_t)n);
+    s_buf_put(b, s, n);
+}
+
+static void s_copy_window(s_buf_t *b, const Waferwatch__V1__LatencyWindow *w)
+{
+    s_put16(b, WW_LATENCY_NCOLS);
+    s_put32(b, 8);
+    s_put64(b, (uint64_t)ww_store_pg_time(w->start_ns));
+    s_copy_text(b, w->node_id);
+    s_copy_text(b, w->model);
+    s_put32(b, 8);
+    s_put_f8(b, (double)w->duration_ns / 1e9);
+    s_field_i8(b, w->requests_ok);
+    s_field_i8(b, w->requests_error);
+    s_field_i8(b, w->requests_timeout);
+    s_field_i8(b, w->requests_rejected);
+    s_field_i8(b, w->prompt_tokens);
+    s_field_i8(b, w->output_tokens);
+    s_field_hist(b, w->queue);
+    s_field_hist(b, w->ttft);
+    s_field_hist(b, w->tpot);
+    s_field_hist(b, w->e2e);
+}
+
+/* Merges the staged windows into the per-minute rollups per (phase, model). */
+#define WW_ROLLUP_SQL                                                                              \
+    "INSERT INTO latency_rollup_1m AS r (time, phase, model, windows, requests_ok,"                \
+    " requests_error, requests_timeout, requests_rejected, prompt_tokens, output_tokens,"          \
+    " queue, ttft, tpot, e2e)"                                                                     \
+    " SELECT date_trunc('minute', s.time), coalesce(n.phase, ''), s.model, count(*),"              \
+    " sum(s.requests_ok)::bigint, sum(s.requests_error)::bigint,"                                  \
+    " sum(s.requests_timeout)::bigint, sum(s.requests_rejected)::bigint,"                          \
+    " sum(s.prompt_tokens)::bigint, sum(s.output_tokens)::bigint,"                                 \
+    " ww_merge(s.queue), ww_merge(s.ttft), ww_merge(s.tpot), ww_merge(s.e2e)"                      \
+    " FROM ww_stage_latency s LEFT JOIN nodes n USING (node_id)"                                   \
+    " GROUP BY 1, 2, 3"                                                                            \
+    " ON CONFLICT (time, phase, model) DO UPDATE SET"                                              \
+    " windows = r.windows + EXCLUDED.windows,"                                                     \
+    " requests_ok = r.requests_ok + EXCLUDED.requests_ok,"                                         \
+    " requests_error = r.requests_error + EXCLUDED.requests_error,"                                \
+    " requests_timeout = r.requests_timeout + EXCLUDED.requests_timeout,"                          \
+    " requests_rejected = r.requests_rejected + EXCLUDED.requests_rejected,"                       \
+    " prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,"                                   \
+    " output_tokens = r.output_tokens + EXCLUDED.output_tokens,"                                   \
+    " queue = ww_hist_add(r.queue, EXCLUDED.queue), ttft = ww_hist_add(r.ttft, EXCLUDED.ttft),"    \
+    " tpot = ww_hist_add(r.tpot, EXCLUDED.tpot), e2e = ww_hist_add(r.e2e, EXCLUDED.e2e)"
+
+/* Latency windows of the written batches: staged, inserted, and merged into the
+ * per-minute rollups, all in the caller's transaction. */
+static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, size_t n,
+                                    uint64_t *windows)
+{
+    s_buf_t b = {self->copy, 0, self->copy_cap, false};
+    s_copy_header(&b);
+    *windows = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
+            continue;
+        }
+        const ww_batch_t *batch = items[i].env->batch;
+        for (size_t k = 0; k < batch->n_latency_windows; k++) {
+            s_copy_window(&b, batch->latency_windows[k]);
+        }
+        *windows += batch->n_latency_windows;
+    }
+    s_put16(&b, 0xffff);
+    self->copy = b.s;
+    self->copy_cap = b.cap;
+    if (b.oom) {
+        WW_ERROR("out of memory building a COPY of %llu latency windows",
+                 (unsigned long long)*windows);
+        return WW_STORE_RETRY;
+    }
+    if (*windows == 0) {
+        return WW_STORE_OK;
+    }
+    ww_store_rc_t rc = s_copy_run(
+        self, "COPY ww_stage_latency (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)", &b,
+        "COPY latency windows");
+    if (rc == WW_STORE_OK) {
+        rc = s_exec(self, "INSERT INTO latency_windows SELECT * FROM ww_stage_latency", 0, NULL,
+                    NULL, "inserting latency windows");
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_exec(self, WW_ROLLUP_SQL, 0, NULL, NULL, "updating latency rollups");
     }
     return rc;
 }
@@ -553,21 +798,28 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
         items[i].disp = WW_DISP_NONE;
         items[i].committed = false;
     }
-    uint64_t rows = 0, gaps = 0;
+    uint64_t rows = 0, gaps = 0, windows = 0;
     ww_store_rc_t rc = s_exec(self, "BEGIN", 0, NULL, NULL, "BEGIN");
     if (rc == WW_STORE_OK) {
         rc = s_sequence(self, items, n, &gaps);
+    }
+    /* Hellos first: the rollups read each node's phase from nodes. */
+    for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
+        if (items[i].kind == WW_ITEM_HELLO) {
+            rc = s_hello(self, &items[i]);
+        }
     }
     if (rc == WW_STORE_OK) {
         rc = s_copy_rows(self, items, n, &rows);
     }
     if (rc == WW_STORE_OK) {
+        rc = s_copy_latency(self, items, n, &windows);
+    }
+    if (rc == WW_STORE_OK) {
         rc = s_progress(self, items, n);
     }
     for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
-        if (items[i].kind == WW_ITEM_HELLO) {
-            rc = s_hello(self, &items[i]);
-        } else if (items[i].kind == WW_ITEM_REJECT) {
+        if (items[i].kind == WW_ITEM_REJECT) {
             rc = s_reject(self, &items[i]);
         }
     }
@@ -586,6 +838,7 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
     }
     self->st.transactions++;
     self->st.rows += rows;
+    self->st.windows += windows;
     self->st.gaps += gaps;
     for (size_t i = 0; i < n; i++) {
         items[i].committed = true;

@@ -49,7 +49,7 @@ typedef struct {
 } ww_store_item_t;
 
 typedef struct {
-    uint64_t transactions, rows, duplicates, gaps, rejects, retries;
+    uint64_t transactions, rows, windows, duplicates, gaps, rejects, retries;
 } ww_store_stats_t;
 
 typedef struct ww_store ww_store_t;

@@ -2,6 +2,8 @@
 #define WW_LOG_MODULE "wire"
 #include "ww_wire.h"
 
+#include "ww_hist_wire.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,6 +15,8 @@ void ww_wire_limits_default(ww_wire_limits_t *lim)
 {
     lim->max_message_bytes = 16u << 20;
     lim->max_samples = 65536;
+    lim->max_windows = 65536;
+    lim->max_buckets = 8192;
     lim->max_nodes = 4096;
     lim->max_string = 128;
     lim->max_past_ns = INT64_C(7) * 24 * 3600 * 1000000000;
@@ -165,6 +169,75 @@ static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wi
     return 0;
 }
 
+/* A model name becomes a label and a key of rollups: printable, bounded, non-empty. */
+#define WW_MODEL_MAX 47
+
+static int s_check_hist(const Waferwatch__V1__Histogram *pb, const ww_wire_limits_t *lim,
+                        ww_wire_why_t *why, size_t i, const char *name, uint64_t *count)
+{
+    char path[96];
+    snprintf(path, sizeof path, "batch.latency_windows[%zu].%s", i, name);
+    *count = 0;
+    if (!pb) {
+        return 0; /* absent: an empty histogram */
+    }
+    ww_hist_t h;
+    int rc = ww_hist_from_pb(pb, &h, lim->max_buckets, why, path);
+    *count = h.count;
+    ww_hist_fini(&h);
+    return rc;
+}
+
+static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
+                          const ww_wire_limits_t *lim, int64_t now_ns, ww_wire_why_t *why)
+{
+    char path[96];
+    int rc;
+    snprintf(path, sizeof path, "batch.latency_windows[%zu].node_id", i);
+    if ((rc = s_check_node_id(w->node_id, lim, why, path)) < 0) {
+        return rc;
+    }
+    snprintf(path, sizeof path, "batch.latency_windows[%zu].model", i);
+    if ((rc = s_check_str(w->model, 1, lim, why, path)) < 0) {
+        return rc;
+    }
+    if (strlen(w->model) > WW_MODEL_MAX) {
+        return s_fail(why, -EINVAL, "%s: longer than %d bytes", path, WW_MODEL_MAX);
+    }
+    if (w->duration_ns < 1000000 || w->duration_ns > INT64_C(3600) * 1000000000) {
+        return s_fail(why, -EINVAL,
+                      "batch.latency_windows[%zu].duration_ns: %lld is outside [1 ms, 1 h]", i,
+                      (long long)w->duration_ns);
+    }
+    if (w->start_ns <= 0 || w->start_ns % w->duration_ns != 0 ||
+        w->start_ns < now_ns - lim->max_past_ns || w->start_ns > now_ns + lim->max_future_ns) {
+        return s_fail(why, -EINVAL,
+                      "batch.latency_windows[%zu].start_ns: %lld is not a multiple of the "
+                      "duration within [now - %llds, now + %llds]",
+                      i, (long long)w->start_ns, (long long)(lim->max_past_ns / 1000000000),
+                      (long long)(lim->max_future_ns / 1000000000));
+    }
+    uint64_t nq, nt, np, ne;
+    if ((rc = s_check_hist(w->queue, lim, why, i, "queue", &nq)) < 0 ||
+        (rc = s_check_hist(w->ttft, lim, why, i, "ttft", &nt)) < 0 ||
+        (rc = s_check_hist(w->tpot, lim, why, i, "tpot", &np)) < 0 ||
+        (rc = s_check_hist(w->e2e, lim, why, i, "e2e", &ne)) < 0) {
+        return rc;
+    }
+    /* Each successful request is one TTFT and one end-to-end value; queue time is
+     * recorded for every admitted request (ok or error); TPOT needs two output tokens. */
+    if (nt != w->requests_ok || ne != w->requests_ok || np > w->requests_ok ||
+        nq != w->requests_ok + w->requests_error) {
+        return s_fail(why, -EINVAL,
+                      "batch.latency_windows[%zu]: histogram counts (queue %llu, ttft %llu, "
+                      "tpot %llu, e2e %llu) disagree with requests_ok %llu / requests_error %llu",
+                      i, (unsigned long long)nq, (unsigned long long)nt, (unsigned long long)np,
+                      (unsigned long long)ne, (unsigned long long)w->requests_ok,
+                      (unsigned long long)w->requests_error);
+    }
+    return 0;
+}
+
 static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, int64_t now_ns,
                          ww_wire_why_t *why)
 {
@@ -212,6 +285,15 @@ static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, 
             if (rc < 0) {
                 return rc;
             }
+        }
+    }
+    if (b->n_latency_windows > lim->max_windows) {
+        return s_fail(why, -EINVAL, "batch.latency_windows: %zu windows, more than the limit %zu",
+                      b->n_latency_windows, lim->max_windows);
+    }
+    for (size_t i = 0; i < b->n_latency_windows; i++) {
+        if ((rc = s_check_window(b->latency_windows[i], i, lim, now_ns, why)) < 0) {
+            return rc;
         }
     }
     return 0;

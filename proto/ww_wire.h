@@ -28,13 +28,16 @@ typedef Waferwatch__V1__Heartbeat ww_heartbeat_t;
 typedef struct {
     size_t max_message_bytes; /* whole encoded envelope */
     size_t max_samples;       /* samples per batch */
+    size_t max_windows;       /* latency windows per batch */
+    size_t max_buckets;       /* non-empty buckets per histogram */
     size_t max_nodes;         /* nodes per hello */
     size_t max_string;        /* bytes in any string field */
     int64_t max_past_ns;      /* sample time may be at most this far before now */
     int64_t max_future_ns;    /* ... and at most this far after now */
 } ww_wire_limits_t;
 
-/* 16 MiB, 65,536 samples, 4,096 nodes, 128-byte strings, 7 days back, 5 minutes ahead. */
+/* 16 MiB, 65,536 samples, 65,536 latency windows of at most 8,192 buckets per histogram,
+ * 4,096 nodes, 128-byte strings, 7 days back, 5 minutes ahead. */
 void ww_wire_limits_default(ww_wire_limits_t *lim);
 
 typedef struct {

@@ -1,0 +1,137 @@
+/* Unit tests of the agent's latency windows (agent/agent_latency.c). */
+#include "agent_latency.h"
+#include "ww_test.h"
+#include "ww_time.h"
+
+#include <math.h>
+#include <string.h>
+
+#define W (10 * WW_NS_PER_S)
+#define T0 (INT64_C(1795000000) * WW_NS_PER_S) /* a multiple of W */
+
+typedef struct {
+    int n;
+    unsigned model[16];
+    int64_t start[16];
+    uint64_t ok[16], error[16], timeout[16], rejected[16], ttft_count[16], tpot_count[16];
+    double ttft_p50[16], tpot_p50[16];
+} s_out_t;
+
+static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_ns,
+                   const ww_lat_window_t *w)
+{
+    s_out_t *o = arg;
+    assert_true(o->n < 16);
+    assert_true(window_ns == W);
+    int i = o->n++;
+    o->model[i] = model;
+    o->start[i] = start_ns;
+    o->ok[i] = w->ok;
+    o->error[i] = w->error;
+    o->timeout[i] = w->timeout;
+    o->rejected[i] = w->rejected;
+    o->ttft_count[i] = w->ttft.count;
+    o->tpot_count[i] = w->tpot.count;
+    o->ttft_p50[i] = ww_hist_quantile(&w->ttft, 0.5);
+    o->tpot_p50[i] = ww_hist_quantile(&w->tpot, 0.5);
+}
+
+static ww_request_t s_req(unsigned model, ww_req_status_t st, int64_t done, uint32_t out)
+{
+    ww_request_t r;
+    memset(&r, 0, sizeof r);
+    r.model = (uint16_t)model;
+    r.status = st;
+    r.arrival_ns = done - 2 * WW_NS_PER_S;
+    r.start_ns = r.arrival_ns + 100 * WW_NS_PER_MS;       /* queue 0.1 s */
+    r.first_token_ns = r.arrival_ns + 250 * WW_NS_PER_MS; /* TTFT 0.25 s */
+    r.done_ns = done;
+    r.prompt_tokens = 1000;
+    r.output_tokens = out;
+    return r;
+}
+
+static void test_records_land_in_aligned_windows(void **state)
+{
+    ww_latency_t l;
+    assert_int_equal(ww_latency_init(&l, 2, W, 6), 0);
+    s_out_t o = {0};
+    ww_request_t r = s_req(0, WW_REQ_OK, T0 + 3 * WW_NS_PER_S, 1751);
+    ww_latency_record(&l, &r);
+    r = s_req(1, WW_REQ_OK, T0 + 9 * WW_NS_PER_S, 101);
+    ww_latency_record(&l, &r);
+    /* A tick inside the window closes nothing. */
+    assert_int_equal(ww_latency_close(&l, T0 + 9 * WW_NS_PER_S, false, s_emit, &o), 0);
+    /* The next window's first record, then the tick at its start closes the first. */
+    r = s_req(0, WW_REQ_OK, T0 + W, 11);
+    ww_latency_record(&l, &r);
+    assert_int_equal(ww_latency_close(&l, T0 + W, false, s_emit, &o), 2);
+    assert_int_equal(o.n, 2);
+    assert_true(o.start[0] == T0 && o.start[1] == T0);
+    assert_int_equal(o.ok[0] + o.ok[1], 2);
+    /* TTFT 0.25 s; TPOT (done - first token) / (out - 1) = 1.75 s / 1750 = 1 ms. */
+    int m0 = o.model[0] == 0 ? 0 : 1;
+    assert_true(fabs(o.ttft_p50[m0] - 0.25) / 0.25 < 0.006);
+    assert_true(fabs(o.tpot_p50[m0] - 0.001) / 0.001 < 0.006);
+    /* Shutdown flushes the open window. */
+    assert_int_equal(ww_latency_close(&l, T0 + W + 1, true, s_emit, &o), 1);
+    assert_true(o.start[2] == T0 + W);
+    assert_int_equal(ww_latency_close(&l, T0 + 2 * W, true, s_emit, &o), 0);
+    ww_latency_fini(&l);
+}
+
+static void test_status_routing(void **state)
+{
+    ww_latency_t l;
+    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
+    s_out_t o = {0};
+    int64_t d = T0 + WW_NS_PER_S;
+    ww_request_t rs[] = {s_req(0, WW_REQ_OK, d, 1),       s_req(0, WW_REQ_OK, d, 5),
+                         s_req(0, WW_REQ_ERROR, d, 0),    s_req(0, WW_REQ_TIMEOUT, d, 0),
+                         s_req(0, WW_REQ_REJECTED, d, 0), s_req(0, WW_REQ_REJECTED, d, 0)};
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+        ww_latency_record(&l, &rs[i]);
+    }
+    assert_int_equal(ww_latency_close(&l, T0 + W, false, s_emit, &o), 1);
+    assert_int_equal(o.ok[0], 2);
+    assert_int_equal(o.error[0], 1);
+    assert_int_equal(o.timeout[0], 1);
+    assert_int_equal(o.rejected[0], 2);
+    assert_int_equal(o.ttft_count[0], 2); /* latency histograms: successful requests only */
+    assert_int_equal(o.tpot_count[0], 1); /* one output token has no inter-token time */
+    ww_latency_fini(&l);
+}
+
+static void test_empty_windows_emit_nothing_and_unknown_models_ignored(void **state)
+{
+    ww_latency_t l;
+    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
+    s_out_t o = {0};
+    ww_request_t r = s_req(5, WW_REQ_OK, T0 + 1, 10); /* model 5 of 1 */
+    ww_latency_record(&l, &r);
+    assert_int_equal(ww_latency_close(&l, T0 + 5 * W, true, s_emit, &o), 0);
+    ww_latency_fini(&l);
+}
+
+static void test_late_record_is_kept_and_counted(void **state)
+{
+    ww_latency_t l;
+    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
+    s_out_t o = {0};
+    ww_request_t r = s_req(0, WW_REQ_OK, T0 + 2 * W + 1, 10); /* window T0 + 2W, slot 0 */
+    ww_latency_record(&l, &r);
+    r = s_req(0, WW_REQ_OK, T0 + 1, 10); /* window T0, also slot 0: two windows behind */
+    ww_latency_record(&l, &r);
+    assert_int_equal(l.late, 1);
+    assert_int_equal(ww_latency_close(&l, T0 + 3 * W, false, s_emit, &o), 1);
+    assert_int_equal(o.ok[0], 2); /* nothing lost */
+    ww_latency_fini(&l);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_records_land_in_aligned_windows),
+    cmocka_unit_test(test_status_routing),
+    cmocka_unit_test(test_empty_windows_emit_nothing_and_unknown_models_ignored),
+    cmocka_unit_test(test_late_record_is_kept_and_counted),
+};
+WW_TEST_MAIN(tests, NULL, NULL)
