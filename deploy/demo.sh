@@ -110,8 +110,18 @@ q -c "SELECT s.node_id, n.phase, round(max(s.wafer_hotspot_c)::numeric, 1) AS ma
              round(min(s.throttle_factor)::numeric, 2) AS min_throttle
       FROM node_samples s JOIN nodes n USING (node_id)
       GROUP BY s.node_id, n.phase ORDER BY max(s.wafer_hotspot_c) DESC LIMIT 5"
+echo "-- latency per phase and model (merged from the per-minute rollups)"
+q -c "SELECT phase, model, sum(requests_ok) AS ok,
+             sum(requests_error + requests_timeout + requests_rejected) AS failed,
+             round((1000 * ww_quantile(ww_merge(ttft), 0.5))::numeric, 1) AS ttft_p50_ms,
+             round((1000 * ww_quantile(ww_merge(ttft), 0.99))::numeric, 1) AS ttft_p99_ms,
+             round((1000 * ww_quantile(ww_merge(tpot), 0.5))::numeric, 3) AS tpot_p50_ms,
+             round((1000 * ww_quantile(ww_merge(tpot), 0.99))::numeric, 3) AS tpot_p99_ms,
+             round((ww_quantile(ww_merge(e2e), 0.99))::numeric, 2) AS e2e_p99_s
+      FROM latency_rollup_1m GROUP BY phase, model ORDER BY phase, model"
 echo "-- ingest"
 q -c "SELECT (SELECT count(*) FROM node_samples) AS rows,
+             (SELECT count(*) FROM latency_windows) AS latency_windows,
              (SELECT count(*) FROM nodes) AS nodes,
              (SELECT count(*) FROM streams) AS streams,
              (SELECT count(*) FROM ingest_rejects) AS rejected_messages"

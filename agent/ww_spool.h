@@ -1,0 +1,96 @@
+/* ww_spool: the agent's on-disk spool of encoded batches, kept until the collector acks.
+ *
+ * Every batch is appended here before it is sent and removed only once acked, so an
+ * agent that restarts (crash, SIGKILL, reboot) sends again what was never acked, in
+ * order, under the same stream epoch with continuing sequence numbers.
+ *
+ * Layout in `dir`:
+ *   meta          epoch, next sequence number, cumulative loss counters (written
+ *                 atomically: temp file, fsync, rename)
+ *   acked         the highest acked sequence number (rewritten atomically on ack)
+ *   seg-<first seq, 20 digits>.wws   segment files of records:
+ *       u32 magic 'WWR1' | u32 payload length | u64 seq | u32 CRC-32C of (seq, payload)
+ *       | payload
+ * A segment is closed when it reaches segment_bytes; a new one starts. Acked segments are
+ * deleted whole; records <= acked inside a live segment are skipped on read.
+ *
+ * Recovery (ww_spool_open): every segment is scanned; a torn or corrupt record (bad
+ * magic, length past the end, CRC mismatch) ends that segment: the file is truncated
+ * there, and the records lost are counted in corrupt_records (the count of bytes cut is
+ * logged). Nothing in a damaged spool makes open fail unless the directory itself cannot
+ * be used.
+ *
+ * Bounds: at most max_bytes on disk. When an append would pass it, the policy applies:
+ * WW_SPOOL_DROP_OLDEST deletes the oldest segment(s) (their records counted in
+ * dropped_batches, persisted in meta) and appends; WW_SPOOL_REFUSE returns -ENOSPC and
+ * the caller stops sampling (counting the ticks it skipped).
+ *
+ * Durability: fsync after every append (WW_FSYNC_ALWAYS, the default: a batch is on disk
+ * before it is sent), at most every fsync_interval (WW_FSYNC_INTERVAL), or never
+ * (WW_FSYNC_NEVER: page cache only, survives a process crash but not a power loss).
+ */
+#ifndef WW_SPOOL_H
+#define WW_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { WW_SPOOL_DROP_OLDEST = 0, WW_SPOOL_REFUSE = 1 } ww_spool_policy_t;
+typedef enum { WW_FSYNC_ALWAYS = 0, WW_FSYNC_INTERVAL = 1, WW_FSYNC_NEVER = 2 } ww_fsync_t;
+
+typedef struct {
+    const char *dir;          /* created (mode 0700) if missing */
+    uint64_t max_bytes;       /* whole spool on disk */
+    uint64_t segment_bytes;   /* segment size at which a new segment starts */
+    ww_spool_policy_t policy;
+    ww_fsync_t fsync;
+    int64_t fsync_interval_ns;
+} ww_spool_conf_t;
+
+typedef struct {
+    uint64_t epoch;           /* stream epoch, random at first open, then persisted */
+    uint64_t next_seq;        /* sequence number of the next append (>= 1) */
+    uint64_t acked;           /* highest acked sequence number */
+    uint64_t records;         /* unacked records on disk */
+    uint64_t bytes;           /* bytes on disk in segments */
+    uint64_t dropped_batches; /* cumulative: dropped by the policy (persisted) */
+    uint64_t corrupt_records; /* cumulative: torn/corrupt records cut at recovery (persisted) */
+} ww_spool_state_t;
+
+typedef struct ww_spool ww_spool_t;
+
+/* Opens (creating or recovering) the spool. Returns NULL with *err set to a negative
+ * errno when the directory cannot be created, read or written; recovery of damaged
+ * segments is not an error (see above). */
+ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err);
+
+/* Closes files and frees; NULLs *self_p; safe on NULL and twice. Nothing is lost: the
+ * spool on disk is complete after every successful append. */
+void ww_spool_close(ww_spool_t **self_p);
+
+/* Appends one record under sequence number `seq`, which must be next_seq (the caller
+ * takes it from ww_spool_state and encodes it into the payload). On success next_seq
+ * advances. Returns 0, -ENOSPC (REFUSE policy, full), -EMSGSIZE (one record larger than
+ * max_bytes), or another negative errno on I/O failure. With DROP_OLDEST, *dropped (may
+ * be NULL) receives how many records were dropped to make room. */
+int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len,
+                    uint64_t *dropped);
+
+/* Everything up to and including seq is acked: deletes fully acked segments and persists
+ * the watermark (fsync per the policy). Returns 0 or a negative errno. */
+int ww_spool_ack(ww_spool_t *self, uint64_t seq);
+
+/* Reads the first unacked record with sequence number > after. Returns 1 with *seq,
+ * *data (malloc'd, the caller frees) and *len set; 0 when there is none; negative errno
+ * on I/O failure. A record found corrupt now is skipped and counted. */
+int ww_spool_next(ww_spool_t *self, uint64_t after, uint64_t *seq, void **data, size_t *len);
+
+/* Flushes pending writes to disk now (for WW_FSYNC_INTERVAL at shutdown). */
+int ww_spool_sync(ww_spool_t *self);
+
+void ww_spool_state(const ww_spool_t *self, ww_spool_state_t *out);
+
+/* CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start). */
+uint32_t ww_crc32c(uint32_t crc, const void *data, size_t len);
+
+#endif
