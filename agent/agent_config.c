@@ -98,14 +98,31 @@ static const ww_cfg_opt_t s_rows[] = {
         "error, warn, info or debug"),
     ROW("agent.source", WW_CFG_STRING, "sim", A(source), 0, 0, "source",
         "what to measure: sim (the simulated wafer-scale driver)"),
-    ROW("collector.endpoint", WW_CFG_STRING, "tcp://127.0.0.1:7878", A(collector), 0, 0,
-        "collector", "ZeroMQ endpoint of the collector"),
+    ROW("collector.endpoints", WW_CFG_STRLIST, "[tcp://127.0.0.1:7878]", A(collectors), 0, 0,
+        "collector",
+        "ZeroMQ endpoints of the collectors, in failover order (a flag or variable takes a "
+        "comma-separated list)"),
     ROW("collector.ack_timeout", WW_CFG_DURATION, "5s", A(ack_timeout_ns), 0.05, 3600, NULL,
         "resend batches not acked after this long"),
+    ROW("collector.failover_after", WW_CFG_DURATION, "15s", A(failover_after_ns), 0.1, 3600, NULL,
+        "with several endpoints: move to the next after this long without an ack"),
     ROW("collector.max_in_flight", WW_CFG_INT, "16", A(max_in_flight), 1, 10000, NULL,
         "batches sent and not yet acked"),
-    ROW("collector.queue_batches", WW_CFG_INT, "3600", A(queue_batches), 1, 10000000, NULL,
-        "batches kept in memory until acked; when full the oldest is dropped and counted"),
+    ROW("collector.queue_batches", WW_CFG_INT, "256", A(queue_batches), 1, 10000000, NULL,
+        "unacked batches kept in memory; the rest wait in the spool on disk"),
+    ROW("spool.dir", WW_CFG_STRING, "", A(spool_dir), 0, 0, "spool-dir",
+        "directory of the on-disk spool; empty means /var/lib/waferwatch/spool/<agent.id>"),
+    ROW("spool.max_bytes", WW_CFG_INT, "1073741824", A(spool_max_bytes), 4096, 1e15, NULL,
+        "most bytes the spool may hold (1 GiB: about 4 days of one node at 1 s)"),
+    ROW("spool.segment_bytes", WW_CFG_INT, "4194304", A(spool_segment_bytes), 1024, 1073741824,
+        NULL, "spool segment file size; acked segments are deleted whole"),
+    ROW("spool.policy", WW_CFG_STRING, "drop_oldest", A(spool_policy), 0, 0, "spool-policy",
+        "when the spool is full: drop_oldest (count and report the loss) or stop_sampling "
+        "(skip ticks, counted and reported)"),
+    ROW("spool.fsync", WW_CFG_STRING, "always", A(spool_fsync), 0, 0, NULL,
+        "always (each batch on disk before it is sent), interval, or never (page cache)"),
+    ROW("spool.fsync_interval", WW_CFG_DURATION, "1s", A(spool_fsync_interval_ns), 0.001, 3600,
+        NULL, "with spool.fsync: interval, the longest time between syncs"),
     ROW("node.id", WW_CFG_STRING, "", A(node_id), 0, 0, "node-id",
         "node id; empty means the host name; with sim.nodes > 1 nodes are <id>-<i>"),
     ROW("node.site", WW_CFG_STRING, "site-1", A(site), 0, 0, "site", "site label"),
@@ -206,6 +223,30 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
             free(*ids[i]);
             *ids[i] = dup;
         }
+    }
+    if (c->collectors.n == 0) {
+        return s_fail(err, "at least one endpoint is required", "collector.endpoints");
+    }
+    if (strcmp(c->spool_policy, "drop_oldest") != 0 &&
+        strcmp(c->spool_policy, "stop_sampling") != 0) {
+        return s_fail(err, "must be drop_oldest or stop_sampling", "spool.policy");
+    }
+    if (strcmp(c->spool_fsync, "always") != 0 && strcmp(c->spool_fsync, "interval") != 0 &&
+        strcmp(c->spool_fsync, "never") != 0) {
+        return s_fail(err, "must be always, interval or never", "spool.fsync");
+    }
+    if (c->spool_segment_bytes > c->spool_max_bytes) {
+        return s_fail(err, "must not exceed spool.max_bytes", "spool.segment_bytes");
+    }
+    if (c->spool_dir == NULL || *c->spool_dir == '\0') {
+        char dir[512];
+        snprintf(dir, sizeof dir, "/var/lib/waferwatch/spool/%s", c->agent_id);
+        char *dup = strdup(dir);
+        if (!dup) {
+            return -ENOMEM;
+        }
+        free(c->spool_dir);
+        c->spool_dir = dup;
     }
     if (strcmp(c->source, "sim") != 0) {
         return s_fail(err, "only \"sim\" is available in this version", "agent.source");

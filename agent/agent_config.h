@@ -19,10 +19,18 @@ typedef struct {
     char *log_level;
     char *source; /* "sim" (real host sources come later) */
     /* collector link */
-    char *collector;        /* ZeroMQ endpoint of the collector */
-    int64_t ack_timeout_ns; /* resend what is not acked after this long */
-    int64_t max_in_flight;  /* batches sent and not yet acked */
-    int64_t queue_batches;  /* batches kept in memory until acked */
+    ww_cfg_strlist_t collectors; /* ZeroMQ endpoints, in failover order */
+    int64_t ack_timeout_ns;      /* resend what is not acked after this long */
+    int64_t failover_after_ns;   /* move to the next endpoint after this long without acks */
+    int64_t max_in_flight;       /* batches sent and not yet acked */
+    int64_t queue_batches;       /* unacked batches kept in memory (the rest stay on disk) */
+    /* spool */
+    char *spool_dir; /* empty: /var/lib/waferwatch/spool/<agent.id> */
+    int64_t spool_max_bytes;
+    int64_t spool_segment_bytes;
+    char *spool_policy; /* drop_oldest | stop_sampling */
+    char *spool_fsync;  /* always | interval | never */
+    int64_t spool_fsync_interval_ns;
     /* node labels (the simulated nodes are <node.id>-<i> when sim.nodes > 1) */
     char *node_id;
     char *site;

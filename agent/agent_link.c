@@ -6,12 +6,10 @@
 #include "ww_time.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zmq.h>
 
 typedef struct {
@@ -24,16 +22,22 @@ struct ww_link {
     void *ctx;
     void *sock;
     void *mon;
-    char *endpoint;
+    char **endpoints;
+    size_t n_endpoints, cur;
     char *agent_id;
+    ww_spool_t *spool;
     uint64_t epoch;
-    uint64_t next_seq;
     int64_t ack_timeout_ns;
+    int64_t failover_after_ns;
     size_t max_in_flight;
-    /* ring of unacked batches in seq order; the first n_inflight have been sent */
+    /* In-memory window of the spool: the oldest unacked batches, in seq order; the first
+     * n_inflight have been sent. Everything up to `loaded` has been paged in. */
     s_entry_t *ring;
     size_t cap, head, count, n_inflight;
+    uint64_t loaded;
+    uint64_t appended;      /* highest seq in the spool */
     int64_t inflight_since; /* monotonic time the oldest in-flight entry was (re)sent */
+    int64_t progress_at;    /* monotonic time of the last ack or hello ack */
     /* hello */
     uint8_t *hello;
     size_t hello_len;
@@ -42,27 +46,11 @@ struct ww_link {
     /* scratch */
     uint8_t *enc;
     size_t enc_cap;
-    bool connected;
-    ww_complain_t send_fail;
+    uint64_t skipped_ticks;
+    unsigned monitor_gen;
+    ww_complain_t send_fail, spool_fail;
     ww_link_stats_t st;
 };
-
-static uint64_t s_random_epoch(void)
-{
-    uint64_t v = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, &v, sizeof v) != (ssize_t)sizeof v) {
-            v = 0;
-        }
-        close(fd);
-    }
-    if (v == 0) {
-        /* No urandom: time and pid still differ between restarts. */
-        v = (uint64_t)ww_time_now_ns() ^ ((uint64_t)getpid() << 32);
-    }
-    return v ? v : 1;
-}
 
 static s_entry_t *s_at(ww_link_t *self, size_t i)
 {
@@ -81,7 +69,7 @@ static void s_pop_front(ww_link_t *self)
     }
 }
 
-/* Nacked entries at the front are consumed: the collector moved its stream past them. */
+/* Nacked entries at the front are consumed: the collector skips past them. */
 static void s_pop_nacked(ww_link_t *self)
 {
     while (self->count > 0 && s_at(self, 0)->buf == NULL) {
@@ -89,16 +77,71 @@ static void s_pop_nacked(ww_link_t *self)
     }
 }
 
+/* Releases from the spool everything before the oldest batch still in memory: those
+ * were acked, or nacked (consumed by the collector, never to be sent again). */
+static void s_release(ww_link_t *self)
+{
+    uint64_t done = self->count > 0 ? s_at(self, 0)->seq - 1 : self->loaded;
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    if (done > sp.acked) {
+        int rc = ww_spool_ack(self->spool, done);
+        if (rc < 0) {
+            WW_COMPLAIN(&self->spool_fail, "cannot record an ack in the spool: %s", strerror(-rc));
+        }
+    }
+}
+
+/* Pages unacked batches from the spool into the memory window while it has room. */
+static void s_refill(ww_link_t *self)
+{
+    while (self->count < self->cap) {
+        uint64_t seq;
+        void *data;
+        size_t len;
+        int rc = ww_spool_next(self->spool, self->loaded, &seq, &data, &len);
+        if (rc < 0) {
+            WW_COMPLAIN(&self->spool_fail, "cannot read the spool: %s", strerror(-rc));
+            return;
+        }
+        WW_RECOVERED(&self->spool_fail, "reading the spool again");
+        if (rc == 0) {
+            return;
+        }
+        s_entry_t *e = s_at(self, self->count);
+        e->seq = seq;
+        e->buf = data;
+        e->len = len;
+        self->count++;
+        self->loaded = seq;
+    }
+}
+
+static void s_close_socket(ww_link_t *self)
+{
+    if (self->sock) {
+        zmq_socket_monitor(self->sock, NULL, 0);
+        zmq_close(self->sock);
+        self->sock = NULL;
+    }
+    if (self->mon) {
+        zmq_close(self->mon);
+        self->mon = NULL;
+    }
+}
+
 static int s_open_socket(ww_link_t *self)
 {
+    const char *endpoint = self->endpoints[self->cur];
     self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
     if (!self->sock) {
         return -errno;
     }
     int zero = 0, one = 1;
-    int hb_ivl = 2000, hb_timeout = 6000, rc_ivl = 100, rc_max = 5000;
-    /* Unsent data lives in our queue, not in ZeroMQ's: no linger, nothing queued toward a
-     * peer that is not connected (ZMQ_IMMEDIATE), heartbeats so a dead peer is noticed. */
+    int hb_ivl = 2000, hb_timeout = 6000, rc_ivl = 100, rc_max = 2000;
+    /* Unsent data lives in our spool, not in ZeroMQ's queues: no linger, nothing queued
+     * toward a peer that is not connected (ZMQ_IMMEDIATE), heartbeats so that a dead peer
+     * is noticed. */
     zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
@@ -106,8 +149,9 @@ static int s_open_socket(ww_link_t *self)
     zmq_setsockopt(self->sock, ZMQ_RECONNECT_IVL, &rc_ivl, sizeof rc_ivl);
     zmq_setsockopt(self->sock, ZMQ_RECONNECT_IVL_MAX, &rc_max, sizeof rc_max);
 
-    char mon_ep[64];
-    snprintf(mon_ep, sizeof mon_ep, "inproc://ww-link-monitor-%p", (void *)self);
+    char mon_ep[96];
+    snprintf(mon_ep, sizeof mon_ep, "inproc://ww-link-monitor-%p-%u", (void *)self,
+             self->monitor_gen++);
     if (zmq_socket_monitor(self->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
         return -errno;
     }
@@ -115,11 +159,12 @@ static int s_open_socket(ww_link_t *self)
     if (!self->mon || zmq_connect(self->mon, mon_ep) != 0) {
         return -errno;
     }
-    if (zmq_connect(self->sock, self->endpoint) != 0) {
+    if (zmq_connect(self->sock, endpoint) != 0) {
         int e = errno;
-        WW_ERROR("cannot connect to %s: %s", self->endpoint, zmq_strerror(e));
+        WW_ERROR("cannot connect to %s: %s", endpoint, zmq_strerror(e));
         return -e;
     }
+    WW_INFO("connecting to %s", endpoint);
     return 0;
 }
 
@@ -129,18 +174,40 @@ ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello)
     if (!self) {
         return NULL;
     }
-    self->endpoint = strdup(conf->endpoint);
+    self->n_endpoints = conf->n_endpoints;
+    self->endpoints = calloc(conf->n_endpoints ? conf->n_endpoints : 1, sizeof(char *));
+    for (size_t i = 0; self->endpoints && i < conf->n_endpoints; i++) {
+        self->endpoints[i] = strdup(conf->endpoints[i]);
+        if (!self->endpoints[i]) {
+            goto fail;
+        }
+    }
     self->agent_id = strdup(conf->agent_id);
     self->cap = conf->queue_batches ? conf->queue_batches : 1;
     self->ring = calloc(self->cap, sizeof *self->ring);
     self->ack_timeout_ns = conf->ack_timeout_ns;
+    self->failover_after_ns = conf->failover_after_ns;
     self->max_in_flight = conf->max_in_flight ? conf->max_in_flight : 1;
-    self->epoch = s_random_epoch();
-    self->next_seq = 1;
     self->ctx = zmq_ctx_new();
-    if (!self->endpoint || !self->agent_id || !self->ring || !self->ctx) {
+    if (!self->endpoints || conf->n_endpoints == 0 || !self->agent_id || !self->ring ||
+        !self->ctx) {
         goto fail;
     }
+    int err = 0;
+    self->spool = ww_spool_open(&conf->spool, &err);
+    if (!self->spool) {
+        WW_ERROR("cannot open the spool in %s: %s", conf->spool.dir, strerror(-err));
+        goto fail;
+    }
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    self->epoch = sp.epoch;
+    self->loaded = sp.acked;
+    self->appended = sp.next_seq - 1;
+    self->st.replayed = sp.records;
+    self->st.dropped = sp.dropped_batches;
+    self->st.corrupt = sp.corrupt_records;
+    s_refill(self);
 
     ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
     env.wire_version = WW_WIRE_VERSION;
@@ -149,7 +216,8 @@ ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello)
     env.sent_ns = ww_time_now_ns();
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
     env.hello = (ww_hello_t *)hello;
-    long n = ww_wire_encode(&env, &self->hello, &self->hello_len);
+    size_t cap = 0;
+    long n = ww_wire_encode(&env, &self->hello, &cap);
     if (n < 0) {
         goto fail;
     }
@@ -160,8 +228,10 @@ ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello)
         WW_ERROR("cannot set up the collector link: %s", zmq_strerror(-rc));
         goto fail;
     }
-    WW_INFO("stream epoch %016llx, connecting to %s", (unsigned long long)self->epoch,
-            self->endpoint);
+    self->progress_at = ww_time_mono_ns();
+    WW_INFO("stream epoch %016llx, next seq %llu, %llu unacked batches in the spool %s",
+            (unsigned long long)self->epoch, (unsigned long long)sp.next_seq,
+            (unsigned long long)sp.records, conf->spool.dir);
     return self;
 fail:
     ww_link_destroy(&self);
@@ -174,13 +244,7 @@ void ww_link_destroy(ww_link_t **self_p)
         return;
     }
     ww_link_t *self = *self_p;
-    if (self->sock) {
-        zmq_socket_monitor(self->sock, NULL, 0);
-        zmq_close(self->sock);
-    }
-    if (self->mon) {
-        zmq_close(self->mon);
-    }
+    s_close_socket(self);
     if (self->ctx) {
         zmq_ctx_term(self->ctx);
     }
@@ -189,69 +253,143 @@ void ww_link_destroy(ww_link_t **self_p)
             s_pop_front(self);
         }
     }
+    if (self->spool) {
+        ww_spool_sync(self->spool);
+        ww_spool_close(&self->spool);
+    }
+    for (size_t i = 0; self->endpoints && i < self->n_endpoints; i++) {
+        free(self->endpoints[i]);
+    }
+    free(self->endpoints);
     free(self->ring);
     free(self->hello);
     free(self->enc);
-    free(self->endpoint);
     free(self->agent_id);
     free(self);
     *self_p = NULL;
 }
 
-int ww_link_submit(ww_link_t *self, const ww_batch_t *batch)
+/* Drops memory entries the spool no longer holds (its drop_oldest policy removed them). */
+static void s_forget_dropped(ww_link_t *self)
 {
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    uint64_t oldest = sp.next_seq - sp.records; /* the spool keeps a contiguous range */
+    while (self->count > 0 && s_at(self, 0)->seq < oldest) {
+        s_pop_front(self);
+    }
+    if (self->loaded < oldest - 1) {
+        self->loaded = oldest - 1;
+    }
+    self->st.dropped = sp.dropped_batches;
+}
+
+int ww_link_submit(ww_link_t *self, ww_batch_t *batch)
+{
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    Waferwatch__V1__SpoolLoss loss = WAFERWATCH__V1__SPOOL_LOSS__INIT;
+    loss.dropped_batches = sp.dropped_batches;
+    loss.corrupt_records = sp.corrupt_records;
+    loss.skipped_ticks = self->skipped_ticks;
+    batch->loss =
+        (loss.dropped_batches || loss.corrupt_records || loss.skipped_ticks) ? &loss : NULL;
     ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
     env.wire_version = WW_WIRE_VERSION;
     env.agent_id = self->agent_id;
     env.epoch = self->epoch;
-    env.seq = self->next_seq;
+    env.seq = sp.next_seq;
     env.sent_ns = ww_time_now_ns();
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
-    env.batch = (ww_batch_t *)batch;
+    env.batch = batch;
     long n = ww_wire_encode(&env, &self->enc, &self->enc_cap);
+    batch->loss = NULL;
     if (n < 0) {
         return (int)n;
     }
-    uint8_t *copy = malloc((size_t)n);
-    if (!copy) {
-        return -ENOMEM;
+    uint64_t dropped = 0;
+    int rc = ww_spool_append(self->spool, sp.next_seq, self->enc, (size_t)n, &dropped);
+    if (rc == -ENOSPC) {
+        self->st.refused++;
+        return rc;
     }
-    memcpy(copy, self->enc, (size_t)n);
-    if (self->count == self->cap) {
-        s_entry_t *old = s_at(self, 0);
-        WW_WARN("queue full (%zu batches): dropping batch seq %llu unacked", self->cap,
-                (unsigned long long)old->seq);
-        self->st.dropped++;
-        s_pop_front(self);
+    if (rc < 0) {
+        WW_COMPLAIN(&self->spool_fail, "cannot append to the spool: %s", strerror(-rc));
+        return rc;
     }
-    s_entry_t *e = s_at(self, self->count);
-    e->seq = self->next_seq++;
-    e->buf = copy;
-    e->len = (size_t)n;
-    self->count++;
-    self->st.submitted++;
+    WW_RECOVERED(&self->spool_fail, "appending to the spool again");
+    self->st.spooled++;
+    self->appended = sp.next_seq;
+    if (dropped > 0) {
+        WW_WARN("spool full: dropped the %llu oldest unacked batches (%llu in this stream)",
+                (unsigned long long)dropped, (unsigned long long)(sp.dropped_batches + dropped));
+        s_forget_dropped(self);
+    }
+    /* Keep it in memory too when the window is caught up with the spool. */
+    if (self->count < self->cap && self->loaded + 1 == sp.next_seq) {
+        uint8_t *copy = malloc((size_t)n);
+        if (copy) {
+            memcpy(copy, self->enc, (size_t)n);
+            s_entry_t *e = s_at(self, self->count);
+            e->seq = sp.next_seq;
+            e->buf = copy;
+            e->len = (size_t)n;
+            self->count++;
+            self->loaded = sp.next_seq;
+        }
+    }
     return 0;
 }
 
 static int s_send(ww_link_t *self, const uint8_t *buf, size_t len)
 {
     if (zmq_send(self->sock, buf, len, ZMQ_DONTWAIT) < 0) {
-        /* EAGAIN: no connected peer (ZMQ_IMMEDIATE); the batch stays queued. */
+        /* EAGAIN: no connected peer (ZMQ_IMMEDIATE); the batch stays spooled. */
         if (errno != EAGAIN) {
-            WW_COMPLAIN(&self->send_fail, "send to %s failed: %s", self->endpoint,
+            WW_COMPLAIN(&self->send_fail, "send to %s failed: %s", self->endpoints[self->cur],
                         zmq_strerror(errno));
         }
         return -errno;
     }
-    WW_RECOVERED(&self->send_fail, "sending to %s again", self->endpoint);
+    WW_RECOVERED(&self->send_fail, "sending to %s again", self->endpoints[self->cur]);
     self->st.sent++;
     return 0;
+}
+
+/* Moves to the next endpoint: a new socket, hello again, resend from the oldest. */
+static void s_failover(ww_link_t *self)
+{
+    const char *from = self->endpoints[self->cur];
+    self->cur = (self->cur + 1) % self->n_endpoints;
+    WW_WARN("no progress from %s for %lld ms with %zu batches waiting: failing over to %s", from,
+            (long long)(self->failover_after_ns / WW_NS_PER_MS), self->count,
+            self->endpoints[self->cur]);
+    s_close_socket(self);
+    if (s_open_socket(self) < 0) {
+        s_close_socket(self);
+    }
+    self->st.failovers++;
+    self->st.resent += self->n_inflight;
+    self->n_inflight = 0;
+    self->hello_acked = false;
+    self->hello_sent_at = 0;
+    self->progress_at = ww_time_mono_ns();
 }
 
 /* Sends the hello and whatever the window allows; restarts the window on ack timeout. */
 static void s_pump(ww_link_t *self)
 {
     int64_t now = ww_time_mono_ns();
+    if (self->n_endpoints > 1 && (self->count > 0 || !self->hello_acked) &&
+        now - self->progress_at > self->failover_after_ns) {
+        s_failover(self);
+    }
+    if (!self->sock) {
+        return;
+    }
+    if (self->count < self->cap && self->loaded < self->appended) {
+        s_refill(self); /* batches waiting on disk only (after a drop or a long outage) */
+    }
     if (!self->hello_acked &&
         (self->hello_sent_at == 0 || now - self->hello_sent_at > self->ack_timeout_ns)) {
         if (s_send(self, self->hello, self->hello_len) == 0) {
@@ -277,6 +415,37 @@ static void s_pump(ww_link_t *self)
     }
 }
 
+static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
+{
+    if (a->epoch != self->epoch) {
+        WW_DEBUG("ack for another epoch %016llx ignored", (unsigned long long)a->epoch);
+        return;
+    }
+    self->progress_at = ww_time_mono_ns();
+    if (a->seq == 0) {
+        if (!self->hello_acked) {
+            self->hello_acked = true;
+            self->st.hellos_acked++;
+            WW_INFO("collector %s accepted hello", self->endpoints[self->cur]);
+        }
+        return;
+    }
+    bool moved = false;
+    while (self->count > 0 && s_at(self, 0)->seq <= a->seq) {
+        if (s_at(self, 0)->buf) {
+            self->st.acked++;
+        }
+        s_pop_front(self);
+        moved = true;
+    }
+    s_pop_nacked(self);
+    if (moved) {
+        s_release(self);
+        self->inflight_since = self->progress_at;
+        s_refill(self);
+    }
+}
+
 static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
 {
     ww_wire_limits_t lim;
@@ -288,25 +457,7 @@ static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
         return;
     }
     if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_ACK) {
-        const ww_ack_t *a = env->ack;
-        if (a->epoch != self->epoch) {
-            WW_DEBUG("ack for another epoch %016llx ignored", (unsigned long long)a->epoch);
-        } else if (a->seq == 0) {
-            if (!self->hello_acked) {
-                self->hello_acked = true;
-                self->st.hellos_acked++;
-                WW_INFO("collector accepted hello");
-            }
-        } else {
-            while (self->count > 0 && s_at(self, 0)->seq <= a->seq) {
-                if (s_at(self, 0)->buf) {
-                    self->st.acked++;
-                }
-                s_pop_front(self);
-            }
-            s_pop_nacked(self);
-            self->inflight_since = ww_time_mono_ns();
-        }
+        s_on_ack(self, env->ack);
     } else if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_NACK) {
         const ww_nack_t *n = env->nack;
         WW_WARN("collector rejected seq %llu (code %d): %s; dropped", (unsigned long long)n->seq,
@@ -324,6 +475,8 @@ static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
             }
         }
         s_pop_nacked(self);
+        s_release(self);
+        s_refill(self);
     }
     ww_wire_free(&env);
 }
@@ -352,18 +505,17 @@ static void s_on_monitor(ww_link_t *self)
         zmq_msg_close(&m);
     }
     if (event == ZMQ_EVENT_CONNECTED) {
-        self->connected = true;
         self->st.connects++;
-        WW_INFO("connected to %s (%zu batches waiting)", self->endpoint, self->count);
-        /* A new connection may be a restarted collector: say hello again, resend what was
-         * in flight on the old connection (replays are harmless). */
+        WW_INFO("connected to %s (%zu batches waiting)", self->endpoints[self->cur], self->count);
+        /* A new connection may be a restarted collector: say hello again and resend what
+         * was in flight on the old connection (replays are harmless). */
         self->hello_acked = false;
         self->hello_sent_at = 0;
         self->st.resent += self->n_inflight;
         self->n_inflight = 0;
     } else if (event == ZMQ_EVENT_DISCONNECTED) {
-        self->connected = false;
-        WW_WARN("disconnected from %s; %zu batches kept until acked", self->endpoint, self->count);
+        WW_WARN("disconnected from %s; %zu batches kept until acked", self->endpoints[self->cur],
+                self->count);
         self->n_inflight = 0;
     }
 }
@@ -384,11 +536,21 @@ int ww_link_poll(ww_link_t *self, int64_t timeout_ns)
             int64_t d = self->hello_sent_at + self->ack_timeout_ns - now;
             wait = d < wait ? d : wait;
         }
+        if (self->n_endpoints > 1 && self->count > 0) {
+            int64_t d = self->progress_at + self->failover_after_ns - now + 1;
+            wait = d < wait ? d : wait;
+        }
         if (wait < 0) {
             wait = 0;
         }
+        int rc;
         zmq_pollitem_t items[] = {{self->sock, 0, ZMQ_POLLIN, 0}, {self->mon, 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 2, (long)((wait + WW_NS_PER_MS - 1) / WW_NS_PER_MS));
+        if (self->sock) {
+            rc = zmq_poll(items, 2, (long)((wait + WW_NS_PER_MS - 1) / WW_NS_PER_MS));
+        } else {
+            rc = zmq_poll(NULL, 0, (long)((wait + WW_NS_PER_MS - 1) / WW_NS_PER_MS));
+            items[0].revents = items[1].revents = 0;
+        }
         if (rc < 0) {
             if (errno == EINTR) {
                 return -EINTR;
@@ -402,7 +564,7 @@ int ww_link_poll(ww_link_t *self, int64_t timeout_ns)
         if (items[0].revents & ZMQ_POLLIN) {
             zmq_msg_t m;
             zmq_msg_init(&m);
-            while (zmq_msg_recv(&m, self->sock, ZMQ_DONTWAIT) >= 0) {
+            while (self->sock && zmq_msg_recv(&m, self->sock, ZMQ_DONTWAIT) >= 0) {
                 s_on_reply(self, zmq_msg_data(&m), zmq_msg_size(&m));
             }
             zmq_msg_close(&m);
@@ -414,9 +576,11 @@ int ww_link_poll(ww_link_t *self, int64_t timeout_ns)
     }
 }
 
-size_t ww_link_pending(const ww_link_t *self)
+uint64_t ww_link_pending(const ww_link_t *self)
 {
-    return self->count;
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    return sp.records;
 }
 
 uint64_t ww_link_epoch(const ww_link_t *self)
@@ -424,7 +588,18 @@ uint64_t ww_link_epoch(const ww_link_t *self)
     return self->epoch;
 }
 
+void ww_link_count_skipped(ww_link_t *self, uint64_t ticks)
+{
+    self->skipped_ticks += ticks;
+}
+
 void ww_link_stats(const ww_link_t *self, ww_link_stats_t *out)
 {
     *out = self->st;
+    out->dropped = 0;
+    out->corrupt = 0;
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    out->dropped = sp.dropped_batches;
+    out->corrupt = sp.corrupt_records;
 }

@@ -1,62 +1,80 @@
-/* agent_link: the agent's side of the wire. A ZeroMQ DEALER to the collector, a bounded
- * in-memory queue of encoded batches that are kept until the collector acks them, the
- * stream's epoch and sequence numbers, and the Hello sent on every (re)connect.
+/* agent_link: the agent's side of the wire. A ZeroMQ DEALER to one of the configured
+ * collectors, the on-disk spool (ww_spool) of every batch until the collector acks it, an
+ * in-memory window of the oldest unacked batches paged in from the spool, the stream's
+ * epoch and sequence numbers (persisted by the spool), and the Hello sent on every
+ * (re)connect.
  *
- * Delivery: batches are sent in sequence order with at most max_in_flight unacked; an Ack
- * releases everything up to its seq; what is not acked within ack_timeout, and everything
- * in flight when the connection is re-established, is sent again (the collector makes
- * replays harmless). A Nack drops that batch and counts it. When the queue is full the
- * oldest batch is dropped and counted. (The on-disk spool arrives with the delivery
- * guarantees work and slots in behind ww_link_submit.)
+ * Delivery: a batch is appended to the spool before it is sent; batches are sent in
+ * sequence order with at most max_in_flight unacked; an Ack releases everything up to its
+ * seq (memory and spool); what is not acked within ack_timeout, and everything in flight
+ * when a connection is (re)established, is sent again (the collector makes replays
+ * harmless). A Nack drops that batch and counts it. After failover_after without progress
+ * the link moves to the next collector endpoint and resends from the oldest unacked
+ * batch. After a restart the spool's unacked batches are replayed first.
  */
 #ifndef WW_AGENT_LINK_H
 #define WW_AGENT_LINK_H
 
+#include "ww_spool.h"
 #include "ww_wire.h"
 
 #include <stdint.h>
 
 typedef struct {
-    const char *endpoint;
+    char *const *endpoints; /* tried in order, round robin on failover */
+    size_t n_endpoints;
     const char *agent_id;
     int64_t ack_timeout_ns;
+    int64_t failover_after_ns;
     size_t max_in_flight;
-    size_t queue_batches;
+    size_t queue_batches; /* in-memory window of unacked batches */
+    ww_spool_conf_t spool;
 } ww_link_conf_t;
 
+/* Counters for logs and /metrics. */
 typedef struct {
-    uint64_t submitted; /* batches handed to the link */
+    uint64_t spooled;   /* batches appended to the spool */
     uint64_t sent;      /* messages sent, including resends */
-    uint64_t resent;
-    uint64_t acked;    /* batches released by an Ack */
-    uint64_t nacked;   /* batches dropped by a Nack */
-    uint64_t dropped;  /* batches dropped because the queue was full */
-    uint64_t connects; /* connections established */
+    uint64_t resent;    /* batches sent again (ack timeout, reconnect, failover) */
+    uint64_t replayed;  /* unacked batches found in the spool at start */
+    uint64_t acked;     /* batches released by an Ack */
+    uint64_t nacked;    /* batches dropped by a Nack */
+    uint64_t dropped;   /* batches dropped by the spool policy (cumulative for the epoch) */
+    uint64_t corrupt;   /* spool records cut as corrupt (cumulative for the epoch) */
+    uint64_t refused;   /* batches refused because the spool is full (stop_sampling) */
+    uint64_t connects;  /* connections established */
+    uint64_t failovers; /* switches to another endpoint */
     uint64_t hellos_acked;
 } ww_link_stats_t;
 
 typedef struct ww_link ww_link_t;
 
-/* Creates the link and connects (asynchronously). hello is copied (encoded) and sent on
- * every connect until acked. Returns NULL on failure (logged). */
+/* Opens the spool, creates the link and connects (asynchronously). hello is encoded and
+ * sent on every connect until acked. Returns NULL on failure (logged). */
 ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello);
 
-/* Closes the socket and frees everything; NULLs *self_p; safe on NULL and twice. */
+/* Closes the socket and the spool (everything unacked stays on disk); NULLs *self_p;
+ * safe on NULL and twice. */
 void ww_link_destroy(ww_link_t **self_p);
 
-/* Queues a batch under the next sequence number and sends it when the window allows.
- * The batch is encoded; the caller keeps ownership of it. Returns 0, or -ENOMEM. */
-int ww_link_submit(ww_link_t *self, const ww_batch_t *batch);
+/* Spools a batch under the next sequence number (with the stream's loss counters) and
+ * sends it when the window allows. The caller keeps ownership of batch. Returns 0,
+ * -ENOSPC when the spool is full under the stop_sampling policy (nothing kept; the caller
+ * counts the tick as skipped), or another negative errno. */
+int ww_link_submit(ww_link_t *self, ww_batch_t *batch);
 
 /* Waits up to timeout_ns for replies and connection events, handles them, and (re)sends
  * what is due. Returns 0, or -EINTR when a signal interrupted the wait. */
 int ww_link_poll(ww_link_t *self, int64_t timeout_ns);
 
-/* Batches queued and not yet acked. */
-size_t ww_link_pending(const ww_link_t *self);
+/* Batches spooled and not yet acked (on disk, including those paged into memory). */
+uint64_t ww_link_pending(const ww_link_t *self);
 
-/* The stream epoch (random, non-zero). */
+/* The stream epoch (persisted in the spool). */
 uint64_t ww_link_epoch(const ww_link_t *self);
+
+/* Counts ticks the caller skipped, reported to the collector with the next batch. */
+void ww_link_count_skipped(ww_link_t *self, uint64_t ticks);
 
 void ww_link_stats(const ww_link_t *self, ww_link_stats_t *out);
 

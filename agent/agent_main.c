@@ -269,8 +269,9 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (action == WW_CFG_CHECK) {
-        printf("configuration ok: %u node(s), source %s, collector %s\n", nodes.n, nodes.src->name,
-               conf.collector);
+        printf("configuration ok: %u node(s), source %s, collector %s%s, spool %s\n", nodes.n,
+               nodes.src->name, conf.collectors.v[0], conf.collectors.n > 1 ? " (+ failover)" : "",
+               conf.spool_dir);
         exit_code = 0;
         goto cleanup;
     }
@@ -278,17 +279,31 @@ int main(int argc, char **argv)
     s_install_signals();
     hello = s_hello_new(&nodes);
     ww_link_conf_t lc = {
-        .endpoint = conf.collector,
+        .endpoints = conf.collectors.v,
+        .n_endpoints = conf.collectors.n,
         .agent_id = conf.agent_id,
         .ack_timeout_ns = conf.ack_timeout_ns,
+        .failover_after_ns = conf.failover_after_ns,
         .max_in_flight = (size_t)conf.max_in_flight,
         .queue_batches = (size_t)conf.queue_batches,
+        .spool =
+            {
+                .dir = conf.spool_dir,
+                .max_bytes = (uint64_t)conf.spool_max_bytes,
+                .segment_bytes = (uint64_t)conf.spool_segment_bytes,
+                .policy = strcmp(conf.spool_policy, "stop_sampling") == 0 ? WW_SPOOL_REFUSE
+                                                                          : WW_SPOOL_DROP_OLDEST,
+                .fsync = strcmp(conf.spool_fsync, "never") == 0      ? WW_FSYNC_NEVER
+                         : strcmp(conf.spool_fsync, "interval") == 0 ? WW_FSYNC_INTERVAL
+                                                                     : WW_FSYNC_ALWAYS,
+                .fsync_interval_ns = conf.spool_fsync_interval_ns,
+            },
     };
     link = hello ? ww_link_new(&lc, hello) : NULL;
     if (!link) {
         goto cleanup;
     }
-    WW_INFO("agent %s: %u node(s) (%s .. %s), phase %s, interval %lld ms, first tick %lld",
+    WW_INFO("agent %s: %u node(s) (%s .. %s), phase %s, interval %lld ms, first_tick=%lld",
             conf.agent_id, nodes.n, nodes.names[0], nodes.names[nodes.n - 1], conf.phase,
             (long long)(interval / WW_NS_PER_MS), (long long)first_tick);
 
@@ -296,6 +311,7 @@ int main(int argc, char **argv)
     int64_t next = first_tick;
     uint64_t ticks = 0, skipped = 0, samples = 0, windows = 0;
     ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+    ww_complain_t spool_full = {0};
     while (!s_stop && next < stop_at) {
         int64_t now = ww_time_now_ns();
         if (now < next) {
@@ -309,11 +325,25 @@ int main(int argc, char **argv)
             WW_WARN("%lld ticks behind schedule: skipping %lld", (long long)behind,
                     (long long)skip);
             skipped += (uint64_t)skip;
+            ww_link_count_skipped(link, (uint64_t)skip);
             next += skip * interval;
         }
         int n = s_sample_tick(&nodes, next, &batch);
-        if ((n > 0 || batch.n_latency_windows > 0) && ww_link_submit(link, &batch) < 0) {
-            WW_ERROR("out of memory queueing tick %lld", (long long)next);
+        if (n > 0 || batch.n_latency_windows > 0) {
+            int rc = ww_link_submit(link, &batch);
+            if (rc == -ENOSPC) {
+                /* stop_sampling: the spool is full; this tick is lost, counted, reported. */
+                WW_COMPLAIN(&spool_full, "spool full: not sampling until the collector "
+                                         "acks (policy stop_sampling)");
+                skipped++;
+                ww_link_count_skipped(link, 1);
+            } else if (rc < 0) {
+                WW_ERROR("tick %lld could not be spooled: %s", (long long)next, strerror(-rc));
+                skipped++;
+                ww_link_count_skipped(link, 1);
+            } else {
+                WW_RECOVERED(&spool_full, "spool has room again: sampling resumed");
+            }
         }
         windows += batch.n_latency_windows;
         ww_lwbuf_reset(&nodes.lw);
@@ -333,8 +363,8 @@ int main(int argc, char **argv)
     ww_lwbuf_reset(&nodes.lw);
 
     /* Graceful stop: give the collector drain_timeout to ack what was sent. */
-    WW_INFO("stopping (%s): %zu batches to drain", s_stop ? strsignal(s_stop) : "run_for reached",
-            ww_link_pending(link));
+    WW_INFO("stopping (%s): %llu batches to drain", s_stop ? strsignal(s_stop) : "run_for reached",
+            (unsigned long long)ww_link_pending(link));
     int64_t drain_end = ww_time_mono_ns() + conf.drain_ns;
     s_stop = 0;
     while (ww_link_pending(link) > 0 && !s_stop) {
@@ -348,17 +378,21 @@ int main(int argc, char **argv)
     ww_link_stats(link, &st);
     /* One machine-readable line for scripts and tests. */
     WW_INFO("stats: ticks=%llu samples=%llu latency_windows=%llu skipped_ticks=%llu "
-            "batches=%llu acked=%llu nacked=%llu dropped=%llu unacked=%zu sent=%llu resent=%llu "
-            "connects=%llu",
+            "batches=%llu spooled=%llu replayed=%llu acked=%llu nacked=%llu dropped=%llu "
+            "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
-            (unsigned long long)skipped, (unsigned long long)st.submitted,
+            (unsigned long long)skipped, (unsigned long long)st.spooled,
+            (unsigned long long)st.spooled, (unsigned long long)st.replayed,
             (unsigned long long)st.acked, (unsigned long long)st.nacked,
-            (unsigned long long)st.dropped, ww_link_pending(link), (unsigned long long)st.sent,
-            (unsigned long long)st.resent, (unsigned long long)st.connects);
+            (unsigned long long)st.dropped, (unsigned long long)st.corrupt,
+            (unsigned long long)ww_link_pending(link), (unsigned long long)st.sent,
+            (unsigned long long)st.resent, (unsigned long long)st.connects,
+            (unsigned long long)st.failovers);
     exit_code = ww_link_pending(link) == 0 ? 0 : 3;
     if (exit_code != 0) {
-        WW_WARN("%zu batches were never acked and are lost (the spool is not built yet)",
-                ww_link_pending(link));
+        WW_WARN("%llu batches are not acked yet: they stay in the spool %s and are sent at the "
+                "next start",
+                (unsigned long long)ww_link_pending(link), conf.spool_dir);
     }
 
 cleanup:

@@ -13,6 +13,8 @@ static const ww_cfg_opt_t s_rows[] = {
         "write the bound endpoint to this file once listening"),
     ROW("collector.log_level", WW_CFG_STRING, "info", C(log_level), 0, 0, "log-level",
         "error, warn, info or debug"),
+    ROW("collector.drain_timeout", WW_CFG_DURATION, "10s", C(drain_ns), 0, 3600, "drain-timeout",
+        "on SIGTERM, how long to keep trying to commit what was received"),
     ROW("pg.conninfo", WW_CFG_STRING, "", C(pg_conninfo), 0, 0, "pg",
         "libpq connection string or URI; empty = PGHOST, PGPORT, PGDATABASE, PGUSER, ... "
         "(passwords belong in PGPASSFILE, not here)"),

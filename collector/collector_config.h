@@ -13,6 +13,7 @@ typedef struct {
     char *log_level;
     char *pg_conninfo;    /* libpq conninfo; "" = PG* environment variables */
     bool pg_migrate;      /* apply migrations at start */
+    int64_t drain_ns;     /* on SIGTERM, time to commit what was received */
     int64_t retry_max_ns; /* cap of the backoff between PostgreSQL retries */
     int64_t max_group;    /* messages written per transaction */
     int64_t max_message_bytes;

@@ -239,6 +239,39 @@ static ww_store_rc_t s_write_singly(s_ingest_t *in)
     return WW_STORE_OK;
 }
 
+/* Writes the group in one transaction and answers it. Returns true when the group is
+ * done; false when it must be retried (items already committed, by s_write_singly, are
+ * answered and leave the group). */
+static bool s_write_group(s_ingest_t *in)
+{
+    ww_store_rc_t wrc = ww_store_write(in->store, in->items, in->n);
+    if (wrc == WW_STORE_REJECT) {
+        wrc = s_write_singly(in);
+    }
+    s_replies(in);
+    if (wrc == WW_STORE_OK) {
+        s_clear(in);
+        return true;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        if (in->items[i].committed) {
+            ww_wire_free(&in->msgs[i].env);
+            continue;
+        }
+        in->msgs[keep] = in->msgs[i];
+        in->items[keep] = in->items[i];
+        /* These point into the message slot that just moved. */
+        in->items[keep].agent_id = in->msgs[keep].agent_id;
+        if (in->items[keep].kind == WW_ITEM_REJECT) {
+            in->items[keep].reject_reason = in->msgs[keep].reason;
+        }
+        keep++;
+    }
+    in->n = keep;
+    return false;
+}
+
 static int s_write_endpoint_file(const char *path, const char *endpoint)
 {
     char tmp[4096];
@@ -325,42 +358,30 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop)
             while (in.n < (size_t)conf->max_group && s_receive(&in) != -EAGAIN) {
             }
         }
-        if (in.n > 0) {
-            ww_store_rc_t wrc = ww_store_write(in.store, in.items, in.n);
-            if (wrc == WW_STORE_REJECT) {
-                wrc = s_write_singly(&in);
-            }
-            if (wrc == WW_STORE_OK) {
-                s_replies(&in);
-                s_clear(&in);
-                backoff = 100 * WW_NS_PER_MS;
-            } else {
-                /* Keep the group, read nothing new: backpressure. Items already committed
-                 * (by s_write_singly) are answered now and leave the group. */
-                s_replies(&in);
-                size_t keep = 0;
-                for (size_t i = 0; i < in.n; i++) {
-                    if (in.items[i].committed) {
-                        ww_wire_free(&in.msgs[i].env);
-                        continue;
-                    }
-                    in.msgs[keep] = in.msgs[i];
-                    in.items[keep] = in.items[i];
-                    /* These point into the message slot that just moved. */
-                    in.items[keep].agent_id = in.msgs[keep].agent_id;
-                    if (in.items[keep].kind == WW_ITEM_REJECT) {
-                        in.items[keep].reject_reason = in.msgs[keep].reason;
-                    }
-                    keep++;
-                }
-                in.n = keep;
-                s_sleep_ns(backoff);
-                backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
-            }
+        if (in.n > 0 && !s_write_group(&in)) {
+            /* Keep the group, read nothing new: backpressure into the agents' spools. */
+            s_sleep_ns(backoff);
+            backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+        } else {
+            backoff = 100 * WW_NS_PER_MS;
         }
         if (ww_time_mono_ns() >= next_maintain) {
             ww_store_maintain(in.store);
             next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
+        }
+    }
+    /* SIGTERM: what was received is committed and acked before exit, within drain_timeout;
+     * what still sits in ZeroMQ's queues was never acked and the agents send it again. */
+    if (in.n > 0) {
+        WW_INFO("draining %zu received messages before exit", in.n);
+        int64_t drain_end = ww_time_mono_ns() + conf->drain_ns;
+        backoff = 100 * WW_NS_PER_MS;
+        while (in.n > 0 && !s_write_group(&in) && ww_time_mono_ns() < drain_end) {
+            s_sleep_ns(backoff);
+            backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+        }
+        if (in.n > 0) {
+            WW_WARN("%zu messages not committed at exit (not acked: the agents resend them)", in.n);
         }
     }
     ww_store_stats_t st;

@@ -689,9 +689,12 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
             it->disp = WW_DISP_DUPLICATE;
             continue;
         }
-        if (it->seq > last[k] + 1 && last[k] != 0) {
-            /* The agent only skips a sequence number when it dropped that batch (its queue
-             * overflowed, counted there); nothing will fill the hole. */
+        it->holes = 0;
+        if (it->seq > last[k] + 1) {
+            /* The agent skips a sequence number only when its spool dropped that batch
+             * (policy drop_oldest); nothing will fill the hole. A stream seen for the first
+             * time starts at 1, so a first batch above 1 also counts the ones before it. */
+            it->holes = it->seq - last[k] - 1;
             WW_WARN("stream %s/%016llx: %llu batches missing before seq %llu (dropped by "
                     "the agent)",
                     it->agent_id, (unsigned long long)it->epoch,
@@ -711,11 +714,12 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
 /* Writes the new progress of every stream that moved. */
 static ww_store_rc_t s_progress(ww_store_t *self, ww_store_item_t *items, size_t n)
 {
-    s_buf_t ids = {0}, epochs = {0}, seqs = {0};
+    s_buf_t ids = {0}, epochs = {0}, seqs = {0}, holes = {0};
     bool first = true;
     s_buf_str(&ids, "{");
     s_buf_str(&epochs, "{");
     s_buf_str(&seqs, "{");
+    s_buf_str(&holes, "{");
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
             continue;
@@ -723,28 +727,64 @@ static ww_store_rc_t s_progress(ww_store_t *self, ww_store_item_t *items, size_t
         s_buf_array_elem(&ids, items[i].agent_id, first);
         s_buf_array_num(&epochs, (long long)items[i].epoch, first);
         s_buf_array_num(&seqs, (long long)items[i].seq, first);
+        s_buf_array_num(&holes, (long long)items[i].holes, first);
         first = false;
     }
     s_buf_str(&ids, "}");
     s_buf_str(&epochs, "}");
     s_buf_str(&seqs, "}");
+    s_buf_str(&holes, "}");
     ww_store_rc_t rc = WW_STORE_OK;
-    if (ids.oom || epochs.oom || seqs.oom) {
+    if (ids.oom || epochs.oom || seqs.oom || holes.oom) {
         rc = WW_STORE_RETRY;
     } else if (!first) {
-        const char *params[] = {ids.s, epochs.s, seqs.s};
+        const char *params[] = {ids.s, epochs.s, seqs.s, holes.s};
         rc = s_exec(self,
-                    "INSERT INTO streams AS s (agent_id, epoch, last_seq)"
-                    " SELECT a, e, max(q) FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
-                    " AS u(a, e, q) GROUP BY a, e"
+                    "INSERT INTO streams AS s (agent_id, epoch, last_seq, lost_batches)"
+                    " SELECT a, e, max(q), sum(h) FROM unnest($1::text[], $2::bigint[],"
+                    " $3::bigint[], $4::bigint[]) AS u(a, e, q, h) GROUP BY a, e"
                     " ON CONFLICT (agent_id, epoch) DO UPDATE"
-                    " SET last_seq = greatest(s.last_seq, EXCLUDED.last_seq), updated_at = now()",
-                    3, params, NULL, "writing stream progress");
+                    " SET last_seq = greatest(s.last_seq, EXCLUDED.last_seq),"
+                    " lost_batches = s.lost_batches + EXCLUDED.lost_batches, updated_at = now()",
+                    4, params, NULL, "writing stream progress");
     }
     free(ids.s);
     free(epochs.s);
     free(seqs.s);
+    free(holes.s);
     return rc;
+}
+
+/* Records the loss counters carried by the written batches (highest value wins). */
+static ww_store_rc_t s_losses(ww_store_t *self, ww_store_item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const ww_store_item_t *it = &items[i];
+        if (it->kind != WW_ITEM_BATCH || it->disp != WW_DISP_WRITTEN || !it->env->batch->loss) {
+            continue;
+        }
+        const Waferwatch__V1__SpoolLoss *l = it->env->batch->loss;
+        char epoch[32], dropped[32], corrupt[32], skipped[32];
+        snprintf(epoch, sizeof epoch, "%lld", (long long)it->epoch);
+        snprintf(dropped, sizeof dropped, "%llu", (unsigned long long)l->dropped_batches);
+        snprintf(corrupt, sizeof corrupt, "%llu", (unsigned long long)l->corrupt_records);
+        snprintf(skipped, sizeof skipped, "%llu", (unsigned long long)l->skipped_ticks);
+        const char *params[] = {it->agent_id, epoch, dropped, corrupt, skipped};
+        ww_store_rc_t rc = s_exec(
+            self,
+            "INSERT INTO stream_losses AS l (agent_id, epoch, dropped_batches, corrupt_records,"
+            " skipped_ticks) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (agent_id, epoch) DO UPDATE SET"
+            " dropped_batches = greatest(l.dropped_batches, EXCLUDED.dropped_batches),"
+            " corrupt_records = greatest(l.corrupt_records, EXCLUDED.corrupt_records),"
+            " skipped_ticks = greatest(l.skipped_ticks, EXCLUDED.skipped_ticks),"
+            " updated_at = now()",
+            5, params, NULL, "recording stream losses");
+        if (rc != WW_STORE_OK) {
+            return rc;
+        }
+    }
+    return WW_STORE_OK;
 }
 
 static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
@@ -817,6 +857,9 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
     }
     if (rc == WW_STORE_OK) {
         rc = s_progress(self, items, n);
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_losses(self, items, n);
     }
     for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
         if (items[i].kind == WW_ITEM_REJECT) {

@@ -45,6 +45,7 @@ typedef struct {
     const char *reject_code;   /* WW_ITEM_REJECT */
     const char *reject_reason; /* WW_ITEM_REJECT */
     ww_disposition_t disp;     /* out */
+    uint64_t holes;            /* out: sequence numbers skipped before this batch */
     bool committed;            /* out: its transaction committed */
 } ww_store_item_t;
 

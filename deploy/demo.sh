@@ -63,7 +63,9 @@ echo "   listening on $endpoint"
 fault_at=$((seconds / 3))
 start_agent() {
   local name=$1; shift
+  rm -rf "$run/spool-$name"
   "$bin/agent/waferwatch-agent" --collector "$endpoint" --agent-id "$name" \
+    --spool-dir "$run/spool-$name" \
     --run-for "${seconds}s" --sim-nodes 4 "$@" 2>"$run/$name.log" &
   pids+=("$!")
   agent_pids+=("$!")

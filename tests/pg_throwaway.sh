@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_throwaway.sh start|stop|env DIR: a private PostgreSQL 15 cluster in DIR for tests and
+# pg_throwaway.sh start|start-durable|stop|env|pause|resume|restart-immediate DIR: a private PostgreSQL 15 cluster in DIR for tests and
 # the demo, reachable only over a Unix socket in DIR (no TCP port, nothing shared with a
 # system cluster). initdb refuses to run as root, so as root the cluster runs as the
 # unprivileged `postgres` user (created by the postgresql package).
@@ -11,6 +11,11 @@ bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+# start-durable: the same with fsync and synchronous_commit on, for tests that crash the
+# server and expect every acknowledged COMMIT to survive (the plain start trades that away
+# for speed).
+durable=0
+[ "$cmd" = start-durable ] && { durable=1; cmd=start; }
 case "$cmd" in
 start)
   if [ -f "$dir/data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
@@ -24,13 +29,13 @@ start)
 listen_addresses = ''
 unix_socket_directories = '$dir'
 port = 5432
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 shared_buffers = 128MB
 max_connections = 200
 log_min_messages = warning
 CONF
+  if [ "$durable" = 0 ]; then
+    printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$dir/data/postgresql.conf"
+  fi
   as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }
   echo "pg_throwaway: running in $dir (PGHOST=$dir PGPORT=5432 PGUSER=postgres)"
@@ -43,6 +48,19 @@ stop)
   ;;
 env)
   echo "export PGHOST=$dir PGPORT=5432 PGUSER=postgres"
+  ;;
+# Fault injection for the delivery tests: crash-stop (no shutdown checkpoint), start the
+# same cluster again, or both.
+pause)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+  ;;
+resume)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    || { cat "$dir/server.log" >&2; exit 1; }
+  ;;
+restart-immediate)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w -t 60 restart >/dev/null \
+    || { cat "$dir/server.log" >&2; exit 1; }
   ;;
 *)
   echo "pg_throwaway: unknown command $cmd" >&2; exit 2 ;;

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void s_sleep_ms(int ms)
+void h_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -71,7 +71,23 @@ void h_db_drop(h_db_t *db)
 
 PGresult *h_query(h_db_t *db, const char *sql)
 {
-    PGresult *r = PQexec(db->conn, sql);
+    PGresult *r = NULL;
+    /* A fault test may have restarted the server under this connection: reconnect. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (PQstatus(db->conn) != CONNECTION_OK) {
+            h_sleep_ms(200);
+            PQreset(db->conn);
+        }
+        r = PQexec(db->conn, sql);
+        if (PQresultStatus(r) != PGRES_FATAL_ERROR) {
+            break;
+        }
+        if (attempt < 4) {
+            PQclear(r);
+            r = NULL;
+            PQreset(db->conn);
+        }
+    }
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         fail_msg("query failed: %s\n%s", sql, PQerrorMessage(db->conn));
@@ -121,7 +137,7 @@ int h_wait(pid_t pid, int timeout_ms)
             waitpid(pid, &status, 0);
             return -1;
         }
-        s_sleep_ms(20);
+        h_sleep_ms(20);
     }
 }
 
@@ -187,20 +203,20 @@ long long h_log_value(const char *path, const char *marker, const char *key)
     return v;
 }
 
-pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap)
+pid_t h_collector_spawn(const char *dir, const char *listen, const char *conninfo,
+                        const char *log_name, char *endpoint, size_t cap)
 {
-    char epfile[256], log[256], pg[160];
-    snprintf(epfile, sizeof epfile, "%s/collector.endpoint", db->dir);
-    snprintf(log, sizeof log, "%s/collector.log", db->dir);
-    snprintf(pg, sizeof pg, "%s", db->conninfo);
+    char epfile[256], log[256];
+    snprintf(epfile, sizeof epfile, "%s/%s.endpoint", dir, log_name);
+    snprintf(log, sizeof log, "%s/%s.log", dir, log_name);
     unlink(epfile);
     char *argv[] = {(char *)WW_COLLECTOR_BIN,
                     (char *)"--listen",
-                    (char *)"tcp://127.0.0.1:*",
+                    (char *)listen,
                     (char *)"--endpoint-file",
                     epfile,
                     (char *)"--pg",
-                    pg,
+                    (char *)conninfo,
                     NULL};
     pid_t pid = h_spawn(argv, log);
     for (int i = 0; i < 1500; i++) { /* up to 30 s: migrations under sanitizers are slow */
@@ -216,9 +232,73 @@ pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap)
             char *text = h_read_file(log);
             fail_msg("collector exited before listening:\n%s", text ? text : "(no log)");
         }
-        s_sleep_ms(20);
+        h_sleep_ms(20);
     }
     kill(pid, SIGKILL);
     fail_msg("collector did not start listening within 30 s");
     return -1;
+}
+
+pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap)
+{
+    return h_collector_spawn(db->dir, "tcp://127.0.0.1:*", db->conninfo, "collector", endpoint,
+                             cap);
+}
+
+static void s_pg_script(const char *cmd, const char *dir)
+{
+    char line[512];
+    snprintf(line, sizeof line, "'%s' %s '%s' >/dev/null", WW_PG_SCRIPT, cmd, dir);
+    if (system(line) != 0) {
+        fail_msg("%s failed", line);
+    }
+}
+
+void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
+{
+    memset(pg, 0, sizeof *pg);
+    memset(db, 0, sizeof *db);
+    /* Short: the Unix socket path lives in it (108 bytes at most). */
+    snprintf(pg->dir, sizeof pg->dir, "/tmp/ww-pf-%s-%d", tag, (int)getpid());
+    s_pg_script("start-durable", pg->dir); /* crash tests need durable commits */
+    char admin[160];
+    snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
+    PGconn *c = PQconnectdb(admin);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fail_msg("private cluster unreachable: %s", PQerrorMessage(c));
+    }
+    PQclear(PQexec(c, "CREATE DATABASE ww"));
+    PQfinish(c);
+    snprintf(pg->conninfo, sizeof pg->conninfo,
+             "host=%s port=5432 user=postgres dbname=ww application_name=wwcollector", pg->dir);
+    snprintf(db->name, sizeof db->name, "ww");
+    snprintf(db->conninfo, sizeof db->conninfo, "%s", pg->conninfo);
+    snprintf(db->dir, sizeof db->dir, "/tmp/ww-it-%s-%d", tag, (int)getpid());
+    mkdir(db->dir, 0755);
+    char own[192];
+    snprintf(own, sizeof own, "host=%s port=5432 user=postgres dbname=ww", pg->dir);
+    db->conn = PQconnectdb(own);
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        fail_msg("cannot connect to the private cluster: %s", PQerrorMessage(db->conn));
+    }
+    PQclear(PQexec(db->conn, "SET TIME ZONE 'UTC'"));
+}
+
+void h_pg_cmd(h_pg_t *pg, const char *cmd)
+{
+    s_pg_script(cmd, pg->dir);
+}
+
+void h_pg_stop(h_pg_t *pg, h_db_t *db)
+{
+    if (db->conn) {
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+    s_pg_script("stop", pg->dir);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", db->dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "harness: could not remove %s\n", db->dir);
+    }
 }

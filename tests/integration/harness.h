@@ -10,7 +10,7 @@
 
 typedef struct {
     char name[64];      /* database name, unique per test */
-    char conninfo[128]; /* "dbname=NAME" (host etc. from the environment) */
+    char conninfo[256]; /* "dbname=NAME" (host etc. from the environment) */
     PGconn *conn;       /* the test's own connection to it */
     char dir[128];      /* scratch directory for logs and endpoint files */
 } h_db_t;
@@ -35,6 +35,28 @@ int h_stop(pid_t pid, int timeout_ms);
 
 /* Starts a collector on tcp://127.0.0.1:* for db; returns its pid and fills endpoint. */
 pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap);
+
+/* A private PostgreSQL cluster (tests/pg_throwaway.sh) for tests that crash, pause or
+ * restart the server, which must not disturb the shared fixture. */
+typedef struct {
+    char dir[64];
+    char conninfo[192]; /* to its database "ww", application_name wwcollector */
+} h_pg_t;
+
+/* Starts the cluster and creates database ww; fills db (scratch dir, connection) too. */
+void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag);
+/* pause | resume | restart-immediate | stop */
+void h_pg_cmd(h_pg_t *pg, const char *cmd);
+/* Stops the cluster and cleans db's scratch directory. */
+void h_pg_stop(h_pg_t *pg, h_db_t *db);
+
+/* Starts a collector listening on `listen` writing to `conninfo`, logging to
+ * dir/log_name; waits until it listens; fills endpoint. */
+pid_t h_collector_spawn(const char *dir, const char *listen, const char *conninfo,
+                        const char *log_name, char *endpoint, size_t cap);
+
+/* Sleeps ms milliseconds. */
+void h_sleep_ms(int ms);
 
 /* Reads a whole file into a malloc'd string (NULL if missing). */
 char *h_read_file(const char *path);

@@ -166,7 +166,11 @@ static void test_sigterm_stops_agent_and_collector_cleanly(void **state)
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     char log[256];
     snprintf(log, sizeof log, "%s/agent.log", db.dir);
+    char spool[256];
+    snprintf(spool, sizeof spool, "%s/spool", db.dir);
     char *a[] = {(char *)WW_AGENT_BIN,
+                 (char *)"--spool-dir",
+                 spool,
                  (char *)"--collector",
                  endpoint,
                  (char *)"--interval",

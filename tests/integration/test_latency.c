@@ -70,12 +70,30 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
     h_db_create(&db, "lat");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    char *argv[] = {
-        (char *)WW_AGENT_BIN, (char *)"--collector", endpoint,           (char *)"--agent-id",
-        (char *)"lat-agent",  (char *)"--node-id",   (char *)"lat-node", (char *)"--phase",
-        (char *)"phase-l",    (char *)"--sim-nodes", (char *)"2",        (char *)"--sim-seed",
-        (char *)"7",          (char *)"--interval",  (char *)"100ms",    (char *)"--latency-window",
-        (char *)"1s",         (char *)"--run-for",   (char *)"4s",       NULL};
+    char spool[256];
+    snprintf(spool, sizeof spool, "%s/spool", db.dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--collector",
+                    endpoint,
+                    (char *)"--agent-id",
+                    (char *)"lat-agent",
+                    (char *)"--node-id",
+                    (char *)"lat-node",
+                    (char *)"--phase",
+                    (char *)"phase-l",
+                    (char *)"--sim-nodes",
+                    (char *)"2",
+                    (char *)"--sim-seed",
+                    (char *)"7",
+                    (char *)"--interval",
+                    (char *)"100ms",
+                    (char *)"--latency-window",
+                    (char *)"1s",
+                    (char *)"--run-for",
+                    (char *)"4s",
+                    NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     char log[256];
     snprintf(log, sizeof log, "%s/agent.log", db.dir);

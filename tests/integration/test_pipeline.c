@@ -2,6 +2,7 @@
  * PostgreSQL, checked row by row against a replay of the same deterministic simulation. */
 #include "agent_config.h"
 #include "harness.h"
+#include "verify.h"
 #include "ww_sim.h"
 #include "ww_test.h"
 #include "ww_time.h"
@@ -37,12 +38,28 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
 
-    char *argv[] = {(char *)WW_AGENT_BIN,  (char *)"--collector", endpoint,
-                    (char *)"--agent-id",  (char *)"it-agent",    (char *)"--node-id",
-                    (char *)"it-node",     (char *)"--phase",     (char *)"phase-a",
-                    (char *)"--sim-nodes", (char *)"3",           (char *)"--sim-seed",
-                    (char *)"42",          (char *)"--interval",  (char *)"100ms",
-                    (char *)"--run-for",   (char *)"3s",          NULL};
+    char spool[256];
+    snprintf(spool, sizeof spool, "%s/spool", db.dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--collector",
+                    endpoint,
+                    (char *)"--agent-id",
+                    (char *)"it-agent",
+                    (char *)"--node-id",
+                    (char *)"it-node",
+                    (char *)"--phase",
+                    (char *)"phase-a",
+                    (char *)"--sim-nodes",
+                    (char *)"3",
+                    (char *)"--sim-seed",
+                    (char *)"42",
+                    (char *)"--interval",
+                    (char *)"100ms",
+                    (char *)"--run-for",
+                    (char *)"3s",
+                    NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     s_run_agent(&db, argv, argc, endpoint);
     char log[256];
@@ -78,53 +95,12 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
                      0);
 
     /* Replay the simulation with the agent's own configuration and compare every value. */
-    ww_agent_conf_t conf;
-    memset(&conf, 0, sizeof conf);
-    ww_cfg_err_t err;
-    assert_int_equal(ww_cfg_parse_args(&ww_agent_schema, &conf, argc, argv, &err), WW_CFG_RUN);
-    assert_int_equal(ww_agent_conf_finish(&conf, &err), 0);
-    r = h_query(&db, "SELECT node_id, (extract(epoch from time) * 1000000)::bigint,"
-                     " power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization,"
-                     " tokens_per_s, requests_queued, requests_in_flight, requests_completed,"
-                     " throttled, throttle_factor FROM node_samples ORDER BY node_id, time");
-    assert_int_equal(PQntuples(r), ticks * NODES);
-    int64_t first_us = atoll(PQgetvalue(r, 0, 1));
-    for (int node = 0; node < NODES; node++) {
-        void *sim = NULL;
-        int64_t t0 = first_us * 1000;
-        assert_int_equal(ww_sim_source.open(&conf.sim, (unsigned)node, t0, &sim), 0);
-        ww_request_t reqs[256];
-        for (long long k = 0; k < ticks; k++) {
-            int row = (int)(node * ticks + k);
-            int64_t t = t0 + k * conf.interval_ns;
-            ww_reading_t want;
-            memset(&want, 0, sizeof want);
-            assert_int_equal(ww_sim_source.sample(sim, t, &want), 0);
-            while (ww_sim_source.poll_requests(sim, reqs, 256) == 256) {
-            }
-            assert_int_equal(atoll(PQgetvalue(r, row, 1)), t / 1000);
-            const float got_f[] = {
-                strtof(PQgetvalue(r, row, 2), NULL), strtof(PQgetvalue(r, row, 3), NULL),
-                strtof(PQgetvalue(r, row, 4), NULL), strtof(PQgetvalue(r, row, 5), NULL),
-                strtof(PQgetvalue(r, row, 6), NULL), strtof(PQgetvalue(r, row, 7), NULL),
-                strtof(PQgetvalue(r, row, 8), NULL), strtof(PQgetvalue(r, row, 13), NULL)};
-            const float want_f[] = {want.power_w,      want.inlet_c,         want.outlet_c,
-                                    want.flow_lpm,     want.wafer_hotspot_c, want.utilization,
-                                    want.tokens_per_s, want.throttle_factor};
-            for (size_t f = 0; f < sizeof got_f / sizeof got_f[0]; f++) {
-                if (got_f[f] != want_f[f]) {
-                    fail_msg("node %d tick %lld field %zu: stored %.9g, simulated %.9g", node, k, f,
-                             (double)got_f[f], (double)want_f[f]);
-                }
-            }
-            assert_int_equal(atoll(PQgetvalue(r, row, 9)), want.requests_queued);
-            assert_int_equal(atoll(PQgetvalue(r, row, 10)), want.requests_in_flight);
-            assert_int_equal(atoll(PQgetvalue(r, row, 11)), want.requests_completed);
-            assert_string_equal(PQgetvalue(r, row, 12), want.throttled ? "t" : "f");
-        }
-        ww_sim_source.close(&sim);
-    }
-    PQclear(r);
+    long long first = h_log_value(log, "agent ", "first_tick");
+    assert_true(first > 0);
+    h_verify_t v;
+    h_verify_sim(&db, argc, argv, first, first + (ticks - 1) * 100 * WW_NS_PER_MS, &v);
+    h_verify_assert_clean(&v, "pipeline");
+    assert_int_equal(v.rows, ticks * NODES);
 
     /* Hello filled the nodes table with the labels. */
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM nodes WHERE phase = 'phase-a'"
@@ -133,7 +109,6 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
     /* One stream, at the last sequence number. */
     assert_int_equal(h_query_ll(&db, "SELECT last_seq FROM streams WHERE agent_id = 'it-agent'"),
                      batches);
-    ww_cfg_free(&ww_agent_schema, &conf);
     assert_int_equal(h_stop(collector, 10000), 0);
     h_db_drop(&db);
 }

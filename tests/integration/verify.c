@@ -1,0 +1,100 @@
+/* verify: see verify.h. */
+#include "verify.h"
+
+#include "agent_config.h"
+#include "ww_sim.h"
+#include "ww_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Compares one stored row with the simulated reading; true when every value is equal. */
+static bool s_same(PGresult *r, int row, const ww_reading_t *w)
+{
+    const float got[] = {strtof(PQgetvalue(r, row, 1), NULL), strtof(PQgetvalue(r, row, 2), NULL),
+                         strtof(PQgetvalue(r, row, 3), NULL), strtof(PQgetvalue(r, row, 4), NULL),
+                         strtof(PQgetvalue(r, row, 5), NULL), strtof(PQgetvalue(r, row, 6), NULL),
+                         strtof(PQgetvalue(r, row, 7), NULL), strtof(PQgetvalue(r, row, 12), NULL)};
+    const float want[] = {w->power_w,         w->inlet_c,     w->outlet_c,     w->flow_lpm,
+                          w->wafer_hotspot_c, w->utilization, w->tokens_per_s, w->throttle_factor};
+    for (size_t f = 0; f < sizeof got / sizeof got[0]; f++) {
+        if (got[f] != want[f]) {
+            return false;
+        }
+    }
+    return atoll(PQgetvalue(r, row, 8)) == (long long)w->requests_queued &&
+           atoll(PQgetvalue(r, row, 9)) == (long long)w->requests_in_flight &&
+           atoll(PQgetvalue(r, row, 10)) == (long long)w->requests_completed &&
+           strcmp(PQgetvalue(r, row, 11), w->throttled ? "t" : "f") == 0;
+}
+
+void h_verify_sim(h_db_t *db, int argc, char **argv, int64_t first_tick, int64_t last_tick,
+                  h_verify_t *out)
+{
+    memset(out, 0, sizeof *out);
+    ww_agent_conf_t conf;
+    memset(&conf, 0, sizeof conf);
+    ww_cfg_err_t err;
+    assert_int_equal(ww_cfg_parse_args(&ww_agent_schema, &conf, argc, argv, &err), WW_CFG_RUN);
+    assert_int_equal(ww_agent_conf_finish(&conf, &err), 0);
+    int64_t iv = conf.interval_ns;
+    assert_true(last_tick >= first_tick);
+    out->ticks = (last_tick - first_tick) / iv + 1;
+    for (unsigned node = 0; node < (unsigned)conf.sim_nodes; node++) {
+        char name[160], sql[768];
+        ww_agent_node_name(&conf, node, name, sizeof name);
+        snprintf(sql, sizeof sql,
+                 "SELECT (extract(epoch from time) * 1000000)::bigint, power_w, inlet_c, outlet_c,"
+                 " flow_lpm, wafer_hotspot_c, utilization, tokens_per_s, requests_queued,"
+                 " requests_in_flight, requests_completed, throttled, throttle_factor"
+                 " FROM node_samples WHERE node_id = '%s' AND time >= to_timestamp(%lld / 1e6)"
+                 " AND time <= to_timestamp(%lld / 1e6) ORDER BY time",
+                 name, (long long)(first_tick / 1000), (long long)(last_tick / 1000));
+        PGresult *r = h_query(db, sql);
+        int nrows = PQntuples(r);
+        out->rows += nrows;
+        void *sim = NULL;
+        assert_int_equal(ww_sim_source.open(&conf.sim, node, first_tick, &sim), 0);
+        int row = 0;
+        for (int64_t t = first_tick; t <= last_tick; t += iv) {
+            ww_reading_t want;
+            memset(&want, 0, sizeof want);
+            assert_int_equal(ww_sim_source.sample(sim, t, &want), 0);
+            ww_request_t req[256];
+            while (ww_sim_source.poll_requests(sim, req, 256) == 256) {
+            }
+            /* Rows before this tick that matched no tick are misplaced. */
+            while (row < nrows && atoll(PQgetvalue(r, row, 0)) < t / 1000) {
+                out->misplaced++;
+                row++;
+            }
+            int found = 0;
+            while (row < nrows && atoll(PQgetvalue(r, row, 0)) == t / 1000) {
+                if (found == 0 && !s_same(r, row, &want)) {
+                    out->altered++;
+                }
+                found++;
+                row++;
+            }
+            if (found == 0) {
+                out->lost++;
+            } else {
+                out->duplicated += found - 1;
+            }
+        }
+        out->misplaced += nrows - row;
+        ww_sim_source.close(&sim);
+        PQclear(r);
+    }
+    ww_cfg_free(&ww_agent_schema, &conf);
+}
+
+void h_verify_assert_clean(const h_verify_t *v, const char *what)
+{
+    if (v->lost || v->duplicated || v->altered || v->misplaced) {
+        fail_msg("%s: %lld ticks per node, %lld rows: %lld lost, %lld duplicated, %lld altered, "
+                 "%lld misplaced",
+                 what, v->ticks, v->rows, v->lost, v->duplicated, v->altered, v->misplaced);
+    }
+}

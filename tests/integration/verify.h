@@ -1,0 +1,30 @@
+/* verify: checks the node_samples an agent run stored against a replay of the same
+ * deterministic simulation, tick by tick: a missing tick is lost, a tick stored twice is
+ * duplicated, a stored value that differs from the simulation's is altered. This is the
+ * oracle of the pipeline and delivery tests; tests/integration/test_delivery.c shows it
+ * catches each kind of damage. */
+#ifndef WW_VERIFY_H
+#define WW_VERIFY_H
+
+#include "harness.h"
+
+#include <stdint.h>
+
+typedef struct {
+    long long ticks;      /* ticks per node in [first, last] */
+    long long rows;       /* rows found in range */
+    long long lost;       /* (node, tick) pairs with no row */
+    long long duplicated; /* extra rows for a (node, tick) */
+    long long altered;    /* rows whose values differ from the simulation */
+    long long misplaced;  /* rows in range not on a tick */
+} h_verify_t;
+
+/* argv/argc: the agent's command line (its configuration decides nodes, seed, interval).
+ * first_tick: the run's first tick (the agent logs first_tick=); last_tick: its last. */
+void h_verify_sim(h_db_t *db, int argc, char **argv, int64_t first_tick, int64_t last_tick,
+                  h_verify_t *out);
+
+/* Fails the test with the counts unless nothing was lost, duplicated or altered. */
+void h_verify_assert_clean(const h_verify_t *v, const char *what);
+
+#endif
