@@ -213,6 +213,16 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
         snprintf(host, sizeof host, "localhost");
     }
     host[sizeof host - 1] = '\0';
+    /* A key set to null in YAML (`source:`) leaves its string NULL: make every string
+     * empty instead, so that the checks below say what is wrong. */
+    char **strs[] = {&c->log_level,    &c->source,     &c->site,         &c->hall,
+                     &c->rack,         &c->phase,      &c->system_model, &c->spool_dir,
+                     &c->spool_policy, &c->spool_fsync};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL) {
+            return -ENOMEM;
+        }
+    }
     char **ids[] = {&c->agent_id, &c->node_id};
     for (size_t i = 0; i < 2; i++) {
         if (*ids[i] == NULL || **ids[i] == '\0') {

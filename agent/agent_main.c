@@ -249,16 +249,16 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto cleanup;
     }
+    if (ww_agent_conf_finish(&conf, &err) < 0) {
+        fprintf(stderr, "waferwatch-agent: %s\n", err.msg);
+        exit_code = 2;
+        goto cleanup;
+    }
     if (ww_log_set_level_name(conf.log_level) < 0) {
         fprintf(stderr,
                 "waferwatch-agent: agent.log_level: \"%s\" is not one of error, warn, "
                 "info, debug\n",
                 conf.log_level);
-        exit_code = 2;
-        goto cleanup;
-    }
-    if (ww_agent_conf_finish(&conf, &err) < 0) {
-        fprintf(stderr, "waferwatch-agent: %s\n", err.msg);
         exit_code = 2;
         goto cleanup;
     }

@@ -36,11 +36,17 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto cleanup;
     }
+    if (!conf.listen || !*conf.listen) {
+        fprintf(stderr, "waferwatch-collector: collector.listen: required, an endpoint such as "
+                        "tcp://*:7878\n");
+        exit_code = 2;
+        goto cleanup;
+    }
     if (ww_log_set_level_name(conf.log_level) < 0) {
         fprintf(stderr,
                 "waferwatch-collector: collector.log_level: \"%s\" is not one of error, warn, "
                 "info, debug\n",
-                conf.log_level);
+                conf.log_level ? conf.log_level : "");
         exit_code = 2;
         goto cleanup;
     }

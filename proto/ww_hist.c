@@ -432,7 +432,10 @@ double ww_hist_quantile(const ww_hist_t *h, double q)
     }
     r -= h->zero_count;
     if (r <= h->underflow) {
-        return WW_HIST_MIN;
+        /* Never above max: a value that sat a rounding step below its bucket's lower bound
+         * (ww_hist_index may put it either side) could otherwise make a later, clamped
+         * bucket rank smaller than this one. */
+        return h->max < WW_HIST_MIN ? h->max : WW_HIST_MIN;
     }
     r -= h->underflow;
     for (uint32_t j = 0; j < h->len; j++) {

@@ -13,6 +13,9 @@ static const char *const s_names[] = {"error", "warn", "info", "debug"};
 
 int ww_log_set_level_name(const char *name)
 {
+    if (!name) {
+        return -EINVAL;
+    }
     for (int i = 0; i <= WW_LOG_DEBUG; i++) {
         if (strcmp(name, s_names[i]) == 0) {
             ww_log_level = (ww_log_level_t)i;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,9 +300,75 @@ static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, 
     return 0;
 }
 
+/* protobuf-c keeps fields it does not know (a newer writer's: fine, ignored), but it also
+ * accepts field number 0, which protobuf forbids and which re-encodes into bytes it then
+ * refuses. Refuse it on arrival. */
+static bool s_has_tag0(const ProtobufCMessage *m)
+{
+    for (size_t i = 0; m && i < m->n_unknown_fields; i++) {
+        if (m->unknown_fields[i].tag == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool s_any_tag0(const ww_envelope_t *env)
+{
+    if (s_has_tag0(&env->base)) {
+        return true;
+    }
+    switch (env->body_case) {
+    case WAFERWATCH__V1__ENVELOPE__BODY_HELLO:
+        if (s_has_tag0(&env->hello->base)) {
+            return true;
+        }
+        for (size_t i = 0; i < env->hello->n_nodes; i++) {
+            if (s_has_tag0(&env->hello->nodes[i]->base)) {
+                return true;
+            }
+        }
+        return false;
+    case WAFERWATCH__V1__ENVELOPE__BODY_BATCH: {
+        const ww_batch_t *b = env->batch;
+        if (s_has_tag0(&b->base) || (b->loss && s_has_tag0(&b->loss->base))) {
+            return true;
+        }
+        for (size_t i = 0; i < b->n_samples; i++) {
+            if (s_has_tag0(&b->samples[i]->base)) {
+                return true;
+            }
+        }
+        for (size_t i = 0; i < b->n_latency_windows; i++) {
+            const Waferwatch__V1__LatencyWindow *w = b->latency_windows[i];
+            const ProtobufCMessage *parts[] = {
+                &w->base, w->queue ? &w->queue->base : NULL, w->ttft ? &w->ttft->base : NULL,
+                w->tpot ? &w->tpot->base : NULL, w->e2e ? &w->e2e->base : NULL};
+            for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+                if (s_has_tag0(parts[k])) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+    case WAFERWATCH__V1__ENVELOPE__BODY_HEARTBEAT:
+        return s_has_tag0(&env->heartbeat->base);
+    case WAFERWATCH__V1__ENVELOPE__BODY_ACK:
+        return s_has_tag0(&env->ack->base);
+    case WAFERWATCH__V1__ENVELOPE__BODY_NACK:
+        return s_has_tag0(&env->nack->base);
+    default:
+        return false;
+    }
+}
+
 int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int64_t now_ns,
                      ww_wire_why_t *why)
 {
+    if (s_any_tag0(env)) {
+        return s_fail(why, -EBADMSG, "message: a field numbered 0 (not valid protobuf)");
+    }
     if (env->wire_version != WW_WIRE_VERSION) {
         return s_fail(why, -EPROTONOSUPPORT, "envelope.wire_version: %u is not supported (%u is)",
                       env->wire_version, WW_WIRE_VERSION);

@@ -57,7 +57,8 @@ typedef struct {
 int ww_wire_decode(const uint8_t *buf, size_t len, const ww_wire_limits_t *lim, int64_t now_ns,
                    ww_envelope_t **out, ww_wire_why_t *why);
 
-/* Validates a decoded envelope (ww_wire_decode calls it). 0 or -EINVAL/-EPROTONOSUPPORT. */
+/* Validates a decoded envelope (ww_wire_decode calls it). 0, -EINVAL, -EPROTONOSUPPORT, or
+ * -EBADMSG for a field numbered 0 (which protobuf-c accepts but protobuf forbids). */
 int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int64_t now_ns,
                      ww_wire_why_t *why);
 

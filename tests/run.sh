@@ -2,10 +2,11 @@
 # The test command: installs what is missing, builds with warnings as errors, and runs the
 # whole ctest suite (cmocka unit tests, and integration tests against a throwaway
 # PostgreSQL started and stopped by the suite's `pg` fixture) twice: a plain build and one
-# with AddressSanitizer + UndefinedBehaviorSanitizer.
+# with AddressSanitizer + UndefinedBehaviorSanitizer; then runs the libFuzzer targets.
 #
 #   tests/run.sh                 both builds
-#   WW_TEST_SANITIZE=0 tests/run.sh   the plain build only
+#   WW_TEST_SANITIZE=0 tests/run.sh   skip the sanitizer build
+#   WW_TEST_FUZZ=0 tests/run.sh       skip the fuzzers (20 s each by default: WW_FUZZ_SECONDS)
 #   WW_TEST_LABEL=unit tests/run.sh   only tests labelled unit (or integration)
 set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,5 +29,10 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWW_SANITIZE=
 if [ "${WW_TEST_SANITIZE:-1}" != 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DWW_SANITIZE=address,undefined
+fi
+# Every decoder of untrusted bytes under libFuzzer (clang, ASan+UBSan), briefly; run
+# tests/fuzz/run.sh 3600 to fuzz for longer.
+if [ "${WW_TEST_FUZZ:-1}" != 0 ]; then
+  tests/fuzz/run.sh "${WW_FUZZ_SECONDS:-20}"
 fi
 echo "== all test suites passed"

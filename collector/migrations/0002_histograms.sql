@@ -270,7 +270,9 @@ BEGIN
     END IF;
     cum := h.zero_count + h.underflow;
     IF r <= cum THEN
-        RETURN 1.0 / 1048576.0;  -- WW_HIST_MIN
+        -- WW_HIST_MIN, but never above max: quantiles must not decrease with q when max
+        -- sits a rounding step below its bucket (see ww_hist_quantile).
+        RETURN least(1.0 / 1048576.0, coalesce(nullif(h.max, 'NaN'), 'Infinity'));
     END IF;
     i := h."offset";
     FOREACH x IN ARRAY coalesce(h.counts, '{}') LOOP

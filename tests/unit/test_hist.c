@@ -801,7 +801,32 @@ static void test_wire_rejects_malformed_with_field(void **state)
     ww_hist_fini(&out);
 }
 
+/* Found by fuzz_hist: max a rounding step below its bucket and a value in underflow made
+ * quantile(0.5) (underflow: 2^-20) larger than quantile(1) (the bucket, clamped to max). */
+static void test_quantile_monotone_when_max_below_bucket(void **state)
+{
+    static const uint8_t msg[] = {0x10, 0x02, 0x21, 0x48, 0xaf, 0xbc, 0x9a, 0xf2, 0xd7, 0x7a,
+                                  0x3e, 0x29, 0x90, 0x41, 0xf2, 0xff, 0xff, 0xff, 0xaf, 0x3e,
+                                  0x38, 0x01, 0x4a, 0x01, 0x27, 0x52, 0x01, 0x01};
+    Waferwatch__V1__Histogram *pb = waferwatch__v1__histogram__unpack(NULL, sizeof msg, msg);
+    assert_non_null(pb);
+    ww_hist_t hist;
+    ww_wire_why_t why;
+    assert_int_equal(ww_hist_from_pb(pb, &hist, 8192, &why, "h"), 0);
+    double prev = -INFINITY;
+    for (int k = 0; k <= 64; k++) {
+        double v = ww_hist_quantile(&hist, k / 64.0);
+        assert_false(isnan(v));
+        assert_true(v >= prev);
+        prev = v;
+    }
+    assert_true(ww_hist_quantile(&hist, 0.5) <= hist.max);
+    ww_hist_fini(&hist);
+    waferwatch__v1__histogram__free_unpacked(pb, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_quantile_monotone_when_max_below_bucket),
     cmocka_unit_test(test_index_powers_of_base_go_below),
     cmocka_unit_test(test_index_brackets_random_values_every_scale),
     cmocka_unit_test(test_downscale_equals_recording_coarser),

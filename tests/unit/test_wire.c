@@ -293,6 +293,26 @@ static void test_truncated_messages_never_crash(void **state)
     free(fx.buf);
 }
 
+/* Found by fuzz_wire: protobuf-c accepts a field numbered 0 (padded tag 80 00), which
+ * protobuf forbids and which re-encodes into bytes it refuses. Refused on arrival. */
+static void test_field_number_zero_refused(void **state)
+{
+    static const uint8_t msg[] = {0x08, 0x01, 0x12, 0x0a, 0x66, 0x75, 0x7a, 0x7a, 0x2d, 0x61,
+                                  0x67, 0x65, 0x6e, 0x74, 0x19, 0xef, 0xcd, 0xab, 0x90, 0x78,
+                                  0x56, 0x34, 0x12, 0x28, 0x80, 0x80, 0xce, 0xde, 0xd5, 0xdf,
+                                  0xc7, 0xf4, 0x18, 0x62, 0x00, 0x80, 0x00, 0x00};
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    assert_int_equal(ww_wire_decode(msg, sizeof msg, &lim, NOW, &env, &why), -EBADMSG);
+    assert_null(env);
+    assert_non_null(strstr(why.msg, "numbered 0"));
+    /* The same heartbeat without the bad field decodes. */
+    assert_int_equal(ww_wire_decode(msg, sizeof msg - 3, &lim, NOW, &env, &why), 0);
+    ww_wire_free(&env);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_batch_roundtrip),
     cmocka_unit_test(test_hello_roundtrip),
@@ -304,5 +324,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_version_and_size),
     cmocka_unit_test(test_strings_checked),
     cmocka_unit_test(test_truncated_messages_never_crash),
+    cmocka_unit_test(test_field_number_zero_refused),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

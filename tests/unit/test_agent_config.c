@@ -1,0 +1,75 @@
+/* The agent's configuration schema and its finishing checks (agent/agent_config.c). */
+#include "agent_config.h"
+#include "ww_test.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int s_load(ww_agent_conf_t *c, const char *yaml, ww_cfg_err_t *err)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(ww_cfg_defaults(&ww_agent_schema, c, err), 0);
+    int rc = ww_cfg_load_buffer(&ww_agent_schema, c, yaml, strlen(yaml), "t.yaml", err);
+    if (rc == 0) {
+        rc = ww_agent_conf_finish(c, err);
+    }
+    return rc;
+}
+
+/* Found by fuzz_config: a string key set to null (`source:`) crashed the checks. */
+static void test_null_strings_are_errors_not_crashes(void **state)
+{
+    static const char *const cases[][2] = {
+        {"agent:\n  source:\n", "agent.source"},
+        {"spool:\n  policy:\n", "spool.policy"},
+        {"spool:\n  fsync:\n", "spool.fsync"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ww_agent_conf_t c;
+        ww_cfg_err_t err;
+        assert_int_equal(s_load(&c, cases[i][0], &err), -EINVAL);
+        if (!strstr(err.msg, cases[i][1])) {
+            fail_msg("case %zu: '%s' does not name %s", i, err.msg, cases[i][1]);
+        }
+        ww_cfg_free(&ww_agent_schema, &c);
+    }
+}
+
+static void test_defaults_finish_and_derive(void **state)
+{
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(s_load(&c, "agent:\n  id: a1\n", &err), 0);
+    assert_string_equal(c.spool_dir, "/var/lib/waferwatch/spool/a1");
+    assert_int_equal(c.sim.n_models, 3);
+    assert_int_equal(c.collectors.n, 1);
+    ww_cfg_free(&ww_agent_schema, &c);
+}
+
+static void test_window_must_be_a_multiple_of_the_interval(void **state)
+{
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(s_load(&c, "agent:\n  interval: 3s\n  latency_window: 10s\n", &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "agent.latency_window"));
+    ww_cfg_free(&ww_agent_schema, &c);
+    assert_int_equal(s_load(&c, "agent:\n  interval: 2s\n  latency_window: 10s\n", &err), 0);
+    ww_cfg_free(&ww_agent_schema, &c);
+}
+
+static void test_idle_power_below_max(void **state)
+{
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(s_load(&c, "sim:\n  idle_w: 23000\n  max_w: 20000\n", &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "sim.idle_w"));
+    ww_cfg_free(&ww_agent_schema, &c);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_null_strings_are_errors_not_crashes),
+    cmocka_unit_test(test_defaults_finish_and_derive),
+    cmocka_unit_test(test_window_must_be_a_multiple_of_the_interval),
+    cmocka_unit_test(test_idle_power_below_max),
+};
+WW_TEST_MAIN(tests, NULL, NULL)
