@@ -123,6 +123,13 @@ static const ww_cfg_opt_t s_rows[] = {
         "always (each batch on disk before it is sent), interval, or never (page cache)"),
     ROW("spool.fsync_interval", WW_CFG_DURATION, "1s", A(spool_fsync_interval_ns), 0.001, 3600,
         NULL, "with spool.fsync: interval, the longest time between syncs"),
+    ROW("security.server_key", WW_CFG_STRING, "", A(server_key_file), 0, 0, "server-key",
+        "the collector's CURVE public key file (NAME.pub from waferwatch keygen)"),
+    ROW("security.key", WW_CFG_STRING, "", A(key_file), 0, 0, "agent-key",
+        "this agent's CURVE key file (NAME.key, mode 0600); its public half goes into the "
+        "collector's allowlist"),
+    ROW("security.insecure", WW_CFG_BOOL, "false", A(insecure), 0, 0, "insecure",
+        "connect without CURVE (only to a collector in insecure mode; tests and labs only)"),
     ROW("node.id", WW_CFG_STRING, "", A(node_id), 0, 0, "node-id",
         "node id; empty means the host name; with sim.nodes > 1 nodes are <id>-<i>"),
     ROW("node.site", WW_CFG_STRING, "site-1", A(site), 0, 0, "site", "site label"),
@@ -257,6 +264,21 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
         }
         free(c->spool_dir);
         c->spool_dir = dup;
+    }
+    if (!c->insecure) {
+        char why[400];
+        if (!c->server_key_file || !*c->server_key_file || !c->key_file || !*c->key_file) {
+            return s_fail(err,
+                          "CURVE is on by default: set security.server_key (--server-key) and "
+                          "security.key (--agent-key), or security.insecure for tests",
+                          "security");
+        }
+        if (ww_curve_load(c->server_key_file, 0, &c->server_key, why, sizeof why) < 0) {
+            return s_fail(err, why, "security.server_key");
+        }
+        if (ww_curve_load(c->key_file, 1, &c->own_key, why, sizeof why) < 0) {
+            return s_fail(err, why, "security.key");
+        }
     }
     if (strcmp(c->source, "sim") != 0) {
         return s_fail(err, "only \"sim\" is available in this version", "agent.source");

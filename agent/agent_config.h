@@ -4,6 +4,7 @@
 #define WW_AGENT_CONFIG_H
 
 #include "ww_config.h"
+#include "ww_curve.h"
 #include "ww_sim.h"
 
 #include <stdint.h>
@@ -31,6 +32,11 @@ typedef struct {
     char *spool_policy; /* drop_oldest | stop_sampling */
     char *spool_fsync;  /* always | interval | never */
     int64_t spool_fsync_interval_ns;
+    /* security */
+    bool insecure;                      /* no CURVE (tests and labs only) */
+    char *server_key_file;              /* the collector's public key (NAME.pub) */
+    char *key_file;                     /* this agent's key pair (NAME.key, mode 0600) */
+    ww_curve_key_t server_key, own_key; /* loaded by ww_agent_conf_finish */
     /* node labels (the simulated nodes are <node.id>-<i> when sim.nodes > 1) */
     char *node_id;
     char *site;

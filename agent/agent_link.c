@@ -25,6 +25,8 @@ struct ww_link {
     char **endpoints;
     size_t n_endpoints, cur;
     char *agent_id;
+    bool curve;
+    char server_key[41], public_key[41], secret_key[41];
     ww_spool_t *spool;
     uint64_t epoch;
     int64_t ack_timeout_ns;
@@ -148,6 +150,12 @@ static int s_open_socket(ww_link_t *self)
     zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout);
     zmq_setsockopt(self->sock, ZMQ_RECONNECT_IVL, &rc_ivl, sizeof rc_ivl);
     zmq_setsockopt(self->sock, ZMQ_RECONNECT_IVL_MAX, &rc_max, sizeof rc_max);
+    if (self->curve &&
+        (zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, self->server_key, 40) != 0 ||
+         zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, self->public_key, 40) != 0 ||
+         zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, self->secret_key, 40) != 0)) {
+        return -errno;
+    }
 
     char mon_ep[96];
     snprintf(mon_ep, sizeof mon_ep, "inproc://ww-link-monitor-%p-%u", (void *)self,
@@ -183,6 +191,12 @@ ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello)
         }
     }
     self->agent_id = strdup(conf->agent_id);
+    if (conf->server_public_z85 && conf->public_z85 && conf->secret_z85) {
+        self->curve = true;
+        snprintf(self->server_key, sizeof self->server_key, "%s", conf->server_public_z85);
+        snprintf(self->public_key, sizeof self->public_key, "%s", conf->public_z85);
+        snprintf(self->secret_key, sizeof self->secret_key, "%s", conf->secret_z85);
+    }
     self->cap = conf->queue_batches ? conf->queue_batches : 1;
     self->ring = calloc(self->cap, sizeof *self->ring);
     self->ack_timeout_ns = conf->ack_timeout_ns;
@@ -245,6 +259,7 @@ void ww_link_destroy(ww_link_t **self_p)
     }
     ww_link_t *self = *self_p;
     s_close_socket(self);
+    memset(self->secret_key, 0, sizeof self->secret_key);
     if (self->ctx) {
         zmq_ctx_term(self->ctx);
     }

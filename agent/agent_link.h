@@ -29,6 +29,10 @@ typedef struct {
     size_t max_in_flight;
     size_t queue_batches; /* in-memory window of unacked batches */
     ww_spool_conf_t spool;
+    /* CURVE: all three set, or all NULL for an insecure link */
+    const char *server_public_z85;
+    const char *public_z85;
+    const char *secret_z85;
 } ww_link_conf_t;
 
 /* Counters for logs and /metrics. */

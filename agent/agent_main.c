@@ -282,6 +282,9 @@ int main(int argc, char **argv)
         .endpoints = conf.collectors.v,
         .n_endpoints = conf.collectors.n,
         .agent_id = conf.agent_id,
+        .server_public_z85 = conf.insecure ? NULL : conf.server_key.public_z85,
+        .public_z85 = conf.insecure ? NULL : conf.own_key.public_z85,
+        .secret_z85 = conf.insecure ? NULL : conf.own_key.secret_z85,
         .ack_timeout_ns = conf.ack_timeout_ns,
         .failover_after_ns = conf.failover_after_ns,
         .max_in_flight = (size_t)conf.max_in_flight,
@@ -302,6 +305,10 @@ int main(int argc, char **argv)
     link = hello ? ww_link_new(&lc, hello) : NULL;
     if (!link) {
         goto cleanup;
+    }
+    if (conf.insecure) {
+        WW_WARN("INSECURE MODE (security.insecure): no CURVE; the link to the collector is "
+                "neither encrypted nor authenticated");
     }
     WW_INFO("agent %s: %u node(s) (%s .. %s), phase %s, interval %lld ms, first_tick=%lld",
             conf.agent_id, nodes.n, nodes.names[0], nodes.names[nodes.n - 1], conf.phase,

@@ -20,6 +20,8 @@ static const ww_cfg_opt_t s_rows[] = {
         "(passwords belong in PGPASSFILE, not here)"),
     ROW("pg.migrate", WW_CFG_BOOL, "true", C(pg_migrate), 0, 0, "migrate",
         "apply the embedded schema migrations at start"),
+    ROW("pg.migrate_only", WW_CFG_BOOL, "false", C(migrate_only), 0, 0, "migrate-only",
+        "apply the migrations (as the schema owner) and exit: the upgrade step"),
     ROW("pg.retry_max", WW_CFG_DURATION, "10s", C(retry_max_ns), 0.1, 3600, NULL,
         "longest wait between retries while PostgreSQL is unavailable"),
     ROW("ingest.max_group", WW_CFG_INT, "256", C(max_group), 1, 100000, NULL,
@@ -32,6 +34,13 @@ static const ww_cfg_opt_t s_rows[] = {
         "samples older than this are refused"),
     ROW("ingest.max_future", WW_CFG_DURATION, "5m", C(max_future_ns), 1, 86400, NULL,
         "samples further ahead than this (clock skew) are refused"),
+    ROW("security.server_key", WW_CFG_STRING, "", C(server_key_file), 0, 0, "server-key",
+        "the collector's CURVE key file (waferwatch keygen NAME writes NAME.key and NAME.pub)"),
+    ROW("security.allowlist", WW_CFG_STRING, "", C(allowlist), 0, 0, "allowlist",
+        "file of enrolled agents: <public key> <agent_id> <node pattern>... per line "
+        "(re-read on SIGHUP)"),
+    ROW("security.insecure", WW_CFG_BOOL, "false", C(insecure), 0, 0, "insecure",
+        "run without CURVE: any peer that reaches the port may write (tests and labs only)"),
 };
 
 const ww_cfg_schema_t ww_collector_schema = {

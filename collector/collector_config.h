@@ -13,6 +13,7 @@ typedef struct {
     char *log_level;
     char *pg_conninfo;    /* libpq conninfo; "" = PG* environment variables */
     bool pg_migrate;      /* apply migrations at start */
+    bool migrate_only;    /* apply migrations and exit */
     int64_t drain_ns;     /* on SIGTERM, time to commit what was received */
     int64_t retry_max_ns; /* cap of the backoff between PostgreSQL retries */
     int64_t max_group;    /* messages written per transaction */
@@ -20,6 +21,10 @@ typedef struct {
     int64_t max_samples;
     int64_t max_past_ns;
     int64_t max_future_ns;
+    /* security */
+    bool insecure;         /* no CURVE: anyone who can reach the port may write */
+    char *server_key_file; /* the collector's CURVE key pair (NAME.key) */
+    char *allowlist;       /* enrolled agent keys, agent ids and node patterns */
 } ww_collector_conf_t;
 
 extern const ww_cfg_schema_t ww_collector_schema;

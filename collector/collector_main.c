@@ -8,15 +8,22 @@
 #include "ww_log.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_reload;
 
 static void s_on_signal(int sig)
 {
-    s_stop = sig;
+    if (sig == SIGHUP) {
+        s_reload = 1;
+    } else {
+        s_stop = sig;
+    }
 }
 
 int main(int argc, char **argv)
@@ -36,6 +43,29 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto cleanup;
     }
+    if (conf.pg_conninfo && *conf.pg_conninfo) {
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(conf.pg_conninfo, &perr);
+        bool has_password = false;
+        for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+            if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
+                has_password = true;
+            }
+        }
+        PQconninfoFree(opts);
+        if (!opts) {
+            fprintf(stderr, "waferwatch-collector: pg.conninfo: %s", perr ? perr : "invalid\n");
+            PQfreemem(perr);
+            exit_code = 2;
+            goto cleanup;
+        }
+        if (has_password) {
+            fprintf(stderr, "waferwatch-collector: pg.conninfo: passwords belong in PGPASSFILE "
+                            "(or client certificates), not in the configuration\n");
+            exit_code = 2;
+            goto cleanup;
+        }
+    }
     if (!conf.listen || !*conf.listen) {
         fprintf(stderr, "waferwatch-collector: collector.listen: required, an endpoint such as "
                         "tcp://*:7878\n");
@@ -47,6 +77,21 @@ int main(int argc, char **argv)
                 "waferwatch-collector: collector.log_level: \"%s\" is not one of error, warn, "
                 "info, debug\n",
                 conf.log_level ? conf.log_level : "");
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (conf.migrate_only) {
+        ww_store_t *store = ww_store_new(conf.pg_conninfo);
+        int rc = store ? ww_store_ensure(store, 1) : -ENOMEM;
+        ww_store_destroy(&store);
+        exit_code = rc < 0 ? 1 : 0;
+        goto cleanup;
+    }
+    if (!conf.insecure &&
+        (!conf.server_key_file || !*conf.server_key_file || !conf.allowlist || !*conf.allowlist)) {
+        fprintf(stderr, "waferwatch-collector: CURVE is on by default: set security.server_key "
+                        "(--server-key, a file from `waferwatch keygen`) and security.allowlist "
+                        "(--allowlist), or, for tests only, security.insecure (--insecure)\n");
         exit_code = 2;
         goto cleanup;
     }
@@ -74,10 +119,11 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     WW_INFO("waferwatch-collector %s starting", WW_VERSION);
-    exit_code = ww_ingest_run(&conf, &s_stop) == 0 ? 0 : 1;
+    exit_code = ww_ingest_run(&conf, &s_stop, &s_reload) == 0 ? 0 : 1;
 
 cleanup:
     ww_cfg_free(&ww_collector_schema, &conf);

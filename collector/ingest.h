@@ -10,8 +10,10 @@
 
 #include <signal.h>
 
-/* Runs until *stop becomes non-zero. Returns 0 on a clean stop, a negative errno when it
+/* Runs until *stop becomes non-zero; re-reads the allowlist whenever *reload is set (and
+ * clears it). Returns 0 on a clean stop, a negative errno when it
  * cannot start (bind failure, migration failure), logged. */
-int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop);
+int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
+                  volatile sig_atomic_t *reload);
 
 #endif

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Any constant works as long as every collector uses the same one. */
 #define WW_MIGRATE_LOCK "7870001"
@@ -17,14 +18,40 @@ static int s_exec(PGconn *conn, const char *sql, const char *what)
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok) {
-        WW_ERROR("%s failed: %s", what, PQerrorMessage(conn));
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        WW_ERROR("%s failed: %s%s", what, PQerrorMessage(conn),
+                 state && strcmp(state, "42501") == 0
+                     ? " (migrations need the schema owner: run them as the owner, and the "
+                       "collector as waferwatch_writer with pg.migrate: false)"
+                     : "");
     }
     PQclear(r);
     return ok ? 0 : -EIO;
 }
 
+/* The schema version without writing anything (0 when never migrated, negative on
+ * error): a collector running as the writer role, which may not create tables, can still
+ * start with pg.migrate on when the schema is current. */
+static int s_version(PGconn *conn)
+{
+    PGresult *r = PQexec(conn, "SELECT to_regclass('ww_schema_migrations') IS NOT NULL");
+    int v = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
+    if (v == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+        PQclear(r);
+        r = PQexec(conn, "SELECT coalesce(max(version), 0) FROM ww_schema_migrations");
+        v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -EIO;
+    }
+    PQclear(r);
+    return v;
+}
+
 int ww_migrate(PGconn *conn)
 {
+    int newest_known = ww_n_migrations ? ww_migrations[ww_n_migrations - 1].version : 0;
+    int current = s_version(conn);
+    if (current == newest_known) {
+        return current;
+    }
     int have = 0;
     int rc = s_exec(conn, "BEGIN", "BEGIN");
     if (rc < 0) {

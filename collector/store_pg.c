@@ -816,17 +816,66 @@ static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
     return WW_STORE_OK;
 }
 
-static ww_store_rc_t s_reject(ww_store_t *self, ww_store_item_t *it)
+/* Appends text as an array element, keeping printable ASCII only: reasons quote what a
+ * peer sent, and must never make the INSERT itself fail. */
+static void s_buf_array_text(s_buf_t *b, const char *text, bool first)
 {
-    char epoch[32], seq[32];
-    snprintf(epoch, sizeof epoch, "%lld", (long long)it->epoch);
-    snprintf(seq, sizeof seq, "%lld", (long long)it->seq);
-    const char *params[] = {it->agent_id ? it->agent_id : "", it->seq ? epoch : NULL,
-                            it->seq ? seq : NULL, it->reject_code, it->reject_reason};
-    return s_exec(self,
-                  "INSERT INTO ingest_rejects (agent_id, epoch, seq, code, reason)"
-                  " VALUES ($1, $2, $3, $4, $5)",
-                  5, params, NULL, "recording a rejected message");
+    char clean[512];
+    size_t n = 0;
+    for (const char *p = text ? text : ""; *p && n < sizeof clean - 1; p++) {
+        unsigned char c = (unsigned char)*p;
+        clean[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    clean[n] = '\0';
+    s_buf_array_elem(b, clean, first);
+}
+
+/* Records every refused message of the group with one INSERT. */
+static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t n)
+{
+    s_buf_t ids = {0}, epochs = {0}, seqs = {0}, codes = {0}, reasons = {0};
+    bool first = true;
+    s_buf_t *all[] = {&ids, &epochs, &seqs, &codes, &reasons};
+    for (size_t k = 0; k < 5; k++) {
+        s_buf_str(all[k], "{");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ww_store_item_t *it = &items[i];
+        if (it->kind != WW_ITEM_REJECT) {
+            continue;
+        }
+        s_buf_array_text(&ids, it->agent_id, first);
+        if (it->seq) {
+            s_buf_array_num(&epochs, (long long)it->epoch, first);
+            s_buf_array_num(&seqs, (long long)it->seq, first);
+        } else {
+            s_buf_str(&epochs, first ? "NULL" : ",NULL");
+            s_buf_str(&seqs, first ? "NULL" : ",NULL");
+        }
+        s_buf_array_text(&codes, it->reject_code, first);
+        s_buf_array_text(&reasons, it->reject_reason, first);
+        first = false;
+    }
+    ww_store_rc_t rc = WW_STORE_OK;
+    bool oom = false;
+    for (size_t k = 0; k < 5; k++) {
+        s_buf_str(all[k], "}");
+        oom = oom || all[k]->oom;
+    }
+    if (oom) {
+        rc = WW_STORE_RETRY;
+    } else if (!first) {
+        const char *params[] = {ids.s, epochs.s, seqs.s, codes.s, reasons.s};
+        rc = s_exec(self,
+                    "INSERT INTO ingest_rejects (agent_id, epoch, seq, code, reason)"
+                    " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],"
+                    " $5::text[])",
+                    5, params, NULL, "recording refused messages");
+    }
+    for (size_t k = 0; k < 5; k++) {
+        free(all[k]->s);
+    }
+    return rc;
 }
 
 ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
@@ -861,10 +910,8 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
     if (rc == WW_STORE_OK) {
         rc = s_losses(self, items, n);
     }
-    for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
-        if (items[i].kind == WW_ITEM_REJECT) {
-            rc = s_reject(self, &items[i]);
-        }
+    if (rc == WW_STORE_OK) {
+        rc = s_rejects(self, items, n);
     }
     if (rc == WW_STORE_OK) {
         rc = s_exec(self, "COMMIT", 0, NULL, NULL, "COMMIT");

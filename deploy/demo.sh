@@ -47,9 +47,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# CURVE keys: one for the collector, one per agent, each agent enrolled in the allowlist
+# with its id and the nodes it may write.
+echo "== generating CURVE keys"
+keys=$run/keys
+rm -rf "$keys"; mkdir -m 700 "$keys"
+"$bin/collector/waferwatch" keygen "$keys/collector" >/dev/null
+: >"$keys/allowlist"
+enrol() { # agent_id node_pattern
+  "$bin/collector/waferwatch" keygen "$keys/$1" >/dev/null
+  echo "$(sed -n 's/^public = //p' "$keys/$1.pub") $1 $2" >>"$keys/allowlist"
+}
+enrol agent-okc1-r01 'okc1-h1-r01-*'
+enrol agent-okc1-r02 'okc1-h1-r02-*'
+enrol agent-okc2-r01 'okc2-h1-r01-*'
+
 echo "== starting the collector"
 rm -f "$run/collector.endpoint"
 "$bin/collector/waferwatch-collector" --listen 'tcp://127.0.0.1:*' \
+  --server-key "$keys/collector.key" --allowlist "$keys/allowlist" \
   --endpoint-file "$run/collector.endpoint" --pg dbname=waferwatch 2>"$run/collector.log" &
 collector=$!
 pids+=("$collector")
@@ -65,6 +81,7 @@ start_agent() {
   local name=$1; shift
   rm -rf "$run/spool-$name"
   "$bin/agent/waferwatch-agent" --collector "$endpoint" --agent-id "$name" \
+    --server-key "$keys/collector.pub" --agent-key "$keys/$name.key" \
     --spool-dir "$run/spool-$name" \
     --run-for "${seconds}s" --sim-nodes 4 "$@" 2>"$run/$name.log" &
   pids+=("$!")

@@ -3,6 +3,8 @@
 
 #include "ww_test.h"
 
+#include <zmq.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -203,10 +205,86 @@ long long h_log_value(const char *path, const char *marker, const char *key)
     return v;
 }
 
+static void s_keygen(const char *dir, const char *name)
+{
+    char prefix[256], pub[300];
+    snprintf(prefix, sizeof prefix, "%s/%s", dir, name);
+    snprintf(pub, sizeof pub, "%s.pub", prefix);
+    if (access(pub, F_OK) == 0) {
+        return;
+    }
+    char log[300];
+    snprintf(log, sizeof log, "%s/keygen-%s.log", dir, name);
+    char *argv[] = {(char *)WW_CLI_BIN, (char *)"keygen", prefix, NULL};
+    if (h_wait(h_spawn(argv, log), 10000) != 0) {
+        char *text = h_read_file(log);
+        fail_msg("waferwatch keygen %s failed:\n%s", prefix, text ? text : "");
+    }
+}
+
+void h_secure(const char *dir, const char *agent_id, const char *patterns)
+{
+    s_keygen(dir, "collector");
+    s_keygen(dir, "agent");
+    char path[300];
+    snprintf(path, sizeof path, "%s/agent.pub", dir);
+    char *pub = h_read_file(path);
+    assert_non_null(pub);
+    char *key = strstr(pub, "public = ");
+    assert_non_null(key);
+    key += strlen("public = ");
+    key[strcspn(key, "\n")] = '\0';
+    snprintf(path, sizeof path, "%s/allowlist", dir);
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fprintf(f, "%s %s %s\n", key, agent_id, patterns);
+    fclose(f);
+    free(pub);
+    char v[300];
+    snprintf(v, sizeof v, "%s/collector.pub", dir);
+    setenv("WW_AGENT_SECURITY_SERVER_KEY", v, 1);
+    snprintf(v, sizeof v, "%s/agent.key", dir);
+    setenv("WW_AGENT_SECURITY_KEY", v, 1);
+}
+
+static void s_key_value(const char *path, const char *name, char *out)
+{
+    char *text = h_read_file(path);
+    assert_non_null(text);
+    char pat[32];
+    snprintf(pat, sizeof pat, "%s = ", name);
+    char *p = strstr(text, pat);
+    assert_non_null(p);
+    p += strlen(pat);
+    memcpy(out, p, 40);
+    out[40] = '\0';
+    free(text);
+}
+
+void h_curve_client(void *sock, const char *dir, const char *key_name)
+{
+    char server[41], pub[41], sec[41], path[300];
+    snprintf(path, sizeof path, "%s/collector.pub", dir);
+    s_key_value(path, "public", server);
+    snprintf(path, sizeof path, "%s/%s.key", dir, key_name);
+    s_key_value(path, "public", pub);
+    s_key_value(path, "secret", sec);
+    assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, 40), 0);
+    assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 40), 0);
+    assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 40), 0);
+}
+
 pid_t h_collector_spawn(const char *dir, const char *listen, const char *conninfo,
                         const char *log_name, char *endpoint, size_t cap)
 {
-    char epfile[256], log[256];
+    char epfile[256], log[256], key[300], allow[300];
+    s_keygen(dir, "collector");
+    snprintf(key, sizeof key, "%s/collector.key", dir);
+    snprintf(allow, sizeof allow, "%s/allowlist", dir);
+    FILE *af = fopen(allow, "a"); /* exists, possibly empty: nobody enrolled yet */
+    if (af) {
+        fclose(af);
+    }
     snprintf(epfile, sizeof epfile, "%s/%s.endpoint", dir, log_name);
     snprintf(log, sizeof log, "%s/%s.log", dir, log_name);
     unlink(epfile);
@@ -217,6 +295,10 @@ pid_t h_collector_spawn(const char *dir, const char *listen, const char *conninf
                     epfile,
                     (char *)"--pg",
                     (char *)conninfo,
+                    (char *)"--server-key",
+                    key,
+                    (char *)"--allowlist",
+                    allow,
                     NULL};
     pid_t pid = h_spawn(argv, log);
     for (int i = 0; i < 1500; i++) { /* up to 30 s: migrations under sanitizers are slow */

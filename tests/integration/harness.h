@@ -55,6 +55,16 @@ void h_pg_stop(h_pg_t *pg, h_db_t *db);
 pid_t h_collector_spawn(const char *dir, const char *listen, const char *conninfo,
                         const char *log_name, char *endpoint, size_t cap);
 
+/* CURVE for a test: `waferwatch keygen` writes dir/collector.{key,pub} and
+ * dir/agent.{key,pub} (once), the agent key is enrolled in dir/allowlist as agent_id with
+ * the node patterns, and WW_AGENT_SECURITY_SERVER_KEY / WW_AGENT_SECURITY_KEY are set so
+ * that agents started afterwards by this test use them. Collectors started by
+ * h_collector_spawn use dir's collector key and allowlist. */
+void h_secure(const char *dir, const char *agent_id, const char *patterns);
+
+/* Sets a raw ZeroMQ socket up as a CURVE client with dir's keys (see h_secure). */
+void h_curve_client(void *sock, const char *dir, const char *key_name);
+
 /* Sleeps ms milliseconds. */
 void h_sleep_ms(int ms);
 

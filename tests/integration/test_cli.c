@@ -59,6 +59,7 @@ static void test_check_config_names_file_and_line(void **state)
 {
     h_db_t db;
     h_db_create(&db, "check");
+    h_secure(db.dir, "unused", "*");
     char path[256];
     snprintf(path, sizeof path, "%s/agent.yaml", db.dir);
     s_write(path, "agent:\n  interval: 1s\nsim:\n  nodes: 4\n  seeed: 3\n");
@@ -116,6 +117,10 @@ static void test_example_configs_are_valid(void **state)
 {
     h_db_t db;
     h_db_create(&db, "examples");
+    h_secure(db.dir, "unused", "*");
+    char key[300], allow[300];
+    snprintf(key, sizeof key, "%s/collector.key", db.dir);
+    snprintf(allow, sizeof allow, "%s/allowlist", db.dir);
     char *a[] = {(char *)WW_AGENT_BIN, (char *)"--config",
                  (char *)WW_DEPLOY_DIR "/agent.example.yaml", (char *)"--check-config", NULL};
     s_run_t r = s_run(db.dir, "agent-example", a);
@@ -129,6 +134,10 @@ static void test_example_configs_are_valid(void **state)
                  (char *)WW_DEPLOY_DIR "/collector.example.yaml",
                  (char *)"--pg",
                  db.conninfo,
+                 (char *)"--server-key",
+                 key,
+                 (char *)"--allowlist",
+                 allow,
                  (char *)"--check-config",
                  NULL};
     r = s_run(db.dir, "collector-example", c);
@@ -143,14 +152,18 @@ static void test_collector_check_config_reaches_postgres(void **state)
 {
     h_db_t db;
     h_db_create(&db, "ccheck");
-    char *ok[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", db.conninfo, (char *)"--check-config",
-                  NULL};
+    /* About PostgreSQL, not keys: insecure mode keeps it to that. */
+    char *ok[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg",           db.conninfo,
+                  (char *)"--insecure",     (char *)"--check-config", NULL};
     s_run_t r = s_run(db.dir, "reachable", ok);
     assert_int_equal(r.rc, 0);
     free(r.out);
-    char *bad[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg",
+    char *bad[] = {(char *)WW_COLLECTOR_BIN,
+                   (char *)"--pg",
                    (char *)"host=/nonexistent-socket-dir dbname=x connect_timeout=2",
-                   (char *)"--check-config", NULL};
+                   (char *)"--insecure",
+                   (char *)"--check-config",
+                   NULL};
     r = s_run(db.dir, "unreachable", bad);
     assert_int_equal(r.rc, 1);
     assert_non_null(strstr(r.out, "cannot connect to PostgreSQL"));
@@ -158,10 +171,42 @@ static void test_collector_check_config_reaches_postgres(void **state)
     h_db_drop(&db);
 }
 
+static void test_password_refused_and_migrate_only(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "pw");
+    char *pw[] = {
+        (char *)WW_COLLECTOR_BIN, (char *)"--pg",           (char *)"dbname=x password=hunter2",
+        (char *)"--insecure",     (char *)"--check-config", NULL};
+    s_run_t r = s_run(db.dir, "password", pw);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "PGPASSFILE"));
+    assert_null(strstr(r.out, "hunter2"));
+    free(r.out);
+    char *uri[] = {(char *)WW_COLLECTOR_BIN,
+                   (char *)"--pg",
+                   (char *)"postgresql://u:hunter2@localhost/x",
+                   (char *)"--insecure",
+                   (char *)"--check-config",
+                   NULL};
+    r = s_run(db.dir, "password-uri", uri);
+    assert_int_equal(r.rc, 2);
+    free(r.out);
+    /* The upgrade step: migrations only, no keys needed, then exit 0. */
+    char *mig[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", db.conninfo, (char *)"--migrate-only",
+                   NULL};
+    r = s_run(db.dir, "migrate-only", mig);
+    assert_int_equal(r.rc, 0);
+    free(r.out);
+    assert_true(h_query_ll(&db, "SELECT max(version) FROM ww_schema_migrations") >= 5);
+    h_db_drop(&db);
+}
+
 static void test_sigterm_stops_agent_and_collector_cleanly(void **state)
 {
     h_db_t db;
     h_db_create(&db, "term");
+    h_secure(db.dir, "term-agent", "term-node");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     char log[256];
@@ -177,6 +222,8 @@ static void test_sigterm_stops_agent_and_collector_cleanly(void **state)
                  (char *)"100ms",
                  (char *)"--node-id",
                  (char *)"term-node",
+                 (char *)"--agent-id",
+                 (char *)"term-agent",
                  NULL};
     pid_t agent = h_spawn(a, log);
     struct timespec ts = {1, 500000000};
@@ -196,6 +243,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_print_config_loads_back),
     cmocka_unit_test(test_example_configs_are_valid),
     cmocka_unit_test(test_collector_check_config_reaches_postgres),
+    cmocka_unit_test(test_password_refused_and_migrate_only),
     cmocka_unit_test(test_sigterm_stops_agent_and_collector_cleanly),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

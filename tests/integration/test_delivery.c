@@ -32,6 +32,7 @@ static void s_fx_init(s_fx_t *fx, const char *tag, const char *extra_yaml, const
 {
     memset(fx, 0, sizeof *fx);
     h_pg_start(&fx->pg, &fx->db, tag);
+    h_secure(fx->db.dir, "fault-agent", "fault-node-*");
     snprintf(fx->config, sizeof fx->config, "%s/agent.yaml", fx->db.dir);
     snprintf(fx->spool, sizeof fx->spool, "%s/spool", fx->db.dir);
     snprintf(fx->listen, sizeof fx->listen, "ipc://%s/collector.sock", fx->db.dir);

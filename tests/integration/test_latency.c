@@ -68,6 +68,7 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
 {
     h_db_t db;
     h_db_create(&db, "lat");
+    h_secure(db.dir, "lat-agent", "lat-node-*");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     char spool[256];

@@ -35,6 +35,7 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
 {
     h_db_t db;
     h_db_create(&db, "pipe");
+    h_secure(db.dir, "it-agent", "it-node-*");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
 
@@ -120,7 +121,7 @@ typedef struct {
     size_t cap;
 } s_peer_t;
 
-static void s_peer_open(s_peer_t *p, const char *endpoint)
+static void s_peer_open(s_peer_t *p, const char *endpoint, const char *dir)
 {
     memset(p, 0, sizeof *p);
     p->ctx = zmq_ctx_new();
@@ -128,6 +129,7 @@ static void s_peer_open(s_peer_t *p, const char *endpoint)
     int linger = 0, rcvtimeo = 15000;
     zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(p->sock, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo);
+    h_curve_client(p->sock, dir, "agent");
     assert_int_equal(zmq_connect(p->sock, endpoint), 0);
 }
 
@@ -188,10 +190,11 @@ static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
 {
     h_db_t db;
     h_db_create(&db, "nack");
+    h_secure(db.dir, "raw-agent", "raw-node");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     s_peer_t p;
-    s_peer_open(&p, endpoint);
+    s_peer_open(&p, endpoint, db.dir);
     int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 10 * WW_NS_PER_S;
 
     /* 1. Bytes that are not an Envelope. */
@@ -237,10 +240,11 @@ static void test_replayed_batch_is_stored_once(void **state)
 {
     h_db_t db;
     h_db_create(&db, "replay");
+    h_secure(db.dir, "raw-agent", "raw-node");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     s_peer_t p;
-    s_peer_open(&p, endpoint);
+    s_peer_open(&p, endpoint, db.dir);
     int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 5 * WW_NS_PER_S;
     for (int round = 0; round < 3; round++) {
         s_peer_send_batch(&p, 99, 1, 1000.0f, t);

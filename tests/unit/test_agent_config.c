@@ -11,6 +11,10 @@ static int s_load(ww_agent_conf_t *c, const char *yaml, ww_cfg_err_t *err)
     assert_int_equal(ww_cfg_defaults(&ww_agent_schema, c, err), 0);
     int rc = ww_cfg_load_buffer(&ww_agent_schema, c, yaml, strlen(yaml), "t.yaml", err);
     if (rc == 0) {
+        /* Keys are another test's business (test_auth, test_security). */
+        rc = ww_cfg_set(&ww_agent_schema, c, "security.insecure", "true", "test", err);
+    }
+    if (rc == 0) {
         rc = ww_agent_conf_finish(c, err);
     }
     return rc;
@@ -57,6 +61,17 @@ static void test_window_must_be_a_multiple_of_the_interval(void **state)
     ww_cfg_free(&ww_agent_schema, &c);
 }
 
+static void test_curve_keys_required_by_default(void **state)
+{
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ww_cfg_defaults(&ww_agent_schema, &c, &err), 0);
+    assert_int_equal(ww_agent_conf_finish(&c, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "security"));
+    ww_cfg_free(&ww_agent_schema, &c);
+}
+
 static void test_idle_power_below_max(void **state)
 {
     ww_agent_conf_t c;
@@ -71,5 +86,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_defaults_finish_and_derive),
     cmocka_unit_test(test_window_must_be_a_multiple_of_the_interval),
     cmocka_unit_test(test_idle_power_below_max),
+    cmocka_unit_test(test_curve_keys_required_by_default),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
