@@ -2,6 +2,8 @@
 #include "harness.h"
 
 #include "ww_test.h"
+#include "ww_time.h"
+#include "ww_wire.h"
 
 #include <zmq.h>
 
@@ -382,5 +384,95 @@ void h_pg_stop(h_pg_t *pg, h_db_t *db)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", db->dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "harness: could not remove %s\n", db->dir);
+    }
+}
+
+void h_peer_open(h_peer_t *p, const char *endpoint, const char *dir, const char *key_name,
+                 const char *server_pub, int rcvtimeo_ms)
+{
+    memset(p, 0, sizeof *p);
+    p->ctx = zmq_ctx_new();
+    p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(p->sock, ZMQ_RCVTIMEO, &rcvtimeo_ms, sizeof rcvtimeo_ms);
+    if (key_name) {
+        h_curve_client(p->sock, dir, key_name);
+        if (server_pub) {
+            char path[300], key[41];
+            snprintf(path, sizeof path, "%s/%s.pub", dir, server_pub);
+            s_key_value(path, "public", key);
+            assert_int_equal(zmq_setsockopt(p->sock, ZMQ_CURVE_SERVERKEY, key, 40), 0);
+        }
+    }
+    assert_int_equal(zmq_connect(p->sock, endpoint), 0);
+}
+
+void h_peer_close(h_peer_t *p)
+{
+    zmq_close(p->sock);
+    zmq_ctx_term(p->ctx);
+    free(p->buf);
+}
+
+long h_peer_encode_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
+                         uint64_t seq, float power_w, int64_t t)
+{
+    ww_node_sample_t s = WAFERWATCH__V1__NODE_SAMPLE__INIT;
+    ww_node_sample_t *sp = &s;
+    s.node_id = (char *)node;
+    s.time_ns = t;
+    s.power_w = power_w;
+    s.inlet_c = 25;
+    s.outlet_c = 30;
+    s.flow_lpm = 40;
+    s.wafer_hotspot_c = 60;
+    s.utilization = 0.5f;
+    s.throttle_factor = 1;
+    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
+    b.samples = &sp;
+    b.n_samples = 1;
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.wire_version = WW_WIRE_VERSION;
+    env.agent_id = (char *)agent;
+    env.epoch = epoch;
+    env.seq = seq;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+    env.batch = &b;
+    long n = ww_wire_encode(&env, &p->buf, &p->cap);
+    assert_true(n > 0);
+    return n;
+}
+
+void h_peer_send_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
+                       uint64_t seq, float power_w, int64_t t)
+{
+    long n = h_peer_encode_batch(p, agent, node, epoch, seq, power_w, t);
+    assert_int_equal(zmq_send(p->sock, p->buf, (size_t)n, 0), n);
+}
+
+ww_envelope_t *h_peer_recv(h_peer_t *p)
+{
+    uint8_t buf[65536];
+    int n = zmq_recv(p->sock, buf, sizeof buf, 0);
+    if (n < 0) {
+        return NULL;
+    }
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    if (ww_wire_decode(buf, (size_t)n, &lim, ww_time_now_ns(), &env, &why) != 0) {
+        fail_msg("undecodable reply: %s", why.msg);
+    }
+    return env;
+}
+
+void h_agent_wait_ok(pid_t agent, const char *log, int timeout_ms)
+{
+    int rc = h_wait(agent, timeout_ms);
+    if (rc != 0) {
+        char *text = h_read_file(log);
+        fail_msg("agent exited %d:\n%s", rc, text ? text : "");
     }
 }

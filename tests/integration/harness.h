@@ -33,6 +33,10 @@ int h_wait(pid_t pid, int timeout_ms);
 /* Sends SIGTERM and waits. */
 int h_stop(pid_t pid, int timeout_ms);
 
+/* Waits up to timeout_ms for a spawned agent and fails the test, showing its log, unless
+ * it exited 0. */
+void h_agent_wait_ok(pid_t agent, const char *log, int timeout_ms);
+
 /* Starts a collector on tcp://127.0.0.1:* for db; returns its pid and fills endpoint. */
 pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap);
 
@@ -64,6 +68,28 @@ void h_secure(const char *dir, const char *agent_id, const char *patterns);
 
 /* Sets a raw ZeroMQ socket up as a CURVE client with dir's keys (see h_secure). */
 void h_curve_client(void *sock, const char *dir, const char *key_name);
+
+/* A raw DEALER peer speaking the protocol by hand. */
+typedef struct {
+    void *ctx, *sock;
+    uint8_t *buf;
+    size_t cap;
+} h_peer_t;
+
+/* Connects to endpoint. key_name: a key pair in dir (NAME.key) for CURVE, or NULL for a
+ * client without CURVE; server_pub: the server public key to trust (dir/NAME.pub), NULL
+ * for dir/collector.pub. Replies are awaited rcvtimeo_ms. */
+void h_peer_open(h_peer_t *p, const char *endpoint, const char *dir, const char *key_name,
+                 const char *server_pub, int rcvtimeo_ms);
+void h_peer_close(h_peer_t *p);
+/* Encodes a one-sample batch into p->buf; returns its length. */
+long h_peer_encode_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
+                         uint64_t seq, float power_w, int64_t t);
+/* Encodes and sends it. */
+void h_peer_send_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
+                       uint64_t seq, float power_w, int64_t t);
+/* The next reply, decoded (free with ww_wire_free), or NULL after the timeout. */
+struct Waferwatch__V1__Envelope *h_peer_recv(h_peer_t *p);
 
 /* Sleeps ms milliseconds. */
 void h_sleep_ms(int ms);

@@ -85,11 +85,7 @@ static char *s_log(s_fx_t *fx, const char *name)
 /* Waits for the agent to exit 0 and returns its first and last tick. */
 static void s_agent_done(s_fx_t *fx, pid_t agent, const char *log, int64_t *first, int64_t *last)
 {
-    int rc = h_wait(agent, 90000);
-    if (rc != 0) {
-        char *text = h_read_file(log);
-        fail_msg("agent exited %d:\n%s", rc, text ? text : "");
-    }
+    h_agent_wait_ok(agent, log, 90000);
     long long f = h_log_value(log, "agent ", "first_tick");
     long long ticks = h_log_value(log, "stats:", "ticks");
     assert_true(f > 0 && ticks > 0);

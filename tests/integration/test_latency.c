@@ -98,11 +98,7 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     char log[256];
     snprintf(log, sizeof log, "%s/agent.log", db.dir);
-    int rc = h_wait(h_spawn(argv, log), 60000);
-    if (rc != 0) {
-        char *text = h_read_file(log);
-        fail_msg("agent exited %d:\n%s", rc, text ? text : "");
-    }
+    h_agent_wait_ok(h_spawn(argv, log), log, 60000);
     long long ticks = h_log_value(log, "stats:", "ticks");
     assert_true(ticks > 30);
 

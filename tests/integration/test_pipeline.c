@@ -17,20 +17,6 @@
 
 #define NODES 3
 
-/* Runs one agent for about 3 s at 100 ms against a fresh collector and database. */
-static void s_run_agent(h_db_t *db, char **agent_argv, int argc, const char *endpoint)
-{
-    (void)argc;
-    char log[256];
-    snprintf(log, sizeof log, "%s/agent.log", db->dir);
-    pid_t agent = h_spawn(agent_argv, log);
-    int rc = h_wait(agent, 60000);
-    if (rc != 0) {
-        char *text = h_read_file(log);
-        fail_msg("agent exited %d:\n%s", rc, text ? text : "");
-    }
-}
-
 static void test_rows_equal_what_the_simulation_sent(void **state)
 {
     h_db_t db;
@@ -62,9 +48,9 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
                     (char *)"3s",
                     NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
-    s_run_agent(&db, argv, argc, endpoint);
     char log[256];
     snprintf(log, sizeof log, "%s/agent.log", db.dir);
+    h_agent_wait_ok(h_spawn(argv, log), log, 60000);
     long long ticks = h_log_value(log, "stats:", "ticks");
     long long samples = h_log_value(log, "stats:", "samples");
     long long acked = h_log_value(log, "stats:", "acked");
@@ -114,76 +100,19 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
     h_db_drop(&db);
 }
 
-/* A raw DEALER peer, speaking the protocol by hand. */
-typedef struct {
-    void *ctx, *sock;
-    uint8_t *buf;
-    size_t cap;
-} s_peer_t;
-
-static void s_peer_open(s_peer_t *p, const char *endpoint, const char *dir)
+/* Receives a reply; fails the test on timeout. */
+static ww_envelope_t *s_recv(h_peer_t *p)
 {
-    memset(p, 0, sizeof *p);
-    p->ctx = zmq_ctx_new();
-    p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
-    int linger = 0, rcvtimeo = 15000;
-    zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(p->sock, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo);
-    h_curve_client(p->sock, dir, "agent");
-    assert_int_equal(zmq_connect(p->sock, endpoint), 0);
-}
-
-static void s_peer_close(s_peer_t *p)
-{
-    zmq_close(p->sock);
-    zmq_ctx_term(p->ctx);
-    free(p->buf);
-}
-
-/* Receives and decodes one reply; fails the test on timeout. */
-static ww_envelope_t *s_peer_recv(s_peer_t *p)
-{
-    uint8_t buf[65536];
-    int n = zmq_recv(p->sock, buf, sizeof buf, 0);
-    if (n < 0) {
-        fail_msg("no reply from the collector: %s", zmq_strerror(errno));
-    }
-    ww_wire_limits_t lim;
-    ww_wire_limits_default(&lim);
-    ww_envelope_t *env = NULL;
-    ww_wire_why_t why;
-    if (ww_wire_decode(buf, (size_t)n, &lim, ww_time_now_ns(), &env, &why) != 0) {
-        fail_msg("undecodable reply: %s", why.msg);
+    ww_envelope_t *env = h_peer_recv(p);
+    if (!env) {
+        fail_msg("no reply from the collector");
     }
     return env;
 }
 
-static void s_peer_send_batch(s_peer_t *p, uint64_t epoch, uint64_t seq, float power_w, int64_t t)
+static void s_send(h_peer_t *p, uint64_t epoch, uint64_t seq, float power_w, int64_t t)
 {
-    ww_node_sample_t s = WAFERWATCH__V1__NODE_SAMPLE__INIT;
-    ww_node_sample_t *sp = &s;
-    s.node_id = (char *)"raw-node";
-    s.time_ns = t;
-    s.power_w = power_w;
-    s.inlet_c = 25;
-    s.outlet_c = 30;
-    s.flow_lpm = 40;
-    s.wafer_hotspot_c = 60;
-    s.utilization = 0.5f;
-    s.throttle_factor = 1;
-    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
-    b.samples = &sp;
-    b.n_samples = 1;
-    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
-    env.wire_version = WW_WIRE_VERSION;
-    env.agent_id = (char *)"raw-agent";
-    env.epoch = epoch;
-    env.seq = seq;
-    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
-    env.batch = &b;
-    long n = ww_wire_encode(&env, &p->buf, &p->cap);
-    assert_true(n > 0);
-    assert_int_equal(zmq_send(p->sock, p->buf, (size_t)n, 0), n);
+    h_peer_send_batch(p, "raw-agent", "raw-node", epoch, seq, power_w, t);
 }
 
 static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
@@ -193,21 +122,21 @@ static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
     h_secure(db.dir, "raw-agent", "raw-node");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    s_peer_t p;
-    s_peer_open(&p, endpoint, db.dir);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 15000);
     int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 10 * WW_NS_PER_S;
 
     /* 1. Bytes that are not an Envelope. */
     const char junk[] = "\xff\xff\xff\xff\xff garbage";
     assert_true(zmq_send(p.sock, junk, sizeof junk, 0) > 0);
-    ww_envelope_t *reply = s_peer_recv(&p);
+    ww_envelope_t *reply = s_recv(&p);
     assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_NACK);
     assert_int_equal(reply->nack->code, WAFERWATCH__V1__NACK_CODE__NACK_MALFORMED);
     ww_wire_free(&reply);
 
     /* 2. A well-formed batch with a NaN: refused with the field named, not stored. */
-    s_peer_send_batch(&p, 77, 1, NAN, t);
-    reply = s_peer_recv(&p);
+    s_send(&p, 77, 1, NAN, t);
+    reply = s_recv(&p);
     assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_NACK);
     assert_int_equal(reply->nack->code, WAFERWATCH__V1__NACK_CODE__NACK_INVALID);
     assert_int_equal(reply->nack->seq, 1);
@@ -215,8 +144,8 @@ static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
     ww_wire_free(&reply);
 
     /* 3. The collector is still serving: a valid batch is acked and stored. */
-    s_peer_send_batch(&p, 77, 2, 12345.5f, t);
-    reply = s_peer_recv(&p);
+    s_send(&p, 77, 2, 12345.5f, t);
+    reply = s_recv(&p);
     assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_ACK);
     assert_int_equal(reply->ack->seq, 2);
     assert_true(reply->ack->epoch == 77);
@@ -231,7 +160,7 @@ static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects WHERE code = 'invalid'"
                                      " AND seq = 1 AND reason LIKE '%power_w%'"),
                      1);
-    s_peer_close(&p);
+    h_peer_close(&p);
     assert_int_equal(h_stop(collector, 10000), 0);
     h_db_drop(&db);
 }
@@ -243,24 +172,24 @@ static void test_replayed_batch_is_stored_once(void **state)
     h_secure(db.dir, "raw-agent", "raw-node");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    s_peer_t p;
-    s_peer_open(&p, endpoint, db.dir);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 15000);
     int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 5 * WW_NS_PER_S;
     for (int round = 0; round < 3; round++) {
-        s_peer_send_batch(&p, 99, 1, 1000.0f, t);
-        ww_envelope_t *reply = s_peer_recv(&p);
+        s_send(&p, 99, 1, 1000.0f, t);
+        ww_envelope_t *reply = s_recv(&p);
         assert_int_equal(reply->body_case, WAFERWATCH__V1__ENVELOPE__BODY_ACK);
         assert_int_equal(reply->ack->seq, 1);
         ww_wire_free(&reply);
     }
     /* The next batch skips seq 2 (as if the agent dropped it): it is still written. */
-    s_peer_send_batch(&p, 99, 3, 3000.0f, t + WW_NS_PER_S);
-    ww_envelope_t *reply = s_peer_recv(&p);
+    s_send(&p, 99, 3, 3000.0f, t + WW_NS_PER_S);
+    ww_envelope_t *reply = s_recv(&p);
     assert_int_equal(reply->ack->seq, 3);
     ww_wire_free(&reply);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 2);
     assert_int_equal(h_query_ll(&db, "SELECT last_seq FROM streams WHERE epoch = 99"), 3);
-    s_peer_close(&p);
+    h_peer_close(&p);
     assert_int_equal(h_stop(collector, 10000), 0);
     char log[256];
     snprintf(log, sizeof log, "%s/collector.log", db.dir);

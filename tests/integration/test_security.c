@@ -14,76 +14,16 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
-typedef struct {
-    void *ctx, *sock;
-    uint8_t *buf;
-    size_t cap;
-} s_peer_t;
-
-/* key_name: a key pair in dir (NAME.key), or NULL for a client without CURVE;
- * server_pub: the server public key file to trust (NULL: dir/collector.pub). */
-static void s_peer_open(s_peer_t *p, const char *endpoint, const char *dir, const char *key_name,
-                        const char *server_pub_name)
-{
-    memset(p, 0, sizeof *p);
-    p->ctx = zmq_ctx_new();
-    p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
-    int linger = 0, rcvtimeo = 3000;
-    zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(p->sock, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo);
-    if (key_name) {
-        h_curve_client(p->sock, dir, key_name);
-        if (server_pub_name) {
-            char path[300], *text, *k;
-            snprintf(path, sizeof path, "%s/%s.pub", dir, server_pub_name);
-            text = h_read_file(path);
-            assert_non_null(text);
-            k = strstr(text, "public = ") + 9;
-            assert_int_equal(zmq_setsockopt(p->sock, ZMQ_CURVE_SERVERKEY, k, 40), 0);
-            free(text);
-        }
-    }
-    assert_int_equal(zmq_connect(p->sock, endpoint), 0);
-}
-
-static void s_peer_close(s_peer_t *p)
-{
-    zmq_close(p->sock);
-    zmq_ctx_term(p->ctx);
-    free(p->buf);
-}
-
-static long s_encode_batch(s_peer_t *p, const char *agent, const char *node, uint64_t seq,
+/* A batch of agent's for node with a time inside the accepted window. */
+static long s_encode_batch(h_peer_t *p, const char *agent, const char *node, uint64_t seq,
                            float power)
 {
-    ww_node_sample_t s = WAFERWATCH__V1__NODE_SAMPLE__INIT;
-    ww_node_sample_t *sp = &s;
-    s.node_id = (char *)node;
-    s.time_ns = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 60 * WW_NS_PER_S +
+    int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 60 * WW_NS_PER_S +
                 (int64_t)(seq % 50) * WW_NS_PER_S;
-    s.power_w = power;
-    s.inlet_c = 25;
-    s.outlet_c = 31;
-    s.flow_lpm = 40;
-    s.wafer_hotspot_c = 60;
-    s.utilization = 0.5f;
-    s.throttle_factor = 1;
-    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
-    b.samples = &sp;
-    b.n_samples = 1;
-    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
-    env.wire_version = WW_WIRE_VERSION;
-    env.agent_id = (char *)agent;
-    env.epoch = 4242;
-    env.seq = seq;
-    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
-    env.batch = &b;
-    long n = ww_wire_encode(&env, &p->buf, &p->cap);
-    assert_true(n > 0);
-    return n;
+    return h_peer_encode_batch(p, agent, node, 4242, seq, power, t);
 }
 
-static void s_send_batch(s_peer_t *p, const char *agent, const char *node, uint64_t seq,
+static void s_send_batch(h_peer_t *p, const char *agent, const char *node, uint64_t seq,
                          float power)
 {
     long n = s_encode_batch(p, agent, node, seq, power);
@@ -91,18 +31,12 @@ static void s_send_batch(s_peer_t *p, const char *agent, const char *node, uint6
 }
 
 /* The reply's body case, or -1 when none came within the receive timeout. */
-static int s_reply(s_peer_t *p, Waferwatch__V1__NackCode *code)
+static int s_reply(h_peer_t *p, Waferwatch__V1__NackCode *code)
 {
-    uint8_t buf[4096];
-    int n = zmq_recv(p->sock, buf, sizeof buf, 0);
-    if (n < 0) {
+    ww_envelope_t *env = h_peer_recv(p);
+    if (!env) {
         return -1;
     }
-    ww_wire_limits_t lim;
-    ww_wire_limits_default(&lim);
-    ww_envelope_t *env = NULL;
-    ww_wire_why_t why;
-    assert_int_equal(ww_wire_decode(buf, (size_t)n, &lim, ww_time_now_ns(), &env, &why), 0);
     int bc = (int)env->body_case;
     if (code && env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_NACK) {
         *code = env->nack->code;
@@ -130,29 +64,29 @@ static void test_only_enrolled_keys_write(void **state)
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
 
-    s_peer_t p;
+    h_peer_t p;
     /* An unknown key: the handshake is refused, nothing is written. */
-    s_peer_open(&p, endpoint, db.dir, "stranger", NULL);
+    h_peer_open(&p, endpoint, db.dir, "stranger", NULL, 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 1, 1000);
     assert_int_equal(s_reply(&p, NULL), -1);
-    s_peer_close(&p);
+    h_peer_close(&p);
     /* No CURVE at all. */
-    s_peer_open(&p, endpoint, db.dir, NULL, NULL);
+    h_peer_open(&p, endpoint, db.dir, NULL, NULL, 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 2, 1000);
     assert_int_equal(s_reply(&p, NULL), -1);
-    s_peer_close(&p);
+    h_peer_close(&p);
     /* An enrolled key that trusts the wrong server key. */
-    s_peer_open(&p, endpoint, db.dir, "agent", "fake-collector");
+    h_peer_open(&p, endpoint, db.dir, "agent", "fake-collector", 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 3, 1000);
     assert_int_equal(s_reply(&p, NULL), -1);
-    s_peer_close(&p);
+    h_peer_close(&p);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 0);
 
     /* The enrolled key with the right server key writes. */
-    s_peer_open(&p, endpoint, db.dir, "agent", NULL);
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 4, 1234.5f);
     assert_int_equal(s_reply(&p, NULL), WAFERWATCH__V1__ENVELOPE__BODY_ACK);
-    s_peer_close(&p);
+    h_peer_close(&p);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 1);
     char log[256];
     snprintf(log, sizeof log, "%s/collector.log", db.dir);
@@ -170,8 +104,8 @@ static void test_an_agent_writes_only_as_itself(void **state)
     h_secure(db.dir, "good-agent", "good-node-*");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    s_peer_t p;
-    s_peer_open(&p, endpoint, db.dir, "agent", NULL);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     Waferwatch__V1__NackCode code = 0;
     /* Another node than its own. */
     s_send_batch(&p, "good-agent", "victim-node", 1, 1000);
@@ -184,7 +118,7 @@ static void test_an_agent_writes_only_as_itself(void **state)
     /* Itself: stored. */
     s_send_batch(&p, "good-agent", "good-node-7", 3, 777);
     assert_int_equal(s_reply(&p, NULL), WAFERWATCH__V1__ENVELOPE__BODY_ACK);
-    s_peer_close(&p);
+    h_peer_close(&p);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 1);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"
                                      " WHERE node_id = 'good-node-7'"),
@@ -209,38 +143,38 @@ static void test_allowlist_reload_on_sighup(void **state)
     fclose(f);
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    s_peer_t p;
-    s_peer_open(&p, endpoint, db.dir, "agent", NULL);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 1, 1000);
     assert_int_equal(s_reply(&p, NULL), -1);
-    s_peer_close(&p);
+    h_peer_close(&p);
     /* Enrol, SIGHUP: a new connection is admitted. */
     assert_int_equal(rename(saved, allow), 0);
     kill(collector, SIGHUP);
     h_sleep_ms(1500);
-    s_peer_open(&p, endpoint, db.dir, "agent", NULL);
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 2, 1000);
     assert_int_equal(s_reply(&p, NULL), WAFERWATCH__V1__ENVELOPE__BODY_ACK);
-    s_peer_close(&p);
+    h_peer_close(&p);
     /* A broken allowlist is refused whole; the previous one stays in force. */
     f = fopen(allow, "w");
     fputs("not-a-key agent\n", f);
     fclose(f);
     kill(collector, SIGHUP);
     h_sleep_ms(1500);
-    s_peer_open(&p, endpoint, db.dir, "agent", NULL);
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 3, 1000);
     assert_int_equal(s_reply(&p, NULL), WAFERWATCH__V1__ENVELOPE__BODY_ACK);
-    s_peer_close(&p);
+    h_peer_close(&p);
     /* Revoked: refused. */
     f = fopen(allow, "w");
     fclose(f);
     kill(collector, SIGHUP);
     h_sleep_ms(1500);
-    s_peer_open(&p, endpoint, db.dir, "agent", NULL);
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     s_send_batch(&p, "good-agent", "good-node-1", 4, 1000);
     assert_int_equal(s_reply(&p, NULL), -1);
-    s_peer_close(&p);
+    h_peer_close(&p);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 2);
     char log[256];
     snprintf(log, sizeof log, "%s/collector.log", db.dir);
@@ -320,8 +254,8 @@ static void test_hostile_flood_leaves_valid_data_and_counts_every_bad_message(vo
     h_secure(db.dir, "good-agent", "good-node-*");
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    s_peer_t p;
-    s_peer_open(&p, endpoint, db.dir, "agent", NULL);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     int hwm = 0; /* no drops on our side: block instead */
     zmq_setsockopt(p.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     size_t big_len = (16u << 20) + 1000; /* over the 16 MiB limit, under the transport cap */
@@ -400,7 +334,7 @@ static void test_hostile_flood_leaves_valid_data_and_counts_every_bad_message(vo
         }
         h_sleep_ms(250);
     }
-    s_peer_close(&p);
+    h_peer_close(&p);
     if (stored != valid || refused != bad) {
         fail_msg("sent %ld valid and %ld bad: %lld stored, %lld refused", valid, bad, stored,
                  refused);
