@@ -39,9 +39,9 @@ typedef enum { WW_SPOOL_DROP_OLDEST = 0, WW_SPOOL_REFUSE = 1 } ww_spool_policy_t
 typedef enum { WW_FSYNC_ALWAYS = 0, WW_FSYNC_INTERVAL = 1, WW_FSYNC_NEVER = 2 } ww_fsync_t;
 
 typedef struct {
-    const char *dir;          /* created (mode 0700) if missing */
-    uint64_t max_bytes;       /* whole spool on disk */
-    uint64_t segment_bytes;   /* segment size at which a new segment starts */
+    const char *dir;        /* created (mode 0700) if missing */
+    uint64_t max_bytes;     /* whole spool on disk */
+    uint64_t segment_bytes; /* segment size at which a new segment starts */
     ww_spool_policy_t policy;
     ww_fsync_t fsync;
     int64_t fsync_interval_ns;
