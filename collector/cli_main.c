@@ -1,9 +1,11 @@
 /* waferwatch: the operator's command line.
  *
  *   waferwatch keygen NAME     write a CURVE key pair: NAME.key (0600) and NAME.pub
+ *   waferwatch slo [--pg CONNINFO] [--json]   phases, capacity, SLOs and firing alerts
  *   waferwatch version
  *   waferwatch help
  */
+#include "slo_report.h"
 #include "ww_curve.h"
 
 #include <stdio.h>
@@ -19,6 +21,12 @@ static void s_usage(FILE *out)
             "                (public). The collector's NAME.pub goes to every agent\n"
             "                (security.server_key); each agent's public key goes into the\n"
             "                collector's allowlist with its agent id and node patterns.\n"
+            "  slo [--pg CONNINFO] [--json]\n"
+            "                per phase: go-live, contracted and delivered MW, power and\n"
+            "                thermal figures, every SLO's attainment, error budget and burn\n"
+            "                rates, and the firing alerts, as the SLO evaluator last wrote them\n"
+            "                (PostgreSQL: CONNINFO or the PG* environment). Exit 0 ok, 1 when\n"
+            "                an alert of severity page is firing, 2 on error.\n"
             "  version       print the version\n"
             "  help          this text\n");
 }
@@ -50,6 +58,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "keygen") == 0) {
         return s_keygen(argc, argv);
+    }
+    if (strcmp(argv[1], "slo") == 0) {
+        return ww_slo_report_main(argc, argv);
     }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("waferwatch %s\n", WW_VERSION);

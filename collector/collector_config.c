@@ -34,6 +34,9 @@ static const ww_cfg_opt_t s_rows[] = {
         "samples older than this are refused"),
     ROW("ingest.max_future", WW_CFG_DURATION, "5m", C(max_future_ns), 1, 86400, NULL,
         "samples further ahead than this (clock skew) are refused"),
+    ROW("slo.file", WW_CFG_STRING, "", C(slo_file), 0, 0, "slo",
+        "phases and SLOs of the buildout to evaluate (deploy/phases.example.yaml); empty: "
+        "no evaluation. Enable it on one collector of a group."),
     ROW("security.server_key", WW_CFG_STRING, "", C(server_key_file), 0, 0, "server-key",
         "the collector's CURVE key file (waferwatch keygen NAME writes NAME.key and NAME.pub)"),
     ROW("security.allowlist", WW_CFG_STRING, "", C(allowlist), 0, 0, "allowlist",

@@ -21,6 +21,7 @@ typedef struct {
     int64_t max_samples;
     int64_t max_past_ns;
     int64_t max_future_ns;
+    char *slo_file; /* phases and SLOs to evaluate (empty: none) */
     /* security */
     bool insecure;         /* no CURVE: anyone who can reach the port may write */
     char *server_key_file; /* the collector's CURVE key pair (NAME.key) */

@@ -4,6 +4,8 @@
 #include "collector_config.h"
 #include "ingest.h"
 #include "migrate.h"
+#include "slo_config.h"
+#include "slo_eval.h"
 #include "store_pg.h"
 #include "ww_log.h"
 
@@ -30,6 +32,10 @@ int main(int argc, char **argv)
 {
     ww_collector_conf_t conf;
     memset(&conf, 0, sizeof conf);
+    ww_slo_conf_t slo;
+    memset(&slo, 0, sizeof slo);
+    bool have_slo = false;
+    ww_slo_eval_t *eval = NULL;
     ww_cfg_err_t err = {{0}};
     int exit_code = 1;
 
@@ -80,6 +86,14 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto cleanup;
     }
+    if (conf.slo_file && *conf.slo_file) {
+        if (ww_slo_conf_load(conf.slo_file, &slo, &err) < 0) {
+            fprintf(stderr, "waferwatch-collector: slo.file: %s\n", err.msg);
+            exit_code = 2;
+            goto cleanup;
+        }
+        have_slo = true;
+    }
     if (conf.migrate_only) {
         ww_store_t *store = ww_store_new(conf.pg_conninfo);
         int rc = store ? ww_store_ensure(store, 1) : -ENOMEM;
@@ -123,9 +137,17 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     WW_INFO("waferwatch-collector %s starting", WW_VERSION);
+    if (have_slo && !(eval = ww_slo_eval_start(&slo, conf.pg_conninfo))) {
+        exit_code = 1;
+        goto cleanup;
+    }
     exit_code = ww_ingest_run(&conf, &s_stop, &s_reload) == 0 ? 0 : 1;
+    ww_slo_eval_stop(&eval);
 
 cleanup:
+    if (have_slo) {
+        ww_slo_conf_free(&slo);
+    }
     ww_cfg_free(&ww_collector_schema, &conf);
     return exit_code;
 }

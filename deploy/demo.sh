@@ -66,6 +66,7 @@ echo "== starting the collector"
 rm -f "$run/collector.endpoint"
 "$bin/collector/waferwatch-collector" --listen 'tcp://127.0.0.1:*' \
   --server-key "$keys/collector.key" --allowlist "$keys/allowlist" \
+  --slo "$WW_ROOT/deploy/demo-phases.yaml" \
   --endpoint-file "$run/collector.endpoint" --pg dbname=waferwatch 2>"$run/collector.log" &
 collector=$!
 pids+=("$collector")
@@ -74,8 +75,10 @@ for _ in $(seq 1 300); do [ -s "$run/collector.endpoint" ] && break; sleep 0.1; 
 endpoint=$(cat "$run/collector.endpoint")
 echo "   listening on $endpoint"
 
-# Three racks: two in the 2026 phase (one with a pump that drops to 15% flow after a
-# third of the run, on every other node), one in the 2027 phase.
+# Three racks: two in the 2026 phase (one with a pump that drops to 10% flow after a
+# third of the run, on every other node: the wafers throttle, requests queue, the TTFT SLO
+# burns and the phase's delivered capacity falls below its contract), one in the 2027
+# phase. deploy/demo-phases.yaml holds the phases, with alerting windows compressed.
 fault_at=$((seconds / 3))
 start_agent() {
   local name=$1; shift
@@ -91,8 +94,9 @@ agent_pids=()
 echo "== starting 3 agents (12 simulated nodes) for ${seconds}s"
 start_agent agent-okc1-r01 --node-id okc1-h1-r01 --site okc1 --hall hall-1 --rack r01 \
   --phase phase-2026a --sim-seed 101
-WW_AGENT_SIM_PUMP_FAULT_START=$fault_at WW_AGENT_SIM_PUMP_FAULT_FLOW_FACTOR=0.15 \
-WW_AGENT_SIM_PUMP_FAULT_EVERY=2 WW_AGENT_SIM_ARRIVAL_RATE=45 \
+WW_AGENT_SIM_PUMP_FAULT_START=$fault_at WW_AGENT_SIM_PUMP_FAULT_FLOW_FACTOR=0.1 \
+WW_AGENT_SIM_PUMP_FAULT_EVERY=2 WW_AGENT_SIM_ARRIVAL_RATE=45 WW_AGENT_SIM_TAU=5 \
+WW_AGENT_SIM_MIN_THROTTLE=0.1 WW_AGENT_SIM_THROTTLE_SLOPE=0.1 \
 start_agent agent-okc1-r02 --node-id okc1-h1-r02 --site okc1 --hall hall-1 --rack r02 \
   --phase phase-2026a --sim-seed 102 --sim-pump-fault
 start_agent agent-okc2-r01 --node-id okc2-h1-r01 --site okc2 --hall hall-1 --rack r01 \
@@ -100,6 +104,7 @@ start_agent agent-okc2-r01 --node-id okc2-h1-r01 --site okc2 --hall hall-1 --rac
 
 failed=0
 for p in "${agent_pids[@]}"; do wait "$p" || failed=1; done
+sleep 3 # one more SLO evaluation over the last data
 kill -TERM "$collector"; wait "$collector" || true
 pids=()
 [ "$failed" = 0 ] || echo "demo: an agent ended with unacked batches; see $run/*.log" >&2
@@ -138,6 +143,13 @@ q -c "SELECT phase, model, sum(requests_ok) AS ok,
              round((1000 * ww_quantile(ww_merge(tpot), 0.99))::numeric, 3) AS tpot_p99_ms,
              round((ww_quantile(ww_merge(e2e), 0.99))::numeric, 2) AS e2e_p99_s
       FROM latency_rollup_1m GROUP BY phase, model ORDER BY phase, model"
+echo "-- alerts (SLO burn rates, capacity, thermal) raised during the run"
+q -c "SELECT phase, alertname, slo, severity, state, started_at::time(0) AS started,
+             resolved_at::time(0) AS resolved, left(summary, 110) AS why
+      FROM alerts ORDER BY started_at"
+echo "-- waferwatch slo (the SLO report an SRE runs; exit 1 while a page fires)"
+"$bin/collector/waferwatch" slo --pg dbname=waferwatch || true
+echo
 echo "-- ingest"
 q -c "SELECT (SELECT count(*) FROM node_samples) AS rows,
              (SELECT count(*) FROM latency_windows) AS latency_windows,

@@ -5,6 +5,7 @@ WW_DEB_PACKAGES=(
   protobuf-c-compiler libprotobuf-c-dev
   libzmq3-dev libpq-dev libyaml-dev libcmocka-dev
   postgresql postgresql-client
+  libcurl4-openssl-dev prometheus-alertmanager
 )
 
 ww_install_deps() {

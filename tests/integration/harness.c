@@ -224,12 +224,11 @@ static void s_keygen(const char *dir, const char *name)
     }
 }
 
-void h_secure(const char *dir, const char *agent_id, const char *patterns)
+void h_enrol(const char *dir, const char *key_name, const char *agent_id, const char *patterns)
 {
-    s_keygen(dir, "collector");
-    s_keygen(dir, "agent");
+    s_keygen(dir, key_name);
     char path[300];
-    snprintf(path, sizeof path, "%s/agent.pub", dir);
+    snprintf(path, sizeof path, "%s/%s.pub", dir, key_name);
     char *pub = h_read_file(path);
     assert_non_null(pub);
     char *key = strstr(pub, "public = ");
@@ -242,6 +241,12 @@ void h_secure(const char *dir, const char *agent_id, const char *patterns)
     fprintf(f, "%s %s %s\n", key, agent_id, patterns);
     fclose(f);
     free(pub);
+}
+
+void h_secure(const char *dir, const char *agent_id, const char *patterns)
+{
+    s_keygen(dir, "collector");
+    h_enrol(dir, "agent", agent_id, patterns);
     char v[300];
     snprintf(v, sizeof v, "%s/collector.pub", dir);
     setenv("WW_AGENT_SECURITY_SERVER_KEY", v, 1);

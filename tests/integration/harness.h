@@ -66,6 +66,10 @@ pid_t h_collector_spawn(const char *dir, const char *listen, const char *conninf
  * h_collector_spawn use dir's collector key and allowlist. */
 void h_secure(const char *dir, const char *agent_id, const char *patterns);
 
+/* Generates dir/KEY_NAME.{key,pub} if missing and enrols the key in dir/allowlist as
+ * agent_id with the node patterns (no environment change). */
+void h_enrol(const char *dir, const char *key_name, const char *agent_id, const char *patterns);
+
 /* Sets a raw ZeroMQ socket up as a CURVE client with dir's keys (see h_secure). */
 void h_curve_client(void *sock, const char *dir, const char *key_name);
 

@@ -1,0 +1,656 @@
+/* The SQL side of SLO evaluation (collector/migrations/0006_slo.sql) against a real
+ * PostgreSQL: ww_hist_count_above on hand-built histograms (every part, bucket
+ * boundaries, clamping to min/max, NULL), its relation with ww_quantile and its
+ * exactness outside the bucket holding the threshold on random histograms recorded by the
+ * C histogram, ww_sli over raw windows and over rollups (phase, model, metric, half-open
+ * ranges, availability, errors), ww_phase_capacity on hand-inserted samples, and the
+ * privileges of waferwatch_writer / waferwatch_reader on the new tables (private cluster:
+ * roles are cluster-wide). */
+#include "harness.h"
+#include "migrate.h"
+#include "ww_hist.h"
+#include "ww_test.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Scale 0 buckets: i holds (2^i, 2^(i+1)], harmonic-mean point 4/3 * 2^i. H10: zero 1,
+ * underflow 1, bucket -2 (0.25, 0.5] x2, bucket -1 (0.5, 1] x3, bucket 0 (1, 2] x2, overflow
+ * 1 (5000); min 0, max 5000. */
+#define H10 "ROW(0, 10, 5008, 0, 5000, 1, 1, 1, -2, '{2,3,2}')::ww_hist"
+#define T0 "'2030-01-01 00:00:00+00'::timestamptz"
+
+static void s_db(h_db_t *db, const char *tag)
+{
+    h_db_create(db, tag);
+    int v = ww_migrate(db->conn);
+    if (v < 6) {
+        fail_msg("ww_migrate returned %d, want >= 6", v);
+    }
+}
+
+/* One number from a formatted query (NULL gives -1). */
+static long long s_ll(h_db_t *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long long s_ll(h_db_t *db, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return h_query_ll(db, sql);
+}
+
+/* One double from a query (NULL gives NAN). */
+static double s_dbl(h_db_t *db, const char *sql)
+{
+    PGresult *r = h_query(db, sql);
+    assert_int_equal(PQntuples(r), 1);
+    double v = PQgetisnull(r, 0, 0) ? NAN : strtod(PQgetvalue(r, 0, 0), NULL);
+    PQclear(r);
+    return v;
+}
+
+/* count_above of H10 at x (given as SQL text). */
+static long long s_above10(h_db_t *db, const char *x)
+{
+    return s_ll(db, "SELECT ww_hist_count_above(" H10 ", %s)", x);
+}
+
+static void test_count_above_parts_and_boundaries(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_ca");
+    assert_int_equal(s_above10(&db, "-1"), 10); /* zero_count above x < 0 */
+    assert_int_equal(s_above10(&db, "0"), 9);   /* ... at or below 0 */
+    assert_int_equal(s_above10(&db, "'-Infinity'"), 10);
+    assert_int_equal(s_above10(&db, "power(2, -21)::float8"), 9); /* underflow above */
+    assert_int_equal(s_above10(&db, "power(2, -20)::float8"), 8); /* ... at or below 2^-20 */
+    assert_int_equal(s_above10(&db, "0.25"), 8);                  /* lower bound of bucket -2 */
+    assert_int_equal(s_above10(&db, "0.3"), 8);                   /* below its point 1/3 */
+    assert_int_equal(s_above10(&db, "0.34"), 6);                  /* above it */
+    assert_int_equal(s_above10(&db, "0.5"), 6);                   /* boundary: exact */
+    assert_int_equal(s_above10(&db, "1"), 3);
+    assert_int_equal(s_above10(&db, "1.3"), 3);
+    assert_int_equal(s_above10(&db, "4::float8 / 3"), 1); /* the point itself is not above */
+    assert_int_equal(s_above10(&db, "2"), 1);
+    assert_int_equal(s_above10(&db, "4095.9"), 1); /* overflow above every x < 2^12 */
+    assert_int_equal(s_above10(&db, "4999"), 1);   /* ... beyond: decided by max */
+    assert_int_equal(s_above10(&db, "5000"), 0);
+    assert_int_equal(s_above10(&db, "'Infinity'"), 0);
+    assert_int_equal(s_above10(&db, "'NaN'"), 0);
+    assert_int_equal(s_above10(&db, "NULL"), -1);
+    /* NULL and empty histograms: 0. */
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(NULL::ww_hist, 1)"), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(NULL, 1)"), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(6, 0, 0, NULL, NULL,"
+                                     " 0, 0, 0, 0, '{}')::ww_hist, -1)"),
+                     0);
+    /* A non-canonical histogram (zero buckets at the ends, non-1-based array) counts alike. */
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(0, 10, 5008, 0, 5000, 1,"
+                                     " 1, 1, -3, '[0:4]={0,2,3,2,0}')::ww_hist, 0.34)"),
+                     6);
+    /* Overflow holding only +inf (max a bucket value or NULL): above every finite x. */
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(0, 3, 1.5, 1.5, 1.5, 0,"
+                                     " 0, 2, 0, '{1}')::ww_hist, 1e300)"),
+                     2);
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(0, 2, 0, NULL, NULL, 0,"
+                                     " 0, 2, 0, '{}')::ww_hist, 1e300)"),
+                     2);
+    /* Clamping to [min, max], as ww_quantile: three values in [1.9, 1.95] of bucket 0
+     * (point 4/3 -> 1.9): all above 1.8, none above 1.9 (= the quantile). */
+    const char *hi = "ROW(0, 3, 5.75, 1.9, 1.95, 0, 0, 0, 0, '{3}')::ww_hist";
+    assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, 1.8)", hi), 3);
+    assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, ww_quantile(%s, 0.5))", hi, hi), 0);
+    assert_float_equal(s_dbl(&db, "SELECT ww_quantile(ROW(0, 3, 5.75, 1.9, 1.95, 0, 0, 0, 0,"
+                                  " '{3}')::ww_hist, 0.5)"),
+                       1.9, 0);
+    /* Three values in [1.01, 1.2] (point 4/3 -> 1.2): none above 1.25 (exact, where the
+     * unclamped point would say 3). */
+    const char *lo = "ROW(0, 3, 3.3, 1.01, 1.2, 0, 0, 0, 0, '{3}')::ww_hist";
+    assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, 1.25)", lo), 0);
+    assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, 1.0)", lo), 3);
+    /* Never increases with x. */
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM (SELECT x, ww_hist_count_above(" H10
+                                     ", x) AS a, lag(ww_hist_count_above(" H10 ", x)) OVER"
+                                     " (ORDER BY x) AS prev FROM (SELECT power(2, k / 64.0)::"
+                                     "float8 AS x FROM generate_series(-1400, 900) k) s) t"
+                                     " WHERE a > prev"),
+                     0);
+    h_db_drop(&db);
+}
+
+/* xorshift64*: deterministic test data. */
+static uint64_t s_rng = 0x9e3779b97f4a7c15ULL;
+static double s_unif(void)
+{
+    s_rng ^= s_rng >> 12;
+    s_rng ^= s_rng << 25;
+    s_rng ^= s_rng >> 27;
+    return (double)((s_rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+static double s_normal(void)
+{
+    double u = s_unif(), v = s_unif();
+    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+/* h as a ww_hist SQL literal (malloc'd). */
+static char *s_literal(const ww_hist_t *h)
+{
+    size_t cap = 256 + (size_t)h->len * 24;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    char mn[40] = "NULL", mx[40] = "NULL";
+    if (!isnan(h->min)) {
+        snprintf(mn, sizeof mn, "%.17g", h->min);
+        snprintf(mx, sizeof mx, "%.17g", h->max);
+    }
+    size_t n = (size_t)snprintf(s, cap, "ROW(%d, %llu, %.17g, %s, %s, %llu, %llu, %llu, %d, '{",
+                                (int)h->scale, (unsigned long long)h->count, h->sum, mn, mx,
+                                (unsigned long long)h->zero_count, (unsigned long long)h->underflow,
+                                (unsigned long long)h->overflow, (int)h->offset);
+    for (uint32_t k = 0; k < h->len; k++) {
+        n += (size_t)snprintf(s + n, cap - n, "%s%llu", k ? "," : "",
+                              (unsigned long long)h->counts[k]);
+    }
+    snprintf(s + n, cap - n, "}')::ww_hist");
+    return s;
+}
+
+#define R_HISTS 48
+#define R_MAXV 1500
+
+static void test_count_above_quantile_relation_and_exactness(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_cq");
+    PQclear(h_query(&db, "CREATE TEMP TABLE hs (id int, h ww_hist)"));
+    static double v[R_MAXV];
+    long long checked = 0;
+    for (int k = 0; k < R_HISTS; k++) {
+        int scale = k % (WW_HIST_MAX_SCALE + 1);
+        int n = 1 + (int)(s_unif() * (k % 3 == 0 ? 20 : R_MAXV - 1));
+        double mu = -9.0 + 12.0 * s_unif(), sigma = 0.05 + 1.5 * s_unif();
+        ww_hist_t h;
+        ww_hist_init(&h, scale);
+        for (int i = 0; i < n; i++) {
+            double u = s_unif();
+            if (k % 4 == 1 && u < 0.03) {
+                v[i] = u < 0.01 ? 0.0 : -0.001; /* zero_count */
+            } else if (k % 4 == 1 && u < 0.06) {
+                v[i] = 3e-7; /* underflow */
+            } else if (k % 4 == 2 && u < 0.03) {
+                v[i] = u < 0.015 ? 5000.0 + 100000.0 * u : INFINITY; /* overflow */
+            } else {
+                v[i] = exp(mu + sigma * s_normal());
+            }
+            assert_int_equal(ww_hist_record(&h, v[i]), 0);
+        }
+        char *lit = s_literal(&h);
+        char *sql = malloc(strlen(lit) + 64);
+        assert_non_null(sql);
+        sprintf(sql, "INSERT INTO hs VALUES (%d, %s)", k, lit);
+        PQclear(h_query(&db, sql));
+        free(sql);
+
+        /* Exactness: off from the true count by at most the values of x's bucket. */
+        for (int t = 0; t < 12; t++) {
+            double x = t < 8 ? v[(int)(s_unif() * n)] : exp(mu + 3.0 * s_normal());
+            if (!(x > WW_HIST_MIN && x <= WW_HIST_MAX)) {
+                continue;
+            }
+            int32_t bx = ww_hist_index(x, scale);
+            long long truth = 0, in_bucket = 0;
+            for (int i = 0; i < n; i++) {
+                truth += v[i] > x || isnan(v[i]);
+                in_bucket +=
+                    v[i] > WW_HIST_MIN && v[i] <= WW_HIST_MAX && ww_hist_index(v[i], scale) == bx;
+            }
+            char *q = malloc(strlen(lit) + 96);
+            assert_non_null(q);
+            sprintf(q, "SELECT ww_hist_count_above(%s, %.17g)", lit, x);
+            long long got = h_query_ll(&db, q);
+            free(q);
+            if (llabs(got - truth) > in_bucket) {
+                fail_msg("hist %d (scale %d, n %d): count_above(%.17g) = %lld, true %lld,"
+                         " bucket holds %lld",
+                         k, scale, n, x, got, truth, in_bucket);
+            }
+            checked++;
+        }
+        free(lit);
+        ww_hist_fini(&h);
+    }
+    assert_true(checked > R_HISTS * 6);
+
+    /* count_above(h, ww_quantile(h, q)) <= n - r, r = max(1, ceil(q n)): at least a share
+     * q of the values is at or below the q-quantile. Tight: equality nearly always. */
+    PGresult *r = h_query(&db, "WITH qs AS (SELECT (k / 200.0)::float8 AS q FROM"
+                               " generate_series(0, 200) k UNION ALL SELECT unnest("
+                               "'{0.001, 0.01, 0.999, 0.9999, 0.99999}'::float8[])),"
+                               " c AS (SELECT (h).count AS n, q, ww_hist_count_above(h,"
+                               " ww_quantile(h, q)) AS above, greatest(1, ceil(q *"
+                               " (h).count::float8))::bigint AS r FROM hs, qs)"
+                               " SELECT count(*) FILTER (WHERE above > n - r),"
+                               " count(*) FILTER (WHERE n - above < q * n),"
+                               " count(*) FILTER (WHERE above = n - r), count(*) FROM c");
+    long long bad = atoll(PQgetvalue(r, 0, 0)), bad_share = atoll(PQgetvalue(r, 0, 1));
+    long long equal = atoll(PQgetvalue(r, 0, 2)), all = atoll(PQgetvalue(r, 0, 3));
+    PQclear(r);
+    assert_int_equal(all, R_HISTS * 206);
+    assert_int_equal(bad, 0);
+    assert_int_equal(bad_share, 0);
+    assert_true(equal > 0);
+    h_db_drop(&db);
+}
+
+/* A scale-0 histogram literal with `a` values in bucket -3 (0.125, 0.25] (point 1/6) and
+ * `b` in bucket bi (point 4/3 * 2^bi), written into buf. */
+static const char *s_h2(char *buf, size_t cap, int a, int b, int bi)
+{
+    if (a == 0) {
+        snprintf(buf, cap, "ROW(0, %d, 1, %g, %g, 0, 0, 0, %d, '{%d}')::ww_hist", b, ldexp(1.1, bi),
+                 ldexp(1.9, bi), bi, b);
+    } else {
+        snprintf(buf, cap,
+                 "ROW(0, %d, 1, 0.2, %g, 0, 0, 0, -3, ARRAY[%d]::bigint[] ||"
+                 " array_fill(0::bigint, ARRAY[%d]) || ARRAY[%d]::bigint[])::ww_hist",
+                 a + b, b ? ldexp(1.9, bi) : 0.25, a, bi + 3 - 1, b);
+    }
+    return buf;
+}
+
+/* A window (or rollup) row: ttft from s_h2(a, b, bi); queue, tpot, e2e hold 1, 2 and 3
+ * values in bucket 3 (8, 16] so that the totals name the column. */
+static void s_insert(h_db_t *db, const char *table, const char *when, const char *key,
+                     const char *model, int a, int b, int bi, const char *requests)
+{
+    char h[512], sql[2048];
+    s_h2(h, sizeof h, a, b, bi);
+#define S_OTHER(n) "ROW(0, " #n ", 10, 10, 10, 0, 0, 0, 3, '{" #n "}')::ww_hist"
+    const char *q = S_OTHER(1), *tp = S_OTHER(2), *e = S_OTHER(3);
+    if (strcmp(table, "latency_windows") == 0) {
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO latency_windows VALUES (" T0 " + interval '%s', '%s', '%s', 1, %s,"
+                 " 0, 0, %s, %s, %s, %s)",
+                 when, key, model, requests, q, h, tp, e);
+    } else {
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO latency_rollup_1m VALUES (" T0 " + interval '%s', '%s', '%s', 1,"
+                 " %s, 0, 0, %s, %s, %s, %s)",
+                 when, key, model, requests, q, h, tp, e);
+    }
+    PQclear(h_query(db, sql));
+}
+
+/* Windows and rollups of phases A and B (the rollups deliberately differ from the windows,
+ * so that each test sees which source was read). */
+static void s_latency_fixture(h_db_t *db)
+{
+    PQclear(h_query(db, "INSERT INTO nodes (node_id, agent_id, phase) VALUES ('n1', 'a', 'A'),"
+                        " ('n2', 'a', 'A'), ('n3', 'a', 'B')"));
+    /* requests: ok, error, timeout, rejected */
+    s_insert(db, "latency_windows", "0 s", "n1", "m1", 4, 1, 0, "5, 0, 0, 0");
+    s_insert(db, "latency_windows", "30 s", "n2", "m2", 2, 2, 1, "3, 1, 0, 0");
+    s_insert(db, "latency_windows", "60 s", "n1", "m1", 1, 0, 0, "1, 0, 1, 1");
+    s_insert(db, "latency_windows", "0 s", "n3", "m1", 0, 10, 1, "10, 0, 0, 0");
+    s_insert(db, "latency_windows", "120 s", "n1", "m1", 0, 7, 2, "7, 7, 0, 0");
+    s_insert(db, "latency_windows", "-1 s", "n2", "m1", 0, 9, 2, "9, 9, 0, 0");
+    s_insert(db, "latency_rollup_1m", "0 min", "A", "m1", 10, 5, 0, "100, 1, 2, 3");
+    s_insert(db, "latency_rollup_1m", "1 min", "A", "m2", 0, 3, 1, "50, 0, 0, 0");
+    s_insert(db, "latency_rollup_1m", "9 min", "A", "m1", 0, 2, 0, "20, 0, 0, 5");
+    s_insert(db, "latency_rollup_1m", "10 min", "A", "m1", 0, 100, 0, "1000, 0, 0, 0");
+    s_insert(db, "latency_rollup_1m", "-1 min", "A", "m1", 0, 100, 0, "1000, 0, 0, 0");
+    s_insert(db, "latency_rollup_1m", "0 min", "B", "m1", 0, 50, 0, "1, 1, 1, 1");
+    /* A rollup at a finer scale (bucket 0 at scale 1: (1, 2^0.5], point 1.17): merged at
+     * scale 0 into (1, 2], still above 1 s. */
+    PQclear(h_query(db, "INSERT INTO latency_rollup_1m SELECT " T0 " + interval '2 min', 'A',"
+                        " 'm2', 1, 0, 0, 0, 0, 0, 0, q, h, q, q FROM (SELECT ROW(1, 1, 1.2, 1.2,"
+                        " 1.2, 0, 0, 0, 0, '{1}')::ww_hist AS h, ROW(0, 0, 0, NULL, NULL, 0, 0,"
+                        " 0, 0, '{}')::ww_hist AS q) s"));
+}
+
+/* "good/total" of ww_sli, e.g. "7/10". */
+static void s_sli(h_db_t *db, const char *phase, const char *model, const char *metric,
+                  const char *threshold, const char *from, const char *to, const char *want)
+{
+    char sql[1024], got[64];
+    snprintf(sql, sizeof sql,
+             "SELECT good || '/' || total FROM ww_sli('%s', '%s', '%s', %s, " T0
+             " + interval '%s', " T0 " + interval '%s')",
+             phase, model, metric, threshold, from, to);
+    PGresult *r = h_query(db, sql);
+    assert_int_equal(PQntuples(r), 1);
+    snprintf(got, sizeof got, "%s", PQgetisnull(r, 0, 0) ? "NULL" : PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (strcmp(got, want) != 0) {
+        fail_msg("ww_sli(%s, %s, %s, %s, +%s, +%s) = %s, want %s", phase, model, metric, threshold,
+                 from, to, got, want);
+    }
+}
+
+static void test_sli_latency_raw_windows(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_sw");
+    s_latency_fixture(&db);
+    /* [T, T+2min) of phase A: windows at 0 s (n1 m1: 4 fast, 1 at 4/3), 30 s (n2 m2: 2
+     * fast, 2 at 8/3), 60 s (n1 m1: 1 fast); not n3 (phase B), not 120 s, not -1 s. */
+    s_sli(&db, "A", "*", "ttft", "1.0", "0 s", "2 min", "7/10");
+    s_sli(&db, "A", "m1", "ttft", "1.0", "0 s", "2 min", "5/6");
+    s_sli(&db, "A", "m2", "ttft", "1.0", "0 s", "2 min", "2/4");
+    s_sli(&db, "A", "*", "ttft", "2.0", "0 s", "2 min", "8/10");
+    s_sli(&db, "A", "*", "ttft", "3.0", "0 s", "2 min", "10/10");
+    s_sli(&db, "A", "m3", "ttft", "1.0", "0 s", "2 min", "0/0");
+    s_sli(&db, "B", "*", "ttft", "1.0", "0 s", "2 min", "0/10");
+    s_sli(&db, "C", "*", "ttft", "1.0", "0 s", "2 min", "0/0");
+    /* Half-open: [30 s, 60 s) holds the 30 s window only; [-1 s, 0 s) the -1 s one. */
+    s_sli(&db, "A", "*", "ttft", "1.0", "30 s", "60 s", "2/4");
+    s_sli(&db, "A", "*", "ttft", "1.0", "-1 s", "0 s", "0/9");
+    s_sli(&db, "A", "*", "ttft", "1.0", "1 min", "1 min", "0/0");
+    s_sli(&db, "A", "*", "ttft", "1.0", "2 min", "0 s", "0/0");
+    /* The metric picks the column: queue 1, tpot 2, e2e 3 values per window (at 8..16 s). */
+    s_sli(&db, "A", "*", "queue", "1.0", "0 s", "2 min", "0/3");
+    s_sli(&db, "A", "*", "tpot", "1.0", "0 s", "2 min", "0/6");
+    s_sli(&db, "A", "*", "e2e", "1.0", "0 s", "2 min", "0/9");
+    s_sli(&db, "A", "*", "e2e", "20", "0 s", "2 min", "9/9");
+    /* 9 min 59 s is still raw windows: the 120 s window joins. */
+    s_sli(&db, "A", "*", "ttft", "1.0", "0 s", "9 min 59 s", "7/17");
+    h_db_drop(&db);
+}
+
+static void test_sli_latency_rollups(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_sr");
+    s_latency_fixture(&db);
+    /* [T, T+10min) of phase A from the rollups: 0 min m1 (10 fast, 5 at 4/3), 1 min m2 (3
+     * at 8/3), 2 min m2 (1 at 1.17, scale 1), 9 min m1 (2 at 4/3); not 10 min, -1 min, B. */
+    s_sli(&db, "A", "*", "ttft", "1.0", "0 s", "10 min", "10/21");
+    s_sli(&db, "A", "m1", "ttft", "1.0", "0 s", "10 min", "10/17");
+    s_sli(&db, "A", "m2", "ttft", "1.0", "0 s", "10 min", "0/4");
+    s_sli(&db, "A", "m2", "ttft", "2.0", "0 s", "10 min", "1/4");
+    s_sli(&db, "B", "*", "ttft", "1.0", "0 s", "10 min", "0/50");
+    s_sli(&db, "B", "m2", "ttft", "1.0", "0 s", "10 min", "0/0");
+    s_sli(&db, "A", "*", "ttft", "1.0", "1 min", "11 min", "0/106");
+    s_sli(&db, "A", "*", "ttft", "1.0", "-1 min", "9 min", "10/119");
+    s_sli(&db, "A", "*", "e2e", "20", "0 s", "10 min", "9/9");
+    s_sli(&db, "A", "*", "queue", "1.0", "0 s", "10 min", "0/3");
+    s_sli(&db, "C", "*", "ttft", "1.0", "0 s", "1 day", "0/0");
+    h_db_drop(&db);
+}
+
+static void test_sli_availability(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_sa");
+    s_latency_fixture(&db);
+    /* Raw windows [T, T+2min), phase A: ok 5 + 3 + 1 = 9 of 5 + 4 + 3 = 12. */
+    s_sli(&db, "A", "*", "availability", "NULL", "0 s", "2 min", "9/12");
+    s_sli(&db, "A", "m1", "availability", "0.5", "0 s", "2 min", "6/8");
+    s_sli(&db, "A", "m2", "availability", "NULL", "0 s", "2 min", "3/4");
+    s_sli(&db, "B", "*", "availability", "NULL", "0 s", "2 min", "10/10");
+    s_sli(&db, "C", "*", "availability", "NULL", "0 s", "2 min", "0/0");
+    /* Rollups [T, T+10min), phase A: ok 100 + 50 + 20 + 0 = 170 of 106 + 50 + 25 + 0. */
+    s_sli(&db, "A", "*", "availability", "NULL", "0 s", "10 min", "170/181");
+    s_sli(&db, "A", "m1", "availability", "NULL", "0 s", "10 min", "120/131");
+    s_sli(&db, "B", "*", "availability", "NULL", "0 s", "10 min", "1/4");
+    s_sli(&db, "C", "*", "availability", "NULL", "0 s", "10 min", "0/0");
+    h_db_drop(&db);
+}
+
+/* Runs sql; returns its SQLSTATE ("" on success) in state, and the message in msg. */
+static void s_exec(PGconn *c, const char *sql, char *state, size_t scap, char *msg, size_t mcap)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    snprintf(state, scap, "%s", st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "" : s ? s : "?");
+    if (msg) {
+        snprintf(msg, mcap, "%s", PQerrorMessage(c));
+    }
+    PQclear(r);
+}
+
+static void test_sli_errors(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_se");
+    char st[16], msg[512];
+    s_exec(db.conn, "SELECT * FROM ww_sli('A', '*', 'latencyy', 1, now() - interval '1 h', now())",
+           st, sizeof st, msg, sizeof msg);
+    assert_string_equal(st, "22023");
+    if (!strstr(msg, "latencyy")) {
+        fail_msg("the error does not name the metric: %s", msg);
+    }
+    s_exec(db.conn, "SELECT * FROM ww_sli('A', '*', 'TTFT', 1, now() - interval '1 m', now())", st,
+           sizeof st, NULL, 0);
+    assert_string_equal(st, "22023");
+    s_exec(db.conn, "SELECT * FROM ww_sli('A', '*', NULL, 1, now() - interval '1 m', now())", st,
+           sizeof st, NULL, 0);
+    assert_string_equal(st, "22023");
+    /* A latency metric needs a threshold. */
+    s_exec(db.conn, "SELECT * FROM ww_sli('A', '*', 'ttft', NULL, now() - interval '1 m', now())",
+           st, sizeof st, NULL, 0);
+    assert_string_equal(st, "22023");
+    /* Every known metric on an empty database: one row (0, 0), never NULL. */
+    assert_int_equal(h_query_ll(&db,
+                                "SELECT count(*) FROM unnest('{ttft,tpot,e2e,queue,"
+                                "availability}'::text[]) m, unnest('{1 min, 1 h}'::interval[]) d,"
+                                " LATERAL ww_sli('A', '*', m, 1, now() - d, now()) s"
+                                " WHERE s.good = 0 AND s.total = 0"),
+                     10);
+    h_db_drop(&db);
+}
+
+static void s_sample(h_db_t *db, const char *node, const char *when, double power, double outlet,
+                     double hotspot, double tokens, int throttled)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO node_samples VALUES (" T0 " + interval '%s', '%s', %g, 20, %g, 30,"
+             " %g, 0.5, %g, 0, 0, 0, %s, 1)",
+             when, node, power, outlet, hotspot, tokens, throttled ? "true" : "false");
+    PQclear(h_query(db, sql));
+}
+
+/* One row of ww_phase_capacity as text, '|' between the columns. */
+#define S_CAPACITY                                                                                 \
+    "SELECT reporting_nodes || '|' || healthy_nodes || '|' || delivered_kw || '|' || power_kw"     \
+    " || '|' || coalesce(hotspot_max_c::text, 'null') || '|' || coalesce(outlet_max_c::text,"      \
+    " 'null') || '|' || coalesce(throttled_share::numeric(10, 6)::text, 'null') || '|' ||"         \
+    " coalesce(j_per_token::text, 'null') FROM ww_phase_capacity('%s', " T0                        \
+    " + interval '%s', " T0 " + interval '%s', %s)"
+
+static void test_phase_capacity(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_pc");
+    PQclear(h_query(&db, "INSERT INTO nodes (node_id, agent_id, phase, rated_kw) VALUES"
+                         " ('c1', 'a', 'A', 10), ('c2', 'a', 'A', 20), ('c3', 'a', 'A', 40),"
+                         " ('c4', 'a', 'A', 80), ('c5', 'a', 'B', 160)"));
+    /* c1: healthy at its latest sample (30 s). */
+    s_sample(&db, "c1", "0 s", 1000, 40, 70, 100, 0);
+    s_sample(&db, "c1", "30 s", 1500, 41, 72, 100, 0);
+    s_sample(&db, "c1", "60 s", 9999, 99, 99, 1, 1); /* at p_to: outside */
+    /* c2: throttled at its latest sample. */
+    s_sample(&db, "c2", "0 s", 2000, 42, 71, 200, 0);
+    s_sample(&db, "c2", "40 s", 2500, 43.5, 75, 50, 1);
+    /* c3: throttled before, too hot at its latest sample. */
+    s_sample(&db, "c3", "5 s", 500, 44, 80, 50, 1);
+    s_sample(&db, "c3", "10 s", 3000, 45.25, 95, 300, 0);
+    /* c4: stale (before p_from); c5: another phase. */
+    s_sample(&db, "c4", "-1 s", 8888, 98, 50, 1300, 0);
+    s_sample(&db, "c5", "10 s", 7777, 97, 99, 1000, 1);
+
+    struct {
+        const char *phase, *from, *to, *hot, *want;
+    } cases[] = {
+        /* 3 reporting, c1 healthy (10 kW), latest power 1500 + 2500 + 3000 W, samples: 6,
+         * 2 throttled, 10500 W over 800 tokens/s = 13.125 J/token. */
+        {"A", "0 s", "60 s", "90", "3|1|10|7|95|45.25|0.333333|13.125"},
+        {"A", "0 s", "60 s", "95", "3|2|50|7|95|45.25|0.333333|13.125"},
+        {"A", "0 s", "60 s", "NULL", "3|2|50|7|95|45.25|0.333333|13.125"},
+        /* [0 s, 10 s): c1 and c2 at 0 s, c3 at 5 s (throttled). */
+        {"A", "0 s", "10 s", "90", "3|2|30|3.5|80|44|0.333333|10"},
+        /* [-1 s, 1 s): c4 reports now; c1 and c2 at 0 s. */
+        {"A", "-1 s", "1 s", "90", "3|3|110|11.888|71|98|0.000000|7.43"},
+        {"B", "0 s", "60 s", "90", "1|0|0|7.777|99|97|1.000000|7.777"},
+        /* No sample: one row of zeros and NULLs. */
+        {"C", "0 s", "60 s", "90", "0|0|0|0|null|null|null|null"},
+        {"A", "1 h", "2 h", "90", "0|0|0|0|null|null|null|null"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql, S_CAPACITY, cases[i].phase, cases[i].from, cases[i].to,
+                 cases[i].hot);
+        PGresult *r = h_query(&db, sql);
+        assert_int_equal(PQntuples(r), 1);
+        if (strcmp(PQgetvalue(r, 0, 0), cases[i].want) != 0) {
+            fail_msg("ww_phase_capacity(%s, +%s, +%s, %s) = %s, want %s", cases[i].phase,
+                     cases[i].from, cases[i].to, cases[i].hot, PQgetvalue(r, 0, 0), cases[i].want);
+        }
+        PQclear(r);
+    }
+    /* No tokens at all: J/token NULL, not a division by zero. */
+    PQclear(h_query(&db, "INSERT INTO nodes (node_id, agent_id, phase, rated_kw) VALUES"
+                         " ('d1', 'a', 'D', 1)"));
+    s_sample(&db, "d1", "0 s", 100, 30, 60, 0, 0);
+    assert_true(isnan(s_dbl(&db, "SELECT j_per_token FROM ww_phase_capacity('D', " T0 ", " T0
+                                 " + interval '1 min', 90)")));
+    h_db_drop(&db);
+}
+
+/* Runs sql as c; fails unless it succeeds (want "") or fails with SQLSTATE want. */
+static void s_as(PGconn *c, const char *sql, const char *want)
+{
+    char st[16], msg[512];
+    s_exec(c, sql, st, sizeof st, msg, sizeof msg);
+    if (strcmp(st, want) != 0) {
+        fail_msg("as %s: %s\nwant SQLSTATE '%s', got '%s': %s", PQuser(c), sql, want, st, msg);
+    }
+}
+
+static PGconn *s_login(h_pg_t *pg, const char *user)
+{
+    char ci[256];
+    snprintf(ci, sizeof ci, "host=%s port=5432 dbname=ww user=%s", pg->dir, user);
+    PGconn *c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fail_msg("cannot connect as %s: %s", user, PQerrorMessage(c));
+    }
+    return c;
+}
+
+static void test_roles_on_slo_tables(void **state)
+{
+    (void)state;
+    h_pg_t pg;
+    h_db_t db;
+    h_pg_start(&pg, &db, "slor");
+    assert_true(ww_migrate(db.conn) >= 6);
+    PQclear(h_query(&db, "CREATE ROLE slo_w LOGIN IN ROLE waferwatch_writer"));
+    PQclear(h_query(&db, "CREATE ROLE slo_r LOGIN IN ROLE waferwatch_reader"));
+    PGconn *w = s_login(&pg, "slo_w");
+    /* What the evaluator does: upsert phases, status and alerts, append the rest. */
+    s_as(w,
+         "INSERT INTO phases (id, name, go_live, contracted_mw, capacity_breach_share,"
+         " power_ceiling_mw, hotspot_max_c, outlet_max_c) VALUES ('A', 'a', '2030-01-01', 1,"
+         " 0.9, 2, 90, 45) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+         "");
+    s_as(w,
+         "INSERT INTO phases (id, name, go_live, contracted_mw, capacity_breach_share,"
+         " power_ceiling_mw, hotspot_max_c, outlet_max_c) VALUES ('A', 'a2', '2030-01-01', 1,"
+         " 0.9, 2, 90, 45) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,"
+         " updated_at = now()",
+         "");
+    s_as(w,
+         "INSERT INTO slo_evaluations VALUES (now(), 'A', 'ttft-p99', 'm', 'ttft', 300, '5m',"
+         " 99, 100, 1.0)",
+         "");
+    for (int i = 0; i < 2; i++) {
+        s_as(w,
+             "INSERT INTO slo_status VALUES ('A', 'ttft-p99', 'm', 'ttft', 0.99, 1.0, now(),"
+             " 0.99, 0, '{\"5m\": 1.0}') ON CONFLICT (phase, slo) DO UPDATE SET time ="
+             " EXCLUDED.time, burn_rates = EXCLUDED.burn_rates",
+             "");
+    }
+    s_as(w,
+         "WITH a AS (INSERT INTO alerts (alertname, phase, slo, model, severity, state,"
+         " started_at, last_eval_at, summary, details) VALUES ('SLOBurnRate', 'A', 'ttft-p99',"
+         " 'm', 'page', 'firing', now(), now(), 's', '{}') RETURNING id, alertname, phase, slo,"
+         " severity) INSERT INTO alert_transitions (alert_id, alertname, phase, slo, severity,"
+         " to_state, details) SELECT id, alertname, phase, slo, severity, 'firing', '{}' FROM a",
+         "");
+    s_as(w, "UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state = 'firing'", "");
+    s_as(w,
+         "INSERT INTO capacity_evaluations VALUES (now(), 'A', true, 1, 1, 0.5, 1, 0.5, 0.4, 80,"
+         " 40, 0, 10, true)",
+         "");
+    s_as(w,
+         "SELECT * FROM ww_sli('A', '*', 'ttft', 1, now() - interval '1 h', now()),"
+         " ww_sli('A', '*', 'availability', NULL, now() - interval '1 m', now()) a,"
+         " ww_phase_capacity('A', now() - interval '1 m', now(), 90),"
+         " ww_hist_count_above(NULL, 1)",
+         "");
+    /* No deleting, truncating or rewriting history. */
+    const char *tables[] = {"phases",          "slo_status",        "alerts",
+                            "slo_evaluations", "alert_transitions", "capacity_evaluations"};
+    char sql[256];
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        snprintf(sql, sizeof sql, "DELETE FROM %s", tables[i]);
+        s_as(w, sql, "42501");
+        snprintf(sql, sizeof sql, "TRUNCATE %s", tables[i]);
+        s_as(w, sql, "42501");
+    }
+    s_as(w, "UPDATE slo_evaluations SET good = 0", "42501");
+    s_as(w, "UPDATE alert_transitions SET to_state = 'x'", "42501");
+    s_as(w, "UPDATE capacity_evaluations SET breach = false", "42501");
+    /* 0005's grants still hold. */
+    s_as(w, "INSERT INTO streams (agent_id, epoch, last_seq) VALUES ('a', 1, 1)", "");
+    s_as(w, "DELETE FROM streams", "42501");
+    PQfinish(w);
+
+    PGconn *r = s_login(&pg, "slo_r");
+    s_as(r,
+         "SELECT * FROM phases, slo_evaluations, slo_status, alerts, alert_transitions,"
+         " capacity_evaluations",
+         "");
+    s_as(r,
+         "SELECT * FROM ww_sli('A', 'm', 'e2e', 1, now() - interval '1 h', now()),"
+         " ww_phase_capacity('A', now() - interval '1 m', now(), 90)",
+         "");
+    s_as(r, "INSERT INTO slo_evaluations VALUES (now(), 'A', 'x', 'm', 'ttft', 300, '5m', 1, 1, 0)",
+         "42501");
+    s_as(r, "UPDATE slo_status SET objective = 0", "42501");
+    s_as(r, "UPDATE phases SET name = ''", "42501");
+    s_as(r, "DELETE FROM alerts", "42501");
+    PQfinish(r);
+    h_pg_stop(&pg, &db);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_count_above_parts_and_boundaries),
+    cmocka_unit_test(test_count_above_quantile_relation_and_exactness),
+    cmocka_unit_test(test_sli_latency_raw_windows),
+    cmocka_unit_test(test_sli_latency_rollups),
+    cmocka_unit_test(test_sli_availability),
+    cmocka_unit_test(test_sli_errors),
+    cmocka_unit_test(test_phase_capacity),
+    cmocka_unit_test(test_roles_on_slo_tables),
+};
+
+WW_TEST_MAIN(tests, NULL, NULL)
