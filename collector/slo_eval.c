@@ -33,13 +33,14 @@ typedef struct {
     const char *alertname, *phase, *slo, *model, *severity;
     bool firing;
     char summary[256];
-    char details[1024]; /* JSON object */
+    char details[1024];    /* JSON object */
+    char annotations[512]; /* JSON object of strings, for Alertmanager */
 } s_rule_t;
 
 /* An Alertmanager notification to send after the commit. */
 typedef struct {
     char alertname[32], phase[64], slo[64], model[64], severity[16];
-    char summary[256], details[1024];
+    char summary[256], details[1024], annotations[512];
     int64_t starts_ns, ends_ns;
 } s_push_t;
 
@@ -152,6 +153,7 @@ static void s_queue_push(ww_slo_eval_t *self, const s_rule_t *r, int64_t starts_
     snprintf(p->severity, sizeof p->severity, "%s", r->severity);
     snprintf(p->summary, sizeof p->summary, "%s", r->summary);
     snprintf(p->details, sizeof p->details, "%s", r->details);
+    snprintf(p->annotations, sizeof p->annotations, "%s", r->annotations);
     p->starts_ns = starts_ns;
     p->ends_ns = ends_ns;
 }
@@ -312,8 +314,9 @@ static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t 
                 10, q, NULL) < 0) {
             return -EIO;
         }
-        s_rule_t page = {"SLOBurnRate", ph->id, slo->name, slo->model, "page", false, "", ""};
-        s_rule_t ticket = {"SLOBurnRate", ph->id, slo->name, slo->model, "ticket", false, "", ""};
+        s_rule_t page = {"SLOBurnRate", ph->id, slo->name, slo->model, "page", false, "", "", ""};
+        s_rule_t ticket = {"SLOBurnRate", ph->id, slo->name, slo->model, "ticket",
+                           false,         "",     "",        ""};
         page.firing = (burn[W1H] > 14.4 && burn[W5M] > 14.4) || (burn[W6H] > 6 && burn[W30M] > 6);
         ticket.firing = (burn[W1D] > 3 && burn[W2H] > 3) || (burn[W3D] > 1 && burn[W6H] > 1);
         s_rule_t *rules[] = {&page, &ticket};
@@ -326,6 +329,11 @@ static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t 
             snprintf(rules[k]->details, sizeof rules[k]->details,
                      "{\"burn_rates\":%s,\"budget_remaining\":%s,\"objective\":%s}", rates,
                      total > 0 ? left : "null", obj);
+            snprintf(rules[k]->annotations, sizeof rules[k]->annotations,
+                     "{\"burn_rates\":\"5m %.2fx, 30m %.2fx, 1h %.2fx, 2h %.2fx, 6h %.2fx, 1d "
+                     "%.2fx, 3d %.2fx\",\"budget_left\":\"%s\",\"objective\":\"%s\"}",
+                     burn[W5M], burn[W30M], burn[W1H], burn[W2H], burn[W6H], burn[W1D], burn[W3D],
+                     total > 0 ? left : "unknown", obj);
             if (s_apply(self, rules[k], now_ns) < 0) {
                 return -EIO;
             }
@@ -393,18 +401,28 @@ static int s_eval_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t no
                14, q, NULL) < 0) {
         return -EIO;
     }
-    s_rule_t cap = {"CapacityBreach", ph->id, "capacity", "*", "page", breach, "", ""};
+    s_rule_t cap = {"CapacityBreach", ph->id, "capacity", "*", "page", breach, "", "", ""};
     snprintf(cap.summary, sizeof cap.summary,
              "%s delivers %.3f MW of %.3f MW contracted (%.1f%%, breach below %.0f%%): %d of %d "
              "reporting nodes healthy",
              ph->id, delivered_mw, ph->contracted_mw, isnan(share) ? 0 : share * 100,
              ph->capacity_breach_share * 100, healthy, reporting);
+    snprintf(cap.annotations, sizeof cap.annotations,
+             "{\"delivered_mw\":\"%.6g\",\"contracted_mw\":\"%.6g\",\"healthy_nodes\":\"%d\"}",
+             delivered_mw, ph->contracted_mw, healthy);
     snprintf(cap.details, sizeof cap.details,
              "{\"delivered_mw\":%.9g,\"contracted_mw\":%.9g,\"healthy_nodes\":%d,"
              "\"reporting_nodes\":%d}",
              delivered_mw, ph->contracted_mw, healthy, reporting);
-    s_rule_t power = {
-        "PowerCeiling", ph->id, "power", "*", "ticket", power_mw > ph->power_ceiling_mw, "", ""};
+    s_rule_t power = {"PowerCeiling",
+                      ph->id,
+                      "power",
+                      "*",
+                      "ticket",
+                      power_mw > ph->power_ceiling_mw,
+                      "",
+                      "",
+                      ""};
     snprintf(power.summary, sizeof power.summary, "%s draws %.3f MW, ceiling %.3f MW", ph->id,
              power_mw, ph->power_ceiling_mw);
     snprintf(power.details, sizeof power.details, "{\"power_mw\":%.9g,\"ceiling_mw\":%.9g}",
@@ -416,6 +434,7 @@ static int s_eval_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t no
                         "ticket",
                         (has_hot && hotspot > ph->hotspot_max_c) ||
                             (has_out && outlet > ph->outlet_max_c),
+                        "",
                         "",
                         ""};
     snprintf(thermal.summary, sizeof thermal.summary,
@@ -483,7 +502,7 @@ static void s_push_all(ww_slo_eval_t *self)
         a[i].severity = p->severity;
         a[i].summary = p->summary;
         a[i].description = p->summary;
-        a[i].extra_annotations_json = NULL;
+        a[i].extra_annotations_json = p->annotations[0] ? p->annotations : NULL;
         a[i].starts_ns = p->starts_ns;
         a[i].ends_ns = p->ends_ns;
     }

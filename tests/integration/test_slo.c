@@ -211,9 +211,11 @@ static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
              am_url);
     s_write(slo_path, yaml);
     setenv("WW_COLLECTOR_SLO_FILE", slo_path, 1);
-    char endpoint[256];
-    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    unsetenv("WW_COLLECTOR_SLO_FILE");
+    char endpoint[256], listen[256];
+    /* ipc: the same endpoint across the restart below. */
+    snprintf(listen, sizeof listen, "ipc://%s/collector.sock", db.dir);
+    pid_t collector =
+        h_collector_spawn(db.dir, listen, db.conninfo, "collector", endpoint, sizeof endpoint);
     setenv("WW_TEST_ENDPOINT", endpoint, 1);
 
     PGconn *listener = PQconnectdb(db.conninfo);
@@ -274,10 +276,28 @@ static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
         }
     }
     assert_true(in_am);
+    char api[160];
+    snprintf(api, sizeof api, "%s/api/v2/alerts", am_url);
+    char *am_body = s_get(api);
+    assert_non_null(am_body);
+    assert_non_null(strstr(am_body, "burn_rates")); /* annotations: burn rates, budget left */
+    assert_non_null(strstr(am_body, "budget_left"));
+    free(am_body);
     char *report = NULL;
     assert_int_equal(s_cli_slo(&db, "slo-firing", &report), 1);
     assert_non_null(strstr(report, "phase-hot"));
     free(report);
+
+    /* A restarted collector carries on from the alerts table: no second firing. */
+    assert_int_equal(h_stop(collector, 15000), 0);
+    collector =
+        h_collector_spawn(db.dir, listen, db.conninfo, "collector2", endpoint, sizeof endpoint);
+    unsetenv("WW_COLLECTOR_SLO_FILE");
+    h_sleep_ms(2500);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM alert_transitions WHERE"
+                                     " phase = 'phase-hot' AND to_state = 'firing' AND"
+                                     " severity = 'page' AND alertname = 'SLOBurnRate'"),
+                     1);
 
     /* Resolves after the fault clears (25 s) and the queue drains. */
     int resolved = 0;
@@ -291,6 +311,10 @@ static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
     assert_true(h_query_ll(&db, "SELECT count(*) FROM alert_transitions WHERE phase ="
                                 " 'phase-hot' AND to_state = 'resolved' AND severity = 'page'"
                                 " AND alertname = 'SLOBurnRate'") >= 1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM alert_transitions WHERE"
+                                     " phase = 'phase-hot' AND to_state = 'firing' AND"
+                                     " severity = 'page' AND alertname = 'SLOBurnRate'"),
+                     1);
     int gone = 0;
     for (int i = 0; i < 20 && !gone; i++) {
         gone = !s_am_has(am_url, "\"alertname\":\"SLOBurnRate\"", "\"phase\":\"phase-hot\"",
