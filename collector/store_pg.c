@@ -640,6 +640,17 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
     ww_store_rc_t rc = WW_STORE_RETRY;
     if (!ids.oom && !epochs.oom) {
         const char *params[] = {ids.s, epochs.s};
+        /* A stream seen for the first time gets its row now, so that the row lock below
+         * also covers it: two collectors receiving a new stream's first batches at once
+         * serialize here instead of both writing them. */
+        rc = s_exec(self,
+                    "INSERT INTO streams (agent_id, epoch, last_seq)"
+                    " SELECT DISTINCT a, e, 0 FROM unnest($1::text[], $2::bigint[]) AS u(a, e)"
+                    " ORDER BY 1, 2 ON CONFLICT (agent_id, epoch) DO NOTHING",
+                    2, params, NULL, "registering new streams");
+    }
+    if (rc == WW_STORE_OK) {
+        const char *params[] = {ids.s, epochs.s};
         /* Sorted so that concurrent collectors lock rows in the same order. */
         rc = s_exec(self,
                     "SELECT s.agent_id, s.epoch, s.last_seq FROM streams s"

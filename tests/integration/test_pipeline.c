@@ -198,9 +198,45 @@ static void test_replayed_batch_is_stored_once(void **state)
     h_db_drop(&db);
 }
 
+/* Two collectors sharing a database receive the first batch of the same new streams at
+ * the same moment (an agent failing over mid-send): each batch is stored once. */
+static void test_two_collectors_race_on_new_streams(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "race");
+    h_secure(db.dir, "raw-agent", "raw-node");
+    char ep_a[256], ep_b[256];
+    pid_t a = h_collector_spawn(db.dir, "tcp://127.0.0.1:*", db.conninfo, "collector-a", ep_a,
+                                sizeof ep_a);
+    pid_t b = h_collector_spawn(db.dir, "tcp://127.0.0.1:*", db.conninfo, "collector-b", ep_b,
+                                sizeof ep_b);
+    h_peer_t pa, pb;
+    h_peer_open(&pa, ep_a, db.dir, "agent", NULL, 15000);
+    h_peer_open(&pb, ep_b, db.dir, "agent", NULL, 15000);
+    int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 10 * WW_NS_PER_S;
+    const int streams = 300;
+    for (int i = 0; i < streams; i++) {
+        h_peer_send_batch(&pa, "raw-agent", "raw-node", 5000 + (uint64_t)i, 1, (float)i, t);
+        h_peer_send_batch(&pb, "raw-agent", "raw-node", 5000 + (uint64_t)i, 1, (float)i, t);
+    }
+    for (int i = 0; i < 2 * streams; i++) {
+        ww_envelope_t *r = s_recv(i % 2 ? &pb : &pa);
+        assert_int_equal(r->body_case, WAFERWATCH__V1__ENVELOPE__BODY_ACK);
+        ww_wire_free(&r);
+    }
+    h_peer_close(&pa);
+    h_peer_close(&pb);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), streams);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM streams WHERE last_seq = 1"), streams);
+    assert_int_equal(h_stop(a, 10000), 0);
+    assert_int_equal(h_stop(b, 10000), 0);
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_rows_equal_what_the_simulation_sent),
     cmocka_unit_test(test_garbage_gets_nack_and_collector_keeps_serving),
     cmocka_unit_test(test_replayed_batch_is_stored_once),
+    cmocka_unit_test(test_two_collectors_race_on_new_streams),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
