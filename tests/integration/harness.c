@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +109,43 @@ long long h_query_ll(h_db_t *db, const char *sql)
     return v;
 }
 
+/* Children and private clusters a failing test leaves behind (cmocka's failure jumps past
+ * the test's own cleanup) are stopped when the test program exits. */
+#define WW_MAX_CHILDREN 256
+static pid_t s_children[WW_MAX_CHILDREN];
+static size_t s_n_children;
+static char s_clusters[16][64];
+static size_t s_n_clusters;
+static bool s_atexit_set;
+
+static void s_cleanup_at_exit(void)
+{
+    for (size_t i = 0; i < s_n_children; i++) {
+        if (s_children[i] > 0 && waitpid(s_children[i], NULL, WNOHANG) == 0) {
+            kill(s_children[i], SIGKILL);
+            waitpid(s_children[i], NULL, 0);
+        }
+    }
+    for (size_t i = 0; i < s_n_clusters; i++) {
+        char line[2048];
+        snprintf(line, sizeof line, "'%s' stop '%s' >/dev/null 2>&1", WW_PG_SCRIPT, s_clusters[i]);
+        if (system(line) != 0) {
+            fprintf(stderr, "harness: could not stop %s\n", s_clusters[i]);
+        }
+    }
+}
+
+static void s_track(void)
+{
+    if (!s_atexit_set) {
+        atexit(s_cleanup_at_exit);
+        s_atexit_set = true;
+    }
+}
+
 pid_t h_spawn(char *const argv[], const char *log_path)
 {
+    s_track();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -121,6 +157,9 @@ pid_t h_spawn(char *const argv[], const char *log_path)
         }
         execv(argv[0], argv);
         _exit(127);
+    }
+    if (s_n_children < WW_MAX_CHILDREN) {
+        s_children[s_n_children++] = pid;
     }
     return pid;
 }
@@ -349,6 +388,10 @@ void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
     memset(db, 0, sizeof *db);
     /* Short: the Unix socket path lives in it (108 bytes at most). */
     snprintf(pg->dir, sizeof pg->dir, "/tmp/ww-pf-%s-%d", tag, (int)getpid());
+    s_track();
+    if (s_n_clusters < sizeof s_clusters / sizeof s_clusters[0]) {
+        snprintf(s_clusters[s_n_clusters++], sizeof s_clusters[0], "%s", pg->dir);
+    }
     s_pg_script("start-durable", pg->dir); /* crash tests need durable commits */
     char admin[160];
     snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
