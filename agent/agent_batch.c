@@ -52,6 +52,14 @@ static int s_grow(ww_lwbuf_t *b)
         b->scratch = s;
         memset(s + b->cap * 8, 0, (cap - b->cap) * 8 * sizeof *s);
     }
+    /* The arrays may have moved: the windows added so far point into them. */
+    for (size_t i = 0; i < b->n; i++) {
+        b->ptrs[i] = &b->w[i];
+        b->w[i].queue = &b->h[i * 4 + 0];
+        b->w[i].ttft = &b->h[i * 4 + 1];
+        b->w[i].tpot = &b->h[i * 4 + 2];
+        b->w[i].e2e = &b->h[i * 4 + 3];
+    }
     if (!w || !p || !h || !s) {
         return -ENOMEM;
     }

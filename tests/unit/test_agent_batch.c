@@ -1,0 +1,78 @@
+/* Unit tests of the latency-window part of a batch (agent/agent_batch.c). */
+#include "agent_batch.h"
+#include "ww_test.h"
+#include "ww_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* More windows than the buffer's first allocation: the arrays move when they grow, and
+ * every window added before must still be encoded whole (a fleet agent closes thousands
+ * of windows in one tick). */
+static void test_many_windows_survive_growth(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    static char names[N][16];
+    ww_lwbuf_t b;
+    ww_lwbuf_init(&b);
+    ww_lat_window_t w;
+    memset(&w, 0, sizeof w);
+    ww_hist_init(&w.queue, 6);
+    ww_hist_init(&w.ttft, 6);
+    ww_hist_init(&w.tpot, 6);
+    ww_hist_init(&w.e2e, 6);
+    int64_t t0 = INT64_C(1795000000) * WW_NS_PER_S;
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "n-%d", i);
+        w.ok = (uint64_t)i + 1;
+        ww_hist_record(&w.queue, 0.001 + i * 0.0001);
+        ww_hist_record(&w.ttft, 0.1 + i * 0.001);
+        ww_hist_record(&w.tpot, 0.0008);
+        ww_hist_record(&w.e2e, 1.0 + i * 0.01);
+        assert_int_equal(ww_lwbuf_add(&b, names[i], "m", t0, 10 * WW_NS_PER_S, &w), 0);
+    }
+    ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+    ww_lwbuf_attach(&b, &batch);
+    assert_int_equal(batch.n_latency_windows, N);
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.wire_version = WW_WIRE_VERSION;
+    env.agent_id = (char *)"a";
+    env.epoch = 1;
+    env.seq = 1;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+    env.batch = &batch;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    long len = ww_wire_encode(&env, &buf, &cap);
+    assert_true(len > 0);
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    ww_envelope_t *got = NULL;
+    ww_wire_why_t why;
+    int rc = ww_wire_decode(buf, (size_t)len, &lim, t0, &got, &why);
+    if (rc != 0) {
+        fail_msg("decode: %s", why.msg);
+    }
+    assert_int_equal(got->batch->n_latency_windows, N);
+    for (int i = 0; i < N; i++) {
+        const Waferwatch__V1__LatencyWindow *lw = got->batch->latency_windows[i];
+        assert_string_equal(lw->node_id, names[i]);
+        assert_int_equal(lw->requests_ok, (uint64_t)i + 1);
+        assert_int_equal(lw->ttft->count, (uint64_t)i + 1);
+    }
+    ww_wire_free(&got);
+    free(buf);
+    ww_lwbuf_reset(&b);
+    ww_lwbuf_fini(&b);
+    ww_hist_fini(&w.queue);
+    ww_hist_fini(&w.ttft);
+    ww_hist_fini(&w.tpot);
+    ww_hist_fini(&w.e2e);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_many_windows_survive_growth),
+};
+WW_TEST_MAIN(tests, NULL, NULL)
