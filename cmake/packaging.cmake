@@ -1,0 +1,149 @@
+# Debian packages, built with `cpack -G DEB` in a build directory (CPack's DEB generator,
+# one package per install component):
+#
+#   waferwatch-agent      /usr/bin/waferwatch-agent, its systemd unit, example agent.yaml
+#   waferwatch-collector  /usr/bin/waferwatch-collector, its systemd unit, example
+#                         collector.yaml and phases.yaml, roles.sql and the SQL migrations
+#                         (/usr/share/waferwatch/sql), the dashboards
+#                         (/usr/share/waferwatch/dashboards); depends on waferwatch-cli
+#   waferwatch-cli        /usr/bin/waferwatch (keygen, slo): on collectors, and on any node
+#                         that generates its own key
+#
+# Depends come from dpkg-shlibdeps (dpkg-dev). The examples are documentation
+# (/usr/share/doc/<package>/examples), not conffiles: /etc/waferwatch belongs to the
+# operator and no upgrade touches it. Units go to /lib/systemd/system (Debian 12) and are
+# enabled but never started or restarted by the packages (deploy/systemd/deb/).
+# tests/packaging/test_packaging.sh builds and checks the packages.
+
+set(WW_SYSTEMD_UNIT_DIR "/lib/systemd/system" CACHE PATH
+    "where the packages put the systemd units (installed by component installs only)")
+set(WW_DEB_MAINTAINER "waferwatch maintainers <waferwatch@example.invalid>" CACHE STRING
+    "Maintainer field of the Debian packages")
+
+# Directories the install creates: 0755 whatever the umask of whoever runs cpack.
+set(CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
+    OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+set(ww_doc_perms OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+
+# The binaries are installed by their own directories (install(TARGETS ... COMPONENT)).
+# The units have an absolute destination, so they are left out of a plain
+# `cmake --install` (which must not write to /lib as a side effect) and installed only
+# by the per-component installs CPack runs.
+foreach(unit agent collector)
+    install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/waferwatch-${unit}.service
+            DESTINATION ${WW_SYSTEMD_UNIT_DIR} PERMISSIONS ${ww_doc_perms}
+            COMPONENT ${unit} EXCLUDE_FROM_ALL)
+endforeach()
+
+foreach(comp agent collector cli)
+    install(FILES ${PROJECT_SOURCE_DIR}/README.md
+            DESTINATION share/doc/waferwatch-${comp} PERMISSIONS ${ww_doc_perms}
+            COMPONENT ${comp})
+endforeach()
+
+install(FILES ${PROJECT_SOURCE_DIR}/deploy/agent.example.yaml
+        DESTINATION share/doc/waferwatch-agent/examples RENAME agent.yaml
+        PERMISSIONS ${ww_doc_perms} COMPONENT agent)
+
+install(FILES ${PROJECT_SOURCE_DIR}/deploy/collector.example.yaml
+        DESTINATION share/doc/waferwatch-collector/examples RENAME collector.yaml
+        PERMISSIONS ${ww_doc_perms} COMPONENT collector)
+install(FILES ${PROJECT_SOURCE_DIR}/deploy/phases.example.yaml
+        DESTINATION share/doc/waferwatch-collector/examples RENAME phases.yaml
+        PERMISSIONS ${ww_doc_perms} COMPONENT collector)
+install(FILES ${PROJECT_SOURCE_DIR}/deploy/roles.sql
+        DESTINATION share/waferwatch/sql PERMISSIONS ${ww_doc_perms} COMPONENT collector)
+# The migrations are embedded in the collector; these copies are for the DBA to read.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/collector/migrations/
+        DESTINATION share/waferwatch/sql/migrations FILE_PERMISSIONS ${ww_doc_perms}
+        COMPONENT collector FILES_MATCHING PATTERN "*.sql")
+# Whatever dashboards/ holds when the package is built (JSON, SQL, README).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/dashboards/
+        DESTINATION share/waferwatch/dashboards FILE_PERMISSIONS ${ww_doc_perms}
+        COMPONENT collector PATTERN ".*" EXCLUDE PATTERN "*~" EXCLUDE)
+
+# Maintainer scripts, one set per daemon package.
+set(WW_VERSION ${PROJECT_VERSION})
+function(ww_deb_scripts comp config upgrade_hint)
+    set(WW_PACKAGE waferwatch-${comp})
+    set(WW_UNIT waferwatch-${comp}.service)
+    set(WW_CONFIG ${config})
+    set(WW_UPGRADE_HINT ${upgrade_hint})
+    set(out "")
+    foreach(script postinst prerm postrm)
+        set(dst ${PROJECT_BINARY_DIR}/deb/${comp}/${script})
+        configure_file(${PROJECT_SOURCE_DIR}/deploy/systemd/deb/${script}.in ${dst} @ONLY
+                       FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                                        GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+        list(APPEND out ${dst})
+    endforeach()
+    string(TOUPPER ${comp} COMP)
+    set(CPACK_DEBIAN_${COMP}_PACKAGE_CONTROL_EXTRA ${out} PARENT_SCOPE)
+endfunction()
+ww_deb_scripts(agent /etc/waferwatch/agent.yaml
+    "Restart it when ready: systemctl restart waferwatch-agent (its spool survives).")
+ww_deb_scripts(collector /etc/waferwatch/collector.yaml
+    "First migrate as the owner (waferwatch-collector --pg '... user=waferwatch_owner' --migrate-only), then restart the collectors one at a time, then the agents.")
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME waferwatch)
+set(CPACK_PACKAGE_VENDOR waferwatch)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT ${WW_DEB_MAINTAINER})
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_COMPONENTS_ALL agent collector cli)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${WW_DEB_MAINTAINER})
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS ${CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS})
+# The install creates directories through mkdir(), which the umask of whoever runs cpack
+# narrows (umask 077 would ship a /usr/share/doc/waferwatch-agent only root can read):
+# make every staged directory 0755 before the packages are made.
+set(ww_fix_dirs ${PROJECT_BINARY_DIR}/deb/fix-directory-modes.cmake)
+file(WRITE ${ww_fix_dirs} [=[
+file(GLOB_RECURSE ww_all LIST_DIRECTORIES true "${CPACK_TEMPORARY_INSTALL_DIRECTORY}/*")
+foreach(p "${CPACK_TEMPORARY_INSTALL_DIRECTORY}" ${ww_all})
+    if(IS_DIRECTORY "${p}" AND NOT IS_SYMLINK "${p}")
+        file(CHMOD "${p}" DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE
+             GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+    endif()
+endforeach()
+]=])
+set(CPACK_PRE_BUILD_SCRIPTS ${ww_fix_dirs})
+
+set(CPACK_DEBIAN_AGENT_PACKAGE_NAME waferwatch-agent)
+set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_AGENT_PACKAGE_SUGGESTS "waferwatch-cli")
+set(CPACK_DEBIAN_AGENT_DESCRIPTION
+    "waferwatch node agent for wafer-scale inference systems
+The agent samples power, coolant and wafer temperatures, throttling, load and
+per-request latency histograms of the node it runs beside, spools every batch to
+disk and streams it over CURVE-encrypted ZeroMQ to a waferwatch collector, forgetting
+a batch only once the collector acknowledges it. Includes a hardened systemd unit,
+enabled but not started until /etc/waferwatch/agent.yaml exists.")
+
+set(CPACK_DEBIAN_COLLECTOR_PACKAGE_NAME waferwatch-collector)
+# procps: /bin/kill, the unit's ExecReload.
+set(CPACK_DEBIAN_COLLECTOR_PACKAGE_DEPENDS
+    "adduser, procps, waferwatch-cli (= ${PROJECT_VERSION})")
+set(CPACK_DEBIAN_COLLECTOR_PACKAGE_SUGGESTS "postgresql, prometheus-alertmanager, grafana")
+set(CPACK_DEBIAN_COLLECTOR_DESCRIPTION
+    "waferwatch collector: agent telemetry into PostgreSQL, SLO evaluation
+The collector authenticates agents by their CURVE keys against an allowlist, writes
+their batches into PostgreSQL (binary COPY, one transaction per group, acked after
+COMMIT), and evaluates the latency, capacity, power and thermal SLOs of a phased
+buildout, pushing alerts to Alertmanager. Includes a hardened systemd unit, the SQL
+migrations and roles script, and the Grafana dashboards.")
+
+set(CPACK_DEBIAN_CLI_PACKAGE_NAME waferwatch-cli)
+set(CPACK_DEBIAN_CLI_DESCRIPTION
+    "waferwatch command line: key generation and SLO reports
+waferwatch keygen writes the CURVE key pairs agents and collectors authenticate with;
+waferwatch slo prints each phase's capacity, power, thermal figures, SLO attainment,
+error budgets, burn rates and firing alerts from PostgreSQL.")
+
+include(CPack)
