@@ -98,6 +98,10 @@ static const ww_cfg_opt_t s_rows[] = {
         "error, warn, info or debug"),
     ROW("agent.source", WW_CFG_STRING, "sim", A(source), 0, 0, "source",
         "what to measure: sim (the simulated wafer-scale driver)"),
+    ROW("metrics.listen", WW_CFG_STRING, "", A(metrics_listen), 0, 0, "metrics-listen",
+        "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
+        "port, logged); empty = off. /healthz is 503 when nothing was acked for "
+        "collector.failover_after"),
     ROW("collector.endpoints", WW_CFG_STRLIST, "[tcp://127.0.0.1:7878]", A(collectors), 0, 0,
         "collector",
         "ZeroMQ endpoints of the collectors, in failover order (a flag or variable takes a "
@@ -222,9 +226,9 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
     host[sizeof host - 1] = '\0';
     /* A key set to null in YAML (`source:`) leaves its string NULL: make every string
      * empty instead, so that the checks below say what is wrong. */
-    char **strs[] = {&c->log_level,    &c->source,     &c->site,         &c->hall,
-                     &c->rack,         &c->phase,      &c->system_model, &c->spool_dir,
-                     &c->spool_policy, &c->spool_fsync};
+    char **strs[] = {&c->log_level,    &c->source,      &c->site,          &c->hall,
+                     &c->rack,         &c->phase,       &c->system_model,  &c->spool_dir,
+                     &c->spool_policy, &c->spool_fsync, &c->metrics_listen};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL) {
             return -ENOMEM;

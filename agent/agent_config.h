@@ -18,7 +18,8 @@ typedef struct {
     int64_t latency_window_ns; /* per-request latencies are aggregated per window */
     int64_t hist_scale;        /* histogram resolution: 2^scale buckets per octave */
     char *log_level;
-    char *source; /* "sim" (real host sources come later) */
+    char *source;         /* "sim" (real host sources come later) */
+    char *metrics_listen; /* /metrics and /healthz on HOST:PORT; "" = off */
     /* collector link */
     ww_cfg_strlist_t collectors; /* ZeroMQ endpoints, in failover order */
     int64_t ack_timeout_ns;      /* resend what is not acked after this long */

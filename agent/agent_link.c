@@ -618,3 +618,13 @@ void ww_link_stats(const ww_link_t *self, ww_link_stats_t *out)
     out->dropped = sp.dropped_batches;
     out->corrupt = sp.corrupt_records;
 }
+
+void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out)
+{
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    out->spool_bytes = sp.bytes;
+    out->pending = sp.records;
+    out->queued = self->count;
+    out->in_flight = self->n_inflight;
+}

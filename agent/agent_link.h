@@ -82,4 +82,14 @@ void ww_link_count_skipped(ww_link_t *self, uint64_t ticks);
 
 void ww_link_stats(const ww_link_t *self, ww_link_stats_t *out);
 
+/* Gauges for /metrics: what waits for an ack, on disk and in memory. */
+typedef struct {
+    uint64_t spool_bytes; /* bytes in the spool's segment files */
+    uint64_t pending;     /* batches spooled and not acked (ww_link_pending) */
+    uint64_t queued;      /* of those, paged into the in-memory window */
+    uint64_t in_flight;   /* of those, sent and awaiting an ack */
+} ww_link_depth_t;
+
+void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out);
+
 #endif

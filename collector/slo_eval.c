@@ -3,6 +3,7 @@
 #include "slo_eval.h"
 
 #include "alertmanager.h"
+#include "collector_metrics.h"
 #include "ww_log.h"
 #include "ww_time.h"
 
@@ -521,17 +522,18 @@ static void s_push_all(ww_slo_eval_t *self)
     self->n_push = 0;
 }
 
-static void s_evaluate(ww_slo_eval_t *self)
+/* Returns true when the evaluation committed. */
+static bool s_evaluate(ww_slo_eval_t *self)
 {
     if (s_connect(self) < 0) {
-        return;
+        return false;
     }
     int64_t now = ww_time_now_ns();
     char now_iso[48];
     s_iso(now, now_iso, sizeof now_iso);
     self->n_push = 0;
     if (s_exec(self, "BEGIN", 0, NULL, NULL) < 0) {
-        return;
+        return false;
     }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < self->conf->phases.n; i++) {
@@ -547,10 +549,11 @@ static void s_evaluate(ww_slo_eval_t *self)
     if (rc != 0) {
         PQclear(PQexec(self->conn, "ROLLBACK"));
         self->n_push = 0;
-        return;
+        return false;
     }
     s_report_unknown(self);
     s_push_all(self);
+    return true;
 }
 
 static void *s_thread(void *arg)
@@ -560,7 +563,10 @@ static void *s_thread(void *arg)
     int64_t next = ww_time_mono_ns() + self->conf->interval_ns;
     while (!atomic_load(&self->stop)) {
         if (ww_time_mono_ns() >= next) {
-            s_evaluate(self);
+            int64_t t0 = ww_time_mono_ns();
+            bool ok = s_evaluate(self);
+            ww_cmetrics_slo_evaluated(ww_cmetrics_global(), ok,
+                                      (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
             next += self->conf->interval_ns;
             if (next < ww_time_mono_ns()) {
                 next = ww_time_mono_ns() + self->conf->interval_ns;

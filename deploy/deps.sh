@@ -6,6 +6,7 @@ WW_DEB_PACKAGES=(
   libzmq3-dev libpq-dev libyaml-dev libcmocka-dev
   postgresql postgresql-client
   libcurl4-openssl-dev prometheus-alertmanager
+  libmicrohttpd-dev prometheus
 )
 
 ww_install_deps() {
@@ -36,3 +37,5 @@ ww_build() {
     return 1
   fi
 }
+# The packaging test (tests/packaging/): dpkg-shlibdeps for Depends, systemd-analyze for the units.
+WW_DEB_PACKAGES+=(dpkg-dev systemd)

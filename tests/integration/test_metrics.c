@@ -1,0 +1,460 @@
+/* /metrics and /healthz of the real binaries (metrics.listen): a CURVE pipeline whose
+ * agent and collector both serve metrics on 127.0.0.1:0 (the bound port read back from
+ * their logs); the counters move and agree with PostgreSQL, every body passes
+ * `promtool check metrics`; /healthz turns 503 for the agent once its collector is gone
+ * or was never there, and for the collector while PostgreSQL is unreachable; other paths
+ * are 404 and other methods 405; an address in use stops either binary with a message
+ * naming metrics.listen. */
+#include "harness.h"
+#include "ww_test.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROMTOOL "promtool"
+
+typedef struct {
+    char *data;
+    size_t len;
+} s_body_t;
+
+static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
+{
+    s_body_t *b = arg;
+    char *nd = realloc(b->data, b->len + size * n + 1);
+    if (!nd) {
+        return 0;
+    }
+    b->data = nd;
+    memcpy(b->data + b->len, ptr, size * n);
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+/* One request to 127.0.0.1:port; returns the body (malloc'd, never NULL) and sets *code
+ * (0 when there was no answer) and, when ctype is given, the Content-Type. */
+static char *s_http(int port, const char *method, const char *path, long *code, char *ctype,
+                    size_t ctype_cap)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    s_body_t b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    *code = 0;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+        char *ct = NULL;
+        if (ctype && curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK) {
+            snprintf(ctype, ctype_cap, "%s", ct ? ct : "");
+        }
+    }
+    curl_easy_cleanup(c);
+    return b.data ? b.data : strdup("");
+}
+
+/* GET /metrics: must be 200 with the exposition format's content type. */
+static char *s_metrics(int port)
+{
+    long code;
+    char ctype[128] = "";
+    char *body = s_http(port, "GET", "/metrics", &code, ctype, sizeof ctype);
+    if (code != 200) {
+        fail_msg("GET /metrics on port %d: HTTP %ld", port, code);
+    }
+    assert_string_equal(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    return body;
+}
+
+/* The value of one series ("name" or "name{label=\"v\"}"), or -1 when absent. */
+static double s_value(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+            return strtod(p + n + 1, NULL);
+        }
+    }
+    return -1;
+}
+
+/* `promtool check metrics` on the body (stdin): it prints each problem and exits 1. */
+static void s_promtool(const char *dir, const char *name, const char *body)
+{
+    char in[256], out[256], cmd[700];
+    snprintf(in, sizeof in, "%s/%s.prom", dir, name);
+    snprintf(out, sizeof out, "%s/%s.promtool", dir, name);
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    if (system("command -v " PROMTOOL " >/dev/null 2>&1") != 0) {
+        fail_msg("promtool not found: apt-get install prometheus (deploy/deps.sh lists it)");
+    }
+    snprintf(cmd, sizeof cmd, PROMTOOL " check metrics < '%s' > '%s' 2>&1", in, out);
+    int rc = system(cmd);
+    char *report = h_read_file(out);
+    if (rc != 0 || (report && *report)) {
+        fail_msg("promtool check metrics on %s's /metrics (exit %d):\n%s\n--- body:\n%s", name, rc,
+                 report ? report : "", body);
+    }
+    free(report);
+}
+
+/* Waits up to 30 s for "metrics: listening ... port=N" in a log; fails showing the log if
+ * the process exits first. */
+static int s_metrics_port(pid_t pid, const char *log)
+{
+    for (int i = 0; i < 1500; i++) {
+        long long port = h_log_value(log, "metrics: listening", "port");
+        if (port > 0) {
+            return (int)port;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            char *text = h_read_file(log);
+            fail_msg("exited before serving metrics:\n%s", text ? text : "(no log)");
+        }
+        h_sleep_ms(20);
+    }
+    fail_msg("%s: no \"metrics: listening\" within 30 s", log);
+    return -1;
+}
+
+/* Polls /healthz until it answers `want` (up to timeout_ms); returns the last body. */
+static char *s_health_until(int port, long want, int timeout_ms)
+{
+    long code = 0;
+    char *body = NULL;
+    for (int waited = 0; waited <= timeout_ms; waited += 100) {
+        free(body);
+        body = s_http(port, "GET", "/healthz", &code, NULL, 0);
+        if (code == want) {
+            return body;
+        }
+        h_sleep_ms(100);
+    }
+    fail_msg("/healthz on port %d stayed %ld (wanted %ld): %s", port, code, want, body);
+    return NULL;
+}
+
+static void s_expect_404_405(int port)
+{
+    long code;
+    free(s_http(port, "GET", "/", &code, NULL, 0));
+    assert_int_equal(code, 404);
+    free(s_http(port, "GET", "/metricsz", &code, NULL, 0));
+    assert_int_equal(code, 404);
+    free(s_http(port, "POST", "/metrics", &code, NULL, 0));
+    assert_int_equal(code, 405);
+    free(s_http(port, "PUT", "/healthz", &code, NULL, 0));
+    assert_int_equal(code, 405);
+}
+
+static pid_t s_agent(const char *dir, const char *endpoint, const char *name, const char *extra,
+                     char *log, size_t log_cap)
+{
+    char spool[256];
+    snprintf(spool, sizeof spool, "%s/spool-%s", dir, name);
+    snprintf(log, log_cap, "%s/%s.log", dir, name);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--collector",
+                    (char *)endpoint,
+                    (char *)"--agent-id",
+                    (char *)"mx-agent",
+                    (char *)"--node-id",
+                    (char *)"mx-node",
+                    (char *)"--sim-nodes",
+                    (char *)"2",
+                    (char *)"--interval",
+                    (char *)"100ms",
+                    (char *)"--drain-timeout",
+                    (char *)"1s",
+                    (char *)"--metrics-listen",
+                    (char *)"127.0.0.1:0",
+                    (char *)extra,
+                    NULL};
+    return h_spawn(argv, log);
+}
+
+static void test_pipeline_metrics_and_health(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "mx");
+    h_secure(db.dir, "mx-agent", "mx-node-*");
+    /* The harness starts the collector; the environment turns its metrics on. */
+    setenv("WW_COLLECTOR_METRICS_LISTEN", "127.0.0.1:0", 1);
+    char endpoint[256], clog[256], alog[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    unsetenv("WW_COLLECTOR_METRICS_LISTEN");
+    snprintf(clog, sizeof clog, "%s/collector.log", db.dir);
+    int cport = s_metrics_port(collector, clog);
+
+    /* Answers from the collector go silent 2 s after it stops: then the agent is unhealthy. */
+    setenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER", "2s", 1);
+    pid_t agent = s_agent(db.dir, endpoint, "agent", NULL, alog, sizeof alog);
+    unsetenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER");
+    int aport = s_metrics_port(agent, alog);
+    assert_true(aport != cport);
+
+    /* A few seconds of traffic: until the agent has had acks for 20 batches. */
+    char *abody = NULL;
+    for (int i = 0; i < 150; i++) {
+        free(abody);
+        abody = s_metrics(aport);
+        if (s_value(abody, "waferwatch_agent_batches_acked_total") >= 20) {
+            break;
+        }
+        h_sleep_ms(100);
+    }
+    double acked = s_value(abody, "waferwatch_agent_batches_acked_total");
+    if (acked < 20) {
+        fail_msg("the agent's acks did not reach 20:\n%s", abody);
+    }
+    assert_true(s_value(abody, "waferwatch_build_info{version=\"" WW_VERSION
+                               "\",component=\"agent\"}") == 1);
+    double ticks = s_value(abody, "waferwatch_agent_ticks_total");
+    assert_true(ticks >= 20);
+    assert_true(s_value(abody, "waferwatch_agent_samples_total") == 2 * ticks);
+    assert_true(s_value(abody, "waferwatch_agent_batches_spooled_total") >= acked);
+    assert_true(s_value(abody, "waferwatch_agent_batches_sent_total") >= acked);
+    assert_true(s_value(abody, "waferwatch_agent_connects_total") >= 1);
+    assert_true(s_value(abody, "waferwatch_agent_requests_recorded_total") > 0);
+    assert_true(s_value(abody, "waferwatch_agent_batches_nacked_total") == 0);
+    assert_true(s_value(abody, "waferwatch_agent_batches_dropped_total") == 0);
+    assert_true(s_value(abody, "waferwatch_agent_spool_pending_batches") >= 0);
+    assert_true(s_value(abody, "waferwatch_agent_spool_bytes") >= 0);
+    assert_true(s_value(abody, "waferwatch_agent_tick_duration_seconds_count") >= 20);
+    assert_true(s_value(abody, "waferwatch_agent_tick_duration_seconds_bucket{le=\"+Inf\"}") ==
+                s_value(abody, "waferwatch_agent_tick_duration_seconds_count"));
+    s_promtool(db.dir, "agent", abody);
+    free(abody);
+
+    char *cbody = s_metrics(cport);
+    assert_true(s_value(cbody, "waferwatch_build_info{version=\"" WW_VERSION
+                               "\",component=\"collector\"}") == 1);
+    assert_true(s_value(cbody, "waferwatch_collector_messages_received_total") >= acked);
+    assert_true(s_value(cbody, "waferwatch_collector_rows_written_total") > 0);
+    assert_true(s_value(cbody, "waferwatch_collector_transactions_total") > 0);
+    assert_true(s_value(cbody, "waferwatch_collector_postgresql_up") == 1);
+    double writes = s_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_count");
+    assert_true(writes > 0);
+    assert_true(s_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_bucket{"
+                               "le=\"+Inf\"}") == writes);
+    assert_true(s_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_sum") > 0);
+    assert_true(s_value(cbody, "waferwatch_collector_group_messages") >= 1);
+    assert_true(
+        s_value(cbody, "waferwatch_collector_messages_rejected_total{reason=\"malformed\"}") == 0);
+    assert_true(
+        s_value(cbody, "waferwatch_collector_messages_rejected_total{reason=\"forbidden\"}") == 0);
+    assert_true(s_value(cbody, "waferwatch_collector_sequence_gaps_total") == 0);
+    s_promtool(db.dir, "collector", cbody);
+    free(cbody);
+
+    free(s_health_until(aport, 200, 0));
+    char *ok = s_health_until(cport, 200, 0);
+    assert_string_equal(ok, "ok\n");
+    free(ok);
+    s_expect_404_405(aport);
+    s_expect_404_405(cport);
+
+    /* What the collector reports agrees with PostgreSQL while rows keep arriving: it is
+     * published right after each commit, so it lies between two counts taken around it
+     * (barring a read between a commit and its publication: try again). */
+    double rows = -1;
+    long long before = 0, after = 0;
+    bool agree = false;
+    for (int i = 0; i < 50 && !agree; i++) {
+        before = h_query_ll(&db, "SELECT count(*) FROM node_samples");
+        cbody = s_metrics(cport);
+        rows = s_value(cbody, "waferwatch_collector_rows_written_total");
+        free(cbody);
+        after = h_query_ll(&db, "SELECT count(*) FROM node_samples");
+        if (rows > (double)after) {
+            fail_msg("rows_written_total %.0f > %lld rows in node_samples", rows, after);
+        }
+        agree = rows >= (double)before;
+    }
+    if (!agree) {
+        fail_msg("rows_written_total %.0f, node_samples holds %lld..%lld", rows, before, after);
+    }
+
+    /* The collector goes away: the agent's acks stop and /healthz says so. */
+    assert_int_equal(h_stop(collector, 15000), 0);
+    char *sick = s_health_until(aport, 503, 15000);
+    if (!strstr(sick, "no ack from the collector")) {
+        fail_msg("unexpected reason: %s", sick);
+    }
+    free(sick);
+    abody = s_metrics(aport);
+    assert_true(s_value(abody, "waferwatch_agent_spool_pending_batches") > 0);
+    s_promtool(db.dir, "agent-down", abody);
+    free(abody);
+    int rc = h_stop(agent, 15000);
+    assert_int_equal(rc, 3); /* batches left unacked in the spool */
+    h_db_drop(&db);
+}
+
+static void test_agent_never_connected_is_unhealthy(void **state)
+{
+    char dir[128], log[256];
+    snprintf(dir, sizeof dir, "/tmp/ww-it-mxa-%d", (int)getpid());
+    mkdir(dir, 0755);
+    /* Nothing listens on port 1. */
+    setenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER", "1s", 1);
+    pid_t agent = s_agent(dir, "tcp://127.0.0.1:1", "lonely", "--insecure", log, sizeof log);
+    unsetenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER");
+    int port = s_metrics_port(agent, log);
+    char *sick = s_health_until(port, 503, 10000);
+    if (!strstr(sick, "never connected to a collector")) {
+        fail_msg("unexpected reason: %s", sick);
+    }
+    assert_non_null(strstr(sick, "collector.failover_after"));
+    free(sick);
+    char *body = s_metrics(port);
+    assert_true(s_value(body, "waferwatch_agent_batches_acked_total") == 0);
+    assert_true(s_value(body, "waferwatch_agent_connects_total") == 0);
+    assert_true(s_value(body, "waferwatch_agent_batches_spooled_total") > 0);
+    s_promtool(dir, "lonely", body);
+    free(body);
+    assert_int_equal(h_stop(agent, 15000), 3);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static pid_t s_collector_nopg(const char *dir, const char *metrics, char *log, size_t log_cap)
+{
+    /* A socket directory that does not exist: PostgreSQL is unreachable. */
+    char pg[256];
+    snprintf(pg, sizeof pg, "host=%s/no-such-socket-dir dbname=ww connect_timeout=2", dir);
+    snprintf(log, log_cap, "%s/collector-nopg.log", dir);
+    char *argv[] = {(char *)WW_COLLECTOR_BIN,    (char *)"--insecure", (char *)"--listen",
+                    (char *)"tcp://127.0.0.1:*", (char *)"--pg",       pg,
+                    (char *)"--metrics-listen",  (char *)metrics,      NULL};
+    return h_spawn(argv, log);
+}
+
+static void test_collector_unhealthy_without_postgresql(void **state)
+{
+    char dir[128], log[256];
+    snprintf(dir, sizeof dir, "/tmp/ww-it-mxc-%d", (int)getpid());
+    mkdir(dir, 0755);
+    pid_t collector = s_collector_nopg(dir, "127.0.0.1:0", log, sizeof log);
+    int port = s_metrics_port(collector, log);
+    char *sick = s_health_until(port, 503, 5000);
+    if (!strstr(sick, "PostgreSQL not connected")) {
+        fail_msg("unexpected reason: %s", sick);
+    }
+    free(sick);
+    char *body = s_metrics(port);
+    assert_true(s_value(body, "waferwatch_collector_postgresql_up") == 0);
+    assert_true(s_value(body, "waferwatch_collector_rows_written_total") == 0);
+    assert_true(s_value(body, "waferwatch_collector_postgresql_write_duration_seconds_count") == 0);
+    s_promtool(dir, "collector-nopg", body);
+    free(body);
+    s_expect_404_405(port);
+    assert_int_equal(h_stop(collector, 15000), 0);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Holds a listening socket on 127.0.0.1; returns its fd and the port. */
+static int s_occupy(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void s_expect_refusal(pid_t pid, const char *log, const char *what)
+{
+    int rc = h_wait(pid, 15000);
+    char *text = h_read_file(log);
+    if (rc <= 0 || !text || !strstr(text, "metrics.listen") ||
+        !strstr(text, "Address already in use")) {
+        fail_msg("%s with metrics.listen on a port in use: exit %d, log:\n%s", what, rc,
+                 text ? text : "(none)");
+    }
+    free(text);
+}
+
+static void test_address_in_use_stops_the_binaries(void **state)
+{
+    char dir[128], log[256], addr[64];
+    snprintf(dir, sizeof dir, "/tmp/ww-it-mxb-%d", (int)getpid());
+    mkdir(dir, 0755);
+    int port;
+    int fd = s_occupy(&port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+
+    setenv("WW_AGENT_METRICS_LISTEN", addr, 1); /* the environment form of the key */
+    char spool[200];
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    snprintf(log, sizeof log, "%s/agent.log", dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--insecure",
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--run-for",
+                    (char *)"30s",
+                    NULL};
+    s_expect_refusal(h_spawn(argv, log), log, "the agent");
+    unsetenv("WW_AGENT_METRICS_LISTEN");
+
+    s_expect_refusal(s_collector_nopg(dir, addr, log, sizeof log), log, "the collector");
+    close(fd);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int s_setup(void **state)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    curl_global_cleanup();
+    return 0;
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_pipeline_metrics_and_health),
+    cmocka_unit_test(test_agent_never_connected_is_unhealthy),
+    cmocka_unit_test(test_collector_unhealthy_without_postgresql),
+    cmocka_unit_test(test_address_in_use_stops_the_binaries),
+};
+WW_TEST_MAIN(tests, s_setup, s_teardown)
