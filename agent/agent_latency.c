@@ -32,6 +32,7 @@ static void s_window_empty(ww_lat_window_t *w)
 int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int scale)
 {
     l->window_ns = window_ns;
+    l->phase_ns = 0;
     l->n_models = n_models;
     l->late = 0;
     for (int k = 0; k < 2; k++) {
@@ -59,9 +60,14 @@ void ww_latency_fini(ww_latency_t *l)
     }
 }
 
-static int64_t s_window_start(int64_t t, int64_t window)
+void ww_latency_set_phase(ww_latency_t *l, int64_t phase_ns)
 {
-    return ww_time_next_tick(t, window) - window;
+    l->phase_ns = ((phase_ns % l->window_ns) + l->window_ns) % l->window_ns;
+}
+
+static int64_t s_window_start(int64_t t, int64_t window, int64_t phase)
+{
+    return ww_time_next_tick(t - phase, window) - window + phase;
 }
 
 static double s_seconds(int64_t ns)
@@ -74,9 +80,9 @@ void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
     if (r->model >= l->n_models) {
         return;
     }
-    int64_t start = s_window_start(r->done_ns, l->window_ns);
+    int64_t start = s_window_start(r->done_ns, l->window_ns, l->phase_ns);
     /* Slot by window parity: consecutive windows never share a slot. */
-    int k = (int)((start / l->window_ns) & 1);
+    int k = (int)(((start - l->phase_ns) / l->window_ns) & 1);
     ww_lat_window_t *w = &l->slot[k][r->model];
     int64_t open = l->slot[k][0].start_ns;
     for (unsigned m = 1; m < l->n_models && open == INT64_MIN; m++) {

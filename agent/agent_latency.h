@@ -8,7 +8,10 @@
  * requests only; failures are counted by status.
  *
  * Windows are aligned to wall-clock multiples of `window` (a multiple of the sampling
- * interval), so windows of different nodes line up and merge. Once per tick the agent
+ * interval) plus an optional phase, so windows of different nodes merge exactly; an agent
+ * that drives many nodes staggers their phases by whole intervals so that not all of
+ * them close in the same tick (a fleet agent would otherwise send every window of
+ * thousands of nodes in one burst). Once per tick the agent
  * closes every window that ended at or before the tick; a window that saw no request
  * emits nothing. Between ticks completions span at most two windows, hence two slots.
  */
@@ -30,6 +33,7 @@ typedef struct {
 
 typedef struct {
     int64_t window_ns;
+    int64_t phase_ns; /* windows start at multiples of window_ns plus this */
     unsigned n_models;
     ww_lat_window_t *slot[2]; /* n_models windows each, for two consecutive window starts */
     uint64_t late;            /* records older than every open window (kept, in the oldest) */
@@ -41,6 +45,10 @@ typedef void (*ww_lat_emit_fn)(void *arg, unsigned model, int64_t start_ns, int6
 
 /* 0 or -ENOMEM. window_ns > 0; scale as ww_hist_init. */
 int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int scale);
+
+/* Shifts the window grid: windows start at multiples of window_ns plus phase_ns (taken
+ * modulo window_ns). Call before the first record. */
+void ww_latency_set_phase(ww_latency_t *l, int64_t phase_ns);
 void ww_latency_fini(ww_latency_t *l);
 
 /* Records one completion (its model index must be < n_models; others are ignored). */

@@ -6,11 +6,13 @@
 #include "agent_latency.h"
 #include "agent_link.h"
 #include "ww_log.h"
+#include "ww_metrics.h"
 #include "ww_sim.h"
 #include "ww_time.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,7 @@ typedef struct {
     ww_latency_t *lat;
     ww_lwbuf_t lw;
     unsigned emit_node; /* node whose windows s_emit is receiving */
+    uint64_t requests;  /* request completions recorded into the latency windows */
 } s_nodes_t;
 
 static void s_nodes_fini(s_nodes_t *nodes)
@@ -112,6 +115,15 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
                             (int)c->hist_scale) < 0) {
             return -ENOMEM;
         }
+        /* Stagger the windows by whole intervals, by a hash of the node's name: across a
+         * fleet, each tick closes the windows of about 1/(window/interval) of the nodes
+         * instead of every node's at once at each window boundary. */
+        uint64_t slots = (uint64_t)(c->latency_window_ns / c->interval_ns),
+                 h = 1469598103934665603u;
+        for (const char *p = nodes->names[i]; *p; p++) {
+            h = (h ^ (unsigned char)*p) * 1099511628211u;
+        }
+        ww_latency_set_phase(&nodes->lat[i], (int64_t)(h % slots) * c->interval_ns);
     }
     return 0;
 }
@@ -158,6 +170,7 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
             for (int k = 0; k < got; k++) {
                 ww_latency_record(&nodes->lat[i], &nodes->reqbuf[k]);
             }
+            nodes->requests += got > 0 ? (uint64_t)got : 0;
         } while (got == WW_REQBUF);
         ww_node_sample_t *s = &nodes->samples[n];
         waferwatch__v1__node_sample__init(s);
@@ -228,6 +241,133 @@ static void s_hello_free(ww_hello_t **h)
     }
 }
 
+/* /metrics and /healthz (metrics.listen). The main thread publishes after every tick and
+ * poll; the HTTP thread reads the families and the atomics below. */
+typedef struct {
+    ww_metrics_t *reg;
+    ww_metrics_server_t *srv;
+    ww_metric_t *ticks, *skipped, *samples, *windows, *requests, *tick_s;
+    ww_metric_t *spooled, *sent, *resent, *replayed, *acked, *nacked, *dropped, *refused, *corrupt,
+        *connects, *failovers;
+    ww_metric_t *spool_bytes, *pending, *queued, *in_flight;
+    int64_t failover_after_ns;
+    _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
+    _Atomic uint64_t pending_now, connects_now;
+    uint64_t replies; /* acks, nacks and hello acks seen so far (main thread only) */
+} s_metrics_t;
+
+#define C(field, name, help) (m->field = ww_metrics_counter(m->reg, "waferwatch_agent_" name, help))
+#define G(field, name, help) (m->field = ww_metrics_gauge(m->reg, "waferwatch_agent_" name, help))
+
+/* Registers the agent's families. Returns 0 or -ENOMEM. */
+static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
+{
+    static const double tick_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+    m->failover_after_ns = c->failover_after_ns;
+    atomic_init(&m->progress_at, ww_time_mono_ns());
+    atomic_init(&m->pending_now, 0);
+    atomic_init(&m->connects_now, 0);
+    if (!(m->reg = ww_metrics_new()) ||
+        ww_metrics_build_info(m->reg, "waferwatch", WW_VERSION, "agent") < 0 ||
+        !C(ticks, "ticks_total", "Sampling ticks taken.") ||
+        !C(skipped, "ticks_skipped_total",
+           "Ticks skipped: behind schedule, or the spool full under stop_sampling.") ||
+        !C(samples, "samples_total", "Node samples taken (one per node per tick).") ||
+        !C(windows, "latency_windows_total", "Latency windows closed into batches.") ||
+        !C(requests, "requests_recorded_total",
+           "Request completions recorded into the latency histograms.") ||
+        !(m->tick_s = ww_metrics_histogram(
+              m->reg, "waferwatch_agent_tick_duration_seconds",
+              "Time to sample a tick and append its batch to the spool (fsync included).",
+              tick_buckets, sizeof tick_buckets / sizeof tick_buckets[0])) ||
+        !C(spooled, "batches_spooled_total", "Batches appended to the on-disk spool.") ||
+        !C(sent, "batches_sent_total", "Batch messages sent, resends included.") ||
+        !C(resent, "batches_resent_total",
+           "Batches sent again (ack timeout, reconnect, failover).") ||
+        !C(replayed, "batches_replayed_total", "Unacked batches found in the spool at start.") ||
+        !C(acked, "batches_acked_total", "Batches released by the collector's Ack.") ||
+        !C(nacked, "batches_nacked_total", "Batches refused by a Nack and dropped.") ||
+        !C(dropped, "batches_dropped_total",
+           "Batches dropped by spool.policy drop_oldest (cumulative for the stream epoch).") ||
+        !C(refused, "batches_refused_total",
+           "Batches not spooled because the spool was full (spool.policy stop_sampling).") ||
+        !C(corrupt, "spool_corrupt_records_total",
+           "Spool records cut as torn or corrupt (cumulative for the stream epoch).") ||
+        !C(connects, "connects_total", "Connections to a collector established.") ||
+        !C(failovers, "failovers_total", "Switches to another collector endpoint.") ||
+        !G(spool_bytes, "spool_bytes", "Bytes in the spool's segment files.") ||
+        !G(pending, "spool_pending_batches", "Batches in the spool not yet acked.") ||
+        !G(queued, "unacked_queue_batches",
+           "Unacked batches held in memory (the rest wait in the spool).") ||
+        !G(in_flight, "in_flight_batches", "Batches sent and awaiting an ack.")) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+#undef C
+#undef G
+
+static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ticks,
+                              uint64_t skipped, uint64_t samples, uint64_t windows,
+                              uint64_t requests)
+{
+    if (!m->srv) {
+        return;
+    }
+    ww_link_stats_t st;
+    ww_link_depth_t d;
+    ww_link_stats(link, &st);
+    ww_link_depth(link, &d);
+    ww_metric_set(m->ticks, 0, (double)ticks);
+    ww_metric_set(m->skipped, 0, (double)skipped);
+    ww_metric_set(m->samples, 0, (double)samples);
+    ww_metric_set(m->windows, 0, (double)windows);
+    ww_metric_set(m->requests, 0, (double)requests);
+    ww_metric_set(m->spooled, 0, (double)st.spooled);
+    ww_metric_set(m->sent, 0, (double)st.sent);
+    ww_metric_set(m->resent, 0, (double)st.resent);
+    ww_metric_set(m->replayed, 0, (double)st.replayed);
+    ww_metric_set(m->acked, 0, (double)st.acked);
+    ww_metric_set(m->nacked, 0, (double)st.nacked);
+    ww_metric_set(m->dropped, 0, (double)st.dropped);
+    ww_metric_set(m->refused, 0, (double)st.refused);
+    ww_metric_set(m->corrupt, 0, (double)st.corrupt);
+    ww_metric_set(m->connects, 0, (double)st.connects);
+    ww_metric_set(m->failovers, 0, (double)st.failovers);
+    ww_metric_set(m->spool_bytes, 0, (double)d.spool_bytes);
+    ww_metric_set(m->pending, 0, (double)d.pending);
+    ww_metric_set(m->queued, 0, (double)d.queued);
+    ww_metric_set(m->in_flight, 0, (double)d.in_flight);
+    uint64_t replies = st.acked + st.nacked + st.hellos_acked;
+    if (replies != m->replies || d.pending == 0) {
+        m->replies = replies;
+        atomic_store(&m->progress_at, ww_time_mono_ns());
+    }
+    atomic_store(&m->pending_now, d.pending);
+    atomic_store(&m->connects_now, st.connects);
+}
+
+/* /healthz: unhealthy when batches wait and the collector has not answered for
+ * collector.failover_after (since start, when it never connected). */
+static int s_metrics_health(void *arg, char *reason, size_t cap)
+{
+    s_metrics_t *m = arg;
+    uint64_t pending = atomic_load(&m->pending_now);
+    int64_t quiet = ww_time_mono_ns() - atomic_load(&m->progress_at);
+    if (pending == 0 || quiet <= m->failover_after_ns) {
+        return 0;
+    }
+    snprintf(reason, cap,
+             "%s for %.1f s (collector.failover_after %.1f s); %llu batches waiting for an ack",
+             atomic_load(&m->connects_now) == 0 ? "never connected to a collector"
+                                                : "no ack from the collector",
+             (double)quiet / WW_NS_PER_S, (double)m->failover_after_ns / WW_NS_PER_S,
+             (unsigned long long)pending);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     ww_agent_conf_t conf;
@@ -238,6 +378,8 @@ int main(int argc, char **argv)
     memset(&nodes, 0, sizeof nodes);
     ww_hello_t *hello = NULL;
     ww_link_t *link = NULL;
+    s_metrics_t mx;
+    memset(&mx, 0, sizeof mx);
 
     int action = ww_cfg_parse_args(&ww_agent_schema, &conf, argc, argv, &err);
     if (action < 0) {
@@ -262,6 +404,16 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto cleanup;
     }
+    if (*conf.metrics_listen) {
+        struct sockaddr_storage sa;
+        socklen_t salen;
+        if (ww_metrics_parse_listen(conf.metrics_listen, &sa, &salen, err.msg, sizeof err.msg) <
+            0) {
+            fprintf(stderr, "waferwatch-agent: metrics.listen: %s\n", err.msg);
+            exit_code = 2;
+            goto cleanup;
+        }
+    }
     int64_t interval = conf.interval_ns;
     int64_t first_tick = ww_time_next_tick(ww_time_now_ns(), interval);
     if (s_nodes_init(&nodes, &conf, first_tick) < 0) {
@@ -277,6 +429,18 @@ int main(int argc, char **argv)
     }
 
     s_install_signals();
+    if (*conf.metrics_listen) {
+        char why[300] = "out of memory";
+        if (s_metrics_init(&mx, &conf) == 0) {
+            mx.srv = ww_metrics_server_new(mx.reg, conf.metrics_listen, s_metrics_health, &mx, why,
+                                           sizeof why);
+        }
+        if (!mx.srv) {
+            /* Asked for metrics: running without them would hide this agent from monitoring. */
+            WW_ERROR("metrics.listen: %s; not starting", why);
+            goto cleanup;
+        }
+    }
     hello = s_hello_new(&nodes);
     ww_link_conf_t lc = {
         .endpoints = conf.collectors.v,
@@ -322,7 +486,9 @@ int main(int argc, char **argv)
     while (!s_stop && next < stop_at) {
         int64_t now = ww_time_now_ns();
         if (now < next) {
-            ww_link_poll(link, next - now);
+            /* With /healthz served, wake at least every second to keep it current. */
+            ww_link_poll(link, mx.srv && next - now > WW_NS_PER_S ? WW_NS_PER_S : next - now);
+            s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
             continue;
         }
         /* Behind schedule by more than the catch-up window: skip to stay aligned. */
@@ -335,6 +501,7 @@ int main(int argc, char **argv)
             ww_link_count_skipped(link, (uint64_t)skip);
             next += skip * interval;
         }
+        int64_t tick_start = ww_time_mono_ns();
         int n = s_sample_tick(&nodes, next, &batch);
         if (n > 0 || batch.n_latency_windows > 0) {
             int rc = ww_link_submit(link, &batch);
@@ -356,8 +523,10 @@ int main(int argc, char **argv)
         ww_lwbuf_reset(&nodes.lw);
         samples += (uint64_t)(n > 0 ? n : 0);
         ticks++;
+        ww_metric_observe(mx.tick_s, 0, (double)(ww_time_mono_ns() - tick_start) / WW_NS_PER_S);
         next += interval;
         ww_link_poll(link, 0);
+        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
     }
 
     /* The windows still open hold requests already completed: send them, partial. */
@@ -380,7 +549,9 @@ int main(int argc, char **argv)
             break;
         }
         ww_link_poll(link, left < 100 * WW_NS_PER_MS ? left : 100 * WW_NS_PER_MS);
+        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
     }
+    s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
     ww_link_stats_t st;
     ww_link_stats(link, &st);
     /* One machine-readable line for scripts and tests. */
@@ -403,6 +574,8 @@ int main(int argc, char **argv)
     }
 
 cleanup:
+    ww_metrics_server_destroy(&mx.srv); /* first: its thread reads mx */
+    ww_metrics_destroy(&mx.reg);
     ww_link_destroy(&link);
     s_hello_free(&hello);
     s_nodes_fini(&nodes);

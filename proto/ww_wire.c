@@ -210,11 +210,13 @@ static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
                       "batch.latency_windows[%zu].duration_ns: %lld is outside [1 ms, 1 h]", i,
                       (long long)w->duration_ns);
     }
-    if (w->start_ns <= 0 || w->start_ns % w->duration_ns != 0 ||
-        w->start_ns < now_ns - lim->max_past_ns || w->start_ns > now_ns + lim->max_future_ns) {
+    /* Windows start on whole milliseconds (a grid of the duration, shifted by whole
+     * sampling intervals: agents stagger their nodes' windows). */
+    if (w->start_ns <= 0 || w->start_ns % 1000000 != 0 || w->start_ns < now_ns - lim->max_past_ns ||
+        w->start_ns > now_ns + lim->max_future_ns) {
         return s_fail(why, -EINVAL,
-                      "batch.latency_windows[%zu].start_ns: %lld is not a multiple of the "
-                      "duration within [now - %llds, now + %llds]",
+                      "batch.latency_windows[%zu].start_ns: %lld is not a whole millisecond "
+                      "within [now - %llds, now + %llds]",
                       i, (long long)w->start_ns, (long long)(lim->max_past_ns / 1000000000),
                       (long long)(lim->max_future_ns / 1000000000));
     }

@@ -160,11 +160,16 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT sum(output_tokens) FROM latency_windows"), out_tokens);
     assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count(ww_merge(ttft)) FROM latency_windows"),
                      ok);
-    /* Windows are aligned to whole seconds and carry all three models. */
+    /* Windows start on the sampling interval's grid (100 ms), each node's on one grid of
+     * the window (1 s) shifted by its own phase, and carry all three models. */
     assert_int_equal(h_query_ll(&db,
                                 "SELECT count(*) FROM latency_windows"
-                                " WHERE extract(microseconds from time)::bigint % 1000000 <> 0"),
+                                " WHERE extract(microseconds from time)::bigint % 100000 <> 0"),
                      0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT (node_id,"
+                                     " (extract(epoch from time) * 1000)::bigint % 1000))"
+                                     " FROM latency_windows"),
+                     2);
     assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT model) FROM latency_windows"), 3);
 
     /* SQL percentiles over the raw windows and over the per-minute rollups. */
@@ -179,6 +184,33 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
                      ok);
     assert_int_equal(h_query_ll(&db, "SELECT sum(windows) FROM latency_rollup_1m"),
                      h_query_ll(&db, "SELECT count(*) FROM latency_windows"));
+    /* The collector merges the rollups itself: each row must be exactly what SQL's
+     * ww_merge makes of the same windows (the sum may differ in its last bits: float
+     * addition order). */
+    assert_int_equal(
+        h_query_ll(
+            &db, "WITH m AS (SELECT date_trunc('minute', l.time) AS time,"
+                 " coalesce(n.phase, '') AS phase, l.model, count(*) AS windows,"
+                 " sum(l.requests_ok) AS ok, ww_hist_add(ww_merge(l.queue), NULL) AS queue,"
+                 " ww_hist_add(ww_merge(l.ttft), NULL) AS ttft,"
+                 " ww_hist_add(ww_merge(l.tpot), NULL) AS tpot,"
+                 " ww_hist_add(ww_merge(l.e2e), NULL) AS e2e"
+                 " FROM latency_windows l LEFT JOIN nodes n USING (node_id) GROUP BY 1, 2, 3)"
+                 " SELECT count(*) FROM m FULL JOIN latency_rollup_1m r USING (time, phase, model)"
+                 " WHERE r.windows IS DISTINCT FROM m.windows OR r.requests_ok <> m.ok"
+                 " OR (r.queue).counts IS DISTINCT FROM (m.queue).counts"
+                 " OR (r.ttft).counts IS DISTINCT FROM (m.ttft).counts"
+                 " OR (r.tpot).counts IS DISTINCT FROM (m.tpot).counts"
+                 " OR (r.e2e).counts IS DISTINCT FROM (m.e2e).counts"
+                 " OR (r.ttft).\"offset\" <> (m.ttft).\"offset\""
+                 " OR (r.e2e).\"offset\" <> (m.e2e).\"offset\""
+                 " OR (r.ttft).scale <> (m.ttft).scale OR (r.ttft).count <> (m.ttft).count"
+                 " OR (r.ttft).min IS DISTINCT FROM (m.ttft).min"
+                 " OR (r.ttft).max IS DISTINCT FROM (m.ttft).max"
+                 " OR (r.queue).zero_count <> (m.queue).zero_count"
+                 " OR abs((r.e2e).sum - (m.e2e).sum) > 1e-9 * abs((m.e2e).sum)"),
+        0);
+    assert_true(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1m") > 0);
 
     free(ttft.v);
     free(tpot.v);

@@ -3,6 +3,7 @@
 #include "ww_test.h"
 #include "ww_time.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,57 @@ static void test_many_windows_survive_growth(void **state)
     ww_hist_fini(&w.e2e);
 }
 
+/* Encodes one window starting at start_ns and decodes it; returns the decode result. */
+static int s_window_roundtrip(int64_t start_ns, int64_t now_ns, ww_wire_why_t *why)
+{
+    ww_lwbuf_t b;
+    ww_lwbuf_init(&b);
+    ww_lat_window_t w;
+    memset(&w, 0, sizeof w);
+    ww_hist_init(&w.queue, 6);
+    ww_hist_init(&w.ttft, 6);
+    ww_hist_init(&w.tpot, 6);
+    ww_hist_init(&w.e2e, 6);
+    assert_int_equal(ww_lwbuf_add(&b, "n", "m", start_ns, 10 * WW_NS_PER_S, &w), 0);
+    ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+    ww_lwbuf_attach(&b, &batch);
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.wire_version = WW_WIRE_VERSION;
+    env.agent_id = (char *)"a";
+    env.epoch = 1;
+    env.seq = 1;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+    env.batch = &batch;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    long len = ww_wire_encode(&env, &buf, &cap);
+    assert_true(len > 0);
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    ww_envelope_t *got = NULL;
+    int rc = ww_wire_decode(buf, (size_t)len, &lim, now_ns, &got, why);
+    ww_wire_free(&got);
+    free(buf);
+    ww_lwbuf_reset(&b);
+    ww_lwbuf_fini(&b);
+    return rc;
+}
+
+/* Windows are staggered per node by whole intervals: a start off the duration's grid is
+ * valid, a start off the millisecond is not. */
+static void test_staggered_window_start_accepted(void **state)
+{
+    (void)state;
+    int64_t t0 = INT64_C(1795000000) * WW_NS_PER_S;
+    ww_wire_why_t why;
+    assert_int_equal(s_window_roundtrip(t0 + 3 * WW_NS_PER_S, t0 + 20 * WW_NS_PER_S, &why), 0);
+    assert_int_equal(s_window_roundtrip(t0 + 3 * WW_NS_PER_S + 1, t0 + 20 * WW_NS_PER_S, &why),
+                     -EINVAL);
+    assert_non_null(strstr(why.msg, "start_ns"));
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_staggered_window_start_accepted),
     cmocka_unit_test(test_many_windows_survive_growth),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -128,7 +128,35 @@ static void test_late_record_is_kept_and_counted(void **state)
     ww_latency_fini(&l);
 }
 
+/* A phase shifts the grid: with phase 3 s, windows are [T0-7s, T0+3s), [T0+3s, T0+13s), ...
+ * and close at their own ends, not at multiples of the window. */
+static void test_phase_shifts_the_window_grid(void **state)
+{
+    ww_latency_t l;
+    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
+    ww_latency_set_phase(&l, 3 * WW_NS_PER_S + W); /* taken modulo the window */
+    s_out_t o = {0};
+    ww_request_t r = s_req(0, WW_REQ_OK, T0 + 2 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    r = s_req(0, WW_REQ_OK, T0 + 3 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    r = s_req(0, WW_REQ_OK, T0 + 12 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    /* T0 + W is a multiple of the window but not a window end here. */
+    assert_int_equal(ww_latency_close(&l, T0 + 2 * WW_NS_PER_S, false, s_emit, &o), 0);
+    assert_int_equal(ww_latency_close(&l, T0 + 3 * WW_NS_PER_S, false, s_emit, &o), 1);
+    assert_true(o.start[0] == T0 - 7 * WW_NS_PER_S);
+    assert_int_equal(o.ok[0], 1);
+    assert_int_equal(ww_latency_close(&l, T0 + W, false, s_emit, &o), 0);
+    assert_int_equal(ww_latency_close(&l, T0 + 13 * WW_NS_PER_S, false, s_emit, &o), 1);
+    assert_true(o.start[1] == T0 + 3 * WW_NS_PER_S);
+    assert_int_equal(o.ok[1], 2);
+    assert_int_equal(l.late, 0);
+    ww_latency_fini(&l);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_phase_shifts_the_window_grid),
     cmocka_unit_test(test_records_land_in_aligned_windows),
     cmocka_unit_test(test_status_routing),
     cmocka_unit_test(test_empty_windows_emit_nothing_and_unknown_models_ignored),
