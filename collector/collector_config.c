@@ -11,6 +11,9 @@ static const ww_cfg_opt_t s_rows[] = {
         "ZeroMQ endpoint to bind (tcp://HOST:PORT, PORT * = any free port, or ipc://PATH)"),
     ROW("collector.endpoint_file", WW_CFG_STRING, "", C(endpoint_file), 0, 0, "endpoint-file",
         "write the bound endpoint to this file once listening"),
+    ROW("metrics.listen", WW_CFG_STRING, "", C(metrics_listen), 0, 0, "metrics-listen",
+        "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
+        "port, logged); empty = off. /healthz is 503 while PostgreSQL is not connected"),
     ROW("collector.log_level", WW_CFG_STRING, "info", C(log_level), 0, 0, "log-level",
         "error, warn, info or debug"),
     ROW("collector.drain_timeout", WW_CFG_DURATION, "10s", C(drain_ns), 0, 3600, "drain-timeout",
@@ -26,6 +29,16 @@ static const ww_cfg_opt_t s_rows[] = {
         "longest wait between retries while PostgreSQL is unavailable"),
     ROW("ingest.max_group", WW_CFG_INT, "256", C(max_group), 1, 100000, NULL,
         "messages committed together in one transaction"),
+    ROW("retention.raw_days", WW_CFG_INT, "35", C(retention_raw_days), 0, 36500, NULL,
+        "daily partitions of node_samples and latency_windows older than this many days are "
+        "dropped on the collector's hourly maintenance (0 = keep everything; at least 8, "
+        "since samples up to 7 days old are accepted)"),
+    ROW("retention.rollup_days", WW_CFG_INT, "400", C(retention_rollup_days), 0, 36500, NULL,
+        "per-minute latency rollups, SLO and capacity evaluations, alert transitions and "
+        "refused-message records older than this many days are deleted (0 = keep)"),
+    ROW("ingest.max_group_samples", WW_CFG_INT, "65536", C(max_group_samples), 1, 10000000, NULL,
+        "a transaction is closed once its batches hold this many node samples (bounds the "
+        "sample-to-commit delay when agents send large batches)"),
     ROW("ingest.max_message_bytes", WW_CFG_INT, "16777216", C(max_message_bytes), 1024, 1073741824,
         NULL, "largest message accepted (ZMQ_MAXMSGSIZE)"),
     ROW("ingest.max_samples", WW_CFG_INT, "65536", C(max_samples), 1, 10000000, NULL,

@@ -2,12 +2,14 @@
  * See collector_config.c for every setting. */
 #define WW_LOG_MODULE "collector"
 #include "collector_config.h"
+#include "collector_metrics.h"
 #include "ingest.h"
 #include "migrate.h"
 #include "slo_config.h"
 #include "slo_eval.h"
 #include "store_pg.h"
 #include "ww_log.h"
+#include "ww_metrics.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -36,6 +38,7 @@ int main(int argc, char **argv)
     memset(&slo, 0, sizeof slo);
     bool have_slo = false;
     ww_slo_eval_t *eval = NULL;
+    ww_cmetrics_t *metrics = NULL;
     ww_cfg_err_t err = {{0}};
     int exit_code = 1;
 
@@ -75,6 +78,25 @@ int main(int argc, char **argv)
     if (!conf.listen || !*conf.listen) {
         fprintf(stderr, "waferwatch-collector: collector.listen: required, an endpoint such as "
                         "tcp://*:7878\n");
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (conf.metrics_listen && *conf.metrics_listen) {
+        struct sockaddr_storage sa;
+        socklen_t salen;
+        if (ww_metrics_parse_listen(conf.metrics_listen, &sa, &salen, err.msg, sizeof err.msg) <
+            0) {
+            fprintf(stderr, "waferwatch-collector: metrics.listen: %s\n", err.msg);
+            exit_code = 2;
+            goto cleanup;
+        }
+    }
+    if (conf.retention_raw_days > 0 && conf.retention_raw_days < 8) {
+        fprintf(stderr,
+                "waferwatch-collector: retention.raw_days: %lld is too short: samples "
+                "up to 7 days old are accepted (ingest.max_past), so keep at least 8 "
+                "days, or 0 to keep everything\n",
+                (long long)conf.retention_raw_days);
         exit_code = 2;
         goto cleanup;
     }
@@ -137,6 +159,17 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     WW_INFO("waferwatch-collector %s starting", WW_VERSION);
+    if (conf.metrics_listen && *conf.metrics_listen) {
+        char why[300];
+        if (!(metrics = ww_cmetrics_new()) ||
+            ww_cmetrics_serve(metrics, conf.metrics_listen, why, sizeof why) < 0) {
+            /* Asked for metrics: running without them would hide the collector. */
+            WW_ERROR("metrics.listen: %s; not starting", metrics ? why : "out of memory");
+            exit_code = 1;
+            goto cleanup;
+        }
+        ww_cmetrics_set_global(metrics);
+    }
     if (have_slo && !(eval = ww_slo_eval_start(&slo, conf.pg_conninfo))) {
         exit_code = 1;
         goto cleanup;
@@ -145,6 +178,8 @@ int main(int argc, char **argv)
     ww_slo_eval_stop(&eval);
 
 cleanup:
+    ww_cmetrics_set_global(NULL);
+    ww_cmetrics_destroy(&metrics);
     if (have_slo) {
         ww_slo_conf_free(&slo);
     }

@@ -17,7 +17,7 @@ struct ww_cmetrics {
     ww_metrics_t *reg;
     ww_metrics_server_t *srv;
     ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
-        *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s;
+        *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s;
 };
 
 static _Atomic(ww_cmetrics_t *) s_global;
@@ -37,6 +37,9 @@ ww_cmetrics_t *ww_cmetrics_new(void)
     static const double write_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                            0.25,  0.5,    1,     2.5,  5,     10};
     static const double slo_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    /* Sample-to-commit: fine around the 1-2 s a 1 Hz fleet should see. */
+    static const double delay_buckets[] = {0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1,  1.25, 1.5, 2,
+                                           2.5,  3,   4,   5,   7.5, 10,   20, 30,   60,  300};
     ww_cmetrics_t *self = calloc(1, sizeof *self);
     if (!self) {
         return NULL;
@@ -62,6 +65,10 @@ ww_cmetrics_t *ww_cmetrics_new(void)
               self->reg, "waferwatch_collector_postgresql_write_duration_seconds",
               "Time to write and commit one group of messages (committed groups only).",
               write_buckets, sizeof write_buckets / sizeof write_buckets[0])) ||
+        !(self->delay_s = ww_metrics_histogram(
+              self->reg, "waferwatch_collector_sample_to_commit_seconds",
+              "Per written batch: from its samples' tick to the COMMIT that made them durable.",
+              delay_buckets, sizeof delay_buckets / sizeof delay_buckets[0])) ||
         !G(group, "group_messages", "Messages in the last committed group (one transaction).") ||
         !G(pending, "pending_messages",
            "Messages received and not yet committed (held while PostgreSQL is retried).") ||
@@ -154,6 +161,13 @@ void ww_cmetrics_write(ww_cmetrics_t *self, ww_store_rc_t rc, size_t n, double s
         ww_metric_set(self->group, 0, (double)n);
     }
     ww_metric_set(self->pg_up, 0, rc == WW_STORE_RETRY ? 0 : 1);
+}
+
+void ww_cmetrics_delay(ww_cmetrics_t *self, double seconds)
+{
+    if (self) {
+        ww_metric_observe(self->delay_s, 0, seconds);
+    }
 }
 
 void ww_cmetrics_pg_up(ww_cmetrics_t *self, bool up)

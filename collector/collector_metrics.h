@@ -54,6 +54,9 @@ void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,
  * PostgreSQL but RETRY marks it up, RETRY marks it down. */
 void ww_cmetrics_write(ww_cmetrics_t *self, ww_store_rc_t rc, size_t n, double seconds);
 
+/* One written batch's sample-to-commit delay (writer thread). */
+void ww_cmetrics_delay(ww_cmetrics_t *self, double seconds);
+
 /* PostgreSQL connected (the store is ensured) or not. */
 void ww_cmetrics_pg_up(ww_cmetrics_t *self, bool up);
 

@@ -3,6 +3,7 @@
 #include "ingest.h"
 
 #include "auth.h"
+#include "collector_metrics.h"
 #include "store_pg.h"
 #include "ww_curve.h"
 #include "ww_log.h"
@@ -10,6 +11,7 @@
 #include "ww_wire.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,18 +36,38 @@ typedef struct {
     Waferwatch__V1__NackCode code;
 } s_msg_t;
 
+/* A group of messages written in one transaction. */
+typedef struct {
+    s_msg_t *msgs;
+    ww_store_item_t *items;
+    size_t n;
+    uint64_t samples; /* node samples in its batches */
+    ww_store_rc_t rc; /* result of its last write */
+} s_group_t;
+
+/* The writer thread's job: idle, a group handed over (being written), written. */
+typedef enum { S_JOB_IDLE, S_JOB_WRITING, S_JOB_DONE } s_job_t;
+
 typedef struct {
     const ww_collector_conf_t *conf;
     void *ctx, *sock;
     ww_store_t *store;
     ww_wire_limits_t lim;
-    s_msg_t *msgs;
-    ww_store_item_t *items;
-    size_t n;
+    /* Pipelining: the receive loop fills rx while the writer thread writes wr (decoding
+     * and building the next COPY overlap PostgreSQL's work on the previous one); replies
+     * go out from the receive loop, which owns the socket. */
+    s_group_t groups[2];
+    s_group_t *rx, *wr;
+    pthread_t writer;
+    bool writer_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s_job_t job; /* under mu */
+    bool quit;   /* under mu */
     uint8_t *enc;
     size_t enc_cap;
     ww_auth_t *auth; /* NULL in insecure mode */
-    uint64_t received, malformed, invalid, forbidden, ignored;
+    uint64_t received, malformed, invalid, forbidden, ignored, refused_by_database;
 } s_ingest_t;
 
 static const char *s_code_name(Waferwatch__V1__NackCode c)
@@ -136,20 +158,23 @@ static int s_authorize(s_ingest_t *in, s_msg_t *m)
     return rc;
 }
 
-static void s_clear(s_ingest_t *in)
+static void s_clear(s_group_t *g)
 {
-    for (size_t i = 0; i < in->n; i++) {
-        ww_wire_free(&in->msgs[i].env);
+    for (size_t i = 0; i < g->n; i++) {
+        ww_wire_free(&g->msgs[i].env);
     }
-    in->n = 0;
+    g->n = 0;
+    g->samples = 0;
 }
 
-/* Receives one message into slot in->n. Returns 1 when a message was taken into the group,
- * 0 when it needs no write (heartbeat), -EAGAIN when nothing is waiting. */
+/* Receives one message into the next slot of the receiving group. Returns 1 when a message
+ * was taken into the group, 0 when it needs no write (heartbeat), -EAGAIN when nothing is
+ * waiting. */
 static int s_receive(s_ingest_t *in)
 {
-    s_msg_t *m = &in->msgs[in->n];
-    ww_store_item_t *it = &in->items[in->n];
+    s_group_t *g = in->rx;
+    s_msg_t *m = &g->msgs[g->n];
+    ww_store_item_t *it = &g->items[g->n];
     memset(it, 0, sizeof *it);
     zmq_msg_t id, body;
     zmq_msg_init(&id);
@@ -206,7 +231,7 @@ static int s_receive(s_ingest_t *in)
         it->reject_reason = m->reason;
         WW_WARN("refused a message from %s: %s", m->agent_id[0] ? m->agent_id : "an unknown peer",
                 why.msg);
-        in->n++;
+        g->n++;
         return 1;
     }
     ww_envelope_t *env = m->env;
@@ -222,7 +247,7 @@ static int s_receive(s_ingest_t *in)
         it->reject_reason = m->reason;
         WW_WARN("refused a message: %s", m->reason);
         ww_wire_free(&m->env);
-        in->n++;
+        g->n++;
         return 1;
     }
     it->agent_id = m->agent_id;
@@ -236,6 +261,7 @@ static int s_receive(s_ingest_t *in)
         break;
     case WAFERWATCH__V1__ENVELOPE__BODY_BATCH:
         it->kind = WW_ITEM_BATCH;
+        g->samples += env->batch->n_samples;
         break;
     default:
         /* Heartbeats need nothing; acks and nacks are the collector's to send. */
@@ -243,15 +269,15 @@ static int s_receive(s_ingest_t *in)
         ww_wire_free(&m->env);
         return 0;
     }
-    in->n++;
+    g->n++;
     return 1;
 }
 
-static void s_replies(s_ingest_t *in)
+static void s_replies(s_ingest_t *in, const s_group_t *g)
 {
-    for (size_t i = 0; i < in->n; i++) {
-        const ww_store_item_t *it = &in->items[i];
-        const s_msg_t *m = &in->msgs[i];
+    for (size_t i = 0; i < g->n; i++) {
+        const ww_store_item_t *it = &g->items[i];
+        const s_msg_t *m = &g->msgs[i];
         if (!it->committed) {
             continue;
         }
@@ -273,18 +299,19 @@ static void s_replies(s_ingest_t *in)
 
 /* A group PostgreSQL refused as data: write its items one by one, turning each one that
  * is refused alone into a recorded reject, so one bad batch cannot block the others. */
-static ww_store_rc_t s_write_singly(s_ingest_t *in)
+static ww_store_rc_t s_write_singly(s_ingest_t *in, s_group_t *g)
 {
-    for (size_t i = 0; i < in->n; i++) {
-        ww_store_item_t *it = &in->items[i];
+    for (size_t i = 0; i < g->n; i++) {
+        ww_store_item_t *it = &g->items[i];
         ww_store_rc_t rc = ww_store_write(in->store, it, 1);
         if (rc == WW_STORE_REJECT) {
-            s_msg_t *m = &in->msgs[i];
+            s_msg_t *m = &g->msgs[i];
             m->code = WAFERWATCH__V1__NACK_CODE__NACK_INVALID;
             snprintf(m->reason, sizeof m->reason, "refused by PostgreSQL as invalid data");
             it->kind = WW_ITEM_REJECT;
             it->reject_code = "refused_by_database";
             it->reject_reason = m->reason;
+            __atomic_add_fetch(&in->refused_by_database, 1, __ATOMIC_RELAXED);
             rc = ww_store_write(in->store, it, 1);
         }
         if (rc != WW_STORE_OK) {
@@ -294,37 +321,132 @@ static ww_store_rc_t s_write_singly(s_ingest_t *in)
     return WW_STORE_OK;
 }
 
-/* Writes the group in one transaction and answers it. Returns true when the group is
- * done; false when it must be retried (items already committed, by s_write_singly, are
- * answered and leave the group). */
-static bool s_write_group(s_ingest_t *in)
+/* Writes the group in one transaction (one by one if PostgreSQL refuses it as data). Runs
+ * on the writer thread: touches the group and the store, never the socket. */
+static ww_store_rc_t s_store(s_ingest_t *in, s_group_t *g)
 {
-    ww_store_rc_t wrc = ww_store_write(in->store, in->items, in->n);
+    int64_t t0 = ww_time_mono_ns();
+    ww_store_rc_t wrc = ww_store_write(in->store, g->items, g->n);
+    ww_cmetrics_write(ww_cmetrics_global(), wrc, g->n,
+                      (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
     if (wrc == WW_STORE_REJECT) {
-        wrc = s_write_singly(in);
+        wrc = s_write_singly(in, g);
     }
-    s_replies(in);
+    ww_cmetrics_t *m = ww_cmetrics_global();
+    int64_t now = ww_time_now_ns();
+    for (size_t i = 0; m && i < g->n; i++) {
+        const ww_store_item_t *it = &g->items[i];
+        if (it->committed && it->disp == WW_DISP_WRITTEN && it->env->batch->n_samples > 0) {
+            double d = (double)(now - it->env->batch->samples[0]->time_ns) / 1e9;
+            ww_cmetrics_delay(m, d > 0 ? d : 0);
+        }
+    }
+    return wrc;
+}
+
+/* Answers what the write committed. Returns true when the group is done; false when it
+ * must be retried (items already committed, by s_write_singly, are answered and leave
+ * the group). */
+static bool s_finish(s_ingest_t *in, s_group_t *g, ww_store_rc_t wrc)
+{
+    s_replies(in, g);
     if (wrc == WW_STORE_OK) {
-        s_clear(in);
+        s_clear(g);
         return true;
     }
     size_t keep = 0;
-    for (size_t i = 0; i < in->n; i++) {
-        if (in->items[i].committed) {
-            ww_wire_free(&in->msgs[i].env);
+    g->samples = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->items[i].committed) {
+            ww_wire_free(&g->msgs[i].env);
             continue;
         }
-        in->msgs[keep] = in->msgs[i];
-        in->items[keep] = in->items[i];
+        g->msgs[keep] = g->msgs[i];
+        g->items[keep] = g->items[i];
         /* These point into the message slot that just moved. */
-        in->items[keep].agent_id = in->msgs[keep].agent_id;
-        if (in->items[keep].kind == WW_ITEM_REJECT) {
-            in->items[keep].reject_reason = in->msgs[keep].reason;
+        g->items[keep].agent_id = g->msgs[keep].agent_id;
+        if (g->items[keep].kind == WW_ITEM_REJECT) {
+            g->items[keep].reject_reason = g->msgs[keep].reason;
+        }
+        if (g->items[keep].kind == WW_ITEM_BATCH) {
+            g->samples += g->items[keep].env->batch->n_samples;
         }
         keep++;
     }
-    in->n = keep;
+    g->n = keep;
     return false;
+}
+
+/* Writes the group on the calling thread (the writer thread must be idle). */
+static bool s_write_group(s_ingest_t *in, s_group_t *g)
+{
+    return s_finish(in, g, s_store(in, g));
+}
+
+static void *s_writer_main(void *arg)
+{
+    s_ingest_t *in = arg;
+    pthread_mutex_lock(&in->mu);
+    for (;;) {
+        while (in->job != S_JOB_WRITING && !in->quit) {
+            pthread_cond_wait(&in->cv, &in->mu);
+        }
+        if (in->job != S_JOB_WRITING) {
+            break;
+        }
+        pthread_mutex_unlock(&in->mu);
+        ww_store_rc_t rc = s_store(in, in->wr);
+        pthread_mutex_lock(&in->mu);
+        in->wr->rc = rc;
+        in->job = S_JOB_DONE;
+    }
+    pthread_mutex_unlock(&in->mu);
+    return NULL;
+}
+
+static s_job_t s_job(s_ingest_t *in)
+{
+    pthread_mutex_lock(&in->mu);
+    s_job_t j = in->job;
+    pthread_mutex_unlock(&in->mu);
+    return j;
+}
+
+/* Hands wr to the writer thread. */
+static void s_submit(s_ingest_t *in)
+{
+    pthread_mutex_lock(&in->mu);
+    in->job = S_JOB_WRITING;
+    pthread_cond_signal(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* Waits for the writer thread to finish what it writes. */
+static void s_wait_writer(s_ingest_t *in)
+{
+    while (s_job(in) == S_JOB_WRITING) {
+        zmq_poll(NULL, 0, 2);
+    }
+}
+
+/* Copies the counters to /metrics (when served). */
+static void s_publish(const s_ingest_t *in)
+{
+    ww_cmetrics_t *m = ww_cmetrics_global();
+    if (!m) {
+        return;
+    }
+    ww_store_stats_t st;
+    ww_store_stats(in->store, &st);
+    ww_ingest_counts_t c = {
+        .received = in->received,
+        .malformed = in->malformed,
+        .invalid = in->invalid,
+        .forbidden = in->forbidden,
+        .refused_by_database = __atomic_load_n(&in->refused_by_database, __ATOMIC_RELAXED),
+        .pending = in->rx->n + in->wr->n,
+    };
+    ww_cmetrics_publish(m, &c, &st);
 }
 
 static int s_write_endpoint_file(const char *path, const char *endpoint)
@@ -400,11 +522,22 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
     in.lim.max_samples = (size_t)conf->max_samples;
     in.lim.max_past_ns = conf->max_past_ns;
     in.lim.max_future_ns = conf->max_future_ns;
-    in.msgs = calloc((size_t)conf->max_group, sizeof *in.msgs);
-    in.items = calloc((size_t)conf->max_group, sizeof *in.items);
+    for (int k = 0; k < 2; k++) {
+        in.groups[k].msgs = calloc((size_t)conf->max_group, sizeof *in.groups[k].msgs);
+        in.groups[k].items = calloc((size_t)conf->max_group, sizeof *in.groups[k].items);
+    }
+    in.rx = &in.groups[0];
+    in.wr = &in.groups[1];
+    pthread_mutex_init(&in.mu, NULL);
+    pthread_cond_init(&in.cv, NULL);
     in.store = ww_store_new(conf->pg_conninfo);
+    if (in.store) {
+        ww_store_set_retention(in.store, (int)conf->retention_raw_days,
+                               (int)conf->retention_rollup_days);
+    }
     in.ctx = zmq_ctx_new();
-    if (!in.msgs || !in.items || !in.store || !in.ctx) {
+    if (!in.groups[0].msgs || !in.groups[0].items || !in.groups[1].msgs || !in.groups[1].items ||
+        !in.store || !in.ctx) {
         ret = -ENOMEM;
         goto cleanup;
     }
@@ -439,6 +572,7 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
         s_sleep_ns(backoff);
         backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
     }
+    ww_cmetrics_pg_up(ww_cmetrics_global(), rc == 0);
     WW_INFO("listening on %s", endpoint);
     if (conf->endpoint_file && *conf->endpoint_file) {
         if ((rc = s_write_endpoint_file(conf->endpoint_file, endpoint)) < 0) {
@@ -448,46 +582,100 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
         }
     }
 
+    if (pthread_create(&in.writer, NULL, s_writer_main, &in) != 0) {
+        ret = -EAGAIN;
+        WW_ERROR("cannot start the writer thread");
+        goto cleanup;
+    }
+    in.writer_started = true;
     int64_t next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
+    int64_t retry_at = 0;
     backoff = 100 * WW_NS_PER_MS;
     while (!*stop) {
         if (*reload && in.auth) {
             *reload = 0;
             ww_auth_reload(in.auth);
         }
-        if (in.n == 0) {
+        s_job_t job = s_job(&in);
+        if (job == S_JOB_DONE) {
+            if (s_finish(&in, in.wr, in.wr->rc)) {
+                backoff = 100 * WW_NS_PER_MS;
+            } else {
+                /* Keep the group and retry it later; read at most one more group meanwhile:
+                 * backpressure into the agents' spools. */
+                retry_at = ww_time_mono_ns() + backoff;
+                backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+            }
+            pthread_mutex_lock(&in.mu);
+            in.job = job = S_JOB_IDLE;
+            pthread_mutex_unlock(&in.mu);
+        }
+        if (job == S_JOB_IDLE) {
+            /* The store is the receive loop's while the writer is idle. */
+            if (ww_time_mono_ns() >= next_maintain) {
+                ww_store_maintain(in.store);
+                next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
+            }
+            s_publish(&in);
+        }
+        bool rx_full = in.rx->n >= (size_t)conf->max_group ||
+                       in.rx->samples >= (uint64_t)conf->max_group_samples;
+        if (!rx_full) {
+            /* Wait for input only as long as nothing else is due: the writer's result is
+             * polled every few milliseconds, a retry at its time. */
+            long wait_ms = 1000;
+            if (job == S_JOB_WRITING) {
+                wait_ms = 2;
+            } else if (in.wr->n > 0) {
+                int64_t left = retry_at - ww_time_mono_ns();
+                wait_ms = left > 0 ? (long)(left / WW_NS_PER_MS) + 1 : 0;
+            } else if (in.rx->n > 0) {
+                wait_ms = 0;
+            }
             zmq_pollitem_t item = {in.sock, 0, ZMQ_POLLIN, 0};
-            if (zmq_poll(&item, 1, 1000) < 0 && errno == EINTR) {
+            if (zmq_poll(&item, 1, wait_ms) < 0 && errno == EINTR) {
                 continue;
             }
-            /* Fill the group with whatever is already waiting. */
-            while (in.n < (size_t)conf->max_group && s_receive(&in) != -EAGAIN) {
+            /* Take whatever is already waiting, up to the group's limits. */
+            while (in.rx->n < (size_t)conf->max_group &&
+                   in.rx->samples < (uint64_t)conf->max_group_samples &&
+                   s_receive(&in) != -EAGAIN) {
             }
+        } else if (job == S_JOB_WRITING || in.wr->n > 0) {
+            s_sleep_ns(2 * WW_NS_PER_MS);
         }
-        if (in.n > 0 && !s_write_group(&in)) {
-            /* Keep the group, read nothing new: backpressure into the agents' spools. */
-            s_sleep_ns(backoff);
-            backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
-        } else {
-            backoff = 100 * WW_NS_PER_MS;
-        }
-        if (ww_time_mono_ns() >= next_maintain) {
-            ww_store_maintain(in.store);
-            next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
+        if (job == S_JOB_IDLE) {
+            if (in.wr->n == 0 && in.rx->n > 0) {
+                s_group_t *t = in.wr;
+                in.wr = in.rx;
+                in.rx = t;
+                s_submit(&in);
+            } else if (in.wr->n > 0 && ww_time_mono_ns() >= retry_at) {
+                s_submit(&in);
+            }
         }
     }
     /* SIGTERM: what was received is committed and acked before exit, within drain_timeout;
      * what still sits in ZeroMQ's queues was never acked and the agents send it again. */
-    if (in.n > 0) {
-        WW_INFO("draining %zu received messages before exit", in.n);
+    s_wait_writer(&in);
+    if (s_job(&in) == S_JOB_DONE) {
+        s_finish(&in, in.wr, in.wr->rc);
+        in.job = S_JOB_IDLE;
+    }
+    if (in.rx->n + in.wr->n > 0) {
+        WW_INFO("draining %zu received messages before exit", in.rx->n + in.wr->n);
         int64_t drain_end = ww_time_mono_ns() + conf->drain_ns;
         backoff = 100 * WW_NS_PER_MS;
-        while (in.n > 0 && !s_write_group(&in) && ww_time_mono_ns() < drain_end) {
-            s_sleep_ns(backoff);
-            backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+        for (int k = 0; k < 2; k++) {
+            s_group_t *g = k == 0 ? in.wr : in.rx; /* in arrival order */
+            while (g->n > 0 && !s_write_group(&in, g) && ww_time_mono_ns() < drain_end) {
+                s_sleep_ns(backoff);
+                backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+            }
         }
-        if (in.n > 0) {
-            WW_WARN("%zu messages not committed at exit (not acked: the agents resend them)", in.n);
+        if (in.rx->n + in.wr->n > 0) {
+            WW_WARN("%zu messages not committed at exit (not acked: the agents resend them)",
+                    in.rx->n + in.wr->n);
         }
     }
     ww_store_stats_t st;
@@ -495,15 +683,31 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
     WW_INFO("stopping: received=%llu rows=%llu latency_windows=%llu transactions=%llu "
             "duplicates=%llu gaps=%llu rejects=%llu (malformed=%llu invalid=%llu forbidden=%llu) "
             "retries=%llu "
-            "unwritten=%zu",
+            "unwritten=%zu delay_p50_ms=%.0f delay_p99_ms=%.0f delay_max_ms=%.0f",
             (unsigned long long)in.received, (unsigned long long)st.rows,
             (unsigned long long)st.windows, (unsigned long long)st.transactions,
             (unsigned long long)st.duplicates, (unsigned long long)st.gaps,
             (unsigned long long)st.rejects, (unsigned long long)in.malformed,
             (unsigned long long)in.invalid, (unsigned long long)in.forbidden,
-            (unsigned long long)st.retries, in.n);
+            (unsigned long long)st.retries, in.rx->n + in.wr->n,
+            1e3 * ww_store_delay_quantile(in.store, 0.5),
+            1e3 * ww_store_delay_quantile(in.store, 0.99),
+            1e3 * ww_store_delay_quantile(in.store, 1.0));
 cleanup:
-    s_clear(&in);
+    if (in.writer_started) {
+        pthread_mutex_lock(&in.mu);
+        in.quit = true;
+        pthread_cond_signal(&in.cv);
+        pthread_mutex_unlock(&in.mu);
+        pthread_join(in.writer, NULL);
+    }
+    for (int k = 0; k < 2; k++) {
+        s_clear(&in.groups[k]);
+        free(in.groups[k].msgs);
+        free(in.groups[k].items);
+    }
+    pthread_mutex_destroy(&in.mu);
+    pthread_cond_destroy(&in.cv);
     if (in.sock) {
         zmq_close(in.sock);
     }
@@ -512,8 +716,6 @@ cleanup:
         zmq_ctx_term(in.ctx);
     }
     ww_store_destroy(&in.store);
-    free(in.msgs);
-    free(in.items);
     free(in.enc);
     return ret;
 }

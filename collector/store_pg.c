@@ -3,7 +3,9 @@
 #include "store_pg.h"
 
 #include "migrate.h"
+#include "ww_hist_wire.h"
 #include "ww_log.h"
+#include "ww_time.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -16,6 +18,23 @@
 /* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
 #define WW_PG_EPOCH_S INT64_C(946684800)
 
+/* node_id -> phase, from the Hellos this collector wrote and from the nodes table, so the
+ * per-minute rollups are merged here rather than by ww_merge() in PostgreSQL. Open
+ * addressing; emptied by ww_store_maintain() so that a relabelling made through another
+ * collector is picked up within the maintenance period. */
+typedef struct {
+    char **key, **val;
+    size_t n, cap; /* cap: a power of two, or 0 */
+} s_phase_map_t;
+
+/* One row of latency_rollup_1m being merged: (minute, phase, model). */
+typedef struct {
+    int64_t minute_us; /* PostgreSQL time of the minute */
+    const char *phase, *model;
+    uint64_t windows, ok, error, timeout, rejected, prompt_tokens, output_tokens;
+    ww_hist_t h[4]; /* queue, ttft, tpot, e2e */
+} s_rollup_t;
+
 struct ww_store {
     char *conninfo;
     PGconn *conn;
@@ -24,6 +43,11 @@ struct ww_store {
     /* reused buffers */
     char *copy;
     size_t copy_len, copy_cap;
+    s_phase_map_t phases;
+    s_rollup_t *rollups;
+    size_t n_rollups, rollups_cap;
+    ww_hist_t delay; /* sample-to-commit delay of each written batch, seconds */
+    int retention_raw_days, retention_rollup_days; /* 0: keep */
     ww_store_stats_t st;
 };
 
@@ -84,6 +108,88 @@ static void s_buf_array_num(s_buf_t *b, long long v, bool first)
     s_buf_put(b, tmp, (size_t)n);
 }
 
+static uint64_t s_hash(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+static void s_phase_map_clear(s_phase_map_t *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        free(m->key[i]);
+        free(m->val[i]);
+    }
+    free(m->key);
+    free(m->val);
+    memset(m, 0, sizeof *m);
+}
+
+static const char *s_phase_get(const s_phase_map_t *m, const char *node)
+{
+    if (m->cap == 0) {
+        return NULL;
+    }
+    for (size_t i = s_hash(node) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->key[i]) {
+            return NULL;
+        }
+        if (strcmp(m->key[i], node) == 0) {
+            return m->val[i];
+        }
+    }
+}
+
+/* Sets node's phase; on out of memory the map is emptied (it is only a cache). */
+static void s_phase_put(s_phase_map_t *m, const char *node, const char *phase)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        s_phase_map_t g = {calloc(cap, sizeof(char *)), calloc(cap, sizeof(char *)), m->n, cap};
+        if (!g.key || !g.val) {
+            free(g.key);
+            free(g.val);
+            s_phase_map_clear(m);
+            return;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->key[i]) {
+                size_t j = s_hash(m->key[i]) & (cap - 1);
+                while (g.key[j]) {
+                    j = (j + 1) & (cap - 1);
+                }
+                g.key[j] = m->key[i];
+                g.val[j] = m->val[i];
+            }
+        }
+        free(m->key);
+        free(m->val);
+        *m = g;
+    }
+    size_t i = s_hash(node) & (m->cap - 1);
+    while (m->key[i] && strcmp(m->key[i], node) != 0) {
+        i = (i + 1) & (m->cap - 1);
+    }
+    char *v = strdup(phase ? phase : "");
+    if (!v) {
+        s_phase_map_clear(m);
+        return;
+    }
+    if (m->key[i]) {
+        free(m->val[i]);
+    } else if (!(m->key[i] = strdup(node))) {
+        free(v);
+        s_phase_map_clear(m);
+        return;
+    } else {
+        m->n++;
+    }
+    m->val[i] = v;
+}
+
 static void s_notice(void *arg, const char *message)
 {
     WW_DEBUG("postgres: %.*s", (int)strcspn(message, "\n"), message);
@@ -104,6 +210,7 @@ ww_store_t *ww_store_new(const char *conninfo)
     if (!self) {
         return NULL;
     }
+    ww_hist_init(&self->delay, WW_HIST_DEFAULT_SCALE);
     self->conninfo = strdup(conninfo ? conninfo : "");
     if (!self->conninfo) {
         free(self);
@@ -123,6 +230,14 @@ void ww_store_destroy(ww_store_t **self_p)
     }
     free(self->copy);
     free(self->conninfo);
+    s_phase_map_clear(&self->phases);
+    for (size_t i = 0; i < self->rollups_cap; i++) {
+        for (int k = 0; k < 4; k++) {
+            ww_hist_fini(&self->rollups[i].h[k]);
+        }
+    }
+    free(self->rollups);
+    ww_hist_fini(&self->delay);
     free(self);
     *self_p = NULL;
 }
@@ -137,6 +252,7 @@ static void s_disconnect(ww_store_t *self)
 
 int ww_store_maintain(ww_store_t *self)
 {
+    s_phase_map_clear(&self->phases);
     if (!self->conn) {
         return -ENOTCONN;
     }
@@ -152,7 +268,33 @@ int ww_store_maintain(ww_store_t *self)
         WW_WARN("partition maintenance failed: %s", PQerrorMessage(self->conn));
     }
     PQclear(r);
+    if (rc == 0 && (self->retention_raw_days > 0 || self->retention_rollup_days > 0)) {
+        char raw[16], rollup[16];
+        snprintf(raw, sizeof raw, "%d", self->retention_raw_days);
+        snprintf(rollup, sizeof rollup, "%d", self->retention_rollup_days);
+        const char *params[] = {raw, rollup};
+        r = PQexecParams(self->conn, "SELECT ww_drop_old_data($1, $2)", 2, NULL, params, NULL, NULL,
+                         0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            int dropped = atoi(PQgetvalue(r, 0, 0));
+            if (dropped > 0) {
+                WW_INFO("retention: dropped %d daily partitions older than %d days", dropped,
+                        self->retention_raw_days);
+            }
+        } else {
+            /* Not fatal: ingest goes on, the next maintenance tries again. */
+            WW_WARN("retention failed (retention.raw_days, retention.rollup_days): %s",
+                    PQerrorMessage(self->conn));
+        }
+        PQclear(r);
+    }
     return rc;
+}
+
+void ww_store_set_retention(ww_store_t *self, int raw_days, int rollup_days)
+{
+    self->retention_raw_days = raw_days;
+    self->retention_rollup_days = rollup_days;
 }
 
 int ww_store_ensure(ww_store_t *self, int migrate)
@@ -182,10 +324,10 @@ int ww_store_ensure(ww_store_t *self, int migrate)
         WW_INFO("database schema at version %d", v);
         self->migrated = true;
     }
-    /* Latency windows pass through a per-session staging table so the rollups are computed
-     * from exactly the rows of the transaction. */
-    PGresult *tr = PQexec(self->conn, "CREATE TEMP TABLE IF NOT EXISTS ww_stage_latency"
-                                      " (LIKE latency_windows) ON COMMIT DELETE ROWS");
+    /* The rollup rows merged here pass through a per-session staging table on their way
+     * into the upsert. */
+    PGresult *tr = PQexec(self->conn, "CREATE TEMP TABLE IF NOT EXISTS ww_stage_rollup"
+                                      " (LIKE latency_rollup_1m) ON COMMIT DELETE ROWS");
     if (PQresultStatus(tr) != PGRES_COMMAND_OK) {
         WW_ERROR("cannot create the staging table (is the schema migrated?): %s",
                  PQerrorMessage(self->conn));
@@ -457,8 +599,64 @@ static void s_rec_f8(s_buf_t *b, double v, bool null_if_nan)
     s_put_f8(b, v);
 }
 
-/* A ww_hist composite (scale, count, sum, min, max, zero_count, underflow, overflow,
- * offset, counts bigint[]) in binary record form, the dense counts rebuilt from the sparse
+/* The head of a ww_hist composite (scale, count, sum, min, max, zero_count, underflow,
+ * overflow, offset, counts bigint[]) in binary record form, up to the array's elements:
+ * the caller writes `span` int8 fields, then s_hist_end(). min/max NaN are written NULL. */
+static void s_hist_begin(s_buf_t *b, int32_t scale, uint64_t count, double sum, double min,
+                         double max, uint64_t zero_count, uint64_t underflow, uint64_t overflow,
+                         int32_t first, size_t span, size_t *at, size_t *arr)
+{
+    *at = s_len_begin(b);
+    s_put32(b, 10); /* fields */
+    s_rec_i4(b, scale);
+    s_rec_i8(b, count);
+    s_rec_f8(b, sum, false);
+    s_rec_f8(b, min, true);
+    s_rec_f8(b, max, true);
+    s_rec_i8(b, zero_count);
+    s_rec_i8(b, underflow);
+    s_rec_i8(b, overflow);
+    s_rec_i4(b, span ? first : 0);
+    /* bigint[]: ndim, has-nulls flag, element type, then per dimension its size and lower
+     * bound, then the elements; an empty array has no dimension. */
+    s_put32(b, WW_OID_INT8_ARRAY);
+    *arr = s_len_begin(b);
+    s_put32(b, span ? 1 : 0);
+    s_put32(b, 0);
+    s_put32(b, WW_OID_INT8);
+    if (span) {
+        s_put32(b, (uint32_t)span);
+        s_put32(b, 1);
+    }
+}
+
+static void s_hist_end(s_buf_t *b, size_t at, size_t arr)
+{
+    s_len_end(b, arr);
+    s_len_end(b, at);
+}
+
+/* A merged ww_hist_t in the canonical form of SQL ww_hist_trim(): zero buckets dropped at
+ * both ends, NaN min/max as NULL. */
+static void s_field_hist_merged(s_buf_t *b, const ww_hist_t *h)
+{
+    uint32_t a = 0, z = h->len;
+    while (a < z && h->counts[a] == 0) {
+        a++;
+    }
+    while (z > a && h->counts[z - 1] == 0) {
+        z--;
+    }
+    size_t at, arr;
+    s_hist_begin(b, h->scale, h->count, h->sum, h->min, h->max, h->zero_count, h->underflow,
+                 h->overflow, h->offset + (int32_t)a, z - a, &at, &arr);
+    for (uint32_t i = a; i < z; i++) {
+        s_field_i8(b, h->counts[i]);
+    }
+    s_hist_end(b, at, arr);
+}
+
+/* A ww_hist composite in binary record form, the dense counts rebuilt from the sparse
  * wire buckets. Validation (ww_hist_from_pb) has already bounded the span and checked the
  * counts. min/max are NULL when the histogram holds no finite value (NaN on the wire). */
 static void s_field_hist(s_buf_t *b, const Waferwatch__V1__Histogram *h)
@@ -477,27 +675,11 @@ static void s_field_hist(s_buf_t *b, const Waferwatch__V1__Histogram *h)
     }
     size_t span = h->n_index_delta ? (size_t)(last - first + 1) : 0;
     bool no_values = h->count == 0;
-    size_t at = s_len_begin(b);
-    s_put32(b, 10); /* fields */
-    s_rec_i4(b, h->scale);
-    s_rec_i8(b, h->count);
-    s_rec_f8(b, no_values ? 0.0 : h->sum, false);
-    s_rec_f8(b, no_values ? NAN : h->min, true);
-    s_rec_f8(b, no_values ? NAN : h->max, true);
-    s_rec_i8(b, h->zero_count);
-    s_rec_i8(b, h->underflow);
-    s_rec_i8(b, h->overflow);
-    s_rec_i4(b, span ? first : 0);
-    /* bigint[]: ndim, has-nulls flag, element type, then per dimension its size and lower
-     * bound, then the elements; an empty array has no dimension. */
-    s_put32(b, WW_OID_INT8_ARRAY);
-    size_t arr = s_len_begin(b);
-    s_put32(b, span ? 1 : 0);
-    s_put32(b, 0);
-    s_put32(b, WW_OID_INT8);
+    size_t at, arr;
+    s_hist_begin(b, h->scale, h->count, no_values ? 0.0 : h->sum, no_values ? NAN : h->min,
+                 no_values ? NAN : h->max, h->zero_count, h->underflow, h->overflow, first, span,
+                 &at, &arr);
     if (span) {
-        s_put32(b, (uint32_t)span);
-        s_put32(b, 1);
         size_t k = 0;
         idx = first;
         for (int32_t i = first; i <= last; i++) {
@@ -511,8 +693,7 @@ static void s_field_hist(s_buf_t *b, const Waferwatch__V1__Histogram *h)
             s_field_i8(b, c);
         }
     }
-    s_len_end(b, arr);
-    s_len_end(b, at);
+    s_hist_end(b, at, arr);
 }
 
 #define WW_LATENCY_COLUMNS                                                                         \
@@ -548,18 +729,9 @@ static void s_copy_window(s_buf_t *b, const Waferwatch__V1__LatencyWindow *w)
     s_field_hist(b, w->e2e);
 }
 
-/* Merges the staged windows into the per-minute rollups per (phase, model). */
+/* Upserts the rollup rows staged by this transaction (merged in C, see s_rollup_add). */
 #define WW_ROLLUP_SQL                                                                              \
-    "INSERT INTO latency_rollup_1m AS r (time, phase, model, windows, requests_ok,"                \
-    " requests_error, requests_timeout, requests_rejected, prompt_tokens, output_tokens,"          \
-    " queue, ttft, tpot, e2e)"                                                                     \
-    " SELECT date_trunc('minute', s.time), coalesce(n.phase, ''), s.model, count(*),"              \
-    " sum(s.requests_ok)::bigint, sum(s.requests_error)::bigint,"                                  \
-    " sum(s.requests_timeout)::bigint, sum(s.requests_rejected)::bigint,"                          \
-    " sum(s.prompt_tokens)::bigint, sum(s.output_tokens)::bigint,"                                 \
-    " ww_merge(s.queue), ww_merge(s.ttft), ww_merge(s.tpot), ww_merge(s.e2e)"                      \
-    " FROM ww_stage_latency s LEFT JOIN nodes n USING (node_id)"                                   \
-    " GROUP BY 1, 2, 3"                                                                            \
+    "INSERT INTO latency_rollup_1m AS r SELECT * FROM ww_stage_rollup"                             \
     " ON CONFLICT (time, phase, model) DO UPDATE SET"                                              \
     " windows = r.windows + EXCLUDED.windows,"                                                     \
     " requests_ok = r.requests_ok + EXCLUDED.requests_ok,"                                         \
@@ -570,15 +742,130 @@ static void s_copy_window(s_buf_t *b, const Waferwatch__V1__LatencyWindow *w)
     " output_tokens = r.output_tokens + EXCLUDED.output_tokens,"                                   \
     " queue = ww_hist_add(r.queue, EXCLUDED.queue), ttft = ww_hist_add(r.ttft, EXCLUDED.ttft),"    \
     " tpot = ww_hist_add(r.tpot, EXCLUDED.tpot), e2e = ww_hist_add(r.e2e, EXCLUDED.e2e)"
+#define WW_ROLLUP_NCOLS 14
 
-/* Latency windows of the written batches: staged, inserted, and merged into the
- * per-minute rollups, all in the caller's transaction. */
+/* Makes sure the phase of every node with a window in the written batches is known: the
+ * ones not cached are read from nodes in one query (their Hellos, if in this group, were
+ * written and cached just before). A node that never said hello has phase ''. */
+static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, size_t n)
+{
+    s_buf_t ids = {0};
+    bool first = true;
+    const char *prev = NULL;
+    s_buf_str(&ids, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
+            continue;
+        }
+        const ww_batch_t *batch = items[i].env->batch;
+        for (size_t k = 0; k < batch->n_latency_windows; k++) {
+            const char *node = batch->latency_windows[k]->node_id;
+            if ((prev && strcmp(prev, node) == 0) || s_phase_get(&self->phases, node)) {
+                continue;
+            }
+            s_buf_array_elem(&ids, node, first);
+            first = false;
+            prev = node;
+        }
+    }
+    s_buf_str(&ids, "}");
+    ww_store_rc_t rc = ids.oom ? WW_STORE_RETRY : WW_STORE_OK;
+    PGresult *r = NULL;
+    if (rc == WW_STORE_OK && !first) {
+        const char *params[] = {ids.s};
+        rc = s_exec(
+            self, "SELECT node_id, coalesce(phase, '') FROM nodes WHERE node_id = ANY($1::text[])",
+            1, params, &r, "reading node phases");
+    }
+    for (int t = 0; r && t < PQntuples(r); t++) {
+        s_phase_put(&self->phases, PQgetvalue(r, t, 0), PQgetvalue(r, t, 1));
+    }
+    PQclear(r);
+    free(ids.s);
+    return rc;
+}
+
+/* Adds one window into its (minute, phase, model) rollup row, merging exactly as SQL
+ * ww_merge() does: the first window is taken as is, later ones are merged at the coarser
+ * of the two scales. */
+static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w)
+{
+    static const Waferwatch__V1__Histogram empty = WAFERWATCH__V1__HISTOGRAM__INIT;
+    int64_t t = ww_store_pg_time(w->start_ns);
+    const int64_t m = INT64_C(60) * 1000000; /* date_trunc('minute') in the UTC session */
+    int64_t minute = t - ((t % m) + m) % m;
+    const char *phase = s_phase_get(&self->phases, w->node_id);
+    phase = phase ? phase : "";
+    s_rollup_t *r = NULL;
+    for (size_t i = 0; i < self->n_rollups && !r; i++) {
+        s_rollup_t *c = &self->rollups[i];
+        if (c->minute_us == minute && strcmp(c->phase, phase) == 0 &&
+            strcmp(c->model, w->model) == 0) {
+            r = c;
+        }
+    }
+    if (!r) {
+        if (self->n_rollups == self->rollups_cap) {
+            size_t cap = self->rollups_cap ? self->rollups_cap * 2 : 16;
+            s_rollup_t *g = realloc(self->rollups, cap * sizeof *g);
+            if (!g) {
+                return -ENOMEM;
+            }
+            memset(g + self->rollups_cap, 0, (cap - self->rollups_cap) * sizeof *g);
+            self->rollups = g;
+            self->rollups_cap = cap;
+        }
+        r = &self->rollups[self->n_rollups++];
+        r->minute_us = minute;
+        r->phase = phase;
+        r->model = w->model;
+        r->windows = r->ok = r->error = r->timeout = r->rejected = 0;
+        r->prompt_tokens = r->output_tokens = 0;
+    }
+    const Waferwatch__V1__Histogram *src[4] = {w->queue, w->ttft, w->tpot, w->e2e};
+    for (int k = 0; k < 4; k++) {
+        const Waferwatch__V1__Histogram *pb = src[k] ? src[k] : &empty;
+        ww_hist_t h;
+        /* Already validated on receipt: this only rebuilds the dense form. */
+        int rc = ww_hist_from_pb(pb, &h, WW_HIST_WIRE_MAX_BUCKETS, NULL, "");
+        if (rc == 0 && r->windows == 0) {
+            ww_hist_fini(&r->h[k]);
+            r->h[k] = h;
+            continue;
+        }
+        if (rc == 0) {
+            rc = ww_hist_merge(&r->h[k], &h);
+        }
+        ww_hist_fini(&h);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    r->windows++;
+    r->ok += w->requests_ok;
+    r->error += w->requests_error;
+    r->timeout += w->requests_timeout;
+    r->rejected += w->requests_rejected;
+    r->prompt_tokens += w->prompt_tokens;
+    r->output_tokens += w->output_tokens;
+    return 0;
+}
+
+/* Latency windows of the written batches: one COPY into latency_windows, and their
+ * per-minute rollups per (phase, model) merged here and upserted, all in the caller's
+ * transaction. */
 static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, size_t n,
                                     uint64_t *windows)
 {
+    ww_store_rc_t rc = s_resolve_phases(self, items, n);
+    if (rc != WW_STORE_OK) {
+        return rc;
+    }
     s_buf_t b = {self->copy, 0, self->copy_cap, false};
     s_copy_header(&b);
     *windows = 0;
+    self->n_rollups = 0;
+    bool oom = false;
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
             continue;
@@ -586,13 +873,14 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
         const ww_batch_t *batch = items[i].env->batch;
         for (size_t k = 0; k < batch->n_latency_windows; k++) {
             s_copy_window(&b, batch->latency_windows[k]);
+            oom = oom || s_rollup_add(self, batch->latency_windows[k]) < 0;
         }
         *windows += batch->n_latency_windows;
     }
     s_put16(&b, 0xffff);
     self->copy = b.s;
     self->copy_cap = b.cap;
-    if (b.oom) {
+    if (b.oom || oom) {
         WW_ERROR("out of memory building a COPY of %llu latency windows",
                  (unsigned long long)*windows);
         return WW_STORE_RETRY;
@@ -600,13 +888,40 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
     if (*windows == 0) {
         return WW_STORE_OK;
     }
-    ww_store_rc_t rc = s_copy_run(
-        self, "COPY ww_stage_latency (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)", &b,
-        "COPY latency windows");
-    if (rc == WW_STORE_OK) {
-        rc = s_exec(self, "INSERT INTO latency_windows SELECT * FROM ww_stage_latency", 0, NULL,
-                    NULL, "inserting latency windows");
+    rc =
+        s_copy_run(self, "COPY latency_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
+                   &b, "COPY latency windows");
+    if (rc != WW_STORE_OK) {
+        return rc;
     }
+    b.len = 0;
+    s_copy_header(&b);
+    for (size_t i = 0; i < self->n_rollups; i++) {
+        const s_rollup_t *r = &self->rollups[i];
+        s_put16(&b, WW_ROLLUP_NCOLS);
+        s_put32(&b, 8);
+        s_put64(&b, (uint64_t)r->minute_us);
+        s_copy_text(&b, r->phase);
+        s_copy_text(&b, r->model);
+        s_field_i8(&b, r->windows);
+        s_field_i8(&b, r->ok);
+        s_field_i8(&b, r->error);
+        s_field_i8(&b, r->timeout);
+        s_field_i8(&b, r->rejected);
+        s_field_i8(&b, r->prompt_tokens);
+        s_field_i8(&b, r->output_tokens);
+        for (int k = 0; k < 4; k++) {
+            s_field_hist_merged(&b, &r->h[k]);
+        }
+    }
+    s_put16(&b, 0xffff);
+    self->copy = b.s;
+    self->copy_cap = b.cap;
+    if (b.oom) {
+        return WW_STORE_RETRY;
+    }
+    rc = s_copy_run(self, "COPY ww_stage_rollup FROM STDIN (FORMAT binary)", &b,
+                    "COPY latency rollups");
     if (rc == WW_STORE_OK) {
         rc = s_exec(self, WW_ROLLUP_SQL, 0, NULL, NULL, "updating latency rollups");
     }
@@ -798,33 +1113,64 @@ static ww_store_rc_t s_losses(ww_store_t *self, ww_store_item_t *items, size_t n
     return WW_STORE_OK;
 }
 
+/* Upserts the labels of every node of a Hello with one statement (a fleet agent speaks
+ * for thousands of nodes) and caches their phases for the rollups. */
 static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
 {
     const ww_hello_t *h = it->env->hello;
-    char rated[64], interval[32];
-    snprintf(interval, sizeof interval, "%u", h->interval_ms);
+    if (h->n_nodes == 0) {
+        return WW_STORE_OK;
+    }
+    s_buf_t a[7] = {{0}};
+    for (int k = 0; k < 7; k++) {
+        s_buf_str(&a[k], "{");
+    }
+    char rated[64];
     for (size_t i = 0; i < h->n_nodes; i++) {
         const ww_node_info_t *ni = h->nodes[i];
         snprintf(rated, sizeof rated, "%.17g", ni->rated_kw);
-        const char *params[] = {ni->node_id,      it->agent_id, ni->site,         ni->hall,
-                                ni->rack,         ni->phase,    ni->system_model, rated,
-                                h->agent_version, h->source,    interval};
-        ww_store_rc_t rc = s_exec(
+        const char *v[7] = {ni->node_id, ni->site,         ni->hall, ni->rack,
+                            ni->phase,   ni->system_model, rated};
+        for (int k = 0; k < 7; k++) {
+            s_buf_array_elem(&a[k], v[k] ? v[k] : "", i == 0);
+        }
+    }
+    bool oom = false;
+    for (int k = 0; k < 7; k++) {
+        s_buf_str(&a[k], "}");
+        oom = oom || a[k].oom;
+    }
+    ww_store_rc_t rc = WW_STORE_RETRY;
+    if (!oom) {
+        char interval[32];
+        snprintf(interval, sizeof interval, "%u", h->interval_ms);
+        const char *params[] = {a[0].s, a[1].s,       a[2].s,           a[3].s,    a[4].s,  a[5].s,
+                                a[6].s, it->agent_id, h->agent_version, h->source, interval};
+        /* Sorted, so that two collectors upserting overlapping nodes lock them in the
+         * same order. */
+        rc = s_exec(
             self,
             "INSERT INTO nodes AS n (node_id, agent_id, site, hall, rack, phase, system_model,"
             " rated_kw, agent_version, source, interval_ms)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " SELECT DISTINCT ON (u.id) u.id, $8, u.site, u.hall, u.rack, u.phase, u.model,"
+            " u.rated, $9, $10, $11"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+            " $6::text[], $7::double precision[]) AS u(id, site, hall, rack, phase, model, rated)"
+            " ORDER BY u.id"
             " ON CONFLICT (node_id) DO UPDATE SET agent_id = EXCLUDED.agent_id,"
             " site = EXCLUDED.site, hall = EXCLUDED.hall, rack = EXCLUDED.rack,"
             " phase = EXCLUDED.phase, system_model = EXCLUDED.system_model,"
             " rated_kw = EXCLUDED.rated_kw, agent_version = EXCLUDED.agent_version,"
             " source = EXCLUDED.source, interval_ms = EXCLUDED.interval_ms, last_hello = now()",
             11, params, NULL, "writing node labels");
-        if (rc != WW_STORE_OK) {
-            return rc;
-        }
     }
-    return WW_STORE_OK;
+    for (int k = 0; k < 7; k++) {
+        free(a[k].s);
+    }
+    for (size_t i = 0; rc == WW_STORE_OK && i < h->n_nodes; i++) {
+        s_phase_put(&self->phases, h->nodes[i]->node_id, h->nodes[i]->phase);
+    }
+    return rc;
 }
 
 /* Appends text as an array element, keeping printable ASCII only: reasons quote what a
@@ -941,8 +1287,13 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
     self->st.rows += rows;
     self->st.windows += windows;
     self->st.gaps += gaps;
+    int64_t now = ww_time_now_ns();
     for (size_t i = 0; i < n; i++) {
         items[i].committed = true;
+        if (items[i].disp == WW_DISP_WRITTEN && items[i].env->batch->n_samples > 0) {
+            double d = (double)(now - items[i].env->batch->samples[0]->time_ns) / 1e9;
+            ww_hist_record(&self->delay, d > 0 ? d : 0);
+        }
         self->st.duplicates += items[i].disp == WW_DISP_DUPLICATE;
         self->st.rejects += items[i].kind == WW_ITEM_REJECT;
     }
@@ -952,4 +1303,9 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
 void ww_store_stats(const ww_store_t *self, ww_store_stats_t *out)
 {
     *out = self->st;
+}
+
+double ww_store_delay_quantile(const ww_store_t *self, double q)
+{
+    return ww_hist_quantile(&self->delay, q);
 }

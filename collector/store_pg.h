@@ -71,10 +71,21 @@ int ww_store_check(ww_store_t *self);
 /* Writes items[0..n) in one transaction, filling each item's disp. */
 ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n);
 
-/* Creates missing partitions around today; call at least daily. 0 or negative errno. */
+/* Creates missing partitions around today and applies the retention (if set); call at
+ * least daily. 0 or negative errno (a failed retention is logged, not returned). */
 int ww_store_maintain(ww_store_t *self);
 
+/* Retention applied by ww_store_maintain: daily partitions of raw data older than
+ * raw_days are dropped, rollups and evaluations older than rollup_days deleted (0: keep).
+ * SQL ww_drop_old_data(). */
+void ww_store_set_retention(ww_store_t *self, int raw_days, int rollup_days);
+
 void ww_store_stats(const ww_store_t *self, ww_store_stats_t *out);
+
+/* The q-quantile (seconds) of the sample-to-commit delay of the batches written so far:
+ * from a batch's sample time to the COMMIT that made it durable (within 0.54%; NaN when
+ * nothing was written yet). */
+double ww_store_delay_quantile(const ww_store_t *self, double q);
 
 /* Microseconds since 2000-01-01 (PostgreSQL's timestamptz epoch) of ns since 1970. */
 int64_t ww_store_pg_time(int64_t unix_ns);

@@ -253,7 +253,7 @@ static void test_writer_cannot_update_delete_truncate_or_create(void **state)
                                         " '^(node_samples|latency_windows)_p[0-9]{8}$'"
                                         " AND relowner = 'waferwatch_owner'::regrole"),
                      20);
-    s_ok(w, "CREATE TEMP TABLE IF NOT EXISTS ww_stage_latency (LIKE latency_windows)"
+    s_ok(w, "CREATE TEMP TABLE IF NOT EXISTS ww_stage_rollup (LIKE latency_rollup_1m)"
             " ON COMMIT DELETE ROWS");
     s_ok(w, "BEGIN");
     s_ok(w, "INSERT INTO streams AS s (agent_id, epoch, last_seq) VALUES ('a', 1, 1)"

@@ -345,26 +345,28 @@ static void test_sli_latency_raw_windows(void **state)
     s_latency_fixture(&db);
     /* [T, T+2min) of phase A: windows at 0 s (n1 m1: 4 fast, 1 at 4/3), 30 s (n2 m2: 2
      * fast, 2 at 8/3), 60 s (n1 m1: 1 fast); not n3 (phase B), not 120 s, not -1 s. */
-    s_sli(&db, "A", "*", "ttft", "1.0", "0 s", "2 min", "7/10");
-    s_sli(&db, "A", "m1", "ttft", "1.0", "0 s", "2 min", "5/6");
-    s_sli(&db, "A", "m2", "ttft", "1.0", "0 s", "2 min", "2/4");
-    s_sli(&db, "A", "*", "ttft", "2.0", "0 s", "2 min", "8/10");
-    s_sli(&db, "A", "*", "ttft", "3.0", "0 s", "2 min", "10/10");
-    s_sli(&db, "A", "m3", "ttft", "1.0", "0 s", "2 min", "0/0");
-    s_sli(&db, "B", "*", "ttft", "1.0", "0 s", "2 min", "0/10");
-    s_sli(&db, "C", "*", "ttft", "1.0", "0 s", "2 min", "0/0");
+    s_sli(&db, "A", "*", "ttft", "1.0", "0 s", "119 s", "7/10");
+    s_sli(&db, "A", "m1", "ttft", "1.0", "0 s", "119 s", "5/6");
+    s_sli(&db, "A", "m2", "ttft", "1.0", "0 s", "119 s", "2/4");
+    s_sli(&db, "A", "*", "ttft", "2.0", "0 s", "119 s", "8/10");
+    s_sli(&db, "A", "*", "ttft", "3.0", "0 s", "119 s", "10/10");
+    s_sli(&db, "A", "m3", "ttft", "1.0", "0 s", "119 s", "0/0");
+    s_sli(&db, "B", "*", "ttft", "1.0", "0 s", "119 s", "0/10");
+    s_sli(&db, "C", "*", "ttft", "1.0", "0 s", "119 s", "0/0");
     /* Half-open: [30 s, 60 s) holds the 30 s window only; [-1 s, 0 s) the -1 s one. */
     s_sli(&db, "A", "*", "ttft", "1.0", "30 s", "60 s", "2/4");
     s_sli(&db, "A", "*", "ttft", "1.0", "-1 s", "0 s", "0/9");
     s_sli(&db, "A", "*", "ttft", "1.0", "1 min", "1 min", "0/0");
     s_sli(&db, "A", "*", "ttft", "1.0", "2 min", "0 s", "0/0");
     /* The metric picks the column: queue 1, tpot 2, e2e 3 values per window (at 8..16 s). */
-    s_sli(&db, "A", "*", "queue", "1.0", "0 s", "2 min", "0/3");
-    s_sli(&db, "A", "*", "tpot", "1.0", "0 s", "2 min", "0/6");
-    s_sli(&db, "A", "*", "e2e", "1.0", "0 s", "2 min", "0/9");
-    s_sli(&db, "A", "*", "e2e", "20", "0 s", "2 min", "9/9");
-    /* 9 min 59 s is still raw windows: the 120 s window joins. */
-    s_sli(&db, "A", "*", "ttft", "1.0", "0 s", "9 min 59 s", "7/17");
+    s_sli(&db, "A", "*", "queue", "1.0", "0 s", "119 s", "0/3");
+    s_sli(&db, "A", "*", "tpot", "1.0", "0 s", "119 s", "0/6");
+    s_sli(&db, "A", "*", "e2e", "1.0", "0 s", "119 s", "0/9");
+    s_sli(&db, "A", "*", "e2e", "20", "0 s", "119 s", "9/9");
+    /* Below 2 minutes, raw windows: [T, T+1min59s) holds 0, 30 and 60 s. From 2 minutes
+     * on, the rollups (migration 0008): [T, T+2min) is the 0 min row (10 at or below 1 s of
+     * 15) and the 1 min row (3 above). */
+    s_sli(&db, "A", "*", "ttft", "1.0", "0 s", "2 min", "10/18");
     h_db_drop(&db);
 }
 
@@ -396,12 +398,13 @@ static void test_sli_availability(void **state)
     h_db_t db;
     s_db(&db, "slo_sa");
     s_latency_fixture(&db);
-    /* Raw windows [T, T+2min), phase A: ok 5 + 3 + 1 = 9 of 5 + 4 + 3 = 12. */
-    s_sli(&db, "A", "*", "availability", "NULL", "0 s", "2 min", "9/12");
-    s_sli(&db, "A", "m1", "availability", "0.5", "0 s", "2 min", "6/8");
-    s_sli(&db, "A", "m2", "availability", "NULL", "0 s", "2 min", "3/4");
-    s_sli(&db, "B", "*", "availability", "NULL", "0 s", "2 min", "10/10");
-    s_sli(&db, "C", "*", "availability", "NULL", "0 s", "2 min", "0/0");
+    /* Raw windows [T, T+119s), phase A: ok 5 + 3 + 1 = 9 of 5 + 4 + 3 = 12. */
+    s_sli(&db, "A", "*", "availability", "NULL", "0 s", "119 s", "9/12");
+    s_sli(&db, "A", "*", "availability", "NULL", "0 s", "2 min", "150/156"); /* rollups */
+    s_sli(&db, "A", "m1", "availability", "0.5", "0 s", "119 s", "6/8");
+    s_sli(&db, "A", "m2", "availability", "NULL", "0 s", "119 s", "3/4");
+    s_sli(&db, "B", "*", "availability", "NULL", "0 s", "119 s", "10/10");
+    s_sli(&db, "C", "*", "availability", "NULL", "0 s", "119 s", "0/0");
     /* Rollups [T, T+10min), phase A: ok 100 + 50 + 20 + 0 = 170 of 106 + 50 + 25 + 0. */
     s_sli(&db, "A", "*", "availability", "NULL", "0 s", "10 min", "170/181");
     s_sli(&db, "A", "m1", "availability", "NULL", "0 s", "10 min", "120/131");

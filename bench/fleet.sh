@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# bench/fleet.sh [BUILD_DIR]: the whole fleet through one collector, beside the physical
+# limit of the same machine, measured in one run (issue 8).
+#
+#   1. e2e: the fleet agents spool BACKLOG seconds of the whole fleet while the collector
+#      is stopped (SIGSTOP), then the collector is let go and the time to drain it all is
+#      the collector's end-to-end rate: agents -> CURVE ZeroMQ -> decode and validate ->
+#      binary COPY + rollups -> COMMIT -> Ack.
+#   2. ceiling: the same rows (node_samples and latency_windows, read back from the
+#      database) loaded with COPY ... FROM STDIN (FORMAT binary) from a file by psql into
+#      a fresh database with the same tables and indexes, in one transaction.
+#   3. sustained: a fresh database, the fleet live at 1 Hz for SECONDS (>= 300): the
+#      committed rate per minute, the first minute beside the last, the sample-to-commit
+#      delay (p50/p99 from the collector), and the CPU of every process involved.
+#
+# The fleet: AGENTS agent processes, each driving NODES/AGENTS simulated nodes with the
+# real agent code path (simulator, latency histograms, fsync'd spool, protocol, CURVE).
+# Every process shares this machine: the agents, the collector and PostgreSQL (durable:
+# fsync and synchronous_commit on).
+#
+#   WW_FLEET_NODES=32600 WW_FLEET_AGENTS=8 WW_FLEET_SECONDS=300 WW_FLEET_BACKLOG=60
+#   WW_FLEET_RATE=1 (requests/s per node)  bench/fleet.sh build
+set -euo pipefail
+WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$WW_ROOT"
+. deploy/deps.sh
+ww_install_deps
+build=${1:-build}
+case "$build" in /*) ;; *) build="$WW_ROOT/$build" ;; esac
+if [ ! -x "$build/collector/waferwatch-collector" ]; then
+  ww_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
+bin=$build
+nodes=${WW_FLEET_NODES:-32600}
+agents=${WW_FLEET_AGENTS:-8}
+seconds=${WW_FLEET_SECONDS:-300}
+backlog=${WW_FLEET_BACKLOG:-60}
+rate=${WW_FLEET_RATE:-1}
+per=$(((nodes + agents - 1) / agents))
+nodes=$((per * agents))
+
+work=$(mktemp -d /tmp/ww-fleet.XXXXXX)
+chmod 755 "$work"
+pgdir=$work/pg
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  tests/pg_throwaway.sh stop "$pgdir" >/dev/null 2>&1 || true
+  [ "${WW_FLEET_KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+tests/pg_throwaway.sh start-durable "$pgdir" >/dev/null
+export PGHOST=$pgdir PGPORT=5432 PGUSER=postgres
+psql -qX -d postgres -c "CREATE DATABASE e2e" -c "CREATE DATABASE ceiling" -c "CREATE DATABASE sustained"
+
+keys=$work/keys
+mkdir -p "$keys"
+"$bin/collector/waferwatch" keygen "$keys/collector" >/dev/null
+: >"$keys/allowlist"
+for ((a = 0; a < agents; a++)); do
+  "$bin/collector/waferwatch" keygen "$keys/fleet-$a" >/dev/null
+  echo "$(sed -n 's/^public = //p' "$keys/fleet-$a.pub") fleet-$a f$a-*" >>"$keys/allowlist"
+done
+
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+true_that() { awk "BEGIN { exit !($1) }"; }
+# CPU seconds (user + system) of a process and of its threads.
+cpu_of() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_cpu() { # the cluster's postmaster and its children (backends, walwriter, checkpointer)
+  local pm t=0 p
+  pm=$(head -1 "$pgdir/data/postmaster.pid")
+  for p in "$pm" $(pgrep -P "$pm"); do
+    t=$(awk -v t="$t" '{printf "%.2f", t + ($14 + $15) / 100}' "/proc/$p/stat" 2>/dev/null || echo "$t")
+  done
+  echo "$t"
+}
+# Rows committed so far, from the collector's /metrics.
+metric() {
+  local port=$1 name=$2
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || { echo 0; return; }
+  printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3
+  awk -v n="$name" '$1 == n {print $2}' <&3
+  exec 3<&- 3>&-
+}
+
+# The cumulative buckets of the collector's sample-to-commit histogram: "le count" lines.
+delay_buckets() {
+  local port=$1
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 0
+  printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3
+  sed -n 's/^waferwatch_collector_sample_to_commit_seconds_bucket{le="\([^"]*\)"} \([0-9.e+]*\).*/\1 \2/p' <&3
+  exec 3<&- 3>&-
+}
+# Quantile Q of the batches observed between two bucket snapshots, interpolated inside
+# its bucket as Prometheus' histogram_quantile does; in milliseconds.
+delay_quantile() { # Q FROM_FILE TO_FILE
+  paste "$2" "$3" | awk -v q="$1" '
+    { le[NR] = $1; c[NR] = $4 - $2 }
+    END {
+      n = c[NR]; if (n <= 0) { print "nan"; exit }
+      want = q * n; lo = 0; prev = 0
+      for (i = 1; i <= NR; i++) {
+        if (c[i] >= want) {
+          if (le[i] == "+Inf") { printf "%.0f", lo * 1000; exit }
+          f = (c[i] - prev) > 0 ? (want - prev) / (c[i] - prev) : 1
+          printf "%.0f", (lo + (le[i] - lo) * f) * 1000; exit
+        }
+        prev = c[i]; lo = le[i]
+      }
+    }'
+}
+
+collector() { # DB LOG: starts a collector, sets $cpid, $cep, $mport
+  rm -f "$work/ep" "$work/$2"
+  "$bin/collector/waferwatch-collector" --listen 'tcp://127.0.0.1:*' --endpoint-file "$work/ep" \
+    --server-key "$keys/collector.key" --allowlist "$keys/allowlist" --pg "dbname=$1" \
+    --metrics-listen 127.0.0.1:0 >"$work/$2" 2>&1 &
+  cpid=$!
+  pids+=("$cpid")
+  for _ in $(seq 300); do [ -s "$work/ep" ] && break; sleep 0.1; done
+  [ -s "$work/ep" ] || { cat "$work/$2" >&2; echo "fleet: the collector did not start" >&2; exit 1; }
+  cep=$(cat "$work/ep")
+  mport=$(sed -n 's/.*metrics: listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$work/$2" | head -1)
+}
+
+agents_start() { # TAG RUN_FOR DRAIN: starts the fleet, sets ${apids[@]}
+  apids=()
+  for ((a = 0; a < agents; a++)); do
+    WW_AGENT_SIM_ARRIVAL_RATE=$rate "$bin/agent/waferwatch-agent" --agent-id "fleet-$a" \
+      --node-id "f$a" --sim-nodes "$per" --sim-seed $((a + 1)) --collector "$cep" \
+      --server-key "$keys/collector.pub" --agent-key "$keys/fleet-$a.key" \
+      --spool-dir "$work/spool-$1-$a" --run-for "$2" --drain-timeout "$3" \
+      >"$work/agent-$1-$a.log" 2>&1 &
+    apids+=($!)
+    pids+=($!)
+  done
+}
+
+echo "waferwatch fleet bench: $nodes nodes ($agents agents x $per), 1 Hz, $rate requests/s per" \
+  "node, latency windows of 10 s; $(nproc) cores shared by all; PostgreSQL durable"
+
+# 1. e2e: a backlog drained at the collector's full rate.
+collector e2e collector-e2e.log
+kill -STOP "$cpid"
+agents_start e2e "${backlog}s" 900s
+sleep $((backlog + 2))
+while grep -L "stopping (run_for" "$work"/agent-e2e-*.log | grep -q .; do sleep 0.2; done
+t0=$(now)
+kill -CONT "$cpid"
+want=$((backlog * nodes))
+for a in "${apids[@]}"; do wait "$a" || { echo "fleet: an agent did not drain" >&2; exit 1; }; done
+t1=$(now)
+rows=$(psql -qAtX -d e2e -c "SELECT count(*) FROM node_samples")
+wins=$(psql -qAtX -d e2e -c "SELECT count(*) FROM latency_windows")
+kill -TERM "$cpid"; wait "$cpid" || true
+e2e_s=$(calc "$t1 - $t0")
+e2e_rate=$(calc "$rows / $e2e_s")
+[ "$rows" -ge "$want" ] || { echo "fleet: $rows rows stored, $want expected" >&2; exit 1; }
+
+# 2. ceiling: the same rows by psql's binary COPY into the same tables and indexes.
+psql -qAtX -d e2e -c "\\copy (SELECT * FROM node_samples) TO '$work/samples.bin' WITH (FORMAT binary)"
+psql -qAtX -d e2e -c "\\copy (SELECT * FROM latency_windows) TO '$work/windows.bin' WITH (FORMAT binary)"
+"$bin/collector/waferwatch-collector" --pg dbname=ceiling --migrate-only >"$work/migrate.log" 2>&1
+t0=$(now)
+psql -qAtX -d ceiling -v ON_ERROR_STOP=1 -c "BEGIN" \
+  -c "\\copy node_samples FROM '$work/samples.bin' WITH (FORMAT binary)" \
+  -c "\\copy latency_windows FROM '$work/windows.bin' WITH (FORMAT binary)" -c "COMMIT"
+t1=$(now)
+ceil_s=$(calc "$t1 - $t0")
+ceil_rate=$(calc "$rows / $ceil_s")
+bytes=$(stat -c %s "$work/samples.bin" "$work/windows.bin" | awk '{t += $1} END {print t}')
+
+# 3. sustained: the live fleet at 1 Hz.
+collector sustained collector-sustained.log
+c_cpu0=$(cpu_of "$cpid"); pg0=$(pg_cpu)
+agents_start live 0 60s
+ts=() rs=()
+start=$(now)
+end=$(calc "$start + $seconds + 30")
+while true_that "$(now) < $end"; do
+  sleep 5
+  ts+=("$(now)")
+  rs+=("$(metric "$mport" waferwatch_collector_rows_written_total)")
+  if [ ! -s "$work/delay0" ] && true_that "${ts[-1]} - $start >= 30"; then
+    delay_buckets "$mport" >"$work/delay0"
+  fi
+done
+delay_buckets "$mport" >"$work/delay1"
+w50=$(delay_quantile 0.50 "$work/delay0" "$work/delay1")
+w99=$(delay_quantile 0.99 "$work/delay0" "$work/delay1")
+a_cpu=0
+for a in "${apids[@]}"; do a_cpu=$(calc "$a_cpu + $(cpu_of "$a")"); done
+c_cpu=$(calc "$(cpu_of "$cpid") - $c_cpu0"); pg1=$(pg_cpu)
+for a in "${apids[@]}"; do kill -TERM "$a"; done
+for a in "${apids[@]}"; do wait "$a" || true; done
+kill -TERM "$cpid"; wait "$cpid" || true
+stop=$(grep "stopping:" "$work/collector-sustained.log" | tail -1)
+p50=$(sed -n 's/.*delay_p50_ms=\([0-9.]*\).*/\1/p' <<<"$stop")
+p99=$(sed -n 's/.*delay_p99_ms=\([0-9.]*\).*/\1/p' <<<"$stop")
+# Committed rows/s over the first and the last whole minute after a 30 s warm-up.
+rate_between() { # FROM_S TO_S (seconds after start)
+  local i r0= t0= r1= t1=
+  for i in "${!ts[@]}"; do
+    local el; el=$(calc "${ts[$i]} - $start")
+    if [ -z "$r0" ] && true_that "$el >= $1"; then r0=${rs[$i]}; t0=${ts[$i]}; fi
+    if true_that "$el <= $2"; then r1=${rs[$i]}; t1=${ts[$i]}; fi
+  done
+  calc "($r1 - $r0) / ($t1 - $t0)"
+}
+first=$(rate_between 30 90)
+last=$(rate_between $((seconds - 30)) $((seconds + 30)))
+live_rows=$(psql -qAtX -d sustained -c "SELECT count(*) FROM node_samples")
+wall=$(calc "${ts[-1]} - $start")
+lost=$(psql -qAtX -d sustained -c "SELECT coalesce(sum(lost_batches), 0) FROM streams")
+
+pct() { calc "100 * $1 / $2"; }
+printf '\n%-58s %14s\n' "figure" "value"
+printf '%-58s %14.0f\n' "ceiling: psql binary COPY, node-samples/s (+ their windows)" "$ceil_rate"
+printf '%-58s %14.0f\n' "collector end to end (drain of ${backlog} s), node-samples/s" "$e2e_rate"
+printf '%-58s %13.0f%%   (target >= 60%%)\n' "  collector / ceiling" "$(pct "$e2e_rate" "$ceil_rate")"
+printf '%-58s %14s\n' "  rows, latency windows, COPY bytes in that set" "$rows, $wins, $bytes"
+printf '%-58s %14.0f\n' "sustained $nodes nodes x 1 Hz: first minute, samples/s" "$first"
+printf '%-58s %14.0f\n' "  last minute, samples/s" "$last"
+printf '%-58s %13.0f%%   (target ~100%%)\n' "  last / first minute" "$(pct "$last" "$first")"
+printf '%-58s %14s\n' "  sample-to-commit p50 / p99 after the 30 s warm-up, ms" "$w50 / $w99   (target p99 < 2000)"
+printf '%-58s %14s\n' "  sample-to-commit p50 / p99 of the whole run, ms" "$p50 / $p99"
+printf '%-58s %14s\n' "  rows stored; stream holes (lost batches)" "$live_rows; $lost"
+printf '%-58s %14s\n' "  CPU over ${wall%.*} s: agents / collector / PostgreSQL, s" \
+  "$(printf '%.0f / %.0f / %.0f' "$a_cpu" "$c_cpu" "$(calc "$pg1 - $pg0")")"
+printf '%-58s %13.0f%%\n' "  collector + PostgreSQL, share of the $(nproc) cores" \
+  "$(pct "($c_cpu + $pg1 - $pg0)" "($wall * $(nproc))")"
+echo
+"$bin/bench/bench_wire" 4075 20 | sed 's/^/wire: /'
