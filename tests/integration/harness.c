@@ -367,6 +367,45 @@ pid_t h_collector_spawn(const char *dir, const char *listen, const char *conninf
     return -1;
 }
 
+pid_t h_agent_spawn_secure(h_db_t *db, const char *name, const char *endpoint,
+                           const char *const *extra_env, const char *const *extra_args, char *log,
+                           size_t log_cap)
+{
+    char log_path[256], spool[256], node[64], key[256];
+    snprintf(key, sizeof key, "%s/%s.key", db->dir, name);
+    snprintf(log_path, sizeof log_path, "%s/%s.log", db->dir, name);
+    snprintf(spool, sizeof spool, "%s/spool-%s", db->dir, name);
+    snprintf(node, sizeof node, "%s-node", name);
+    if (log) {
+        snprintf(log, log_cap, "%s", log_path);
+    }
+    char *argv[48] = {(char *)WW_AGENT_BIN,
+                      (char *)"--agent-key",
+                      key,
+                      (char *)"--spool-dir",
+                      spool,
+                      (char *)"--collector",
+                      (char *)endpoint,
+                      (char *)"--agent-id",
+                      (char *)name,
+                      (char *)"--node-id",
+                      node};
+    size_t argc = 11;
+    for (size_t i = 0; extra_args && extra_args[i]; i++) {
+        assert_true(argc + 1 < sizeof argv / sizeof argv[0]);
+        argv[argc++] = (char *)extra_args[i];
+    }
+    argv[argc] = NULL;
+    for (size_t i = 0; extra_env && extra_env[i]; i += 2) {
+        setenv(extra_env[i], extra_env[i + 1], 1);
+    }
+    pid_t pid = h_spawn(argv, log_path);
+    for (size_t i = 0; extra_env && extra_env[i]; i += 2) {
+        unsetenv(extra_env[i]);
+    }
+    return pid;
+}
+
 pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap)
 {
     return h_collector_spawn(db->dir, "tcp://127.0.0.1:*", db->conninfo, "collector", endpoint,

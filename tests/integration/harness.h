@@ -37,6 +37,16 @@ int h_stop(pid_t pid, int timeout_ms);
  * it exited 0. */
 void h_agent_wait_ok(pid_t agent, const char *log, int timeout_ms);
 
+/* Starts an agent called name for a CURVE test (see h_enrol: dir/NAME.key must be
+ * enrolled for agent id name) sending to endpoint: agent id name, key db->dir/NAME.key,
+ * spool db->dir/spool-NAME, node id NAME-node, output to db->dir/NAME.log, then
+ * extra_args (NULL-terminated, may be NULL). extra_env: NULL-terminated name, value
+ * pairs (may be NULL) set for the agent only: in this process while it is started, then
+ * unset. Copies the log's path into log when log is not NULL. Returns the pid. */
+pid_t h_agent_spawn_secure(h_db_t *db, const char *name, const char *endpoint,
+                           const char *const *extra_env, const char *const *extra_args, char *log,
+                           size_t log_cap);
+
 /* Starts a collector on tcp://127.0.0.1:* for db; returns its pid and fills endpoint. */
 pid_t h_collector_start(h_db_t *db, char *endpoint, size_t cap);
 

@@ -1062,46 +1062,15 @@ static void s_write(const char *path, const char *text)
     fclose(f);
 }
 
+/* Starts an agent for 20 s; fills log with its log path. */
 static pid_t s_agent(h_db_t *db, const char *name, const char *site, const char *phase,
-                     const char *extra_env[])
+                     const char *extra_env[], char *log, size_t log_cap)
 {
-    char log[256], spool[256], node[64], key[256];
-    snprintf(key, sizeof key, "%s/%s.key", db->dir, name);
-    snprintf(log, sizeof log, "%s/%s.log", db->dir, name);
-    snprintf(spool, sizeof spool, "%s/spool-%s", db->dir, name);
-    snprintf(node, sizeof node, "%s-node", name);
-    for (size_t i = 0; extra_env && extra_env[i]; i += 2) {
-        setenv(extra_env[i], extra_env[i + 1], 1);
-    }
-    char *argv[] = {(char *)WW_AGENT_BIN,
-                    (char *)"--agent-key",
-                    key,
-                    (char *)"--spool-dir",
-                    spool,
-                    (char *)"--collector",
-                    getenv("WW_TEST_ENDPOINT"),
-                    (char *)"--agent-id",
-                    (char *)name,
-                    (char *)"--node-id",
-                    node,
-                    (char *)"--site",
-                    (char *)site,
-                    (char *)"--phase",
-                    (char *)phase,
-                    (char *)"--sim-nodes",
-                    (char *)"3",
-                    (char *)"--interval",
-                    (char *)"200ms",
-                    (char *)"--latency-window",
-                    (char *)"1s",
-                    (char *)"--run-for",
-                    (char *)"20s",
-                    NULL};
-    pid_t pid = h_spawn(argv, log);
-    for (size_t i = 0; extra_env && extra_env[i]; i += 2) {
-        unsetenv(extra_env[i]);
-    }
-    return pid;
+    const char *args[] = {"--site",     site,    "--phase",          phase, "--sim-nodes", "3",
+                          "--interval", "200ms", "--latency-window", "1s",  "--run-for",   "20s",
+                          NULL};
+    return h_agent_spawn_secure(db, name, getenv("WW_TEST_ENDPOINT"), extra_env, args, log,
+                                log_cap);
 }
 
 /* Two phases at two sites, three nodes each, for 20 s. The pump of every node of the hot
@@ -1152,13 +1121,11 @@ static void s_fill(h_db_t *db)
                              "WW_AGENT_SIM_THROTTLE_SLOPE",
                              "0.1",
                              NULL};
-    pid_t hot = s_agent(db, "dash-hot", "okc1", "phase-hot", hot_env);
-    pid_t cool = s_agent(db, "dash-cool", "okc2", "phase-cool", NULL);
-    char log[256];
-    snprintf(log, sizeof log, "%s/dash-hot.log", db->dir);
-    h_agent_wait_ok(hot, log, 90000);
-    snprintf(log, sizeof log, "%s/dash-cool.log", db->dir);
-    h_agent_wait_ok(cool, log, 90000);
+    char hot_log[256], cool_log[256];
+    pid_t hot = s_agent(db, "dash-hot", "okc1", "phase-hot", hot_env, hot_log, sizeof hot_log);
+    pid_t cool = s_agent(db, "dash-cool", "okc2", "phase-cool", NULL, cool_log, sizeof cool_log);
+    h_agent_wait_ok(hot, hot_log, 90000);
+    h_agent_wait_ok(cool, cool_log, 90000);
     bool ready = false;
     for (int i = 0; i < 60 && !ready; i++) {
         ready = h_query_ll(db, "SELECT ((SELECT count(*) FROM alerts WHERE state = 'firing'"

@@ -6,6 +6,7 @@
  * are 404 and other methods 405; an address in use stops either binary with a message
  * naming metrics.listen. */
 #include "harness.h"
+#include "harness_http.h"
 #include "ww_test.h"
 
 #include <arpa/inet.h>
@@ -23,25 +24,6 @@
 
 #define PROMTOOL "promtool"
 
-typedef struct {
-    char *data;
-    size_t len;
-} s_body_t;
-
-static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
-{
-    s_body_t *b = arg;
-    char *nd = realloc(b->data, b->len + size * n + 1);
-    if (!nd) {
-        return 0;
-    }
-    b->data = nd;
-    memcpy(b->data + b->len, ptr, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
 /* One request to 127.0.0.1:port; returns the body (malloc'd, never NULL) and sets *code
  * (0 when there was no answer) and, when ctype is given, the Content-Type. */
 static char *s_http(int port, const char *method, const char *path, long *code, char *ctype,
@@ -49,27 +31,8 @@ static char *s_http(int port, const char *method, const char *path, long *code, 
 {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    s_body_t b = {NULL, 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    *code = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-        char *ct = NULL;
-        if (ctype && curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK) {
-            snprintf(ctype, ctype_cap, "%s", ct ? ct : "");
-        }
-    }
-    curl_easy_cleanup(c);
-    return b.data ? b.data : strdup("");
+    const char *fields = strcmp(method, "POST") == 0 ? "x=1" : NULL;
+    return h_http_request(method, url, fields, code, ctype, ctype_cap);
 }
 
 /* GET /metrics: must be 200 with the exposition format's content type. */

@@ -3,11 +3,11 @@
  * NOTIFY, a real Alertmanager, `waferwatch slo`), and resolves once the fault clears; the
  * other phase stays green. Windows are compressed with evaluation.window_scale. */
 #include "harness.h"
+#include "harness_http.h"
 #include "ww_test.h"
 #include "ww_time.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,44 +32,16 @@ static int s_free_port(void)
     return ntohs(a.sin_port);
 }
 
-typedef struct {
-    char *data;
-    size_t len;
-} s_body_t;
-
-static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
-{
-    s_body_t *b = arg;
-    char *nd = realloc(b->data, b->len + size * n + 1);
-    if (!nd) {
-        return 0;
-    }
-    b->data = nd;
-    memcpy(b->data + b->len, ptr, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
 /* GET url; returns the body (malloc'd) or NULL unless HTTP 200. */
 static char *s_get(const char *url)
 {
-    CURL *c = curl_easy_init();
-    s_body_t b = {NULL, 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    long code = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    }
-    curl_easy_cleanup(c);
+    long code;
+    char *body = h_http_get(url, &code);
     if (code != 200) {
-        free(b.data);
+        free(body);
         return NULL;
     }
-    return b.data ? b.data : strdup("");
+    return body;
 }
 
 /* Starts a real Alertmanager on 127.0.0.1:port with clustering off. */
@@ -143,45 +115,14 @@ static void s_write(const char *path, const char *text)
     fclose(f);
 }
 
+/* log: filled with the agent's log path when not NULL. */
 static pid_t s_agent(h_db_t *db, const char *name, const char *phase, const char *extra_env[],
-                     const char *run_for)
+                     const char *run_for, char *log, size_t log_cap)
 {
-    char log[256], spool[256], node[64], id[64], key[256];
-    snprintf(key, sizeof key, "%s/%s.key", db->dir, name);
-    snprintf(log, sizeof log, "%s/%s.log", db->dir, name);
-    snprintf(spool, sizeof spool, "%s/spool-%s", db->dir, name);
-    snprintf(node, sizeof node, "%s-node", name);
-    snprintf(id, sizeof id, "%s", name);
-    for (size_t i = 0; extra_env && extra_env[i]; i += 2) {
-        setenv(extra_env[i], extra_env[i + 1], 1);
-    }
-    char *argv[] = {(char *)WW_AGENT_BIN,
-                    (char *)"--agent-key",
-                    key,
-                    (char *)"--spool-dir",
-                    spool,
-                    (char *)"--collector",
-                    getenv("WW_TEST_ENDPOINT"),
-                    (char *)"--agent-id",
-                    id,
-                    (char *)"--node-id",
-                    node,
-                    (char *)"--phase",
-                    (char *)phase,
-                    (char *)"--sim-nodes",
-                    (char *)"2",
-                    (char *)"--interval",
-                    (char *)"100ms",
-                    (char *)"--latency-window",
-                    (char *)"1s",
-                    (char *)"--run-for",
-                    (char *)run_for,
-                    NULL};
-    pid_t pid = h_spawn(argv, log);
-    for (size_t i = 0; extra_env && extra_env[i]; i += 2) {
-        unsetenv(extra_env[i]);
-    }
-    return pid;
+    const char *args[] = {"--phase",          phase, "--sim-nodes", "2",     "--interval", "100ms",
+                          "--latency-window", "1s",  "--run-for",   run_for, NULL};
+    return h_agent_spawn_secure(db, name, getenv("WW_TEST_ENDPOINT"), extra_env, args, log,
+                                log_cap);
 }
 
 static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
@@ -237,8 +178,8 @@ static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
                              "WW_AGENT_SIM_THROTTLE_SLOPE",
                              "0.1",
                              NULL};
-    pid_t hot = s_agent(&db, "hot", "phase-hot", hot_env, "75s");
-    pid_t cool = s_agent(&db, "cool", "phase-cool", NULL, "75s");
+    pid_t hot = s_agent(&db, "hot", "phase-hot", hot_env, "75s", NULL, 0);
+    pid_t cool = s_agent(&db, "cool", "phase-cool", NULL, "75s", NULL, 0);
 
     /* Fires. */
     int fired = 0;
@@ -386,7 +327,7 @@ static void test_capacity_breach_and_config_errors(void **state)
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     unsetenv("WW_COLLECTOR_SLO_FILE");
     setenv("WW_TEST_ENDPOINT", endpoint, 1);
-    pid_t agent = s_agent(&db, "small", "phase-small", NULL, "6s");
+    pid_t agent = s_agent(&db, "small", "phase-small", NULL, "6s", log, sizeof log);
     int breach = 0;
     for (int i = 0; i < 30 && !breach; i++) {
         h_sleep_ms(1000);
@@ -401,7 +342,6 @@ static void test_capacity_breach_and_config_errors(void **state)
                                      " 'phase-2028' AND (live OR breach)"),
                      0);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM alerts WHERE phase = 'phase-2028'"), 0);
-    snprintf(log, sizeof log, "%s/small.log", db.dir);
     h_agent_wait_ok(agent, log, 60000);
     assert_int_equal(h_stop(collector, 15000), 0);
     h_db_drop(&db);

@@ -1,0 +1,21 @@
+/* harness_http: HTTP requests for integration tests (libcurl), for the tests that talk to
+ * the binaries' /metrics and /healthz or to a real Alertmanager. Each call is one request
+ * with a 5 s timeout; the caller may call curl_global_init first (libcurl otherwise does
+ * it on the first request). */
+#ifndef WW_HARNESS_HTTP_H
+#define WW_HARNESS_HTTP_H
+
+#include <stddef.h>
+
+/* One request to url. method: "GET", "POST", ... sent as given, or NULL for a plain GET;
+ * post_fields: a request body sent as form fields, or NULL for none. Sets *status to the
+ * HTTP status (0 when there was no answer) and, when ctype is given, copies the response's
+ * Content-Type into it (left as it was when there was no answer). Returns the body,
+ * malloc'd (the caller frees it), never NULL: "" when there was none. */
+char *h_http_request(const char *method, const char *url, const char *post_fields, long *status,
+                     char *ctype, size_t ctype_cap);
+
+/* GET url: h_http_request(NULL, url, NULL, status, NULL, 0). */
+char *h_http_get(const char *url, long *status);
+
+#endif
