@@ -51,7 +51,17 @@ cleanup() {
   [ "${WW_FLEET_KEEP:-0}" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
-tests/pg_throwaway.sh start-durable "$pgdir" >/dev/null
+# A durable server (fsync, synchronous_commit, full_page_writes on) sized for a write-heavy
+# load as an SRE would: a larger WAL budget and a longer checkpoint interval, so that
+# checkpoints (and the full-page images after them) do not come every few seconds, and
+# compressed WAL. WW_FLEET_PG_CONF replaces these lines.
+pg_conf=${WW_FLEET_PG_CONF-"shared_buffers = 1GB
+max_wal_size = 16GB
+checkpoint_timeout = 15min
+checkpoint_completion_target = 0.9
+wal_compression = lz4
+wal_buffers = 64MB"}
+WW_PG_CONF=$pg_conf tests/pg_throwaway.sh start-durable "$pgdir" >/dev/null
 export PGHOST=$pgdir PGPORT=5432 PGUSER=postgres
 psql -qX -d postgres -c "CREATE DATABASE e2e" -c "CREATE DATABASE ceiling" -c "CREATE DATABASE sustained"
 
@@ -140,7 +150,8 @@ agents_start() { # TAG RUN_FOR DRAIN: starts the fleet, sets ${apids[@]}
 }
 
 echo "waferwatch fleet bench: $nodes nodes ($agents agents x $per), 1 Hz, $rate requests/s per" \
-  "node, latency windows of 10 s; $(nproc) cores shared by all; PostgreSQL durable"
+  "node, latency windows of 10 s; $(nproc) cores shared by all; PostgreSQL durable:" \
+  "$(echo "$pg_conf" | paste -sd, -)"
 
 # 1. e2e: a backlog drained at the collector's full rate.
 collector e2e collector-e2e.log

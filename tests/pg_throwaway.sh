@@ -36,6 +36,10 @@ CONF
   if [ "$durable" = 0 ]; then
     printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$dir/data/postgresql.conf"
   fi
+  # Extra settings, one per line (the fleet benchmark sizes the server for its load).
+  if [ -n "${WW_PG_CONF:-}" ]; then
+    printf '%s\n' "$WW_PG_CONF" >>"$dir/data/postgresql.conf"
+  fi
   as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }
   echo "pg_throwaway: running in $dir (PGHOST=$dir PGPORT=5432 PGUSER=postgres)"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# bench/run.sh: the whole benchmark suite of issue 8, one command, on this machine.
+#
+# Builds a Release tree in build-bench (or BUILD_DIR), then runs, each printing its own
+# table of figures and ratios measured side by side in the same run:
+#   bench_hist    histogram record ns beside one clock read, wire bytes of windows
+#   bench_wire    protobuf bytes per node-sample, encode / decode beside a memcpy
+#   footprint.sh  one agent at 1 Hz recording 5,000 requests/s beside the floor (a bare
+#                 CURVE DEALER with the same libraries) and collectd (WW_BENCH_FOOT_SECONDS,
+#                 default 120)
+#   fleet.sh      the whole 32,600-node fleet through one collector: binary COPY ceiling vs
+#                 the collector's end-to-end rate, 5 minutes sustained at 1 Hz with the
+#                 sample-to-commit delay (WW_FLEET_* variables, see bench/fleet.sh)
+# About 15 minutes in all. Exit status: non-zero when a part fails to run (the figures
+# against the targets are printed, not turned into an exit status, except footprint's).
+#
+#   bench/run.sh [BUILD_DIR]
+set -euo pipefail
+WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$WW_ROOT"
+. deploy/deps.sh
+ww_install_deps
+build=${1:-build-bench}
+case "$build" in /*) ;; *) build="$WW_ROOT/$build" ;; esac
+echo "== build $build (Release)"
+ww_build "$build" -DCMAKE_BUILD_TYPE=Release
+echo "== $(date -u +%FT%TZ) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -r)"
+echo "== bench_hist"
+"$build/bench/bench_hist"
+echo "== bench_wire"
+"$build/bench/bench_wire" 1000 200
+echo "== footprint"
+foot=0
+bench/footprint.sh "$build" "${WW_BENCH_FOOT_SECONDS:-120}" || foot=$?
+echo "== fleet"
+bench/fleet.sh "$build"
+[ "$foot" -le 1 ] || exit "$foot"
