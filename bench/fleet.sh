@@ -182,7 +182,7 @@ psql -qAtX -d ceiling -v ON_ERROR_STOP=1 -c "BEGIN" \
 t1=$(now)
 ceil_s=$(calc "$t1 - $t0")
 ceil_rate=$(calc "$rows / $ceil_s")
-bytes=$(stat -c %s "$work/samples.bin" "$work/windows.bin" | awk '{t += $1} END {print t}')
+bytes=$(stat -c %s "$work/samples.bin" "$work/windows.bin" | awk '{t += $1} END {printf "%.0f", t}')
 
 # 3. sustained: the live fleet at 1 Hz.
 collector sustained collector-sustained.log
