@@ -14,6 +14,17 @@
  * n tokens when it starts decoding at V0 finishes when V = V0 + n / decode_tps, so a change
  * of batch size or throttle costs nothing per request.
  *
+ * Running requests live in slots of a slab and have a position in the running order (an
+ * array of slots where removal moves the last one into the hole); two 4-ary min-heaps of
+ * (key, slot) hold the requests in prefill by prefill end and the decoding ones by V at
+ * their end. The next event and the requests due at it come from the heap tops, so an
+ * event costs O(log running) rather than a pass over every running request (a node
+ * serving thousands of requests at once would otherwise spend its time scanning).
+ * Requests due at the same event are handled in running order, as a pass over the array
+ * would, so the records come out in the same order. The sum of decode_tps over decoding
+ * requests comes from per-model counts: exactly the sum of a pass whenever the rates are
+ * whole tokens per second (an exact double sum), as the defaults are.
+ *
  * The throttle factor is re-evaluated on a fixed 50 ms grid of thermal ticks (the wafer's
  * time constant is tens of seconds, so 50 ms is smooth), but only while the hotspot is at or
  * heading over the throttle point; below it the factor is 1 and ticks are skipped, which
@@ -31,8 +42,10 @@
  * timeout_s; start_ns = first_token_ns = done_ns = the timeout time) or REJECTED (queue full
  * on arrival; all four times are the arrival). A reading's requests_completed counts every
  * record made since the previous sample, whatever its status, so the sum of the readings'
- * counts equals the records delivered. Records wait in a ring that grows to SIM_REC_MAX; an
- * agent that never drains it loses the oldest (counted in rec_dropped), never memory.
+ * counts equals the records delivered. Records wait, packed as time differences (22 bytes
+ * instead of a 48-byte ww_request_t: a node at 5,000 requests/s buffers a second of them
+ * between samples), in a buffer that grows to hold SIM_REC_MAX; an agent that never drains
+ * it loses the oldest (counted in rec_dropped), never memory.
  */
 #include "ww_sim.h"
 #include "ww_sim_defaults.h"
@@ -55,9 +68,14 @@ enum {
     SIM_MAX_QUEUE = 100000000,     /* grow on demand, so a large bound costs nothing */
     SIM_RUN_INITIAL = 64,          /* initial sizes of the running array and the queue */
     SIM_QUEUE_INITIAL = 256,
-    SIM_REC_INITIAL = 1024, /* completion records buffered before the first growth */
-    SIM_REC_MAX = 131072,   /* ~1 h of records at 36 req/s, ~5 MiB */
+    SIM_REC_INITIAL = 4096, /* bytes of packed records before the first growth */
+    SIM_REC_MAX = 131072,   /* ~1 h of records at 36 req/s, ~3 MiB packed */
+    SIM_REC_BYTES_MAX = 38, /* longest packed record */
 };
+
+_Static_assert(SIM_MAX_PROMPT <= UINT16_MAX && SIM_MAX_OUTPUT <= UINT16_MAX &&
+                   WW_SIM_MAX_MODELS <= 1024,
+               "a packed record holds 16-bit token counts and a 10-bit model index");
 
 /* Thermal tick: how often the throttle factor follows the hotspot. */
 static const double s_tick_s = 0.05;
@@ -78,20 +96,45 @@ typedef struct {
     uint64_t s[4];
 } sim_rng_t;
 
-/* A request from arrival until it ends. */
+/* A request from arrival until it ends (40 bytes: thousands may be running at once). */
 typedef struct {
     double arrival_t; /* seconds since the source's start_ns */
     double start_t;
-    double first_t;
-    double pf_end_t;  /* end of prefill (or the failure point inside it) */
-    double v_end;     /* virtual clock value at which its last token is out */
-    double fail_frac; /* where in the prefill an in-prefill failure happens */
+    union {
+        double fail_frac; /* until it starts: where in the prefill an in-prefill failure
+                             happens (0..1) */
+        double first_t;   /* once decoding: its first token */
+    } u;
     uint32_t prompt;
     uint32_t n_out; /* tokens it emits before it ends (fewer than planned if it fails) */
+    uint32_t pos;   /* running: its position in the running order; free: the next free slot */
     uint16_t model;
     uint8_t phase;
     uint8_t fails;
 } sim_req_t;
+
+/* What the event loop needs of the physics for a busy level, throttle and flow. */
+typedef struct {
+    double busy, throttle, flow; /* the inputs (busy -1: an empty cache entry) */
+    double u;                    /* utilisation */
+    double p;                    /* power, W */
+    double rise;                 /* coolant outlet - inlet, C */
+    double target;               /* hotspot the wafer relaxes toward, C */
+} sim_phys_t;
+
+/* A 4-ary min-heap of running requests (slots) by key: the end of prefill (seconds) or
+ * of decode (virtual clock). Only the top is ever removed. */
+typedef struct {
+    double key;
+    uint32_t slot;
+} sim_heap_entry_t;
+
+typedef struct {
+    sim_heap_entry_t *e; /* inside raw, placed so that every group of siblings starts a
+                            64-byte line */
+    void *raw;
+    size_t n;
+} sim_heap_t;
 
 typedef struct {
     ww_sim_conf_t conf; /* private copy; conf.models points at models[] */
@@ -109,6 +152,7 @@ typedef struct {
 
     /* arrivals: thinning of a Poisson process at the peak rate (Lewis and Shedler) */
     double lambda_max;
+    double lambda_floor; /* no lower than s_lambda() can return in this burst state */
     double next_cand;
     bool burst;
     double burst_toggle; /* next burst start, or end of the current burst */
@@ -122,23 +166,35 @@ typedef struct {
     double hot_c;
     double throttle;
 
-    sim_req_t *run; /* run_cap entries, grown up to max_concurrency */
+    /* running requests; every array below has run_cap entries, grown up to max_concurrency */
+    sim_req_t *slab;     /* the requests, by slot */
+    uint32_t *order;     /* slot at each position of the running order, n_run of them */
+    uint32_t free_slot;  /* a freed slot (the list runs through their pos), or UINT32_MAX */
+    uint32_t fresh_slot; /* slots from here on were never used */
     size_t run_cap;
     size_t n_run;
     size_t n_prefill;
-    /* summary of run[], recomputed only when it changes (scan_dirty) */
-    bool scan_dirty;
-    size_t n_dec;
-    double next_pf;  /* earliest prefill end */
-    double v_min;    /* earliest decode end on the virtual clock */
-    double sum_dtps; /* sum of decode_tps over decoding requests */
+    sim_heap_t pf_heap;  /* requests in prefill, by prefill end */
+    sim_heap_t dec_heap; /* decoding requests, by V at their end */
+    uint32_t *due;       /* positions due at the current event */
+    /* decoding requests per model; with whole_rates (every decode_tps a whole number below
+     * 2^31) also the sum of their decode_tps */
+    uint32_t n_dec_model[WW_SIM_MAX_MODELS];
+    bool whole_rates;
+    double sum_dtps;
 
     sim_req_t *queue; /* FIFO ring of q_cap entries, grown up to max_queue */
     size_t q_cap, q_head, q_len;
 
-    ww_request_t *rec; /* ring of finished requests waiting for poll_requests */
-    size_t rec_cap, rec_head, rec_len;
-    uint64_t rec_dropped; /* oldest records overwritten because nobody drained them */
+    /* finished requests waiting for poll_requests: rec_len records encoded in bytes
+     * [rec_rd, rec_wr) of rec; done_ns is a delta from the record before, so the reader and
+     * the writer each keep the done_ns they saw last */
+    uint8_t *rec;
+    size_t rec_cap, rec_rd, rec_wr, rec_len;
+    int64_t rec_rd_done, rec_wr_done;
+    uint64_t rec_dropped; /* oldest records dropped because nobody drained them */
+    /* power and coolant figures for recent (busy level, throttle, flow): see s_phys */
+    sim_phys_t phys[64];
 
     /* accumulators over the current sample interval */
     double acc_t0;
@@ -210,6 +266,23 @@ static double s_normal(sim_rng_t *r)
     return sqrt(-2.0 * log(u1)) * cos(s_two_pi * u2);
 }
 
+/* llround(x), without the call for |x| < 2^62 (every time and length here): rounds half
+ * away from zero. x - trunc(x) is exact, so is the comparison with one half. */
+static int64_t s_llround(double x)
+{
+    if (!(x > -0x1p62 && x < 0x1p62)) {
+        return (int64_t)llround(x);
+    }
+    int64_t i = (int64_t)x;
+    double f = x - (double)i;
+    if (f >= 0.5) {
+        i++;
+    } else if (f <= -0.5) {
+        i--;
+    }
+    return i;
+}
+
 /* Lognormal length with the given median and sigma, clamped to [1, max]. */
 static uint32_t s_length(sim_rng_t *r, double median, double sigma, uint32_t max)
 {
@@ -220,7 +293,7 @@ static uint32_t s_length(sim_rng_t *r, double median, double sigma, uint32_t max
     if (x >= (double)max) {
         return max;
     }
-    return (uint32_t)llround(x);
+    return (uint32_t)s_llround(x);
 }
 
 /* ---- configuration ---- */
@@ -290,12 +363,17 @@ static int s_validate(const ww_sim_conf_t *c)
 
 /* ---- physics ---- */
 
+/* Decode slots' worth of busy compute: a whole number (exact in a double). */
+static double s_busy(const sim_t *st)
+{
+    double n_dec = (double)(st->n_run - st->n_prefill);
+    return n_dec + s_prefill_load * (double)st->n_prefill;
+}
+
 /* Share of the wafer's compute that is busy, in [0, 1]. */
 static double s_util(const sim_t *st)
 {
-    double n_dec = (double)(st->n_run - st->n_prefill);
-    double busy =
-        (n_dec + s_prefill_load * (double)st->n_prefill) / (double)st->conf.max_concurrency;
+    double busy = s_busy(st) / (double)st->conf.max_concurrency;
     return busy < 1.0 ? busy : 1.0;
 }
 
@@ -328,10 +406,35 @@ static double s_rise_c(double power_w, double flow_lpm)
 
 /* Steady-state hotspot for power P: the outlet water temperature plus the conduction and
  * convection drop from the hottest point of the wafer to the water, P * R_th. */
+static double s_hot_target_of(const sim_t *st, double power_w, double rise_c)
+{
+    return st->conf.inlet_c + rise_c + power_w / 1000.0 * st->conf.r_th_c_per_kw;
+}
+
 static double s_hot_target(const sim_t *st, double power_w, double flow_lpm)
 {
-    return st->conf.inlet_c + s_rise_c(power_w, flow_lpm) +
-           power_w / 1000.0 * st->conf.r_th_c_per_kw;
+    return s_hot_target_of(st, power_w, s_rise_c(power_w, flow_lpm));
+}
+
+/* Utilisation, power, coolant rise and hotspot target at st->t, remembered for recent busy
+ * levels: every event needs them, the level moves by a few slots at a time, and throttle
+ * and flow change rarely. They are pure functions of the three inputs, so remembering them
+ * changes no result. */
+static const sim_phys_t *s_phys(sim_t *st)
+{
+    double busy = s_busy(st);
+    double flow = s_flow_lpm(st, st->t);
+    sim_phys_t *ph = &st->phys[(uint64_t)busy & 63u];
+    if (ph->busy != busy || ph->throttle != st->throttle || ph->flow != flow) {
+        ph->busy = busy;
+        ph->throttle = st->throttle;
+        ph->flow = flow;
+        ph->u = s_util(st);
+        ph->p = s_power(st, ph->u);
+        ph->rise = s_rise_c(ph->p, flow);
+        ph->target = s_hot_target_of(st, ph->p, ph->rise);
+    }
+    return ph;
 }
 
 static double s_throttle_at(const sim_t *st, double hot_c)
@@ -361,51 +464,244 @@ static double s_lambda(const sim_t *st, double t)
 
 static int64_t s_to_ns(const sim_t *st, double t, int64_t cap_ns)
 {
-    int64_t ns = st->start_ns + (int64_t)llround(t * 1e9);
+    int64_t ns = st->start_ns + s_llround(t * 1e9);
     return ns < cap_ns ? ns : cap_ns;
 }
 
-/* Appends a finished request. The buffer grows to SIM_REC_MAX; past that (an agent that
- * stopped draining) the oldest record is overwritten and counted in rec_dropped, so memory
+/* ---- completion records, packed ----
+ *
+ * One record: u16 head = model << 6 | status << 4 | wide (bit k: field k below takes 8
+ * bytes, not 4), u16 prompt tokens, u16 output tokens, then four time differences in ns,
+ * modulo 2^64 so any values round-trip: done - the previous record's done, done - first
+ * token, first token - start, start - arrival; each 4 bytes when below 2^32 (nearly
+ * always), else 8. Token counts above 65535 (never made: SIM_MAX_PROMPT) would not fit. */
+
+/* Writes hi - lo as field k. */
+static size_t s_put_diff(uint8_t *p, int64_t hi, int64_t lo, unsigned k, uint16_t *head)
+{
+    uint64_t d = (uint64_t)hi - (uint64_t)lo;
+    if (d <= UINT32_MAX) {
+        uint32_t d32 = (uint32_t)d;
+        memcpy(p, &d32, 4);
+        return 4;
+    }
+    memcpy(p, &d, 8);
+    *head |= (uint16_t)(1u << k);
+    return 8;
+}
+
+/* Reads field k, a difference d, and returns base + sign * d. */
+static int64_t s_get_diff(const uint8_t **p, int64_t base, int sign, unsigned k, uint16_t head)
+{
+    uint64_t d;
+    if (head & (1u << k)) {
+        memcpy(&d, *p, 8);
+        *p += 8;
+    } else {
+        uint32_t d32;
+        memcpy(&d32, *p, 4);
+        *p += 4;
+        d = d32;
+    }
+    return (int64_t)(sign > 0 ? (uint64_t)base + d : (uint64_t)base - d);
+}
+
+/* Decodes the record at rec_rd into *o (when o is not NULL) and consumes it. */
+static void s_rec_take(sim_t *st, ww_request_t *o)
+{
+    const uint8_t *p = st->rec + st->rec_rd;
+    uint16_t head, prompt, out;
+    memcpy(&head, p, 2);
+    memcpy(&prompt, p + 2, 2);
+    memcpy(&out, p + 4, 2);
+    p += 6;
+    int64_t done = s_get_diff(&p, st->rec_rd_done, 1, 0, head);
+    int64_t first = s_get_diff(&p, done, -1, 1, head);
+    int64_t start = s_get_diff(&p, first, -1, 2, head);
+    int64_t arrival = s_get_diff(&p, start, -1, 3, head);
+    if (o != NULL) {
+        memset(o, 0, sizeof(*o));
+        o->model = (uint16_t)(head >> 6);
+        o->status = (ww_req_status_t)((head >> 4) & 3u);
+        o->arrival_ns = arrival;
+        o->start_ns = start;
+        o->first_token_ns = first;
+        o->done_ns = done;
+        o->prompt_tokens = prompt;
+        o->output_tokens = out;
+    }
+    st->rec_rd_done = done;
+    st->rec_rd = (size_t)(p - st->rec);
+    if (--st->rec_len == 0) {
+        st->rec_rd = st->rec_wr = 0; /* drained: reuse the start of the buffer */
+    }
+}
+
+/* Makes room for one more encoded record at rec_wr. The buffer holds at most SIM_REC_MAX
+ * records and grows (doubling) to fit them; past that (an agent that stopped draining), or
+ * if it cannot grow, the oldest records are dropped and counted in rec_dropped, so memory
  * stays bounded and the newest history survives. */
+static void s_rec_room(sim_t *st)
+{
+    if (st->rec_len == SIM_REC_MAX) {
+        s_rec_take(st, NULL);
+        st->rec_dropped++;
+    }
+    while (st->rec_cap - st->rec_wr < SIM_REC_BYTES_MAX) {
+        if (st->rec_rd > 0) {
+            memmove(st->rec, st->rec + st->rec_rd, st->rec_wr - st->rec_rd);
+            st->rec_wr -= st->rec_rd;
+            st->rec_rd = 0;
+            continue;
+        }
+        uint8_t *n = realloc(st->rec, st->rec_cap * 2);
+        if (n != NULL) {
+            st->rec = n;
+            st->rec_cap *= 2;
+            continue;
+        }
+        s_rec_take(st, NULL); /* out of memory: drop the oldest instead */
+        st->rec_dropped++;
+    }
+}
+
+/* Appends a finished request to the records waiting for poll_requests. */
 static void s_emit(sim_t *st, const sim_req_t *r, ww_req_status_t status, double first_t,
                    double done_t, uint32_t out_tokens, int64_t cap_ns)
 {
-    if (st->rec_len == st->rec_cap && st->rec_cap < SIM_REC_MAX) {
-        size_t ncap = st->rec_cap * 2;
-        ww_request_t *n = malloc(ncap * sizeof(*n));
-        if (n != NULL) {
-            for (size_t i = 0; i < st->rec_len; i++) {
-                n[i] = st->rec[(st->rec_head + i) % st->rec_cap];
-            }
-            free(st->rec);
-            st->rec = n;
-            st->rec_cap = ncap;
-            st->rec_head = 0;
-        }
-        /* On allocation failure we fall through and drop the oldest record instead. */
-    }
-    if (st->rec_len == st->rec_cap) {
-        st->rec_head = (st->rec_head + 1) % st->rec_cap;
-        st->rec_len--;
-        st->rec_dropped++;
-    }
-    ww_request_t *o = &st->rec[(st->rec_head + st->rec_len) % st->rec_cap];
+    s_rec_room(st);
+    int64_t arrival = s_to_ns(st, r->arrival_t, cap_ns);
+    int64_t start = s_to_ns(st, r->start_t, cap_ns);
+    int64_t first = s_to_ns(st, first_t, cap_ns);
+    int64_t done = s_to_ns(st, done_t, cap_ns);
+    uint8_t *p = st->rec + st->rec_wr;
+    uint16_t head = (uint16_t)((unsigned)r->model << 6 | (unsigned)status << 4);
+    uint16_t prompt = (uint16_t)r->prompt, out = (uint16_t)out_tokens;
+    size_t n = 6;
+    n += s_put_diff(p + n, done, st->rec_wr_done, 0, &head);
+    n += s_put_diff(p + n, done, first, 1, &head);
+    n += s_put_diff(p + n, first, start, 2, &head);
+    n += s_put_diff(p + n, start, arrival, 3, &head);
+    memcpy(p, &head, 2);
+    memcpy(p + 2, &prompt, 2);
+    memcpy(p + 4, &out, 2);
+    st->rec_wr += n;
+    st->rec_wr_done = done;
     st->rec_len++;
-    memset(o, 0, sizeof(*o));
-    o->model = r->model;
-    o->status = status;
-    o->arrival_ns = s_to_ns(st, r->arrival_t, cap_ns);
-    o->start_ns = s_to_ns(st, r->start_t, cap_ns);
-    o->first_token_ns = s_to_ns(st, first_t, cap_ns);
-    o->done_ns = s_to_ns(st, done_t, cap_ns);
-    o->prompt_tokens = r->prompt;
-    o->output_tokens = out_tokens;
     st->acc_done++;
 }
 
+/* ---- the running set: a slab, the running order and two heaps ---- */
+
+/* The heaps are 4-ary: half the depth of a binary heap, and the four children of a node
+ * share one cache line (see s_heap_grow). */
+#define SIM_HEAP_D 4
+
+static void s_heap_push(sim_heap_t *h, double key, uint32_t slot)
+{
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / SIM_HEAP_D;
+        if (!(key < h->e[parent].key)) {
+            break;
+        }
+        h->e[i] = h->e[parent];
+        i = parent;
+    }
+    h->e[i] = (sim_heap_entry_t){key, slot};
+}
+
+/* Removes the top and returns its slot. The hole left at the top goes down to a leaf along
+ * the smallest children, then the last entry fills it from there upwards (Floyd): fewer
+ * comparisons than sifting the last entry down from the top. */
+static uint32_t s_heap_pop(sim_heap_t *h)
+{
+    uint32_t top = h->e[0].slot;
+    size_t n = --h->n;
+    sim_heap_entry_t last = h->e[n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = SIM_HEAP_D * i + 1;
+        if (c >= n) {
+            break;
+        }
+        size_t end = c + SIM_HEAP_D < n ? c + SIM_HEAP_D : n;
+        size_t m = c;
+        double mk = h->e[c].key; /* in a register: the loads of the siblings overlap */
+        for (size_t k = c + 1; k < end; k++) {
+            double kk = h->e[k].key;
+            m = kk < mk ? k : m;
+            mk = kk < mk ? kk : mk;
+        }
+        h->e[i] = h->e[m];
+        i = m;
+    }
+    while (i > 0) {
+        size_t parent = (i - 1) / SIM_HEAP_D;
+        if (!(last.key < h->e[parent].key)) {
+            break;
+        }
+        h->e[i] = h->e[parent];
+        i = parent;
+    }
+    if (n > 0) {
+        h->e[i] = last;
+    }
+    return top;
+}
+
+static double s_heap_min(const sim_heap_t *h)
+{
+    return h->n > 0 ? h->e[0].key : INFINITY;
+}
+
+/* Grows a heap's array to ncap entries. The entries sit 48 bytes into a 64-byte aligned
+ * block, so the four children of every node (4i+1 .. 4i+4) fill exactly one cache line. */
+static bool s_heap_grow(sim_heap_t *h, size_t ncap)
+{
+    size_t bytes = ((ncap + 3) * sizeof(sim_heap_entry_t) + 63) / 64 * 64;
+    void *raw = aligned_alloc(64, bytes);
+    if (raw == NULL) {
+        return false;
+    }
+    sim_heap_entry_t *e = (sim_heap_entry_t *)raw + 3;
+    if (h->n > 0) {
+        memcpy(e, h->e, h->n * sizeof(*e));
+    }
+    free(h->raw);
+    h->raw = raw;
+    h->e = e;
+    return true;
+}
+
+/* Grows the slab, the running order, the heaps and the due list to ncap entries. */
+static bool s_run_grow(sim_t *st, size_t ncap)
+{
+    /* Each array that grows is kept: one merely larger than run_cap does no harm. */
+    uint32_t *order = realloc(st->order, ncap * sizeof(*order));
+    if (order == NULL) {
+        return false;
+    }
+    st->order = order;
+    uint32_t *due = realloc(st->due, ncap * sizeof(*due));
+    if (due == NULL) {
+        return false;
+    }
+    st->due = due;
+    if (!s_heap_grow(&st->pf_heap, ncap) || !s_heap_grow(&st->dec_heap, ncap)) {
+        return false;
+    }
+    sim_req_t *slab = realloc(st->slab, ncap * sizeof(*slab));
+    if (slab == NULL) {
+        return false;
+    }
+    st->slab = slab;
+    st->run_cap = ncap;
+    return true;
+}
+
 /* Admits r into the running batch at time st->t and starts its prefill. The caller has
- * checked n_run < max_concurrency. Returns false only if the running array could not grow
+ * checked n_run < max_concurrency. Returns false only if the running set could not grow
  * (out of memory): the caller then keeps the request queued or rejects it. */
 static bool s_start(sim_t *st, sim_req_t r)
 {
@@ -414,24 +710,29 @@ static bool s_start(sim_t *st, sim_req_t r)
         if (ncap > (size_t)st->conf.max_concurrency) {
             ncap = (size_t)st->conf.max_concurrency;
         }
-        sim_req_t *n = realloc(st->run, ncap * sizeof(*n));
-        if (n == NULL) {
+        if (!s_run_grow(st, ncap)) {
             return false;
         }
-        st->run = n;
-        st->run_cap = ncap;
     }
     const ww_sim_model_t *m = &st->models[r.model];
     r.start_t = st->t;
     r.phase = SIM_PREFILL;
     double pf = (double)r.prompt / m->prefill_tps;
     if (r.fails && r.n_out == 0) {
-        pf *= r.fail_frac;
+        pf *= r.u.fail_frac;
     }
-    r.pf_end_t = st->t + pf;
-    st->run[st->n_run++] = r;
+    /* A freed slot first (most recently used, likely cached), else a fresh one. */
+    uint32_t slot = st->free_slot;
+    if (slot != UINT32_MAX) {
+        st->free_slot = st->slab[slot].pos;
+    } else {
+        slot = st->fresh_slot++;
+    }
+    r.pos = (uint32_t)st->n_run;
+    st->slab[slot] = r;
+    st->order[st->n_run++] = slot;
     st->n_prefill++;
-    st->scan_dirty = true;
+    s_heap_push(&st->pf_heap, st->t + pf, slot);
     return true;
 }
 
@@ -463,42 +764,85 @@ static bool s_queue_room(sim_t *st)
     return true;
 }
 
-static void s_remove_running(sim_t *st, size_t i)
+/* Removes the request at position i (already out of the heaps) and frees its slot: the
+ * last one in the running order moves into its place. Returns the position the moved
+ * request came from (i when none moved). */
+static size_t s_remove_running(sim_t *st, size_t i)
 {
-    if (st->run[i].phase == SIM_PREFILL) {
+    uint32_t slot = st->order[i];
+    const sim_req_t *r = &st->slab[slot];
+    if (r->phase == SIM_PREFILL) {
         st->n_prefill--;
+    } else {
+        st->n_dec_model[r->model]--;
+        st->sum_dtps -= st->models[r->model].decode_tps;
     }
-    st->run[i] = st->run[--st->n_run];
-    st->scan_dirty = true;
+    size_t last = --st->n_run;
+    if (i != last) {
+        st->order[i] = st->order[last];
+        st->slab[st->order[i]].pos = (uint32_t)i;
+    }
+    st->slab[slot].pos = st->free_slot;
+    st->free_slot = slot;
+    return last;
 }
 
-/* Ends prefills and decodes that are due at st->t. */
+static int s_pos_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Ends prefills and decodes that are due at st->t: in running order, and a request moved
+ * into a hole is looked at next, exactly as one pass over the running order would. */
 static void s_finish_running(sim_t *st, int64_t cap_ns)
 {
-    size_t i = 0;
-    while (i < st->n_run) {
-        sim_req_t *r = &st->run[i];
-        if (r->phase == SIM_PREFILL && r->pf_end_t <= st->t) {
+    size_t nd = 0;
+    while (s_heap_min(&st->pf_heap) <= st->t) {
+        st->due[nd++] = st->slab[s_heap_pop(&st->pf_heap)].pos;
+    }
+    while (s_heap_min(&st->dec_heap) <= st->v) {
+        st->due[nd++] = st->slab[s_heap_pop(&st->dec_heap)].pos;
+    }
+    if (nd > 1) {
+        qsort(st->due, nd, sizeof(*st->due), s_pos_cmp);
+    }
+    size_t f = 0, b = nd;
+    while (f < b) {
+        size_t i = st->due[f];
+        uint32_t slot = st->order[i];
+        sim_req_t *r = &st->slab[slot];
+        if (r->phase == SIM_PREFILL) {
             if (r->n_out == 0) {
                 /* Failed before its first token. */
                 s_emit(st, r, WW_REQ_ERROR, st->t, st->t, 0, cap_ns);
-                s_remove_running(st, i);
-                continue;
+            } else {
+                /* Prefill produces the first token. */
+                r->u.first_t = st->t;
+                st->acc_tokens += 1.0;
+                r->phase = SIM_DECODE;
+                st->n_prefill--;
+                st->n_dec_model[r->model]++;
+                st->sum_dtps += st->models[r->model].decode_tps;
+                double v_end = st->v + (double)(r->n_out - 1) / st->models[r->model].decode_tps;
+                if (!(v_end <= st->v)) {
+                    s_heap_push(&st->dec_heap, v_end, slot);
+                    f++;
+                    continue;
+                }
+                s_emit(st, r, r->fails ? WW_REQ_ERROR : WW_REQ_OK, r->u.first_t, st->t, r->n_out,
+                       cap_ns);
             }
-            /* Prefill produces the first token. */
-            r->first_t = st->t;
-            st->acc_tokens += 1.0;
-            r->phase = SIM_DECODE;
-            st->n_prefill--;
-            st->scan_dirty = true;
-            r->v_end = st->v + (double)(r->n_out - 1) / st->models[r->model].decode_tps;
+        } else {
+            s_emit(st, r, r->fails ? WW_REQ_ERROR : WW_REQ_OK, r->u.first_t, st->t, r->n_out,
+                   cap_ns);
         }
-        if (r->phase == SIM_DECODE && r->v_end <= st->v) {
-            s_emit(st, r, r->fails ? WW_REQ_ERROR : WW_REQ_OK, r->first_t, st->t, r->n_out, cap_ns);
-            s_remove_running(st, i);
-            continue;
+        size_t moved_from = s_remove_running(st, i);
+        if (moved_from != i && b > f + 1 && st->due[b - 1] == moved_from) {
+            b--; /* the request now at i is due too: it is next */
+        } else {
+            f++;
         }
-        i++;
     }
 }
 
@@ -550,7 +894,7 @@ static void s_arrive(sim_t *st, int64_t cap_ns)
     /* Always draw the failure variates, so one request's fate never shifts the stream. */
     double fail_u = s_uniform(g);
     double fail_k = s_uniform(g);
-    r.fail_frac = s_uniform(g);
+    r.u.fail_frac = s_uniform(g);
     if (fail_u < c->error_prob) {
         /* It fails after emitting k of its tokens, k uniform in [0, n_out); k = 0 means it
          * fails during prefill, at fail_frac of the way through. */
@@ -582,7 +926,12 @@ static double s_lambda_max(const sim_t *st)
  * redrawing when the envelope changes keeps the process exact. */
 static void s_draw_candidate(sim_t *st)
 {
+    const ww_sim_conf_t *c = &st->conf;
     st->lambda_max = s_lambda_max(st);
+    /* s_lambda computes rate * (1 + amplitude * cos(x)) (times burst_factor); cos(x) >= -1
+     * and rounding is monotonic, so it never returns less than this, computed alike. */
+    st->lambda_floor =
+        c->arrival_rate_rps * (1.0 - c->diurnal_amplitude) * (st->burst ? c->burst_factor : 1.0);
     st->next_cand =
         st->lambda_max > 0.0 ? st->t + s_exponential(&st->rng_arr, st->lambda_max) : INFINITY;
 }
@@ -602,12 +951,10 @@ static void s_toggle_burst(sim_t *st)
 
 /* Whether the throttle factor can change before the next event: it is below 1 (it may
  * recover), or the hotspot is at or relaxing toward a point above the threshold. */
-static bool s_tick_needed(const sim_t *st, double power_w)
+static bool s_tick_needed(const sim_t *st, double target_c)
 {
-    if (st->throttle < 1.0 || st->hot_c >= st->conf.throttle_c) {
-        return true;
-    }
-    return s_hot_target(st, power_w, s_flow_lpm(st, st->t)) >= st->conf.throttle_c;
+    return st->throttle < 1.0 || st->hot_c >= st->conf.throttle_c ||
+           target_c >= st->conf.throttle_c;
 }
 
 static double s_next_tick(double t)
@@ -636,24 +983,18 @@ static double s_min(double a, double b)
     return a < b ? a : b;
 }
 
-/* Summarises run[]: O(max_concurrency), so done only after the running set changed. */
-static void s_scan(sim_t *st)
+/* Sum of decode_tps over the decoding requests. With whole rates the running sum kept as
+ * requests come and go is exact, so it equals any other way of adding them up. */
+static double s_sum_dtps(const sim_t *st)
 {
-    st->next_pf = INFINITY;
-    st->v_min = INFINITY;
-    st->sum_dtps = 0.0;
-    st->n_dec = 0;
-    for (size_t i = 0; i < st->n_run; i++) {
-        const sim_req_t *r = &st->run[i];
-        if (r->phase == SIM_PREFILL) {
-            st->next_pf = s_min(st->next_pf, r->pf_end_t);
-        } else {
-            st->v_min = s_min(st->v_min, r->v_end);
-            st->sum_dtps += st->models[r->model].decode_tps;
-            st->n_dec++;
-        }
+    if (st->whole_rates) {
+        return st->sum_dtps;
     }
-    st->scan_dirty = false;
+    double sum = 0.0;
+    for (size_t m = 0; m < st->conf.n_models; m++) {
+        sum += (double)st->n_dec_model[m] * st->models[m].decode_tps;
+    }
+    return sum;
 }
 
 /* Runs the simulation from st->t to t_end; records are stamped no later than cap_ns. */
@@ -661,13 +1002,10 @@ static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
 {
     const ww_sim_conf_t *c = &st->conf;
     for (;;) {
-        if (st->scan_dirty) {
-            s_scan(st);
-        }
-        const double next_pf = st->next_pf;
-        const double v_min = st->v_min;
-        const double sum_dtps = st->sum_dtps;
-        const size_t n_dec = st->n_dec;
+        const double next_pf = s_heap_min(&st->pf_heap);
+        const double v_min = s_heap_min(&st->dec_heap);
+        const size_t n_dec = st->dec_heap.n;
+        const double sum_dtps = n_dec > 0 ? s_sum_dtps(st) : 0.0;
         double rate = 0.0;
         if (st->n_run > 0) {
             rate = st->throttle / (1.0 + c->batch_slowdown * (double)(st->n_run - 1));
@@ -681,9 +1019,9 @@ static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
         if (st->q_len > 0) {
             next_to = st->queue[st->q_head].arrival_t + c->timeout_s;
         }
-        double u = s_util(st);
-        double p = s_power(st, u);
-        double next_tick = s_tick_needed(st, p) ? s_next_tick(st->t) : INFINITY;
+        const sim_phys_t *ph = s_phys(st);
+        const double u = ph->u, p = ph->p, rise = ph->rise, target = ph->target;
+        double next_tick = s_tick_needed(st, target) ? s_next_tick(st->t) : INFINITY;
 
         double tn = s_min(t_end, st->next_cand);
         tn = s_min(tn, next_pf);
@@ -699,9 +1037,6 @@ static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
         /* Integrate over [t, tn] with everything constant. */
         double dt = tn - st->t;
         if (dt > 0.0) {
-            double flow = s_flow_lpm(st, st->t);
-            double rise = s_rise_c(p, flow);
-            double target = s_hot_target(st, p, flow);
             /* First-order RC: exact solution of dT/dt = (target - T) / tau. */
             st->hot_c = target + (st->hot_c - target) * exp(-dt / c->tau_s);
             st->v += rate * dt;
@@ -725,7 +1060,8 @@ static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
         if (st->next_cand <= st->t) {
             /* Thinning: a candidate at the peak rate is a real arrival with probability
              * lambda(t) / lambda_max, which yields a Poisson process of rate lambda(t). */
-            if (s_uniform(&st->rng_arr) * st->lambda_max < s_lambda(st, st->t)) {
+            double x = s_uniform(&st->rng_arr) * st->lambda_max;
+            if (x < st->lambda_floor || x < s_lambda(st, st->t)) {
                 s_arrive(st, cap_ns);
             }
             s_draw_candidate(st);
@@ -761,8 +1097,12 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
     }
     st->conf = *c;
     st->conf.models = st->models;
+    st->free_slot = UINT32_MAX;
     double wsum = 0.0;
+    st->whole_rates = true;
     for (size_t i = 0; i < c->n_models; i++) {
+        double tps = c->models[i].decode_tps;
+        st->whole_rates = st->whole_rates && tps < 0x1p31 && tps == floor(tps);
         st->models[i] = c->models[i];
         st->models[i].name = NULL;
         wsum += c->models[i].weight;
@@ -775,15 +1115,17 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
             goto cleanup;
         }
     }
-    st->run_cap =
+    size_t run_cap =
         (size_t)c->max_concurrency < SIM_RUN_INITIAL ? (size_t)c->max_concurrency : SIM_RUN_INITIAL;
-    st->run = malloc(st->run_cap * sizeof(*st->run));
     st->q_cap = (size_t)c->max_queue < SIM_QUEUE_INITIAL ? (size_t)c->max_queue : SIM_QUEUE_INITIAL;
     st->queue = malloc((st->q_cap > 0 ? st->q_cap : 1) * sizeof(*st->queue));
     st->rec_cap = SIM_REC_INITIAL;
-    st->rec = malloc(st->rec_cap * sizeof(*st->rec));
-    if (st->run == NULL || st->queue == NULL || st->rec == NULL) {
+    st->rec = malloc(st->rec_cap);
+    if (!s_run_grow(st, run_cap) || st->queue == NULL || st->rec == NULL) {
         goto cleanup;
+    }
+    for (size_t k = 0; k < sizeof(st->phys) / sizeof(st->phys[0]); k++) {
+        st->phys[k].busy = -1.0;
     }
 
     st->node = node_index;
@@ -798,7 +1140,6 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
     s_rng_seed(&st->rng_burst, c->seed, node_index, 3);
     s_rng_seed(&st->rng_noise, c->seed, node_index, 4);
 
-    st->scan_dirty = true;
     s_draw_candidate(st);
     st->burst_toggle = INFINITY;
     if (c->burst_prob_per_s > 0.0 && c->burst_duration_s > 0.0) {
@@ -824,7 +1165,11 @@ cleanup:
     for (size_t i = 0; i < c->n_models; i++) {
         free(st->models[i].name);
     }
-    free(st->run);
+    free(st->slab);
+    free(st->order);
+    free(st->pf_heap.raw);
+    free(st->dec_heap.raw);
+    free(st->due);
     free(st->queue);
     free(st->rec);
     free(st);
@@ -902,10 +1247,8 @@ static int s_poll_requests(void *state, ww_request_t *out, size_t cap)
         n = (size_t)INT32_MAX;
     }
     for (size_t i = 0; i < n; i++) {
-        out[i] = st->rec[st->rec_head];
-        st->rec_head = (st->rec_head + 1) % st->rec_cap;
+        s_rec_take(st, &out[i]);
     }
-    st->rec_len -= n;
     return (int)n;
 }
 
@@ -927,7 +1270,11 @@ static void s_close(void **state)
     for (size_t i = 0; i < st->conf.n_models; i++) {
         free(st->models[i].name);
     }
-    free(st->run);
+    free(st->slab);
+    free(st->order);
+    free(st->pf_heap.raw);
+    free(st->dec_heap.raw);
+    free(st->due);
     free(st->queue);
     free(st->rec);
     free(st);

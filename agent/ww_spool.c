@@ -9,12 +9,18 @@
  *     20 payload
  *   meta (40 bytes): "WWM1" | u64 epoch | u64 next_seq | u64 dropped_batches
  *                    | u64 corrupt_records | u32 CRC-32C of the 36 bytes before it
- *   acked (24 bytes): "WWA1" | u64 epoch | u64 acked | u32 CRC-32C of the 20 bytes before it
- *                    (the epoch ties the watermark to its stream: one of another epoch is
- *                    ignored)
- * Both small files are replaced atomically: write <name>.tmp, fsync it, rename over <name>,
- * fsync the directory. meta is always written that way; acked skips the fsyncs unless the
- * fsync policy is ALWAYS (INTERVAL syncs it later; losing it only causes resends).
+ *   acked (two 24-byte slots): "WWA1" | u64 epoch | u64 acked | u32 CRC-32C of the 20 bytes
+ *                    before it (the epoch ties the watermark to its stream: one of another
+ *                    epoch is ignored). A file of one slot (older versions) is read too.
+ * meta is replaced atomically: write meta.tmp, fsync it, rename over meta, fsync the
+ * directory (it changes rarely: at open and when a loss counter moves). acked changes on
+ * every ack, so it is updated in place instead, without creating, renaming or syncing
+ * directory entries: each write overwrites the slot that does not hold the newest
+ * watermark, so a write torn by a crash leaves the other slot, the previous watermark,
+ * intact (and a stale watermark only causes resends). The newest valid slot of this epoch
+ * wins at open. acked is synced (fdatasync: once both slots exist only their bytes change)
+ * on every ack under the ALWAYS policy, by the next sync under INTERVAL, never under NEVER;
+ * creating it syncs the directory once.
  *
  * Invariants the recovery scan enforces and the rest of the file relies on:
  *   - a segment named seg-N starts with record N and its records are N, N+1, N+2, ...
@@ -74,11 +80,14 @@ struct ww_spool {
     struct seg *segs; /* ordered by first */
     size_t nsegs;
     size_t cap;
-    int tail_fd;     /* O_APPEND on segs[nsegs - 1], or -1: next append starts a segment */
-    bool tail_dirty; /* appended since the last fdatasync */
-    bool ack_dirty;  /* acked renamed without fsync */
-    bool meta_dirty; /* counters changed since meta was written */
-    bool opened;     /* open completed: close may flush */
+    int tail_fd;        /* O_APPEND on segs[nsegs - 1], or -1: next append starts a segment */
+    bool tail_dirty;    /* appended since the last fdatasync */
+    bool ack_dirty;     /* acked written without fdatasync */
+    int ack_fd;         /* acked, open for in-place updates once the first ack is written */
+    int ack_slot;       /* slot (0 or 1) the next acked write goes to */
+    bool ack_dir_dirty; /* acked was created: its directory entry is not synced yet */
+    bool meta_dirty;    /* counters changed since meta was written */
+    bool opened;        /* open completed: close may flush */
     int64_t last_sync_ns;
 
     uint64_t epoch;
@@ -352,14 +361,79 @@ static void s_write_meta_soon(ww_spool_t *self)
     }
 }
 
+/* Opens acked for in-place updates, creating it when missing. A file of a size no version
+ * writes (it was reported unreadable at open) is emptied first. */
+static int s_open_acked(ww_spool_t *self)
+{
+    int fd = openat(self->dirfd, "acked", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        self->ack_dir_dirty = true;
+        self->ack_slot = 0;
+    } else if (errno == EEXIST) {
+        fd = openat(self->dirfd, "acked", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0) {
+        return errno == ELOOP ? -EBADMSG : -errno;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : (S_ISREG(st.st_mode) ? 0 : -EBADMSG);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    if (st.st_size != 0 && st.st_size != ACKED_LEN && st.st_size != 2 * ACKED_LEN) {
+        if (ftruncate(fd, 0) < 0) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        self->ack_slot = 0;
+    }
+    self->ack_fd = fd;
+    return 0;
+}
+
+/* Syncs acked's data (and, once after creating it, the directory entry). */
+static int s_sync_acked(ww_spool_t *self)
+{
+    if (self->ack_fd >= 0 && fdatasync(self->ack_fd) < 0) {
+        return -errno;
+    }
+    if (self->ack_dir_dirty) {
+        int rc = s_fsync_dir(self);
+        if (rc != 0) {
+            return rc;
+        }
+        self->ack_dir_dirty = false;
+    }
+    return 0;
+}
+
 static int s_write_acked(ww_spool_t *self, uint64_t acked, bool durable)
 {
+    if (self->ack_fd < 0) {
+        int rc = s_open_acked(self);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     uint8_t b[ACKED_LEN];
     memcpy(b, s_acked_magic, 4);
     s_put64(b + 4, self->epoch);
     s_put64(b + 12, acked);
     s_put32(b + 20, ww_crc32c(0, b, 20));
-    return s_write_atomic(self, "acked", "acked.tmp", b, sizeof b, durable);
+    uint64_t off = (uint64_t)self->ack_slot * ACKED_LEN;
+    ssize_t n;
+    do {
+        n = pwrite(self->ack_fd, b, sizeof b, (off_t)off);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof b) {
+        /* Nothing is known about the slot now; the other one still holds the previous
+         * watermark, so keep writing this one. */
+        return n < 0 ? -errno : -EIO;
+    }
+    self->ack_slot ^= 1;
+    return durable ? s_sync_acked(self) : 0;
 }
 
 /* Reads a small file of exactly `len` bytes into buf. Returns 1, 0 when missing, -EBADMSG
@@ -746,22 +820,38 @@ static int s_load_meta(ww_spool_t *self, uint64_t *next_seq)
     return 1;
 }
 
-/* Reads the acked watermark of this epoch (0 when missing, unreadable or of another). */
+/* Reads the acked watermark of this epoch: the larger of the valid slots of this epoch (0
+ * when the file is missing, unreadable or of another epoch), and picks the slot the next
+ * write overwrites: the other one. */
 static int s_load_acked(ww_spool_t *self)
 {
-    uint8_t b[ACKED_LEN];
+    uint8_t b[2 * ACKED_LEN];
     int rc = s_read_small(self, "acked", b, sizeof b);
+    if (rc == -EBADMSG) {
+        rc = s_read_small(self, "acked", b, ACKED_LEN); /* one slot: an older version's */
+    }
     self->acked = 0;
-    if (rc == -EBADMSG ||
-        (rc == 1 && (memcmp(b, s_acked_magic, 4) != 0 || s_get32(b + 20) != ww_crc32c(0, b, 20)))) {
-        WW_WARN("%s/acked is unreadable; unacked records may be sent again", self->dir);
+    self->ack_slot = 0;
+    if (rc == 0) {
         return 0;
     }
-    if (rc < 0) {
+    if (rc < 0 && rc != -EBADMSG) {
         return rc;
     }
-    if (rc == 1 && s_get64(b + 4) == self->epoch) {
-        self->acked = s_get64(b + 12);
+    int valid = 0;
+    for (int k = 0; rc == 1 && k < 2; k++) {
+        const uint8_t *p = b + (size_t)k * ACKED_LEN;
+        if (memcmp(p, s_acked_magic, 4) != 0 || s_get32(p + 20) != ww_crc32c(0, p, 20)) {
+            continue; /* a slot torn by a crash, or never written */
+        }
+        valid++;
+        if (s_get64(p + 4) == self->epoch && s_get64(p + 12) >= self->acked) {
+            self->acked = s_get64(p + 12);
+            self->ack_slot = k ^ 1;
+        }
+    }
+    if (valid == 0) {
+        WW_WARN("%s/acked is unreadable; unacked records may be sent again", self->dir);
     }
     return 0;
 }
@@ -779,7 +869,7 @@ ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err)
         rc = -ENOMEM;
         goto cleanup;
     }
-    self->dirfd = self->tail_fd = self->rd_fd = -1;
+    self->dirfd = self->tail_fd = self->rd_fd = self->ack_fd = -1;
     self->conf = *conf;
     self->dir = strdup(conf->dir);
     if (!self->dir) {
@@ -909,17 +999,7 @@ static int s_sync(ww_spool_t *self)
         }
     }
     if (self->ack_dirty) {
-        int fd = openat(self->dirfd, "acked", O_RDONLY | O_CLOEXEC);
-        int r = 0;
-        if (fd < 0 || fsync(fd) < 0) {
-            r = -errno;
-        }
-        if (fd >= 0) {
-            close(fd);
-        }
-        if (r == 0) {
-            r = s_fsync_dir(self);
-        }
+        int r = s_sync_acked(self);
         if (r == 0) {
             self->ack_dirty = false;
         } else if (rc == 0) {
@@ -963,6 +1043,7 @@ void ww_spool_close(ww_spool_t **self_p)
     }
     s_close_fd(&self->tail_fd);
     s_close_fd(&self->rd_fd);
+    s_close_fd(&self->ack_fd);
     s_close_fd(&self->dirfd);
     free(self->segs);
     free(self->dir);

@@ -7,7 +7,8 @@
  * Layout in `dir`:
  *   meta          epoch, next sequence number, cumulative loss counters (written
  *                 atomically: temp file, fsync, rename)
- *   acked         the highest acked sequence number (rewritten atomically on ack)
+ *   acked         the highest acked sequence number (two CRC-checked slots, overwritten in
+ *                 turn on ack, so a torn write leaves the previous watermark)
  *   seg-<first seq, 20 digits>.wws   segment files of records:
  *       u32 magic 'WWR1' | u32 payload length | u64 seq | u32 CRC-32C of (seq, payload)
  *       | payload

@@ -943,6 +943,102 @@ static void test_bad_arguments(void **state)
     tmpdir_free(dir);
 }
 
+/* acked is two slots updated in place: a torn newest slot falls back to the previous
+ * watermark, a one-slot file of an older version is read, a file of any other size is
+ * ignored and rewritten. */
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static size_t acked_bytes(const char *dir, uint8_t *buf, size_t cap)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/acked", dir);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = pread(fd, buf, cap, 0);
+    close(fd);
+    assert_true(n >= 0);
+    return (size_t)n;
+}
+
+static void test_acked_slots(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    ww_spool_conf_t c = conf_of(dir, 1 << 20, 4096);
+    c.fsync = WW_FSYNC_ALWAYS;
+    ww_spool_t *sp = open_ok(&c);
+    uint64_t epoch = state_of(sp).epoch;
+    append_n(sp, 12, len80);
+    assert_int_equal(ww_spool_ack(sp, 3), 0);
+    assert_int_equal(ww_spool_ack(sp, 5), 0);
+    assert_int_equal(ww_spool_ack(sp, 7), 0);
+    ww_spool_close(&sp);
+    uint8_t b[64];
+    assert_int_equal(acked_bytes(dir, b, sizeof b), 48);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 7);
+    ww_spool_close(&sp);
+
+    /* A crash tore the write of 7: the slot holding 5 is used. */
+    int newest = b[12] == 7 ? 0 : 1;
+    assert_int_equal(b[newest * 24 + 12], 7);
+    b[newest * 24 + 13] ^= 0x40;
+    write_file(dir, "acked", b, 48);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 5);
+    assert_int_equal(state_of(sp).records, 7);
+    expect_records(sp, 0, 6, 12, len80);
+    assert_int_equal(ww_spool_ack(sp, 8), 0); /* overwrites the torn slot, keeps 5 */
+    assert_int_equal(acked_bytes(dir, b, sizeof b), 48);
+    assert_int_equal(b[(1 - newest) * 24 + 12], 5);
+    ww_spool_close(&sp);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 8);
+    ww_spool_close(&sp);
+
+    /* One slot, as older versions wrote it. */
+    memcpy(b, "WWA1", 4);
+    put_le(b + 4, epoch, 8);
+    put_le(b + 12, 9, 8);
+    put_le(b + 20, ww_crc32c(0, b, 20), 4);
+    write_file(dir, "acked", b, 24);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 9);
+    assert_int_equal(ww_spool_ack(sp, 10), 0);
+    ww_spool_close(&sp);
+    assert_int_equal(acked_bytes(dir, b, sizeof b), 48);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 10);
+    ww_spool_close(&sp);
+
+    /* Another epoch's watermark is ignored; a file of another size too, then rewritten. */
+    put_le(b + 4, epoch + 1, 8);
+    put_le(b + 12, 11, 8);
+    put_le(b + 20, ww_crc32c(0, b, 20), 4);
+    write_file(dir, "acked", b, 24);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 0);
+    ww_spool_close(&sp);
+    random_bytes(b, 30, 5);
+    write_file(dir, "acked", b, 30);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 0);
+    assert_int_equal(state_of(sp).records, 12);
+    assert_int_equal(ww_spool_ack(sp, 11), 0);
+    ww_spool_close(&sp);
+    assert_int_equal(acked_bytes(dir, b, sizeof b), 24);
+    sp = open_ok(&c);
+    assert_int_equal(state_of(sp).acked, 11);
+    assert_int_equal(state_of(sp).records, 1);
+    ww_spool_close(&sp);
+    tmpdir_free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_crc32c_vectors),
     cmocka_unit_test(test_roundtrip_across_segments),
@@ -961,5 +1057,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stale_meta_never_repeats_seq),
     cmocka_unit_test(test_sigkill_mid_append),
     cmocka_unit_test(test_bad_arguments),
+    cmocka_unit_test(test_acked_slots),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
