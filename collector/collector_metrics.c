@@ -17,7 +17,7 @@ struct ww_cmetrics {
     ww_metrics_t *reg;
     ww_metrics_server_t *srv;
     ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
-        *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s;
+        *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible;
 };
 
 static _Atomic(ww_cmetrics_t *) s_global;
@@ -56,6 +56,9 @@ ww_cmetrics_t *ww_cmetrics_new(void)
            "Latency windows committed to latency_windows.") ||
         !C(duplicates, "batches_duplicate_total",
            "Batches received again after they were committed (acked, not written twice).") ||
+        !C(implausible, "samples_implausible_total",
+           "Samples refused alone for implausible readings (their batch written without "
+           "them; recorded in ingest_rejects as implausible_sample).") ||
         !C(gaps, "sequence_gaps_total",
            "Batches missing from a stream's sequence (dropped by the agent's spool).") ||
         !C(transactions, "transactions_total", "PostgreSQL transactions committed.") ||
@@ -147,6 +150,7 @@ void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,
     ww_metric_set(self->windows, 0, (double)st->windows);
     ww_metric_set(self->duplicates, 0, (double)st->duplicates);
     ww_metric_set(self->gaps, 0, (double)st->gaps);
+    ww_metric_set(self->implausible, 0, (double)st->implausible_samples);
     ww_metric_set(self->transactions, 0, (double)st->transactions);
     ww_metric_set(self->retries, 0, (double)st->retries);
 }

@@ -34,6 +34,8 @@ typedef struct {
     char reason[256];
     char key[WW_Z85_KEY_LEN + 1]; /* authenticated CURVE key (ZAP User-Id); "" if none */
     Waferwatch__V1__NackCode code;
+    uint32_t bad_samples; /* implausible samples taken out of the batch */
+    char bad_reason[352]; /* the first one's: node id and why */
 } s_msg_t;
 
 /* A group of messages written in one transaction. */
@@ -167,6 +169,36 @@ static void s_clear(s_group_t *g)
     g->samples = 0;
 }
 
+/* Takes the samples whose readings are implausible (NaN, out of range) out of an accepted
+ * batch, keeping the first one's reason: the batch is written and acked without them and
+ * they are recorded in ingest_rejects, so one bad sensor does not cost the other nodes
+ * of the tick. */
+static void s_drop_implausible(s_msg_t *m)
+{
+    ww_batch_t *b = m->env->batch;
+    size_t keep = 0;
+    m->bad_samples = 0;
+    m->bad_reason[0] = '\0';
+    for (size_t i = 0; i < b->n_samples; i++) {
+        ww_wire_why_t why;
+        if (ww_wire_check_sample(b->samples[i], i, &why) == 0) {
+            b->samples[keep++] = b->samples[i];
+            continue;
+        }
+        if (m->bad_samples++ == 0) {
+            snprintf(m->bad_reason, sizeof m->bad_reason, "node %.64s: %s", b->samples[i]->node_id,
+                     why.msg);
+        }
+        protobuf_c_message_free_unpacked(&b->samples[i]->base, NULL);
+    }
+    b->n_samples = keep;
+    if (m->bad_samples) {
+        WW_WARN("batch %s/%016llx seq %llu: %u implausible samples refused, first: %s", m->agent_id,
+                (unsigned long long)m->env->epoch, (unsigned long long)m->env->seq, m->bad_samples,
+                m->bad_reason);
+    }
+}
+
 /* Receives one message into the next slot of the receiving group. Returns 1 when a message
  * was taken into the group, 0 when it needs no write (heartbeat), -EAGAIN when nothing is
  * waiting. */
@@ -261,6 +293,9 @@ static int s_receive(s_ingest_t *in)
         break;
     case WAFERWATCH__V1__ENVELOPE__BODY_BATCH:
         it->kind = WW_ITEM_BATCH;
+        s_drop_implausible(m);
+        it->bad_samples = m->bad_samples;
+        it->bad_reason = m->bad_reason;
         g->samples += env->batch->n_samples;
         break;
     default:
@@ -368,6 +403,7 @@ static bool s_finish(s_ingest_t *in, s_group_t *g, ww_store_rc_t wrc)
         if (g->items[keep].kind == WW_ITEM_REJECT) {
             g->items[keep].reject_reason = g->msgs[keep].reason;
         }
+        g->items[keep].bad_reason = g->msgs[keep].bad_reason;
         if (g->items[keep].kind == WW_ITEM_BATCH) {
             g->samples += g->items[keep].env->batch->n_samples;
         }
@@ -682,15 +718,15 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
     ww_store_stats(in.store, &st);
     WW_INFO("stopping: received=%llu rows=%llu latency_windows=%llu transactions=%llu "
             "duplicates=%llu gaps=%llu rejects=%llu (malformed=%llu invalid=%llu forbidden=%llu) "
-            "retries=%llu "
+            "retries=%llu implausible_samples=%llu "
             "unwritten=%zu delay_p50_ms=%.0f delay_p99_ms=%.0f delay_max_ms=%.0f",
             (unsigned long long)in.received, (unsigned long long)st.rows,
             (unsigned long long)st.windows, (unsigned long long)st.transactions,
             (unsigned long long)st.duplicates, (unsigned long long)st.gaps,
             (unsigned long long)st.rejects, (unsigned long long)in.malformed,
             (unsigned long long)in.invalid, (unsigned long long)in.forbidden,
-            (unsigned long long)st.retries, in.rx->n + in.wr->n,
-            1e3 * ww_store_delay_quantile(in.store, 0.5),
+            (unsigned long long)st.retries, (unsigned long long)st.implausible_samples,
+            in.rx->n + in.wr->n, 1e3 * ww_store_delay_quantile(in.store, 0.5),
             1e3 * ww_store_delay_quantile(in.store, 0.99),
             1e3 * ww_store_delay_quantile(in.store, 1.0));
 cleanup:

@@ -1196,9 +1196,19 @@ static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t 
     for (size_t k = 0; k < 5; k++) {
         s_buf_str(all[k], "{");
     }
+    char bad[400];
     for (size_t i = 0; i < n; i++) {
         const ww_store_item_t *it = &items[i];
-        if (it->kind != WW_ITEM_REJECT) {
+        const char *code = it->reject_code, *reason = it->reject_reason;
+        if (it->kind == WW_ITEM_BATCH && it->bad_samples > 0) {
+            /* Recorded at every receipt, like a refused message (a resent batch again). */
+            snprintf(bad, sizeof bad,
+                     "%u samples refused, the batch written without them; "
+                     "first: %s",
+                     it->bad_samples, it->bad_reason ? it->bad_reason : "");
+            code = "implausible_sample";
+            reason = bad;
+        } else if (it->kind != WW_ITEM_REJECT) {
             continue;
         }
         s_buf_array_text(&ids, it->agent_id, first);
@@ -1209,8 +1219,8 @@ static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t 
             s_buf_str(&epochs, first ? "NULL" : ",NULL");
             s_buf_str(&seqs, first ? "NULL" : ",NULL");
         }
-        s_buf_array_text(&codes, it->reject_code, first);
-        s_buf_array_text(&reasons, it->reject_reason, first);
+        s_buf_array_text(&codes, code, first);
+        s_buf_array_text(&reasons, reason, first);
         first = false;
     }
     ww_store_rc_t rc = WW_STORE_OK;
@@ -1296,6 +1306,7 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
         }
         self->st.duplicates += items[i].disp == WW_DISP_DUPLICATE;
         self->st.rejects += items[i].kind == WW_ITEM_REJECT;
+        self->st.implausible_samples += items[i].kind == WW_ITEM_BATCH ? items[i].bad_samples : 0;
     }
     return WW_STORE_OK;
 }

@@ -46,11 +46,14 @@ typedef struct {
     const char *reject_reason; /* WW_ITEM_REJECT */
     ww_disposition_t disp;     /* out */
     uint64_t holes;            /* out: sequence numbers skipped before this batch */
+    uint32_t bad_samples;      /* WW_ITEM_BATCH: implausible samples taken out on receipt */
+    const char *bad_reason;    /* ... the first one's reason (recorded in ingest_rejects) */
     bool committed;            /* out: its transaction committed */
 } ww_store_item_t;
 
 typedef struct {
     uint64_t transactions, rows, windows, duplicates, gaps, rejects, retries;
+    uint64_t implausible_samples; /* samples refused alone (batch written without them) */
 } ww_store_stats_t;
 
 typedef struct ww_store ww_store_t;

@@ -132,6 +132,33 @@ static int s_check_num(double v, double lo, double hi, ww_wire_why_t *why, const
     return 0;
 }
 
+int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, ww_wire_why_t *why)
+{
+    /* Plausible ranges: loose enough for any real system, tight enough that a unit mix-up
+     * (kW for W, K for °C) or garbage is refused. */
+    const struct {
+        const char *name;
+        double v, lo, hi;
+    } nums[] = {
+        {"power_w", s->power_w, 0, 200000},
+        {"inlet_c", s->inlet_c, -40, 150},
+        {"outlet_c", s->outlet_c, -40, 150},
+        {"flow_lpm", s->flow_lpm, 0, 10000},
+        {"wafer_hotspot_c", s->wafer_hotspot_c, -40, 250},
+        {"utilization", s->utilization, 0, 1},
+        {"tokens_per_s", s->tokens_per_s, 0, 1e8},
+        {"throttle_factor", s->throttle_factor, 0, 1},
+    };
+    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+        int rc =
+            s_check_num(nums[k].v, nums[k].lo, nums[k].hi, why, "batch.samples", i, nums[k].name);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wire_why_t *why)
 {
     char path[64];
@@ -267,28 +294,9 @@ static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, 
                           i, (long long)s->time_ns, (long long)(lim->max_past_ns / 1000000000),
                           (long long)(lim->max_future_ns / 1000000000));
         }
-        /* Plausible ranges: loose enough for any real system, tight enough that a unit
-         * mix-up (kW for W, K for °C) or garbage is refused. */
-        const struct {
-            const char *name;
-            double v, lo, hi;
-        } nums[] = {
-            {"power_w", s->power_w, 0, 200000},
-            {"inlet_c", s->inlet_c, -40, 150},
-            {"outlet_c", s->outlet_c, -40, 150},
-            {"flow_lpm", s->flow_lpm, 0, 10000},
-            {"wafer_hotspot_c", s->wafer_hotspot_c, -40, 250},
-            {"utilization", s->utilization, 0, 1},
-            {"tokens_per_s", s->tokens_per_s, 0, 1e8},
-            {"throttle_factor", s->throttle_factor, 0, 1},
-        };
-        for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
-            rc = s_check_num(nums[k].v, nums[k].lo, nums[k].hi, why, "batch.samples", i,
-                             nums[k].name);
-            if (rc < 0) {
-                return rc;
-            }
-        }
+        /* The readings themselves are checked one sample at a time by the receiver
+         * (ww_wire_check_sample): one implausible sensor must not cost a fleet agent the
+         * whole tick of every node it speaks for. */
     }
     if (b->n_latency_windows > lim->max_windows) {
         return s_fail(why, -EINVAL, "batch.latency_windows: %zu windows, more than the limit %zu",

@@ -62,6 +62,13 @@ int ww_wire_decode(const uint8_t *buf, size_t len, const ww_wire_limits_t *lim, 
 int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int64_t now_ns,
                      ww_wire_why_t *why);
 
+/* Checks the readings of sample i of a batch (finite, within plausible ranges: e.g. power
+ * 0..200 kW, temperatures -40..150 C, utilisation 0..1). ww_wire_validate checks a batch's
+ * structure but not its readings, so that a receiver refuses an implausible sample alone.
+ * 0, or -EINVAL with why->msg naming the field, e.g. "batch.samples[3].outlet_c: 175 is
+ * outside the plausible range [-40, 150]". */
+int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, ww_wire_why_t *why);
+
 /* Frees a decoded envelope and NULLs *env; safe on NULL. */
 void ww_wire_free(ww_envelope_t **env);
 

@@ -5,7 +5,8 @@
  *  - a refusal returns one of the documented errors with *out NULL, a non-empty reason
  *    and a Nack code other than UNSPECIFIED; when it reports the (epoch, seq) to Nack,
  *    both are non-zero and the agent_id is clean non-empty text;
- *  - an accepted envelope validates again on its own, every histogram of its latency
+ *  - an accepted envelope validates again on its own, each of its samples passes or is
+ *    refused by ww_wire_check_sample with the field named, every histogram of its latency
  *    windows decodes into a histogram that passes ww_hist_check(), and the envelope
  *    re-encodes into bytes that decode to an envelope that validates and re-encodes to
  *    the very same bytes (the codec is a fixed point after one round).
@@ -60,6 +61,12 @@ static void s_check_accepted(const ww_envelope_t *env, const ww_wire_limits_t *l
     if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_BATCH) {
         const ww_batch_t *b = env->batch;
         CHECK(env->epoch != 0 && env->seq != 0);
+        /* The readings are checked one sample at a time: a refusal names the field. */
+        for (size_t i = 0; i < b->n_samples; i++) {
+            ww_wire_why_t why;
+            int rc = ww_wire_check_sample(b->samples[i], i, &why);
+            CHECK(rc == 0 || (rc == -EINVAL && strstr(why.msg, "batch.samples[") != NULL));
+        }
         for (size_t i = 0; i < b->n_latency_windows; i++) {
             const Waferwatch__V1__LatencyWindow *w = b->latency_windows[i];
             s_check_hist(w->queue, lim);

@@ -185,6 +185,65 @@ static void test_allowlist_reload_on_sighup(void **state)
     h_db_drop(&db);
 }
 
+/* A batch whose one sample is implausible: written and acked without it, the sample
+ * recorded in ingest_rejects with its node and field, counted; the other nodes' samples
+ * of the tick are not lost. */
+static void test_implausible_sample_refused_alone(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "implausible");
+    h_secure(db.dir, "good-agent", "good-node-*");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
+    int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - WW_NS_PER_S;
+    ww_node_sample_t s[3] = {WAFERWATCH__V1__NODE_SAMPLE__INIT, WAFERWATCH__V1__NODE_SAMPLE__INIT,
+                             WAFERWATCH__V1__NODE_SAMPLE__INIT};
+    ww_node_sample_t *sp[3];
+    const char *nodes[3] = {"good-node-1", "good-node-2", "good-node-3"};
+    for (int i = 0; i < 3; i++) {
+        s[i].node_id = (char *)nodes[i];
+        s[i].time_ns = t;
+        s[i].power_w = 20000;
+        s[i].inlet_c = 25;
+        s[i].outlet_c = 35;
+        s[i].flow_lpm = 40;
+        s[i].wafer_hotspot_c = 70;
+        s[i].utilization = 0.5f;
+        s[i].throttle_factor = 1;
+        sp[i] = &s[i];
+    }
+    s[1].outlet_c = 175; /* a pump fault reading past the plausible range */
+    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
+    b.samples = sp;
+    b.n_samples = 3;
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.wire_version = WW_WIRE_VERSION;
+    env.agent_id = (char *)"good-agent";
+    env.epoch = 77;
+    env.seq = 1;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+    env.batch = &b;
+    long n = ww_wire_encode(&env, &p.buf, &p.cap);
+    assert_int_equal(zmq_send(p.sock, p.buf, (size_t)n, 0), n);
+    assert_int_equal(s_reply(&p, NULL), WAFERWATCH__V1__ENVELOPE__BODY_ACK);
+    h_peer_close(&p);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 2);
+    assert_int_equal(
+        h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE node_id = 'good-node-2'"), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects"
+                                     " WHERE code = 'implausible_sample' AND seq = 1"
+                                     " AND reason LIKE '%good-node-2%outlet_c%'"),
+                     1);
+    assert_int_equal(h_query_ll(&db, "SELECT last_seq FROM streams WHERE epoch = 77"), 1);
+    assert_int_equal(h_stop(collector, 10000), 0);
+    char log[300];
+    snprintf(log, sizeof log, "%s/collector.log", db.dir);
+    assert_int_equal(h_log_value(log, "stopping:", "implausible_samples"), 1);
+    h_db_drop(&db);
+}
+
 static void test_refuses_to_start_without_a_key_and_insecure_is_loud(void **state)
 {
     h_db_t db;
@@ -284,8 +343,10 @@ static void test_hostile_flood_leaves_valid_data_and_counts_every_bad_message(vo
             n = s_encode_batch(&p, "good-agent", "good-node-1", 999999, 1);
             zmq_send(p.sock, p.buf, (size_t)(s_next() % (uint64_t)(n - 1)) + 1, 0);
             break;
-        case 2: /* NaN */
-            n = s_encode_batch(&p, "good-agent", "good-node-1", 999999, NAN);
+        case 2: /* NaN: the batch is taken without its sample (recorded as a reject at
+                   every receipt); its own epoch, so it never moves the valid stream */
+            n = h_peer_encode_batch(&p, "good-agent", "good-node-1", 4343, 999999, NAN,
+                                    ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - WW_NS_PER_S);
             zmq_send(p.sock, p.buf, (size_t)n, 0);
             break;
         case 3: /* another node */
@@ -348,6 +409,7 @@ static void test_hostile_flood_leaves_valid_data_and_counts_every_bad_message(vo
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_only_enrolled_keys_write),
     cmocka_unit_test(test_an_agent_writes_only_as_itself),
+    cmocka_unit_test(test_implausible_sample_refused_alone),
     cmocka_unit_test(test_allowlist_reload_on_sighup),
     cmocka_unit_test(test_refuses_to_start_without_a_key_and_insecure_is_loud),
     cmocka_unit_test(test_hostile_flood_leaves_valid_data_and_counts_every_bad_message),
