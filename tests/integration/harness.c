@@ -502,23 +502,35 @@ void h_peer_close(h_peer_t *p)
     free(p->buf);
 }
 
+void h_sample_init(ww_node_sample_t *s, const char *node, int64_t t, float power_w)
+{
+    waferwatch__v1__node_sample__init(s);
+    s->node_id = (char *)node;
+    s->time_ns = t;
+    s->power_w = power_w;
+    s->inlet_c = 25;
+    s->outlet_c = 30;
+    s->flow_lpm = 40;
+    s->wafer_hotspot_c = 60;
+    s->utilization = 0.5f;
+    s->throttle_factor = 1;
+}
+
 long h_peer_encode_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
                          uint64_t seq, float power_w, int64_t t)
 {
-    ww_node_sample_t s = WAFERWATCH__V1__NODE_SAMPLE__INIT;
+    ww_node_sample_t s;
     ww_node_sample_t *sp = &s;
-    s.node_id = (char *)node;
-    s.time_ns = t;
-    s.power_w = power_w;
-    s.inlet_c = 25;
-    s.outlet_c = 30;
-    s.flow_lpm = 40;
-    s.wafer_hotspot_c = 60;
-    s.utilization = 0.5f;
-    s.throttle_factor = 1;
+    h_sample_init(&s, node, t, power_w);
+    return h_peer_encode_samples(p, agent, epoch, seq, &sp, 1);
+}
+
+long h_peer_encode_samples(h_peer_t *p, const char *agent, uint64_t epoch, uint64_t seq,
+                           ww_node_sample_t **samples, size_t n)
+{
     ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
-    b.samples = &sp;
-    b.n_samples = 1;
+    b.samples = samples;
+    b.n_samples = n;
     ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
     env.wire_version = WW_WIRE_VERSION;
     env.agent_id = (char *)agent;
@@ -526,9 +538,9 @@ long h_peer_encode_batch(h_peer_t *p, const char *agent, const char *node, uint6
     env.seq = seq;
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
     env.batch = &b;
-    long n = ww_wire_encode(&env, &p->buf, &p->cap);
-    assert_true(n > 0);
-    return n;
+    long len = ww_wire_encode(&env, &p->buf, &p->cap);
+    assert_true(len > 0);
+    return len;
 }
 
 void h_peer_send_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct Waferwatch__V1__NodeSample;
+
 typedef struct {
     char name[64];      /* database name, unique per test */
     char conninfo[256]; /* "dbname=NAME" (host etc. from the environment) */
@@ -99,6 +101,12 @@ void h_peer_close(h_peer_t *p);
 /* Encodes a one-sample batch into p->buf; returns its length. */
 long h_peer_encode_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
                          uint64_t seq, float power_w, int64_t t);
+/* A plausible sample of node at t (power_w as given; the other readings fixed). */
+void h_sample_init(struct Waferwatch__V1__NodeSample *s, const char *node, int64_t t,
+                   float power_w);
+/* Encodes a batch of these samples into p->buf; returns its length. */
+long h_peer_encode_samples(h_peer_t *p, const char *agent, uint64_t epoch, uint64_t seq,
+                           struct Waferwatch__V1__NodeSample **samples, size_t n);
 /* Encodes and sends it. */
 void h_peer_send_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
                        uint64_t seq, float power_w, int64_t t);

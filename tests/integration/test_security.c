@@ -198,34 +198,15 @@ static void test_implausible_sample_refused_alone(void **state)
     h_peer_t p;
     h_peer_open(&p, endpoint, db.dir, "agent", NULL, 3000);
     int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - WW_NS_PER_S;
-    ww_node_sample_t s[3] = {WAFERWATCH__V1__NODE_SAMPLE__INIT, WAFERWATCH__V1__NODE_SAMPLE__INIT,
-                             WAFERWATCH__V1__NODE_SAMPLE__INIT};
+    ww_node_sample_t s[3];
     ww_node_sample_t *sp[3];
     const char *nodes[3] = {"good-node-1", "good-node-2", "good-node-3"};
     for (int i = 0; i < 3; i++) {
-        s[i].node_id = (char *)nodes[i];
-        s[i].time_ns = t;
-        s[i].power_w = 20000;
-        s[i].inlet_c = 25;
-        s[i].outlet_c = 35;
-        s[i].flow_lpm = 40;
-        s[i].wafer_hotspot_c = 70;
-        s[i].utilization = 0.5f;
-        s[i].throttle_factor = 1;
+        h_sample_init(&s[i], nodes[i], t, 20000);
         sp[i] = &s[i];
     }
     s[1].outlet_c = 175; /* a pump fault reading past the plausible range */
-    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
-    b.samples = sp;
-    b.n_samples = 3;
-    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
-    env.wire_version = WW_WIRE_VERSION;
-    env.agent_id = (char *)"good-agent";
-    env.epoch = 77;
-    env.seq = 1;
-    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
-    env.batch = &b;
-    long n = ww_wire_encode(&env, &p.buf, &p.cap);
+    long n = h_peer_encode_samples(&p, "good-agent", 77, 1, sp, 3);
     assert_int_equal(zmq_send(p.sock, p.buf, (size_t)n, 0), n);
     assert_int_equal(s_reply(&p, NULL), WAFERWATCH__V1__ENVELOPE__BODY_ACK);
     h_peer_close(&p);
