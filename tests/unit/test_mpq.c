@@ -441,6 +441,85 @@ static void test_empty_and_reuse(void **state)
     }
 }
 
+/* Two queues on one caller-owned slot array (ww_mpq_use), slots moving from the first to
+ * the second and back to free, as the simulator's requests go from prefill to decode to
+ * done: every pop is the smallest key of its own queue, by a scan of the slots; the array
+ * grows midway (realloc, ww_mpq_use again) with both queues non-empty; fini leaves the
+ * array to its owner (ASan would see a double free). */
+static void test_two_queues_share_one_array(void **state)
+{
+    (void)state;
+    enum { CAP1 = 300, CAP2 = 700, STEPS = 200000 };
+    ww_mpq_node_t *node = malloc(CAP1 * sizeof(*node));
+    assert_non_null(node);
+    for (size_t i = 0; i < CAP1; i++) {
+        node[i] = (ww_mpq_node_t){WW_MPQ_FREE, WW_MPQ_NONE};
+    }
+    ww_mpq_t q[2];
+    ww_mpq_init(&q[0]);
+    ww_mpq_init(&q[1]);
+    ww_mpq_use(&q[0], node, CAP1);
+    ww_mpq_use(&q[1], node, CAP1);
+    static double key[CAP2];
+    static int where[CAP2]; /* 0 free, 1 in q[0], 2 in q[1] */
+    size_t cap = CAP1, len[2] = {0, 0};
+    double clock[2] = {0.0, 0.0}; /* each queue's last key popped */
+    uint64_t rng = 11;
+    for (size_t step = 0; step < STEPS; step++) {
+        if (step == STEPS / 2) {
+            assert_true(len[0] > 0 && len[1] > 0);
+            node = realloc(node, CAP2 * sizeof(*node));
+            assert_non_null(node);
+            for (size_t i = cap; i < CAP2; i++) {
+                node[i] = (ww_mpq_node_t){WW_MPQ_FREE, WW_MPQ_NONE};
+            }
+            cap = CAP2;
+            ww_mpq_use(&q[0], node, cap);
+            ww_mpq_use(&q[1], node, cap);
+        }
+        unsigned act = (unsigned)(rng_next(&rng) % 3);
+        if (act == 0) { /* a new request: a free slot into q[0] */
+            size_t s = (size_t)(rng_next(&rng) % cap);
+            while (where[s] != 0 && len[0] + len[1] < cap) {
+                s = (s + 1) % cap;
+            }
+            if (where[s] == 0) {
+                key[s] = clock[0] + rng_exp(&rng, 0.5);
+                where[s] = 1;
+                len[0]++;
+                ww_mpq_push(&q[0], key[s], (uint32_t)s);
+            }
+        } else {
+            unsigned k = act - 1; /* pop q[k]: its slot moves to q[1] or is freed */
+            double want = INFINITY;
+            for (size_t s = 0; s < cap; s++) {
+                want = where[s] == (int)k + 1 && key[s] < want ? key[s] : want;
+            }
+            assert_true(ww_mpq_min(&q[k]) == want);
+            if (len[k] > 0) {
+                uint32_t s = ww_mpq_pop(&q[k]);
+                assert_true(s < cap && where[s] == (int)k + 1 && key[s] == want);
+                clock[k] = want;
+                len[k]--;
+                if (k == 0) {
+                    key[s] = clock[1] + rng_exp(&rng, 0.5) * (double)(rng_next(&rng) % 2);
+                    where[s] = 2;
+                    len[1]++;
+                    ww_mpq_push(&q[1], key[s], s);
+                } else {
+                    where[s] = 0;
+                }
+            }
+        }
+        assert_int_equal(ww_mpq_len(&q[0]), len[0]);
+        assert_int_equal(ww_mpq_len(&q[1]), len[1]);
+    }
+    ww_mpq_fini(&q[0]);
+    ww_mpq_fini(&q[1]);
+    node[0].next = 0; /* still ours */
+    free(node);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_random_exponential_gaps),
     cmocka_unit_test(test_random_many_ties),
@@ -452,6 +531,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_push_below_current_min),
     cmocka_unit_test(test_reserve_grows_keeping_contents),
     cmocka_unit_test(test_empty_and_reuse),
+    cmocka_unit_test(test_two_queues_share_one_array),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)
