@@ -9,7 +9,9 @@
 #   waferwatch-cli        /usr/bin/waferwatch (keygen, slo): on collectors, and on any node
 #                         that generates its own key
 #
-# Depends come from dpkg-shlibdeps (dpkg-dev). The examples are documentation
+# Depends come from dpkg-shlibdeps (dpkg-dev), plus libmicrohttpd12 by name for the agent
+# and the collector: they load it with dlopen when metrics.listen is set (proto/ww_mhd.h),
+# which shlibdeps cannot see. The examples are documentation
 # (/usr/share/doc/<package>/examples), not conffiles: /etc/waferwatch belongs to the
 # operator and no upgrade touches it. Units go to /lib/systemd/system (Debian 12) and are
 # enabled but never started or restarted by the packages (deploy/systemd/deb/).
@@ -115,8 +117,12 @@ endforeach()
 ]=])
 set(CPACK_PRE_BUILD_SCRIPTS ${ww_fix_dirs})
 
+# libmicrohttpd.so.12 (WW_MHD_SONAME in proto/ww_mhd.h), dlopened for metrics.listen; 0.9.71:
+# the oldest that header check accepts.
+set(WW_DEB_MHD "libmicrohttpd12 (>= 0.9.71)")
+
 set(CPACK_DEBIAN_AGENT_PACKAGE_NAME waferwatch-agent)
-set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "adduser, ${WW_DEB_MHD}")
 set(CPACK_DEBIAN_AGENT_PACKAGE_SUGGESTS "waferwatch-cli")
 set(CPACK_DEBIAN_AGENT_DESCRIPTION
     "waferwatch node agent for wafer-scale inference systems
@@ -129,7 +135,7 @@ enabled but not started until /etc/waferwatch/agent.yaml exists.")
 set(CPACK_DEBIAN_COLLECTOR_PACKAGE_NAME waferwatch-collector)
 # procps: /bin/kill, the unit's ExecReload.
 set(CPACK_DEBIAN_COLLECTOR_PACKAGE_DEPENDS
-    "adduser, procps, waferwatch-cli (= ${PROJECT_VERSION})")
+    "adduser, procps, ${WW_DEB_MHD}, waferwatch-cli (= ${PROJECT_VERSION})")
 set(CPACK_DEBIAN_COLLECTOR_PACKAGE_SUGGESTS "postgresql, prometheus-alertmanager, grafana")
 set(CPACK_DEBIAN_COLLECTOR_DESCRIPTION
     "waferwatch collector: agent telemetry into PostgreSQL, SLO evaluation

@@ -3,11 +3,11 @@
 #include "ww_metrics.h"
 
 #include "ww_log.h"
+#include "ww_mhd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
-#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -626,6 +626,7 @@ int ww_metrics_parse_listen(const char *address, struct sockaddr_storage *addr, 
 /* ---- HTTP server ------------------------------------------------------------------ */
 
 struct ww_metrics_server {
+    const ww_mhd_t *mhd; /* libmicrohttpd, loaded by the first server */
     struct MHD_Daemon *daemon;
     ww_metrics_t *reg;
     ww_metrics_health_fn health;
@@ -644,28 +645,30 @@ static __attribute__((format(printf, 2, 0))) void s_mhd_log(void *cls, const cha
     WW_WARN("http: %s", msg);
 }
 
-static enum MHD_Result s_send(struct MHD_Connection *c, unsigned status, void *body, size_t len,
-                              enum MHD_ResponseMemoryMode mode, const char *content_type)
+static enum MHD_Result s_send(const ww_mhd_t *mhd, struct MHD_Connection *c, unsigned status,
+                              void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+                              const char *content_type)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    struct MHD_Response *r = mhd->create_response_from_buffer(len, body, mode);
     if (!r) {
         if (mode == MHD_RESPMEM_MUST_FREE) {
             free(body);
         }
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    mhd->add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        mhd->add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     }
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
+    enum MHD_Result ret = mhd->queue_response(c, status, r);
+    mhd->destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result s_text(struct MHD_Connection *c, unsigned status, const char *text)
+static enum MHD_Result s_text(const ww_mhd_t *mhd, struct MHD_Connection *c, unsigned status,
+                              const char *text)
 {
-    return s_send(c, status, (void *)text, strlen(text), MHD_RESPMEM_MUST_COPY,
+    return s_send(mhd, c, status, (void *)text, strlen(text), MHD_RESPMEM_MUST_COPY,
                   "text/plain; charset=utf-8");
 }
 
@@ -675,15 +678,16 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
 {
     ww_metrics_server_t *self = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-        return s_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
+        return s_text(self->mhd, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
     }
     if (strcmp(url, "/metrics") == 0) {
         char *body = NULL;
         size_t len = 0;
         if (ww_metrics_render(self->reg, &body, &len) < 0) {
-            return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+            return s_text(self->mhd, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
         }
-        return s_send(c, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE, WW_METRICS_CONTENT_TYPE);
+        return s_send(self->mhd, c, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE,
+                      WW_METRICS_CONTENT_TYPE);
     }
     if (strcmp(url, "/healthz") == 0) {
         char reason[512] = "";
@@ -692,11 +696,12 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
             size_t n = strcspn(reason, "\n");
             reason[n] = '\n';
             reason[n + 1] = '\0';
-            return s_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, reason);
+            return s_text(self->mhd, c, MHD_HTTP_SERVICE_UNAVAILABLE, reason);
         }
-        return s_text(c, MHD_HTTP_OK, "ok\n");
+        return s_text(self->mhd, c, MHD_HTTP_OK, "ok\n");
     }
-    return s_text(c, MHD_HTTP_NOT_FOUND, "not found: /metrics and /healthz are served here\n");
+    return s_text(self->mhd, c, MHD_HTTP_NOT_FOUND,
+                  "not found: /metrics and /healthz are served here\n");
 }
 
 static void s_addr_text(const struct sockaddr_storage *a, char *out, size_t cap, unsigned *port)
@@ -721,11 +726,18 @@ ww_metrics_server_t *ww_metrics_server_new(ww_metrics_t *reg, const char *addres
     if (!reg || ww_metrics_parse_listen(address, &sa, &salen, why, why_cap) < 0) {
         return NULL;
     }
+    /* Loaded here, not linked: a process without metrics.listen never maps libmicrohttpd
+     * and the TLS stack it pulls in (see ww_mhd.h). */
+    const ww_mhd_t *mhd = ww_mhd_get(why, why_cap);
+    if (!mhd) {
+        return NULL;
+    }
     ww_metrics_server_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(why, why_cap, "out of memory");
         return NULL;
     }
+    self->mhd = mhd;
     self->reg = reg;
     self->health = health;
     self->arg = arg;
@@ -754,12 +766,12 @@ ww_metrics_server_t *ww_metrics_server_new(ww_metrics_t *reg, const char *addres
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    self->daemon =
-        MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-                             (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-                         0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
-                         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    self->daemon = mhd->start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                                         (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                                     0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER,
+                                     s_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!self->daemon) {
         snprintf(why, why_cap, "%s: cannot start the HTTP server (libmicrohttpd)", address);
@@ -785,7 +797,7 @@ void ww_metrics_server_destroy(ww_metrics_server_t **self_p)
     }
     ww_metrics_server_t *self = *self_p;
     if (self->daemon) {
-        MHD_stop_daemon(self->daemon); /* joins the thread and closes the listen socket */
+        self->mhd->stop_daemon(self->daemon); /* joins the thread and closes the listen socket */
     }
     free(self);
     *self_p = NULL;

@@ -17,8 +17,9 @@
  * follow Prometheus conventions: `waferwatch_agent_*` / `waferwatch_collector_*`, base
  * units in the name (`_seconds`, `_bytes`), counters end in `_total`.
  *
- * The server (libmicrohttpd, one internal polling thread) binds host:port, [v6]:port or
- * *:port (port 0: an ephemeral one, ww_metrics_server_port tells which) and answers
+ * The server (libmicrohttpd, one internal polling thread; the library is loaded with dlopen
+ * by the first ww_metrics_server_new, not linked: see ww_mhd.h) binds host:port, [v6]:port
+ * or *:port (port 0: an ephemeral one, ww_metrics_server_port tells which) and answers
  *   GET /metrics  200, Content-Type text/plain; version=0.0.4; charset=utf-8
  *   GET /healthz  200 "ok\n", or 503 with a one-line reason from the health callback
  *   other paths   404; methods other than GET and HEAD: 405.
@@ -103,10 +104,13 @@ typedef int (*ww_metrics_health_fn)(void *arg, char *reason, size_t cap);
 int ww_metrics_parse_listen(const char *address, struct sockaddr_storage *addr, socklen_t *addrlen,
                             char *why, size_t why_cap);
 
-/* Binds `address` (as ww_metrics_parse_listen) and serves reg on its own thread. health may be NULL
- * (always healthy). reg and arg must outlive the server. Returns NULL with a reason in why
- * ("127.0.0.1:9477: cannot bind: Address already in use") when the address is bad, cannot be bound,
- * or the server cannot start. Logs "metrics: listening addr=A port=P" on success. */
+/* Loads libmicrohttpd if no server has yet (ww_mhd_get), binds `address` (as
+ * ww_metrics_parse_listen) and serves reg on its own thread. health may be NULL (always
+ * healthy). reg and arg must outlive the server. Returns NULL with a reason in why
+ * ("127.0.0.1:9477: cannot bind: Address already in use", "cannot load libmicrohttpd.so.12:
+ * ... (install libmicrohttpd12)") when the address is bad, the library cannot be loaded, the
+ * address cannot be bound, or the server cannot start. Logs "metrics: listening addr=A
+ * port=P" on success. */
 ww_metrics_server_t *ww_metrics_server_new(ww_metrics_t *reg, const char *address,
                                            ww_metrics_health_fn health, void *arg, char *why,
                                            size_t why_cap);

@@ -3,8 +3,9 @@
  * their logs); the counters move and agree with PostgreSQL, every body passes
  * `promtool check metrics`; /healthz turns 503 for the agent once its collector is gone
  * or was never there, and for the collector while PostgreSQL is unreachable; other paths
- * are 404 and other methods 405; an address in use stops either binary with a message
- * naming metrics.listen. */
+ * are 404 and other methods 405; an address in use, or a libmicrohttpd that cannot be
+ * loaded, stops either binary with a message naming metrics.listen; libmicrohttpd is
+ * mapped into a binary only when metrics.listen is set. */
 #include "harness.h"
 #include "harness_http.h"
 #include "ww_test.h"
@@ -133,32 +134,55 @@ static void s_expect_404_405(int port)
     assert_int_equal(code, 405);
 }
 
-static pid_t s_agent(const char *dir, const char *endpoint, const char *name, const char *extra,
-                     char *log, size_t log_cap)
+/* Whether /proc/PID/maps of a running process maps a file whose path contains `name`. */
+static bool s_maps(pid_t pid, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    char *maps = h_read_file(path);
+    assert_non_null(maps);
+    bool found = strstr(maps, name) != NULL;
+    free(maps);
+    return found;
+}
+
+/* Starts an agent; `metrics` is its metrics.listen (NULL: none), `extra` one more
+ * argument (may be NULL). */
+static pid_t s_agent_with(const char *dir, const char *endpoint, const char *name,
+                          const char *metrics, const char *extra, char *log, size_t log_cap)
 {
     char spool[256];
     snprintf(spool, sizeof spool, "%s/spool-%s", dir, name);
     snprintf(log, log_cap, "%s/%s.log", dir, name);
-    char *argv[] = {(char *)WW_AGENT_BIN,
-                    (char *)"--spool-dir",
-                    spool,
-                    (char *)"--collector",
-                    (char *)endpoint,
-                    (char *)"--agent-id",
-                    (char *)"mx-agent",
-                    (char *)"--node-id",
-                    (char *)"mx-node",
-                    (char *)"--sim-nodes",
-                    (char *)"2",
-                    (char *)"--interval",
-                    (char *)"100ms",
-                    (char *)"--drain-timeout",
-                    (char *)"1s",
-                    (char *)"--metrics-listen",
-                    (char *)"127.0.0.1:0",
-                    (char *)extra,
-                    NULL};
+    char *argv[24] = {(char *)WW_AGENT_BIN,
+                      (char *)"--spool-dir",
+                      spool,
+                      (char *)"--collector",
+                      (char *)endpoint,
+                      (char *)"--agent-id",
+                      (char *)"mx-agent",
+                      (char *)"--node-id",
+                      (char *)"mx-node",
+                      (char *)"--sim-nodes",
+                      (char *)"2",
+                      (char *)"--interval",
+                      (char *)"100ms",
+                      (char *)"--drain-timeout",
+                      (char *)"1s"};
+    size_t argc = 15;
+    if (metrics) {
+        argv[argc++] = (char *)"--metrics-listen";
+        argv[argc++] = (char *)metrics;
+    }
+    argv[argc++] = (char *)extra;
+    argv[argc] = NULL;
     return h_spawn(argv, log);
+}
+
+static pid_t s_agent(const char *dir, const char *endpoint, const char *name, const char *extra,
+                     char *log, size_t log_cap)
+{
+    return s_agent_with(dir, endpoint, name, "127.0.0.1:0", extra, log, log_cap);
 }
 
 static void test_pipeline_metrics_and_health(void **state)
@@ -180,6 +204,11 @@ static void test_pipeline_metrics_and_health(void **state)
     unsetenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER");
     int aport = s_metrics_port(agent, alog);
     assert_true(aport != cport);
+    /* Serving: both loaded libmicrohttpd (test_libmicrohttpd_only_with_metrics_listen
+     * shows that they do not otherwise). */
+    assert_true(s_maps(collector, "/libmicrohttpd.so.12"));
+    assert_true(s_maps(agent, "/libmicrohttpd.so.12"));
+    assert_true(s_maps(agent, "/libgnutls.so"));
 
     /* A few seconds of traffic: until the agent has had acks for 20 batches. */
     char *abody = NULL;
@@ -361,16 +390,25 @@ static int s_occupy(int *port)
     return fd;
 }
 
-static void s_expect_refusal(pid_t pid, const char *log, const char *what)
+/* The process exits non-zero with a log line holding both `want` and `also`. */
+static void s_expect_refusal_of(pid_t pid, const char *log, const char *what, const char *want,
+                                const char *also)
 {
     int rc = h_wait(pid, 15000);
     char *text = h_read_file(log);
-    if (rc <= 0 || !text || !strstr(text, "metrics.listen") ||
-        !strstr(text, "Address already in use")) {
-        fail_msg("%s with metrics.listen on a port in use: exit %d, log:\n%s", what, rc,
+    const char *line = text ? strstr(text, want) : NULL;
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    const char *found = line ? strstr(line, also) : NULL;
+    if (rc <= 0 || !found || (eol && found > eol)) {
+        fail_msg("%s: wanted an exit and \"%s ... %s\": exit %d, log:\n%s", what, want, also, rc,
                  text ? text : "(none)");
     }
     free(text);
+}
+
+static void s_expect_refusal(pid_t pid, const char *log, const char *what)
+{
+    s_expect_refusal_of(pid, log, what, "metrics.listen", "Address already in use");
 }
 
 static void test_address_in_use_stops_the_binaries(void **state)
@@ -403,6 +441,75 @@ static void test_address_in_use_stops_the_binaries(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Without metrics.listen neither binary maps libmicrohttpd (nor, for the agent, the TLS
+ * stack it pulls in: the collector maps gnutls through libcurl anyway) while it runs: a
+ * CURVE pipeline until rows arrive. With it, test_pipeline_metrics_and_health finds it
+ * mapped. */
+static void test_libmicrohttpd_only_with_metrics_listen(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "mxl");
+    h_secure(db.dir, "mx-agent", "mx-node-*");
+    char endpoint[256], alog[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint); /* listening */
+    pid_t agent = s_agent_with(db.dir, endpoint, "plain", NULL, NULL, alog, sizeof alog);
+    long long rows = 0;
+    for (int i = 0; i < 300 && rows == 0; i++) {
+        h_sleep_ms(100);
+        rows = h_query_ll(&db, "SELECT count(*) FROM node_samples");
+    }
+    if (rows == 0) {
+        char *text = h_read_file(alog);
+        fail_msg("no rows from the agent within 30 s; its log:\n%s", text ? text : "(none)");
+    }
+    assert_true(s_maps(agent, "/libzmq.so")); /* the check reads the right maps */
+    assert_false(s_maps(agent, "libmicrohttpd"));
+    assert_false(s_maps(agent, "libgnutls"));
+    assert_false(s_maps(collector, "libmicrohttpd"));
+    int rc = h_stop(agent, 15000);
+    assert_true(rc == 0 || rc == 3);
+    assert_int_equal(h_stop(collector, 15000), 0);
+    h_db_drop(&db);
+}
+
+/* A libmicrohttpd.so.12 that cannot be loaded (an empty file found first through
+ * LD_LIBRARY_PATH): metrics.listen stops either binary, naming the library, the loader's
+ * reason and the package. */
+static void test_missing_libmicrohttpd_stops_the_binaries(void **state)
+{
+    char dir[128], lib[200], log[256], spool[200];
+    snprintf(dir, sizeof dir, "/tmp/ww-it-mxd-%d", (int)getpid());
+    mkdir(dir, 0755);
+    snprintf(lib, sizeof lib, "%s/libmicrohttpd.so.12", dir);
+    FILE *f = fopen(lib, "w");
+    assert_non_null(f);
+    fclose(f);
+    setenv("LD_LIBRARY_PATH", dir, 1);
+
+    setenv("WW_AGENT_METRICS_LISTEN", "127.0.0.1:0", 1);
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    snprintf(log, sizeof log, "%s/agent.log", dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--insecure",
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--run-for",
+                    (char *)"30s",
+                    NULL};
+    s_expect_refusal_of(h_spawn(argv, log), log, "the agent",
+                        "metrics.listen: cannot load libmicrohttpd.so.12: ",
+                        "file too short (install libmicrohttpd12); not starting");
+    unsetenv("WW_AGENT_METRICS_LISTEN");
+
+    s_expect_refusal_of(s_collector_nopg(dir, "127.0.0.1:0", log, sizeof log), log, "the collector",
+                        "metrics.listen: cannot load libmicrohttpd.so.12: ",
+                        "file too short (install libmicrohttpd12); not starting");
+    unsetenv("LD_LIBRARY_PATH");
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static int s_setup(void **state)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
@@ -419,5 +526,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_agent_never_connected_is_unhealthy),
     cmocka_unit_test(test_collector_unhealthy_without_postgresql),
     cmocka_unit_test(test_address_in_use_stops_the_binaries),
+    cmocka_unit_test(test_libmicrohttpd_only_with_metrics_listen),
+    cmocka_unit_test(test_missing_libmicrohttpd_stops_the_binaries),
 };
 WW_TEST_MAIN(tests, s_setup, s_teardown)

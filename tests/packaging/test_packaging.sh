@@ -65,8 +65,9 @@ field() { dpkg-deb --field "$(deb "$1")" "$2"; }
 declare -A bins=([waferwatch-agent]="waferwatch-agent"
                  [waferwatch-collector]="waferwatch-collector"
                  [waferwatch-cli]="waferwatch")
-declare -A want_deps=([waferwatch-agent]="adduser libc6 libzmq5 libprotobuf-c1 libyaml-0-2"
-                      [waferwatch-collector]="adduser procps waferwatch-cli libc6 libzmq5 libpq5 libprotobuf-c1 libyaml-0-2 libcurl4"
+# libmicrohttpd12: loaded with dlopen for metrics.listen, named by hand (see below).
+declare -A want_deps=([waferwatch-agent]="adduser libc6 libzmq5 libprotobuf-c1 libyaml-0-2 libmicrohttpd12"
+                      [waferwatch-collector]="adduser procps waferwatch-cli libc6 libzmq5 libpq5 libprotobuf-c1 libyaml-0-2 libcurl4 libmicrohttpd12"
                       [waferwatch-cli]="libc6 libzmq5 libpq5")
 root=$tmp/root
 mkdir -p "$root"
@@ -105,6 +106,24 @@ for p in "${pkgs[@]}"; do
 done
 [[ "$(field waferwatch-collector Depends)" == *"waferwatch-cli (= $version)"* ]] ||
     fail "waferwatch-collector must depend on waferwatch-cli (= $version)"
+# libmicrohttpd is not linked (no NEEDED: a process without metrics.listen never maps it)
+# but dlopened by soname (proto/ww_mhd.h), which dpkg-shlibdeps cannot see: the soname the
+# binary holds must be the one the package in its Depends ships.
+for p in waferwatch-agent waferwatch-collector; do
+    b=$root/usr/bin/${bins[$p]}
+    [ -x "$b" ] || continue
+    needed=$(readelf -d "$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p')
+    if grep -q libmicrohttpd <<<"$needed"; then
+        fail "$p: ${bins[$p]} links libmicrohttpd; it must only dlopen it"
+    fi
+    so=$(grep -ao 'libmicrohttpd\.so\.[0-9]*' "$b" | sort -u || true)
+    [ "$(wc -w <<<"$so")" -eq 1 ] || { fail "$p: one libmicrohttpd soname expected in ${bins[$p]}, found '$so'"; continue; }
+    owner=$(dpkg -S "*/$so" 2>/dev/null | head -1 | cut -d: -f1 || true)
+    [ -n "$owner" ] || { fail "$p: no installed package ships $so (dlopened by ${bins[$p]})"; continue; }
+    dep_names=$(field "$p" Depends | tr ',|' '\n' | sed 's/(.*//; s/[[:space:]]//g')
+    grep -qx "$owner" <<<"$dep_names" ||
+        fail "$p: ${bins[$p]} dlopens $so from $owner, not in Depends: $(field "$p" Depends)"
+done
 
 # ---------------------------------------------------------------------------------------
 step "contents, modes, maintainer scripts"
