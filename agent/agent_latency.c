@@ -35,6 +35,7 @@ int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int s
     l->phase_ns = 0;
     l->n_models = n_models;
     l->late = 0;
+    l->recorded = 0;
     for (int k = 0; k < 2; k++) {
         l->slot[k] = calloc(n_models ? n_models : 1, sizeof *l->slot[k]);
         if (!l->slot[k]) {
@@ -80,6 +81,7 @@ void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
     if (r->model >= l->n_models) {
         return;
     }
+    l->recorded++;
     int64_t start = s_window_start(r->done_ns, l->window_ns, l->phase_ns);
     /* Slot by window parity: consecutive windows never share a slot. */
     int k = (int)(((start - l->phase_ns) / l->window_ns) & 1);
@@ -156,4 +158,9 @@ int ww_latency_close(ww_latency_t *l, int64_t now_ns, bool all, ww_lat_emit_fn e
         }
     }
     return emitted;
+}
+
+void ww_latency_sink(void *arg, const ww_request_t *r)
+{
+    ww_latency_record(arg, r);
 }

@@ -37,6 +37,7 @@ typedef struct {
     unsigned n_models;
     ww_lat_window_t *slot[2]; /* n_models windows each, for two consecutive window starts */
     uint64_t late;            /* records older than every open window (kept, in the oldest) */
+    uint64_t recorded;        /* records taken (a model index out of range is not) */
 } ww_latency_t;
 
 /* Called for each closed window of each model that saw at least one request. */
@@ -53,6 +54,9 @@ void ww_latency_fini(ww_latency_t *l);
 
 /* Records one completion (its model index must be < n_models; others are ignored). */
 void ww_latency_record(ww_latency_t *l, const ww_request_t *r);
+
+/* ww_latency_record as a source's sink (a ww_req_sink_fn): arg is the ww_latency_t. */
+void ww_latency_sink(void *arg, const ww_request_t *r);
 
 /* Emits and empties every window whose end is at or before now_ns (all open windows when
  * `all`, for shutdown). Returns the number of windows emitted. */

@@ -11,6 +11,7 @@
 #include "ww_time.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -53,8 +54,17 @@ typedef struct {
     ww_latency_t *lat;
     ww_lwbuf_t lw;
     unsigned emit_node; /* node whose windows s_emit is receiving */
-    uint64_t requests;  /* request completions recorded into the latency windows */
 } s_nodes_t;
+
+/* Request completions recorded into the latency windows, all nodes. */
+static uint64_t s_requests(const s_nodes_t *nodes)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < nodes->n; i++) {
+        n += nodes->lat[i].recorded;
+    }
+    return n;
+}
 
 static void s_nodes_fini(s_nodes_t *nodes)
 {
@@ -80,6 +90,10 @@ static void s_nodes_fini(s_nodes_t *nodes)
 }
 
 #define WW_REQBUF 256
+/* malloc_trim: first once the first seconds of load have grown the arrays, then once a
+ * minute. */
+#define WW_TRIM_FIRST_NS (5 * WW_NS_PER_S)
+#define WW_TRIM_EVERY_NS (60 * WW_NS_PER_S)
 
 static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t start_ns)
 {
@@ -90,11 +104,15 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
     nodes->names = calloc(nodes->n, sizeof *nodes->names);
     nodes->samples = calloc(nodes->n, sizeof *nodes->samples);
     nodes->sample_ptrs = calloc(nodes->n, sizeof *nodes->sample_ptrs);
-    nodes->reqbuf = calloc(WW_REQBUF, sizeof *nodes->reqbuf);
+    /* A source with a sink hands its records straight to the latency windows; others are
+     * polled through this buffer. */
+    if (nodes->src->set_sink == NULL) {
+        nodes->reqbuf = calloc(WW_REQBUF, sizeof *nodes->reqbuf);
+    }
     nodes->lat = calloc(nodes->n, sizeof *nodes->lat);
     ww_lwbuf_init(&nodes->lw);
     if (!nodes->state || !nodes->names || !nodes->samples || !nodes->sample_ptrs ||
-        !nodes->reqbuf || !nodes->lat) {
+        (nodes->src->set_sink == NULL && !nodes->reqbuf) || !nodes->lat) {
         return -ENOMEM;
     }
     for (unsigned i = 0; i < nodes->n; i++) {
@@ -114,6 +132,9 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
         if (ww_latency_init(&nodes->lat[i], (unsigned)c->sim.n_models, c->latency_window_ns,
                             (int)c->hist_scale) < 0) {
             return -ENOMEM;
+        }
+        if (nodes->src->set_sink != NULL) {
+            nodes->src->set_sink(nodes->state[i], ww_latency_sink, &nodes->lat[i]);
         }
         /* Stagger the windows by whole intervals, by a hash of the node's name: across a
          * fleet, each tick closes the windows of about 1/(window/interval) of the nodes
@@ -164,14 +185,15 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
             WW_WARN("node %s: sample failed: %s", nodes->names[i], strerror(-rc));
             continue;
         }
-        int got;
-        do {
-            got = nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF);
+        while (nodes->reqbuf != NULL) { /* a source without a sink */
+            int got = nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF);
             for (int k = 0; k < got; k++) {
                 ww_latency_record(&nodes->lat[i], &nodes->reqbuf[k]);
             }
-            nodes->requests += got > 0 ? (uint64_t)got : 0;
-        } while (got == WW_REQBUF);
+            if (got < WW_REQBUF) {
+                break;
+            }
+        }
         ww_node_sample_t *s = &nodes->samples[n];
         waferwatch__v1__node_sample__init(s);
         s->node_id = nodes->names[i];
@@ -481,6 +503,7 @@ int main(int argc, char **argv)
     int64_t stop_at = conf.run_for_ns > 0 ? first_tick + conf.run_for_ns : INT64_MAX;
     int64_t next = first_tick;
     uint64_t ticks = 0, skipped = 0, samples = 0, windows = 0;
+    int64_t next_trim = ww_time_mono_ns() + WW_TRIM_FIRST_NS;
     ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
     ww_complain_t spool_full = {0};
     while (!s_stop && next < stop_at) {
@@ -488,7 +511,7 @@ int main(int argc, char **argv)
         if (now < next) {
             /* With /healthz served, wake at least every second to keep it current. */
             ww_link_poll(link, mx.srv && next - now > WW_NS_PER_S ? WW_NS_PER_S : next - now);
-            s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
+            s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
             continue;
         }
         /* Behind schedule by more than the catch-up window: skip to stay aligned. */
@@ -524,9 +547,16 @@ int main(int argc, char **argv)
         samples += (uint64_t)(n > 0 ? n : 0);
         ticks++;
         ww_metric_observe(mx.tick_s, 0, (double)(ww_time_mono_ns() - tick_start) / WW_NS_PER_S);
+        if (tick_start >= next_trim) {
+            /* Hand back the heap pages that growth left free (arrays outgrown while the
+             * load warmed up, a burst's buffers): untouched, they would stay the agent's
+             * private dirty memory for good. A pass over the free lists, once a minute. */
+            malloc_trim(0);
+            next_trim = tick_start + WW_TRIM_EVERY_NS;
+        }
         next += interval;
         ww_link_poll(link, 0);
-        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
+        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
     }
 
     /* The windows still open hold requests already completed: send them, partial. */
@@ -549,9 +579,9 @@ int main(int argc, char **argv)
             break;
         }
         ww_link_poll(link, left < 100 * WW_NS_PER_MS ? left : 100 * WW_NS_PER_MS);
-        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
+        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
     }
-    s_metrics_publish(&mx, link, ticks, skipped, samples, windows, nodes.requests);
+    s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
     ww_link_stats_t st;
     ww_link_stats(link, &st);
     /* One machine-readable line for scripts and tests. */

@@ -15,11 +15,13 @@
  * of batch size or throttle costs nothing per request.
  *
  * Running requests live in slots of a slab and have a position in the running order (an
- * array of slots where removal moves the last one into the hole); two 4-ary min-heaps of
- * (key, slot) hold the requests in prefill by prefill end and the decoding ones by V at
- * their end. The next event and the requests due at it come from the heap tops, so an
- * event costs O(log running) rather than a pass over every running request (a node
- * serving thousands of requests at once would otherwise spend its time scanning).
+ * array of slots where removal moves the last one into the hole); two monotone priority
+ * queues of slots (ww_mpq, radix heaps: a key pushed is never below the last one taken)
+ * hold the requests in prefill by prefill end and the decoding ones by V at their end,
+ * sharing one entry per slot (a request waits in one of them at a time). The next event
+ * and the requests due at it come from the queues' minima, so an event costs O(1)
+ * amortised rather than a pass over every running request (a node serving thousands of
+ * requests at once would otherwise spend its time scanning).
  * Requests due at the same event are handled in running order, as a pass over the array
  * would, so the records come out in the same order. The sum of decode_tps over decoding
  * requests comes from per-model counts: exactly the sum of a pass whenever the rates are
@@ -42,12 +44,15 @@
  * timeout_s; start_ns = first_token_ns = done_ns = the timeout time) or REJECTED (queue full
  * on arrival; all four times are the arrival). A reading's requests_completed counts every
  * record made since the previous sample, whatever its status, so the sum of the readings'
- * counts equals the records delivered. Records wait, packed as time differences (22 bytes
- * instead of a 48-byte ww_request_t: a node at 5,000 requests/s buffers a second of them
- * between samples), in a buffer that grows to hold SIM_REC_MAX; an agent that never drains
- * it loses the oldest (counted in rec_dropped), never memory.
+ * counts equals the records delivered. With a sink (set_sink, what the agent uses) each
+ * record goes to it the moment it is made and nothing is kept. Without one, records wait,
+ * packed as time differences (22 bytes instead of a 48-byte ww_request_t: a node at 5,000
+ * requests/s buffers a second of them between samples), in a buffer that grows to hold
+ * SIM_REC_MAX; a caller that never drains it loses the oldest (counted in rec_dropped),
+ * never memory.
  */
 #include "ww_sim.h"
+#include "ww_mpq.h"
 #include "ww_sim_defaults.h"
 
 #include <errno.h>
@@ -122,20 +127,6 @@ typedef struct {
     double target;               /* hotspot the wafer relaxes toward, C */
 } sim_phys_t;
 
-/* A 4-ary min-heap of running requests (slots) by key: the end of prefill (seconds) or
- * of decode (virtual clock). Only the top is ever removed. */
-typedef struct {
-    double key;
-    uint32_t slot;
-} sim_heap_entry_t;
-
-typedef struct {
-    sim_heap_entry_t *e; /* inside raw, placed so that every group of siblings starts a
-                            64-byte line */
-    void *raw;
-    size_t n;
-} sim_heap_t;
-
 typedef struct {
     ww_sim_conf_t conf; /* private copy; conf.models points at models[] */
     ww_sim_model_t models[WW_SIM_MAX_MODELS];
@@ -174,9 +165,10 @@ typedef struct {
     size_t run_cap;
     size_t n_run;
     size_t n_prefill;
-    sim_heap_t pf_heap;  /* requests in prefill, by prefill end */
-    sim_heap_t dec_heap; /* decoding requests, by V at their end */
-    uint32_t *due;       /* positions due at the current event */
+    ww_mpq_t pf_q;        /* requests in prefill, by prefill end */
+    ww_mpq_t dec_q;       /* decoding requests, by V at their end */
+    ww_mpq_node_t *qnode; /* both queues' entries, one per slot */
+    uint32_t *due;        /* positions due at the current event */
     /* decoding requests per model; with whole_rates (every decode_tps a whole number below
      * 2^31) also the sum of their decode_tps */
     uint32_t n_dec_model[WW_SIM_MAX_MODELS];
@@ -193,6 +185,8 @@ typedef struct {
     size_t rec_cap, rec_rd, rec_wr, rec_len;
     int64_t rec_rd_done, rec_wr_done;
     uint64_t rec_dropped; /* oldest records dropped because nobody drained them */
+    ww_req_sink_fn sink;  /* set: records go straight to it, the buffer stays empty */
+    void *sink_arg;
     /* power and coolant figures for recent (busy level, throttle, flow): see s_phys */
     sim_phys_t phys[64];
 
@@ -258,12 +252,19 @@ static double s_exponential(sim_rng_t *r, double rate)
     return -log1p(-s_uniform(r)) / rate;
 }
 
-/* Standard normal, Box-Muller (one of the pair; determinism matters more than speed). */
-static double s_normal(sim_rng_t *r)
+/* Two independent standard normals, Marsaglia's polar method: a point drawn uniformly in
+ * the unit disc (about 1.27 tries) gives both with one log and one sqrt, no cos or sin. */
+static void s_normal_pair(sim_rng_t *r, double *z1, double *z2)
 {
-    double u1 = 1.0 - s_uniform(r); /* (0, 1]: log is finite */
-    double u2 = s_uniform(r);
-    return sqrt(-2.0 * log(u1)) * cos(s_two_pi * u2);
+    double x, y, s;
+    do {
+        x = 2.0 * s_uniform(r) - 1.0;
+        y = 2.0 * s_uniform(r) - 1.0;
+        s = x * x + y * y;
+    } while (!(s < 1.0 && s > 0.0));
+    double f = sqrt(-2.0 * log(s) / s);
+    *z1 = x * f;
+    *z2 = y * f;
 }
 
 /* llround(x), without the call for |x| < 2^62 (every time and length here): rounds half
@@ -283,10 +284,11 @@ static int64_t s_llround(double x)
     return i;
 }
 
-/* Lognormal length with the given median and sigma, clamped to [1, max]. */
-static uint32_t s_length(sim_rng_t *r, double median, double sigma, uint32_t max)
+/* Lognormal length with the given median and sigma (z a standard normal), clamped to
+ * [1, max]. */
+static uint32_t s_length(double z, double median, double sigma, uint32_t max)
 {
-    double x = median * exp(sigma * s_normal(r));
+    double x = median * exp(sigma * z);
     if (!(x >= 1.0)) {
         return 1;
     }
@@ -554,10 +556,11 @@ static void s_rec_room(sim_t *st)
             st->rec_rd = 0;
             continue;
         }
-        uint8_t *n = realloc(st->rec, st->rec_cap * 2);
+        size_t ncap = st->rec_cap > 0 ? st->rec_cap * 2 : SIM_REC_INITIAL;
+        uint8_t *n = realloc(st->rec, ncap);
         if (n != NULL) {
             st->rec = n;
-            st->rec_cap *= 2;
+            st->rec_cap = ncap;
             continue;
         }
         s_rec_take(st, NULL); /* out of memory: drop the oldest instead */
@@ -569,11 +572,26 @@ static void s_rec_room(sim_t *st)
 static void s_emit(sim_t *st, const sim_req_t *r, ww_req_status_t status, double first_t,
                    double done_t, uint32_t out_tokens, int64_t cap_ns)
 {
-    s_rec_room(st);
     int64_t arrival = s_to_ns(st, r->arrival_t, cap_ns);
     int64_t start = s_to_ns(st, r->start_t, cap_ns);
     int64_t first = s_to_ns(st, first_t, cap_ns);
     int64_t done = s_to_ns(st, done_t, cap_ns);
+    st->acc_done++;
+    if (st->sink != NULL) {
+        ww_request_t o = {
+            .model = r->model,
+            .status = status,
+            .arrival_ns = arrival,
+            .start_ns = start,
+            .first_token_ns = first,
+            .done_ns = done,
+            .prompt_tokens = r->prompt,
+            .output_tokens = out_tokens,
+        };
+        st->sink(st->sink_arg, &o);
+        return;
+    }
+    s_rec_room(st);
     uint8_t *p = st->rec + st->rec_wr;
     uint16_t head = (uint16_t)((unsigned)r->model << 6 | (unsigned)status << 4);
     uint16_t prompt = (uint16_t)r->prompt, out = (uint16_t)out_tokens;
@@ -588,93 +606,13 @@ static void s_emit(sim_t *st, const sim_req_t *r, ww_req_status_t status, double
     st->rec_wr += n;
     st->rec_wr_done = done;
     st->rec_len++;
-    st->acc_done++;
 }
 
-/* ---- the running set: a slab, the running order and two heaps ---- */
+/* ---- the running set: a slab, the running order and two event queues ---- */
 
-/* The heaps are 4-ary: half the depth of a binary heap, and the four children of a node
- * share one cache line (see s_heap_grow). */
-#define SIM_HEAP_D 4
-
-static void s_heap_push(sim_heap_t *h, double key, uint32_t slot)
-{
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / SIM_HEAP_D;
-        if (!(key < h->e[parent].key)) {
-            break;
-        }
-        h->e[i] = h->e[parent];
-        i = parent;
-    }
-    h->e[i] = (sim_heap_entry_t){key, slot};
-}
-
-/* Removes the top and returns its slot. The hole left at the top goes down to a leaf along
- * the smallest children, then the last entry fills it from there upwards (Floyd): fewer
- * comparisons than sifting the last entry down from the top. */
-static uint32_t s_heap_pop(sim_heap_t *h)
-{
-    uint32_t top = h->e[0].slot;
-    size_t n = --h->n;
-    sim_heap_entry_t last = h->e[n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = SIM_HEAP_D * i + 1;
-        if (c >= n) {
-            break;
-        }
-        size_t end = c + SIM_HEAP_D < n ? c + SIM_HEAP_D : n;
-        size_t m = c;
-        double mk = h->e[c].key; /* in a register: the loads of the siblings overlap */
-        for (size_t k = c + 1; k < end; k++) {
-            double kk = h->e[k].key;
-            m = kk < mk ? k : m;
-            mk = kk < mk ? kk : mk;
-        }
-        h->e[i] = h->e[m];
-        i = m;
-    }
-    while (i > 0) {
-        size_t parent = (i - 1) / SIM_HEAP_D;
-        if (!(last.key < h->e[parent].key)) {
-            break;
-        }
-        h->e[i] = h->e[parent];
-        i = parent;
-    }
-    if (n > 0) {
-        h->e[i] = last;
-    }
-    return top;
-}
-
-static double s_heap_min(const sim_heap_t *h)
-{
-    return h->n > 0 ? h->e[0].key : INFINITY;
-}
-
-/* Grows a heap's array to ncap entries. The entries sit 48 bytes into a 64-byte aligned
- * block, so the four children of every node (4i+1 .. 4i+4) fill exactly one cache line. */
-static bool s_heap_grow(sim_heap_t *h, size_t ncap)
-{
-    size_t bytes = ((ncap + 3) * sizeof(sim_heap_entry_t) + 63) / 64 * 64;
-    void *raw = aligned_alloc(64, bytes);
-    if (raw == NULL) {
-        return false;
-    }
-    sim_heap_entry_t *e = (sim_heap_entry_t *)raw + 3;
-    if (h->n > 0) {
-        memcpy(e, h->e, h->n * sizeof(*e));
-    }
-    free(h->raw);
-    h->raw = raw;
-    h->e = e;
-    return true;
-}
-
-/* Grows the slab, the running order, the heaps and the due list to ncap entries. */
+/* Grows the slab, the running order, the queues' slot array and the due list to ncap
+ * entries. New queue entries are set when their slot is first used (s_start), so slots
+ * never reached cost no memory. */
 static bool s_run_grow(sim_t *st, size_t ncap)
 {
     /* Each array that grows is kept: one merely larger than run_cap does no harm. */
@@ -688,9 +626,13 @@ static bool s_run_grow(sim_t *st, size_t ncap)
         return false;
     }
     st->due = due;
-    if (!s_heap_grow(&st->pf_heap, ncap) || !s_heap_grow(&st->dec_heap, ncap)) {
+    ww_mpq_node_t *qnode = realloc(st->qnode, ncap * sizeof(*qnode));
+    if (qnode == NULL) {
         return false;
     }
+    st->qnode = qnode;
+    ww_mpq_use(&st->pf_q, qnode, ncap);
+    ww_mpq_use(&st->dec_q, qnode, ncap);
     sim_req_t *slab = realloc(st->slab, ncap * sizeof(*slab));
     if (slab == NULL) {
         return false;
@@ -727,12 +669,13 @@ static bool s_start(sim_t *st, sim_req_t r)
         st->free_slot = st->slab[slot].pos;
     } else {
         slot = st->fresh_slot++;
+        st->qnode[slot] = (ww_mpq_node_t){WW_MPQ_FREE, WW_MPQ_NONE};
     }
     r.pos = (uint32_t)st->n_run;
     st->slab[slot] = r;
     st->order[st->n_run++] = slot;
     st->n_prefill++;
-    s_heap_push(&st->pf_heap, st->t + pf, slot);
+    ww_mpq_push(&st->pf_q, st->t + pf, slot);
     return true;
 }
 
@@ -764,7 +707,7 @@ static bool s_queue_room(sim_t *st)
     return true;
 }
 
-/* Removes the request at position i (already out of the heaps) and frees its slot: the
+/* Removes the request at position i (already out of the queues) and frees its slot: the
  * last one in the running order moves into its place. Returns the position the moved
  * request came from (i when none moved). */
 static size_t s_remove_running(sim_t *st, size_t i)
@@ -798,11 +741,11 @@ static int s_pos_cmp(const void *a, const void *b)
 static void s_finish_running(sim_t *st, int64_t cap_ns)
 {
     size_t nd = 0;
-    while (s_heap_min(&st->pf_heap) <= st->t) {
-        st->due[nd++] = st->slab[s_heap_pop(&st->pf_heap)].pos;
+    while (ww_mpq_min(&st->pf_q) <= st->t) {
+        st->due[nd++] = st->slab[ww_mpq_pop(&st->pf_q)].pos;
     }
-    while (s_heap_min(&st->dec_heap) <= st->v) {
-        st->due[nd++] = st->slab[s_heap_pop(&st->dec_heap)].pos;
+    while (ww_mpq_min(&st->dec_q) <= st->v) {
+        st->due[nd++] = st->slab[ww_mpq_pop(&st->dec_q)].pos;
     }
     if (nd > 1) {
         qsort(st->due, nd, sizeof(*st->due), s_pos_cmp);
@@ -826,7 +769,7 @@ static void s_finish_running(sim_t *st, int64_t cap_ns)
                 st->sum_dtps += st->models[r->model].decode_tps;
                 double v_end = st->v + (double)(r->n_out - 1) / st->models[r->model].decode_tps;
                 if (!(v_end <= st->v)) {
-                    s_heap_push(&st->dec_heap, v_end, slot);
+                    ww_mpq_push(&st->dec_q, v_end, slot);
                     f++;
                     continue;
                 }
@@ -889,8 +832,10 @@ static void s_arrive(sim_t *st, int64_t cap_ns)
     }
     const ww_sim_model_t *m = &st->models[mi];
     r.model = (uint16_t)mi;
-    r.prompt = s_length(g, m->prompt_tokens_median, m->prompt_tokens_sigma, SIM_MAX_PROMPT);
-    r.n_out = s_length(g, m->output_tokens_median, m->output_tokens_sigma, SIM_MAX_OUTPUT);
+    double z_prompt, z_out;
+    s_normal_pair(g, &z_prompt, &z_out);
+    r.prompt = s_length(z_prompt, m->prompt_tokens_median, m->prompt_tokens_sigma, SIM_MAX_PROMPT);
+    r.n_out = s_length(z_out, m->output_tokens_median, m->output_tokens_sigma, SIM_MAX_OUTPUT);
     /* Always draw the failure variates, so one request's fate never shifts the stream. */
     double fail_u = s_uniform(g);
     double fail_k = s_uniform(g);
@@ -978,6 +923,18 @@ static double s_next_fault_edge(const sim_t *st)
     return INFINITY;
 }
 
+/* exp(-x) for x >= 0. Events are microseconds apart against a time constant of seconds,
+ * so x is nearly always tiny: there four terms of the series are exact to double precision
+ * (the next term, x^5/120, is below 2^-60 for x < 2^-9), at a fraction of the cost of exp(),
+ * which the thermal update would otherwise call for every event. */
+static double s_decay(double x)
+{
+    if (x < 0x1p-9) {
+        return 1.0 - x * (1.0 - x * 0.5 * (1.0 - x * (1.0 / 3.0) * (1.0 - x * 0.25)));
+    }
+    return exp(-x);
+}
+
 static double s_min(double a, double b)
 {
     return a < b ? a : b;
@@ -1002,9 +959,9 @@ static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
 {
     const ww_sim_conf_t *c = &st->conf;
     for (;;) {
-        const double next_pf = s_heap_min(&st->pf_heap);
-        const double v_min = s_heap_min(&st->dec_heap);
-        const size_t n_dec = st->dec_heap.n;
+        const double next_pf = ww_mpq_min(&st->pf_q);
+        const double v_min = ww_mpq_min(&st->dec_q);
+        const size_t n_dec = ww_mpq_len(&st->dec_q);
         const double sum_dtps = n_dec > 0 ? s_sum_dtps(st) : 0.0;
         double rate = 0.0;
         if (st->n_run > 0) {
@@ -1038,7 +995,7 @@ static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
         double dt = tn - st->t;
         if (dt > 0.0) {
             /* First-order RC: exact solution of dT/dt = (target - T) / tau. */
-            st->hot_c = target + (st->hot_c - target) * exp(-dt / c->tau_s);
+            st->hot_c = target + (st->hot_c - target) * s_decay(dt / c->tau_s);
             st->v += rate * dt;
             st->acc_energy_j += p * dt;
             st->acc_util_s += u * dt;
@@ -1098,6 +1055,8 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
     st->conf = *c;
     st->conf.models = st->models;
     st->free_slot = UINT32_MAX;
+    ww_mpq_init(&st->pf_q);
+    ww_mpq_init(&st->dec_q);
     double wsum = 0.0;
     st->whole_rates = true;
     for (size_t i = 0; i < c->n_models; i++) {
@@ -1119,9 +1078,7 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
         (size_t)c->max_concurrency < SIM_RUN_INITIAL ? (size_t)c->max_concurrency : SIM_RUN_INITIAL;
     st->q_cap = (size_t)c->max_queue < SIM_QUEUE_INITIAL ? (size_t)c->max_queue : SIM_QUEUE_INITIAL;
     st->queue = malloc((st->q_cap > 0 ? st->q_cap : 1) * sizeof(*st->queue));
-    st->rec_cap = SIM_REC_INITIAL;
-    st->rec = malloc(st->rec_cap);
-    if (!s_run_grow(st, run_cap) || st->queue == NULL || st->rec == NULL) {
+    if (!s_run_grow(st, run_cap) || st->queue == NULL) {
         goto cleanup;
     }
     for (size_t k = 0; k < sizeof(st->phys) / sizeof(st->phys[0]); k++) {
@@ -1167,8 +1124,7 @@ cleanup:
     }
     free(st->slab);
     free(st->order);
-    free(st->pf_heap.raw);
-    free(st->dec_heap.raw);
+    free(st->qnode);
     free(st->due);
     free(st->queue);
     free(st->rec);
@@ -1252,6 +1208,21 @@ static int s_poll_requests(void *state, ww_request_t *out, size_t cap)
     return (int)n;
 }
 
+static void s_set_sink(void *state, ww_req_sink_fn fn, void *arg)
+{
+    sim_t *st = state;
+    if (st == NULL) {
+        return;
+    }
+    while (fn != NULL && st->rec_len > 0) {
+        ww_request_t o;
+        s_rec_take(st, &o);
+        fn(arg, &o);
+    }
+    st->sink = fn;
+    st->sink_arg = arg;
+}
+
 static const char *s_model_name(void *state, unsigned i)
 {
     const sim_t *st = state;
@@ -1272,8 +1243,7 @@ static void s_close(void **state)
     }
     free(st->slab);
     free(st->order);
-    free(st->pf_heap.raw);
-    free(st->dec_heap.raw);
+    free(st->qnode);
     free(st->due);
     free(st->queue);
     free(st->rec);
@@ -1282,5 +1252,11 @@ static void s_close(void **state)
 }
 
 const ww_source_t ww_sim_source = {
-    "sim", s_open, s_sample, s_poll_requests, s_model_name, s_close,
+    .name = "sim",
+    .open = s_open,
+    .sample = s_sample,
+    .poll_requests = s_poll_requests,
+    .set_sink = s_set_sink,
+    .model_name = s_model_name,
+    .close = s_close,
 };

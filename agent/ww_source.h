@@ -55,6 +55,9 @@ typedef struct {
 
 typedef struct ww_source ww_source_t;
 
+/* Receives one completion record as the source makes it (see ww_source.set_sink). */
+typedef void (*ww_req_sink_fn)(void *arg, const ww_request_t *r);
+
 struct ww_source {
     const char *name;
     /* Opens the instance for node `node_index` of this agent (0-based); `conf` is the
@@ -67,6 +70,13 @@ struct ww_source {
     /* Moves up to cap completion records finished at or before the last sampled time into
      * out[]; returns how many (>= 0), or a negative errno. Call until it returns < cap. */
     int (*poll_requests)(void *state, ww_request_t *out, size_t cap);
+    /* Optional (NULL when the source has none): from now on, hands every completion record
+     * to fn(arg, record) during sample(), in the order poll_requests would return them,
+     * instead of keeping them for poll_requests (which then returns 0). Records already
+     * waiting are handed over first. Saves the buffer of a tick's records (a node at 5,000
+     * requests/s would hold a second of them) and copying each twice. fn NULL: back to
+     * buffering. */
+    void (*set_sink)(void *state, ww_req_sink_fn fn, void *arg);
     /* Name of model index i, or NULL past the end. */
     const char *(*model_name)(void *state, unsigned i);
     /* Frees the instance and NULLs *state; safe on NULL. */

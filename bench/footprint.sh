@@ -46,6 +46,10 @@ if command -v readelf >/dev/null && [ "$(needed "$agent_bin")" != "$(needed "$fl
   echo "  agent: $(needed "$agent_bin")" >&2
   echo "  floor: $(needed "$floor_bin")" >&2
 fi
+# A binary linked moments ago sits in dirty page-cache pages until writeback (up to ~30 s),
+# and smaps counts a mapped dirty file page as the process's Private_Dirty: flush them first,
+# or a fresh build reads ~0.1 MB heavier than it is.
+sync "$agent_bin" "$floor_bin" 2>/dev/null || sync
 collectd_bin=$(command -v collectd || true)
 [ -n "$collectd_bin" ] || { [ -x /usr/sbin/collectd ] && collectd_bin=/usr/sbin/collectd; } || true
 if [ -z "$collectd_bin" ] && [ "$(id -u)" = 0 ]; then

@@ -5,6 +5,8 @@
 # table of figures and ratios measured side by side in the same run:
 #   bench_hist    histogram record ns beside one clock read, wire bytes of windows
 #   bench_wire    protobuf bytes per node-sample, encode / decode beside a memcpy
+#   bench_sim     what one simulated node at 5,000 requests/s costs per request (simulator
+#                 and recording) beside a clock read
 #   footprint.sh  one agent at 1 Hz recording 5,000 requests/s beside the floor (a bare
 #                 CURVE DEALER with the same libraries) and collectd (WW_BENCH_FOOT_SECONDS,
 #                 default 120)
@@ -29,6 +31,8 @@ echo "== bench_hist"
 "$build/bench/bench_hist"
 echo "== bench_wire"
 "$build/bench/bench_wire" 1000 200
+echo "== bench_sim"
+"$build/bench/bench_sim"
 echo "== footprint"
 foot=0
 bench/footprint.sh "$build" "${WW_BENCH_FOOT_SECONDS:-120}" || foot=$?

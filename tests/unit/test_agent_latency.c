@@ -90,8 +90,13 @@ static void test_status_routing(void **state)
                          s_req(0, WW_REQ_ERROR, d, 0),    s_req(0, WW_REQ_TIMEOUT, d, 0),
                          s_req(0, WW_REQ_REJECTED, d, 0), s_req(0, WW_REQ_REJECTED, d, 0)};
     for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
-        ww_latency_record(&l, &rs[i]);
+        if (i % 2) {
+            ww_latency_record(&l, &rs[i]);
+        } else {
+            ww_latency_sink(&l, &rs[i]); /* the same, as a source's sink */
+        }
     }
+    assert_int_equal(l.recorded, 6);
     assert_int_equal(ww_latency_close(&l, T0 + W, false, s_emit, &o), 1);
     assert_int_equal(o.ok[0], 2);
     assert_int_equal(o.error[0], 1);
@@ -109,6 +114,7 @@ static void test_empty_windows_emit_nothing_and_unknown_models_ignored(void **st
     s_out_t o = {0};
     ww_request_t r = s_req(5, WW_REQ_OK, T0 + 1, 10); /* model 5 of 1 */
     ww_latency_record(&l, &r);
+    assert_int_equal(l.recorded, 0);
     assert_int_equal(ww_latency_close(&l, T0 + 5 * W, true, s_emit, &o), 0);
     ww_latency_fini(&l);
 }

@@ -185,6 +185,110 @@ static void test_deterministic_same_seed(void **unused)
     s_fixture_fini(&f);
 }
 
+/* Records handed to a sink are appended to the trace (the sink's arg). */
+static void s_sink_add(void *arg, const ww_request_t *r)
+{
+    trace_t *t = arg;
+    if (t->n_q == t->cap_q) {
+        t->cap_q = t->cap_q ? t->cap_q * 2 : 1024;
+        t->q = realloc(t->q, t->cap_q * sizeof(*t->q));
+        assert_non_null(t->q);
+    }
+    t->q[t->n_q++] = *r;
+}
+
+/* A conf that takes every record path: errors, bursts, a pump fault, a queue that fills
+ * (rejections) and waits that time out. */
+static void s_busy_conf(fixture_t *f)
+{
+    f->c.seed = 7;
+    f->c.diurnal_amplitude = 0.3;
+    f->c.burst_prob_per_s = 0.02;
+    f->c.error_prob = 0.05;
+    f->c.pump_fault = true;
+    f->c.pump_fault_start_s = 30.0;
+    f->c.arrival_rate_rps = 80.0;
+    f->c.max_concurrency = 16;
+    f->c.max_queue = 40;
+    f->c.timeout_s = 1.0;
+}
+
+/* With a sink the records come out during sample(), the same records in the same order as
+ * poll_requests gives, and poll_requests has none left. */
+static void test_sink_same_records(void **unused)
+{
+    fixture_t f;
+    s_fixture_init(&f);
+    s_busy_conf(&f);
+    trace_t polled, sunk;
+    s_run(&f.c, 2, 121, s_sec, &polled);
+    memset(&sunk, 0, sizeof(sunk));
+    sunk.r = calloc(121, sizeof(*sunk.r));
+    assert_non_null(sunk.r);
+    void *st = NULL;
+    assert_int_equal(ww_sim_source.open(&f.c, 2, s_t0, &st), 0);
+    ww_sim_source.set_sink(st, s_sink_add, &sunk);
+    ww_request_t left[4];
+    for (size_t i = 0; i < 121; i++) {
+        size_t before = sunk.n_q;
+        assert_int_equal(ww_sim_source.sample(st, s_t0 + (int64_t)i * s_sec, &sunk.r[i]), 0);
+        sunk.completed += sunk.r[i].requests_completed;
+        /* Every record of the interval reached the sink within its sample() call. */
+        assert_int_equal(sunk.n_q - before, sunk.r[i].requests_completed);
+        assert_int_equal(ww_sim_source.poll_requests(st, left, 4), 0);
+    }
+    sunk.n_r = 121;
+    ww_sim_source.close(&st);
+    uint64_t status[4] = {0};
+    for (size_t i = 0; i < polled.n_q; i++) {
+        status[polled.q[i].status]++;
+    }
+    assert_true(status[WW_REQ_OK] > 0 && status[WW_REQ_ERROR] > 0 && status[WW_REQ_TIMEOUT] > 0 &&
+                status[WW_REQ_REJECTED] > 0);
+    assert_true(s_traces_equal(&polled, &sunk));
+    s_trace_free(&polled);
+    s_trace_free(&sunk);
+    s_fixture_fini(&f);
+}
+
+/* Setting a sink hands over the records already waiting, first; unsetting it buffers
+ * again. Polled, sunk and polled again, the records are those of a run that only polls. */
+static void test_sink_switch(void **unused)
+{
+    fixture_t f;
+    s_fixture_init(&f);
+    s_busy_conf(&f);
+    trace_t polled, mixed;
+    s_run(&f.c, 0, 61, s_sec, &polled);
+    memset(&mixed, 0, sizeof(mixed));
+    void *st = NULL;
+    assert_int_equal(ww_sim_source.open(&f.c, 0, s_t0, &st), 0);
+    for (size_t i = 0; i < 61; i++) {
+        ww_reading_t r;
+        assert_int_equal(ww_sim_source.sample(st, s_t0 + (int64_t)i * s_sec, &r), 0);
+        if (i == 10) {
+            size_t before = mixed.n_q;
+            ww_sim_source.set_sink(st, s_sink_add, &mixed); /* 10's records, not yet polled */
+            assert_int_equal(mixed.n_q - before, r.requests_completed);
+            assert_true(r.requests_completed > 0);
+        } else if (i == 40) {
+            ww_sim_source.set_sink(st, NULL, NULL);
+        }
+        if (i < 10 || i >= 40) {
+            s_drain(st, &mixed);
+        }
+    }
+    ww_sim_source.close(&st);
+    assert_true(polled.n_q > 1000);
+    assert_int_equal(mixed.n_q, polled.n_q);
+    for (size_t i = 0; i < polled.n_q; i++) {
+        assert_true(s_request_eq(&mixed.q[i], &polled.q[i]));
+    }
+    s_trace_free(&polled);
+    s_trace_free(&mixed);
+    s_fixture_fini(&f);
+}
+
 /* A different seed or node index gives a different history. */
 static void test_deterministic_differs(void **unused)
 {
@@ -865,6 +969,8 @@ static void test_models_and_defaults(void **unused)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_deterministic_same_seed),
     cmocka_unit_test(test_deterministic_differs),
+    cmocka_unit_test(test_sink_same_records),
+    cmocka_unit_test(test_sink_switch),
     cmocka_unit_test(test_arrivals_independent_of_cadence),
     cmocka_unit_test(test_power_bounds_and_load),
     cmocka_unit_test(test_default_load_moderate),
