@@ -29,36 +29,35 @@ static void s_window_empty(ww_lat_window_t *w)
     ww_hist_reset(&w->e2e);
 }
 
-int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int scale)
+int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int scale,
+                    ww_lat_emit_fn emit, void *arg)
 {
     l->window_ns = window_ns;
     l->phase_ns = 0;
     l->n_models = n_models;
+    l->open_ns = INT64_MIN;
+    l->emit = emit;
+    l->emit_arg = arg;
     l->late = 0;
     l->recorded = 0;
-    for (int k = 0; k < 2; k++) {
-        l->slot[k] = calloc(n_models ? n_models : 1, sizeof *l->slot[k]);
-        if (!l->slot[k]) {
-            ww_latency_fini(l);
-            return -ENOMEM;
-        }
-        s_slot_init(l->slot[k], n_models, scale);
+    l->win = calloc(n_models ? n_models : 1, sizeof *l->win);
+    if (!l->win) {
+        return -ENOMEM;
     }
+    s_slot_init(l->win, n_models, scale);
     return 0;
 }
 
 void ww_latency_fini(ww_latency_t *l)
 {
-    for (int k = 0; k < 2; k++) {
-        for (unsigned m = 0; l->slot[k] && m < l->n_models; m++) {
-            ww_hist_fini(&l->slot[k][m].queue);
-            ww_hist_fini(&l->slot[k][m].ttft);
-            ww_hist_fini(&l->slot[k][m].tpot);
-            ww_hist_fini(&l->slot[k][m].e2e);
-        }
-        free(l->slot[k]);
-        l->slot[k] = NULL;
+    for (unsigned m = 0; l->win && m < l->n_models; m++) {
+        ww_hist_fini(&l->win[m].queue);
+        ww_hist_fini(&l->win[m].ttft);
+        ww_hist_fini(&l->win[m].tpot);
+        ww_hist_fini(&l->win[m].e2e);
     }
+    free(l->win);
+    l->win = NULL;
 }
 
 void ww_latency_set_phase(ww_latency_t *l, int64_t phase_ns)
@@ -76,27 +75,46 @@ static double s_seconds(int64_t ns)
     return (double)ns / 1e9;
 }
 
+/* Emits every model's window that saw a request and empties them; no window is open then.
+ * Returns how many were emitted. */
+static int s_flush(ww_latency_t *l)
+{
+    int emitted = 0;
+    for (unsigned m = 0; m < l->n_models; m++) {
+        ww_lat_window_t *w = &l->win[m];
+        if (w->start_ns == INT64_MIN) {
+            continue;
+        }
+        l->emit(l->emit_arg, m, w->start_ns, l->window_ns, w);
+        emitted++;
+        s_window_empty(w);
+    }
+    l->open_ns = INT64_MIN;
+    return emitted;
+}
+
 void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
 {
     if (r->model >= l->n_models) {
         return;
     }
     l->recorded++;
-    int64_t start = s_window_start(r->done_ns, l->window_ns, l->phase_ns);
-    /* Slot by window parity: consecutive windows never share a slot. */
-    int k = (int)(((start - l->phase_ns) / l->window_ns) & 1);
-    ww_lat_window_t *w = &l->slot[k][r->model];
-    int64_t open = l->slot[k][0].start_ns;
-    for (unsigned m = 1; m < l->n_models && open == INT64_MIN; m++) {
-        open = l->slot[k][m].start_ns;
+    int64_t start = l->open_ns;
+    if (start == INT64_MIN || r->done_ns < start || r->done_ns - start >= l->window_ns) {
+        start = s_window_start(r->done_ns, l->window_ns, l->phase_ns);
     }
-    if (open != INT64_MIN && open != start) {
-        /* The slot still holds a window two or more windows away: the agent closes windows
-         * every tick, so only an out-of-order record gets here. Keep it in that window
-         * rather than lose it, and count it. */
+    if (l->open_ns != INT64_MIN && start > l->open_ns) {
+        s_flush(l); /* the open window has ended: records come in completion order */
+    }
+    if (l->open_ns == INT64_MIN) {
+        l->open_ns = start;
+    } else if (start < l->open_ns) {
+        /* Out of order: older than the open window, whose predecessor has been sent. Keep
+         * it in the open window rather than lose it, and count it. */
         l->late++;
-        start = open;
+        start = l->open_ns;
     }
+    ww_lat_window_t *w = &l->win[r->model];
     w->start_ns = start;
     switch (r->status) {
     case WW_REQ_OK:
@@ -124,40 +142,12 @@ void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
     }
 }
 
-int ww_latency_close(ww_latency_t *l, int64_t now_ns, bool all, ww_lat_emit_fn emit, void *arg)
+int ww_latency_close(ww_latency_t *l, int64_t now_ns, bool all)
 {
-    int emitted = 0;
-    /* Oldest slot first, so windows leave in time order. */
-    int order[2] = {0, 1};
-    int64_t s0 = INT64_MAX, s1 = INT64_MAX;
-    for (unsigned m = 0; m < l->n_models; m++) {
-        if (l->slot[0][m].start_ns != INT64_MIN && l->slot[0][m].start_ns < s0) {
-            s0 = l->slot[0][m].start_ns;
-        }
-        if (l->slot[1][m].start_ns != INT64_MIN && l->slot[1][m].start_ns < s1) {
-            s1 = l->slot[1][m].start_ns;
-        }
+    if (l->open_ns == INT64_MIN || (!all && l->open_ns + l->window_ns > now_ns)) {
+        return 0;
     }
-    if (s1 < s0) {
-        order[0] = 1;
-        order[1] = 0;
-    }
-    for (int o = 0; o < 2; o++) {
-        ww_lat_window_t *slot = l->slot[order[o]];
-        for (unsigned m = 0; m < l->n_models; m++) {
-            ww_lat_window_t *w = &slot[m];
-            if (w->start_ns == INT64_MIN) {
-                continue;
-            }
-            if (!all && w->start_ns + l->window_ns > now_ns) {
-                continue;
-            }
-            emit(arg, m, w->start_ns, l->window_ns, w);
-            emitted++;
-            s_window_empty(w);
-        }
-    }
-    return emitted;
+    return s_flush(l);
 }
 
 void ww_latency_sink(void *arg, const ww_request_t *r)

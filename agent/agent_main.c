@@ -95,6 +95,21 @@ static void s_nodes_fini(s_nodes_t *nodes)
 #define WW_TRIM_FIRST_NS (5 * WW_NS_PER_S)
 #define WW_TRIM_EVERY_NS (60 * WW_NS_PER_S)
 
+/* A node's closed latency window into the tick's batch (emit_node: the node whose windows
+ * are being recorded or closed). */
+static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_ns,
+                   const ww_lat_window_t *w)
+{
+    s_nodes_t *nodes = arg;
+    unsigned i = nodes->emit_node;
+    const char *name = nodes->src->model_name(nodes->state[i], model);
+    if (ww_lwbuf_add(&nodes->lw, nodes->names[i], name ? name : "unknown", start_ns, window_ns, w) <
+        0) {
+        WW_ERROR("node %s: out of memory: latency window of %s lost", nodes->names[i],
+                 name ? name : "?");
+    }
+}
+
 static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t start_ns)
 {
     nodes->conf = c;
@@ -130,7 +145,7 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
         }
         nodes->sample_ptrs[i] = &nodes->samples[i];
         if (ww_latency_init(&nodes->lat[i], (unsigned)c->sim.n_models, c->latency_window_ns,
-                            (int)c->hist_scale) < 0) {
+                            (int)c->hist_scale, s_emit, nodes) < 0) {
             return -ENOMEM;
         }
         if (nodes->src->set_sink != NULL) {
@@ -149,25 +164,12 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
     return 0;
 }
 
-static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_ns,
-                   const ww_lat_window_t *w)
-{
-    s_nodes_t *nodes = arg;
-    unsigned i = nodes->emit_node;
-    const char *name = nodes->src->model_name(nodes->state[i], model);
-    if (ww_lwbuf_add(&nodes->lw, nodes->names[i], name ? name : "unknown", start_ns, window_ns, w) <
-        0) {
-        WW_ERROR("node %s: out of memory: latency window of %s lost", nodes->names[i],
-                 name ? name : "?");
-    }
-}
-
 /* Closes the latency windows that ended by t (all of them when `all`) into the batch. */
 static void s_close_windows(s_nodes_t *nodes, int64_t t, bool all, ww_batch_t *batch)
 {
     for (unsigned i = 0; i < nodes->n; i++) {
         nodes->emit_node = i;
-        ww_latency_close(&nodes->lat[i], t, all, s_emit, nodes);
+        ww_latency_close(&nodes->lat[i], t, all);
     }
     ww_lwbuf_attach(&nodes->lw, batch);
 }
@@ -180,6 +182,7 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
     for (unsigned i = 0; i < nodes->n; i++) {
         ww_reading_t r;
         memset(&r, 0, sizeof r);
+        nodes->emit_node = i; /* a record of the next window emits this node's open one */
         int rc = nodes->src->sample(nodes->state[i], t, &r);
         if (rc < 0) {
             WW_WARN("node %s: sample failed: %s", nodes->names[i], strerror(-rc));

@@ -78,6 +78,10 @@ enum {
     SIM_REC_BYTES_MAX = 38, /* longest packed record */
 };
 
+/* No slot: the end of the free list, in a request's 21-bit pos. */
+#define SIM_NO_SLOT 0x1FFFFFu
+_Static_assert(SIM_MAX_CONCURRENCY < SIM_NO_SLOT && WW_SIM_MAX_MODELS <= 256,
+               "a request's pos holds any slot or position, and its model field any model");
 _Static_assert(SIM_MAX_PROMPT <= UINT16_MAX && SIM_MAX_OUTPUT <= UINT16_MAX &&
                    WW_SIM_MAX_MODELS <= 1024,
                "a packed record holds 16-bit token counts and a 10-bit model index");
@@ -101,7 +105,7 @@ typedef struct {
     uint64_t s[4];
 } sim_rng_t;
 
-/* A request from arrival until it ends (40 bytes: thousands may be running at once). */
+/* A request from arrival until it ends (32 bytes: thousands may be running at once). */
 typedef struct {
     double arrival_t; /* seconds since the source's start_ns */
     double start_t;
@@ -110,12 +114,14 @@ typedef struct {
                              happens (0..1) */
         double first_t;   /* once decoding: its first token */
     } u;
-    uint32_t prompt;
-    uint32_t n_out; /* tokens it emits before it ends (fewer than planned if it fails) */
-    uint32_t pos;   /* running: its position in the running order; free: the next free slot */
-    uint16_t model;
-    uint8_t phase;
-    uint8_t fails;
+    uint16_t prompt; /* <= SIM_MAX_PROMPT */
+    uint16_t n_out;  /* tokens it emits before it ends (fewer than planned if it fails) */
+    /* running: its position in the running order; free: the next free slot (SIM_NO_SLOT
+     * ends the list) */
+    uint32_t pos : 21;
+    uint32_t model : 8;
+    uint32_t phase : 1;
+    uint32_t fails : 1;
 } sim_req_t;
 
 /* What the event loop needs of the physics for a busy level, throttle and flow. */
@@ -160,7 +166,7 @@ typedef struct {
     /* running requests; every array below has run_cap entries, grown up to max_concurrency */
     sim_req_t *slab;     /* the requests, by slot */
     uint32_t *order;     /* slot at each position of the running order, n_run of them */
-    uint32_t free_slot;  /* a freed slot (the list runs through their pos), or UINT32_MAX */
+    uint32_t free_slot;  /* a freed slot (the list runs through their pos), or SIM_NO_SLOT */
     uint32_t fresh_slot; /* slots from here on were never used */
     size_t run_cap;
     size_t n_run;
@@ -621,10 +627,13 @@ static bool s_run_grow(sim_t *st, size_t ncap)
         return false;
     }
     st->order = order;
-    uint32_t *due = realloc(st->due, ncap * sizeof(*due));
+    /* The due list holds nothing between events: a fresh array, not a copy (realloc would
+     * touch, so make resident, what a few entries per event never do). */
+    uint32_t *due = malloc(ncap * sizeof(*due));
     if (due == NULL) {
         return false;
     }
+    free(st->due);
     st->due = due;
     ww_mpq_node_t *qnode = realloc(st->qnode, ncap * sizeof(*qnode));
     if (qnode == NULL) {
@@ -665,7 +674,7 @@ static bool s_start(sim_t *st, sim_req_t r)
     }
     /* A freed slot first (most recently used, likely cached), else a fresh one. */
     uint32_t slot = st->free_slot;
-    if (slot != UINT32_MAX) {
+    if (slot != SIM_NO_SLOT) {
         st->free_slot = st->slab[slot].pos;
     } else {
         slot = st->fresh_slot++;
@@ -834,8 +843,10 @@ static void s_arrive(sim_t *st, int64_t cap_ns)
     r.model = (uint16_t)mi;
     double z_prompt, z_out;
     s_normal_pair(g, &z_prompt, &z_out);
-    r.prompt = s_length(z_prompt, m->prompt_tokens_median, m->prompt_tokens_sigma, SIM_MAX_PROMPT);
-    r.n_out = s_length(z_out, m->output_tokens_median, m->output_tokens_sigma, SIM_MAX_OUTPUT);
+    r.prompt = (uint16_t)s_length(z_prompt, m->prompt_tokens_median, m->prompt_tokens_sigma,
+                                  SIM_MAX_PROMPT);
+    r.n_out =
+        (uint16_t)s_length(z_out, m->output_tokens_median, m->output_tokens_sigma, SIM_MAX_OUTPUT);
     /* Always draw the failure variates, so one request's fate never shifts the stream. */
     double fail_u = s_uniform(g);
     double fail_k = s_uniform(g);
@@ -845,7 +856,7 @@ static void s_arrive(sim_t *st, int64_t cap_ns)
          * fails during prefill, at fail_frac of the way through. */
         r.fails = 1;
         uint32_t k = (uint32_t)(fail_k * (double)r.n_out);
-        r.n_out = k < r.n_out ? k : r.n_out - 1;
+        r.n_out = (uint16_t)(k < r.n_out ? k : r.n_out - 1u);
     }
 
     if (st->q_len == 0 && st->n_run < (size_t)c->max_concurrency && s_start(st, r)) {
@@ -1054,7 +1065,7 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
     }
     st->conf = *c;
     st->conf.models = st->models;
-    st->free_slot = UINT32_MAX;
+    st->free_slot = SIM_NO_SLOT;
     ww_mpq_init(&st->pf_q);
     ww_mpq_init(&st->dec_q);
     double wsum = 0.0;

@@ -68,7 +68,9 @@ struct ww_source {
      * backwards. Returns 0 or a negative errno. */
     int (*sample)(void *state, int64_t now_ns, ww_reading_t *out);
     /* Moves up to cap completion records finished at or before the last sampled time into
-     * out[]; returns how many (>= 0), or a negative errno. Call until it returns < cap. */
+     * out[], in completion order (done_ns never decreases: the agent's latency windows
+     * count an older record as late); returns how many (>= 0), or a negative errno. Call
+     * until it returns < cap. */
     int (*poll_requests)(void *state, ww_request_t *out, size_t cap);
     /* Optional (NULL when the source has none): from now on, hands every completion record
      * to fn(arg, record) during sample(), in the order poll_requests would return them,

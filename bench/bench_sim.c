@@ -67,8 +67,10 @@ static int64_t s_run(const ww_sim_conf_t *c, long seconds, bool record, uint64_t
     void *st = NULL;
     ww_latency_t lat;
     sink_t sink = {record ? &lat : NULL, 0};
+    uint64_t emitted = 0, before = 0;
     if (ww_sim_source.open(c, 0, t0, &st) != 0 ||
-        ww_latency_init(&lat, (unsigned)c->n_models, 10 * sec, WW_HIST_DEFAULT_SCALE) != 0) {
+        ww_latency_init(&lat, (unsigned)c->n_models, 10 * sec, WW_HIST_DEFAULT_SCALE, s_emit,
+                        &emitted) != 0) {
         fprintf(stderr, "bench_sim: setup failed\n");
         exit(1);
     }
@@ -76,14 +78,13 @@ static int64_t s_run(const ww_sim_conf_t *c, long seconds, bool record, uint64_t
     /* Warm-up: the running set reaches its steady state (requests last several seconds). */
     const long warm = 10;
     int64_t cpu = 0;
-    uint64_t emitted = 0, before = 0;
     for (long s = 1; s <= warm + seconds; s++) {
         int64_t t = t0 + s * sec;
         ww_reading_t r;
         int64_t a = s_thread_ns();
         ww_sim_source.sample(st, t, &r);
         if (record) {
-            ww_latency_close(&lat, t, false, s_emit, &emitted);
+            ww_latency_close(&lat, t, false);
         }
         int64_t b = s_thread_ns();
         if (s > warm) {

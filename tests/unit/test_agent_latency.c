@@ -54,19 +54,20 @@ static ww_request_t s_req(unsigned model, ww_req_status_t st, int64_t done, uint
 static void test_records_land_in_aligned_windows(void **state)
 {
     ww_latency_t l;
-    assert_int_equal(ww_latency_init(&l, 2, W, 6), 0);
     s_out_t o = {0};
+    assert_int_equal(ww_latency_init(&l, 2, W, 6, s_emit, &o), 0);
     ww_request_t r = s_req(0, WW_REQ_OK, T0 + 3 * WW_NS_PER_S, 1751);
     ww_latency_record(&l, &r);
     r = s_req(1, WW_REQ_OK, T0 + 9 * WW_NS_PER_S, 101);
     ww_latency_record(&l, &r);
     /* A tick inside the window closes nothing. */
-    assert_int_equal(ww_latency_close(&l, T0 + 9 * WW_NS_PER_S, false, s_emit, &o), 0);
-    /* The next window's first record, then the tick at its start closes the first. */
+    assert_int_equal(ww_latency_close(&l, T0 + 9 * WW_NS_PER_S, false), 0);
+    /* The next window's first record closes the first (both models' windows), before it
+     * is recorded; the tick at the next window's start then has nothing left to close. */
     r = s_req(0, WW_REQ_OK, T0 + W, 11);
     ww_latency_record(&l, &r);
-    assert_int_equal(ww_latency_close(&l, T0 + W, false, s_emit, &o), 2);
     assert_int_equal(o.n, 2);
+    assert_int_equal(ww_latency_close(&l, T0 + W, false), 0);
     assert_true(o.start[0] == T0 && o.start[1] == T0);
     assert_int_equal(o.ok[0] + o.ok[1], 2);
     /* TTFT 0.25 s; TPOT (done - first token) / (out - 1) = 1.75 s / 1750 = 1 ms. */
@@ -74,17 +75,17 @@ static void test_records_land_in_aligned_windows(void **state)
     assert_true(fabs(o.ttft_p50[m0] - 0.25) / 0.25 < 0.006);
     assert_true(fabs(o.tpot_p50[m0] - 0.001) / 0.001 < 0.006);
     /* Shutdown flushes the open window. */
-    assert_int_equal(ww_latency_close(&l, T0 + W + 1, true, s_emit, &o), 1);
+    assert_int_equal(ww_latency_close(&l, T0 + W + 1, true), 1);
     assert_true(o.start[2] == T0 + W);
-    assert_int_equal(ww_latency_close(&l, T0 + 2 * W, true, s_emit, &o), 0);
+    assert_int_equal(ww_latency_close(&l, T0 + 2 * W, true), 0);
     ww_latency_fini(&l);
 }
 
 static void test_status_routing(void **state)
 {
     ww_latency_t l;
-    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
     s_out_t o = {0};
+    assert_int_equal(ww_latency_init(&l, 1, W, 6, s_emit, &o), 0);
     int64_t d = T0 + WW_NS_PER_S;
     ww_request_t rs[] = {s_req(0, WW_REQ_OK, d, 1),       s_req(0, WW_REQ_OK, d, 5),
                          s_req(0, WW_REQ_ERROR, d, 0),    s_req(0, WW_REQ_TIMEOUT, d, 0),
@@ -97,7 +98,7 @@ static void test_status_routing(void **state)
         }
     }
     assert_int_equal(l.recorded, 6);
-    assert_int_equal(ww_latency_close(&l, T0 + W, false, s_emit, &o), 1);
+    assert_int_equal(ww_latency_close(&l, T0 + W, false), 1);
     assert_int_equal(o.ok[0], 2);
     assert_int_equal(o.error[0], 1);
     assert_int_equal(o.timeout[0], 1);
@@ -110,27 +111,31 @@ static void test_status_routing(void **state)
 static void test_empty_windows_emit_nothing_and_unknown_models_ignored(void **state)
 {
     ww_latency_t l;
-    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
     s_out_t o = {0};
+    assert_int_equal(ww_latency_init(&l, 1, W, 6, s_emit, &o), 0);
     ww_request_t r = s_req(5, WW_REQ_OK, T0 + 1, 10); /* model 5 of 1 */
     ww_latency_record(&l, &r);
     assert_int_equal(l.recorded, 0);
-    assert_int_equal(ww_latency_close(&l, T0 + 5 * W, true, s_emit, &o), 0);
+    assert_int_equal(ww_latency_close(&l, T0 + 5 * W, true), 0);
     ww_latency_fini(&l);
 }
 
 static void test_late_record_is_kept_and_counted(void **state)
 {
     ww_latency_t l;
-    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
     s_out_t o = {0};
-    ww_request_t r = s_req(0, WW_REQ_OK, T0 + 2 * W + 1, 10); /* window T0 + 2W, slot 0 */
+    assert_int_equal(ww_latency_init(&l, 1, W, 6, s_emit, &o), 0);
+    ww_request_t r = s_req(0, WW_REQ_OK, T0 + 2 * W + 1, 10); /* window T0 + 2W */
     ww_latency_record(&l, &r);
-    r = s_req(0, WW_REQ_OK, T0 + 1, 10); /* window T0, also slot 0: two windows behind */
+    r = s_req(0, WW_REQ_OK, T0 + 1, 10); /* window T0: two windows behind the open one */
     ww_latency_record(&l, &r);
-    assert_int_equal(l.late, 1);
-    assert_int_equal(ww_latency_close(&l, T0 + 3 * W, false, s_emit, &o), 1);
-    assert_int_equal(o.ok[0], 2); /* nothing lost */
+    r = s_req(0, WW_REQ_OK, T0 + 2 * W - 1, 10); /* one behind, as late */
+    ww_latency_record(&l, &r);
+    assert_int_equal(l.late, 2);
+    assert_int_equal(o.n, 0);
+    assert_int_equal(ww_latency_close(&l, T0 + 3 * W, false), 1);
+    assert_int_equal(o.ok[0], 3); /* nothing lost */
+    assert_true(o.start[0] == T0 + 2 * W);
     ww_latency_fini(&l);
 }
 
@@ -139,24 +144,36 @@ static void test_late_record_is_kept_and_counted(void **state)
 static void test_phase_shifts_the_window_grid(void **state)
 {
     ww_latency_t l;
-    assert_int_equal(ww_latency_init(&l, 1, W, 6), 0);
-    ww_latency_set_phase(&l, 3 * WW_NS_PER_S + W); /* taken modulo the window */
     s_out_t o = {0};
+    assert_int_equal(ww_latency_init(&l, 1, W, 6, s_emit, &o), 0);
+    ww_latency_set_phase(&l, 3 * WW_NS_PER_S + W); /* taken modulo the window */
     ww_request_t r = s_req(0, WW_REQ_OK, T0 + 2 * WW_NS_PER_S, 10);
     ww_latency_record(&l, &r);
-    r = s_req(0, WW_REQ_OK, T0 + 3 * WW_NS_PER_S, 10);
-    ww_latency_record(&l, &r);
-    r = s_req(0, WW_REQ_OK, T0 + 12 * WW_NS_PER_S, 10);
-    ww_latency_record(&l, &r);
-    /* T0 + W is a multiple of the window but not a window end here. */
-    assert_int_equal(ww_latency_close(&l, T0 + 2 * WW_NS_PER_S, false, s_emit, &o), 0);
-    assert_int_equal(ww_latency_close(&l, T0 + 3 * WW_NS_PER_S, false, s_emit, &o), 1);
+    /* T0 + 2 s is inside [T0-7s, T0+3s); T0 + 3 s ends it, with no later record. */
+    assert_int_equal(ww_latency_close(&l, T0 + 2 * WW_NS_PER_S, false), 0);
+    assert_int_equal(ww_latency_close(&l, T0 + 3 * WW_NS_PER_S, false), 1);
     assert_true(o.start[0] == T0 - 7 * WW_NS_PER_S);
     assert_int_equal(o.ok[0], 1);
-    assert_int_equal(ww_latency_close(&l, T0 + W, false, s_emit, &o), 0);
-    assert_int_equal(ww_latency_close(&l, T0 + 13 * WW_NS_PER_S, false, s_emit, &o), 1);
+    r = s_req(0, WW_REQ_OK, T0 + 3 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    r = s_req(0, WW_REQ_OK, T0 + 9 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    /* T0 + W is a multiple of the window but not a window end here. */
+    assert_int_equal(ww_latency_close(&l, T0 + W, false), 0);
+    r = s_req(0, WW_REQ_OK, T0 + 12 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    assert_int_equal(ww_latency_close(&l, T0 + 13 * WW_NS_PER_S, false), 1);
     assert_true(o.start[1] == T0 + 3 * WW_NS_PER_S);
-    assert_int_equal(o.ok[1], 2);
+    assert_int_equal(o.ok[1], 3);
+    /* A record of the window after next: the open one leaves first, then it opens. */
+    r = s_req(0, WW_REQ_OK, T0 + 14 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    r = s_req(0, WW_REQ_OK, T0 + 40 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    assert_int_equal(o.n, 3);
+    assert_true(o.start[2] == T0 + 13 * WW_NS_PER_S);
+    assert_int_equal(ww_latency_close(&l, T0 + 43 * WW_NS_PER_S, false), 1);
+    assert_true(o.start[3] == T0 + 33 * WW_NS_PER_S);
     assert_int_equal(l.late, 0);
     ww_latency_fini(&l);
 }
