@@ -429,15 +429,11 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto cleanup;
     }
-    if (*conf.metrics_listen) {
-        struct sockaddr_storage sa;
-        socklen_t salen;
-        if (ww_metrics_parse_listen(conf.metrics_listen, &sa, &salen, err.msg, sizeof err.msg) <
-            0) {
-            fprintf(stderr, "waferwatch-agent: metrics.listen: %s\n", err.msg);
-            exit_code = 2;
-            goto cleanup;
-        }
+    if (*conf.metrics_listen &&
+        ww_metrics_check_listen(conf.metrics_listen, err.msg, sizeof err.msg) < 0) {
+        fprintf(stderr, "waferwatch-agent: metrics.listen: %s\n", err.msg);
+        exit_code = 2;
+        goto cleanup;
     }
     int64_t interval = conf.interval_ns;
     int64_t first_tick = ww_time_next_tick(ww_time_now_ns(), interval);

@@ -81,15 +81,11 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto cleanup;
     }
-    if (conf.metrics_listen && *conf.metrics_listen) {
-        struct sockaddr_storage sa;
-        socklen_t salen;
-        if (ww_metrics_parse_listen(conf.metrics_listen, &sa, &salen, err.msg, sizeof err.msg) <
-            0) {
-            fprintf(stderr, "waferwatch-collector: metrics.listen: %s\n", err.msg);
-            exit_code = 2;
-            goto cleanup;
-        }
+    if (conf.metrics_listen && *conf.metrics_listen &&
+        ww_metrics_check_listen(conf.metrics_listen, err.msg, sizeof err.msg) < 0) {
+        fprintf(stderr, "waferwatch-collector: metrics.listen: %s\n", err.msg);
+        exit_code = 2;
+        goto cleanup;
     }
     if (conf.retention_raw_days > 0 && conf.retention_raw_days < 8) {
         fprintf(stderr,

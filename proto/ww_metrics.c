@@ -526,6 +526,16 @@ int ww_metrics_render(const ww_metrics_t *self, char **out, size_t *len)
 
 /* ---- listen address --------------------------------------------------------------- */
 
+int ww_metrics_check_listen(const char *address, char *why, size_t why_cap)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    if (ww_metrics_parse_listen(address, &sa, &salen, why, why_cap) < 0) {
+        return -EINVAL;
+    }
+    return ww_mhd_get(why, why_cap) != NULL ? 0 : -EINVAL;
+}
+
 int ww_metrics_parse_listen(const char *address, struct sockaddr_storage *addr, socklen_t *addrlen,
                             char *why, size_t why_cap)
 {

@@ -104,6 +104,12 @@ typedef int (*ww_metrics_health_fn)(void *arg, char *reason, size_t cap);
 int ww_metrics_parse_listen(const char *address, struct sockaddr_storage *addr, socklen_t *addrlen,
                             char *why, size_t why_cap);
 
+/* What a binary checks of metrics.listen before it starts (and with --check-config): the
+ * address parses, and libmicrohttpd loads (ww_mhd_get), so that a missing library is a
+ * configuration error found up front rather than a failed start. 0, or -EINVAL with the
+ * reason in why. */
+int ww_metrics_check_listen(const char *address, char *why, size_t why_cap);
+
 /* Loads libmicrohttpd if no server has yet (ww_mhd_get), binds `address` (as
  * ww_metrics_parse_listen) and serves reg on its own thread. health may be NULL (always
  * healthy). reg and arg must outlive the server. Returns NULL with a reason in why

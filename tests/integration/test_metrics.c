@@ -391,24 +391,25 @@ static int s_occupy(int *port)
 }
 
 /* The process exits non-zero with a log line holding both `want` and `also`. */
-static void s_expect_refusal_of(pid_t pid, const char *log, const char *what, const char *want,
-                                const char *also)
+/* pid exits with status `code`, its log holding a line with want ... also. */
+static void s_expect_refusal_of(pid_t pid, const char *log, const char *what, int code,
+                                const char *want, const char *also)
 {
     int rc = h_wait(pid, 15000);
     char *text = h_read_file(log);
     const char *line = text ? strstr(text, want) : NULL;
     const char *eol = line ? strchr(line, '\n') : NULL;
     const char *found = line ? strstr(line, also) : NULL;
-    if (rc <= 0 || !found || (eol && found > eol)) {
-        fail_msg("%s: wanted an exit and \"%s ... %s\": exit %d, log:\n%s", what, want, also, rc,
-                 text ? text : "(none)");
+    if (rc != code || !found || (eol && found > eol)) {
+        fail_msg("%s: wanted exit %d and \"%s ... %s\": exit %d, log:\n%s", what, code, want, also,
+                 rc, text ? text : "(none)");
     }
     free(text);
 }
 
 static void s_expect_refusal(pid_t pid, const char *log, const char *what)
 {
-    s_expect_refusal_of(pid, log, what, "metrics.listen", "Address already in use");
+    s_expect_refusal_of(pid, log, what, 1, "metrics.listen", "Address already in use");
 }
 
 static void test_address_in_use_stops_the_binaries(void **state)
@@ -489,21 +490,30 @@ static void test_missing_libmicrohttpd_stops_the_binaries(void **state)
     setenv("WW_AGENT_METRICS_LISTEN", "127.0.0.1:0", 1);
     snprintf(spool, sizeof spool, "%s/spool", dir);
     snprintf(log, sizeof log, "%s/agent.log", dir);
-    char *argv[] = {(char *)WW_AGENT_BIN,
-                    (char *)"--insecure",
-                    (char *)"--spool-dir",
-                    spool,
-                    (char *)"--run-for",
-                    (char *)"30s",
-                    NULL};
-    s_expect_refusal_of(h_spawn(argv, log), log, "the agent",
-                        "metrics.listen: cannot load libmicrohttpd.so.12: ",
-                        "file too short (install libmicrohttpd12); not starting");
+    const char *want = "metrics.listen: cannot load libmicrohttpd.so.12: ";
+    const char *also = "file too short (install libmicrohttpd12)";
+    /* A configuration error, exit 2: found by --check-config, and before a start. */
+    for (int check = 1; check >= 0; check--) {
+        char *argv[] = {(char *)WW_AGENT_BIN,
+                        (char *)"--insecure",
+                        (char *)"--spool-dir",
+                        spool,
+                        (char *)"--run-for",
+                        (char *)"30s",
+                        check ? (char *)"--check-config" : NULL,
+                        NULL};
+        pid_t pid = h_spawn(argv, log);
+        s_expect_refusal_of(pid, log, "the agent", 2, want, also);
+    }
     unsetenv("WW_AGENT_METRICS_LISTEN");
-
+    char *argv[] = {(char *)WW_COLLECTOR_BIN,   (char *)"--insecure",
+                    (char *)"--listen",         (char *)"tcp://127.0.0.1:*",
+                    (char *)"--metrics-listen", (char *)"127.0.0.1:0",
+                    (char *)"--check-config",   NULL};
+    snprintf(log, sizeof log, "%s/collector-check.log", dir);
+    s_expect_refusal_of(h_spawn(argv, log), log, "the collector", 2, want, also);
     s_expect_refusal_of(s_collector_nopg(dir, "127.0.0.1:0", log, sizeof log), log, "the collector",
-                        "metrics.listen: cannot load libmicrohttpd.so.12: ",
-                        "file too short (install libmicrohttpd12); not starting");
+                        2, want, also);
     unsetenv("LD_LIBRARY_PATH");
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
