@@ -5,11 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
-void ww_mpq_init(ww_mpq_t *q)
+/* Empty buckets, nothing popped yet; the slot array is left as it is. */
+static void s_empty(ww_mpq_t *q)
 {
-    q->node = NULL;
-    q->cap = 0;
-    q->shared = 0;
     q->len = 0;
     q->last = 0;
     q->min = WW_MPQ_INF;
@@ -18,6 +16,14 @@ void ww_mpq_init(ww_mpq_t *q)
         q->head[b] = WW_MPQ_NONE;
         q->bmin[b] = WW_MPQ_INF;
     }
+}
+
+void ww_mpq_init(ww_mpq_t *q)
+{
+    q->node = NULL;
+    q->cap = 0;
+    q->shared = 0;
+    s_empty(q);
 }
 
 void ww_mpq_fini(ww_mpq_t *q)
@@ -64,14 +70,7 @@ void ww_mpq_clear(ww_mpq_t *q)
     for (size_t s = 0; s < q->cap; s++) {
         q->node[s] = (ww_mpq_node_t){WW_MPQ_FREE, WW_MPQ_NONE};
     }
-    q->len = 0;
-    q->last = 0;
-    q->min = WW_MPQ_INF;
-    q->mask = 0;
-    for (size_t b = 0; b < WW_MPQ_BUCKETS; b++) {
-        q->head[b] = WW_MPQ_NONE;
-        q->bmin[b] = WW_MPQ_INF;
-    }
+    s_empty(q);
 }
 
 /* Bucket 0 is empty and q is not: the smallest key is the minimum of the lowest

@@ -10,6 +10,21 @@
 
 #include <cmocka.h>
 
+/* splitmix64: a deterministic PRNG, so every run checks the same sequences. */
+static inline uint64_t ww_test_rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* Uniform in (0, 1). */
+static inline double ww_test_rng_unit(uint64_t *s)
+{
+    return ((double)(ww_test_rng_next(s) >> 11) + 0.5) * 0x1p-53;
+}
+
 #define WW_TEST_MAIN(tests, setup, teardown)                                                       \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \

@@ -391,6 +391,24 @@ static int s_occupy(int *port)
 }
 
 /* The process exits non-zero with a log line holding both `want` and `also`. */
+/* An agent without a collector or keys (spool in dir, log dir/agent.log), with
+ * --check-config when check; its settings from the environment. */
+static pid_t s_agent_insecure(const char *dir, bool check, char *log, size_t log_cap)
+{
+    char spool[200];
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    snprintf(log, log_cap, "%s/agent.log", dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--insecure",
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--run-for",
+                    (char *)"30s",
+                    check ? (char *)"--check-config" : NULL,
+                    NULL};
+    return h_spawn(argv, log);
+}
+
 /* pid exits with status `code`, its log holding a line with want ... also. */
 static void s_expect_refusal_of(pid_t pid, const char *log, const char *what, int code,
                                 const char *want, const char *also)
@@ -422,17 +440,7 @@ static void test_address_in_use_stops_the_binaries(void **state)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
 
     setenv("WW_AGENT_METRICS_LISTEN", addr, 1); /* the environment form of the key */
-    char spool[200];
-    snprintf(spool, sizeof spool, "%s/spool", dir);
-    snprintf(log, sizeof log, "%s/agent.log", dir);
-    char *argv[] = {(char *)WW_AGENT_BIN,
-                    (char *)"--insecure",
-                    (char *)"--spool-dir",
-                    spool,
-                    (char *)"--run-for",
-                    (char *)"30s",
-                    NULL};
-    s_expect_refusal(h_spawn(argv, log), log, "the agent");
+    s_expect_refusal(s_agent_insecure(dir, false, log, sizeof log), log, "the agent");
     unsetenv("WW_AGENT_METRICS_LISTEN");
 
     s_expect_refusal(s_collector_nopg(dir, addr, log, sizeof log), log, "the collector");
@@ -478,7 +486,7 @@ static void test_libmicrohttpd_only_with_metrics_listen(void **state)
  * reason and the package. */
 static void test_missing_libmicrohttpd_stops_the_binaries(void **state)
 {
-    char dir[128], lib[200], log[256], spool[200];
+    char dir[128], lib[200], log[256];
     snprintf(dir, sizeof dir, "/tmp/ww-it-mxd-%d", (int)getpid());
     mkdir(dir, 0755);
     snprintf(lib, sizeof lib, "%s/libmicrohttpd.so.12", dir);
@@ -488,21 +496,11 @@ static void test_missing_libmicrohttpd_stops_the_binaries(void **state)
     setenv("LD_LIBRARY_PATH", dir, 1);
 
     setenv("WW_AGENT_METRICS_LISTEN", "127.0.0.1:0", 1);
-    snprintf(spool, sizeof spool, "%s/spool", dir);
-    snprintf(log, sizeof log, "%s/agent.log", dir);
     const char *want = "metrics.listen: cannot load libmicrohttpd.so.12: ";
     const char *also = "file too short (install libmicrohttpd12)";
     /* A configuration error, exit 2: found by --check-config, and before a start. */
     for (int check = 1; check >= 0; check--) {
-        char *argv[] = {(char *)WW_AGENT_BIN,
-                        (char *)"--insecure",
-                        (char *)"--spool-dir",
-                        spool,
-                        (char *)"--run-for",
-                        (char *)"30s",
-                        check ? (char *)"--check-config" : NULL,
-                        NULL};
-        pid_t pid = h_spawn(argv, log);
+        pid_t pid = s_agent_insecure(dir, check, log, sizeof log);
         s_expect_refusal_of(pid, log, "the agent", 2, want, also);
     }
     unsetenv("WW_AGENT_METRICS_LISTEN");

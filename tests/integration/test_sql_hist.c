@@ -242,24 +242,10 @@ static double s_hm(int32_t i, int scale)
     return 2 * lo * hi / (lo + hi);
 }
 
-/* splitmix64: a fixed, portable sequence. */
-static uint64_t s_rand(uint64_t *st)
-{
-    uint64_t z = (*st += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static double s_uniform(uint64_t *st)
-{
-    return ((double)(s_rand(st) >> 11) + 0.5) / 9007199254740992.0;
-}
-
 /* A latency-like value: log-normal around `median` seconds. */
 static double s_latency(uint64_t *st, double median, double sigma)
 {
-    double u1 = s_uniform(st), u2 = s_uniform(st);
+    double u1 = ww_test_rng_unit(st), u2 = ww_test_rng_unit(st);
     double z = sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
     return median * exp(sigma * z);
 }
@@ -395,10 +381,10 @@ static void s_fill_random(h_db_t *db, r_hist_t *uni, int scale, uint64_t seed)
         if (id == 7) {
             sql = strdup("NULL");
         } else {
-            int n = 1 + (int)(s_rand(&st) % 400);
+            int n = 1 + (int)(ww_test_rng_next(&st) % 400);
             double median = 0.0005 * (double)(1 + id % 5);
             for (int k = 0; k < n; k++) {
-                uint64_t kind = s_rand(&st) % 100;
+                uint64_t kind = ww_test_rng_next(&st) % 100;
                 double v = kind == 0   ? 0.0
                            : kind == 1 ? -0.25
                            : kind == 2 ? 1e-7

@@ -15,24 +15,9 @@
 #define N_VALUES 100000
 #define PI 3.14159265358979323846
 
-/* splitmix64: a deterministic PRNG, so every run checks the same values. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1). */
-static double rng_unit(uint64_t *s)
-{
-    return ((double)(rng_next(s) >> 11) + 0.5) * 0x1p-53;
-}
-
 static double rng_normal(uint64_t *s)
 {
-    double u = rng_unit(s), v = rng_unit(s);
+    double u = ww_test_rng_unit(s), v = ww_test_rng_unit(s);
     return sqrt(-2.0 * log(u)) * cos(2.0 * PI * v);
 }
 
@@ -117,10 +102,11 @@ static void test_index_brackets_random_values_every_scale(void **state)
     uint64_t rng = 42;
     for (int n = 0; n < 200000; n++) {
         /* log-uniform over the whole range, plus raw random mantissas */
-        double v = exp2(WW_HIST_MIN_LOG2 + rng_unit(&rng) * (WW_HIST_MAX_LOG2 - WW_HIST_MIN_LOG2));
+        double v =
+            exp2(WW_HIST_MIN_LOG2 + ww_test_rng_unit(&rng) * (WW_HIST_MAX_LOG2 - WW_HIST_MIN_LOG2));
         if (n & 1) {
-            v = ldexp(1.0 + (double)(rng_next(&rng) >> 12) * 0x1p-52,
-                      (int)(rng_next(&rng) % 32) - 20);
+            v = ldexp(1.0 + (double)(ww_test_rng_next(&rng) >> 12) * 0x1p-52,
+                      (int)(ww_test_rng_next(&rng) % 32) - 20);
         }
         if (!(v > WW_HIST_MIN && v <= WW_HIST_MAX)) {
             continue;
@@ -147,9 +133,9 @@ static void test_downscale_equals_recording_coarser(void **state)
     double *v = malloc(20000 * sizeof *v);
     assert_non_null(v);
     for (int k = 0; k < 20000; k++) {
-        v[k] = exp2(-19.5 + rng_unit(&rng) * 31);
+        v[k] = exp2(-19.5 + ww_test_rng_unit(&rng) * 31);
         if (k % 97 == 0) {
-            v[k] = ldexp(1.0, (int)(rng_next(&rng) % 30) - 19); /* exact powers of two */
+            v[k] = ldexp(1.0, (int)(ww_test_rng_next(&rng) % 30) - 19); /* exact powers of two */
         }
     }
     for (int to = WW_HIST_MAX_SCALE; to >= 0; to--) {
@@ -183,12 +169,13 @@ static double gen_lognormal_ttft(uint64_t *rng)
 
 static double gen_bimodal_tpot(uint64_t *rng)
 {
-    return rng_unit(rng) < 0.8 ? rng_lognormal(rng, 0.0007, 0.15) : rng_lognormal(rng, 0.02, 0.3);
+    return ww_test_rng_unit(rng) < 0.8 ? rng_lognormal(rng, 0.0007, 0.15)
+                                       : rng_lognormal(rng, 0.02, 0.3);
 }
 
 static double gen_loguniform_6_decades(uint64_t *rng)
 {
-    return pow(10.0, -6.0 + 6.0 * rng_unit(rng));
+    return pow(10.0, -6.0 + 6.0 * ww_test_rng_unit(rng));
 }
 
 static double gen_point_half(uint64_t *rng)
@@ -579,14 +566,14 @@ static void test_wire_roundtrip_equals_original(void **state)
         int s = round % (WW_HIST_MAX_SCALE + 1);
         ww_hist_t h;
         ww_hist_init(&h, s);
-        int n = (int)(rng_next(&rng) % 3000);
+        int n = (int)(ww_test_rng_next(&rng) % 3000);
         for (int k = 0; k < n; k++) {
             ww_hist_record(&h, rng_lognormal(&rng, 0.05, 1.5));
         }
         /* a mix of special counters, differing per round */
         static const double sp[] = {0.0, -2.0, 1e-9, 1e4, INFINITY, NAN, -INFINITY};
         for (int k = 0; k < 7; k++) {
-            if (rng_next(&rng) % 3 == 0) {
+            if (ww_test_rng_next(&rng) % 3 == 0) {
                 ww_hist_record(&h, sp[k]);
             }
         }

@@ -12,24 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* splitmix64: a deterministic PRNG, so every run checks the same sequences. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1). */
-static double rng_unit(uint64_t *s)
-{
-    return ((double)(rng_next(s) >> 11) + 0.5) * 0x1p-53;
-}
-
 static double rng_exp(uint64_t *s, double mean)
 {
-    return -mean * log(rng_unit(s));
+    return -mean * log(ww_test_rng_unit(s));
 }
 
 /* ---- the reference: every queued key in a descending array (the minimum is last) and
@@ -82,7 +67,7 @@ static double ref_min(const ref_t *r)
 static void both_push(ww_mpq_t *q, ref_t *r, double key, uint64_t *rng)
 {
     assert_true(r->n_free > 0);
-    size_t f = (size_t)(rng_next(rng) % r->n_free);
+    size_t f = (size_t)(ww_test_rng_next(rng) % r->n_free);
     uint32_t slot = r->free_slots[f];
     r->free_slots[f] = r->free_slots[--r->n_free];
     size_t lo = 0, hi = r->n; /* first index whose key is < key: insert there */
@@ -140,25 +125,25 @@ typedef enum {
 static double draw_key(keys_t kind, double floor_key, uint64_t *rng)
 {
     if (kind == KEYS_MIXED) {
-        kind = (keys_t)(rng_next(rng) % KEYS_MIXED);
+        kind = (keys_t)(ww_test_rng_next(rng) % KEYS_MIXED);
     }
     switch (kind) {
     case KEYS_EXP:
         return floor_key + rng_exp(rng, 0.5);
     case KEYS_TIES:
-        return floor_key + 0.125 * (double)(rng_next(rng) % 4);
+        return floor_key + 0.125 * (double)(ww_test_rng_next(rng) % 4);
     case KEYS_SPAN: {
-        uint64_t u = rng_next(rng) % 20;
+        uint64_t u = ww_test_rng_next(rng) % 20;
         if (u == 0) {
             return floor_key;
         }
         if (u == 1) {
             return nextafter(floor_key, INFINITY);
         }
-        return floor_key + pow(10.0, -9.0 + 15.0 * rng_unit(rng));
+        return floor_key + pow(10.0, -9.0 + 15.0 * ww_test_rng_unit(rng));
     }
     case KEYS_ZERO: {
-        uint64_t u = rng_next(rng) % 6;
+        uint64_t u = ww_test_rng_next(rng) % 6;
         if (floor_key == 0.0) {
             static const double zeroish[] = {0.0, -0.0, 0x1p-1074, 1e-300, 0.0, 1e-9};
             return zeroish[u];
@@ -192,13 +177,13 @@ static void run_random(keys_t kind, uint64_t seed, size_t cap, size_t n_ops)
             static const double shares[] = {0.5, 0.9, 0.3, 0.55, 0.1, 0.7};
             p_push = shares[(op / 2000) % 6];
         }
-        bool push = r.n == 0 || (r.n_free > 0 && rng_unit(&rng) < p_push);
+        bool push = r.n == 0 || (r.n_free > 0 && ww_test_rng_unit(&rng) < p_push);
         if (push) {
             /* A clock between the last key popped and the current minimum: keys may go
              * below the minimum, never below the last key popped. */
             double lo = r.last_popped, hi = ref_min(&r), floor_key = lo;
-            if (isfinite(hi) && (rng_next(&rng) & 1)) {
-                floor_key = lo + (hi - lo) * rng_unit(&rng);
+            if (isfinite(hi) && (ww_test_rng_next(&rng) & 1)) {
+                floor_key = lo + (hi - lo) * ww_test_rng_unit(&rng);
                 floor_key = floor_key < lo ? lo : floor_key > hi ? hi : floor_key;
             }
             both_push(&q, &r, draw_key(kind, floor_key, &rng), &rng);
@@ -282,21 +267,21 @@ static void test_pop_until_set_semantics(void **state)
     double x = 0.0;
     for (int round = 0; round < 200; round++) {
         /* Pushes: keys on a coarse grid above x (many duplicates), some equal to x. */
-        int n_push = 5 + (int)(rng_next(&rng) % 15);
+        int n_push = 5 + (int)(ww_test_rng_next(&rng) % 15);
         for (int i = 0; i < n_push && next_slot < CAP; i++) {
             uint32_t s = next_slot++;
-            key[s] = x + 0.25 * (double)(rng_next(&rng) % 8);
+            key[s] = x + 0.25 * (double)(ww_test_rng_next(&rng) % 8);
             queued[s] = true;
             ww_mpq_push(&q, key[s], s);
         }
         double m = ww_mpq_min(&q);
         /* The next x: on a queued key, or between two, or equal to the last one. */
-        switch (rng_next(&rng) % 3) {
+        switch (ww_test_rng_next(&rng) % 3) {
         case 0:
-            x = m + 0.25 * (double)(rng_next(&rng) % 3);
+            x = m + 0.25 * (double)(ww_test_rng_next(&rng) % 3);
             break;
         case 1:
-            x = m + 0.125 + 0.25 * (double)(rng_next(&rng) % 3);
+            x = m + 0.125 + 0.25 * (double)(ww_test_rng_next(&rng) % 3);
             break;
         default:
             x = m;
@@ -477,9 +462,9 @@ static void test_two_queues_share_one_array(void **state)
             ww_mpq_use(&q[0], node, cap);
             ww_mpq_use(&q[1], node, cap);
         }
-        unsigned act = (unsigned)(rng_next(&rng) % 3);
+        unsigned act = (unsigned)(ww_test_rng_next(&rng) % 3);
         if (act == 0) { /* a new request: a free slot into q[0] */
-            size_t s = (size_t)(rng_next(&rng) % cap);
+            size_t s = (size_t)(ww_test_rng_next(&rng) % cap);
             while (where[s] != 0 && len[0] + len[1] < cap) {
                 s = (s + 1) % cap;
             }
@@ -502,7 +487,7 @@ static void test_two_queues_share_one_array(void **state)
                 clock[k] = want;
                 len[k]--;
                 if (k == 0) {
-                    key[s] = clock[1] + rng_exp(&rng, 0.5) * (double)(rng_next(&rng) % 2);
+                    key[s] = clock[1] + rng_exp(&rng, 0.5) * (double)(ww_test_rng_next(&rng) % 2);
                     where[s] = 2;
                     len[1]++;
                     ww_mpq_push(&q[1], key[s], s);

@@ -197,10 +197,11 @@ static void s_sink_add(void *arg, const ww_request_t *r)
     t->q[t->n_q++] = *r;
 }
 
-/* A conf that takes every record path: errors, bursts, a pump fault, a queue that fills
- * (rejections) and waits that time out. */
-static void s_busy_conf(fixture_t *f)
+/* The defaults, then a conf that takes every record path: errors, bursts, a pump fault, a
+ * queue that fills (rejections) and waits that time out. */
+static void s_busy_fixture_init(fixture_t *f)
 {
+    s_fixture_init(f);
     f->c.seed = 7;
     f->c.diurnal_amplitude = 0.3;
     f->c.burst_prob_per_s = 0.02;
@@ -218,8 +219,7 @@ static void s_busy_conf(fixture_t *f)
 static void test_sink_same_records(void **unused)
 {
     fixture_t f;
-    s_fixture_init(&f);
-    s_busy_conf(&f);
+    s_busy_fixture_init(&f);
     trace_t polled, sunk;
     s_run(&f.c, 2, 121, s_sec, &polled);
     memset(&sunk, 0, sizeof(sunk));
@@ -256,8 +256,7 @@ static void test_sink_same_records(void **unused)
 static void test_sink_switch(void **unused)
 {
     fixture_t f;
-    s_fixture_init(&f);
-    s_busy_conf(&f);
+    s_busy_fixture_init(&f);
     trace_t polled, mixed;
     s_run(&f.c, 0, 61, s_sec, &polled);
     memset(&mixed, 0, sizeof(mixed));
