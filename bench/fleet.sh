@@ -11,7 +11,11 @@
 #      a fresh database with the same tables and indexes, in one transaction.
 #   3. sustained: a fresh database, the fleet live at 1 Hz for SECONDS (>= 300): the
 #      committed rate per minute, the first minute beside the last, the sample-to-commit
-#      delay (p50/p99 from the collector), and the CPU of every process involved.
+#      delay (p50/p99 from the collector), and the CPU of every process involved. The
+#      collector also evaluates the SLOs, capacity, power and thermal rules of the three
+#      phases of deploy/phases.example.yaml every 30 s (the agents' nodes split across
+#      them), as a production collector does; the evaluations' count and mean time are
+#      reported (WW_FLEET_SLO=0 leaves the evaluator out).
 #
 # The fleet: AGENTS agent processes, each driving NODES/AGENTS simulated nodes with the
 # real agent code path (simulator, latency histograms, fsync'd spool, protocol, CURVE).
@@ -37,6 +41,8 @@ seconds=${WW_FLEET_SECONDS:-300}
 backlog=${WW_FLEET_BACKLOG:-60}
 rate=${WW_FLEET_RATE:-1}
 per=$(((nodes + agents - 1) / agents))
+# The phases of deploy/phases.example.yaml: agent a's nodes belong to phases[a % 3].
+phases=(phase-2026a phase-2027a phase-2028a)
 nodes=$((per * agents))
 
 work=$(mktemp -d /tmp/ww-fleet.XXXXXX)
@@ -123,24 +129,26 @@ delay_quantile() { # Q FROM_FILE TO_FILE
     }'
 }
 
-collector() { # DB LOG: starts a collector, sets $cpid, $cep, $mport
-  rm -f "$work/ep" "$work/$2"
+collector() { # DB LOG [ARGS...]: starts a collector, sets $cpid, $cep, $mport
+  local db=$1 log=$2
+  shift 2
+  rm -f "$work/ep" "$work/$log"
   "$bin/collector/waferwatch-collector" --listen 'tcp://127.0.0.1:*' --endpoint-file "$work/ep" \
-    --server-key "$keys/collector.key" --allowlist "$keys/allowlist" --pg "dbname=$1" \
-    --metrics-listen 127.0.0.1:0 >"$work/$2" 2>&1 &
+    --server-key "$keys/collector.key" --allowlist "$keys/allowlist" --pg "dbname=$db" \
+    --metrics-listen 127.0.0.1:0 "$@" >"$work/$log" 2>&1 &
   cpid=$!
   pids+=("$cpid")
   for _ in $(seq 300); do [ -s "$work/ep" ] && break; sleep 0.1; done
-  [ -s "$work/ep" ] || { cat "$work/$2" >&2; echo "fleet: the collector did not start" >&2; exit 1; }
+  [ -s "$work/ep" ] || { cat "$work/$log" >&2; echo "fleet: the collector did not start" >&2; exit 1; }
   cep=$(cat "$work/ep")
-  mport=$(sed -n 's/.*metrics: listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$work/$2" | head -1)
+  mport=$(sed -n 's/.*metrics: listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$work/$log" | head -1)
 }
 
 agents_start() { # TAG RUN_FOR DRAIN: starts the fleet, sets ${apids[@]}
   apids=()
   for ((a = 0; a < agents; a++)); do
     WW_AGENT_SIM_ARRIVAL_RATE=$rate "$bin/agent/waferwatch-agent" --agent-id "fleet-$a" \
-      --node-id "f$a" --sim-nodes "$per" --sim-seed $((a + 1)) --collector "$cep" \
+      --node-id "f$a" --phase "${phases[$((a % 3))]}" --sim-nodes "$per" --sim-seed $((a + 1)) --collector "$cep" \
       --server-key "$keys/collector.pub" --agent-key "$keys/fleet-$a.key" \
       --spool-dir "$work/spool-$1-$a" --run-for "$2" --drain-timeout "$3" \
       >"$work/agent-$1-$a.log" 2>&1 &
@@ -184,8 +192,14 @@ ceil_s=$(calc "$t1 - $t0")
 ceil_rate=$(calc "$rows / $ceil_s")
 bytes=$(stat -c %s "$work/samples.bin" "$work/windows.bin" | awk '{t += $1} END {printf "%.0f", t}')
 
-# 3. sustained: the live fleet at 1 Hz.
-collector sustained collector-sustained.log
+# 3. sustained: the live fleet at 1 Hz, the SLO evaluator on.
+slo_args=()
+if [ "${WW_FLEET_SLO:-1}" = 1 ]; then
+  # The example's phases and SLOs, alerts to PostgreSQL only (no Alertmanager here).
+  sed 's|^  url: .*|  url: ""|' deploy/phases.example.yaml >"$work/phases.yaml"
+  slo_args=(--slo "$work/phases.yaml")
+fi
+collector sustained collector-sustained.log "${slo_args[@]}"
 c_cpu0=$(cpu_of "$cpid"); pg0=$(pg_cpu)
 agents_start live 0 60s
 ts=() rs=()
@@ -205,6 +219,8 @@ w99=$(delay_quantile 0.99 "$work/delay0" "$work/delay1")
 a_cpu=0
 for a in "${apids[@]}"; do a_cpu=$(calc "$a_cpu + $(cpu_of "$a")"); done
 c_cpu=$(calc "$(cpu_of "$cpid") - $c_cpu0"); pg1=$(pg_cpu)
+evals=$(metric "$mport" waferwatch_collector_slo_evaluation_duration_seconds_count)
+eval_s=$(metric "$mport" waferwatch_collector_slo_evaluation_duration_seconds_sum)
 for a in "${apids[@]}"; do kill -TERM "$a"; done
 for a in "${apids[@]}"; do wait "$a" || true; done
 kill -TERM "$cpid"; wait "$cpid" || true
@@ -243,5 +259,9 @@ printf '%-58s %14s\n' "  CPU over ${wall%.*} s: agents / collector / PostgreSQL,
   "$(printf '%.0f / %.0f / %.0f' "$a_cpu" "$c_cpu" "$(calc "$pg1 - $pg0")")"
 printf '%-58s %13.0f%%\n' "  collector + PostgreSQL, share of the $(nproc) cores" \
   "$(pct "($c_cpu + $pg1 - $pg0)" "($wall * $(nproc))")"
+if [ "${#slo_args[@]}" -gt 0 ]; then
+  printf '%-58s %14s\n' "  SLO evaluations of the 3 phases (every 30 s); mean, s" \
+    "${evals:-0}; $(calc "${eval_s:-0} / (${evals:-0} > 0 ? ${evals:-0} : 1)")"
+fi
 echo
 "$bin/bench/bench_wire" 4075 20 | sed 's/^/wire: /'
