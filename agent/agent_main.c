@@ -336,11 +336,12 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
 
 static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ticks,
                               uint64_t skipped, uint64_t samples, uint64_t windows,
-                              uint64_t requests)
+                              const s_nodes_t *nodes)
 {
     if (!m->srv) {
         return;
     }
+    uint64_t requests = s_requests(nodes); /* a pass over the nodes: only when served */
     ww_link_stats_t st;
     ww_link_depth_t d;
     ww_link_stats(link, &st);
@@ -510,7 +511,7 @@ int main(int argc, char **argv)
         if (now < next) {
             /* With /healthz served, wake at least every second to keep it current. */
             ww_link_poll(link, mx.srv && next - now > WW_NS_PER_S ? WW_NS_PER_S : next - now);
-            s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
+            s_metrics_publish(&mx, link, ticks, skipped, samples, windows, &nodes);
             continue;
         }
         /* Behind schedule by more than the catch-up window: skip to stay aligned. */
@@ -555,7 +556,7 @@ int main(int argc, char **argv)
         }
         next += interval;
         ww_link_poll(link, 0);
-        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
+        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, &nodes);
     }
 
     /* The windows still open hold requests already completed: send them, partial. */
@@ -578,9 +579,9 @@ int main(int argc, char **argv)
             break;
         }
         ww_link_poll(link, left < 100 * WW_NS_PER_MS ? left : 100 * WW_NS_PER_MS);
-        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
+        s_metrics_publish(&mx, link, ticks, skipped, samples, windows, &nodes);
     }
-    s_metrics_publish(&mx, link, ticks, skipped, samples, windows, s_requests(&nodes));
+    s_metrics_publish(&mx, link, ticks, skipped, samples, windows, &nodes);
     ww_link_stats_t st;
     ww_link_stats(link, &st);
     /* One machine-readable line for scripts and tests. */
