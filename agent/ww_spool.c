@@ -37,6 +37,7 @@
  */
 #define WW_LOG_MODULE "spool"
 #include "ww_spool.h"
+#include "ww_le.h"
 #include "ww_log.h"
 #include "ww_time.h"
 
@@ -156,40 +157,6 @@ uint32_t ww_crc32c(uint32_t crc, const void *data, size_t len)
         crc = s_crc_table[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
     }
     return ~crc;
-}
-
-/* ---- little-endian fields ---- */
-
-static void s_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t s_get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
 }
 
 /* ---- small I/O helpers: 0 or -errno, retrying EINTR and short transfers ---- */
@@ -336,11 +303,11 @@ static int s_write_meta(ww_spool_t *self)
 {
     uint8_t b[META_LEN];
     memcpy(b, s_meta_magic, 4);
-    s_put64(b + 4, self->epoch);
-    s_put64(b + 12, self->next_seq);
-    s_put64(b + 20, self->dropped);
-    s_put64(b + 28, self->corrupt);
-    s_put32(b + 36, ww_crc32c(0, b, 36));
+    ww_put_le64(b + 4, self->epoch);
+    ww_put_le64(b + 12, self->next_seq);
+    ww_put_le64(b + 20, self->dropped);
+    ww_put_le64(b + 28, self->corrupt);
+    ww_put_le32(b + 36, ww_crc32c(0, b, 36));
     int rc = s_write_atomic(self, "meta", "meta.tmp", b, sizeof b, true);
     if (rc == 0) {
         self->meta_dirty = false;
@@ -419,9 +386,9 @@ static int s_write_acked(ww_spool_t *self, uint64_t acked, bool durable)
     }
     uint8_t b[ACKED_LEN];
     memcpy(b, s_acked_magic, 4);
-    s_put64(b + 4, self->epoch);
-    s_put64(b + 12, acked);
-    s_put32(b + 20, ww_crc32c(0, b, 20));
+    ww_put_le64(b + 4, self->epoch);
+    ww_put_le64(b + 12, acked);
+    ww_put_le32(b + 20, ww_crc32c(0, b, 20));
     uint64_t off = (uint64_t)self->ack_slot * ACKED_LEN;
     ssize_t n;
     do {
@@ -558,9 +525,9 @@ static int s_scan(int fd, uint64_t size, uint64_t first, uint64_t prev_last, s_s
         if (rc != 0) {
             goto cleanup;
         }
-        uint64_t len = s_get32(hdr + 4);
+        uint64_t len = ww_get_le32(hdr + 4);
         if (memcmp(hdr, s_rec_magic, 4) != 0 || len > size - off - REC_HDR ||
-            s_get64(hdr + 8) != expect) {
+            ww_get_le64(hdr + 8) != expect) {
             break;
         }
         uint32_t crc = ww_crc32c(0, hdr + 8, 8);
@@ -573,7 +540,7 @@ static int s_scan(int fd, uint64_t size, uint64_t first, uint64_t prev_last, s_s
             crc = ww_crc32c(crc, chunk, n);
             done += n;
         }
-        if (crc != s_get32(hdr + 16)) {
+        if (crc != ww_get_le32(hdr + 16)) {
             break;
         }
         off += REC_HDR + len;
@@ -591,13 +558,13 @@ static int s_scan(int fd, uint64_t size, uint64_t first, uint64_t prev_last, s_s
             memcmp(hdr, s_rec_magic, 4) != 0) {
             break;
         }
-        if (usable && s_get64(hdr + 8) == e) {
+        if (usable && ww_get_le64(hdr + 8) == e) {
             out->seq_floor = e + 1; /* this seq may have been sent: never reuse it */
         }
-        if (s_get32(hdr + 4) > size - p - REC_HDR) {
+        if (ww_get_le32(hdr + 4) > size - p - REC_HDR) {
             break;
         }
-        p += REC_HDR + s_get32(hdr + 4);
+        p += REC_HDR + ww_get_le32(hdr + 4);
         e++;
     }
 cleanup:
@@ -808,15 +775,15 @@ static int s_load_meta(ww_spool_t *self, uint64_t *next_seq)
     if (rc <= 0) {
         return rc;
     }
-    uint64_t epoch = s_get64(b + 4);
-    *next_seq = s_get64(b + 12);
-    if (memcmp(b, s_meta_magic, 4) != 0 || s_get32(b + 36) != ww_crc32c(0, b, 36) || epoch == 0 ||
-        *next_seq == 0) {
+    uint64_t epoch = ww_get_le64(b + 4);
+    *next_seq = ww_get_le64(b + 12);
+    if (memcmp(b, s_meta_magic, 4) != 0 || ww_get_le32(b + 36) != ww_crc32c(0, b, 36) ||
+        epoch == 0 || *next_seq == 0) {
         return -EBADMSG;
     }
     self->epoch = epoch;
-    self->dropped = s_get64(b + 20);
-    self->corrupt = s_get64(b + 28);
+    self->dropped = ww_get_le64(b + 20);
+    self->corrupt = ww_get_le64(b + 28);
     return 1;
 }
 
@@ -841,12 +808,12 @@ static int s_load_acked(ww_spool_t *self)
     int valid = 0;
     for (int k = 0; rc == 1 && k < 2; k++) {
         const uint8_t *p = b + (size_t)k * ACKED_LEN;
-        if (memcmp(p, s_acked_magic, 4) != 0 || s_get32(p + 20) != ww_crc32c(0, p, 20)) {
+        if (memcmp(p, s_acked_magic, 4) != 0 || ww_get_le32(p + 20) != ww_crc32c(0, p, 20)) {
             continue; /* a slot torn by a crash, or never written */
         }
         valid++;
-        if (s_get64(p + 4) == self->epoch && s_get64(p + 12) >= self->acked) {
-            self->acked = s_get64(p + 12);
+        if (ww_get_le64(p + 4) == self->epoch && ww_get_le64(p + 12) >= self->acked) {
+            self->acked = ww_get_le64(p + 12);
             self->ack_slot = k ^ 1;
         }
     }
@@ -1177,9 +1144,9 @@ int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len
 
     uint8_t hdr[REC_HDR];
     memcpy(hdr, s_rec_magic, 4);
-    s_put32(hdr + 4, (uint32_t)len);
-    s_put64(hdr + 8, seq);
-    s_put32(hdr + 16, ww_crc32c(ww_crc32c(0, hdr + 8, 8), data, len));
+    ww_put_le32(hdr + 4, (uint32_t)len);
+    ww_put_le64(hdr + 8, seq);
+    ww_put_le32(hdr + 16, ww_crc32c(ww_crc32c(0, hdr + 8, 8), data, len));
     struct iovec iov[2] = {{hdr, REC_HDR}, {(void *)data, len}};
     rc = s_writev_full(self->tail_fd, iov, len > 0 ? 2 : 1);
     if (rc == 0 && self->conf.fsync == WW_FSYNC_ALWAYS && fdatasync(self->tail_fd) < 0) {
@@ -1293,9 +1260,9 @@ static int s_next_in_seg(ww_spool_t *self, struct seg *sg, uint64_t off, uint64_
             if (rc != 0) {
                 return rc;
             }
-            n = s_get32(hdr + 4);
+            n = ww_get_le32(hdr + 4);
             ok = memcmp(hdr, s_rec_magic, 4) == 0 && n <= sg->bytes - off - REC_HDR &&
-                 s_get64(hdr + 8) == expect;
+                 ww_get_le64(hdr + 8) == expect;
         }
         if (!ok) {
             /* Lost our footing: the rest of this segment cannot be read. */
@@ -1317,7 +1284,7 @@ static int s_next_in_seg(ww_spool_t *self, struct seg *sg, uint64_t off, uint64_
             return rc;
         }
         off += REC_HDR + n;
-        if (ww_crc32c(ww_crc32c(0, hdr + 8, 8), buf, (size_t)n) != s_get32(hdr + 16)) {
+        if (ww_crc32c(ww_crc32c(0, hdr + 8, 8), buf, (size_t)n) != ww_get_le32(hdr + 16)) {
             free(buf);
             s_count_corrupt(self, sg, expect, expect);
             expect++;
