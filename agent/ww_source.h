@@ -1,9 +1,11 @@
 /* ww_source: the interface between the agent and whatever it measures.
  *
  * A source is a table of function pointers (collectd's plugin_register_read, Fluent Bit's
- * struct flb_input_plugin). The simulated wafer-scale driver (ww_sim) is one entry; real
- * host sources (IPMI/Redfish power, coolant loop sensors, the inference server's request
- * log) implement the same table later. The agent owns one source instance per node.
+ * struct flb_input_plugin). The simulated wafer-scale driver (ww_sim) is one entry; the
+ * request log (ww_reqlog: readings and completion records sent by the inference server, or
+ * by the simulator run as its own process, over a Unix socket) is another; further host
+ * sources (IPMI/Redfish power, coolant loop sensors) implement the same table. The agent
+ * owns one source instance per node.
  *
  * Time is passed in, never read by the source, so a source can be driven faster than
  * real time in tests and a simulated one is deterministic for a seed.
@@ -79,6 +81,13 @@ struct ww_source {
      * requests/s would hold a second of them) and copying each twice. fn NULL: back to
      * buffering. */
     void (*set_sink)(void *state, ww_req_sink_fn fn, void *arg);
+    /* Optional (NULL for a source that only works inside sample()): a file descriptor the
+     * agent polls between ticks, and what to do when it is readable. ready() takes what
+     * arrived and may hand records to the sink (set_sink) then, as sample() does; it
+     * returns 0 or a negative errno. A source driven by another process (the request log)
+     * takes its records as they come instead of letting a second of them pile up. */
+    int (*fd)(void *state);
+    int (*ready)(void *state);
     /* Name of model index i, or NULL past the end. */
     const char *(*model_name)(void *state, unsigned i);
     /* Frees the instance and NULLs *state; safe on NULL. */

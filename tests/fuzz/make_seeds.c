@@ -5,7 +5,8 @@
  *
  * writes OUTDIR/wire/ (encoded Envelopes: hello, batches with samples and latency windows,
  * heartbeat, ack, nack), OUTDIR/hist/ (encoded Histograms), OUTDIR/config/ (the given YAML
- * files, the printed defaults of the agent and collector schemas and a few small ones)
+ * files, the printed defaults of the agent and collector schemas and a few small ones),
+ * OUTDIR/reqlog/ (request-log datagrams: readings, REQUESTS batches from empty to full)
  * and OUTDIR/config.dict (a libFuzzer dictionary: every key component of both schemas and
  * YAML tokens). Each seed is checked with the decoder it is for; the time fields are
  * around WW_FUZZ_NOW_NS, the fixed "now" fuzz_wire decodes with. Exits non-zero (failing
@@ -17,6 +18,7 @@
 #include "ww_config.h"
 #include "ww_hist.h"
 #include "ww_hist_wire.h"
+#include "ww_reqlog.h"
 #include "ww_wire.h"
 
 #include <errno.h>
@@ -316,6 +318,87 @@ static void s_wire_seeds(void)
     s_envelope("nack.pb", &env);
 }
 
+/* Checks that a request-log datagram parses and that each of its records decodes, and
+ * writes it as reqlog/NAME. */
+static void s_reqlog(const char *name, const uint8_t *buf, size_t len)
+{
+    ww_reqlog_msg_t m;
+    const char *why = NULL;
+    if (ww_reqlog_parse(buf, len, &m, &why) != 0) {
+        s_fail("%s: the datagram does not parse: %s", name, why);
+        return;
+    }
+    for (uint32_t k = 0; m.type == WW_REQLOG_REQUESTS && k < m.count; k++) {
+        ww_request_t r;
+        if (ww_reqlog_record(&m, k, &r, &why) != 0) {
+            s_fail("%s: record %u does not decode: %s", name, (unsigned)k, why);
+            return;
+        }
+    }
+    s_write("reqlog", name, buf, len);
+}
+
+static void s_reqlog_batch(const char *name, const char *const *models, unsigned n_models,
+                           uint32_t count)
+{
+    static ww_reqlog_batch_t b;
+    if (ww_reqlog_begin(&b, models, n_models) != 0) {
+        s_fail("%s: ww_reqlog_begin refused the model table", name);
+        return;
+    }
+    for (uint32_t k = 0; k < count; k++) {
+        ww_request_t r;
+        memset(&r, 0, sizeof r);
+        r.model = (uint16_t)(k % n_models);
+        r.status = (ww_req_status_t)(k % 4);
+        r.done_ns = NOW - SEC + (int64_t)k * 1000;
+        r.arrival_ns = r.done_ns - 2 * SEC + (int64_t)(k % 5) * 1000;
+        r.start_ns = r.arrival_ns + (k % 3 == 0 ? 0 : 1000000);
+        r.first_token_ns = r.status == WW_REQ_REJECTED ? r.done_ns : r.start_ns + 200000000;
+        r.prompt_tokens = 1000 + k;
+        r.output_tokens = r.status == WW_REQ_REJECTED ? 0 : 250 + k;
+        if (ww_reqlog_add(&b, &r) != 1) {
+            break; /* full */
+        }
+    }
+    s_reqlog(name, b.buf, b.len);
+}
+
+static void s_reqlog_seeds(void)
+{
+    uint8_t buf[WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES];
+    ww_reading_t rd;
+    memset(&rd, 0, sizeof rd);
+    rd.power_w = 21000.5f;
+    rd.inlet_c = 25.0f;
+    rd.outlet_c = 32.5f;
+    rd.flow_lpm = 40.0f;
+    rd.wafer_hotspot_c = 70.25f;
+    rd.utilization = 0.75f;
+    rd.tokens_per_s = 9000.0f;
+    rd.throttle_factor = 1.0f;
+    rd.requests_queued = 3;
+    rd.requests_in_flight = 40;
+    rd.requests_completed = 120;
+    s_reqlog("reading.bin", buf, ww_reqlog_reading(buf, NOW, &rd));
+    rd.throttled = true;
+    rd.throttle_factor = 0.7f;
+    rd.wafer_hotspot_c = 96.5f;
+    s_reqlog("reading_throttled.bin", buf, ww_reqlog_reading(buf, NOW + SEC, &rd));
+
+    static const char *const one[] = {"llama3.1-8b"};
+    static const char *const three[] = {"llama3.1-8b", "llama3.1-70b", "llama3.1-405b"};
+    static const char *const eight[] = {
+        "m", "model-b", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK", "x.y/z:1", "d", "e",
+        "f", "~!"};
+    s_reqlog_batch("requests_empty.bin", one, 1, 0);
+    s_reqlog_batch("requests_one.bin", one, 1, 1);
+    s_reqlog_batch("requests_three_models.bin", three, 3, 12);
+    s_reqlog_batch("requests_eight_models.bin", eight, 8, 16);
+    /* 340 records after a 48-byte table: exactly WW_REQLOG_MAX_DGRAM bytes */
+    s_reqlog_batch("requests_full.bin", eight + 2, 1, 1000);
+}
+
 /* The effective configuration of a schema with its defaults, as --print-config writes it. */
 static void s_print_defaults(const ww_cfg_schema_t *s, void *cfg, const char *name)
 {
@@ -461,8 +544,10 @@ int main(int argc, char **argv)
     s_mkdir("wire");
     s_mkdir("hist");
     s_mkdir("config");
+    s_mkdir("reqlog");
     s_wire_seeds();
     s_hist_seeds();
+    s_reqlog_seeds();
     s_config_seeds(argc, argv);
     return s_failed ? 1 : 0;
 }
