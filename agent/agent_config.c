@@ -97,7 +97,18 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("agent.log_level", WW_CFG_STRING, "info", A(log_level), 0, 0, "log-level",
         "error, warn, info or debug"),
     ROW("agent.source", WW_CFG_STRING, "sim", A(source), 0, 0, "source",
-        "what to measure: sim (the simulated wafer-scale driver)"),
+        "what to measure: sim (the simulated wafer-scale driver, run inside the agent) or "
+        "reqlog (readings and completion records that the inference server, or "
+        "waferwatch-sim, sends to source.socket)"),
+    ROW("source.socket", WW_CFG_STRING, "/run/waferwatch/reqlog.sock", A(source_socket), 0, 0,
+        "source-socket",
+        "with agent.source reqlog: the Unix datagram socket the agent binds for the request "
+        "log (waferwatch-sim sends to it)"),
+    ROW("source.socket_mode", WW_CFG_STRING, "0660", A(source_socket_mode), 0, 0, NULL,
+        "permission bits of source.socket (octal): who may send readings and records"),
+    ROW("source.max_age", WW_CFG_DURATION, "5s", A(source_max_age_ns), 0.01, 3600, NULL,
+        "with agent.source reqlog: a reading older than this at a tick is missing (no sample "
+        "row for the tick, logged)"),
     ROW("metrics.listen", WW_CFG_STRING, "", A(metrics_listen), 0, 0, "metrics-listen",
         "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
         "port, logged); empty = off. /healthz is 503 when nothing was acked for "
@@ -226,9 +237,19 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
     host[sizeof host - 1] = '\0';
     /* A key set to null in YAML (`source:`) leaves its string NULL: make every string
      * empty instead, so that the checks below say what is wrong. */
-    char **strs[] = {&c->log_level,    &c->source,      &c->site,          &c->hall,
-                     &c->rack,         &c->phase,       &c->system_model,  &c->spool_dir,
-                     &c->spool_policy, &c->spool_fsync, &c->metrics_listen};
+    char **strs[] = {&c->log_level,
+                     &c->source,
+                     &c->site,
+                     &c->hall,
+                     &c->rack,
+                     &c->phase,
+                     &c->system_model,
+                     &c->spool_dir,
+                     &c->spool_policy,
+                     &c->spool_fsync,
+                     &c->metrics_listen,
+                     &c->source_socket,
+                     &c->source_socket_mode};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL) {
             return -ENOMEM;
@@ -284,9 +305,35 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
             return s_fail(err, why, "security.key");
         }
     }
-    if (strcmp(c->source, "sim") != 0) {
-        return s_fail(err, "only \"sim\" is available in this version", "agent.source");
+    if (c->latency_window_ns < c->interval_ns || c->latency_window_ns % c->interval_ns != 0) {
+        return s_fail(err, "must be a multiple of agent.interval", "agent.latency_window");
     }
+    return ww_agent_conf_finish_sim(c, err);
+}
+
+int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
+{
+    if (c->source == NULL || c->source_socket == NULL || c->source_socket_mode == NULL) {
+        return s_fail(err, "must be set", "agent.source, source.socket and source.socket_mode");
+    }
+    if (strcmp(c->source, "sim") != 0 && strcmp(c->source, "reqlog") != 0) {
+        return s_fail(err, "must be sim or reqlog", "agent.source");
+    }
+    if (strcmp(c->source, "reqlog") == 0 && c->sim_nodes != 1) {
+        return s_fail(err, "must be 1 with agent.source reqlog (one agent per node)", "sim.nodes");
+    }
+    char *end = NULL;
+    unsigned long mode = strtoul(c->source_socket_mode, &end, 8);
+    if (!*c->source_socket_mode || *end != '\0' || mode > 0777) {
+        return s_fail(err, "must be octal permission bits, 0 to 0777 (e.g. 0660)",
+                      "source.socket_mode");
+    }
+    if (!*c->source_socket || strlen(c->source_socket) >= 108) {
+        return s_fail(err, "must be a path of 1 to 107 bytes", "source.socket");
+    }
+    c->reqlog.path = c->source_socket;
+    c->reqlog.mode = (unsigned)mode;
+    c->reqlog.max_age_ns = c->source_max_age_ns;
     ww_sim_model_t *models = c->sim_models.items;
     for (size_t i = 0; i < c->sim_models.n; i++) {
         if (!models[i].name || !*models[i].name || strlen(models[i].name) >= WW_MODEL_NAME_MAX) {
@@ -295,9 +342,6 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
                      WW_MODEL_NAME_MAX - 1);
             return -EINVAL;
         }
-    }
-    if (c->latency_window_ns < c->interval_ns || c->latency_window_ns % c->interval_ns != 0) {
-        return s_fail(err, "must be a multiple of agent.interval", "agent.latency_window");
     }
     if (c->sim.idle_w >= c->sim.max_w) {
         return s_fail(err, "must be below sim.max_w", "sim.idle_w");

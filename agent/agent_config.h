@@ -5,6 +5,7 @@
 
 #include "ww_config.h"
 #include "ww_curve.h"
+#include "ww_reqlog.h"
 #include "ww_sim.h"
 
 #include <stdint.h>
@@ -18,8 +19,13 @@ typedef struct {
     int64_t latency_window_ns; /* per-request latencies are aggregated per window */
     int64_t hist_scale;        /* histogram resolution: 2^scale buckets per octave */
     char *log_level;
-    char *source;         /* "sim" (real host sources come later) */
+    char *source;         /* "sim" or "reqlog" */
     char *metrics_listen; /* /metrics and /healthz on HOST:PORT; "" = off */
+    /* request log (agent.source reqlog; also where waferwatch-sim sends) */
+    char *source_socket;
+    char *source_socket_mode; /* octal permission bits */
+    int64_t source_max_age_ns;
+    ww_reqlog_conf_t reqlog; /* filled by ww_agent_conf_finish */
     /* collector link */
     ww_cfg_strlist_t collectors; /* ZeroMQ endpoints, in failover order */
     int64_t ack_timeout_ns;      /* resend what is not acked after this long */
@@ -58,6 +64,11 @@ extern const ww_cfg_schema_t ww_agent_schema;
 /* Fills derived fields after loading (host name for empty ids, sim models and seed).
  * Returns 0 or -EINVAL with err set. */
 int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err);
+
+/* The checks and derived fields of the simulated driver's and the request log's settings
+ * alone (ww_agent_conf_finish runs them too): for waferwatch-sim, which runs the simulator
+ * and sends to source.socket without a collector link. Returns 0 or -EINVAL with err set. */
+int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err);
 
 /* The id of simulated node i: node_id itself when there is one node, else node_id-i. */
 void ww_agent_node_name(const ww_agent_conf_t *c, unsigned i, char *out, size_t cap);

@@ -52,6 +52,13 @@ struct ww_link {
     unsigned monitor_gen;
     ww_complain_t send_fail, spool_fail;
     ww_link_stats_t st;
+    /* other descriptors ww_link_poll waits on */
+    struct {
+        int fd;
+        void (*on_ready)(void *arg);
+        void *arg;
+    } watch[WW_LINK_MAX_WATCH];
+    size_t n_watch;
 };
 
 static s_entry_t *s_at(ww_link_t *self, size_t i)
@@ -558,20 +565,33 @@ int ww_link_poll(ww_link_t *self, int64_t timeout_ns)
         if (wait < 0) {
             wait = 0;
         }
-        int rc;
-        zmq_pollitem_t items[] = {{self->sock, 0, ZMQ_POLLIN, 0}, {self->mon, 0, ZMQ_POLLIN, 0}};
+        /* The socket and its monitor (while there is a socket), then the watched fds. */
+        zmq_pollitem_t items[2 + WW_LINK_MAX_WATCH];
+        int n_items = 0;
         if (self->sock) {
-            rc = zmq_poll(items, 2, (long)((wait + WW_NS_PER_MS - 1) / WW_NS_PER_MS));
-        } else {
-            rc = zmq_poll(NULL, 0, (long)((wait + WW_NS_PER_MS - 1) / WW_NS_PER_MS));
-            items[0].revents = items[1].revents = 0;
+            items[n_items++] = (zmq_pollitem_t){self->sock, 0, ZMQ_POLLIN, 0};
+            items[n_items++] = (zmq_pollitem_t){self->mon, 0, ZMQ_POLLIN, 0};
         }
+        const int watch_at = n_items;
+        for (size_t w = 0; w < self->n_watch; w++) {
+            items[n_items++] = (zmq_pollitem_t){NULL, self->watch[w].fd, ZMQ_POLLIN, 0};
+        }
+        int rc = zmq_poll(n_items ? items : NULL, n_items,
+                          (long)((wait + WW_NS_PER_MS - 1) / WW_NS_PER_MS));
         if (rc < 0) {
             if (errno == EINTR) {
                 return -EINTR;
             }
             WW_ERROR("poll failed: %s", zmq_strerror(errno));
             return -errno;
+        }
+        for (size_t w = 0; w < self->n_watch; w++) {
+            if (items[watch_at + (int)w].revents & ZMQ_POLLIN) {
+                self->watch[w].on_ready(self->watch[w].arg);
+            }
+        }
+        if (!self->sock) {
+            items[0].revents = items[1].revents = 0;
         }
         if (items[1].revents & ZMQ_POLLIN) {
             s_on_monitor(self);
@@ -589,6 +609,32 @@ int ww_link_poll(ww_link_t *self, int64_t timeout_ns)
             return 0;
         }
     }
+}
+
+int ww_link_watch(ww_link_t *self, int fd, void (*on_ready)(void *arg), void *arg)
+{
+    for (size_t w = 0; w < self->n_watch; w++) {
+        if (self->watch[w].arg == arg) {
+            if (fd < 0) {
+                self->watch[w] = self->watch[--self->n_watch];
+            } else {
+                self->watch[w].fd = fd;
+                self->watch[w].on_ready = on_ready;
+            }
+            return 0;
+        }
+    }
+    if (fd < 0) {
+        return 0;
+    }
+    if (self->n_watch == WW_LINK_MAX_WATCH) {
+        return -ENOSPC;
+    }
+    self->watch[self->n_watch].fd = fd;
+    self->watch[self->n_watch].on_ready = on_ready;
+    self->watch[self->n_watch].arg = arg;
+    self->n_watch++;
+    return 0;
 }
 
 uint64_t ww_link_pending(const ww_link_t *self)

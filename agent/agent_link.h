@@ -71,6 +71,12 @@ int ww_link_submit(ww_link_t *self, ww_batch_t *batch);
  * what is due. Returns 0, or -EINTR when a signal interrupted the wait. */
 int ww_link_poll(ww_link_t *self, int64_t timeout_ns);
 
+/* Another file descriptor for ww_link_poll to wait on (at most WW_LINK_MAX_WATCH): when it
+ * is readable, ww_link_poll calls on_ready(arg) (the request log's socket: records arrive
+ * between ticks). fd < 0 removes the watch of that arg. Returns 0 or -ENOSPC. */
+#define WW_LINK_MAX_WATCH 4
+int ww_link_watch(ww_link_t *self, int fd, void (*on_ready)(void *arg), void *arg);
+
 /* Batches spooled and not yet acked (on disk, including those paged into memory). */
 uint64_t ww_link_pending(const ww_link_t *self);
 

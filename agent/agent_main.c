@@ -7,16 +7,19 @@
 #include "agent_link.h"
 #include "ww_log.h"
 #include "ww_metrics.h"
+#include "ww_reqlog.h"
 #include "ww_sim.h"
 #include "ww_time.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Ticks missed (a suspended VM, a stalled disk) are caught up to this many; older ones
  * are skipped, counted and logged, since their readings would all be taken now anyway. */
@@ -53,7 +56,10 @@ typedef struct {
     /* per-request latency windows, one set per node */
     ww_latency_t *lat;
     ww_lwbuf_t lw;
-    unsigned emit_node; /* node whose windows s_emit is receiving */
+    unsigned emit_node;      /* node whose windows s_emit is receiving */
+    ww_complain_t *sample_c; /* per node: sample() failing */
+    ww_complain_t ready_c;   /* the source's ready() failing */
+    int64_t close_lag_ns;    /* windows close at the first tick this long after their end */
 } s_nodes_t;
 
 /* Request completions recorded into the latency windows, all nodes. */
@@ -62,6 +68,16 @@ static uint64_t s_requests(const s_nodes_t *nodes)
     uint64_t n = 0;
     for (unsigned i = 0; i < nodes->n; i++) {
         n += nodes->lat[i].recorded;
+    }
+    return n;
+}
+
+/* Records that came after their window was closed (kept in the open one), all nodes. */
+static uint64_t s_late(const s_nodes_t *nodes)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < nodes->n; i++) {
+        n += nodes->lat[i].late;
     }
     return n;
 }
@@ -86,10 +102,12 @@ static void s_nodes_fini(s_nodes_t *nodes)
     free(nodes->samples);
     free(nodes->sample_ptrs);
     free(nodes->reqbuf);
+    free(nodes->sample_c);
     memset(nodes, 0, sizeof *nodes);
 }
 
 #define WW_REQBUF 256
+#define WW_ASYNC_CLOSE_LAG_NS WW_NS_PER_S
 /* malloc_trim: first once the first seconds of load have grown the arrays, then once a
  * minute. */
 #define WW_TRIM_FIRST_NS (5 * WW_NS_PER_S)
@@ -110,11 +128,61 @@ static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_n
     }
 }
 
-static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t start_ns)
+/* The source's descriptor is readable (the request log: a producer sent records): take
+ * what arrived, straight into the latency windows, instead of at the next tick. */
+static void s_on_source_ready(void *arg)
 {
+    s_nodes_t *nodes = arg;
+    for (unsigned i = 0; i < nodes->n; i++) {
+        nodes->emit_node = i; /* a record of the next window emits this node's open one */
+        int rc = nodes->src->ready(nodes->state[i]);
+        if (rc < 0) {
+            WW_COMPLAIN(&nodes->ready_c, "node %s: reading source %s failed: %s", nodes->names[i],
+                        nodes->src->name, strerror(-rc));
+        } else {
+            WW_RECOVERED(&nodes->ready_c, "node %s: source %s readable again", nodes->names[i],
+                         nodes->src->name);
+        }
+    }
+}
+
+/* --check-config with the request log: the socket's directory must exist and be writable.
+ * The socket itself is not bound: a running agent holds it. */
+static int s_check_reqlog(const ww_agent_conf_t *c)
+{
+    char *path = strdup(c->reqlog.path);
+    if (!path) {
+        return -ENOMEM;
+    }
+    const char *dir = dirname(path);
+    int rc = access(dir, W_OK | X_OK) == 0 ? 0 : -errno;
+    if (rc < 0) {
+        WW_ERROR("source.socket %s: its directory %s cannot be used: %s", c->reqlog.path, dir,
+                 strerror(-rc));
+    }
+    free(path);
+    return rc;
+}
+
+/* Opens the source of every node (check: only what --check-config can check without
+ * taking a resource a running agent holds). */
+static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t start_ns, bool check)
+{
+    bool reqlog = strcmp(c->source, "reqlog") == 0;
+    const void *src_conf = reqlog ? (const void *)&c->reqlog : (const void *)&c->sim;
+    unsigned n_models = reqlog ? WW_REQLOG_MAX_MODELS : (unsigned)c->sim.n_models;
     nodes->conf = c;
-    nodes->src = &ww_sim_source;
+    nodes->src = reqlog ? &ww_reqlog_source : &ww_sim_source;
     nodes->n = (unsigned)c->sim_nodes;
+    /* Another process's records arrive a little after they are made (the request log's
+     * sender batches them for ~100 ms): a window whose records may still be on the way is
+     * closed a second after its end, not at it, so they land in it rather than count as
+     * late. Under load the first record of the next window closes it anyway. */
+    nodes->close_lag_ns = nodes->src->fd != NULL ? WW_ASYNC_CLOSE_LAG_NS : 0;
+    if (check && reqlog) {
+        return s_check_reqlog(c);
+    }
+    nodes->sample_c = calloc(nodes->n, sizeof *nodes->sample_c);
     nodes->state = calloc(nodes->n, sizeof *nodes->state);
     nodes->names = calloc(nodes->n, sizeof *nodes->names);
     nodes->samples = calloc(nodes->n, sizeof *nodes->samples);
@@ -127,7 +195,7 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
     nodes->lat = calloc(nodes->n, sizeof *nodes->lat);
     ww_lwbuf_init(&nodes->lw);
     if (!nodes->state || !nodes->names || !nodes->samples || !nodes->sample_ptrs ||
-        (nodes->src->set_sink == NULL && !nodes->reqbuf) || !nodes->lat) {
+        !nodes->sample_c || (nodes->src->set_sink == NULL && !nodes->reqbuf) || !nodes->lat) {
         return -ENOMEM;
     }
     for (unsigned i = 0; i < nodes->n; i++) {
@@ -137,15 +205,15 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
         if (!nodes->names[i]) {
             return -ENOMEM;
         }
-        int rc = nodes->src->open(&c->sim, i, start_ns, &nodes->state[i]);
+        int rc = nodes->src->open(src_conf, i, start_ns, &nodes->state[i]);
         if (rc < 0) {
             WW_ERROR("cannot open source %s for node %s: %s", nodes->src->name, name,
                      strerror(-rc));
             return rc;
         }
         nodes->sample_ptrs[i] = &nodes->samples[i];
-        if (ww_latency_init(&nodes->lat[i], (unsigned)c->sim.n_models, c->latency_window_ns,
-                            (int)c->hist_scale, s_emit, nodes) < 0) {
+        if (ww_latency_init(&nodes->lat[i], n_models, c->latency_window_ns, (int)c->hist_scale,
+                            s_emit, nodes) < 0) {
             return -ENOMEM;
         }
         if (nodes->src->set_sink != NULL) {
@@ -164,12 +232,13 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
     return 0;
 }
 
-/* Closes the latency windows that ended by t (all of them when `all`) into the batch. */
+/* Closes the latency windows that ended by t - close_lag (all of them when `all`) into the
+ * batch. */
 static void s_close_windows(s_nodes_t *nodes, int64_t t, bool all, ww_batch_t *batch)
 {
     for (unsigned i = 0; i < nodes->n; i++) {
         nodes->emit_node = i;
-        ww_latency_close(&nodes->lat[i], t, all);
+        ww_latency_close(&nodes->lat[i], t - nodes->close_lag_ns, all);
     }
     ww_lwbuf_attach(&nodes->lw, batch);
 }
@@ -185,9 +254,21 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
         nodes->emit_node = i; /* a record of the next window emits this node's open one */
         int rc = nodes->src->sample(nodes->state[i], t, &r);
         if (rc < 0) {
-            WW_WARN("node %s: sample failed: %s", nodes->names[i], strerror(-rc));
+            /* Once when it starts and once when it ends (a producer that is down fails
+             * every tick): the missing rows say the rest. */
+            if (rc == -ENODATA) {
+                WW_COMPLAIN(&nodes->sample_c[i],
+                            "node %s: no reading newer than source.max_age from %s: no "
+                            "samples until one arrives (is the inference server sending?)",
+                            nodes->names[i], nodes->src->name);
+            } else {
+                WW_COMPLAIN(&nodes->sample_c[i], "node %s: sample failed: %s", nodes->names[i],
+                            strerror(-rc));
+            }
             continue;
         }
+        WW_RECOVERED(&nodes->sample_c[i], "node %s: sampling again (%lu ticks without a sample)",
+                     nodes->names[i], nodes->sample_c[i].repeats + 1);
         while (nodes->reqbuf != NULL) { /* a source without a sink */
             int got = nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF);
             for (int k = 0; k < got; k++) {
@@ -438,7 +519,7 @@ int main(int argc, char **argv)
     }
     int64_t interval = conf.interval_ns;
     int64_t first_tick = ww_time_next_tick(ww_time_now_ns(), interval);
-    if (s_nodes_init(&nodes, &conf, first_tick) < 0) {
+    if (s_nodes_init(&nodes, &conf, first_tick, action == WW_CFG_CHECK) < 0) {
         exit_code = 2;
         goto cleanup;
     }
@@ -490,6 +571,11 @@ int main(int argc, char **argv)
     };
     link = hello ? ww_link_new(&lc, hello) : NULL;
     if (!link) {
+        goto cleanup;
+    }
+    /* A source with a descriptor (one node: the request log) is read as data arrives. */
+    if (nodes.src->fd != NULL && nodes.src->ready != NULL &&
+        ww_link_watch(link, nodes.src->fd(nodes.state[0]), s_on_source_ready, &nodes) < 0) {
         goto cleanup;
     }
     if (conf.insecure) {
@@ -587,7 +673,8 @@ int main(int argc, char **argv)
     /* One machine-readable line for scripts and tests. */
     WW_INFO("stats: ticks=%llu samples=%llu latency_windows=%llu skipped_ticks=%llu "
             "batches=%llu spooled=%llu replayed=%llu acked=%llu nacked=%llu dropped=%llu "
-            "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu",
+            "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu "
+            "requests=%llu late_requests=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
             (unsigned long long)skipped, (unsigned long long)st.spooled,
             (unsigned long long)st.spooled, (unsigned long long)st.replayed,
@@ -595,7 +682,8 @@ int main(int argc, char **argv)
             (unsigned long long)st.dropped, (unsigned long long)st.corrupt,
             (unsigned long long)ww_link_pending(link), (unsigned long long)st.sent,
             (unsigned long long)st.resent, (unsigned long long)st.connects,
-            (unsigned long long)st.failovers);
+            (unsigned long long)st.failovers, (unsigned long long)s_requests(&nodes),
+            (unsigned long long)s_late(&nodes));
     exit_code = ww_link_pending(link) == 0 ? 0 : 3;
     if (exit_code != 0) {
         WW_WARN("%llu batches are not acked yet: they stay in the spool %s and are sent at the "

@@ -62,7 +62,7 @@ deb() { echo "$out/${1}_${version}_${arch}.deb"; }
 step "control fields and Depends"
 field() { dpkg-deb --field "$(deb "$1")" "$2"; }
 # The binaries each package ships, and what its Depends must name besides their libraries.
-declare -A bins=([waferwatch-agent]="waferwatch-agent"
+declare -A bins=([waferwatch-agent]="waferwatch-agent waferwatch-sim"
                  [waferwatch-collector]="waferwatch-collector"
                  [waferwatch-cli]="waferwatch")
 # libmicrohttpd12: loaded with dlopen for metrics.listen, named by hand (see below).
@@ -110,25 +110,26 @@ done
 # but dlopened by soname (proto/ww_mhd.h), which dpkg-shlibdeps cannot see: the soname the
 # binary holds must be the one the package in its Depends ships.
 for p in waferwatch-agent waferwatch-collector; do
-    b=$root/usr/bin/${bins[$p]}
+    b=$root/usr/bin/$p # the binary named like its package (waferwatch-sim serves no metrics)
     [ -x "$b" ] || continue
     needed=$(readelf -d "$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p')
     if grep -q libmicrohttpd <<<"$needed"; then
-        fail "$p: ${bins[$p]} links libmicrohttpd; it must only dlopen it"
+        fail "$p: $p links libmicrohttpd; it must only dlopen it"
     fi
     so=$(grep -ao 'libmicrohttpd\.so\.[0-9]*' "$b" | sort -u || true)
-    [ "$(wc -w <<<"$so")" -eq 1 ] || { fail "$p: one libmicrohttpd soname expected in ${bins[$p]}, found '$so'"; continue; }
+    [ "$(wc -w <<<"$so")" -eq 1 ] || { fail "$p: one libmicrohttpd soname expected in $p, found '$so'"; continue; }
     owner=$(dpkg -S "*/$so" 2>/dev/null | head -1 | cut -d: -f1 || true)
-    [ -n "$owner" ] || { fail "$p: no installed package ships $so (dlopened by ${bins[$p]})"; continue; }
+    [ -n "$owner" ] || { fail "$p: no installed package ships $so (dlopened by $p)"; continue; }
     dep_names=$(field "$p" Depends | tr ',|' '\n' | sed 's/(.*//; s/[[:space:]]//g')
     grep -qx "$owner" <<<"$dep_names" ||
-        fail "$p: ${bins[$p]} dlopens $so from $owner, not in Depends: $(field "$p" Depends)"
+        fail "$p: $p dlopens $so from $owner, not in Depends: $(field "$p" Depends)"
 done
 
 # ---------------------------------------------------------------------------------------
 step "contents, modes, maintainer scripts"
 # "mode path" lines the package must hold (paths as dpkg-deb lists them).
 expect_agent="-rwxr-xr-x ./usr/bin/waferwatch-agent
+-rwxr-xr-x ./usr/bin/waferwatch-sim
 -rw-r--r-- ./lib/systemd/system/waferwatch-agent.service
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/README.md
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/examples/agent.yaml"

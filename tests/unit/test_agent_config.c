@@ -27,6 +27,7 @@ static void test_null_strings_are_errors_not_crashes(void **state)
         {"agent:\n  source:\n", "agent.source"},
         {"spool:\n  policy:\n", "spool.policy"},
         {"spool:\n  fsync:\n", "spool.fsync"},
+        {"source:\n  socket_mode:\n", "source.socket_mode"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ww_agent_conf_t c;
@@ -81,7 +82,53 @@ static void test_idle_power_below_max(void **state)
     ww_cfg_free(&ww_agent_schema, &c);
 }
 
+/* The request log's settings: the source's name, one node, the socket's mode and path. */
+static void test_reqlog_settings_checked(void **state)
+{
+    static const char *const bad[][2] = {
+        {"agent:\n  source: host\n", "agent.source"},
+        {"agent:\n  source: reqlog\nsim:\n  nodes: 2\n", "sim.nodes"},
+        {"source:\n  socket_mode: '0999'\n", "source.socket_mode"},
+        {"source:\n  socket_mode: '01777'\n", "source.socket_mode"},
+        {"source:\n  socket_mode: ''\n", "source.socket_mode"},
+        {"source:\n  socket: ''\n", "source.socket"},
+        {"source:\n  socket:\n", "source.socket"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ww_agent_conf_t c;
+        ww_cfg_err_t err;
+        assert_int_equal(s_load(&c, bad[i][0], &err), -EINVAL);
+        if (!strstr(err.msg, bad[i][1])) {
+            fail_msg("case %zu: '%s' does not name %s", i, err.msg, bad[i][1]);
+        }
+        ww_cfg_free(&ww_agent_schema, &c);
+    }
+    char yaml[400];
+    snprintf(yaml, sizeof yaml, "source:\n  socket: /%0108d\n", 0);
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(s_load(&c, yaml, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "source.socket"));
+    ww_cfg_free(&ww_agent_schema, &c);
+
+    assert_int_equal(s_load(&c,
+                            "agent:\n  source: reqlog\nsource:\n  socket: /run/x/r.sock\n"
+                            "  socket_mode: '0620'\n  max_age: 3s\n",
+                            &err),
+                     0);
+    assert_string_equal(c.reqlog.path, "/run/x/r.sock");
+    assert_int_equal(c.reqlog.mode, 0620);
+    assert_int_equal(c.reqlog.max_age_ns, 3000000000LL);
+    ww_cfg_free(&ww_agent_schema, &c);
+    assert_int_equal(s_load(&c, "agent:\n  id: a1\n", &err), 0);
+    assert_string_equal(c.source, "sim");
+    assert_string_equal(c.reqlog.path, "/run/waferwatch/reqlog.sock");
+    assert_int_equal(c.reqlog.mode, 0660);
+    ww_cfg_free(&ww_agent_schema, &c);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_reqlog_settings_checked),
     cmocka_unit_test(test_null_strings_are_errors_not_crashes),
     cmocka_unit_test(test_defaults_finish_and_derive),
     cmocka_unit_test(test_window_must_be_a_multiple_of_the_interval),
