@@ -4,7 +4,7 @@
  *
  * Why a socket and datagrams: on a real node the serving stack, not the agent, runs the
  * requests; the agent only records them. Records travel in batches (hundreds per
- * datagram, a datagram every ~100 ms), so the agent wakes a few times a second, not once a
+ * datagram, sent together every ~250 ms), so the agent wakes a few times a second, not once a
  * request, and a datagram is a whole message: no framing to resynchronise after a
  * producer crash. Several producers may send to one socket (each datagram stands alone).
  * The producer sends with MSG_DONTWAIT and never blocks serving on telemetry: when the

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo command: a small wafer-scale fleet on one machine. Installs what is missing,
-# builds, starts a throwaway PostgreSQL, the collector and three agents driving 12
+# builds, starts a throwaway PostgreSQL, the collector and four agents: three drive 12
 # simulated nodes in two capacity phases (one rack with a coolant pump that degrades
-# part-way), runs for --seconds N (default 60), then prints a report read back from
+# part-way), the fourth records one node as on real hardware, from the request log that
+# waferwatch-sim (the simulated inference server as its own process) sends it. Runs for
+# --seconds N (default 60), then prints a report read back from
 # PostgreSQL. The database stays up for exploring with psql; the report says how to stop it.
 #
 #   deploy/demo.sh [--seconds N] [--stop]
@@ -61,6 +63,7 @@ enrol() { # agent_id node_pattern
 enrol agent-okc1-r01 'okc1-h1-r01-*'
 enrol agent-okc1-r02 'okc1-h1-r02-*'
 enrol agent-okc2-r01 'okc2-h1-r01-*'
+enrol agent-okc2-r02 'okc2-h1-r02'
 
 echo "== starting the collector"
 rm -f "$run/collector.endpoint"
@@ -91,7 +94,7 @@ start_agent() {
   agent_pids+=("$!")
 }
 agent_pids=()
-echo "== starting 3 agents (12 simulated nodes) for ${seconds}s"
+echo "== starting 4 agents (12 simulated nodes, 1 node from a request log) for ${seconds}s"
 start_agent agent-okc1-r01 --node-id okc1-h1-r01 --site okc1 --hall hall-1 --rack r01 \
   --phase phase-2026a --sim-seed 101
 WW_AGENT_SIM_PUMP_FAULT_START=$fault_at WW_AGENT_SIM_PUMP_FAULT_FLOW_FACTOR=0.1 \
@@ -101,6 +104,17 @@ start_agent agent-okc1-r02 --node-id okc1-h1-r02 --site okc1 --hall hall-1 --rac
   --phase phase-2026a --sim-seed 102 --sim-pump-fault
 start_agent agent-okc2-r01 --node-id okc2-h1-r01 --site okc2 --hall hall-1 --rack r01 \
   --phase phase-2027b --sim-seed 201
+# The fourth rack as a real node runs: the inference server sends its readings and one
+# record per request to the agent's request-log socket (agent.source reqlog); here the
+# server is waferwatch-sim, the same simulator in its own process.
+sock=$run/okc2-h1-r02.sock
+rm -f "$sock"
+start_agent agent-okc2-r02 --node-id okc2-h1-r02 --site okc2 --hall hall-1 --rack r02 \
+  --phase phase-2027b --sim-nodes 1 --source reqlog --source-socket "$sock"
+for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
+"$bin/agent/waferwatch-sim" --node-id okc2-h1-r02 --sim-seed 202 --run-for "${seconds}s" \
+  --source-socket "$sock" 2>"$run/waferwatch-sim.log" &
+pids+=("$!")
 
 failed=0
 for p in "${agent_pids[@]}"; do wait "$p" || failed=1; done
