@@ -7,9 +7,10 @@
 #   bench_wire    protobuf bytes per node-sample, encode / decode beside a memcpy
 #   bench_sim     what one simulated node at 5,000 requests/s costs per request (simulator
 #                 and recording) beside a clock read
-#   footprint.sh  one agent at 1 Hz recording 5,000 requests/s beside the floor (a bare
-#                 CURVE DEALER with the same libraries) and collectd (WW_BENCH_FOOT_SECONDS,
-#                 default 120)
+#   footprint.sh  one agent at 1 Hz recording 5,000 requests/s from the request log fed by
+#                 waferwatch-sim, beside that sender, the agent with the simulator inside it,
+#                 the floor (a bare CURVE DEALER with the same libraries) and collectd
+#                 (WW_BENCH_FOOT_SECONDS, default 120)
 #   fleet.sh      the whole 32,600-node fleet through one collector: binary COPY ceiling vs
 #                 the collector's end-to-end rate, 5 minutes sustained at 1 Hz with the
 #                 sample-to-commit delay (WW_FLEET_* variables, see bench/fleet.sh)
