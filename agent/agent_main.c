@@ -8,6 +8,7 @@
 #include "ww_log.h"
 #include "ww_metrics.h"
 #include "ww_reqlog.h"
+#include "ww_signal.h"
 #include "ww_sim.h"
 #include "ww_time.h"
 
@@ -26,22 +27,6 @@
 #define WW_MAX_CATCHUP_TICKS 60
 
 static volatile sig_atomic_t s_stop;
-
-static void s_on_signal(int sig)
-{
-    s_stop = sig;
-}
-
-static void s_install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 typedef struct {
     const ww_agent_conf_t *conf;
@@ -531,7 +516,7 @@ int main(int argc, char **argv)
         goto cleanup;
     }
 
-    s_install_signals();
+    ww_signal_on_stop(&s_stop);
     if (*conf.metrics_listen) {
         char why[300] = "out of memory";
         if (s_metrics_init(&mx, &conf) == 0) {

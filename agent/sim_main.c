@@ -24,6 +24,7 @@
 #include "agent_config.h"
 #include "ww_log.h"
 #include "ww_reqlog.h"
+#include "ww_signal.h"
 #include "ww_sim.h"
 #include "ww_time.h"
 
@@ -56,22 +57,6 @@ _Static_assert(WW_SIM_MAX_MODELS <= WW_REQLOG_MAX_MODELS,
                "every model of the simulator must fit a datagram's model table");
 
 static volatile sig_atomic_t s_stop;
-
-static void s_on_signal(int sig)
-{
-    s_stop = sig;
-}
-
-static void s_install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal; /* no SA_RESTART: the sleep returns on a signal */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 /* ---- sending ---- */
 
@@ -468,7 +453,7 @@ int main(int argc, char **argv)
         WW_ERROR("cannot create a Unix datagram socket: %s", strerror(errno));
         goto cleanup;
     }
-    s_install_signals();
+    ww_signal_on_stop(&s_stop);
     src->set_sink(sim, s_sink, out);
     WW_INFO("node %s: simulating %u model(s) at %g requests/s (seed %llu), a reading every %lld "
             "ms and records every %lld ms to %s, first_tick=%lld",

@@ -10,6 +10,7 @@
 #include "store_pg.h"
 #include "ww_log.h"
 #include "ww_metrics.h"
+#include "ww_signal.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -21,13 +22,11 @@
 static volatile sig_atomic_t s_stop;
 static volatile sig_atomic_t s_reload;
 
-static void s_on_signal(int sig)
+/* SIGHUP: re-read the allowlist. */
+static void s_on_hup(int sig)
 {
-    if (sig == SIGHUP) {
-        s_reload = 1;
-    } else {
-        s_stop = sig;
-    }
+    (void)sig;
+    s_reload = 1;
 }
 
 int main(int argc, char **argv)
@@ -145,14 +144,12 @@ int main(int argc, char **argv)
         goto cleanup;
     }
 
+    ww_signal_on_stop(&s_stop);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
+    sa.sa_handler = s_on_hup;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     WW_INFO("waferwatch-collector %s starting", WW_VERSION);
     if (conf.metrics_listen && *conf.metrics_listen) {

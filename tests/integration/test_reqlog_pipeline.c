@@ -36,6 +36,28 @@ static void s_show(const char *path)
     free(text);
 }
 
+/* An agent recording node from the request log at sock: 200 ms ticks, 1 s windows. Returns
+ * once it has bound the socket. */
+static pid_t s_agent_start(const char *endpoint, const char *agent_id, const char *node,
+                           const char *spool, const char *sock, const char *log)
+{
+    char *argv[] = {(char *)WW_AGENT_BIN, (char *)"--spool-dir",
+                    (char *)spool,        (char *)"--collector",
+                    (char *)endpoint,     (char *)"--agent-id",
+                    (char *)agent_id,     (char *)"--node-id",
+                    (char *)node,         (char *)"--interval",
+                    (char *)"200ms",      (char *)"--latency-window",
+                    (char *)"1s",         (char *)"--source",
+                    (char *)"reqlog",     (char *)"--source-socket",
+                    (char *)sock,         NULL};
+    pid_t agent = h_spawn(argv, log);
+    if (!s_wait_socket(sock, 10000)) {
+        s_show(log);
+        fail_msg("the agent did not bind %s", sock);
+    }
+    return agent;
+}
+
 static void test_sim_to_agent_to_postgres(void **state)
 {
     h_db_t db;
@@ -51,29 +73,7 @@ static void test_sim_to_agent_to_postgres(void **state)
     snprintf(second_log, sizeof second_log, "%s/second.log", db.dir);
     snprintf(check_log, sizeof check_log, "%s/check.log", db.dir);
 
-    char *agent_argv[] = {(char *)WW_AGENT_BIN,
-                          (char *)"--spool-dir",
-                          spool,
-                          (char *)"--collector",
-                          endpoint,
-                          (char *)"--agent-id",
-                          (char *)"rl-agent",
-                          (char *)"--node-id",
-                          (char *)"rl-node",
-                          (char *)"--interval",
-                          (char *)"200ms",
-                          (char *)"--latency-window",
-                          (char *)"1s",
-                          (char *)"--source",
-                          (char *)"reqlog",
-                          (char *)"--source-socket",
-                          sock,
-                          NULL};
-    pid_t agent = h_spawn(agent_argv, agent_log);
-    if (!s_wait_socket(sock, 10000)) {
-        s_show(agent_log);
-        fail_msg("the agent did not bind %s", sock);
-    }
+    pid_t agent = s_agent_start(endpoint, "rl-agent", "rl-node", spool, sock, agent_log);
 
     /* A second agent on the same socket is refused (exit 2) and leaves the first's alone;
      * --check-config does not bind it at all. */
@@ -236,29 +236,7 @@ static void test_records_behind_the_tick_keep_their_window(void **state)
     snprintf(spool, sizeof spool, "%s/spool", db.dir);
     snprintf(sock, sizeof sock, "%s/reqlog.sock", db.dir);
     snprintf(agent_log, sizeof agent_log, "%s/agent.log", db.dir);
-    char *agent_argv[] = {(char *)WW_AGENT_BIN,
-                          (char *)"--spool-dir",
-                          spool,
-                          (char *)"--collector",
-                          endpoint,
-                          (char *)"--agent-id",
-                          (char *)"rl-lag",
-                          (char *)"--node-id",
-                          (char *)"rl-lag-node",
-                          (char *)"--interval",
-                          (char *)"200ms",
-                          (char *)"--latency-window",
-                          (char *)"1s",
-                          (char *)"--source",
-                          (char *)"reqlog",
-                          (char *)"--source-socket",
-                          sock,
-                          NULL};
-    pid_t agent = h_spawn(agent_argv, agent_log);
-    if (!s_wait_socket(sock, 10000)) {
-        s_show(agent_log);
-        fail_msg("the agent did not bind %s", sock);
-    }
+    pid_t agent = s_agent_start(endpoint, "rl-lag", "rl-lag-node", spool, sock, agent_log);
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
     const char *models[] = {"m-lag"};

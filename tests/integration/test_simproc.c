@@ -2,6 +2,7 @@
  * socket: what it sends (every datagram and record checked with the codec), what the
  * agent's own source (ww_reqlog_source) receives when it binds late (the backlog), the
  * backlog's bound, and configuration errors. No PostgreSQL, no collector. */
+#include "harness.h"
 #include "ww_reqlog.h"
 #include "ww_sim_defaults.h"
 #include "ww_test.h"
@@ -125,34 +126,6 @@ static int s_exited(s_fix_t *f, int timeout_ms)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-}
-
-static char *s_read_file(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
-        len += got;
-        if (cap - len < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(fp);
-    if (buf) {
-        buf[len] = '\0';
-    }
-    return buf;
 }
 
 /* Value of " key=" in the last line of the log that contains marker; fails when absent. */
@@ -330,7 +303,7 @@ static void test_sends_records_and_readings(void **state)
     s_wire_drain(&w, fd, buf);
     free(buf);
     close(fd);
-    char *log = s_read_file(f->log);
+    char *log = h_read_file(f->log);
     assert_non_null(log);
     if (rc != 0) {
         fail_msg("waferwatch-sim ended with %d (-1: still running after 10 s):\n%s", rc, log);
@@ -424,11 +397,11 @@ static void test_backlog_reaches_late_agent(void **state)
     while (!log || !strstr(log, "cannot send to the agent")) {
         free(log);
         if (ww_time_mono_ns() > end) {
-            fail_msg("waferwatch-sim did not report the missing agent:\n%s", s_read_file(f->log));
+            fail_msg("waferwatch-sim did not report the missing agent:\n%s", h_read_file(f->log));
         }
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        log = s_read_file(f->log);
+        log = h_read_file(f->log);
     }
     free(log);
     struct timespec ts = {1, 500 * 1000 * 1000};
@@ -455,7 +428,7 @@ static void test_backlog_reaches_late_agent(void **state)
         assert_string_equal(model[i], names[i]);
     }
     ww_reqlog_source.close(&src);
-    log = s_read_file(f->log);
+    log = h_read_file(f->log);
     assert_non_null(log);
     if (rc != 0) {
         fail_msg("waferwatch-sim ended with %d after SIGTERM (-1: still running):\n%s", rc, log);
@@ -501,7 +474,7 @@ static void test_backlog_drops_oldest_when_full(void **state)
     const char *args[] = {"--source-socket", f->sock, "--run-for", "5s", "--interval", "1s", NULL};
     s_spawn(f, args, env);
     int rc = s_exited(f, 20000);
-    char *log = s_read_file(f->log);
+    char *log = h_read_file(f->log);
     assert_non_null(log);
     if (rc != 0) {
         fail_msg("waferwatch-sim ended with %d:\n%s", rc, log);
@@ -533,7 +506,7 @@ static void s_expect(s_fix_t *f, const char *const *args, const char *const *env
 {
     s_spawn(f, args, env);
     int rc = s_exited(f, 10000);
-    char *log = s_read_file(f->log);
+    char *log = h_read_file(f->log);
     assert_non_null(log);
     if (rc != want_rc || !strstr(log, want_text)) {
         fail_msg("%s %s: exit %d (want %d), output (want \"%s\"):\n%s", args[0],
