@@ -11,6 +11,8 @@
 #                 waferwatch-sim, beside that sender, the agent with the simulator inside it,
 #                 the floor (a bare CURVE DEALER with the same libraries) and collectd
 #                 (WW_BENCH_FOOT_SECONDS, default 120)
+#   sli_period.sh one latency SLI over the 30-day period: from the per-minute rollups
+#                 alone vs with the hourly rollups, on the same data
 #   fleet.sh      the whole 32,600-node fleet through one collector: binary COPY ceiling vs
 #                 the collector's end-to-end rate, 5 minutes sustained at 1 Hz with the
 #                 sample-to-commit delay (WW_FLEET_* variables, see bench/fleet.sh)
@@ -37,6 +39,8 @@ echo "== bench_sim"
 echo "== footprint"
 foot=0
 bench/footprint.sh "$build" "${WW_BENCH_FOOT_SECONDS:-120}" || foot=$?
+echo "== sli_period"
+bench/sli_period.sh "$build" 30
 echo "== fleet"
 bench/fleet.sh "$build"
 [ "$foot" -le 1 ] || exit "$foot"

@@ -535,7 +535,10 @@ static bool s_evaluate(ww_slo_eval_t *self)
     if (s_exec(self, "BEGIN", 0, NULL, NULL) < 0) {
         return false;
     }
-    int rc = 0;
+    /* The hours that completed since (and late minutes of the hours before): the long
+     * windows read them instead of 60 minute rows each (migration 0010). */
+    int rc =
+        s_exec(self, "SELECT ww_rollup_hours(now() - interval '3 hours', now())", 0, NULL, NULL);
     for (size_t i = 0; rc == 0 && i < self->conf->phases.n; i++) {
         const ww_phase_t *ph = &((const ww_phase_t *)self->conf->phases.items)[i];
         rc = s_eval_capacity(self, ph, now, now_iso);

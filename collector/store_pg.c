@@ -268,6 +268,14 @@ int ww_store_maintain(ww_store_t *self)
         WW_WARN("partition maintenance failed: %s", PQerrorMessage(self->conn));
     }
     PQclear(r);
+    /* Hourly rollups of the last two days that are missing or short of late minutes (the
+     * SLO evaluator keeps the last hours current; ww_sli reads the minutes of any hour not
+     * rolled up, so this only saves it work). */
+    r = PQexec(self->conn, "SELECT ww_rollup_hours(now() - interval '2 days', now())");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        WW_WARN("hourly latency rollups failed: %s", PQerrorMessage(self->conn));
+    }
+    PQclear(r);
     if (rc == 0 && (self->retention_raw_days > 0 || self->retention_rollup_days > 0)) {
         char raw[16], rollup[16];
         snprintf(raw, sizeof raw, "%d", self->retention_raw_days);
