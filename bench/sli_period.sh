@@ -10,7 +10,7 @@
 #   minutes      ww_sli over the whole period with no hour rows (every minute merged)
 #   hours        the same call once ww_rollup_hours() has built the hours (the whole hours
 #                from latency_rollup_1h, the edges from the minutes)
-#   build        ww_rollup_hours() over the whole history (the migration's one-time fill)
+#   build        ww_rollup_hours() over the whole history (the evaluator's first cycle, once)
 #   cycle        ww_rollup_hours() over the last 3 hours, as the evaluator runs it each cycle
 # and checks that both ways give the same good/total. Prints the times and the ratio.
 set -euo pipefail
@@ -76,7 +76,7 @@ printf '%-62s %10s\n' "measure" "value"
 printf '%-62s %10.3f\n' "ww_sli over ${days} d from the minutes, s (best of 3)" "$t_min"
 printf '%-62s %10.3f\n' "ww_sli over ${days} d with the hours (${hours} hour rows), s" "$t_hour"
 printf '%-62s %10.1f\n' "  minutes / hours" "$(awk -v a="$t_min" -v b="$t_hour" 'BEGIN { print a / b }')"
-printf '%-62s %10.3f\n' "ww_rollup_hours over the history (one-time fill, one run), s" "$t_build"
+printf '%-62s %10.3f\n' "ww_rollup_hours over the history (first cycle, once), s" "$t_build"
 printf '%-62s %10.3f\n' "ww_rollup_hours over the last 3 h (each evaluation: a check), s" "$t_cycle"
 echo "good/total from the minutes: ${before//|//}; with the hours: ${after//|//}"
 [ "$before" = "$after" ] || { echo "sli_period: FAIL: the two ways disagree" >&2; exit 1; }

@@ -56,6 +56,7 @@ struct ww_slo_eval {
     size_t n_push, cap_push;
     char **unknown; /* phases seen in nodes but not configured, already reported */
     size_t n_unknown;
+    bool hours_built; /* the hourly rollups of the longest window were built once */
 };
 
 static int s_exec(ww_slo_eval_t *self, const char *sql, int n, const char *const *params,
@@ -523,6 +524,20 @@ static void s_push_all(ww_slo_eval_t *self)
 }
 
 /* Returns true when the evaluation committed. */
+/* The longest window evaluated: the 3d window or an SLO's period, as scaled. */
+static int64_t s_longest_ns(const ww_slo_eval_t *self)
+{
+    int64_t longest = s_windows[W3D].seconds * WW_NS_PER_S;
+    for (size_t i = 0; i < self->conf->phases.n; i++) {
+        const ww_phase_t *ph = &((const ww_phase_t *)self->conf->phases.items)[i];
+        for (size_t k = 0; k < ph->slos.n; k++) {
+            int64_t p = ((const ww_slo_t *)ph->slos.items)[k].period_ns;
+            longest = p > longest ? p : longest;
+        }
+    }
+    return (int64_t)((double)longest * self->conf->window_scale);
+}
+
 static bool s_evaluate(ww_slo_eval_t *self)
 {
     if (s_connect(self) < 0) {
@@ -535,10 +550,18 @@ static bool s_evaluate(ww_slo_eval_t *self)
     if (s_exec(self, "BEGIN", 0, NULL, NULL) < 0) {
         return false;
     }
-    /* The hours that completed since (and late minutes of the hours before): the long
-     * windows read them instead of 60 minute rows each (migration 0010). */
+    /* The hourly rollups the long windows read instead of 60 minute rows each (migration
+     * 0010): on the first cycle every hour of the longest window (built once, then only
+     * checked), then the hours that completed since and late minutes of those before. */
+    char back[32];
+    snprintf(back, sizeof back, "%lld",
+             (long long)((self->hours_built ? 3 * 3600 * WW_NS_PER_S : s_longest_ns(self)) /
+                         WW_NS_PER_S) +
+                 1);
+    const char *bp[] = {back};
     int rc =
-        s_exec(self, "SELECT ww_rollup_hours(now() - interval '3 hours', now())", 0, NULL, NULL);
+        s_exec(self, "SELECT ww_rollup_hours(now() - make_interval(secs => $1::bigint), now())", 1,
+               bp, NULL);
     for (size_t i = 0; rc == 0 && i < self->conf->phases.n; i++) {
         const ww_phase_t *ph = &((const ww_phase_t *)self->conf->phases.items)[i];
         rc = s_eval_capacity(self, ph, now, now_iso);
@@ -548,6 +571,9 @@ static bool s_evaluate(ww_slo_eval_t *self)
     }
     if (rc == 0) {
         rc = s_exec(self, "COMMIT", 0, NULL, NULL);
+    }
+    if (rc == 0) {
+        self->hours_built = true;
     }
     if (rc != 0) {
         PQclear(PQexec(self->conn, "ROLLBACK"));

@@ -1,11 +1,11 @@
 -- waferwatch schema, version 10: hourly latency rollups for the long SLO windows.
 --
 -- ww_sli() merged one latency_rollup_1m row per minute of its range: for the 30-day SLO
--- period that is 43,200 merges per (phase, model), ~0.9 s per latency SLO once a month of
--- history exists, and a phase's SLOs together would outlast the 30 s evaluation interval.
+-- period that is 43,200 merges per (phase, model), ~2.5 s per latency SLO once a month of
+-- history exists (bench/sli_period.sh), and a phase's SLOs together would outlast the 30 s evaluation interval.
 -- latency_rollup_1h holds the same histograms merged per hour. ww_rollup_hours() builds the
--- rows of complete hours from the minutes (the SLO evaluator calls it every cycle for the
--- last hours; this migration fills the history once). ww_sli() now takes, for ranges of 3
+-- rows of complete hours from the minutes (the SLO evaluator: its longest window on its
+-- first cycle, the last hours on every cycle). ww_sli() now takes, for ranges of 3
 -- hours or more, the hour rows of the whole hours inside the range whose window count still
 -- equals their minutes' (late data, an hour not built yet, a collector of an older version:
 -- the minutes are read instead) and the minute rows for the rest, so its result is the same
@@ -211,6 +211,6 @@ COMMENT ON FUNCTION ww_grant_roles() IS
     'every object of the schema (0006''s grants, then those of later migrations). '
     'Idempotent; run by the owner. Returns the number of group roles that exist.';
 SELECT ww_grant_roles();
-
--- The history there is: every complete hour.
-SELECT ww_rollup_hours('-infinity', now());
+-- No rows are built here: the SLO evaluator builds every hour of its longest window on its
+-- first cycle (a migration over months of minutes would hold up the upgrade), and until
+-- then ww_sli reads the minutes, as before.

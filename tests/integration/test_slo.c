@@ -312,6 +312,20 @@ static void test_capacity_breach_and_config_errors(void **state)
     }
     free(text);
 
+    /* Minutes of hours three days back, as collectors that ran before left them (older
+     * than the 2 days the maintenance rolls up): the evaluator's first cycle rolls up every
+     * hour of its longest window (the 30-day period). */
+    char *migrate[] = {(char *)WW_COLLECTOR_BIN, (char *)"--insecure",
+                       (char *)"--pg",           db.conninfo,
+                       (char *)"--migrate-only", NULL};
+    assert_int_equal(h_wait(h_spawn(migrate, log), 30000), 0);
+    PQclear(h_query(&db, "INSERT INTO latency_rollup_1m SELECT date_trunc('hour', now(), 'UTC')"
+                         " - interval '72 hours' + i * interval '1 minute', 'phase-small', 'm',"
+                         " 2, 10, 0, 0, 0, 100, 50, h, h, h, h FROM generate_series(0, 179) i,"
+                         " LATERAL (SELECT ROW(0, 3, 3.0, 0.5, 2.0, 0, 0, 0, -1,"
+                         " '{1,2}')::ww_hist AS h) x"));
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1h"), 0);
+
     /* Past go-live, 2 nodes of 23 kW against 1 MW contracted: breach. A future phase is not
      * live and cannot breach. */
     s_write(slo_path, "evaluation:\n  interval: 1s\n  healthy_window: 5s\n"
@@ -342,6 +356,10 @@ static void test_capacity_breach_and_config_errors(void **state)
                                      " 'phase-2028' AND (live OR breach)"),
                      0);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM alerts WHERE phase = 'phase-2028'"), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1h WHERE phase ="
+                                     " 'phase-small' AND model = 'm' AND windows = 120 AND"
+                                     " requests_ok = 600 AND (ttft).count = 180"),
+                     3);
     h_agent_wait_ok(agent, log, 60000);
     assert_int_equal(h_stop(collector, 15000), 0);
     h_db_drop(&db);
