@@ -63,88 +63,46 @@ COMMENT ON FUNCTION ww_rollup_hours(timestamptz, timestamptz) IS
     'that are missing or whose window count no longer equals their minutes''. Runs as the '
     'owner. Returns the number of rows written.';
 
-CREATE OR REPLACE FUNCTION ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision,
+-- ww_sli() grows by wrapping: 0008's keeps its body under a new name and still answers
+-- availability, ranges under 3 hours and the errors; the new one adds the hours.
+ALTER FUNCTION ww_sli(text, text, text, double precision, timestamptz, timestamptz)
+    RENAME TO ww_sli_0008;
+CREATE FUNCTION ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision,
                        p_from timestamptz, p_to timestamptz)
 RETURNS TABLE(good bigint, total bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
-    rollup boolean := coalesce(p_to - p_from >= interval '2 minutes', false);
     h_lo timestamptz := date_trunc('hour', p_from, 'UTC');
     h_hi timestamptz := date_trunc('hour', p_to, 'UTC');
-    hours boolean;
     good_t timestamptz[];
     good_m text[];
     m ww_hist;
 BEGIN
-    IF p_metric IS NULL OR p_metric NOT IN ('ttft', 'tpot', 'e2e', 'queue', 'availability') THEN
-        RAISE EXCEPTION 'ww_sli: unknown metric "%"', p_metric
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'one of ttft, tpot, e2e, queue, availability';
-    END IF;
-    IF p_metric <> 'availability' AND p_threshold IS NULL THEN
-        RAISE EXCEPTION 'ww_sli: metric % needs a threshold (seconds)', p_metric
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF NOT rollup THEN
-        -- Below 2 minutes: the raw windows that start in the range (0008).
-        IF p_metric = 'availability' THEN
-            SELECT sum(w.requests_ok),
-                   sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
-            INTO good, total
-            FROM latency_windows w JOIN nodes n USING (node_id)
-            WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
-              AND w.time >= p_from AND w.time < p_to;
-            good := coalesce(good, 0);
-            total := coalesce(total, 0);
-            RETURN NEXT;
-            RETURN;
-        END IF;
-        m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN w.ttft WHEN 'tpot' THEN w.tpot
-                                            WHEN 'e2e' THEN w.e2e ELSE w.queue END)
-              FROM latency_windows w JOIN nodes n USING (node_id)
-              WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
-                AND w.time >= p_from AND w.time < p_to);
-        total := coalesce(m.count, 0);
-        good := total - ww_hist_count_above(m, p_threshold);
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF p_metric = 'availability' THEN
-        -- Sums only: the minutes are cheap enough at any range.
-        SELECT sum(r.requests_ok),
-               sum(r.requests_ok + r.requests_error + r.requests_timeout + r.requests_rejected)
-        INTO good, total
-        FROM latency_rollup_1m r
-        WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-          AND r.time >= p_from AND r.time < p_to;
-        good := coalesce(good, 0);
-        total := coalesce(total, 0);
-        RETURN NEXT;
-        RETURN;
-    END IF;
     -- The whole hours inside the range, [h_lo, h_hi).
     IF h_lo < p_from THEN
         h_lo := h_lo + interval '1 hour';
     END IF;
-    hours := p_to - p_from >= interval '3 hours' AND h_lo < h_hi;
-    IF hours THEN
-        -- (hour, model) pairs whose hour row holds exactly the minutes there are now.
-        SELECT coalesce(array_agg(h.time), '{}'), coalesce(array_agg(h.model), '{}')
-        INTO good_t, good_m
-        FROM latency_rollup_1h h
-        JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model, sum(r.windows) AS windows
-              FROM latency_rollup_1m r
-              WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-                AND r.time >= h_lo AND r.time < h_hi
-              GROUP BY 1, 2) c
-            ON c.hour = h.time AND c.model = h.model AND c.windows = h.windows
-        WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
-          AND h.time >= h_lo AND h.time < h_hi;
-    ELSE
-        good_t := '{}';
-        good_m := '{}';
+    IF p_metric IS NULL OR p_metric NOT IN ('ttft', 'tpot', 'e2e', 'queue')
+       OR p_threshold IS NULL OR NOT coalesce(p_to - p_from >= interval '3 hours', false)
+       OR NOT h_lo < h_hi THEN
+        RETURN QUERY SELECT * FROM ww_sli_0008(p_phase, p_model, p_metric, p_threshold,
+                                               p_from, p_to);
+        RETURN;
     END IF;
-    -- An assignment, not SELECT INTO (which would spread the ww_hist over m's fields).
+    -- (hour, model) pairs whose hour row holds exactly the minutes there are now.
+    SELECT coalesce(array_agg(h.time), '{}'), coalesce(array_agg(h.model), '{}')
+    INTO good_t, good_m
+    FROM latency_rollup_1h h
+    JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model, sum(r.windows) AS windows
+          FROM latency_rollup_1m r
+          WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+            AND r.time >= h_lo AND r.time < h_hi
+          GROUP BY 1, 2) c
+        ON c.hour = h.time AND c.model = h.model AND c.windows = h.windows
+    WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
+      AND h.time >= h_lo AND h.time < h_hi;
+    -- Those hours from their rows, every other minute of the range from the minutes. An
+    -- assignment, not SELECT INTO (which would spread the ww_hist over m's fields).
     m := (SELECT ww_merge(x.h) FROM (
               SELECT CASE p_metric WHEN 'ttft' THEN h.ttft WHEN 'tpot' THEN h.tpot
                                    WHEN 'e2e' THEN h.e2e ELSE h.queue END AS h
