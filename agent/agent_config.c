@@ -107,8 +107,8 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("source.socket_mode", WW_CFG_STRING, "0660", A(source_socket_mode), 0, 0, NULL,
         "permission bits of source.socket (octal): who may send readings and records"),
     ROW("source.max_age", WW_CFG_DURATION, "5s", A(source_max_age_ns), 0.01, 3600, NULL,
-        "with agent.source reqlog: a reading older than this at a tick is missing (no sample "
-        "row for the tick, logged)"),
+        "with agent.source reqlog: a reading older than this (and than two agent.interval) at "
+        "a tick is missing (no sample row for the tick, logged)"),
     ROW("metrics.listen", WW_CFG_STRING, "", A(metrics_listen), 0, 0, "metrics-listen",
         "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
         "port, logged); empty = off. /healthz is 503 when nothing was acked for "
@@ -333,7 +333,10 @@ int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
     }
     c->reqlog.path = c->source_socket;
     c->reqlog.mode = (unsigned)mode;
-    c->reqlog.max_age_ns = c->source_max_age_ns;
+    /* A sender's reading at each of its ticks lands just before or just after the agent's
+     * own tick: the newest one may be an interval old, never stale for that. */
+    c->reqlog.max_age_ns =
+        c->source_max_age_ns > 2 * c->interval_ns ? c->source_max_age_ns : 2 * c->interval_ns;
     ww_sim_model_t *models = c->sim_models.items;
     for (size_t i = 0; i < c->sim_models.n; i++) {
         if (!models[i].name || !*models[i].name || strlen(models[i].name) >= WW_MODEL_NAME_MAX) {

@@ -120,6 +120,10 @@ static void test_reqlog_settings_checked(void **state)
     assert_int_equal(c.reqlog.mode, 0620);
     assert_int_equal(c.reqlog.max_age_ns, 3000000000LL);
     ww_cfg_free(&ww_agent_schema, &c);
+    /* Never under two intervals: a reading one interval old is the newest there can be. */
+    assert_int_equal(s_load(&c, "agent:\n  interval: 10s\n  latency_window: 10s\n", &err), 0);
+    assert_int_equal(c.reqlog.max_age_ns, 20000000000LL);
+    ww_cfg_free(&ww_agent_schema, &c);
     assert_int_equal(s_load(&c, "agent:\n  id: a1\n", &err), 0);
     assert_string_equal(c.source, "sim");
     assert_string_equal(c.reqlog.path, "/run/waferwatch/reqlog.sock");
