@@ -161,8 +161,9 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
     nodes->n = (unsigned)c->sim_nodes;
     /* Another process's records arrive a little after they are made (the request log's
      * sender batches them for ~250 ms): a window whose records may still be on the way is
-     * closed a second after its end, not at it, so they land in it rather than count as
-     * late. Under load the first record of the next window closes it anyway. */
+     * closed a second after its end, not at it, so they land in it instead of opening it
+     * a second time (two rows for one window). Under load the first record of the next
+     * window closes it anyway. */
     nodes->close_lag_ns = nodes->src->fd != NULL ? WW_ASYNC_CLOSE_LAG_NS : 0;
     if (check && reqlog) {
         return s_check_reqlog(c);
