@@ -38,6 +38,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -372,8 +373,37 @@ static bool s_span(const ww_hist_t *h, uint32_t *first, uint32_t *last)
     return true;
 }
 
+/* The sum of h's bucket counts into *total; false when it passes 64 bits. */
+static bool s_bucket_total(const ww_hist_t *h, uint64_t *total)
+{
+    uint64_t t = 0;
+    for (uint32_t j = 0; j < h->len; j++) {
+        if (__builtin_add_overflow(t, h->counts[j], &t)) {
+            return false;
+        }
+    }
+    *total = t;
+    return true;
+}
+
+/* True when adding src's counts to dst's passes 64 bits anywhere. Checking the totals of
+ * the bucket arrays covers every bucket (each merged bucket is a part of their sum), even
+ * in a histogram whose count disagrees with its parts. */
+static bool s_merge_overflows(const ww_hist_t *dst, const ww_hist_t *src)
+{
+    uint64_t x, db, sb;
+    return __builtin_add_overflow(dst->count, src->count, &x) ||
+           __builtin_add_overflow(dst->zero_count, src->zero_count, &x) ||
+           __builtin_add_overflow(dst->underflow, src->underflow, &x) ||
+           __builtin_add_overflow(dst->overflow, src->overflow, &x) || !s_bucket_total(dst, &db) ||
+           !s_bucket_total(src, &sb) || __builtin_add_overflow(db, sb, &x);
+}
+
 int ww_hist_merge(ww_hist_t *dst, const ww_hist_t *src)
 {
+    if (s_merge_overflows(dst, src)) {
+        return -EOVERFLOW;
+    }
     int t = dst->scale < src->scale ? dst->scale : src->scale;
     int dk = dst->scale - t, sk = src->scale - t;
     uint32_t sa = 0, sb = 0;
@@ -422,14 +452,53 @@ int ww_hist_merge(ww_hist_t *dst, const ww_hist_t *src)
     return 0;
 }
 
+uint64_t ww_hist_rank(double q, uint64_t count)
+{
+    if (count == 0 || isnan(q)) {
+        return 0;
+    }
+    q = q < 0 ? 0 : q > 1 ? 1 : q;
+    /* The decimal PostgreSQL sees: at most DBL_DIG = 15 significant digits, so D < 10^15
+     * and D * count < 2^50 * 2^64 fits in 128 bits. */
+    char txt[40];
+    snprintf(txt, sizeof txt, "%.*g", DBL_DIG, q);
+    unsigned __int128 d = 0;
+    int frac = 0; /* digits after the point */
+    bool point = false;
+    const char *p = txt;
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') {
+            point = true;
+        } else {
+            d = d * 10 + (unsigned)(*p - '0');
+            frac += point;
+        }
+    }
+    int k = frac - (*p == 'e' ? atoi(p + 1) : 0); /* q = d * 10^-k, k >= 0 as q <= 1 */
+    unsigned __int128 prod = d * count;
+    if (prod == 0) {
+        return 1;
+    }
+    if (k <= 0) {
+        return count; /* q = 1 */
+    }
+    if (k > 38) {
+        return 1; /* 10^k > 2^126 > prod: 0 < q * count < 1 */
+    }
+    unsigned __int128 den = 1;
+    for (int i = 0; i < k; i++) {
+        den *= 10;
+    }
+    unsigned __int128 r = (prod + den - 1) / den;
+    return r < 1 ? 1 : r > count ? count : (uint64_t)r;
+}
+
 double ww_hist_quantile(const ww_hist_t *h, double q)
 {
     if (h->count == 0 || isnan(q)) {
         return NAN;
     }
-    q = q < 0 ? 0 : q > 1 ? 1 : q;
-    double x = ceil(q * (double)h->count);
-    uint64_t r = x < 1 ? 1 : x >= (double)h->count ? h->count : (uint64_t)x;
+    uint64_t r = ww_hist_rank(q, h->count);
     if (r <= h->zero_count) {
         return 0.0;
     }

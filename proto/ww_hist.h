@@ -5,8 +5,8 @@
  * Layout. At scale s (0..WW_HIST_MAX_SCALE) the base is b = 2^(2^-s) and bucket index i
  * holds values v with b^i < v <= b^(i+1) (upper bound inclusive, as in OpenTelemetry).
  * Scale 6 (b = 2^(1/64) = 1.0109) is the default: a quantile reported as the harmonic mean
- * of its bucket's bounds, 2 b^i b^(i+1) / (b^i + b^(i+1)), is within (b-1)/(b+1) = 0.54%
- * of the true value, and a half-millisecond TPOT sits in buckets 0.54% wide.
+ * of its bucket's bounds, 2 b^i b^(i+1) / (b^i + b^(i+1)), is within (b-1)/(b+1) <= 0.542%
+ * (0.5415%) of the true value, and a half-millisecond TPOT sits in buckets 1.09% wide.
  *
  * Range. Values in (0, WW_HIST_MIN] (about 0.95 us) are counted in `underflow`, values
  * above WW_HIST_MAX (4096 s, over an hour), +inf and NaN in `overflow`; zero and negative
@@ -64,17 +64,30 @@ int32_t ww_hist_index(double v, int scale);
 double ww_hist_lower(int32_t index, int scale);
 double ww_hist_upper(int32_t index, int scale);
 
-/* Adds src into dst. A finer src is first reduced to dst's scale; a finer dst is reduced
- * to src's. Returns 0 or -ENOMEM (dst unchanged then). */
+/* Adds src into dst (src may be dst). A finer src is first reduced to dst's scale; a finer
+ * dst is reduced to src's. Every count is added with overflow checks: a merge whose count,
+ * zero_count, underflow, overflow or bucket counts would pass 2^64 - 1 is refused before
+ * anything changes (the collector stores counts as bigint and bounds them far below that
+ * on the wire, see ww_wire.h, so this only guards against wrapping). sum saturates at
+ * +-DBL_MAX. Returns 0, -EOVERFLOW or -ENOMEM (dst unchanged on both errors). */
 int ww_hist_merge(ww_hist_t *dst, const ww_hist_t *src);
 
 /* Reduces h to a coarser scale (new_scale <= h->scale): bucket i becomes i >> (old-new). */
 int ww_hist_downscale(ww_hist_t *h, int new_scale);
 
-/* The q-quantile (0 <= q <= 1) by nearest rank: the value of rank max(1, ceil(q*count)),
+/* The nearest rank of the q-quantile of count values: max(1, ceil(q * count)), computed
+ * exactly for q as PostgreSQL's float8 -> numeric cast reads it (SQL ww_quantile() computes
+ * ceil(q::numeric * count) and must agree): q printed with 15 significant digits ("%.15g",
+ * DBL_DIG, as float8_numeric does) is the decimal D * 10^-k, and the rank is
+ * ceil(D * count / 10^k) in 128-bit integers, so q = 0.07 of 100 values is rank 7 (in
+ * double, ceil(0.07 * 100) = 8). q is clamped to [0, 1]. Returns a rank in 1..count, or 0
+ * when count is 0 or q is NaN. */
+uint64_t ww_hist_rank(double q, uint64_t count);
+
+/* The q-quantile (0 <= q <= 1) by nearest rank: the value of rank ww_hist_rank(q, count),
  * reported as its bucket's harmonic-mean point clamped to [min, max]; 0 for a rank in
  * zero_count, WW_HIST_MIN in underflow, max (or +inf when none) in overflow. NaN when
- * the histogram is empty. */
+ * the histogram is empty or q is NaN. */
 double ww_hist_quantile(const ww_hist_t *h, double q);
 
 /* Number of non-empty buckets. */

@@ -180,17 +180,15 @@ int ww_hist_from_pb(const Waferwatch__V1__Histogram *pb, ww_hist_t *out, size_t 
             return s_fail(why, -EINVAL, "%s.bucket_count[%zu]: 0, empty buckets are not sent", p,
                           k);
         }
-        if (total + c < total) {
+        if (__builtin_add_overflow(total, c, &total)) {
             return s_fail(why, -EINVAL, "%s.bucket_count[%zu]: the counts overflow 64 bits", p, k);
         }
-        total += c;
     }
     const uint64_t parts[] = {pb->zero_count, pb->underflow, pb->overflow};
     for (size_t k = 0; k < 3; k++) {
-        if (total + parts[k] < total) {
+        if (__builtin_add_overflow(total, parts[k], &total)) {
             return s_fail(why, -EINVAL, "%s.count: the parts overflow 64 bits", p);
         }
-        total += parts[k];
     }
     if (total != pb->count) {
         return s_fail(why, -EINVAL,
@@ -200,6 +198,14 @@ int ww_hist_from_pb(const Waferwatch__V1__Histogram *pb, ww_hist_t *out, size_t 
     }
     if (!isfinite(pb->sum)) {
         return s_fail(why, -EINVAL, "%s.sum: %g is not a finite number", p, pb->sum);
+    }
+    /* count * 2^40 is exact in double (a power-of-two scaling of a 64-bit count, rounded
+     * to 53 bits the same way on both sides of the comparison). */
+    if (fabs(pb->sum) > (double)pb->count * WW_HIST_WIRE_MAX_ABS_S) {
+        return s_fail(why, -EINVAL,
+                      "%s.sum: %g is more than count %llu times the largest value %g s in "
+                      "magnitude",
+                      p, pb->sum, (unsigned long long)pb->count, WW_HIST_WIRE_MAX_ABS_S);
     }
     int have = n > 0;
     int32_t last = (int32_t)idx;
@@ -216,6 +222,13 @@ int ww_hist_from_pb(const Waferwatch__V1__Histogram *pb, ww_hist_t *out, size_t 
                             have ? ww_hist_upper(last, scale) : 0, why, p);
     if (rc < 0) {
         return rc;
+    }
+    const double ends[] = {h.min, h.max}; /* finite, or both NaN */
+    for (int k = 0; k < 2; k++) {
+        if (fabs(ends[k]) > WW_HIST_WIRE_MAX_ABS_S) {
+            return s_fail(why, -EINVAL, "%s.%s: %g is beyond +-%g s", p, k ? "max" : "min", ends[k],
+                          WW_HIST_WIRE_MAX_ABS_S);
+        }
     }
 
     out->scale = scale;

@@ -21,6 +21,12 @@
 /* ... at any scale: a scratch of this many entries always suffices. */
 #define WW_HIST_WIRE_MAX_BUCKETS WW_HIST_WIRE_BUCKETS(WW_HIST_MAX_SCALE)
 
+/* The largest magnitude of a value (seconds) a histogram on the wire may hold: 2^40 s
+ * (34,800 years; an agent's durations come from int64 nanoseconds, at most 292 years).
+ * With count <= 3.6e9 per window (ww_wire.h) a window's sum is below 4e21, so sums of
+ * windows merged in C or SQL stay finite (SQL float8 addition refuses to overflow). */
+#define WW_HIST_WIRE_MAX_ABS_S 0x1p40
+
 /* Fills pb (initialised here; any previous content is overwritten, not freed) with h in
  * the sparse form. pb->index_delta and pb->bucket_count point into the caller's scratch
  * idx_buf and cnt_buf (buf_cap entries each), so nothing is allocated: pb borrows them
@@ -40,9 +46,10 @@ int ww_hist_to_pb(const ww_hist_t *h, Waferwatch__V1__Histogram *pb, int32_t *id
  * Rules: scale in 0..WW_HIST_MAX_SCALE; as many index_delta as bucket_count, at most
  * max_buckets; later deltas >= 1; every index inside the scale's range (buckets covering
  * (WW_HIST_MIN, WW_HIST_MAX]); no zero bucket_count; count equals zero_count + underflow
- * + overflow + the bucket counts, with no uint64 overflow; sum finite; min and max both
- * NaN (no finite value recorded: no buckets, no underflow, sum 0) or both finite with
- * min <= max and where the non-empty counters say values are (e.g. min > 0 without
+ * + overflow + the bucket counts exactly, added with uint64 overflow checks; sum finite and
+ * |sum| <= count * WW_HIST_WIRE_MAX_ABS_S; |min|, |max| <= WW_HIST_WIRE_MAX_ABS_S; min and
+ * max both NaN (no finite value recorded: no buckets, no underflow, sum 0) or both finite
+ * with min <= max and where the non-empty counters say values are (e.g. min > 0 without
  * zero_count, max <= the upper bound of the last bucket without overflow). min = max = 0
  * with nothing that could hold a finite value is the proto3 default: read as NaN. */
 int ww_hist_from_pb(const Waferwatch__V1__Histogram *pb, ww_hist_t *out, size_t max_buckets,

@@ -812,6 +812,116 @@ static void test_quantile_monotone_when_max_below_bucket(void **state)
     waferwatch__v1__histogram__free_unpacked(pb, NULL);
 }
 
+/* ---- issue 14: exact nearest rank, checked merges, storable sums ---- */
+
+/* The rank of ww_hist_quantile is the exact ceil(q * count) of q as PostgreSQL's float8 ->
+ * numeric cast reads it (15 significant digits): for q = k/1000 that is k/1000 exactly, so
+ * the rank is the smallest r >= 1 with r * 1000 >= k * count. In double, ceil(0.07 * 100)
+ * is 8 (0.07 is a little above 7/100 in binary): 1,407 such pairs below. */
+static void test_rank_exact_for_decimal_q(void **state)
+{
+    for (uint64_t k = 1; k <= 1000; k++) {
+        double q = (double)k / 1000.0;
+        for (uint64_t n = 1; n <= 1000; n++) {
+            uint64_t want = (k * n + 999) / 1000;
+            want = want < 1 ? 1 : want;
+            uint64_t got = ww_hist_rank(q, n);
+            if (got != want) {
+                fail_msg("ww_hist_rank(%g, %llu) = %llu, want %llu", q, (unsigned long long)n,
+                         (unsigned long long)got, (unsigned long long)want);
+            }
+        }
+    }
+    assert_true(ww_hist_rank(0.0, 10) == 1);
+    assert_true(ww_hist_rank(-1.0, 10) == 1);
+    assert_true(ww_hist_rank(1.0, 10) == 10);
+    assert_true(ww_hist_rank(2.0, 10) == 10);
+    assert_true(ww_hist_rank(0.5, 0) == 0);
+    assert_true(ww_hist_rank(NAN, 10) == 0);
+    assert_true(ww_hist_rank(1e-300, UINT64_MAX) == 1);               /* 10^k past 128 bits */
+    assert_true(ww_hist_rank(0.5, UINT64_MAX) == UINT64_MAX / 2 + 1); /* no overflow */
+    assert_true(ww_hist_rank(0.999999999999999, UINT64_MAX) == UINT64_MAX - 18446);
+    /* 17 significant digits of q are cut to 15, as PostgreSQL does. */
+    assert_true(ww_hist_rank(0.99999999999999989, 1000) == 1000);
+}
+
+static void test_quantile_rank_of_hundred_values(void **state)
+{
+    ww_hist_t h;
+    ww_hist_init(&h, WW_HIST_DEFAULT_SCALE);
+    for (int v = 1; v <= 100; v++) {
+        assert_int_equal(ww_hist_record(&h, v / 1000.0), 0);
+    }
+    static const double qs[] = {0.07, 0.14, 0.28, 0.56, 0.5, 0.99};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        double want = qs[i] * 100 / 1000.0; /* the value of rank q * 100 */
+        double got = ww_hist_quantile(&h, qs[i]);
+        if (fabs(got - want) > want * 0.00542) {
+            fail_msg("q=%g: %.6f ms, want %.6f ms within 0.542%%", qs[i], got * 1e3, want * 1e3);
+        }
+    }
+    ww_hist_fini(&h);
+}
+
+/* A merge whose counts would pass 2^64 - 1 fails with -EOVERFLOW and leaves dst as it
+ * was, for every counter (a bucket, zero_count, underflow, overflow). */
+static void test_merge_refuses_overflow(void **state)
+{
+    static const double vals[] = {0.01, 0.0, 1e-9, 1e9};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        ww_hist_t a, b, before;
+        ww_hist_init(&a, 6);
+        ww_hist_init(&b, 4);
+        ww_hist_record(&a, 0.5);
+        ww_hist_record(&a, vals[i]);
+        ww_hist_record(&b, vals[i]);
+        /* b holds UINT64_MAX - 1 of vals[i]: consistent, only the sum passes 64 bits. */
+        uint64_t *c = vals[i] == 0.0   ? &b.zero_count
+                      : vals[i] < 1e-6 ? &b.underflow
+                      : vals[i] > 4096 ? &b.overflow
+                                       : &b.counts[ww_hist_index(vals[i], 4) - b.offset];
+        *c = UINT64_MAX - 1;
+        b.count = UINT64_MAX - 1;
+        assert_int_equal(ww_hist_check(&b), 0);
+        ww_hist_init(&before, 6);
+        assert_int_equal(ww_hist_merge(&before, &a), 0);
+        assert_int_equal(ww_hist_merge(&a, &b), -EOVERFLOW);
+        assert_hist_equal(&a, &before, 0);
+        assert_int_equal(a.scale, 6);
+        assert_int_equal(ww_hist_merge(&b, &b), -EOVERFLOW);
+        assert_int_equal(ww_hist_check(&b), 0);
+        ww_hist_fini(&a);
+        ww_hist_fini(&b);
+        ww_hist_fini(&before);
+    }
+}
+
+/* Sums that merges could push past DBL_MAX (and SQL float8 addition then refuses) and
+ * values no clock can produce are refused on the wire: |min|, |max| <= 2^40 s and
+ * |sum| <= count * 2^40 s. */
+static void test_wire_rejects_unstorable_sum(void **state)
+{
+    bad_t b;
+    bad_init(&b);
+    b.pb.sum = 1e300;
+    expect_reject(&b, "sum", 64);
+    bad_init(&b);
+    b.pb.sum = -(double)b.pb.count * 0x1p40 * 1.5;
+    expect_reject(&b, "sum", 64);
+    bad_init(&b);
+    b.pb.overflow = 1;
+    b.pb.count++;
+    b.pb.max = 0x1p41;
+    expect_reject(&b, "max", 64);
+    bad_init(&b);
+    b.pb.overflow = 1;
+    b.pb.count++;
+    b.pb.max = 0x1p39;
+    ww_hist_t ok;
+    assert_int_equal(ww_hist_from_pb(&b.pb, &ok, 64, NULL, "x"), 0);
+    ww_hist_fini(&ok);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_quantile_monotone_when_max_below_bucket),
     cmocka_unit_test(test_index_powers_of_base_go_below),
@@ -833,6 +943,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_wire_empty_roundtrip),
     cmocka_unit_test(test_wire_scratch_too_small),
     cmocka_unit_test(test_wire_rejects_malformed_with_field),
+    cmocka_unit_test(test_rank_exact_for_decimal_q),
+    cmocka_unit_test(test_quantile_rank_of_hundred_values),
+    cmocka_unit_test(test_merge_refuses_overflow),
+    cmocka_unit_test(test_wire_rejects_unstorable_sum),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)
