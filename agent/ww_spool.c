@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -90,6 +91,11 @@ struct ww_spool {
     bool meta_dirty;    /* counters changed since meta was written */
     bool opened;        /* open completed: close may flush */
     int64_t last_sync_ns;
+    ww_spool_io_t io;     /* conf.io with the real calls filled in */
+    ww_complain_t disk_c; /* the filesystem is full: logged once until it clears */
+    bool disk_full;       /* the last append met a full filesystem */
+    uint64_t disk_full_appends;
+    uint64_t disk_free;
 
     uint64_t epoch;
     uint64_t next_seq;
@@ -159,6 +165,37 @@ uint32_t ww_crc32c(uint32_t crc, const void *data, size_t len)
     return ~crc;
 }
 
+/* ---- the system calls, through ww_spool_io_t so tests can count and fail them ---- */
+
+static ssize_t s_sys_writev(void *arg, int fd, const struct iovec *iov, int cnt)
+{
+    (void)arg;
+    return writev(fd, iov, cnt);
+}
+
+static int s_sys_fdatasync(void *arg, int fd)
+{
+    (void)arg;
+    return fdatasync(fd);
+}
+
+static int s_sys_fsync(void *arg, int fd)
+{
+    (void)arg;
+    return fsync(fd);
+}
+
+/* fdatasync / fsync through the seam: 0 or -errno. */
+static int s_datasync(const ww_spool_t *self, int fd)
+{
+    return self->io.fdatasync(self->io.arg, fd) < 0 ? -errno : 0;
+}
+
+static int s_fullsync(const ww_spool_t *self, int fd)
+{
+    return self->io.fsync(self->io.arg, fd) < 0 ? -errno : 0;
+}
+
 /* ---- small I/O helpers: 0 or -errno, retrying EINTR and short transfers ---- */
 
 static int s_pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -182,27 +219,10 @@ static int s_pread_full(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static int s_write_full(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int s_writev_full(int fd, struct iovec *iov, int cnt)
+static int s_writev_full(const ww_spool_t *self, int fd, struct iovec *iov, int cnt)
 {
     while (cnt > 0) {
-        ssize_t n = writev(fd, iov, cnt);
+        ssize_t n = self->io.writev(self->io.arg, fd, iov, cnt);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -264,9 +284,19 @@ static uint64_t s_seg_count_from(const struct seg *sg, uint64_t from)
     return sg->last >= lo ? sg->last - lo + 1 : 0;
 }
 
+/* Bytes statvfs says the spool's filesystem has free for it (0 when unknown). */
+static uint64_t s_disk_free(const ww_spool_t *self)
+{
+    struct statvfs vfs;
+    if (fstatvfs(self->dirfd, &vfs) < 0) {
+        return 0;
+    }
+    return (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+}
+
 static int s_fsync_dir(ww_spool_t *self)
 {
-    return fsync(self->dirfd) < 0 ? -errno : 0;
+    return s_fullsync(self, self->dirfd);
 }
 
 /* Replaces `name` with buf atomically: tmp file, (fsync), rename, (fsync dir). */
@@ -279,9 +309,10 @@ static int s_write_atomic(ww_spool_t *self, const char *name, const char *tmp, c
         rc = -errno;
         goto cleanup;
     }
-    rc = s_write_full(fd, buf, len);
-    if (rc == 0 && durable && fsync(fd) < 0) {
-        rc = -errno;
+    struct iovec iov = {(void *)buf, len};
+    rc = s_writev_full(self, fd, &iov, 1);
+    if (rc == 0 && durable) {
+        rc = s_fullsync(self, fd);
     }
     if (close(fd) < 0 && rc == 0) {
         rc = -errno;
@@ -363,8 +394,11 @@ static int s_open_acked(ww_spool_t *self)
 /* Syncs acked's data (and, once after creating it, the directory entry). */
 static int s_sync_acked(ww_spool_t *self)
 {
-    if (self->ack_fd >= 0 && fdatasync(self->ack_fd) < 0) {
-        return -errno;
+    if (self->ack_fd >= 0) {
+        int rc = s_datasync(self, self->ack_fd);
+        if (rc != 0) {
+            return rc;
+        }
     }
     if (self->ack_dir_dirty) {
         int rc = s_fsync_dir(self);
@@ -601,8 +635,12 @@ static int s_recover_seg(ww_spool_t *self, size_t i, uint64_t prev_last, uint64_
         self->corrupt += sc.cut;
         self->meta_dirty = true;
         if (sc.good_end > 0) {
-            if (ftruncate(fd, (off_t)sc.good_end) < 0 || fsync(fd) < 0) {
+            if (ftruncate(fd, (off_t)sc.good_end) < 0) {
                 rc = -errno;
+                goto cleanup;
+            }
+            rc = s_fullsync(self, fd);
+            if (rc != 0) {
                 goto cleanup;
             }
         }
@@ -838,6 +876,17 @@ ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err)
     }
     self->dirfd = self->tail_fd = self->rd_fd = self->ack_fd = -1;
     self->conf = *conf;
+    self->conf.io = NULL;
+    self->io = conf->io ? *conf->io : (ww_spool_io_t){0};
+    if (!self->io.writev) {
+        self->io.writev = s_sys_writev;
+    }
+    if (!self->io.fdatasync) {
+        self->io.fdatasync = s_sys_fdatasync;
+    }
+    if (!self->io.fsync) {
+        self->io.fsync = s_sys_fsync;
+    }
     self->dir = strdup(conf->dir);
     if (!self->dir) {
         rc = -ENOMEM;
@@ -865,6 +914,7 @@ ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err)
     if (rc < 0 && rc != -EBADMSG) {
         goto cleanup;
     }
+    bool meta_valid = rc == 1;
     if (rc != 1) {
         self->dropped = self->corrupt = 0;
         meta_next = 1;
@@ -935,6 +985,17 @@ ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err)
         }
     }
     rc = s_write_meta(self); /* also proves the directory is writable */
+    if ((rc == -ENOSPC || rc == -EDQUOT) && meta_valid) {
+        /* A full filesystem must not keep the agent from starting: the meta on disk holds
+         * this epoch, next_seq is recomputed from the segments at every open, and the
+         * counters are written again at the next change, sync or close. */
+        self->disk_full = true;
+        self->disk_free = s_disk_free(self);
+        WW_WARN("%s: the filesystem is full (%s, %" PRIu64 " bytes free): meta not rewritten "
+                "at open; retried later",
+                self->dir, strerror(-rc), self->disk_free);
+        rc = 0;
+    }
     if (rc != 0) {
         goto cleanup;
     }
@@ -959,9 +1020,8 @@ static int s_sync(ww_spool_t *self)
 {
     int rc = 0;
     if (self->tail_dirty && self->tail_fd >= 0) {
-        if (fdatasync(self->tail_fd) < 0) {
-            rc = -errno;
-        } else {
+        rc = s_datasync(self, self->tail_fd);
+        if (rc == 0) {
             self->tail_dirty = false;
         }
     }
@@ -1022,9 +1082,8 @@ void ww_spool_close(ww_spool_t **self_p)
 static int s_close_tail(ww_spool_t *self)
 {
     int rc = 0;
-    if (self->tail_fd >= 0 && self->tail_dirty && self->conf.fsync != WW_FSYNC_NEVER &&
-        fdatasync(self->tail_fd) < 0) {
-        rc = -errno;
+    if (self->tail_fd >= 0 && self->tail_dirty && self->conf.fsync != WW_FSYNC_NEVER) {
+        rc = s_datasync(self, self->tail_fd);
     }
     s_close_fd(&self->tail_fd);
     self->tail_dirty = false;
@@ -1088,39 +1147,14 @@ static int s_make_room(ww_spool_t *self, uint64_t need, uint64_t *dropped)
     return rc;
 }
 
-int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len, uint64_t *dropped)
+/* Writes one record at the end of the tail (starting a segment when needed) and flushes it
+ * per the policy. On failure the record is taken back, so the state is as before; a
+ * failure that cannot be undone burns seq (next_seq moves past it). Returns 0 or -errno,
+ * the system call's own (ENOSPC/EDQUOT for a full filesystem). */
+static int s_write_record(ww_spool_t *self, uint64_t seq, const void *data, size_t len)
 {
-    if (dropped) {
-        *dropped = 0;
-    }
-    if (!self || (!data && len > 0) || seq != self->next_seq) {
-        return -EINVAL;
-    }
-    if (len > UINT32_MAX || REC_HDR + (uint64_t)len > self->conf.max_bytes) {
-        return -EMSGSIZE;
-    }
     uint64_t need = REC_HDR + (uint64_t)len;
     int rc = 0;
-    if (self->bytes + need > self->conf.max_bytes && self->tail_fd >= 0 &&
-        self->segs[self->nsegs - 1].last <= self->acked) {
-        /* Full, but the open tail holds only acked records: give its room back first. */
-        rc = s_close_tail(self);
-        if (rc == 0) {
-            rc = s_gc(self);
-        }
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    if (self->bytes + need > self->conf.max_bytes) {
-        if (self->conf.policy == WW_SPOOL_REFUSE) {
-            return -ENOSPC;
-        }
-        rc = s_make_room(self, need, dropped);
-        if (rc != 0) {
-            return rc;
-        }
-    }
     if (self->tail_fd >= 0) {
         struct seg *t = &self->segs[self->nsegs - 1];
         if (t->bytes > 0 && t->bytes + need > self->conf.segment_bytes) {
@@ -1148,9 +1182,9 @@ int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len
     ww_put_le64(hdr + 8, seq);
     ww_put_le32(hdr + 16, ww_crc32c(ww_crc32c(0, hdr + 8, 8), data, len));
     struct iovec iov[2] = {{hdr, REC_HDR}, {(void *)data, len}};
-    rc = s_writev_full(self->tail_fd, iov, len > 0 ? 2 : 1);
-    if (rc == 0 && self->conf.fsync == WW_FSYNC_ALWAYS && fdatasync(self->tail_fd) < 0) {
-        rc = -errno;
+    rc = s_writev_full(self, self->tail_fd, iov, len > 0 ? 2 : 1);
+    if (rc == 0 && self->conf.fsync == WW_FSYNC_ALWAYS) {
+        rc = s_datasync(self, self->tail_fd);
     }
     if (rc != 0) {
         /* Take the record back so the state is as before. If even that fails, what is
@@ -1178,6 +1212,115 @@ int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len
         }
     } else if (self->conf.fsync == WW_FSYNC_NEVER) {
         self->tail_dirty = true; /* flushed only by an explicit ww_spool_sync */
+    }
+    return rc;
+}
+
+/* The filesystem is full: logs it (once until it clears) with what statvfs says is free,
+ * and whether the policy can do anything about it. */
+static void s_disk_full(ww_spool_t *self, int err, bool can_drop)
+{
+    self->disk_free = s_disk_free(self);
+    self->disk_full = true;
+    WW_COMPLAIN(&self->disk_c,
+                "%s: the filesystem is full (%s): %" PRIu64 " bytes free, the spool holds %" PRIu64
+                " bytes (max_bytes %" PRIu64 "); %s",
+                self->dir, strerror(-err), self->disk_free, self->bytes, self->conf.max_bytes,
+                self->conf.policy == WW_SPOOL_REFUSE
+                    ? "policy stop_sampling: batches are refused until there is room"
+                : can_drop ? "policy drop_oldest: dropping the oldest batches to make room"
+                           : "policy drop_oldest, but nothing is left to drop: batches are "
+                             "refused until there is room");
+}
+
+/* DROP_OLDEST on a full filesystem: deletes the oldest segment that holds bytes, counting
+ * its unacked records in *n. Returns 1 (deleted), 0 (nothing left to delete) or -errno. */
+static int s_drop_for_disk(ww_spool_t *self, uint64_t *n)
+{
+    if (self->nsegs == 0 || self->segs[0].bytes == 0) {
+        return 0;
+    }
+    uint64_t lost = s_seg_count_from(&self->segs[0], self->acked + 1);
+    int rc = s_seg_delete(self, 0);
+    if (rc != 0) {
+        return rc;
+    }
+    self->unacked -= lost;
+    *n += lost;
+    return 1;
+}
+
+int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len, uint64_t *dropped)
+{
+    if (dropped) {
+        *dropped = 0;
+    }
+    if (!self || (!data && len > 0) || seq != self->next_seq) {
+        return -EINVAL;
+    }
+    if (len > UINT32_MAX || REC_HDR + (uint64_t)len > self->conf.max_bytes) {
+        return -EMSGSIZE;
+    }
+    uint64_t need = REC_HDR + (uint64_t)len;
+    int rc = 0;
+    if (self->bytes + need > self->conf.max_bytes && self->tail_fd >= 0 &&
+        self->segs[self->nsegs - 1].last <= self->acked) {
+        /* Full, but the open tail holds only acked records: give its room back first. */
+        rc = s_close_tail(self);
+        if (rc == 0) {
+            rc = s_gc(self);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (self->bytes + need > self->conf.max_bytes) {
+        if (self->conf.policy == WW_SPOOL_REFUSE) {
+            self->disk_full = false;
+            return -ENOSPC;
+        }
+        rc = s_make_room(self, need, dropped);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    /* A full filesystem is met here, below max_bytes: the same policy, reported as what
+     * it is. Each round deletes one segment, so this ends. */
+    bool met_full = false;
+    uint64_t n = 0;
+    for (;;) {
+        rc = s_write_record(self, seq, data, len);
+        if ((rc != -ENOSPC && rc != -EDQUOT) || self->next_seq != seq) {
+            break;
+        }
+        if (!met_full) {
+            met_full = true;
+            self->disk_full_appends++;
+        }
+        int d = self->conf.policy == WW_SPOOL_DROP_OLDEST ? s_drop_for_disk(self, &n) : 0;
+        s_disk_full(self, rc, d > 0);
+        if (d <= 0) {
+            rc = d < 0 ? d : -ENOSPC;
+            break;
+        }
+    }
+    if (n > 0) {
+        self->dropped += n;
+        WW_WARN("%s: filesystem full: dropped the %" PRIu64 " oldest unacked record(s)", self->dir,
+                n);
+        s_write_meta_soon(self);
+        if (dropped) {
+            *dropped += n;
+        }
+    }
+    if (rc == 0 && !met_full) {
+        self->disk_full = false;
+        /* Said once there is room for a couple of segments, not after every append that
+         * fits between two drops of a filesystem that stays full. */
+        if (self->disk_c.failing && s_disk_free(self) >= 2 * self->conf.segment_bytes) {
+            WW_RECOVERED(&self->disk_c, "%s: the filesystem has room for the spool again",
+                         self->dir);
+        }
     }
     return rc;
 }
@@ -1356,4 +1499,7 @@ void ww_spool_state(const ww_spool_t *self, ww_spool_state_t *out)
     out->bytes = self->bytes;
     out->dropped_batches = self->dropped;
     out->corrupt_records = self->corrupt;
+    out->disk_full = self->disk_full;
+    out->disk_full_appends = self->disk_full_appends;
+    out->disk_free = self->disk_free;
 }

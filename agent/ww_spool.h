@@ -26,18 +26,51 @@
  * dropped_batches, persisted in meta) and appends; WW_SPOOL_REFUSE returns -ENOSPC and
  * the caller stops sampling (counting the ticks it skipped).
  *
- * Durability: fsync after every append (WW_FSYNC_ALWAYS, the default: a batch is on disk
- * before it is sent), at most every fsync_interval (WW_FSYNC_INTERVAL), or never
+ * A full filesystem (a write or flush fails with ENOSPC or EDQUOT before max_bytes is
+ * reached) is not the spool's bound: it is logged as such, once until it clears, with the
+ * directory and the bytes statvfs says are free, and ww_spool_state reports disk_full.
+ * The record is taken back (the segment truncated to where it was), then the same policy
+ * applies: WW_SPOOL_DROP_OLDEST deletes the oldest segment (its unacked records counted in
+ * dropped_batches) and retries, until the append succeeds or only an empty segment is
+ * left; WW_SPOOL_REFUSE, or nothing left to delete, returns -ENOSPC with disk_full set.
+ *
+ * Durability: fdatasync after every append (WW_FSYNC_ALWAYS, the default: a batch is on
+ * disk before it is sent), at most every fsync_interval (WW_FSYNC_INTERVAL), or never
  * (WW_FSYNC_NEVER: page cache only, survives a process crash but not a power loss).
+ * Exactly, in fdatasync calls (counted through ww_spool_io_t in tests/unit/test_spool.c):
+ *   ALWAYS    one per append (the segment) and one per ww_spool_ack that moves the
+ *             watermark (the acked file);
+ *   INTERVAL  none per append or ack until fsync_interval has passed since the last
+ *             flush; then the next append or ack flushes what is pending: one for the
+ *             segment (if appended to), one for acked (if acked since);
+ *   NEVER     none per append or ack; only ww_spool_sync (an explicit request) flushes.
+ * In every mode ww_spool_sync and close flush what is pending (NEVER: close flushes
+ * nothing but meta), closing a full segment flushes it first (not under NEVER), and meta
+ * (rewritten at open, close and when a loss counter moves) and new directory entries are
+ * made durable with fsync.
  */
 #ifndef WW_SPOOL_H
 #define WW_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 typedef enum { WW_SPOOL_DROP_OLDEST = 0, WW_SPOOL_REFUSE = 1 } ww_spool_policy_t;
 typedef enum { WW_FSYNC_ALWAYS = 0, WW_FSYNC_INTERVAL = 1, WW_FSYNC_NEVER = 2 } ww_fsync_t;
+
+/* The system calls through which the spool writes records and meta and flushes files,
+ * replaceable so that tests can count the flushes each fsync mode makes and make a write
+ * fail as a full filesystem does. Each behaves as the system call (-1 with errno). A NULL
+ * ww_spool_conf_t.io, or a NULL member, means the real call. */
+typedef struct {
+    ssize_t (*writev)(void *arg, int fd, const struct iovec *iov, int cnt);
+    int (*fdatasync)(void *arg, int fd);
+    int (*fsync)(void *arg, int fd);
+    void *arg;
+} ww_spool_io_t;
 
 typedef struct {
     const char *dir;        /* created (mode 0700) if missing */
@@ -46,16 +79,20 @@ typedef struct {
     ww_spool_policy_t policy;
     ww_fsync_t fsync;
     int64_t fsync_interval_ns;
+    const ww_spool_io_t *io; /* NULL: the system calls; borrowed, must outlive the spool */
 } ww_spool_conf_t;
 
 typedef struct {
-    uint64_t epoch;           /* stream epoch, random at first open, then persisted */
-    uint64_t next_seq;        /* sequence number of the next append (>= 1) */
-    uint64_t acked;           /* highest acked sequence number */
-    uint64_t records;         /* unacked records on disk */
-    uint64_t bytes;           /* bytes on disk in segments */
-    uint64_t dropped_batches; /* cumulative: dropped by the policy (persisted) */
-    uint64_t corrupt_records; /* cumulative: torn/corrupt records cut at recovery (persisted) */
+    uint64_t epoch;             /* stream epoch, random at first open, then persisted */
+    uint64_t next_seq;          /* sequence number of the next append (>= 1) */
+    uint64_t acked;             /* highest acked sequence number */
+    uint64_t records;           /* unacked records on disk */
+    uint64_t bytes;             /* bytes on disk in segments */
+    uint64_t dropped_batches;   /* cumulative: dropped by the policy (persisted) */
+    uint64_t corrupt_records;   /* cumulative: torn/corrupt records cut at recovery (persisted) */
+    bool disk_full;             /* the last append met a full filesystem (ENOSPC/EDQUOT) */
+    uint64_t disk_full_appends; /* appends that met a full filesystem, since open */
+    uint64_t disk_free;         /* bytes free to the spool (statvfs) when it was last met */
 } ww_spool_state_t;
 
 typedef struct ww_spool ww_spool_t;
@@ -71,9 +108,11 @@ void ww_spool_close(ww_spool_t **self_p);
 
 /* Appends one record under sequence number `seq`, which must be next_seq (the caller
  * takes it from ww_spool_state and encodes it into the payload). On success next_seq
- * advances. Returns 0, -ENOSPC (REFUSE policy, full), -EMSGSIZE (one record larger than
- * max_bytes), or another negative errno on I/O failure. With DROP_OLDEST, *dropped (may
- * be NULL) receives how many records were dropped to make room. */
+ * advances. Returns 0; -ENOSPC when the spool is at max_bytes under REFUSE, or when the
+ * filesystem is full and the policy cannot make room (ww_spool_state's disk_full tells
+ * which); -EMSGSIZE (one record larger than max_bytes); or another negative errno on I/O
+ * failure. With DROP_OLDEST, *dropped (may be NULL) receives how many unacked records
+ * were dropped to make room (for max_bytes or for a full filesystem). */
 int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len,
                     uint64_t *dropped);
 

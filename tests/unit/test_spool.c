@@ -1,6 +1,7 @@
 /* Unit tests of the on-disk spool: round trips, reopen, acks, damage recovery, bounds,
  * durability modes and a SIGKILL in the middle of appends. Each case uses its own
  * temporary directory. */
+#define _GNU_SOURCE /* unshare */
 #include "ww_spool.h"
 #include "ww_test.h"
 
@@ -8,13 +9,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -734,28 +738,139 @@ static void test_record_too_large(void **state)
     tmpdir_free(dir);
 }
 
+/* ---- a seam for the system calls: count flushes, play a small filesystem ---- */
+
+typedef struct {
+    unsigned fdatasync_seg;   /* fdatasync of segment files */
+    unsigned fdatasync_acked; /* fdatasync of the acked file */
+    unsigned fdatasync_other;
+    unsigned fsyncs;   /* fsync of anything (meta.tmp, the directory, a cut segment) */
+    const char *dir;   /* the spool directory whose segment bytes count against fs_bytes */
+    uint64_t fs_bytes; /* 0: no limit; else writev to a segment fails with ENOSPC past it */
+    int full_errno;    /* ENOSPC or EDQUOT */
+    unsigned enospc;   /* writev calls that failed for lack of room */
+} s_io_t;
+
+/* Base name of what fd is open on ("" when unknown). */
+static const char *fd_name(int fd, char *buf, size_t cap)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, buf, cap - 1);
+    if (n < 0) {
+        buf[0] = '\0';
+        return buf;
+    }
+    buf[n] = '\0';
+    const char *slash = strrchr(buf, '/');
+    return slash ? slash + 1 : buf;
+}
+
+/* Bytes in the segment files of dir. */
+static uint64_t seg_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    uint64_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "seg-", 4) == 0) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            n += (uint64_t)file_size(path);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static ssize_t io_writev(void *arg, int fd, const struct iovec *iov, int cnt)
+{
+    s_io_t *io = arg;
+    char buf[4096];
+    if (io->fs_bytes == 0 || strncmp(fd_name(fd, buf, sizeof buf), "seg-", 4) != 0) {
+        return writev(fd, iov, cnt);
+    }
+    /* A filesystem of fs_bytes for segments: what fits is written (a short write, as the
+     * kernel does), then ENOSPC. */
+    uint64_t used = seg_bytes(io->dir);
+    uint64_t room = used < io->fs_bytes ? io->fs_bytes - used : 0;
+    size_t want = 0;
+    for (int i = 0; i < cnt; i++) {
+        want += iov[i].iov_len;
+    }
+    if (room >= want) {
+        return writev(fd, iov, cnt);
+    }
+    if (room == 0) {
+        io->enospc++;
+        errno = io->full_errno;
+        return -1;
+    }
+    size_t n = iov[0].iov_len < room ? iov[0].iov_len : (size_t)room;
+    return write(fd, iov[0].iov_base, n);
+}
+
+static int io_fdatasync(void *arg, int fd)
+{
+    s_io_t *io = arg;
+    char buf[4096];
+    const char *name = fd_name(fd, buf, sizeof buf);
+    if (strncmp(name, "seg-", 4) == 0) {
+        io->fdatasync_seg++;
+    } else if (strcmp(name, "acked") == 0) {
+        io->fdatasync_acked++;
+    } else {
+        io->fdatasync_other++;
+    }
+    return fdatasync(fd);
+}
+
+static int io_fsync(void *arg, int fd)
+{
+    s_io_t *io = arg;
+    io->fsyncs++;
+    return fsync(fd);
+}
+
 static void test_fsync_modes(void **state)
 {
     (void)state;
+    /* The fdatasync calls each mode makes for: 20 appends, ack 5, ww_spool_sync, 5
+     * appends, ack 7, close (ww_spool.h says which flush when). Segments never fill
+     * here, so no flush comes from closing one. */
     static const struct {
         ww_fsync_t mode;
         int64_t interval_ns;
-    } modes[] = {{WW_FSYNC_ALWAYS, 0},
-                 {WW_FSYNC_INTERVAL, 1000},
-                 {WW_FSYNC_INTERVAL, INT64_C(3600000000000)},
-                 {WW_FSYNC_NEVER, 0}};
+        unsigned seg, acked;
+    } modes[] = {{WW_FSYNC_ALWAYS, 0, 25, 2},
+                 {WW_FSYNC_INTERVAL, 0, 25, 2},                     /* always due */
+                 {WW_FSYNC_INTERVAL, INT64_C(3600000000000), 2, 2}, /* sync + close */
+                 {WW_FSYNC_NEVER, 0, 1, 0}}; /* the explicit ww_spool_sync only */
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         char *dir = tmpdir_new();
-        ww_spool_conf_t c = conf_of(dir, 1 << 20, 400);
+        s_io_t cnt = {0};
+        ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+        ww_spool_conf_t c = conf_of(dir, 1 << 20, 1 << 20);
         c.fsync = modes[m].mode;
         c.fsync_interval_ns = modes[m].interval_ns;
+        c.io = &io;
         ww_spool_t *sp = open_ok(&c);
+        unsigned fsyncs_at_open = cnt.fsyncs;
+        assert_true(fsyncs_at_open >= 1); /* meta is made durable in every mode */
         append_n(sp, 20, var_len);
         assert_int_equal(ww_spool_ack(sp, 5), 0);
         assert_int_equal(ww_spool_sync(sp), 0);
         append_n(sp, 5, var_len);
         assert_int_equal(ww_spool_ack(sp, 7), 0);
         ww_spool_close(&sp);
+        print_message("mode %zu: fdatasync seg %u acked %u other %u, fsync %u\n", m,
+                      cnt.fdatasync_seg, cnt.fdatasync_acked, cnt.fdatasync_other, cnt.fsyncs);
+        assert_int_equal(cnt.fdatasync_seg, modes[m].seg);
+        assert_int_equal(cnt.fdatasync_acked, modes[m].acked);
+        assert_int_equal(cnt.fdatasync_other, 0);
+
+        c.io = NULL;
         sp = open_ok(&c);
         ww_spool_state_t st = state_of(sp);
         assert_int_equal(st.acked, 7);
@@ -765,6 +880,176 @@ static void test_fsync_modes(void **state)
         ww_spool_close(&sp);
         tmpdir_free(dir);
     }
+}
+
+/* A full filesystem (a write fails with ENOSPC or EDQUOT before max_bytes) under
+ * drop_oldest: the oldest segment goes, counted, and the append is retried; reported as a
+ * full disk, not as the spool's bound. */
+static void test_disk_full_drop_oldest(void **state)
+{
+    (void)state;
+    static const int errs[] = {ENOSPC, EDQUOT};
+    for (size_t k = 0; k < 2; k++) {
+        char *dir = tmpdir_new();
+        s_io_t cnt = {.dir = dir, .fs_bytes = 1000, .full_errno = errs[k]};
+        ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+        ww_spool_conf_t c = conf_of(dir, 1 << 20, 300); /* 3 records per segment */
+        c.io = &io;
+        ww_spool_t *sp = open_ok(&c);
+        append_n(sp, 10, len80); /* 1000 bytes: the filesystem is full */
+        assert_false(state_of(sp).disk_full);
+        uint8_t buf[80];
+        fill(buf, 80, 11);
+        uint64_t dropped = 99;
+        assert_int_equal(ww_spool_append(sp, 11, buf, 80, &dropped), 0);
+        assert_true(cnt.enospc >= 1);
+        assert_int_equal(dropped, 3); /* segment 1-3 */
+        ww_spool_state_t st = state_of(sp);
+        assert_true(st.disk_full);
+        assert_int_equal(st.disk_full_appends, 1);
+        assert_int_equal(st.dropped_batches, 3);
+        assert_int_equal(st.records, 8);
+        assert_int_equal(st.bytes, 800);
+        expect_records(sp, 0, 4, 11, len80);
+        /* Room again: the next append is a plain one. */
+        assert_int_equal(ww_spool_ack(sp, 6), 0);
+        fill(buf, 80, 12);
+        assert_int_equal(ww_spool_append(sp, 12, buf, 80, &dropped), 0);
+        assert_int_equal(dropped, 0);
+        assert_false(state_of(sp).disk_full);
+        ww_spool_close(&sp);
+
+        /* What is on disk is whole: no torn record from the short write. */
+        c.io = NULL;
+        sp = open_ok(&c);
+        st = state_of(sp);
+        assert_int_equal(st.corrupt_records, 0);
+        assert_int_equal(st.dropped_batches, 3);
+        expect_records(sp, 0, 7, 12, len80);
+        ww_spool_close(&sp);
+        tmpdir_free(dir);
+    }
+
+    /* Nothing to drop (the record does not fit in an empty filesystem): -ENOSPC. */
+    char *dir = tmpdir_new();
+    s_io_t cnt = {.dir = dir, .fs_bytes = 50, .full_errno = ENOSPC};
+    ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+    ww_spool_conf_t c = conf_of(dir, 1 << 20, 300);
+    c.io = &io;
+    ww_spool_t *sp = open_ok(&c);
+    uint8_t buf[80];
+    fill(buf, 80, 1);
+    uint64_t dropped = 99;
+    assert_int_equal(ww_spool_append(sp, 1, buf, 80, &dropped), -ENOSPC);
+    assert_int_equal(dropped, 0);
+    ww_spool_state_t st = state_of(sp);
+    assert_true(st.disk_full);
+    assert_int_equal(st.next_seq, 1);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.bytes, 0);
+    cnt.fs_bytes = 0; /* space freed elsewhere */
+    assert_int_equal(ww_spool_append(sp, 1, buf, 80, NULL), 0);
+    expect_records(sp, 0, 1, 1, len80);
+    ww_spool_close(&sp);
+    tmpdir_free(dir);
+}
+
+/* A full filesystem under stop_sampling: -ENOSPC with disk_full, nothing changed. */
+static void test_disk_full_refuse(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    s_io_t cnt = {.dir = dir, .fs_bytes = 1000, .full_errno = ENOSPC};
+    ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+    ww_spool_conf_t c = conf_of(dir, 1 << 20, 300);
+    c.policy = WW_SPOOL_REFUSE;
+    c.io = &io;
+    ww_spool_t *sp = open_ok(&c);
+    append_n(sp, 10, len80);
+    uint8_t buf[80];
+    fill(buf, 80, 11);
+    assert_int_equal(ww_spool_append(sp, 11, buf, 80, NULL), -ENOSPC);
+    ww_spool_state_t st = state_of(sp);
+    assert_true(st.disk_full);
+    assert_int_equal(st.disk_full_appends, 1);
+    assert_int_equal(st.next_seq, 11);
+    assert_int_equal(st.records, 10);
+    assert_int_equal(st.bytes, 1000);
+    assert_int_equal(st.dropped_batches, 0);
+    assert_int_equal(seg_bytes(dir), 1000); /* the short write was taken back */
+    expect_records(sp, 0, 1, 10, len80);
+    /* The spool's own bound is not the disk: refused without disk_full. */
+    ww_spool_close(&sp);
+    c.max_bytes = 1000;
+    c.io = NULL;
+    sp = open_ok(&c);
+    assert_int_equal(ww_spool_append(sp, 11, buf, 80, NULL), -ENOSPC);
+    assert_false(state_of(sp).disk_full);
+    /* Acks free segments: room again. */
+    assert_int_equal(ww_spool_ack(sp, 3), 0);
+    assert_int_equal(ww_spool_append(sp, 11, buf, 80, NULL), 0);
+    expect_records(sp, 0, 4, 11, len80);
+    ww_spool_close(&sp);
+    tmpdir_free(dir);
+}
+
+/* A real full filesystem: a tmpfs of 64 KiB mounted in a private mount namespace (needs
+ * CAP_SYS_ADMIN, as root in CI; skipped with a message where mounting is not allowed). */
+static void test_disk_full_tmpfs(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("wwspooltest", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700") < 0) {
+        print_message("test_disk_full_tmpfs skipped: cannot mount a tmpfs here: %s\n",
+                      strerror(errno));
+        tmpdir_free(dir);
+        skip();
+        return;
+    }
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/spool", dir);
+    for (int p = 0; p < 2; p++) {
+        ww_spool_conf_t c = conf_of(sub, 1 << 20, 8192); /* the bound is far away */
+        c.policy = p ? WW_SPOOL_REFUSE : WW_SPOOL_DROP_OLDEST;
+        c.fsync = WW_FSYNC_ALWAYS;
+        ww_spool_t *sp = open_ok(&c);
+        static uint8_t buf[1000];
+        int refused = 0;
+        for (int i = 0; i < 200 && refused == 0; i++) {
+            uint64_t seq = state_of(sp).next_seq;
+            fill(buf, sizeof buf, seq);
+            int rc = ww_spool_append(sp, seq, buf, sizeof buf, NULL);
+            if (rc == -ENOSPC) {
+                refused = 1;
+            } else {
+                assert_int_equal(rc, 0);
+            }
+        }
+        ww_spool_state_t st = state_of(sp);
+        print_message("policy %d: disk_full_appends %" PRIu64 ", dropped %" PRIu64
+                      ", records %" PRIu64 ", free %" PRIu64 " bytes\n",
+                      p, st.disk_full_appends, st.dropped_batches, st.records, st.disk_free);
+        assert_true(st.disk_full_appends > 0);
+        if (p == 0) {
+            assert_int_equal(refused, 0);
+            assert_true(st.dropped_batches > 0);
+        } else {
+            assert_int_equal(refused, 1);
+            assert_true(st.disk_full);
+            assert_int_equal(st.dropped_batches, 0);
+        }
+        uint64_t first = st.next_seq - st.records;
+        expect_records(sp, 0, first, st.next_seq - 1, NULL);
+        ww_spool_close(&sp);
+        sp = open_ok(&c);
+        assert_int_equal(state_of(sp).corrupt_records, 0);
+        expect_records(sp, 0, first, st.next_seq - 1, NULL);
+        ww_spool_close(&sp);
+        rm_rf(sub);
+    }
+    umount2(dir, MNT_DETACH);
+    tmpdir_free(dir);
 }
 
 static void test_stale_meta_never_repeats_seq(void **state)
@@ -1054,6 +1339,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_refuse_when_full),
     cmocka_unit_test(test_record_too_large),
     cmocka_unit_test(test_fsync_modes),
+    cmocka_unit_test(test_disk_full_drop_oldest),
+    cmocka_unit_test(test_disk_full_refuse),
+    cmocka_unit_test(test_disk_full_tmpfs),
     cmocka_unit_test(test_stale_meta_never_repeats_seq),
     cmocka_unit_test(test_sigkill_mid_append),
     cmocka_unit_test(test_bad_arguments),
