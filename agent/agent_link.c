@@ -332,7 +332,11 @@ int ww_link_submit(ww_link_t *self, ww_batch_t *batch)
     uint64_t dropped = 0;
     int rc = ww_spool_append(self->spool, sp.next_seq, self->enc, (size_t)n, &dropped);
     if (rc == -ENOSPC) {
-        self->st.refused++;
+        if (ww_link_disk_full(self)) {
+            self->st.disk_full++;
+        } else {
+            self->st.refused++;
+        }
         return rc;
     }
     if (rc < 0) {
@@ -343,7 +347,9 @@ int ww_link_submit(ww_link_t *self, ww_batch_t *batch)
     self->st.spooled++;
     self->appended = sp.next_seq;
     if (dropped > 0) {
-        WW_WARN("spool full: dropped the %llu oldest unacked batches (%llu in this stream)",
+        WW_WARN("%s: dropped the %llu oldest unacked batches (%llu in this stream)",
+                ww_link_disk_full(self) ? "the spool's filesystem is full"
+                                        : "spool full (spool.max_bytes)",
                 (unsigned long long)dropped, (unsigned long long)(sp.dropped_batches + dropped));
         s_forget_dropped(self);
     }
@@ -642,6 +648,13 @@ uint64_t ww_link_pending(const ww_link_t *self)
     ww_spool_state_t sp;
     ww_spool_state(self->spool, &sp);
     return sp.records;
+}
+
+bool ww_link_disk_full(const ww_link_t *self)
+{
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    return sp.disk_full;
 }
 
 uint64_t ww_link_epoch(const ww_link_t *self)

@@ -18,6 +18,7 @@
 #include "ww_spool.h"
 #include "ww_wire.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -46,6 +47,8 @@ typedef struct {
     uint64_t dropped;   /* batches dropped by the spool policy (cumulative for the epoch) */
     uint64_t corrupt;   /* spool records cut as corrupt (cumulative for the epoch) */
     uint64_t refused;   /* batches refused because the spool is full (stop_sampling) */
+    uint64_t disk_full; /* batches refused because the filesystem is full and the policy
+                           could not make room (stop_sampling, or nothing left to drop) */
     uint64_t connects;  /* connections established */
     uint64_t failovers; /* switches to another endpoint */
     uint64_t hellos_acked;
@@ -63,9 +66,14 @@ void ww_link_destroy(ww_link_t **self_p);
 
 /* Spools a batch under the next sequence number (with the stream's loss counters) and
  * sends it when the window allows. The caller keeps ownership of batch. Returns 0,
- * -ENOSPC when the spool is full under the stop_sampling policy (nothing kept; the caller
- * counts the tick as skipped), or another negative errno. */
+ * -ENOSPC when the spool is full under the stop_sampling policy or its filesystem is full
+ * and the policy could not make room (nothing kept; the caller counts the tick as skipped;
+ * ww_link_disk_full tells which), or another negative errno. */
 int ww_link_submit(ww_link_t *self, ww_batch_t *batch);
+
+/* Whether the last append to the spool met a full filesystem (ENOSPC/EDQUOT), as opposed
+ * to the spool's own bound (spool.max_bytes). The spool logs the path and free bytes. */
+bool ww_link_disk_full(const ww_link_t *self);
 
 /* Waits up to timeout_ns for replies and connection events, handles them, and (re)sends
  * what is due. Returns 0, or -EINTR when a signal interrupted the wait. */

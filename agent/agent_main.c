@@ -339,8 +339,8 @@ typedef struct {
     ww_metrics_t *reg;
     ww_metrics_server_t *srv;
     ww_metric_t *ticks, *skipped, *samples, *windows, *requests, *tick_s;
-    ww_metric_t *spooled, *sent, *resent, *replayed, *acked, *nacked, *dropped, *refused, *corrupt,
-        *connects, *failovers;
+    ww_metric_t *spooled, *sent, *resent, *replayed, *acked, *nacked, *dropped, *refused,
+        *disk_full, *corrupt, *connects, *failovers;
     ww_metric_t *spool_bytes, *pending, *queued, *in_flight;
     int64_t failover_after_ns;
     _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
@@ -384,6 +384,9 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
            "Batches dropped by spool.policy drop_oldest (cumulative for the stream epoch).") ||
         !C(refused, "batches_refused_total",
            "Batches not spooled because the spool was full (spool.policy stop_sampling).") ||
+        !C(disk_full, "batches_disk_full_total",
+           "Batches not spooled because the spool's filesystem was full (ENOSPC/EDQUOT) and "
+           "the policy could not make room.") ||
         !C(corrupt, "spool_corrupt_records_total",
            "Spool records cut as torn or corrupt (cumulative for the stream epoch).") ||
         !C(connects, "connects_total", "Connections to a collector established.") ||
@@ -426,6 +429,7 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     ww_metric_set(m->nacked, 0, (double)st.nacked);
     ww_metric_set(m->dropped, 0, (double)st.dropped);
     ww_metric_set(m->refused, 0, (double)st.refused);
+    ww_metric_set(m->disk_full, 0, (double)st.disk_full);
     ww_metric_set(m->corrupt, 0, (double)st.corrupt);
     ww_metric_set(m->connects, 0, (double)st.connects);
     ww_metric_set(m->failovers, 0, (double)st.failovers);
@@ -577,7 +581,7 @@ int main(int argc, char **argv)
     uint64_t ticks = 0, skipped = 0, samples = 0, windows = 0;
     int64_t next_trim = ww_time_mono_ns() + WW_TRIM_FIRST_NS;
     ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
-    ww_complain_t spool_full = {0};
+    ww_complain_t spool_full = {0}, disk_full = {0};
     while (!s_stop && next < stop_at) {
         int64_t now = ww_time_now_ns();
         if (now < next) {
@@ -600,7 +604,16 @@ int main(int argc, char **argv)
         int n = s_sample_tick(&nodes, next, &batch);
         if (n > 0 || batch.n_latency_windows > 0) {
             int rc = ww_link_submit(link, &batch);
-            if (rc == -ENOSPC) {
+            if (rc == -ENOSPC && ww_link_disk_full(link)) {
+                /* The filesystem, not the spool's bound: the spool said where and how much
+                 * is free, and what its policy could do. This tick is lost, counted. */
+                WW_COMPLAIN(&disk_full,
+                            "the filesystem of the spool %s is full: not sampling "
+                            "until there is room (policy %s)",
+                            conf.spool_dir, conf.spool_policy);
+                skipped++;
+                ww_link_count_skipped(link, 1);
+            } else if (rc == -ENOSPC) {
                 /* stop_sampling: the spool is full; this tick is lost, counted, reported. */
                 WW_COMPLAIN(&spool_full, "spool full: not sampling until the collector "
                                          "acks (policy stop_sampling)");
@@ -612,6 +625,8 @@ int main(int argc, char **argv)
                 ww_link_count_skipped(link, 1);
             } else {
                 WW_RECOVERED(&spool_full, "spool has room again: sampling resumed");
+                WW_RECOVERED(&disk_full, "the spool's filesystem has room again: sampling "
+                                         "resumed");
             }
         }
         windows += batch.n_latency_windows;
