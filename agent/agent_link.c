@@ -2,6 +2,7 @@
 #define WW_LOG_MODULE "link"
 #include "agent_link.h"
 
+#include "agent_backoff.h"
 #include "ww_log.h"
 #include "ww_time.h"
 
@@ -37,9 +38,11 @@ struct ww_link {
     s_entry_t *ring;
     size_t cap, head, count, n_inflight;
     uint64_t loaded;
-    uint64_t appended;      /* highest seq in the spool */
-    int64_t inflight_since; /* monotonic time the oldest in-flight entry was (re)sent */
-    int64_t progress_at;    /* monotonic time of the last ack or hello ack */
+    uint64_t appended;       /* highest seq in the spool */
+    int64_t inflight_since;  /* monotonic time the oldest in-flight entry was (re)sent */
+    int64_t progress_at;     /* monotonic time of the last ack, hello ack or pending */
+    ww_backoff_t backoff;    /* resends deferred while the collector answers Pending */
+    ww_complain_t pending_c; /* "collector holds, not committed": logged once per spell */
     /* hello */
     uint8_t *hello;
     size_t hello_len;
@@ -402,6 +405,29 @@ static void s_failover(ww_link_t *self)
     self->hello_acked = false;
     self->hello_sent_at = 0;
     self->progress_at = ww_time_mono_ns();
+    ww_backoff_reset(&self->backoff); /* another collector holds nothing of ours */
+}
+
+/* A deferral ended without an Ack: resend what the collector does not hold (the in-flight
+ * batches above held_seq), or, when it holds them all, the oldest alone as a probe: its
+ * answer says whether the collector can commit again. */
+static void s_resend_after_pending(ww_link_t *self, int64_t now)
+{
+    size_t held = 0;
+    while (held < self->n_inflight && s_at(self, held)->seq <= self->backoff.held_seq) {
+        held++;
+    }
+    if (held < self->n_inflight) {
+        self->st.resent += self->n_inflight - held;
+        self->n_inflight = held; /* the send loop below sends the rest again */
+    } else {
+        s_entry_t *e = s_at(self, 0);
+        if (e->buf && s_send(self, e->buf, e->len) == 0) {
+            self->st.resent++;
+        }
+    }
+    self->inflight_since = now;
+    ww_backoff_resent(&self->backoff);
 }
 
 /* Sends the hello and whatever the window allows; restarts the window on ack timeout. */
@@ -424,7 +450,12 @@ static void s_pump(ww_link_t *self)
             self->hello_sent_at = now;
         }
     }
-    if (self->n_inflight > 0 && now - self->inflight_since > self->ack_timeout_ns) {
+    if (ww_backoff_deferred(&self->backoff, now)) {
+        /* The collector holds what is in flight and said when to ask again: no resend
+         * before then, however long the ack takes (its database may be down). */
+    } else if (self->n_inflight > 0 && ww_backoff_due(&self->backoff, now)) {
+        s_resend_after_pending(self, now);
+    } else if (self->n_inflight > 0 && now - self->inflight_since > self->ack_timeout_ns) {
         WW_WARN("no ack for seq %llu within %lld ms: resending %zu batches",
                 (unsigned long long)s_at(self, 0)->seq,
                 (long long)(self->ack_timeout_ns / WW_NS_PER_MS), self->n_inflight);
@@ -458,6 +489,9 @@ static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
         }
         return;
     }
+    ww_backoff_reset(&self->backoff);
+    WW_RECOVERED(&self->pending_c, "collector %s commits again (ack for seq %llu)",
+                 self->endpoints[self->cur], (unsigned long long)a->seq);
     bool moved = false;
     while (self->count > 0 && s_at(self, 0)->seq <= a->seq) {
         if (s_at(self, 0)->buf) {
@@ -474,6 +508,26 @@ static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
     }
 }
 
+/* Received, not committed: keep the batches, hold resends back (agent_backoff.h). */
+static void s_on_pending(ww_link_t *self, const Waferwatch__V1__Pending *p)
+{
+    if (p->epoch != self->epoch) {
+        WW_DEBUG("pending for another epoch %016llx ignored", (unsigned long long)p->epoch);
+        return;
+    }
+    int64_t now = ww_time_mono_ns();
+    self->progress_at = now; /* the collector is there: failing over would not help */
+    self->st.pendings++;
+    int64_t until =
+        ww_backoff_pending(&self->backoff, now, p->seq, p->retry_after_ms, self->ack_timeout_ns);
+    WW_COMPLAIN(&self->pending_c,
+                "collector %s holds up to seq %llu but cannot commit yet: resends deferred "
+                "%lld ms, backing off up to %lld s",
+                self->endpoints[self->cur], (unsigned long long)p->seq,
+                (long long)((until - now) / WW_NS_PER_MS),
+                (long long)(WW_BACKOFF_MAX_NS / WW_NS_PER_S));
+}
+
 static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
 {
     ww_wire_limits_t lim;
@@ -486,6 +540,8 @@ static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
     }
     if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_ACK) {
         s_on_ack(self, env->ack);
+    } else if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_PENDING) {
+        s_on_pending(self, env->pending);
     } else if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_NACK) {
         const ww_nack_t *n = env->nack;
         WW_WARN("collector rejected seq %llu (code %d): %s; dropped", (unsigned long long)n->seq,
@@ -541,6 +597,7 @@ static void s_on_monitor(ww_link_t *self)
         self->hello_sent_at = 0;
         self->st.resent += self->n_inflight;
         self->n_inflight = 0;
+        ww_backoff_reset(&self->backoff);
     } else if (event == ZMQ_EVENT_DISCONNECTED) {
         WW_WARN("disconnected from %s; %zu batches kept until acked", self->endpoints[self->cur],
                 self->count);
@@ -557,7 +614,9 @@ int ww_link_poll(ww_link_t *self, int64_t timeout_ns)
         int64_t wait = end - now;
         /* Wake for the next ack deadline too. */
         if (self->n_inflight > 0) {
-            int64_t d = self->inflight_since + self->ack_timeout_ns - now;
+            int64_t d = self->backoff.until_ns != 0
+                            ? self->backoff.until_ns - now
+                            : self->inflight_since + self->ack_timeout_ns - now;
             wait = d < wait ? d : wait;
         }
         if (!self->hello_acked && self->hello_sent_at != 0) {

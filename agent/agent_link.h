@@ -11,6 +11,14 @@
  * harmless). A Nack drops that batch and counts it. After failover_after without progress
  * the link moves to the next collector endpoint and resends from the oldest unacked
  * batch. After a restart the spool's unacked batches are replayed first.
+ *
+ * Pending (received, not committed: e.g. the collector's database is down): the batches
+ * stay where they are (memory and spool) and nothing is resent before the collector's
+ * retry_after_ms; consecutive rounds of Pendings back off exponentially up to 30 s, and a
+ * deferral that ends resends only what the collector does not hold, or one batch as a
+ * probe (agent_backoff.h has the exact rule). An Ack, a new connection or a failover ends
+ * the backoff. A Pending counts as progress (no failover: the collector is there) and in
+ * the `pendings` counter.
  */
 #ifndef WW_AGENT_LINK_H
 #define WW_AGENT_LINK_H
@@ -52,6 +60,7 @@ typedef struct {
     uint64_t connects;  /* connections established */
     uint64_t failovers; /* switches to another endpoint */
     uint64_t hellos_acked;
+    uint64_t pendings; /* Pending replies: received, not committed yet */
 } ww_link_stats_t;
 
 typedef struct ww_link ww_link_t;

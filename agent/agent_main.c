@@ -345,7 +345,7 @@ typedef struct {
     int64_t failover_after_ns;
     _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
     _Atomic uint64_t pending_now, connects_now;
-    uint64_t replies; /* acks, nacks and hello acks seen so far (main thread only) */
+    uint64_t replies; /* acks, nacks, hello acks and pendings so far (main thread only) */
 } s_metrics_t;
 
 #define C(field, name, help) (m->field = ww_metrics_counter(m->reg, "waferwatch_agent_" name, help))
@@ -391,6 +391,9 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
            "Spool records cut as torn or corrupt (cumulative for the stream epoch).") ||
         !C(connects, "connects_total", "Connections to a collector established.") ||
         !C(failovers, "failovers_total", "Switches to another collector endpoint.") ||
+        !C(pendings, "pendings_total",
+           "Pending replies: the collector holds batches it cannot commit yet (resends "
+           "back off).") ||
         !G(spool_bytes, "spool_bytes", "Bytes in the spool's segment files.") ||
         !G(pending, "spool_pending_batches", "Batches in the spool not yet acked.") ||
         !G(queued, "unacked_queue_batches",
@@ -433,11 +436,13 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     ww_metric_set(m->corrupt, 0, (double)st.corrupt);
     ww_metric_set(m->connects, 0, (double)st.connects);
     ww_metric_set(m->failovers, 0, (double)st.failovers);
+    ww_metric_set(m->pendings, 0, (double)st.pendings);
     ww_metric_set(m->spool_bytes, 0, (double)d.spool_bytes);
     ww_metric_set(m->pending, 0, (double)d.pending);
     ww_metric_set(m->queued, 0, (double)d.queued);
     ww_metric_set(m->in_flight, 0, (double)d.in_flight);
-    uint64_t replies = st.acked + st.nacked + st.hellos_acked;
+    /* A Pending is an answer too: the collector is there, its database is not. */
+    uint64_t replies = st.acked + st.nacked + st.hellos_acked + st.pendings;
     if (replies != m->replies || d.pending == 0) {
         m->replies = replies;
         atomic_store(&m->progress_at, ww_time_mono_ns());
@@ -675,7 +680,7 @@ int main(int argc, char **argv)
     WW_INFO("stats: ticks=%llu samples=%llu latency_windows=%llu skipped_ticks=%llu "
             "batches=%llu spooled=%llu replayed=%llu acked=%llu nacked=%llu dropped=%llu "
             "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu "
-            "requests=%llu late_requests=%llu",
+            "pendings=%llu disk_full=%llu requests=%llu late_requests=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
             (unsigned long long)skipped, (unsigned long long)st.spooled,
             (unsigned long long)st.spooled, (unsigned long long)st.replayed,
@@ -683,7 +688,8 @@ int main(int argc, char **argv)
             (unsigned long long)st.dropped, (unsigned long long)st.corrupt,
             (unsigned long long)ww_link_pending(link), (unsigned long long)st.sent,
             (unsigned long long)st.resent, (unsigned long long)st.connects,
-            (unsigned long long)st.failovers, (unsigned long long)s_requests(&nodes),
+            (unsigned long long)st.failovers, (unsigned long long)st.pendings,
+            (unsigned long long)st.disk_full, (unsigned long long)s_requests(&nodes),
             (unsigned long long)s_late(&nodes));
     exit_code = ww_link_pending(link) == 0 ? 0 : 3;
     if (exit_code != 0) {
