@@ -340,7 +340,7 @@ typedef struct {
     ww_metrics_server_t *srv;
     ww_metric_t *ticks, *skipped, *samples, *windows, *requests, *tick_s;
     ww_metric_t *spooled, *sent, *resent, *replayed, *acked, *nacked, *dropped, *refused,
-        *disk_full, *corrupt, *connects, *failovers;
+        *disk_full, *corrupt, *connects, *failovers, *pendings;
     ww_metric_t *spool_bytes, *pending, *queued, *in_flight;
     int64_t failover_after_ns;
     _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
