@@ -3,6 +3,7 @@
 #include "ww_wire.h"
 
 #include "ww_hist_wire.h"
+#include "ww_wire_scan.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,6 +20,7 @@ void ww_wire_limits_default(ww_wire_limits_t *lim)
     lim->max_windows = 65536;
     lim->max_buckets = 8192;
     lim->max_nodes = 4096;
+    lim->max_outages = 1024;
     lim->max_string = 128;
     lim->max_past_ns = INT64_C(7) * 24 * 3600 * 1000000000;
     lim->max_future_ns = INT64_C(300) * 1000000000;
@@ -132,8 +134,43 @@ static int s_check_num(double v, double lo, double hi, ww_wire_why_t *why, const
     return 0;
 }
 
-int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, ww_wire_why_t *why)
+/* A time stored as timestamptz (microseconds) within the accepted window around now. */
+static bool s_time_ok(int64_t t, const ww_wire_limits_t *lim, int64_t now_ns)
 {
+    return t > 0 && t % 1000 == 0 && t >= now_ns - lim->max_past_ns &&
+           t <= now_ns + lim->max_future_ns;
+}
+
+int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limits_t *lim,
+                         int64_t now_ns, ww_wire_why_t *why)
+{
+    /* The time first: a sample outside the window is refused alone, like a reading, so
+     * that one node's clock does not cost the batch its other nodes' samples. */
+    if (!s_time_ok(s->time_ns, lim, now_ns)) {
+        return s_fail(why, -EINVAL,
+                      "batch.samples[%zu].time_ns: %lld is not a whole microsecond within [now - "
+                      "%llds, now + %llds]",
+                      i, (long long)s->time_ns, (long long)(lim->max_past_ns / 1000000000),
+                      (long long)(lim->max_future_ns / 1000000000));
+    }
+    /* uint32 on the wire, integer in node_samples: what does not fit is refused, never
+     * clamped. */
+    const struct {
+        const char *name;
+        uint32_t v;
+    } counters[] = {
+        {"requests_queued", s->requests_queued},
+        {"requests_in_flight", s->requests_in_flight},
+        {"requests_completed", s->requests_completed},
+    };
+    for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
+        if (counters[k].v > INT32_MAX) {
+            return s_fail(why, -EINVAL,
+                          "batch.samples[%zu].%s: %u is more than 2147483647 (a PostgreSQL "
+                          "integer)",
+                          i, counters[k].name, (unsigned)counters[k].v);
+        }
+    }
     /* Plausible ranges: loose enough for any real system, tight enough that a unit mix-up
      * (kW for W, K for °C) or garbage is refused. */
     const struct {
@@ -176,6 +213,11 @@ static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wi
     if (rc < 0) {
         return rc;
     }
+    if (h->interval_ms > INT32_MAX) {
+        return s_fail(why, -EINVAL,
+                      "hello.interval_ms: %u is more than 2147483647 (a PostgreSQL integer)",
+                      (unsigned)h->interval_ms);
+    }
     for (size_t i = 0; i < h->n_nodes; i++) {
         const ww_node_info_t *n = h->nodes[i];
         static const char *const names[] = {"site", "hall", "rack", "phase", "system_model"};
@@ -200,8 +242,49 @@ static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wi
 /* A model name becomes a label and a key of rollups: printable, bounded, non-empty. */
 #define WW_MODEL_MAX 47
 
+/* The most a window of duration_ns may count at `per_s` per second: duration_s * per_s,
+ * rounded down (duration_ns <= 1 h, so the product fits 128 bits and the result 64). */
+static uint64_t s_window_max(int64_t duration_ns, uint64_t per_s)
+{
+    return (uint64_t)((unsigned __int128)(uint64_t)duration_ns * per_s / 1000000000u);
+}
+
+/* "10^6" for a power of ten (the rates above), else the number. */
+static const char *s_rate_text(uint64_t v, char *buf, size_t cap)
+{
+    int k = 0;
+    uint64_t x = v;
+    while (x >= 10 && x % 10 == 0) {
+        x /= 10;
+        k++;
+    }
+    if (x == 1 && k > 1) {
+        snprintf(buf, cap, "10^%d", k);
+    } else {
+        snprintf(buf, cap, "%llu", (unsigned long long)v);
+    }
+    return buf;
+}
+
+/* A counter of window i against its bound (duration * rate). */
+static int s_check_window_count(uint64_t v, const char *field, size_t i, int64_t duration_ns,
+                                uint64_t per_s, ww_wire_why_t *why)
+{
+    uint64_t max = s_window_max(duration_ns, per_s);
+    if (v <= max) {
+        return 0;
+    }
+    char rate[24];
+    return s_fail(why, -EINVAL,
+                  "batch.latency_windows[%zu].%s: %llu is more than %s per second of the "
+                  "window (%llu)",
+                  i, field, (unsigned long long)v, s_rate_text(per_s, rate, sizeof rate),
+                  (unsigned long long)max);
+}
+
 static int s_check_hist(const Waferwatch__V1__Histogram *pb, const ww_wire_limits_t *lim,
-                        ww_wire_why_t *why, size_t i, const char *name, uint64_t *count)
+                        ww_wire_why_t *why, size_t i, const char *name, int64_t duration_ns,
+                        uint64_t *count)
 {
     char path[96];
     snprintf(path, sizeof path, "batch.latency_windows[%zu].%s", i, name);
@@ -209,8 +292,14 @@ static int s_check_hist(const Waferwatch__V1__Histogram *pb, const ww_wire_limit
     if (!pb) {
         return 0; /* absent: an empty histogram */
     }
+    char field[32];
+    snprintf(field, sizeof field, "%s.count", name);
+    int rc = s_check_window_count(pb->count, field, i, duration_ns, WW_WIRE_MAX_REQ_PER_S, why);
+    if (rc < 0) {
+        return rc;
+    }
     ww_hist_t h;
-    int rc = ww_hist_from_pb(pb, &h, lim->max_buckets, why, path);
+    rc = ww_hist_from_pb(pb, &h, lim->max_buckets, why, path);
     *count = h.count;
     ww_hist_fini(&h);
     return rc;
@@ -247,11 +336,32 @@ static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
                       i, (long long)w->start_ns, (long long)(lim->max_past_ns / 1000000000),
                       (long long)(lim->max_future_ns / 1000000000));
     }
+    /* Bounded so that a window is stored as it came (bigint) and any number of windows a
+     * rollup could ever merge still fits: see WW_WIRE_MAX_REQ_PER_S. */
+    const struct {
+        const char *name;
+        uint64_t v, per_s;
+    } counts[] = {
+        {"requests_ok", w->requests_ok, WW_WIRE_MAX_REQ_PER_S},
+        {"requests_error", w->requests_error, WW_WIRE_MAX_REQ_PER_S},
+        {"requests_timeout", w->requests_timeout, WW_WIRE_MAX_REQ_PER_S},
+        {"requests_rejected", w->requests_rejected, WW_WIRE_MAX_REQ_PER_S},
+        {"prompt_tokens", w->prompt_tokens, WW_WIRE_MAX_TOKENS_PER_S},
+        {"output_tokens", w->output_tokens, WW_WIRE_MAX_TOKENS_PER_S},
+    };
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        rc = s_check_window_count(counts[k].v, counts[k].name, i, w->duration_ns, counts[k].per_s,
+                                  why);
+        if (rc < 0) {
+            return rc;
+        }
+    }
     uint64_t nq, nt, np, ne;
-    if ((rc = s_check_hist(w->queue, lim, why, i, "queue", &nq)) < 0 ||
-        (rc = s_check_hist(w->ttft, lim, why, i, "ttft", &nt)) < 0 ||
-        (rc = s_check_hist(w->tpot, lim, why, i, "tpot", &np)) < 0 ||
-        (rc = s_check_hist(w->e2e, lim, why, i, "e2e", &ne)) < 0) {
+    int64_t d = w->duration_ns;
+    if ((rc = s_check_hist(w->queue, lim, why, i, "queue", d, &nq)) < 0 ||
+        (rc = s_check_hist(w->ttft, lim, why, i, "ttft", d, &nt)) < 0 ||
+        (rc = s_check_hist(w->tpot, lim, why, i, "tpot", d, &np)) < 0 ||
+        (rc = s_check_hist(w->e2e, lim, why, i, "e2e", d, &ne)) < 0) {
         return rc;
     }
     /* Each successful request is one TTFT and one end-to-end value; queue time is
@@ -264,6 +374,86 @@ static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
                       i, (unsigned long long)nq, (unsigned long long)nt, (unsigned long long)np,
                       (unsigned long long)ne, (unsigned long long)w->requests_ok,
                       (unsigned long long)w->requests_error);
+    }
+    return 0;
+}
+
+/* SpoolLoss counters go to bigint columns. */
+static int s_check_loss(const Waferwatch__V1__SpoolLoss *l, ww_wire_why_t *why)
+{
+    if (!l) {
+        return 0;
+    }
+    const struct {
+        const char *name;
+        uint64_t v;
+    } f[] = {
+        {"dropped_batches", l->dropped_batches},
+        {"corrupt_records", l->corrupt_records},
+        {"skipped_ticks", l->skipped_ticks},
+    };
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+        if (f[k].v > (uint64_t)INT64_MAX) {
+            return s_fail(why, -EINVAL,
+                          "batch.loss.%s: %llu is more than 2^63 - 1 (a PostgreSQL bigint)",
+                          f[k].name, (unsigned long long)f[k].v);
+        }
+    }
+    return 0;
+}
+
+/* Outages go to stream_outages, keyed by (agent, epoch, to_time): times are whole
+ * microseconds (timestamptz), counts bigint, and to_ns is unique within the batch. */
+static int s_check_outages(const ww_batch_t *b, const ww_wire_limits_t *lim, int64_t now_ns,
+                           ww_wire_why_t *why)
+{
+    if (b->n_outages > lim->max_outages) {
+        return s_fail(why, -EINVAL, "batch.outages: %zu outages, more than the limit %zu",
+                      b->n_outages, lim->max_outages);
+    }
+    for (size_t i = 0; i < b->n_outages; i++) {
+        const ww_outage_t *o = b->outages[i];
+        if (!s_time_ok(o->to_ns, lim, now_ns)) {
+            return s_fail(why, -EINVAL,
+                          "batch.outages[%zu].to_ns: %lld is not a whole microsecond within "
+                          "[now - %llds, now + %llds]",
+                          i, (long long)o->to_ns, (long long)(lim->max_past_ns / 1000000000),
+                          (long long)(lim->max_future_ns / 1000000000));
+        }
+        if (o->from_ns != 0 && (o->from_ns < 0 || o->from_ns % 1000 != 0 || o->from_ns > o->to_ns ||
+                                o->from_ns < o->to_ns - WW_WIRE_MAX_OUTAGE_NS)) {
+            return s_fail(why, -EINVAL,
+                          "batch.outages[%zu].from_ns: %lld is neither 0 (not known) nor a whole "
+                          "microsecond within [to_ns - 366 days, to_ns]",
+                          i, (long long)o->from_ns);
+        }
+        if (o->lost_ticks > (uint64_t)INT64_MAX || o->lost_requests > (uint64_t)INT64_MAX) {
+            return s_fail(why, -EINVAL,
+                          "batch.outages[%zu].%s: %llu is more than 2^63 - 1 (a PostgreSQL bigint)",
+                          i, o->lost_ticks > (uint64_t)INT64_MAX ? "lost_ticks" : "lost_requests",
+                          (unsigned long long)(o->lost_ticks > (uint64_t)INT64_MAX
+                                                   ? o->lost_ticks
+                                                   : o->lost_requests));
+        }
+        const char *cause = o->cause ? o->cause : "";
+        if (strcmp(cause, "stop") != 0 && strcmp(cause, "crash") != 0) {
+            char path[48];
+            snprintf(path, sizeof path, "batch.outages[%zu].cause", i);
+            int rc = s_check_str(cause, 1, lim, why, path);
+            if (rc < 0) {
+                return rc;
+            }
+            return s_fail(why, -EINVAL, "%s: \"%s\" is neither \"stop\" nor \"crash\"", path,
+                          cause);
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (b->outages[k]->to_ns == o->to_ns) {
+                return s_fail(why, -EINVAL,
+                              "batch.outages[%zu].to_ns: %lld is also outages[%zu]'s (one "
+                              "outage ends at a time)",
+                              i, (long long)o->to_ns, k);
+            }
+        }
     }
     return 0;
 }
@@ -287,16 +477,9 @@ static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, 
         if ((rc = s_check_node_id(s->node_id, lim, why, path)) < 0) {
             return rc;
         }
-        if (s->time_ns <= 0 || s->time_ns < now_ns - lim->max_past_ns ||
-            s->time_ns > now_ns + lim->max_future_ns) {
-            return s_fail(why, -EINVAL,
-                          "batch.samples[%zu].time_ns: %lld is outside [now - %llds, now + %llds]",
-                          i, (long long)s->time_ns, (long long)(lim->max_past_ns / 1000000000),
-                          (long long)(lim->max_future_ns / 1000000000));
-        }
-        /* The readings themselves are checked one sample at a time by the receiver
-         * (ww_wire_check_sample): one implausible sensor must not cost a fleet agent the
-         * whole tick of every node it speaks for. */
+        /* The time and the readings are checked one sample at a time by the receiver
+         * (ww_wire_check_sample): one implausible sensor or clock must not cost a fleet
+         * agent the whole tick of every node it speaks for. */
     }
     if (b->n_latency_windows > lim->max_windows) {
         return s_fail(why, -EINVAL, "batch.latency_windows: %zu windows, more than the limit %zu",
@@ -307,7 +490,10 @@ static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, 
             return rc;
         }
     }
-    return 0;
+    if ((rc = s_check_loss(b->loss, why)) < 0) {
+        return rc;
+    }
+    return s_check_outages(b, lim, now_ns, why);
 }
 
 /* protobuf-c keeps fields it does not know (a newer writer's: fine, ignored), but it also
@@ -344,6 +530,11 @@ static bool s_any_tag0(const ww_envelope_t *env)
         if (s_has_tag0(&b->base) || (b->loss && s_has_tag0(&b->loss->base))) {
             return true;
         }
+        for (size_t i = 0; i < b->n_outages; i++) {
+            if (s_has_tag0(&b->outages[i]->base)) {
+                return true;
+            }
+        }
         for (size_t i = 0; i < b->n_samples; i++) {
             if (s_has_tag0(&b->samples[i]->base)) {
                 return true;
@@ -368,6 +559,8 @@ static bool s_any_tag0(const ww_envelope_t *env)
         return s_has_tag0(&env->ack->base);
     case WAFERWATCH__V1__ENVELOPE__BODY_NACK:
         return s_has_tag0(&env->nack->base);
+    case WAFERWATCH__V1__ENVELOPE__BODY_PENDING:
+        return s_has_tag0(&env->pending->base);
     default:
         return false;
     }
@@ -387,6 +580,15 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
     if (rc < 0) {
         return rc;
     }
+    /* seq is stored as bigint (streams, ingest_rejects): above 2^63 - 1 it would wrap and
+     * a replay would no longer be recognised. epoch is stored as the bigint of the same
+     * 64 bits, so any value is fine. */
+    if (env->seq > (uint64_t)INT64_MAX) {
+        return s_fail(why, -EINVAL,
+                      "envelope.seq: %llu is more than 2^63 - 1 (9223372036854775807, a "
+                      "PostgreSQL bigint)",
+                      (unsigned long long)env->seq);
+    }
     switch (env->body_case) {
     case WAFERWATCH__V1__ENVELOPE__BODY_HELLO:
         return s_check_hello(env->hello, lim, why);
@@ -395,14 +597,74 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
     case WAFERWATCH__V1__ENVELOPE__BODY_HEARTBEAT:
         return 0;
     case WAFERWATCH__V1__ENVELOPE__BODY_ACK:
+        if (env->ack->seq > (uint64_t)INT64_MAX) {
+            return s_fail(why, -EINVAL, "ack.seq: %llu is more than 2^63 - 1",
+                          (unsigned long long)env->ack->seq);
+        }
         return 0;
     case WAFERWATCH__V1__ENVELOPE__BODY_NACK:
         return s_check_str(env->nack->reason, 0, lim, why, "nack.reason");
+    case WAFERWATCH__V1__ENVELOPE__BODY_PENDING:
+        if (env->pending->seq > (uint64_t)INT64_MAX) {
+            return s_fail(why, -EINVAL, "pending.seq: %llu is more than 2^63 - 1",
+                          (unsigned long long)env->pending->seq);
+        }
+        if (env->pending->retry_after_ms > WW_WIRE_MAX_RETRY_AFTER_MS) {
+            return s_fail(why, -EINVAL, "pending.retry_after_ms: %u is more than %u (10 min)",
+                          (unsigned)env->pending->retry_after_ms, WW_WIRE_MAX_RETRY_AFTER_MS);
+        }
+        return 0;
     default:
         return s_fail(why, -EINVAL,
-                      "envelope.body: missing (no hello, batch, heartbeat, ack or "
-                      "nack)");
+                      "envelope.body: missing (no hello, batch, heartbeat, ack, nack or "
+                      "pending)");
     }
+}
+
+/* The decoder's allocator: plain malloc() blocks (a part of a decoded envelope may be
+ * freed on its own with protobuf-c's default allocator), counted against a budget. */
+typedef struct {
+    size_t used;   /* bytes requested, each block with WW_WIRE_ALLOC_OVERHEAD */
+    size_t budget; /* refuse past this */
+    bool over;     /* a request was refused for the budget */
+    bool oom;      /* malloc failed within the budget */
+} s_budget_t;
+
+static void *s_budget_alloc(void *data, size_t size)
+{
+    s_budget_t *b = data;
+    size_t cost = size + WW_WIRE_ALLOC_OVERHEAD;
+    if (cost < size || cost > b->budget - b->used) {
+        b->over = true;
+        return NULL;
+    }
+    b->used += cost;
+    void *p = malloc(size);
+    b->oom = b->oom || !p;
+    return p;
+}
+
+static void s_budget_free(void *data, void *p)
+{
+    (void)data; /* the budget counts what was requested: frees do not give it back */
+    free(p);
+}
+
+/* Reports the stream position of a refused message for its Nack, when the envelope names
+ * one (non-zero epoch and seq, and an agent_id that is clean text). */
+static void s_why_seq(ww_wire_why_t *why, uint64_t epoch, uint64_t seq, const char *agent_id,
+                      size_t id_len, const ww_wire_limits_t *lim)
+{
+    if (!why || epoch == 0 || seq == 0 || id_len == 0 || id_len >= sizeof why->agent_id ||
+        id_len > lim->max_string || memchr(agent_id, 0, id_len) ||
+        !ww_wire_text_ok(agent_id, id_len)) {
+        return;
+    }
+    why->have_seq = 1;
+    memcpy(why->agent_id, agent_id, id_len);
+    why->agent_id[id_len] = '\0';
+    why->epoch = epoch;
+    why->seq = seq;
 }
 
 int ww_wire_decode(const uint8_t *buf, size_t len, const ww_wire_limits_t *lim, int64_t now_ns,
@@ -413,25 +675,46 @@ int ww_wire_decode(const uint8_t *buf, size_t len, const ww_wire_limits_t *lim, 
         why->have_seq = 0;
         why->epoch = why->seq = 0;
         why->agent_id[0] = '\0';
+        why->unpack_bytes = 0;
     }
     if (len > lim->max_message_bytes) {
         return s_fail(why, -EMSGSIZE, "message: %zu bytes, larger than the limit %zu", len,
                       lim->max_message_bytes);
     }
-    ww_envelope_t *env = waferwatch__v1__envelope__unpack(NULL, len, buf);
+    /* Limits and NULs on the raw bytes, before protobuf-c allocates anything. */
+    ww_wire_scan_head_t head;
+    int rc = ww_wire_scan(buf, len, lim, &head, why);
+    if (rc < 0) {
+        if (rc == -EINVAL) {
+            s_why_seq(why, head.epoch, head.seq, (const char *)head.agent_id, head.agent_id_len,
+                      lim);
+        }
+        return rc;
+    }
+    s_budget_t budget = {0, WW_WIRE_ALLOC_BUDGET(len), false, false};
+    ProtobufCAllocator alloc = {s_budget_alloc, s_budget_free, &budget};
+    ww_envelope_t *env = waferwatch__v1__envelope__unpack(&alloc, len, buf);
+    if (why) {
+        why->unpack_bytes = budget.used;
+    }
     if (!env) {
+        if (budget.over) {
+            s_why_seq(why, head.epoch, head.seq, (const char *)head.agent_id, head.agent_id_len,
+                      lim);
+            return s_fail(why, -EMSGSIZE,
+                          "message: unpacking its %zu bytes needs more than the memory budget of "
+                          "%zu bytes",
+                          len, budget.budget);
+        }
+        if (budget.oom) {
+            return s_fail(why, -ENOMEM, "message: out of memory unpacking %zu bytes", len);
+        }
         return s_fail(why, -EBADMSG, "message: %zu bytes that do not decode as an Envelope", len);
     }
-    int rc = ww_wire_validate(env, lim, now_ns, why);
+    rc = ww_wire_validate(env, lim, now_ns, why);
     if (rc < 0) {
-        ww_wire_why_t scratch;
-        if (why && env->epoch != 0 && env->seq != 0 && env->agent_id[0] != '\0' &&
-            s_check_str(env->agent_id, 1, lim, &scratch, "") == 0 &&
-            strlen(env->agent_id) < sizeof why->agent_id) {
-            why->have_seq = 1;
-            snprintf(why->agent_id, sizeof why->agent_id, "%s", env->agent_id);
-            why->epoch = env->epoch;
-            why->seq = env->seq;
+        if (env->agent_id) {
+            s_why_seq(why, env->epoch, env->seq, env->agent_id, strlen(env->agent_id), lim);
         }
         waferwatch__v1__envelope__free_unpacked(env, NULL);
         return rc;

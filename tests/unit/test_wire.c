@@ -1,10 +1,12 @@
 /* Unit tests of the wire codec: round trips and refusal of bad input with a reason. */
+#include "ww_hist.h"
 #include "ww_test.h"
 #include "ww_time.h"
 #include "ww_wire.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,14 +145,16 @@ static void test_garbage_is_malformed(void **state)
  * ww_wire_check_sample refuses the implausible sample alone, naming it. */
 static void test_nan_rejected_with_field(void **state)
 {
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
     fx_t fx = {0};
     fx_init(&fx);
     fx.s[1].power_w = NAN;
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
     assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
-    assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &why), 0);
-    assert_int_equal(ww_wire_check_sample(env->batch->samples[1], 1, &why), -EINVAL);
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &lim, NOW, &why), 0);
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[1], 1, &lim, NOW, &why), -EINVAL);
     assert_non_null(strstr(why.msg, "batch.samples[1].power_w"));
     assert_non_null(strstr(why.msg, "finite"));
     ww_wire_free(&env);
@@ -159,41 +163,57 @@ static void test_nan_rejected_with_field(void **state)
 
 static void test_out_of_range_rejected(void **state)
 {
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
     fx_t fx = {0};
     fx_init(&fx);
     fx.s[2].utilization = 1.5f;
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
     assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
-    assert_int_equal(ww_wire_check_sample(env->batch->samples[2], 2, &why), -EINVAL);
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[2], 2, &lim, NOW, &why), -EINVAL);
     assert_non_null(strstr(why.msg, "batch.samples[2].utilization"));
     ww_wire_free(&env);
     fx_init(&fx);
     fx.s[0].power_w = -1.0f;
     assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
-    assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &why), -EINVAL);
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &lim, NOW, &why), -EINVAL);
     assert_non_null(strstr(why.msg, "power_w"));
     ww_wire_free(&env);
     free(fx.buf);
 }
 
+/* A sample's time is checked alone, like its readings: the batch decodes and the sample
+ * is refused, naming its field, so one node's clock does not cost the others their tick. */
 static void test_time_window(void **state)
 {
     fx_t fx = {0};
     fx_init(&fx);
     ww_envelope_t *env = NULL;
     ww_wire_why_t why;
-    fx.s[0].time_ns = NOW + 3600 * WW_NS_PER_S; /* an hour in the future */
-    assert_int_equal(fx_roundtrip(&fx, &env, &why), -EINVAL);
-    assert_non_null(strstr(why.msg, "time_ns"));
-    /* The stream position of the refused batch is reported for the Nack. */
-    assert_true(why.have_seq);
-    assert_int_equal(why.seq, 7);
-    assert_string_equal(why.agent_id, "agent-a");
-    fx.s[0].time_ns = NOW - 8 * 24 * 3600 * WW_NS_PER_S; /* 8 days old */
-    assert_int_equal(fx_roundtrip(&fx, &env, &why), -EINVAL);
-    fx.s[0].time_ns = NOW - 6 * 24 * 3600 * WW_NS_PER_S; /* 6 days old: accepted */
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    static const int64_t bad[] = {
+        NOW + 3600 * WW_NS_PER_S,          /* an hour in the future */
+        NOW - 8 * 24 * 3600 * WW_NS_PER_S, /* 8 days old */
+        0,
+        -WW_NS_PER_S,
+        NOW - WW_NS_PER_S + 1, /* not a whole microsecond: timestamptz would cut it */
+        NOW - 999,
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        fx_init(&fx);
+        fx.s[0].time_ns = bad[k];
+        assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+        assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &lim, NOW, &why), -EINVAL);
+        assert_non_null(strstr(why.msg, "batch.samples[0].time_ns"));
+        assert_int_equal(ww_wire_check_sample(env->batch->samples[1], 1, &lim, NOW, &why), 0);
+        ww_wire_free(&env);
+    }
+    fx_init(&fx);
+    fx.s[0].time_ns = NOW - 6 * 24 * 3600 * WW_NS_PER_S + 1000; /* 6 days old: accepted */
     assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &lim, NOW, &why), 0);
     ww_wire_free(&env);
     free(fx.buf);
 }
@@ -283,7 +303,9 @@ static void test_truncated_messages_never_crash(void **state)
         ww_envelope_t *env = NULL;
         ww_wire_why_t why;
         int rc = ww_wire_decode(fx.buf, (size_t)len, &lim, NOW, &env, &why);
-        assert_true(rc == 0 || rc == -EBADMSG || rc == -EINVAL || rc == -EPROTONOSUPPORT);
+        assert_true(rc == 0 || rc == -EBADMSG || rc == -EINVAL || rc == -EMSGSIZE ||
+                    rc == -EPROTONOSUPPORT);
+        assert_true((rc == 0) == (env != NULL));
         ok += rc == 0;
         ww_wire_free(&env);
     }
@@ -293,7 +315,9 @@ static void test_truncated_messages_never_crash(void **state)
         ww_envelope_t *env = NULL;
         ww_wire_why_t why;
         int rc = ww_wire_decode(fx.buf, (size_t)n, &lim, NOW, &env, &why);
-        assert_true(rc <= 0);
+        assert_true(rc == 0 || rc == -EBADMSG || rc == -EINVAL || rc == -EMSGSIZE ||
+                    rc == -EPROTONOSUPPORT);
+        assert_true((rc == 0) == (env != NULL));
         ww_wire_free(&env);
         fx.buf[i] = saved;
     }
@@ -321,6 +345,496 @@ static void test_field_number_zero_refused(void **state)
     ww_wire_free(&env);
 }
 
+/* ---- issue 14: extreme and hostile input ---- */
+
+/* One latency window of 10 s, all `n` requests ok at 0.1 s (tpot empty), in the batch. */
+typedef struct {
+    Waferwatch__V1__Histogram h[4];
+    int32_t idx[4];
+    uint64_t cnt[4];
+    Waferwatch__V1__LatencyWindow w;
+    Waferwatch__V1__LatencyWindow *wp;
+} win_t;
+
+static void win_hist(win_t *x, int k, uint64_t n)
+{
+    Waferwatch__V1__Histogram *h = &x->h[k];
+    waferwatch__v1__histogram__init(h);
+    h->scale = 6;
+    h->count = n;
+    if (n > 0) {
+        x->idx[k] = ww_hist_index(0.1, 6);
+        x->cnt[k] = n;
+        h->n_index_delta = h->n_bucket_count = 1;
+        h->index_delta = &x->idx[k];
+        h->bucket_count = &x->cnt[k];
+        h->sum = 0.1 * (double)n;
+        h->min = h->max = 0.1;
+    } else {
+        h->min = h->max = NAN;
+    }
+}
+
+static void win_init(win_t *x, fx_t *fx, uint64_t n)
+{
+    for (int k = 0; k < 4; k++) {
+        win_hist(x, k, k == 2 ? 0 : n);
+    }
+    waferwatch__v1__latency_window__init(&x->w);
+    x->w.node_id = (char *)"node-0";
+    x->w.model = (char *)"llama3.1-8b";
+    x->w.start_ns = NOW - 20 * WW_NS_PER_S;
+    x->w.duration_ns = 10 * WW_NS_PER_S;
+    x->w.requests_ok = n;
+    x->w.queue = &x->h[0];
+    x->w.ttft = &x->h[1];
+    x->w.tpot = &x->h[2];
+    x->w.e2e = &x->h[3];
+    x->wp = &x->w;
+    fx->batch.latency_windows = &x->wp;
+    fx->batch.n_latency_windows = 1;
+}
+
+static void expect_refused(fx_t *fx, int want_rc, const char *text)
+{
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    int rc = fx_roundtrip(fx, &env, &why);
+    if (rc != want_rc || !strstr(why.msg, text)) {
+        fail_msg("got %d \"%s\", want %d with \"%s\"", rc, rc ? why.msg : "", want_rc, text);
+    }
+    assert_null(env);
+}
+
+static void expect_accepted(fx_t *fx)
+{
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    int rc = fx_roundtrip(fx, &env, &why);
+    if (rc != 0) {
+        fail_msg("refused (%d): %s", rc, why.msg);
+    }
+    ww_wire_free(&env);
+}
+
+/* Item 1: a window's counts are bounded by its duration (10^6 requests and 10^7 tokens per
+ * second), so that they are stored unaltered and rollups of them never overflow. */
+static void test_window_counts_bounded(void **state)
+{
+    fx_t fx = {0};
+    win_t x;
+    fx_init(&fx);
+    win_init(&x, &fx, 10000000); /* 10 s at 10^6/s: the most */
+    x.w.prompt_tokens = x.w.output_tokens = 100000000;
+    expect_accepted(&fx);
+
+    fx_init(&fx);
+    win_init(&x, &fx, UINT64_MAX);
+    expect_refused(&fx, -EINVAL,
+                   "batch.latency_windows[0].requests_ok: 18446744073709551615 is more than "
+                   "10^6 per second of the window (10000000)");
+    fx_init(&fx);
+    win_init(&x, &fx, 10000001);
+    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].requests_ok: 10000001 is more than");
+    static const char *const fields[] = {"requests_error", "requests_timeout", "requests_rejected"};
+    for (int k = 0; k < 3; k++) {
+        fx_init(&fx);
+        win_init(&x, &fx, 5);
+        uint64_t *f[] = {&x.w.requests_error, &x.w.requests_timeout, &x.w.requests_rejected};
+        *f[k] = 10000001;
+        expect_refused(&fx, -EINVAL, fields[k]);
+    }
+    fx_init(&fx);
+    win_init(&x, &fx, 5);
+    x.w.prompt_tokens = 100000001;
+    expect_refused(&fx, -EINVAL,
+                   "batch.latency_windows[0].prompt_tokens: 100000001 is more than 10^7 per "
+                   "second of the window (100000000)");
+    fx_init(&fx);
+    win_init(&x, &fx, 5);
+    x.w.output_tokens = UINT64_MAX;
+    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].output_tokens");
+    /* A histogram's own count, before the counts are compared. */
+    fx_init(&fx);
+    win_init(&x, &fx, 5);
+    win_hist(&x, 0, 10000001);
+    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].queue.count: 10000001 is more than");
+    /* Parts that do not sum exactly to count. */
+    fx_init(&fx);
+    win_init(&x, &fx, 5);
+    x.h[1].count = 6;
+    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].ttft.count");
+    free(fx.buf);
+}
+
+/* Item 2: seq is stored as bigint: above 2^63 - 1 it is refused, naming it, and the Nack
+ * still gets the stream position. Any epoch is fine. */
+static void test_seq_range(void **state)
+{
+    fx_t fx = {0};
+    static const uint64_t bad[] = {UINT64_C(1) << 63, (UINT64_C(1) << 63) + 1, UINT64_MAX};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        fx_init(&fx);
+        fx.env.seq = bad[k];
+        ww_envelope_t *env = NULL;
+        ww_wire_why_t why;
+        assert_int_equal(fx_roundtrip(&fx, &env, &why), -EINVAL);
+        assert_non_null(strstr(why.msg, "envelope.seq"));
+        assert_true(why.have_seq);
+        assert_true(why.seq == bad[k]);
+        assert_true(why.epoch == 0x1234567890abcdefULL);
+        assert_string_equal(why.agent_id, "agent-a");
+    }
+    fx_init(&fx);
+    fx.env.seq = INT64_MAX;
+    expect_accepted(&fx);
+    fx_init(&fx);
+    fx.env.epoch = UINT64_MAX;
+    expect_accepted(&fx);
+    fx_init(&fx);
+    ww_heartbeat_t hb = WAFERWATCH__V1__HEARTBEAT__INIT;
+    fx.env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HEARTBEAT;
+    fx.env.heartbeat = &hb;
+    fx.env.seq = UINT64_MAX;
+    expect_refused(&fx, -EINVAL, "envelope.seq");
+    free(fx.buf);
+}
+
+/* Item 3: a sample's counters are PostgreSQL integers: above 2^31 - 1 the sample is
+ * refused alone, naming the field, instead of being stored as 2147483647. */
+static void test_counters_fit_integer(void **state)
+{
+    fx_t fx = {0};
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    static const char *const names[] = {"requests_queued", "requests_in_flight",
+                                        "requests_completed"};
+    for (int k = 0; k < 3; k++) {
+        fx_init(&fx);
+        uint32_t *f[] = {&fx.s[1].requests_queued, &fx.s[1].requests_in_flight,
+                         &fx.s[1].requests_completed};
+        *f[k] = INT32_MAX;
+        *f[(k + 1) % 3] = UINT32_C(1) << 31;
+        ww_envelope_t *env = NULL;
+        ww_wire_why_t why;
+        assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+        assert_int_equal(ww_wire_check_sample(env->batch->samples[1], 1, &lim, NOW, &why), -EINVAL);
+        char want[64];
+        snprintf(want, sizeof want, "batch.samples[1].%s: 2147483648", names[(k + 1) % 3]);
+        assert_non_null(strstr(why.msg, want));
+        ww_wire_free(&env);
+    }
+    free(fx.buf);
+}
+
+/* Item 3's audit: the other values a column could not hold. */
+static void test_unstorable_values_refused(void **state)
+{
+    fx_t fx = {0};
+    fx_init(&fx);
+    Waferwatch__V1__SpoolLoss loss = WAFERWATCH__V1__SPOOL_LOSS__INIT;
+    fx.batch.loss = &loss;
+    loss.dropped_batches = loss.corrupt_records = loss.skipped_ticks = INT64_MAX;
+    expect_accepted(&fx);
+    loss.corrupt_records = (uint64_t)INT64_MAX + 1;
+    expect_refused(&fx, -EINVAL, "batch.loss.corrupt_records");
+
+    ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
+    ww_node_info_t *nip = &ni;
+    ni.node_id = (char *)"wse-17";
+    ww_hello_t h = WAFERWATCH__V1__HELLO__INIT;
+    h.nodes = &nip;
+    h.n_nodes = 1;
+    h.interval_ms = INT32_MAX;
+    fx_init(&fx);
+    fx.env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+    fx.env.hello = &h;
+    expect_accepted(&fx);
+    h.interval_ms = UINT32_C(1) << 31;
+    expect_refused(&fx, -EINVAL, "hello.interval_ms");
+    free(fx.buf);
+}
+
+/* Item 7: outages are checked as stream_outages stores them; a Pending body validates. */
+static void test_outages_and_pending(void **state)
+{
+    fx_t fx = {0};
+    ww_outage_t o[2];
+    ww_outage_t *op[2] = {&o[0], &o[1]};
+    for (int k = 0; k < 2; k++) {
+        waferwatch__v1__outage__init(&o[k]);
+        o[k].from_ns = NOW - (100 + 200 * k) * WW_NS_PER_S;
+        o[k].to_ns = NOW - (10 + 200 * k) * WW_NS_PER_S;
+        o[k].lost_ticks = 90;
+        o[k].lost_requests = 3;
+        o[k].cause = (char *)(k ? "stop" : "crash");
+    }
+#define OUTAGE_CASE(stmt, text)                                                                    \
+    do {                                                                                           \
+        fx_init(&fx);                                                                              \
+        fx.batch.outages = op;                                                                     \
+        fx.batch.n_outages = 2;                                                                    \
+        ww_outage_t saved = o[1];                                                                  \
+        stmt;                                                                                      \
+        expect_refused(&fx, -EINVAL, text);                                                        \
+        o[1] = saved;                                                                              \
+    } while (0)
+    fx_init(&fx);
+    fx.batch.outages = op;
+    fx.batch.n_outages = 2;
+    expect_accepted(&fx);
+    o[1].from_ns = 0; /* not known */
+    expect_accepted(&fx);
+    o[1].from_ns = o[1].to_ns; /* empty */
+    expect_accepted(&fx);
+    OUTAGE_CASE(o[1].to_ns = 0, "batch.outages[1].to_ns");
+    OUTAGE_CASE(o[1].to_ns += 1, "batch.outages[1].to_ns");
+    OUTAGE_CASE(o[1].to_ns = NOW + 3600 * WW_NS_PER_S, "batch.outages[1].to_ns");
+    OUTAGE_CASE(o[1].from_ns = o[1].to_ns + 1000, "batch.outages[1].from_ns");
+    OUTAGE_CASE(o[1].from_ns = -1000, "batch.outages[1].from_ns");
+    OUTAGE_CASE(o[1].from_ns += 1, "batch.outages[1].from_ns");
+    OUTAGE_CASE(o[1].from_ns = o[1].to_ns - 400 * 24 * 3600 * WW_NS_PER_S,
+                "batch.outages[1].from_ns");
+    OUTAGE_CASE(o[1].lost_ticks = (uint64_t)INT64_MAX + 1, "batch.outages[1].lost_ticks");
+    OUTAGE_CASE(o[1].lost_requests = UINT64_MAX, "batch.outages[1].lost_requests");
+    OUTAGE_CASE(o[1].cause = (char *)"boom", "batch.outages[1].cause");
+    OUTAGE_CASE(o[1].cause = (char *)"", "batch.outages[1].cause");
+    OUTAGE_CASE(o[1].to_ns = o[0].to_ns; o[1].from_ns = 0, "batch.outages[1].to_ns");
+#undef OUTAGE_CASE
+    fx_init(&fx);
+    fx.batch.outages = op;
+    fx.batch.n_outages = 2;
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    assert_int_equal(lim.max_outages, 1024);
+    long n = ww_wire_encode(&fx.env, &fx.buf, &fx.cap);
+    lim.max_outages = 1;
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    assert_int_equal(ww_wire_decode(fx.buf, (size_t)n, &lim, NOW, &env, &why), -EINVAL);
+    assert_non_null(strstr(why.msg, "batch.outages: more than the limit 1"));
+
+    ww_pending_t pd = WAFERWATCH__V1__PENDING__INIT;
+    fx_init(&fx);
+    fx.env.agent_id = (char *)"collector";
+    fx.env.seq = 0;
+    fx.env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_PENDING;
+    fx.env.pending = &pd;
+    pd.epoch = UINT64_MAX;
+    pd.seq = 12;
+    pd.retry_after_ms = 1000;
+    expect_accepted(&fx);
+    pd.seq = (uint64_t)INT64_MAX + 1;
+    expect_refused(&fx, -EINVAL, "pending.seq");
+    pd.seq = 12;
+    pd.retry_after_ms = 3600000;
+    expect_refused(&fx, -EINVAL, "pending.retry_after_ms");
+    free(fx.buf);
+}
+
+/* Replaces the '#' of the first "ab#cd" in buf by a NUL: protobuf-c cannot encode one. */
+static void put_nul(uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i + 5 <= n; i++) {
+        if (memcmp(buf + i, "ab#cd", 5) == 0) {
+            buf[i + 2] = 0;
+            return;
+        }
+    }
+    fail_msg("marker not found");
+}
+
+/* Item 5: a NUL inside any string is refused with the field named (protobuf-c would cut
+ * the string at it: "site\0EVIL" was stored as "site"). */
+static void test_nul_refused_in_every_string(void **state)
+{
+    static const char *const paths[] = {
+        "envelope.agent_id",
+        "hello.agent_version",
+        "hello.source",
+        "hello.nodes[0].node_id",
+        "hello.nodes[0].site",
+        "hello.nodes[0].hall",
+        "hello.nodes[0].rack",
+        "hello.nodes[0].phase",
+        "hello.nodes[0].system_model",
+        "batch.samples[1].node_id",
+        "batch.latency_windows[0].node_id",
+        "batch.latency_windows[0].model",
+        "batch.outages[0].cause",
+        "nack.reason",
+    };
+    char mark[] = "ab#cd";
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        fx_t fx = {0};
+        win_t x;
+        fx_init(&fx);
+        win_init(&x, &fx, 3);
+        ww_outage_t o = WAFERWATCH__V1__OUTAGE__INIT;
+        ww_outage_t *op = &o;
+        o.to_ns = NOW - WW_NS_PER_S;
+        o.cause = (char *)"stop";
+        fx.batch.outages = &op;
+        fx.batch.n_outages = 1;
+        ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
+        ww_node_info_t *nip = &ni;
+        ni.node_id = (char *)"wse-17";
+        ww_hello_t h = WAFERWATCH__V1__HELLO__INIT;
+        h.nodes = &nip;
+        h.n_nodes = 1;
+        ww_nack_t nack = WAFERWATCH__V1__NACK__INIT;
+        char **field[] = {&fx.env.agent_id, &h.agent_version, &h.source,    &ni.node_id,
+                          &ni.site,         &ni.hall,         &ni.rack,     &ni.phase,
+                          &ni.system_model, &fx.s[1].node_id, &x.w.node_id, &x.w.model,
+                          &o.cause,         &nack.reason};
+        *field[p] = mark;
+        if (strncmp(paths[p], "hello", 5) == 0) {
+            fx.env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+            fx.env.hello = &h;
+        } else if (strncmp(paths[p], "nack", 4) == 0) {
+            fx.env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_NACK;
+            fx.env.nack = &nack;
+        }
+        long n = ww_wire_encode(&fx.env, &fx.buf, &fx.cap);
+        put_nul(fx.buf, (size_t)n);
+        ww_wire_limits_t lim;
+        ww_wire_limits_default(&lim);
+        ww_envelope_t *env = NULL;
+        ww_wire_why_t why;
+        int rc = ww_wire_decode(fx.buf, (size_t)n, &lim, NOW, &env, &why);
+        char want[96];
+        snprintf(want, sizeof want, "%s: a NUL byte at offset 2", paths[p]);
+        if (rc != -EINVAL || !strstr(why.msg, want)) {
+            fail_msg("%s: got %d \"%s\"", paths[p], rc, rc ? why.msg : "");
+        }
+        /* The stream position is reported unless the agent_id itself is the bad one. */
+        assert_int_equal(why.have_seq, p != 0);
+        free(fx.buf);
+    }
+    /* The report's example: a Hello with site = "site\0\x1b[31mEVIL". */
+    fx_t fx = {0};
+    fx_init(&fx);
+    ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
+    ww_node_info_t *nip = &ni;
+    ni.node_id = (char *)"wse-17";
+    ni.site = (char *)"siteab#cd\x1b[31mEVIL";
+    ww_hello_t h = WAFERWATCH__V1__HELLO__INIT;
+    h.nodes = &nip;
+    h.n_nodes = 1;
+    fx.env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+    fx.env.hello = &h;
+    long n = ww_wire_encode(&fx.env, &fx.buf, &fx.cap);
+    put_nul(fx.buf, (size_t)n);
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    assert_int_equal(ww_wire_decode(fx.buf, (size_t)n, &lim, NOW, &env, &why), -EINVAL);
+    assert_non_null(strstr(why.msg, "hello.nodes[0].site: a NUL byte at offset 6"));
+    free(fx.buf);
+}
+
+/* An envelope head (wire_version 1, agent_id "agent-a", epoch, seq 7) and a batch tag with
+ * a length prefix of blen, written at buf; returns the bytes written. */
+static size_t raw_head(uint8_t *buf, size_t blen)
+{
+    static const uint8_t head[] = {0x08, 0x01, 0x12, 0x07, 'a',  'g',  'e',  'n',
+                                   't',  '-',  'a',  0x19, 0xef, 0xcd, 0xab, 0x90,
+                                   0x78, 0x56, 0x34, 0x12, 0x20, 0x07, 0x5a};
+    memcpy(buf, head, sizeof head);
+    size_t n = sizeof head;
+    do {
+        buf[n++] = (uint8_t)((blen & 0x7f) | (blen >= 0x80 ? 0x80 : 0));
+        blen >>= 7;
+    } while (blen);
+    return n;
+}
+
+/* Item 4: a 16 MiB envelope of 8.4 million empty samples is refused on its raw bytes,
+ * before protobuf-c allocates anything; with a limit that lets it through the scan, the
+ * decoder's allocator refuses it at its budget (a small multiple of the size). */
+static void test_huge_repeated_refused_before_allocation(void **state)
+{
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    size_t total = lim.max_message_bytes;
+    uint8_t *buf = malloc(total);
+    assert_non_null(buf);
+    size_t samples = (total - 64) / 2;
+    size_t n = raw_head(buf, samples * 2);
+    for (size_t i = 0; i < samples; i++) {
+        buf[n++] = 0x0a; /* samples, length-delimited */
+        buf[n++] = 0x00; /* empty */
+    }
+    assert_true(n <= total && samples > 8000000);
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    assert_int_equal(ww_wire_decode(buf, n, &lim, NOW, &env, &why), -EINVAL);
+    assert_null(env);
+    assert_non_null(strstr(why.msg, "batch.samples: more than the limit 65536"));
+    assert_true(why.unpack_bytes == 0); /* nothing allocated */
+    assert_true(why.have_seq && why.seq == 7);
+
+    lim.max_samples = 10000000; /* the most ingest.max_samples allows */
+    assert_int_equal(ww_wire_decode(buf, n, &lim, NOW, &env, &why), -EMSGSIZE);
+    assert_null(env);
+    assert_non_null(strstr(why.msg, "memory budget"));
+    assert_true(why.unpack_bytes > 0 && why.unpack_bytes <= WW_WIRE_ALLOC_BUDGET(n));
+    assert_true(why.have_seq && why.seq == 7);
+    assert_int_equal(ww_wire_nack_code(-EMSGSIZE), WAFERWATCH__V1__NACK_CODE__NACK_TOO_LARGE);
+    free(buf);
+}
+
+/* The budget is no obstacle to valid messages at the limits: 65,536 minimal samples, and
+ * 65,536 minimal windows with their four histograms. */
+static void test_budget_fits_valid_batches(void **state)
+{
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    size_t cnt = lim.max_samples;
+    ww_node_sample_t *s = calloc(cnt, sizeof *s);
+    ww_node_sample_t **sp = calloc(cnt, sizeof *sp);
+    Waferwatch__V1__LatencyWindow *w = calloc(cnt, sizeof *w);
+    Waferwatch__V1__LatencyWindow **wp = calloc(cnt, sizeof *wp);
+    assert_true(s && sp && w && wp);
+    fx_t fx = {0};
+    win_t x;
+    fx_init(&fx);
+    win_init(&x, &fx, 1);
+    for (size_t i = 0; i < cnt; i++) {
+        waferwatch__v1__node_sample__init(&s[i]);
+        s[i].node_id = (char *)"n";
+        s[i].time_ns = NOW - WW_NS_PER_S;
+        sp[i] = &s[i];
+        w[i] = x.w;
+        w[i].node_id = (char *)"n";
+        w[i].model = (char *)"m";
+        wp[i] = &w[i];
+    }
+    for (int k = 0; k < 2; k++) {
+        fx.batch.samples = k == 0 ? sp : NULL;
+        fx.batch.n_samples = k == 0 ? cnt : 0;
+        fx.batch.latency_windows = k == 1 ? wp : NULL;
+        fx.batch.n_latency_windows = k == 1 ? cnt : 0;
+        ww_envelope_t *env = NULL;
+        ww_wire_why_t why;
+        long n = ww_wire_encode(&fx.env, &fx.buf, &fx.cap);
+        int rc = ww_wire_decode(fx.buf, (size_t)n, &lim, NOW, &env, &why);
+        if (rc != 0) {
+            fail_msg("%s: %s", k ? "windows" : "samples", why.msg);
+        }
+        print_message("%zu minimal %s: %ld bytes, unpacked in %zu (%.1f times), budget %zu\n", cnt,
+                      k ? "windows" : "samples", n, why.unpack_bytes,
+                      (double)why.unpack_bytes / (double)n, WW_WIRE_ALLOC_BUDGET(n));
+        ww_wire_free(&env);
+    }
+    free(fx.buf);
+    free(s);
+    free(sp);
+    free(w);
+    free(wp);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_batch_roundtrip),
     cmocka_unit_test(test_hello_roundtrip),
@@ -333,5 +847,13 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_strings_checked),
     cmocka_unit_test(test_truncated_messages_never_crash),
     cmocka_unit_test(test_field_number_zero_refused),
+    cmocka_unit_test(test_window_counts_bounded),
+    cmocka_unit_test(test_seq_range),
+    cmocka_unit_test(test_counters_fit_integer),
+    cmocka_unit_test(test_unstorable_values_refused),
+    cmocka_unit_test(test_outages_and_pending),
+    cmocka_unit_test(test_nul_refused_in_every_string),
+    cmocka_unit_test(test_huge_repeated_refused_before_allocation),
+    cmocka_unit_test(test_budget_fits_valid_batches),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
