@@ -83,7 +83,7 @@ static int s_hist(ww_lwbuf_t *b, size_t i, int k, const ww_hist_t *src)
 }
 
 int ww_lwbuf_add(ww_lwbuf_t *b, const char *node_id, const char *model, int64_t start_ns,
-                 int64_t window_ns, const ww_lat_window_t *w)
+                 int64_t duration_ns, const ww_lat_window_t *w)
 {
     if (b->n == b->cap && s_grow(b) < 0) {
         b->failed++;
@@ -95,7 +95,7 @@ int ww_lwbuf_add(ww_lwbuf_t *b, const char *node_id, const char *model, int64_t 
     pb->node_id = (char *)node_id;
     pb->model = (char *)model;
     pb->start_ns = start_ns;
-    pb->duration_ns = window_ns;
+    pb->duration_ns = duration_ns;
     pb->requests_ok = w->ok;
     pb->requests_error = w->error;
     pb->requests_timeout = w->timeout;

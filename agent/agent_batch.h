@@ -26,10 +26,13 @@ void ww_lwbuf_fini(ww_lwbuf_t *b);
 /* Frees this tick's bucket arrays; keeps the message arrays for the next tick. */
 void ww_lwbuf_reset(ww_lwbuf_t *b);
 
-/* Appends one closed window. Strings are borrowed and must outlive the next reset.
- * Returns 0 or -ENOMEM (counted in b->failed). */
+/* Appends one closed window: start_ns is its grid start, duration_ns the part of it the
+ * agent covered (the window's length when whole; less for a window sent at a stop or the
+ * first one after a start, see agent_latency.h), sent as LatencyWindow.duration_ns.
+ * Strings are borrowed and must outlive the next reset. Returns 0 or -ENOMEM (counted in
+ * b->failed). */
 int ww_lwbuf_add(ww_lwbuf_t *b, const char *node_id, const char *model, int64_t start_ns,
-                 int64_t window_ns, const ww_lat_window_t *w);
+                 int64_t duration_ns, const ww_lat_window_t *w);
 
 /* Points batch->latency_windows at the buffer's windows. */
 void ww_lwbuf_attach(ww_lwbuf_t *b, ww_batch_t *batch);

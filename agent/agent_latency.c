@@ -40,6 +40,8 @@ int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int s
     l->emit_arg = arg;
     l->late = 0;
     l->recorded = 0;
+    l->emitted = 0;
+    l->cover_ns = INT64_MIN;
     l->win = calloc(n_models ? n_models : 1, sizeof *l->win);
     if (!l->win) {
         return -ENOMEM;
@@ -75,9 +77,26 @@ static double s_seconds(int64_t ns)
     return (double)ns / 1e9;
 }
 
+/* The part of the window starting at start that this run covered, if it stops at stop_ns
+ * (INT64_MAX: it did not stop), at least 1 ms (the wire's shortest). */
+static int64_t s_covered(const ww_latency_t *l, int64_t start, int64_t stop_ns)
+{
+    int64_t from = start > l->cover_ns ? start : l->cover_ns;
+    int64_t to = start + l->window_ns;
+    if (stop_ns < to) {
+        to = stop_ns;
+    }
+    int64_t d = to - from;
+    if (d > l->window_ns) {
+        d = l->window_ns;
+    }
+    return d < WW_NS_PER_MS ? WW_NS_PER_MS : d;
+}
+
 /* Emits every model's window that saw a request and empties them; no window is open then.
- * Returns how many were emitted. */
-static int s_flush(ww_latency_t *l)
+ * stop_ns: the stop time for a window closed at a stop, INT64_MAX otherwise. Returns how
+ * many were emitted. */
+static int s_flush(ww_latency_t *l, int64_t stop_ns)
 {
     int emitted = 0;
     for (unsigned m = 0; m < l->n_models; m++) {
@@ -85,7 +104,8 @@ static int s_flush(ww_latency_t *l)
         if (w->start_ns == INT64_MIN) {
             continue;
         }
-        l->emit(l->emit_arg, m, w->start_ns, l->window_ns, w);
+        l->emit(l->emit_arg, m, w->start_ns, s_covered(l, w->start_ns, stop_ns), w);
+        l->emitted += w->ok + w->error + w->timeout + w->rejected;
         emitted++;
         s_window_empty(w);
     }
@@ -104,7 +124,7 @@ void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
         start = s_window_start(r->done_ns, l->window_ns, l->phase_ns);
     }
     if (l->open_ns != INT64_MIN && start > l->open_ns) {
-        s_flush(l); /* the open window has ended: records come in completion order */
+        s_flush(l, INT64_MAX); /* the open window has ended: records come in completion order */
     }
     if (l->open_ns == INT64_MIN) {
         l->open_ns = start;
@@ -147,7 +167,17 @@ int ww_latency_close(ww_latency_t *l, int64_t now_ns, bool all)
     if (l->open_ns == INT64_MIN || (!all && l->open_ns + l->window_ns > now_ns)) {
         return 0;
     }
-    return s_flush(l);
+    return s_flush(l, all ? now_ns : INT64_MAX);
+}
+
+void ww_latency_set_cover(ww_latency_t *l, int64_t from_ns)
+{
+    l->cover_ns = from_ns;
+}
+
+uint64_t ww_latency_open_requests(const ww_latency_t *l)
+{
+    return l->recorded - l->emitted;
 }
 
 void ww_latency_sink(void *arg, const ww_request_t *r)

@@ -13,6 +13,7 @@ typedef struct {
     int n;
     unsigned model[16];
     int64_t start[16];
+    int64_t duration[16];
     uint64_t ok[16], error[16], timeout[16], rejected[16], ttft_count[16], tpot_count[16];
     double ttft_p50[16], tpot_p50[16];
 } s_out_t;
@@ -22,8 +23,9 @@ static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_n
 {
     s_out_t *o = arg;
     assert_true(o->n < 16);
-    assert_true(window_ns == W);
+    assert_true(window_ns >= WW_NS_PER_MS && window_ns <= W); /* the part covered */
     int i = o->n++;
+    o->duration[i] = window_ns;
     o->model[i] = model;
     o->start[i] = start_ns;
     o->ok[i] = w->ok;
@@ -74,9 +76,12 @@ static void test_records_land_in_aligned_windows(void **state)
     int m0 = o.model[0] == 0 ? 0 : 1;
     assert_true(fabs(o.ttft_p50[m0] - 0.25) / 0.25 < 0.006);
     assert_true(fabs(o.tpot_p50[m0] - 0.001) / 0.001 < 0.006);
-    /* Shutdown flushes the open window. */
+    assert_true(o.duration[0] == W && o.duration[1] == W);
+    /* Shutdown flushes the open window, with the part it covered: from its start to the
+     * stop, at least the 1 ms the wire allows. */
     assert_int_equal(ww_latency_close(&l, T0 + W + 1, true), 1);
     assert_true(o.start[2] == T0 + W);
+    assert_true(o.duration[2] == WW_NS_PER_MS);
     assert_int_equal(ww_latency_close(&l, T0 + 2 * W, true), 0);
     ww_latency_fini(&l);
 }
@@ -178,7 +183,61 @@ static void test_phase_shifts_the_window_grid(void **state)
     ww_latency_fini(&l);
 }
 
+/* Issue 14 item 12: a window sent at a stop, and the window of a restarted agent that
+ * started inside it, say the part they covered; both keep the grid start, so the
+ * collector merges them into one row, and with the outage between them (the last tick of
+ * the first run to the first tick of the second) they make up the window exactly. */
+static void test_partial_windows_carry_their_covered_duration(void **state)
+{
+    (void)state;
+    const int64_t s1 = T0 - 5 * WW_NS_PER_S;     /* run 1 started in the window before */
+    const int64_t stop1 = T0 + 6 * WW_NS_PER_S;  /* its last tick */
+    const int64_t start2 = T0 + 7 * WW_NS_PER_S; /* run 2's first tick */
+    ww_latency_t l;
+    s_out_t o = {0};
+    assert_int_equal(ww_latency_init(&l, 2, W, 6, s_emit, &o), 0);
+    ww_latency_set_cover(&l, s1);
+    ww_request_t r = s_req(0, WW_REQ_OK, T0 + 3 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    r = s_req(1, WW_REQ_ERROR, T0 + 4 * WW_NS_PER_S, 0);
+    ww_latency_record(&l, &r);
+    r = s_req(0, WW_REQ_OK, T0 + 5 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    assert_int_equal(ww_latency_open_requests(&l), 3);
+    assert_int_equal(ww_latency_close(&l, stop1, true), 2); /* the stop */
+    assert_int_equal(ww_latency_open_requests(&l), 0);
+    assert_int_equal(o.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_true(o.start[i] == T0);
+        assert_true(o.duration[i] == stop1 - T0); /* 6 s, not the window's 10 */
+    }
+    ww_latency_fini(&l);
+
+    /* Run 2, restarted inside the same window: its first window is the rest of it. */
+    s_out_t o2 = {0};
+    assert_int_equal(ww_latency_init(&l, 2, W, 6, s_emit, &o2), 0);
+    ww_latency_set_cover(&l, start2);
+    r = s_req(0, WW_REQ_OK, T0 + 8 * WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    assert_int_equal(ww_latency_open_requests(&l), 1);
+    r = s_req(0, WW_REQ_OK, T0 + W + 1, 10); /* the next window closes it */
+    ww_latency_record(&l, &r);
+    assert_int_equal(ww_latency_open_requests(&l), 1);
+    assert_int_equal(o2.n, 1);
+    assert_true(o2.start[0] == T0);
+    assert_true(o2.duration[0] == T0 + W - start2); /* 3 s */
+    /* The parts and the outage between them make up the window. */
+    assert_true(o.duration[0] + o2.duration[0] + (start2 - stop1) == W);
+    /* Later windows are whole again. */
+    assert_int_equal(ww_latency_close(&l, T0 + 2 * W, false), 1);
+    assert_true(o2.start[1] == T0 + W && o2.duration[1] == W);
+    assert_int_equal(l.recorded, 2);
+    assert_int_equal(l.emitted, 2);
+    ww_latency_fini(&l);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_partial_windows_carry_their_covered_duration),
     cmocka_unit_test(test_phase_shifts_the_window_grid),
     cmocka_unit_test(test_records_land_in_aligned_windows),
     cmocka_unit_test(test_status_routing),
