@@ -34,7 +34,7 @@
  *
  * Requests that a crash would lose: recorded - emitted are the requests in windows still
  * open (ww_latency_open_requests), which the agent persists with every tick so that its
- * next run can report them (agent_outage.h).
+ * next run can report them (agent_runlog.h).
  */
 #ifndef WW_AGENT_LATENCY_H
 #define WW_AGENT_LATENCY_H
