@@ -4,7 +4,11 @@
  * Invariants checked on every input (a violation traps):
  *  - a refusal returns one of the documented errors with *out NULL, a non-empty reason
  *    and a Nack code other than UNSPECIFIED; when it reports the (epoch, seq) to Nack,
- *    both are non-zero and the agent_id is clean non-empty text;
+ *    both are non-zero and the agent_id is clean non-empty text; the decoder's allocator
+ *    never passed its budget (WW_WIRE_ALLOC_BUDGET);
+ *  - the raw scan (ww_wire_scan) calls malformed only what protobuf-c cannot unpack (the
+ *    padded field number 0 excepted), and refuses nothing protobuf-c unpacks into an
+ *    envelope that then validates;
  *  - an accepted envelope validates again on its own, each of its samples passes or is
  *    refused by ww_wire_check_sample with the field named, every histogram of its latency
  *    windows decodes into a histogram that passes ww_hist_check(), and the envelope
@@ -15,6 +19,7 @@
 #include "ww_hist.h"
 #include "ww_hist_wire.h"
 #include "ww_wire.h"
+#include "ww_wire_scan.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -64,7 +69,7 @@ static void s_check_accepted(const ww_envelope_t *env, const ww_wire_limits_t *l
         /* The readings are checked one sample at a time: a refusal names the field. */
         for (size_t i = 0; i < b->n_samples; i++) {
             ww_wire_why_t why;
-            int rc = ww_wire_check_sample(b->samples[i], i, &why);
+            int rc = ww_wire_check_sample(b->samples[i], i, lim, WW_FUZZ_NOW_NS, &why);
             CHECK(rc == 0 || (rc == -EINVAL && strstr(why.msg, "batch.samples[") != NULL));
         }
         for (size_t i = 0; i < b->n_latency_windows; i++) {
@@ -112,9 +117,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ww_wire_why_t why;
     memset(&why, 0x5a, sizeof why);
     int rc = ww_wire_decode(data, size, &lim, WW_FUZZ_NOW_NS, &env, &why);
+    CHECK(why.unpack_bytes <= WW_WIRE_ALLOC_BUDGET(size));
+    ww_wire_scan_head_t head;
+    ww_wire_why_t swhy;
+    int src = ww_wire_scan(data, size, &lim, &head, &swhy);
+    CHECK(src == 0 || src == -EBADMSG || src == -EINVAL);
+    if (src == -EBADMSG && !strstr(swhy.msg, "numbered 0")) {
+        ww_envelope_t *raw = waferwatch__v1__envelope__unpack(NULL, size, data);
+        CHECK(raw == NULL);
+    }
+    if (rc == 0) {
+        CHECK(src == 0);
+    }
     if (rc < 0) {
         CHECK(env == NULL);
         CHECK(rc == -EMSGSIZE || rc == -EBADMSG || rc == -EPROTONOSUPPORT || rc == -EINVAL);
+        if (size <= lim.max_message_bytes) {
+            CHECK(src == 0 || rc == src); /* the scan's refusal is the decoder's */
+        }
         CHECK(memchr(why.msg, '\0', sizeof why.msg) != NULL && why.msg[0] != '\0');
         CHECK(ww_wire_nack_code(rc) != WAFERWATCH__V1__NACK_CODE__NACK_UNSPECIFIED);
         CHECK(why.have_seq == 0 || why.have_seq == 1);

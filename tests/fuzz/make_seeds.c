@@ -1,5 +1,8 @@
-/* make_seeds: writes the seed corpora of the fuzz targets, every seed a VALID message, so
- * the fuzzers start from inputs that pass validation and mutate from there.
+/* make_seeds: writes the seed corpora of the fuzz targets, most seeds VALID messages, so
+ * the fuzzers start from inputs that pass validation and mutate from there, and beside
+ * them the hostile shapes of issue 14 (wire/hostile_*), each checked to be refused as
+ * documented: extreme counts (2^64 - 1), seqs at 2^63 - 1, 2^63 and 2^64 - 1, NULs in
+ * strings, repeated fields one past their limit, outages and a Pending body.
  *
  *   make_seeds OUTDIR [CONFIG.yaml ...]
  *
@@ -69,8 +72,24 @@ static void s_write(const char *sub, const char *name, const void *buf, size_t l
     }
 }
 
-/* Packs env, checks that it decodes and validates at NOW, and writes it as wire/NAME. */
-static void s_envelope(const char *name, const ww_envelope_t *env)
+/* Checks that buf decodes at NOW with the result `want` and writes it as wire/NAME. */
+static void s_raw(const char *name, const uint8_t *buf, size_t n, int want)
+{
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    ww_envelope_t *back = NULL;
+    ww_wire_why_t why;
+    int rc = ww_wire_decode(buf, n, &lim, NOW, &back, &why);
+    if (rc != want) {
+        s_fail("%s: decodes with %d, not %d: %s", name, rc, want, rc ? why.msg : "accepted");
+    }
+    ww_wire_free(&back);
+    s_write("wire", name, buf, n);
+}
+
+/* Packs env; when `nul` is set, the first occurrence of that string in the bytes gets a
+ * NUL in place of its '#' (protobuf-c cannot encode one); then as s_raw. */
+static void s_envelope_rc(const char *name, const ww_envelope_t *env, const char *nul, int want)
 {
     uint8_t *buf = NULL;
     size_t cap = 0;
@@ -80,16 +99,24 @@ static void s_envelope(const char *name, const ww_envelope_t *env)
         free(buf);
         return;
     }
-    ww_wire_limits_t lim;
-    ww_wire_limits_default(&lim);
-    ww_envelope_t *back = NULL;
-    ww_wire_why_t why;
-    if (ww_wire_decode(buf, (size_t)n, &lim, NOW, &back, &why) != 0) {
-        s_fail("%s: the seed does not validate: %s", name, why.msg);
+    size_t k = nul ? strlen(nul) : 0;
+    for (size_t i = 0; nul && i + k <= (size_t)n; i++) {
+        if (memcmp(buf + i, nul, k) == 0) {
+            buf[i + (size_t)(strchr(nul, '#') - nul)] = 0;
+            nul = NULL;
+        }
     }
-    ww_wire_free(&back);
-    s_write("wire", name, buf, (size_t)n);
+    if (nul) {
+        s_fail("%s: the marker %s is not in the message", name, nul);
+    }
+    s_raw(name, buf, (size_t)n, want);
     free(buf);
+}
+
+/* Packs env, checks that it decodes and validates at NOW, and writes it as wire/NAME. */
+static void s_envelope(const char *name, const ww_envelope_t *env)
+{
+    s_envelope_rc(name, env, NULL, 0);
 }
 
 /* A histogram in its wire form with the scratch arrays it borrows. */
@@ -157,6 +184,154 @@ static void s_hist_seeds(void)
         s_hist_file(&s, hs[i].name);
         ww_hist_fini(&s.h);
     }
+}
+
+/* The hostile shapes, from the valid messages of s_wire_seeds (restored as they were). */
+static void s_hostile_seeds(ww_envelope_t *env, ww_hello_t *hello, ww_node_info_t *node,
+                            ww_batch_t *batch, ww_node_sample_t *smp,
+                            Waferwatch__V1__LatencyWindow *win)
+{
+    env->agent_id = (char *)"fuzz-agent";
+    env->epoch = UINT64_C(0x1234567890abcdef);
+
+    /* seqs around the bigint range, an epoch of all ones */
+    env->body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+    env->batch = batch;
+    batch->samples = NULL;
+    batch->n_samples = 0;
+    Waferwatch__V1__LatencyWindow *w1 = &win[1];
+    batch->latency_windows = &w1;
+    batch->n_latency_windows = 1;
+    env->seq = (uint64_t)INT64_MAX;
+    s_envelope("seq_2p63m1.pb", env);
+    env->seq = UINT64_C(1) << 63;
+    s_envelope_rc("hostile_seq_2p63.pb", env, NULL, -EINVAL);
+    env->seq = UINT64_MAX;
+    s_envelope_rc("hostile_seq_2p64m1.pb", env, NULL, -EINVAL);
+    env->seq = 5;
+    env->epoch = UINT64_MAX;
+    s_envelope("epoch_max.pb", env);
+    env->epoch = UINT64_C(0x1234567890abcdef);
+
+    /* extreme counts: every counter of a window at 2^64 - 1 */
+    Waferwatch__V1__LatencyWindow w = win[1];
+    Waferwatch__V1__Histogram h = *win[1].ttft;
+    h.zero_count += UINT64_MAX - h.count; /* the parts still sum exactly to count */
+    h.count = UINT64_MAX;
+    w.requests_ok = w.requests_error = w.requests_timeout = w.requests_rejected = UINT64_MAX;
+    w.prompt_tokens = w.output_tokens = UINT64_MAX;
+    w.ttft = w.e2e = &h;
+    Waferwatch__V1__LatencyWindow *wp = &w;
+    batch->latency_windows = &wp;
+    s_envelope_rc("hostile_window_counts_2p64m1.pb", env, NULL, -EINVAL);
+    w = win[1];
+    w.requests_rejected = 10 * 1000000; /* 10 s at 10^6/s: the most */
+    w.prompt_tokens = w.output_tokens = 10 * 10000000;
+    s_envelope("window_counts_at_bound.pb", env);
+
+    /* a sample's counter past integer: the batch decodes, the sample is refused alone */
+    ww_node_sample_t s = smp[0];
+    ww_node_sample_t *sp = &s;
+    s.requests_queued = UINT32_MAX;
+    batch->samples = &sp;
+    batch->n_samples = 1;
+    batch->latency_windows = NULL;
+    batch->n_latency_windows = 0;
+    s_envelope("sample_counter_2p32m1.pb", env);
+
+    /* NULs */
+    s.requests_queued = 3;
+    s.node_id = (char *)"okc1-r01-ab#cd";
+    s_envelope_rc("hostile_nul_node_id.pb", env, "ab#cd", -EINVAL);
+    s.node_id = smp[0].node_id;
+
+    /* outages: two valid ones, then a NUL in a cause */
+    ww_outage_t o[2];
+    ww_outage_t *op[2] = {&o[0], &o[1]};
+    for (int k = 0; k < 2; k++) {
+        waferwatch__v1__outage__init(&o[k]);
+        o[k].from_ns = k ? 0 : NOW - 3600 * SEC;
+        o[k].to_ns = NOW - (10 + 100 * k) * SEC;
+        o[k].lost_ticks = 3590;
+        o[k].lost_requests = 12;
+        o[k].cause = (char *)(k ? "stop" : "crash");
+    }
+    batch->outages = op;
+    batch->n_outages = 2;
+    s_envelope("batch_outages.pb", env);
+    o[1].cause = (char *)"stab#cd";
+    s_envelope_rc("hostile_nul_outage_cause.pb", env, "ab#cd", -EINVAL);
+    o[1].cause = (char *)"stop";
+    o[1].lost_ticks = UINT64_MAX;
+    s_envelope_rc("hostile_outage_lost_2p64m1.pb", env, NULL, -EINVAL);
+    o[1].lost_ticks = 1;
+
+    /* one past the limits: outages, nodes, histogram buckets */
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    size_t many = lim.max_nodes + 1;
+    ww_outage_t **omany = calloc(lim.max_outages + 1, sizeof *omany);
+    ww_node_info_t **nmany = calloc(many, sizeof *nmany);
+    int32_t *idx = calloc(lim.max_buckets + 1, sizeof *idx);
+    uint64_t *cnt = calloc(lim.max_buckets + 1, sizeof *cnt);
+    if (!omany || !nmany || !idx || !cnt) {
+        s_fail("out of memory");
+    } else {
+        for (size_t i = 0; i <= lim.max_outages; i++) {
+            omany[i] = &o[0];
+        }
+        batch->outages = omany;
+        batch->n_outages = lim.max_outages + 1;
+        s_envelope_rc("hostile_outages_past_limit.pb", env, NULL, -EINVAL);
+
+        for (size_t i = 0; i <= lim.max_buckets; i++) {
+            idx[i] = i ? 1 : -5120;
+            cnt[i] = 1;
+        }
+        batch->outages = NULL;
+        batch->n_outages = 0;
+        batch->samples = NULL;
+        batch->n_samples = 0;
+        w = win[1];
+        h = *win[1].ttft;
+        h.scale = 8;
+        h.index_delta = idx;
+        h.bucket_count = cnt;
+        h.n_index_delta = h.n_bucket_count = lim.max_buckets + 1;
+        w.ttft = &h;
+        batch->latency_windows = &wp;
+        batch->n_latency_windows = 1;
+        s_envelope_rc("hostile_buckets_past_limit.pb", env, NULL, -EINVAL);
+        batch->latency_windows = NULL;
+        batch->n_latency_windows = 0;
+
+        for (size_t i = 0; i < many; i++) {
+            nmany[i] = node;
+        }
+        env->seq = 0;
+        env->body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+        env->hello = hello;
+        ww_node_info_t **keep = hello->nodes;
+        size_t nkeep = hello->n_nodes;
+        hello->nodes = nmany;
+        hello->n_nodes = many;
+        s_envelope_rc("hostile_nodes_past_limit.pb", env, NULL, -EINVAL);
+        hello->nodes = keep;
+        hello->n_nodes = nkeep;
+    }
+    free(omany);
+    free(nmany);
+    free(idx);
+    free(cnt);
+
+    /* the report's Hello: site = "site\0\x1b[31mEVIL" */
+    env->seq = 0;
+    env->body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+    env->hello = hello;
+    char *site = node->site;
+    node->site = (char *)"site#\x1b[31mEVIL";
+    s_envelope_rc("hostile_nul_site.pb", env, "site#", -EINVAL);
+    node->site = site;
 }
 
 static void s_wire_seeds(void)
@@ -316,6 +491,23 @@ static void s_wire_seeds(void)
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_NACK;
     env.nack = &nack;
     s_envelope("nack.pb", &env);
+    nack.seq = UINT64_MAX; /* a Nack echoes any refused seq */
+    nack.reason = (char *)"envelope.seq: ab#cd";
+    s_envelope("nack_seq_max.pb", &env);
+    s_envelope_rc("hostile_nul_nack_reason.pb", &env, "ab#cd", -EINVAL);
+
+    ww_pending_t pending;
+    waferwatch__v1__pending__init(&pending);
+    pending.epoch = env.epoch;
+    pending.seq = 2;
+    pending.retry_after_ms = 2000;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_PENDING;
+    env.pending = &pending;
+    s_envelope("pending.pb", &env);
+    pending.seq = UINT64_C(1) << 63;
+    s_envelope_rc("hostile_pending_seq_2p63.pb", &env, NULL, -EINVAL);
+
+    s_hostile_seeds(&env, &hello, &nodes[0], &batch, smp, win);
 }
 
 /* Checks that a request-log datagram parses and that each of its records decodes, and
