@@ -721,6 +721,13 @@ uint64_t ww_link_epoch(const ww_link_t *self)
     return self->epoch;
 }
 
+uint64_t ww_link_next_seq(const ww_link_t *self)
+{
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    return sp.next_seq;
+}
+
 void ww_link_count_skipped(ww_link_t *self, uint64_t ticks)
 {
     self->skipped_ticks += ticks;

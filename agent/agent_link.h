@@ -100,6 +100,10 @@ uint64_t ww_link_pending(const ww_link_t *self);
 /* The stream epoch (persisted in the spool). */
 uint64_t ww_link_epoch(const ww_link_t *self);
 
+/* The sequence number the next ww_link_submit appends under (the agent's run log records
+ * it before the append, to tell after a crash whether the append happened). */
+uint64_t ww_link_next_seq(const ww_link_t *self);
+
 /* Counts ticks the caller skipped, reported to the collector with the next batch. */
 void ww_link_count_skipped(ww_link_t *self, uint64_t ticks);
 

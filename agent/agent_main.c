@@ -5,6 +5,7 @@
 #include "agent_config.h"
 #include "agent_latency.h"
 #include "agent_link.h"
+#include "agent_runlog.h"
 #include "ww_log.h"
 #include "ww_metrics.h"
 #include "ww_reqlog.h"
@@ -67,6 +68,19 @@ static uint64_t s_late(const s_nodes_t *nodes)
     return n;
 }
 
+/* Requests in windows not yet emitted (what a crash now would lose), all nodes; *emitted
+ * receives the running total of those emitted into batches. */
+static uint64_t s_open_requests(const s_nodes_t *nodes, uint64_t *emitted)
+{
+    uint64_t open = 0, done = 0;
+    for (unsigned i = 0; i < nodes->n; i++) {
+        open += ww_latency_open_requests(&nodes->lat[i]);
+        done += nodes->lat[i].emitted;
+    }
+    *emitted = done;
+    return open;
+}
+
 static void s_nodes_fini(s_nodes_t *nodes)
 {
     for (unsigned i = 0; i < nodes->n; i++) {
@@ -100,14 +114,14 @@ static void s_nodes_fini(s_nodes_t *nodes)
 
 /* A node's closed latency window into the tick's batch (emit_node: the node whose windows
  * are being recorded or closed). */
-static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_ns,
+static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t duration_ns,
                    const ww_lat_window_t *w)
 {
     s_nodes_t *nodes = arg;
     unsigned i = nodes->emit_node;
     const char *name = nodes->src->model_name(nodes->state[i], model);
-    if (ww_lwbuf_add(&nodes->lw, nodes->names[i], name ? name : "unknown", start_ns, window_ns, w) <
-        0) {
+    if (ww_lwbuf_add(&nodes->lw, nodes->names[i], name ? name : "unknown", start_ns, duration_ns,
+                     w) < 0) {
         WW_ERROR("node %s: out of memory: latency window of %s lost", nodes->names[i],
                  name ? name : "?");
     }
@@ -214,17 +228,19 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
             h = (h ^ (unsigned char)*p) * 1099511628211u;
         }
         ww_latency_set_phase(&nodes->lat[i], (int64_t)(h % slots) * c->interval_ns);
+        /* This run samples from its first tick: a window begun earlier is only partly ours. */
+        ww_latency_set_cover(&nodes->lat[i], start_ns);
     }
     return 0;
 }
 
-/* Closes the latency windows that ended by t - close_lag (all of them when `all`) into the
- * batch. */
+/* Closes the latency windows that ended by t - close_lag into the batch; with `all` (a
+ * stop at the last tick t), every window, each with the part it covered up to t. */
 static void s_close_windows(s_nodes_t *nodes, int64_t t, bool all, ww_batch_t *batch)
 {
     for (unsigned i = 0; i < nodes->n; i++) {
         nodes->emit_node = i;
-        ww_latency_close(&nodes->lat[i], t - nodes->close_lag_ns, all);
+        ww_latency_close(&nodes->lat[i], all ? t : t - nodes->close_lag_ns, all);
     }
     ww_lwbuf_attach(&nodes->lw, batch);
 }
@@ -470,6 +486,21 @@ static int s_metrics_health(void *arg, char *reason, size_t cap)
     return 1;
 }
 
+/* Spools the batch of tick t (for the windows sent at a stop: the last tick) through the
+ * run log: recorded before the append, so that a crash at any point leaves a next run
+ * that knows what was spooled and what was lost; the previous run's outage rides along
+ * until one batch carrying it is spooled. Returns ww_link_submit's result. */
+static int s_submit(ww_link_t *link, ww_runlog_t *runlog, const s_nodes_t *nodes, ww_batch_t *batch,
+                    int64_t t)
+{
+    uint64_t emitted;
+    uint64_t open = s_open_requests(nodes, &emitted);
+    ww_runlog_tick(runlog, batch, ww_link_epoch(link), ww_link_next_seq(link), t, open, emitted);
+    int rc = ww_link_submit(link, batch);
+    ww_runlog_appended(runlog, batch, rc == 0, t, emitted);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     ww_agent_conf_t conf;
@@ -480,6 +511,7 @@ int main(int argc, char **argv)
     memset(&nodes, 0, sizeof nodes);
     ww_hello_t *hello = NULL;
     ww_link_t *link = NULL;
+    ww_runlog_t *runlog = NULL;
     s_metrics_t mx;
     memset(&mx, 0, sizeof mx);
 
@@ -568,6 +600,16 @@ int main(int argc, char **argv)
     if (!link) {
         goto cleanup;
     }
+    int rl_err = 0;
+    runlog = ww_runlog_open(&lc.spool, &rl_err);
+    if (!runlog) {
+        WW_ERROR("cannot open the run log in %s: %s", conf.spool_dir, strerror(-rl_err));
+        goto cleanup;
+    }
+    /* Before anything is appended: the spool's next seq tells whether the previous run's
+     * last recorded tick reached it. */
+    ww_runlog_begin(runlog, ww_link_epoch(link), ww_link_next_seq(link), first_tick, interval,
+                    NULL);
     /* A source with a descriptor (one node: the request log) is read as data arrives. */
     if (nodes.src->fd != NULL && nodes.src->ready != NULL &&
         ww_link_watch(link, nodes.src->fd(nodes.state[0]), s_on_source_ready, &nodes) < 0) {
@@ -583,6 +625,7 @@ int main(int argc, char **argv)
 
     int64_t stop_at = conf.run_for_ns > 0 ? first_tick + conf.run_for_ns : INT64_MAX;
     int64_t next = first_tick;
+    int64_t last_tick = first_tick - interval; /* the last tick sampled */
     uint64_t ticks = 0, skipped = 0, samples = 0, windows = 0;
     int64_t next_trim = ww_time_mono_ns() + WW_TRIM_FIRST_NS;
     ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
@@ -608,7 +651,7 @@ int main(int argc, char **argv)
         int64_t tick_start = ww_time_mono_ns();
         int n = s_sample_tick(&nodes, next, &batch);
         if (n > 0 || batch.n_latency_windows > 0) {
-            int rc = ww_link_submit(link, &batch);
+            int rc = s_submit(link, runlog, &nodes, &batch, next);
             if (rc == -ENOSPC && ww_link_disk_full(link)) {
                 /* The filesystem, not the spool's bound: the spool said where and how much
                  * is free, and what its policy could do. This tick is lost, counted. */
@@ -646,16 +689,24 @@ int main(int argc, char **argv)
             malloc_trim(0);
             next_trim = tick_start + WW_TRIM_EVERY_NS;
         }
+        last_tick = next;
         next += interval;
         ww_link_poll(link, 0);
         s_metrics_publish(&mx, link, ticks, skipped, samples, windows, &nodes);
     }
 
-    /* The windows still open hold requests already completed: send them, partial. */
+    /* The windows still open hold requests already completed: send them with the part
+     * of the window they cover, up to the last tick (a restarted agent sends the rest of
+     * the window, from its first tick; the collector merges the two). */
     batch.n_samples = 0;
-    s_close_windows(&nodes, next, true, &batch);
-    if (batch.n_latency_windows > 0 && ww_link_submit(link, &batch) < 0) {
-        WW_ERROR("out of memory queueing the last latency windows");
+    s_close_windows(&nodes, last_tick, true, &batch);
+    if (batch.n_latency_windows > 0) {
+        int rc = s_submit(link, runlog, &nodes, &batch, last_tick);
+        if (rc < 0) {
+            WW_ERROR("the last latency windows could not be spooled: %s (their requests are "
+                     "counted lost)",
+                     strerror(-rc));
+        }
     }
     windows += batch.n_latency_windows;
     ww_lwbuf_reset(&nodes.lw);
@@ -691,6 +742,10 @@ int main(int argc, char **argv)
             (unsigned long long)st.failovers, (unsigned long long)st.pendings,
             (unsigned long long)st.disk_full, (unsigned long long)s_requests(&nodes),
             (unsigned long long)s_late(&nodes));
+    /* A clean stop: the next run reports an outage of cause "stop" from the last tick. */
+    uint64_t emitted_total;
+    uint64_t open_left = s_open_requests(&nodes, &emitted_total);
+    ww_runlog_stop(runlog, open_left, emitted_total);
     exit_code = ww_link_pending(link) == 0 ? 0 : 3;
     if (exit_code != 0) {
         WW_WARN("%llu batches are not acked yet: they stay in the spool %s and are sent at the "
@@ -701,6 +756,7 @@ int main(int argc, char **argv)
 cleanup:
     ww_metrics_server_destroy(&mx.srv); /* first: its thread reads mx */
     ww_metrics_destroy(&mx.reg);
+    ww_runlog_destroy(&runlog);
     ww_link_destroy(&link);
     s_hello_free(&hello);
     s_nodes_fini(&nodes);

@@ -33,6 +33,12 @@ struct ww_runlog {
     bool have_prev;
     ww_run_t prev;
     ww_complain_t write_c;
+    /* this run */
+    bool outage_due; /* the previous run's outage is not spooled yet */
+    Waferwatch__V1__Outage outage;
+    Waferwatch__V1__Outage *outage_ptr;
+    int64_t last_spooled;      /* the last tick spooled by any run; 0: none known */
+    uint64_t emitted_at_spool; /* the emitted total at the last append */
 };
 
 static int s_sys_fdatasync(void *arg, int fd)
@@ -255,4 +261,65 @@ bool ww_runlog_outage(const ww_run_t *prev, uint64_t epoch, uint64_t next_seq,
     out->lost_requests = prev->open_requests + (spooled ? 0 : prev->batch_requests);
     out->cause = (char *)(prev->stop ? "stop" : "crash");
     return true;
+}
+
+bool ww_runlog_begin(ww_runlog_t *self, uint64_t epoch, uint64_t next_seq, int64_t first_tick_ns,
+                     int64_t interval_ns, Waferwatch__V1__Outage *out)
+{
+    self->outage_due = ww_runlog_outage(self->have_prev ? &self->prev : NULL, epoch, next_seq,
+                                        first_tick_ns, interval_ns, &self->outage);
+    self->outage_ptr = &self->outage;
+    self->last_spooled = self->outage_due ? self->outage.from_ns : 0;
+    if (self->outage_due) {
+        WW_INFO("outage: the previous run ended by %s; from_ns=%lld to_ns=%lld lost_ticks=%llu "
+                "lost_requests=%llu (reported with the first batch)",
+                self->outage.cause, (long long)self->outage.from_ns, (long long)self->outage.to_ns,
+                (unsigned long long)self->outage.lost_ticks,
+                (unsigned long long)self->outage.lost_requests);
+        if (out) {
+            *out = self->outage;
+        }
+    }
+    return self->outage_due;
+}
+
+int ww_runlog_tick(ww_runlog_t *self, ww_batch_t *batch, uint64_t epoch, uint64_t seq,
+                   int64_t tick_ns, uint64_t open_requests, uint64_t emitted)
+{
+    /* An outage not spooled yet is carried: its losses ride with the open requests, so a
+     * crash before it is spooled does not forget them (last_ns is still its from_ns). */
+    ww_run_t run = {.epoch = epoch,
+                    .seq = seq,
+                    .tick_ns = tick_ns,
+                    .last_ns = self->last_spooled,
+                    .open_requests =
+                        open_requests + (self->outage_due ? self->outage.lost_requests : 0),
+                    .batch_requests = emitted - self->emitted_at_spool};
+    if (self->outage_due) {
+        batch->outages = &self->outage_ptr;
+        batch->n_outages = 1;
+    }
+    return ww_runlog_record(self, &run);
+}
+
+void ww_runlog_appended(ww_runlog_t *self, ww_batch_t *batch, bool ok, int64_t tick_ns,
+                        uint64_t emitted)
+{
+    if (ok) {
+        self->last_spooled = tick_ns;
+        self->emitted_at_spool = emitted;
+        self->outage_due = false;
+    }
+    batch->outages = NULL;
+    batch->n_outages = 0;
+}
+
+int ww_runlog_stop(ww_runlog_t *self, uint64_t open_requests, uint64_t emitted)
+{
+    ww_run_t run = {.tick_ns = self->last_spooled,
+                    .last_ns = self->last_spooled,
+                    .open_requests = open_requests + (emitted - self->emitted_at_spool) +
+                                     (self->outage_due ? self->outage.lost_requests : 0),
+                    .stop = true};
+    return ww_runlog_record(self, &run);
 }

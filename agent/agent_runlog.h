@@ -70,6 +70,32 @@ bool ww_runlog_prev(const ww_runlog_t *self, ww_run_t *out);
  * the next run's report depends on it). */
 int ww_runlog_record(ww_runlog_t *self, const ww_run_t *run);
 
+/* ---- the agent's use of it, one call per step (agent_main.c; tests drive the same) ---- */
+
+/* Once, before the first tick: computes the previous run's outage (ww_runlog_outage) from
+ * the spool's epoch and next seq as found at open (before this run appended anything) and
+ * this run's first tick, and keeps it to be reported. Returns true when there is one
+ * (then *out, may be NULL, receives a copy). */
+bool ww_runlog_begin(ww_runlog_t *self, uint64_t epoch, uint64_t next_seq, int64_t first_tick_ns,
+                     int64_t interval_ns, Waferwatch__V1__Outage *out);
+
+/* Before the append of a batch under seq: records tick_ns (the tick it samples; for the
+ * windows sent at a stop, the last tick), the requests still open and the requests
+ * emitted into windows so far (a running total: the batch's are those since the last
+ * append), and attaches the outage still to be reported to batch->outages. Returns
+ * ww_runlog_record's result. */
+int ww_runlog_tick(ww_runlog_t *self, ww_batch_t *batch, uint64_t epoch, uint64_t seq,
+                   int64_t tick_ns, uint64_t open_requests, uint64_t emitted);
+
+/* After the append: when ok, tick_ns is spooled, and with it the outage (reported from now
+ * on by the collector's copy). Detaches the outage from batch either way. */
+void ww_runlog_appended(ww_runlog_t *self, ww_batch_t *batch, bool ok, int64_t tick_ns,
+                        uint64_t emitted);
+
+/* A clean exit, after the last append: records a stop. The requests it counts lost are
+ * those still open, those emitted but never spooled, and an outage's never reported. */
+int ww_runlog_stop(ww_runlog_t *self, uint64_t open_requests, uint64_t emitted);
+
 /* The Outage a new run reports, from the previous run's last record, the spool's epoch and
  * next seq as found at open (before this run appended anything), this run's first tick
  * and the interval. Fills *out (cause points at a static string) and returns true; false

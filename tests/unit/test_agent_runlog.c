@@ -63,9 +63,9 @@ typedef struct {
     ww_spool_t *spool;
     ww_runlog_t *log;
     ww_latency_t lat;
-    uint64_t emitted_at_tick; /* lat.emitted after the previous tick */
-    int64_t last_spooled;
+    ww_batch_t batch;
     uint64_t windows;
+    size_t outages_sent; /* batches appended with an outage attached */
 } s_agent_t;
 
 static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t duration_ns,
@@ -83,6 +83,8 @@ static bool s_agent_open(s_agent_t *a, const ww_spool_conf_t *c, int64_t first_t
                          Waferwatch__V1__Outage *out)
 {
     memset(a, 0, sizeof *a);
+    waferwatch__v1__batch__init(&a->batch);
+    waferwatch__v1__outage__init(out);
     int err = 1;
     a->spool = ww_spool_open(c, &err);
     if (!a->spool) {
@@ -95,10 +97,7 @@ static bool s_agent_open(s_agent_t *a, const ww_spool_conf_t *c, int64_t first_t
     ww_latency_set_cover(&a->lat, first_tick);
     ww_spool_state_t st;
     ww_spool_state(a->spool, &st);
-    ww_run_t prev;
-    bool have = ww_runlog_prev(a->log, &prev);
-    bool got = ww_runlog_outage(have ? &prev : NULL, st.epoch, st.next_seq, first_tick, IV, out);
-    a->last_spooled = got ? out->from_ns : 0;
+    ww_runlog_begin(a->log, st.epoch, st.next_seq, first_tick, IV, out);
     return true;
 }
 
@@ -109,8 +108,28 @@ static void s_agent_close(s_agent_t *a)
     ww_spool_close(&a->spool);
 }
 
+/* Records the run and appends a batch for tick t (unless `no_append`: killed between). */
+static int s_agent_spool(s_agent_t *a, int64_t t, bool no_append)
+{
+    ww_spool_state_t st;
+    ww_spool_state(a->spool, &st);
+    int rc = ww_runlog_tick(a->log, &a->batch, st.epoch, st.next_seq, t,
+                            ww_latency_open_requests(&a->lat), a->lat.emitted);
+    if (rc != 0 || no_append) {
+        return rc;
+    }
+    uint8_t payload[64];
+    memset(payload, (int)(t / IV), sizeof payload);
+    rc = ww_spool_append(a->spool, st.next_seq, payload, sizeof payload, NULL);
+    if (rc == 0 && a->batch.n_outages > 0) {
+        a->outages_sent++;
+    }
+    ww_runlog_appended(a->log, &a->batch, rc == 0, t, a->lat.emitted);
+    return rc;
+}
+
 /* One tick at t with `reqs` completions during it: records them, closes the windows that
- * ended, records the run, spools the batch (unless `no_append`: killed in between). */
+ * ended, records the run, spools the batch (unless `no_append`). */
 static int s_agent_tick(s_agent_t *a, int64_t t, unsigned reqs, bool no_append)
 {
     for (unsigned k = 0; k < reqs; k++) {
@@ -124,34 +143,15 @@ static int s_agent_tick(s_agent_t *a, int64_t t, unsigned reqs, bool no_append)
         ww_latency_record(&a->lat, &r);
     }
     ww_latency_close(&a->lat, t, false);
-    ww_spool_state_t st;
-    ww_spool_state(a->spool, &st);
-    ww_run_t run = {.epoch = st.epoch,
-                    .seq = st.next_seq,
-                    .tick_ns = t,
-                    .last_ns = a->last_spooled,
-                    .open_requests = ww_latency_open_requests(&a->lat),
-                    .batch_requests = a->lat.emitted - a->emitted_at_tick};
-    int rc = ww_runlog_record(a->log, &run);
-    if (rc != 0 || no_append) {
-        return rc;
-    }
-    uint8_t payload[64];
-    memset(payload, (int)(t / IV), sizeof payload);
-    rc = ww_spool_append(a->spool, st.next_seq, payload, sizeof payload, NULL);
-    if (rc == 0) {
-        a->last_spooled = t;
-        a->emitted_at_tick = a->lat.emitted;
-    }
-    return rc;
+    return s_agent_spool(a, t, no_append);
 }
 
 /* A clean stop: the open windows go out partial (spooled), then the stop is recorded. */
 static void s_agent_stop(s_agent_t *a, int64_t last_tick)
 {
     ww_latency_close(&a->lat, last_tick, true);
-    ww_run_t run = {.tick_ns = a->last_spooled, .last_ns = a->last_spooled, .stop = true};
-    assert_int_equal(ww_runlog_record(a->log, &run), 0);
+    assert_int_equal(s_agent_spool(a, last_tick, false), 0);
+    assert_int_equal(ww_runlog_stop(a->log, ww_latency_open_requests(&a->lat), a->lat.emitted), 0);
 }
 
 static void test_first_run_reports_nothing(void **state)
@@ -191,6 +191,11 @@ static void test_clean_stop_then_restart(void **state)
     assert_true(o.to_ns == T0 + 37 * IV);
     assert_int_equal(o.lost_ticks, 6);
     assert_int_equal(o.lost_requests, 0);
+    /* Reported by the first batch of the run, and only by it. */
+    assert_int_equal(s_agent_tick(&a, T0 + 37 * IV, 1, false), 0);
+    assert_int_equal(s_agent_tick(&a, T0 + 38 * IV, 1, false), 0);
+    assert_int_equal(a.outages_sent, 1);
+    assert_int_equal(a.batch.n_outages, 0);
     s_agent_close(&a);
     s_rm_rf(dir);
 }
@@ -298,15 +303,8 @@ static void test_unsent_outage_is_carried(void **state)
      * (60 lost) rides in the record's open requests. */
     assert_true(s_agent_open(&a, &c, T0 + 30 * IV, &o));
     assert_int_equal(o.lost_requests, 60);
-    ww_spool_state_t st;
-    ww_spool_state(a.spool, &st);
-    ww_run_t run = {.epoch = st.epoch,
-                    .seq = st.next_seq,
-                    .tick_ns = T0 + 30 * IV,
-                    .last_ns = a.last_spooled,
-                    .open_requests = o.lost_requests,
-                    .batch_requests = 0};
-    assert_int_equal(ww_runlog_record(a.log, &run), 0);
+    assert_int_equal(s_agent_tick(&a, T0 + 30 * IV, 0, true), 0);
+    assert_int_equal(a.batch.n_outages, 1); /* attached to the batch being appended */
     s_agent_close(&a);
 
     assert_true(s_agent_open(&a, &c, T0 + 50 * IV, &o));
