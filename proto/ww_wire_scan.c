@@ -69,12 +69,14 @@ static int s_fail(s_ctx_t *c, int rc, const s_path_t *p, const char *fmt, ...)
     size_t at = 0;
     path[0] = '\0';
     s_render(p, path, sizeof path, &at);
-    char text[200];
+    char *msg = c->why->msg;
+    size_t cap = sizeof c->why->msg;
+    int n = snprintf(msg, cap, "%s: ", at ? path : "message");
+    size_t used = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    vsnprintf(msg + used, cap - used, fmt, ap);
     va_end(ap);
-    snprintf(c->why->msg, sizeof c->why->msg, "%s: %s", at ? path : "message", text);
     return rc;
 }
 
