@@ -12,6 +12,8 @@
  *   seg-<first seq, 20 digits>.wws   segment files of records:
  *       u32 magic 'WWR1' | u32 payload length | u64 seq | u32 CRC-32C of (seq, payload)
  *       | payload
+ *   run           not the spool's: the agent's run log (agent_runlog.h), kept beside it
+ *                 with the same fsync mode; the spool leaves other entries alone.
  * A segment is closed when it reaches segment_bytes; a new one starts. Acked segments are
  * deleted whole; records <= acked inside a live segment are skipped on read.
  *
