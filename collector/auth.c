@@ -4,6 +4,8 @@
 
 #include "ww_curve.h"
 #include "ww_log.h"
+#include "ww_time.h"
+#include "ww_zmon.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -39,6 +41,7 @@ struct ww_auth {
     pthread_mutex_t lock;
     s_list_t list;
     ww_auth_stats_t st;
+    ww_zmon_limit_t limit; /* refused-connection lines (the ZAP thread's) */
 };
 
 static void s_list_free(s_list_t *l)
@@ -265,7 +268,18 @@ static void s_zap_one(ww_auth_t *self)
     if (status[0] == '2') {
         WW_DEBUG("admitted key %.8s... from %s", key, addr);
     } else {
-        WW_WARN("refused a connection from %s: %s%s%.8s", addr, text, key[0] ? ", key " : "", key);
+        /* An unenrolled agent retries every few hundred ms: one line per interval, with a
+         * count, keeps the log readable and the disk safe. */
+        uint64_t unlogged = 0;
+        if (ww_zmon_limit_take(&self->limit, ww_time_mono_ns(), &unlogged)) {
+            char since[96] = "";
+            if (unlogged > 0) {
+                snprintf(since, sizeof since, " (and %llu more refused since the last such line)",
+                         (unsigned long long)unlogged);
+            }
+            WW_WARN("refused a connection from %s: %s%s%s%s", addr, text, key[0] ? ", key " : "",
+                    key, since);
+        }
     }
     /* Reply: version, request id, status code, status text, user id, metadata. */
     zmq_send(self->zap, "1.0", 3, ZMQ_SNDMORE);
@@ -396,4 +410,31 @@ void ww_auth_stats(ww_auth_t *self, ww_auth_stats_t *out)
     pthread_mutex_lock(&self->lock);
     *out = self->st;
     pthread_mutex_unlock(&self->lock);
+}
+
+void ww_auth_describe(ww_auth_t *self, const char *key_z85, const char *agent_id, char *out,
+                      size_t cap)
+{
+    char enrolled[160] = "";
+    bool has_key = key_z85 && key_z85[0];
+    bool has_agent = agent_id && agent_id[0];
+    if (self && has_key) {
+        pthread_mutex_lock(&self->lock);
+        const s_entry_t *e = s_find(&self->list, key_z85);
+        if (e && (!has_agent || strcmp(e->agent_id, agent_id) != 0)) {
+            snprintf(enrolled, sizeof enrolled, ", enrolled as %s", e->agent_id);
+        } else if (!e) {
+            snprintf(enrolled, sizeof enrolled, ", not enrolled");
+        }
+        pthread_mutex_unlock(&self->lock);
+    }
+    if (has_agent && has_key) {
+        snprintf(out, cap, "%s (key %s%s)", agent_id, key_z85, enrolled);
+    } else if (has_key) {
+        snprintf(out, cap, "key %s (agent id not decoded%s)", key_z85, enrolled);
+    } else if (has_agent) {
+        snprintf(out, cap, "%s (no CURVE key)", agent_id);
+    } else {
+        snprintf(out, cap, "a peer without a CURVE key whose agent id did not decode");
+    }
 }

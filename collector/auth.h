@@ -16,6 +16,11 @@
  * agent_id is the key's and that every node it writes matches one of the key's patterns.
  * ww_auth_reload() re-reads the file (on SIGHUP); a file with an error is refused whole
  * and the previous list stays in force.
+ *
+ * A refused handshake is logged at WARN with the peer's address and key, rate-limited as
+ * ww_zmon_limit_t says (first one, then at most one line per growing interval with the
+ * count of those not logged); every one is counted (ww_auth_stats, and as reason "auth"
+ * of waferwatch_collector_handshake_failures_total by ww_zmon).
  */
 #ifndef WW_AUTH_H
 #define WW_AUTH_H
@@ -42,6 +47,15 @@ int ww_auth_reload(ww_auth_t *self);
  * or the node is not among its patterns. node_id may be NULL to check only agent_id. */
 int ww_auth_check(ww_auth_t *self, const char *key_z85, const char *agent_id, const char *node_id,
                   char *why, size_t why_len);
+
+/* Names a message's sender for a log line, from what is known: the authenticated key
+ * (ZAP User-Id, "" or NULL when none), the agent id the envelope claims (NULL or "" when
+ * it did not decode that far) and the agent id the allowlist enrols the key as, e.g.
+ * "agent-okc1-r01 (key rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7)" or "key rq:... (enrolled
+ * as agent-okc1-r01)". self may be NULL (insecure mode: no keys). Writes at most cap
+ * bytes, NUL-terminated. */
+void ww_auth_describe(ww_auth_t *self, const char *key_z85, const char *agent_id, char *out,
+                      size_t cap);
 
 typedef struct {
     uint64_t admitted, refused; /* ZAP handshakes */

@@ -17,7 +17,8 @@ struct ww_cmetrics {
     ww_metrics_t *reg;
     ww_metrics_server_t *srv;
     ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
-        *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible;
+        *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
+        *pending_replies;
 };
 
 static _Atomic(ww_cmetrics_t *) s_global;
@@ -32,6 +33,8 @@ ww_cmetrics_t *ww_cmetrics_new(void)
     static const char *const reasons[] = {"malformed", "invalid", "forbidden",
                                           "refused_by_database", NULL};
     static const char *const results[] = {"ok", "error", NULL};
+    /* The order of ww_ingest_counts_t.handshake_failures (and of ww_zmon_reason_t). */
+    static const char *const handshake_reasons[] = {"protocol", "auth", "no_detail", NULL};
     /* A group's transaction: ~1 ms for a few rows on a local server, seconds for 256 large
      * batches or a struggling one. */
     static const double write_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -73,6 +76,15 @@ ww_cmetrics_t *ww_cmetrics_new(void)
               "Per written batch: from its samples' tick to the COMMIT that made them durable.",
               delay_buckets, sizeof delay_buckets / sizeof delay_buckets[0])) ||
         !G(group, "group_messages", "Messages in the last committed group (one transaction).") ||
+        !(self->handshakes = ww_metrics_add(
+              self->reg, WW_METRIC_COUNTER, "waferwatch_collector_handshake_failures_total",
+              "Connections refused during the ZeroMQ handshake, by reason: protocol (no CURVE, "
+              "another server key, malformed), auth (key not enrolled), no_detail (closed "
+              "during the handshake).",
+              "reason", handshake_reasons, NULL, 0)) ||
+        !C(pending_replies, "pending_replies_total",
+           "Pending answers sent: a batch held, not committed yet (PostgreSQL unavailable), "
+           "or a resend of one held.") ||
         !G(pending, "pending_messages",
            "Messages received and not yet committed (held while PostgreSQL is retried).") ||
         !G(pg_up, "postgresql_up", "1 when PostgreSQL is connected, else 0.") ||
@@ -146,6 +158,10 @@ void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,
     ww_metric_set(self->rejected, R_FORBIDDEN, (double)c->forbidden);
     ww_metric_set(self->rejected, R_DATABASE, (double)c->refused_by_database);
     ww_metric_set(self->pending, 0, (double)c->pending);
+    ww_metric_set(self->pending_replies, 0, (double)c->pending_replies);
+    for (size_t r = 0; r < 3; r++) {
+        ww_metric_set(self->handshakes, r, (double)c->handshake_failures[r]);
+    }
     ww_metric_set(self->rows, 0, (double)st->rows);
     ww_metric_set(self->windows, 0, (double)st->windows);
     ww_metric_set(self->duplicates, 0, (double)st->duplicates);

@@ -28,6 +28,9 @@ typedef struct {
     uint64_t forbidden;           /* refused: not allowed for the authenticated key */
     uint64_t refused_by_database; /* refused: PostgreSQL rejected the data */
     size_t pending;               /* received and not yet committed (held while retrying) */
+    uint64_t pending_replies;     /* Pending answers sent (held, not committed yet) */
+    /* Handshakes that failed (see ww_zmon.h), by reason: protocol, auth, no_detail. */
+    uint64_t handshake_failures[3];
 } ww_ingest_counts_t;
 
 /* Registers the families. Returns NULL when out of memory. */

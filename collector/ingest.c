@@ -9,6 +9,7 @@
 #include "ww_log.h"
 #include "ww_time.h"
 #include "ww_wire.h"
+#include "ww_zmon.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -69,7 +70,14 @@ typedef struct {
     uint8_t *enc;
     size_t enc_cap;
     ww_auth_t *auth; /* NULL in insecure mode */
+    ww_zmon_t *zmon; /* failed handshakes (NULL if libzmq refused the monitor) */
     uint64_t received, malformed, invalid, forbidden, ignored, refused_by_database;
+    /* The last write of wr was RETRY (PostgreSQL unavailable): what is held is answered
+     * Pending with retry_after_ms, so agents wait instead of resending their window every
+     * ack timeout (issue 14: 559 resends per agent in a 3 min outage). */
+    bool holding;
+    uint32_t retry_after_ms;
+    uint64_t pending_replies;
 } s_ingest_t;
 
 static const char *s_code_name(Waferwatch__V1__NackCode c)
@@ -129,6 +137,89 @@ static void s_send_nack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_NACK;
     env.nack = &nack;
     s_reply(in, m, &env);
+}
+
+static void s_send_pending(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq)
+{
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    Waferwatch__V1__Pending pending = WAFERWATCH__V1__PENDING__INIT;
+    pending.epoch = epoch;
+    pending.seq = seq;
+    /* Not holding: a resend raced its own write, whose Ack comes within moments. */
+    pending.retry_after_ms = in->holding ? in->retry_after_ms : 1000;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_PENDING;
+    env.pending = &pending;
+    s_reply(in, m, &env);
+    in->pending_replies++;
+}
+
+/* Held message i (received, not committed) in arrival order: wr's, then rx's. */
+static s_msg_t *s_held(s_ingest_t *in, size_t i)
+{
+    return i < in->wr->n ? &in->wr->msgs[i] : &in->rx->msgs[i - in->wr->n];
+}
+
+/* Same stream: the same authenticated key, agent id and epoch. Both decoded (env set).
+ * Reads only what the writer thread never writes (the envelope, agent_id, key), so it is
+ * safe on wr while the writer writes it. */
+static bool s_same_stream(const s_msg_t *a, const s_msg_t *b)
+{
+    return a->env->epoch == b->env->epoch && strcmp(a->agent_id, b->agent_id) == 0 &&
+           strcmp(a->key, b->key) == 0;
+}
+
+static bool s_is_batch(const s_msg_t *m)
+{
+    return m->env && m->env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+}
+
+/* The held batch that m (a batch not in the groups yet) resends, or NULL. */
+static s_msg_t *s_held_find(s_ingest_t *in, const s_msg_t *m)
+{
+    size_t n = in->wr->n + in->rx->n;
+    for (size_t i = 0; i < n; i++) {
+        s_msg_t *h = s_held(in, i);
+        if (h != m && s_is_batch(h) && h->env->seq == m->env->seq && s_same_stream(h, m)) {
+            return h;
+        }
+    }
+    return NULL;
+}
+
+/* The highest batch seq of m's stream held, m's own when it is a batch (0 when only the
+ * stream's Hello is held). */
+static uint64_t s_held_max_seq(s_ingest_t *in, const s_msg_t *m)
+{
+    uint64_t max = s_is_batch(m) ? m->env->seq : 0;
+    size_t n = in->wr->n + in->rx->n;
+    for (size_t i = 0; i < n; i++) {
+        const s_msg_t *h = s_held(in, i);
+        if (s_is_batch(h) && h->env->seq > max && s_same_stream(h, m)) {
+            max = h->env->seq;
+        }
+    }
+    return max;
+}
+
+/* After a failed write: one Pending per stream held, to its newest message's connection
+ * (the agent's live one), naming the highest seq held. */
+static void s_pending_held(s_ingest_t *in)
+{
+    size_t n = in->wr->n + in->rx->n;
+    for (size_t i = 0; i < n; i++) {
+        const s_msg_t *m = s_held(in, i);
+        if (!m->env) {
+            continue; /* a refusal: its Nack comes with its commit */
+        }
+        bool newest = true;
+        for (size_t k = i + 1; k < n && newest; k++) {
+            const s_msg_t *later = s_held(in, k);
+            newest = !(later->env && s_same_stream(later, m));
+        }
+        if (newest) {
+            s_send_pending(in, m, m->env->epoch, s_held_max_seq(in, m));
+        }
+    }
 }
 
 /* Identity binding: the envelope's agent_id must be the authenticated key's, and every
@@ -261,8 +352,9 @@ static int s_receive(s_ingest_t *in)
         it->seq = why.have_seq ? why.seq : 0;
         it->reject_code = s_code_name(m->code);
         it->reject_reason = m->reason;
-        WW_WARN("refused a message from %s: %s", m->agent_id[0] ? m->agent_id : "an unknown peer",
-                why.msg);
+        char who[320];
+        ww_auth_describe(in->auth, m->key, m->agent_id, who, sizeof who);
+        WW_WARN("refused a message from %s: %s", who, why.msg);
         g->n++;
         return 1;
     }
@@ -286,6 +378,16 @@ static int s_receive(s_ingest_t *in)
     it->epoch = env->epoch;
     it->seq = env->seq;
     it->env = env;
+    s_msg_t *held = s_is_batch(m) ? s_held_find(in, m) : NULL;
+    if (held) {
+        /* A resend of a batch held: not queued twice. Its Ack goes to the connection the
+         * agent sends on now (the writer thread never reads identities). */
+        memcpy(held->identity, m->identity, m->identity_len);
+        held->identity_len = m->identity_len;
+        s_send_pending(in, m, env->epoch, s_held_max_seq(in, m));
+        ww_wire_free(&m->env);
+        return 0;
+    }
     switch (env->body_case) {
     case WAFERWATCH__V1__ENVELOPE__BODY_HELLO:
         it->kind = WW_ITEM_HELLO;
@@ -305,6 +407,9 @@ static int s_receive(s_ingest_t *in)
         return 0;
     }
     g->n++;
+    if (in->holding && s_is_batch(m)) {
+        s_send_pending(in, m, env->epoch, s_held_max_seq(in, m));
+    }
     return 1;
 }
 
@@ -481,7 +586,13 @@ static void s_publish(const s_ingest_t *in)
         .forbidden = in->forbidden,
         .refused_by_database = __atomic_load_n(&in->refused_by_database, __ATOMIC_RELAXED),
         .pending = in->rx->n + in->wr->n,
+        .pending_replies = in->pending_replies,
     };
+    ww_zmon_stats_t hs;
+    ww_zmon_stats(in->zmon, &hs);
+    for (int r = 0; r < WW_ZMON_REASONS; r++) {
+        c.handshake_failures[r] = hs.failed[r];
+    }
     ww_cmetrics_publish(m, &c, &st);
 }
 
@@ -587,6 +698,12 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
     if ((ret = s_secure(&in, conf)) < 0) {
         goto cleanup;
     }
+    /* Before bind, so that no failed handshake goes uncounted. Not fatal: the collector
+     * serves without it, only blind to peers that fail the handshake. */
+    char zwhy[256];
+    if (!(in.zmon = ww_zmon_new(in.ctx, in.sock, zwhy, sizeof zwhy))) {
+        WW_WARN("failed handshakes will not be counted or logged: %s", zwhy);
+    }
     if (zmq_bind(in.sock, conf->listen) != 0) {
         ret = -errno;
         WW_ERROR("cannot listen on %s: %s", conf->listen, zmq_strerror(errno));
@@ -636,11 +753,19 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
         if (job == S_JOB_DONE) {
             if (s_finish(&in, in.wr, in.wr->rc)) {
                 backoff = 100 * WW_NS_PER_MS;
+                in.holding = false;
             } else {
                 /* Keep the group and retry it later; read at most one more group meanwhile:
                  * backpressure into the agents' spools. */
                 retry_at = ww_time_mono_ns() + backoff;
                 backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+                /* Agents may wait the next interval: the Ack comes by itself once a retry
+                 * commits, and every failed retry renews this. */
+                int64_t after_ms = backoff / WW_NS_PER_MS;
+                after_ms = after_ms < 1000 ? 1000 : after_ms;
+                in.retry_after_ms = (uint32_t)(after_ms > 30000 ? 30000 : after_ms);
+                in.holding = true;
+                s_pending_held(&in);
             }
             pthread_mutex_lock(&in.mu);
             in.job = job = S_JOB_IDLE;
@@ -744,6 +869,7 @@ cleanup:
     }
     pthread_mutex_destroy(&in.mu);
     pthread_cond_destroy(&in.cv);
+    ww_zmon_destroy(&in.zmon); /* before its socket closes */
     if (in.sock) {
         zmq_close(in.sock);
     }
