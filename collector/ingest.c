@@ -20,6 +20,16 @@
 #include <zmq.h>
 
 #define WW_IDENTITY_MAX 256
+/* One turn of the receive loop takes messages for at most this long before it looks at
+ * the writer again: a peer that floods large messages cannot keep a group, and the acks
+ * of every other agent in it, from being written (ZeroMQ's ROUTER already hands out one
+ * message per peer in turn; this bounds how long a group waits for them). */
+#define S_TURN_NS (20 * WW_NS_PER_MS)
+/* Messages ZeroMQ queues per peer before it stops reading that peer's connection (TCP
+ * backpressure): an agent has queue_batches (16) in flight, so 32 never slows one, and a
+ * peer sending maximum-size messages holds at most 32 of them here, not libzmq's default
+ * 1,000 (16 GB at 16 MiB). */
+#define S_RCVHWM 32
 
 /* libzmq 4.3 implements ZMQ_ZAP_ENFORCE_DOMAIN but its header lists it among the draft
  * options; the value is fixed by the library. ww_ingest_run reads it back to be sure. */
@@ -692,9 +702,10 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
     /* The transport drops a peer whose message passes twice the limit without reading it;
      * up to that, an oversized message is read, refused with a Nack and counted. */
     int64_t maxmsg = 2 * conf->max_message_bytes + 4096;
-    int linger = 1000;
+    int linger = 1000, rcvhwm = S_RCVHWM;
     zmq_setsockopt(in.sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(in.sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(in.sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     if ((ret = s_secure(&in, conf)) < 0) {
         goto cleanup;
     }
@@ -778,6 +789,15 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
                 next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
             }
             s_publish(&in);
+            /* Hand the writer what is ready before decoding more: a large message decoded
+             * first would delay every ack in the group by its decode time. */
+            if (in.wr->n == 0 && in.rx->n > 0) {
+                s_group_t *t = in.wr;
+                in.wr = in.rx;
+                in.rx = t;
+                s_submit(&in);
+                job = S_JOB_WRITING;
+            }
         }
         bool rx_full = in.rx->n >= (size_t)conf->max_group ||
                        in.rx->samples >= (uint64_t)conf->max_group_samples;
@@ -797,10 +817,11 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
             if (zmq_poll(&item, 1, wait_ms) < 0 && errno == EINTR) {
                 continue;
             }
-            /* Take whatever is already waiting, up to the group's limits. */
+            /* Take what is already waiting, up to the group's limits, for one turn. */
+            int64_t turn_end = ww_time_mono_ns() + S_TURN_NS;
             while (in.rx->n < (size_t)conf->max_group &&
                    in.rx->samples < (uint64_t)conf->max_group_samples &&
-                   s_receive(&in) != -EAGAIN) {
+                   s_receive(&in) != -EAGAIN && ww_time_mono_ns() < turn_end) {
             }
         } else if (job == S_JOB_WRITING || in.wr->n > 0) {
             s_sleep_ns(2 * WW_NS_PER_MS);
