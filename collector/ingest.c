@@ -45,8 +45,9 @@ typedef struct {
     char reason[256];
     char key[WW_Z85_KEY_LEN + 1]; /* authenticated CURVE key (ZAP User-Id); "" if none */
     Waferwatch__V1__NackCode code;
-    uint32_t bad_samples; /* implausible samples taken out of the batch */
-    char bad_reason[352]; /* the first one's: node id and why */
+    uint32_t bad_samples; /* samples refused alone, taken out of the batch */
+    /* the first WW_STORE_MAX_SAMPLE_REJECTS ones' node ids and reasons, a line each */
+    char bad_reason[WW_STORE_MAX_SAMPLE_REJECTS * 352];
 } s_msg_t;
 
 /* A group of messages written in one transaction. */
@@ -270,33 +271,36 @@ static void s_clear(s_group_t *g)
     g->samples = 0;
 }
 
-/* Takes the samples whose readings are implausible (NaN, out of range) out of an accepted
- * batch, keeping the first one's reason: the batch is written and acked without them and
- * they are recorded in ingest_rejects, so one bad sensor does not cost the other nodes
- * of the tick. */
-static void s_drop_implausible(s_msg_t *m)
+/* Takes the samples refused alone (implausible readings, a time outside the accepted
+ * range, counters a column cannot hold) out of an accepted batch, keeping the reasons of
+ * the first WW_STORE_MAX_SAMPLE_REJECTS: the batch is written and acked without them and
+ * each is recorded in ingest_rejects (the rest counted), so one bad sensor does not cost
+ * the other nodes of the tick. */
+static void s_drop_implausible(s_msg_t *m, int64_t now_ns, const ww_wire_limits_t *lim)
 {
     ww_batch_t *b = m->env->batch;
-    size_t keep = 0;
+    size_t keep = 0, used = 0;
     m->bad_samples = 0;
     m->bad_reason[0] = '\0';
     for (size_t i = 0; i < b->n_samples; i++) {
         ww_wire_why_t why;
-        if (ww_wire_check_sample(b->samples[i], i, &why) == 0) {
+        if (ww_wire_check_sample(b->samples[i], i, lim, now_ns, &why) == 0) {
             b->samples[keep++] = b->samples[i];
             continue;
         }
-        if (m->bad_samples++ == 0) {
-            snprintf(m->bad_reason, sizeof m->bad_reason, "node %.64s: %s", b->samples[i]->node_id,
-                     why.msg);
+        if (m->bad_samples++ < WW_STORE_MAX_SAMPLE_REJECTS) {
+            int w = snprintf(m->bad_reason + used, sizeof m->bad_reason - used, "%snode %.64s: %s",
+                             used ? "\n" : "", b->samples[i]->node_id, why.msg);
+            used += w > 0 ? (size_t)w : 0;
+            used = used < sizeof m->bad_reason ? used : sizeof m->bad_reason - 1;
         }
         protobuf_c_message_free_unpacked(&b->samples[i]->base, NULL);
     }
     b->n_samples = keep;
     if (m->bad_samples) {
-        WW_WARN("batch %s/%016llx seq %llu: %u implausible samples refused, first: %s", m->agent_id,
+        WW_WARN("batch %s/%016llx seq %llu: %u samples refused alone, first: %.*s", m->agent_id,
                 (unsigned long long)m->env->epoch, (unsigned long long)m->env->seq, m->bad_samples,
-                m->bad_reason);
+                (int)strcspn(m->bad_reason, "\n"), m->bad_reason);
     }
 }
 
@@ -336,17 +340,24 @@ static int s_receive(s_ingest_t *in)
     in->received++;
     ww_wire_why_t why;
     int rc;
+    int64_t now_ns = ww_time_now_ns();
     if (frames != 1) {
         rc = -EBADMSG;
         why.have_seq = 0;
         snprintf(why.msg, sizeof why.msg, "message: %zu body frames, expected 1", frames);
     } else {
-        rc = ww_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), &in->lim, ww_time_now_ns(),
-                            &m->env, &why);
+        rc = ww_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), &in->lim, now_ns, &m->env,
+                            &why);
     }
     const char *uid = frames == 1 ? zmq_msg_gets(&body, "User-Id") : NULL;
     snprintf(m->key, sizeof m->key, "%s", uid ? uid : "");
     zmq_msg_close(&body);
+    if (rc == -ENOMEM) {
+        /* Our memory, not the peer's fault: no Nack (the agent would drop a good batch);
+         * unanswered, it is sent again after the agent's ack timeout. */
+        WW_ERROR("out of memory decoding a message: not answered, the agent resends it");
+        return 0;
+    }
     if (rc < 0) {
         m->code = ww_wire_nack_code(rc);
         snprintf(m->reason, sizeof m->reason, "%s", why.msg);
@@ -388,7 +399,10 @@ static int s_receive(s_ingest_t *in)
     it->epoch = env->epoch;
     it->seq = env->seq;
     it->env = env;
-    s_msg_t *held = s_is_batch(m) ? s_held_find(in, m) : NULL;
+    /* Only while PostgreSQL cannot commit (the resend storm of a database outage): in
+     * normal operation a copy goes through and is classified a duplicate by the store,
+     * which records its refused samples at every receipt, as the README says. */
+    s_msg_t *held = in->holding && s_is_batch(m) ? s_held_find(in, m) : NULL;
     if (held) {
         /* A resend of a batch held: not queued twice. Its Ack goes to the connection the
          * agent sends on now (the writer thread never reads identities). */
@@ -405,7 +419,7 @@ static int s_receive(s_ingest_t *in)
         break;
     case WAFERWATCH__V1__ENVELOPE__BODY_BATCH:
         it->kind = WW_ITEM_BATCH;
-        s_drop_implausible(m);
+        s_drop_implausible(m, now_ns, &in->lim);
         it->bad_samples = m->bad_samples;
         it->bad_reason = m->bad_reason;
         g->samples += env->batch->n_samples;

@@ -32,6 +32,7 @@ typedef struct {
     int64_t minute_us; /* PostgreSQL time of the minute */
     const char *phase, *model;
     uint64_t windows, ok, error, timeout, rejected, prompt_tokens, output_tokens;
+    uint64_t added; /* windows and window parts added (windows counts only whole ones) */
     ww_hist_t h[4]; /* queue, ttft, tpot, e2e */
 } s_rollup_t;
 
@@ -55,6 +56,7 @@ typedef struct {
     char *s;
     size_t len, cap;
     bool oom;
+    bool range; /* a value did not fit its column: refuse the write, never clamp */
 } s_buf_t;
 
 static void s_buf_put(s_buf_t *b, const void *p, size_t n)
@@ -332,10 +334,13 @@ int ww_store_ensure(ww_store_t *self, int migrate)
         WW_INFO("database schema at version %d", v);
         self->migrated = true;
     }
-    /* The rollup rows merged here pass through a per-session staging table on their way
-     * into the upsert. */
+    /* The rollup rows merged here and the latency windows pass through per-session
+     * staging tables on their way into their upserts. */
     PGresult *tr = PQexec(self->conn, "CREATE TEMP TABLE IF NOT EXISTS ww_stage_rollup"
-                                      " (LIKE latency_rollup_1m) ON COMMIT DELETE ROWS");
+                                      " (LIKE latency_rollup_1m) ON COMMIT DELETE ROWS;"
+                                      " CREATE TEMP TABLE IF NOT EXISTS ww_stage_windows"
+                                      " (LIKE latency_windows INCLUDING DEFAULTS)"
+                                      " ON COMMIT DELETE ROWS");
     if (PQresultStatus(tr) != PGRES_COMMAND_OK) {
         WW_ERROR("cannot create the staging table (is the schema migrated?): %s",
                  PQerrorMessage(self->conn));
@@ -447,9 +452,11 @@ static void s_field_f4(s_buf_t *b, float f)
 
 static void s_field_i4(s_buf_t *b, uint32_t v)
 {
-    /* Counts are uint32 on the wire; PostgreSQL integer is signed: clamp. */
+    /* Counts are uint32 on the wire, PostgreSQL integer is signed: ww_wire_check_sample
+     * refuses a sample above INT32_MAX on receipt; never clamp one that got here. */
+    b->range = b->range || v > INT32_MAX;
     s_put32(b, 4);
-    s_put32(b, v > INT32_MAX ? (uint32_t)INT32_MAX : v);
+    s_put32(b, v);
 }
 
 #define WW_SAMPLE_COLUMNS                                                                          \
@@ -517,7 +524,7 @@ static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const s_buf_t
 
 static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_t n, uint64_t *rows)
 {
-    s_buf_t b = {self->copy, 0, self->copy_cap, false};
+    s_buf_t b = {self->copy, 0, self->copy_cap, false, false};
     s_copy_header(&b);
     *rows = 0;
     for (size_t i = 0; i < n; i++) {
@@ -536,6 +543,10 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
     if (b.oom) {
         WW_ERROR("out of memory building a COPY of %llu rows", (unsigned long long)*rows);
         return WW_STORE_RETRY;
+    }
+    if (b.range) {
+        WW_ERROR("a sample's count does not fit its integer column: refused, not clamped");
+        return WW_STORE_REJECT;
     }
     if (*rows == 0) {
         return WW_STORE_OK;
@@ -559,8 +570,10 @@ static void s_put_f8(s_buf_t *b, double v)
 
 static void s_field_i8(s_buf_t *b, uint64_t v)
 {
+    /* Validation bounds every count far below INT64_MAX; never clamp one that got here. */
+    b->range = b->range || v > (uint64_t)INT64_MAX;
     s_put32(b, 8);
-    s_put64(b, v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v);
+    s_put64(b, v);
 }
 
 /* Writes a 4-byte length placeholder; s_len_end patches it with what followed. */
@@ -795,8 +808,11 @@ static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, 
 
 /* Adds one window into its (minute, phase, model) rollup row, merging exactly as SQL
  * ww_merge() does: the first window is taken as is, later ones are merged at the coarser
- * of the two scales. */
-static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w)
+ * of the two scales. part: a second part of a window already counted (merged into its
+ * stored row), which adds its requests but is not another window. 0, -ENOMEM, or
+ * -EOVERFLOW when a sum would pass what bigint holds (the row is then part-added: the
+ * caller refuses the whole write, and the rows are rebuilt by the next one). */
+static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w, bool part)
 {
     static const Waferwatch__V1__Histogram empty = WAFERWATCH__V1__HISTOGRAM__INIT;
     int64_t t = ww_store_pg_time(w->start_ns);
@@ -827,7 +843,7 @@ static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w
         r->minute_us = minute;
         r->phase = phase;
         r->model = w->model;
-        r->windows = r->ok = r->error = r->timeout = r->rejected = 0;
+        r->windows = r->added = r->ok = r->error = r->timeout = r->rejected = 0;
         r->prompt_tokens = r->output_tokens = 0;
     }
     const Waferwatch__V1__Histogram *src[4] = {w->queue, w->ttft, w->tpot, w->e2e};
@@ -836,7 +852,7 @@ static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w
         ww_hist_t h;
         /* Already validated on receipt: this only rebuilds the dense form. */
         int rc = ww_hist_from_pb(pb, &h, WW_HIST_WIRE_MAX_BUCKETS, NULL, "");
-        if (rc == 0 && r->windows == 0) {
+        if (rc == 0 && r->added == 0) {
             ww_hist_fini(&r->h[k]);
             r->h[k] = h;
             continue;
@@ -849,59 +865,209 @@ static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w
             return rc;
         }
     }
-    r->windows++;
-    r->ok += w->requests_ok;
-    r->error += w->requests_error;
-    r->timeout += w->requests_timeout;
-    r->rejected += w->requests_rejected;
-    r->prompt_tokens += w->prompt_tokens;
-    r->output_tokens += w->output_tokens;
+    /* Checked: a sum past INT64_MAX is refused (-EOVERFLOW: the write is refused as data
+     * and the offending message found alone), never wrapped or clamped. */
+    const struct {
+        uint64_t *acc, v;
+    } adds[] = {{&r->ok, w->requests_ok},
+                {&r->error, w->requests_error},
+                {&r->timeout, w->requests_timeout},
+                {&r->rejected, w->requests_rejected},
+                {&r->prompt_tokens, w->prompt_tokens},
+                {&r->output_tokens, w->output_tokens}};
+    for (size_t k = 0; k < sizeof adds / sizeof adds[0]; k++) {
+        uint64_t sum;
+        if (__builtin_add_overflow(*adds[k].acc, adds[k].v, &sum) || sum > (uint64_t)INT64_MAX) {
+            return -EOVERFLOW;
+        }
+        *adds[k].acc = sum;
+    }
+    r->windows += part ? 0 : 1;
+    r->added++;
     return 0;
 }
 
-/* Latency windows of the written batches: one COPY into latency_windows, and their
- * per-minute rollups per (phase, model) merged here and upserted, all in the caller's
- * transaction. */
-static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, size_t n,
-                                    uint64_t *windows)
+/* Moves the staged windows into latency_windows: a window whose (node, window start,
+ * model) is stored already is a second part of it (an agent restarted inside the window,
+ * or an older agent sent its open windows at a clean stop): merged into the row, counts,
+ * histograms and covered durations added. Returns the keys that were merged, as rows of
+ * (node_id, model, start in microseconds since 1970). */
+#define WW_WINDOWS_SQL                                                                             \
+    "WITH ins AS (INSERT INTO latency_windows AS w SELECT * FROM ww_stage_windows"                 \
+    " ON CONFLICT (node_id, time, model) DO UPDATE SET"                                            \
+    " duration_s = w.duration_s + EXCLUDED.duration_s,"                                            \
+    " requests_ok = w.requests_ok + EXCLUDED.requests_ok,"                                         \
+    " requests_error = w.requests_error + EXCLUDED.requests_error,"                                \
+    " requests_timeout = w.requests_timeout + EXCLUDED.requests_timeout,"                          \
+    " requests_rejected = w.requests_rejected + EXCLUDED.requests_rejected,"                       \
+    " prompt_tokens = w.prompt_tokens + EXCLUDED.prompt_tokens,"                                   \
+    " output_tokens = w.output_tokens + EXCLUDED.output_tokens,"                                   \
+    " queue = ww_hist_add(w.queue, EXCLUDED.queue), ttft = ww_hist_add(w.ttft, EXCLUDED.ttft),"    \
+    " tpot = ww_hist_add(w.tpot, EXCLUDED.tpot), e2e = ww_hist_add(w.e2e, EXCLUDED.e2e),"          \
+    " parts = w.parts + 1"                                                                         \
+    " RETURNING node_id, model, time, parts)"                                                      \
+    " SELECT node_id, model, (extract(epoch FROM time) * 1000000)::bigint FROM ins WHERE parts > 1"
+
+/* The latency windows of the written batches in arrival order, with what the write needs
+ * to know of each. */
+typedef struct {
+    const Waferwatch__V1__LatencyWindow *w;
+    uint32_t round; /* earlier windows of this group with the same key */
+    bool part;      /* merged into a row stored before it */
+} s_win_t;
+
+static uint64_t s_win_hash(const Waferwatch__V1__LatencyWindow *w)
 {
+    return (s_hash(w->node_id) * 31 + s_hash(w->model)) ^ ((uint64_t)w->start_ns * 0x9e3779b97f4a7c15u);
+}
+
+static bool s_win_same(const Waferwatch__V1__LatencyWindow *a,
+                       const Waferwatch__V1__LatencyWindow *b)
+{
+    return a->start_ns == b->start_ns && strcmp(a->node_id, b->node_id) == 0 &&
+           strcmp(a->model, b->model) == 0;
+}
+
+/* Numbers each window's round: one statement cannot insert and then update the same row,
+ * so a key that comes twice in one group (both parts of a window, or a peer repeating
+ * it) goes in a later round. Returns the number of rounds, or 0 when out of memory. */
+static uint32_t s_win_rounds(s_win_t *v, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n) {
+        cap *= 2;
+    }
+    size_t *slot = malloc(cap * sizeof *slot); /* index into v + 1; 0: empty */
+    if (!slot) {
+        return 0;
+    }
+    memset(slot, 0, cap * sizeof *slot);
+    uint32_t rounds = n ? 1 : 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = s_win_hash(v[i].w) & (cap - 1);
+        v[i].round = 0;
+        while (slot[h] && !s_win_same(v[slot[h] - 1].w, v[i].w)) {
+            h = (h + 1) & (cap - 1);
+        }
+        if (slot[h]) {
+            v[i].round = v[slot[h] - 1].round + 1; /* the slot keeps the latest of the key */
+            rounds = v[i].round + 1 > rounds ? v[i].round + 1 : rounds;
+        }
+        slot[h] = i + 1;
+    }
+    free(slot);
+    return rounds;
+}
+
+/* Stages the windows of one round and moves them into latency_windows, marking those
+ * merged into a stored row. */
+static ww_store_rc_t s_windows_round(ww_store_t *self, s_win_t *v, size_t n, uint32_t round)
+{
+    s_buf_t b = {self->copy, 0, self->copy_cap, false, false};
+    s_copy_header(&b);
+    size_t staged = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].round == round) {
+            s_copy_window(&b, v[i].w);
+            staged++;
+        }
+    }
+    s_put16(&b, 0xffff);
+    self->copy = b.s;
+    self->copy_cap = b.cap;
+    if (b.oom) {
+        WW_ERROR("out of memory building a COPY of %zu latency windows", staged);
+        return WW_STORE_RETRY;
+    }
+    if (b.range) {
+        WW_ERROR("a latency window's count does not fit bigint: refused, not clamped");
+        return WW_STORE_REJECT;
+    }
+    ww_store_rc_t rc = WW_STORE_OK;
+    if (round > 0) {
+        rc = s_exec(self, "DELETE FROM ww_stage_windows", 0, NULL, NULL, "staging windows");
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_copy_run(self,
+                        "COPY ww_stage_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
+                        &b, "COPY latency windows");
+    }
+    PGresult *r = NULL;
+    if (rc == WW_STORE_OK) {
+        rc = s_exec(self, WW_WINDOWS_SQL, 0, NULL, &r, "writing latency windows");
+    }
+    /* Rare (restarts): a linear match of the merged keys is enough. */
+    for (int t = 0; rc == WW_STORE_OK && t < PQntuples(r); t++) {
+        const char *node = PQgetvalue(r, t, 0), *model = PQgetvalue(r, t, 1);
+        long long us = strtoll(PQgetvalue(r, t, 2), NULL, 10);
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].round == round && v[i].w->start_ns / 1000 == us &&
+                strcmp(v[i].w->node_id, node) == 0 && strcmp(v[i].w->model, model) == 0) {
+                v[i].part = true;
+            }
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Latency windows of the written batches: staged by binary COPY and moved into
+ * latency_windows (merging second parts, see WW_WINDOWS_SQL), and their per-minute
+ * rollups per (phase, model) merged here and upserted, all in the caller's transaction. */
+static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, size_t n,
+                                    uint64_t *windows, uint64_t *parts)
+{
+    *windows = 0;
+    *parts = 0;
+    self->n_rollups = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind == WW_ITEM_BATCH && items[i].disp == WW_DISP_WRITTEN) {
+            *windows += items[i].env->batch->n_latency_windows;
+        }
+    }
+    if (*windows == 0) {
+        return WW_STORE_OK;
+    }
     ww_store_rc_t rc = s_resolve_phases(self, items, n);
     if (rc != WW_STORE_OK) {
         return rc;
     }
-    s_buf_t b = {self->copy, 0, self->copy_cap, false};
-    s_copy_header(&b);
-    *windows = 0;
-    self->n_rollups = 0;
-    bool oom = false;
+    s_win_t *v = calloc(*windows, sizeof *v);
+    if (!v) {
+        return WW_STORE_RETRY;
+    }
+    size_t nw = 0;
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
             continue;
         }
         const ww_batch_t *batch = items[i].env->batch;
         for (size_t k = 0; k < batch->n_latency_windows; k++) {
-            s_copy_window(&b, batch->latency_windows[k]);
-            oom = oom || s_rollup_add(self, batch->latency_windows[k]) < 0;
+            v[nw++].w = batch->latency_windows[k];
         }
-        *windows += batch->n_latency_windows;
     }
-    s_put16(&b, 0xffff);
-    self->copy = b.s;
-    self->copy_cap = b.cap;
-    if (b.oom || oom) {
-        WW_ERROR("out of memory building a COPY of %llu latency windows",
-                 (unsigned long long)*windows);
-        return WW_STORE_RETRY;
+    uint32_t rounds = s_win_rounds(v, nw);
+    rc = rounds ? WW_STORE_OK : WW_STORE_RETRY;
+    for (uint32_t round = 0; round < rounds && rc == WW_STORE_OK; round++) {
+        rc = s_windows_round(self, v, nw, round);
     }
-    if (*windows == 0) {
-        return WW_STORE_OK;
+    for (size_t i = 0; i < nw && rc == WW_STORE_OK; i++) {
+        bool part = v[i].part || v[i].round > 0;
+        *parts += part;
+        int arc = s_rollup_add(self, v[i].w, part);
+        if (arc == -EOVERFLOW) {
+            WW_ERROR("a latency rollup's sum would pass what bigint holds: refused");
+            rc = WW_STORE_REJECT;
+        } else if (arc < 0) {
+            WW_ERROR("out of memory merging latency rollups");
+            rc = WW_STORE_RETRY;
+        }
     }
-    rc =
-        s_copy_run(self, "COPY latency_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
-                   &b, "COPY latency windows");
+    free(v);
     if (rc != WW_STORE_OK) {
         return rc;
     }
+    s_buf_t b = {self->copy, 0, self->copy_cap, false, false};
     b.len = 0;
     s_copy_header(&b);
     for (size_t i = 0; i < self->n_rollups; i++) {
@@ -928,11 +1094,123 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
     if (b.oom) {
         return WW_STORE_RETRY;
     }
+    if (b.range) {
+        return WW_STORE_REJECT;
+    }
     rc = s_copy_run(self, "COPY ww_stage_rollup FROM STDIN (FORMAT binary)", &b,
                     "COPY latency rollups");
     if (rc == WW_STORE_OK) {
         rc = s_exec(self, WW_ROLLUP_SQL, 0, NULL, NULL, "updating latency rollups");
     }
+    return rc;
+}
+
+/* Records the hole [from, to] of the item's stream (seqs are at most INT64_MAX: ww_wire). */
+static ww_store_rc_t s_hole_add(ww_store_t *self, const ww_store_item_t *it, uint64_t from,
+                                uint64_t to)
+{
+    char epoch[24], a[24], z[24];
+    snprintf(epoch, sizeof epoch, "%lld", (long long)it->epoch);
+    snprintf(a, sizeof a, "%llu", (unsigned long long)from);
+    snprintf(z, sizeof z, "%llu", (unsigned long long)to);
+    const char *params[] = {it->agent_id, epoch, a, z};
+    return s_exec(self,
+                  "INSERT INTO stream_holes (agent_id, epoch, first_seq, last_seq)"
+                  " VALUES ($1, $2, $3, $4)",
+                  4, params, NULL, "recording a stream hole");
+}
+
+/* When the item's seq lies in a recorded hole of its stream, takes it out of the hole (the
+ * range is split around it) and sets *filled. */
+static ww_store_rc_t s_hole_fill(ww_store_t *self, const ww_store_item_t *it, bool *filled)
+{
+    char epoch[24], seq[24];
+    snprintf(epoch, sizeof epoch, "%lld", (long long)it->epoch);
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)it->seq);
+    const char *params[] = {it->agent_id, epoch, seq};
+    PGresult *r = NULL;
+    *filled = false;
+    ww_store_rc_t rc = s_exec(self,
+                              "DELETE FROM stream_holes WHERE agent_id = $1 AND epoch = $2"
+                              " AND first_seq <= $3 AND last_seq >= $3"
+                              " RETURNING first_seq, last_seq",
+                              3, params, &r, "reading stream holes");
+    if (rc != WW_STORE_OK || PQntuples(r) == 0) {
+        PQclear(r);
+        return rc;
+    }
+    *filled = true;
+    uint64_t from = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    uint64_t to = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    if (from < it->seq) {
+        rc = s_hole_add(self, it, from, it->seq - 1);
+    }
+    if (rc == WW_STORE_OK && it->seq < to) {
+        rc = s_hole_add(self, it, it->seq + 1, to);
+    }
+    return rc;
+}
+
+/* The items s_sequence marked as possibly late (holes -1, disp DUPLICATE): one query
+ * finds which of them fall in a recorded hole; those are taken out of their holes one by
+ * one, in arrival order (a second copy of one in the group then finds no hole left) and
+ * written; the others stay duplicates. */
+static ww_store_rc_t s_late(ww_store_t *self, ww_store_item_t *items, size_t n)
+{
+    s_buf_t ids = {0}, epochs = {0}, seqs = {0};
+    bool first = true;
+    s_buf_str(&ids, "{");
+    s_buf_str(&epochs, "{");
+    s_buf_str(&seqs, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind == WW_ITEM_BATCH && items[i].holes < 0) {
+            s_buf_array_elem(&ids, items[i].agent_id, first);
+            s_buf_array_num(&epochs, (long long)items[i].epoch, first);
+            s_buf_array_num(&seqs, (long long)items[i].seq, first);
+            first = false;
+        }
+    }
+    s_buf_str(&ids, "}");
+    s_buf_str(&epochs, "}");
+    s_buf_str(&seqs, "}");
+    PGresult *r = NULL;
+    ww_store_rc_t rc = WW_STORE_RETRY;
+    if (!ids.oom && !epochs.oom && !seqs.oom) {
+        const char *params[] = {ids.s, epochs.s, seqs.s};
+        rc = s_exec(self,
+                    "SELECT DISTINCT u.i FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+                    " WITH ORDINALITY AS u(a, e, q, i) JOIN stream_holes h ON h.agent_id = u.a"
+                    " AND h.epoch = u.e AND h.first_seq <= u.q AND h.last_seq >= u.q",
+                    3, params, &r, "looking up stream holes");
+    }
+    free(ids.s);
+    free(epochs.s);
+    free(seqs.s);
+    size_t nl = 0;
+    for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
+        ww_store_item_t *it = &items[i];
+        if (it->kind != WW_ITEM_BATCH || it->holes >= 0) {
+            continue;
+        }
+        it->holes = 0;
+        nl++;
+        bool candidate = false;
+        for (int t = 0; t < PQntuples(r) && !candidate; t++) {
+            candidate = strtoull(PQgetvalue(r, t, 0), NULL, 10) == nl;
+        }
+        bool filled = false;
+        if (candidate) {
+            rc = s_hole_fill(self, it, &filled);
+        }
+        if (filled) {
+            it->disp = WW_DISP_WRITTEN;
+            it->holes = -1;
+            WW_INFO("stream %s/%016llx: seq %llu arrived late, written into its hole",
+                    it->agent_id, (unsigned long long)it->epoch, (unsigned long long)it->seq);
+        }
+    }
+    PQclear(r);
     return rc;
 }
 
@@ -976,7 +1254,7 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
         const char *params[] = {ids.s, epochs.s};
         /* Sorted so that concurrent collectors lock rows in the same order. */
         rc = s_exec(self,
-                    "SELECT s.agent_id, s.epoch, s.last_seq FROM streams s"
+                    "SELECT s.agent_id, s.epoch, s.last_seq, s.lost_batches FROM streams s"
                     " JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::bigint[]) AS u(a, e)) u"
                     " ON s.agent_id = u.a AND s.epoch = u.e"
                     " ORDER BY s.agent_id, s.epoch FOR UPDATE OF s",
@@ -992,10 +1270,12 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
     uint64_t *last = calloc((size_t)nt + n, sizeof *last);
     const char **last_id = calloc((size_t)nt + n, sizeof *last_id);
     uint64_t *last_epoch = calloc((size_t)nt + n, sizeof *last_epoch);
-    if (!last || !last_id || !last_epoch) {
+    int64_t *lost = calloc((size_t)nt + n, sizeof *lost);
+    if (!last || !last_id || !last_epoch || !lost) {
         free(last);
         free(last_id);
         free(last_epoch);
+        free(lost);
         PQclear(r);
         return WW_STORE_RETRY;
     }
@@ -1004,8 +1284,11 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
         last_id[ns] = PQgetvalue(r, t, 0);
         last_epoch[ns] = (uint64_t)strtoll(PQgetvalue(r, t, 1), NULL, 10);
         last[ns] = (uint64_t)strtoll(PQgetvalue(r, t, 2), NULL, 10);
+        lost[ns] = strtoll(PQgetvalue(r, t, 3), NULL, 10);
     }
-    for (size_t i = 0; i < n; i++) {
+    rc = WW_STORE_OK;
+    size_t late = 0; /* items at or below their stream's progress, in a stream with holes */
+    for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
         ww_store_item_t *it = &items[i];
         if (it->kind != WW_ITEM_BATCH) {
             continue;
@@ -1019,30 +1302,41 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
             last_epoch[ns] = it->epoch;
             last[ns++] = 0;
         }
+        it->holes = 0;
         if (it->seq <= last[k]) {
+            /* A replay, or a batch that arrives after later ones did: decided below, after
+             * one look at the holes of all such items (replays are common, one statement
+             * each would slow a replay storm down). */
             it->disp = WW_DISP_DUPLICATE;
+            late += lost[k] > 0;
+            it->holes = lost[k] > 0 ? -1 : 0; /* -1: to look up */
             continue;
         }
-        it->holes = 0;
         if (it->seq > last[k] + 1) {
-            /* The agent skips a sequence number only when its spool dropped that batch
-             * (policy drop_oldest); nothing will fill the hole. A stream seen for the first
-             * time starts at 1, so a first batch above 1 also counts the ones before it. */
-            it->holes = it->seq - last[k] - 1;
+            /* Skipped seqs: the agent dropped them (policy drop_oldest) or they will come
+             * late. A stream seen for the first time starts at 1, so a first batch above 1
+             * also counts the ones before it. */
+            it->holes = (int64_t)(it->seq - last[k] - 1);
             WW_WARN("stream %s/%016llx: %llu batches missing before seq %llu (dropped by "
-                    "the agent)",
+                    "the agent, or late)",
                     it->agent_id, (unsigned long long)it->epoch,
                     (unsigned long long)(it->seq - last[k] - 1), (unsigned long long)it->seq);
             *gaps += it->seq - last[k] - 1;
+            lost[k] += it->holes;
+            rc = s_hole_add(self, it, last[k] + 1, it->seq - 1);
         }
         it->disp = WW_DISP_WRITTEN;
         last[k] = it->seq;
     }
+    if (rc == WW_STORE_OK && late > 0) {
+        rc = s_late(self, items, n);
+    }
+    free(lost);
     free(last);
     free(last_id);
     free(last_epoch);
     PQclear(r);
-    return WW_STORE_OK;
+    return rc;
 }
 
 /* Writes the new progress of every stream that moved. */
@@ -1116,6 +1410,53 @@ static ww_store_rc_t s_losses(ww_store_t *self, ww_store_item_t *items, size_t n
             5, params, NULL, "recording stream losses");
         if (rc != WW_STORE_OK) {
             return rc;
+        }
+    }
+    return WW_STORE_OK;
+}
+
+/* Records the outages the written batches report (a resent report is a duplicate batch,
+ * and the key (agent_id, epoch, to_time) keeps one row should a new run repeat it). */
+static ww_store_rc_t s_outages(ww_store_t *self, ww_store_item_t *items, size_t n,
+                               uint64_t *recorded)
+{
+    *recorded = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ww_store_item_t *it = &items[i];
+        if (it->kind != WW_ITEM_BATCH || it->disp != WW_DISP_WRITTEN) {
+            continue;
+        }
+        const ww_batch_t *b = it->env->batch;
+        for (size_t k = 0; k < b->n_outages; k++) {
+            const Waferwatch__V1__Outage *o = b->outages[k];
+            char epoch[24], from[24], to[24], ticks[24], reqs[24];
+            snprintf(epoch, sizeof epoch, "%lld", (long long)it->epoch);
+            snprintf(from, sizeof from, "%lld", (long long)ww_store_pg_time(o->from_ns));
+            snprintf(to, sizeof to, "%lld", (long long)ww_store_pg_time(o->to_ns));
+            snprintf(ticks, sizeof ticks, "%llu", (unsigned long long)o->lost_ticks);
+            snprintf(reqs, sizeof reqs, "%llu", (unsigned long long)o->lost_requests);
+            const char *params[] = {it->agent_id, epoch, o->from_ns > 0 ? from : NULL,
+                                    to,           ticks, reqs,
+                                    o->cause && *o->cause ? o->cause : "crash"};
+            /* Times travel as microseconds since 2000-01-01, PostgreSQL's epoch. */
+            ww_store_rc_t rc = s_exec(
+                self,
+                "INSERT INTO stream_outages (agent_id, epoch, from_time, to_time, lost_ticks,"
+                " lost_requests, cause)"
+                " VALUES ($1, $2, timestamptz '2000-01-01 UTC' + $3::bigint * interval '1 us',"
+                " timestamptz '2000-01-01 UTC' + $4::bigint * interval '1 us', $5, $6, $7)"
+                " ON CONFLICT (agent_id, epoch, to_time) DO NOTHING",
+                7, params, NULL, "recording an outage");
+            if (rc != WW_STORE_OK) {
+                return rc;
+            }
+            WW_INFO("stream %s/%016llx: agent was down %.1f s (%s), %llu ticks and %llu "
+                    "requests lost",
+                    it->agent_id, (unsigned long long)it->epoch,
+                    o->from_ns > 0 ? (double)(o->to_ns - o->from_ns) / 1e9 : 0.0,
+                    o->cause && *o->cause ? o->cause : "crash",
+                    (unsigned long long)o->lost_ticks, (unsigned long long)o->lost_requests);
+            (*recorded)++;
         }
     }
     return WW_STORE_OK;
@@ -1195,41 +1536,74 @@ static void s_buf_array_text(s_buf_t *b, const char *text, bool first)
     s_buf_array_elem(b, clean, first);
 }
 
-/* Records every refused message of the group with one INSERT. */
+/* The five arrays of an INSERT into ingest_rejects. */
+typedef struct {
+    s_buf_t ids, epochs, seqs, codes, reasons;
+    bool first;
+} s_rejects_t;
+
+/* Appends one reject row. epoch 0: not known (NULL); a seq above INT64_MAX is NULL too
+ * (bigint cannot hold it; the reason says it). */
+static void s_reject_row(s_rejects_t *rj, const ww_store_item_t *it, const char *code,
+                         const char *reason)
+{
+    bool first = rj->first;
+    s_buf_array_text(&rj->ids, it->agent_id, first);
+    if (it->epoch != 0) {
+        s_buf_array_num(&rj->epochs, (long long)it->epoch, first);
+    } else {
+        s_buf_str(&rj->epochs, first ? "NULL" : ",NULL");
+    }
+    if (it->epoch != 0 && it->seq <= (uint64_t)INT64_MAX) {
+        s_buf_array_num(&rj->seqs, (long long)it->seq, first);
+    } else {
+        s_buf_str(&rj->seqs, first ? "NULL" : ",NULL");
+    }
+    s_buf_array_text(&rj->codes, code, first);
+    s_buf_array_text(&rj->reasons, reason, first);
+    rj->first = false;
+}
+
+/* One row per sample a batch had refused (its reasons are lines of bad_reason), and one
+ * that counts those past WW_STORE_MAX_SAMPLE_REJECTS. Recorded at every receipt, like a
+ * refused message (a resent batch again). */
+static void s_reject_samples(s_rejects_t *rj, const ww_store_item_t *it)
+{
+    const char *p = it->bad_reason ? it->bad_reason : "";
+    uint32_t rows = 0;
+    char line[400];
+    while (*p && rows < it->bad_samples) {
+        size_t len = strcspn(p, "\n");
+        snprintf(line, sizeof line, "sample refused, the batch written without it: %.*s",
+                 (int)(len < 340 ? len : 340), p);
+        s_reject_row(rj, it, "implausible_sample", line);
+        rows++;
+        p += len + (p[len] == '\n');
+    }
+    if (it->bad_samples > rows) {
+        snprintf(line, sizeof line,
+                 "%u more samples refused (not recorded one by one), the batch written "
+                 "without them",
+                 it->bad_samples - rows);
+        s_reject_row(rj, it, "implausible_sample", line);
+    }
+}
+
+/* Records every refused message and sample of the group with one INSERT. */
 static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t n)
 {
-    s_buf_t ids = {0}, epochs = {0}, seqs = {0}, codes = {0}, reasons = {0};
-    bool first = true;
-    s_buf_t *all[] = {&ids, &epochs, &seqs, &codes, &reasons};
+    s_rejects_t rj = {.first = true};
+    s_buf_t *all[] = {&rj.ids, &rj.epochs, &rj.seqs, &rj.codes, &rj.reasons};
     for (size_t k = 0; k < 5; k++) {
         s_buf_str(all[k], "{");
     }
-    char bad[400];
     for (size_t i = 0; i < n; i++) {
         const ww_store_item_t *it = &items[i];
-        const char *code = it->reject_code, *reason = it->reject_reason;
         if (it->kind == WW_ITEM_BATCH && it->bad_samples > 0) {
-            /* Recorded at every receipt, like a refused message (a resent batch again). */
-            snprintf(bad, sizeof bad,
-                     "%u samples refused, the batch written without them; "
-                     "first: %s",
-                     it->bad_samples, it->bad_reason ? it->bad_reason : "");
-            code = "implausible_sample";
-            reason = bad;
-        } else if (it->kind != WW_ITEM_REJECT) {
-            continue;
+            s_reject_samples(&rj, it);
+        } else if (it->kind == WW_ITEM_REJECT) {
+            s_reject_row(&rj, it, it->reject_code, it->reject_reason);
         }
-        s_buf_array_text(&ids, it->agent_id, first);
-        if (it->seq) {
-            s_buf_array_num(&epochs, (long long)it->epoch, first);
-            s_buf_array_num(&seqs, (long long)it->seq, first);
-        } else {
-            s_buf_str(&epochs, first ? "NULL" : ",NULL");
-            s_buf_str(&seqs, first ? "NULL" : ",NULL");
-        }
-        s_buf_array_text(&codes, code, first);
-        s_buf_array_text(&reasons, reason, first);
-        first = false;
     }
     ww_store_rc_t rc = WW_STORE_OK;
     bool oom = false;
@@ -1239,8 +1613,8 @@ static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t 
     }
     if (oom) {
         rc = WW_STORE_RETRY;
-    } else if (!first) {
-        const char *params[] = {ids.s, epochs.s, seqs.s, codes.s, reasons.s};
+    } else if (!rj.first) {
+        const char *params[] = {rj.ids.s, rj.epochs.s, rj.seqs.s, rj.codes.s, rj.reasons.s};
         rc = s_exec(self,
                     "INSERT INTO ingest_rejects (agent_id, epoch, seq, code, reason)"
                     " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],"
@@ -1262,7 +1636,7 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
         items[i].disp = WW_DISP_NONE;
         items[i].committed = false;
     }
-    uint64_t rows = 0, gaps = 0, windows = 0;
+    uint64_t rows = 0, gaps = 0, windows = 0, parts = 0, outages = 0;
     ww_store_rc_t rc = s_exec(self, "BEGIN", 0, NULL, NULL, "BEGIN");
     if (rc == WW_STORE_OK) {
         rc = s_sequence(self, items, n, &gaps);
@@ -1277,7 +1651,10 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
         rc = s_copy_rows(self, items, n, &rows);
     }
     if (rc == WW_STORE_OK) {
-        rc = s_copy_latency(self, items, n, &windows);
+        rc = s_copy_latency(self, items, n, &windows, &parts);
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_outages(self, items, n, &outages);
     }
     if (rc == WW_STORE_OK) {
         rc = s_progress(self, items, n);
@@ -1305,6 +1682,8 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
     self->st.rows += rows;
     self->st.windows += windows;
     self->st.gaps += gaps;
+    self->st.window_parts += parts;
+    self->st.outages += outages;
     int64_t now = ww_time_now_ns();
     for (size_t i = 0; i < n; i++) {
         items[i].committed = true;
@@ -1313,6 +1692,7 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
             ww_hist_record(&self->delay, d > 0 ? d : 0);
         }
         self->st.duplicates += items[i].disp == WW_DISP_DUPLICATE;
+        self->st.late += items[i].kind == WW_ITEM_BATCH && items[i].holes < 0;
         self->st.rejects += items[i].kind == WW_ITEM_REJECT;
         self->st.implausible_samples += items[i].kind == WW_ITEM_BATCH ? items[i].bad_samples : 0;
     }

@@ -2,10 +2,18 @@
  *
  * A group of received messages is written in one transaction: per stream the progress
  * row is locked and read, each batch is classified (newer than the stream's progress:
- * written, even past a hole the agent left by dropping a batch; otherwise a duplicate), the
- * samples of every written batch go through one binary COPY into node_samples, the stream
- * progress, Hello node labels and rejected messages are written, then COMMIT. Only after
- * COMMIT does the caller ack. (Fluent Bit's out_pgsql flush and its OK/RETRY/ERROR
+ * written, and the seqs it skips are recorded as a hole in stream_holes and counted in
+ * streams.lost_batches; older: written if it falls inside a recorded hole, which shrinks
+ * and uncounts it, otherwise a duplicate), the samples of every written batch go through
+ * one binary COPY into node_samples, its latency windows through a staging table into
+ * latency_windows (a second part of a window already stored, e.g. from an agent that
+ * restarted inside the window, is merged into that row: one row per (node, model, window
+ * start), a unique key), the stream progress, outages, Hello node labels and rejected
+ * messages are written, then COMMIT. Only after COMMIT does the caller ack.
+ *
+ * Nothing is altered on its way into a column: values outside a column's range are
+ * refused on receipt (ww_wire); should one reach the writer anyway, the write is refused
+ * as data (WW_STORE_REJECT), never clamped. (Fluent Bit's out_pgsql flush and its OK/RETRY/ERROR
  * three-way result are the model.)
  */
 #ifndef WW_STORE_PG_H
@@ -37,23 +45,37 @@ typedef enum {
        counted in ww_store_stats_t.gaps */
 } ww_disposition_t;
 
+/* At most this many refused samples of one batch get a row of their own in
+ * ingest_rejects; the rest are counted in one more row. */
+#define WW_STORE_MAX_SAMPLE_REJECTS 16
+
 typedef struct {
     ww_item_kind_t kind;
     const char *agent_id; /* stream identity */
-    uint64_t epoch, seq;  /* seq 0: not part of the stream (hello, undecodable reject) */
+    /* A batch's (epoch, seq); a Hello's epoch with seq 0. In a reject: epoch 0 when the
+     * message did not decode that far (then epoch and seq are recorded NULL); a seq above
+     * INT64_MAX, which bigint cannot hold, is recorded NULL (the reason names it). */
+    uint64_t epoch, seq;
     const ww_envelope_t *env;
     const char *reject_code;   /* WW_ITEM_REJECT */
     const char *reject_reason; /* WW_ITEM_REJECT */
     ww_disposition_t disp;     /* out */
-    uint64_t holes;            /* out: sequence numbers skipped before this batch */
-    uint32_t bad_samples;      /* WW_ITEM_BATCH: implausible samples taken out on receipt */
-    const char *bad_reason;    /* ... the first one's reason (recorded in ingest_rejects) */
-    bool committed;            /* out: its transaction committed */
+    /* out: > 0: sequence numbers skipped before this batch (a hole is recorded); -1: the
+     * batch arrived late inside a hole, which it fills (the stream's loss goes down). */
+    int64_t holes;
+    uint32_t bad_samples; /* WW_ITEM_BATCH: samples refused alone on receipt */
+    /* ... their reasons, one per line, for the first WW_STORE_MAX_SAMPLE_REJECTS of them
+     * (each recorded in ingest_rejects; a further row counts the rest) */
+    const char *bad_reason;
+    bool committed; /* out: its transaction committed */
 } ww_store_item_t;
 
 typedef struct {
     uint64_t transactions, rows, windows, duplicates, gaps, rejects, retries;
     uint64_t implausible_samples; /* samples refused alone (batch written without them) */
+    uint64_t late;                /* batches written into a hole of their stream */
+    uint64_t window_parts;        /* latency windows merged into a row already stored */
+    uint64_t outages;             /* outage reports recorded */
 } ww_store_stats_t;
 
 typedef struct ww_store ww_store_t;
