@@ -6,6 +6,7 @@
  * by a small, slow, obviously-correct bucketing function, independent of proto/ww_hist.c. */
 #include "harness.h"
 #include "migrate.h"
+#include "ww_hist.h"
 #include "ww_test.h"
 
 #include <math.h>
@@ -671,6 +672,66 @@ static void test_merged_random_quantiles_match_exact(void **state)
     h_db_drop(&db);
 }
 
+/* The nearest rank in SQL is C's, exactly (ww_hist_rank: q as the decimal of its 15
+ * significant digits): with the values 1..n ms each in a bucket of its own, ww_quantile
+ * and ww_hist_quantile agree bit for bit for every q = k/1000 and a few awkward doubles,
+ * and q = 0.07 of 100 values is the 7th, not the 8th (0.07 * 100 is 7.000000000000001 in
+ * binary floating point). */
+static void test_quantile_rank_is_exact_and_equals_c(void **state)
+{
+    h_db_t db;
+    s_open(&db, "sqlh_rank");
+    const int sizes[] = {100, 977, 1000};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        ww_hist_t h;
+        ww_hist_init(&h, WW_HIST_DEFAULT_SCALE);
+        for (int i = 1; i <= sizes[z]; i++) {
+            assert_int_equal(ww_hist_record(&h, i * 1e-3), 0);
+        }
+        size_t cap = 64 + (size_t)h.len * 24 + 1004 * 26;
+        char *sql = malloc(cap);
+        assert_non_null(sql);
+        int n = snprintf(sql, cap,
+                         "SELECT ww_quantile(ROW(%d, %llu, %.17g, %.17g, %.17g, 0, 0, 0, %d, '{",
+                         h.scale, (unsigned long long)h.count, h.sum, h.min, h.max, h.offset);
+        for (uint32_t i = 0; i < h.len; i++) {
+            n += snprintf(sql + n, cap - (size_t)n, "%s%llu", i ? "," : "",
+                          (unsigned long long)h.counts[i]);
+        }
+        n += snprintf(sql + n, cap - (size_t)n, "}')::ww_hist, q) FROM unnest('{");
+        double qs[1004];
+        size_t nq = 0;
+        for (int k = 0; k <= 1000; k++) {
+            qs[nq++] = k / 1000.0;
+        }
+        qs[nq++] = 1.0 / 3.0;
+        qs[nq++] = 2.0 / 3.0;
+        qs[nq++] = 0.1234567890123456789;
+        for (size_t k = 0; k < nq; k++) {
+            n += snprintf(sql + n, cap - (size_t)n, "%s%.17g", k ? "," : "", qs[k]);
+        }
+        snprintf(sql + n, cap - (size_t)n, "}'::float8[]) WITH ORDINALITY AS u(q, i) ORDER BY i");
+        PGresult *r = h_query(&db, sql);
+        assert_int_equal(PQntuples(r), (int)nq);
+        for (size_t k = 0; k < nq; k++) {
+            double got = strtod(PQgetvalue(r, (int)k, 0), NULL);
+            double want = ww_hist_quantile(&h, qs[k]);
+            if (got != want) {
+                fail_msg("n %d, q %.17g: SQL %.17g, C %.17g (rank %llu)", sizes[z], qs[k], got,
+                         want, (unsigned long long)ww_hist_rank(qs[k], h.count));
+            }
+        }
+        PQclear(r);
+        free(sql);
+        if (sizes[z] == 100) {
+            assert_int_equal(ww_hist_rank(0.07, 100), 7);
+            s_assert_near(ww_hist_quantile(&h, 0.07), 0.007, 0.00542, "q 0.07 of 1..100 ms");
+        }
+        ww_hist_fini(&h);
+    }
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_schema_is_the_binary_copy_contract),
     cmocka_unit_test(test_quantile_known_answers),
@@ -681,6 +742,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_le_cumulative_buckets),
     cmocka_unit_test(test_count_and_mean),
     cmocka_unit_test(test_merged_random_quantiles_match_exact),
+    cmocka_unit_test(test_quantile_rank_is_exact_and_equals_c),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -231,16 +231,17 @@ static void test_count_above_quantile_relation_and_exactness(void **state)
     }
     assert_true(checked > R_HISTS * 6);
 
-    /* count_above(h, ww_quantile(h, q)) <= n - r, r = max(1, ceil(q n)): at least a share
-     * q of the values is at or below the q-quantile. Tight: equality nearly always. */
+    /* count_above(h, ww_quantile(h, q)) <= n - r, r = max(1, ceil(q n)) in exact decimal
+     * arithmetic (as ww_quantile): at least a share q of the values is at or below the
+     * q-quantile. Tight: equality nearly always. */
     PGresult *r = h_query(&db, "WITH qs AS (SELECT (k / 200.0)::float8 AS q FROM"
                                " generate_series(0, 200) k UNION ALL SELECT unnest("
                                "'{0.001, 0.01, 0.999, 0.9999, 0.99999}'::float8[])),"
                                " c AS (SELECT (h).count AS n, q, ww_hist_count_above(h,"
-                               " ww_quantile(h, q)) AS above, greatest(1, ceil(q *"
-                               " (h).count::float8))::bigint AS r FROM hs, qs)"
+                               " ww_quantile(h, q)) AS above, greatest(1, ceil(q::numeric"
+                               " * (h).count))::bigint AS r FROM hs, qs)"
                                " SELECT count(*) FILTER (WHERE above > n - r),"
-                               " count(*) FILTER (WHERE n - above < q * n),"
+                               " count(*) FILTER (WHERE n - above < q::numeric * n),"
                                " count(*) FILTER (WHERE above = n - r), count(*) FROM c");
     long long bad = atoll(PQgetvalue(r, 0, 0)), bad_share = atoll(PQgetvalue(r, 0, 1));
     long long equal = atoll(PQgetvalue(r, 0, 2)), all = atoll(PQgetvalue(r, 0, 3));
