@@ -93,7 +93,7 @@ static const ww_cfg_opt_t s_rows[] = {
         "of agent.interval, aligned to the wall clock)"),
     ROW("agent.hist_scale", WW_CFG_INT, "6", A(hist_scale), 0, WW_HIST_MAX_SCALE, NULL,
         "latency histogram resolution: 2^scale buckets per octave; 6 keeps every quantile "
-        "within 0.54%, 5 within 1.1%"),
+        "within 0.542%, 5 within 1.1%"),
     ROW("agent.log_level", WW_CFG_STRING, "info", A(log_level), 0, 0, "log-level",
         "error, warn, info or debug"),
     ROW("agent.source", WW_CFG_STRING, "sim", A(source), 0, 0, "source",

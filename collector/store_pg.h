@@ -108,7 +108,7 @@ void ww_store_set_retention(ww_store_t *self, int raw_days, int rollup_days);
 void ww_store_stats(const ww_store_t *self, ww_store_stats_t *out);
 
 /* The q-quantile (seconds) of the sample-to-commit delay of the batches written so far:
- * from a batch's sample time to the COMMIT that made it durable (within 0.54%; NaN when
+ * from a batch's sample time to the COMMIT that made it durable (within 0.542%; NaN when
  * nothing was written yet). */
 double ww_store_delay_quantile(const ww_store_t *self, double q);
 

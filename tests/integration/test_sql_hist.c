@@ -313,7 +313,7 @@ static void test_quantile_known_answers(void **state)
     s_assert_near(s_quantile(&db, h, "0.3"), s_hm(-70, 6), 1e-15, "rank 3");
     s_assert_near(s_quantile(&db, h, "0.31"), s_hm(-3, 6), 1e-15, "rank 4");
     s_assert_near(s_quantile(&db, h, "0.999"), s_hm(-3, 6), 1e-15, "rank 10");
-    /* Harmonic mean of a scale-6 bucket is within 0.54% of both bounds. */
+    /* Harmonic mean of a scale-6 bucket is within 0.542% of both bounds. */
     assert_true(fabs(s_hm(-3, 6) / s_lower(-3, 6) - 1) < 0.0055);
     h_db_drop(&db);
 }
@@ -636,7 +636,7 @@ static void test_merged_random_quantiles_match_exact(void **state)
     size_t n = 0;
     for (int i = 0; i < HISTS; i++) {
         memset(one, 0, sizeof *one);
-        one->scale = 6 + i % 3; /* scales 6..8: the merge is at 6, within 0.54% */
+        one->scale = 6 + i % 3; /* scales 6..8: the merge is at 6, within 0.542% */
         double median = 0.0002 * (double)(1 + i % 7);
         for (int k = 0; k < PER; k++) {
             double v = s_latency(&st, median, 0.6 + 0.1 * (double)(i % 4));
