@@ -41,18 +41,6 @@ struct ww_runlog {
     uint64_t emitted_at_spool; /* the emitted total at the last append */
 };
 
-static int s_sys_fdatasync(void *arg, int fd)
-{
-    (void)arg;
-    return fdatasync(fd);
-}
-
-static int s_sys_fsync(void *arg, int fd)
-{
-    (void)arg;
-    return fsync(fd);
-}
-
 static void s_encode(uint8_t *b, uint64_t gen, const ww_run_t *r)
 {
     memcpy(b, s_magic, 4);
@@ -126,13 +114,7 @@ ww_runlog_t *ww_runlog_open(const ww_spool_conf_t *conf, int *err)
     self->fd = self->dirfd = -1;
     self->fsync = conf->fsync;
     self->fsync_interval_ns = conf->fsync_interval_ns;
-    self->io = conf->io ? *conf->io : (ww_spool_io_t){0};
-    if (!self->io.fdatasync) {
-        self->io.fdatasync = s_sys_fdatasync;
-    }
-    if (!self->io.fsync) {
-        self->io.fsync = s_sys_fsync;
-    }
+    self->io = ww_spool_io_fill(conf->io);
     size_t len = strlen(conf->dir) + sizeof "/run";
     self->path = malloc(len);
     if (!self->path) {

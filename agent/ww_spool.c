@@ -185,6 +185,21 @@ static int s_sys_fsync(void *arg, int fd)
     return fsync(fd);
 }
 
+ww_spool_io_t ww_spool_io_fill(const ww_spool_io_t *io)
+{
+    ww_spool_io_t r = io ? *io : (ww_spool_io_t){0};
+    if (!r.writev) {
+        r.writev = s_sys_writev;
+    }
+    if (!r.fdatasync) {
+        r.fdatasync = s_sys_fdatasync;
+    }
+    if (!r.fsync) {
+        r.fsync = s_sys_fsync;
+    }
+    return r;
+}
+
 /* fdatasync / fsync through the seam: 0 or -errno. */
 static int s_datasync(const ww_spool_t *self, int fd)
 {
@@ -877,16 +892,7 @@ ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err)
     self->dirfd = self->tail_fd = self->rd_fd = self->ack_fd = -1;
     self->conf = *conf;
     self->conf.io = NULL;
-    self->io = conf->io ? *conf->io : (ww_spool_io_t){0};
-    if (!self->io.writev) {
-        self->io.writev = s_sys_writev;
-    }
-    if (!self->io.fdatasync) {
-        self->io.fdatasync = s_sys_fdatasync;
-    }
-    if (!self->io.fsync) {
-        self->io.fsync = s_sys_fsync;
-    }
+    self->io = ww_spool_io_fill(conf->io);
     self->dir = strdup(conf->dir);
     if (!self->dir) {
         rc = -ENOMEM;

@@ -74,6 +74,10 @@ typedef struct {
     void *arg;
 } ww_spool_io_t;
 
+/* Returns io (NULL: none) with every NULL member set to the real system call: what the
+ * spool, and the run log beside it in the spool directory, write and flush through. */
+ww_spool_io_t ww_spool_io_fill(const ww_spool_io_t *io);
+
 typedef struct {
     const char *dir;        /* created (mode 0700) if missing */
     uint64_t max_bytes;     /* whole spool on disk */

@@ -113,6 +113,35 @@ static void s_expect_nack(h_peer_t *p, Waferwatch__V1__NackCode code, uint64_t s
     ww_wire_free(&e);
 }
 
+/* A Hello of one node (rated 23 kW) with the given site, in env (whose parts are in h). */
+typedef struct {
+    ww_node_info_t ni;
+    ww_node_info_t *nis[1];
+    ww_hello_t h;
+    ww_envelope_t env;
+} s_hello_t;
+
+static void s_hello_init(s_hello_t *h, const char *node, const char *site, uint64_t epoch)
+{
+    ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
+    ww_hello_t hh = WAFERWATCH__V1__HELLO__INIT;
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    h->ni = ni;
+    h->ni.node_id = (char *)node;
+    h->ni.site = (char *)site;
+    h->ni.rated_kw = 23;
+    h->nis[0] = &h->ni;
+    h->h = hh;
+    h->h.nodes = h->nis;
+    h->h.n_nodes = 1;
+    h->env = env;
+    h->env.wire_version = WW_WIRE_VERSION;
+    h->env.agent_id = (char *)AGENT;
+    h->env.epoch = epoch;
+    h->env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+    h->env.hello = &h->h;
+}
+
 typedef struct {
     h_db_t db;
     pid_t collector;
@@ -270,21 +299,9 @@ static void test_nul_in_a_string_is_refused(void **state)
 {
     s_env_t x;
     s_start(&x, "hnul");
-    ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
-    ni.node_id = (char *)NODE;
-    ni.site = (char *)"site#\x1b[31mEVIL";
-    ni.rated_kw = 23;
-    ww_node_info_t *nis[] = {&ni};
-    ww_hello_t h = WAFERWATCH__V1__HELLO__INIT;
-    h.nodes = nis;
-    h.n_nodes = 1;
-    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
-    env.wire_version = WW_WIRE_VERSION;
-    env.agent_id = (char *)AGENT;
-    env.epoch = 41;
-    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
-    long n = ww_wire_encode(&env, &x.p.buf, &x.p.cap);
+    s_hello_t h;
+    s_hello_init(&h, NODE, "site#\x1b[31mEVIL", 41);
+    long n = ww_wire_encode(&h.env, &x.p.buf, &x.p.cap);
     assert_true(n > 0);
     uint8_t *site = memmem(x.p.buf, (size_t)n, "site#", 5);
     assert_non_null(site);
@@ -379,18 +396,9 @@ static void test_forbidden_hello_is_recorded_with_its_epoch(void **state)
 {
     s_env_t x;
     s_start(&x, "hforbid");
-    ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
-    ni.node_id = (char *)"someone-elses-node";
-    ni.rated_kw = 23;
-    ww_node_info_t *nis[] = {&ni};
-    ww_hello_t h = WAFERWATCH__V1__HELLO__INIT;
-    h.nodes = nis;
-    h.n_nodes = 1;
-    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
-    env.epoch = 81;
-    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
-    s_send(&x.p, &env);
+    s_hello_t h;
+    s_hello_init(&h, "someone-elses-node", "", 81);
+    s_send(&x.p, &h.env);
     s_expect_nack(&x.p, WAFERWATCH__V1__NACK_CODE__NACK_FORBIDDEN, 0, "someone-elses-node");
     assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM ingest_rejects WHERE code ="
                                        " 'forbidden' AND epoch = 81 AND seq = 0"),
