@@ -486,6 +486,77 @@ static void test_outage_report_is_recorded_once(void **state)
     s_finish(&x);
 }
 
+/* 1. A message PostgreSQL refuses as data (here: its window would push a rollup row,
+ * left over by an older collector, past bigint) costs no other message of its group:
+ * B and C are held in one group while PostgreSQL is down, then B alone is Nacked
+ * refused_by_database and recorded, C is committed and acked. */
+static void test_a_message_refused_by_postgresql_costs_its_group_nothing(void **state)
+{
+    h_db_t db;
+    h_pg_t pg;
+    h_pg_start(&pg, &db, "hisolate");
+    h_secure(db.dir, AGENT, NODE "*");
+    char endpoint[256];
+    pid_t collector =
+        h_collector_spawn(db.dir, "tcp://127.0.0.1:*", pg.conninfo, "collector", endpoint,
+                          sizeof endpoint);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 2000);
+    int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 10 * WW_NS_PER_S;
+    int64_t start = t - t % (60 * WW_NS_PER_S);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO latency_rollup_1m VALUES (to_timestamp(%lld), '', 'poison', 1,"
+             " 9223372036854775806, 0, 0, 0, 0, 0, %s, %s, %s, %s)",
+             (long long)(start / WW_NS_PER_S), "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist",
+             "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist",
+             "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist",
+             "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist");
+    PQclear(h_query(&db, sql));
+
+    h_pg_cmd(&pg, "pause");
+    h_peer_send_batch(&p, AGENT, NODE "-a", 1, 1, 1000, t); /* A: held in the writer */
+    h_sleep_ms(500);
+    const double v[] = {0.1, 0.2, 0.3};
+    s_win_t w;
+    s_win_init(&w, NODE "-b", "poison", start, 10 * WW_NS_PER_S, v, 3);
+    Waferwatch__V1__LatencyWindow *wp[] = {&w.w};
+    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
+    b.latency_windows = wp;
+    b.n_latency_windows = 1;
+    s_send_batch(&p, 2, 1, &b);                             /* B */
+    h_peer_send_batch(&p, AGENT, NODE "-c", 3, 1, 1000, t); /* C */
+    h_sleep_ms(500);
+    h_pg_cmd(&pg, "resume");
+    PQreset(db.conn);
+
+    int acked[4] = {0}, nacked[4] = {0};
+    for (int k = 0; k < 60 && acked[1] + acked[3] + nacked[2] < 3; k++) {
+        ww_envelope_t *e = h_peer_recv(&p);
+        if (!e) {
+            continue;
+        }
+        if (e->body_case == WAFERWATCH__V1__ENVELOPE__BODY_ACK && e->ack->epoch <= 3) {
+            acked[e->ack->epoch]++;
+        } else if (e->body_case == WAFERWATCH__V1__ENVELOPE__BODY_NACK && e->nack->epoch <= 3) {
+            assert_int_equal(e->nack->code, WAFERWATCH__V1__NACK_CODE__NACK_INVALID);
+            nacked[e->nack->epoch]++;
+        }
+        ww_wire_free(&e);
+    }
+    assert_true(acked[1] >= 1 && acked[3] >= 1);
+    assert_int_equal(nacked[2], 1);
+    assert_int_equal(acked[2] + nacked[1] + nacked[3], 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 2);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_windows"), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects WHERE code ="
+                                     " 'refused_by_database' AND epoch = 2 AND seq = 1"),
+                     1);
+    h_peer_close(&p);
+    assert_int_equal(h_stop(collector, 10000), 0);
+    h_pg_stop(&pg, &db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_extreme_window_is_refused_and_costs_no_other_stream),
     cmocka_unit_test(test_seq_beyond_bigint_is_refused_and_high_epochs_work),
@@ -496,6 +567,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_forbidden_hello_is_recorded_with_its_epoch),
     cmocka_unit_test(test_window_parts_merge_into_one_row),
     cmocka_unit_test(test_outage_report_is_recorded_once),
+    cmocka_unit_test(test_a_message_refused_by_postgresql_costs_its_group_nothing),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)
