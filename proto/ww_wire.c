@@ -242,11 +242,12 @@ static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wi
 /* A model name becomes a label and a key of rollups: printable, bounded, non-empty. */
 #define WW_MODEL_MAX 47
 
-/* The most a window of duration_ns may count at `per_s` per second: duration_s * per_s,
- * rounded down (duration_ns <= 1 h, so the product fits 128 bits and the result 64). */
-static uint64_t s_window_max(int64_t duration_ns, uint64_t per_s)
+/* What one window may hold at per_s: per_s for the longest window, an hour. Not the
+ * window's own duration: a part of a window (an agent that started inside it) covers
+ * less time than its requests span, since records can complete before the first tick. */
+static uint64_t s_window_max(uint64_t per_s)
 {
-    return (uint64_t)((unsigned __int128)(uint64_t)duration_ns * per_s / 1000000000u);
+    return 3600u * per_s;
 }
 
 /* "10^6" for a power of ten (the rates above), else the number. */
@@ -267,24 +268,23 @@ static const char *s_rate_text(uint64_t v, char *buf, size_t cap)
 }
 
 /* A counter of window i against its bound (duration * rate). */
-static int s_check_window_count(uint64_t v, const char *field, size_t i, int64_t duration_ns,
-                                uint64_t per_s, ww_wire_why_t *why)
+static int s_check_window_count(uint64_t v, const char *field, size_t i, uint64_t per_s,
+                                ww_wire_why_t *why)
 {
-    uint64_t max = s_window_max(duration_ns, per_s);
+    uint64_t max = s_window_max(per_s);
     if (v <= max) {
         return 0;
     }
     char rate[24];
     return s_fail(why, -EINVAL,
-                  "batch.latency_windows[%zu].%s: %llu is more than %s per second of the "
-                  "window (%llu)",
+                  "batch.latency_windows[%zu].%s: %llu is more than a window may hold (%s "
+                  "per second for an hour: %llu)",
                   i, field, (unsigned long long)v, s_rate_text(per_s, rate, sizeof rate),
                   (unsigned long long)max);
 }
 
 static int s_check_hist(const Waferwatch__V1__Histogram *pb, const ww_wire_limits_t *lim,
-                        ww_wire_why_t *why, size_t i, const char *name, int64_t duration_ns,
-                        uint64_t *count)
+                        ww_wire_why_t *why, size_t i, const char *name, uint64_t *count)
 {
     char path[96];
     snprintf(path, sizeof path, "batch.latency_windows[%zu].%s", i, name);
@@ -294,7 +294,7 @@ static int s_check_hist(const Waferwatch__V1__Histogram *pb, const ww_wire_limit
     }
     char field[32];
     snprintf(field, sizeof field, "%s.count", name);
-    int rc = s_check_window_count(pb->count, field, i, duration_ns, WW_WIRE_MAX_REQ_PER_S, why);
+    int rc = s_check_window_count(pb->count, field, i, WW_WIRE_MAX_REQ_PER_S, why);
     if (rc < 0) {
         return rc;
     }
@@ -350,18 +350,16 @@ static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
         {"output_tokens", w->output_tokens, WW_WIRE_MAX_TOKENS_PER_S},
     };
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
-        rc = s_check_window_count(counts[k].v, counts[k].name, i, w->duration_ns, counts[k].per_s,
-                                  why);
+        rc = s_check_window_count(counts[k].v, counts[k].name, i, counts[k].per_s, why);
         if (rc < 0) {
             return rc;
         }
     }
     uint64_t nq, nt, np, ne;
-    int64_t d = w->duration_ns;
-    if ((rc = s_check_hist(w->queue, lim, why, i, "queue", d, &nq)) < 0 ||
-        (rc = s_check_hist(w->ttft, lim, why, i, "ttft", d, &nt)) < 0 ||
-        (rc = s_check_hist(w->tpot, lim, why, i, "tpot", d, &np)) < 0 ||
-        (rc = s_check_hist(w->e2e, lim, why, i, "e2e", d, &ne)) < 0) {
+    if ((rc = s_check_hist(w->queue, lim, why, i, "queue", &nq)) < 0 ||
+        (rc = s_check_hist(w->ttft, lim, why, i, "ttft", &nt)) < 0 ||
+        (rc = s_check_hist(w->tpot, lim, why, i, "tpot", &np)) < 0 ||
+        (rc = s_check_hist(w->e2e, lim, why, i, "e2e", &ne)) < 0) {
         return rc;
     }
     /* Each successful request is one TTFT and one end-to-end value; queue time is

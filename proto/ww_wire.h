@@ -33,9 +33,11 @@
  *    outages; loss counters <= 2^63 - 1 (bigint);
  *  - latency window: duration_ns in [1 ms, 1 h]; start_ns a whole millisecond within
  *    [now - max_past, now + max_future]; requests_ok, _error, _timeout, _rejected and each
- *    histogram's count <= duration_s * WW_WIRE_MAX_REQ_PER_S; prompt_tokens and
- *    output_tokens <= duration_s * WW_WIRE_MAX_TOKENS_PER_S (so a window is at most 3.6e9
- *    requests and 3.6e10 tokens, and sums of 2.5 billion windows still fit a bigint); each
+ *    histogram's count <= 3600 * WW_WIRE_MAX_REQ_PER_S (an hour at 10^6 per second:
+ *    3.6e9); prompt_tokens and output_tokens <= 3600 * WW_WIRE_MAX_TOKENS_PER_S (3.6e10),
+ *    whatever the window's duration (a part of a window, sent by an agent that started
+ *    inside it, covers less time than its requests span), so sums of 2.5 billion windows
+ *    still fit a bigint; each
  *    histogram valid (ww_hist_from_pb: parts summing exactly to count, |sum| <= count *
  *    2^40 s, at most max_buckets buckets); ttft and e2e counts == requests_ok, tpot count
  *    <= requests_ok, queue count == requests_ok + requests_error;
@@ -71,8 +73,8 @@ typedef Waferwatch__V1__Heartbeat ww_heartbeat_t;
 typedef Waferwatch__V1__Pending ww_pending_t;
 typedef Waferwatch__V1__Outage ww_outage_t;
 
-/* A latency window may count at most this many requests per second of its duration, per
- * node and model (requests_* and histogram counts): 1 h at this rate is 3.6e9. */
+/* A latency window may count at most an hour of this many requests per second, per node
+ * and model (requests_* and histogram counts): 3.6e9. */
 #define WW_WIRE_MAX_REQ_PER_S 1000000u
 /* ... and at most this many prompt or output tokens per second. */
 #define WW_WIRE_MAX_TOKENS_PER_S 10000000u

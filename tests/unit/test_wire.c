@@ -417,39 +417,47 @@ static void expect_accepted(fx_t *fx)
     ww_wire_free(&env);
 }
 
-/* Item 1: a window's counts are bounded by its duration (10^6 requests and 10^7 tokens per
- * second), so that they are stored unaltered and rollups of them never overflow. */
+/* Item 1: a window's counts are bounded by what an hour can hold (10^6 requests and 10^7
+ * tokens per second), whatever its duration (a part of a window covers less time than its
+ * requests span), so that they are stored unaltered and rollups of them never overflow. */
 static void test_window_counts_bounded(void **state)
 {
     fx_t fx = {0};
     win_t x;
     fx_init(&fx);
-    win_init(&x, &fx, 10000000); /* 10 s at 10^6/s: the most */
-    x.w.prompt_tokens = x.w.output_tokens = 100000000;
+    win_init(&x, &fx, 3600000000u); /* an hour at 10^6/s: the most, even in a 10 s window */
+    x.w.prompt_tokens = x.w.output_tokens = 36000000000u;
+    expect_accepted(&fx);
+    /* A part of a window: the agent started 1 ms before its end, and requests recorded
+     * before its first tick belong to it (test_reqlog_pipeline met 101 of them). */
+    fx_init(&fx);
+    win_init(&x, &fx, 101);
+    x.w.duration_ns = WW_NS_PER_MS;
+    x.w.prompt_tokens = 10100;
     expect_accepted(&fx);
 
     fx_init(&fx);
     win_init(&x, &fx, UINT64_MAX);
     expect_refused(&fx, -EINVAL,
-                   "batch.latency_windows[0].requests_ok: 18446744073709551615 is more than "
-                   "10^6 per second of the window (10000000)");
+                   "batch.latency_windows[0].requests_ok: 18446744073709551615 is more than a "
+                   "window may hold (10^6 per second for an hour: 3600000000)");
     fx_init(&fx);
-    win_init(&x, &fx, 10000001);
-    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].requests_ok: 10000001 is more than");
+    win_init(&x, &fx, 3600000001u);
+    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].requests_ok: 3600000001 is more than");
     static const char *const fields[] = {"requests_error", "requests_timeout", "requests_rejected"};
     for (int k = 0; k < 3; k++) {
         fx_init(&fx);
         win_init(&x, &fx, 5);
         uint64_t *f[] = {&x.w.requests_error, &x.w.requests_timeout, &x.w.requests_rejected};
-        *f[k] = 10000001;
+        *f[k] = 3600000001u;
         expect_refused(&fx, -EINVAL, fields[k]);
     }
     fx_init(&fx);
     win_init(&x, &fx, 5);
-    x.w.prompt_tokens = 100000001;
+    x.w.prompt_tokens = 36000000001u;
     expect_refused(&fx, -EINVAL,
-                   "batch.latency_windows[0].prompt_tokens: 100000001 is more than 10^7 per "
-                   "second of the window (100000000)");
+                   "batch.latency_windows[0].prompt_tokens: 36000000001 is more than a window "
+                   "may hold (10^7 per second for an hour: 36000000000)");
     fx_init(&fx);
     win_init(&x, &fx, 5);
     x.w.output_tokens = UINT64_MAX;
@@ -457,8 +465,8 @@ static void test_window_counts_bounded(void **state)
     /* A histogram's own count, before the counts are compared. */
     fx_init(&fx);
     win_init(&x, &fx, 5);
-    win_hist(&x, 0, 10000001);
-    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].queue.count: 10000001 is more than");
+    win_hist(&x, 0, 3600000001u);
+    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].queue.count: 3600000001 is more than");
     /* Parts that do not sum exactly to count. */
     fx_init(&fx);
     win_init(&x, &fx, 5);
