@@ -137,14 +137,34 @@ static void s_send_ack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_
     s_reply(in, m, &env);
 }
 
+/* The Nack's reason as every agent's decoder accepts it (ww_wire_validate: text of at
+ * most max_string bytes): printable ASCII (a reason may quote what a peer sent), cut with
+ * "..." when longer. A reason the agent could not decode would leave it resending the
+ * refused batch forever; the whole reason is in ingest_rejects. */
+static void s_nack_reason(char *dst, size_t max_string, const char *src)
+{
+    size_t n = 0;
+    for (const char *p = src; *p && n < max_string; p++) {
+        unsigned char c = (unsigned char)*p;
+        dst[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (src[n] != '\0' && n >= 3) {
+        memcpy(dst + n - 3, "...", 3);
+    }
+    dst[n] = '\0';
+}
+
 static void s_send_nack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq)
 {
     ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
     ww_nack_t nack = WAFERWATCH__V1__NACK__INIT;
+    char reason[sizeof m->reason];
+    size_t max = in->lim.max_string < sizeof reason ? in->lim.max_string : sizeof reason - 1;
+    s_nack_reason(reason, max, m->reason);
     nack.epoch = epoch;
     nack.seq = seq;
     nack.code = m->code;
-    nack.reason = (char *)m->reason;
+    nack.reason = reason;
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_NACK;
     env.nack = &nack;
     s_reply(in, m, &env);
