@@ -898,14 +898,17 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
     ww_store_stats(in.store, &st);
     WW_INFO("stopping: received=%llu rows=%llu latency_windows=%llu transactions=%llu "
             "duplicates=%llu gaps=%llu rejects=%llu (malformed=%llu invalid=%llu forbidden=%llu) "
-            "retries=%llu implausible_samples=%llu "
-            "unwritten=%zu delay_p50_ms=%.0f delay_p99_ms=%.0f delay_max_ms=%.0f",
+            "retries=%llu implausible_samples=%llu late=%llu window_parts=%llu outages=%llu "
+            "pending_replies=%llu unwritten=%zu delay_p50_ms=%.0f delay_p99_ms=%.0f "
+            "delay_max_ms=%.0f",
             (unsigned long long)in.received, (unsigned long long)st.rows,
             (unsigned long long)st.windows, (unsigned long long)st.transactions,
             (unsigned long long)st.duplicates, (unsigned long long)st.gaps,
             (unsigned long long)st.rejects, (unsigned long long)in.malformed,
             (unsigned long long)in.invalid, (unsigned long long)in.forbidden,
             (unsigned long long)st.retries, (unsigned long long)st.implausible_samples,
+            (unsigned long long)st.late, (unsigned long long)st.window_parts,
+            (unsigned long long)st.outages, (unsigned long long)in.pending_replies,
             in.rx->n + in.wr->n, 1e3 * ww_store_delay_quantile(in.store, 0.5),
             1e3 * ww_store_delay_quantile(in.store, 0.99),
             1e3 * ww_store_delay_quantile(in.store, 1.0));
