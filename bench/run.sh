@@ -43,4 +43,5 @@ echo "== sli_period"
 bench/sli_period.sh "$build" 30
 echo "== fleet"
 bench/fleet.sh "$build"
+echo "== outage"; bench/outage.sh "$build"
 [ "$foot" -le 1 ] || exit "$foot"
