@@ -16,7 +16,11 @@
 #   fleet.sh      the whole 32,600-node fleet through one collector: binary COPY ceiling vs
 #                 the collector's end-to-end rate, 5 minutes sustained at 1 Hz with the
 #                 sample-to-commit delay (WW_FLEET_* variables, see bench/fleet.sh)
-# About 15 minutes in all. Exit status: non-zero when a part fails to run (the figures
+#   hostile.sh    the collector's peak RSS and the other agents' ack delay while one agent
+#                 sends maximum-size hostile messages, beside the same with no attack
+#   outage.sh     messages per batch through a 3-minute PostgreSQL outage (Pending and the
+#                 agents' backoff), every sample stored once
+# About 22 minutes in all. Exit status: non-zero when a part fails to run (the figures
 # against the targets are printed, not turned into an exit status, except footprint's).
 #
 #   bench/run.sh [BUILD_DIR]
@@ -43,5 +47,8 @@ echo "== sli_period"
 bench/sli_period.sh "$build" 30
 echo "== fleet"
 bench/fleet.sh "$build"
-echo "== outage"; bench/outage.sh "$build"
+echo "== hostile"
+bench/hostile.sh "$build"
+echo "== outage"
+bench/outage.sh "$build"
 [ "$foot" -le 1 ] || exit "$foot"
