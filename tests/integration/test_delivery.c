@@ -246,9 +246,11 @@ static void test_spool_full_drop_policy_loss_counted_exactly(void **state)
 {
     s_fx_t fx;
     s_fx_init(&fx, "drop",
-              "spool:\n  max_bytes: 16384\n  segment_bytes: 2048\n  policy: drop_oldest\n", "8s");
+              "spool:\n  max_bytes: 8192\n  segment_bytes: 2048\n  policy: drop_oldest\n", "8s");
     char *log = s_log(&fx, "agent");
-    /* No collector for the first 5 s: the spool fills and drops its oldest batches. */
+    /* No collector for the first 5 s: the spool fills and drops its oldest batches (8 KiB
+     * is ~25 batches, full in ~2.5 s at 10 Hz: 16 KiB was full only as the collector came
+     * up on a loaded machine, and then every batch dropped had been sent already). */
     pid_t agent = h_spawn(fx.argv, log);
     h_sleep_ms(5000);
     pid_t collector = s_collector(&fx, "collector");
