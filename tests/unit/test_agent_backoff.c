@@ -300,14 +300,15 @@ static void test_link_defers_resends_while_pending(void **state)
     }
     /* 2 s of a collector that holds and cannot commit: an ack timeout of 200 ms would
      * resend the window of 4 ten times (44 messages); the backoff (100, 200, 400, 800 ms)
-     * sends 4 probes. */
+     * has 4 rounds, each a probe or, on a slow machine where the first Pending names only
+     * seq 1 held, the 3 batches not known held (ASan under load: 12 messages). */
     s_run(link, &f, 2 * S, false);
     ww_link_stats_t st;
     ww_link_stats(link, &st);
     print_message("2 s pending: %u batch messages for 4 batches, %llu pendings, %llu resent\n",
                   f.batches, (unsigned long long)st.pendings, (unsigned long long)st.resent);
     assert_true(f.batches >= 4);
-    assert_true(f.batches <= 4 + 6);
+    assert_true(f.batches <= 4 + 4 * 3);
     assert_true(st.pendings >= 4);
     assert_int_equal(ww_link_pending(link), 4);
     /* The database is back: the next probe is acked, everything is released, and a new
