@@ -33,6 +33,7 @@
 #include "agent_config.h"
 #include "ww_hist.h"
 #include "ww_sim_defaults.h"
+#include "ww_wire.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -228,6 +229,98 @@ static int s_fail(ww_cfg_err_t *err, const char *msg, const char *what)
     return -EINVAL;
 }
 
+/* A ZeroMQ endpoint the agent can connect to: tcp://HOST:PORT or ipc://PATH. Anything
+ * else (http://..., a typo) is refused here: libzmq would refuse it only at start, and the
+ * agent would exit 1 in a restart loop. */
+static bool s_endpoint_ok(const char *ep, const char **why)
+{
+    if (strncmp(ep, "ipc://", 6) == 0) {
+        size_t len = strlen(ep + 6);
+        /* the path of a Unix socket: sun_path holds 107 bytes and a NUL */
+        *why = "ipc://PATH needs a path of 1 to 107 bytes";
+        return len > 0 && len < 108;
+    }
+    *why = "is not tcp://HOST:PORT or ipc://PATH";
+    if (strncmp(ep, "tcp://", 6) != 0) {
+        return false;
+    }
+    const char *host = ep + 6, *colon = strrchr(host, ':');
+    if (!colon || colon == host) {
+        *why = "tcp:// needs HOST:PORT";
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 1 || port > 65535) {
+        *why = "tcp://HOST:PORT needs a port from 1 to 65535";
+        return false;
+    }
+    return true;
+}
+
+/* Every string the wire carries: at most the wire's max_string bytes of clean UTF-8, as
+ * ww_wire_decode checks at the collector (which Nacks a batch that fails, and the batch
+ * is dropped: here it is a configuration error instead). */
+static int s_check_text(const char *v, const char *key, ww_cfg_err_t *err)
+{
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    size_t len = strlen(v);
+    if (len > lim.max_string) {
+        snprintf(err->msg, sizeof err->msg, "%s: \"%.40s...\" is %zu bytes; the wire allows %zu",
+                 key, v, len, lim.max_string);
+        return -EINVAL;
+    }
+    if (!ww_wire_text_ok(v, len)) {
+        return s_fail(err, "not valid UTF-8 text (control or malformed bytes)", key);
+    }
+    return 0;
+}
+
+/* node.id by the wire's rule for node ids ([A-Za-z0-9._:-], at most max_string bytes),
+ * applied to the longest name the agent sends: <id>-<sim.nodes - 1> with several nodes.
+ * The alphabet mirrors s_check_node_id in proto/ww_wire.c, which is not exported. */
+static int s_check_node_id(const ww_agent_conf_t *c, ww_cfg_err_t *err)
+{
+    for (const char *p = c->node_id; *p; p++) {
+        char ch = *p;
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == ':';
+        if (!ok) {
+            snprintf(err->msg, sizeof err->msg,
+                     "node.id: \"%s\" has a character outside [A-Za-z0-9._:-] (the collector "
+                     "would refuse every batch)",
+                     c->node_id);
+            return -EINVAL;
+        }
+    }
+    char last[512];
+    ww_agent_node_name(c, (unsigned)(c->sim_nodes > 0 ? c->sim_nodes - 1 : 0), last, sizeof last);
+    return s_check_text(last, "node.id", err);
+}
+
+/* What the wire would refuse, refused as configuration: endpoints, ids and labels. */
+static int s_check_wire(const ww_agent_conf_t *c, ww_cfg_err_t *err)
+{
+    for (size_t i = 0; i < c->collectors.n; i++) {
+        const char *why = NULL;
+        const char *ep = c->collectors.v[i] ? c->collectors.v[i] : "";
+        if (!s_endpoint_ok(ep, &why)) {
+            snprintf(err->msg, sizeof err->msg, "collector.endpoints: \"%s\" %s", ep, why);
+            return -EINVAL;
+        }
+    }
+    int rc = s_check_node_id(c, err);
+    const char *keys[] = {"agent.id",  "node.site",  "node.hall",
+                          "node.rack", "node.phase", "node.system_model"};
+    const char *vals[] = {c->agent_id, c->site, c->hall, c->rack, c->phase, c->system_model};
+    for (size_t i = 0; rc == 0 && i < sizeof keys / sizeof keys[0]; i++) {
+        rc = s_check_text(vals[i], keys[i], err);
+    }
+    return rc;
+}
+
 int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
 {
     char host[256];
@@ -268,6 +361,9 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
     }
     if (c->collectors.n == 0) {
         return s_fail(err, "at least one endpoint is required", "collector.endpoints");
+    }
+    if (s_check_wire(c, err) < 0) {
+        return -EINVAL;
     }
     if (strcmp(c->spool_policy, "drop_oldest") != 0 &&
         strcmp(c->spool_policy, "stop_sampling") != 0) {

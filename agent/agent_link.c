@@ -3,6 +3,7 @@
 #include "agent_link.h"
 
 #include "agent_backoff.h"
+#include "agent_zmon.h"
 #include "ww_log.h"
 #include "ww_time.h"
 
@@ -53,6 +54,7 @@ struct ww_link {
     size_t enc_cap;
     uint64_t skipped_ticks;
     unsigned monitor_gen;
+    agent_zmon_t zmon; /* connect and handshake failures, told to the operator */
     ww_complain_t send_fail, spool_fail;
     ww_link_stats_t st;
     /* other descriptors ww_link_poll waits on */
@@ -145,6 +147,7 @@ static void s_close_socket(ww_link_t *self)
 static int s_open_socket(ww_link_t *self)
 {
     const char *endpoint = self->endpoints[self->cur];
+    self->zmon.reached = self->zmon.handshaken = false; /* a new socket: no connection yet */
     self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
     if (!self->sock) {
         return -errno;
@@ -170,7 +173,7 @@ static int s_open_socket(ww_link_t *self)
     char mon_ep[96];
     snprintf(mon_ep, sizeof mon_ep, "inproc://ww-link-monitor-%p-%u", (void *)self,
              self->monitor_gen++);
-    if (zmq_socket_monitor(self->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+    if (zmq_socket_monitor(self->sock, mon_ep, AGENT_ZMON_EVENTS) != 0) {
         return -errno;
     }
     self->mon = zmq_socket(self->ctx, ZMQ_PAIR);
@@ -188,9 +191,15 @@ static int s_open_socket(ww_link_t *self)
 
 ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello)
 {
+    return ww_link_open(conf, hello, NULL);
+}
+
+ww_link_t *ww_link_open(const ww_link_conf_t *conf, const ww_hello_t *hello, int *err_p)
+{
+    int err = -ENOMEM;
     ww_link_t *self = calloc(1, sizeof *self);
     if (!self) {
-        return NULL;
+        goto fail;
     }
     self->n_endpoints = conf->n_endpoints;
     self->endpoints = calloc(conf->n_endpoints ? conf->n_endpoints : 1, sizeof(char *));
@@ -212,17 +221,20 @@ ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello)
     self->ack_timeout_ns = conf->ack_timeout_ns;
     self->failover_after_ns = conf->failover_after_ns;
     self->max_in_flight = conf->max_in_flight ? conf->max_in_flight : 1;
+    agent_zmon_init(&self->zmon, self->curve);
     self->ctx = zmq_ctx_new();
     if (!self->endpoints || conf->n_endpoints == 0 || !self->agent_id || !self->ring ||
         !self->ctx) {
         goto fail;
     }
-    int err = 0;
     self->spool = ww_spool_open(&conf->spool, &err);
     if (!self->spool) {
-        WW_ERROR("cannot open the spool in %s: %s", conf->spool.dir, strerror(-err));
+        if (err != -EBUSY) { /* in use: the spool said by whom */
+            WW_ERROR("cannot open the spool in %s: %s", conf->spool.dir, strerror(-err));
+        }
         goto fail;
     }
+    err = -ENOMEM;
     ww_spool_state_t sp;
     ww_spool_state(self->spool, &sp);
     self->epoch = sp.epoch;
@@ -250,15 +262,22 @@ ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello)
     int rc = s_open_socket(self);
     if (rc < 0) {
         WW_ERROR("cannot set up the collector link: %s", zmq_strerror(-rc));
+        err = rc;
         goto fail;
     }
     self->progress_at = ww_time_mono_ns();
     WW_INFO("stream epoch %016llx, next seq %llu, %llu unacked batches in the spool %s",
             (unsigned long long)self->epoch, (unsigned long long)sp.next_seq,
             (unsigned long long)sp.records, conf->spool.dir);
+    if (err_p) {
+        *err_p = 0;
+    }
     return self;
 fail:
     ww_link_destroy(&self);
+    if (err_p) {
+        *err_p = err;
+    }
     return NULL;
 }
 
@@ -565,43 +584,35 @@ static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
     ww_wire_free(&env);
 }
 
+/* Handles every event the socket's monitor has queued (agent_zmon.h logs the failures). */
 static void s_on_monitor(ww_link_t *self)
 {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, self->mon, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        return;
-    }
-    uint16_t event = 0;
-    if (zmq_msg_size(&m) >= 2) {
-        memcpy(&event, zmq_msg_data(&m), sizeof event);
-    }
-    int more = zmq_msg_more(&m);
-    zmq_msg_close(&m);
-    while (more) { /* the endpoint frame */
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, self->mon, 0) < 0) {
-            zmq_msg_close(&m);
-            break;
+    uint16_t event;
+    uint32_t value;
+    while (self->mon && agent_zmon_read(self->mon, &event, &value) == 1) {
+        const char *ep = self->endpoints[self->cur];
+        bool said = agent_zmon_note(&self->zmon, event, value, ep, ww_time_mono_ns());
+        if (event == ZMQ_EVENT_CONNECTED) {
+            self->st.connects++;
+            if (self->zmon.rate[AGENT_ZMON_HANDSHAKE].failing) {
+                /* every retry connects, then fails its handshake: that line says it */
+                WW_DEBUG("connected to %s (%zu batches waiting)", ep, self->count);
+            } else {
+                WW_INFO("connected to %s (%zu batches waiting)", ep, self->count);
+            }
+            /* A new connection may be a restarted collector: say hello again and resend
+             * what was in flight on the old connection (replays are harmless). */
+            self->hello_acked = false;
+            self->hello_sent_at = 0;
+            self->st.resent += self->n_inflight;
+            self->n_inflight = 0;
+            ww_backoff_reset(&self->backoff);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            if (!said) { /* a connection that worked; a failed handshake was said already */
+                WW_WARN("disconnected from %s; %zu batches kept until acked", ep, self->count);
+            }
+            self->n_inflight = 0;
         }
-        more = zmq_msg_more(&m);
-        zmq_msg_close(&m);
-    }
-    if (event == ZMQ_EVENT_CONNECTED) {
-        self->st.connects++;
-        WW_INFO("connected to %s (%zu batches waiting)", self->endpoints[self->cur], self->count);
-        /* A new connection may be a restarted collector: say hello again and resend what
-         * was in flight on the old connection (replays are harmless). */
-        self->hello_acked = false;
-        self->hello_sent_at = 0;
-        self->st.resent += self->n_inflight;
-        self->n_inflight = 0;
-        ww_backoff_reset(&self->backoff);
-    } else if (event == ZMQ_EVENT_DISCONNECTED) {
-        WW_WARN("disconnected from %s; %zu batches kept until acked", self->endpoints[self->cur],
-                self->count);
-        self->n_inflight = 0;
     }
 }
 

@@ -66,7 +66,12 @@ typedef struct {
 typedef struct ww_link ww_link_t;
 
 /* Opens the spool, creates the link and connects (asynchronously). hello is encoded and
- * sent on every connect until acked. Returns NULL on failure (logged). */
+ * sent on every connect until acked. Returns NULL on failure (logged), with *err (may be
+ * NULL) set to a negative errno: the spool's (ww_spool_open: -EBUSY when another agent
+ * holds it) or -ENOMEM, or ZeroMQ's. */
+ww_link_t *ww_link_open(const ww_link_conf_t *conf, const ww_hello_t *hello, int *err);
+
+/* ww_link_open without the error. */
 ww_link_t *ww_link_new(const ww_link_conf_t *conf, const ww_hello_t *hello);
 
 /* Closes the socket and the spool (everything unacked stays on disk); NULLs *self_p;

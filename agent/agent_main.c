@@ -550,6 +550,15 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto cleanup;
     }
+    /* A spool directory that cannot be created or written is a configuration error
+     * (exit 2: systemd does not restart it in a loop), found by --check-config too. The
+     * lock is not tried here: a running agent holds it while its config is checked. */
+    char spool_why[600];
+    if (ww_spool_probe(conf.spool_dir, spool_why, sizeof spool_why) < 0) {
+        fprintf(stderr, "waferwatch-agent: spool.dir: %s\n", spool_why);
+        exit_code = 2;
+        goto cleanup;
+    }
     if (action == WW_CFG_CHECK) {
         printf("configuration ok: %u node(s), source %s, collector %s%s, spool %s\n", nodes.n,
                nodes.src->name, conf.collectors.v[0], conf.collectors.n > 1 ? " (+ failover)" : "",
@@ -596,8 +605,12 @@ int main(int argc, char **argv)
                 .fsync_interval_ns = conf.spool_fsync_interval_ns,
             },
     };
-    link = hello ? ww_link_new(&lc, hello) : NULL;
+    int link_err = -ENOMEM;
+    link = hello ? ww_link_open(&lc, hello, &link_err) : NULL;
     if (!link) {
+        /* Another agent on this spool (logged with its pid) is an operator's mistake that a
+         * restart cannot fix: exit 2, which the systemd unit does not restart. */
+        exit_code = link_err == -EBUSY ? 2 : 1;
         goto cleanup;
     }
     int rl_err = 0;

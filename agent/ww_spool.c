@@ -39,6 +39,7 @@
 #include "ww_spool.h"
 #include "ww_le.h"
 #include "ww_log.h"
+#include "ww_spool_lock.h"
 #include "ww_time.h"
 
 #include <dirent.h>
@@ -78,6 +79,7 @@ struct ww_spool {
     ww_spool_conf_t conf; /* conf.dir points at dir */
     char *dir;
     int dirfd;
+    int lock_fd; /* holds the directory's lock (ww_spool_lock.h) while open */
 
     struct seg *segs; /* ordered by first */
     size_t nsegs;
@@ -812,6 +814,66 @@ static int s_mkdirs(const char *dir)
     return rc;
 }
 
+/* Creates and removes a probe file in the directory at; 0 or -errno. Write and execute
+ * permission, a read-only mount and a full inode table all show in one real create;
+ * access(2) would miss the last two. */
+static int s_probe_create(const char *at)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/.ww-probe-%ld", at, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof path) {
+        return -ENAMETOOLONG;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    close(fd);
+    return unlink(path) < 0 ? -errno : 0;
+}
+
+int ww_spool_probe(const char *dir, char *why, size_t cap)
+{
+    if (!dir || !*dir) {
+        snprintf(why, cap, "no directory given");
+        return -EINVAL;
+    }
+    /* A missing directory is created at the real start: its deepest existing ancestor
+     * must then take new entries. Nothing is created here (a check has no side effects). */
+    char *at = strdup(dir);
+    if (!at) {
+        return -ENOMEM;
+    }
+    int rc = 0;
+    struct stat sb;
+    while (stat(at, &sb) < 0) {
+        rc = -errno;
+        char *slash = strrchr(at, '/');
+        if (rc != -ENOENT || !slash) {
+            break;
+        }
+        if (slash == at) {
+            slash[1] = '\0'; /* "/" */
+        } else {
+            *slash = '\0';
+        }
+        rc = 0;
+    }
+    if (rc == 0 && !S_ISDIR(sb.st_mode)) {
+        rc = -ENOTDIR;
+    }
+    if (rc == 0) {
+        rc = s_probe_create(at);
+    }
+    if (rc < 0 && strcmp(at, dir) == 0) {
+        snprintf(why, cap, "%s cannot be used: %s", dir, strerror(-rc));
+    } else if (rc < 0) {
+        snprintf(why, cap, "%s cannot be created: %s: %s", dir, at, strerror(-rc));
+    }
+    free(at);
+    return rc;
+}
+
 static bool s_conf_ok(const ww_spool_conf_t *c)
 {
     return c && c->dir && c->dir[0] && c->max_bytes > 0 && c->segment_bytes > 0 &&
@@ -889,7 +951,7 @@ ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err)
         rc = -ENOMEM;
         goto cleanup;
     }
-    self->dirfd = self->tail_fd = self->rd_fd = self->ack_fd = -1;
+    self->dirfd = self->tail_fd = self->rd_fd = self->ack_fd = self->lock_fd = -1;
     self->conf = *conf;
     self->conf.io = NULL;
     self->io = ww_spool_io_fill(conf->io);
@@ -906,6 +968,22 @@ ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err)
     self->dirfd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dirfd < 0) {
         rc = -errno;
+        goto cleanup;
+    }
+    /* Before anything in the directory is read or changed: another agent on it would
+     * continue this epoch and delete our segments (ww_spool_lock.h). */
+    long holder = 0;
+    self->lock_fd = ww_spool_lock_take(self->dirfd, &holder);
+    if (self->lock_fd < 0) {
+        rc = self->lock_fd;
+        if (rc == -EBUSY && holder > 0) {
+            WW_ERROR("spool %s is in use by pid %ld", self->dir, holder);
+        } else if (rc == -EBUSY) {
+            WW_ERROR("spool %s is in use by another process", self->dir);
+        } else {
+            WW_ERROR("spool %s: cannot lock %s/%s: %s", self->dir, self->dir, WW_SPOOL_LOCK_NAME,
+                     strerror(-rc));
+        }
         goto cleanup;
     }
     unlinkat(self->dirfd, "meta.tmp", 0);
@@ -1078,6 +1156,7 @@ void ww_spool_close(ww_spool_t **self_p)
     s_close_fd(&self->rd_fd);
     s_close_fd(&self->ack_fd);
     s_close_fd(&self->dirfd);
+    s_close_fd(&self->lock_fd); /* last: the directory is ours until everything is flushed */
     free(self->segs);
     free(self->dir);
     free(self);

@@ -14,6 +14,7 @@
  *       | payload
  *   run           not the spool's: the agent's run log (agent_runlog.h), kept beside it
  *                 with the same fsync mode; the spool leaves other entries alone.
+ *   lock          the holder's pid; flock'ed while the spool is open (ww_spool_lock.h)
  * A segment is closed when it reaches segment_bytes; a new one starts. Acked segments are
  * deleted whole; records <= acked inside a live segment are skipped on read.
  *
@@ -103,10 +104,19 @@ typedef struct {
 
 typedef struct ww_spool ww_spool_t;
 
-/* Opens (creating or recovering) the spool. Returns NULL with *err set to a negative
- * errno when the directory cannot be created, read or written; recovery of damaged
- * segments is not an error (see above). */
+/* Opens (creating or recovering) the spool, holding the directory's lock (the file
+ * `lock`, ww_spool_lock.h) until close. Returns NULL with *err set to a negative errno
+ * when the directory cannot be created, read or written, or -EBUSY when another process
+ * (or another open spool) holds the lock: then "spool DIR is in use by pid N" is logged
+ * at ERROR. Recovery of damaged segments is not an error (see above). */
 ww_spool_t *ww_spool_open(const ww_spool_conf_t *conf, int *err);
+
+/* For --check-config: whether dir can hold a spool, without opening it (a running agent
+ * holds it, see the lock below) and without side effects: a probe file is created and
+ * removed in dir or, when dir is missing (ww_spool_open creates it), in its deepest
+ * existing ancestor, which must be a directory. Returns 0, or a negative errno with why
+ * (cap bytes) naming the path that failed and how. */
+int ww_spool_probe(const char *dir, char *why, size_t cap);
 
 /* Closes files and frees; NULLs *self_p; safe on NULL and twice. Nothing is lost: the
  * spool on disk is complete after every successful append. */

@@ -131,7 +131,60 @@ static void test_reqlog_settings_checked(void **state)
     ww_cfg_free(&ww_agent_schema, &c);
 }
 
+/* Issue 15 item 3: what the collector would refuse at run time (libzmq at connect, the
+ * wire at decode: every batch Nacked and dropped) is a configuration error naming the key. */
+static void test_endpoints_and_wire_text_checked(void **state)
+{
+    (void)state;
+    char long_id[140];
+    memset(long_id, 'n', 129);
+    long_id[129] = '\0';
+    char yaml_long[256], yaml_long_nodes[256];
+    snprintf(yaml_long, sizeof yaml_long, "node:\n  id: %s\n", long_id);
+    long_id[126] = '\0'; /* 126 bytes alone is fine; "-10" makes the last of 11 nodes 129 */
+    snprintf(yaml_long_nodes, sizeof yaml_long_nodes, "node:\n  id: %s\nsim:\n  nodes: 11\n",
+             long_id);
+    const char *const bad[][2] = {
+        {"collector:\n  endpoints: [\"http://x\"]\n", "collector.endpoints: \"http://x\""},
+        {"collector:\n  endpoints: [\"tcp://127.0.0.1:7878\", \"tcp://host\"]\n",
+         "collector.endpoints: \"tcp://host\""},
+        {"collector:\n  endpoints: [\"tcp://host:0\"]\n", "collector.endpoints"},
+        {"collector:\n  endpoints: [\"tcp://host:80x\"]\n", "collector.endpoints"},
+        {"collector:\n  endpoints: [\"ipc://\"]\n", "collector.endpoints"},
+        {"node:\n  id: \"bad node/id\"\n", "node.id: \"bad node/id\" has a character"},
+        {yaml_long, "node.id"},
+        {yaml_long_nodes, "node.id"},
+        {"agent:\n  id: \"a\\tb\"\n", "agent.id"},
+        {"node:\n  phase: \"p\\x01\"\n", "node.phase"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ww_agent_conf_t c;
+        ww_cfg_err_t err;
+        if (s_load(&c, bad[i][0], &err) != -EINVAL) {
+            fail_msg("case %zu accepted: %s", i, bad[i][0]);
+        }
+        if (!strstr(err.msg, bad[i][1])) {
+            fail_msg("case %zu: '%s' does not name %s", i, err.msg, bad[i][1]);
+        }
+        ww_cfg_free(&ww_agent_schema, &c);
+    }
+    const char *const good[] = {
+        "collector:\n  endpoints: [\"tcp://127.0.0.1:7878\", \"ipc:///run/ww/c.sock\"]\n",
+        "collector:\n  endpoints: [\"tcp://[::1]:7878\", \"tcp://c.example:1\"]\n",
+        "node:\n  id: \"okc1-h1_r01.n:2\"\nsim:\n  nodes: 10\n",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ww_agent_conf_t c;
+        ww_cfg_err_t err;
+        if (s_load(&c, good[i], &err) != 0) {
+            fail_msg("case %zu refused: %s", i, err.msg);
+        }
+        ww_cfg_free(&ww_agent_schema, &c);
+    }
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_endpoints_and_wire_text_checked),
     cmocka_unit_test(test_reqlog_settings_checked),
     cmocka_unit_test(test_null_strings_are_errors_not_crashes),
     cmocka_unit_test(test_defaults_finish_and_derive),

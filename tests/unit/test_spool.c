@@ -1324,7 +1324,107 @@ static void test_acked_slots(void **state)
     tmpdir_free(dir);
 }
 
+/* Issue 15 item 1: two agents on one spool continued one epoch and deleted each other's
+ * segments. The directory is locked while a spool is open (another open file description
+ * conflicts even in this process); the lock names its holder, and dies with it. */
+static void test_second_open_is_refused_until_close_or_death(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    ww_spool_conf_t c = conf_of(dir, 100000, 1000);
+    ww_spool_t *a = open_ok(&c);
+    int err = 0;
+    assert_null(ww_spool_open(&c, &err));
+    assert_int_equal(err, -EBUSY);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lock", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long pid = 0;
+    assert_int_equal(fscanf(f, "%ld", &pid), 1);
+    fclose(f);
+    assert_int_equal(pid, (long)getpid());
+
+    ww_spool_close(&a);
+    ww_spool_t *b = open_ok(&c); /* released at close */
+    ww_spool_close(&b);
+
+    /* A holder killed without closing: the kernel releases its lock. */
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        int e = 0;
+        ww_spool_t *sp = ww_spool_open(&c, &e);
+        char ok = sp ? 'y' : 'n';
+        if (write(ready[1], &ok, 1) != 1) {
+            _exit(3);
+        }
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    char ok = 0;
+    assert_int_equal(read(ready[0], &ok, 1), 1);
+    close(ready[0]);
+    assert_int_equal(ok, 'y');
+    err = 0;
+    assert_null(ww_spool_open(&c, &err));
+    assert_int_equal(err, -EBUSY);
+    kill(child, SIGKILL);
+    int st = 0;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    b = open_ok(&c);
+    ww_spool_close(&b);
+    ww_spool_close(&b); /* safe twice */
+    tmpdir_free(dir);
+}
+
+/* Issue 15 item 3: --check-config probes the spool directory without opening it. */
+static void test_probe(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    char why[512] = "";
+    char nested[4096];
+    snprintf(nested, sizeof nested, "%s/x/y", dir);
+    assert_int_equal(ww_spool_probe(nested, why, sizeof why), 0);
+    struct stat sb;
+    assert_int_equal(stat(nested, &sb), -1); /* a check creates nothing */
+    ww_spool_conf_t c = conf_of(nested, 100000, 1000);
+    ww_spool_t *sp = open_ok(&c);
+    ww_spool_close(&sp);
+    assert_int_equal(ww_spool_probe(nested, why, sizeof why), 0);
+    DIR *d = opendir(dir); /* no probe file left in the ancestor */
+    assert_non_null(d);
+    struct dirent *de;
+    int entries = 0;
+    while ((de = readdir(d)) != NULL) {
+        entries += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    }
+    closedir(d);
+    assert_int_equal(entries, 1); /* x */
+
+    /* Under a plain file: cannot be created (root or not). */
+    write_file(dir, "plain", "x", 1);
+    char bad[4096];
+    snprintf(bad, sizeof bad, "%s/plain/spool", dir);
+    assert_int_equal(ww_spool_probe(bad, why, sizeof why), -ENOTDIR);
+    assert_non_null(strstr(why, bad));
+    snprintf(bad, sizeof bad, "%s/plain", dir);
+    assert_int_equal(ww_spool_probe(bad, why, sizeof why), -ENOTDIR);
+    /* A held spool probes fine: a running agent's config can be checked. */
+    sp = open_ok(&c);
+    assert_int_equal(ww_spool_probe(nested, why, sizeof why), 0);
+    ww_spool_close(&sp);
+    tmpdir_free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_second_open_is_refused_until_close_or_death),
+    cmocka_unit_test(test_probe),
     cmocka_unit_test(test_crc32c_vectors),
     cmocka_unit_test(test_roundtrip_across_segments),
     cmocka_unit_test(test_reopen_continues_epoch),
