@@ -201,6 +201,16 @@ static int s_load(const char *path, s_list_t *out, char *why, size_t why_len)
     return rc;
 }
 
+int ww_auth_load_check(const char *path, char *why, size_t why_len)
+{
+    s_list_t l;
+    memset(&l, 0, sizeof l);
+    int rc = s_load(path, &l, why, why_len);
+    int n = rc < 0 ? rc : (int)l.n;
+    s_list_free(&l);
+    return n;
+}
+
 static const s_entry_t *s_find(const s_list_t *l, const char *key)
 {
     if (l->n == 0) {

@@ -67,4 +67,10 @@ void ww_auth_stats(ww_auth_t *self, ww_auth_stats_t *out);
  * "name:line: reason" in why. */
 int ww_auth_parse_check(const char *text, size_t len, const char *name, char *why, size_t why_len);
 
+/* Reads and parses the allowlist file, as ww_auth_new and ww_auth_reload would, without
+ * starting anything (for --check-config and the checks before a start). Returns the number
+ * of enrolled keys (0 for a file with none), or a negative errno with "path: reason" or
+ * "path:line: reason" in why. */
+int ww_auth_load_check(const char *path, char *why, size_t why_len);
+
 #endif

@@ -39,7 +39,7 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("ingest.max_group_samples", WW_CFG_INT, "65536", C(max_group_samples), 1, 10000000, NULL,
         "a transaction is closed once its batches hold this many node samples (bounds the "
         "sample-to-commit delay when agents send large batches)"),
-    ROW("ingest.max_message_bytes", WW_CFG_INT, "16777216", C(max_message_bytes), 1024, 1073741824,
+    ROW("ingest.max_message_bytes", WW_CFG_SIZE, "16 MiB", C(max_message_bytes), 1024, 1073741824,
         NULL, "largest message accepted (ZMQ_MAXMSGSIZE)"),
     ROW("ingest.max_samples", WW_CFG_INT, "65536", C(max_samples), 1, 10000000, NULL,
         "most samples in one batch"),

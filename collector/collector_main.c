@@ -1,6 +1,7 @@
 /* waferwatch-collector: receives agent batches over ZeroMQ and writes them to PostgreSQL.
  * See collector_config.c for every setting. */
 #define WW_LOG_MODULE "collector"
+#include "auth.h"
 #include "collector_config.h"
 #include "collector_metrics.h"
 #include "ingest.h"
@@ -8,6 +9,7 @@
 #include "slo_config.h"
 #include "slo_eval.h"
 #include "store_pg.h"
+#include "ww_curve.h"
 #include "ww_log.h"
 #include "ww_metrics.h"
 #include "ww_signal.h"
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +30,48 @@ static void s_on_hup(int sig)
 {
     (void)sig;
     s_reload = 1;
+}
+
+/* A configuration error, named as the config engine names its own: where the value came
+ * from (file:line:col, environment variable or flag), the key, then why. Returns 2, the
+ * exit status of a configuration error (systemd's RestartPreventExitStatus). */
+static int s_conf_fail(int argc, char **argv, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int s_conf_fail(int argc, char **argv, const char *key, const char *fmt, ...)
+{
+    char where[512], why[1024];
+    ww_cfg_origin(&ww_collector_schema, argc, argv, key, where, sizeof where);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (strcmp(where, "default") == 0) {
+        fprintf(stderr, "waferwatch-collector: %s: %s\n", key, why);
+    } else {
+        fprintf(stderr, "waferwatch-collector: %s: %s: %s\n", where, key, why);
+    }
+    return 2;
+}
+
+/* Loads the server key and the allowlist as the start would, so that --check-config
+ * refuses what the start would refuse, and the start refuses it with exit 2 (not 1, which
+ * systemd restarts in a loop) before anything is bound. Returns the number of enrolled
+ * keys, or -1 with the error printed. */
+static int s_check_keys(const ww_collector_conf_t *conf, int argc, char **argv)
+{
+    char why[1024];
+    ww_curve_key_t key;
+    if (ww_curve_load(conf->server_key_file, 1, &key, why, sizeof why) < 0) {
+        s_conf_fail(argc, argv, "security.server_key", "%s", why);
+        return -1;
+    }
+    memset(&key, 0, sizeof key);
+    int n = ww_auth_load_check(conf->allowlist, why, sizeof why);
+    if (n < 0) {
+        s_conf_fail(argc, argv, "security.allowlist", "%s", why);
+        return -1;
+    }
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -82,31 +127,26 @@ int main(int argc, char **argv)
     }
     if (conf.metrics_listen && *conf.metrics_listen &&
         ww_metrics_check_listen(conf.metrics_listen, err.msg, sizeof err.msg) < 0) {
-        fprintf(stderr, "waferwatch-collector: metrics.listen: %s\n", err.msg);
-        exit_code = 2;
+        exit_code = s_conf_fail(argc, argv, "metrics.listen", "%s", err.msg);
         goto cleanup;
     }
     if (conf.retention_raw_days > 0 && conf.retention_raw_days < 8) {
-        fprintf(stderr,
-                "waferwatch-collector: retention.raw_days: %lld is too short: samples "
-                "up to 7 days old are accepted (ingest.max_past), so keep at least 8 "
-                "days, or 0 to keep everything\n",
-                (long long)conf.retention_raw_days);
-        exit_code = 2;
+        exit_code = s_conf_fail(argc, argv, "retention.raw_days",
+                                "%lld is too short: samples up to 7 days old are accepted "
+                                "(ingest.max_past), so keep at least 8 days, or 0 to keep "
+                                "everything",
+                                (long long)conf.retention_raw_days);
         goto cleanup;
     }
     if (ww_log_set_level_name(conf.log_level) < 0) {
-        fprintf(stderr,
-                "waferwatch-collector: collector.log_level: \"%s\" is not one of error, warn, "
-                "info, debug\n",
-                conf.log_level ? conf.log_level : "");
-        exit_code = 2;
+        exit_code = s_conf_fail(argc, argv, "collector.log_level",
+                                "\"%s\" is not one of error, warn, info, debug",
+                                conf.log_level ? conf.log_level : "");
         goto cleanup;
     }
     if (conf.slo_file && *conf.slo_file) {
         if (ww_slo_conf_load(conf.slo_file, &slo, &err) < 0) {
-            fprintf(stderr, "waferwatch-collector: slo.file: %s\n", err.msg);
-            exit_code = 2;
+            exit_code = s_conf_fail(argc, argv, "slo.file", "%s", err.msg);
             goto cleanup;
         }
         have_slo = true;
@@ -126,7 +166,17 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto cleanup;
     }
+    int n_keys = 0;
+    if (!conf.insecure && (n_keys = s_check_keys(&conf, argc, argv)) < 0) {
+        exit_code = 2;
+        goto cleanup;
+    }
     if (action == WW_CFG_CHECK) {
+        if (!conf.insecure) {
+            printf("server key %s ok; allowlist %s: %d enrolled agent key(s)%s\n",
+                   conf.server_key_file, conf.allowlist, n_keys,
+                   n_keys == 0 ? " (no agent can connect yet: see waferwatch enroll)" : "");
+        }
         /* Also prove the database is reachable: the most common deployment mistake. */
         ww_store_t *store = ww_store_new(conf.pg_conninfo);
         int v = store ? ww_store_check(store) : -ENOMEM;

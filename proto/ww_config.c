@@ -150,11 +150,41 @@ static void fmt_duration(int64_t ns, char *buf, size_t len)
     }
 }
 
-/* A range bound as the user wrote it: seconds for durations, shown as a duration. */
+/* Byte sizes in the binary units people write ("16 MiB"), largest first. */
+static const struct {
+    const char *unit;
+    int64_t bytes;
+} s_size_units[] = {
+    {"PiB", INT64_C(1) << 50}, {"TiB", INT64_C(1) << 40}, {"GiB", INT64_C(1) << 30},
+    {"MiB", INT64_C(1) << 20}, {"KiB", INT64_C(1) << 10}, {"B", 1},
+};
+
+/* Largest unit that represents the size exactly ("4 KiB", "1 PiB", "1000 B"), so printing
+ * and parsing round-trip. */
+static void s_fmt_size(int64_t v, char *buf, size_t len)
+{
+    if (v == 0) {
+        snprintf(buf, len, "0 B");
+        return;
+    }
+    for (size_t i = 0; i < sizeof s_size_units / sizeof s_size_units[0]; i++) {
+        if (v % s_size_units[i].bytes == 0) {
+            snprintf(buf, len, "%" PRId64 " %s", v / s_size_units[i].bytes, s_size_units[i].unit);
+            return;
+        }
+    }
+}
+
+/* A range bound as the user wrote it: seconds for durations, shown as a duration; bytes
+ * for sizes, shown in binary units; integers in full, never as 1e+15. */
 static void fmt_bound(const ww_cfg_opt_t *o, double b, char *buf, size_t len)
 {
     if (o->type == WW_CFG_DURATION && fabs(b) < 9e9) {
         fmt_duration((int64_t)llround(b * 1e9), buf, len);
+    } else if (o->type == WW_CFG_SIZE && b >= 0 && b < 9e18) {
+        s_fmt_size((int64_t)llround(b), buf, len);
+    } else if (o->type == WW_CFG_INT && fabs(b) < 9e18) {
+        snprintf(buf, len, "%lld", (long long)llround(b));
     } else {
         fmt_double(b, buf, len);
     }
@@ -342,6 +372,47 @@ too_large:
     return -EINVAL;
 }
 
+/* "16MiB", "16 MiB", "4KiB", a bare number of bytes, "512 B"; binary units only, since
+ * "MB" would leave the reader guessing between 10^6 and 2^20. */
+static int s_parse_size(const char *t, int64_t *out, char *why, size_t wl)
+{
+    const char *p = t;
+    uint64_t v = 0;
+    size_t nd = 0;
+    while (isdigit((unsigned char)*p)) {
+        if (v > (UINT64_MAX - 9) / 10) {
+            snprintf(why, wl, "'%.64s' is too large a size", t);
+            return -EINVAL;
+        }
+        v = v * 10 + (uint64_t)(*p - '0');
+        nd++;
+        p++;
+    }
+    if (nd == 0) {
+        snprintf(why, wl, "'%.64s' is not a size (bytes, or e.g. 512 KiB, 16 MiB, 1 GiB)", t);
+        return -EINVAL;
+    }
+    if (*p == ' ') {
+        p++;
+    }
+    int64_t mult = *p == '\0' ? 1 : 0;
+    for (size_t i = 0; *p && i < sizeof s_size_units / sizeof s_size_units[0]; i++) {
+        if (strcmp(p, s_size_units[i].unit) == 0) {
+            mult = s_size_units[i].bytes;
+        }
+    }
+    if (mult == 0) {
+        snprintf(why, wl, "'%.64s' has an unknown size unit (use B, KiB, MiB, GiB, TiB or PiB)", t);
+        return -EINVAL;
+    }
+    if (v > (uint64_t)(INT64_MAX / mult)) {
+        snprintf(why, wl, "'%.64s' is too large a size", t);
+        return -EINVAL;
+    }
+    *out = (int64_t)v * mult;
+    return 0;
+}
+
 /* ---- values ------------------------------------------------------------------------------ */
 
 static void free_rows(const ww_cfg_opt_t *rows, size_t n, void *base);
@@ -424,6 +495,8 @@ static const char *type_what(ww_cfg_type_t t)
         return "a boolean";
     case WW_CFG_DURATION:
         return "a duration";
+    case WW_CFG_SIZE:
+        return "a size";
     case WW_CFG_STRLIST:
         return "a list of strings";
     case WW_CFG_TABLE:
@@ -445,6 +518,8 @@ static const char *type_name(ww_cfg_type_t t)
         return "bool";
     case WW_CFG_DURATION:
         return "duration";
+    case WW_CFG_SIZE:
+        return "size";
     case WW_CFG_STRLIST:
         return "list of strings";
     case WW_CFG_TABLE:
@@ -796,6 +871,20 @@ static int set_from_text(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const
         *(int64_t *)field = v;
         return 0;
     }
+    case WW_CFG_SIZE: {
+        int64_t v = 0;
+        if (text) {
+            if (s_parse_size(text, &v, why, sizeof why) < 0) {
+                return ctx_fail(c, at, key, "%s", why);
+            }
+            s_fmt_size(v, shown, sizeof shown);
+            if (check_range(o, (double)v, shown, why, sizeof why) < 0) {
+                return ctx_fail(c, at, key, "%s", why);
+            }
+        }
+        *(int64_t *)field = v;
+        return 0;
+    }
     case WW_CFG_STRLIST:
         if (!text) {
             free_value(o, field);
@@ -1108,17 +1197,11 @@ int ww_cfg_load_buffer(const ww_cfg_schema_t *s, void *cfg, const char *text, si
     return rc;
 }
 
-int ww_cfg_load_file(const ww_cfg_schema_t *s, void *cfg, const char *path, ww_cfg_err_t *err)
+/* Reads a whole configuration file into *buf (malloc'd; NULL for an empty file). */
+static int s_read_file(const char *path, char **buf_out, size_t *len_out, ww_cfg_err_t *err)
 {
-    ww_cfg_err_t scratch;
-    if (!err) {
-        err = &scratch;
-    }
-    err->msg[0] = '\0';
-    if (!path) {
-        set_err(err, "no configuration file name");
-        return -EINVAL;
-    }
+    *buf_out = NULL;
+    *len_out = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno ? errno : EIO;
@@ -1158,6 +1241,29 @@ int ww_cfg_load_file(const ww_cfg_schema_t *s, void *cfg, const char *path, ww_c
         }
     }
     fclose(f);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *buf_out = buf;
+    *len_out = len;
+    return 0;
+}
+
+int ww_cfg_load_file(const ww_cfg_schema_t *s, void *cfg, const char *path, ww_cfg_err_t *err)
+{
+    ww_cfg_err_t scratch;
+    if (!err) {
+        err = &scratch;
+    }
+    err->msg[0] = '\0';
+    if (!path) {
+        set_err(err, "no configuration file name");
+        return -EINVAL;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = s_read_file(path, &buf, &len, err);
     if (rc == 0) {
         rc = ww_cfg_load_buffer(s, cfg, buf ? buf : "", len, path, err);
     }
@@ -1198,6 +1304,83 @@ static char *env_name(const ww_cfg_schema_t *s, const char *key)
     return name;
 }
 
+/* Levenshtein distance, two rows; names are short (< 64 bytes compared). */
+static size_t s_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    la = la > 63 ? 63 : la;
+    lb = lb > 63 ? 63 : lb;
+    size_t prev[64], cur[64];
+    for (size_t j = 0; j <= lb; j++) {
+        prev[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof prev[0]);
+    }
+    return prev[lb];
+}
+
+extern char **environ;
+
+/* Refuses a variable under the schema's prefix that names no key: WW_AGENT_SIM_SEEDS=7
+ * would otherwise be ignored, and the operator would believe the seed is 7. */
+static int s_env_check_unknown(const ww_cfg_schema_t *s, ww_cfg_err_t *err)
+{
+    size_t plen = strlen(s->env_prefix);
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, s->env_prefix, plen) != 0 || !eq) {
+            continue;
+        }
+        size_t nlen = (size_t)(eq - *e);
+        char *name = str_printf("%.*s", (int)nlen, *e);
+        if (!name) {
+            set_err(err, "environment: out of memory");
+            return -ENOMEM;
+        }
+        bool known = false;
+        size_t best_d = SIZE_MAX;
+        char *best = NULL;
+        for (size_t i = 0; i < s->n_opts && !known; i++) {
+            char *cand = env_name(s, s->opts[i].name);
+            if (!cand) {
+                continue;
+            }
+            if (strcmp(cand, name) == 0) {
+                known = true;
+            } else {
+                size_t d = s_edit_distance(name + plen, cand + plen);
+                if (d < best_d) {
+                    best_d = d;
+                    free(best);
+                    best = cand;
+                    cand = NULL;
+                }
+            }
+            free(cand);
+        }
+        if (!known) {
+            if (best) {
+                set_err(err, "environment %.128s: unknown key (did you mean %.128s?)", name, best);
+            } else {
+                set_err(err, "environment %.128s: unknown key", name);
+            }
+        }
+        free(best);
+        free(name);
+        if (!known) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 int ww_cfg_apply_env(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err)
 {
     ww_cfg_err_t scratch;
@@ -1205,6 +1388,11 @@ int ww_cfg_apply_env(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err)
         err = &scratch;
     }
     err->msg[0] = '\0';
+    /* Without a prefix every variable would be a candidate: only the known names are read. */
+    int urc = s->env_prefix && *s->env_prefix ? s_env_check_unknown(s, err) : 0;
+    if (urc < 0) {
+        return urc;
+    }
     for (size_t i = 0; i < s->n_opts; i++) {
         const ww_cfg_opt_t *o = &s->opts[i];
         char *name = env_name(s, o->name);
@@ -1426,6 +1614,95 @@ int ww_cfg_parse_args(const ww_cfg_schema_t *s, void *cfg, int argc, char **argv
     return check ? WW_CFG_CHECK : WW_CFG_RUN;
 }
 
+/* The value node of a dotted key below a mapping, or NULL. File keys never hold a dot
+ * (apply_mapping refuses them), so each component is one level; duplicates are refused at
+ * load, so the first match is the one that was used. */
+static yaml_node_t *s_find_value(yaml_document_t *doc, yaml_node_t *map, const char *key, int depth)
+{
+    if (!map || map->type != YAML_MAPPING_NODE || depth > CFG_MAX_DEPTH) {
+        return NULL;
+    }
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
+        if (!kn || kn->type != YAML_SCALAR_NODE) {
+            continue;
+        }
+        const char *k = (const char *)kn->data.scalar.value;
+        size_t kl = strlen(k);
+        if (kl == 0 || strncmp(key, k, kl) != 0) {
+            continue;
+        }
+        yaml_node_t *vn = yaml_document_get_node(doc, pair->value);
+        if (key[kl] == '\0') {
+            return vn;
+        }
+        if (key[kl] == '.') {
+            return s_find_value(doc, vn, key + kl + 1, depth + 1);
+        }
+    }
+    return NULL;
+}
+
+int ww_cfg_origin(const ww_cfg_schema_t *s, int argc, char **argv, const char *key, char *out,
+                  size_t cap)
+{
+    snprintf(out, cap, "default");
+    const ww_cfg_opt_t *row = key ? find_row(s->opts, s->n_opts, key) : NULL;
+    if (!row) {
+        return -ENOENT;
+    }
+    /* The same precedence as ww_cfg_parse_args: the last flag, the environment, the file. */
+    const char *config = NULL, *flag = NULL;
+    size_t flag_len = 0;
+    for (int i = 1; i < argc; i++) {
+        arg_t a;
+        ww_cfg_err_t scratch;
+        if (next_arg(s, argc, argv, &i, &a, &scratch) < 0) {
+            continue;
+        }
+        if (a.kind == ARG_CONFIG) {
+            config = a.value;
+        } else if (a.kind == ARG_OPT && a.opt == row) {
+            flag = a.name;
+            flag_len = a.name_len;
+        }
+    }
+    if (flag) {
+        snprintf(out, cap, "flag --%.*s", (int)flag_len, flag);
+        return 0;
+    }
+    char *env = env_name(s, row->name);
+    if (env && getenv(env)) {
+        snprintf(out, cap, "environment %s", env);
+        free(env);
+        return 0;
+    }
+    free(env);
+    if (!config) {
+        return 0;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    ww_cfg_err_t scratch;
+    yaml_document_t doc;
+    yaml_fail_t f;
+    if (s_read_file(config, &buf, &len, &scratch) < 0 ||
+        load_yaml(buf ? buf : "", len, &doc, &f) < 0) {
+        free(buf);
+        snprintf(out, cap, "%s", config);
+        return 0;
+    }
+    yaml_node_t *vn = s_find_value(&doc, yaml_document_get_root_node(&doc), row->name, 0);
+    if (vn) {
+        snprintf(out, cap, "%s:%zu:%zu", config, vn->start_mark.line + 1,
+                 vn->start_mark.column + 1);
+    }
+    yaml_document_delete(&doc);
+    free(buf);
+    return 0;
+}
+
 /* ---- usage and printing ------------------------------------------------------------------ */
 
 static void usage_rows(const ww_cfg_schema_t *s, const ww_cfg_opt_t *rows, size_t n, int indent,
@@ -1435,13 +1712,20 @@ static void usage_rows(const ww_cfg_schema_t *s, const ww_cfg_opt_t *rows, size_
         const ww_cfg_opt_t *o = &rows[i];
         char lo[40], hi[40];
         fprintf(out, "%*s%s (%s", indent, "", o->name, type_name(o->type));
-        if (o->def) {
+        char why[128];
+        int64_t size = 0;
+        if (o->type == WW_CFG_SIZE && o->def && s_parse_size(o->def, &size, why, sizeof why) == 0) {
+            s_fmt_size(size, lo, sizeof lo);
+            fprintf(out, ", default %s", lo);
+        } else if (o->def && *o->def) {
             fprintf(out, ", default %s", o->def);
         } else {
-            fprintf(out, ", no default");
+            /* "default " followed by nothing reads as a printing bug; the help line says
+             * what an empty value means. */
+            fprintf(out, ", default none");
         }
-        if (has_range(o) &&
-            (o->type == WW_CFG_INT || o->type == WW_CFG_DOUBLE || o->type == WW_CFG_DURATION)) {
+        if (has_range(o) && (o->type == WW_CFG_INT || o->type == WW_CFG_DOUBLE ||
+                             o->type == WW_CFG_DURATION || o->type == WW_CFG_SIZE)) {
             fmt_bound(o, o->min, lo, sizeof lo);
             fmt_bound(o, o->max, hi, sizeof hi);
             fprintf(out, ", range %s..%s", lo, hi);
@@ -1608,6 +1892,10 @@ static void print_value(const ww_cfg_opt_t *o, const void *field, int indent, FI
         break;
     case WW_CFG_DURATION:
         fmt_duration(*(const int64_t *)field, buf, sizeof buf);
+        fprintf(out, " %s\n", buf);
+        break;
+    case WW_CFG_SIZE:
+        s_fmt_size(*(const int64_t *)field, buf, sizeof buf);
         fprintf(out, " %s\n", buf);
         break;
     case WW_CFG_STRLIST: {

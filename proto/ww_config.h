@@ -10,7 +10,9 @@
  *
  * Every error names where the bad value came from: "agent.yaml:12:5: sim.nodes: 0 is
  * below the minimum 1", "environment WW_AGENT_SIM_SEED: ...", "flag --sim-nodes: ...",
- * and unknown keys in the file are errors (a typo must not silently mean "default").
+ * and unknown keys are errors, in the file and in the environment (a variable that starts
+ * with env_prefix but names no key: "environment WW_AGENT_SIM_SEEDS: unknown key (did you
+ * mean WW_AGENT_SIM_SEED?)"), because a typo must not silently mean "default".
  */
 #ifndef WW_CONFIG_H
 #define WW_CONFIG_H
@@ -27,6 +29,9 @@ typedef enum {
     WW_CFG_BOOL,     /* bool: true/false/yes/no/on/off/1/0 */
     WW_CFG_DURATION, /* int64_t nanoseconds: "250ms", "1s", "1.5s", "5m", "1h", "2d", "500us";
                         a bare number means seconds; range [min, max] in seconds */
+    WW_CFG_SIZE,     /* int64_t bytes: "512 KiB", "16MiB", "1 GiB" (B, KiB, MiB, GiB, TiB,
+                        PiB: binary units only), or a bare number of bytes; range [min, max]
+                        in bytes; help and --print-config show the largest exact unit */
     WW_CFG_STRLIST,  /* ww_cfg_strlist_t: YAML sequence of scalars; from env/flags a
                         comma-separated list */
     WW_CFG_TABLE,    /* ww_cfg_table_t: YAML sequence of mappings, each element described by
@@ -96,7 +101,9 @@ int ww_cfg_load_buffer(const ww_cfg_schema_t *s, void *cfg, const char *text, si
 int ww_cfg_set(const ww_cfg_schema_t *s, void *cfg, const char *key, const char *text,
                const char *origin, ww_cfg_err_t *err);
 
-/* Applies every set environment variable env_prefix + KEY. Returns 0 or -EINVAL. */
+/* Applies every set environment variable env_prefix + KEY. Returns 0, or -EINVAL for a bad
+ * value or for a variable that starts with env_prefix but is no key's (err names it and
+ * the nearest known variable). A schema without env_prefix reads no environment. */
 int ww_cfg_apply_env(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err);
 
 /* The whole command line: defaults, then --config FILE (or -c FILE), then the
@@ -106,6 +113,16 @@ int ww_cfg_apply_env(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err);
  * action (>= 0) or -EINVAL with err set (unknown flag, missing value, bad value). */
 int ww_cfg_parse_args(const ww_cfg_schema_t *s, void *cfg, int argc, char **argv,
                       ww_cfg_err_t *err);
+
+/* Says where the value of `key` that ww_cfg_parse_args(s, cfg, argc, argv, ...) used came
+ * from, in the form its own errors use, so a program's later checks of that value can
+ * name it the same way: "flag --server-key", "environment WW_COLLECTOR_SECURITY_SERVER_KEY",
+ * "collector.yaml:9:15" (the value's line and column in the --config file), or "default".
+ * Writes at most cap bytes, NUL-terminated. Returns 0, or -ENOENT when key is no row of s
+ * (out then says "default"). Call it only after ww_cfg_parse_args succeeded: it re-reads
+ * the file. */
+int ww_cfg_origin(const ww_cfg_schema_t *s, int argc, char **argv, const char *key, char *out,
+                  size_t cap);
 
 /* Writes usage: every flag and every key with type, default, range and help. */
 void ww_cfg_usage(const ww_cfg_schema_t *s, FILE *out);

@@ -16,6 +16,15 @@ int ww_curve_z85_ok(const char *s)
     return s && strlen(s) == WW_Z85_KEY_LEN && zmq_z85_decode(raw, s) != NULL;
 }
 
+size_t ww_curve_stem_len(const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 4 && (strcmp(name + n - 4, ".key") == 0 || strcmp(name + n - 4, ".pub") == 0)) {
+        return n - 4;
+    }
+    return n;
+}
+
 static char *s_trim(char *s)
 {
     while (*s == ' ' || *s == '\t') {
@@ -36,15 +45,6 @@ int ww_curve_load(const char *path, int need_secret, ww_curve_key_t *out, char *
         int e = errno;
         snprintf(why, why_len, "%s: %s", path, strerror(e));
         return -e;
-    }
-    struct stat st;
-    if (need_secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0) {
-        fclose(f);
-        snprintf(why, why_len,
-                 "%s: holds a secret key but is readable by others (mode %03o); "
-                 "chmod 600 it",
-                 path, (unsigned)(st.st_mode & 0777));
-        return -EPERM;
     }
     char line[256];
     int lineno = 0, rc = 0;
@@ -79,14 +79,36 @@ int ww_curve_load(const char *path, int need_secret, ww_curve_key_t *out, char *
         }
         memcpy(dst, value, WW_Z85_KEY_LEN + 1);
     }
+    /* The content before the mode: a .pub given where a secret key belongs is 0644 by
+     * design, and "readable by others" would send the operator to chmod the wrong file. */
+    struct stat st;
+    int have_st = fstat(fileno(f), &st) == 0;
     fclose(f);
     if (rc == 0 && out->public_z85[0] == '\0') {
         snprintf(why, why_len, "%s: no public key", path);
         rc = -EINVAL;
     }
     if (rc == 0 && need_secret && out->secret_z85[0] == '\0') {
-        snprintf(why, why_len, "%s: no secret key (is this the .pub file?)", path);
+        size_t stem = ww_curve_stem_len(path);
+        if (stem < strlen(path)) {
+            snprintf(why, why_len,
+                     "%s: this is a public key file (it holds no secret key); give the secret "
+                     "key file %.*s.key",
+                     path, (int)stem, path);
+        } else {
+            snprintf(why, why_len,
+                     "%s: this is a public key file (it holds no secret key); give the secret "
+                     "key file (NAME.key from `waferwatch keygen NAME`)",
+                     path);
+        }
         rc = -EINVAL;
+    }
+    if (rc == 0 && need_secret && have_st && (st.st_mode & 077) != 0) {
+        snprintf(why, why_len,
+                 "%s: holds a secret key but is readable by others (mode %03o); "
+                 "chmod 600 it",
+                 path, (unsigned)(st.st_mode & 0777));
+        rc = -EPERM;
     }
     if (rc == 0 && need_secret) {
         /* The public half must belong to the secret half. */
@@ -131,7 +153,8 @@ int ww_curve_keygen(const char *prefix, ww_curve_key_t *out, char *why, size_t w
         return -errno;
     }
     char path[4096], text[256];
-    snprintf(path, sizeof path, "%s.key", prefix);
+    int stem = (int)ww_curve_stem_len(prefix);
+    snprintf(path, sizeof path, "%.*s.key", stem, prefix);
     snprintf(text, sizeof text,
              "# waferwatch CURVE key pair: keep this file secret (mode 0600)\n"
              "public = %s\nsecret = %s\n",
@@ -140,7 +163,7 @@ int ww_curve_keygen(const char *prefix, ww_curve_key_t *out, char *why, size_t w
     if (rc < 0) {
         return rc;
     }
-    snprintf(path, sizeof path, "%s.pub", prefix);
+    snprintf(path, sizeof path, "%.*s.pub", stem, prefix);
     snprintf(text, sizeof text, "# waferwatch CURVE public key\npublic = %s\n", out->public_z85);
     return s_write(path, 0644, text, why, why_len);
 }

@@ -20,14 +20,22 @@ typedef struct {
 } ww_curve_key_t;
 
 /* Reads a key file. Returns 0, or a negative errno with `why` saying what is wrong and
- * where ("agent.key:2: secret is not a 40-character Z85 key"). A secret key file readable
- * by group or others is refused (-EPERM), as ssh does. */
+ * where ("agent.key:2: secret is not a 40-character Z85 key"). With need_secret, the
+ * content is checked first: a file with only a public key (a .pub) is -EINVAL, "this is
+ * a public key file"; then a secret key file readable by group or others is refused
+ * (-EPERM), as ssh does. Without need_secret either file does (only the public half is
+ * used). */
 int ww_curve_load(const char *path, int need_secret, ww_curve_key_t *out, char *why,
                   size_t why_len);
 
 /* Generates a key pair and writes PREFIX.key (0600) and PREFIX.pub (0644), refusing to
- * overwrite existing files. Returns 0 or a negative errno (why says which file). */
+ * overwrite existing files. A PREFIX that already ends in .key or .pub is taken without
+ * that suffix (`keygen x.key` writes x.key and x.pub, not x.key.key). Returns 0 or a
+ * negative errno (why says which file). */
 int ww_curve_keygen(const char *prefix, ww_curve_key_t *out, char *why, size_t why_len);
+
+/* The length of name without a trailing ".key" or ".pub": the NAME of NAME.key. */
+size_t ww_curve_stem_len(const char *name);
 
 /* True when s is a 40-character Z85 string that decodes to 32 bytes. */
 int ww_curve_z85_ok(const char *s);

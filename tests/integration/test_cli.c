@@ -237,6 +237,254 @@ static void test_sigterm_stops_agent_and_collector_cleanly(void **state)
     h_db_drop(&db);
 }
 
+/* --check-config loads the server key and the allowlist as the start does; every error
+ * names where the value came from and exits 2, at check and at start (issue 15 items 3
+ * and 8). */
+static void test_collector_check_config_loads_key_and_allowlist(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "ckeys");
+    h_secure(db.dir, "ck-agent", "ck-node");
+    char path[256], garbage[256], yaml[1024], want[300];
+    snprintf(path, sizeof path, "%s/collector.yaml", db.dir);
+    snprintf(garbage, sizeof garbage, "%s/garbage", db.dir);
+    s_write(garbage, "this is not an allowlist\n");
+    /* The .pub (mode 0644 by design) where the secret key belongs. */
+    snprintf(yaml, sizeof yaml,
+             "collector:\n  listen: tcp://127.0.0.1:*\nsecurity:\n  server_key: %s/collector.pub\n"
+             "  allowlist: %s/allowlist\n",
+             db.dir, db.dir);
+    s_write(path, yaml);
+    char *check[] = {(char *)WW_COLLECTOR_BIN,
+                     (char *)"--config",
+                     path,
+                     (char *)"--pg",
+                     db.conninfo,
+                     (char *)"--check-config",
+                     NULL};
+    s_run_t r = s_run(db.dir, "pub-as-secret", check);
+    assert_int_equal(r.rc, 2);
+    snprintf(want, sizeof want, "%s:4:", path);
+    if (!strstr(r.out, want) || !strstr(r.out, "security.server_key") ||
+        !strstr(r.out, "this is a public key file") || strstr(r.out, "readable by others")) {
+        fail_msg("expected %s security.server_key: ... this is a public key file, got:\n%s", want,
+                 r.out);
+    }
+    free(r.out);
+    /* A missing allowlist. */
+    snprintf(yaml, sizeof yaml,
+             "collector:\n  listen: tcp://127.0.0.1:*\nsecurity:\n  server_key: %s/collector.key\n"
+             "  allowlist: %s/no-such-allowlist\n",
+             db.dir, db.dir);
+    s_write(path, yaml);
+    r = s_run(db.dir, "missing-allowlist", check);
+    assert_int_equal(r.rc, 2);
+    snprintf(want, sizeof want, "%s:5:", path);
+    if (!strstr(r.out, want) || !strstr(r.out, "security.allowlist") ||
+        !strstr(r.out, "No such file")) {
+        fail_msg("expected %s security.allowlist: ... No such file, got:\n%s", want, r.out);
+    }
+    free(r.out);
+    /* A garbage allowlist, from a flag: named as the flag and the file's line. */
+    char *check_flag[] = {(char *)WW_COLLECTOR_BIN,
+                          (char *)"--config",
+                          path,
+                          (char *)"--pg",
+                          db.conninfo,
+                          (char *)"--allowlist",
+                          garbage,
+                          (char *)"--check-config",
+                          NULL};
+    r = s_run(db.dir, "garbage-allowlist", check_flag);
+    assert_int_equal(r.rc, 2);
+    snprintf(want, sizeof want, "flag --allowlist: security.allowlist: %s:1:", garbage);
+    if (!strstr(r.out, want)) {
+        fail_msg("expected '%s', got:\n%s", want, r.out);
+    }
+    free(r.out);
+    /* The real start refuses it the same way, with 2 (systemd: no restart loop). */
+    char *start[] = {(char *)WW_COLLECTOR_BIN,
+                     (char *)"--config",
+                     path,
+                     (char *)"--pg",
+                     db.conninfo,
+                     (char *)"--allowlist",
+                     garbage,
+                     NULL};
+    r = s_run(db.dir, "garbage-start", start);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, want));
+    free(r.out);
+    /* And a configuration that can run passes, counting the enrolled keys. */
+    char allow[300];
+    snprintf(allow, sizeof allow, "%s/allowlist", db.dir);
+    char *good[] = {(char *)WW_COLLECTOR_BIN,
+                    (char *)"--config",
+                    path,
+                    (char *)"--pg",
+                    db.conninfo,
+                    (char *)"--allowlist",
+                    allow,
+                    (char *)"--check-config",
+                    NULL};
+    r = s_run(db.dir, "good", good);
+    if (r.rc != 0 || !strstr(r.out, "1 enrolled agent key")) {
+        fail_msg("expected exit 0 and 1 enrolled agent key, got %d:\n%s", r.rc, r.out);
+    }
+    free(r.out);
+    h_db_drop(&db);
+}
+
+/* `waferwatch keygen --help` is help, and NAME.key names the pair (issue 15 item 15). */
+static void test_keygen_help_and_name_with_suffix(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "keygen");
+    char *help[] = {(char *)WW_CLI_BIN, (char *)"keygen", (char *)"--help", NULL};
+    s_run_t r = s_run(db.dir, "keygen-help", help);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "usage: waferwatch keygen NAME"));
+    free(r.out);
+    char name[300], key[300], pub[300], twice[300];
+    snprintf(name, sizeof name, "%s/node7.key", db.dir);
+    snprintf(key, sizeof key, "%s/node7.key", db.dir);
+    snprintf(pub, sizeof pub, "%s/node7.pub", db.dir);
+    snprintf(twice, sizeof twice, "%s/node7.key.key", db.dir);
+    char *gen[] = {(char *)WW_CLI_BIN, (char *)"keygen", name, NULL};
+    r = s_run(db.dir, "keygen-suffix", gen);
+    assert_int_equal(r.rc, 0);
+    free(r.out);
+    assert_int_equal(access(key, F_OK), 0);
+    assert_int_equal(access(pub, F_OK), 0);
+    assert_int_not_equal(access(twice, F_OK), 0);
+    h_db_drop(&db);
+}
+
+/* Help says "default none", not "default ", and sizes in binary units (item 15). */
+static void test_help_reads_as_humans_write(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "hhelp");
+    char *c[] = {(char *)WW_COLLECTOR_BIN, (char *)"--help", NULL};
+    s_run_t r = s_run(db.dir, "collector-help", c);
+    assert_int_equal(r.rc, 0);
+    if (strstr(r.out, "default )") || !strstr(r.out, "(string, default none)") ||
+        !strstr(r.out, "ingest.max_message_bytes (size, default 16 MiB, range 1 KiB..1 GiB)")) {
+        fail_msg("help:\n%s", r.out);
+    }
+    free(r.out);
+    h_db_drop(&db);
+}
+
+/* The README's enrolment, done with `waferwatch enroll`: the line it prints lets a
+ * one-node agent (node id = agent id) write, although the pattern is only a prefix glob;
+ * a missing .pub prints no line and exits 2 (item 4). */
+static void test_enroll_prints_a_line_that_admits_the_agent(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "enroll");
+    char prefix[300], pub[300], allow[300], line_log[300];
+    snprintf(prefix, sizeof prefix, "%s/agent", db.dir);
+    snprintf(pub, sizeof pub, "%s/agent.pub", db.dir);
+    snprintf(allow, sizeof allow, "%s/allowlist", db.dir);
+    char *gen[] = {(char *)WW_CLI_BIN, (char *)"keygen", prefix, NULL};
+    s_run_t r = s_run(db.dir, "keygen-agent", gen);
+    assert_int_equal(r.rc, 0);
+    free(r.out);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/nobody.pub", db.dir);
+    char *bad[] = {(char *)WW_CLI_BIN,    (char *)"enroll",        missing,
+                   (char *)"okc1-h1-r01", (char *)"okc1-h1-r01-*", NULL};
+    r = s_run(db.dir, "enroll-missing", bad);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "nobody.pub"));
+    assert_null(strstr(r.out, " okc1-h1-r01 "));
+    free(r.out);
+    /* stdout only: the line, as `>>allowlist` would append it. */
+    char *en[] = {(char *)WW_CLI_BIN,    (char *)"enroll",        pub,
+                  (char *)"okc1-h1-r01", (char *)"okc1-h1-r01-*", NULL};
+    snprintf(line_log, sizeof line_log, "%s/enroll.log", db.dir);
+    pid_t pid = h_spawn(en, line_log);
+    assert_int_equal(h_wait(pid, 10000), 0);
+    char *out = h_read_file(line_log);
+    assert_non_null(out);
+    char *key_text = h_read_file(pub);
+    assert_non_null(key_text);
+    char *k = strstr(key_text, "public = ");
+    assert_non_null(k);
+    k += strlen("public = ");
+    k[strcspn(k, "\n")] = '\0';
+    char want[300];
+    snprintf(want, sizeof want, "%s okc1-h1-r01 okc1-h1-r01 okc1-h1-r01-*\n", k);
+    if (!strstr(out, want)) {
+        fail_msg("expected the line '%s', got:\n%s", want, out);
+    }
+    s_write(allow, strstr(out, want));
+    free(out);
+    free(key_text);
+    /* The agent the README describes: one node, its id the agent's own. */
+    char v[300];
+    snprintf(v, sizeof v, "%s/collector.pub", db.dir);
+    setenv("WW_AGENT_SECURITY_SERVER_KEY", v, 1);
+    snprintf(v, sizeof v, "%s/agent.key", db.dir);
+    setenv("WW_AGENT_SECURITY_KEY", v, 1);
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    char spool[256], log[256];
+    snprintf(spool, sizeof spool, "%s/spool", db.dir);
+    snprintf(log, sizeof log, "%s/agent.log", db.dir);
+    char *a[] = {(char *)WW_AGENT_BIN,
+                 (char *)"--spool-dir",
+                 spool,
+                 (char *)"--collector",
+                 endpoint,
+                 (char *)"--interval",
+                 (char *)"100ms",
+                 (char *)"--agent-id",
+                 (char *)"okc1-h1-r01",
+                 (char *)"--node-id",
+                 (char *)"okc1-h1-r01",
+                 (char *)"--run-for",
+                 (char *)"1s",
+                 NULL};
+    pid_t agent = h_spawn(a, log);
+    assert_int_equal(h_wait(agent, 20000), 0);
+    assert_true(
+        h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE node_id = 'okc1-h1-r01'") >= 5);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects"), 0);
+    assert_int_equal(h_stop(collector, 15000), 0);
+    h_db_drop(&db);
+}
+
+/* A misspelt WW_AGENT_* or WW_COLLECTOR_* variable is an unknown key, not silence (item 9). */
+static void test_unknown_environment_variables_are_refused(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "envtypo");
+    setenv("WW_AGENT_SIM_SEEDS", "3", 1);
+    char *a[] = {(char *)WW_AGENT_BIN, (char *)"--insecure", (char *)"--check-config", NULL};
+    s_run_t r = s_run(db.dir, "agent-typo", a);
+    unsetenv("WW_AGENT_SIM_SEEDS");
+    assert_int_equal(r.rc, 2);
+    if (!strstr(r.out, "environment WW_AGENT_SIM_SEEDS: unknown key (did you mean "
+                       "WW_AGENT_SIM_SEED?)")) {
+        fail_msg("agent:\n%s", r.out);
+    }
+    free(r.out);
+    setenv("WW_COLLECTOR_SLO_FILES", "x.yaml", 1);
+    char *c[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg",           db.conninfo,
+                 (char *)"--insecure",     (char *)"--check-config", NULL};
+    r = s_run(db.dir, "collector-typo", c);
+    unsetenv("WW_COLLECTOR_SLO_FILES");
+    assert_int_equal(r.rc, 2);
+    if (!strstr(r.out, "environment WW_COLLECTOR_SLO_FILES: unknown key (did you mean "
+                       "WW_COLLECTOR_SLO_FILE?)")) {
+        fail_msg("collector:\n%s", r.out);
+    }
+    free(r.out);
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_help_lists_flags_and_keys),
     cmocka_unit_test(test_check_config_names_file_and_line),
@@ -245,5 +493,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_collector_check_config_reaches_postgres),
     cmocka_unit_test(test_password_refused_and_migrate_only),
     cmocka_unit_test(test_sigterm_stops_agent_and_collector_cleanly),
+    cmocka_unit_test(test_collector_check_config_loads_key_and_allowlist),
+    cmocka_unit_test(test_keygen_help_and_name_with_suffix),
+    cmocka_unit_test(test_help_reads_as_humans_write),
+    cmocka_unit_test(test_enroll_prints_a_line_that_admits_the_agent),
+    cmocka_unit_test(test_unknown_environment_variables_are_refused),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -268,9 +268,21 @@ static void test_refuses_to_start_without_a_key_and_insecure_is_loud(void **stat
                  (char *)"--allowlist",
                  allow,
                  NULL};
-    assert_int_equal(h_wait(h_spawn(c, log), 10000), 1);
+    /* A configuration error: 2, which systemd does not restart in a loop. */
+    assert_int_equal(h_wait(h_spawn(c, log), 10000), 2);
     text = h_read_file(log);
+    assert_non_null(strstr(text, "flag --server-key: security.server_key: "));
     assert_non_null(strstr(text, "readable by others"));
+    free(text);
+    /* The .pub where the secret key belongs is said to be a public key file, not "readable
+     * by others (mode 644)", which would send the operator to chmod the wrong file. */
+    snprintf(key, sizeof key, "%s/collector.pub", db.dir);
+    snprintf(log, sizeof log, "%s/pubkey.log", db.dir);
+    assert_int_equal(h_wait(h_spawn(c, log), 10000), 2);
+    text = h_read_file(log);
+    if (!strstr(text, "this is a public key file") || strstr(text, "readable by others")) {
+        fail_msg("expected 'this is a public key file', got:\n%s", text);
+    }
     free(text);
     h_db_drop(&db);
 }

@@ -934,6 +934,131 @@ static void test_hostile_input(void **state)
     free(buf);
 }
 
+/* A second, small schema for sizes, big integer ranges and empty defaults. */
+typedef struct {
+    int64_t max_bytes;
+    int64_t big;
+    char *label;
+} sized_t;
+
+static const ww_cfg_opt_t s_sized_rows[] = {
+    WW_CFG_ROW("spool.max_bytes", WW_CFG_SIZE, "1 GiB", offsetof(sized_t, max_bytes), 4096,
+               1125899906842624.0, "max-bytes", "spool size"),
+    WW_CFG_ROW("big", WW_CFG_INT, "5", offsetof(sized_t, big), 1, 1e15, NULL, "a large count"),
+    WW_CFG_ROW("label", WW_CFG_STRING, "", offsetof(sized_t, label), 0, 0, NULL,
+               "empty means the host name"),
+};
+
+static const ww_cfg_schema_t s_sized_schema = {
+    .program = "sized",
+    .env_prefix = "WWS_",
+    .opts = s_sized_rows,
+    .n_opts = sizeof s_sized_rows / sizeof s_sized_rows[0],
+};
+
+static int sized_load(sized_t *c, const char *yaml, ww_cfg_err_t *err)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(ww_cfg_defaults(&s_sized_schema, c, err), 0);
+    return ww_cfg_load_buffer(&s_sized_schema, c, yaml, strlen(yaml), "s.yaml", err);
+}
+
+static void test_sizes_and_ranges_read_as_humans_write_them(void **state)
+{
+    sized_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(sized_load(&c, "", &err), 0);
+    assert_int_equal(c.max_bytes, INT64_C(1) << 30);
+    ww_cfg_free(&s_sized_schema, &c);
+    assert_int_equal(sized_load(&c, "spool:\n  max_bytes: 16MiB\n", &err), 0);
+    assert_int_equal(c.max_bytes, INT64_C(16) << 20);
+    ww_cfg_free(&s_sized_schema, &c);
+    assert_int_equal(sized_load(&c, "spool:\n  max_bytes: 5000\n", &err), 0);
+    assert_int_equal(c.max_bytes, 5000);
+    ww_cfg_free(&s_sized_schema, &c);
+    assert_int_equal(sized_load(&c, "spool:\n  max_bytes: 3 MB\n", &err), -EINVAL);
+    assert_starts_with(err.msg, "s.yaml:2:14: spool.max_bytes: ");
+    assert_contains(err.msg, "unknown size unit");
+    ww_cfg_free(&s_sized_schema, &c);
+    assert_int_equal(sized_load(&c, "spool:\n  max_bytes: 1 KiB\n", &err), -EINVAL);
+    assert_contains(err.msg, "1 KiB is below the minimum 4 KiB");
+    ww_cfg_free(&s_sized_schema, &c);
+
+    /* Help: sizes in binary units, integers in full, an empty default said as "none". */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    ww_cfg_usage(&s_sized_schema, f);
+    fclose(f);
+    assert_contains(buf, "spool.max_bytes (size, default 1 GiB, range 4 KiB..1 PiB)");
+    assert_contains(buf, "big (int, default 5, range 1..1000000000000000)");
+    assert_contains(buf, "label (string, default none)");
+    assert_null(strstr(buf, "default )"));
+    assert_null(strstr(buf, "e+"));
+    free(buf);
+
+    /* --print-config writes the unit, and it loads back to the same bytes. */
+    assert_int_equal(sized_load(&c, "spool:\n  max_bytes: 3145728\n", &err), 0);
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    ww_cfg_print(&s_sized_schema, &c, f);
+    fclose(f);
+    assert_contains(buf, "max_bytes: 3 MiB");
+    sized_t back;
+    assert_int_equal(sized_load(&back, buf, &err), 0);
+    assert_int_equal(back.max_bytes, c.max_bytes);
+    ww_cfg_free(&s_sized_schema, &back);
+    ww_cfg_free(&s_sized_schema, &c);
+    free(buf);
+}
+
+static void test_unknown_environment_variable_is_refused(void **state)
+{
+    char *argv[] = {"prog"};
+    conf_t c = {0};
+    ww_cfg_err_t err;
+    setenv("WWT_SIM_NODE", "16", 1);
+    int rc = ww_cfg_parse_args(&s_schema, &c, 1, argv, &err);
+    unsetenv("WWT_SIM_NODE");
+    assert_int_equal(rc, -EINVAL);
+    assert_string_equal(err.msg, "environment WWT_SIM_NODE: unknown key (did you mean "
+                                 "WWT_SIM_NODES?)");
+    ww_cfg_free(&s_schema, &c);
+    /* Known names, and other prefixes, still pass. */
+    memset(&c, 0, sizeof c);
+    setenv("WWT_SIM_NODES", "16", 1);
+    setenv("WWTX_ANYTHING", "1", 1);
+    rc = ww_cfg_parse_args(&s_schema, &c, 1, argv, &err);
+    unsetenv("WWT_SIM_NODES");
+    unsetenv("WWTX_ANYTHING");
+    assert_int_equal(rc, WW_CFG_RUN);
+    assert_int_equal(c.nodes, 16);
+    ww_cfg_free(&s_schema, &c);
+}
+
+static void test_origin_names_flag_environment_or_file_line(void **state)
+{
+    char *path = write_temp("name: x\nsim:\n  nodes: 8\n  seed: 7\n");
+    char *argv[] = {"prog", "--config", path, "--sim-seed=9"};
+    char where[512], want[512];
+    assert_int_equal(ww_cfg_origin(&s_schema, 3, argv, "sim.seed", where, sizeof where), 0);
+    snprintf(want, sizeof want, "%s:4:9", path);
+    assert_string_equal(where, want);
+    assert_int_equal(ww_cfg_origin(&s_schema, 4, argv, "sim.seed", where, sizeof where), 0);
+    assert_string_equal(where, "flag --sim-seed");
+    setenv("WWT_SIM_NODES", "16", 1);
+    assert_int_equal(ww_cfg_origin(&s_schema, 3, argv, "sim.nodes", where, sizeof where), 0);
+    unsetenv("WWT_SIM_NODES");
+    assert_string_equal(where, "environment WWT_SIM_NODES");
+    assert_int_equal(ww_cfg_origin(&s_schema, 3, argv, "sim.interval", where, sizeof where), 0);
+    assert_string_equal(where, "default");
+    assert_int_equal(ww_cfg_origin(&s_schema, 3, argv, "nope", where, sizeof where), -ENOENT);
+    unlink(path);
+    free(path);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_defaults_applied),
     cmocka_unit_test(test_file_overrides_defaults),
@@ -955,5 +1080,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_help_version_and_unknown_flag),
     cmocka_unit_test(test_set_twice_does_not_leak),
     cmocka_unit_test(test_hostile_input),
+    cmocka_unit_test(test_sizes_and_ranges_read_as_humans_write_them),
+    cmocka_unit_test(test_unknown_environment_variable_is_refused),
+    cmocka_unit_test(test_origin_names_flag_environment_or_file_line),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
