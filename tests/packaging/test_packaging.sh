@@ -452,6 +452,9 @@ IFS=: read -r _ _ uid _ _ home shell < <(getent passwd waferwatch) || fail "no u
 [ "${shell:-}" = /usr/sbin/nologin ] || fail "waferwatch's shell is ${shell:-}"
 [ "$(stat -c '%U:%G %a' /etc/waferwatch/keys)" = "root:waferwatch 750" ] ||
     fail "/etc/waferwatch/keys is $(stat -c '%U:%G %a' /etc/waferwatch/keys)"
+# The spool's parent, for an agent run outside systemd as the service user (issue 15 #13).
+[ "$(stat -c '%U:%G %a' /var/lib/waferwatch 2>&1)" = "waferwatch:waferwatch 700" ] ||
+    fail "/var/lib/waferwatch is $(stat -c '%U:%G %a' /var/lib/waferwatch 2>&1)"
 for u in agent collector; do
     [ -L /etc/systemd/system/multi-user.target.wants/waferwatch-$u.service ] ||
         fail "waferwatch-$u.service not enabled"
@@ -467,6 +470,15 @@ if ! runuser -u waferwatch -- waferwatch-agent --config /etc/waferwatch/agent.ya
     --server-key /etc/waferwatch/keys/collector.pub --agent-key /etc/waferwatch/keys/agent.key \
     --check-config >check.log 2>&1; then
     fail "the service user cannot use the enrolled key: $(cat check.log)"
+fi
+# Outside systemd, as the service user, with the default spool: it starts and spools (no
+# collector answers: exit 3, batches left in the spool).
+runuser -u waferwatch -- waferwatch-agent --config /etc/waferwatch/agent.yaml \
+    --server-key /etc/waferwatch/keys/collector.pub --agent-key /etc/waferwatch/keys/agent.key \
+    --agent-id pkgtest --metrics-listen "" --run-for 1s --drain-timeout 0 >run.log 2>&1
+rc=$?
+if { [ "$rc" != 0 ] && [ "$rc" != 3 ]; } || [ ! -s /var/lib/waferwatch/spool/pkgtest/meta ]; then
+    fail "the service user cannot run the agent with the default spool (exit $rc): $(tail -5 run.log)"
 fi
 # Upgrade (the same version again): no restart, an admin's disable is kept.
 rm /etc/systemd/system/multi-user.target.wants/waferwatch-agent.service
