@@ -501,6 +501,25 @@ static int s_submit(ww_link_t *link, ww_runlog_t *runlog, const s_nodes_t *nodes
     return rc;
 }
 
+/* Prints a configuration error of the agent's own checks ("key: why") with where the
+ * key's value came from in front, as the config engine's errors have it
+ * ("agent.yaml:7:9: node.id: ...", "flag --collector: ..."); a default has no origin. */
+static void s_conf_error(int argc, char **argv, const char *msg)
+{
+    char key[128], where[512];
+    size_t n = strcspn(msg, ":[ ,");
+    if (n > 0 && n < sizeof key) {
+        memcpy(key, msg, n);
+        key[n] = '\0';
+        if (ww_cfg_origin(&ww_agent_schema, argc, argv, key, where, sizeof where) == 0 &&
+            strcmp(where, "default") != 0) {
+            fprintf(stderr, "waferwatch-agent: %s: %s\n", where, msg);
+            return;
+        }
+    }
+    fprintf(stderr, "waferwatch-agent: %s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
     ww_agent_conf_t conf;
@@ -526,7 +545,7 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (ww_agent_conf_finish(&conf, &err) < 0) {
-        fprintf(stderr, "waferwatch-agent: %s\n", err.msg);
+        s_conf_error(argc, argv, err.msg);
         exit_code = 2;
         goto cleanup;
     }
@@ -553,9 +572,10 @@ int main(int argc, char **argv)
     /* A spool directory that cannot be created or written is a configuration error
      * (exit 2: systemd does not restart it in a loop), found by --check-config too. The
      * lock is not tried here: a running agent holds it while its config is checked. */
-    char spool_why[600];
+    char spool_why[400];
     if (ww_spool_probe(conf.spool_dir, spool_why, sizeof spool_why) < 0) {
-        fprintf(stderr, "waferwatch-agent: spool.dir: %s\n", spool_why);
+        snprintf(err.msg, sizeof err.msg, "spool.dir: %s", spool_why);
+        s_conf_error(argc, argv, err.msg);
         exit_code = 2;
         goto cleanup;
     }

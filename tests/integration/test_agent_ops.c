@@ -143,7 +143,10 @@ static void test_check_config_refuses_what_cannot_run(void **state)
         {{"--spool-dir", spool, "--collector", "http://x", "--run-for", "1s", NULL},
          "collector.endpoints"},
         {{"--check-config", "--spool-dir", spool, "--node-id", "bad node/id", NULL}, "node.id"},
-        {{"--check-config", "--config", cfg, "--spool-dir", spool, NULL}, "node.id"},
+        {{"--check-config", "--config", cfg, "--spool-dir", spool, NULL},
+         "agent.yaml:2:7: node.id"}, /* where in the file */
+        {{"--check-config", "--spool-dir", spool, "--collector", "http://x", NULL},
+         "flag --collector: collector.endpoints"},
         {{"--spool-dir", spool, "--node-id", "bad node/id", "--run-for", "1s", NULL}, "node.id"},
         {{"--check-config", "--spool-dir", bad_spool, NULL}, "spool.dir"},
         {{"--spool-dir", bad_spool, "--run-for", "1s", NULL}, "spool.dir"},
