@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t s_stop;
@@ -74,6 +75,34 @@ static int s_check_keys(const ww_collector_conf_t *conf, int argc, char **argv)
     return n;
 }
 
+/* The forms ZeroMQ binds (zmq_tcp(7), zmq_ipc(7)), checked before the start so that a
+ * typo is exit 2 at --check-config, not a failed bind (exit 1, restarted) at the start.
+ * Returns NULL when the endpoint has the form, else what is wrong. */
+static const char *s_listen_wrong(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0) {
+        return ep[6] ? NULL : "ipc:// needs a path";
+    }
+    if (strncmp(ep, "tcp://", 6) != 0) {
+        return "must be tcp://HOST:PORT (HOST *, an address or an interface; PORT * for any) "
+               "or ipc://PATH";
+    }
+    const char *host = ep + 6, *colon = strrchr(host, ':');
+    if (!colon || colon == host) {
+        return "tcp:// needs HOST:PORT";
+    }
+    const char *port = colon + 1;
+    if (strcmp(port, "*") == 0) {
+        return NULL;
+    }
+    char *end = NULL;
+    long v = *port ? strtol(port, &end, 10) : -1;
+    if (!end || *end != '\0' || v < 0 || v > 65535) {
+        return "the port must be 0 to 65535 or *";
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     ww_collector_conf_t conf;
@@ -107,22 +136,28 @@ int main(int argc, char **argv)
         }
         PQconninfoFree(opts);
         if (!opts) {
-            fprintf(stderr, "waferwatch-collector: pg.conninfo: %s", perr ? perr : "invalid\n");
+            size_t n = perr ? strcspn(perr, "\n") : 0;
+            exit_code =
+                s_conf_fail(argc, argv, "pg.conninfo", "%.*s", (int)n, perr ? perr : "invalid");
             PQfreemem(perr);
-            exit_code = 2;
             goto cleanup;
         }
         if (has_password) {
-            fprintf(stderr, "waferwatch-collector: pg.conninfo: passwords belong in PGPASSFILE "
-                            "(or client certificates), not in the configuration\n");
-            exit_code = 2;
+            exit_code = s_conf_fail(argc, argv, "pg.conninfo",
+                                    "passwords belong in PGPASSFILE (or client certificates), "
+                                    "not in the configuration");
             goto cleanup;
         }
     }
     if (!conf.listen || !*conf.listen) {
-        fprintf(stderr, "waferwatch-collector: collector.listen: required, an endpoint such as "
-                        "tcp://*:7878\n");
-        exit_code = 2;
+        exit_code = s_conf_fail(argc, argv, "collector.listen",
+                                "required, an endpoint such as tcp://*:7878");
+        goto cleanup;
+    }
+    const char *listen_wrong = s_listen_wrong(conf.listen);
+    if (listen_wrong) {
+        exit_code =
+            s_conf_fail(argc, argv, "collector.listen", "\"%s\": %s", conf.listen, listen_wrong);
         goto cleanup;
     }
     if (conf.metrics_listen && *conf.metrics_listen &&

@@ -335,6 +335,52 @@ static void test_collector_check_config_loads_key_and_allowlist(void **state)
     h_db_drop(&db);
 }
 
+/* A listen endpoint ZeroMQ cannot bind is a configuration error (exit 2, file and line)
+ * at --check-config and at the start, not a failed bind that systemd restarts (item 3). */
+static void test_collector_listen_typo_is_a_config_error(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "clisten");
+    char path[256], want[400];
+    snprintf(path, sizeof path, "%s/collector.yaml", db.dir);
+    s_write(path, "pg:\n  migrate: true\ncollector:\n  listen: http://127.0.0.1:7878\n");
+    char *check[] = {
+        (char *)WW_COLLECTOR_BIN, (char *)"--config",       path, (char *)"--pg", db.conninfo,
+        (char *)"--insecure",     (char *)"--check-config", NULL};
+    s_run_t r = s_run(db.dir, "listen-check", check);
+    assert_int_equal(r.rc, 2);
+    snprintf(want, sizeof want, "%s:4:11: collector.listen: \"http://127.0.0.1:7878\": must be",
+             path);
+    if (!strstr(r.out, want)) {
+        fail_msg("expected '%s', got:\n%s", want, r.out);
+    }
+    free(r.out);
+    char *start[] = {(char *)WW_COLLECTOR_BIN,
+                     (char *)"--config",
+                     path,
+                     (char *)"--pg",
+                     db.conninfo,
+                     (char *)"--insecure",
+                     NULL};
+    r = s_run(db.dir, "listen-start", start);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, want));
+    free(r.out);
+    char *port[] = {(char *)WW_COLLECTOR_BIN,
+                    (char *)"--listen",
+                    (char *)"tcp://*:78780",
+                    (char *)"--pg",
+                    db.conninfo,
+                    (char *)"--insecure",
+                    (char *)"--check-config",
+                    NULL};
+    r = s_run(db.dir, "listen-port", port);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "flag --listen: collector.listen: "));
+    free(r.out);
+    h_db_drop(&db);
+}
+
 /* `waferwatch keygen --help` is help, and NAME.key names the pair (issue 15 item 15). */
 static void test_keygen_help_and_name_with_suffix(void **state)
 {
@@ -494,6 +540,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_password_refused_and_migrate_only),
     cmocka_unit_test(test_sigterm_stops_agent_and_collector_cleanly),
     cmocka_unit_test(test_collector_check_config_loads_key_and_allowlist),
+    cmocka_unit_test(test_collector_listen_typo_is_a_config_error),
     cmocka_unit_test(test_keygen_help_and_name_with_suffix),
     cmocka_unit_test(test_help_reads_as_humans_write),
     cmocka_unit_test(test_enroll_prints_a_line_that_admits_the_agent),
