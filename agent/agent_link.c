@@ -753,6 +753,8 @@ void ww_link_stats(const ww_link_t *self, ww_link_stats_t *out)
     ww_spool_state(self->spool, &sp);
     out->dropped = sp.dropped_batches;
     out->corrupt = sp.corrupt_records;
+    out->connect_failures = self->zmon.rate[AGENT_ZMON_CONNECT].total;
+    out->handshake_failures = self->zmon.rate[AGENT_ZMON_HANDSHAKE].total;
 }
 
 void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out)

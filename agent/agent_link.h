@@ -60,7 +60,9 @@ typedef struct {
     uint64_t connects;  /* connections established */
     uint64_t failovers; /* switches to another endpoint */
     uint64_t hellos_acked;
-    uint64_t pendings; /* Pending replies: received, not committed yet */
+    uint64_t pendings;           /* Pending replies: received, not committed yet */
+    uint64_t connect_failures;   /* connects that failed (refused, unreachable: agent_zmon.h) */
+    uint64_t handshake_failures; /* CURVE handshakes that failed (not enrolled, wrong key) */
 } ww_link_stats_t;
 
 typedef struct ww_link ww_link_t;

@@ -356,7 +356,8 @@ typedef struct {
     ww_metrics_server_t *srv;
     ww_metric_t *ticks, *skipped, *samples, *windows, *requests, *tick_s;
     ww_metric_t *spooled, *sent, *resent, *replayed, *acked, *nacked, *dropped, *refused,
-        *disk_full, *corrupt, *connects, *failovers, *pendings;
+        *disk_full, *corrupt, *connects, *failovers, *pendings, *connect_failures,
+        *handshake_failures;
     ww_metric_t *spool_bytes, *pending, *queued, *in_flight;
     int64_t failover_after_ns;
     _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
@@ -407,6 +408,12 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
            "Spool records cut as torn or corrupt (cumulative for the stream epoch).") ||
         !C(connects, "connects_total", "Connections to a collector established.") ||
         !C(failovers, "failovers_total", "Switches to another collector endpoint.") ||
+        !C(connect_failures, "connect_failures_total",
+           "Connects to a collector that failed (refused, unreachable; logged at a growing "
+           "interval).") ||
+        !C(handshake_failures, "handshake_failures_total",
+           "CURVE handshakes with a collector that failed (this agent's key not enrolled, or "
+           "the wrong collector key).") ||
         !C(pendings, "pendings_total",
            "Pending replies: the collector holds batches it cannot commit yet (resends "
            "back off).") ||
@@ -453,6 +460,8 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     ww_metric_set(m->connects, 0, (double)st.connects);
     ww_metric_set(m->failovers, 0, (double)st.failovers);
     ww_metric_set(m->pendings, 0, (double)st.pendings);
+    ww_metric_set(m->connect_failures, 0, (double)st.connect_failures);
+    ww_metric_set(m->handshake_failures, 0, (double)st.handshake_failures);
     ww_metric_set(m->spool_bytes, 0, (double)d.spool_bytes);
     ww_metric_set(m->pending, 0, (double)d.pending);
     ww_metric_set(m->queued, 0, (double)d.queued);
@@ -764,7 +773,8 @@ int main(int argc, char **argv)
     WW_INFO("stats: ticks=%llu samples=%llu latency_windows=%llu skipped_ticks=%llu "
             "batches=%llu spooled=%llu replayed=%llu acked=%llu nacked=%llu dropped=%llu "
             "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu "
-            "pendings=%llu disk_full=%llu requests=%llu late_requests=%llu",
+            "pendings=%llu disk_full=%llu requests=%llu late_requests=%llu "
+            "connect_failures=%llu handshake_failures=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
             (unsigned long long)skipped, (unsigned long long)st.spooled,
             (unsigned long long)st.spooled, (unsigned long long)st.replayed,
@@ -774,7 +784,8 @@ int main(int argc, char **argv)
             (unsigned long long)st.resent, (unsigned long long)st.connects,
             (unsigned long long)st.failovers, (unsigned long long)st.pendings,
             (unsigned long long)st.disk_full, (unsigned long long)s_requests(&nodes),
-            (unsigned long long)s_late(&nodes));
+            (unsigned long long)s_late(&nodes), (unsigned long long)st.connect_failures,
+            (unsigned long long)st.handshake_failures);
     /* A clean stop: the next run reports an outage of cause "stop" from the last tick. */
     uint64_t emitted_total;
     uint64_t open_left = s_open_requests(&nodes, &emitted_total);

@@ -255,7 +255,51 @@ static void test_unenrolled_agent_says_so(void **state)
     h_db_drop(&db);
 }
 
+/* Item 7: no collector at the endpoint. The first failed connect is logged at once; the
+ * retries (every 2 s at most) are counted and said again only after the growing interval
+ * (first 10 s), with the count; the total is in the stats line (and /metrics). */
+static void test_unreachable_collector_is_reported_at_a_growing_interval(void **state)
+{
+    (void)state;
+    char dir[128], spool[192], log[192];
+    s_scratch(dir, sizeof dir, "unreach");
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    snprintf(log, sizeof log, "%s/agent.log", dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--insecure",
+                    (char *)"--collector",
+                    (char *)"tcp://127.0.0.1:1",
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--run-for",
+                    (char *)"14s",
+                    (char *)"--drain-timeout",
+                    (char *)"0",
+                    NULL};
+    pid_t agent = h_spawn(argv, log);
+    if (!s_log_has(log, "cannot connect to tcp://127.0.0.1:1", 3000)) {
+        s_fail_with_log(log, "no connect failure line within 3 s");
+    }
+    h_wait(agent, 30000);
+    char *text = h_read_file(log);
+    assert_non_null(text);
+    int lines = 0;
+    for (const char *p = text; (p = strstr(p, "cannot connect to")) != NULL; p++) {
+        lines++;
+    }
+    bool counted = strstr(text, "more since the last report") != NULL;
+    free(text);
+    if (lines != 2 || !counted) {
+        s_fail_with_log(log, "want 2 connect failure lines in 14 s, the second with a count");
+    }
+    if (h_log_value(log, "stats:", "connect_failures") < 5) {
+        s_fail_with_log(log, "the stats line does not count every failed connect");
+    }
+    s_scratch_rm(dir);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_unreachable_collector_is_reported_at_a_growing_interval),
     cmocka_unit_test(test_second_agent_on_one_spool_exits_2),
     cmocka_unit_test(test_check_config_refuses_what_cannot_run),
     cmocka_unit_test(test_unenrolled_agent_says_so),
