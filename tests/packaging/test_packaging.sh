@@ -290,7 +290,9 @@ grep -qx 'StateDirectory=waferwatch waferwatch/spool' "$units/waferwatch-agent.s
 grep -qxF 'ExecReload=/bin/kill -HUP $MAINPID' "$units/waferwatch-collector.service" ||
     fail "waferwatch-collector.service: ExecReload (SIGHUP re-reads the allowlist)"
 spool_default=$(default_of "$agent" spool.dir)
-[[ -z "$spool_default" || "$spool_default" == /var/lib/waferwatch/spool* ]] ||
+# --help says "default none" for an empty string (the agent then derives the path).
+[[ -z "$spool_default" || "$spool_default" == none ||
+    "$spool_default" == /var/lib/waferwatch/spool* ]] ||
     fail "agent spool.dir default '$spool_default' is outside the unit's StateDirectory"
 
 # ---------------------------------------------------------------------------------------
