@@ -279,21 +279,15 @@ static int s_check_text(const char *v, const char *key, ww_cfg_err_t *err)
 }
 
 /* node.id by the wire's rule for node ids ([A-Za-z0-9._:-], at most max_string bytes),
- * applied to the longest name the agent sends: <id>-<sim.nodes - 1> with several nodes.
- * The alphabet mirrors s_check_node_id in proto/ww_wire.c, which is not exported. */
+ * applied to the longest name the agent sends: <id>-<sim.nodes - 1> with several nodes. */
 static int s_check_node_id(const ww_agent_conf_t *c, ww_cfg_err_t *err)
 {
-    for (const char *p = c->node_id; *p; p++) {
-        char ch = *p;
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == ':';
-        if (!ok) {
-            snprintf(err->msg, sizeof err->msg,
-                     "node.id: \"%s\" has a character outside [A-Za-z0-9._:-] (the collector "
-                     "would refuse every batch)",
-                     c->node_id);
-            return -EINVAL;
-        }
+    if (!ww_wire_node_id_chars_ok(c->node_id)) {
+        snprintf(err->msg, sizeof err->msg,
+                 "node.id: \"%s\" has a character outside [A-Za-z0-9._:-] (the collector "
+                 "would refuse every batch)",
+                 c->node_id);
+        return -EINVAL;
     }
     char last[512];
     ww_agent_node_name(c, (unsigned)(c->sim_nodes > 0 ? c->sim_nodes - 1 : 0), last, sizeof last);

@@ -109,16 +109,23 @@ static int s_check_node_id(const char *s, const ww_wire_limits_t *lim, ww_wire_w
     if (rc < 0) {
         return rc;
     }
+    if (!ww_wire_node_id_chars_ok(s)) {
+        return s_fail(why, -EINVAL, "%s: \"%s\" has a character outside [A-Za-z0-9._:-]", path, s);
+    }
+    return 0;
+}
+
+int ww_wire_node_id_chars_ok(const char *s)
+{
     for (const char *p = s; *p; p++) {
         char c = *p;
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '-' || c == '_' || c == '.' || c == ':';
         if (!ok) {
-            return s_fail(why, -EINVAL, "%s: \"%s\" has a character outside [A-Za-z0-9._:-]", path,
-                          s);
+            return 0;
         }
     }
-    return 0;
+    return 1;
 }
 
 static int s_check_num(double v, double lo, double hi, ww_wire_why_t *why, const char *path,

@@ -158,6 +158,10 @@ long ww_wire_encode(const ww_envelope_t *env, uint8_t **buf, size_t *cap);
 /* The Nack code that a decode error (a negative return above) deserves. */
 Waferwatch__V1__NackCode ww_wire_nack_code(int decode_rc);
 
+/* True when every character of s is in a node id's alphabet, [A-Za-z0-9._:-] (node ids
+ * become primary-key text and file names); length and emptiness are checked apart. */
+int ww_wire_node_id_chars_ok(const char *s);
+
 /* True when s (len bytes) is valid UTF-8 without NUL or other C0 control characters. */
 int ww_wire_text_ok(const char *s, size_t len);
 
