@@ -128,10 +128,10 @@ static const ww_cfg_opt_t s_rows[] = {
         "unacked batches kept in memory; the rest wait in the spool on disk"),
     ROW("spool.dir", WW_CFG_STRING, "", A(spool_dir), 0, 0, "spool-dir",
         "directory of the on-disk spool; empty means /var/lib/waferwatch/spool/<agent.id>"),
-    ROW("spool.max_bytes", WW_CFG_INT, "1073741824", A(spool_max_bytes), 4096, 1e15, NULL,
+    ROW("spool.max_bytes", WW_CFG_SIZE, "1 GiB", A(spool_max_bytes), 4096, 1125899906842624.0, NULL,
         "most bytes the spool may hold (1 GiB: about 4 days of one node at 1 s)"),
-    ROW("spool.segment_bytes", WW_CFG_INT, "4194304", A(spool_segment_bytes), 1024, 1073741824,
-        NULL, "spool segment file size; acked segments are deleted whole"),
+    ROW("spool.segment_bytes", WW_CFG_SIZE, "4 MiB", A(spool_segment_bytes), 1024, 1073741824, NULL,
+        "spool segment file size; acked segments are deleted whole"),
     ROW("spool.policy", WW_CFG_STRING, "drop_oldest", A(spool_policy), 0, 0, "spool-policy",
         "when the spool is full: drop_oldest (count and report the loss) or stop_sampling "
         "(skip ticks, counted and reported)"),
