@@ -190,7 +190,7 @@ int main(int argc, char **argv)
         ww_store_t *store = ww_store_new(conf.pg_conninfo);
         int rc = store ? ww_store_ensure(store, 1) : -ENOMEM;
         ww_store_destroy(&store);
-        exit_code = rc < 0 ? 1 : 0;
+        exit_code = rc == -EACCES ? 2 : rc < 0 ? 1 : 0; /* credentials: configuration */
         goto cleanup;
     }
     if (!conf.insecure &&
@@ -216,7 +216,11 @@ int main(int argc, char **argv)
         ww_store_t *store = ww_store_new(conf.pg_conninfo);
         int v = store ? ww_store_check(store) : -ENOMEM;
         ww_store_destroy(&store);
-        if (v < 0) {
+        if (v == -EACCES) {
+            fprintf(stderr, "waferwatch-collector: pg.conninfo: PostgreSQL refused the "
+                            "credentials (see the log above)\n");
+            exit_code = 2;
+        } else if (v < 0) {
             fprintf(stderr, "waferwatch-collector: configuration ok, but PostgreSQL is not "
                             "reachable (see the log above)\n");
             exit_code = 1;
@@ -252,7 +256,8 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto cleanup;
     }
-    exit_code = ww_ingest_run(&conf, &s_stop, &s_reload) == 0 ? 0 : 1;
+    int run = ww_ingest_run(&conf, &s_stop, &s_reload);
+    exit_code = run == 0 ? 0 : run == -EACCES ? 2 : 1; /* credentials: configuration */
     ww_slo_eval_stop(&eval);
 
 cleanup:

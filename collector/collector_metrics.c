@@ -19,6 +19,7 @@ struct ww_cmetrics {
     ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
         *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
         *pending_replies;
+    atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
 };
 
 static _Atomic(ww_cmetrics_t *) s_global;
@@ -111,6 +112,13 @@ static int s_health(void *arg, char *reason, size_t cap)
     if (ww_metric_value(self->pg_up, 0) == 1) {
         return 0;
     }
+    if (atomic_load(&self->pg_auth_failed)) {
+        snprintf(reason, cap,
+                 "PostgreSQL refuses the collector's credentials (pg.conninfo, PGPASSFILE, "
+                 "pg_hba.conf); %.0f messages waiting",
+                 ww_metric_value(self->pending, 0));
+        return 1;
+    }
     snprintf(reason, cap,
              "PostgreSQL not connected (retrying; see the collector's log); %.0f "
              "messages waiting",
@@ -158,6 +166,7 @@ void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,
     ww_metric_set(self->rejected, R_FORBIDDEN, (double)c->forbidden);
     ww_metric_set(self->rejected, R_DATABASE, (double)c->refused_by_database);
     ww_metric_set(self->pending, 0, (double)c->pending);
+    atomic_store(&self->pg_auth_failed, st->pg_auth_failed);
     ww_metric_set(self->pending_replies, 0, (double)c->pending_replies);
     for (size_t r = 0; r < 3; r++) {
         ww_metric_set(self->handshakes, r, (double)c->handshake_failures[r]);

@@ -767,6 +767,13 @@ int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
             ret = rc;
             goto cleanup;
         }
+        if (rc == -EACCES) {
+            /* Wrong credentials at start: a configuration error (exit 2, which systemd
+             * does not restart); once running, a refused reconnect is retried instead,
+             * with the data kept and /healthz saying why. */
+            ret = rc;
+            goto cleanup;
+        }
         s_sleep_ns(backoff);
         backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
     }

@@ -251,6 +251,28 @@ void ww_store_destroy(ww_store_t **self_p)
     *self_p = NULL;
 }
 
+/* Whether a failed connect was refused for its credentials. libpq gives no SQLSTATE for
+ * a connection that never opened, so the server's FATAL message is read: 28000 / 28P01
+ * (role, password, pg_hba.conf) and 3D000 (no such database), in the server's default
+ * English messages. */
+static bool s_auth_refused(const char *msg)
+{
+    static const char *const marks[] = {"password authentication failed",
+                                        "no pg_hba.conf entry",
+                                        "authentication failed for user",
+                                        "role \"",
+                                        "database \"",
+                                        "is not permitted to log in",
+                                        "fe_sendauth: no password supplied"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        const char *at = strstr(msg, marks[i]);
+        if (at && (i < 3 || i > 4 || strstr(at, "does not exist"))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void s_disconnect(ww_store_t *self)
 {
     if (self->conn) {
@@ -325,11 +347,25 @@ int ww_store_ensure(ww_store_t *self, int migrate)
         char msg[512];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(self->conn));
         msg[strcspn(msg, "\n")] = '\0';
-        WW_COMPLAIN(&self->conn_fail, "cannot connect to PostgreSQL: %s (retrying)", msg);
         s_disconnect(self);
+        if (s_auth_refused(msg)) {
+            if (!self->st.pg_auth_failed) {
+                WW_ERROR("PostgreSQL refused this collector's credentials: %s: a configuration "
+                         "error, not an outage (check pg.conninfo, PGPASSFILE, pg_hba.conf)",
+                         msg);
+            }
+            self->st.pg_auth_failed = true;
+            return -EACCES;
+        }
+        self->st.pg_auth_failed = false;
+        WW_COMPLAIN(&self->conn_fail, "cannot connect to PostgreSQL: %s (retrying)", msg);
         return -ECONNREFUSED;
     }
     PQsetNoticeProcessor(self->conn, s_notice, NULL);
+    if (self->st.pg_auth_failed) {
+        WW_INFO("PostgreSQL accepts this collector's credentials again");
+        self->st.pg_auth_failed = false;
+    }
     /* UTC so that the report's dates do not depend on the server's zone. */
     PQclear(PQexec(self->conn, "SET TIME ZONE 'UTC'"));
     if (migrate && !self->migrated) {
@@ -369,10 +405,15 @@ int ww_store_check(ww_store_t *self)
 {
     self->conn = PQconnectdb(self->conninfo);
     if (PQstatus(self->conn) != CONNECTION_OK) {
-        WW_ERROR("cannot connect to PostgreSQL: %.*s",
-                 (int)strcspn(PQerrorMessage(self->conn), "\n"), PQerrorMessage(self->conn));
+        const char *msg = PQerrorMessage(self->conn);
+        bool auth = s_auth_refused(msg);
+        WW_ERROR("%s: %.*s",
+                 auth ? "PostgreSQL refused this collector's credentials (a configuration "
+                        "error: pg.conninfo, PGPASSFILE, pg_hba.conf)"
+                      : "cannot connect to PostgreSQL",
+                 (int)strcspn(msg, "\n"), msg);
         s_disconnect(self);
-        return -ECONNREFUSED;
+        return auth ? -EACCES : -ECONNREFUSED;
     }
     /* Two steps: a query naming a missing table fails at parse time. */
     PGresult *r = PQexec(self->conn, "SELECT to_regclass('ww_schema_migrations') IS NOT NULL");

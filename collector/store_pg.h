@@ -76,6 +76,7 @@ typedef struct {
     uint64_t late;                /* batches written into a hole of their stream */
     uint64_t window_parts;        /* latency windows merged into a row already stored */
     uint64_t outages;             /* outage reports recorded */
+    bool pg_auth_failed;          /* now: the last connect was refused for its credentials */
 } ww_store_stats_t;
 
 typedef struct ww_store ww_store_t;
@@ -86,11 +87,14 @@ void ww_store_destroy(ww_store_t **self_p);
 
 /* Connects if not connected, applies migrations when `migrate` (first time only) and
  * makes sure the daily partitions exist. Returns 0 or a negative errno (logged once per
- * outage, recovery logged once). */
+ * outage, recovery logged once): -EACCES when PostgreSQL refused the credentials (no such
+ * role or database, a wrong password, no pg_hba.conf entry: a configuration error, not an
+ * outage; logged as an ERROR saying so), -ECONNREFUSED for any other failed connect. */
 int ww_store_ensure(ww_store_t *self, int migrate);
 
 /* Connects and reads the schema version (0 when not migrated yet) without changing
- * anything: for --check-config. Returns the version (>= 0) or a negative errno. */
+ * anything: for --check-config. Returns the version (>= 0) or a negative errno (-EACCES as
+ * for ww_store_ensure). */
 int ww_store_check(ww_store_t *self);
 
 /* Writes items[0..n) in one transaction, filling each item's disp. */

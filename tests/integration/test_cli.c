@@ -202,6 +202,36 @@ static void test_password_refused_and_migrate_only(void **state)
     h_db_drop(&db);
 }
 
+/* Item 11 of issue 15: credentials PostgreSQL refuses (here: a role that does not exist)
+ * are a configuration error, not an outage retried for ever: exit 2 under --migrate-only,
+ * --check-config and at start, with a log line saying so. */
+static void test_refused_credentials_are_a_configuration_error(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "pgauth");
+    char conninfo[320];
+    snprintf(conninfo, sizeof conninfo, "%s user=no_such_role_ww", db.conninfo);
+    char *mig[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", conninfo, (char *)"--migrate-only",
+                   NULL};
+    s_run_t r = s_run(db.dir, "auth-migrate", mig);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "refused this collector's credentials"));
+    free(r.out);
+    char *chk[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", conninfo, (char *)"--insecure",
+                   (char *)"--check-config", NULL};
+    r = s_run(db.dir, "auth-check", chk);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "refused the credentials"));
+    free(r.out);
+    char *run[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg",      conninfo,
+                   (char *)"--insecure",     (char *)"--listen", (char *)"tcp://127.0.0.1:*",
+                   NULL};
+    r = s_run(db.dir, "auth-run", run);
+    assert_int_equal(r.rc, 2);
+    free(r.out);
+    h_db_drop(&db);
+}
+
 static void test_sigterm_stops_agent_and_collector_cleanly(void **state)
 {
     h_db_t db;
@@ -538,6 +568,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_example_configs_are_valid),
     cmocka_unit_test(test_collector_check_config_reaches_postgres),
     cmocka_unit_test(test_password_refused_and_migrate_only),
+    cmocka_unit_test(test_refused_credentials_are_a_configuration_error),
     cmocka_unit_test(test_sigterm_stops_agent_and_collector_cleanly),
     cmocka_unit_test(test_collector_check_config_loads_key_and_allowlist),
     cmocka_unit_test(test_collector_listen_typo_is_a_config_error),
