@@ -14,9 +14,9 @@
 --       migration (collector/migrations/0005_roles.sql) grants them their privileges on
 --       the tables. Made here so that the owner needs no CREATEROLE.
 --   :owner      LOGIN, owns the database and thereby schema public; the only role that
---               creates or alters tables. Run one collector (or a deploy job) as this user
---               with pg.migrate: true to apply migrations, then run collectors as
---               :collector with pg.migrate: false.
+--               creates or alters tables. Apply the migrations as this user with
+--               `waferwatch-collector --migrate-only` (the upgrade step; exits when done),
+--               then run collectors as :collector with pg.migrate: false.
 --   :collector  LOGIN, member of waferwatch_writer: inserts, no UPDATE/DELETE/TRUNCATE of
 --               data, no DDL (daily partitions come from ww_ensure_partitions, which runs
 --               as the owner).
@@ -115,9 +115,10 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO :"owner";
 
 -- Next: set the passwords (\password), then apply the collector's migrations once as the
--- owner: start one collector with pg.migrate: true and
---   PGPASSFILE=/etc/waferwatch/pgpass-owner waferwatch-collector --config collector.yaml \
+-- owner:
+--   PGPASSFILE=/etc/waferwatch/pgpass-owner waferwatch-collector --migrate-only \
 --       --pg "host=... dbname=waferwatch user=waferwatch_owner sslmode=verify-full"
--- and stop it once it logs "database schema at version N". Migration 0005 grants
+-- It exits 0 once the schema is at the binary's version (2 if PostgreSQL refuses the
+-- credentials). Migration 0005 grants
 -- waferwatch_writer and waferwatch_reader their privileges; after a DBA creates a group
 -- role that was missing at migration time, the owner runs SELECT ww_grant_roles().
