@@ -25,12 +25,14 @@
 
 static volatile sig_atomic_t s_stop;
 static volatile sig_atomic_t s_reload;
+static volatile sig_atomic_t s_slo_reload;
 
-/* SIGHUP: re-read the allowlist. */
+/* SIGHUP: re-read the allowlist (ingest) and the phases file (SLO evaluator). */
 static void s_on_hup(int sig)
 {
     (void)sig;
     s_reload = 1;
+    s_slo_reload = 1;
 }
 
 /* A configuration error, named as the config engine names its own: where the value came
@@ -252,7 +254,8 @@ int main(int argc, char **argv)
         }
         ww_cmetrics_set_global(metrics);
     }
-    if (have_slo && !(eval = ww_slo_eval_start(&slo, conf.pg_conninfo))) {
+    if (have_slo &&
+        !(eval = ww_slo_eval_start(&slo, conf.slo_file, conf.pg_conninfo, &s_slo_reload))) {
         exit_code = 1;
         goto cleanup;
     }

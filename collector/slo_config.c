@@ -27,6 +27,8 @@ static const ww_cfg_opt_t s_slo_rows[] = {
         "share of good requests over the period, strictly between 0 and 1 (e.g. 0.99)"),
     ROW("period", WW_CFG_DURATION, "30d", L(period_ns), 1, 400 * 86400.0, NULL,
         "error-budget period"),
+    ROW("min_requests", WW_CFG_INT, "100", L(min_requests), 0, 1e12, NULL,
+        "a burn-rate alert fires only when its long window holds at least this many requests"),
 };
 
 static const ww_cfg_opt_t s_phase_rows[] = {
@@ -46,7 +48,8 @@ static const ww_cfg_opt_t s_phase_rows[] = {
     ROW("outlet_max_c", WW_CFG_DOUBLE, "45", P(outlet_max_c), 0, 200, NULL,
         "alert when any node's coolant outlet temperature exceeds this, degrees C"),
     {"slos", WW_CFG_TABLE, NULL, P(slos), 0, 0, NULL,
-     "service level objectives: list of {name, model, metric, threshold, objective, period}",
+     "service level objectives: list of {name, model, metric, threshold, objective, period, "
+     "min_requests}",
      s_slo_rows, sizeof s_slo_rows / sizeof s_slo_rows[0], sizeof(ww_slo_t), 0,
      WW_SLO_MAX_PER_PHASE},
 };

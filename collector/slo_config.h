@@ -17,14 +17,17 @@
 typedef enum { WW_SLI_TTFT, WW_SLI_TPOT, WW_SLI_E2E, WW_SLI_QUEUE, WW_SLI_AVAILABILITY } ww_sli_t;
 
 typedef struct {
-    char *name;         /* unique within its phase, e.g. "ttft-8b" */
-    char *model;        /* model name, or "*" for all models */
-    char *metric;       /* ttft | tpot | e2e | queue | availability */
-    ww_sli_t sli;       /* derived from metric by ww_slo_conf_load */
-    double threshold_s; /* latency SLOs: a good request is at or under this (> 0); ignored for
-                           availability */
-    double objective;   /* 0 < objective < 1, e.g. 0.99 */
-    int64_t period_ns;  /* error-budget period, default 30d */
+    char *name;           /* unique within its phase, e.g. "ttft-8b" */
+    char *model;          /* model name, or "*" for all models */
+    char *metric;         /* ttft | tpot | e2e | queue | availability */
+    ww_sli_t sli;         /* derived from metric by ww_slo_conf_load */
+    double threshold_s;   /* latency SLOs: a good request is at or under this (> 0); ignored for
+                             availability */
+    double objective;     /* 0 < objective < 1, e.g. 0.99 */
+    int64_t period_ns;    /* error-budget period, default 30d */
+    int64_t min_requests; /* default 100: a burn-rate rule fires only when its long window
+                             holds at least this many requests (>= 0), so that a handful of
+                             slow requests on an idle phase does not page */
 } ww_slo_t;
 
 typedef struct {

@@ -11,12 +11,14 @@
 #include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The SRE workbook's alerting windows. */
 static const struct {
@@ -29,11 +31,26 @@ static const struct {
 #define WW_N_WINDOWS (sizeof s_windows / sizeof s_windows[0])
 enum { W5M, W30M, W1H, W2H, W6H, W1D, W3D };
 
+/* The SRE workbook's multiwindow burn-rate rules: a severity fires when, for one of its
+ * rules, both windows burn faster than the factor and the long window holds at least
+ * the SLO's min_requests (a few slow requests on an idle phase are no signal). */
+static const struct {
+    int page; /* 1: page, 0: ticket */
+    int long_w, short_w;
+    double factor;
+} s_rules[] = {
+    {1, W1H, W5M, 14.4},
+    {1, W6H, W30M, 6},
+    {0, W1D, W2H, 3},
+    {0, W3D, W6H, 1},
+};
+#define WW_N_RULES (sizeof s_rules / sizeof s_rules[0])
+
 /* One alert a rule wants firing (or not) at this evaluation. */
 typedef struct {
     const char *alertname, *phase, *slo, *model, *severity;
     bool firing;
-    char summary[256];
+    char summary[384];
     char details[1024];    /* JSON object */
     char annotations[512]; /* JSON object of strings, for Alertmanager */
 } s_rule_t;
@@ -41,12 +58,18 @@ typedef struct {
 /* An Alertmanager notification to send after the commit. */
 typedef struct {
     char alertname[32], phase[64], slo[64], model[64], severity[16];
-    char summary[256], details[1024], annotations[512];
+    char summary[384], details[1024], annotations[512];
     int64_t starts_ns, ends_ns;
 } s_push_t;
 
 struct ww_slo_eval {
-    const ww_slo_conf_t *conf;
+    const ww_slo_conf_t *conf; /* the caller's, until a reload replaces it with owned */
+    ww_slo_conf_t owned;       /* the last file reloaded on SIGHUP (zeroed until then) */
+    bool has_owned;
+    char *path;                    /* the phases file, re-read on reload; may be NULL */
+    volatile sig_atomic_t *reload; /* set by the SIGHUP handler; may be NULL */
+    bool reconcile;                /* upsert phases, retire the unconfigured: pending */
+    int64_t loaded_ns;             /* when the configuration in force was loaded */
     char *conninfo;
     PGconn *conn;
     pthread_t thread;
@@ -105,7 +128,63 @@ static int s_connect(ww_slo_eval_t *self)
     }
     WW_RECOVERED(&self->conn_fail, "evaluation connected to PostgreSQL again");
     PQclear(PQexec(self->conn, "SET TIME ZONE 'UTC'"));
-    /* The configured phases, for SQL and dashboards. */
+    /* A new connection may follow a database restored or migrated meanwhile. */
+    self->reconcile = true;
+    return 0;
+}
+
+/* A growing buffer for PostgreSQL array literals. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} s_buf_t;
+
+static void s_buf_putc(s_buf_t *b, char c)
+{
+    if (b->oom) {
+        return;
+    }
+    if (b->len + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        char *n = realloc(b->s, cap);
+        if (!n) {
+            b->oom = true;
+            return;
+        }
+        b->s = n;
+        b->cap = cap;
+    }
+    b->s[b->len++] = c;
+    b->s[b->len] = '\0';
+}
+
+/* Appends one element to a text[] literal "{...}" being built (quoted, so any text is
+ * safe); s_array_close closes it. */
+static void s_array_add(s_buf_t *b, const char *v)
+{
+    s_buf_putc(b, b->len == 0 ? '{' : ',');
+    s_buf_putc(b, '"');
+    for (const char *c = v; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            s_buf_putc(b, '\\');
+        }
+        s_buf_putc(b, *c);
+    }
+    s_buf_putc(b, '"');
+}
+
+static void s_array_close(s_buf_t *b)
+{
+    if (b->len == 0) {
+        s_buf_putc(b, '{');
+    }
+    s_buf_putc(b, '}');
+}
+
+/* Upserts the configured phases (for SQL and dashboards). */
+static int s_upsert_phases(ww_slo_eval_t *self)
+{
     for (size_t i = 0; i < self->conf->phases.n; i++) {
         const ww_phase_t *p = &((const ww_phase_t *)self->conf->phases.items)[i];
         char mw[32], share[32], ceil_mw[32], hot[32], outl[32];
@@ -125,7 +204,8 @@ static int s_connect(ww_slo_eval_t *self)
                    " capacity_breach_share = EXCLUDED.capacity_breach_share,"
                    " power_ceiling_mw = EXCLUDED.power_ceiling_mw,"
                    " hotspot_max_c = EXCLUDED.hotspot_max_c,"
-                   " outlet_max_c = EXCLUDED.outlet_max_c, updated_at = now()",
+                   " outlet_max_c = EXCLUDED.outlet_max_c, updated_at = now(),"
+                   " retired_at = NULL",
                    8, params, NULL) < 0) {
             return -EIO;
         }
@@ -133,21 +213,144 @@ static int s_connect(ww_slo_eval_t *self)
     return 0;
 }
 
-static void s_queue_push(ww_slo_eval_t *self, const s_rule_t *r, int64_t starts_ns, int64_t ends_ns)
+/* The alerts a retirement resolved, to push with endsAt after the commit. */
+static void s_queue_retired(ww_slo_eval_t *self, PGresult *r, int64_t now_ns);
+
+/* On start and on each reload (and reconnect), inside the evaluation's transaction:
+ * upserts the configured phases, then resolves every firing alert whose (phase, slo) is
+ * no longer configured (transition, NOTIFY with "reason":"retired", Alertmanager endsAt
+ * after the commit) and marks the phases and slo_status rows no longer configured
+ * retired_at. Alerts are keyed by (phase, slo): an SLO's name, or capacity / power /
+ * thermal for the phase's own rules. Returns 0 or -EIO / -ENOMEM. */
+static int s_reconcile(ww_slo_eval_t *self, int64_t now_ns)
+{
+    if (s_upsert_phases(self) < 0) {
+        return -EIO;
+    }
+    s_buf_t ids = {0}, kp = {0}, ks = {0}, sp = {0}, ss = {0};
+    for (size_t i = 0; i < self->conf->phases.n; i++) {
+        const ww_phase_t *ph = &((const ww_phase_t *)self->conf->phases.items)[i];
+        s_array_add(&ids, ph->id);
+        static const char *const own[] = {"capacity", "power", "thermal"};
+        for (size_t k = 0; k < sizeof own / sizeof own[0]; k++) {
+            s_array_add(&kp, ph->id);
+            s_array_add(&ks, own[k]);
+        }
+        for (size_t k = 0; k < ph->slos.n; k++) {
+            const ww_slo_t *slo = &((const ww_slo_t *)ph->slos.items)[k];
+            s_array_add(&kp, ph->id);
+            s_array_add(&ks, slo->name);
+            s_array_add(&sp, ph->id);
+            s_array_add(&ss, slo->name);
+        }
+    }
+    s_array_close(&ids);
+    s_array_close(&kp);
+    s_array_close(&ks);
+    s_array_close(&sp);
+    s_array_close(&ss);
+    int rc = 0;
+    if (ids.oom || kp.oom || ks.oom || sp.oom || ss.oom) {
+        rc = -ENOMEM;
+        goto cleanup;
+    }
+    const char *ap[] = {kp.s, ks.s, self->conf->notify_channel};
+    PGresult *r = NULL;
+    rc = s_exec(
+        self,
+        "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[]) AS c(phase, slo)),"
+        " a AS (UPDATE alerts AS a SET state = 'resolved', resolved_at = now(),"
+        "  last_eval_at = now(), details = a.details || jsonb_build_object('retired',"
+        "  'no longer configured')"
+        "  WHERE a.state = 'firing' AND NOT EXISTS (SELECT 1 FROM c WHERE c.phase = a.phase"
+        "  AND c.slo = a.slo) RETURNING a.*),"
+        " t AS (INSERT INTO alert_transitions (alert_id, alertname, phase, slo, severity,"
+        "  to_state, details) SELECT id, alertname, phase, slo, severity, 'resolved', details"
+        "  FROM a)"
+        " SELECT alertname, phase, slo, model, severity, summary,"
+        " (extract(epoch from started_at) * 1e9)::bigint,"
+        " pg_notify($3, json_build_object('alertname', alertname, 'phase', phase, 'slo', slo,"
+        "  'severity', severity, 'state', 'resolved', 'reason', 'retired')::text)"
+        " FROM a ORDER BY id",
+        3, ap, &r);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    s_queue_retired(self, r, now_ns);
+    PQclear(r);
+    const char *pp[] = {ids.s};
+    rc = s_exec(self,
+                "UPDATE phases SET retired_at = now() WHERE retired_at IS NULL"
+                " AND id <> ALL ($1::text[])",
+                1, pp, NULL);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    const char *qp[] = {sp.s, ss.s};
+    rc = s_exec(self,
+                "UPDATE slo_status AS s SET retired_at = now() WHERE s.retired_at IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS c(phase, slo)"
+                " WHERE c.phase = s.phase AND c.slo = s.slo)",
+                2, qp, NULL);
+
+cleanup:
+    free(ids.s);
+    free(kp.s);
+    free(ks.s);
+    free(sp.s);
+    free(ss.s);
+    return rc;
+}
+
+/* Where the alerts go after the commit: one slot, or NULL when there is no Alertmanager
+ * (or no memory: the alert then waits for the next evaluation's push, or for
+ * Alertmanager's resolve_timeout when it was a resolution). */
+static s_push_t *s_push_slot(ww_slo_eval_t *self)
 {
     if (!self->conf->alertmanager_url || !*self->conf->alertmanager_url) {
-        return;
+        return NULL;
     }
     if (self->n_push == self->cap_push) {
         size_t cap = self->cap_push ? self->cap_push * 2 : 16;
         s_push_t *np = realloc(self->push, cap * sizeof *np);
         if (!np) {
-            return;
+            return NULL;
         }
         self->push = np;
         self->cap_push = cap;
     }
     s_push_t *p = &self->push[self->n_push++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+static void s_queue_retired(ww_slo_eval_t *self, PGresult *r, int64_t now_ns)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        WW_INFO("resolved %s %s for %s/%s: no longer configured", PQgetvalue(r, i, 4),
+                PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+        s_push_t *p = s_push_slot(self);
+        if (!p) {
+            continue;
+        }
+        snprintf(p->alertname, sizeof p->alertname, "%s", PQgetvalue(r, i, 0));
+        snprintf(p->phase, sizeof p->phase, "%s", PQgetvalue(r, i, 1));
+        snprintf(p->slo, sizeof p->slo, "%s", PQgetvalue(r, i, 2));
+        snprintf(p->model, sizeof p->model, "%s", PQgetvalue(r, i, 3));
+        snprintf(p->severity, sizeof p->severity, "%s", PQgetvalue(r, i, 4));
+        snprintf(p->summary, sizeof p->summary, "%s (resolved: no longer configured)",
+                 PQgetvalue(r, i, 5));
+        p->starts_ns = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+        p->ends_ns = now_ns;
+    }
+}
+
+static void s_queue_push(ww_slo_eval_t *self, const s_rule_t *r, int64_t starts_ns, int64_t ends_ns)
+{
+    s_push_t *p = s_push_slot(self);
+    if (!p) {
+        return;
+    }
     snprintf(p->alertname, sizeof p->alertname, "%s", r->alertname);
     snprintf(p->phase, sizeof p->phase, "%s", r->phase);
     snprintf(p->slo, sizeof p->slo, "%s", r->slo);
@@ -245,10 +448,57 @@ static int s_sli(ww_slo_eval_t *self, const char *phase, const ww_slo_t *slo, in
     return 0;
 }
 
+/* Whether the rules of one severity (page: 1, ticket: 0) fire, and why in the rules' own
+ * words: the rules that fire ("3d 1.42x and 6h 1.42x > 1x", joined by "; "), else every
+ * rule of the severity with its rates and factor ("1h 0.20x and 5m 0.00x, not both >
+ * 14.4x"), saying when the burn would fire but the long window has fewer than
+ * min_requests requests. */
+static void s_rule_text(const double *burn, const long long *totals, int64_t min_requests, int page,
+                        bool *firing, char *out, size_t cap)
+{
+    size_t len = 0;
+    *firing = false;
+    out[0] = '\0';
+    for (int pass = 0; pass < 2 && !*firing; pass++) {
+        for (size_t i = 0; i < WW_N_RULES && len < cap; i++) {
+            if (s_rules[i].page != page) {
+                continue;
+            }
+            int l = s_rules[i].long_w, sh = s_rules[i].short_w;
+            bool burning = burn[l] > s_rules[i].factor && burn[sh] > s_rules[i].factor;
+            bool enough = totals[l] >= min_requests;
+            if (pass == 0 && !(burning && enough)) {
+                continue; /* the first pass names only the rules that fire */
+            }
+            *firing = *firing || (burning && enough);
+            int k = snprintf(out + len, cap - len, "%s%s %.2fx and %s %.2fx", len ? "; " : "",
+                             s_windows[l].name, burn[l], s_windows[sh].name, burn[sh]);
+            len += k > 0 ? (size_t)k : 0;
+            if (len >= cap) {
+                break;
+            }
+            if (burning && enough) {
+                k = snprintf(out + len, cap - len, " > %gx", s_rules[i].factor);
+            } else if (burning) {
+                k = snprintf(out + len, cap - len, " > %gx, but %lld requests in %s (min %lld)",
+                             s_rules[i].factor, totals[l], s_windows[l].name,
+                             (long long)min_requests);
+            } else {
+                k = snprintf(out + len, cap - len, ", not both > %gx", s_rules[i].factor);
+            }
+            len += k > 0 ? (size_t)k : 0;
+        }
+        if (pass == 0 && *firing) {
+            break;
+        }
+    }
+}
+
 static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t *slo,
                       int64_t now_ns, const char *now_iso)
 {
     double burn[WW_N_WINDOWS];
+    long long totals[WW_N_WINDOWS];
     char rates[512];
     size_t len = (size_t)snprintf(rates, sizeof rates, "{");
     double budget = 1 - slo->objective;
@@ -279,6 +529,7 @@ static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t 
         }
         if (!period) {
             burn[w] = b;
+            totals[w] = total;
             len += (size_t)snprintf(rates + len, sizeof rates - len, "%s\"%s\":%.4g", w ? "," : "",
                                     wname, b);
             continue;
@@ -312,22 +563,22 @@ static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t 
                 " metric = EXCLUDED.metric, objective = EXCLUDED.objective,"
                 " threshold_s = EXCLUDED.threshold_s, time = EXCLUDED.time,"
                 " attainment = EXCLUDED.attainment,"
-                " budget_remaining = EXCLUDED.budget_remaining, burn_rates = EXCLUDED.burn_rates",
+                " budget_remaining = EXCLUDED.budget_remaining, burn_rates = EXCLUDED.burn_rates,"
+                " retired_at = NULL",
                 10, q, NULL) < 0) {
             return -EIO;
         }
         s_rule_t page = {"SLOBurnRate", ph->id, slo->name, slo->model, "page", false, "", "", ""};
         s_rule_t ticket = {"SLOBurnRate", ph->id, slo->name, slo->model, "ticket",
                            false,         "",     "",        ""};
-        page.firing = (burn[W1H] > 14.4 && burn[W5M] > 14.4) || (burn[W6H] > 6 && burn[W30M] > 6);
-        ticket.firing = (burn[W1D] > 3 && burn[W2H] > 3) || (burn[W3D] > 1 && burn[W6H] > 1);
         s_rule_t *rules[] = {&page, &ticket};
         for (int k = 0; k < 2; k++) {
+            char why[256];
+            s_rule_text(burn, totals, slo->min_requests, k == 0, &rules[k]->firing, why,
+                        sizeof why);
             snprintf(rules[k]->summary, sizeof rules[k]->summary,
-                     "%s %s (%s %s, objective %g): error budget burning %.1fx over 1h, %.1fx "
-                     "over 5m, %.1fx over 6h",
-                     ph->id, slo->name, slo->model, slo->metric, slo->objective, burn[W1H],
-                     burn[W5M], burn[W6H]);
+                     "%s %s (%s %s, objective %g): error budget burning %s", ph->id, slo->name,
+                     slo->model, slo->metric, slo->objective, why);
             snprintf(rules[k]->details, sizeof rules[k]->details,
                      "{\"burn_rates\":%s,\"budget_remaining\":%s,\"objective\":%s}", rates,
                      total > 0 ? left : "null", obj);
@@ -457,7 +708,8 @@ static void s_report_unknown(ww_slo_eval_t *self)
 {
     PGresult *r;
     if (s_exec(self,
-               "SELECT phase, count(*) FROM nodes WHERE phase NOT IN (SELECT id FROM phases)"
+               "SELECT phase, count(*) FROM nodes WHERE phase NOT IN (SELECT id FROM phases"
+               " WHERE retired_at IS NULL)"
                " GROUP BY phase ORDER BY phase",
                0, NULL, &r) < 0) {
         return;
@@ -523,7 +775,34 @@ static void s_push_all(ww_slo_eval_t *self)
     self->n_push = 0;
 }
 
-/* Returns true when the evaluation committed. */
+/* The evaluator's heartbeat (slo_evaluator, migration 0012): `waferwatch slo` tells a
+ * current state from one an evaluator that stopped left behind. */
+static int s_heartbeat(ww_slo_eval_t *self, const char *now_iso)
+{
+    size_t n_slos = 0;
+    for (size_t i = 0; i < self->conf->phases.n; i++) {
+        n_slos += ((const ww_phase_t *)self->conf->phases.items)[i].slos.n;
+    }
+    char interval[32], phases[16], slos[16], loaded[48], host[256] = "", pid[16];
+    snprintf(interval, sizeof interval, "%.9g", (double)self->conf->interval_ns / 1e9);
+    snprintf(phases, sizeof phases, "%zu", self->conf->phases.n);
+    snprintf(slos, sizeof slos, "%zu", n_slos);
+    s_iso(self->loaded_ns, loaded, sizeof loaded);
+    if (gethostname(host, sizeof host - 1) != 0) {
+        snprintf(host, sizeof host, "?");
+    }
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    const char *p[] = {now_iso, interval, phases, slos, loaded, host, pid};
+    return s_exec(self,
+                  "INSERT INTO slo_evaluator AS e (id, evaluated_at, interval_s, phases, slos,"
+                  " loaded_at, host, pid) VALUES (true, $1, $2, $3, $4, $5, $6, $7)"
+                  " ON CONFLICT (id) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at,"
+                  " interval_s = EXCLUDED.interval_s, phases = EXCLUDED.phases,"
+                  " slos = EXCLUDED.slos, loaded_at = EXCLUDED.loaded_at, host = EXCLUDED.host,"
+                  " pid = EXCLUDED.pid",
+                  7, p, NULL);
+}
+
 /* The longest window evaluated: the 3d window or an SLO's period, as scaled. */
 static int64_t s_longest_ns(const ww_slo_eval_t *self)
 {
@@ -538,6 +817,7 @@ static int64_t s_longest_ns(const ww_slo_eval_t *self)
     return (int64_t)((double)longest * self->conf->window_scale);
 }
 
+/* Returns true when the evaluation committed. */
 static bool s_evaluate(ww_slo_eval_t *self)
 {
     if (s_connect(self) < 0) {
@@ -562,6 +842,9 @@ static bool s_evaluate(ww_slo_eval_t *self)
     int rc =
         s_exec(self, "SELECT ww_rollup_hours(now() - make_interval(secs => $1::bigint), now())", 1,
                bp, NULL);
+    if (rc == 0 && self->reconcile) {
+        rc = s_reconcile(self, now);
+    }
     for (size_t i = 0; rc == 0 && i < self->conf->phases.n; i++) {
         const ww_phase_t *ph = &((const ww_phase_t *)self->conf->phases.items)[i];
         rc = s_eval_capacity(self, ph, now, now_iso);
@@ -570,10 +853,14 @@ static bool s_evaluate(ww_slo_eval_t *self)
         }
     }
     if (rc == 0) {
+        rc = s_heartbeat(self, now_iso);
+    }
+    if (rc == 0) {
         rc = s_exec(self, "COMMIT", 0, NULL, NULL);
     }
     if (rc == 0) {
         self->hours_built = true;
+        self->reconcile = false;
     }
     if (rc != 0) {
         PQclear(PQexec(self->conn, "ROLLBACK"));
@@ -585,12 +872,51 @@ static bool s_evaluate(ww_slo_eval_t *self)
     return true;
 }
 
+/* SIGHUP: re-reads the phases file. A file with any error is refused whole and the
+ * configuration in force stays (as the allowlist's reload does): half a new file could
+ * retire every alert of the phases it failed to read. */
+static void s_reload(ww_slo_eval_t *self)
+{
+    if (!self->path || !*self->path) {
+        WW_WARN("SIGHUP: no phases file to re-read");
+        return;
+    }
+    ww_slo_conf_t fresh;
+    ww_cfg_err_t err = {{0}};
+    if (ww_slo_conf_load(self->path, &fresh, &err) < 0) {
+        WW_ERROR("phases file not reloaded, the previous one stays in force: %s", err.msg);
+        return;
+    }
+    int64_t longest = s_longest_ns(self);
+    if (self->has_owned) {
+        ww_slo_conf_free(&self->owned);
+    }
+    self->owned = fresh;
+    self->has_owned = true;
+    self->conf = &self->owned;
+    self->reconcile = true;
+    if (s_longest_ns(self) > longest) {
+        self->hours_built = false; /* build the hours of the longer window once */
+    }
+    self->loaded_ns = ww_time_now_ns();
+    size_t n_slos = 0;
+    for (size_t i = 0; i < self->conf->phases.n; i++) {
+        n_slos += ((const ww_phase_t *)self->conf->phases.items)[i].slos.n;
+    }
+    WW_INFO("phases file %s reloaded: %zu phases, %zu SLOs", self->path, self->conf->phases.n,
+            n_slos);
+}
+
 static void *s_thread(void *arg)
 {
     ww_slo_eval_t *self = arg;
     /* The first evaluation waits one interval: the ingest path migrates the schema first. */
     int64_t next = ww_time_mono_ns() + self->conf->interval_ns;
     while (!atomic_load(&self->stop)) {
+        if (self->reload && *self->reload) {
+            *self->reload = 0;
+            s_reload(self);
+        }
         if (ww_time_mono_ns() >= next) {
             int64_t t0 = ww_time_mono_ns();
             bool ok = s_evaluate(self);
@@ -607,16 +933,23 @@ static void *s_thread(void *arg)
     return NULL;
 }
 
-ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *conninfo)
+ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
+                                 volatile sig_atomic_t *reload)
 {
     ww_slo_eval_t *self = calloc(1, sizeof *self);
     if (!self) {
         return NULL;
     }
     self->conf = conf;
+    self->reload = reload;
+    self->reconcile = true;
+    self->loaded_ns = ww_time_now_ns();
     self->conninfo = strdup(conninfo ? conninfo : "");
+    self->path = path ? strdup(path) : NULL;
     atomic_init(&self->stop, false);
-    if (!self->conninfo || pthread_create(&self->thread, NULL, s_thread, self) != 0) {
+    if (!self->conninfo || (path && !self->path) ||
+        pthread_create(&self->thread, NULL, s_thread, self) != 0) {
+        free(self->path);
         free(self->conninfo);
         free(self);
         WW_ERROR("cannot start the SLO evaluation thread");
@@ -645,6 +978,10 @@ void ww_slo_eval_stop(ww_slo_eval_t **self_p)
     }
     free(self->unknown);
     free(self->push);
+    if (self->has_owned) {
+        ww_slo_conf_free(&self->owned);
+    }
+    free(self->path);
     free(self->conninfo);
     free(self);
     *self_p = NULL;

@@ -13,25 +13,40 @@
  * the hottest wafer and coolant outlet with their limits (ThermalLimit, ticket).
  *
  * Everything is written in one transaction per evaluation (slo_evaluations, slo_status,
- * capacity_evaluations, alerts, alert_transitions) with a NOTIFY on notify.channel for
- * each transition; alert state lives in the alerts table, so a restarted collector
- * carries on where it left. Firing alerts are (re)sent to Alertmanager's API v2 after
- * each commit, resolved ones once with endsAt.
+ * capacity_evaluations, alerts, alert_transitions, and the heartbeat slo_evaluator) with a
+ * NOTIFY on notify.channel for each transition; alert state lives in the alerts table, so
+ * a restarted collector carries on where it left. Firing alerts are (re)sent to
+ * Alertmanager's API v2 after each commit, resolved ones once with endsAt.
+ *
+ * What is no longer configured is retired, on the first evaluation after start, after
+ * each reload and after each reconnection: every firing alert whose (phase, slo) the
+ * configuration no longer has (an SLO's name, or capacity / power / thermal of a phase)
+ * is resolved like any other (transition, NOTIFY with "reason":"retired", Alertmanager
+ * endsAt), and the phases and slo_status rows of removed phases and SLOs get retired_at
+ * (kept as history; `waferwatch slo` and the views skip them).
  */
 #ifndef WW_SLO_EVAL_H
 #define WW_SLO_EVAL_H
 
 #include "slo_config.h"
 
+#include <signal.h>
 #include <stdint.h>
 
 typedef struct ww_slo_eval ww_slo_eval_t;
 
-/* Starts the evaluation thread. The configuration must outlive the evaluator. Returns
- * NULL on failure (logged). */
-ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *conninfo);
+/* Starts the evaluation thread with conf, which the caller owns and which must outlive
+ * the evaluator. path: the phases file conf was loaded from (copied), or NULL. reload:
+ * a flag a SIGHUP handler sets (may be NULL): the thread then clears it and re-reads path
+ * with ww_slo_conf_load; a file with any error is refused whole with a logged error and
+ * the configuration in force stays; a good one replaces it (the evaluator owns and frees
+ * it; every setting takes effect, the interval too) and is reconciled at the next
+ * evaluation. Returns NULL on failure (logged). */
+ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
+                                 volatile sig_atomic_t *reload);
 
-/* Stops the thread (finishing an evaluation in progress) and frees; NULLs *self_p. */
+/* Stops the thread (finishing an evaluation in progress) and frees; NULLs *self_p. Safe
+ * on NULL and twice. */
 void ww_slo_eval_stop(ww_slo_eval_t **self_p);
 
 #endif

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const s_tables[] = {"phases", "slo_status", "capacity_evaluations", "alerts"};
+static const char *const s_tables[] = {"phases", "slo_status", "capacity_evaluations", "alerts",
+                                       "slo_evaluator"};
 
 /* Window names in time order, for burn-rate columns; others sort last by name. */
 #define S_WINDOW_ORDER                                                                             \
@@ -17,86 +18,70 @@ static const char *const s_tables[] = {"phases", "slo_status", "capacity_evaluat
 
 #define S_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/* An alert of what is configured now: its phase is not retired, and its slo is the
+ * phase's own rule (capacity, power, thermal) or an SLO whose status is not retired. The
+ * evaluator resolves the others at its next start or reload (migration 0012); until then
+ * they are listed apart and do not count in the exit code. */
+#define S_CURRENT(a)                                                                               \
+    "(EXISTS (SELECT 1 FROM phases cp WHERE cp.id = " a ".phase AND cp.retired_at IS NULL)"        \
+    " AND (" a ".slo IN ('capacity', 'power', 'thermal') OR EXISTS (SELECT 1 FROM slo_status"      \
+    " cs WHERE cs.phase = " a ".phase AND cs.slo = " a ".slo AND cs.retired_at IS NULL)))"
+
+/* When the state is stale: the evaluator has missed a few intervals (3, and at least
+ * 30 s, so that one slow evaluation of a short test interval is not "down"). */
+#define S_STALE_INTERVALS 3
+#define S_STALE_MIN_S 30.0
+
+/* clang-format off */
 static const char s_json_sql[] =
     "SELECT jsonb_pretty(jsonb_build_object("
-    " 'generated_at', " S_UTC(
-        "now()") ","
-                 " 'paging', EXISTS (SELECT 1 FROM alerts WHERE state = 'firing' AND severity = "
-                 "'page'),"
-                 " 'firing_alerts', (SELECT count(*) FROM alerts WHERE state = 'firing'),"
-                 " 'phases', COALESCE((SELECT jsonb_agg(jsonb_build_object("
-                 "   'id', p.id, 'name', p.name, 'go_live', p.go_live::text,"
-                 "   'contracted_mw', p.contracted_mw, 'capacity_breach_share', "
-                 "p.capacity_breach_share,"
-                 "   'power_ceiling_mw', p.power_ceiling_mw, 'hotspot_max_c', p.hotspot_max_c,"
-                 "   'outlet_max_c', p.outlet_max_c,"
-                 "   'capacity', (SELECT to_jsonb(c) - 'phase' - 'time' || "
-                 "jsonb_build_object('time', " S_UTC(
-                     "c.time") ")"
-                               "      FROM capacity_evaluations c WHERE c.phase = p.id ORDER BY "
-                               "c.time DESC LIMIT 1),"
-                               "   'slos', COALESCE((SELECT jsonb_agg(jsonb_build_object("
-                               "      'slo', s.slo, 'metric', s.metric, 'model', s.model, "
-                               "'objective', s.objective,"
-                               "      'threshold_s', s.threshold_s, 'time', " S_UTC(
-                                   "s.time") ","
-                                             "      'attainment', s.attainment, "
-                                             "'budget_remaining', s.budget_remaining,"
-                                             "      'burn_rates', s.burn_rates) ORDER BY s.slo)"
-                                             "      FROM slo_status s WHERE s.phase = p.id), "
-                                             "'[]'::jsonb),"
-                                             "   'alerts', COALESCE((SELECT "
-                                             "jsonb_agg(jsonb_build_object("
-                                             "      'id', a.id, 'alertname', a.alertname, 'slo', "
-                                             "a.slo, 'model', a.model,"
-                                             "      'severity', a.severity, 'started_at', " S_UTC(
-                                                 "a.started_at") ","
-                                                                 "      'summary', a.summary, "
-                                                                 "'details', a.details)"
-                                                                 "      ORDER BY a.severity, "
-                                                                 "a.started_at)"
-                                                                 "      FROM alerts a WHERE "
-                                                                 "a.phase = p.id AND a.state = "
-                                                                 "'firing'), '[]'::jsonb))"
-                                                                 "   ORDER BY p.go_live, p.id) "
-                                                                 "FROM phases p), '[]'::jsonb),"
-                                                                 " 'other_alerts', "
-                                                                 "COALESCE((SELECT "
-                                                                 "jsonb_agg(jsonb_build_object("
-                                                                 "      'id', a.id, 'alertname', "
-                                                                 "a.alertname, 'phase', a.phase, "
-                                                                 "'slo', a.slo,"
-                                                                 "      'severity', a.severity, "
-                                                                 "'started_at', " S_UTC(
-                                                                     "a.started_at") ","
-                                                                                     "      "
-                                                                                     "'summary', "
-                                                                                     "a.summary) "
-                                                                                     "ORDER BY "
-                                                                                     "a.started_at)"
-                                                                                     "      FROM "
-                                                                                     "alerts a "
-                                                                                     "WHERE "
-                                                                                     "a.state = "
-                                                                                     "'firing'"
-                                                                                     "      AND "
-                                                                                     "NOT EXISTS "
-                                                                                     "(SELECT 1 "
-                                                                                     "FROM phases "
-                                                                                     "p WHERE p.id "
-                                                                                     "= a.phase)), "
-                                                                                     "'[]'::jsonb))"
-                                                                                     ")";
+    " 'generated_at', " S_UTC("now()") ","
+    " 'evaluated_at', (SELECT " S_UTC("e.evaluated_at") " FROM slo_evaluator e),"
+    " 'evaluation_age_s', (SELECT round(extract(epoch FROM now() - e.evaluated_at)::numeric, 1)"
+    "   FROM slo_evaluator e),"
+    " 'evaluation_interval_s', (SELECT e.interval_s FROM slo_evaluator e),"
+    " 'stale', $1::boolean,"
+    " 'paging', EXISTS (SELECT 1 FROM alerts a WHERE a.state = 'firing' AND a.severity = 'page'"
+    "   AND " S_CURRENT("a") "),"
+    " 'firing_alerts', (SELECT count(*) FROM alerts a WHERE a.state = 'firing' AND "
+    S_CURRENT("a") "),"
+    " 'phases', COALESCE((SELECT jsonb_agg(jsonb_build_object("
+    "   'id', p.id, 'name', p.name, 'go_live', p.go_live::text,"
+    "   'contracted_mw', p.contracted_mw, 'capacity_breach_share', p.capacity_breach_share,"
+    "   'power_ceiling_mw', p.power_ceiling_mw, 'hotspot_max_c', p.hotspot_max_c,"
+    "   'outlet_max_c', p.outlet_max_c,"
+    "   'capacity', (SELECT to_jsonb(c) - 'phase' - 'time' || jsonb_build_object('time', "
+    S_UTC("c.time") ")"
+    "      FROM capacity_evaluations c WHERE c.phase = p.id ORDER BY c.time DESC LIMIT 1),"
+    "   'slos', COALESCE((SELECT jsonb_agg(jsonb_build_object("
+    "      'slo', s.slo, 'metric', s.metric, 'model', s.model, 'objective', s.objective,"
+    "      'threshold_s', s.threshold_s, 'time', " S_UTC("s.time") ","
+    "      'attainment', s.attainment, 'budget_remaining', s.budget_remaining,"
+    "      'burn_rates', s.burn_rates) ORDER BY s.slo)"
+    "      FROM slo_status s WHERE s.phase = p.id AND s.retired_at IS NULL), '[]'::jsonb),"
+    "   'alerts', COALESCE((SELECT jsonb_agg(jsonb_build_object("
+    "      'id', a.id, 'alertname', a.alertname, 'slo', a.slo, 'model', a.model,"
+    "      'severity', a.severity, 'started_at', " S_UTC("a.started_at") ","
+    "      'summary', a.summary, 'details', a.details) ORDER BY a.severity, a.started_at)"
+    "      FROM alerts a WHERE a.phase = p.id AND a.state = 'firing' AND " S_CURRENT("a")
+    "), '[]'::jsonb))"
+    "   ORDER BY p.go_live, p.id) FROM phases p WHERE p.retired_at IS NULL), '[]'::jsonb),"
+    " 'other_alerts', COALESCE((SELECT jsonb_agg(jsonb_build_object("
+    "      'id', a.id, 'alertname', a.alertname, 'phase', a.phase, 'slo', a.slo,"
+    "      'severity', a.severity, 'started_at', " S_UTC("a.started_at") ","
+    "      'summary', a.summary) ORDER BY a.started_at)"
+    "      FROM alerts a WHERE a.state = 'firing' AND NOT " S_CURRENT("a") "), '[]'::jsonb)"
+    "))";
 
 static const char s_phases_sql[] =
     "SELECT id, name, go_live::text, contracted_mw, go_live <= (now() AT TIME ZONE 'UTC')::date"
-    " FROM phases ORDER BY go_live, id";
+    " FROM phases WHERE retired_at IS NULL ORDER BY go_live, id";
 
-static const char s_cap_sql[] = "SELECT " S_UTC(
-    "time") ", live, reporting_nodes, healthy_nodes, delivered_mw, contracted_mw,"
-            " delivered_share * 100, power_mw, hotspot_max_c, outlet_max_c, throttled_share * 100,"
-            " j_per_token, breach FROM capacity_evaluations WHERE phase = $1"
-            " ORDER BY time DESC LIMIT 1";
+static const char s_cap_sql[] =
+    "SELECT " S_UTC("time") ", live, reporting_nodes, healthy_nodes, delivered_mw, contracted_mw,"
+    " delivered_share * 100, power_mw, hotspot_max_c, outlet_max_c, throttled_share * 100,"
+    " j_per_token, breach FROM capacity_evaluations WHERE phase = $1"
+    " ORDER BY time DESC LIMIT 1";
 
 static const char s_slo_sql[] =
     "SELECT slo, metric, model, objective * 100, threshold_s, attainment * 100,"
@@ -104,14 +89,21 @@ static const char s_slo_sql[] =
     " (SELECT string_agg(key || ' ' || CASE WHEN jsonb_typeof(value) = 'number'"
     "   THEN round((value::text)::numeric, 2)::text ELSE value #>> '{}' END, '  '"
     "   ORDER BY " S_WINDOW_ORDER ") FROM jsonb_each(burn_rates))"
-    " FROM slo_status WHERE phase = $1 ORDER BY slo";
+    " FROM slo_status WHERE phase = $1 AND retired_at IS NULL ORDER BY slo";
 
-static const char s_alert_sql[] = "SELECT severity, alertname, slo, " S_UTC(
-    "started_at") ", summary, phase"
-                  " FROM alerts WHERE state = 'firing' AND (phase = $1 OR ($1 IS NULL AND NOT "
-                  "EXISTS"
-                  " (SELECT 1 FROM phases p WHERE p.id = alerts.phase)))"
-                  " ORDER BY severity, started_at";
+/* $1 a phase: its current alerts; NULL: the firing alerts of what is no longer
+ * configured. */
+static const char s_alert_sql[] =
+    "SELECT severity, alertname, slo, " S_UTC("started_at") ", summary, phase"
+    " FROM alerts a WHERE state = 'firing' AND ((phase = $1 AND " S_CURRENT("a") ")"
+    " OR ($1 IS NULL AND NOT " S_CURRENT("a") "))"
+    " ORDER BY severity, started_at";
+
+/* The evaluator's heartbeat (migration 0012). */
+static const char s_eval_sql[] =
+    "SELECT " S_UTC("evaluated_at") ", extract(epoch FROM now() - evaluated_at), interval_s,"
+    " host, pid FROM slo_evaluator";
+/* clang-format on */
 
 static PGresult *s_query(PGconn *conn, const char *sql, const char *param, FILE *err)
 {
@@ -156,13 +148,15 @@ static int s_print_alerts(PGconn *conn, const char *phase, FILE *out, FILE *err)
     if (n == 0 && phase) {
         fprintf(out, "  alerts: none firing\n");
     } else if (n > 0) {
-        fprintf(out, "  firing alerts:\n");
+        fprintf(out, phase ? "  firing alerts:\n"
+                           : "\nfiring alerts of phases or SLOs no longer configured (not counted;"
+                             " the evaluator resolves them at its next start or reload):\n");
     }
     for (int i = 0; i < n; i++) {
         fprintf(out, "    %-7s %-16s %-16s since %s", s_v(r, i, 0), s_v(r, i, 1), s_v(r, i, 2),
                 s_v(r, i, 3));
         if (!phase) {
-            fprintf(out, "  phase %s (not configured)", s_v(r, i, 5));
+            fprintf(out, "  phase %s", s_v(r, i, 5));
         }
         fputc('\n', out);
         fprintf(out, "            %s\n", s_v(r, i, 4));
@@ -250,26 +244,61 @@ int ww_slo_report(PGconn *conn, FILE *out, FILE *err, bool json)
             return WW_SLO_ERROR;
         }
     }
+    /* How old the state is: none at all, or stale when the evaluator stopped. */
+    r = s_query(conn, s_eval_sql, NULL, err);
+    if (!r) {
+        return WW_SLO_ERROR;
+    }
+    if (PQntuples(r) == 0) {
+        fprintf(err,
+                "waferwatch slo: no SLO evaluation yet in database \"%s\": no collector with a "
+                "phases file (slo.file, --slo) has evaluated here; start one, wait one "
+                "evaluation.interval and run this again\n",
+                PQdb(conn));
+        PQclear(r);
+        return WW_SLO_STALE;
+    }
+    char when[48], host[128];
+    snprintf(when, sizeof when, "%s", PQgetvalue(r, 0, 0));
+    snprintf(host, sizeof host, "%s pid %s", PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4));
+    double age = strtod(PQgetvalue(r, 0, 1), NULL);
+    double interval = strtod(PQgetvalue(r, 0, 2), NULL);
+    PQclear(r);
+    double stale_after = S_STALE_INTERVALS * interval;
+    stale_after = stale_after < S_STALE_MIN_S ? S_STALE_MIN_S : stale_after;
+    bool stale = age > stale_after;
+    if (stale) {
+        fprintf(err,
+                "waferwatch slo: WARNING: the last SLO evaluation is %.0f s old (%s, by %s), "
+                "more than %.0f s (%d evaluation intervals of %g s): the evaluator is down, "
+                "this state is stale\n",
+                age, when, host, stale_after, S_STALE_INTERVALS, interval);
+    }
+
     r = s_query(conn,
-                "SELECT EXISTS (SELECT 1 FROM alerts WHERE state = 'firing' AND severity = "
-                "'page')",
+                "SELECT EXISTS (SELECT 1 FROM alerts a WHERE a.state = 'firing' AND"
+                " a.severity = 'page' AND " S_CURRENT("a") ")",
                 NULL, err);
     if (!r) {
         return WW_SLO_ERROR;
     }
     bool paging = s_true(r, 0, 0);
     PQclear(r);
+    /* A stale state cannot promise that nothing pages, nor that a page still fires. */
+    int verdict = stale ? WW_SLO_STALE : paging ? WW_SLO_PAGING : WW_SLO_OK;
 
     if (json) {
-        r = s_query(conn, s_json_sql, NULL, err);
+        r = s_query(conn, s_json_sql, stale ? "true" : "false", err);
         if (!r) {
             return WW_SLO_ERROR;
         }
         fprintf(out, "%s\n", PQgetvalue(r, 0, 0));
         PQclear(r);
-        return paging ? WW_SLO_PAGING : WW_SLO_OK;
+        return verdict;
     }
 
+    fprintf(out, "last evaluation %s, %.0f s ago (every %g s, by %s)%s\n\n", when, age, interval,
+            host, stale ? ": STALE, the evaluator is down" : "");
     r = s_query(conn, s_phases_sql, NULL, err);
     if (!r) {
         return WW_SLO_ERROR;
@@ -285,11 +314,11 @@ int ww_slo_report(PGconn *conn, FILE *out, FILE *err, bool json)
             goto cleanup;
         }
     }
-    /* Firing alerts of phases no longer configured still count. */
+    /* Firing alerts of what is no longer configured: listed, not counted. */
     if (s_print_alerts(conn, NULL, out, err) < 0) {
         goto cleanup;
     }
-    rc = paging ? WW_SLO_PAGING : WW_SLO_OK;
+    rc = verdict;
 
 cleanup:
     PQclear(r);
@@ -302,7 +331,9 @@ static void s_usage(FILE *out)
                  "  --pg CONNINFO  libpq connection string or URI (default: PGHOST, PGPORT,\n"
                  "                 PGDATABASE, PGUSER, ... from the environment)\n"
                  "  --json         one JSON document instead of the text report\n"
-                 "exit: 0 ok, 1 a firing alert has severity page, 2 error\n");
+                 "exit: 0 ok, 1 a firing alert has severity page, 2 error, 3 no evaluation\n"
+                 "      yet, or the last one is older than 3 evaluation intervals (at least\n"
+                 "      30 s): the evaluator is down and the state is stale\n");
 }
 
 int ww_slo_report_main(int argc, char **argv)

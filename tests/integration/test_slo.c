@@ -8,12 +8,14 @@
 #include "ww_time.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AM_BIN "/usr/bin/prometheus-alertmanager"
@@ -365,8 +367,409 @@ static void test_capacity_breach_and_config_errors(void **state)
     h_db_drop(&db);
 }
 
+/* True when a notification whose payload holds both strings arrives within timeout_ms
+ * (notifications read on the way are consumed). */
+static int s_notified(PGconn *c, const char *a, const char *b, int timeout_ms)
+{
+    for (int waited = 0;; waited += 100) {
+        PQconsumeInput(c);
+        int found = 0;
+        PGnotify *n;
+        while ((n = PQnotifies(c)) != NULL) {
+            found = found || (strstr(n->extra, a) && strstr(n->extra, b));
+            PQfreemem(n);
+        }
+        if (found) {
+            return 1;
+        }
+        if (waited >= timeout_ms) {
+            return 0;
+        }
+        h_sleep_ms(100);
+    }
+}
+
+/* Waits up to timeout_s for a query's number to equal want; returns the last value. */
+static long long s_wait_ll(h_db_t *db, const char *sql, long long want, int timeout_s)
+{
+    long long v = h_query_ll(db, sql);
+    for (int i = 0; i < timeout_s * 2 && v != want; i++) {
+        h_sleep_ms(500);
+        v = h_query_ll(db, sql);
+    }
+    return v;
+}
+
+/* Waits up to timeout_s for Alertmanager to list (want = 1) or not list (0) the alert. */
+static int s_wait_am(const char *url, const char *a, const char *b, const char *c, int want,
+                     int timeout_s)
+{
+    int has = s_am_has(url, a, b, c);
+    for (int i = 0; i < timeout_s * 2 && has != want; i++) {
+        h_sleep_ms(500);
+        has = s_am_has(url, a, b, c);
+    }
+    return has;
+}
+
+#define S_IMPOSSIBLE_FIRING                                                                        \
+    "SELECT count(*) FROM alerts WHERE phase = 'phase-a' AND slo = 'ttft-impossible' AND"          \
+    " severity = 'page' AND state = 'firing'"
+#define S_BREACH_B_FIRING                                                                          \
+    "SELECT count(*) FROM alerts WHERE phase = 'phase-b' AND alertname = 'CapacityBreach' AND"     \
+    " state = 'firing'"
+
+/* Issue 15 item 2: an SLO removed from the phases file (SIGHUP) and a phase removed (a
+ * restart) no longer keep their alerts firing: they are resolved in PostgreSQL, on the
+ * NOTIFY channel and in Alertmanager (endsAt: a real Alertmanager drops them at once, not
+ * after its resolve_timeout), and `waferwatch slo` neither lists nor counts them. A broken
+ * file on SIGHUP is refused and the old configuration stays. Item 12: a stopped evaluator
+ * makes the CLI warn and exit 3. */
+static void test_removed_slo_and_phase_resolve_their_alerts(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "retire");
+    h_secure(db.dir, "unused", "none");
+    h_enrol(db.dir, "ret", "ret", "ret-node-*");
+    int port = s_free_port();
+    char am_url[64];
+    pid_t am = s_alertmanager(db.dir, port, am_url, sizeof am_url);
+    char slo_path[256], head[512], yaml[2048];
+    snprintf(slo_path, sizeof slo_path, "%s/phases.yaml", db.dir);
+    snprintf(head, sizeof head,
+             "evaluation:\n  interval: 1s\n  window_scale: 0.01\n  healthy_window: 5s\n"
+             "alertmanager:\n  url: %s\n"
+             "phases:\n",
+             am_url);
+    /* ttft-impossible: no request is that fast, so it burns 100x on every window at once.
+     * phase-b is live with no node at all: CapacityBreach. */
+    static const char phase_a_ok[] =
+        "  - {id: phase-a, name: A, go_live: 2026-01-01, contracted_mw: 0.04,\n"
+        "     slos: [{name: ttft-ok, model: llama3.1-8b, metric: ttft, threshold: 30,\n"
+        "             objective: 0.99, min_requests: 1}";
+    static const char impossible[] =
+        ",\n             {name: ttft-impossible, model: llama3.1-8b, metric: ttft,\n"
+        "              threshold: 0.000001, objective: 0.99, min_requests: 1}";
+    static const char phase_b[] =
+        "  - {id: phase-b, name: B, go_live: 2026-01-01, contracted_mw: 1,\n"
+        "     slos: [{name: avail, model: '*', metric: availability, objective: 0.9}]}\n";
+    snprintf(yaml, sizeof yaml, "%s%s%s]}\n%s", head, phase_a_ok, impossible, phase_b);
+    s_write(slo_path, yaml);
+    setenv("WW_COLLECTOR_SLO_FILE", slo_path, 1);
+    char endpoint[256], listen[256], log[256];
+    snprintf(listen, sizeof listen, "ipc://%s/collector.sock", db.dir);
+    pid_t collector =
+        h_collector_spawn(db.dir, listen, db.conninfo, "collector", endpoint, sizeof endpoint);
+    setenv("WW_TEST_ENDPOINT", endpoint, 1);
+    PGconn *listener = PQconnectdb(db.conninfo);
+    PQclear(PQexec(listener, "LISTEN waferwatch_alerts"));
+    pid_t agent = s_agent(&db, "ret", "phase-a", NULL, "150s", NULL, 0);
+
+    assert_int_equal(s_wait_ll(&db, S_IMPOSSIBLE_FIRING, 1, 60), 1);
+    assert_int_equal(s_wait_ll(&db, S_BREACH_B_FIRING, 1, 10), 1);
+    assert_int_equal(s_wait_am(am_url, "\"slo\":\"ttft-impossible\"", "\"phase\":\"phase-a\"",
+                               "\"severity\":\"page\"", 1, 15),
+                     1);
+    char *report = NULL;
+    assert_int_equal(s_cli_slo(&db, "slo-before", &report), 1);
+    assert_non_null(strstr(report, "ttft-impossible"));
+    assert_non_null(strstr(report, "phase-b"));
+    free(report);
+
+    /* A broken file is refused whole: the alert keeps firing, evaluations go on. */
+    s_write(slo_path, "phases:\n  - {id: phase-a, go_live: 2026-13-45, contracted_mw: 1}\n");
+    long long evals = h_query_ll(&db, "SELECT count(*) FROM capacity_evaluations");
+    kill(collector, SIGHUP);
+    h_sleep_ms(3000);
+    snprintf(log, sizeof log, "%s/collector.log", db.dir);
+    char *text = h_read_file(log);
+    if (!text || !strstr(text, "phases file not reloaded") || !strstr(text, "go_live")) {
+        fail_msg("expected the broken phases file to be refused, log:\n%s", text ? text : "");
+    }
+    free(text);
+    assert_int_equal(h_query_ll(&db, S_IMPOSSIBLE_FIRING), 1);
+    assert_true(h_query_ll(&db, "SELECT count(*) FROM capacity_evaluations") > evals);
+
+    /* The SLO removed, SIGHUP: resolved everywhere, retired, not reported. */
+    (void)s_notified(listener, "", "", 0); /* drop what came before */
+    snprintf(yaml, sizeof yaml, "%s%s]}\n%s", head, phase_a_ok, phase_b);
+    s_write(slo_path, yaml);
+    kill(collector, SIGHUP);
+    assert_int_equal(s_wait_ll(&db, S_IMPOSSIBLE_FIRING, 0, 15), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM alerts WHERE slo = 'ttft-impossible'"
+                                     " AND state = 'firing'"),
+                     0);
+    assert_true(h_query_ll(&db, "SELECT count(*) FROM alert_transitions WHERE phase = 'phase-a'"
+                                " AND slo = 'ttft-impossible' AND to_state = 'resolved'"
+                                " AND details ? 'retired'") >= 1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM slo_status WHERE phase = 'phase-a'"
+                                     " AND slo = 'ttft-impossible' AND retired_at IS NOT NULL"),
+                     1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM slo_status WHERE phase = 'phase-a'"
+                                     " AND slo = 'ttft-ok' AND retired_at IS NULL"),
+                     1);
+    assert_true(
+        s_notified(listener, "\"slo\" : \"ttft-impossible\"", "\"state\" : \"resolved\"", 5000));
+    assert_int_equal(s_wait_am(am_url, "\"slo\":\"ttft-impossible\"", "\"phase\":\"phase-a\"",
+                               "\"alertname\":\"SLOBurnRate\"", 0, 15),
+                     0);
+    assert_int_equal(s_cli_slo(&db, "slo-slo-removed", &report), 1); /* phase-b still pages */
+    if (strstr(report, "ttft-impossible") || !strstr(report, "ttft-ok")) {
+        fail_msg("the removed SLO is still reported:\n%s", report);
+    }
+    free(report);
+    /* Still evaluated after the reload: the kept SLO, the kept phase. */
+    assert_int_equal(h_query_ll(&db, S_BREACH_B_FIRING), 1);
+
+    /* The phase removed, the collector restarted: its alerts resolve, it is not reported,
+     * and the exit code no longer pages. */
+    assert_int_equal(h_stop(collector, 15000), 0);
+    snprintf(yaml, sizeof yaml, "%s%s]}\n", head, phase_a_ok);
+    s_write(slo_path, yaml);
+    collector =
+        h_collector_spawn(db.dir, listen, db.conninfo, "collector2", endpoint, sizeof endpoint);
+    assert_int_equal(s_wait_ll(&db, S_BREACH_B_FIRING, 0, 15), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM phases WHERE id = 'phase-b'"
+                                     " AND retired_at IS NOT NULL"),
+                     1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM slo_status WHERE phase = 'phase-b'"
+                                     " AND retired_at IS NULL"),
+                     0);
+    assert_true(s_notified(listener, "\"phase\" : \"phase-b\"", "\"state\" : \"resolved\"", 5000));
+    assert_int_equal(s_wait_am(am_url, "\"alertname\":\"CapacityBreach\"", "\"phase\":\"phase-b\"",
+                               "\"severity\":\"page\"", 0, 15),
+                     0);
+    assert_int_equal(s_cli_slo(&db, "slo-phase-removed", &report), 0);
+    if (strstr(report, "phase-b") || !strstr(report, "phase-a")) {
+        fail_msg("the removed phase is still reported:\n%s", report);
+    }
+    free(report);
+
+    /* Item 12: the evaluator stops; once its last evaluation is older than a few
+     * intervals (made so here rather than waited for), the CLI warns and exits 3. */
+    kill(agent, SIGTERM);
+    h_wait(agent, 30000);
+    assert_int_equal(h_stop(collector, 15000), 0);
+    unsetenv("WW_COLLECTOR_SLO_FILE");
+    PQclear(h_query(&db, "UPDATE slo_evaluator SET evaluated_at = now() - interval '10 min'"));
+    assert_int_equal(s_cli_slo(&db, "slo-stale", &report), 3);
+    if (!strstr(report, "stale") || !strstr(report, "evaluator is down")) {
+        fail_msg("expected a stale warning with the age, got:\n%s", report);
+    }
+    free(report);
+    PQfinish(listener);
+    h_stop(am, 10000);
+    h_db_drop(&db);
+}
+
+/* Item 12: a database where no evaluation ever ran: the CLI says so and exits 3; a fresh
+ * heartbeat exits 0 and prints its age. */
+static void test_cli_without_evaluation(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "noeval");
+    char log[256];
+    snprintf(log, sizeof log, "%s/migrate.log", db.dir);
+    char *migrate[] = {(char *)WW_COLLECTOR_BIN, (char *)"--insecure",
+                       (char *)"--pg",           db.conninfo,
+                       (char *)"--migrate-only", NULL};
+    assert_int_equal(h_wait(h_spawn(migrate, log), 30000), 0);
+    char *report = NULL;
+    assert_int_equal(s_cli_slo(&db, "slo-none", &report), 3);
+    if (!strstr(report, "no SLO evaluation yet")) {
+        fail_msg("expected 'no SLO evaluation yet', got:\n%s", report);
+    }
+    free(report);
+    PQclear(h_query(&db, "INSERT INTO slo_evaluator (evaluated_at, interval_s, phases, slos,"
+                         " loaded_at, host, pid) VALUES (now() - interval '5 s', 30, 0, 0,"
+                         " now(), 'h', 1)"));
+    assert_int_equal(s_cli_slo(&db, "slo-fresh", &report), 0);
+    if (!strstr(report, "last evaluation") || strstr(report, "stale")) {
+        fail_msg("expected the age of a fresh evaluation, got:\n%s", report);
+    }
+    free(report);
+    /* 91 s at 30 s intervals: 3 intervals missed. */
+    PQclear(h_query(&db, "UPDATE slo_evaluator SET evaluated_at = now() - interval '91 s'"));
+    assert_int_equal(s_cli_slo(&db, "slo-stale", &report), 3);
+    free(report);
+    h_db_drop(&db);
+}
+
+/* Issue 15 item 6: an alert names the windows and rates of the rule that fired, and a
+ * burn rate over too few requests (min_requests) does not fire. */
+static void test_alert_names_its_rule_and_needs_min_requests(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "rules");
+    h_secure(db.dir, "unused", "none");
+    h_enrol(db.dir, "rul", "rul", "rul-node-*");
+    char slo_path[256], log[256];
+    snprintf(slo_path, sizeof slo_path, "%s/phases.yaml", db.dir);
+    /* Both SLOs burn 100x everywhere (no request is that fast); "quiet" wants more
+     * requests than the run has. */
+    s_write(slo_path,
+            "evaluation:\n  interval: 1s\n  window_scale: 0.01\n  healthy_window: 5s\n"
+            "phases:\n"
+            "  - {id: phase-r, name: R, go_live: 2026-01-01, contracted_mw: 0.04,\n"
+            "     slos: [{name: slow, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
+            "             objective: 0.99, min_requests: 1},\n"
+            "            {name: quiet, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
+            "             objective: 0.99, min_requests: 1000000000}]}\n");
+    setenv("WW_COLLECTOR_SLO_FILE", slo_path, 1);
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    unsetenv("WW_COLLECTOR_SLO_FILE");
+    setenv("WW_TEST_ENDPOINT", endpoint, 1);
+    pid_t agent = s_agent(&db, "rul", "phase-r", NULL, "12s", log, sizeof log);
+    assert_int_equal(s_wait_ll(&db,
+                               "SELECT count(*) FROM alerts WHERE phase = 'phase-r' AND slo ="
+                               " 'slow' AND state = 'firing'",
+                               2, 30),
+                     2);
+    PGresult *r = h_query(&db, "SELECT severity, summary FROM alerts WHERE phase = 'phase-r'"
+                               " AND slo = 'slow' ORDER BY severity");
+    assert_int_equal(PQntuples(r), 2);
+    const char *page = PQgetvalue(r, 0, 1), *ticket = PQgetvalue(r, 1, 1);
+    if (!strstr(page, "1h 100.00x and 5m 100.00x > 14.4x; 6h 100.00x and 30m 100.00x > 6x") ||
+        !strstr(ticket, "1d 100.00x and 2h 100.00x > 3x; 3d 100.00x and 6h 100.00x > 1x")) {
+        fail_msg("expected the rules' own windows and rates, got:\n%s\n%s", page, ticket);
+    }
+    PQclear(r);
+    /* quiet burned just as fast but never fired. */
+    h_agent_wait_ok(agent, log, 60000);
+    assert_true(h_query_ll(&db, "SELECT count(*) FROM slo_evaluations WHERE phase = 'phase-r'"
+                                " AND slo = 'quiet' AND window_name = '3d' AND burn_rate > 14.4"
+                                " AND total > 0") > 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM alerts WHERE slo = 'quiet'"), 0);
+    assert_int_equal(h_stop(collector, 15000), 0);
+    h_db_drop(&db);
+}
+
+/* The path of a file of deploy/ (this file lives in tests/integration/). */
+static void s_deploy_path(const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", __FILE__);
+    char *cut = strstr(out, "tests/integration/test_slo.c");
+    assert_non_null(cut);
+    snprintf(cut, cap - (size_t)(cut - out), "deploy/%s", name);
+}
+
+/* Runs the demo's fleet without its pump fault (three racks of 4 simulated nodes with the
+ * simulator's defaults at their daily peak, seeds as in deploy/demo.sh; racks 1-2 in
+ * phase_a, rack 3 in phase_b) for 75 s against the phases file at path, and fails, naming
+ * it and the burn rates and latencies reached, if any SLO alert fires. */
+static void s_fleet_stays_quiet(const char *tag, const char *path, const char *phase_a,
+                                const char *phase_b)
+{
+    h_db_t db;
+    h_db_create(&db, tag);
+    h_secure(db.dir, "unused", "none");
+    static const char *const racks[] = {"okc1-r01", "okc1-r02", "okc2-r01"};
+    static const char *const seeds[] = {"101", "102", "201"};
+    for (int i = 0; i < 3; i++) {
+        char pattern[64];
+        snprintf(pattern, sizeof pattern, "%s-node-*", racks[i]);
+        h_enrol(db.dir, racks[i], racks[i], pattern);
+    }
+    setenv("WW_COLLECTOR_SLO_FILE", path, 1);
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    unsetenv("WW_COLLECTOR_SLO_FILE");
+    /* The simulator's busiest hour whatever the time: its arrivals peak at 15:00 UTC at
+     * (1 + diurnal_amplitude) x arrival_rate, 1.3 x 30/s by default (see ww_sim.c). */
+    double h = (double)(time(NULL) % 86400) / 3600.0;
+    char rate[32];
+    snprintf(rate, sizeof rate, "%.3f",
+             30.0 * 1.3 / (1.0 + 0.3 * cos(2 * 3.14159265358979 * (h - 15) / 24)));
+    const char *env[] = {"WW_AGENT_SIM_ARRIVAL_RATE", rate, NULL};
+    pid_t agents[3];
+    char logs[3][256];
+    for (int i = 0; i < 3; i++) {
+        const char *args[] = {"--phase",     i < 2 ? phase_a : phase_b,
+                              "--sim-nodes", "4",
+                              "--sim-seed",  seeds[i],
+                              "--run-for",   "75s",
+                              NULL};
+        agents[i] = h_agent_spawn_secure(&db, racks[i], endpoint, env, args, logs[i], 256);
+    }
+    for (int i = 0; i < 3; i++) {
+        h_agent_wait_ok(agents[i], logs[i], 120000);
+    }
+    h_sleep_ms(3000);
+    assert_int_equal(h_stop(collector, 15000), 0);
+    PGresult *b = h_query(&db, "SELECT string_agg(format('%s/%s %s %s', phase, slo, window_name,"
+                               " round(burn::numeric, 2)), ', ' ORDER BY burn DESC)"
+                               " FROM (SELECT phase, slo, window_name, max(burn_rate) AS burn"
+                               " FROM slo_evaluations WHERE window_name <> 'period'"
+                               " GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 8) x");
+    print_message("%s: highest burn rates: %s\n", path, PQgetvalue(b, 0, 0));
+    PGresult *q = h_query(&db, "SELECT string_agg(format('%s: ttft p99 %s p99.9 %s, tpot p99 %s"
+                               " p99.9 %s, e2e p99 %s, failed %s%%', model,"
+                               " round(ww_quantile(t, 0.99)::numeric, 3),"
+                               " round(ww_quantile(t, 0.999)::numeric, 3),"
+                               " round(ww_quantile(o, 0.99)::numeric, 4),"
+                               " round(ww_quantile(o, 0.999)::numeric, 4),"
+                               " round(ww_quantile(e, 0.99)::numeric, 2),"
+                               " round(100.0 * bad / greatest(ok + bad, 1), 3)), '; ')"
+                               " FROM (SELECT model, ww_merge(ttft) AS t, ww_merge(tpot) AS o,"
+                               " ww_merge(e2e) AS e, sum(requests_ok) AS ok,"
+                               " sum(requests_error + requests_timeout + requests_rejected)"
+                               " AS bad FROM latency_rollup_1m GROUP BY model) x");
+    print_message("%s: latencies: %s\n", path, PQgetvalue(q, 0, 0));
+    PQclear(q);
+    PGresult *r = h_query(&db, "SELECT phase, slo, severity, summary FROM alerts"
+                               " WHERE alertname = 'SLOBurnRate' ORDER BY started_at");
+    if (PQntuples(r) > 0) {
+        fail_msg("%s: %d SLO alerts fired without a fault, first: %s %s %s: %s", path, PQntuples(r),
+                 PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
+                 PQgetvalue(r, 0, 3));
+    }
+    PQclear(r);
+    PQclear(b);
+    assert_true(h_query_ll(&db, "SELECT count(*) FROM slo_evaluations WHERE total > 0") > 0);
+    h_db_drop(&db);
+}
+
+/* Issue 15 item 6: the demo's phases file and the simulator's defaults raise no SLO
+ * alert by themselves. */
+static void test_demo_phases_default_sim_quiet(void **state)
+{
+    char path[512];
+    s_deploy_path("demo-phases.yaml", path, sizeof path);
+    s_fleet_stays_quiet("quietdemo", path, "phase-2026a", "phase-2027b");
+}
+
+/* The same for the shipped example (window_scale 1: the windows hold the run's minute),
+ * evaluated every 2 s instead of 30 s and with no Alertmanager. */
+static void test_example_phases_default_sim_quiet(void **state)
+{
+    char path[512], out[256];
+    s_deploy_path("phases.example.yaml", path, sizeof path);
+    char *text = h_read_file(path);
+    assert_non_null(text);
+    char *iv = strstr(text, "interval: 30s"), *url = strstr(text, "url: \"http");
+    assert_non_null(iv);
+    assert_non_null(url);
+    memcpy(iv, "interval:  2s", 13);
+    char *end = strchr(url + 6, '"');
+    assert_non_null(end);
+    memset(url + 5, ' ', (size_t)(end - url - 4));
+    url[5] = '"';
+    url[6] = '"';
+    snprintf(out, sizeof out, "/tmp/ww-example-phases-%d.yaml", (int)getpid());
+    s_write(out, text);
+    free(text);
+    s_fleet_stays_quiet("quietexample", out, "phase-2026a", "phase-2027a");
+    unlink(out);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pump_fault_pages_then_resolves_other_phase_green),
     cmocka_unit_test(test_capacity_breach_and_config_errors),
+    cmocka_unit_test(test_removed_slo_and_phase_resolve_their_alerts),
+    cmocka_unit_test(test_cli_without_evaluation),
+    cmocka_unit_test(test_alert_names_its_rule_and_needs_min_requests),
+    cmocka_unit_test(test_demo_phases_default_sim_quiet),
+    cmocka_unit_test(test_example_phases_default_sim_quiet),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

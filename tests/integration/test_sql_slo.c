@@ -732,6 +732,17 @@ static void test_roles_on_slo_tables(void **state)
         snprintf(sql, sizeof sql, "TRUNCATE %s", tables[i]);
         s_as(w, sql, "42501");
     }
+    /* Retiring what is no longer configured and the heartbeat (0012): updates. */
+    s_as(w, "UPDATE phases SET retired_at = now() WHERE id <> ALL ('{B}'::text[])", "");
+    s_as(w, "UPDATE slo_status SET retired_at = now() WHERE retired_at IS NULL", "");
+    for (int i = 0; i < 2; i++) {
+        s_as(w,
+             "INSERT INTO slo_evaluator AS e (id, evaluated_at, interval_s, phases, slos,"
+             " loaded_at, host, pid) VALUES (true, now(), 30, 1, 1, now(), 'h', 1)"
+             " ON CONFLICT (id) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+             "");
+    }
+    s_as(w, "DELETE FROM slo_evaluator", "42501");
     s_as(w, "UPDATE slo_evaluations SET good = 0", "42501");
     s_as(w, "UPDATE alert_transitions SET to_state = 'x'", "42501");
     s_as(w, "UPDATE capacity_evaluations SET breach = false", "42501");
@@ -751,11 +762,41 @@ static void test_roles_on_slo_tables(void **state)
          "");
     s_as(r, "INSERT INTO slo_evaluations VALUES (now(), 'A', 'x', 'm', 'ttft', 300, '5m', 1, 1, 0)",
          "42501");
+    s_as(r, "SELECT * FROM slo_evaluator, ww_slo_budget, ww_phase_capacity_latest", "");
+    s_as(r, "UPDATE slo_evaluator SET pid = 0", "42501");
     s_as(r, "UPDATE slo_status SET objective = 0", "42501");
     s_as(r, "UPDATE phases SET name = ''", "42501");
     s_as(r, "DELETE FROM alerts", "42501");
     PQfinish(r);
     h_pg_stop(&pg, &db);
+}
+
+/* Issue 15 item 2 (migration 0012): retired phases and SLOs stay in their tables as
+ * history but leave the views of current state. */
+static void test_retired_rows_leave_the_views(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "sloret");
+    assert_true(ww_migrate(db.conn) >= 12);
+    PQclear(h_query(&db, "INSERT INTO phases (id, name, go_live, contracted_mw,"
+                         " capacity_breach_share, power_ceiling_mw, hotspot_max_c, outlet_max_c)"
+                         " VALUES ('A', 'a', '2026-01-01', 1, 0.9, 1, 90, 45),"
+                         " ('B', 'b', '2026-01-01', 1, 0.9, 1, 90, 45)"));
+    PQclear(h_query(&db, "INSERT INTO slo_status (phase, slo, model, metric, objective, time,"
+                         " burn_rates) VALUES ('A', 'kept', '*', 'availability', 0.99, now(),"
+                         " '{}'), ('A', 'gone', '*', 'availability', 0.99, now(), '{}'),"
+                         " ('B', 'x', '*', 'availability', 0.99, now(), '{}')"));
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_slo_budget"), 3);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_phase_capacity_latest"), 2);
+    PQclear(h_query(&db, "UPDATE phases SET retired_at = now() WHERE id = 'B'"));
+    PQclear(h_query(&db, "UPDATE slo_status SET retired_at = now() WHERE slo <> 'kept'"));
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_slo_budget"), 1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_slo_budget WHERE slo = 'kept'"), 1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_phase_capacity_latest"), 1);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM slo_status"), 3); /* history */
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM phases"), 2);
+    h_db_drop(&db);
 }
 
 static const struct CMUnitTest tests[] = {
@@ -768,6 +809,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sli_errors),
     cmocka_unit_test(test_phase_capacity),
     cmocka_unit_test(test_roles_on_slo_tables),
+    cmocka_unit_test(test_retired_rows_leave_the_views),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)
