@@ -11,7 +11,8 @@
 #
 # Depends come from dpkg-shlibdeps (dpkg-dev), plus libmicrohttpd12 by name for the agent
 # and the collector: they load it with dlopen when metrics.listen is set (proto/ww_mhd.h),
-# which shlibdeps cannot see. The examples are documentation
+# which shlibdeps cannot see. Binaries are stripped; each package has a -dbgsym .ddeb
+# beside it, and a DEP-5 copyright file. The examples are documentation
 # (/usr/share/doc/<package>/examples), not conffiles: /etc/waferwatch belongs to the
 # operator and no upgrade touches it. Units go to /lib/systemd/system (Debian 12) and are
 # enabled but never started or restarted by the packages (deploy/systemd/deb/).
@@ -37,8 +38,32 @@ foreach(unit agent collector)
             COMPONENT ${unit} EXCLUDE_FROM_ALL)
 endforeach()
 
+# /usr/share/doc/<package>/copyright in Debian's machine-readable format (DEP-5). The
+# repository has no LICENSE file, so the packages say "All rights reserved"; whoever adds
+# one names it here (the packaging test fails until the two agree).
+set(WW_COPYRIGHT_HOLDER "waferwatch maintainers" CACHE STRING
+    "copyright holder named in /usr/share/doc/<package>/copyright")
+set(ww_copyright ${PROJECT_BINARY_DIR}/deb/copyright)
+file(WRITE ${ww_copyright}
+"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: ${PROJECT_NAME}
+Upstream-Contact: ${WW_DEB_MAINTAINER}
+
+Files: *
+Copyright: 2026 ${WW_COPYRIGHT_HOLDER}
+License: all-rights-reserved
+
+License: all-rights-reserved
+ Copyright 2026 ${WW_COPYRIGHT_HOLDER}. All rights reserved.
+ .
+ The ${PROJECT_NAME} source carries no license file.
+")
+
 foreach(comp agent collector cli)
     install(FILES ${PROJECT_SOURCE_DIR}/README.md
+            DESTINATION share/doc/waferwatch-${comp} PERMISSIONS ${ww_doc_perms}
+            COMPONENT ${comp})
+    install(FILES ${ww_copyright}
             DESTINATION share/doc/waferwatch-${comp} PERMISSIONS ${ww_doc_perms}
             COMPONENT ${comp})
 endforeach()
@@ -100,6 +125,36 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${WW_DEB_MAINTAINER})
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# Stripped binaries (objcopy --strip-unneeded), their debug information in one
+# <package>-dbgsym_<version>_<arch>.ddeb beside each .deb, found by build id
+# (/usr/lib/debug/.build-id/xx/yyyy.debug), where gdb looks for it.
+set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
+# CPack writes the dbgsym tree after CPACK_PRE_BUILD_SCRIPTS, with the umask of whoever
+# runs cpack (umask 077: a /usr/lib/debug only root can read). It runs objcopy to extract
+# each .debug file: through this wrapper, which makes the file 0644 and the directories
+# up to the dbgsym root 0755.
+find_program(WW_OBJCOPY objcopy)
+if(NOT WW_OBJCOPY)
+    message(FATAL_ERROR "objcopy not found (Debian package binutils): the packages are stripped with it")
+endif()
+set(ww_objcopy ${PROJECT_BINARY_DIR}/deb/objcopy-dbgsym.sh)
+file(WRITE ${ww_objcopy} "#!/bin/sh
+# Written by cmake/packaging.cmake: objcopy for CPack's dbgsym packages, modes fixed.
+set -e
+'${WW_OBJCOPY}' \"$@\"
+[ \"$1\" = --only-keep-debug ] || exit 0
+out=$3
+chmod 0644 \"$out\"
+d=$(dirname \"$out\")
+while :; do
+    chmod 0755 \"$d\"
+    case $d in */*-dbgsym | *-dbgsym | */ | . | /) break ;; esac
+    d=$(dirname \"$d\")
+done
+")
+file(CHMOD ${ww_objcopy} PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+     GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+set(CPACK_OBJCOPY_EXECUTABLE ${ww_objcopy})
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS ${CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS})
 # The install creates directories through mkdir(), which the umask of whoever runs cpack

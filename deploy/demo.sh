@@ -7,25 +7,38 @@
 # --seconds N (default 60), then prints a report read back from
 # PostgreSQL. The database stays up for exploring with psql; the report says how to stop it.
 #
-#   deploy/demo.sh [--seconds N] [--stop]
+#   deploy/demo.sh [--seconds N] [--dir DIR] [--stop]
 #     --seconds N  run time of the fleet (default 60)
+#     --dir DIR    where the database, keys, spools and logs go (default /tmp/ww-demo);
+#                  its pg/, keys/ and spools are replaced. As root the database runs as
+#                  the user postgres, which must be able to reach DIR.
 #     --stop       stop the database at the end instead of leaving it running
 set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$WW_ROOT"
 seconds=60
+run=/tmp/ww-demo
 stop_db=0
+need() { if [ $# -lt 2 ] || [ -z "$2" ]; then echo "demo: $1 needs a value (see --help)" >&2; exit 2; fi; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
+    --seconds) need "$@"; seconds=$2; shift 2 ;;
     --seconds=*) seconds=${1#*=}; shift ;;
+    --dir) need "$@"; run=$2; shift 2 ;;
+    --dir=*) run=${1#*=}; shift ;;
     --stop) stop_db=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    # The comment block above, from its second line to the first line that is not a comment.
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$seconds" in ''|*[!0-9]*) echo "demo: --seconds wants a whole number" >&2; exit 2 ;; esac
 [ "$seconds" -ge 5 ] || { echo "demo: --seconds must be at least 5" >&2; exit 2; }
+[ -n "$run" ] || { echo "demo: --dir wants a directory" >&2; exit 2; }
+# Relative to where the demo was started, not to the repository it changes into.
+case "$run" in /*) ;; *) run=$PWD/$run ;; esac
+# PostgreSQL listens on a Unix socket in DIR/pg: its path must fit in sun_path (108 bytes).
+[ "${#run}" -le 80 ] || { echo "demo: --dir $run is too long for a Unix socket path (80 characters at most)" >&2; exit 2; }
+cd "$WW_ROOT"
 
 . deploy/deps.sh
 ww_install_deps
@@ -33,7 +46,6 @@ echo "== building"
 ww_build build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo
 bin=build-demo
 
-run=/tmp/ww-demo
 pgdir=$run/pg
 mkdir -p "$run"
 tests/pg_throwaway.sh stop "$pgdir" >/dev/null 2>&1 || true

@@ -8,7 +8,9 @@
 #     it) into a scratch directory;
 #  2. checks each .deb: control fields, Depends (every shared library the binaries load
 #     must come from a package in Depends), the file list with modes and owners, no
-#     conffiles, the maintainer scripts (never start or restart a service);
+#     conffiles, the maintainer scripts (never start or restart a service), stripped
+#     binaries whose debug information is in the package's -dbgsym .ddeb (by build id),
+#     the DEP-5 copyright file;
 #  3. extracts them into a scratch root and runs the binaries from there (--help,
 #     --version, the shipped examples through the config parser);
 #  4. checks the systemd units: `systemd-analyze verify --root` must print nothing (a typo'd
@@ -18,12 +20,16 @@
 #  5. checks the Kubernetes manifests: YAML parsed by libyaml (yaml_paths), security
 #     contexts, probes, ports, volumes referenced, grace periods, image tags; the embedded
 #     agent.yaml passes the agent's own --check-config and collector.yaml its parser;
-#  6. as root, where a private mount namespace and overlayfs are available: installs,
+#  6. deploy/demo.sh takes --dir (its arguments only: the demo itself builds and runs);
+#  7. as root, where a private mount namespace and overlayfs are available: installs,
 #     reinstalls, removes and purges the packages with the real dpkg in a throwaway overlay
 #     of / (nothing reaches the host), checking the user, directories, enablement and
-#     that a key made as the README says is accepted by the service user.
+#     that a key made as the README says is accepted by the service user. Hermetic: the
+#     overlay first forgets whatever waferwatch the host has (packages, /etc/waferwatch,
+#     the user, unit state), and it is proved on a layer where the packages are already
+#     installed and configured, as on an SRE's box that followed the README.
 # Any missing tool is a failure naming the Debian package (deploy/deps.sh installs them);
-# step 6 alone is skipped, with a note, where it cannot run.
+# step 7 alone is skipped, with a note, where it cannot run.
 set -euo pipefail
 
 src=$1 build=$2 yaml_paths=$3 version=$4
@@ -57,6 +63,10 @@ done
 n=$(find "$out" -maxdepth 1 -name '*.deb' | wc -l)
 [ "$n" -eq 3 ] || fail "cpack made $n packages, expected 3: $(ls "$out")"
 deb() { echo "$out/${1}_${version}_${arch}.deb"; }
+ddeb() { echo "$out/${1}-dbgsym_${version}_${arch}.ddeb"; }
+for p in "${pkgs[@]}"; do
+    [ -f "$(ddeb "$p")" ] || fail "no $(ddeb "$p"): the binaries' debug information is not shipped"
+done
 
 # ---------------------------------------------------------------------------------------
 step "control fields and Depends"
@@ -132,10 +142,12 @@ expect_agent="-rwxr-xr-x ./usr/bin/waferwatch-agent
 -rwxr-xr-x ./usr/bin/waferwatch-sim
 -rw-r--r-- ./lib/systemd/system/waferwatch-agent.service
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/README.md
+-rw-r--r-- ./usr/share/doc/waferwatch-agent/copyright
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/examples/agent.yaml"
 expect_collector="-rwxr-xr-x ./usr/bin/waferwatch-collector
 -rw-r--r-- ./lib/systemd/system/waferwatch-collector.service
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/README.md
+-rw-r--r-- ./usr/share/doc/waferwatch-collector/copyright
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/examples/collector.yaml
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/examples/phases.yaml
 -rw-r--r-- ./usr/share/waferwatch/sql/roles.sql
@@ -147,7 +159,8 @@ while IFS= read -r f; do
     expect_collector+=$'\n'"-rw-r--r-- ./usr/share/waferwatch/dashboards/${f#"$src"/dashboards/}"
 done < <(find "$src/dashboards" -type f ! -name '.*' ! -name '*~' | sort)
 expect_cli="-rwxr-xr-x ./usr/bin/waferwatch
--rw-r--r-- ./usr/share/doc/waferwatch-cli/README.md"
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/README.md
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/copyright"
 declare -A expect=([waferwatch-agent]="$expect_agent" [waferwatch-collector]="$expect_collector"
                    [waferwatch-cli]="$expect_cli")
 for p in "${pkgs[@]}"; do
@@ -193,6 +206,115 @@ for p in "${pkgs[@]}"; do
     done
     grep -q 'adduser --system --group' "$ctl/postinst" || fail "$p: postinst does not create the user"
     grep -q "deb-systemd-helper enable" "$ctl/postinst" || fail "$p: postinst does not enable $unit"
+done
+
+# ---------------------------------------------------------------------------------------
+step "stripped binaries, -dbgsym packages"
+# Each binary: no symbol table, no debug sections, a build id; its debug information in
+# /usr/lib/debug/.build-id/XX/REST.debug of the package's -dbgsym .ddeb, where gdb finds it.
+dbgroot=$tmp/dbgroot
+mkdir -p "$dbgroot"
+for p in "${pkgs[@]}"; do
+    dd=$(ddeb "$p")
+    [ -f "$dd" ] || continue
+    dfield() { dpkg-deb --field "$dd" "$1"; }
+    [ "$(dfield Package)" = "$p-dbgsym" ] || fail "$p-dbgsym: Package is '$(dfield Package)'"
+    [ "$(dfield Depends)" = "$p (= $version)" ] || fail "$p-dbgsym: Depends '$(dfield Depends)', not '$p (= $version)'"
+    dpkg-deb --contents "$dd" | awk '{ print $1, $2, $6 }' >"$tmp/dcontents.$p"
+    awk -v p="$p-dbgsym" '
+        $1 ~ /^d/ && $1 != "drwxr-xr-x" { print p ": directory " $3 " has mode " $1 }
+        $1 ~ /^-/ && $1 != "-rw-r--r--" { print p ": " $3 " has mode " $1 }
+        $2 != "root/root" { print p ": " $3 " is owned by " $2 }
+        $3 !~ /^\.\/usr\/(lib\/(debug\/.*)?)?$/ { print p ": unexpected path " $3 }
+    ' "$tmp/dcontents.$p" >"$tmp/bad"
+    while IFS= read -r b; do fail "$b"; done <"$tmp/bad"
+    dpkg-deb -x "$dd" "$dbgroot"
+done
+for p in "${pkgs[@]}"; do
+    for b in ${bins[$p]}; do
+        f=$root/usr/bin/$b
+        [ -f "$f" ] || continue
+        readelf -S --wide "$f" >"$tmp/sections"
+        if grep -Eq '\] \.(symtab|debug_[a-z]+) ' "$tmp/sections"; then
+            fail "$p: /usr/bin/$b is not stripped: $(grep -Eo '\.(symtab|debug_[a-z]+) ' "$tmp/sections" | tr -d ' ' | tr '\n' ' ')"
+        fi
+        id=$(readelf -n "$f" | sed -n 's/.*Build ID: *\([0-9a-f]*\).*/\1/p')
+        [ -n "$id" ] || { fail "$p: /usr/bin/$b has no build id"; continue; }
+        dbg=./usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
+        if ! grep -qxF -- "-rw-r--r-- root/root $dbg" "$tmp/dcontents.$p" 2>/dev/null; then
+            fail "$p-dbgsym: no $dbg (mode 0644) for /usr/bin/$b"
+            continue
+        fi
+        readelf -S --wide "$dbgroot/$dbg" 2>/dev/null | grep -q '\] \.debug_info ' ||
+            fail "$p-dbgsym: $dbg has no .debug_info"
+        [[ " $(dpkg-deb --field "$(ddeb "$p")" Build-Ids) " == *" $id "* ]] ||
+            fail "$p-dbgsym: Build-Ids lacks $id (/usr/bin/$b)"
+        if command -v gdb >/dev/null; then
+            gdb -batch -nx -ex "set debug-file-directory $dbgroot/usr/lib/debug" -ex "file $f" \
+                -ex 'info line main' >"$tmp/gdb.out" 2>&1 || true
+            grep -q 'Line [0-9]* of ".*\.c"' "$tmp/gdb.out" ||
+                fail "$p: gdb finds no source line for main in /usr/bin/$b with $p-dbgsym: $(tail -2 "$tmp/gdb.out")"
+        fi
+    done
+done
+
+# ---------------------------------------------------------------------------------------
+step "copyright files"
+# /usr/share/doc/<package>/copyright in the machine-readable format (DEP-5): paragraphs of
+# "Field: value" lines and indented continuations, a header with Format and Upstream-Name,
+# a "Files: *" paragraph with Copyright and License, the text of every license named.
+# The license must be the repository's: its LICENSE/COPYING if it has one, else all rights
+# reserved.
+license_file=$(find "$src" -maxdepth 1 -type f \( -iname 'LICEN[CS]E*' -o -iname 'COPYING*' \) | head -1)
+for p in "${pkgs[@]}"; do
+    c=$root/usr/share/doc/$p/copyright
+    [ -f "$c" ] || continue # the contents check above names it
+    awk -v p="$p" '
+        function end_par() {
+            if (nf > 0) {
+                if (npar == 1 && !("Format" in f)) print p ": copyright: no Format field in the header"
+                if (npar == 1 && !("Upstream-Name" in f)) print p ": copyright: no Upstream-Name in the header"
+                if ("Files" in f) {
+                    files++
+                    if (f["Files"] == "*") star = 1
+                    if (!("Copyright" in f)) print p ": copyright: Files: " f["Files"] " has no Copyright"
+                    if (!("License" in f)) print p ": copyright: Files: " f["Files"] " has no License"
+                    else if (!ltext) named[f["License"]] = 1
+                }
+                if (npar > 1 && !("Files" in f) && ("License" in f) && ltext) text[f["License"]] = 1
+            }
+            delete f; nf = 0; ltext = 0; last = ""
+        }
+        /^[ \t]*$/ { end_par(); next }
+        /^[ \t]/ { if (last == "") print p ": copyright line " NR ": a continuation outside a field"
+                   if (last == "License") ltext = 1
+                   next }
+        /^[A-Za-z][A-Za-z0-9-]*:/ {
+            if (nf == 0) npar++
+            k = $0; sub(/:.*/, "", k); v = $0; sub(/^[^:]*:[ \t]*/, "", v)
+            if (k in f) print p ": copyright line " NR ": field " k " twice in a paragraph"
+            f[k] = v; nf++; last = k
+            if (npar == 1 && k == "Format" && v != "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/")
+                print p ": copyright: Format is " v
+            next
+        }
+        { print p ": copyright line " NR ": neither a field nor a continuation: " $0 }
+        END {
+            end_par()
+            if (!files) print p ": copyright: no Files paragraph"
+            if (!star) print p ": copyright: no \"Files: *\" paragraph"
+            for (l in named) if (!(l in text)) print p ": copyright: license " l " is named but its text is not given"
+        }' "$c" >"$tmp/bad"
+    while IFS= read -r b; do fail "$b"; done <"$tmp/bad"
+    if [ -n "$license_file" ]; then
+        first=$(grep -m1 -v '^[[:space:]]*$' "$license_file" | sed 's/^[[:space:]]*//')
+        grep -qF -- "$first" "$c" ||
+            fail "$p: copyright does not state the repository's $(basename "$license_file") ('$first'): cmake/packaging.cmake"
+    else
+        grep -q 'All rights reserved' "$c" ||
+            fail "$p: the repository has no LICENSE, but copyright does not say 'All rights reserved'"
+    fi
+    grep -q "^Upstream-Name: waferwatch\$" "$c" || fail "$p: copyright: Upstream-Name is not waferwatch"
 done
 
 # ---------------------------------------------------------------------------------------
@@ -431,10 +553,46 @@ elif command -v kubectl >/dev/null; then
 fi
 
 # ---------------------------------------------------------------------------------------
+step "deploy/demo.sh --dir"
+# Where the demo writes is the caller's choice: --dir DIR, documented in --help, default
+# /tmp/ww-demo, which the script names nowhere else. Only runs that stop at the argument
+# checks (the demo proper installs packages and builds): --seconds 1 makes sure of it.
+demo=$src/deploy/demo.sh
+if ! "$demo" --help >"$tmp/demo.help" 2>&1; then
+    fail "deploy/demo.sh --help: $(head -3 "$tmp/demo.help")"
+elif ! grep -Eq -- '--dir DIR .*default /tmp/ww-demo' "$tmp/demo.help"; then
+    fail "deploy/demo.sh --help does not document --dir DIR (default /tmp/ww-demo): $(cat "$tmp/demo.help")"
+fi
+rc=0
+"$demo" --seconds 1 --dir >"$tmp/demo.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q -- '--dir needs a value' "$tmp/demo.out" ||
+    fail "deploy/demo.sh --dir without a value: exit $rc, $(cat "$tmp/demo.out")"
+hard=$(grep -n '/tmp/ww-demo' "$demo" | grep -v '^[0-9]*:#' | grep -v '^[0-9]*:run=/tmp/ww-demo$' || true)
+[ -z "$hard" ] || fail "deploy/demo.sh uses /tmp/ww-demo beyond its --dir default: $hard"
+
+# ---------------------------------------------------------------------------------------
 step "dpkg install, upgrade, remove, purge in a throwaway overlay of /"
 stage=$tmp/stage
 mkdir -p "$stage"
 cp "$out"/*.deb "$stage/"
+# The layer under the checks: an SRE's box that followed the README (packages installed, a
+# key made, agent.yaml written, the agent's unit disabled by the admin). The checks must
+# pass on it as on a bare host: before they forgot the host's waferwatch, they failed here
+# ("no 'enabled, not started' note", "keygen: ... exists; not overwritten").
+cat >"$stage/installed.sh" <<'EOF'
+#!/bin/bash
+set -eu
+v=$1
+cd /ww-debs
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+dpkg -i waferwatch-cli_${v}_*.deb waferwatch-agent_${v}_*.deb waferwatch-collector_${v}_*.deb \
+    >installed.log 2>&1 || { cat installed.log >&2; exit 1; }
+waferwatch keygen /etc/waferwatch/keys/agent >/dev/null
+cp /usr/share/doc/waferwatch-agent/examples/agent.yaml /etc/waferwatch/agent.yaml
+rm /etc/systemd/system/multi-user.target.wants/waferwatch-agent.service
+echo "installed: ok"
+EOF
 cat >"$stage/inside.sh" <<'EOF'
 #!/bin/bash
 # Runs chrooted in the overlay: real dpkg, adduser, deb-systemd-helper.
@@ -444,6 +602,37 @@ fails=0
 fail() { echo "FAIL: (dpkg) $*" >&2; fails=$((fails + 1)); }
 cd /ww-debs
 export DEBIAN_FRONTEND=noninteractive
+# Hermetic: the overlay's lower layers are the host's / (and the installed layer above).
+# First forget every trace of waferwatch there, so that what follows is a first install
+# whatever the host has: its packages (purged by dpkg, without their maintainer scripts,
+# which would act on the host's state), dpkg-statoverrides, /etc/waferwatch,
+# /var/lib/waferwatch, the user and group, unit links and deb-systemd-helper's state.
+# Nothing here reaches the host: every change lands in the overlay's tmpfs.
+old=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' 'waferwatch-*' 2>/dev/null |
+    awk '$2 != "not-installed" { print $1 }')
+if [ -n "$old" ]; then
+    rm -f /var/lib/dpkg/info/waferwatch-*.preinst /var/lib/dpkg/info/waferwatch-*.postinst \
+        /var/lib/dpkg/info/waferwatch-*.prerm /var/lib/dpkg/info/waferwatch-*.postrm
+    # shellcheck disable=SC2086
+    dpkg --purge --force-depends --force-remove-reinstreq $old >forget.log 2>&1 ||
+        { cat forget.log >&2; fail "could not purge the host's $old in the overlay"; exit 1; }
+fi
+dpkg-statoverride --list 2>/dev/null | awk '$2 == "waferwatch" || $3 == "waferwatch" || $4 ~ /waferwatch/ { print $4 }' |
+    while IFS= read -r path; do dpkg-statoverride --quiet --remove "$path" || true; done
+rm -rf /etc/waferwatch /var/lib/waferwatch /etc/systemd/system/waferwatch-* \
+    /etc/systemd/system/*.wants/waferwatch-*
+find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked \
+    -name 'waferwatch-*' -exec rm -rf {} + 2>/dev/null || true
+for f in /etc/passwd /etc/group /etc/shadow /etc/gshadow; do
+    [ ! -f "$f" ] || sed -i '/^waferwatch:/d' "$f"
+done
+left=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' 'waferwatch-*' 2>/dev/null |
+    awk '$2 != "not-installed"' || true)
+if [ -n "$left" ] || getent passwd waferwatch >/dev/null || getent group waferwatch >/dev/null ||
+    [ -e /etc/waferwatch ]; then
+    fail "the overlay still sees the host's waferwatch: ${left:-} $(getent passwd waferwatch) $(ls -d /etc/waferwatch 2>/dev/null)"
+    exit 1
+fi
 a=waferwatch-agent_${v}_*.deb c=waferwatch-collector_${v}_*.deb l=waferwatch-cli_${v}_*.deb
 # shellcheck disable=SC2086
 dpkg -i $l $a $c >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -i"; exit 1; }
@@ -501,27 +690,37 @@ fi
 [ "$fails" = 0 ] && echo "dpkg: installed, upgraded, removed, purged: ok"
 exit $((fails > 0))
 EOF
-chmod 755 "$stage/inside.sh"
-# In a private mount namespace (unshare -m: no mount reaches the host): a tmpfs for the
-# overlay's upper layer, / as its lower layer, fresh /proc, /tmp and /run (so that nothing
-# inside can talk to the host's systemd), then the script above, chrooted.
+chmod 755 "$stage/inside.sh" "$stage/installed.sh"
+# In a private mount namespace (unshare -m: no mount reaches the host), two overlays on a
+# tmpfs: "installed" (lower layer /) where installed.sh sets up an SRE's box, then "clean"
+# (lower layers: installed's upper layer, then /) where inside.sh forgets it all and runs
+# the checks. Each gets the packages, a fresh /proc, /tmp and /run (so that nothing inside
+# can talk to the host's systemd), and runs its script chrooted.
 ov=$tmp/ov
 mkdir -p "$ov"
-overlay="mount -t tmpfs -o mode=0755 tmpfs $ov && mkdir $ov/upper $ov/work $ov/merged &&
-    mount -t overlay overlay -o lowerdir=/,upperdir=$ov/upper,workdir=$ov/work $ov/merged"
+layer() { # layer NAME LOWERDIRS: the shell text that mounts it at $ov/NAME
+    echo "mkdir $ov/$1 $ov/$1.up $ov/$1.work &&
+        mount -t overlay overlay -o lowerdir=$2,upperdir=$ov/$1.up,workdir=$ov/$1.work $ov/$1"
+}
+enter() { # enter NAME SCRIPT: the shell text that runs /ww-debs/SCRIPT chrooted in $ov/NAME
+    echo "mkdir -p $ov/$1/ww-debs && cp $stage/* $ov/$1/ww-debs/ &&
+        mount -t proc proc $ov/$1/proc && mount --rbind /dev $ov/$1/dev &&
+        mount -t tmpfs tmpfs $ov/$1/tmp && mount -t tmpfs tmpfs $ov/$1/run &&
+        chroot $ov/$1 /ww-debs/$2 $version"
+}
+scratch="mount -t tmpfs -o mode=0755 tmpfs $ov"
 if [ "$(id -u)" != 0 ]; then
     echo "   SKIP: needs root (a private mount namespace and an overlay of /)"
-elif ! command -v unshare >/dev/null || ! unshare -m sh -c "$overlay" 2>"$tmp/ov.err"; then
+elif ! command -v unshare >/dev/null || ! unshare -m sh -c "$scratch && $(layer probe /)" 2>"$tmp/ov.err"; then
     echo "   SKIP: no overlayfs in a private mount namespace here: $(cat "$tmp/ov.err" 2>/dev/null)"
-elif ! unshare -m sh -c "$overlay &&
-        mkdir -p $ov/merged/ww-debs && cp $stage/* $ov/merged/ww-debs/ &&
-        mount -t proc proc $ov/merged/proc &&
-        mount --rbind /dev $ov/merged/dev &&
-        mount -t tmpfs tmpfs $ov/merged/tmp &&
-        mount -t tmpfs tmpfs $ov/merged/run &&
-        chroot $ov/merged /ww-debs/inside.sh $version" >"$tmp/inside.out" 2>&1; then
+elif ! unshare -m sh -c "$scratch && $(layer installed /) && $(enter installed installed.sh) &&
+        umount -R $ov/installed && $(layer clean "$ov/installed.up:/") &&
+        $(enter clean inside.sh)" >"$tmp/inside.out" 2>&1; then
     cat "$tmp/inside.out" >&2
     fail "dpkg install/upgrade/remove/purge (above)"
+elif ! grep -q '^installed: ok$' "$tmp/inside.out"; then
+    cat "$tmp/inside.out" >&2
+    fail "the installed layer was not made"
 elif ! grep -q '^dpkg: installed, upgraded, removed, purged: ok$' "$tmp/inside.out"; then
     cat "$tmp/inside.out" >&2
     fail "the install script did not run to its end in the overlay"
