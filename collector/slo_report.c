@@ -148,9 +148,10 @@ static int s_print_alerts(PGconn *conn, const char *phase, FILE *out, FILE *err)
     if (n == 0 && phase) {
         fprintf(out, "  alerts: none firing\n");
     } else if (n > 0) {
-        fprintf(out, phase ? "  firing alerts:\n"
-                           : "\nfiring alerts of phases or SLOs no longer configured (not counted;"
-                             " the evaluator resolves them at its next start or reload):\n");
+        fprintf(out, phase
+                         ? "  firing alerts:\n"
+                         : "\nfiring alerts of phases or SLOs no longer configured (not counted;\n"
+                           "the evaluator resolves them at its next start or reload):\n");
     }
     for (int i = 0; i < n; i++) {
         fprintf(out, "    %-7s %-16s %-16s since %s", s_v(r, i, 0), s_v(r, i, 1), s_v(r, i, 2),
