@@ -588,9 +588,10 @@ export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086
 dpkg -i waferwatch-cli_${v}_*.deb waferwatch-agent_${v}_*.deb waferwatch-collector_${v}_*.deb \
     >installed.log 2>&1 || { cat installed.log >&2; exit 1; }
-waferwatch keygen /etc/waferwatch/keys/agent >/dev/null
+# (On a host that has them already, its own key and links stay.)
+[ -e /etc/waferwatch/keys/agent.key ] || waferwatch keygen /etc/waferwatch/keys/agent >/dev/null
 cp /usr/share/doc/waferwatch-agent/examples/agent.yaml /etc/waferwatch/agent.yaml
-rm /etc/systemd/system/multi-user.target.wants/waferwatch-agent.service
+rm -f /etc/systemd/system/multi-user.target.wants/waferwatch-agent.service
 echo "installed: ok"
 EOF
 cat >"$stage/inside.sh" <<'EOF'
