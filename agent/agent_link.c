@@ -16,8 +16,10 @@
 
 typedef struct {
     uint64_t seq;
-    uint8_t *buf; /* encoded Envelope; NULL once nacked */
+    uint8_t *buf; /* encoded Envelope; NULL once acked or dropped by a Nack */
     size_t len;
+    bool refused; /* the collector refused it (`forbidden`) and has not acked it since */
+    bool held;    /* refused and not sent again since: waits for the refusal's retry */
 } s_entry_t;
 
 struct ww_link {
@@ -56,6 +58,14 @@ struct ww_link {
     unsigned monitor_gen;
     agent_zmon_t zmon; /* connect and handshake failures, told to the operator */
     ww_complain_t send_fail, spool_fail;
+    /* `forbidden` Nacks: batches held for a retry (agent_link.h "Refused") */
+    ww_link_refusal_t refusal;
+    bool refusing;          /* a forbidden Nack came and no batch was acked since */
+    bool hello_refused;     /* the Hello was refused: resent with the held batches */
+    uint64_t n_refused;     /* entries with `refused` set */
+    uint64_t refusal_nacks; /* forbidden Nacks since the refusal began */
+    char refusal_why[256];  /* the collector's last reason, for /healthz */
+    agent_zmon_rate_t forbid_log, reject_log; /* Nack lines at a growing interval */
     ww_link_stats_t st;
     /* other descriptors ww_link_poll waits on */
     struct {
@@ -71,11 +81,21 @@ static s_entry_t *s_at(ww_link_t *self, size_t i)
     return &self->ring[(self->head + i) % self->cap];
 }
 
+/* Frees an entry's batch: it was acked, dropped by a Nack or by the spool's policy. */
+static void s_entry_done(ww_link_t *self, s_entry_t *e)
+{
+    free(e->buf);
+    e->buf = NULL;
+    if (e->refused) {
+        self->n_refused--;
+    }
+    e->refused = e->held = false;
+}
+
 static void s_pop_front(ww_link_t *self)
 {
     s_entry_t *e = s_at(self, 0);
-    free(e->buf);
-    e->buf = NULL;
+    s_entry_done(self, e);
     self->head = (self->head + 1) % self->cap;
     self->count--;
     if (self->n_inflight > 0) {
@@ -123,9 +143,7 @@ static void s_refill(ww_link_t *self)
             return;
         }
         s_entry_t *e = s_at(self, self->count);
-        e->seq = seq;
-        e->buf = data;
-        e->len = len;
+        *e = (s_entry_t){.seq = seq, .buf = data, .len = len};
         self->count++;
         self->loaded = seq;
     }
@@ -381,9 +399,7 @@ int ww_link_submit(ww_link_t *self, ww_batch_t *batch)
         if (copy) {
             memcpy(copy, self->enc, (size_t)n);
             s_entry_t *e = s_at(self, self->count);
-            e->seq = sp.next_seq;
-            e->buf = copy;
-            e->len = (size_t)n;
+            *e = (s_entry_t){.seq = sp.next_seq, .buf = copy, .len = (size_t)n};
             self->count++;
             self->loaded = sp.next_seq;
         }
@@ -404,6 +420,61 @@ static int s_send(ww_link_t *self, const uint8_t *buf, size_t len)
     WW_RECOVERED(&self->send_fail, "sending to %s again", self->endpoints[self->cur]);
     self->st.sent++;
     return 0;
+}
+
+static const s_entry_t *s_at_c(const ww_link_t *self, size_t i)
+{
+    return &self->ring[(self->head + i) % self->cap];
+}
+
+/* Whether e goes on the wire when its turn comes: not acked or dropped, and not a refused
+ * batch waiting for the refusal's retry. */
+static bool s_sendable(const ww_link_t *self, const s_entry_t *e, int64_t now)
+{
+    return e->buf && !(e->held && ww_link_refusal_held(&self->refusal, now));
+}
+
+/* In-flight batches whose answer is awaited (held ones are not: nothing was resent). */
+static size_t s_awaiting(const ww_link_t *self, int64_t now)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_inflight; i++) {
+        if (s_sendable(self, s_at_c(self, i), now)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Whether the collector owes us progress: an answer to an in-flight batch, or a send the
+ * window has room for. Batches held after a refusal do not count, so a long refusal
+ * causes neither ack timeouts nor failovers: its own schedule retries them. */
+static bool s_waiting(const ww_link_t *self, int64_t now)
+{
+    return s_awaiting(self, now) > 0 ||
+           (self->count > self->n_inflight && self->n_inflight < self->max_in_flight) ||
+           (!self->hello_acked && !self->hello_refused);
+}
+
+/* Sends the held batches again from the oldest (the retry is due, or an Ack ended the
+ * refusal): the window restarts at the first held one; the Hello too if it was refused. */
+static void s_retry_refused(ww_link_t *self, int64_t now)
+{
+    for (size_t i = 0; i < self->n_inflight; i++) {
+        if (s_at(self, i)->held) {
+            for (size_t j = i; j < self->n_inflight; j++) {
+                self->st.resent += s_at(self, j)->buf != NULL;
+            }
+            self->n_inflight = i;
+            break;
+        }
+    }
+    self->inflight_since = now;
+    self->progress_at = now; /* a new attempt: its answers are the progress awaited */
+    if (self->hello_refused) {
+        self->hello_refused = false;
+        self->hello_sent_at = 0;
+    }
 }
 
 /* Moves to the next endpoint: a new socket, hello again, resend from the oldest. */
@@ -441,7 +512,7 @@ static void s_resend_after_pending(ww_link_t *self, int64_t now)
         self->n_inflight = held; /* the send loop below sends the rest again */
     } else {
         s_entry_t *e = s_at(self, 0);
-        if (e->buf && s_send(self, e->buf, e->len) == 0) {
+        if (s_sendable(self, e, now) && s_send(self, e->buf, e->len) == 0) {
             self->st.resent++;
         }
     }
@@ -453,7 +524,11 @@ static void s_resend_after_pending(ww_link_t *self, int64_t now)
 static void s_pump(ww_link_t *self)
 {
     int64_t now = ww_time_mono_ns();
-    if (self->n_endpoints > 1 && (self->count > 0 || !self->hello_acked) &&
+    if (ww_link_refusal_due(&self->refusal, now)) {
+        s_retry_refused(self, now);
+        ww_link_refusal_retried(&self->refusal);
+    }
+    if (self->n_endpoints > 1 && s_waiting(self, now) &&
         now - self->progress_at > self->failover_after_ns) {
         s_failover(self);
     }
@@ -463,7 +538,7 @@ static void s_pump(ww_link_t *self)
     if (self->count < self->cap && self->loaded < self->appended) {
         s_refill(self); /* batches waiting on disk only (after a drop or a long outage) */
     }
-    if (!self->hello_acked &&
+    if (!self->hello_acked && !self->hello_refused &&
         (self->hello_sent_at == 0 || now - self->hello_sent_at > self->ack_timeout_ns)) {
         if (s_send(self, self->hello, self->hello_len) == 0) {
             self->hello_sent_at = now;
@@ -474,17 +549,21 @@ static void s_pump(ww_link_t *self)
          * before then, however long the ack takes (its database may be down). */
     } else if (self->n_inflight > 0 && ww_backoff_due(&self->backoff, now)) {
         s_resend_after_pending(self, now);
-    } else if (self->n_inflight > 0 && now - self->inflight_since > self->ack_timeout_ns) {
+    } else if (now - self->inflight_since > self->ack_timeout_ns && s_awaiting(self, now) > 0) {
+        size_t awaiting = s_awaiting(self, now);
         WW_WARN("no ack for seq %llu within %lld ms: resending %zu batches",
                 (unsigned long long)s_at(self, 0)->seq,
-                (long long)(self->ack_timeout_ns / WW_NS_PER_MS), self->n_inflight);
-        self->st.resent += self->n_inflight;
+                (long long)(self->ack_timeout_ns / WW_NS_PER_MS), awaiting);
+        self->st.resent += awaiting;
         self->n_inflight = 0;
     }
     while (self->n_inflight < self->count && self->n_inflight < self->max_in_flight) {
         s_entry_t *e = s_at(self, self->n_inflight);
-        if (e->buf && s_send(self, e->buf, e->len) < 0) {
-            break;
+        if (s_sendable(self, e, now)) {
+            if (s_send(self, e->buf, e->len) < 0) {
+                break;
+            }
+            e->held = false;
         }
         if (self->n_inflight == 0) {
             self->inflight_since = now;
@@ -511,15 +590,32 @@ static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
     ww_backoff_reset(&self->backoff);
     WW_RECOVERED(&self->pending_c, "collector %s commits again (ack for seq %llu)",
                  self->endpoints[self->cur], (unsigned long long)a->seq);
+    /* Cumulative: everything up to seq that the collector received. A batch it refused
+     * is released only by the Ack of its own seq (the collector acks each batch by its
+     * seq): a later batch's Ack may answer a send made before the refused one was sent
+     * again. Held, it is sent later and fills the hole it left. */
     bool moved = false;
-    while (self->count > 0 && s_at(self, 0)->seq <= a->seq) {
-        if (s_at(self, 0)->buf) {
+    for (size_t i = 0; i < self->count && s_at(self, i)->seq <= a->seq; i++) {
+        s_entry_t *e = s_at(self, i);
+        if (e->buf && (!e->refused || e->seq == a->seq)) {
             self->st.acked++;
+            s_entry_done(self, e);
+            moved = true;
         }
-        s_pop_front(self);
-        moved = true;
     }
     s_pop_nacked(self);
+    if (self->refusing) {
+        /* The log's interval is not reset: a collector that acks some batches and refuses
+         * others must not bring back a line per batch. */
+        WW_INFO("collector %s accepts this agent again (ack for seq %llu, after %llu forbidden "
+                "Nacks); %llu refused batches left to send",
+                self->endpoints[self->cur], (unsigned long long)a->seq,
+                (unsigned long long)self->refusal_nacks, (unsigned long long)self->n_refused);
+        self->refusal_nacks = 0;
+        self->refusing = false;
+        ww_link_refusal_reset(&self->refusal);
+        s_retry_refused(self, self->progress_at);
+    }
     if (moved) {
         s_release(self);
         self->inflight_since = self->progress_at;
@@ -547,6 +643,85 @@ static void s_on_pending(ww_link_t *self, const Waferwatch__V1__Pending *p)
                 (long long)(WW_BACKOFF_MAX_NS / WW_NS_PER_S));
 }
 
+/* " (3 more since the last report, 12 in all)" or "". */
+static void s_more(char *buf, size_t cap, uint64_t unlogged, uint64_t spell)
+{
+    buf[0] = '\0';
+    if (unlogged > 0) {
+        snprintf(buf, cap, " (%llu more since the last report, %llu in all)",
+                 (unsigned long long)unlogged, (unsigned long long)spell);
+    }
+}
+
+/* A `forbidden` Nack: keep the batch, hold it for the refusal's retry (agent_link.h). */
+static void s_on_forbidden(ww_link_t *self, const ww_nack_t *n, int64_t now)
+{
+    self->st.forbidden++;
+    self->refusal_nacks++;
+    self->progress_at = now; /* the collector is there: failing over would not help */
+    self->refusing = true;
+    snprintf(self->refusal_why, sizeof self->refusal_why, "%s", n->reason ? n->reason : "");
+    int64_t until = ww_link_refusal_nack(&self->refusal, now);
+    if (n->seq == 0) {
+        self->hello_refused = true;
+    }
+    for (size_t i = 0; i < self->count; i++) {
+        s_entry_t *e = s_at(self, i);
+        if (e->seq == n->seq && e->buf) {
+            if (!e->refused) {
+                e->refused = true;
+                self->n_refused++;
+            }
+            e->held = true;
+        }
+    }
+    uint64_t unlogged = 0;
+    if (agent_zmon_rate_take(&self->forbid_log, now, &unlogged)) {
+        char more[96];
+        s_more(more, sizeof more, unlogged, self->forbid_log.spell);
+        WW_WARN("collector %s refuses this agent (seq %llu): %s; %llu batches held in the spool, "
+                "sent again in %lld s (the collector's allowlist must admit this agent id and "
+                "its nodes)%s",
+                self->endpoints[self->cur], (unsigned long long)n->seq, self->refusal_why,
+                (unsigned long long)self->n_refused, (long long)((until - now) / WW_NS_PER_S),
+                more);
+    }
+}
+
+static void s_on_nack(ww_link_t *self, const ww_nack_t *n)
+{
+    int64_t now = ww_time_mono_ns();
+    if (n->epoch != self->epoch) {
+        WW_DEBUG("nack for another epoch %016llx ignored", (unsigned long long)n->epoch);
+        return;
+    }
+    if (ww_link_nack_keeps((int)n->code)) {
+        s_on_forbidden(self, n, now);
+        return;
+    }
+    uint64_t unlogged = 0;
+    if (agent_zmon_rate_take(&self->reject_log, now, &unlogged)) {
+        char more[96];
+        s_more(more, sizeof more, unlogged, self->reject_log.spell);
+        WW_WARN("collector rejected seq %llu (code %d): %s; dropped (a resend cannot help)%s",
+                (unsigned long long)n->seq, (int)n->code, n->reason, more);
+    }
+    if (n->seq == 0) {
+        /* A rejected hello would be rejected again: stop resending it. */
+        self->hello_acked = true;
+    }
+    for (size_t i = 0; i < self->count; i++) {
+        s_entry_t *e = s_at(self, i);
+        if (e->seq == n->seq && e->buf) {
+            s_entry_done(self, e);
+            self->st.nacked++;
+        }
+    }
+    s_pop_nacked(self);
+    s_release(self);
+    s_refill(self);
+}
+
 static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
 {
     ww_wire_limits_t lim;
@@ -562,24 +737,7 @@ static void s_on_reply(ww_link_t *self, const uint8_t *buf, size_t len)
     } else if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_PENDING) {
         s_on_pending(self, env->pending);
     } else if (env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_NACK) {
-        const ww_nack_t *n = env->nack;
-        WW_WARN("collector rejected seq %llu (code %d): %s; dropped", (unsigned long long)n->seq,
-                (int)n->code, n->reason);
-        if (n->epoch == self->epoch && n->seq == 0) {
-            /* A rejected hello would be rejected again: stop resending it. */
-            self->hello_acked = true;
-        }
-        for (size_t i = 0; n->epoch == self->epoch && i < self->count; i++) {
-            s_entry_t *e = s_at(self, i);
-            if (e->seq == n->seq && e->buf) {
-                free(e->buf);
-                e->buf = NULL;
-                self->st.nacked++;
-            }
-        }
-        s_pop_nacked(self);
-        s_release(self);
-        s_refill(self);
+        s_on_nack(self, env->nack);
     }
     ww_wire_free(&env);
 }
@@ -624,17 +782,21 @@ int ww_link_poll(ww_link_t *self, int64_t timeout_ns)
         int64_t now = ww_time_mono_ns();
         int64_t wait = end - now;
         /* Wake for the next ack deadline too. */
-        if (self->n_inflight > 0) {
+        if (s_awaiting(self, now) > 0) {
             int64_t d = self->backoff.until_ns != 0
                             ? self->backoff.until_ns - now
                             : self->inflight_since + self->ack_timeout_ns - now;
             wait = d < wait ? d : wait;
         }
-        if (!self->hello_acked && self->hello_sent_at != 0) {
+        if (self->refusal.until_ns != 0) {
+            int64_t d = self->refusal.until_ns - now;
+            wait = d < wait ? d : wait;
+        }
+        if (!self->hello_acked && !self->hello_refused && self->hello_sent_at != 0) {
             int64_t d = self->hello_sent_at + self->ack_timeout_ns - now;
             wait = d < wait ? d : wait;
         }
-        if (self->n_endpoints > 1 && self->count > 0) {
+        if (self->n_endpoints > 1 && s_waiting(self, now)) {
             int64_t d = self->progress_at + self->failover_after_ns - now + 1;
             wait = d < wait ? d : wait;
         }
@@ -764,5 +926,60 @@ void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out)
     out->spool_bytes = sp.bytes;
     out->pending = sp.records;
     out->queued = self->count;
-    out->in_flight = self->n_inflight;
+    out->in_flight = s_awaiting(self, ww_time_mono_ns());
+    out->held = self->n_refused;
+}
+
+bool ww_link_refusal(const ww_link_t *self, char *reason, size_t cap, uint64_t *held)
+{
+    if (!self->refusing) {
+        return false;
+    }
+    snprintf(reason, cap, "%s", self->refusal_why);
+    *held = self->n_refused;
+    return true;
+}
+
+bool ww_link_nack_keeps(int code)
+{
+    return code == WAFERWATCH__V1__NACK_CODE__NACK_FORBIDDEN;
+}
+
+int64_t ww_link_refusal_nack(ww_link_refusal_t *r, int64_t now_ns)
+{
+    if (r->until_ns != 0) {
+        /* Held, or due and not retried yet: an answer to a send of the open round. */
+        return r->until_ns;
+    }
+    if (r->delay_ns == 0) {
+        r->delay_ns = WW_LINK_REFUSAL_FIRST_NS;
+    } else {
+        r->delay_ns =
+            r->delay_ns > WW_LINK_REFUSAL_MAX_NS / 2 ? WW_LINK_REFUSAL_MAX_NS : r->delay_ns * 2;
+    }
+    r->until_ns = now_ns + r->delay_ns;
+    r->rounds++;
+    return r->until_ns;
+}
+
+bool ww_link_refusal_held(const ww_link_refusal_t *r, int64_t now_ns)
+{
+    return r->until_ns != 0 && now_ns < r->until_ns;
+}
+
+bool ww_link_refusal_due(const ww_link_refusal_t *r, int64_t now_ns)
+{
+    return r->until_ns != 0 && now_ns >= r->until_ns;
+}
+
+void ww_link_refusal_retried(ww_link_refusal_t *r)
+{
+    r->until_ns = 0;
+}
+
+void ww_link_refusal_reset(ww_link_refusal_t *r)
+{
+    r->delay_ns = 0;
+    r->until_ns = 0;
+    r->rounds = 0;
 }

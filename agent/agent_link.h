@@ -6,11 +6,16 @@
  *
  * Delivery: a batch is appended to the spool before it is sent; batches are sent in
  * sequence order with at most max_in_flight unacked; an Ack releases everything up to its
- * seq (memory and spool); what is not acked within ack_timeout, and everything in flight
- * when a connection is (re)established, is sent again (the collector makes replays
- * harmless). A Nack drops that batch and counts it. After failover_after without progress
- * the link moves to the next collector endpoint and resends from the oldest unacked
- * batch. After a restart the spool's unacked batches are replayed first.
+ * seq (memory and spool) except refused batches (below); what is not acked within
+ * ack_timeout, and everything in flight when a connection is (re)established, is sent
+ * again (the collector makes replays harmless). A Nack is answered by its code
+ * (ww_link_nack_keeps): `forbidden` (the collector's allowlist does not admit this agent
+ * id or one of its nodes: an operator's mistake that the operator will fix) keeps the
+ * batch, see "Refused" below; every other code (`malformed`, `invalid`, `too_large`,
+ * `unsupported_version`: the same bytes would be refused again) drops that batch and
+ * counts it. After failover_after without progress the link moves to the next collector
+ * endpoint and resends from the oldest unacked batch. After a restart the spool's unacked
+ * batches are replayed first.
  *
  * Pending (received, not committed: e.g. the collector's database is down): the batches
  * stay where they are (memory and spool) and nothing is resent before the collector's
@@ -19,6 +24,27 @@
  * probe (agent_backoff.h has the exact rule). An Ack, a new connection or a failover ends
  * the backoff. A Pending counts as progress (no failover: the collector is there) and in
  * the `pendings` counter.
+ *
+ * Refused (a `forbidden` Nack): the batch stays in memory and in the spool (it counts
+ * against spool.max_bytes, so the spool's policy bounds how many are held) and is not sent
+ * again before the refusal's retry time: WW_LINK_REFUSAL_FIRST_NS after the first Nack,
+ * doubling with each round of Nacks up to WW_LINK_REFUSAL_MAX_NS (the schedule is
+ * ww_link_refusal_t's). Held batches keep their place in the in-flight window, so at most
+ * max_in_flight batches are sent (and refused) per round; the rest wait in the spool. When
+ * the retry is due the held batches are sent again, in order, up to max_in_flight; an Ack
+ * of any batch ends the refusal (the schedule starts afresh) and sends the held batches at
+ * once. A refused batch is released only by the Ack of its own seq, not by a later batch's
+ * cumulative Ack (the collector never received it, or the Ack answers an earlier send): it
+ * is sent again and the collector writes it into the hole it left (README "Delivery"), so
+ * once the allowlist is fixed every held batch is written and acked. A refused Hello is
+ * retried on the same schedule. A `forbidden` Nack counts as progress (the collector is
+ * there; failing over would not help), and while everything waiting is held no failover
+ * and no ack timeout happens. Counted in `forbidden` (every forbidden Nack) and the gauge
+ * ww_link_depth_t.held; ww_link_refusal says why for /healthz.
+ *
+ * Nack logs are rate-limited (agent_zmon_rate_t: the first at once, then at a growing
+ * interval with the count since the previous line): one schedule for `forbidden`, one
+ * for the codes that drop; the end of a refusal is logged once at INFO.
  */
 #ifndef WW_AGENT_LINK_H
 #define WW_AGENT_LINK_H
@@ -63,6 +89,8 @@ typedef struct {
     uint64_t pendings;           /* Pending replies: received, not committed yet */
     uint64_t connect_failures;   /* connects that failed (refused, unreachable: agent_zmon.h) */
     uint64_t handshake_failures; /* CURVE handshakes that failed (not enrolled, wrong key) */
+    uint64_t forbidden;          /* forbidden Nacks taken (a held batch refused again counts
+                                    again); the batches are kept, not in `nacked` */
 } ww_link_stats_t;
 
 typedef struct ww_link ww_link_t;
@@ -121,9 +149,55 @@ typedef struct {
     uint64_t spool_bytes; /* bytes in the spool's segment files */
     uint64_t pending;     /* batches spooled and not acked (ww_link_pending) */
     uint64_t queued;      /* of those, paged into the in-memory window */
-    uint64_t in_flight;   /* of those, sent and awaiting an ack */
+    uint64_t in_flight;   /* of those, sent and awaiting an ack (held ones are not) */
+    uint64_t held;        /* of those, refused by a `forbidden` Nack and kept for a retry */
 } ww_link_depth_t;
 
 void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out);
+
+/* Whether the collector refuses this agent now: a batch or the Hello got a `forbidden`
+ * Nack and no batch was acked since. When it does, copies the collector's last reason
+ * ("forbidden: ...") into reason (cap bytes, NUL-terminated, cap > 0) and the number of
+ * batches held into *held, and returns true; returns false (nothing written) otherwise. */
+bool ww_link_refusal(const ww_link_t *self, char *reason, size_t cap, uint64_t *held);
+
+/* Whether a Nack of this code (a Waferwatch__V1__NackCode) keeps the batch for a retry:
+ * true for NACK_FORBIDDEN only (the allowlist can change; the bytes need not); false for
+ * every other code, whose batch is dropped and counted. */
+bool ww_link_nack_keeps(int code);
+
+/* The retry schedule of refused batches: pure bookkeeping on the monotonic times the
+ * caller passes (no clock, no socket), unit-tested alone (tests/unit/test_agent_link.c).
+ *   - A forbidden Nack that opens a round holds the refused batches until now + delay;
+ *     the first delay after a reset is WW_LINK_REFUSAL_FIRST_NS, each later round doubles
+ *     it, capped at WW_LINK_REFUSAL_MAX_NS. A Nack that arrives while held belongs to the
+ *     round that is open (the other batches of the window sent together) and changes
+ *     nothing. The first Nack after the held batches were sent again opens the next round.
+ *   - An Ack of a batch resets it: no hold, the next round starts at the first delay. */
+#define WW_LINK_REFUSAL_FIRST_NS (INT64_C(5) * 1000000000)
+#define WW_LINK_REFUSAL_MAX_NS (INT64_C(300) * 1000000000)
+
+typedef struct {
+    int64_t delay_ns; /* delay of the open or last round; 0: none since the last reset */
+    int64_t until_ns; /* refused batches held until this time; 0: not held */
+    uint64_t rounds;  /* rounds opened since the last reset */
+} ww_link_refusal_t;
+
+/* A forbidden Nack arrived at now_ns. Returns the time until which refused batches are
+ * held (that of the open round when one is open). */
+int64_t ww_link_refusal_nack(ww_link_refusal_t *r, int64_t now_ns);
+
+/* Whether refused batches are held at now_ns (a round is open and its time not reached). */
+bool ww_link_refusal_held(const ww_link_refusal_t *r, int64_t now_ns);
+
+/* Whether a round's time has come at now_ns and its retry is not made yet: the caller
+ * sends the held batches again and calls ww_link_refusal_retried. */
+bool ww_link_refusal_due(const ww_link_refusal_t *r, int64_t now_ns);
+
+/* The retry was made: the next forbidden Nack opens a round of twice the delay. */
+void ww_link_refusal_retried(ww_link_refusal_t *r);
+
+/* A batch was acked: everything starts afresh. */
+void ww_link_refusal_reset(ww_link_refusal_t *r);
 
 #endif

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -357,12 +358,17 @@ typedef struct {
     ww_metric_t *ticks, *skipped, *samples, *windows, *requests, *tick_s;
     ww_metric_t *spooled, *sent, *resent, *replayed, *acked, *nacked, *dropped, *refused,
         *disk_full, *corrupt, *connects, *failovers, *pendings, *connect_failures,
-        *handshake_failures;
-    ww_metric_t *spool_bytes, *pending, *queued, *in_flight;
+        *handshake_failures, *forbidden;
+    ww_metric_t *spool_bytes, *pending, *queued, *in_flight, *held;
     int64_t failover_after_ns;
     _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
     _Atomic uint64_t pending_now, connects_now;
-    uint64_t replies; /* acks, nacks, hello acks and pendings so far (main thread only) */
+    /* The collector's refusal (ww_link_refusal), for /healthz: a string, so under a lock */
+    pthread_mutex_t refusal_lock;
+    bool refusing;
+    uint64_t refused_held;
+    char refusal[256];
+    uint64_t replies; /* acks, nacks (forbidden too), hello acks, pendings (main thread only) */
 } s_metrics_t;
 
 #define C(field, name, help) (m->field = ww_metrics_counter(m->reg, "waferwatch_agent_" name, help))
@@ -414,6 +420,9 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
         !C(handshake_failures, "handshake_failures_total",
            "CURVE handshakes with a collector that failed (this agent's key not enrolled, or "
            "the wrong collector key).") ||
+        !C(forbidden, "nacks_forbidden_total",
+           "Forbidden Nacks: the collector's allowlist does not admit this agent id or a node "
+           "of it; the batches are held in the spool and retried, not dropped.") ||
         !C(pendings, "pendings_total",
            "Pending replies: the collector holds batches it cannot commit yet (resends "
            "back off).") ||
@@ -421,7 +430,9 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
         !G(pending, "spool_pending_batches", "Batches in the spool not yet acked.") ||
         !G(queued, "unacked_queue_batches",
            "Unacked batches held in memory (the rest wait in the spool).") ||
-        !G(in_flight, "in_flight_batches", "Batches sent and awaiting an ack.")) {
+        !G(in_flight, "in_flight_batches", "Batches sent and awaiting an ack.") ||
+        !G(held, "batches_held_refused",
+           "Batches the collector refused (forbidden) held in the spool for a retry.")) {
         return -ENOMEM;
     }
     return 0;
@@ -466,8 +477,20 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     ww_metric_set(m->pending, 0, (double)d.pending);
     ww_metric_set(m->queued, 0, (double)d.queued);
     ww_metric_set(m->in_flight, 0, (double)d.in_flight);
+    ww_metric_set(m->forbidden, 0, (double)st.forbidden);
+    ww_metric_set(m->held, 0, (double)d.held);
+    char why[sizeof m->refusal];
+    uint64_t held = 0;
+    bool refusing = ww_link_refusal(link, why, sizeof why, &held);
+    pthread_mutex_lock(&m->refusal_lock);
+    m->refusing = refusing;
+    m->refused_held = held;
+    if (refusing) {
+        memcpy(m->refusal, why, sizeof why);
+    }
+    pthread_mutex_unlock(&m->refusal_lock);
     /* A Pending is an answer too: the collector is there, its database is not. */
-    uint64_t replies = st.acked + st.nacked + st.hellos_acked + st.pendings;
+    uint64_t replies = st.acked + st.nacked + st.hellos_acked + st.pendings + st.forbidden;
     if (replies != m->replies || d.pending == 0) {
         m->replies = replies;
         atomic_store(&m->progress_at, ww_time_mono_ns());
@@ -476,11 +499,23 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     atomic_store(&m->connects_now, st.connects);
 }
 
-/* /healthz: unhealthy when batches wait and the collector has not answered for
- * collector.failover_after (since start, when it never connected). */
+/* /healthz: unhealthy while the collector refuses this agent (its batches are held, and
+ * only the operator can end it by fixing the allowlist), and when batches wait and the
+ * collector has not answered for collector.failover_after (since start, when it never
+ * connected). */
 static int s_metrics_health(void *arg, char *reason, size_t cap)
 {
     s_metrics_t *m = arg;
+    pthread_mutex_lock(&m->refusal_lock);
+    bool refusing = m->refusing;
+    if (refusing) {
+        snprintf(reason, cap, "the collector refuses this agent: %s; %llu batches held", m->refusal,
+                 (unsigned long long)m->refused_held);
+    }
+    pthread_mutex_unlock(&m->refusal_lock);
+    if (refusing) {
+        return 1;
+    }
     uint64_t pending = atomic_load(&m->pending_now);
     int64_t quiet = ww_time_mono_ns() - atomic_load(&m->progress_at);
     if (pending == 0 || quiet <= m->failover_after_ns) {
@@ -493,6 +528,14 @@ static int s_metrics_health(void *arg, char *reason, size_t cap)
              (double)quiet / WW_NS_PER_S, (double)m->failover_after_ns / WW_NS_PER_S,
              (unsigned long long)pending);
     return 1;
+}
+
+/* Batches the collector refused (forbidden) that the spool holds for a retry. */
+static uint64_t s_held(const ww_link_t *link)
+{
+    ww_link_depth_t d;
+    ww_link_depth(link, &d);
+    return d.held;
 }
 
 /* Spools the batch of tick t (for the windows sent at a stop: the last tick) through the
@@ -542,6 +585,7 @@ int main(int argc, char **argv)
     ww_runlog_t *runlog = NULL;
     s_metrics_t mx;
     memset(&mx, 0, sizeof mx);
+    mx.refusal_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 
     int action = ww_cfg_parse_args(&ww_agent_schema, &conf, argc, argv, &err);
     if (action < 0) {
@@ -774,7 +818,7 @@ int main(int argc, char **argv)
             "batches=%llu spooled=%llu replayed=%llu acked=%llu nacked=%llu dropped=%llu "
             "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu "
             "pendings=%llu disk_full=%llu requests=%llu late_requests=%llu "
-            "connect_failures=%llu handshake_failures=%llu",
+            "connect_failures=%llu handshake_failures=%llu forbidden=%llu held=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
             (unsigned long long)skipped, (unsigned long long)st.spooled,
             (unsigned long long)st.spooled, (unsigned long long)st.replayed,
@@ -785,7 +829,8 @@ int main(int argc, char **argv)
             (unsigned long long)st.failovers, (unsigned long long)st.pendings,
             (unsigned long long)st.disk_full, (unsigned long long)s_requests(&nodes),
             (unsigned long long)s_late(&nodes), (unsigned long long)st.connect_failures,
-            (unsigned long long)st.handshake_failures);
+            (unsigned long long)st.handshake_failures, (unsigned long long)st.forbidden,
+            (unsigned long long)s_held(link));
     /* A clean stop: the next run reports an outage of cause "stop" from the last tick. */
     uint64_t emitted_total;
     uint64_t open_left = s_open_requests(&nodes, &emitted_total);

@@ -1,15 +1,19 @@
 /* Operator mistakes the agent catches before they lose data (issue 15), through the real
  * binary: a second agent on one spool (item 1), configurations that cannot run refused at
- * --check-config and at start with exit 2 and the key named (item 3), and an agent that
- * the collector refuses saying so in its own log (item 7). */
+ * --check-config and at start with exit 2 and the key named (item 3), an agent that the
+ * collector refuses saying so in its own log (item 7), and batches the allowlist refuses
+ * held until the operator fixes it, then delivered (item 5). */
 #include "harness.h"
 #include "ww_test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -298,11 +302,151 @@ static void test_unreachable_collector_is_reported_at_a_growing_interval(void **
     s_scratch_rm(dir);
 }
 
+/* GET path from 127.0.0.1:port over a plain socket (HTTP/1.0: the server closes). Returns
+ * the status (0: no answer) and copies the body into body (cap bytes). */
+static long s_http_get(int port, const char *path, char *body, size_t cap)
+{
+    body[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char buf[65536];
+    size_t n = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        int len = snprintf(buf, sizeof buf, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+        if (write(fd, buf, (size_t)len) == len) {
+            ssize_t r;
+            while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0) {
+                n += (size_t)r;
+            }
+        }
+    }
+    close(fd);
+    buf[n] = '\0';
+    long status = 0;
+    if (sscanf(buf, "HTTP/%*s %ld", &status) != 1) {
+        return 0;
+    }
+    const char *b = strstr(buf, "\r\n\r\n");
+    snprintf(body, cap, "%s", b ? b + 4 : "");
+    return status;
+}
+
+/* The value of the sample `name ` (a line of its own) in a /metrics body; -1 if absent. */
+static double s_metric(const char *body, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, len) == 0 && p[len] == ' ') {
+            return strtod(p + len + 1, NULL);
+        }
+    }
+    return -1;
+}
+
+/* Item 5: the allowlist line of this agent does not cover its node: every batch is Nacked
+ * `forbidden`. The batches are held in the spool (not dropped), counted in /metrics, and
+ * /healthz says why; the log says it once, not per batch. The operator fixes the line and
+ * sends SIGHUP: the held batches are delivered, every tick is stored and the stream has
+ * no loss. */
+static void test_forbidden_batches_are_held_until_the_allowlist_admits_them(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "ops_forbidden");
+    h_secure(db.dir, "ops-agent", "other-node*"); /* the mistake: not ops-node */
+    char endpoint[128];
+    pid_t coll = h_collector_start(&db, endpoint, sizeof endpoint);
+    char spool[256], log[256];
+    snprintf(spool, sizeof spool, "%s/spool-forbidden", db.dir);
+    snprintf(log, sizeof log, "%s/forbidden-agent.log", db.dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--collector",
+                    endpoint,
+                    (char *)"--agent-id",
+                    (char *)"ops-agent",
+                    (char *)"--node-id",
+                    (char *)"ops-node",
+                    (char *)"--interval",
+                    (char *)"200ms",
+                    (char *)"--metrics-listen",
+                    (char *)"127.0.0.1:0",
+                    (char *)"--run-for",
+                    (char *)"14s",
+                    (char *)"--drain-timeout",
+                    (char *)"15s",
+                    NULL};
+    pid_t agent = h_spawn(argv, log);
+    if (!s_log_has(log, "refuses this agent", 10000)) {
+        s_fail_with_log(log, "no refusal line within 10 s");
+    }
+    long long port = -1;
+    for (int i = 0; i < 100 && port <= 0; i++, h_sleep_ms(50)) {
+        port = h_log_value(log, "metrics: listening", "port");
+    }
+    assert_true(port > 0);
+    h_sleep_ms(2000); /* ten more ticks, all refused */
+    char body[65536];
+    long status = s_http_get((int)port, "/healthz", body, sizeof body);
+    if (status != 503 || !strstr(body, "the collector refuses this agent: forbidden:") ||
+        !strstr(body, "batches held")) {
+        s_fail_with_log(log, "/healthz does not say the collector refuses this agent");
+    }
+    assert_int_equal(s_http_get((int)port, "/metrics", body, sizeof body), 200);
+    double held = s_metric(body, "waferwatch_agent_batches_held_refused");
+    double forbidden = s_metric(body, "waferwatch_agent_nacks_forbidden_total");
+    double nacked = s_metric(body, "waferwatch_agent_batches_nacked_total");
+    print_message("refused: held=%g forbidden=%g nacked=%g\n", held, forbidden, nacked);
+    assert_true(held >= 1);
+    assert_true(forbidden >= held);
+    assert_true(nacked == 0);
+    /* Said once at once; the next line waits for the growing interval (10 s). */
+    char *text = h_read_file(log);
+    assert_non_null(text);
+    int lines = 0;
+    for (const char *p = text; (p = strstr(p, "refuses this agent")) != NULL; p++) {
+        lines++;
+    }
+    free(text);
+    if (lines != 1) {
+        s_fail_with_log(log, "the refusal was not logged exactly once in 2 s");
+    }
+
+    /* The operator fixes the allowlist line and reloads the collector. */
+    char allow[300];
+    snprintf(allow, sizeof allow, "%s/allowlist", db.dir);
+    assert_int_equal(unlink(allow), 0);
+    h_enrol(db.dir, "agent", "ops-agent", "ops-node*");
+    kill(coll, SIGHUP);
+    int rc = h_wait(agent, 45000);
+    if (rc != 0) {
+        s_fail_with_log(log, "the agent did not exit 0 with everything acked");
+    }
+    long long samples = h_log_value(log, "stats:", "samples");
+    long long stored = h_query_ll(&db, "SELECT count(*) FROM node_samples");
+    print_message("samples=%lld stored=%lld\n", samples, stored);
+    if (samples < 50 || stored != samples || h_log_value(log, "stats:", "nacked") != 0 ||
+        h_log_value(log, "stats:", "held") != 0 || h_log_value(log, "stats:", "forbidden") < 1) {
+        s_fail_with_log(log, "not every held batch was delivered");
+    }
+    assert_int_equal(
+        h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE node_id <> 'ops-node'"), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT coalesce(sum(lost_batches), 0) FROM streams"
+                                     " WHERE agent_id = 'ops-agent'"),
+                     0);
+    h_stop(coll, 10000);
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_unreachable_collector_is_reported_at_a_growing_interval),
     cmocka_unit_test(test_second_agent_on_one_spool_exits_2),
     cmocka_unit_test(test_check_config_refuses_what_cannot_run),
     cmocka_unit_test(test_unenrolled_agent_says_so),
+    cmocka_unit_test(test_forbidden_batches_are_held_until_the_allowlist_admits_them),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)

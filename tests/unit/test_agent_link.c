@@ -1,0 +1,320 @@
+/* Unit tests of what the agent's link does with a Nack (agent/agent_link.c, issue 15 item
+ * 5): the decision (keep a `forbidden` batch, drop the others), the retry schedule of the
+ * batches held (5 s doubling to 5 min, reset by an Ack), and the link against a fake
+ * collector that refuses this agent until its allowlist is fixed: the batches are held,
+ * not resent before the retry, counted, and delivered once the collector accepts them,
+ * including a held batch below a seq that was acked meanwhile. */
+#include "agent_link.h"
+#include "ww_test.h"
+#include "ww_time.h"
+#include "ww_wire.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S WW_NS_PER_S
+#define MS WW_NS_PER_MS
+
+static void test_only_forbidden_keeps_the_batch(void **state)
+{
+    (void)state;
+    assert_true(ww_link_nack_keeps(WAFERWATCH__V1__NACK_CODE__NACK_FORBIDDEN));
+    assert_false(ww_link_nack_keeps(WAFERWATCH__V1__NACK_CODE__NACK_INVALID));
+    assert_false(ww_link_nack_keeps(WAFERWATCH__V1__NACK_CODE__NACK_MALFORMED));
+    assert_false(ww_link_nack_keeps(WAFERWATCH__V1__NACK_CODE__NACK_TOO_LARGE));
+    assert_false(ww_link_nack_keeps(WAFERWATCH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION));
+    assert_false(ww_link_nack_keeps(WAFERWATCH__V1__NACK_CODE__NACK_UNSPECIFIED));
+}
+
+static void test_refusal_doubles_per_round_to_five_minutes(void **state)
+{
+    (void)state;
+    ww_link_refusal_t r = {0};
+    assert_false(ww_link_refusal_held(&r, 0));
+    assert_false(ww_link_refusal_due(&r, 0));
+    int64_t now = 100 * S;
+    int64_t until = ww_link_refusal_nack(&r, now);
+    assert_true(until == now + 5 * S);
+    /* The other batches of the window, refused a few ms later: the same round. */
+    for (int k = 1; k < 16; k++) {
+        assert_true(ww_link_refusal_nack(&r, now + k * MS) == until);
+    }
+    assert_int_equal(r.rounds, 1);
+    assert_true(ww_link_refusal_held(&r, until - 1));
+    assert_false(ww_link_refusal_due(&r, until - 1));
+    assert_false(ww_link_refusal_held(&r, until));
+    assert_true(ww_link_refusal_due(&r, until));
+    /* A late Nack of that round, after its time, before the retry: still that round. */
+    assert_true(ww_link_refusal_nack(&r, until + MS) == until);
+    static const int64_t want[] = {10, 20, 40, 80, 160, 300, 300};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        now = until;
+        ww_link_refusal_retried(&r);
+        assert_false(ww_link_refusal_held(&r, now));
+        assert_false(ww_link_refusal_due(&r, now));
+        until = ww_link_refusal_nack(&r, now + 2 * MS);
+        assert_true(until == now + 2 * MS + want[i] * S);
+        assert_int_equal(r.rounds, 2 + i);
+    }
+    /* An Ack: the next refusal starts again at 5 s. */
+    ww_link_refusal_reset(&r);
+    assert_false(ww_link_refusal_held(&r, until - 1));
+    assert_false(ww_link_refusal_due(&r, until));
+    assert_true(ww_link_refusal_nack(&r, until) == until + 5 * S);
+}
+
+/* ---- the link against a fake collector whose allowlist refuses this agent ---- */
+
+typedef struct {
+    void *ctx, *router;
+    char endpoint[64];
+    unsigned batches;     /* batch messages received (first sends and resends) */
+    uint64_t refuse_upto; /* batches with seq <= this are refused (forbidden) */
+    bool refuse_hello;
+    uint64_t written[64]; /* seqs written (each at most once) */
+    size_t n_written;
+} s_fake_t;
+
+static void s_fake_open(s_fake_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->ctx = zmq_ctx_new();
+    f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(f->router, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof f->endpoint;
+    assert_int_equal(zmq_getsockopt(f->router, ZMQ_LAST_ENDPOINT, f->endpoint, &len), 0);
+}
+
+static void s_fake_close(s_fake_t *f)
+{
+    zmq_close(f->router);
+    zmq_ctx_term(f->ctx);
+}
+
+static void s_fake_reply(s_fake_t *f, const void *id, size_t id_len, ww_envelope_t *reply)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    long n = ww_wire_encode(reply, &buf, &cap);
+    assert_true(n > 0);
+    zmq_send(f->router, id, id_len, ZMQ_SNDMORE);
+    zmq_send(f->router, buf, (size_t)n, 0);
+    free(buf);
+}
+
+static void s_fake_write(s_fake_t *f, uint64_t seq)
+{
+    for (size_t i = 0; i < f->n_written; i++) {
+        if (f->written[i] == seq) {
+            return; /* a replay */
+        }
+    }
+    assert_true(f->n_written < sizeof f->written / sizeof f->written[0]);
+    f->written[f->n_written++] = seq;
+}
+
+/* Answers what arrived: a refused message with a forbidden Nack; an accepted batch is
+ * written and acked by its own seq (cumulative: a refused seq below it is a hole). */
+static void s_fake_serve(s_fake_t *f)
+{
+    for (;;) {
+        uint8_t id[256], msg[65536];
+        int idn = zmq_recv(f->router, id, sizeof id, ZMQ_DONTWAIT);
+        if (idn < 0) {
+            return;
+        }
+        int n = zmq_recv(f->router, msg, sizeof msg, 0);
+        assert_true(n > 0);
+        ww_envelope_t *env = waferwatch__v1__envelope__unpack(NULL, (size_t)n, msg);
+        assert_non_null(env);
+        ww_envelope_t reply = WAFERWATCH__V1__ENVELOPE__INIT;
+        reply.wire_version = WW_WIRE_VERSION;
+        reply.agent_id = (char *)"collector";
+        ww_ack_t ack = WAFERWATCH__V1__ACK__INIT;
+        ww_nack_t nack = WAFERWATCH__V1__NACK__INIT;
+        bool batch = env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+        f->batches += batch;
+        if (batch ? env->seq <= f->refuse_upto : f->refuse_hello) {
+            nack.epoch = env->epoch;
+            nack.seq = batch ? env->seq : 0;
+            nack.code = WAFERWATCH__V1__NACK_CODE__NACK_FORBIDDEN;
+            nack.reason = (char *)"forbidden: node link-node is not allowed for link-agent";
+            reply.body_case = WAFERWATCH__V1__ENVELOPE__BODY_NACK;
+            reply.nack = &nack;
+        } else {
+            if (batch) {
+                s_fake_write(f, env->seq);
+            }
+            ack.epoch = env->epoch;
+            ack.seq = batch ? env->seq : 0;
+            reply.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
+            reply.ack = &ack;
+        }
+        s_fake_reply(f, id, (size_t)idn, &reply);
+        waferwatch__v1__envelope__free_unpacked(env, NULL);
+    }
+}
+
+static void s_run(ww_link_t *link, s_fake_t *f, int64_t ns)
+{
+    int64_t end = ww_time_mono_ns() + ns;
+    while (ww_time_mono_ns() < end) {
+        ww_link_poll(link, 5 * MS);
+        s_fake_serve(f);
+    }
+}
+
+/* Runs until the link has nothing pending, at most ns; returns whether it got there. */
+static bool s_run_until_acked(ww_link_t *link, s_fake_t *f, int64_t ns)
+{
+    int64_t end = ww_time_mono_ns() + ns;
+    while (ww_time_mono_ns() < end && ww_link_pending(link) > 0) {
+        ww_link_poll(link, 5 * MS);
+        s_fake_serve(f);
+    }
+    return ww_link_pending(link) == 0;
+}
+
+static void s_rm_rf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static ww_link_t *s_link(s_fake_t *f, char *dir)
+{
+    static char *eps[1];
+    eps[0] = f->endpoint;
+    ww_link_conf_t lc = {
+        .endpoints = eps,
+        .n_endpoints = 1,
+        .agent_id = "link-agent",
+        .ack_timeout_ns = 200 * MS,
+        .failover_after_ns = 60 * S,
+        .max_in_flight = 4,
+        .queue_batches = 16,
+        .spool = {.dir = dir,
+                  .max_bytes = 1 << 20,
+                  .segment_bytes = 1 << 16,
+                  .policy = WW_SPOOL_DROP_OLDEST,
+                  .fsync = WW_FSYNC_NEVER},
+    };
+    ww_hello_t hello = WAFERWATCH__V1__HELLO__INIT;
+    ww_link_t *link = ww_link_new(&lc, &hello);
+    assert_non_null(link);
+    return link;
+}
+
+static void test_link_holds_forbidden_batches_until_accepted(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ww_link_test_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    s_fake_t f;
+    s_fake_open(&f);
+    f.refuse_upto = UINT64_MAX;
+    f.refuse_hello = true;
+    ww_link_t *link = s_link(&f, dir);
+    ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ww_link_submit(link, &batch), 0);
+    }
+    /* 1 s refused with an ack timeout of 200 ms: each batch sent once, nothing resent,
+     * nothing dropped; the window is full of held batches, so new ones wait. */
+    s_run(link, &f, 1 * S);
+    assert_int_equal(ww_link_submit(link, &batch), 0);
+    assert_int_equal(ww_link_submit(link, &batch), 0);
+    s_run(link, &f, 1 * S);
+    ww_link_stats_t st;
+    ww_link_stats(link, &st);
+    ww_link_depth_t d;
+    ww_link_depth(link, &d);
+    print_message("refused 2 s: %u batch messages, forbidden=%llu held=%llu nacked=%llu\n",
+                  f.batches, (unsigned long long)st.forbidden, (unsigned long long)d.held,
+                  (unsigned long long)st.nacked);
+    assert_int_equal(f.batches, 4);
+    assert_int_equal(st.nacked, 0);
+    assert_int_equal(st.forbidden, 5); /* 4 batches and the Hello */
+    assert_int_equal(d.held, 4);
+    assert_int_equal(d.in_flight, 0);
+    assert_int_equal(ww_link_pending(link), 6);
+    char why[256];
+    uint64_t held = 0;
+    assert_true(ww_link_refusal(link, why, sizeof why, &held));
+    assert_non_null(strstr(why, "forbidden: node link-node"));
+    assert_int_equal(held, 4);
+    /* The allowlist is fixed: at the retry (5 s after the first Nack) the held batches
+     * are sent, acked, and the refusal ends; nothing was lost. */
+    f.refuse_upto = 0;
+    f.refuse_hello = false;
+    assert_true(s_run_until_acked(link, &f, 6 * S));
+    ww_link_stats(link, &st);
+    ww_link_depth(link, &d);
+    assert_int_equal(st.acked, 6);
+    assert_int_equal(st.nacked, 0);
+    assert_int_equal(d.held, 0);
+    assert_false(ww_link_refusal(link, why, sizeof why, &held));
+    assert_int_equal(f.n_written, 6);
+    ww_link_destroy(&link);
+    s_fake_close(&f);
+    s_rm_rf(dir);
+}
+
+/* The collector refuses seqs 1 and 2 only and acks 3 and 4: its cumulative Ack of 4 must
+ * not release 1 and 2 (it never received them); once it accepts them they are sent and
+ * written into the hole they left. */
+static void test_link_keeps_held_batches_below_an_ack(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ww_link_test_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    s_fake_t f;
+    s_fake_open(&f);
+    f.refuse_upto = 2;
+    ww_link_t *link = s_link(&f, dir);
+    ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ww_link_submit(link, &batch), 0);
+    }
+    s_run(link, &f, 500 * MS);
+    ww_link_stats_t st;
+    ww_link_stats(link, &st);
+    ww_link_depth_t d;
+    ww_link_depth(link, &d);
+    assert_int_equal(st.acked, 2);
+    assert_int_equal(st.nacked, 0);
+    assert_int_equal(d.held, 2);
+    assert_int_equal(ww_link_pending(link), 4); /* the spool keeps from seq 1 on */
+    f.refuse_upto = 0;
+    assert_true(s_run_until_acked(link, &f, 7 * S));
+    ww_link_stats(link, &st);
+    assert_int_equal(st.acked, 4);
+    assert_int_equal(f.n_written, 4);
+    ww_link_destroy(&link);
+    s_fake_close(&f);
+    s_rm_rf(dir);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_only_forbidden_keeps_the_batch),
+    cmocka_unit_test(test_refusal_doubles_per_round_to_five_minutes),
+    cmocka_unit_test(test_link_holds_forbidden_batches_until_accepted),
+    cmocka_unit_test(test_link_keeps_held_batches_below_an_ack),
+};
+WW_TEST_MAIN(tests, NULL, NULL)
