@@ -113,7 +113,7 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("metrics.listen", WW_CFG_STRING, "", A(metrics_listen), 0, 0, "metrics-listen",
         "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
         "port, logged); empty = off. /healthz is 503 when nothing was acked for "
-        "collector.failover_after"),
+        "collector.failover_after, or while the collector refuses this agent (forbidden)"),
     ROW("collector.endpoints", WW_CFG_STRLIST, "[tcp://127.0.0.1:7878]", A(collectors), 0, 0,
         "collector",
         "ZeroMQ endpoints of the collectors, in failover order (a flag or variable takes a "
