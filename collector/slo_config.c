@@ -90,20 +90,50 @@ const char *ww_sli_name(ww_sli_t sli)
     return "?";
 }
 
-static int s_fail(ww_cfg_err_t *err, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* The file being validated: its text, so that every error can name the line and column
+ * of the value it refuses, as the parser's own errors do. */
+typedef struct {
+    const char *text; /* the YAML text, or NULL (errors then name the key only) */
+    size_t len;
+    const char *name; /* file name in errors */
+    ww_cfg_err_t *err;
+    int n_bad; /* errors found by the checks here */
+} s_check_t;
 
-static int s_fail(ww_cfg_err_t *err, const char *name, const char *fmt, ...)
+/* Adds "NAME:LINE:COL: KEY: why" for the value at key; for a key the file does not hold (a
+ * required field left out) the line of the nearest enclosing item ("phases[1]"). Returns
+ * -EINVAL, so that a check can `return s_bad(...)` or go on. */
+static int s_bad(s_check_t *k, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int s_bad(s_check_t *k, const char *key, const char *fmt, ...)
 {
-    if (err) {
-        int k = snprintf(err->msg, sizeof err->msg, "%s.", name);
-        if (k < 0 || (size_t)k >= sizeof err->msg) {
-            k = 0;
+    char why[384], at[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    size_t line = 0, col = 0;
+    snprintf(at, sizeof at, "%s", key);
+    k->n_bad++;
+    /* Each look-up parses the file again: none once the list is full (it only says
+     * "stopped" then), so a file of 10^4 bad SLOs costs no 10^4 parses. */
+    if (ww_cfg_err_count(k->err) >= WW_CFG_MAX_ERRORS) {
+        ww_cfg_err_add(k->err, "%s", key);
+        return -EINVAL;
+    }
+    while (ww_cfg_locate(k->text, k->len, at, &line, &col) < 0) {
+        char *cut = strrchr(at, '.');
+        char *br = strrchr(at, '[');
+        cut = br && (!cut || br > cut) ? br : cut;
+        if (!cut) {
+            break;
         }
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg + k, sizeof err->msg - (size_t)k, fmt, ap);
-        va_end(ap);
+        *cut = '\0';
+    }
+    if (line) {
+        ww_cfg_err_add(k->err, "%s:%zu:%zu: %s: %s", k->name, line, col, key, why);
+    } else {
+        ww_cfg_err_add(k->err, "%s: %s: %s", k->name, key, why);
     }
     return -EINVAL;
 }
@@ -148,103 +178,168 @@ static int s_parse_date(const char *s, int64_t *ns)
     return 0;
 }
 
-static int s_validate_slo(ww_slo_t *l, size_t pi, size_t si, const char *name, ww_cfg_err_t *err)
+/* "phases[1].slos[0].metric": the key of one field of an SLO, as errors spell it. */
+static const char *s_slo_key(char *buf, size_t cap, size_t pi, size_t si, const char *field)
 {
-    char key[600];
-    snprintf(key, sizeof key, "%s: phases[%zu].slos[%zu]", name, pi, si);
-    if (!l->name || !l->name[0]) {
-        return s_fail(err, key, "name: required (a non-empty name unique within the phase)");
-    }
-    if (!l->model || !l->model[0]) {
-        return s_fail(err, key, "model: must not be empty (a model name, or * for all models)");
-    }
-    if (!l->metric) {
-        return s_fail(err, key, "metric: required (one of ttft, tpot, e2e, queue, availability)");
-    }
-    size_t k;
-    for (k = 0; k < sizeof s_sli_names / sizeof s_sli_names[0]; k++) {
-        if (strcmp(l->metric, s_sli_names[k]) == 0) {
-            break;
-        }
-    }
-    if (k == sizeof s_sli_names / sizeof s_sli_names[0]) {
-        return s_fail(err, key, "metric: '%s' is not one of ttft, tpot, e2e, queue, availability",
-                      l->metric);
-    }
-    l->sli = (ww_sli_t)k;
-    if (!(l->objective > 0 && l->objective < 1)) {
-        return s_fail(err, key, "objective: %g must be strictly between 0 and 1 (e.g. 0.99)",
-                      l->objective);
-    }
-    if (l->sli != WW_SLI_AVAILABILITY && !(l->threshold_s > 0)) {
-        return s_fail(err, key,
-                      "threshold: required for a %s SLO: seconds > 0 (a good request is at or "
-                      "under it)",
-                      l->metric);
-    }
-    return 0;
+    snprintf(buf, cap, "phases[%zu].slos[%zu].%s", pi, si, field);
+    return buf;
 }
 
-static int s_validate(ww_slo_conf_t *c, const char *name, ww_cfg_err_t *err)
+static void s_check_slo(s_check_t *k, ww_slo_t *l, size_t pi, size_t si)
 {
-    ww_phase_t *ph = c->phases.items;
     char key[600];
-    for (size_t i = 0; i < c->phases.n; i++) {
-        ww_phase_t *p = &ph[i];
-        snprintf(key, sizeof key, "%s: phases[%zu]", name, i);
-        if (!p->id || !p->id[0]) {
-            return s_fail(err, key, "id: required (the agents' node.phase)");
+#define S_FIELD(name) s_slo_key(key, sizeof key, pi, si, name)
+    if (!l->name || !l->name[0]) {
+        s_bad(k, S_FIELD("name"), "required (a non-empty name unique within the phase)");
+    }
+    if (!l->model || !l->model[0]) {
+        s_bad(k, S_FIELD("model"), "must not be empty (a model name, or * for all models)");
+    }
+    size_t m = sizeof s_sli_names / sizeof s_sli_names[0];
+    if (!l->metric) {
+        s_bad(k, S_FIELD("metric"), "required (one of ttft, tpot, e2e, queue, availability)");
+    } else {
+        for (m = 0; m < sizeof s_sli_names / sizeof s_sli_names[0]; m++) {
+            if (strcmp(l->metric, s_sli_names[m]) == 0) {
+                break;
+            }
         }
+        if (m == sizeof s_sli_names / sizeof s_sli_names[0]) {
+            s_bad(k, S_FIELD("metric"), "'%s' is not one of ttft, tpot, e2e, queue, availability",
+                  l->metric);
+        }
+    }
+    /* An unknown metric is already an error; as availability it asks for no threshold. */
+    l->sli = m < sizeof s_sli_names / sizeof s_sli_names[0] ? (ww_sli_t)m : WW_SLI_AVAILABILITY;
+    if (!(l->objective > 0 && l->objective < 1)) {
+        s_bad(k, S_FIELD("objective"), "%g must be strictly between 0 and 1 (e.g. 0.99)",
+              l->objective);
+    }
+    if (l->metric && l->sli != WW_SLI_AVAILABILITY && !(l->threshold_s > 0)) {
+        s_bad(k, S_FIELD("threshold"),
+              "required for a %s SLO: seconds > 0 (a good request is at or under it)", l->metric);
+    }
+    /* A budget period shorter than a rule's long window would make that rule compare a
+     * window against a budget it outlasts: the burn rates mean nothing. */
+    if (l->period_ns < WW_SLO_LONGEST_WINDOW_S * INT64_C(1000000000)) {
+        s_bad(k, S_FIELD("period"),
+              "%.6gd is shorter than 3d, the longest window of the burn-rate rules (at least 3d; "
+              "the default is 30d)",
+              (double)l->period_ns / 86400e9);
+    }
+#undef S_FIELD
+}
+
+/* True for http://HOST... or https://HOST... with no blank or control character: what the
+ * Alertmanager push can use. Anything else would fail every push, at evaluation time. */
+static bool s_is_http_url(const char *u)
+{
+    size_t p = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
+    if (p == 0 || u[p] == '\0' || u[p] == '/' || u[p] == ':') {
+        return false;
+    }
+    for (const char *c = u; *c; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void s_check_phase(s_check_t *k, ww_phase_t *ph, size_t i)
+{
+    ww_phase_t *p = &ph[i];
+    char key[600];
+    if (!p->id || !p->id[0]) {
+        snprintf(key, sizeof key, "phases[%zu].id", i);
+        s_bad(k, key, "required (the agents' node.phase)");
+    } else {
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(ph[j].id, p->id) == 0) {
-                return s_fail(err, key, "id: '%s' is already the id of phases[%zu]", p->id, j);
-            }
-        }
-        if (!p->go_live) {
-            return s_fail(err, key, "go_live: required (YYYY-MM-DD)");
-        }
-        if (s_parse_date(p->go_live, &p->go_live_ns) < 0) {
-            return s_fail(err, key, "go_live: '%s' is not a calendar date YYYY-MM-DD", p->go_live);
-        }
-        if (!(p->contracted_mw > 0)) {
-            return s_fail(err, key, "contracted_mw: required: the phase's contracted MW (> 0)");
-        }
-        if (p->power_ceiling_mw == 0) {
-            p->power_ceiling_mw = p->contracted_mw;
-        }
-        ww_slo_t *ls = p->slos.items;
-        for (size_t s = 0; s < p->slos.n; s++) {
-            int rc = s_validate_slo(&ls[s], i, s, name, err);
-            if (rc < 0) {
-                return rc;
-            }
-            for (size_t t = 0; t < s; t++) {
-                if (strcmp(ls[t].name, ls[s].name) == 0) {
-                    char k2[600];
-                    snprintf(k2, sizeof k2, "%s: phases[%zu].slos[%zu]", name, i, s);
-                    return s_fail(err, k2, "name: '%s' is already used by slos[%zu] of phase %s",
-                                  ls[s].name, t, p->id);
-                }
+            if (ph[j].id && strcmp(ph[j].id, p->id) == 0) {
+                snprintf(key, sizeof key, "phases[%zu].id", i);
+                s_bad(k, key, "'%s' is already the id of phases[%zu]", p->id, j);
+                break;
             }
         }
     }
-    return 0;
+    snprintf(key, sizeof key, "phases[%zu].go_live", i);
+    if (!p->go_live) {
+        s_bad(k, key, "required (YYYY-MM-DD)");
+    } else if (s_parse_date(p->go_live, &p->go_live_ns) < 0) {
+        s_bad(k, key, "'%s' is not a calendar date YYYY-MM-DD", p->go_live);
+    }
+    if (!(p->contracted_mw > 0)) {
+        snprintf(key, sizeof key, "phases[%zu].contracted_mw", i);
+        s_bad(k, key, "required: the phase's contracted MW (> 0)");
+    }
+    if (p->power_ceiling_mw == 0) {
+        p->power_ceiling_mw = p->contracted_mw;
+    } else if (p->power_ceiling_mw < p->contracted_mw) {
+        /* The phase would alert on its own contracted draw. */
+        snprintf(key, sizeof key, "phases[%zu].power_ceiling_mw", i);
+        s_bad(k, key,
+              "%g is below contracted_mw %g (the ceiling is at least the contracted MW; 0 = "
+              "contracted_mw)",
+              p->power_ceiling_mw, p->contracted_mw);
+    }
+    ww_slo_t *ls = p->slos.items;
+    for (size_t s = 0; s < p->slos.n; s++) {
+        s_check_slo(k, &ls[s], i, s);
+        for (size_t t = 0; t < s && ls[s].name && ls[s].name[0]; t++) {
+            if (ls[t].name && strcmp(ls[t].name, ls[s].name) == 0) {
+                snprintf(key, sizeof key, "phases[%zu].slos[%zu].name", i, s);
+                s_bad(k, key, "'%s' is already used by slos[%zu] of phase %s", ls[s].name, t,
+                      p->id ? p->id : "?");
+                break;
+            }
+        }
+    }
+}
+
+/* Every check of the whole file, each failure one error line: one mistake must not hide
+ * the next. Returns 0 or -EINVAL. */
+static int s_validate(ww_slo_conf_t *c, s_check_t *k)
+{
+    if (c->alertmanager_url && c->alertmanager_url[0] && !s_is_http_url(c->alertmanager_url)) {
+        s_bad(k, "alertmanager.url",
+              "'%s' is not an http(s) URL (e.g. http://127.0.0.1:9093; empty = no push)",
+              c->alertmanager_url);
+    }
+    for (size_t i = 0; i < c->phases.n; i++) {
+        s_check_phase(k, c->phases.items, i);
+    }
+    return k->n_bad ? -EINVAL : 0;
 }
 
 /* ww_config checks "required" only for whole tables, so fields without defaults (phase
  * id, go_live, contracted_mw; SLO name, metric, objective) are checked in s_validate: a
- * missing number reads as 0 and fails its (0, ...) check, naming the field. */
-static int s_finish(int rc, const char *name, ww_slo_conf_t *out, ww_cfg_err_t *err)
+ * missing number reads as 0 and fails its (0, ...) check, naming the field. The checks run
+ * even after the parser refused something, so one run lists the parser's errors and the
+ * checks' together; a table with a refused item is not loaded at all, so no check runs on
+ * half an item. */
+static int s_load_text(const char *text, size_t len, const char *name, ww_slo_conf_t *out,
+                       ww_cfg_err_t *err)
 {
-    if (rc == 0 && out->phases.n == 0) {
-        if (err) {
-            snprintf(err->msg, sizeof err->msg, "%s: phases: 0 items given, at least 1 required",
-                     name);
-        }
+    ww_cfg_err_t scratch;
+    if (!err) {
+        err = &scratch;
+    }
+    memset(out, 0, sizeof *out);
+    int rc = ww_cfg_defaults(&ww_slo_schema, out, err);
+    if (rc == 0) {
+        rc = ww_cfg_load_buffer(&ww_slo_schema, out, text, len, name, err);
+    }
+    /* A syntax error leaves no document to check; a value error leaves the rest of it. */
+    size_t line, col;
+    bool parsed = rc == 0 || (rc == -EINVAL && ww_cfg_locate(text, len, "", &line, &col) == 0);
+    if (parsed && rc == 0 && out->phases.n == 0) {
+        ww_cfg_err_add(err, "%s: phases: 0 items given, at least 1 required", name);
         rc = -EINVAL;
     }
-    if (rc == 0) {
-        rc = s_validate(out, name, err);
+    if (parsed) {
+        s_check_t k = {.text = text, .len = len, .name = name, .err = err};
+        int vrc = s_validate(out, &k);
+        rc = rc < 0 ? rc : vrc;
     }
     if (rc < 0) {
         ww_slo_conf_free(out);
@@ -255,22 +350,20 @@ static int s_finish(int rc, const char *name, ww_slo_conf_t *out, ww_cfg_err_t *
 int ww_slo_conf_load(const char *path, ww_slo_conf_t *out, ww_cfg_err_t *err)
 {
     memset(out, 0, sizeof *out);
-    int rc = ww_cfg_defaults(&ww_slo_schema, out, err);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = ww_cfg_read_file(path, &buf, &len, err);
     if (rc == 0) {
-        rc = ww_cfg_load_file(&ww_slo_schema, out, path, err);
+        rc = s_load_text(buf, len, path, out, err);
     }
-    return s_finish(rc, path, out, err);
+    free(buf);
+    return rc;
 }
 
 int ww_slo_conf_load_buffer(const char *text, size_t len, const char *name, ww_slo_conf_t *out,
                             ww_cfg_err_t *err)
 {
-    memset(out, 0, sizeof *out);
-    int rc = ww_cfg_defaults(&ww_slo_schema, out, err);
-    if (rc == 0) {
-        rc = ww_cfg_load_buffer(&ww_slo_schema, out, text, len, name, err);
-    }
-    return s_finish(rc, name, out, err);
+    return s_load_text(text, len, name ? name : "(buffer)", out, err);
 }
 
 void ww_slo_conf_free(ww_slo_conf_t *c)

@@ -57,13 +57,21 @@ typedef struct {
 
 extern const ww_cfg_schema_t ww_slo_schema;
 
+/* The longest window of the evaluator's burn-rate rules (3d, slo_eval.c's s_windows): an
+ * SLO's period must be at least this long. */
+#define WW_SLO_LONGEST_WINDOW_S INT64_C(259200)
+
 /* Loads defaults + the file at path into *out (which need not be zeroed; it is
  * overwritten), then validates: unique phase ids, unique SLO names per phase, metric
  * names, go_live a real calendar date, objective in (0,1), threshold > 0 for latency
- * metrics, model non-empty. Derives sli, go_live_ns and power_ceiling_mw. Errors name the
- * field: "FILE:LINE:COL: key: why" from the parser, or "FILE: phases[1].slos[0].metric:
- * 'ttf' is not one of ttft, tpot, e2e, queue, availability". Returns 0, or -EINVAL /
- * -ENOENT / -EACCES / -ENOMEM with err set; on error *out holds nothing to free. */
+ * metrics, model non-empty, period at least WW_SLO_LONGEST_WINDOW_S, power_ceiling_mw not
+ * below contracted_mw, alertmanager.url empty or an http(s) URL. Derives sli, go_live_ns
+ * and power_ceiling_mw. Every error of the file is reported, the parser's and these
+ * checks' together, one per line in err (up to WW_CFG_MAX_ERRORS), each naming the file,
+ * line and column of the value ("phases.yaml:14:17: phases[1].slos[0].metric: 'ttf' is
+ * not one of ttft, tpot, e2e, queue, availability"); a required key left out names the
+ * line of its item. Returns 0, or -EINVAL / -ENOENT / -EACCES / -ENOMEM with err set; on
+ * error *out holds nothing to free. */
 int ww_slo_conf_load(const char *path, ww_slo_conf_t *out, ww_cfg_err_t *err);
 
 /* The same from a buffer; `name` stands in for the file name in errors. */

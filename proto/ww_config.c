@@ -94,19 +94,94 @@ static int ctx_fail(cfg_ctx_t *c, const yaml_node_t *node, const char *key, cons
     if (!key) {
         key = "";
     }
+    /* Appended, not overwritten: a file's walk goes on past an error (see s_go_on), so
+     * that the operator sees every mistake of the file in one run. */
     if (c->marks && node) {
-        set_err(c->err, "%s:%zu:%zu: %s%s%s", c->origin, node->start_mark.line + 1,
-                node->start_mark.column + 1, key, sep, why);
+        ww_cfg_err_add(c->err, "%s:%zu:%zu: %s%s%s", c->origin, node->start_mark.line + 1,
+                       node->start_mark.column + 1, key, sep, why);
     } else {
-        set_err(c->err, "%s: %s%s%s", c->origin, key, sep, why);
+        ww_cfg_err_add(c->err, "%s: %s%s%s", c->origin, key, sep, why);
     }
     return -EINVAL;
+}
+
+static void s_err_stop(ww_cfg_err_t *err);
+
+/* True when a walk should go on to the next key or item after rc: a value error (already
+ * in err) while fewer than WW_CFG_MAX_ERRORS are listed. At the cap the list gets its
+ * "stopped" line; out of memory stops at once. */
+static bool s_go_on(const cfg_ctx_t *c, int rc)
+{
+    if (rc == 0) {
+        return true;
+    }
+    if (rc != -EINVAL) {
+        return false;
+    }
+    if (ww_cfg_err_count(c->err) >= WW_CFG_MAX_ERRORS) {
+        s_err_stop(c->err);
+        return false;
+    }
+    return true;
 }
 
 static int ctx_oom(cfg_ctx_t *c, const char *key)
 {
     ctx_fail(c, NULL, key, "out of memory");
     return -ENOMEM;
+}
+
+/* The last line of a list cut at WW_CFG_MAX_ERRORS; the number is in ww_config.h. */
+static const char s_stopped[] = "(stopped after " WW_CFG_MAX_ERRORS_TEXT " errors)";
+
+int ww_cfg_err_count(const ww_cfg_err_t *err)
+{
+    if (!err || !err->msg[0]) {
+        return 0;
+    }
+    int n = 1;
+    for (const char *p = err->msg; *p; p++) {
+        n += *p == '\n';
+    }
+    return n;
+}
+
+static bool s_err_stopped(const ww_cfg_err_t *err)
+{
+    size_t len = strlen(err->msg), sl = sizeof s_stopped - 1;
+    return len >= sl && strcmp(err->msg + len - sl, s_stopped) == 0;
+}
+
+/* Ends the list with the "stopped" line, once. */
+static void s_err_stop(ww_cfg_err_t *err)
+{
+    if (!s_err_stopped(err)) {
+        size_t len = strlen(err->msg);
+        snprintf(err->msg + len, sizeof err->msg - len, "%s%s", len ? "\n" : "", s_stopped);
+    }
+}
+
+int ww_cfg_err_add(ww_cfg_err_t *err, const char *fmt, ...)
+{
+    if (!err) {
+        return 0;
+    }
+    int n = ww_cfg_err_count(err);
+    size_t len = strlen(err->msg);
+    /* Room is kept for the "stopped" line, so the list never ends cut mid-line. */
+    size_t room = sizeof err->msg - sizeof s_stopped - 1;
+    if (s_err_stopped(err) || n >= WW_CFG_MAX_ERRORS || len + 2 >= room) {
+        s_err_stop(err);
+        return ww_cfg_err_count(err);
+    }
+    if (n) {
+        err->msg[len++] = '\n';
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + len, room - len, fmt, ap);
+    va_end(ap);
+    return n + 1;
 }
 
 /* ---- text formats ---------------------------------------------------------------------- */
@@ -970,8 +1045,9 @@ static int table_from_node(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, yam
     }
     /* Every element is zeroed, so freeing all n is safe whatever step fails. */
     nt.n = n;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    int rc = 0, item_rc = 0;
+    /* An item's errors do not hide the next item's: the walk goes on (s_go_on). */
+    for (size_t i = 0; i < n && s_go_on(c, item_rc); i++) {
         void *elem = (char *)nt.items + i * o->elem_size;
         char *ekey = str_printf("%s[%zu]", key, i);
         yaml_node_t *item = NULL;
@@ -989,7 +1065,11 @@ static int table_from_node(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, yam
             c->depth--;
         }
         free(ekey);
+        if (rc < 0 && item_rc != -ENOMEM) {
+            item_rc = rc;
+        }
     }
+    rc = item_rc;
     if (rc == 0 && (o->min_items || o->max_items)) {
         if (n < o->min_items) {
             rc = ctx_fail(c, node, key, "%zu items given, at least %zu required", n, o->min_items);
@@ -1038,78 +1118,91 @@ static int set_from_node(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, yaml_
     return set_from_text(c, o, field, text, key, node);
 }
 
+/* Applies one key: value pair of a mapping (see apply_mapping). */
+static int s_apply_pair(cfg_ctx_t *c, const ww_cfg_opt_t *rows, size_t n, void *base,
+                        const char *relprefix, const char *errbase, yaml_node_pair_t *start,
+                        yaml_node_pair_t *pair)
+{
+    yaml_node_t *kn = NULL, *vn = NULL;
+    const char *k = NULL;
+    int rc = get_node(c, pair->key, relprefix, &kn);
+    if (rc < 0) {
+        return rc;
+    }
+    if (kn->type != YAML_SCALAR_NODE) {
+        return ctx_fail(c, kn, relprefix, "keys must be plain names, found %s", node_what(kn));
+    }
+    if ((rc = scalar_text(c, kn, relprefix, &k)) < 0) {
+        return rc;
+    }
+    char *full = *relprefix ? str_printf("%s.%s", relprefix, k) : strdup(k);
+    char *errkey = NULL;
+    if (full) {
+        errkey = *errbase ? str_printf("%s.%s", errbase, full) : strdup(full);
+    }
+    if (!full || !errkey) {
+        free(full);
+        return ctx_oom(c, relprefix);
+    }
+    /* The walk stops after WW_CFG_MAX_ERRORS errors and every valid key is distinct and
+     * the schema's, so this scan is bounded by the schema, not by the input. */
+    for (yaml_node_pair_t *q = start; q < pair && rc == 0; q++) {
+        yaml_node_t *qk = yaml_document_get_node(c->doc, q->key);
+        if (qk && qk->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)qk->data.scalar.value, k) == 0) {
+            rc = ctx_fail(c, kn, errkey, "duplicate key (first set at line %zu)",
+                          qk->start_mark.line + 1);
+        }
+    }
+    const ww_cfg_opt_t *row = NULL;
+    if (rc == 0 && *k && !strchr(k, '.')) {
+        row = find_row(rows, n, full);
+    }
+    if (rc < 0) {
+        /* duplicate: err is set */
+    } else if (row) {
+        if ((rc = get_node(c, pair->value, errkey, &vn)) == 0) {
+            rc = set_from_node(c, row, (char *)base + row->offset, vn, errkey);
+        }
+    } else if (*k && !strchr(k, '.') && is_prefix(rows, n, full)) {
+        if ((rc = get_node(c, pair->value, errkey, &vn)) == 0) {
+            if (vn->type == YAML_MAPPING_NODE) {
+                c->depth++;
+                rc = apply_mapping(c, rows, n, base, full, errbase, vn);
+                c->depth--;
+            } else if (!is_null(vn)) {
+                rc = ctx_fail(c, vn, errkey, "expected a mapping of keys, found %s", node_what(vn));
+            }
+        }
+    } else {
+        rc = ctx_fail(c, kn, errkey, "unknown key");
+    }
+    free(full);
+    free(errkey);
+    return rc;
+}
+
 /* Applies a mapping whose keys are the next component of the rows' dotted names below
- * relprefix ("" at the top). errbase prefixes key paths in errors ("sim.models[2]"). */
+ * relprefix ("" at the top). errbase prefixes key paths in errors ("sim.models[2]"). A bad
+ * key or value does not hide the next one: the walk goes on (s_go_on), and the mapping
+ * fails with its first error once every key has been seen. */
 static int apply_mapping(cfg_ctx_t *c, const ww_cfg_opt_t *rows, size_t n, void *base,
                          const char *relprefix, const char *errbase, yaml_node_t *map)
 {
     if (c->depth >= CFG_MAX_DEPTH) {
         return ctx_fail(c, map, relprefix, "mappings nested too deeply");
     }
-    int rc = 0;
+    int rc = 0, first = 0;
     yaml_node_pair_t *start = map->data.mapping.pairs.start;
     yaml_node_pair_t *top = map->data.mapping.pairs.top;
-    for (yaml_node_pair_t *pair = start; pair < top && rc == 0; pair++) {
-        yaml_node_t *kn = NULL, *vn = NULL;
-        const char *k = NULL;
-        if ((rc = get_node(c, pair->key, relprefix, &kn)) < 0) {
-            break;
+    for (yaml_node_pair_t *pair = start; pair < top && s_go_on(c, rc); pair++) {
+        rc = s_apply_pair(c, rows, n, base, relprefix, errbase, start, pair);
+        if (rc < 0 && first != -ENOMEM) {
+            first = first ? first : rc;
+            first = rc == -ENOMEM ? rc : first;
         }
-        if (kn->type != YAML_SCALAR_NODE) {
-            rc = ctx_fail(c, kn, relprefix, "keys must be plain names, found %s", node_what(kn));
-            break;
-        }
-        if ((rc = scalar_text(c, kn, relprefix, &k)) < 0) {
-            break;
-        }
-        char *full = *relprefix ? str_printf("%s.%s", relprefix, k) : strdup(k);
-        char *errkey = NULL;
-        if (full) {
-            errkey = *errbase ? str_printf("%s.%s", errbase, full) : strdup(full);
-        }
-        if (!full || !errkey) {
-            free(full);
-            rc = ctx_oom(c, relprefix);
-            break;
-        }
-        /* Every earlier key of this mapping was valid and distinct (or we would have
-         * stopped), so this scan is bounded by the schema, not by the input. */
-        for (yaml_node_pair_t *q = start; q < pair && rc == 0; q++) {
-            yaml_node_t *qk = yaml_document_get_node(c->doc, q->key);
-            if (qk && qk->type == YAML_SCALAR_NODE &&
-                strcmp((const char *)qk->data.scalar.value, k) == 0) {
-                rc = ctx_fail(c, kn, errkey, "duplicate key (first set at line %zu)",
-                              qk->start_mark.line + 1);
-            }
-        }
-        const ww_cfg_opt_t *row = NULL;
-        if (rc == 0 && *k && !strchr(k, '.')) {
-            row = find_row(rows, n, full);
-        }
-        if (rc < 0) {
-            /* duplicate: err is set */
-        } else if (row) {
-            if ((rc = get_node(c, pair->value, errkey, &vn)) == 0) {
-                rc = set_from_node(c, row, (char *)base + row->offset, vn, errkey);
-            }
-        } else if (*k && !strchr(k, '.') && is_prefix(rows, n, full)) {
-            if ((rc = get_node(c, pair->value, errkey, &vn)) == 0) {
-                if (vn->type == YAML_MAPPING_NODE) {
-                    c->depth++;
-                    rc = apply_mapping(c, rows, n, base, full, errbase, vn);
-                    c->depth--;
-                } else if (!is_null(vn)) {
-                    rc = ctx_fail(c, vn, errkey, "expected a mapping of keys, found %s",
-                                  node_what(vn));
-                }
-            }
-        } else {
-            rc = ctx_fail(c, kn, errkey, "unknown key");
-        }
-        free(full);
-        free(errkey);
     }
-    return rc;
+    return first;
 }
 
 static int rows_defaults(const ww_cfg_opt_t *rows, size_t n, void *base, const char *errbase,
@@ -1248,6 +1341,86 @@ static int s_read_file(const char *path, char **buf_out, size_t *len_out, ww_cfg
     *buf_out = buf;
     *len_out = len;
     return 0;
+}
+
+int ww_cfg_read_file(const char *path, char **buf, size_t *len, ww_cfg_err_t *err)
+{
+    ww_cfg_err_t scratch;
+    if (!err) {
+        err = &scratch;
+    }
+    err->msg[0] = '\0';
+    if (!path) {
+        set_err(err, "no configuration file name");
+        return -EINVAL;
+    }
+    int rc = s_read_file(path, buf, len, err);
+    if (rc == 0 && !*buf && !(*buf = calloc(1, 1))) {
+        set_err(err, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    if (rc == 0) {
+        (*buf)[*len] = '\0'; /* s_read_file always leaves room after the data */
+    }
+    return rc;
+}
+
+/* The node at `key` ("a.b[2].c") below node, or NULL. Each dotted component is one
+ * mapping level (file keys never hold a dot); each [i] one sequence level. */
+static yaml_node_t *s_locate(yaml_document_t *doc, yaml_node_t *node, const char *key)
+{
+    for (int depth = 0; node && *key && depth < CFG_MAX_DEPTH; depth++) {
+        if (*key == '[') {
+            char *end;
+            unsigned long long i = strtoull(key + 1, &end, 10);
+            if (end == key + 1 || *end != ']' || node->type != YAML_SEQUENCE_NODE) {
+                return NULL;
+            }
+            size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+            if (i >= n) {
+                return NULL;
+            }
+            node = yaml_document_get_node(doc, node->data.sequence.items.start[i]);
+            key = end + 1;
+            key += *key == '.';
+            continue;
+        }
+        size_t kl = strcspn(key, ".[");
+        if (node->type != YAML_MAPPING_NODE) {
+            return NULL;
+        }
+        yaml_node_t *next = NULL;
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top && !next; pair++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
+            if (kn && kn->type == YAML_SCALAR_NODE && kn->data.scalar.length == kl &&
+                strncmp((const char *)kn->data.scalar.value, key, kl) == 0) {
+                next = yaml_document_get_node(doc, pair->value);
+            }
+        }
+        node = next;
+        key += kl;
+        key += *key == '.';
+    }
+    return *key ? NULL : node;
+}
+
+int ww_cfg_locate(const char *text, size_t len, const char *key, size_t *line, size_t *col)
+{
+    *line = 0;
+    *col = 0;
+    yaml_document_t doc;
+    yaml_fail_t f;
+    if (!text || !key || load_yaml(text, len, &doc, &f) < 0) {
+        return -ENOENT;
+    }
+    yaml_node_t *n = s_locate(&doc, yaml_document_get_root_node(&doc), key);
+    if (n) {
+        *line = n->start_mark.line + 1;
+        *col = n->start_mark.column + 1;
+    }
+    yaml_document_delete(&doc);
+    return n ? 0 : -ENOENT;
 }
 
 int ww_cfg_load_file(const ww_cfg_schema_t *s, void *cfg, const char *path, ww_cfg_err_t *err)

@@ -72,9 +72,37 @@ typedef struct {
     size_t n_opts;
 } ww_cfg_schema_t;
 
+/* Most errors one file reports at once; past it the list ends with a last line
+ * "(stopped after 20 errors)". One check must not mask the others, but a file of garbage
+ * needs no 10^5 lines. */
+#define WW_CFG_MAX_ERRORS 20
+#define WW_CFG_MAX_ERRORS_TEXT "20"
+
+/* One or more errors, one per line (no trailing newline), each "WHERE: key: why". */
 typedef struct {
-    char msg[512];
+    char msg[4096];
 } ww_cfg_err_t;
+
+/* Appends one error line to err (a newline first unless err is empty). Past
+ * WW_CFG_MAX_ERRORS lines it adds the "(stopped after ...)" line once instead, and then
+ * nothing more. Returns the number of lines err now holds. Programs use it for
+ * their own checks after a load, so that all errors of a file are reported together. */
+int ww_cfg_err_add(ww_cfg_err_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The number of error lines in err (0 when empty). */
+int ww_cfg_err_count(const ww_cfg_err_t *err);
+
+/* Finds the 1-based line and column of the value at `key` in the YAML text: a dotted path
+ * with list indices, as errors spell keys ("phases[1].slos[0].metric", "alertmanager.url";
+ * "phases[1]" is the item's mapping). For a program's own checks of a loaded file, so they
+ * name file:line:col as the parser's errors do. Returns 0, or -ENOENT when the text does
+ * not hold the key (or is not valid YAML); *line and *col are then 0. */
+int ww_cfg_locate(const char *text, size_t len, const char *key, size_t *line, size_t *col);
+
+/* Reads a configuration file whole (at most 16 MiB) into *buf (malloc'd, NUL-terminated,
+ * the caller frees it) and *len. Returns 0, or a negative errno with err set
+ * ("FILE: No such file or directory"). */
+int ww_cfg_read_file(const char *path, char **buf, size_t *len, ww_cfg_err_t *err);
 
 typedef enum {
     WW_CFG_RUN = 0, /* start the program */
@@ -89,7 +117,10 @@ typedef enum {
 int ww_cfg_defaults(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err);
 
 /* Applies a YAML file over cfg. Returns 0, -ENOENT/-EACCES/... when it cannot be read,
- * or -EINVAL on a syntax, unknown-key, type or range error ("file:line:col: key: why"). */
+ * or -EINVAL on a syntax, unknown-key, type or range error ("file:line:col: key: why").
+ * A file's errors are all reported, one per line (up to WW_CFG_MAX_ERRORS); a syntax
+ * error stops the read at once. After -EINVAL, cfg holds the values that were valid (and
+ * must still be freed). */
 int ww_cfg_load_file(const ww_cfg_schema_t *s, void *cfg, const char *path, ww_cfg_err_t *err);
 
 /* Same from a buffer; `name` stands in for the file name in errors. */

@@ -1038,6 +1038,93 @@ static void test_unknown_environment_variable_is_refused(void **state)
     ww_cfg_free(&s_schema, &c);
 }
 
+/* Issue 15 item 10: one bad value must not hide the next. Every error of a file is
+ * reported, one per line, each with its line and column, up to WW_CFG_MAX_ERRORS. */
+static void test_every_error_of_a_file_is_reported(void **state)
+{
+    (void)state;
+    conf_t c;
+    ww_cfg_err_t err;
+    int rc = load(&c,
+                  "sim:\n"
+                  "  nodes: 0\n"
+                  "  nodez: 4\n"
+                  "  models:\n"
+                  "    - name: a\n"
+                  "      weight: 200\n"
+                  "    - name: b\n"
+                  "      wieght: 2\n"
+                  "tags: [x]\n"
+                  "colector: {}\n",
+                  &err);
+    assert_int_equal(rc, -EINVAL);
+    assert_int_equal(ww_cfg_err_count(&err), 5);
+    assert_string_equal(err.msg, "t.yaml:2:10: sim.nodes: 0 is below the minimum 1\n"
+                                 "t.yaml:3:3: sim.nodez: unknown key\n"
+                                 "t.yaml:6:15: sim.models[0].weight: 200 is above the maximum 100\n"
+                                 "t.yaml:8:7: sim.models[1].wieght: unknown key\n"
+                                 "t.yaml:10:1: colector: unknown key");
+    /* The valid values around the errors were read. */
+    assert_int_equal(c.tags.n, 1);
+    ww_cfg_free(&s_schema, &c);
+
+    /* A file of garbage stops at the cap, and says so. */
+    char big[4096] = "";
+    for (int i = 0; i < 40; i++) {
+        snprintf(big + strlen(big), sizeof big - strlen(big), "k%d: 1\n", i);
+    }
+    rc = load(&c, big, &err);
+    assert_int_equal(rc, -EINVAL);
+    assert_int_equal(ww_cfg_err_count(&err), WW_CFG_MAX_ERRORS + 1);
+    assert_starts_with(err.msg, "t.yaml:1:1: k0: unknown key\nt.yaml:2:1: k1: unknown key\n");
+    assert_non_null(strstr(err.msg, "t.yaml:20:1: k19: unknown key\n(stopped after 20 errors)"));
+    assert_null(strstr(err.msg, "k20"));
+    ww_cfg_free(&s_schema, &c);
+
+    ww_cfg_err_t e = {{0}};
+    assert_int_equal(ww_cfg_err_count(&e), 0);
+    assert_int_equal(ww_cfg_err_add(&e, "a: %d", 1), 1);
+    assert_int_equal(ww_cfg_err_add(&e, "b"), 2);
+    assert_string_equal(e.msg, "a: 1\nb");
+}
+
+/* A program's own checks name the line of the value they refuse, as the parser does. */
+static void test_locate_finds_line_and_column_of_a_key(void **state)
+{
+    (void)state;
+    const char *y = "sim:\n"
+                    "  nodes: 3\n"
+                    "  models:\n"
+                    "    - name: a\n"
+                    "    - name: b\n"
+                    "      weight: 2\n";
+    size_t line, col;
+    assert_int_equal(ww_cfg_locate(y, strlen(y), "sim.nodes", &line, &col), 0);
+    assert_true(line == 2 && col == 10);
+    assert_int_equal(ww_cfg_locate(y, strlen(y), "sim.models[1].weight", &line, &col), 0);
+    assert_true(line == 6 && col == 15);
+    assert_int_equal(ww_cfg_locate(y, strlen(y), "sim.models[1]", &line, &col), 0);
+    assert_true(line == 5 && col == 7);
+    assert_int_equal(ww_cfg_locate(y, strlen(y), "sim.models[2].name", &line, &col), -ENOENT);
+    assert_true(line == 0 && col == 0);
+    assert_int_equal(ww_cfg_locate(y, strlen(y), "sim.seed", &line, &col), -ENOENT);
+    assert_int_equal(ww_cfg_locate(y, strlen(y), "sim.nodes[0]", &line, &col), -ENOENT);
+    assert_int_equal(ww_cfg_locate("a: [", 4, "a", &line, &col), -ENOENT);
+
+    char *path = write_temp(y);
+    char *buf = NULL;
+    size_t len = 0;
+    ww_cfg_err_t err;
+    assert_int_equal(ww_cfg_read_file(path, &buf, &len, &err), 0);
+    assert_int_equal(len, strlen(y));
+    assert_string_equal(buf, y);
+    free(buf);
+    unlink(path);
+    assert_int_equal(ww_cfg_read_file(path, &buf, &len, &err), -ENOENT);
+    assert_contains(err.msg, path);
+    free(path);
+}
+
 static void test_origin_names_flag_environment_or_file_line(void **state)
 {
     char *path = write_temp("name: x\nsim:\n  nodes: 8\n  seed: 7\n");
@@ -1083,5 +1170,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sizes_and_ranges_read_as_humans_write_them),
     cmocka_unit_test(test_unknown_environment_variable_is_refused),
     cmocka_unit_test(test_origin_names_flag_environment_or_file_line),
+    cmocka_unit_test(test_every_error_of_a_file_is_reported),
+    cmocka_unit_test(test_locate_finds_line_and_column_of_a_key),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_example_file(void **state)
 {
@@ -128,7 +130,7 @@ static void test_bad_metric(void **state)
                         "    contracted_mw: 250\n"
                         "    slos:\n"
                         "      - {name: t, metric: ttf, threshold: 1, objective: 0.99}\n",
-                   "p.yaml: phases[1].slos[0].metric: 'ttf' is not one of ttft, tpot, e2e, "
+                   "p.yaml:11:27: phases[1].slos[0].metric: 'ttf' is not one of ttft, tpot, e2e, "
                    "queue, availability",
                    NULL);
 }
@@ -161,7 +163,7 @@ static void test_duplicate_phase(void **state)
     s_expect_error(HEAD "  - id: p1\n"
                         "    go_live: '2027-06-01'\n"
                         "    contracted_mw: 250\n",
-                   "p.yaml: phases[1]", "id: 'p1' is already the id of phases[0]");
+                   "p.yaml:7:9: phases[1].id: 'p1' is already the id of phases[0]", NULL);
 }
 
 static void test_duplicate_slo(void **state)
@@ -177,7 +179,7 @@ static void test_bad_date(void **state)
     s_expect_error(HEAD "  - id: p2\n"
                         "    go_live: '2027-02-30'\n"
                         "    contracted_mw: 250\n",
-                   "p.yaml: phases[1]", "go_live: '2027-02-30' is not a calendar date");
+                   "p.yaml:8:14: phases[1].go_live: '2027-02-30' is not a calendar date", NULL);
     s_expect_error(HEAD "  - id: p2\n"
                         "    go_live: '2027-6-1'\n"
                         "    contracted_mw: 250\n",
@@ -192,7 +194,8 @@ static void test_missing_threshold(void **state)
 {
     (void)state;
     s_expect_error(HEAD "      - {name: t, model: llama3.1-8b, metric: tpot, objective: 0.99}\n",
-                   "p.yaml: phases[0].slos[1]", "threshold: required for a tpot SLO");
+                   /* left out: the line of its item */
+                   "p.yaml:7:9: phases[0].slos[1].threshold: required for a tpot SLO", NULL);
 }
 
 static void test_unknown_key(void **state)
@@ -216,7 +219,8 @@ static void test_other_errors(void **state)
     s_expect_error("evaluation:\n  interval: 5s\n", "phases", "at least 1");
     s_expect_error(HEAD "      - {name: b, model: '', metric: availability, objective: 0.9}\n",
                    "phases[0].slos[1]", "model: must not be empty");
-    s_expect_error(HEAD "  - id: p2\n    go_live: '2027-06-01'\n", "phases[1]", "contracted_mw");
+    s_expect_error(HEAD "  - id: p2\n    go_live: '2027-06-01'\n", "p.yaml:7:5: phases[1]",
+                   "contracted_mw");
     s_expect_error(HEAD "      - {metric: availability, objective: 0.9}\n", "phases[0].slos[1]",
                    "name: required");
     s_expect_error("evaluation:\n  interval: 2h\n" HEAD, "p.yaml:2:", "evaluation.interval");
@@ -249,6 +253,117 @@ static void test_min_requests(void **state)
                    "p.yaml:", "min_requests");
 }
 
+/* Issue 15 item 10: one mistake does not hide the next. The parser's errors and the
+ * checks' come together, one per line, each with the line and column of its value. */
+static void test_every_error_at_once(void **state)
+{
+    (void)state;
+    static const char text[] = "alertmanager:\n"
+                               "  url: notaurl\n"
+                               "phases:\n"
+                               "  - id: p1\n"
+                               "    go_live: '2026-13-01'\n"
+                               "    contracted_mw: 250\n"
+                               "    power_ceiling_mw: 200\n"
+                               "    slos:\n"
+                               "      - {name: a, metric: ttf, threshold: 1, objective: 0.99}\n"
+                               "      - {name: a, metric: availability, objective: 0.99,\n"
+                               "         period: 1d}\n"
+                               "  - id: p1\n"
+                               "    go_live: '2027-06-01'\n"
+                               "    contracted_mw: 250\n"
+                               "evaluation:\n"
+                               "  intervall: 5s\n";
+    ww_slo_conf_t c;
+    ww_cfg_err_t err = {{0}};
+    assert_int_equal(ww_slo_conf_load_buffer(text, sizeof text - 1, "p.yaml", &c, &err), -EINVAL);
+    assert_string_equal(
+        err.msg,
+        "p.yaml:16:3: evaluation.intervall: unknown key\n"
+        "p.yaml:2:8: alertmanager.url: 'notaurl' is not an http(s) URL (e.g. "
+        "http://127.0.0.1:9093; empty = no push)\n"
+        "p.yaml:5:14: phases[0].go_live: '2026-13-01' is not a calendar date YYYY-MM-DD\n"
+        "p.yaml:7:23: phases[0].power_ceiling_mw: 200 is below contracted_mw 250 (the ceiling is "
+        "at least the contracted MW; 0 = contracted_mw)\n"
+        "p.yaml:9:27: phases[0].slos[0].metric: 'ttf' is not one of ttft, tpot, e2e, queue, "
+        "availability\n"
+        "p.yaml:11:18: phases[0].slos[1].period: 1d is shorter than 3d, the longest window "
+        "of the burn-rate rules (at least 3d; the default is 30d)\n"
+        "p.yaml:10:16: phases[0].slos[1].name: 'a' is already used by slos[0] of phase p1\n"
+        "p.yaml:12:9: phases[1].id: 'p1' is already the id of phases[0]");
+    ww_slo_conf_free(&c);
+}
+
+/* Issue 15 item 10: checks that were missing. */
+static void test_period_url_and_power_ceiling(void **state)
+{
+    (void)state;
+    s_expect_error(HEAD "      - {name: b, metric: availability, objective: 0.9, period: 2d}\n",
+                   "p.yaml:7:65: phases[0].slos[1].period: 2d is shorter than 3d", NULL);
+    s_expect_error("alertmanager: {url: 'ftp://am:9093'}\n" HEAD,
+                   "p.yaml:1:21: alertmanager.url: 'ftp://am:9093' is not an http(s) URL", NULL);
+    s_expect_error("alertmanager: {url: 'http://'}\n" HEAD, "p.yaml:1:21: alertmanager.url", NULL);
+    s_expect_error("alertmanager: {url: 'http://a b'}\n" HEAD, "p.yaml:1:21: alertmanager.url",
+                   NULL);
+    s_expect_error(HEAD "    power_ceiling_mw: 249.5\n",
+                   "p.yaml:7:23: phases[0].power_ceiling_mw: 249.5 is below contracted_mw 250",
+                   NULL);
+    static const char ok[] =
+        "alertmanager: {url: 'https://am.example:9093/'}\n"
+        "phases:\n"
+        "  - {id: p1, go_live: '2026-06-01', contracted_mw: 250,\n"
+        "     power_ceiling_mw: 250, slos: [\n"
+        "      {name: a, metric: availability, objective: 0.99, period: 3d}]}\n";
+    ww_slo_conf_t c;
+    ww_cfg_err_t err = {{0}};
+    if (ww_slo_conf_load_buffer(ok, sizeof ok - 1, "ok.yaml", &c, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    ww_slo_conf_free(&c);
+}
+
+/* A file of many bad SLOs lists the first WW_CFG_MAX_ERRORS and says it stopped. */
+static void test_many_errors_are_capped(void **state)
+{
+    (void)state;
+    char text[16384];
+    size_t n = (size_t)snprintf(text, sizeof text, HEAD);
+    for (int i = 0; i < 100; i++) {
+        n += (size_t)snprintf(text + n, sizeof text - n,
+                              "      - {name: s%d, metric: availability, objective: 1}\n", i);
+    }
+    ww_slo_conf_t c;
+    ww_cfg_err_t err = {{0}};
+    assert_int_equal(ww_slo_conf_load_buffer(text, n, "p.yaml", &c, &err), -EINVAL);
+    assert_int_equal(ww_cfg_err_count(&err), WW_CFG_MAX_ERRORS + 1);
+    assert_non_null(strstr(err.msg, "\n(stopped after 20 errors)"));
+}
+
+/* The file name and lines also come from a real file. */
+static void test_file_errors_name_file_line(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ww_slo_test_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char text[] = HEAD "  - id: p2\n"
+                                    "    go_live: 2027-06-01\n"
+                                    "    contracted_mw: 250\n"
+                                    "    slos: [{name: x, metric: queue, objective: 0.9}]\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    ww_slo_conf_t c;
+    ww_cfg_err_t err = {{0}};
+    assert_int_equal(ww_slo_conf_load(path, &c, &err), -EINVAL);
+    char want[256];
+    snprintf(want, sizeof want, "%s:10:12: phases[1].slos[0].threshold: required for a queue SLO",
+             path);
+    if (strncmp(err.msg, want, strlen(want)) != 0) {
+        fail_msg("'%s' does not start with '%s'", err.msg, want);
+    }
+    unlink(path);
+}
+
 static void test_sli_names(void **state)
 {
     (void)state;
@@ -271,6 +386,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_other_errors),
     cmocka_unit_test(test_min_requests),
     cmocka_unit_test(test_sli_names),
+    cmocka_unit_test(test_every_error_at_once),
+    cmocka_unit_test(test_period_url_and_power_ceiling),
+    cmocka_unit_test(test_file_errors_name_file_line),
+    cmocka_unit_test(test_many_errors_are_capped),
 };
 /* clang-format on */
 
