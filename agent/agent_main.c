@@ -603,10 +603,11 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (ww_log_set_level_name(conf.log_level) < 0) {
-        fprintf(stderr,
-                "waferwatch-agent: agent.log_level: \"%s\" is not one of error, warn, "
-                "info, debug\n",
-                conf.log_level);
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "agent.log_level: \"%.64s\" is not one of error, warn, info, debug",
+                 conf.log_level);
+        s_conf_error(argc, argv, msg);
         exit_code = 2;
         goto cleanup;
     }

@@ -42,7 +42,7 @@ static int s_conf_fail(int argc, char **argv, const char *key, const char *fmt, 
     __attribute__((format(printf, 4, 5)));
 static int s_conf_fail(int argc, char **argv, const char *key, const char *fmt, ...)
 {
-    char where[512], why[1024];
+    char where[512], why[4608]; /* err.msg of ww_cfg: up to 20 errors, one a line */
     ww_cfg_origin(&ww_collector_schema, argc, argv, key, where, sizeof where);
     va_list ap;
     va_start(ap, fmt);

@@ -232,6 +232,28 @@ static void test_refused_credentials_are_a_configuration_error(void **state)
     h_db_drop(&db);
 }
 
+/* Item 10 of issue 15: an enum-like value the agent checks after the engine (log_level)
+ * names its file, line and column like every other configuration error. */
+static void test_agent_log_level_error_names_its_line(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "loglevel");
+    char path[256], spool[256];
+    snprintf(path, sizeof path, "%s/agent.yaml", db.dir);
+    snprintf(spool, sizeof spool, "%s/spool", db.dir);
+    s_write(path, "agent:\n  log_level: loud\n");
+    char *a[] = {(char *)WW_AGENT_BIN, (char *)"--config",   path,
+                 (char *)"--insecure", (char *)"--spool-dir", spool,
+                 (char *)"--check-config", NULL};
+    s_run_t r = s_run(db.dir, "loglevel", a);
+    assert_int_equal(r.rc, 2);
+    if (!strstr(r.out, "agent.yaml:2:14: agent.log_level")) {
+        fail_msg("no file:line:col in: %s", r.out);
+    }
+    free(r.out);
+    h_db_drop(&db);
+}
+
 static void test_sigterm_stops_agent_and_collector_cleanly(void **state)
 {
     h_db_t db;
@@ -569,6 +591,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_collector_check_config_reaches_postgres),
     cmocka_unit_test(test_password_refused_and_migrate_only),
     cmocka_unit_test(test_refused_credentials_are_a_configuration_error),
+    cmocka_unit_test(test_agent_log_level_error_names_its_line),
     cmocka_unit_test(test_sigterm_stops_agent_and_collector_cleanly),
     cmocka_unit_test(test_collector_check_config_loads_key_and_allowlist),
     cmocka_unit_test(test_collector_listen_typo_is_a_config_error),

@@ -205,7 +205,10 @@ static ww_link_t *s_link(s_fake_t *f, char *dir)
         .endpoints = eps,
         .n_endpoints = 1,
         .agent_id = "link-agent",
-        .ack_timeout_ns = 200 * MS,
+        /* 600 ms: 3 rounds of resends in the 2 s of a test if held batches were resent on
+         * ack timeout, yet longer than a Nack takes on a loaded CI machine (200 ms was not:
+         * the window went out twice before its Nacks arrived). */
+        .ack_timeout_ns = 600 * MS,
         .failover_after_ns = 60 * S,
         .max_in_flight = 4,
         .queue_batches = 16,
@@ -235,7 +238,7 @@ static void test_link_holds_forbidden_batches_until_accepted(void **state)
     for (int i = 0; i < 4; i++) {
         assert_int_equal(ww_link_submit(link, &batch), 0);
     }
-    /* 1 s refused with an ack timeout of 200 ms: each batch sent once, nothing resent,
+    /* 1 s refused with an ack timeout of 600 ms: each batch sent once, nothing resent,
      * nothing dropped; the window is full of held batches, so new ones wait. */
     s_run(link, &f, 1 * S);
     assert_int_equal(ww_link_submit(link, &batch), 0);
