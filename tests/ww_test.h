@@ -3,12 +3,32 @@
 #ifndef WW_TEST_H
 #define WW_TEST_H
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+/* Removes a test's scratch directory and the files in it (one level: what a spool or a
+ * run log writes). */
+static inline void ww_test_rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
 
 /* splitmix64: a deterministic PRNG, so every run checks the same sequences. */
 static inline uint64_t ww_test_rng_next(uint64_t *s)

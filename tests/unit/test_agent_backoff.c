@@ -223,21 +223,6 @@ static void s_run(ww_link_t *link, s_fake_t *f, int64_t ns, bool commit)
     }
 }
 
-static void s_rm_rf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* Whether this build's decoder takes a Pending (the wire validation of issue 14). */
 static bool s_wire_knows_pending(void)
 {
@@ -323,7 +308,7 @@ static void test_link_defers_resends_while_pending(void **state)
     ww_link_destroy(&link);
     ww_link_destroy(&link);
     s_fake_close(&f);
-    s_rm_rf(dir);
+    ww_test_rm_dir(dir);
 }
 
 static const struct CMUnitTest tests[] = {

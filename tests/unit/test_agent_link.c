@@ -182,21 +182,6 @@ static bool s_run_until_acked(ww_link_t *link, s_fake_t *f, int64_t ns)
     return ww_link_pending(link) == 0;
 }
 
-static void s_rm_rf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static ww_link_t *s_link(s_fake_t *f, char *dir)
 {
     static char *eps[1];
@@ -276,7 +261,7 @@ static void test_link_holds_forbidden_batches_until_accepted(void **state)
     assert_int_equal(f.n_written, 6);
     ww_link_destroy(&link);
     s_fake_close(&f);
-    s_rm_rf(dir);
+    ww_test_rm_dir(dir);
 }
 
 /* The collector refuses seqs 1 and 2 only and acks 3 and 4: its cumulative Ack of 4 must
@@ -311,7 +296,7 @@ static void test_link_keeps_held_batches_below_an_ack(void **state)
     assert_int_equal(f.n_written, 4);
     ww_link_destroy(&link);
     s_fake_close(&f);
-    s_rm_rf(dir);
+    ww_test_rm_dir(dir);
 }
 
 static const struct CMUnitTest tests[] = {

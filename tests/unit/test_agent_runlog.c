@@ -30,19 +30,10 @@ static char *s_tmpdir(void)
     return s;
 }
 
+/* Removes dir (a strdup'd path) and what is in it, and frees the path. */
 static void s_rm_rf(char *dir)
 {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
+    ww_test_rm_dir(dir);
     free(dir);
 }
 
