@@ -236,8 +236,10 @@ static void test_failed_handshake_log_is_rate_limited(void **state)
     }
     bool counted = strstr(text, "more like it since the last such line") != NULL;
     free(text);
-    /* 2.5 s: at most lines at 0, 1 s (and 3 s) per kind, two kinds. */
-    if (failures < 100 || lines < 1 || lines > 6 || !counted) {
+    /* 2.5 s: at most lines at 0, 1 s (and 3 s) per kind, two kinds. A line after a kind's
+     * first carries the count of those not logged; on a slow machine (ASan under load) the
+     * failures may all fall in the first second, leaving only the first line per kind. */
+    if (failures < 100 || lines < 1 || lines > 6 || (lines > 2 && !counted)) {
         fail_msg("%.0f failures gave %d log lines (want >= 100 failures, 1..6 lines, with a "
                  "count: %d)",
                  failures, lines, counted);
