@@ -962,7 +962,8 @@ static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w
     " tpot = ww_hist_add(w.tpot, EXCLUDED.tpot), e2e = ww_hist_add(w.e2e, EXCLUDED.e2e),"          \
     " parts = w.parts + 1"                                                                         \
     " RETURNING node_id, model, time, parts)"                                                      \
-    " SELECT node_id, model, (extract(epoch FROM time) * 1000000)::bigint FROM ins WHERE parts > 1"
+    " SELECT node_id, model, (extract(epoch FROM time) * 1000000)::bigint FROM ins WHERE parts > " \
+    "1"
 
 /* The latency windows of the written batches in arrival order, with what the write needs
  * to know of each. */
@@ -974,7 +975,8 @@ typedef struct {
 
 static uint64_t s_win_hash(const Waferwatch__V1__LatencyWindow *w)
 {
-    return (s_hash(w->node_id) * 31 + s_hash(w->model)) ^ ((uint64_t)w->start_ns * 0x9e3779b97f4a7c15u);
+    return (s_hash(w->node_id) * 31 + s_hash(w->model)) ^
+           ((uint64_t)w->start_ns * 0x9e3779b97f4a7c15u);
 }
 
 static bool s_win_same(const Waferwatch__V1__LatencyWindow *a,
@@ -1275,8 +1277,8 @@ static ww_store_rc_t s_late(ww_store_t *self, ww_store_item_t *items, size_t n)
         if (filled) {
             it->disp = WW_DISP_WRITTEN;
             it->holes = -1;
-            WW_INFO("stream %s/%016llx: seq %llu arrived late, written into its hole",
-                    it->agent_id, (unsigned long long)it->epoch, (unsigned long long)it->seq);
+            WW_INFO("stream %s/%016llx: seq %llu arrived late, written into its hole", it->agent_id,
+                    (unsigned long long)it->epoch, (unsigned long long)it->seq);
         }
     }
     PQclear(r);
@@ -1504,8 +1506,12 @@ static ww_store_rc_t s_outages(ww_store_t *self, ww_store_item_t *items, size_t 
             snprintf(to, sizeof to, "%lld", (long long)ww_store_pg_time(o->to_ns));
             snprintf(ticks, sizeof ticks, "%llu", (unsigned long long)o->lost_ticks);
             snprintf(reqs, sizeof reqs, "%llu", (unsigned long long)o->lost_requests);
-            const char *params[] = {it->agent_id, epoch, o->from_ns > 0 ? from : NULL,
-                                    to,           ticks, reqs,
+            const char *params[] = {it->agent_id,
+                                    epoch,
+                                    o->from_ns > 0 ? from : NULL,
+                                    to,
+                                    ticks,
+                                    reqs,
                                     o->cause && *o->cause ? o->cause : "crash"};
             /* Times travel as microseconds since 2000-01-01, PostgreSQL's epoch. */
             ww_store_rc_t rc = s_exec(
@@ -1523,8 +1529,8 @@ static ww_store_rc_t s_outages(ww_store_t *self, ww_store_item_t *items, size_t 
                     "requests lost",
                     it->agent_id, (unsigned long long)it->epoch,
                     o->from_ns > 0 ? (double)(o->to_ns - o->from_ns) / 1e9 : 0.0,
-                    o->cause && *o->cause ? o->cause : "crash",
-                    (unsigned long long)o->lost_ticks, (unsigned long long)o->lost_requests);
+                    o->cause && *o->cause ? o->cause : "crash", (unsigned long long)o->lost_ticks,
+                    (unsigned long long)o->lost_requests);
             (*recorded)++;
         }
     }

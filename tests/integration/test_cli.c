@@ -217,14 +217,18 @@ static void test_refused_credentials_are_a_configuration_error(void **state)
     assert_int_equal(r.rc, 2);
     assert_non_null(strstr(r.out, "refused this collector's credentials"));
     free(r.out);
-    char *chk[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", conninfo, (char *)"--insecure",
-                   (char *)"--check-config", NULL};
+    char *chk[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg",           conninfo,
+                   (char *)"--insecure",     (char *)"--check-config", NULL};
     r = s_run(db.dir, "auth-check", chk);
     assert_int_equal(r.rc, 2);
     assert_non_null(strstr(r.out, "refused the credentials"));
     free(r.out);
-    char *run[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg",      conninfo,
-                   (char *)"--insecure",     (char *)"--listen", (char *)"tcp://127.0.0.1:*",
+    char *run[] = {(char *)WW_COLLECTOR_BIN,
+                   (char *)"--pg",
+                   conninfo,
+                   (char *)"--insecure",
+                   (char *)"--listen",
+                   (char *)"tcp://127.0.0.1:*",
                    NULL};
     r = s_run(db.dir, "auth-run", run);
     assert_int_equal(r.rc, 2);
@@ -242,9 +246,14 @@ static void test_agent_log_level_error_names_its_line(void **state)
     snprintf(path, sizeof path, "%s/agent.yaml", db.dir);
     snprintf(spool, sizeof spool, "%s/spool", db.dir);
     s_write(path, "agent:\n  log_level: loud\n");
-    char *a[] = {(char *)WW_AGENT_BIN, (char *)"--config",   path,
-                 (char *)"--insecure", (char *)"--spool-dir", spool,
-                 (char *)"--check-config", NULL};
+    char *a[] = {(char *)WW_AGENT_BIN,
+                 (char *)"--config",
+                 path,
+                 (char *)"--insecure",
+                 (char *)"--spool-dir",
+                 spool,
+                 (char *)"--check-config",
+                 NULL};
     s_run_t r = s_run(db.dir, "loglevel", a);
     assert_int_equal(r.rc, 2);
     if (!strstr(r.out, "agent.yaml:2:14: agent.log_level")) {

@@ -497,9 +497,8 @@ static void test_a_message_refused_by_postgresql_costs_its_group_nothing(void **
     h_pg_start(&pg, &db, "hisolate");
     h_secure(db.dir, AGENT, NODE "*");
     char endpoint[256];
-    pid_t collector =
-        h_collector_spawn(db.dir, "tcp://127.0.0.1:*", pg.conninfo, "collector", endpoint,
-                          sizeof endpoint);
+    pid_t collector = h_collector_spawn(db.dir, "tcp://127.0.0.1:*", pg.conninfo, "collector",
+                                        endpoint, sizeof endpoint);
     h_peer_t p;
     h_peer_open(&p, endpoint, db.dir, "agent", NULL, 2000);
     int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 10 * WW_NS_PER_S;

@@ -156,8 +156,9 @@ static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects"), 2);
     assert_int_equal(
         h_query_ll(&db, "SELECT count(*) FROM ingest_rejects WHERE code = 'malformed'"), 1);
-    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects WHERE code ="
-                                     " 'implausible_sample' AND seq = 1 AND reason LIKE '%time_ns%'"),
+    assert_int_equal(h_query_ll(&db,
+                                "SELECT count(*) FROM ingest_rejects WHERE code ="
+                                " 'implausible_sample' AND seq = 1 AND reason LIKE '%time_ns%'"),
                      1);
     h_peer_close(&p);
     assert_int_equal(h_stop(collector, 10000), 0);
