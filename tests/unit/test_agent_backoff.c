@@ -4,6 +4,7 @@
 #include "agent_backoff.h"
 #include "agent_link.h"
 #include "ww_test.h"
+#include "ww_test_router.h"
 #include "ww_time.h"
 #include "ww_wire.h"
 
@@ -135,9 +136,8 @@ static void test_backoff_three_minute_outage_messages(void **state)
 /* ---- the link against a fake collector whose database is down ---- */
 
 typedef struct {
-    void *ctx, *router;
-    char endpoint[64];
-    unsigned batches; /* batch messages received (first sends and resends) */
+    ww_test_router_t r; /* its socket */
+    unsigned batches;   /* batch messages received (first sends and resends) */
     uint64_t max_seq;
     uint64_t epoch;
 } s_fake_t;
@@ -145,30 +145,7 @@ typedef struct {
 static void s_fake_open(s_fake_t *f)
 {
     memset(f, 0, sizeof *f);
-    f->ctx = zmq_ctx_new();
-    f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
-    assert_int_equal(zmq_bind(f->router, "tcp://127.0.0.1:*"), 0);
-    size_t len = sizeof f->endpoint;
-    assert_int_equal(zmq_getsockopt(f->router, ZMQ_LAST_ENDPOINT, f->endpoint, &len), 0);
-}
-
-static void s_fake_close(s_fake_t *f)
-{
-    zmq_close(f->router);
-    zmq_ctx_term(f->ctx);
-}
-
-static void s_fake_reply(s_fake_t *f, const void *id, size_t id_len, ww_envelope_t *reply)
-{
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    long n = ww_wire_encode(reply, &buf, &cap);
-    assert_true(n > 0);
-    zmq_send(f->router, id, id_len, ZMQ_SNDMORE);
-    zmq_send(f->router, buf, (size_t)n, 0);
-    free(buf);
+    ww_test_router_open(&f->r);
 }
 
 /* Answers what arrived: the hello with an Ack, each batch with Pending (or, when commit,
@@ -177,11 +154,11 @@ static void s_fake_serve(s_fake_t *f, bool commit)
 {
     for (;;) {
         uint8_t id[256], msg[65536];
-        int idn = zmq_recv(f->router, id, sizeof id, ZMQ_DONTWAIT);
+        int idn = zmq_recv(f->r.router, id, sizeof id, ZMQ_DONTWAIT);
         if (idn < 0) {
             return;
         }
-        int n = zmq_recv(f->router, msg, sizeof msg, 0);
+        int n = zmq_recv(f->r.router, msg, sizeof msg, 0);
         assert_true(n > 0);
         ww_envelope_t *env = waferwatch__v1__envelope__unpack(NULL, (size_t)n, msg);
         assert_non_null(env);
@@ -209,7 +186,7 @@ static void s_fake_serve(s_fake_t *f, bool commit)
             reply.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
             reply.ack = &ack;
         }
-        s_fake_reply(f, id, (size_t)idn, &reply);
+        ww_test_router_reply(&f->r, id, (size_t)idn, &reply);
         waferwatch__v1__envelope__free_unpacked(env, NULL);
     }
 }
@@ -261,7 +238,7 @@ static void test_link_defers_resends_while_pending(void **state)
     assert_non_null(mkdtemp(dir));
     s_fake_t f;
     s_fake_open(&f);
-    char *eps[] = {f.endpoint};
+    char *eps[] = {f.r.endpoint};
     ww_link_conf_t lc = {
         .endpoints = eps,
         .n_endpoints = 1,
@@ -307,7 +284,7 @@ static void test_link_defers_resends_while_pending(void **state)
     assert_int_equal(ww_link_pending(link), 0);
     ww_link_destroy(&link);
     ww_link_destroy(&link);
-    s_fake_close(&f);
+    ww_test_router_close(&f.r);
     ww_test_rm_dir(dir);
 }
 

@@ -6,6 +6,7 @@
  * including a held batch below a seq that was acked meanwhile. */
 #include "agent_link.h"
 #include "ww_test.h"
+#include "ww_test_router.h"
 #include "ww_time.h"
 #include "ww_wire.h"
 
@@ -71,8 +72,7 @@ static void test_refusal_doubles_per_round_to_five_minutes(void **state)
 /* ---- the link against a fake collector whose allowlist refuses this agent ---- */
 
 typedef struct {
-    void *ctx, *router;
-    char endpoint[64];
+    ww_test_router_t r;   /* its socket */
     unsigned batches;     /* batch messages received (first sends and resends) */
     uint64_t refuse_upto; /* batches with seq <= this are refused (forbidden) */
     bool refuse_hello;
@@ -83,30 +83,7 @@ typedef struct {
 static void s_fake_open(s_fake_t *f)
 {
     memset(f, 0, sizeof *f);
-    f->ctx = zmq_ctx_new();
-    f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
-    assert_int_equal(zmq_bind(f->router, "tcp://127.0.0.1:*"), 0);
-    size_t len = sizeof f->endpoint;
-    assert_int_equal(zmq_getsockopt(f->router, ZMQ_LAST_ENDPOINT, f->endpoint, &len), 0);
-}
-
-static void s_fake_close(s_fake_t *f)
-{
-    zmq_close(f->router);
-    zmq_ctx_term(f->ctx);
-}
-
-static void s_fake_reply(s_fake_t *f, const void *id, size_t id_len, ww_envelope_t *reply)
-{
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    long n = ww_wire_encode(reply, &buf, &cap);
-    assert_true(n > 0);
-    zmq_send(f->router, id, id_len, ZMQ_SNDMORE);
-    zmq_send(f->router, buf, (size_t)n, 0);
-    free(buf);
+    ww_test_router_open(&f->r);
 }
 
 static void s_fake_write(s_fake_t *f, uint64_t seq)
@@ -126,11 +103,11 @@ static void s_fake_serve(s_fake_t *f)
 {
     for (;;) {
         uint8_t id[256], msg[65536];
-        int idn = zmq_recv(f->router, id, sizeof id, ZMQ_DONTWAIT);
+        int idn = zmq_recv(f->r.router, id, sizeof id, ZMQ_DONTWAIT);
         if (idn < 0) {
             return;
         }
-        int n = zmq_recv(f->router, msg, sizeof msg, 0);
+        int n = zmq_recv(f->r.router, msg, sizeof msg, 0);
         assert_true(n > 0);
         ww_envelope_t *env = waferwatch__v1__envelope__unpack(NULL, (size_t)n, msg);
         assert_non_null(env);
@@ -157,7 +134,7 @@ static void s_fake_serve(s_fake_t *f)
             reply.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
             reply.ack = &ack;
         }
-        s_fake_reply(f, id, (size_t)idn, &reply);
+        ww_test_router_reply(&f->r, id, (size_t)idn, &reply);
         waferwatch__v1__envelope__free_unpacked(env, NULL);
     }
 }
@@ -185,7 +162,7 @@ static bool s_run_until_acked(ww_link_t *link, s_fake_t *f, int64_t ns)
 static ww_link_t *s_link(s_fake_t *f, char *dir)
 {
     static char *eps[1];
-    eps[0] = f->endpoint;
+    eps[0] = f->r.endpoint;
     ww_link_conf_t lc = {
         .endpoints = eps,
         .n_endpoints = 1,
@@ -260,7 +237,7 @@ static void test_link_holds_forbidden_batches_until_accepted(void **state)
     assert_false(ww_link_refusal(link, why, sizeof why, &held));
     assert_int_equal(f.n_written, 6);
     ww_link_destroy(&link);
-    s_fake_close(&f);
+    ww_test_router_close(&f.r);
     ww_test_rm_dir(dir);
 }
 
@@ -295,7 +272,7 @@ static void test_link_keeps_held_batches_below_an_ack(void **state)
     assert_int_equal(st.acked, 4);
     assert_int_equal(f.n_written, 4);
     ww_link_destroy(&link);
-    s_fake_close(&f);
+    ww_test_router_close(&f.r);
     ww_test_rm_dir(dir);
 }
 
