@@ -48,8 +48,9 @@ static void test_example_file(void **state)
         tpot |= l[i].sli == WW_SLI_TPOT;
         e2e |= l[i].sli == WW_SLI_E2E;
         if (l[i].sli == WW_SLI_AVAILABILITY) {
-            /* 0.995: the simulator's default 0.2% errors must not file tickets (issue 15) */
-            avail = strcmp(l[i].model, "*") == 0 && fabs(l[i].objective - 0.995) < 1e-12;
+            /* 0.99: the simulator's default 0.2% errors (up to ~0.6% in a short window)
+             * must not file tickets (issue 15) */
+            avail = strcmp(l[i].model, "*") == 0 && fabs(l[i].objective - 0.99) < 1e-12;
         }
     }
     assert_true(ttft[0] && ttft[1] && ttft[2] && tpot && e2e && avail);
