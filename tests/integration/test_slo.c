@@ -630,8 +630,14 @@ static void test_alert_names_its_rule_and_needs_min_requests(void **state)
                                " AND slo = 'slow' ORDER BY severity");
     assert_int_equal(PQntuples(r), 2);
     const char *page = PQgetvalue(r, 0, 1), *ticket = PQgetvalue(r, 1, 1);
-    if (!strstr(page, "1h 100.00x and 5m 100.00x > 14.4x; 6h 100.00x and 30m 100.00x > 6x") ||
-        !strstr(ticket, "1d 100.00x and 2h 100.00x > 3x; 3d 100.00x and 6h 100.00x > 1x")) {
+    /* Each alert names the rule(s) that fired with their own windows and rates; which of
+     * a severity's two rules fired first depends on when the short window first held
+     * requests (a loaded machine: only the 6h/30m page rule at the first evaluation). */
+    if ((!strstr(page, "1h 100.00x and 5m 100.00x > 14.4x") &&
+         !strstr(page, "6h 100.00x and 30m 100.00x > 6x")) ||
+        (!strstr(ticket, "1d 100.00x and 2h 100.00x > 3x") &&
+         !strstr(ticket, "3d 100.00x and 6h 100.00x > 1x")) ||
+        strstr(page, "1h, 5m, 6h")) {
         fail_msg("expected the rules' own windows and rates, got:\n%s\n%s", page, ticket);
     }
     PQclear(r);
