@@ -223,9 +223,11 @@ const ww_cfg_schema_t ww_agent_schema = {
     .n_opts = sizeof s_rows / sizeof s_rows[0],
 };
 
+/* Adds one error line; the checks go on, so that every error of a file is reported at
+ * once (ww_cfg_err_add). */
 static int s_fail(ww_cfg_err_t *err, const char *msg, const char *what)
 {
-    snprintf(err->msg, sizeof err->msg, "%s: %s", what, msg);
+    ww_cfg_err_add(err, "%s: %s", what, msg);
     return -EINVAL;
 }
 
@@ -268,8 +270,8 @@ static int s_check_text(const char *v, const char *key, ww_cfg_err_t *err)
     ww_wire_limits_default(&lim);
     size_t len = strlen(v);
     if (len > lim.max_string) {
-        snprintf(err->msg, sizeof err->msg, "%s: \"%.40s...\" is %zu bytes; the wire allows %zu",
-                 key, v, len, lim.max_string);
+        ww_cfg_err_add(err, "%s: \"%.40s...\" is %zu bytes; the wire allows %zu", key, v, len,
+                       lim.max_string);
         return -EINVAL;
     }
     if (!ww_wire_text_ok(v, len)) {
@@ -283,10 +285,10 @@ static int s_check_text(const char *v, const char *key, ww_cfg_err_t *err)
 static int s_check_node_id(const ww_agent_conf_t *c, ww_cfg_err_t *err)
 {
     if (!ww_wire_node_id_chars_ok(c->node_id)) {
-        snprintf(err->msg, sizeof err->msg,
-                 "node.id: \"%s\" has a character outside [A-Za-z0-9._:-] (the collector "
-                 "would refuse every batch)",
-                 c->node_id);
+        ww_cfg_err_add(err,
+                       "node.id: \"%.128s\" has a character outside [A-Za-z0-9._:-] (the "
+                       "collector would refuse every batch)",
+                       c->node_id);
         return -EINVAL;
     }
     char last[512];
@@ -297,26 +299,32 @@ static int s_check_node_id(const ww_agent_conf_t *c, ww_cfg_err_t *err)
 /* What the wire would refuse, refused as configuration: endpoints, ids and labels. */
 static int s_check_wire(const ww_agent_conf_t *c, ww_cfg_err_t *err)
 {
+    int rc = 0;
     for (size_t i = 0; i < c->collectors.n; i++) {
         const char *why = NULL;
         const char *ep = c->collectors.v[i] ? c->collectors.v[i] : "";
         if (!s_endpoint_ok(ep, &why)) {
-            snprintf(err->msg, sizeof err->msg, "collector.endpoints: \"%s\" %s", ep, why);
-            return -EINVAL;
+            ww_cfg_err_add(err, "collector.endpoints: \"%.200s\" %s", ep, why);
+            rc = -EINVAL;
         }
     }
-    int rc = s_check_node_id(c, err);
+    if (s_check_node_id(c, err) < 0) {
+        rc = -EINVAL;
+    }
     const char *keys[] = {"agent.id",  "node.site",  "node.hall",
                           "node.rack", "node.phase", "node.system_model"};
     const char *vals[] = {c->agent_id, c->site, c->hall, c->rack, c->phase, c->system_model};
-    for (size_t i = 0; rc == 0 && i < sizeof keys / sizeof keys[0]; i++) {
-        rc = s_check_text(vals[i], keys[i], err);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (s_check_text(vals[i], keys[i], err) < 0) {
+            rc = -EINVAL;
+        }
     }
     return rc;
 }
 
 int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
 {
+    err->msg[0] = '\0';
     char host[256];
     if (gethostname(host, sizeof host) != 0) {
         snprintf(host, sizeof host, "localhost");
@@ -353,22 +361,24 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
             *ids[i] = dup;
         }
     }
+    /* Every check runs whatever failed before it (each adds its line to err). */
+    int rc = 0;
     if (c->collectors.n == 0) {
-        return s_fail(err, "at least one endpoint is required", "collector.endpoints");
+        rc = s_fail(err, "at least one endpoint is required", "collector.endpoints");
     }
     if (s_check_wire(c, err) < 0) {
-        return -EINVAL;
+        rc = -EINVAL;
     }
     if (strcmp(c->spool_policy, "drop_oldest") != 0 &&
         strcmp(c->spool_policy, "stop_sampling") != 0) {
-        return s_fail(err, "must be drop_oldest or stop_sampling", "spool.policy");
+        rc = s_fail(err, "must be drop_oldest or stop_sampling", "spool.policy");
     }
     if (strcmp(c->spool_fsync, "always") != 0 && strcmp(c->spool_fsync, "interval") != 0 &&
         strcmp(c->spool_fsync, "never") != 0) {
-        return s_fail(err, "must be always, interval or never", "spool.fsync");
+        rc = s_fail(err, "must be always, interval or never", "spool.fsync");
     }
     if (c->spool_segment_bytes > c->spool_max_bytes) {
-        return s_fail(err, "must not exceed spool.max_bytes", "spool.segment_bytes");
+        rc = s_fail(err, "must not exceed spool.max_bytes", "spool.segment_bytes");
     }
     if (c->spool_dir == NULL || *c->spool_dir == '\0') {
         char dir[512];
@@ -383,22 +393,24 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
     if (!c->insecure) {
         char why[400];
         if (!c->server_key_file || !*c->server_key_file || !c->key_file || !*c->key_file) {
-            return s_fail(err,
-                          "CURVE is on by default: set security.server_key (--server-key) and "
-                          "security.key (--agent-key), or security.insecure for tests",
-                          "security");
-        }
-        if (ww_curve_load(c->server_key_file, 0, &c->server_key, why, sizeof why) < 0) {
-            return s_fail(err, why, "security.server_key");
-        }
-        if (ww_curve_load(c->key_file, 1, &c->own_key, why, sizeof why) < 0) {
-            return s_fail(err, why, "security.key");
+            rc = s_fail(err,
+                        "CURVE is on by default: set security.server_key (--server-key) and "
+                        "security.key (--agent-key), or security.insecure for tests",
+                        "security");
+        } else {
+            if (ww_curve_load(c->server_key_file, 0, &c->server_key, why, sizeof why) < 0) {
+                rc = s_fail(err, why, "security.server_key");
+            }
+            if (ww_curve_load(c->key_file, 1, &c->own_key, why, sizeof why) < 0) {
+                rc = s_fail(err, why, "security.key");
+            }
         }
     }
     if (c->latency_window_ns < c->interval_ns || c->latency_window_ns % c->interval_ns != 0) {
-        return s_fail(err, "must be a multiple of agent.interval", "agent.latency_window");
+        rc = s_fail(err, "must be a multiple of agent.interval", "agent.latency_window");
     }
-    return ww_agent_conf_finish_sim(c, err);
+    int sim = ww_agent_conf_finish_sim(c, err);
+    return sim == -ENOMEM ? sim : rc < 0 ? rc : sim;
 }
 
 int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
@@ -406,20 +418,21 @@ int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
     if (c->source == NULL || c->source_socket == NULL || c->source_socket_mode == NULL) {
         return s_fail(err, "must be set", "agent.source, source.socket and source.socket_mode");
     }
+    int rc = 0;
     if (strcmp(c->source, "sim") != 0 && strcmp(c->source, "reqlog") != 0) {
-        return s_fail(err, "must be sim or reqlog", "agent.source");
+        rc = s_fail(err, "must be sim or reqlog", "agent.source");
     }
     if (strcmp(c->source, "reqlog") == 0 && c->sim_nodes != 1) {
-        return s_fail(err, "must be 1 with agent.source reqlog (one agent per node)", "sim.nodes");
+        rc = s_fail(err, "must be 1 with agent.source reqlog (one agent per node)", "sim.nodes");
     }
     char *end = NULL;
     unsigned long mode = strtoul(c->source_socket_mode, &end, 8);
     if (!*c->source_socket_mode || *end != '\0' || mode > 0777) {
-        return s_fail(err, "must be octal permission bits, 0 to 0777 (e.g. 0660)",
-                      "source.socket_mode");
+        rc = s_fail(err, "must be octal permission bits, 0 to 0777 (e.g. 0660)",
+                    "source.socket_mode");
     }
     if (!*c->source_socket || strlen(c->source_socket) >= 108) {
-        return s_fail(err, "must be a path of 1 to 107 bytes", "source.socket");
+        rc = s_fail(err, "must be a path of 1 to 107 bytes", "source.socket");
     }
     c->reqlog.path = c->source_socket;
     c->reqlog.mode = (unsigned)mode;
@@ -430,19 +443,18 @@ int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
     ww_sim_model_t *models = c->sim_models.items;
     for (size_t i = 0; i < c->sim_models.n; i++) {
         if (!models[i].name || !*models[i].name || strlen(models[i].name) >= WW_MODEL_NAME_MAX) {
-            snprintf(err->msg, sizeof err->msg,
-                     "sim.models[%zu].name: required, 1 to %d characters", i,
-                     WW_MODEL_NAME_MAX - 1);
-            return -EINVAL;
+            ww_cfg_err_add(err, "sim.models[%zu].name: required, 1 to %d characters", i,
+                           WW_MODEL_NAME_MAX - 1);
+            rc = -EINVAL;
         }
     }
     if (c->sim.idle_w >= c->sim.max_w) {
-        return s_fail(err, "must be below sim.max_w", "sim.idle_w");
+        rc = s_fail(err, "must be below sim.max_w", "sim.idle_w");
     }
     c->sim.models = models;
     c->sim.n_models = c->sim_models.n;
     c->sim.seed = (uint64_t)c->sim_seed;
-    return 0;
+    return rc;
 }
 
 void ww_agent_node_name(const ww_agent_conf_t *c, unsigned i, char *out, size_t cap)

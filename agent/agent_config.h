@@ -61,13 +61,16 @@ typedef struct {
 
 extern const ww_cfg_schema_t ww_agent_schema;
 
-/* Fills derived fields after loading (host name for empty ids, sim models and seed).
- * Returns 0 or -EINVAL with err set. */
+/* Fills derived fields after loading (host name for empty ids, sim models and seed) and
+ * checks what the schema cannot (choices, endpoints, ids by the wire's rules, keys). Every
+ * check runs: err (emptied first) holds one line per error, as ww_cfg_err_add writes
+ * them. Returns 0, -EINVAL with err set, or -ENOMEM. */
 int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err);
 
 /* The checks and derived fields of the simulated driver's and the request log's settings
  * alone (ww_agent_conf_finish runs them too): for waferwatch-sim, which runs the simulator
- * and sends to source.socket without a collector link. Returns 0 or -EINVAL with err set. */
+ * and sends to source.socket without a collector link. err must be empty or hold earlier
+ * lines, which are kept; each error adds its line. Returns 0 or -EINVAL with err set. */
 int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err);
 
 /* The id of simulated node i: node_id itself when there is one node, else node_id-i. */

@@ -556,20 +556,28 @@ static int s_submit(ww_link_t *link, ww_runlog_t *runlog, const s_nodes_t *nodes
 /* Prints a configuration error of the agent's own checks ("key: why") with where the
  * key's value came from in front, as the config engine's errors have it
  * ("agent.yaml:7:9: node.id: ...", "flag --collector: ..."); a default has no origin. */
+/* Prints each line of msg (one error a line) with where its key's value came from
+ * (file:line:col, variable or flag), as the config engine names its own errors. */
 static void s_conf_error(int argc, char **argv, const char *msg)
 {
-    char key[128], where[512];
-    size_t n = strcspn(msg, ":[ ,");
-    if (n > 0 && n < sizeof key) {
-        memcpy(key, msg, n);
-        key[n] = '\0';
-        if (ww_cfg_origin(&ww_agent_schema, argc, argv, key, where, sizeof where) == 0 &&
-            strcmp(where, "default") != 0) {
-            fprintf(stderr, "waferwatch-agent: %s: %s\n", where, msg);
-            return;
+    for (const char *line = msg; *line;) {
+        size_t len = strcspn(line, "\n");
+        char key[128], where[512];
+        size_t n = strcspn(line, ":[ ,\n");
+        bool placed = false;
+        if (n > 0 && n < sizeof key) {
+            memcpy(key, line, n);
+            key[n] = '\0';
+            placed = ww_cfg_origin(&ww_agent_schema, argc, argv, key, where, sizeof where) == 0 &&
+                     strcmp(where, "default") != 0;
         }
+        if (placed) {
+            fprintf(stderr, "waferwatch-agent: %s: %.*s\n", where, (int)len, line);
+        } else {
+            fprintf(stderr, "waferwatch-agent: %.*s\n", (int)len, line);
+        }
+        line += len + (line[len] == '\n');
     }
-    fprintf(stderr, "waferwatch-agent: %s\n", msg);
 }
 
 int main(int argc, char **argv)
@@ -597,39 +605,35 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto cleanup;
     }
-    if (ww_agent_conf_finish(&conf, &err) < 0) {
+    /* Every configuration error at once, each with its origin; exit 2 (systemd's
+     * RestartPreventExitStatus), found by --check-config as by the start. */
+    int finished = ww_agent_conf_finish(&conf, &err);
+    if (finished == -ENOMEM) {
+        fprintf(stderr, "waferwatch-agent: out of memory\n");
+        goto cleanup;
+    }
+    if (conf.log_level && ww_log_set_level_name(conf.log_level) < 0) {
+        ww_cfg_err_add(&err, "agent.log_level: \"%.64s\" is not one of error, warn, info, debug",
+                       conf.log_level);
+    }
+    char cwhy[400];
+    if (conf.metrics_listen && *conf.metrics_listen &&
+        ww_metrics_check_listen(conf.metrics_listen, cwhy, sizeof cwhy) < 0) {
+        ww_cfg_err_add(&err, "metrics.listen: %s", cwhy);
+    }
+    /* A spool directory that cannot be created or written is a configuration error too.
+     * The lock is not tried here: a running agent holds it while its config is checked. */
+    if (conf.spool_dir && ww_spool_probe(conf.spool_dir, cwhy, sizeof cwhy) < 0) {
+        ww_cfg_err_add(&err, "spool.dir: %s", cwhy);
+    }
+    if (ww_cfg_err_count(&err) > 0) {
         s_conf_error(argc, argv, err.msg);
-        exit_code = 2;
-        goto cleanup;
-    }
-    if (ww_log_set_level_name(conf.log_level) < 0) {
-        char msg[256];
-        snprintf(msg, sizeof msg,
-                 "agent.log_level: \"%.64s\" is not one of error, warn, info, debug",
-                 conf.log_level);
-        s_conf_error(argc, argv, msg);
-        exit_code = 2;
-        goto cleanup;
-    }
-    if (*conf.metrics_listen &&
-        ww_metrics_check_listen(conf.metrics_listen, err.msg, sizeof err.msg) < 0) {
-        fprintf(stderr, "waferwatch-agent: metrics.listen: %s\n", err.msg);
         exit_code = 2;
         goto cleanup;
     }
     int64_t interval = conf.interval_ns;
     int64_t first_tick = ww_time_next_tick(ww_time_now_ns(), interval);
     if (s_nodes_init(&nodes, &conf, first_tick, action == WW_CFG_CHECK) < 0) {
-        exit_code = 2;
-        goto cleanup;
-    }
-    /* A spool directory that cannot be created or written is a configuration error
-     * (exit 2: systemd does not restart it in a loop), found by --check-config too. The
-     * lock is not tried here: a running agent holds it while its config is checked. */
-    char spool_why[400];
-    if (ww_spool_probe(conf.spool_dir, spool_why, sizeof spool_why) < 0) {
-        snprintf(err.msg, sizeof err.msg, "spool.dir: %s", spool_why);
-        s_conf_error(argc, argv, err.msg);
         exit_code = 2;
         goto cleanup;
     }

@@ -62,6 +62,57 @@ typedef struct {
     int64_t starts_ns, ends_ns;
 } s_push_t;
 
+/* A small set of strings (phases, "phase/slo" keys): a handful per fleet. */
+typedef struct {
+    char **items;
+    size_t n;
+} s_strset_t;
+
+static bool s_strset_has(const s_strset_t *set, const char *v)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (strcmp(set->items[i], v) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Out of memory leaves v out: it is then reported again, never lost silently. */
+static void s_strset_add(s_strset_t *set, const char *v)
+{
+    char **items = realloc(set->items, (set->n + 1) * sizeof *items);
+    if (!items) {
+        return;
+    }
+    set->items = items;
+    set->items[set->n] = strdup(v);
+    if (set->items[set->n]) {
+        set->n++;
+    }
+}
+
+static void s_strset_del(s_strset_t *set, const char *v)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (strcmp(set->items[i], v) == 0) {
+            free(set->items[i]);
+            set->items[i] = set->items[--set->n];
+            return;
+        }
+    }
+}
+
+static void s_strset_free(s_strset_t *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        free(set->items[i]);
+    }
+    free(set->items);
+    set->items = NULL;
+    set->n = 0;
+}
+
 struct ww_slo_eval {
     const ww_slo_conf_t *conf; /* the caller's, until a reload replaces it with owned */
     ww_slo_conf_t owned;       /* the last file reloaded on SIGHUP (zeroed until then) */
@@ -77,9 +128,9 @@ struct ww_slo_eval {
     ww_complain_t conn_fail, am_fail;
     s_push_t *push;
     size_t n_push, cap_push;
-    char **unknown; /* phases seen in nodes but not configured, already reported */
-    size_t n_unknown;
-    bool hours_built; /* the hourly rollups of the longest window were built once */
+    s_strset_t unknown; /* phases seen in nodes but not configured, already reported */
+    s_strset_t silent;  /* "phase/slo" whose model had no request in 1h, already reported */
+    bool hours_built;   /* the hourly rollups of the longest window were built once */
 };
 
 static int s_exec(ww_slo_eval_t *self, const char *sql, int n, const char *const *params,
@@ -494,6 +545,48 @@ static void s_rule_text(const double *burn, const long long *totals, int64_t min
     }
 }
 
+/* An SLO whose model had no request in its phase over the (scaled) last hour is warned
+ * of once, naming the models the phase did report: a model name no agent reports (a
+ * typo, a renamed deployment) otherwise reads as a perfect SLO. Said again, as
+ * recovered, when requests return. */
+static void s_check_reported(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t *slo,
+                             long long total_1h, int64_t now_ns)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s/%s", ph->id, slo->name);
+    bool known = s_strset_has(&self->silent, key);
+    if (total_1h > 0) {
+        if (known) {
+            WW_INFO("slo %s: model \"%s\" has requests again", key, slo->model);
+            s_strset_del(&self->silent, key);
+        }
+        return;
+    }
+    if (known) {
+        return;
+    }
+    char from[48];
+    int64_t win = (int64_t)((double)s_windows[W1H].seconds * 1e9 * self->conf->window_scale);
+    s_iso(now_ns - win, from, sizeof from);
+    const char *p[] = {ph->id, from};
+    PGresult *r;
+    if (s_exec(self,
+               "SELECT coalesce(string_agg(model, ', ' ORDER BY model COLLATE \"C\"), '') FROM "
+               "(SELECT DISTINCT"
+               " model FROM latency_rollup_1m WHERE phase = $1"
+               " AND time >= date_trunc('minute', $2::timestamptz)) m",
+               2, p, &r) < 0) {
+        return;
+    }
+    const char *models = PQgetvalue(r, 0, 0);
+    WW_WARN("slo %s: no request for model \"%s\" in phase %s in the last %s (%s%s): is the "
+            "SLO's model the name agents report?",
+            key, slo->model, ph->id, s_windows[W1H].name,
+            *models ? "models reported there: " : "the phase reported no model", models);
+    PQclear(r);
+    s_strset_add(&self->silent, key);
+}
+
 static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t *slo,
                       int64_t now_ns, const char *now_iso)
 {
@@ -534,6 +627,7 @@ static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t 
                                     wname, b);
             continue;
         }
+        s_check_reported(self, ph, slo, totals[W1H], now_ns);
         /* Attainment and budget over the SLO period. */
         len += (size_t)snprintf(rates + len, sizeof rates - len, "}");
         char att[32] = "", left[32] = "", obj[32], thr[32];
@@ -716,23 +810,12 @@ static void s_report_unknown(ww_slo_eval_t *self)
     }
     for (int i = 0; i < PQntuples(r); i++) {
         const char *phase = PQgetvalue(r, i, 0);
-        bool known = false;
-        for (size_t k = 0; k < self->n_unknown && !known; k++) {
-            known = strcmp(self->unknown[k], phase) == 0;
-        }
-        if (known) {
+        if (s_strset_has(&self->unknown, phase)) {
             continue;
         }
         WW_WARN("%s node(s) declare phase \"%s\", which is not configured: not evaluated",
                 PQgetvalue(r, i, 1), phase);
-        char **nu = realloc(self->unknown, (self->n_unknown + 1) * sizeof *nu);
-        if (nu) {
-            self->unknown = nu;
-            self->unknown[self->n_unknown] = strdup(phase);
-            if (self->unknown[self->n_unknown]) {
-                self->n_unknown++;
-            }
-        }
+        s_strset_add(&self->unknown, phase);
     }
     PQclear(r);
 }
@@ -973,10 +1056,8 @@ void ww_slo_eval_stop(ww_slo_eval_t **self_p)
     if (self->conn) {
         PQfinish(self->conn);
     }
-    for (size_t i = 0; i < self->n_unknown; i++) {
-        free(self->unknown[i]);
-    }
-    free(self->unknown);
+    s_strset_free(&self->unknown);
+    s_strset_free(&self->silent);
     free(self->push);
     if (self->has_owned) {
         ww_slo_conf_free(&self->owned);

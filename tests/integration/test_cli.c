@@ -81,6 +81,22 @@ static void test_check_config_names_file_and_line(void **state)
     assert_non_null(strstr(r.out, "sim.nodes"));
     free(r.out);
 
+    /* Issue 15 item 10: the program's own checks report every error of the file at once,
+     * each with its line. */
+    s_write(path, "spool:\n  policy: bogus\nagent:\n  source: bogus\n  log_level: loud\n");
+    r = s_run(db.dir, "three-errors", a);
+    assert_int_equal(r.rc, 2);
+    static const char *const lines[][2] = {{":2:11: spool.policy", "2"},
+                                           {":4:11: agent.source", "4"},
+                                           {":5:14: agent.log_level", "5"}};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "%s%s", path, lines[i][0]);
+        if (!strstr(r.out, want)) {
+            fail_msg("expected '%s' (line %s), got:\n%s", want, lines[i][1], r.out);
+        }
+    }
+    free(r.out);
+
     s_write(path, "sim:\n  nodes: 4\n  pump_fault:\n    enabled: true\n    flow_factor: 0.25\n");
     r = s_run(db.dir, "good", a);
     assert_int_equal(r.rc, 0);

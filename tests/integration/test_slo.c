@@ -641,8 +641,42 @@ static void test_alert_names_its_rule_and_needs_min_requests(void **state)
         fail_msg("expected the rules' own windows and rates, got:\n%s\n%s", page, ticket);
     }
     PQclear(r);
-    /* quiet burned just as fast but never fired. */
+    /* Item 10: an SLO on a model no agent reports is warned of once, naming the models
+     * the phase does report; an SLO that had no request only before the agents came is
+     * said to have them again. */
+    s_write(slo_path,
+            "evaluation:\n  interval: 1s\n  window_scale: 0.01\n  healthy_window: 5s\n"
+            "phases:\n"
+            "  - {id: phase-r, name: R, go_live: 2026-01-01, contracted_mw: 0.04,\n"
+            "     slos: [{name: slow, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
+            "             objective: 0.99, min_requests: 1},\n"
+            "            {name: quiet, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
+            "             objective: 0.99, min_requests: 1000000000},\n"
+            "            {name: typo, model: llama-3.1-8b, metric: ttft, threshold: 1,\n"
+            "             objective: 0.99}]}\n");
+    char clog[256];
+    snprintf(clog, sizeof clog, "%s/collector.log", db.dir);
+    kill(collector, SIGHUP);
+    assert_int_equal(s_wait_ll(&db, "SELECT count(*) FROM slo_status WHERE slo = 'typo'", 1, 30),
+                     1);
     h_agent_wait_ok(agent, log, 60000);
+    h_sleep_ms(3000); /* three more evaluations: still one warning each */
+    char *text = h_read_file(clog);
+    assert_non_null(text);
+    static const char typo[] = "slo phase-r/typo: no request for model \"llama-3.1-8b\" in phase"
+                               " phase-r in the last 1h (models reported there: llama3.1-405b,"
+                               " llama3.1-70b, llama3.1-8b)";
+    if (!strstr(text, typo) || strstr(strstr(text, typo) + 1, typo)) {
+        const char *at = strstr(text, "slo phase-r/typo");
+        fail_msg("expected the typo warning exactly once, got: %.400s", at ? at : "(none)");
+    }
+    static const char slow[] = "slo phase-r/slow: no request for model \"llama3.1-8b\"";
+    if (strstr(text, slow) && !strstr(text, "slo phase-r/slow: model \"llama3.1-8b\" has requests"
+                                            " again")) {
+        fail_msg("phase-r/slow was warned of but not recovered, log:\n%s", text);
+    }
+    free(text);
+    /* quiet burned just as fast but never fired. */
     assert_true(h_query_ll(&db, "SELECT count(*) FROM slo_evaluations WHERE phase = 'phase-r'"
                                 " AND slo = 'quiet' AND window_name = '3d' AND burn_rate > 14.4"
                                 " AND total > 0") > 0);

@@ -183,7 +183,34 @@ static void test_endpoints_and_wire_text_checked(void **state)
     }
 }
 
+/* Issue 15 item 10: one check does not mask the others; every error of a file is
+ * reported at once, one a line. */
+static void test_every_error_at_once(void **state)
+{
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(s_load(&c,
+                            "agent:\n  source: bogus\n  interval: 3s\n  latency_window: 10s\n"
+                            "node:\n  id: \"bad node/id\"\n"
+                            "spool:\n  policy: bogus\n  fsync: sometimes\n"
+                            "collector:\n  endpoints: [\"http://x\"]\n"
+                            "sim:\n  idle_w: 23000\n  max_w: 20000\n",
+                            &err),
+                     -EINVAL);
+    static const char *const named[] = {
+        "agent.source", "agent.latency_window", "node.id",   "spool.policy",
+        "spool.fsync",  "collector.endpoints",  "sim.idle_w"};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        if (!strstr(err.msg, named[i])) {
+            fail_msg("%s not named in:\n%s", named[i], err.msg);
+        }
+    }
+    assert_int_equal(ww_cfg_err_count(&err), 7);
+    ww_cfg_free(&ww_agent_schema, &c);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_every_error_at_once),
     cmocka_unit_test(test_endpoints_and_wire_text_checked),
     cmocka_unit_test(test_reqlog_settings_checked),
     cmocka_unit_test(test_null_strings_are_errors_not_crashes),
