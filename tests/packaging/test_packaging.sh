@@ -27,9 +27,13 @@
 #     that a key made as the README says is accepted by the service user. Hermetic: the
 #     overlay first forgets whatever waferwatch the host has (packages, /etc/waferwatch,
 #     the user, unit state), and it is proved on a layer where the packages are already
-#     installed and configured, as on an SRE's box that followed the README.
+#     installed and configured, as on an SRE's box that followed the README;
+#  8. as root, in another throwaway overlay with its own network and pid namespaces: the
+#     ```sh blocks of README.md's "A lab on one host" section, verbatim, from a scratch
+#     directory, on a host with the packages and PostgreSQL just installed: a page must
+#     fire and resolve, and every command must succeed.
 # Any missing tool is a failure naming the Debian package (deploy/deps.sh installs them);
-# step 7 alone is skipped, with a note, where it cannot run.
+# steps 7 and 8 alone are skipped, with a note, where they cannot run.
 set -euo pipefail
 
 src=$1 build=$2 yaml_paths=$3 version=$4
@@ -594,15 +598,8 @@ cp /usr/share/doc/waferwatch-agent/examples/agent.yaml /etc/waferwatch/agent.yam
 rm -f /etc/systemd/system/multi-user.target.wants/waferwatch-agent.service
 echo "installed: ok"
 EOF
-cat >"$stage/inside.sh" <<'EOF'
-#!/bin/bash
-# Runs chrooted in the overlay: real dpkg, adduser, deb-systemd-helper.
-set -u
-v=$1
-fails=0
-fail() { echo "FAIL: (dpkg) $*" >&2; fails=$((fails + 1)); }
-cd /ww-debs
-export DEBIAN_FRONTEND=noninteractive
+cat >"$stage/forget.sh" <<'EOF'
+# Sourced by inside.sh and walk.sh, chrooted in an overlay (fail() is theirs).
 # Hermetic: the overlay's lower layers are the host's / (and the installed layer above).
 # First forget every trace of waferwatch there, so that what follows is a first install
 # whatever the host has: its packages (purged by dpkg, without their maintainer scripts,
@@ -634,6 +631,17 @@ if [ -n "$left" ] || getent passwd waferwatch >/dev/null || getent group waferwa
     fail "the overlay still sees the host's waferwatch: ${left:-} $(getent passwd waferwatch) $(ls -d /etc/waferwatch 2>/dev/null)"
     exit 1
 fi
+EOF
+cat >"$stage/inside.sh" <<'EOF'
+#!/bin/bash
+# Runs chrooted in the overlay: real dpkg, adduser, deb-systemd-helper.
+set -u
+v=$1
+fails=0
+fail() { echo "FAIL: (dpkg) $*" >&2; fails=$((fails + 1)); }
+cd /ww-debs
+export DEBIAN_FRONTEND=noninteractive
+. /ww-debs/forget.sh
 a=waferwatch-agent_${v}_*.deb c=waferwatch-collector_${v}_*.deb l=waferwatch-cli_${v}_*.deb
 # shellcheck disable=SC2086
 dpkg -i $l $a $c >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -i"; exit 1; }
@@ -691,7 +699,52 @@ fi
 [ "$fails" = 0 ] && echo "dpkg: installed, upgraded, removed, purged: ok"
 exit $((fails > 0))
 EOF
-chmod 755 "$stage/inside.sh" "$stage/installed.sh"
+# Step 8: README.md's lab section, its ```sh blocks run verbatim as one script.
+awk '/^### A lab on one host/ { on = 1; next } on && /^##/ { exit }
+     on && /^```sh$/ { code = 1; next } on && /^```$/ { code = 0; next } on && code' \
+    "$src/README.md" >"$stage/readme-lab.sh"
+[ -s "$stage/readme-lab.sh" ] || die "README.md has no '### A lab on one host' section with sh blocks"
+cat >"$stage/walk.sh" <<'EOF'
+#!/bin/bash
+# Runs chrooted in its own overlay, network and pid namespace: a host where the packages
+# and PostgreSQL were just installed (Debian's postgresql package makes and starts the
+# cluster "15 main"; it is made here, since the host's cluster is forgotten), then the
+# README's lab section pasted into a shell from a scratch directory.
+set -u
+v=$1
+fails=0
+fail() { echo "FAIL: (lab) $*" >&2; fails=$((fails + 1)); }
+cd /ww-debs
+export DEBIAN_FRONTEND=noninteractive
+. /ww-debs/forget.sh
+pg_lsclusters -h 2>/dev/null | awk '{ print $1, $2 }' | while read -r ver name; do
+    rm -rf "/etc/postgresql/$ver/$name"
+done
+rm -rf /var/lib/postgresql/[0-9]* /var/log/postgresql/*
+ip link set lo up || { fail "no loopback in the private network namespace"; exit 1; }
+a=waferwatch-agent_${v}_*.deb c=waferwatch-collector_${v}_*.deb l=waferwatch-cli_${v}_*.deb
+# shellcheck disable=SC2086
+dpkg -i $l $a $c >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -i"; exit 1; }
+ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+pg_createcluster "$ver" main --start >pg.log 2>&1 || { cat pg.log >&2; fail "pg_createcluster"; exit 1; }
+dir=$(mktemp -d)
+cd "$dir" || exit 1
+timeout 300 bash -e -o pipefail /ww-debs/readme-lab.sh >lab.log 2>&1
+rc=$?
+grep -q 'waferwatch slo: exit 1 (a page fires)' lab.log || fail "no page fired"
+grep -q 'waferwatch slo: exit 0 (no page)' lab.log || fail "the page did not resolve"
+grep -Eq 'SLOBurnRate *\| *ttft-8b *\| *page *\| *resolved' lab.log ||
+    fail "no resolved SLOBurnRate page in the alerts table"
+[ "$rc" = 0 ] || fail "the README's lab commands exit $rc"
+if [ "$fails" != 0 ]; then
+    echo "--- the lab's output"; cat lab.log
+    echo "--- collector log (tail)"; tail -20 /var/log/waferwatch-collector.log
+    echo "--- agent log (tail)"; tail -20 /var/log/waferwatch-agent.log
+fi >&2
+[ "$fails" = 0 ] && echo "lab: the README's page fired and resolved: ok"
+exit $((fails > 0))
+EOF
+chmod 755 "$stage/inside.sh" "$stage/installed.sh" "$stage/walk.sh"
 # In a private mount namespace (unshare -m: no mount reaches the host), two overlays on a
 # tmpfs: "installed" (lower layer /) where installed.sh sets up an SRE's box, then "clean"
 # (lower layers: installed's upper layer, then /) where inside.sh forgets it all and runs
@@ -713,6 +766,7 @@ scratch="mount -t tmpfs -o mode=0755 tmpfs $ov"
 if [ "$(id -u)" != 0 ]; then
     echo "   SKIP: needs root (a private mount namespace and an overlay of /)"
 elif ! command -v unshare >/dev/null || ! unshare -m sh -c "$scratch && $(layer probe /)" 2>"$tmp/ov.err"; then
+    ov_skip=1
     echo "   SKIP: no overlayfs in a private mount namespace here: $(cat "$tmp/ov.err" 2>/dev/null)"
 elif ! unshare -m sh -c "$scratch && $(layer installed /) && $(enter installed installed.sh) &&
         umount -R $ov/installed && $(layer clean "$ov/installed.up:/") &&
@@ -727,6 +781,21 @@ elif ! grep -q '^dpkg: installed, upgraded, removed, purged: ok$' "$tmp/inside.o
     fail "the install script did not run to its end in the overlay"
 else
     echo "   (dpkg -i, upgrade, -r, -P: ok)"
+fi
+
+# ---------------------------------------------------------------------------------------
+step "README's lab section, verbatim, in a throwaway overlay with its own network"
+if [ "$(id -u)" != 0 ] || [ -n "${ov_skip:-}" ]; then
+    echo "   SKIP: as step 7"
+elif ! unshare -m -n -p --fork sh -c "$scratch && $(layer walk /) && $(enter walk walk.sh)" \
+        >"$tmp/walk.out" 2>&1; then
+    cat "$tmp/walk.out" >&2
+    fail "README.md's lab section (above)"
+elif ! grep -q '^lab: the README.s page fired and resolved: ok$' "$tmp/walk.out"; then
+    cat "$tmp/walk.out" >&2
+    fail "the lab script did not run to its end"
+else
+    echo "   (the README's lab: a page fired and resolved)"
 fi
 
 if [ "$fails" -gt 0 ]; then
