@@ -1,14 +1,14 @@
 /* waferwatch-agent: samples the node(s) it runs beside on a fixed wall-clock schedule and
- * streams Batches to the collector. See agent_config.c for every setting. */
+ * streams Batches to the collector. See ww_agent_conf.c for every setting. */
 #define WW_LOG_MODULE "agent"
-#include "agent_batch.h"
-#include "agent_config.h"
-#include "agent_latency.h"
-#include "agent_link.h"
-#include "agent_runlog.h"
+#include "ww_agent_conf.h"
+#include "ww_latency.h"
+#include "ww_link.h"
 #include "ww_log.h"
+#include "ww_lwbuf.h"
 #include "ww_metrics.h"
-#include "ww_reqlog.h"
+#include "ww_reqlog_source.h"
+#include "ww_runlog.h"
 #include "ww_signal.h"
 #include "ww_sim.h"
 #include "ww_time.h"

@@ -12,7 +12,7 @@
  *   seg-<first seq, 20 digits>.wws   segment files of records:
  *       u32 magic 'WWR1' | u32 payload length | u64 seq | u32 CRC-32C of (seq, payload)
  *       | payload
- *   run           not the spool's: the agent's run log (agent_runlog.h), kept beside it
+ *   run           not the spool's: the agent's run log (ww_runlog.h), kept beside it
  *                 with the same fsync mode; the spool leaves other entries alone.
  *   lock          the holder's pid; flock'ed while the spool is open (ww_spool_lock.h)
  * A segment is closed when it reaches segment_bytes; a new one starts. Acked segments are

@@ -13,7 +13,7 @@
  * "Back to back" with a window: the attacker keeps WINDOW messages unanswered (a real
  * agent keeps its queue_batches), sending the next one as soon as one is answered. It is
  * the most the collector can be made to decode, without the attacker's own queue in the
- * collector's socket growing without bound (that bound is ZMQ_RCVHWM's, see ingest.c).
+ * collector's socket growing without bound (that bound is ZMQ_RCVHWM's, see ww_ingest.c).
  *
  * For each phase: the collector's peak RSS (VmHWM of COLLECTOR_PID, reset through
  * /proc/PID/clear_refs before the phase), the normal agents' ack delay p50 / p99 / max

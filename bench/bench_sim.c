@@ -11,7 +11,7 @@
  *
  *   build/bench/bench_sim [seconds] [requests_per_s]     (default 120 s at 5000 req/s)
  */
-#include "agent_latency.h"
+#include "ww_latency.h"
 #include "ww_sim.h"
 #include "ww_sim_defaults.h"
 #include "ww_time.h"

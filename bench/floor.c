@@ -55,7 +55,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ww_floor: zmq: %s\n", zmq_strerror(errno));
         goto cleanup;
     }
-    /* The agent link's options (agent/agent_link.c). */
+    /* The agent link's options (agent/ww_link.c). */
     int zero = 0, one = 1;
     int hb_ivl = 2000, hb_timeout = 6000, rc_ivl = 100, rc_max = 2000;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);

@@ -5,7 +5,7 @@
 # Before the Pending reply each agent resent its whole in-flight window every ack timeout
 # while PostgreSQL was down (559 resends per agent, 1,569 messages for 450 batches through
 # 3 min). Now the collector answers "received, not committed" (Pending {epoch, seq,
-# retry_after_ms}) and the agent backs off (agent/agent_backoff.h). This measures it:
+# retry_after_ms}) and the agent backs off (agent/ww_backoff.h). This measures it:
 #
 #   a throwaway PostgreSQL (Unix socket only), a CURVE collector on tcp://127.0.0.1:*,
 #   AGENTS real waferwatch-agent processes (simulated source, WW_OUTAGE_NODES nodes each,

@@ -10,7 +10,7 @@
 #                         that generates its own key
 #
 # Depends come from dpkg-shlibdeps (dpkg-dev), plus libmicrohttpd12 by name for the agent
-# and the collector: they load it with dlopen when metrics.listen is set (proto/ww_mhd.h),
+# and the collector: they load it with dlopen when metrics.listen is set (lib/ww_mhd.h),
 # which shlibdeps cannot see. Binaries are stripped; each package has a -dbgsym .ddeb
 # beside it, and a DEP-5 copyright file. The examples are documentation
 # (/usr/share/doc/<package>/examples), not conffiles: /etc/waferwatch belongs to the
@@ -59,9 +59,20 @@ License: all-rights-reserved
  The ${PROJECT_NAME} source carries no license file.
 ")
 
+# README.md and the pages it links, in the same relative places (docs/, bench/), so its
+# links work in /usr/share/doc/<package> too.
+set(ww_doc_pages architecture operations runbook)
+list(TRANSFORM ww_doc_pages PREPEND ${PROJECT_SOURCE_DIR}/docs/)
+list(TRANSFORM ww_doc_pages APPEND .md)
 foreach(comp agent collector cli)
     install(FILES ${PROJECT_SOURCE_DIR}/README.md
             DESTINATION share/doc/waferwatch-${comp} PERMISSIONS ${ww_doc_perms}
+            COMPONENT ${comp})
+    install(FILES ${ww_doc_pages}
+            DESTINATION share/doc/waferwatch-${comp}/docs PERMISSIONS ${ww_doc_perms}
+            COMPONENT ${comp})
+    install(FILES ${PROJECT_SOURCE_DIR}/bench/RESULTS.md
+            DESTINATION share/doc/waferwatch-${comp}/bench PERMISSIONS ${ww_doc_perms}
             COMPONENT ${comp})
     install(FILES ${ww_copyright}
             DESTINATION share/doc/waferwatch-${comp} PERMISSIONS ${ww_doc_perms}
@@ -172,7 +183,7 @@ endforeach()
 ]=])
 set(CPACK_PRE_BUILD_SCRIPTS ${ww_fix_dirs})
 
-# libmicrohttpd.so.12 (WW_MHD_SONAME in proto/ww_mhd.h), dlopened for metrics.listen; 0.9.71:
+# libmicrohttpd.so.12 (WW_MHD_SONAME in lib/ww_mhd.h), dlopened for metrics.listen; 0.9.71:
 # the oldest that header check accepts.
 set(WW_DEB_MHD "libmicrohttpd12 (>= 0.9.71)")
 

@@ -1,18 +1,19 @@
 /* waferwatch-collector: receives agent batches over ZeroMQ and writes them to PostgreSQL.
- * See collector_config.c for every setting. */
+ * See ww_collector_conf.c for every setting. */
 #define WW_LOG_MODULE "collector"
-#include "auth.h"
-#include "collector_config.h"
-#include "collector_metrics.h"
-#include "ingest.h"
-#include "migrate.h"
-#include "slo_config.h"
-#include "slo_eval.h"
-#include "store_pg.h"
+#include "ww_allowlist.h"
+#include "ww_auth.h"
+#include "ww_cmetrics.h"
+#include "ww_collector_conf.h"
 #include "ww_curve.h"
+#include "ww_ingest.h"
 #include "ww_log.h"
 #include "ww_metrics.h"
+#include "ww_migrate.h"
 #include "ww_signal.h"
+#include "ww_slo_conf.h"
+#include "ww_slo_eval.h"
+#include "ww_store.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -69,7 +70,7 @@ static int s_check_keys(const ww_collector_conf_t *conf, int argc, char **argv)
         return -1;
     }
     memset(&key, 0, sizeof key);
-    int n = ww_auth_load_check(conf->allowlist, why, sizeof why);
+    int n = ww_allowlist_load_check(conf->allowlist, why, sizeof why);
     if (n < 0) {
         s_conf_fail(argc, argv, "security.allowlist", "%s", why);
         return -1;

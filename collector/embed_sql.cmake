@@ -3,7 +3,7 @@
 file(GLOB files "${DIR}/[0-9][0-9][0-9][0-9]_*.sql")
 list(SORT files)
 set(body "/* generated from collector/migrations by embed_sql.cmake: do not edit */\n")
-string(APPEND body "#include \"migrate.h\"\n\n")
+string(APPEND body "#include \"ww_migrate.h\"\n\n")
 set(table "")
 set(n 0)
 foreach(f ${files})

@@ -2,7 +2,7 @@
  * fail, counted by reason and logged with the peer's address.
  *
  * Why it exists: a peer that fails the CURVE handshake never produces a message, so the
- * receive loop cannot see it, and only a key that reaches the ZAP handler (auth.c) was
+ * receive loop cannot see it, and only a key that reaches the ZAP handler (ww_auth.c) was
  * logged. A plain (non-CURVE) client, or an agent configured with another collector's
  * public key, left no line and no counter.
  *
@@ -15,7 +15,7 @@
  *   protocol   the peer broke the ZMTP/CURVE handshake: it does not speak CURVE ("mechanism
  *              mismatch"), it encrypted to another server key ("cryptographic error"), or
  *              it sent a malformed command
- *   auth       the ZAP handler refused its key (not enrolled, or revoked): auth.c logs the
+ *   auth       the ZAP handler refused its key (not enrolled, or revoked): ww_auth.c logs the
  *              key and the address; here it is only counted
  *   no_detail  the connection ended during the handshake without a protocol error (closed,
  *              reset, handshake timeout): e.g. a port scanner or a TCP health check

@@ -10,8 +10,8 @@
  *    / -ENOMEM (with a reason), without crashing;
  *  - everything is freed (LeakSanitizer).
  */
-#include "agent_config.h"
-#include "collector_config.h"
+#include "ww_agent_conf.h"
+#include "ww_collector_conf.h"
 #include "ww_config.h"
 
 #include <errno.h>

@@ -16,8 +16,8 @@
  * the build) when a generated seed does not decode or cannot be written; a given YAML
  * file that neither schema loads is left out with a warning.
  */
-#include "agent_config.h"
-#include "collector_config.h"
+#include "ww_agent_conf.h"
+#include "ww_collector_conf.h"
 #include "ww_config.h"
 #include "ww_hist.h"
 #include "ww_hist_wire.h"

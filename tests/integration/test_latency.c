@@ -1,8 +1,8 @@
 /* Per-request latency end to end: the agent records the simulated requests into
  * histogram windows, the collector stores them, and SQL percentiles over the stored
  * windows match the exact percentiles of the requests the simulation produced. */
-#include "agent_config.h"
 #include "harness.h"
+#include "ww_agent_conf.h"
 #include "ww_sim.h"
 #include "ww_test.h"
 #include "ww_time.h"

@@ -1,8 +1,8 @@
 /* End-to-end: simulated nodes -> waferwatch-agent -> ZeroMQ -> waferwatch-collector ->
  * PostgreSQL, checked row by row against a replay of the same deterministic simulation. */
-#include "agent_config.h"
 #include "harness.h"
 #include "verify.h"
+#include "ww_agent_conf.h"
 #include "ww_sim.h"
 #include "ww_test.h"
 #include "ww_time.h"

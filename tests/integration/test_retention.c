@@ -3,7 +3,7 @@
  * collector's maintenance, through the writer role's EXECUTE on ww_drop_old_data only;
  * recent data stays, and 0 keeps everything. */
 #include "harness.h"
-#include "store_pg.h"
+#include "ww_store.h"
 #include "ww_test.h"
 
 #include <stdio.h>

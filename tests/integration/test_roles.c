@@ -4,8 +4,8 @@
  * waferwatch_reader (SELECT only); what they may not do fails with SQLSTATE 42501. Roles
  * are cluster-wide, so every test runs its own PostgreSQL cluster. */
 #include "harness.h"
-#include "migrate.h"
 #include "verify.h"
+#include "ww_migrate.h"
 #include "ww_test.h"
 #include "ww_time.h"
 

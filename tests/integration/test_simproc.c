@@ -3,7 +3,7 @@
  * agent's own source (ww_reqlog_source) receives when it binds late (the backlog), the
  * backlog's bound, and configuration errors. No PostgreSQL, no collector. */
 #include "harness.h"
-#include "ww_reqlog.h"
+#include "ww_reqlog_source.h"
 #include "ww_sim_defaults.h"
 #include "ww_test.h"
 #include "ww_time.h"
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The simulator's defaults the checks compare with (agent_config.c). */
+/* The simulator's defaults the checks compare with (ww_agent_conf.c). */
 #define S_IDLE_W 9200.0
 #define S_MAX_W 23000.0
 

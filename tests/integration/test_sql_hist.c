@@ -3,10 +3,10 @@
  * histogram of the union (bucket for bucket), merging across scales, Prometheus-style
  * cumulative buckets, count/mean, and quantiles of many merged random histograms against
  * the exact nearest-rank quantiles of the values. The reference histograms are built here
- * by a small, slow, obviously-correct bucketing function, independent of proto/ww_hist.c. */
+ * by a small, slow, obviously-correct bucketing function, independent of lib/ww_hist.c. */
 #include "harness.h"
-#include "migrate.h"
 #include "ww_hist.h"
+#include "ww_migrate.h"
 #include "ww_test.h"
 
 #include <math.h>

@@ -7,8 +7,8 @@
  * privileges of waferwatch_writer / waferwatch_reader on the new tables (private cluster:
  * roles are cluster-wide). */
 #include "harness.h"
-#include "migrate.h"
 #include "ww_hist.h"
+#include "ww_migrate.h"
 #include "ww_test.h"
 
 #include <math.h>

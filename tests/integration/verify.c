@@ -1,7 +1,7 @@
 /* verify: see verify.h. */
 #include "verify.h"
 
-#include "agent_config.h"
+#include "ww_agent_conf.h"
 #include "ww_sim.h"
 #include "ww_test.h"
 

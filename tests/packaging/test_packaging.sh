@@ -29,7 +29,7 @@
 #     the user, unit state), and it is proved on a layer where the packages are already
 #     installed and configured, as on an SRE's box that followed the README;
 #  8. as root, in another throwaway overlay with its own network and pid namespaces: the
-#     ```sh blocks of README.md's "A lab on one host" section, verbatim, from a scratch
+#     ```sh blocks of docs/operations.md's "A lab on one host" section, verbatim, from a scratch
 #     directory, on a host with the packages and PostgreSQL just installed: a page must
 #     fire and resolve, and every command must succeed.
 # Any missing tool is a failure naming the Debian package (deploy/deps.sh installs them);
@@ -121,7 +121,7 @@ done
 [[ "$(field waferwatch-collector Depends)" == *"waferwatch-cli (= $version)"* ]] ||
     fail "waferwatch-collector must depend on waferwatch-cli (= $version)"
 # libmicrohttpd is not linked (no NEEDED: a process without metrics.listen never maps it)
-# but dlopened by soname (proto/ww_mhd.h), which dpkg-shlibdeps cannot see: the soname the
+# but dlopened by soname (lib/ww_mhd.h), which dpkg-shlibdeps cannot see: the soname the
 # binary holds must be the one the package in its Depends ships.
 for p in waferwatch-agent waferwatch-collector; do
     b=$root/usr/bin/$p # the binary named like its package (waferwatch-sim serves no metrics)
@@ -146,11 +146,19 @@ expect_agent="-rwxr-xr-x ./usr/bin/waferwatch-agent
 -rwxr-xr-x ./usr/bin/waferwatch-sim
 -rw-r--r-- ./lib/systemd/system/waferwatch-agent.service
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/README.md
+-rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/architecture.md
+-rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/operations.md
+-rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/runbook.md
+-rw-r--r-- ./usr/share/doc/waferwatch-agent/bench/RESULTS.md
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/copyright
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/examples/agent.yaml"
 expect_collector="-rwxr-xr-x ./usr/bin/waferwatch-collector
 -rw-r--r-- ./lib/systemd/system/waferwatch-collector.service
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/README.md
+-rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/architecture.md
+-rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/operations.md
+-rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/runbook.md
+-rw-r--r-- ./usr/share/doc/waferwatch-collector/bench/RESULTS.md
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/copyright
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/examples/collector.yaml
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/examples/phases.yaml
@@ -164,6 +172,10 @@ while IFS= read -r f; do
 done < <(find "$src/dashboards" -type f ! -name '.*' ! -name '*~' | sort)
 expect_cli="-rwxr-xr-x ./usr/bin/waferwatch
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/README.md
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/architecture.md
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/operations.md
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/runbook.md
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/bench/RESULTS.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/copyright"
 declare -A expect=([waferwatch-agent]="$expect_agent" [waferwatch-collector]="$expect_collector"
                    [waferwatch-cli]="$expect_cli")
@@ -699,17 +711,17 @@ fi
 [ "$fails" = 0 ] && echo "dpkg: installed, upgraded, removed, purged: ok"
 exit $((fails > 0))
 EOF
-# Step 8: README.md's lab section, its ```sh blocks run verbatim as one script.
+# Step 8: docs/operations.md's lab section, its ```sh blocks run verbatim as one script.
 awk '/^### A lab on one host/ { on = 1; next } on && /^##/ { exit }
      on && /^```sh$/ { code = 1; next } on && /^```$/ { code = 0; next } on && code' \
-    "$src/README.md" >"$stage/readme-lab.sh"
-[ -s "$stage/readme-lab.sh" ] || die "README.md has no '### A lab on one host' section with sh blocks"
+    "$src/docs/operations.md" >"$stage/readme-lab.sh"
+[ -s "$stage/readme-lab.sh" ] || die "docs/operations.md has no '### A lab on one host' section with sh blocks"
 cat >"$stage/walk.sh" <<'EOF'
 #!/bin/bash
 # Runs chrooted in its own overlay, network and pid namespace: a host where the packages
 # and PostgreSQL were just installed (Debian's postgresql package makes and starts the
 # cluster "15 main"; it is made here, since the host's cluster is forgotten), then the
-# README's lab section pasted into a shell from a scratch directory.
+# docs/operations.md's lab section pasted into a shell from a scratch directory.
 set -u
 v=$1
 fails=0
@@ -735,7 +747,7 @@ grep -q 'waferwatch slo: exit 1 (a page fires)' lab.log || fail "no page fired"
 grep -q 'waferwatch slo: exit 0 (no page)' lab.log || fail "the page did not resolve"
 grep -Eq 'SLOBurnRate *\| *ttft-8b *\| *page *\| *resolved' lab.log ||
     fail "no resolved SLOBurnRate page in the alerts table"
-[ "$rc" = 0 ] || fail "the README's lab commands exit $rc"
+[ "$rc" = 0 ] || fail "docs/operations.md's lab commands exit $rc"
 if [ "$fails" != 0 ]; then
     echo "--- the lab's output"; cat lab.log
     echo "--- collector log (tail)"; tail -20 /var/log/waferwatch-collector.log
@@ -784,13 +796,13 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-step "README's lab section, verbatim, in a throwaway overlay with its own network"
+step "docs/operations.md's lab section, verbatim, in a throwaway overlay with its own network"
 if [ "$(id -u)" != 0 ] || [ -n "${ov_skip:-}" ]; then
     echo "   SKIP: as step 7"
 elif ! unshare -m -n -p --fork sh -c "$scratch && $(layer walk /) && $(enter walk walk.sh)" \
         >"$tmp/walk.out" 2>&1; then
     cat "$tmp/walk.out" >&2
-    fail "README.md's lab section (above)"
+    fail "docs/operations.md's lab section (above)"
 elif ! grep -q '^lab: the README.s page fired and resolved: ok$' "$tmp/walk.out"; then
     cat "$tmp/walk.out" >&2
     fail "the lab script did not run to its end"

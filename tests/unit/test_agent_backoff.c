@@ -1,8 +1,8 @@
-/* Unit tests of the agent's backoff on Pending (agent/agent_backoff.c), and of the link
+/* Unit tests of the agent's backoff on Pending (agent/ww_backoff.c), and of the link
  * that uses it against a fake collector that answers every batch with Pending (its
  * database down): the link must not resend its window every ack timeout. */
-#include "agent_backoff.h"
-#include "agent_link.h"
+#include "ww_backoff.h"
+#include "ww_link.h"
 #include "ww_test.h"
 #include "ww_test_router.h"
 #include "ww_time.h"

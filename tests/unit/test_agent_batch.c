@@ -1,5 +1,5 @@
-/* Unit tests of the latency-window part of a batch (agent/agent_batch.c). */
-#include "agent_batch.h"
+/* Unit tests of the latency-window part of a batch (agent/ww_lwbuf.c). */
+#include "ww_lwbuf.h"
 #include "ww_test.h"
 #include "ww_time.h"
 

@@ -1,5 +1,5 @@
-/* The agent's configuration schema and its finishing checks (agent/agent_config.c). */
-#include "agent_config.h"
+/* The agent's configuration schema and its finishing checks (agent/ww_agent_conf.c). */
+#include "ww_agent_conf.h"
 #include "ww_test.h"
 
 #include <errno.h>

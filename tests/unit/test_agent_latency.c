@@ -1,5 +1,5 @@
-/* Unit tests of the agent's latency windows (agent/agent_latency.c). */
-#include "agent_latency.h"
+/* Unit tests of the agent's latency windows (agent/ww_latency.c). */
+#include "ww_latency.h"
 #include "ww_test.h"
 #include "ww_time.h"
 

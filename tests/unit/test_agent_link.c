@@ -1,10 +1,10 @@
-/* Unit tests of what the agent's link does with a Nack (agent/agent_link.c, issue 15 item
+/* Unit tests of what the agent's link does with a Nack (agent/ww_link.c, issue 15 item
  * 5): the decision (keep a `forbidden` batch, drop the others), the retry schedule of the
  * batches held (5 s doubling to 5 min, reset by an Ack), and the link against a fake
  * collector that refuses this agent until its allowlist is fixed: the batches are held,
  * not resent before the retry, counted, and delivered once the collector accepts them,
  * including a held batch below a seq that was acked meanwhile. */
-#include "agent_link.h"
+#include "ww_link.h"
 #include "ww_test.h"
 #include "ww_test_router.h"
 #include "ww_time.h"

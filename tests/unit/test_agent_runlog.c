@@ -1,8 +1,8 @@
-/* Unit tests of the agent's run log (agent/agent_runlog.c): the Outage a restarted agent
+/* Unit tests of the agent's run log (agent/ww_runlog.c): the Outage a restarted agent
  * reports, after a clean stop and after a SIGKILL, through the same modules the agent runs
  * (spool, latency windows, run log). */
-#include "agent_latency.h"
-#include "agent_runlog.h"
+#include "ww_latency.h"
+#include "ww_runlog.h"
 #include "ww_spool.h"
 #include "ww_test.h"
 #include "ww_time.h"

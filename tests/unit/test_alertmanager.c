@@ -1,6 +1,6 @@
 /* Unit tests for the Alertmanager client's request body (the POST itself is exercised
  * against a real Alertmanager by the integration tests). */
-#include "alertmanager.h"
+#include "ww_am.h"
 #include "ww_test.h"
 
 #include <errno.h>

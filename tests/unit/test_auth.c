@@ -1,6 +1,7 @@
-/* The collector's allowlist parser (collector/auth.c) and the CURVE key files
- * (proto/ww_curve.c). */
-#include "auth.h"
+/* The collector's allowlist parser (collector/ww_auth.c) and the CURVE key files
+ * (lib/ww_curve.c). */
+#include "ww_allowlist.h"
+#include "ww_auth.h"
 #include "ww_curve.h"
 #include "ww_test.h"
 
@@ -14,7 +15,7 @@
 
 static int s_parse(const char *text, char *why)
 {
-    return ww_auth_parse_check(text, strlen(text), "allow", why, 256);
+    return ww_allowlist_check(text, strlen(text), "allow", why, 256);
 }
 
 static void test_allowlist_lines(void **state)

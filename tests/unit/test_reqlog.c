@@ -7,7 +7,7 @@
  * sink, an oversize datagram, and what open refuses, replaces and close removes). */
 #include "ww_le.h"
 #include "ww_log.h"
-#include "ww_reqlog.h"
+#include "ww_reqlog_source.h"
 #include "ww_test.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_sim: the simulated wafer-scale driver (agent/ww_sim.c). */
+/* test_sim: the simulated wafer-scale driver (agent/sources/ww_sim.c). */
 #include "ww_test.h"
 
 #include "ww_sim.h"

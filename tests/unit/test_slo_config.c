@@ -1,6 +1,6 @@
 /* Unit tests for slo_config: the example phases file loads and sums to 750 MW, and every
  * validation error names its field (and the line when the parser sees it). */
-#include "slo_config.h"
+#include "ww_slo_conf.h"
 #include "ww_test.h"
 
 #include <errno.h>

@@ -1,0 +1,216 @@
+/* collector_metrics: see ww_cmetrics.h. */
+#define WW_LOG_MODULE "metrics"
+#include "ww_cmetrics.h"
+
+#include "ww_log.h"
+#include "ww_metrics.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { R_MALFORMED, R_INVALID, R_FORBIDDEN, R_DATABASE };
+enum { E_OK, E_ERROR };
+
+struct ww_cmetrics {
+    ww_metrics_t *reg;
+    ww_metrics_server_t *srv;
+    ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
+        *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
+        *pending_replies;
+    atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
+};
+
+static _Atomic(ww_cmetrics_t *) s_global;
+
+#define C(field, name, help)                                                                       \
+    (self->field = ww_metrics_counter(self->reg, "waferwatch_collector_" name, help))
+#define G(field, name, help)                                                                       \
+    (self->field = ww_metrics_gauge(self->reg, "waferwatch_collector_" name, help))
+
+ww_cmetrics_t *ww_cmetrics_new(void)
+{
+    static const char *const reasons[] = {"malformed", "invalid", "forbidden",
+                                          "refused_by_database", NULL};
+    static const char *const results[] = {"ok", "error", NULL};
+    /* The order of ww_ingest_counts_t.handshake_failures (and of ww_zmon_reason_t). */
+    static const char *const handshake_reasons[] = {"protocol", "auth", "no_detail", NULL};
+    /* A group's transaction: ~1 ms for a few rows on a local server, seconds for 256 large
+     * batches or a struggling one. */
+    static const double write_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                           0.25,  0.5,    1,     2.5,  5,     10};
+    static const double slo_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    /* Sample-to-commit: fine around the 1-2 s a 1 Hz fleet should see. */
+    static const double delay_buckets[] = {0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1,  1.25, 1.5, 2,
+                                           2.5,  3,   4,   5,   7.5, 10,   20, 30,   60,  300};
+    ww_cmetrics_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    if (!(self->reg = ww_metrics_new()) ||
+        ww_metrics_build_info(self->reg, "waferwatch", WW_VERSION, "collector") < 0 ||
+        !C(received, "messages_received_total", "Messages read from agents.") ||
+        !(self->rejected = ww_metrics_add(
+              self->reg, WW_METRIC_COUNTER, "waferwatch_collector_messages_rejected_total",
+              "Messages refused with a Nack and recorded in ingest_rejects, by reason.", "reason",
+              reasons, NULL, 0)) ||
+        !C(rows, "rows_written_total", "Node sample rows committed to node_samples.") ||
+        !C(windows, "latency_windows_written_total",
+           "Latency windows committed to latency_windows.") ||
+        !C(duplicates, "batches_duplicate_total",
+           "Batches received again after they were committed (acked, not written twice).") ||
+        !C(implausible, "samples_implausible_total",
+           "Samples refused alone for implausible readings (their batch written without "
+           "them; recorded in ingest_rejects as implausible_sample).") ||
+        !C(gaps, "sequence_gaps_total",
+           "Batches missing from a stream's sequence (dropped by the agent's spool).") ||
+        !C(transactions, "transactions_total", "PostgreSQL transactions committed.") ||
+        !C(retries, "write_retries_total",
+           "Group writes rolled back to be retried (PostgreSQL unavailable or failing).") ||
+        !(self->write_s = ww_metrics_histogram(
+              self->reg, "waferwatch_collector_postgresql_write_duration_seconds",
+              "Time to write and commit one group of messages (committed groups only).",
+              write_buckets, sizeof write_buckets / sizeof write_buckets[0])) ||
+        !(self->delay_s = ww_metrics_histogram(
+              self->reg, "waferwatch_collector_sample_to_commit_seconds",
+              "Per written batch: from its samples' tick to the COMMIT that made them durable.",
+              delay_buckets, sizeof delay_buckets / sizeof delay_buckets[0])) ||
+        !G(group, "group_messages", "Messages in the last committed group (one transaction).") ||
+        !(self->handshakes = ww_metrics_add(
+              self->reg, WW_METRIC_COUNTER, "waferwatch_collector_handshake_failures_total",
+              "Connections refused during the ZeroMQ handshake, by reason: protocol (no CURVE, "
+              "another server key, malformed), auth (key not enrolled), no_detail (closed "
+              "during the handshake).",
+              "reason", handshake_reasons, NULL, 0)) ||
+        !C(pending_replies, "pending_replies_total",
+           "Pending answers sent: a batch held, not committed yet (PostgreSQL unavailable), "
+           "or a resend of one held.") ||
+        !G(pending, "pending_messages",
+           "Messages received and not yet committed (held while PostgreSQL is retried).") ||
+        !G(pg_up, "postgresql_up", "1 when PostgreSQL is connected, else 0.") ||
+        !(self->slo_evals = ww_metrics_add(
+              self->reg, WW_METRIC_COUNTER, "waferwatch_collector_slo_evaluations_total",
+              "SLO evaluations run, by result (error: rolled back, see the log).", "result",
+              results, NULL, 0)) ||
+        !(self->slo_s = ww_metrics_histogram(
+              self->reg, "waferwatch_collector_slo_evaluation_duration_seconds",
+              "Time one SLO, capacity, power and thermal evaluation took.", slo_buckets,
+              sizeof slo_buckets / sizeof slo_buckets[0]))) {
+        ww_cmetrics_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+#undef C
+#undef G
+
+static int s_health(void *arg, char *reason, size_t cap)
+{
+    const ww_cmetrics_t *self = arg;
+    if (ww_metric_value(self->pg_up, 0) == 1) {
+        return 0;
+    }
+    if (atomic_load(&self->pg_auth_failed)) {
+        snprintf(reason, cap,
+                 "PostgreSQL refuses the collector's credentials (pg.conninfo, PGPASSFILE, "
+                 "pg_hba.conf); %.0f messages waiting",
+                 ww_metric_value(self->pending, 0));
+        return 1;
+    }
+    snprintf(reason, cap,
+             "PostgreSQL not connected (retrying; see the collector's log); %.0f "
+             "messages waiting",
+             ww_metric_value(self->pending, 0));
+    return 1;
+}
+
+int ww_cmetrics_serve(ww_cmetrics_t *self, const char *address, char *why, size_t why_cap)
+{
+    self->srv = ww_metrics_server_new(self->reg, address, s_health, self, why, why_cap);
+    return self->srv ? 0 : -EINVAL;
+}
+
+void ww_cmetrics_destroy(ww_cmetrics_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    ww_cmetrics_t *self = *self_p;
+    ww_metrics_server_destroy(&self->srv); /* first: its thread reads the registry */
+    ww_metrics_destroy(&self->reg);
+    free(self);
+    *self_p = NULL;
+}
+
+void ww_cmetrics_set_global(ww_cmetrics_t *self)
+{
+    atomic_store(&s_global, self);
+}
+
+ww_cmetrics_t *ww_cmetrics_global(void)
+{
+    return atomic_load(&s_global);
+}
+
+void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,
+                         const ww_store_stats_t *st)
+{
+    if (!self) {
+        return;
+    }
+    ww_metric_set(self->received, 0, (double)c->received);
+    ww_metric_set(self->rejected, R_MALFORMED, (double)c->malformed);
+    ww_metric_set(self->rejected, R_INVALID, (double)c->invalid);
+    ww_metric_set(self->rejected, R_FORBIDDEN, (double)c->forbidden);
+    ww_metric_set(self->rejected, R_DATABASE, (double)c->refused_by_database);
+    ww_metric_set(self->pending, 0, (double)c->pending);
+    atomic_store(&self->pg_auth_failed, st->pg_auth_failed);
+    ww_metric_set(self->pending_replies, 0, (double)c->pending_replies);
+    for (size_t r = 0; r < 3; r++) {
+        ww_metric_set(self->handshakes, r, (double)c->handshake_failures[r]);
+    }
+    ww_metric_set(self->rows, 0, (double)st->rows);
+    ww_metric_set(self->windows, 0, (double)st->windows);
+    ww_metric_set(self->duplicates, 0, (double)st->duplicates);
+    ww_metric_set(self->gaps, 0, (double)st->gaps);
+    ww_metric_set(self->implausible, 0, (double)st->implausible_samples);
+    ww_metric_set(self->transactions, 0, (double)st->transactions);
+    ww_metric_set(self->retries, 0, (double)st->retries);
+}
+
+void ww_cmetrics_write(ww_cmetrics_t *self, ww_store_rc_t rc, size_t n, double seconds)
+{
+    if (!self) {
+        return;
+    }
+    if (rc == WW_STORE_OK) {
+        ww_metric_observe(self->write_s, 0, seconds);
+        ww_metric_set(self->group, 0, (double)n);
+    }
+    ww_metric_set(self->pg_up, 0, rc == WW_STORE_RETRY ? 0 : 1);
+}
+
+void ww_cmetrics_delay(ww_cmetrics_t *self, double seconds)
+{
+    if (self) {
+        ww_metric_observe(self->delay_s, 0, seconds);
+    }
+}
+
+void ww_cmetrics_pg_up(ww_cmetrics_t *self, bool up)
+{
+    if (self) {
+        ww_metric_set(self->pg_up, 0, up ? 1 : 0);
+    }
+}
+
+void ww_cmetrics_slo_evaluated(ww_cmetrics_t *self, bool ok, double seconds)
+{
+    if (!self) {
+        return;
+    }
+    ww_metric_add(self->slo_evals, ok ? E_OK : E_ERROR, 1);
+    ww_metric_observe(self->slo_s, 0, seconds);
+}

@@ -1,0 +1,68 @@
+/* collector_config: see ww_collector_conf.h. */
+#include "ww_collector_conf.h"
+
+#include <stddef.h>
+
+#define C(f) offsetof(ww_collector_conf_t, f)
+#define ROW WW_CFG_ROW
+
+static const ww_cfg_opt_t s_rows[] = {
+    ROW("collector.listen", WW_CFG_STRING, "tcp://*:7878", C(listen), 0, 0, "listen",
+        "ZeroMQ endpoint to bind (tcp://HOST:PORT, PORT * = any free port, or ipc://PATH)"),
+    ROW("collector.endpoint_file", WW_CFG_STRING, "", C(endpoint_file), 0, 0, "endpoint-file",
+        "write the bound endpoint to this file once listening"),
+    ROW("metrics.listen", WW_CFG_STRING, "", C(metrics_listen), 0, 0, "metrics-listen",
+        "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
+        "port, logged); empty = off. /healthz is 503 while PostgreSQL is not connected"),
+    ROW("collector.log_level", WW_CFG_STRING, "info", C(log_level), 0, 0, "log-level",
+        "error, warn, info or debug"),
+    ROW("collector.drain_timeout", WW_CFG_DURATION, "10s", C(drain_ns), 0, 3600, "drain-timeout",
+        "on SIGTERM, how long to keep trying to commit what was received"),
+    ROW("pg.conninfo", WW_CFG_STRING, "", C(pg_conninfo), 0, 0, "pg",
+        "libpq connection string or URI; empty = PGHOST, PGPORT, PGDATABASE, PGUSER, ... "
+        "(passwords belong in PGPASSFILE, not here)"),
+    ROW("pg.migrate", WW_CFG_BOOL, "true", C(pg_migrate), 0, 0, "migrate",
+        "apply the embedded schema migrations at start"),
+    ROW("pg.migrate_only", WW_CFG_BOOL, "false", C(migrate_only), 0, 0, "migrate-only",
+        "apply the migrations (as the schema owner) and exit: the upgrade step"),
+    ROW("pg.retry_max", WW_CFG_DURATION, "10s", C(retry_max_ns), 0.1, 3600, NULL,
+        "longest wait between retries while PostgreSQL is unavailable"),
+    ROW("ingest.max_group", WW_CFG_INT, "256", C(max_group), 1, 100000, NULL,
+        "messages committed together in one transaction"),
+    ROW("retention.raw_days", WW_CFG_INT, "35", C(retention_raw_days), 0, 36500, NULL,
+        "daily partitions of node_samples and latency_windows older than this many days are "
+        "dropped on the collector's hourly maintenance (0 = keep everything; at least 8, "
+        "since samples up to 7 days old are accepted)"),
+    ROW("retention.rollup_days", WW_CFG_INT, "400", C(retention_rollup_days), 0, 36500, NULL,
+        "per-minute latency rollups, SLO and capacity evaluations, alert transitions and "
+        "refused-message records older than this many days are deleted (0 = keep)"),
+    ROW("ingest.max_group_samples", WW_CFG_INT, "65536", C(max_group_samples), 1, 10000000, NULL,
+        "a transaction is closed once its batches hold this many node samples (bounds the "
+        "sample-to-commit delay when agents send large batches)"),
+    ROW("ingest.max_message_bytes", WW_CFG_SIZE, "16 MiB", C(max_message_bytes), 1024, 1073741824,
+        NULL, "largest message accepted (ZMQ_MAXMSGSIZE)"),
+    ROW("ingest.max_samples", WW_CFG_INT, "65536", C(max_samples), 1, 10000000, NULL,
+        "most samples in one batch"),
+    ROW("ingest.max_past", WW_CFG_DURATION, "7d", C(max_past_ns), 1, 31536000, NULL,
+        "samples older than this are refused"),
+    ROW("ingest.max_future", WW_CFG_DURATION, "5m", C(max_future_ns), 1, 86400, NULL,
+        "samples further ahead than this (clock skew) are refused"),
+    ROW("slo.file", WW_CFG_STRING, "", C(slo_file), 0, 0, "slo",
+        "phases and SLOs of the buildout to evaluate (deploy/phases.example.yaml); empty: "
+        "no evaluation. Enable it on one collector of a group."),
+    ROW("security.server_key", WW_CFG_STRING, "", C(server_key_file), 0, 0, "server-key",
+        "the collector's CURVE key file (waferwatch keygen NAME writes NAME.key and NAME.pub)"),
+    ROW("security.allowlist", WW_CFG_STRING, "", C(allowlist), 0, 0, "allowlist",
+        "file of enrolled agents: <public key> <agent_id> <node pattern>... per line "
+        "(re-read on SIGHUP)"),
+    ROW("security.insecure", WW_CFG_BOOL, "false", C(insecure), 0, 0, "insecure",
+        "run without CURVE: any peer that reaches the port may write (tests and labs only)"),
+};
+
+const ww_cfg_schema_t ww_collector_schema = {
+    .program = "waferwatch-collector",
+    .summary = "receives agent batches over ZeroMQ and writes them to PostgreSQL",
+    .env_prefix = "WW_COLLECTOR_",
+    .opts = s_rows,
+    .n_opts = sizeof s_rows / sizeof s_rows[0],
+};

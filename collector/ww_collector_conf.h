@@ -1,0 +1,37 @@
+/* collector_config: the collector's configuration struct and its declarative schema
+ * (collector.yaml, WW_COLLECTOR_* environment variables, flags, --help, --print-config). */
+#ifndef WW_COLLECTOR_CONF_H
+#define WW_COLLECTOR_CONF_H
+
+#include "ww_config.h"
+
+#include <stdint.h>
+
+typedef struct {
+    char *listen;        /* ZeroMQ endpoint to bind */
+    char *endpoint_file; /* write the bound endpoint here (tests, service managers) */
+    char *log_level;
+    char *pg_conninfo;         /* libpq conninfo; "" = PG* environment variables */
+    bool pg_migrate;           /* apply migrations at start */
+    bool migrate_only;         /* apply migrations and exit */
+    int64_t drain_ns;          /* on SIGTERM, time to commit what was received */
+    int64_t retry_max_ns;      /* cap of the backoff between PostgreSQL retries */
+    int64_t max_group;         /* messages written per transaction */
+    int64_t max_group_samples; /* ... and node samples */
+    int64_t retention_raw_days, retention_rollup_days; /* 0 = keep */
+    int64_t max_message_bytes;
+    int64_t max_samples;
+    int64_t max_past_ns;
+    int64_t max_future_ns;
+    char *slo_file; /* phases and SLOs to evaluate (empty: none) */
+    /* /metrics and /healthz on HOST:PORT; "" = off */
+    char *metrics_listen;
+    /* security */
+    bool insecure;         /* no CURVE: anyone who can reach the port may write */
+    char *server_key_file; /* the collector's CURVE key pair (NAME.key) */
+    char *allowlist;       /* enrolled agent keys, agent ids and node patterns */
+} ww_collector_conf_t;
+
+extern const ww_cfg_schema_t ww_collector_schema;
+
+#endif

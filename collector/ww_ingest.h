@@ -1,0 +1,19 @@
+/* ingest: the collector's receive loop. A ZeroMQ ROUTER takes Envelopes from agents;
+ * each is decoded and validated; what is ready is written as one group per transaction
+ * (store_pg); Acks go out only after COMMIT, Nacks for refused messages. While PostgreSQL
+ * is unavailable the group is kept and retried with capped backoff, and no new input is
+ * read, so backpressure reaches the agents' queues. */
+#ifndef WW_INGEST_H
+#define WW_INGEST_H
+
+#include "ww_collector_conf.h"
+
+#include <signal.h>
+
+/* Runs until *stop becomes non-zero; re-reads the allowlist whenever *reload is set (and
+ * clears it). Returns 0 on a clean stop, a negative errno when it
+ * cannot start (bind failure, migration failure), logged. */
+int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
+                  volatile sig_atomic_t *reload);
+
+#endif

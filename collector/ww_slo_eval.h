@@ -1,0 +1,52 @@
+/* slo_eval: the collector's SLO, capacity, power and thermal evaluation of the phased
+ * buildout, in its own thread with its own PostgreSQL connection, every
+ * evaluation.interval.
+ *
+ * Per phase and SLO it computes the error-budget burn rate over the SRE workbook's
+ * windows (5m, 30m, 1h, 2h, 6h, 1d, 3d, scaled by evaluation.window_scale) from the
+ * stored histograms (SQL ww_sli), and fires or resolves, per SLO:
+ *   page   when burn > 14.4 over 1h and 5m, or > 6 over 6h and 30m;
+ *   ticket when burn > 3 over 1d and 2h, or > 1 over 3d and 6h.
+ * The short window of each pair makes an alert resolve soon after the burn stops. Per
+ * phase past go-live it compares healthy reporting nodes x rated kW with the contracted
+ * MW (CapacityBreach, page), the power draw with the ceiling (PowerCeiling, ticket) and
+ * the hottest wafer and coolant outlet with their limits (ThermalLimit, ticket).
+ *
+ * Everything is written in one transaction per evaluation (slo_evaluations, slo_status,
+ * capacity_evaluations, alerts, alert_transitions, and the heartbeat slo_evaluator) with a
+ * NOTIFY on notify.channel for each transition; alert state lives in the alerts table, so
+ * a restarted collector carries on where it left. Firing alerts are (re)sent to
+ * Alertmanager's API v2 after each commit, resolved ones once with endsAt.
+ *
+ * What is no longer configured is retired, on the first evaluation after start, after
+ * each reload and after each reconnection: every firing alert whose (phase, slo) the
+ * configuration no longer has (an SLO's name, or capacity / power / thermal of a phase)
+ * is resolved like any other (transition, NOTIFY with "reason":"retired", Alertmanager
+ * endsAt), and the phases and slo_status rows of removed phases and SLOs get retired_at
+ * (kept as history; `waferwatch slo` and the views skip them).
+ */
+#ifndef WW_SLO_EVAL_H
+#define WW_SLO_EVAL_H
+
+#include "ww_slo_conf.h"
+
+#include <signal.h>
+#include <stdint.h>
+
+typedef struct ww_slo_eval ww_slo_eval_t;
+
+/* Starts the evaluation thread with conf, which the caller owns and which must outlive
+ * the evaluator. path: the phases file conf was loaded from (copied), or NULL. reload:
+ * a flag a SIGHUP handler sets (may be NULL): the thread then clears it and re-reads path
+ * with ww_slo_conf_load; a file with any error is refused whole with a logged error and
+ * the configuration in force stays; a good one replaces it (the evaluator owns and frees
+ * it; every setting takes effect, the interval too) and is reconciled at the next
+ * evaluation. Returns NULL on failure (logged). */
+ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
+                                 volatile sig_atomic_t *reload);
+
+/* Stops the thread (finishing an evaluation in progress) and frees; NULLs *self_p. Safe
+ * on NULL and twice. */
+void ww_slo_eval_stop(ww_slo_eval_t **self_p);
+
+#endif
