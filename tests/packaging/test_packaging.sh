@@ -29,9 +29,9 @@
 #     the user, unit state), and it is proved on a layer where the packages are already
 #     installed and configured, as on an SRE's box that followed the README;
 #  8. as root, in another throwaway overlay with its own network and pid namespaces: the
-#     ```sh blocks of docs/operations.md's "A lab on one host" section, verbatim, from a scratch
-#     directory, on a host with the packages and PostgreSQL just installed: a page must
-#     fire and resolve, and every command must succeed.
+#     ```sh blocks of docs/operations.md's "A lab on one host" section, verbatim, from a
+#     scratch directory, on a host with the packages and PostgreSQL just installed: a page
+#     must fire and resolve, and every command must succeed.
 # Any missing tool is a failure naming the Debian package (deploy/deps.sh installs them);
 # steps 7 and 8 alone are skipped, with a note, where they cannot run.
 set -euo pipefail
@@ -720,7 +720,7 @@ cat >"$stage/walk.sh" <<'EOF'
 #!/bin/bash
 # Runs chrooted in its own overlay, network and pid namespace: a host where the packages
 # and PostgreSQL were just installed (Debian's postgresql package makes and starts the
-# cluster "15 main"; it is made here, since the host's cluster is forgotten), then the
+# cluster "15 main"; it is made here, since the host's cluster is forgotten), then
 # docs/operations.md's lab section pasted into a shell from a scratch directory.
 set -u
 v=$1
@@ -753,7 +753,7 @@ if [ "$fails" != 0 ]; then
     echo "--- collector log (tail)"; tail -20 /var/log/waferwatch-collector.log
     echo "--- agent log (tail)"; tail -20 /var/log/waferwatch-agent.log
 fi >&2
-[ "$fails" = 0 ] && echo "lab: the README's page fired and resolved: ok"
+[ "$fails" = 0 ] && echo "lab: docs/operations.md's page fired and resolved: ok"
 exit $((fails > 0))
 EOF
 chmod 755 "$stage/inside.sh" "$stage/installed.sh" "$stage/walk.sh"
@@ -803,11 +803,11 @@ elif ! unshare -m -n -p --fork sh -c "$scratch && $(layer walk /) && $(enter wal
         >"$tmp/walk.out" 2>&1; then
     cat "$tmp/walk.out" >&2
     fail "docs/operations.md's lab section (above)"
-elif ! grep -q '^lab: the README.s page fired and resolved: ok$' "$tmp/walk.out"; then
+elif ! grep -q '^lab: docs/operations.md.s page fired and resolved: ok$' "$tmp/walk.out"; then
     cat "$tmp/walk.out" >&2
     fail "the lab script did not run to its end"
 else
-    echo "   (the README's lab: a page fired and resolved)"
+    echo "   (docs/operations.md's lab: a page fired and resolved)"
 fi
 
 if [ "$fails" -gt 0 ]; then
