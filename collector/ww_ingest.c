@@ -421,7 +421,7 @@ static int s_receive(s_ingest_t *in)
     it->env = env;
     /* Only while PostgreSQL cannot commit (the resend storm of a database outage): in
      * normal operation a copy goes through and is classified a duplicate by the store,
-     * which records its refused samples at every receipt, as the README says. */
+     * which records its refused samples at every receipt, as docs/architecture.md says. */
     s_msg_t *held = in->holding && s_is_batch(m) ? s_held_find(in, m) : NULL;
     if (held) {
         /* A resend of a batch held: not queued twice. Its Ack goes to the connection the

@@ -168,7 +168,7 @@ static void s_finish(s_env_t *x)
 
 /* 1. A window with counts of 2^64 - 1 is refused (it could not be stored, or merged into
  * a rollup, without overflow); a normal window of another stream for the same minute is
- * written, and the README's queries over the rollups and the windows work. */
+ * written, and the queries of docs/architecture.md over the rollups and the windows work. */
 static void test_extreme_window_is_refused_and_costs_no_other_stream(void **state)
 {
     s_env_t x;

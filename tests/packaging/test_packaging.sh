@@ -24,10 +24,10 @@
 #  7. as root, where a private mount namespace and overlayfs are available: installs,
 #     reinstalls, removes and purges the packages with the real dpkg in a throwaway overlay
 #     of / (nothing reaches the host), checking the user, directories, enablement and
-#     that a key made as the README says is accepted by the service user. Hermetic: the
+#     that a key made as docs/operations.md says is accepted by the service user. Hermetic: the
 #     overlay first forgets whatever waferwatch the host has (packages, /etc/waferwatch,
 #     the user, unit state), and it is proved on a layer where the packages are already
-#     installed and configured, as on an SRE's box that followed the README;
+#     installed and configured, as on an SRE's box that followed docs/operations.md;
 #  8. as root, in another throwaway overlay with its own network and pid namespaces: the
 #     ```sh blocks of docs/operations.md's "A lab on one host" section, verbatim, from a
 #     scratch directory, on a host with the packages and PostgreSQL just installed: a page
@@ -591,7 +591,7 @@ step "dpkg install, upgrade, remove, purge in a throwaway overlay of /"
 stage=$tmp/stage
 mkdir -p "$stage"
 cp "$out"/*.deb "$stage/"
-# The layer under the checks: an SRE's box that followed the README (packages installed, a
+# The layer under the checks: an SRE's box that followed docs/operations.md (packages installed, a
 # key made, agent.yaml written, the agent's unit disabled by the admin). The checks must
 # pass on it as on a bare host: before they forgot the host's waferwatch, they failed here
 # ("no 'enabled, not started' note", "keygen: ... exists; not overwritten").
@@ -673,7 +673,7 @@ for u in agent collector; do
 done
 waferwatch-agent --version >/dev/null || fail "installed waferwatch-agent does not run"
 waferwatch-collector --version >/dev/null || fail "installed waferwatch-collector does not run"
-# Enrol as the README says; the service user must accept the key.
+# Enrol as docs/operations.md says; the service user must accept the key.
 waferwatch keygen /etc/waferwatch/keys/agent >/dev/null && waferwatch keygen /tmp/collector >/dev/null &&
     install -m 0644 /tmp/collector.pub /etc/waferwatch/keys/collector.pub &&
     chown waferwatch:waferwatch /etc/waferwatch/keys/agent.key || fail "keygen"
