@@ -1,6 +1,8 @@
 /* agent_zmon: see agent_zmon.h. */
 #define WW_LOG_MODULE "link"
 #include "agent_zmon.h"
+
+#include "ww_backoff.h"
 #include "ww_log.h"
 
 #include <errno.h>
@@ -52,9 +54,8 @@ bool agent_zmon_rate_take(agent_zmon_rate_t *r, int64_t now_ns, uint64_t *unlogg
     }
     *unlogged = r->unlogged;
     r->unlogged = 0;
-    r->every_ns = !r->failing                           ? AGENT_ZMON_FIRST_NS
-                  : r->every_ns * 2 > AGENT_ZMON_MAX_NS ? AGENT_ZMON_MAX_NS
-                                                        : r->every_ns * 2;
+    r->every_ns =
+        !r->failing ? AGENT_ZMON_FIRST_NS : ww_backoff_double(r->every_ns, AGENT_ZMON_MAX_NS);
     if (!r->failing) {
         r->spell = 1;
     }

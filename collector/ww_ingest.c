@@ -1,8 +1,9 @@
-/* ingest: see ww_ingest.h. */
+/* ww_ingest: see ww_ingest.h. */
 #define WW_LOG_MODULE "ingest"
 #include "ww_ingest.h"
 
 #include "ww_auth.h"
+#include "ww_backoff.h"
 #include "ww_cmetrics.h"
 #include "ww_curve.h"
 #include "ww_log.h"
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define WW_IDENTITY_MAX 256
@@ -78,6 +81,9 @@ typedef struct {
     pthread_cond_t cv;
     s_job_t job; /* under mu */
     bool quit;   /* under mu */
+    /* The writer's "done": readable when it finished a group, so the receive loop sleeps
+     * in zmq_poll on the socket and this, instead of polling the job every 2 ms. */
+    int wake_fd;
     uint8_t *enc;
     size_t enc_cap;
     ww_auth_t *auth; /* NULL in insecure mode */
@@ -584,6 +590,11 @@ static void *s_writer_main(void *arg)
         pthread_mutex_lock(&in->mu);
         in->wr->rc = rc;
         in->job = S_JOB_DONE;
+        pthread_cond_broadcast(&in->cv);
+        uint64_t one = 1;
+        /* A full counter (never: the loop reads it each turn) only means "already woken". */
+        ssize_t w = write(in->wake_fd, &one, sizeof one);
+        (void)w;
     }
     pthread_mutex_unlock(&in->mu);
     return NULL;
@@ -609,9 +620,19 @@ static void s_submit(s_ingest_t *in)
 /* Waits for the writer thread to finish what it writes. */
 static void s_wait_writer(s_ingest_t *in)
 {
-    while (s_job(in) == S_JOB_WRITING) {
-        zmq_poll(NULL, 0, 2);
+    pthread_mutex_lock(&in->mu);
+    while (in->job == S_JOB_WRITING) {
+        pthread_cond_wait(&in->cv, &in->mu);
     }
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* Clears the writer's wake-up (the job itself is read under mu). */
+static void s_take_wake(s_ingest_t *in)
+{
+    uint64_t n;
+    ssize_t r = read(in->wake_fd, &n, sizeof n);
+    (void)r; /* EAGAIN: nothing to clear */
 }
 
 /* Copies the counters to /metrics (when served). */
@@ -701,248 +722,281 @@ static int s_secure(s_ingest_t *in, const ww_collector_conf_t *conf)
     return 0;
 }
 
-int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
-                  volatile sig_atomic_t *reload)
+/* Everything before the loop: groups, store, socket (CURVE, monitor, bind), schema,
+ * endpoint file, writer thread. Returns 0, or a negative errno (logged); what was made is
+ * undone by s_stop either way. */
+static int s_start(s_ingest_t *in, const ww_collector_conf_t *conf, volatile sig_atomic_t *stop)
 {
-    s_ingest_t in;
-    memset(&in, 0, sizeof in);
-    in.conf = conf;
-    int ret = 0;
-    ww_wire_limits_default(&in.lim);
-    in.lim.max_message_bytes = (size_t)conf->max_message_bytes;
-    in.lim.max_samples = (size_t)conf->max_samples;
-    in.lim.max_past_ns = conf->max_past_ns;
-    in.lim.max_future_ns = conf->max_future_ns;
+    in->conf = conf;
+    in->wake_fd = -1;
+    ww_wire_limits_default(&in->lim);
+    in->lim.max_message_bytes = (size_t)conf->max_message_bytes;
+    in->lim.max_samples = (size_t)conf->max_samples;
+    in->lim.max_past_ns = conf->max_past_ns;
+    in->lim.max_future_ns = conf->max_future_ns;
     for (int k = 0; k < 2; k++) {
-        in.groups[k].msgs = calloc((size_t)conf->max_group, sizeof *in.groups[k].msgs);
-        in.groups[k].items = calloc((size_t)conf->max_group, sizeof *in.groups[k].items);
+        in->groups[k].msgs = calloc((size_t)conf->max_group, sizeof *in->groups[k].msgs);
+        in->groups[k].items = calloc((size_t)conf->max_group, sizeof *in->groups[k].items);
     }
-    in.rx = &in.groups[0];
-    in.wr = &in.groups[1];
-    pthread_mutex_init(&in.mu, NULL);
-    pthread_cond_init(&in.cv, NULL);
-    in.store = ww_store_new(conf->pg_conninfo);
-    if (in.store) {
-        ww_store_set_retention(in.store, (int)conf->retention_raw_days,
+    in->rx = &in->groups[0];
+    in->wr = &in->groups[1];
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_cond_init(&in->cv, NULL);
+    in->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    in->store = ww_store_new(conf->pg_conninfo);
+    if (in->store) {
+        ww_store_set_retention(in->store, (int)conf->retention_raw_days,
                                (int)conf->retention_rollup_days);
     }
-    in.ctx = zmq_ctx_new();
-    if (!in.groups[0].msgs || !in.groups[0].items || !in.groups[1].msgs || !in.groups[1].items ||
-        !in.store || !in.ctx) {
-        ret = -ENOMEM;
-        goto cleanup;
+    in->ctx = zmq_ctx_new();
+    if (!in->groups[0].msgs || !in->groups[0].items || !in->groups[1].msgs ||
+        !in->groups[1].items || !in->store || !in->ctx) {
+        return -ENOMEM;
     }
-    in.sock = zmq_socket(in.ctx, ZMQ_ROUTER);
+    if (in->wake_fd < 0) {
+        int e = errno;
+        WW_ERROR("cannot make the writer's eventfd: %s", strerror(e));
+        return -e;
+    }
+    in->sock = zmq_socket(in->ctx, ZMQ_ROUTER);
     /* The transport drops a peer whose message passes twice the limit without reading it;
      * up to that, an oversized message is read, refused with a Nack and counted. */
     int64_t maxmsg = 2 * conf->max_message_bytes + 4096;
     int linger = 1000, rcvhwm = S_RCVHWM;
-    zmq_setsockopt(in.sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    zmq_setsockopt(in.sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(in.sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
-    if ((ret = s_secure(&in, conf)) < 0) {
-        goto cleanup;
+    zmq_setsockopt(in->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(in->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(in->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    int rc = s_secure(in, conf);
+    if (rc < 0) {
+        return rc;
     }
     /* Before bind, so that no failed handshake goes uncounted. Not fatal: the collector
      * serves without it, only blind to peers that fail the handshake. */
     char zwhy[256];
-    if (!(in.zmon = ww_zmon_new(in.ctx, in.sock, zwhy, sizeof zwhy))) {
+    if (!(in->zmon = ww_zmon_new(in->ctx, in->sock, zwhy, sizeof zwhy))) {
         WW_WARN("failed handshakes will not be counted or logged: %s", zwhy);
     }
-    if (zmq_bind(in.sock, conf->listen) != 0) {
-        ret = -errno;
+    if (zmq_bind(in->sock, conf->listen) != 0) {
+        rc = -errno;
         WW_ERROR("cannot listen on %s: %s", conf->listen, zmq_strerror(errno));
-        goto cleanup;
+        return rc;
     }
     char endpoint[512];
     size_t eplen = sizeof endpoint;
-    zmq_getsockopt(in.sock, ZMQ_LAST_ENDPOINT, endpoint, &eplen);
+    zmq_getsockopt(in->sock, ZMQ_LAST_ENDPOINT, endpoint, &eplen);
 
     /* Schema first: a collector that cannot migrate must not accept data. */
     int64_t backoff = 100 * WW_NS_PER_MS;
-    int rc;
-    while ((rc = ww_store_ensure(in.store, conf->pg_migrate)) < 0 && !*stop) {
+    while ((rc = ww_store_ensure(in->store, conf->pg_migrate)) < 0 && !*stop) {
         if (rc == -EPROTO || rc == -EIO) {
             WW_ERROR("cannot prepare the database; stopping");
-            ret = rc;
-            goto cleanup;
+            return rc;
         }
         if (rc == -EACCES) {
             /* Wrong credentials at start: a configuration error (exit 2, which systemd
              * does not restart); once running, a refused reconnect is retried instead,
              * with the data kept and /healthz saying why. */
-            ret = rc;
-            goto cleanup;
+            return rc;
         }
         s_sleep_ns(backoff);
-        backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+        backoff = ww_backoff_double(backoff, conf->retry_max_ns);
     }
     ww_cmetrics_pg_up(ww_cmetrics_global(), rc == 0);
     WW_INFO("listening on %s", endpoint);
     if (conf->endpoint_file && *conf->endpoint_file) {
         if ((rc = s_write_endpoint_file(conf->endpoint_file, endpoint)) < 0) {
             WW_ERROR("cannot write %s: %s", conf->endpoint_file, strerror(-rc));
-            ret = rc;
-            goto cleanup;
+            return rc;
         }
     }
-
-    if (pthread_create(&in.writer, NULL, s_writer_main, &in) != 0) {
-        ret = -EAGAIN;
+    if (pthread_create(&in->writer, NULL, s_writer_main, in) != 0) {
         WW_ERROR("cannot start the writer thread");
-        goto cleanup;
+        return -EAGAIN;
     }
-    in.writer_started = true;
+    in->writer_started = true;
+    return 0;
+}
+
+/* Swaps rx and wr and hands wr (what rx received) to the writer. */
+static void s_hand_over(s_ingest_t *in)
+{
+    s_group_t *t = in->wr;
+    in->wr = in->rx;
+    in->rx = t;
+    s_submit(in);
+}
+
+/* The receive loop, until *stop: takes messages into rx while the writer writes wr, and
+ * answers each group once its write is known. */
+static void s_loop(s_ingest_t *in, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
+{
+    const ww_collector_conf_t *conf = in->conf;
     int64_t next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
     int64_t retry_at = 0;
-    backoff = 100 * WW_NS_PER_MS;
+    int64_t backoff = 100 * WW_NS_PER_MS;
     while (!*stop) {
-        if (*reload && in.auth) {
+        if (*reload && in->auth) {
             *reload = 0;
-            ww_auth_reload(in.auth);
+            ww_auth_reload(in->auth);
         }
-        s_job_t job = s_job(&in);
+        s_job_t job = s_job(in);
         if (job == S_JOB_DONE) {
-            if (s_finish(&in, in.wr, in.wr->rc)) {
+            s_take_wake(in);
+            if (s_finish(in, in->wr, in->wr->rc)) {
                 backoff = 100 * WW_NS_PER_MS;
-                in.holding = false;
+                in->holding = false;
             } else {
                 /* Keep the group and retry it later; read at most one more group meanwhile:
                  * backpressure into the agents' spools. */
                 retry_at = ww_time_mono_ns() + backoff;
-                backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+                backoff = ww_backoff_double(backoff, conf->retry_max_ns);
                 /* Agents may wait the next interval: the Ack comes by itself once a retry
                  * commits, and every failed retry renews this. */
                 int64_t after_ms = backoff / WW_NS_PER_MS;
                 after_ms = after_ms < 1000 ? 1000 : after_ms;
-                in.retry_after_ms = (uint32_t)(after_ms > 30000 ? 30000 : after_ms);
-                in.holding = true;
-                s_pending_held(&in);
+                in->retry_after_ms = (uint32_t)(after_ms > 30000 ? 30000 : after_ms);
+                in->holding = true;
+                s_pending_held(in);
             }
-            pthread_mutex_lock(&in.mu);
-            in.job = job = S_JOB_IDLE;
-            pthread_mutex_unlock(&in.mu);
+            pthread_mutex_lock(&in->mu);
+            in->job = job = S_JOB_IDLE;
+            pthread_mutex_unlock(&in->mu);
         }
         if (job == S_JOB_IDLE) {
             /* The store is the receive loop's while the writer is idle. */
             if (ww_time_mono_ns() >= next_maintain) {
-                ww_store_maintain(in.store);
+                ww_store_maintain(in->store);
                 next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
             }
-            s_publish(&in);
+            s_publish(in);
             /* Hand the writer what is ready before decoding more: a large message decoded
              * first would delay every ack in the group by its decode time. */
-            if (in.wr->n == 0 && in.rx->n > 0) {
-                s_group_t *t = in.wr;
-                in.wr = in.rx;
-                in.rx = t;
-                s_submit(&in);
+            if (in->wr->n == 0 && in->rx->n > 0) {
+                s_hand_over(in);
                 job = S_JOB_WRITING;
             }
         }
-        bool rx_full = in.rx->n >= (size_t)conf->max_group ||
-                       in.rx->samples >= (uint64_t)conf->max_group_samples;
-        if (!rx_full) {
-            /* Wait for input only as long as nothing else is due: the writer's result is
-             * polled every few milliseconds, a retry at its time. */
-            long wait_ms = 1000;
-            if (job == S_JOB_WRITING) {
-                wait_ms = 2;
-            } else if (in.wr->n > 0) {
-                int64_t left = retry_at - ww_time_mono_ns();
-                wait_ms = left > 0 ? (long)(left / WW_NS_PER_MS) + 1 : 0;
-            } else if (in.rx->n > 0) {
-                wait_ms = 0;
-            }
-            zmq_pollitem_t item = {in.sock, 0, ZMQ_POLLIN, 0};
-            if (zmq_poll(&item, 1, wait_ms) < 0 && errno == EINTR) {
-                continue;
-            }
+        bool rx_full = in->rx->n >= (size_t)conf->max_group ||
+                       in->rx->samples >= (uint64_t)conf->max_group_samples;
+        /* Sleep until input (unless rx is full), the writer's result or a retry is due. */
+        long wait_ms = 1000;
+        if (job == S_JOB_IDLE && in->wr->n > 0) {
+            int64_t left = retry_at - ww_time_mono_ns();
+            wait_ms = left > 0 ? (long)(left / WW_NS_PER_MS) + 1 : 0;
+        } else if (job == S_JOB_IDLE && in->rx->n > 0) {
+            wait_ms = 0;
+        }
+        zmq_pollitem_t items[2] = {{in->sock, 0, rx_full ? 0 : ZMQ_POLLIN, 0},
+                                   {NULL, in->wake_fd, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, wait_ms) < 0 && errno == EINTR) {
+            continue;
+        }
+        if (!rx_full && (items[0].revents & ZMQ_POLLIN)) {
             /* Take what is already waiting, up to the group's limits, for one turn. */
             int64_t turn_end = ww_time_mono_ns() + S_TURN_NS;
-            while (in.rx->n < (size_t)conf->max_group &&
-                   in.rx->samples < (uint64_t)conf->max_group_samples &&
-                   s_receive(&in) != -EAGAIN && ww_time_mono_ns() < turn_end) {
+            while (in->rx->n < (size_t)conf->max_group &&
+                   in->rx->samples < (uint64_t)conf->max_group_samples &&
+                   s_receive(in) != -EAGAIN && ww_time_mono_ns() < turn_end) {
             }
-        } else if (job == S_JOB_WRITING || in.wr->n > 0) {
-            s_sleep_ns(2 * WW_NS_PER_MS);
         }
         if (job == S_JOB_IDLE) {
-            if (in.wr->n == 0 && in.rx->n > 0) {
-                s_group_t *t = in.wr;
-                in.wr = in.rx;
-                in.rx = t;
-                s_submit(&in);
-            } else if (in.wr->n > 0 && ww_time_mono_ns() >= retry_at) {
-                s_submit(&in);
+            if (in->wr->n == 0 && in->rx->n > 0) {
+                s_hand_over(in);
+            } else if (in->wr->n > 0 && ww_time_mono_ns() >= retry_at) {
+                s_submit(in);
             }
         }
     }
-    /* SIGTERM: what was received is committed and acked before exit, within drain_timeout;
-     * what still sits in ZeroMQ's queues was never acked and the agents send it again. */
-    s_wait_writer(&in);
-    if (s_job(&in) == S_JOB_DONE) {
-        s_finish(&in, in.wr, in.wr->rc);
-        in.job = S_JOB_IDLE;
+}
+
+/* SIGTERM: what was received is committed and acked before exit, within drain_timeout;
+ * what still sits in ZeroMQ's queues was never acked and the agents send it again. */
+static void s_drain(s_ingest_t *in)
+{
+    const ww_collector_conf_t *conf = in->conf;
+    s_wait_writer(in);
+    if (s_job(in) == S_JOB_DONE) {
+        s_finish(in, in->wr, in->wr->rc);
+        in->job = S_JOB_IDLE;
     }
-    if (in.rx->n + in.wr->n > 0) {
-        WW_INFO("draining %zu received messages before exit", in.rx->n + in.wr->n);
+    if (in->rx->n + in->wr->n > 0) {
+        WW_INFO("draining %zu received messages before exit", in->rx->n + in->wr->n);
         int64_t drain_end = ww_time_mono_ns() + conf->drain_ns;
-        backoff = 100 * WW_NS_PER_MS;
+        int64_t backoff = 100 * WW_NS_PER_MS;
         for (int k = 0; k < 2; k++) {
-            s_group_t *g = k == 0 ? in.wr : in.rx; /* in arrival order */
-            while (g->n > 0 && !s_write_group(&in, g) && ww_time_mono_ns() < drain_end) {
+            s_group_t *g = k == 0 ? in->wr : in->rx; /* in arrival order */
+            while (g->n > 0 && !s_write_group(in, g) && ww_time_mono_ns() < drain_end) {
                 s_sleep_ns(backoff);
-                backoff = backoff * 2 > conf->retry_max_ns ? conf->retry_max_ns : backoff * 2;
+                backoff = ww_backoff_double(backoff, conf->retry_max_ns);
             }
         }
-        if (in.rx->n + in.wr->n > 0) {
+        if (in->rx->n + in->wr->n > 0) {
             WW_WARN("%zu messages not committed at exit (not acked: the agents resend them)",
-                    in.rx->n + in.wr->n);
+                    in->rx->n + in->wr->n);
         }
     }
     ww_store_stats_t st;
-    ww_store_stats(in.store, &st);
+    ww_store_stats(in->store, &st);
     WW_INFO("stopping: received=%llu rows=%llu latency_windows=%llu transactions=%llu "
             "duplicates=%llu gaps=%llu rejects=%llu (malformed=%llu invalid=%llu forbidden=%llu) "
             "retries=%llu implausible_samples=%llu late=%llu window_parts=%llu outages=%llu "
             "pending_replies=%llu unwritten=%zu delay_p50_ms=%.0f delay_p99_ms=%.0f "
             "delay_max_ms=%.0f",
-            (unsigned long long)in.received, (unsigned long long)st.rows,
+            (unsigned long long)in->received, (unsigned long long)st.rows,
             (unsigned long long)st.windows, (unsigned long long)st.transactions,
             (unsigned long long)st.duplicates, (unsigned long long)st.gaps,
-            (unsigned long long)st.rejects, (unsigned long long)in.malformed,
-            (unsigned long long)in.invalid, (unsigned long long)in.forbidden,
+            (unsigned long long)st.rejects, (unsigned long long)in->malformed,
+            (unsigned long long)in->invalid, (unsigned long long)in->forbidden,
             (unsigned long long)st.retries, (unsigned long long)st.implausible_samples,
             (unsigned long long)st.late, (unsigned long long)st.window_parts,
-            (unsigned long long)st.outages, (unsigned long long)in.pending_replies,
-            in.rx->n + in.wr->n, 1e3 * ww_store_delay_quantile(in.store, 0.5),
-            1e3 * ww_store_delay_quantile(in.store, 0.99),
-            1e3 * ww_store_delay_quantile(in.store, 1.0));
-cleanup:
-    if (in.writer_started) {
-        pthread_mutex_lock(&in.mu);
-        in.quit = true;
-        pthread_cond_signal(&in.cv);
-        pthread_mutex_unlock(&in.mu);
-        pthread_join(in.writer, NULL);
+            (unsigned long long)st.outages, (unsigned long long)in->pending_replies,
+            in->rx->n + in->wr->n, 1e3 * ww_store_delay_quantile(in->store, 0.5),
+            1e3 * ww_store_delay_quantile(in->store, 0.99),
+            1e3 * ww_store_delay_quantile(in->store, 1.0));
+}
+
+/* Undoes s_start, whatever it reached. */
+static void s_stop(s_ingest_t *in)
+{
+    if (in->writer_started) {
+        pthread_mutex_lock(&in->mu);
+        in->quit = true;
+        pthread_cond_signal(&in->cv);
+        pthread_mutex_unlock(&in->mu);
+        pthread_join(in->writer, NULL);
     }
     for (int k = 0; k < 2; k++) {
-        s_clear(&in.groups[k]);
-        free(in.groups[k].msgs);
-        free(in.groups[k].items);
+        s_clear(&in->groups[k]);
+        free(in->groups[k].msgs);
+        free(in->groups[k].items);
     }
-    pthread_mutex_destroy(&in.mu);
-    pthread_cond_destroy(&in.cv);
-    ww_zmon_destroy(&in.zmon); /* before its socket closes */
-    if (in.sock) {
-        zmq_close(in.sock);
+    pthread_mutex_destroy(&in->mu);
+    pthread_cond_destroy(&in->cv);
+    if (in->wake_fd >= 0) {
+        close(in->wake_fd);
     }
-    ww_auth_destroy(&in.auth);
-    if (in.ctx) {
-        zmq_ctx_term(in.ctx);
+    ww_zmon_destroy(&in->zmon); /* before its socket closes */
+    if (in->sock) {
+        zmq_close(in->sock);
     }
-    ww_store_destroy(&in.store);
-    free(in.enc);
+    ww_auth_destroy(&in->auth);
+    if (in->ctx) {
+        zmq_ctx_term(in->ctx);
+    }
+    ww_store_destroy(&in->store);
+    free(in->enc);
+}
+
+int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
+                  volatile sig_atomic_t *reload)
+{
+    s_ingest_t in;
+    memset(&in, 0, sizeof in);
+    int ret = s_start(&in, conf, stop);
+    if (ret == 0) {
+        s_loop(&in, stop, reload);
+        s_drain(&in);
+    }
+    s_stop(&in);
     return ret;
 }

@@ -2,6 +2,8 @@
 #define WW_LOG_MODULE "zmon"
 #include "ww_zmon.h"
 
+#include "ww_backoff.h"
+
 #include "ww_log.h"
 #include "ww_time.h"
 
@@ -77,7 +79,7 @@ bool ww_zmon_limit_take(ww_zmon_limit_t *l, int64_t now_ns, uint64_t *unlogged)
     if (l->interval_ns == 0 || now_ns - l->next_ns >= l->interval_ns) {
         l->interval_ns = first;
     } else {
-        l->interval_ns = l->interval_ns * 2 > most ? most : l->interval_ns * 2;
+        l->interval_ns = ww_backoff_double(l->interval_ns, most);
     }
     l->next_ns = now_ns + l->interval_ns;
     *unlogged = l->unlogged;

@@ -1,9 +1,14 @@
-/* agent_backoff: see ww_backoff.h. */
+/* ww_backoff: see ww_backoff.h. */
 #include "ww_backoff.h"
 
 #include <string.h>
 
 #define MS_NS INT64_C(1000000)
+
+int64_t ww_backoff_double(int64_t cur_ns, int64_t max_ns)
+{
+    return cur_ns > max_ns / 2 ? max_ns : cur_ns * 2;
+}
 
 void ww_backoff_init(ww_backoff_t *b)
 {
@@ -30,7 +35,7 @@ int64_t ww_backoff_pending(ww_backoff_t *b, int64_t now_ns, uint64_t seq, uint32
     if (b->delay_ns == 0) {
         delay = asked > 0 ? asked : base_ns;
     } else {
-        delay = b->delay_ns > WW_BACKOFF_MAX_NS / 2 ? WW_BACKOFF_MAX_NS : b->delay_ns * 2;
+        delay = ww_backoff_double(b->delay_ns, WW_BACKOFF_MAX_NS);
     }
     if (delay < asked) {
         delay = asked;

@@ -1,4 +1,6 @@
-/* agent_backoff: when the agent resends batches that the collector said it holds but has
+/* ww_backoff: exponential backoff, in one place (ww_backoff_double: the collector's retries
+ * of PostgreSQL, the rate limits of repeated log lines), and the agent's bookkeeping of
+ * when it resends batches that the collector said it holds but has
  * not committed yet (a Pending reply: e.g. PostgreSQL is down).
  *
  * Without it the link resends its whole in-flight window every ack timeout for as long as
@@ -39,6 +41,10 @@ typedef struct {
     uint64_t pendings; /* Pending replies taken (every one, for stats) */
     uint64_t rounds;   /* of those, the ones that opened a round */
 } ww_backoff_t;
+
+/* The next delay of an exponential backoff: cur_ns doubled, capped at max_ns (no
+ * overflow whatever cur_ns). */
+int64_t ww_backoff_double(int64_t cur_ns, int64_t max_ns);
 
 /* Everything zero: no deferral, nothing held, counters 0. */
 void ww_backoff_init(ww_backoff_t *b);

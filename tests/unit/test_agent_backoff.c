@@ -288,7 +288,20 @@ static void test_link_defers_resends_while_pending(void **state)
     ww_test_rm_dir(dir);
 }
 
+/* The one doubling with a cap the collector's retries and the log limits share: never
+ * past the cap, and no overflow near INT64_MAX. */
+static void test_double_caps_without_overflow(void **state)
+{
+    assert_int_equal(ww_backoff_double(100, 1000), 200);
+    assert_int_equal(ww_backoff_double(500, 1000), 1000);
+    assert_int_equal(ww_backoff_double(501, 1000), 1000);
+    assert_int_equal(ww_backoff_double(1000, 1000), 1000);
+    assert_int_equal(ww_backoff_double(INT64_MAX / 2 + 1, INT64_MAX), INT64_MAX);
+    assert_int_equal(ww_backoff_double(INT64_MAX, INT64_MAX), INT64_MAX);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_double_caps_without_overflow),
     cmocka_unit_test(test_backoff_doubles_per_round_not_per_reply),
     cmocka_unit_test(test_backoff_honours_retry_after_and_caps_it),
     cmocka_unit_test(test_backoff_ack_resets),
