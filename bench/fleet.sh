@@ -27,6 +27,7 @@
 set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WW_ROOT"
+. bench/lib.sh
 . deploy/deps.sh
 ww_install_deps
 build=${1:-build}
@@ -72,12 +73,9 @@ export PGHOST=$pgdir PGPORT=5432 PGUSER=postgres
 psql -qX -d postgres -c "CREATE DATABASE e2e" -c "CREATE DATABASE ceiling" -c "CREATE DATABASE sustained"
 
 keys=$work/keys
-mkdir -p "$keys"
-"$bin/collector/waferwatch" keygen "$keys/collector" >/dev/null
-: >"$keys/allowlist"
+ww_bench_keys "$bin/cli/waferwatch" "$keys"
 for ((a = 0; a < agents; a++)); do
-  "$bin/collector/waferwatch" keygen "$keys/fleet-$a" >/dev/null
-  echo "$(sed -n 's/^public = //p' "$keys/fleet-$a.pub") fleet-$a f$a-*" >>"$keys/allowlist"
+  ww_bench_enrol "$bin/cli/waferwatch" "$keys" "fleet-$a" "f$a-*"
 done
 
 now() { date +%s.%N; }

@@ -17,12 +17,14 @@
 set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WW_ROOT"
+. bench/lib.sh
 [ $# -ge 1 ] || { echo "usage: bench/hostile.sh BUILD_DIR [SECONDS] [AGENTS]" >&2; exit 2; }
 build=$(cd "$1" && pwd) || { echo "hostile: no build directory $1" >&2; exit 2; }
 seconds=${2:-20}
 agents=${3:-8}
 collector=${WW_HOSTILE_COLLECTOR:-$build/collector/waferwatch-collector}
-for b in "$collector" "$build/collector/waferwatch" "$build/bench/bench_hostile"; do
+cli=$build/cli/waferwatch
+for b in "$collector" "$cli" "$build/bench/bench_hostile"; do
   [ -x "$b" ] || { echo "hostile: $b missing (build the tree first)" >&2; exit 2; }
 done
 
@@ -37,22 +39,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "waferwatch hostile bench, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty'), $(nproc) cores"
+ww_bench_header hostile
 echo "command: bench/hostile.sh $* (collector: $collector)"
 tests/pg_throwaway.sh start "$pgdir" >/dev/null
 export PGHOST=$pgdir PGPORT=5432 PGUSER=postgres
 psql -qX -d postgres -c "CREATE DATABASE hostile"
 
 keys=$work/keys
-mkdir -p "$keys"
-"$build/collector/waferwatch" keygen "$keys/collector" >/dev/null
-: >"$keys/allowlist"
+ww_bench_keys "$cli" "$keys"
 for ((a = 0; a < agents; a++)); do
-  "$build/collector/waferwatch" keygen "$keys/normal-$a" >/dev/null
-  echo "$(sed -n 's/^public = //p' "$keys/normal-$a.pub") normal-$a normal-$a-node" >>"$keys/allowlist"
+  ww_bench_enrol "$cli" "$keys" "normal-$a" "normal-$a-node"
 done
-"$build/collector/waferwatch" keygen "$keys/hostile" >/dev/null
-echo "$(sed -n 's/^public = //p' "$keys/hostile.pub") hostile hostile-*" >>"$keys/allowlist"
+ww_bench_enrol "$cli" "$keys" hostile 'hostile-*'
 
 "$collector" --listen 'tcp://127.0.0.1:*' --endpoint-file "$work/ep" \
   --server-key "$keys/collector.key" --allowlist "$keys/allowlist" --pg "dbname=hostile" \

@@ -27,6 +27,7 @@
 set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WW_ROOT"
+. bench/lib.sh
 [ $# -ge 1 ] || { echo "usage: bench/outage.sh BUILD_DIR [OUTAGE_SECONDS] [AGENTS]" >&2; exit 2; }
 build=$(cd "$1" && pwd) || { echo "outage: no build directory $1" >&2; exit 2; }
 outage=${2:-180}
@@ -36,7 +37,8 @@ normal=${WW_OUTAGE_NORMAL:-20}
 drain_max=150
 collector=${WW_OUTAGE_COLLECTOR:-$build/collector/waferwatch-collector}
 agent=${WW_OUTAGE_AGENT:-$build/agent/waferwatch-agent}
-for b in "$collector" "$agent" "$build/collector/waferwatch"; do
+cli=$build/cli/waferwatch
+for b in "$collector" "$agent" "$cli"; do
   [ -x "$b" ] || { echo "outage: $b missing (build the tree first)" >&2; exit 2; }
 done
 
@@ -55,7 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "waferwatch outage bench, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty'), $(nproc) cores"
+ww_bench_header outage
 echo "command: bench/outage.sh $* (collector: $collector; agent: $agent)"
 echo "$agents agents x $nodes simulated nodes, interval 1 s, ack_timeout 5 s, max_in_flight 16;" \
   "${normal} s normal, PostgreSQL down ${outage} s (crash stop), then until drained (<= ${drain_max} s)"
@@ -64,12 +66,9 @@ export PGHOST=$pgdir PGPORT=5432 PGUSER=postgres
 psql -qX -d postgres -c "CREATE DATABASE outage"
 
 keys=$work/keys
-mkdir -p "$keys"
-"$build/collector/waferwatch" keygen "$keys/collector" >/dev/null
-: >"$keys/allowlist"
+ww_bench_keys "$cli" "$keys"
 for ((a = 0; a < agents; a++)); do
-  "$build/collector/waferwatch" keygen "$keys/out-$a" >/dev/null
-  echo "$(sed -n 's/^public = //p' "$keys/out-$a.pub") out-$a o$a-*" >>"$keys/allowlist"
+  ww_bench_enrol "$cli" "$keys" "out-$a" "o$a-*"
 done
 
 # The port a process logged as "metrics: listening addr=... port=N", waiting up to 10 s.

@@ -66,11 +66,11 @@ trap cleanup EXIT
 echo "== generating CURVE keys"
 keys=$run/keys
 rm -rf "$keys"; mkdir -m 700 "$keys"
-"$bin/collector/waferwatch" keygen "$keys/collector" >/dev/null
+"$bin/cli/waferwatch" keygen "$keys/collector" >/dev/null
 : >"$keys/allowlist"
 enrol() { # agent_id node_pattern
-  "$bin/collector/waferwatch" keygen "$keys/$1" >/dev/null
-  echo "$(sed -n 's/^public = //p' "$keys/$1.pub") $1 $2" >>"$keys/allowlist"
+  "$bin/cli/waferwatch" keygen "$keys/$1" >/dev/null
+  "$bin/cli/waferwatch" enroll "$keys/$1.pub" "$1" "$2" >>"$keys/allowlist"
 }
 enrol agent-okc1-r01 'okc1-h1-r01-*'
 enrol agent-okc1-r02 'okc1-h1-r02-*'
@@ -174,7 +174,7 @@ q -c "SELECT phase, alertname, slo, severity, state, started_at::time(0) AS star
              resolved_at::time(0) AS resolved, left(summary, 110) AS why
       FROM alerts ORDER BY started_at"
 echo "-- waferwatch slo (the SLO report an SRE runs; exit 1 while a page fires)"
-"$bin/collector/waferwatch" slo --pg dbname=waferwatch || true
+"$bin/cli/waferwatch" slo --pg dbname=waferwatch || true
 echo
 echo "-- ingest"
 q -c "SELECT (SELECT count(*) FROM node_samples) AS rows,
