@@ -41,7 +41,7 @@ case "$seconds$warmup" in *[!0-9]*) echo "footprint: SECONDS and WW_FOOT_WARMUP 
 agent_bin=$build/agent/waferwatch-agent
 sim_bin=$build/agent/waferwatch-sim
 collector_bin=$build/collector/waferwatch-collector
-cli_bin=$build/collector/waferwatch
+cli_bin=$build/cli/waferwatch
 floor_bin=$build/bench/ww_floor
 for b in "$agent_bin" "$sim_bin" "$collector_bin" "$cli_bin" "$floor_bin" "$build/bench/bench_hist" \
          "$build/bench/bench_wire"; do
