@@ -1,53 +1,31 @@
-/* store_pg: see ww_store.h. */
+/* store_pg: see ww_store.h. The binary COPY encoding is ww_copy, the per-minute latency
+ * rollups ww_rollup, the connect-time and periodic housekeeping ww_maint; this file holds
+ * the connection and the write transaction. */
 #define WW_LOG_MODULE "store"
 #include "ww_store.h"
 
-#include "ww_hist_wire.h"
+#include "ww_buf.h"
+#include "ww_copy.h"
 #include "ww_log.h"
-#include "ww_migrate.h"
+#include "ww_maint.h"
+#include "ww_rollup.h"
 #include "ww_time.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
-#define WW_PG_EPOCH_S INT64_C(946684800)
-
-/* node_id -> phase, from the Hellos this collector wrote and from the nodes table, so the
- * per-minute rollups are merged here rather than by ww_merge() in PostgreSQL. Open
- * addressing; emptied by ww_store_maintain() so that a relabelling made through another
- * collector is picked up within the maintenance period. */
-typedef struct {
-    char **key, **val;
-    size_t n, cap; /* cap: a power of two, or 0 */
-} s_phase_map_t;
-
-/* One row of latency_rollup_1m being merged: (minute, phase, model). */
-typedef struct {
-    int64_t minute_us; /* PostgreSQL time of the minute */
-    const char *phase, *model;
-    uint64_t windows, ok, error, timeout, rejected, prompt_tokens, output_tokens;
-    uint64_t added; /* windows and window parts added (windows counts only whole ones) */
-    ww_hist_t h[4]; /* queue, ttft, tpot, e2e */
-} s_rollup_t;
 
 struct ww_store {
     char *conninfo;
     PGconn *conn;
     bool migrated;
     ww_complain_t conn_fail;
-    /* reused buffers */
-    char *copy;
-    size_t copy_len, copy_cap;
-    s_phase_map_t phases;
-    s_rollup_t *rollups;
-    size_t n_rollups, rollups_cap;
-    ww_hist_t delay; /* sample-to-commit delay of each written batch, seconds */
+    ww_copy_t copy;     /* reused for every COPY */
+    ww_rollup_t rollup; /* the rollups of the write under way, and the phase cache */
+    ww_hist_t delay;    /* sample-to-commit delay of each written batch, seconds */
     int retention_raw_days, retention_rollup_days; /* 0: keep */
     /* Latency windows go straight into latency_windows by COPY (the common case: ~40% less
      * work than staging them); a window whose key is stored already (a second part) makes
@@ -59,144 +37,25 @@ struct ww_store {
     ww_store_stats_t st;
 };
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-    bool range; /* a value did not fit its column: refuse the write, never clamp */
-} s_buf_t;
-
-static void s_buf_put(s_buf_t *b, const void *p, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->len + n + 1) {
-            ncap *= 2;
-        }
-        char *ns = realloc(b->s, ncap);
-        if (!ns) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void s_buf_str(s_buf_t *b, const char *s)
-{
-    s_buf_put(b, s, strlen(s));
-}
-
 /* Appends s as one element of a PostgreSQL array literal: "..." with \ and " escaped. */
-static void s_buf_array_elem(s_buf_t *b, const char *s, bool first)
+static void s_buf_array_elem(ww_buf_t *b, const char *s, bool first)
 {
     if (!first) {
-        s_buf_put(b, ",", 1);
+        ww_buf_put(b, ",", 1);
     }
-    s_buf_put(b, "\"", 1);
+    ww_buf_put(b, "\"", 1);
     for (const char *p = s; *p; p++) {
         if (*p == '"' || *p == '\\') {
-            s_buf_put(b, "\\", 1);
+            ww_buf_put(b, "\\", 1);
         }
-        s_buf_put(b, p, 1);
+        ww_buf_put(b, p, 1);
     }
-    s_buf_put(b, "\"", 1);
+    ww_buf_put(b, "\"", 1);
 }
 
-static void s_buf_array_num(s_buf_t *b, long long v, bool first)
+static void s_buf_array_num(ww_buf_t *b, long long v, bool first)
 {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%s%lld", first ? "" : ",", v);
-    s_buf_put(b, tmp, (size_t)n);
-}
-
-static uint64_t s_hash(const char *s)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
-    }
-    return h;
-}
-
-static void s_phase_map_clear(s_phase_map_t *m)
-{
-    for (size_t i = 0; i < m->cap; i++) {
-        free(m->key[i]);
-        free(m->val[i]);
-    }
-    free(m->key);
-    free(m->val);
-    memset(m, 0, sizeof *m);
-}
-
-static const char *s_phase_get(const s_phase_map_t *m, const char *node)
-{
-    if (m->cap == 0) {
-        return NULL;
-    }
-    for (size_t i = s_hash(node) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->key[i]) {
-            return NULL;
-        }
-        if (strcmp(m->key[i], node) == 0) {
-            return m->val[i];
-        }
-    }
-}
-
-/* Sets node's phase; on out of memory the map is emptied (it is only a cache). */
-static void s_phase_put(s_phase_map_t *m, const char *node, const char *phase)
-{
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 1024;
-        s_phase_map_t g = {calloc(cap, sizeof(char *)), calloc(cap, sizeof(char *)), m->n, cap};
-        if (!g.key || !g.val) {
-            free(g.key);
-            free(g.val);
-            s_phase_map_clear(m);
-            return;
-        }
-        for (size_t i = 0; i < m->cap; i++) {
-            if (m->key[i]) {
-                size_t j = s_hash(m->key[i]) & (cap - 1);
-                while (g.key[j]) {
-                    j = (j + 1) & (cap - 1);
-                }
-                g.key[j] = m->key[i];
-                g.val[j] = m->val[i];
-            }
-        }
-        free(m->key);
-        free(m->val);
-        *m = g;
-    }
-    size_t i = s_hash(node) & (m->cap - 1);
-    while (m->key[i] && strcmp(m->key[i], node) != 0) {
-        i = (i + 1) & (m->cap - 1);
-    }
-    char *v = strdup(phase ? phase : "");
-    if (!v) {
-        s_phase_map_clear(m);
-        return;
-    }
-    if (m->key[i]) {
-        free(m->val[i]);
-    } else if (!(m->key[i] = strdup(node))) {
-        free(v);
-        s_phase_map_clear(m);
-        return;
-    } else {
-        m->n++;
-    }
-    m->val[i] = v;
+    ww_buf_printf(b, "%s%lld", first ? "" : ",", v);
 }
 
 static void s_notice(void *arg, const char *message)
@@ -206,11 +65,7 @@ static void s_notice(void *arg, const char *message)
 
 int64_t ww_store_pg_time(int64_t unix_ns)
 {
-    int64_t us = unix_ns / 1000;
-    if (unix_ns < 0 && us * 1000 != unix_ns) {
-        us--;
-    }
-    return us - WW_PG_EPOCH_S * 1000000;
+    return ww_copy_pg_time(unix_ns);
 }
 
 ww_store_t *ww_store_new(const char *conninfo)
@@ -237,15 +92,9 @@ void ww_store_destroy(ww_store_t **self_p)
     if (self->conn) {
         PQfinish(self->conn);
     }
-    free(self->copy);
+    ww_copy_fini(&self->copy);
     free(self->conninfo);
-    s_phase_map_clear(&self->phases);
-    for (size_t i = 0; i < self->rollups_cap; i++) {
-        for (int k = 0; k < 4; k++) {
-            ww_hist_fini(&self->rollups[i].h[k]);
-        }
-    }
-    free(self->rollups);
+    ww_rollup_fini(&self->rollup);
     ww_hist_fini(&self->delay);
     free(self);
     *self_p = NULL;
@@ -283,51 +132,11 @@ static void s_disconnect(ww_store_t *self)
 
 int ww_store_maintain(ww_store_t *self)
 {
-    s_phase_map_clear(&self->phases);
+    ww_rollup_forget_phases(&self->rollup);
     if (!self->conn) {
         return -ENOTCONN;
     }
-    /* A week back (late data is accepted up to 7 days) and two days ahead. */
-    PGresult *r = PQexec(self->conn, "SELECT ww_ensure_partitions(current_date - 7, 10)");
-    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
-    if (rc == 0) {
-        int made = atoi(PQgetvalue(r, 0, 0));
-        if (made > 0) {
-            WW_INFO("created %d daily partitions of node_samples", made);
-        }
-    } else {
-        WW_WARN("partition maintenance failed: %s", PQerrorMessage(self->conn));
-    }
-    PQclear(r);
-    /* Hourly rollups of the last two days that are missing or short of late minutes (the
-     * SLO evaluator keeps the last hours current; ww_sli reads the minutes of any hour not
-     * rolled up, so this only saves it work). */
-    r = PQexec(self->conn, "SELECT ww_rollup_hours(now() - interval '2 days', now())");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        WW_WARN("hourly latency rollups failed: %s", PQerrorMessage(self->conn));
-    }
-    PQclear(r);
-    if (rc == 0 && (self->retention_raw_days > 0 || self->retention_rollup_days > 0)) {
-        char raw[16], rollup[16];
-        snprintf(raw, sizeof raw, "%d", self->retention_raw_days);
-        snprintf(rollup, sizeof rollup, "%d", self->retention_rollup_days);
-        const char *params[] = {raw, rollup};
-        r = PQexecParams(self->conn, "SELECT ww_drop_old_data($1, $2)", 2, NULL, params, NULL, NULL,
-                         0);
-        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-            int dropped = atoi(PQgetvalue(r, 0, 0));
-            if (dropped > 0) {
-                WW_INFO("retention: dropped %d daily partitions older than %d days", dropped,
-                        self->retention_raw_days);
-            }
-        } else {
-            /* Not fatal: ingest goes on, the next maintenance tries again. */
-            WW_WARN("retention failed (retention.raw_days, retention.rollup_days): %s",
-                    PQerrorMessage(self->conn));
-        }
-        PQclear(r);
-    }
-    return rc;
+    return ww_maint_run(self->conn, self->retention_raw_days, self->retention_rollup_days);
 }
 
 void ww_store_set_retention(ww_store_t *self, int raw_days, int rollup_days)
@@ -366,32 +175,11 @@ int ww_store_ensure(ww_store_t *self, int migrate)
         WW_INFO("PostgreSQL accepts this collector's credentials again");
         self->st.pg_auth_failed = false;
     }
-    /* UTC so that the report's dates do not depend on the server's zone. */
-    PQclear(PQexec(self->conn, "SET TIME ZONE 'UTC'"));
-    if (migrate && !self->migrated) {
-        int v = ww_migrate(self->conn);
-        if (v < 0) {
-            s_disconnect(self);
-            return v;
-        }
-        WW_INFO("database schema at version %d", v);
-        self->migrated = true;
-    }
-    /* The rollup rows merged here and the latency windows pass through per-session
-     * staging tables on their way into their upserts. */
-    PGresult *tr = PQexec(self->conn, "CREATE TEMP TABLE IF NOT EXISTS ww_stage_rollup"
-                                      " (LIKE latency_rollup_1m) ON COMMIT DELETE ROWS;"
-                                      " CREATE TEMP TABLE IF NOT EXISTS ww_stage_windows"
-                                      " (LIKE latency_windows INCLUDING DEFAULTS)"
-                                      " ON COMMIT DELETE ROWS");
-    if (PQresultStatus(tr) != PGRES_COMMAND_OK) {
-        WW_ERROR("cannot create the staging table (is the schema migrated?): %s",
-                 PQerrorMessage(self->conn));
-        PQclear(tr);
+    int rc = ww_maint_session(self->conn, migrate, &self->migrated);
+    if (rc < 0) {
         s_disconnect(self);
-        return -EIO;
+        return rc;
     }
-    PQclear(tr);
     if (self->conn_fail.failing) {
         WW_RECOVERED(&self->conn_fail, "PostgreSQL connection recovered after %lu failed tries",
                      self->conn_fail.repeats + 1);
@@ -415,18 +203,7 @@ int ww_store_check(ww_store_t *self)
         s_disconnect(self);
         return auth ? -EACCES : -ECONNREFUSED;
     }
-    /* Two steps: a query naming a missing table fails at parse time. */
-    PGresult *r = PQexec(self->conn, "SELECT to_regclass('ww_schema_migrations') IS NOT NULL");
-    int v = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
-    if (v == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
-        PQclear(r);
-        r = PQexec(self->conn, "SELECT coalesce(max(version), 0) FROM ww_schema_migrations");
-        v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -EIO;
-    }
-    if (v < 0) {
-        WW_ERROR("cannot read the schema version: %s", PQerrorMessage(self->conn));
-    }
-    PQclear(r);
+    int v = ww_maint_schema_version(self->conn);
     s_disconnect(self);
     return v;
 }
@@ -470,85 +247,8 @@ static ww_store_rc_t s_exec(ww_store_t *self, const char *sql, int nparams,
     return rc;
 }
 
-/* Big-endian field writers for the binary COPY format. */
-static void s_put16(s_buf_t *b, uint16_t v)
-{
-    unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
-    s_buf_put(b, x, 2);
-}
-
-static void s_put32(s_buf_t *b, uint32_t v)
-{
-    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    s_buf_put(b, x, 4);
-}
-
-static void s_put64(s_buf_t *b, uint64_t v)
-{
-    s_put32(b, (uint32_t)(v >> 32));
-    s_put32(b, (uint32_t)v);
-}
-
-static void s_field_f4(s_buf_t *b, float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    s_put32(b, 4);
-    s_put32(b, bits);
-}
-
-static void s_field_i4(s_buf_t *b, uint32_t v)
-{
-    /* Counts are uint32 on the wire, PostgreSQL integer is signed: ww_wire_check_sample
-     * refuses a sample above INT32_MAX on receipt; never clamp one that got here. */
-    b->range = b->range || v > INT32_MAX;
-    s_put32(b, 4);
-    s_put32(b, v);
-}
-
-#define WW_SAMPLE_COLUMNS                                                                          \
-    "time, node_id, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, "          \
-    "tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, "           \
-    "throttle_factor"
-#define WW_SAMPLE_NCOLS 14
-
-static void s_copy_sample(s_buf_t *b, const ww_node_sample_t *s)
-{
-    s_put16(b, WW_SAMPLE_NCOLS);
-    s_put32(b, 8);
-    s_put64(b, (uint64_t)ww_store_pg_time(s->time_ns));
-    size_t idlen = strlen(s->node_id);
-    s_put32(b, (uint32_t)idlen);
-    s_buf_put(b, s->node_id, idlen);
-    s_field_f4(b, s->power_w);
-    s_field_f4(b, s->inlet_c);
-    s_field_f4(b, s->outlet_c);
-    s_field_f4(b, s->flow_lpm);
-    s_field_f4(b, s->wafer_hotspot_c);
-    s_field_f4(b, s->utilization);
-    s_field_f4(b, s->tokens_per_s);
-    s_field_i4(b, s->requests_queued);
-    s_field_i4(b, s->requests_in_flight);
-    s_field_i4(b, s->requests_completed);
-    s_put32(b, 1);
-    unsigned char t = s->throttled ? 1 : 0;
-    s_buf_put(b, &t, 1);
-    s_field_f4(b, s->throttle_factor);
-}
-
-/* Writes the PGCOPY binary header. */
-static void s_copy_header(s_buf_t *b)
-{
-    static const char header[] = "PGCOPY\n\377\r\n\0";
-    s_buf_put(b, header, 11);
-    s_put32(b, 0); /* flags */
-    s_put32(b, 0); /* header extension */
-}
-
-/* Runs one COPY ... FROM STDIN (FORMAT binary) of the buffer. */
-static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const s_buf_t *b,
-                                const char *what)
+/* Runs one COPY ... FROM STDIN (FORMAT binary) of the stream built in self->copy. */
+static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const char *what)
 {
     PGresult *r = PQexec(self->conn, sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
@@ -557,7 +257,8 @@ static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const s_buf_t
         return rc;
     }
     PQclear(r);
-    if (PQputCopyData(self->conn, b->s, (int)b->len) != 1 || PQputCopyEnd(self->conn, NULL) != 1) {
+    if (PQputCopyData(self->conn, self->copy.buf.p, (int)self->copy.buf.len) != 1 ||
+        PQputCopyEnd(self->conn, NULL) != 1) {
         return s_classify(self, NULL, what);
     }
     ww_store_rc_t rc = WW_STORE_OK;
@@ -580,8 +281,8 @@ static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const s_buf_t
 
 static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_t n, uint64_t *rows)
 {
-    s_buf_t b = {self->copy, 0, self->copy_cap, false, false};
-    s_copy_header(&b);
+    ww_copy_t *c = &self->copy;
+    ww_copy_begin(c);
     *rows = 0;
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
@@ -589,18 +290,16 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
         }
         const ww_batch_t *batch = items[i].env->batch;
         for (size_t k = 0; k < batch->n_samples; k++) {
-            s_copy_sample(&b, batch->samples[k]);
+            ww_copy_sample(c, batch->samples[k]);
         }
         *rows += batch->n_samples;
     }
-    s_put16(&b, 0xffff); /* trailer */
-    self->copy = b.s;
-    self->copy_cap = b.cap;
-    if (b.oom) {
+    ww_copy_end(c);
+    if (c->buf.oom) {
         WW_ERROR("out of memory building a COPY of %llu rows", (unsigned long long)*rows);
         return WW_STORE_RETRY;
     }
-    if (b.range) {
+    if (c->range) {
         WW_ERROR("a sample's count does not fit its integer column: refused, not clamped");
         return WW_STORE_REJECT;
     }
@@ -608,228 +307,18 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
         return WW_STORE_OK;
     }
     return s_copy_run(self, "COPY node_samples (" WW_SAMPLE_COLUMNS ") FROM STDIN (FORMAT binary)",
-                      &b, "COPY node_samples");
+                      "COPY node_samples");
 }
-
-/* PostgreSQL type OIDs (pg_type.dat; fixed across versions) for binary records. */
-#define WW_OID_INT4 23
-#define WW_OID_INT8 20
-#define WW_OID_FLOAT8 701
-#define WW_OID_INT8_ARRAY 1016
-
-static void s_put_f8(s_buf_t *b, double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    s_put64(b, bits);
-}
-
-static void s_field_i8(s_buf_t *b, uint64_t v)
-{
-    /* Validation bounds every count far below INT64_MAX; never clamp one that got here. */
-    b->range = b->range || v > (uint64_t)INT64_MAX;
-    s_put32(b, 8);
-    s_put64(b, v);
-}
-
-/* Writes a 4-byte length placeholder; s_len_end patches it with what followed. */
-static size_t s_len_begin(s_buf_t *b)
-{
-    size_t at = b->len;
-    s_put32(b, 0);
-    return at;
-}
-
-static void s_len_end(s_buf_t *b, size_t at)
-{
-    if (b->oom) {
-        return;
-    }
-    uint32_t n = (uint32_t)(b->len - at - 4);
-    unsigned char x[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
-                          (unsigned char)(n >> 8), (unsigned char)n};
-    memcpy(b->s + at, x, 4);
-}
-
-/* Fields of a binary record: type OID, length, value. */
-static void s_rec_i4(s_buf_t *b, int32_t v)
-{
-    s_put32(b, WW_OID_INT4);
-    s_put32(b, 4);
-    s_put32(b, (uint32_t)v);
-}
-
-static void s_rec_i8(s_buf_t *b, uint64_t v)
-{
-    s_put32(b, WW_OID_INT8);
-    s_field_i8(b, v);
-}
-
-static void s_rec_f8(s_buf_t *b, double v, bool null_if_nan)
-{
-    s_put32(b, WW_OID_FLOAT8);
-    if (null_if_nan && isnan(v)) {
-        s_put32(b, 0xffffffffu); /* NULL */
-        return;
-    }
-    s_put32(b, 8);
-    s_put_f8(b, v);
-}
-
-/* The head of a ww_hist composite (scale, count, sum, min, max, zero_count, underflow,
- * overflow, offset, counts bigint[]) in binary record form, up to the array's elements:
- * the caller writes `span` int8 fields, then s_hist_end(). min/max NaN are written NULL. */
-static void s_hist_begin(s_buf_t *b, int32_t scale, uint64_t count, double sum, double min,
-                         double max, uint64_t zero_count, uint64_t underflow, uint64_t overflow,
-                         int32_t first, size_t span, size_t *at, size_t *arr)
-{
-    *at = s_len_begin(b);
-    s_put32(b, 10); /* fields */
-    s_rec_i4(b, scale);
-    s_rec_i8(b, count);
-    s_rec_f8(b, sum, false);
-    s_rec_f8(b, min, true);
-    s_rec_f8(b, max, true);
-    s_rec_i8(b, zero_count);
-    s_rec_i8(b, underflow);
-    s_rec_i8(b, overflow);
-    s_rec_i4(b, span ? first : 0);
-    /* bigint[]: ndim, has-nulls flag, element type, then per dimension its size and lower
-     * bound, then the elements; an empty array has no dimension. */
-    s_put32(b, WW_OID_INT8_ARRAY);
-    *arr = s_len_begin(b);
-    s_put32(b, span ? 1 : 0);
-    s_put32(b, 0);
-    s_put32(b, WW_OID_INT8);
-    if (span) {
-        s_put32(b, (uint32_t)span);
-        s_put32(b, 1);
-    }
-}
-
-static void s_hist_end(s_buf_t *b, size_t at, size_t arr)
-{
-    s_len_end(b, arr);
-    s_len_end(b, at);
-}
-
-/* A merged ww_hist_t in the canonical form of SQL ww_hist_trim(): zero buckets dropped at
- * both ends, NaN min/max as NULL. */
-static void s_field_hist_merged(s_buf_t *b, const ww_hist_t *h)
-{
-    uint32_t a = 0, z = h->len;
-    while (a < z && h->counts[a] == 0) {
-        a++;
-    }
-    while (z > a && h->counts[z - 1] == 0) {
-        z--;
-    }
-    size_t at, arr;
-    s_hist_begin(b, h->scale, h->count, h->sum, h->min, h->max, h->zero_count, h->underflow,
-                 h->overflow, h->offset + (int32_t)a, z - a, &at, &arr);
-    for (uint32_t i = a; i < z; i++) {
-        s_field_i8(b, h->counts[i]);
-    }
-    s_hist_end(b, at, arr);
-}
-
-/* A ww_hist composite in binary record form, the dense counts rebuilt from the sparse
- * wire buckets. Validation (ww_hist_from_pb) has already bounded the span and checked the
- * counts. min/max are NULL when the histogram holds no finite value (NaN on the wire). */
-static void s_field_hist(s_buf_t *b, const Waferwatch__V1__Histogram *h)
-{
-    static const Waferwatch__V1__Histogram empty = WAFERWATCH__V1__HISTOGRAM__INIT;
-    if (!h) {
-        h = &empty;
-    }
-    int32_t first = 0, last = -1, idx = 0;
-    for (size_t k = 0; k < h->n_index_delta; k++) {
-        idx = k == 0 ? h->index_delta[0] : idx + h->index_delta[k];
-        if (k == 0) {
-            first = idx;
-        }
-        last = idx;
-    }
-    size_t span = h->n_index_delta ? (size_t)(last - first + 1) : 0;
-    bool no_values = h->count == 0;
-    size_t at, arr;
-    s_hist_begin(b, h->scale, h->count, no_values ? 0.0 : h->sum, no_values ? NAN : h->min,
-                 no_values ? NAN : h->max, h->zero_count, h->underflow, h->overflow, first, span,
-                 &at, &arr);
-    if (span) {
-        size_t k = 0;
-        idx = first;
-        for (int32_t i = first; i <= last; i++) {
-            uint64_t c = 0;
-            if (k < h->n_index_delta && i == idx) {
-                c = h->bucket_count[k++];
-                if (k < h->n_index_delta) {
-                    idx += h->index_delta[k];
-                }
-            }
-            s_field_i8(b, c);
-        }
-    }
-    s_hist_end(b, at, arr);
-}
-
-#define WW_LATENCY_COLUMNS                                                                         \
-    "time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout, "            \
-    "requests_rejected, prompt_tokens, output_tokens, queue, ttft, tpot, e2e"
-#define WW_LATENCY_NCOLS 14
-
-static void s_copy_text(s_buf_t *b, const char *s)
-{
-    size_t n = strlen(s);
-    s_put32(b, (uint32_t)n);
-    s_buf_put(b, s, n);
-}
-
-static void s_copy_window(s_buf_t *b, const Waferwatch__V1__LatencyWindow *w)
-{
-    s_put16(b, WW_LATENCY_NCOLS);
-    s_put32(b, 8);
-    s_put64(b, (uint64_t)ww_store_pg_time(w->start_ns));
-    s_copy_text(b, w->node_id);
-    s_copy_text(b, w->model);
-    s_put32(b, 8);
-    s_put_f8(b, (double)w->duration_ns / 1e9);
-    s_field_i8(b, w->requests_ok);
-    s_field_i8(b, w->requests_error);
-    s_field_i8(b, w->requests_timeout);
-    s_field_i8(b, w->requests_rejected);
-    s_field_i8(b, w->prompt_tokens);
-    s_field_i8(b, w->output_tokens);
-    s_field_hist(b, w->queue);
-    s_field_hist(b, w->ttft);
-    s_field_hist(b, w->tpot);
-    s_field_hist(b, w->e2e);
-}
-
-/* Upserts the rollup rows staged by this transaction (merged in C, see s_rollup_add). */
-#define WW_ROLLUP_SQL                                                                              \
-    "INSERT INTO latency_rollup_1m AS r SELECT * FROM ww_stage_rollup"                             \
-    " ON CONFLICT (time, phase, model) DO UPDATE SET"                                              \
-    " windows = r.windows + EXCLUDED.windows,"                                                     \
-    " requests_ok = r.requests_ok + EXCLUDED.requests_ok,"                                         \
-    " requests_error = r.requests_error + EXCLUDED.requests_error,"                                \
-    " requests_timeout = r.requests_timeout + EXCLUDED.requests_timeout,"                          \
-    " requests_rejected = r.requests_rejected + EXCLUDED.requests_rejected,"                       \
-    " prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,"                                   \
-    " output_tokens = r.output_tokens + EXCLUDED.output_tokens,"                                   \
-    " queue = ww_hist_add(r.queue, EXCLUDED.queue), ttft = ww_hist_add(r.ttft, EXCLUDED.ttft),"    \
-    " tpot = ww_hist_add(r.tpot, EXCLUDED.tpot), e2e = ww_hist_add(r.e2e, EXCLUDED.e2e)"
-#define WW_ROLLUP_NCOLS 14
 
 /* Makes sure the phase of every node with a window in the written batches is known: the
  * ones not cached are read from nodes in one query (their Hellos, if in this group, were
  * written and cached just before). A node that never said hello has phase ''. */
 static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, size_t n)
 {
-    s_buf_t ids = {0};
+    ww_buf_t ids = {0};
     bool first = true;
     const char *prev = NULL;
-    s_buf_str(&ids, "{");
+    ww_buf_puts(&ids, "{");
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
             continue;
@@ -837,7 +326,7 @@ static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, 
         const ww_batch_t *batch = items[i].env->batch;
         for (size_t k = 0; k < batch->n_latency_windows; k++) {
             const char *node = batch->latency_windows[k]->node_id;
-            if ((prev && strcmp(prev, node) == 0) || s_phase_get(&self->phases, node)) {
+            if ((prev && strcmp(prev, node) == 0) || ww_rollup_phase(&self->rollup, node)) {
                 continue;
             }
             s_buf_array_elem(&ids, node, first);
@@ -845,102 +334,21 @@ static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, 
             prev = node;
         }
     }
-    s_buf_str(&ids, "}");
+    ww_buf_puts(&ids, "}");
     ww_store_rc_t rc = ids.oom ? WW_STORE_RETRY : WW_STORE_OK;
     PGresult *r = NULL;
     if (rc == WW_STORE_OK && !first) {
-        const char *params[] = {ids.s};
+        const char *params[] = {ids.p};
         rc = s_exec(
             self, "SELECT node_id, coalesce(phase, '') FROM nodes WHERE node_id = ANY($1::text[])",
             1, params, &r, "reading node phases");
     }
     for (int t = 0; r && t < PQntuples(r); t++) {
-        s_phase_put(&self->phases, PQgetvalue(r, t, 0), PQgetvalue(r, t, 1));
+        ww_rollup_set_phase(&self->rollup, PQgetvalue(r, t, 0), PQgetvalue(r, t, 1));
     }
     PQclear(r);
-    free(ids.s);
+    free(ids.p);
     return rc;
-}
-
-/* Adds one window into its (minute, phase, model) rollup row, merging exactly as SQL
- * ww_merge() does: the first window is taken as is, later ones are merged at the coarser
- * of the two scales. part: a second part of a window already counted (merged into its
- * stored row), which adds its requests but is not another window. 0, -ENOMEM, or
- * -EOVERFLOW when a sum would pass what bigint holds (the row is then part-added: the
- * caller refuses the whole write, and the rows are rebuilt by the next one). */
-static int s_rollup_add(ww_store_t *self, const Waferwatch__V1__LatencyWindow *w, bool part)
-{
-    static const Waferwatch__V1__Histogram empty = WAFERWATCH__V1__HISTOGRAM__INIT;
-    int64_t t = ww_store_pg_time(w->start_ns);
-    const int64_t m = INT64_C(60) * 1000000; /* date_trunc('minute') in the UTC session */
-    int64_t minute = t - ((t % m) + m) % m;
-    const char *phase = s_phase_get(&self->phases, w->node_id);
-    phase = phase ? phase : "";
-    s_rollup_t *r = NULL;
-    for (size_t i = 0; i < self->n_rollups && !r; i++) {
-        s_rollup_t *c = &self->rollups[i];
-        if (c->minute_us == minute && strcmp(c->phase, phase) == 0 &&
-            strcmp(c->model, w->model) == 0) {
-            r = c;
-        }
-    }
-    if (!r) {
-        if (self->n_rollups == self->rollups_cap) {
-            size_t cap = self->rollups_cap ? self->rollups_cap * 2 : 16;
-            s_rollup_t *g = realloc(self->rollups, cap * sizeof *g);
-            if (!g) {
-                return -ENOMEM;
-            }
-            memset(g + self->rollups_cap, 0, (cap - self->rollups_cap) * sizeof *g);
-            self->rollups = g;
-            self->rollups_cap = cap;
-        }
-        r = &self->rollups[self->n_rollups++];
-        r->minute_us = minute;
-        r->phase = phase;
-        r->model = w->model;
-        r->windows = r->added = r->ok = r->error = r->timeout = r->rejected = 0;
-        r->prompt_tokens = r->output_tokens = 0;
-    }
-    const Waferwatch__V1__Histogram *src[4] = {w->queue, w->ttft, w->tpot, w->e2e};
-    for (int k = 0; k < 4; k++) {
-        const Waferwatch__V1__Histogram *pb = src[k] ? src[k] : &empty;
-        ww_hist_t h;
-        /* Already validated on receipt: this only rebuilds the dense form. */
-        int rc = ww_hist_from_pb(pb, &h, WW_HIST_WIRE_MAX_BUCKETS, NULL, "");
-        if (rc == 0 && r->added == 0) {
-            ww_hist_fini(&r->h[k]);
-            r->h[k] = h;
-            continue;
-        }
-        if (rc == 0) {
-            rc = ww_hist_merge(&r->h[k], &h);
-        }
-        ww_hist_fini(&h);
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    /* Checked: a sum past INT64_MAX is refused (-EOVERFLOW: the write is refused as data
-     * and the offending message found alone), never wrapped or clamped. */
-    const struct {
-        uint64_t *acc, v;
-    } adds[] = {{&r->ok, w->requests_ok},
-                {&r->error, w->requests_error},
-                {&r->timeout, w->requests_timeout},
-                {&r->rejected, w->requests_rejected},
-                {&r->prompt_tokens, w->prompt_tokens},
-                {&r->output_tokens, w->output_tokens}};
-    for (size_t k = 0; k < sizeof adds / sizeof adds[0]; k++) {
-        uint64_t sum;
-        if (__builtin_add_overflow(*adds[k].acc, adds[k].v, &sum) || sum > (uint64_t)INT64_MAX) {
-            return -EOVERFLOW;
-        }
-        *adds[k].acc = sum;
-    }
-    r->windows += part ? 0 : 1;
-    r->added++;
-    return 0;
 }
 
 /* Moves the staged windows into latency_windows: a window whose (node, window start,
@@ -975,7 +383,7 @@ typedef struct {
 
 static uint64_t s_win_hash(const Waferwatch__V1__LatencyWindow *w)
 {
-    return (s_hash(w->node_id) * 31 + s_hash(w->model)) ^
+    return (ww_rollup_hash(w->node_id) * 31 + ww_rollup_hash(w->model)) ^
            ((uint64_t)w->start_ns * 0x9e3779b97f4a7c15u);
 }
 
@@ -1023,23 +431,21 @@ static uint32_t s_win_rounds(s_win_t *v, size_t n)
 static ww_store_rc_t s_windows_round(ww_store_t *self, s_win_t *v, size_t n, uint32_t round,
                                      bool merge)
 {
-    s_buf_t b = {self->copy, 0, self->copy_cap, false, false};
-    s_copy_header(&b);
+    ww_copy_t *c = &self->copy;
+    ww_copy_begin(c);
     size_t staged = 0;
     for (size_t i = 0; i < n; i++) {
         if (v[i].round == round) {
-            s_copy_window(&b, v[i].w);
+            ww_copy_window(c, v[i].w);
             staged++;
         }
     }
-    s_put16(&b, 0xffff);
-    self->copy = b.s;
-    self->copy_cap = b.cap;
-    if (b.oom) {
+    ww_copy_end(c);
+    if (c->buf.oom) {
         WW_ERROR("out of memory building a COPY of %zu latency windows", staged);
         return WW_STORE_RETRY;
     }
-    if (b.range) {
+    if (c->range) {
         WW_ERROR("a latency window's count does not fit bigint: refused, not clamped");
         return WW_STORE_REJECT;
     }
@@ -1048,7 +454,7 @@ static ww_store_rc_t s_windows_round(ww_store_t *self, s_win_t *v, size_t n, uin
         self->fast_copy = true;
         rc = s_copy_run(self,
                         "COPY latency_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
-                        &b, "COPY latency windows");
+                        "COPY latency windows");
         self->fast_copy = false;
         return rc;
     }
@@ -1058,7 +464,7 @@ static ww_store_rc_t s_windows_round(ww_store_t *self, s_win_t *v, size_t n, uin
     if (rc == WW_STORE_OK) {
         rc = s_copy_run(self,
                         "COPY ww_stage_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
-                        &b, "COPY latency windows");
+                        "COPY latency windows");
     }
     PGresult *r = NULL;
     if (rc == WW_STORE_OK) {
@@ -1088,7 +494,7 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
 {
     *windows = 0;
     *parts = 0;
-    self->n_rollups = 0;
+    ww_rollup_clear(&self->rollup);
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind == WW_ITEM_BATCH && items[i].disp == WW_DISP_WRITTEN) {
             *windows += items[i].env->batch->n_latency_windows;
@@ -1125,7 +531,7 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
     for (size_t i = 0; i < nw && rc == WW_STORE_OK; i++) {
         bool part = v[i].part || v[i].round > 0;
         *parts += part;
-        int arc = s_rollup_add(self, v[i].w, part);
+        int arc = ww_rollup_add(&self->rollup, v[i].w, part);
         if (arc == -EOVERFLOW) {
             WW_ERROR("a latency rollup's sum would pass what bigint holds: refused");
             rc = WW_STORE_REJECT;
@@ -1138,38 +544,14 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
     if (rc != WW_STORE_OK) {
         return rc;
     }
-    s_buf_t b = {self->copy, 0, self->copy_cap, false, false};
-    b.len = 0;
-    s_copy_header(&b);
-    for (size_t i = 0; i < self->n_rollups; i++) {
-        const s_rollup_t *r = &self->rollups[i];
-        s_put16(&b, WW_ROLLUP_NCOLS);
-        s_put32(&b, 8);
-        s_put64(&b, (uint64_t)r->minute_us);
-        s_copy_text(&b, r->phase);
-        s_copy_text(&b, r->model);
-        s_field_i8(&b, r->windows);
-        s_field_i8(&b, r->ok);
-        s_field_i8(&b, r->error);
-        s_field_i8(&b, r->timeout);
-        s_field_i8(&b, r->rejected);
-        s_field_i8(&b, r->prompt_tokens);
-        s_field_i8(&b, r->output_tokens);
-        for (int k = 0; k < 4; k++) {
-            s_field_hist_merged(&b, &r->h[k]);
-        }
-    }
-    s_put16(&b, 0xffff);
-    self->copy = b.s;
-    self->copy_cap = b.cap;
-    if (b.oom) {
+    ww_rollup_encode(&self->rollup, &self->copy);
+    if (self->copy.buf.oom) {
         return WW_STORE_RETRY;
     }
-    if (b.range) {
+    if (self->copy.range) {
         return WW_STORE_REJECT;
     }
-    rc = s_copy_run(self, "COPY ww_stage_rollup FROM STDIN (FORMAT binary)", &b,
-                    "COPY latency rollups");
+    rc = s_copy_run(self, WW_ROLLUP_COPY_SQL, "COPY latency rollups");
     if (rc == WW_STORE_OK) {
         rc = s_exec(self, WW_ROLLUP_SQL, 0, NULL, NULL, "updating latency rollups");
     }
@@ -1229,11 +611,11 @@ static ww_store_rc_t s_hole_fill(ww_store_t *self, const ww_store_item_t *it, bo
  * written; the others stay duplicates. */
 static ww_store_rc_t s_late(ww_store_t *self, ww_store_item_t *items, size_t n)
 {
-    s_buf_t ids = {0}, epochs = {0}, seqs = {0};
+    ww_buf_t ids = {0}, epochs = {0}, seqs = {0};
     bool first = true;
-    s_buf_str(&ids, "{");
-    s_buf_str(&epochs, "{");
-    s_buf_str(&seqs, "{");
+    ww_buf_puts(&ids, "{");
+    ww_buf_puts(&epochs, "{");
+    ww_buf_puts(&seqs, "{");
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind == WW_ITEM_BATCH && items[i].holes < 0) {
             s_buf_array_elem(&ids, items[i].agent_id, first);
@@ -1242,22 +624,22 @@ static ww_store_rc_t s_late(ww_store_t *self, ww_store_item_t *items, size_t n)
             first = false;
         }
     }
-    s_buf_str(&ids, "}");
-    s_buf_str(&epochs, "}");
-    s_buf_str(&seqs, "}");
+    ww_buf_puts(&ids, "}");
+    ww_buf_puts(&epochs, "}");
+    ww_buf_puts(&seqs, "}");
     PGresult *r = NULL;
     ww_store_rc_t rc = WW_STORE_RETRY;
     if (!ids.oom && !epochs.oom && !seqs.oom) {
-        const char *params[] = {ids.s, epochs.s, seqs.s};
+        const char *params[] = {ids.p, epochs.p, seqs.p};
         rc = s_exec(self,
                     "SELECT DISTINCT u.i FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
                     " WITH ORDINALITY AS u(a, e, q, i) JOIN stream_holes h ON h.agent_id = u.a"
                     " AND h.epoch = u.e AND h.first_seq <= u.q AND h.last_seq >= u.q",
                     3, params, &r, "looking up stream holes");
     }
-    free(ids.s);
-    free(epochs.s);
-    free(seqs.s);
+    free(ids.p);
+    free(epochs.p);
+    free(seqs.p);
     size_t nl = 0;
     for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
         ww_store_item_t *it = &items[i];
@@ -1289,10 +671,10 @@ static ww_store_rc_t s_late(ww_store_t *self, ww_store_item_t *items, size_t n)
  * sequenced item. */
 static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t n, uint64_t *gaps)
 {
-    s_buf_t ids = {0}, epochs = {0};
+    ww_buf_t ids = {0}, epochs = {0};
     bool first = true;
-    s_buf_str(&ids, "{");
-    s_buf_str(&epochs, "{");
+    ww_buf_puts(&ids, "{");
+    ww_buf_puts(&epochs, "{");
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH) {
             continue;
@@ -1301,17 +683,17 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
         s_buf_array_num(&epochs, (long long)items[i].epoch, first);
         first = false;
     }
-    s_buf_str(&ids, "}");
-    s_buf_str(&epochs, "}");
+    ww_buf_puts(&ids, "}");
+    ww_buf_puts(&epochs, "}");
     if (first) {
-        free(ids.s);
-        free(epochs.s);
+        free(ids.p);
+        free(epochs.p);
         return WW_STORE_OK;
     }
     PGresult *r = NULL;
     ww_store_rc_t rc = WW_STORE_RETRY;
     if (!ids.oom && !epochs.oom) {
-        const char *params[] = {ids.s, epochs.s};
+        const char *params[] = {ids.p, epochs.p};
         /* A stream seen for the first time gets its row now, so that the row lock below
          * also covers it: two collectors receiving a new stream's first batches at once
          * serialize here instead of both writing them. */
@@ -1322,7 +704,7 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
                     2, params, NULL, "registering new streams");
     }
     if (rc == WW_STORE_OK) {
-        const char *params[] = {ids.s, epochs.s};
+        const char *params[] = {ids.p, epochs.p};
         /* Sorted so that concurrent collectors lock rows in the same order. */
         rc = s_exec(self,
                     "SELECT s.agent_id, s.epoch, s.last_seq, s.lost_batches FROM streams s"
@@ -1331,8 +713,8 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
                     " ORDER BY s.agent_id, s.epoch FOR UPDATE OF s",
                     2, params, &r, "reading stream progress");
     }
-    free(ids.s);
-    free(epochs.s);
+    free(ids.p);
+    free(epochs.p);
     if (rc != WW_STORE_OK) {
         return rc;
     }
@@ -1413,12 +795,12 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
 /* Writes the new progress of every stream that moved. */
 static ww_store_rc_t s_progress(ww_store_t *self, ww_store_item_t *items, size_t n)
 {
-    s_buf_t ids = {0}, epochs = {0}, seqs = {0}, holes = {0};
+    ww_buf_t ids = {0}, epochs = {0}, seqs = {0}, holes = {0};
     bool first = true;
-    s_buf_str(&ids, "{");
-    s_buf_str(&epochs, "{");
-    s_buf_str(&seqs, "{");
-    s_buf_str(&holes, "{");
+    ww_buf_puts(&ids, "{");
+    ww_buf_puts(&epochs, "{");
+    ww_buf_puts(&seqs, "{");
+    ww_buf_puts(&holes, "{");
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
             continue;
@@ -1429,15 +811,15 @@ static ww_store_rc_t s_progress(ww_store_t *self, ww_store_item_t *items, size_t
         s_buf_array_num(&holes, (long long)items[i].holes, first);
         first = false;
     }
-    s_buf_str(&ids, "}");
-    s_buf_str(&epochs, "}");
-    s_buf_str(&seqs, "}");
-    s_buf_str(&holes, "}");
+    ww_buf_puts(&ids, "}");
+    ww_buf_puts(&epochs, "}");
+    ww_buf_puts(&seqs, "}");
+    ww_buf_puts(&holes, "}");
     ww_store_rc_t rc = WW_STORE_OK;
     if (ids.oom || epochs.oom || seqs.oom || holes.oom) {
         rc = WW_STORE_RETRY;
     } else if (!first) {
-        const char *params[] = {ids.s, epochs.s, seqs.s, holes.s};
+        const char *params[] = {ids.p, epochs.p, seqs.p, holes.p};
         rc = s_exec(self,
                     "INSERT INTO streams AS s (agent_id, epoch, last_seq, lost_batches)"
                     " SELECT a, e, max(q), sum(h) FROM unnest($1::text[], $2::bigint[],"
@@ -1447,10 +829,10 @@ static ww_store_rc_t s_progress(ww_store_t *self, ww_store_item_t *items, size_t
                     " lost_batches = s.lost_batches + EXCLUDED.lost_batches, updated_at = now()",
                     4, params, NULL, "writing stream progress");
     }
-    free(ids.s);
-    free(epochs.s);
-    free(seqs.s);
-    free(holes.s);
+    free(ids.p);
+    free(epochs.p);
+    free(seqs.p);
+    free(holes.p);
     return rc;
 }
 
@@ -1545,9 +927,9 @@ static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
     if (h->n_nodes == 0) {
         return WW_STORE_OK;
     }
-    s_buf_t a[7] = {{0}};
+    ww_buf_t a[7] = {{0}};
     for (int k = 0; k < 7; k++) {
-        s_buf_str(&a[k], "{");
+        ww_buf_puts(&a[k], "{");
     }
     char rated[64];
     for (size_t i = 0; i < h->n_nodes; i++) {
@@ -1561,15 +943,15 @@ static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
     }
     bool oom = false;
     for (int k = 0; k < 7; k++) {
-        s_buf_str(&a[k], "}");
+        ww_buf_puts(&a[k], "}");
         oom = oom || a[k].oom;
     }
     ww_store_rc_t rc = WW_STORE_RETRY;
     if (!oom) {
         char interval[32];
         snprintf(interval, sizeof interval, "%u", h->interval_ms);
-        const char *params[] = {a[0].s, a[1].s,       a[2].s,           a[3].s,    a[4].s,  a[5].s,
-                                a[6].s, it->agent_id, h->agent_version, h->source, interval};
+        const char *params[] = {a[0].p, a[1].p,       a[2].p,           a[3].p,    a[4].p,  a[5].p,
+                                a[6].p, it->agent_id, h->agent_version, h->source, interval};
         /* Sorted, so that two collectors upserting overlapping nodes lock them in the
          * same order. */
         rc = s_exec(
@@ -1589,17 +971,17 @@ static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
             11, params, NULL, "writing node labels");
     }
     for (int k = 0; k < 7; k++) {
-        free(a[k].s);
+        ww_buf_free(&a[k]);
     }
     for (size_t i = 0; rc == WW_STORE_OK && i < h->n_nodes; i++) {
-        s_phase_put(&self->phases, h->nodes[i]->node_id, h->nodes[i]->phase);
+        ww_rollup_set_phase(&self->rollup, h->nodes[i]->node_id, h->nodes[i]->phase);
     }
     return rc;
 }
 
 /* Appends text as an array element, keeping printable ASCII only: reasons quote what a
  * peer sent, and must never make the INSERT itself fail. */
-static void s_buf_array_text(s_buf_t *b, const char *text, bool first)
+static void s_buf_array_text(ww_buf_t *b, const char *text, bool first)
 {
     char clean[512];
     size_t n = 0;
@@ -1613,7 +995,7 @@ static void s_buf_array_text(s_buf_t *b, const char *text, bool first)
 
 /* The five arrays of an INSERT into ingest_rejects. */
 typedef struct {
-    s_buf_t ids, epochs, seqs, codes, reasons;
+    ww_buf_t ids, epochs, seqs, codes, reasons;
     bool first;
 } s_rejects_t;
 
@@ -1627,12 +1009,12 @@ static void s_reject_row(s_rejects_t *rj, const ww_store_item_t *it, const char 
     if (it->epoch != 0) {
         s_buf_array_num(&rj->epochs, (long long)it->epoch, first);
     } else {
-        s_buf_str(&rj->epochs, first ? "NULL" : ",NULL");
+        ww_buf_puts(&rj->epochs, first ? "NULL" : ",NULL");
     }
     if (it->epoch != 0 && it->seq <= (uint64_t)INT64_MAX) {
         s_buf_array_num(&rj->seqs, (long long)it->seq, first);
     } else {
-        s_buf_str(&rj->seqs, first ? "NULL" : ",NULL");
+        ww_buf_puts(&rj->seqs, first ? "NULL" : ",NULL");
     }
     s_buf_array_text(&rj->codes, code, first);
     s_buf_array_text(&rj->reasons, reason, first);
@@ -1668,9 +1050,9 @@ static void s_reject_samples(s_rejects_t *rj, const ww_store_item_t *it)
 static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t n)
 {
     s_rejects_t rj = {.first = true};
-    s_buf_t *all[] = {&rj.ids, &rj.epochs, &rj.seqs, &rj.codes, &rj.reasons};
+    ww_buf_t *all[] = {&rj.ids, &rj.epochs, &rj.seqs, &rj.codes, &rj.reasons};
     for (size_t k = 0; k < 5; k++) {
-        s_buf_str(all[k], "{");
+        ww_buf_puts(all[k], "{");
     }
     for (size_t i = 0; i < n; i++) {
         const ww_store_item_t *it = &items[i];
@@ -1683,13 +1065,13 @@ static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t 
     ww_store_rc_t rc = WW_STORE_OK;
     bool oom = false;
     for (size_t k = 0; k < 5; k++) {
-        s_buf_str(all[k], "}");
+        ww_buf_puts(all[k], "}");
         oom = oom || all[k]->oom;
     }
     if (oom) {
         rc = WW_STORE_RETRY;
     } else if (!rj.first) {
-        const char *params[] = {rj.ids.s, rj.epochs.s, rj.seqs.s, rj.codes.s, rj.reasons.s};
+        const char *params[] = {rj.ids.p, rj.epochs.p, rj.seqs.p, rj.codes.p, rj.reasons.p};
         rc = s_exec(self,
                     "INSERT INTO ingest_rejects (agent_id, epoch, seq, code, reason)"
                     " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],"
@@ -1697,7 +1079,7 @@ static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t 
                     5, params, NULL, "recording refused messages");
     }
     for (size_t k = 0; k < 5; k++) {
-        free(all[k]->s);
+        ww_buf_free(all[k]);
     }
     return rc;
 }
