@@ -1,6 +1,8 @@
 /* alertmanager: see ww_am.h. */
 #include "ww_am.h"
 
+#include "ww_buf.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -11,50 +13,11 @@
 #include <string.h>
 #include <time.h>
 
-/* A growing string; `oom` sticks once an allocation fails, so callers check once. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} s_buf_t;
-
-static void s_put(s_buf_t *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = true;
-                return;
-            }
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void s_puts(s_buf_t *b, const char *s)
-{
-    s_put(b, s, strlen(s));
-}
-
 /* Appends s as a JSON string literal: quotes, backslashes and every control character
  * (< 0x20 and 0x7f) escaped. Bytes >= 0x80 pass through (UTF-8 text stays UTF-8). */
-static void s_put_json_str(s_buf_t *b, const char *s)
+static void s_put_json_str(ww_buf_t *b, const char *s)
 {
-    s_put(b, "\"", 1);
+    ww_buf_put(b, "\"", 1);
     const char *run = s;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         const char *esc = NULL;
@@ -89,32 +52,32 @@ static void s_put_json_str(s_buf_t *b, const char *s)
             break;
         }
         if (esc) {
-            s_put(b, run, (size_t)((const char *)p - run));
-            s_puts(b, esc);
+            ww_buf_put(b, run, (size_t)((const char *)p - run));
+            ww_buf_puts(b, esc);
             run = (const char *)p + 1;
         }
     }
-    s_puts(b, run);
-    s_put(b, "\"", 1);
+    ww_buf_puts(b, run);
+    ww_buf_put(b, "\"", 1);
 }
 
 /* Appends ,"key":"value" (or without the comma when first); NULL values are left out. */
-static void s_member(s_buf_t *b, bool *first, const char *key, const char *value)
+static void s_member(ww_buf_t *b, bool *first, const char *key, const char *value)
 {
     if (!value) {
         return;
     }
     if (!*first) {
-        s_put(b, ",", 1);
+        ww_buf_put(b, ",", 1);
     }
     *first = false;
     s_put_json_str(b, key);
-    s_put(b, ":", 1);
+    ww_buf_put(b, ":", 1);
     s_put_json_str(b, value);
 }
 
 /* RFC 3339 UTC with milliseconds, e.g. 2026-06-01T00:00:00.000Z. */
-static void s_put_time(s_buf_t *b, int64_t ns)
+static void s_put_time(ww_buf_t *b, int64_t ns)
 {
     int64_t sec = ns / 1000000000;
     int64_t rem = ns % 1000000000;
@@ -132,7 +95,7 @@ static void s_put_time(s_buf_t *b, int64_t ns)
     }
     snprintf(out, sizeof out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000000));
-    s_puts(b, out);
+    ww_buf_puts(b, out);
 }
 
 /* The members of a JSON object text: what lies between its outer braces, trimmed. Sets
@@ -168,18 +131,18 @@ static const char *s_object_inner(const char *obj, size_t *n)
 
 char *ww_am_json(const ww_am_alert_t *alerts, size_t n)
 {
-    s_buf_t b = {0};
-    s_put(&b, "[", 1);
+    ww_buf_t b = {0};
+    ww_buf_put(&b, "[", 1);
     for (size_t i = 0; i < n; i++) {
         const ww_am_alert_t *a = &alerts[i];
         bool first = true;
-        s_puts(&b, i ? ",{\"labels\":{" : "{\"labels\":{");
+        ww_buf_puts(&b, i ? ",{\"labels\":{" : "{\"labels\":{");
         s_member(&b, &first, "alertname", a->alertname);
         s_member(&b, &first, "phase", a->phase);
         s_member(&b, &first, "model", a->model);
         s_member(&b, &first, "slo", a->slo);
         s_member(&b, &first, "severity", a->severity);
-        s_puts(&b, "},\"annotations\":{");
+        ww_buf_puts(&b, "},\"annotations\":{");
         first = true;
         s_member(&b, &first, "summary", a->summary);
         s_member(&b, &first, "description", a->description);
@@ -187,24 +150,20 @@ char *ww_am_json(const ww_am_alert_t *alerts, size_t n)
         const char *x = s_object_inner(a->extra_annotations_json, &xn);
         if (xn > 0) {
             if (!first) {
-                s_put(&b, ",", 1);
+                ww_buf_put(&b, ",", 1);
             }
-            s_put(&b, x, xn);
+            ww_buf_put(&b, x, xn);
         }
-        s_puts(&b, "},\"startsAt\":");
+        ww_buf_puts(&b, "},\"startsAt\":");
         s_put_time(&b, a->starts_ns);
         if (a->ends_ns != 0) {
-            s_puts(&b, ",\"endsAt\":");
+            ww_buf_puts(&b, ",\"endsAt\":");
             s_put_time(&b, a->ends_ns);
         }
-        s_put(&b, "}", 1);
+        ww_buf_put(&b, "}", 1);
     }
-    s_put(&b, "]", 1);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    ww_buf_put(&b, "]", 1);
+    return ww_buf_take(&b); /* NULL when out of memory */
 }
 
 static void s_why(char *why, size_t why_len, const char *fmt, ...)

@@ -2,6 +2,7 @@
 #define WW_LOG_MODULE "metrics"
 #include "ww_metrics.h"
 
+#include "ww_buf.h"
 #include "ww_log.h"
 #include "ww_mhd.h"
 
@@ -84,84 +85,20 @@ static void s_format_double(double v, char *out, size_t cap)
     }
 }
 
-/* ---- text buffer ------------------------------------------------------------------ */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} s_text_t;
-
-static void s_reserve(s_text_t *t, size_t more)
-{
-    if (t->oom || t->len + more + 1 <= t->cap) {
-        return;
-    }
-    size_t cap = t->cap ? t->cap : 4096;
-    while (cap < t->len + more + 1) {
-        cap *= 2;
-    }
-    char *p = realloc(t->p, cap);
-    if (!p) {
-        t->oom = true;
-        return;
-    }
-    t->p = p;
-    t->cap = cap;
-}
-
-static void s_put(s_text_t *t, const char *s, size_t n)
-{
-    s_reserve(t, n);
-    if (t->oom) {
-        return;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void s_puts(s_text_t *t, const char *s)
-{
-    s_put(t, s, strlen(s));
-}
-
-static __attribute__((format(printf, 2, 3))) void s_printf(s_text_t *t, const char *fmt, ...)
-{
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        s_put(t, small, (size_t)n);
-        return;
-    }
-    s_reserve(t, (size_t)n);
-    if (t->oom) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
+/* ---- text (ww_buf) ----------------------------------------------------------------- */
 
 /* HELP text: backslash and newline escaped. Label values: also the double quote. */
-static void s_put_escaped(s_text_t *t, const char *s, bool quote)
+static void s_put_escaped(ww_buf_t *t, const char *s, bool quote)
 {
     for (; *s; s++) {
         if (*s == '\\') {
-            s_puts(t, "\\\\");
+            ww_buf_puts(t, "\\\\");
         } else if (*s == '\n') {
-            s_puts(t, "\\n");
+            ww_buf_puts(t, "\\n");
         } else if (quote && *s == '"') {
-            s_puts(t, "\\\"");
+            ww_buf_puts(t, "\\\"");
         } else {
-            s_put(t, s, 1);
+            ww_buf_put(t, s, 1);
         }
     }
 }
@@ -259,16 +196,12 @@ static ww_metric_t *s_link(ww_metrics_t *self, ww_metric_t *m)
 
 static char *s_label_pair(const char *name, const char *value)
 {
-    s_text_t t = {0};
-    s_puts(&t, name);
-    s_puts(&t, "=\"");
+    ww_buf_t t = {0};
+    ww_buf_puts(&t, name);
+    ww_buf_puts(&t, "=\"");
     s_put_escaped(&t, value, true);
-    s_puts(&t, "\"");
-    if (t.oom) {
-        free(t.p);
-        return NULL;
-    }
-    return t.p;
+    ww_buf_puts(&t, "\"");
+    return ww_buf_take(&t); /* NULL when out of memory */
 }
 
 ww_metric_t *ww_metrics_add(ww_metrics_t *self, ww_metric_type_t type, const char *name,
@@ -449,26 +382,26 @@ static const char *s_type_name(ww_metric_type_t t)
 }
 
 /* name{labels[,extra]} value */
-static void s_series_line(s_text_t *t, const char *name, const char *suffix, const char *labels,
+static void s_series_line(ww_buf_t *t, const char *name, const char *suffix, const char *labels,
                           const char *extra, const char *value)
 {
-    s_puts(t, name);
-    s_puts(t, suffix);
+    ww_buf_puts(t, name);
+    ww_buf_puts(t, suffix);
     bool have = labels && *labels;
     if (have || extra) {
-        s_puts(t, "{");
+        ww_buf_puts(t, "{");
         if (have) {
-            s_puts(t, labels);
+            ww_buf_puts(t, labels);
         }
         if (extra) {
-            s_printf(t, "%s%s", have ? "," : "", extra);
+            ww_buf_printf(t, "%s%s", have ? "," : "", extra);
         }
-        s_puts(t, "}");
+        ww_buf_puts(t, "}");
     }
-    s_printf(t, " %s\n", value);
+    ww_buf_printf(t, " %s\n", value);
 }
 
-static void s_render_histogram(s_text_t *t, const ww_metric_t *m, size_t s)
+static void s_render_histogram(ww_buf_t *t, const ww_metric_t *m, size_t s)
 {
     const _Atomic uint64_t *slots = &m->vals[s * s_slots_per_series(m)];
     uint64_t counts[WW_METRICS_MAX_BUCKETS + 1];
@@ -497,12 +430,12 @@ static void s_render_histogram(s_text_t *t, const ww_metric_t *m, size_t s)
 
 int ww_metrics_render(const ww_metrics_t *self, char **out, size_t *len)
 {
-    s_text_t t = {0};
-    s_reserve(&t, 0);
+    ww_buf_t t = {0};
+    ww_buf_reserve(&t, 0);
     for (const ww_metric_t *m = self ? self->head : NULL; m; m = m->next) {
-        s_printf(&t, "# HELP %s ", m->name);
+        ww_buf_printf(&t, "# HELP %s ", m->name);
         s_put_escaped(&t, m->help, false);
-        s_printf(&t, "\n# TYPE %s %s\n", m->name, s_type_name(m->type));
+        ww_buf_printf(&t, "\n# TYPE %s %s\n", m->name, s_type_name(m->type));
         for (size_t s = 0; s < m->n_series; s++) {
             if (m->type == WW_METRIC_HISTOGRAM) {
                 s_render_histogram(&t, m, s);
@@ -514,7 +447,7 @@ int ww_metrics_render(const ww_metrics_t *self, char **out, size_t *len)
         }
     }
     if (t.oom) {
-        free(t.p);
+        ww_buf_free(&t);
         *out = NULL;
         *len = 0;
         return -ENOMEM;
