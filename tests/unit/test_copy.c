@@ -35,6 +35,14 @@ static void s_assert_bytes(const ww_copy_t *c, const uint8_t *want, size_t n)
     }
 }
 
+/* Ends the stream of one row and checks it whole: the bytes, and no value out of range. */
+static void s_assert_row(ww_copy_t *c, const uint8_t *want, size_t n)
+{
+    ww_copy_end(c);
+    s_assert_bytes(c, want, n);
+    assert_false(c->range);
+}
+
 static void test_pg_time(void **state)
 {
     assert_true(ww_copy_pg_time(PG_EPOCH_NS) == 0);
@@ -103,9 +111,7 @@ static void test_node_sample(void **state)
     ww_copy_t c = {0};
     ww_copy_begin(&c);
     ww_copy_sample(&c, &s);
-    ww_copy_end(&c);
-    s_assert_bytes(&c, want, sizeof want);
-    assert_false(c.range);
+    s_assert_row(&c, want, sizeof want);
 
     /* A count past INT32_MAX is never clamped: the row is flagged for refusal. */
     s.requests_completed = UINT32_C(0x80000000);
@@ -251,9 +257,7 @@ static void test_latency_window(void **state)
     ww_copy_t c = {0};
     ww_copy_begin(&c);
     ww_copy_window(&c, &w);
-    ww_copy_end(&c);
-    s_assert_bytes(&c, want, sizeof want);
-    assert_false(c.range);
+    s_assert_row(&c, want, sizeof want);
 
     /* A count bigint cannot hold is flagged, never clamped. */
     w.requests_error = (uint64_t)INT64_MAX + 1;
