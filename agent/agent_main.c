@@ -7,14 +7,12 @@
 #include "ww_log.h"
 #include "ww_lwbuf.h"
 #include "ww_metrics.h"
-#include "ww_reqlog_source.h"
 #include "ww_runlog.h"
 #include "ww_signal.h"
-#include "ww_sim.h"
+#include "ww_sources.h"
 #include "ww_time.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -146,33 +144,18 @@ static void s_on_source_ready(void *arg)
     }
 }
 
-/* --check-config with the request log: the socket's directory must exist and be writable.
- * The socket itself is not bound: a running agent holds it. */
-static int s_check_reqlog(const ww_agent_conf_t *c)
-{
-    char *path = strdup(c->reqlog.path);
-    if (!path) {
-        return -ENOMEM;
-    }
-    const char *dir = dirname(path);
-    int rc = access(dir, W_OK | X_OK) == 0 ? 0 : -errno;
-    if (rc < 0) {
-        WW_ERROR("source.socket %s: its directory %s cannot be used: %s", c->reqlog.path, dir,
-                 strerror(-rc));
-    }
-    free(path);
-    return rc;
-}
-
-/* Opens the source of every node (check: only what --check-config can check without
- * taking a resource a running agent holds). */
+/* Opens the source of every node, the one agent.source names in the registry (check: only
+ * what --check-config can check without taking a resource a running agent holds). */
 static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t start_ns, bool check)
 {
-    bool reqlog = strcmp(c->source, "reqlog") == 0;
-    const void *src_conf = reqlog ? (const void *)&c->reqlog : (const void *)&c->sim;
-    unsigned n_models = reqlog ? WW_REQLOG_MAX_MODELS : (unsigned)c->sim.n_models;
+    const ww_sources_entry_t *entry = ww_sources_get(c->source);
+    if (entry == NULL) {
+        return -EINVAL; /* ww_agent_conf_finish refused it */
+    }
+    const void *src_conf = ww_sources_conf(entry, c);
+    unsigned n_models = entry->models(c);
     nodes->conf = c;
-    nodes->src = reqlog ? &ww_reqlog_source : &ww_sim_source;
+    nodes->src = entry->ops;
     nodes->n = (unsigned)c->sim_nodes;
     /* Another process's records arrive a little after they are made (the request log's
      * sender batches them for ~250 ms): a window whose records may still be on the way is
@@ -180,8 +163,8 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
      * a second time (two rows for one window). Under load the first record of the next
      * window closes it anyway. */
     nodes->close_lag_ns = nodes->src->fd != NULL ? WW_ASYNC_CLOSE_LAG_NS : 0;
-    if (check && reqlog) {
-        return s_check_reqlog(c);
+    if (check && entry->check != NULL) {
+        return entry->check(c);
     }
     nodes->sample_c = calloc(nodes->n, sizeof *nodes->sample_c);
     nodes->state = calloc(nodes->n, sizeof *nodes->state);
@@ -597,7 +580,12 @@ int main(int argc, char **argv)
 
     int action = ww_cfg_parse_args(&ww_agent_schema, &conf, argc, argv, &err);
     if (action < 0) {
-        fprintf(stderr, "waferwatch-agent: %s\n", err.msg);
+        /* One error a line, each already naming its file:line:col, variable or flag. */
+        for (const char *line = err.msg; *line;) {
+            size_t len = strcspn(line, "\n");
+            fprintf(stderr, "waferwatch-agent: %.*s\n", (int)len, line);
+            line += len + (line[len] == '\n');
+        }
         exit_code = 2;
         goto cleanup;
     }
@@ -612,10 +600,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "waferwatch-agent: out of memory\n");
         goto cleanup;
     }
-    if (conf.log_level && ww_log_set_level_name(conf.log_level) < 0) {
-        ww_cfg_err_add(&err, "agent.log_level: \"%.64s\" is not one of error, warn, info, debug",
-                       conf.log_level);
-    }
+    ww_log_level = conf.log_level; /* an enum row: one of ww_log_level_names */
     char cwhy[400];
     if (conf.metrics_listen && *conf.metrics_listen &&
         ww_metrics_check_listen(conf.metrics_listen, cwhy, sizeof cwhy) < 0) {
@@ -675,11 +660,8 @@ int main(int argc, char **argv)
                 .dir = conf.spool_dir,
                 .max_bytes = (uint64_t)conf.spool_max_bytes,
                 .segment_bytes = (uint64_t)conf.spool_segment_bytes,
-                .policy = strcmp(conf.spool_policy, "stop_sampling") == 0 ? WW_SPOOL_REFUSE
-                                                                          : WW_SPOOL_DROP_OLDEST,
-                .fsync = strcmp(conf.spool_fsync, "never") == 0      ? WW_FSYNC_NEVER
-                         : strcmp(conf.spool_fsync, "interval") == 0 ? WW_FSYNC_INTERVAL
-                                                                     : WW_FSYNC_ALWAYS,
+                .policy = conf.spool_policy, /* enum rows: the spool's own enums */
+                .fsync = conf.spool_fsync,
                 .fsync_interval_ns = conf.spool_fsync_interval_ns,
             },
     };
@@ -749,7 +731,7 @@ int main(int argc, char **argv)
                 WW_COMPLAIN(&disk_full,
                             "the filesystem of the spool %s is full: not sampling "
                             "until there is room (policy %s)",
-                            conf.spool_dir, conf.spool_policy);
+                            conf.spool_dir, ww_agent_spool_policy_names[conf.spool_policy]);
                 skipped++;
                 ww_link_count_skipped(link, 1);
             } else if (rc == -ENOSPC) {

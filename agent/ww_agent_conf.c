@@ -33,6 +33,7 @@
 #include "ww_agent_conf.h"
 #include "ww_hist.h"
 #include "ww_sim_defaults.h"
+#include "ww_sources.h"
 #include "ww_wire.h"
 
 #include <assert.h>
@@ -78,6 +79,21 @@ static const ww_cfg_opt_t s_model_rows[] = {
     " {name: llama3.1-405b, weight: 0.2, prefill_tps: 4200, decode_tps: 969}]"
 
 #define ROW WW_CFG_ROW
+#define ENUM WW_CFG_ENUM_ROW
+
+/* An enum row writes an int (ww_config.h): the fields below hold the spool's and the log's
+ * own enums, which must be ints for that. */
+_Static_assert(sizeof(ww_spool_policy_t) == sizeof(int), "spool.policy is an int");
+_Static_assert(sizeof(ww_fsync_t) == sizeof(int), "spool.fsync is an int");
+_Static_assert(sizeof(ww_log_level_t) == sizeof(int), "agent.log_level is an int");
+
+const char *const ww_agent_spool_policy_names[] = {[WW_SPOOL_DROP_OLDEST] = "drop_oldest",
+                                                   [WW_SPOOL_REFUSE] = "stop_sampling",
+                                                   [WW_SPOOL_REFUSE + 1] = NULL};
+const char *const ww_agent_spool_fsync_names[] = {[WW_FSYNC_ALWAYS] = "always",
+                                                  [WW_FSYNC_INTERVAL] = "interval",
+                                                  [WW_FSYNC_NEVER] = "never",
+                                                  [WW_FSYNC_NEVER + 1] = NULL};
 
 static const ww_cfg_opt_t s_rows[] = {
     ROW("agent.id", WW_CFG_STRING, "", A(agent_id), 0, 0, "agent-id",
@@ -95,12 +111,12 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("agent.hist_scale", WW_CFG_INT, "6", A(hist_scale), 0, WW_HIST_MAX_SCALE, NULL,
         "latency histogram resolution: 2^scale buckets per octave; 6 keeps every quantile "
         "within 0.542%, 5 within 1.1%"),
-    ROW("agent.log_level", WW_CFG_STRING, "info", A(log_level), 0, 0, "log-level",
-        "error, warn, info or debug"),
-    ROW("agent.source", WW_CFG_STRING, "sim", A(source), 0, 0, "source",
-        "what to measure: sim (the simulated wafer-scale driver, run inside the agent) or "
-        "reqlog (readings and completion records that the inference server, or "
-        "waferwatch-sim, sends to source.socket)"),
+    ENUM("agent.log_level", ww_log_level_names, "info", A(log_level), "log-level",
+         "the least severe messages logged"),
+    ENUM("agent.source", ww_sources_names, "sim", A(source), "source",
+         "what to measure: sim (the simulated wafer-scale driver, run inside the agent) or "
+         "reqlog (readings and completion records that the inference server, or "
+         "waferwatch-sim, sends to source.socket)"),
     ROW("source.socket", WW_CFG_STRING, "/run/waferwatch/reqlog.sock", A(source_socket), 0, 0,
         "source-socket",
         "with agent.source reqlog: the Unix datagram socket the agent binds for the request "
@@ -132,11 +148,13 @@ static const ww_cfg_opt_t s_rows[] = {
         "most bytes the spool may hold (1 GiB: about 4 days of one node at 1 s)"),
     ROW("spool.segment_bytes", WW_CFG_SIZE, "4 MiB", A(spool_segment_bytes), 1024, 1073741824, NULL,
         "spool segment file size; acked segments are deleted whole"),
-    ROW("spool.policy", WW_CFG_STRING, "drop_oldest", A(spool_policy), 0, 0, "spool-policy",
-        "when the spool is full: drop_oldest (count and report the loss) or stop_sampling "
-        "(skip ticks, counted and reported)"),
-    ROW("spool.fsync", WW_CFG_STRING, "always", A(spool_fsync), 0, 0, NULL,
-        "always (each batch on disk before it is sent), interval, or never (page cache)"),
+    ENUM("spool.policy", ww_agent_spool_policy_names, "drop_oldest", A(spool_policy),
+         "spool-policy",
+         "when the spool is full: drop_oldest (count and report the loss) or stop_sampling "
+         "(skip ticks, counted and reported)"),
+    ENUM("spool.fsync", ww_agent_spool_fsync_names, "always", A(spool_fsync), NULL,
+         "always (each batch on disk before it is sent), interval (at most "
+         "spool.fsync_interval apart), or never (page cache)"),
     ROW("spool.fsync_interval", WW_CFG_DURATION, "1s", A(spool_fsync_interval_ns), 0.001, 3600,
         NULL, "with spool.fsync: interval, the longest time between syncs"),
     ROW("security.server_key", WW_CFG_STRING, "", A(server_key_file), 0, 0, "server-key",
@@ -330,21 +348,11 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
         snprintf(host, sizeof host, "localhost");
     }
     host[sizeof host - 1] = '\0';
-    /* A key set to null in YAML (`source:`) leaves its string NULL: make every string
+    /* A key set to null in YAML (`site:`) leaves its string NULL: make every string
      * empty instead, so that the checks below say what is wrong. */
-    char **strs[] = {&c->log_level,
-                     &c->source,
-                     &c->site,
-                     &c->hall,
-                     &c->rack,
-                     &c->phase,
-                     &c->system_model,
-                     &c->spool_dir,
-                     &c->spool_policy,
-                     &c->spool_fsync,
-                     &c->metrics_listen,
-                     &c->source_socket,
-                     &c->source_socket_mode};
+    char **strs[] = {&c->site,           &c->hall,          &c->rack,
+                     &c->phase,          &c->system_model,  &c->spool_dir,
+                     &c->metrics_listen, &c->source_socket, &c->source_socket_mode};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL) {
             return -ENOMEM;
@@ -368,14 +376,6 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
     }
     if (s_check_wire(c, err) < 0) {
         rc = -EINVAL;
-    }
-    if (strcmp(c->spool_policy, "drop_oldest") != 0 &&
-        strcmp(c->spool_policy, "stop_sampling") != 0) {
-        rc = s_fail(err, "must be drop_oldest or stop_sampling", "spool.policy");
-    }
-    if (strcmp(c->spool_fsync, "always") != 0 && strcmp(c->spool_fsync, "interval") != 0 &&
-        strcmp(c->spool_fsync, "never") != 0) {
-        rc = s_fail(err, "must be always, interval or never", "spool.fsync");
     }
     if (c->spool_segment_bytes > c->spool_max_bytes) {
         rc = s_fail(err, "must not exceed spool.max_bytes", "spool.segment_bytes");
@@ -415,15 +415,23 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
 
 int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
 {
-    if (c->source == NULL || c->source_socket == NULL || c->source_socket_mode == NULL) {
-        return s_fail(err, "must be set", "agent.source, source.socket and source.socket_mode");
+    if (c->source_socket == NULL || c->source_socket_mode == NULL) {
+        return s_fail(err, "must be set", "source.socket and source.socket_mode");
     }
     int rc = 0;
-    if (strcmp(c->source, "sim") != 0 && strcmp(c->source, "reqlog") != 0) {
-        rc = s_fail(err, "must be sim or reqlog", "agent.source");
-    }
-    if (strcmp(c->source, "reqlog") == 0 && c->sim_nodes != 1) {
-        rc = s_fail(err, "must be 1 with agent.source reqlog (one agent per node)", "sim.nodes");
+    /* agent.source is an enum row of the registry's names: always one of its sources
+     * (unless the struct was filled by hand). */
+    const ww_sources_entry_t *src = ww_sources_get(c->source);
+    if (src == NULL) {
+        rc = s_fail(err, "not a registered source", "agent.source");
+    } else if (src->max_nodes == 1 && c->sim_nodes != 1) {
+        ww_cfg_err_add(err, "sim.nodes: must be 1 with agent.source %s (one agent per node)",
+                       src->name);
+        rc = -EINVAL;
+    } else if (src->max_nodes > 1 && c->sim_nodes > (int64_t)src->max_nodes) {
+        ww_cfg_err_add(err, "sim.nodes: at most %u with agent.source %s", src->max_nodes,
+                       src->name);
+        rc = -EINVAL;
     }
     char *end = NULL;
     unsigned long mode = strtoul(c->source_socket_mode, &end, 8);

@@ -5,8 +5,10 @@
 
 #include "ww_config.h"
 #include "ww_curve.h"
+#include "ww_log.h"
 #include "ww_reqlog_source.h"
 #include "ww_sim.h"
+#include "ww_spool.h"
 
 #include <stdint.h>
 
@@ -18,9 +20,9 @@ typedef struct {
     int64_t drain_ns;          /* on shutdown, wait this long for outstanding acks */
     int64_t latency_window_ns; /* per-request latencies are aggregated per window */
     int64_t hist_scale;        /* histogram resolution: 2^scale buckets per octave */
-    char *log_level;
-    char *source;         /* "sim" or "reqlog" */
-    char *metrics_listen; /* /metrics and /healthz on HOST:PORT; "" = off */
+    ww_log_level_t log_level;  /* enum row of ww_log_level_names */
+    int source;                /* enum row of ww_sources_names: ww_sources_get(source) */
+    char *metrics_listen;      /* /metrics and /healthz on HOST:PORT; "" = off */
     /* request log (agent.source reqlog; also where waferwatch-sim sends) */
     char *source_socket;
     char *source_socket_mode; /* octal permission bits */
@@ -36,8 +38,8 @@ typedef struct {
     char *spool_dir; /* empty: /var/lib/waferwatch/spool/<agent.id> */
     int64_t spool_max_bytes;
     int64_t spool_segment_bytes;
-    char *spool_policy; /* drop_oldest | stop_sampling */
-    char *spool_fsync;  /* always | interval | never */
+    ww_spool_policy_t spool_policy; /* enum row of ww_agent_spool_policy_names */
+    ww_fsync_t spool_fsync;         /* enum row of ww_agent_spool_fsync_names */
     int64_t spool_fsync_interval_ns;
     /* security */
     bool insecure;                      /* no CURVE (tests and labs only) */
@@ -61,8 +63,14 @@ typedef struct {
 
 extern const ww_cfg_schema_t ww_agent_schema;
 
+/* The names of spool.policy (drop_oldest, stop_sampling) and spool.fsync (always,
+ * interval, never), indexed by the spool's own enums, NULL-terminated: the configuration's
+ * value is the ww_spool_policy_t and ww_fsync_t the spool takes. */
+extern const char *const ww_agent_spool_policy_names[];
+extern const char *const ww_agent_spool_fsync_names[];
+
 /* Fills derived fields after loading (host name for empty ids, sim models and seed) and
- * checks what the schema cannot (choices, endpoints, ids by the wire's rules, keys). Every
+ * checks what the schema cannot (endpoints, ids by the wire's rules, keys). Every
  * check runs: err (emptied first) holds one line per error, as ww_cfg_err_add writes
  * them. Returns 0, -EINVAL with err set, or -ENOMEM. */
 int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err);

@@ -120,7 +120,12 @@ int main(int argc, char **argv)
 
     int action = ww_cfg_parse_args(&ww_collector_schema, &conf, argc, argv, &err);
     if (action < 0) {
-        fprintf(stderr, "waferwatch-collector: %s\n", err.msg);
+        /* One error a line, each already naming its file:line:col, variable or flag. */
+        for (const char *line = err.msg; *line;) {
+            size_t len = strcspn(line, "\n");
+            fprintf(stderr, "waferwatch-collector: %.*s\n", (int)len, line);
+            line += len + (line[len] == '\n');
+        }
         exit_code = 2;
         goto cleanup;
     }
@@ -176,12 +181,7 @@ int main(int argc, char **argv)
                                 (long long)conf.retention_raw_days);
         goto cleanup;
     }
-    if (ww_log_set_level_name(conf.log_level) < 0) {
-        exit_code = s_conf_fail(argc, argv, "collector.log_level",
-                                "\"%s\" is not one of error, warn, info, debug",
-                                conf.log_level ? conf.log_level : "");
-        goto cleanup;
-    }
+    ww_log_level = conf.log_level; /* checked by the engine: one of ww_log_level_names */
     if (conf.slo_file && *conf.slo_file) {
         if (ww_slo_conf_load(conf.slo_file, &slo, &err) < 0) {
             exit_code = s_conf_fail(argc, argv, "slo.file", "%s", err.msg);

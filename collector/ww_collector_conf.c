@@ -3,6 +3,9 @@
 
 #include <stddef.h>
 
+/* The enum rows write an int (ww_config.h): the enum must be one. */
+_Static_assert(sizeof(ww_log_level_t) == sizeof(int), "collector.log_level is an int");
+
 #define C(f) offsetof(ww_collector_conf_t, f)
 #define ROW WW_CFG_ROW
 
@@ -14,8 +17,8 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("metrics.listen", WW_CFG_STRING, "", C(metrics_listen), 0, 0, "metrics-listen",
         "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
         "port, logged); empty = off. /healthz is 503 while PostgreSQL is not connected"),
-    ROW("collector.log_level", WW_CFG_STRING, "info", C(log_level), 0, 0, "log-level",
-        "error, warn, info or debug"),
+    WW_CFG_ENUM_ROW("collector.log_level", ww_log_level_names, "info", C(log_level), "log-level",
+                    "the least severe messages logged"),
     ROW("collector.drain_timeout", WW_CFG_DURATION, "10s", C(drain_ns), 0, 3600, "drain-timeout",
         "on SIGTERM, how long to keep trying to commit what was received"),
     ROW("pg.conninfo", WW_CFG_STRING, "", C(pg_conninfo), 0, 0, "pg",

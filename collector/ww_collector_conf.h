@@ -4,13 +4,14 @@
 #define WW_COLLECTOR_CONF_H
 
 #include "ww_config.h"
+#include "ww_log.h"
 
 #include <stdint.h>
 
 typedef struct {
-    char *listen;        /* ZeroMQ endpoint to bind */
-    char *endpoint_file; /* write the bound endpoint here (tests, service managers) */
-    char *log_level;
+    char *listen;              /* ZeroMQ endpoint to bind */
+    char *endpoint_file;       /* write the bound endpoint here (tests, service managers) */
+    ww_log_level_t log_level;  /* an enum row of ww_log_level_names */
     char *pg_conninfo;         /* libpq conninfo; "" = PG* environment variables */
     bool pg_migrate;           /* apply migrations at start */
     bool migrate_only;         /* apply migrations and exit */

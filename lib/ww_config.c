@@ -576,6 +576,8 @@ static const char *type_what(ww_cfg_type_t t)
         return "a list of strings";
     case WW_CFG_TABLE:
         return "a list of mappings";
+    case WW_CFG_ENUM:
+        return "one of its names";
     }
     return "a value";
 }
@@ -599,8 +601,54 @@ static const char *type_name(ww_cfg_type_t t)
         return "list of strings";
     case WW_CFG_TABLE:
         return "table";
+    case WW_CFG_ENUM:
+        return "enum";
     }
     return "?";
+}
+
+/* ---- enums ------------------------------------------------------------------------------- */
+
+/* An enum row's names (its `sub`), NULL-terminated. */
+static const char *const *s_enum_names(const ww_cfg_opt_t *o)
+{
+    return o->sub;
+}
+
+/* The number of names of an enum row (0: a schema error, refused when the row is set). */
+static size_t s_enum_count(const ww_cfg_opt_t *o)
+{
+    const char *const *names = s_enum_names(o);
+    size_t n = 0;
+    while (names && names[n]) {
+        n++;
+    }
+    return n;
+}
+
+/* "a, b, c": an enum row's names, for --help and errors (cut at cap, NUL-terminated). */
+static void s_enum_list(const ww_cfg_opt_t *o, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < s_enum_count(o) && len < cap; i++) {
+        int n = snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", s_enum_names(o)[i]);
+        if (n < 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+}
+
+/* What a row expects, for "missing value (expected ...)": the names of an enum. */
+static const char *s_what(const ww_cfg_opt_t *o, char *buf, size_t cap)
+{
+    if (o->type != WW_CFG_ENUM || s_enum_count(o) == 0) {
+        return type_what(o->type);
+    }
+    int n = snprintf(buf, cap, "one of ");
+    s_enum_list(o, buf + n, cap - (size_t)n);
+    return buf;
 }
 
 /* A plain (unquoted) empty, "~" or "null" scalar: YAML's null. "" quoted is a string. */
@@ -879,6 +927,28 @@ static int strlist_from_text(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, c
     return 0;
 }
 
+/* An enum row from its name (NULL: the first name); anything else is refused with the list
+ * of names, so the operator sees the choices where the mistake is reported. */
+static int s_enum_set(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const char *text,
+                      const char *key, const yaml_node_t *at)
+{
+    size_t n = s_enum_count(o);
+    if (n == 0) {
+        return ctx_fail(c, at, key, "schema error: an enum row needs names");
+    }
+    size_t i = 0;
+    while (text && i < n && strcmp(text, s_enum_names(o)[i]) != 0) {
+        i++;
+    }
+    if (i == n) {
+        char list[256];
+        s_enum_list(o, list, sizeof list);
+        return ctx_fail(c, at, key, "\"%.64s\" is not one of %s", text, list);
+    }
+    *(int *)field = (int)i;
+    return 0;
+}
+
 /* Sets a row from text in the flag syntax; NULL text means the empty/zero value. `at` is the
  * YAML scalar the text came from (for line:col in errors), or NULL. */
 static int set_from_text(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const char *text,
@@ -972,6 +1042,8 @@ static int set_from_text(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const
             return 0;
         }
         return set_from_yaml_text(c, o, field, text, key, at);
+    case WW_CFG_ENUM:
+        return s_enum_set(c, o, field, text, key, at);
     }
     return ctx_fail(c, at, key, "unknown type %d in the schema", (int)o->type);
 }
@@ -1091,6 +1163,7 @@ static int set_from_node(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, yaml_
                          const char *key)
 {
     const char *text = NULL;
+    char what[256];
     int rc;
     switch (o->type) {
     case WW_CFG_STRLIST:
@@ -1105,12 +1178,14 @@ static int set_from_node(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, yaml_
         break;
     default:
         if (is_null(node)) {
-            return ctx_fail(c, node, key, "missing value (expected %s)", type_what(o->type));
+            return ctx_fail(c, node, key, "missing value (expected %s)",
+                            s_what(o, what, sizeof what));
         }
         break;
     }
     if (node->type != YAML_SCALAR_NODE) {
-        return ctx_fail(c, node, key, "expected %s, found %s", type_what(o->type), node_what(node));
+        return ctx_fail(c, node, key, "expected %s, found %s", s_what(o, what, sizeof what),
+                        node_what(node));
     }
     if ((rc = scalar_text(c, node, key, &text)) < 0) {
         return rc;
@@ -1884,10 +1959,23 @@ static void usage_rows(const ww_cfg_schema_t *s, const ww_cfg_opt_t *rows, size_
     for (size_t i = 0; i < n; i++) {
         const ww_cfg_opt_t *o = &rows[i];
         char lo[40], hi[40];
-        fprintf(out, "%*s%s (%s", indent, "", o->name, type_name(o->type));
         char why[128];
         int64_t size = 0;
-        if (o->type == WW_CFG_SIZE && o->def && s_parse_size(o->def, &size, why, sizeof why) == 0) {
+        if (o->type == WW_CFG_ENUM) {
+            /* "spool.policy (one of: drop_oldest, stop_sampling; default drop_oldest)" */
+            char list[512];
+            s_enum_list(o, list, sizeof list);
+            fprintf(out, "%*s%s (one of: %s; default %s", indent, "", o->name, list,
+                    o->def            ? o->def
+                    : s_enum_count(o) ? s_enum_names(o)[0]
+                                      : "none");
+        } else {
+            fprintf(out, "%*s%s (%s", indent, "", o->name, type_name(o->type));
+        }
+        if (o->type == WW_CFG_ENUM) {
+            /* the default is said with the names */
+        } else if (o->type == WW_CFG_SIZE && o->def &&
+                   s_parse_size(o->def, &size, why, sizeof why) == 0) {
             s_fmt_size(size, lo, sizeof lo);
             fprintf(out, ", default %s", lo);
         } else if (o->def && *o->def) {
@@ -2024,6 +2112,22 @@ static void print_quoted(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* An enum's name as it reads best: plain when YAML reads it back as the same text (a word
+ * of letters, digits, '_', '-' and '.', and not a YAML null), quoted otherwise. */
+static void s_print_name(FILE *out, const char *name)
+{
+    bool plain = isalpha((unsigned char)name[0]) && strcmp(name, "null") != 0 &&
+                 strcmp(name, "Null") != 0 && strcmp(name, "NULL") != 0;
+    for (const char *p = name; plain && *p; p++) {
+        plain = isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.';
+    }
+    if (plain) {
+        fputs(name, out);
+    } else {
+        print_quoted(out, name);
+    }
+}
+
 /* Indentation, or "- " in its last two columns for the first key of a sequence item. */
 static void print_indent(FILE *out, int indent, bool *dash)
 {
@@ -2071,6 +2175,17 @@ static void print_value(const ww_cfg_opt_t *o, const void *field, int indent, FI
         s_fmt_size(*(const int64_t *)field, buf, sizeof buf);
         fprintf(out, " %s\n", buf);
         break;
+    case WW_CFG_ENUM: {
+        int v = *(const int *)field;
+        if (v >= 0 && (size_t)v < s_enum_count(o)) {
+            fputc(' ', out);
+            s_print_name(out, s_enum_names(o)[v]);
+            fputc('\n', out);
+        } else {
+            fputs(" ~\n", out); /* not a name: a program's bug; loading it back is refused */
+        }
+        break;
+    }
     case WW_CFG_STRLIST: {
         const ww_cfg_strlist_t *l = field;
         fputs(" [", out);

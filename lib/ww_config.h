@@ -37,6 +37,12 @@ typedef enum {
     WW_CFG_TABLE,    /* ww_cfg_table_t: YAML sequence of mappings, each element described by
                         the `sub` rows (offsets relative to the element); from env/flags and
                         as a default, YAML flow text such as "[{name: a, weight: 1}]" */
+    WW_CFG_ENUM,     /* int (or a C enum of int's size whose values are the indices): one of
+                        the names `sub` lists, stored as its index; the text is the name,
+                        exactly (case matters); a NULL default is the first name. --help
+                        lists the names, --print-config prints the name, and a value that is
+                        none of them is refused with the list ("...: \"bogus\" is not one
+                        of a, b") */
 } ww_cfg_type_t;
 
 typedef struct {
@@ -57,8 +63,11 @@ typedef struct ww_cfg_opt {
     double min, max;  /* inclusive numeric range; not checked when min == max == 0 */
     const char *flag; /* long flag without "--" (e.g. "sim-nodes"), or NULL */
     const char *help; /* one line */
+    /* WW_CFG_TABLE: the element's rows (const struct ww_cfg_opt *, n_sub of them);
+     * WW_CFG_ENUM: the allowed names (const char *const *, NULL-terminated; a value is its
+     * index). One field for both, so that rows written positionally keep their layout. */
+    const void *sub;
     /* WW_CFG_TABLE only: */
-    const struct ww_cfg_opt *sub;
     size_t n_sub;
     size_t elem_size;
     size_t min_items, max_items; /* 0/0: any count */
@@ -168,6 +177,14 @@ void ww_cfg_free(const ww_cfg_schema_t *s, void *cfg);
 #define WW_CFG_ROW(name, type, def, off, lo, hi, flag, help)                                       \
     {                                                                                              \
         name, type, def, off, lo, hi, flag, help, NULL, 0, 0, 0, 0                                 \
+    }
+
+/* One WW_CFG_ENUM row: `names_` is the NULL-terminated list of allowed values, `def_` one of
+ * them (NULL: names_[0]). The field at `off` is an int (or an enum of int's size). */
+#define WW_CFG_ENUM_ROW(key, names_, def_, off, flag_, help_)                                      \
+    {                                                                                              \
+        .name = key, .type = WW_CFG_ENUM, .def = def_, .offset = off, .flag = flag_,               \
+        .help = help_, .sub = names_                                                               \
     }
 
 #endif

@@ -9,7 +9,11 @@
 
 ww_log_level_t ww_log_level = WW_LOG_INFO;
 
-static const char *const s_names[] = {"error", "warn", "info", "debug"};
+const char *const ww_log_level_names[] = {[WW_LOG_ERROR] = "error",
+                                          [WW_LOG_WARN] = "warn",
+                                          [WW_LOG_INFO] = "info",
+                                          [WW_LOG_DEBUG] = "debug",
+                                          [WW_LOG_DEBUG + 1] = NULL};
 
 int ww_log_set_level_name(const char *name)
 {
@@ -17,7 +21,7 @@ int ww_log_set_level_name(const char *name)
         return -EINVAL;
     }
     for (int i = 0; i <= WW_LOG_DEBUG; i++) {
-        if (strcmp(name, s_names[i]) == 0) {
+        if (strcmp(name, ww_log_level_names[i]) == 0) {
             ww_log_level = (ww_log_level_t)i;
             return 0;
         }
@@ -27,7 +31,7 @@ int ww_log_set_level_name(const char *name)
 
 const char *ww_log_level_name(ww_log_level_t level)
 {
-    return (level >= WW_LOG_ERROR && level <= WW_LOG_DEBUG) ? s_names[level] : "?";
+    return (level >= WW_LOG_ERROR && level <= WW_LOG_DEBUG) ? ww_log_level_names[level] : "?";
 }
 
 void ww_log_write(ww_log_level_t level, const char *module, const char *fmt, ...)

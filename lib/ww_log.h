@@ -18,6 +18,10 @@ typedef enum { WW_LOG_ERROR = 0, WW_LOG_WARN, WW_LOG_INFO, WW_LOG_DEBUG } ww_log
 
 extern ww_log_level_t ww_log_level;
 
+/* The level names, indexed by ww_log_level_t and NULL-terminated: the allowed values of a
+ * configuration's log_level enum row (WW_CFG_ENUM), whose index is then the level. */
+extern const char *const ww_log_level_names[];
+
 /* Parses "error", "warn", "info" or "debug"; returns 0 or -EINVAL. */
 int ww_log_set_level_name(const char *name);
 const char *ww_log_level_name(ww_log_level_t level);

@@ -381,13 +381,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "waferwatch-sim: %s\n", err.msg);
         goto cleanup;
     }
-    if (ww_log_set_level_name(conf.log_level) < 0) {
-        fprintf(stderr,
-                "waferwatch-sim: agent.log_level: \"%s\" is not one of error, warn, info, "
-                "debug\n",
-                conf.log_level ? conf.log_level : "");
-        goto cleanup;
-    }
+    ww_log_level = conf.log_level; /* an enum row: one of ww_log_level_names */
     if (conf.sim_nodes != 1) {
         fprintf(stderr,
                 "waferwatch-sim: sim.nodes: must be 1 (one simulated node per process and "

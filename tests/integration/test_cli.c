@@ -45,12 +45,21 @@ static void test_help_lists_flags_and_keys(void **state)
     assert_non_null(strstr(r.out, "--sim-nodes"));
     assert_non_null(strstr(r.out, "--collector"));
     assert_non_null(strstr(r.out, "sim.pump_fault.flow_factor"));
+    /* Choices list their names and default (issue 16 item 1). */
+    assert_non_null(strstr(r.out, "agent.source (one of: sim, reqlog; default sim)"));
+    assert_non_null(
+        strstr(r.out, "spool.policy (one of: drop_oldest, stop_sampling; default drop_oldest)"));
+    assert_non_null(strstr(r.out, "spool.fsync (one of: always, interval, never; default always)"));
+    assert_non_null(
+        strstr(r.out, "agent.log_level (one of: error, warn, info, debug; default info)"));
     free(r.out);
     char *c[] = {(char *)WW_COLLECTOR_BIN, (char *)"--help", NULL};
     r = s_run(db.dir, "collector-help", c);
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "--listen"));
     assert_non_null(strstr(r.out, "--pg"));
+    assert_non_null(
+        strstr(r.out, "collector.log_level (one of: error, warn, info, debug; default info)"));
     free(r.out);
     h_db_drop(&db);
 }
@@ -90,11 +99,15 @@ static void test_check_config_names_file_and_line(void **state)
                                            {":4:11: agent.source", "4"},
                                            {":5:14: agent.log_level", "5"}};
     for (size_t i = 0; i < 3; i++) {
-        snprintf(want, sizeof want, "%s%s", path, lines[i][0]);
+        snprintf(want, sizeof want, "waferwatch-agent: %s%s", path, lines[i][0]);
         if (!strstr(r.out, want)) {
             fail_msg("expected '%s' (line %s), got:\n%s", want, lines[i][1], r.out);
         }
     }
+    /* Issue 16 item 1: choices are enum rows; a refusal lists the allowed names. */
+    assert_non_null(strstr(r.out, "spool.policy: \"bogus\" is not one of drop_oldest, "
+                                  "stop_sampling"));
+    assert_non_null(strstr(r.out, "agent.source: \"bogus\" is not one of sim, reqlog"));
     free(r.out);
 
     s_write(path, "sim:\n  nodes: 4\n  pump_fault:\n    enabled: true\n    flow_factor: 0.25\n");
@@ -109,8 +122,9 @@ static void test_print_config_loads_back(void **state)
 {
     h_db_t db;
     h_db_create(&db, "print");
-    char *a[] = {(char *)WW_AGENT_BIN,  (char *)"--sim-nodes",    (char *)"7", (char *)"--phase",
-                 (char *)"phase-2027b", (char *)"--print-config", NULL};
+    char *a[] = {(char *)WW_AGENT_BIN,    (char *)"--sim-nodes",    (char *)"7",
+                 (char *)"--phase",       (char *)"phase-2027b",    (char *)"--spool-policy",
+                 (char *)"stop_sampling", (char *)"--print-config", NULL};
     s_run_t r = s_run(db.dir, "printed", a);
     assert_int_equal(r.rc, 0);
     char path[256];
@@ -123,6 +137,7 @@ static void test_print_config_loads_back(void **state)
     char *first = h_read_file(path);
     assert_string_equal(first, r2.out);
     assert_non_null(strstr(first, "phase-2027b"));
+    assert_non_null(strstr(first, "  policy: stop_sampling\n")); /* an enum prints its name */
     free(first);
     free(r2.out);
     h_db_drop(&db);
@@ -252,8 +267,8 @@ static void test_refused_credentials_are_a_configuration_error(void **state)
     h_db_drop(&db);
 }
 
-/* Item 10 of issue 15: an enum-like value the agent checks after the engine (log_level)
- * names its file, line and column like every other configuration error. */
+/* Item 10 of issue 15: a choice (log_level, an enum row since issue 16) names its file,
+ * line and column like every other configuration error, and the allowed names. */
 static void test_agent_log_level_error_names_its_line(void **state)
 {
     h_db_t db;
@@ -272,7 +287,8 @@ static void test_agent_log_level_error_names_its_line(void **state)
                  NULL};
     s_run_t r = s_run(db.dir, "loglevel", a);
     assert_int_equal(r.rc, 2);
-    if (!strstr(r.out, "agent.yaml:2:14: agent.log_level")) {
+    if (!strstr(r.out, "agent.yaml:2:14: agent.log_level: \"loud\" is not one of error, warn, "
+                       "info, debug")) {
         fail_msg("no file:line:col in: %s", r.out);
     }
     free(r.out);

@@ -1,8 +1,11 @@
 /* The agent's configuration schema and its finishing checks (agent/ww_agent_conf.c). */
 #include "ww_agent_conf.h"
+#include "ww_sources.h"
 #include "ww_test.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int s_load(ww_agent_conf_t *c, const char *yaml, ww_cfg_err_t *err)
@@ -125,7 +128,7 @@ static void test_reqlog_settings_checked(void **state)
     assert_int_equal(c.reqlog.max_age_ns, 20000000000LL);
     ww_cfg_free(&ww_agent_schema, &c);
     assert_int_equal(s_load(&c, "agent:\n  id: a1\n", &err), 0);
-    assert_string_equal(c.source, "sim");
+    assert_ptr_equal(ww_sources_get(c.source)->ops, &ww_sim_source);
     assert_string_equal(c.reqlog.path, "/run/waferwatch/reqlog.sock");
     assert_int_equal(c.reqlog.mode, 0660);
     ww_cfg_free(&ww_agent_schema, &c);
@@ -184,33 +187,123 @@ static void test_endpoints_and_wire_text_checked(void **state)
 }
 
 /* Issue 15 item 10: one check does not mask the others; every error of a file is
- * reported at once, one a line. */
+ * reported at once, one a line. The choices are enum rows (issue 16 item 1): the engine
+ * refuses them all at once, each at its line and column with the allowed names; the
+ * finishing checks then report theirs all at once. */
 static void test_every_error_at_once(void **state)
 {
     ww_agent_conf_t c;
     ww_cfg_err_t err;
     assert_int_equal(s_load(&c,
-                            "agent:\n  source: bogus\n  interval: 3s\n  latency_window: 10s\n"
+                            "agent:\n  source: bogus\n  log_level: loud\n"
+                            "spool:\n  policy: bogus\n  fsync: sometimes\n",
+                            &err),
+                     -EINVAL);
+    assert_string_equal(err.msg,
+                        "t.yaml:2:11: agent.source: \"bogus\" is not one of sim, reqlog\n"
+                        "t.yaml:3:14: agent.log_level: \"loud\" is not one of error, warn, info, "
+                        "debug\n"
+                        "t.yaml:5:11: spool.policy: \"bogus\" is not one of drop_oldest, "
+                        "stop_sampling\n"
+                        "t.yaml:6:10: spool.fsync: \"sometimes\" is not one of always, interval, "
+                        "never");
+    ww_cfg_free(&ww_agent_schema, &c);
+
+    assert_int_equal(s_load(&c,
+                            "agent:\n  interval: 3s\n  latency_window: 10s\n"
                             "node:\n  id: \"bad node/id\"\n"
-                            "spool:\n  policy: bogus\n  fsync: sometimes\n"
                             "collector:\n  endpoints: [\"http://x\"]\n"
                             "sim:\n  idle_w: 23000\n  max_w: 20000\n",
                             &err),
                      -EINVAL);
-    static const char *const named[] = {
-        "agent.source", "agent.latency_window", "node.id",   "spool.policy",
-        "spool.fsync",  "collector.endpoints",  "sim.idle_w"};
+    static const char *const named[] = {"agent.latency_window", "node.id", "collector.endpoints",
+                                        "sim.idle_w"};
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         if (!strstr(err.msg, named[i])) {
             fail_msg("%s not named in:\n%s", named[i], err.msg);
         }
     }
-    assert_int_equal(ww_cfg_err_count(&err), 7);
+    assert_int_equal(ww_cfg_err_count(&err), 4);
     ww_cfg_free(&ww_agent_schema, &c);
+}
+
+/* Issue 16 item 1: the choices hold the enums the agent passes on as they are. */
+static void test_choices_are_the_modules_enums(void **state)
+{
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(s_load(&c, "", &err), 0);
+    assert_int_equal(c.spool_policy, WW_SPOOL_DROP_OLDEST);
+    assert_int_equal(c.spool_fsync, WW_FSYNC_ALWAYS);
+    assert_int_equal(c.log_level, WW_LOG_INFO);
+    ww_cfg_free(&ww_agent_schema, &c);
+    assert_int_equal(s_load(&c,
+                            "agent:\n  log_level: debug\n  source: reqlog\n"
+                            "spool:\n  policy: stop_sampling\n  fsync: interval\n",
+                            &err),
+                     0);
+    assert_int_equal(c.spool_policy, WW_SPOOL_REFUSE);
+    assert_int_equal(c.spool_fsync, WW_FSYNC_INTERVAL);
+    assert_int_equal(c.log_level, WW_LOG_DEBUG);
+    assert_ptr_equal(ww_sources_get(c.source)->ops, &ww_reqlog_source);
+    ww_cfg_free(&ww_agent_schema, &c);
+    assert_int_equal(s_load(&c, "spool:\n  fsync: never\nagent:\n  log_level: error\n", &err), 0);
+    assert_int_equal(c.spool_fsync, WW_FSYNC_NEVER);
+    assert_int_equal(c.log_level, WW_LOG_ERROR);
+    ww_cfg_free(&ww_agent_schema, &c);
+}
+
+/* Issue 16 item 4: the registry is the one list of sources; agent.source's names are its
+ * names, in its order, and each row's name is its table's. */
+static void test_source_registry(void **state)
+{
+    size_t n = ww_sources_count();
+    assert_true(n >= 2);
+    for (size_t i = 0; i < n; i++) {
+        const ww_sources_entry_t *e = ww_sources_get((int)i);
+        assert_non_null(e);
+        assert_string_equal(e->name, e->ops->name);
+        assert_ptr_equal(ww_sources_names[i], e->name);
+        assert_ptr_equal(ww_sources_find(e->name), e);
+        assert_non_null(e->models);
+    }
+    assert_null(ww_sources_names[n]);
+    assert_null(ww_sources_get((int)n));
+    assert_null(ww_sources_get(-1));
+    assert_null(ww_sources_find("host"));
+    assert_null(ww_sources_find(NULL));
+    assert_ptr_equal(ww_sources_find("sim")->ops, &ww_sim_source);
+    assert_ptr_equal(ww_sources_find("reqlog")->ops, &ww_reqlog_source);
+
+    ww_agent_conf_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(s_load(&c, "agent:\n  source: reqlog\n", &err), 0);
+    const ww_sources_entry_t *e = ww_sources_get(c.source);
+    assert_ptr_equal(ww_sources_conf(e, &c), &c.reqlog);
+    assert_int_equal(e->max_nodes, 1);
+    assert_non_null(e->check);
+    ww_cfg_free(&ww_agent_schema, &c);
+    assert_int_equal(s_load(&c, "sim:\n  nodes: 3\n", &err), 0);
+    e = ww_sources_get(c.source);
+    assert_ptr_equal(ww_sources_conf(e, &c), &c.sim);
+    assert_int_equal(e->models(&c), c.sim.n_models);
+    ww_cfg_free(&ww_agent_schema, &c);
+
+    /* --help lists the registry's names. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    ww_cfg_usage(&ww_agent_schema, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "agent.source (one of: sim, reqlog; default sim)"));
+    free(buf);
 }
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_error_at_once),
+    cmocka_unit_test(test_choices_are_the_modules_enums),
+    cmocka_unit_test(test_source_registry),
     cmocka_unit_test(test_endpoints_and_wire_text_checked),
     cmocka_unit_test(test_reqlog_settings_checked),
     cmocka_unit_test(test_null_strings_are_errors_not_crashes),

@@ -1146,6 +1146,200 @@ static void test_origin_names_flag_environment_or_file_line(void **state)
     free(path);
 }
 
+/* ---- enum rows (issue 16 item 1) ------------------------------------------------------- */
+
+typedef struct {
+    int policy;
+    int odd;
+} choice_t;
+
+static const char *const s_policies[] = {"drop_oldest", "stop_sampling", NULL};
+/* Names YAML would misread if printed plain: a null word, blanks, a leading digit. */
+static const char *const s_odd_names[] = {"null", "two words", "1st", "plain-name.v2", NULL};
+static const char *const s_no_names[] = {NULL};
+
+static const ww_cfg_opt_t s_choice_rows[] = {
+    WW_CFG_ENUM_ROW("spool.policy", s_policies, "drop_oldest", offsetof(choice_t, policy),
+                    "spool-policy", "when the spool is full"),
+    WW_CFG_ENUM_ROW("odd", s_odd_names, NULL, offsetof(choice_t, odd), NULL, "odd names"),
+};
+
+static const ww_cfg_schema_t s_choice_schema = {
+    .program = "choice",
+    .env_prefix = "WWE_",
+    .opts = s_choice_rows,
+    .n_opts = sizeof s_choice_rows / sizeof s_choice_rows[0],
+};
+
+static int choice_load(choice_t *c, const char *yaml, ww_cfg_err_t *err)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(ww_cfg_defaults(&s_choice_schema, c, err), 0);
+    return ww_cfg_load_buffer(&s_choice_schema, c, yaml, strlen(yaml), "/x/agent.yaml", err);
+}
+
+static char *choice_print(const choice_t *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    ww_cfg_print(&s_choice_schema, c, f);
+    fclose(f);
+    return buf;
+}
+
+/* Help lists the names and the default (a NULL default is the first name). */
+static void test_enum_help_lists_names_and_default(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    ww_cfg_usage(&s_choice_schema, f);
+    fclose(f);
+    assert_contains(buf, "spool.policy (one of: drop_oldest, stop_sampling; default drop_oldest)\n"
+                         "      flag --spool-policy VALUE, env WWE_SPOOL_POLICY\n");
+    assert_contains(buf, "odd (one of: null, two words, 1st, plain-name.v2; default null)");
+    free(buf);
+    choice_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(choice_load(&c, "", &err), 0);
+    assert_int_equal(c.policy, 0);
+    assert_int_equal(c.odd, 0);
+}
+
+/* A file's value is the name's index; anything else is refused with file:line:col, the
+ * key and the allowed names, and the old value stays. */
+static void test_enum_from_file_and_its_errors(void **state)
+{
+    choice_t c;
+    ww_cfg_err_t err;
+    assert_int_equal(choice_load(&c, "spool:\n  policy: stop_sampling\nodd: \"two words\"\n", &err),
+                     0);
+    assert_int_equal(c.policy, 1);
+    assert_int_equal(c.odd, 1);
+    assert_int_equal(choice_load(&c, "spool:\n  policy: \"stop_sampling\"\n", &err), 0);
+    assert_int_equal(c.policy, 1);
+
+    assert_int_equal(choice_load(&c, "odd: 1st\nspool:\n  policy: bogus\n", &err), -EINVAL);
+    assert_string_equal(err.msg, "/x/agent.yaml:3:11: spool.policy: \"bogus\" is not one of "
+                                 "drop_oldest, stop_sampling");
+    assert_int_equal(c.policy, 0);
+    assert_int_equal(c.odd, 2);
+    /* Names are exact: case matters, as it did for the strings compared before. */
+    assert_int_equal(choice_load(&c, "spool:\n  policy: Drop_Oldest\n", &err), -EINVAL);
+    assert_contains(err.msg, "\"Drop_Oldest\" is not one of drop_oldest, stop_sampling");
+    /* Null, and a value that is not a scalar, say what is expected. */
+    assert_int_equal(choice_load(&c, "spool:\n  policy:\n", &err), -EINVAL);
+    assert_starts_with(err.msg, "/x/agent.yaml:2:");
+    assert_contains(err.msg,
+                    "spool.policy: missing value (expected one of drop_oldest, stop_sampling)");
+    assert_int_equal(choice_load(&c, "spool:\n  policy: [drop_oldest]\n", &err), -EINVAL);
+    assert_string_equal(err.msg, "/x/agent.yaml:2:11: spool.policy: expected one of drop_oldest, "
+                                 "stop_sampling, found a sequence");
+    /* Every bad choice of a file at once, each on its line. */
+    assert_int_equal(choice_load(&c, "spool:\n  policy: a\nodd: b\n", &err), -EINVAL);
+    assert_int_equal(ww_cfg_err_count(&err), 2);
+    assert_contains(err.msg, "/x/agent.yaml:2:11: spool.policy: \"a\" is not one of");
+    assert_contains(err.msg, "\n/x/agent.yaml:3:6: odd: \"b\" is not one of null, two words, 1st, "
+                             "plain-name.v2");
+}
+
+/* The environment and flags take the name like any row, and name themselves in errors. */
+static void test_enum_from_environment_and_flags(void **state)
+{
+    choice_t c;
+    ww_cfg_err_t err;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ww_cfg_defaults(&s_choice_schema, &c, &err), 0);
+    setenv("WWE_SPOOL_POLICY", "stop_sampling", 1);
+    assert_int_equal(ww_cfg_apply_env(&s_choice_schema, &c, &err), 0);
+    assert_int_equal(c.policy, 1);
+    setenv("WWE_SPOOL_POLICY", "sometimes", 1);
+    assert_int_equal(ww_cfg_apply_env(&s_choice_schema, &c, &err), -EINVAL);
+    assert_string_equal(err.msg, "environment WWE_SPOOL_POLICY: spool.policy: \"sometimes\" is not "
+                                 "one of drop_oldest, stop_sampling");
+    assert_int_equal(c.policy, 1);
+    unsetenv("WWE_SPOOL_POLICY");
+
+    char *good[] = {(char *)"choice", (char *)"--spool-policy", (char *)"stop_sampling", NULL};
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ww_cfg_parse_args(&s_choice_schema, &c, 3, good, &err), WW_CFG_RUN);
+    assert_int_equal(c.policy, 1);
+    char *bad[] = {(char *)"choice", (char *)"--spool-policy=nope", NULL};
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ww_cfg_parse_args(&s_choice_schema, &c, 2, bad, &err), -EINVAL);
+    assert_string_equal(err.msg, "flag --spool-policy: spool.policy: \"nope\" is not one of "
+                                 "drop_oldest, stop_sampling");
+    assert_int_equal(ww_cfg_set(&s_choice_schema, &c, "odd", "plain-name.v2", "test", &err), 0);
+    assert_int_equal(c.odd, 3);
+}
+
+/* --print-config writes the name (quoted when YAML would read it otherwise) and every
+ * value loads back to the same index and prints the same. */
+static void test_enum_print_loads_back(void **state)
+{
+    for (int p = 0; p < 2; p++) {
+        for (int o = 0; o < 4; o++) {
+            choice_t c = {.policy = p, .odd = o}, back;
+            ww_cfg_err_t err;
+            char *text = choice_print(&c);
+            if (choice_load(&back, text, &err) != 0) {
+                fail_msg("%s does not load back: %s", text, err.msg);
+            }
+            assert_int_equal(back.policy, p);
+            assert_int_equal(back.odd, o);
+            char *again = choice_print(&back);
+            assert_string_equal(text, again);
+            free(again);
+            free(text);
+        }
+    }
+    choice_t c = {.policy = 1, .odd = 0};
+    char *text = choice_print(&c);
+    assert_contains(text, "  policy: stop_sampling\n");
+    assert_contains(text, "odd: \"null\"\n");
+    free(text);
+    c.odd = 1;
+    text = choice_print(&c);
+    assert_contains(text, "odd: \"two words\"\n");
+    free(text);
+    c.odd = 3;
+    text = choice_print(&c);
+    assert_contains(text, "odd: plain-name.v2\n");
+    free(text);
+    /* An index that is no name (a program's bug) prints as null, which is refused. */
+    c.odd = 9;
+    text = choice_print(&c);
+    assert_contains(text, "odd: ~\n");
+    choice_t back;
+    ww_cfg_err_t err;
+    assert_int_equal(choice_load(&back, text, &err), -EINVAL);
+    free(text);
+}
+
+/* A row without names, or whose default is none of them, is a schema bug said as such. */
+static void test_enum_schema_errors(void **state)
+{
+    const ww_cfg_opt_t rows[] = {
+        WW_CFG_ENUM_ROW("e", s_no_names, NULL, offsetof(choice_t, policy), NULL, "no names"),
+    };
+    const ww_cfg_schema_t s = {.program = "bad", .opts = rows, .n_opts = 1};
+    choice_t c;
+    ww_cfg_err_t err;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ww_cfg_defaults(&s, &c, &err), -EINVAL);
+    assert_contains(err.msg, "default: e: schema error: an enum row needs names");
+    const ww_cfg_opt_t rows2[] = {
+        WW_CFG_ENUM_ROW("e", s_policies, "sometimes", offsetof(choice_t, policy), NULL, "bad"),
+    };
+    const ww_cfg_schema_t s2 = {.program = "bad", .opts = rows2, .n_opts = 1};
+    assert_int_equal(ww_cfg_defaults(&s2, &c, &err), -EINVAL);
+    assert_string_equal(err.msg,
+                        "default: e: \"sometimes\" is not one of drop_oldest, stop_sampling");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_defaults_applied),
     cmocka_unit_test(test_file_overrides_defaults),
@@ -1172,5 +1366,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_origin_names_flag_environment_or_file_line),
     cmocka_unit_test(test_every_error_of_a_file_is_reported),
     cmocka_unit_test(test_locate_finds_line_and_column_of_a_key),
+    cmocka_unit_test(test_enum_help_lists_names_and_default),
+    cmocka_unit_test(test_enum_from_file_and_its_errors),
+    cmocka_unit_test(test_enum_from_environment_and_flags),
+    cmocka_unit_test(test_enum_print_loads_back),
+    cmocka_unit_test(test_enum_schema_errors),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
