@@ -3,6 +3,7 @@
 #include "ww_slo_eval.h"
 
 #include "ww_am.h"
+#include "ww_buf.h"
 #include "ww_cmetrics.h"
 #include "ww_log.h"
 #include "ww_time.h"
@@ -184,53 +185,23 @@ static int s_connect(ww_slo_eval_t *self)
     return 0;
 }
 
-/* A growing buffer for PostgreSQL array literals. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} s_buf_t;
-
-static void s_buf_putc(s_buf_t *b, char c)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + 2 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        char *n = realloc(b->s, cap);
-        if (!n) {
-            b->oom = true;
-            return;
-        }
-        b->s = n;
-        b->cap = cap;
-    }
-    b->s[b->len++] = c;
-    b->s[b->len] = '\0';
-}
-
 /* Appends one element to a text[] literal "{...}" being built (quoted, so any text is
  * safe); s_array_close closes it. */
-static void s_array_add(s_buf_t *b, const char *v)
+static void s_array_add(ww_buf_t *b, const char *v)
 {
-    s_buf_putc(b, b->len == 0 ? '{' : ',');
-    s_buf_putc(b, '"');
+    ww_buf_puts(b, b->len == 0 ? "{\"" : ",\"");
     for (const char *c = v; *c; c++) {
         if (*c == '"' || *c == '\\') {
-            s_buf_putc(b, '\\');
+            ww_buf_put(b, "\\", 1);
         }
-        s_buf_putc(b, *c);
+        ww_buf_put(b, c, 1);
     }
-    s_buf_putc(b, '"');
+    ww_buf_put(b, "\"", 1);
 }
 
-static void s_array_close(s_buf_t *b)
+static void s_array_close(ww_buf_t *b)
 {
-    if (b->len == 0) {
-        s_buf_putc(b, '{');
-    }
-    s_buf_putc(b, '}');
+    ww_buf_puts(b, b->len == 0 ? "{}" : "}");
 }
 
 /* Upserts the configured phases (for SQL and dashboards). */
@@ -278,7 +249,8 @@ static int s_reconcile(ww_slo_eval_t *self, int64_t now_ns)
     if (s_upsert_phases(self) < 0) {
         return -EIO;
     }
-    s_buf_t ids = {0}, kp = {0}, ks = {0}, sp = {0}, ss = {0};
+    ww_buf_t ids = WW_BUF_INIT, kp = WW_BUF_INIT, ks = WW_BUF_INIT, sp = WW_BUF_INIT,
+             ss = WW_BUF_INIT;
     for (size_t i = 0; i < self->conf->phases.n; i++) {
         const ww_phase_t *ph = &((const ww_phase_t *)self->conf->phases.items)[i];
         s_array_add(&ids, ph->id);
@@ -305,7 +277,7 @@ static int s_reconcile(ww_slo_eval_t *self, int64_t now_ns)
         rc = -ENOMEM;
         goto cleanup;
     }
-    const char *ap[] = {kp.s, ks.s, self->conf->notify_channel};
+    const char *ap[] = {kp.p, ks.p, self->conf->notify_channel};
     PGresult *r = NULL;
     rc = s_exec(
         self,
@@ -329,7 +301,7 @@ static int s_reconcile(ww_slo_eval_t *self, int64_t now_ns)
     }
     s_queue_retired(self, r, now_ns);
     PQclear(r);
-    const char *pp[] = {ids.s};
+    const char *pp[] = {ids.p};
     rc = s_exec(self,
                 "UPDATE phases SET retired_at = now() WHERE retired_at IS NULL"
                 " AND id <> ALL ($1::text[])",
@@ -337,7 +309,7 @@ static int s_reconcile(ww_slo_eval_t *self, int64_t now_ns)
     if (rc < 0) {
         goto cleanup;
     }
-    const char *qp[] = {sp.s, ss.s};
+    const char *qp[] = {sp.p, ss.p};
     rc = s_exec(self,
                 "UPDATE slo_status AS s SET retired_at = now() WHERE s.retired_at IS NULL"
                 " AND NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS c(phase, slo)"
@@ -345,11 +317,11 @@ static int s_reconcile(ww_slo_eval_t *self, int64_t now_ns)
                 2, qp, NULL);
 
 cleanup:
-    free(ids.s);
-    free(kp.s);
-    free(ks.s);
-    free(sp.s);
-    free(ss.s);
+    ww_buf_free(&ids);
+    ww_buf_free(&kp);
+    ww_buf_free(&ks);
+    ww_buf_free(&sp);
+    ww_buf_free(&ss);
     return rc;
 }
 
