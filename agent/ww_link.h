@@ -35,9 +35,9 @@
  * of any batch ends the refusal (the schedule starts afresh) and sends the held batches at
  * once. A refused batch is released only by the Ack of its own seq, not by a later batch's
  * cumulative Ack (the collector never received it, or the Ack answers an earlier send): it
- * is sent again and the collector writes it into the hole it left (docs/architecture.md, "Delivery"), so
- * once the allowlist is fixed every held batch is written and acked. A refused Hello is
- * retried on the same schedule. A `forbidden` Nack counts as progress (the collector is
+ * is sent again and the collector writes it into the hole it left (docs/architecture.md,
+ * "Delivery"), so once the allowlist is fixed every held batch is written and acked. A refused
+ * Hello is retried on the same schedule. A `forbidden` Nack counts as progress (the collector is
  * there; failing over would not help), and while everything waiting is held no failover
  * and no ack timeout happens. Counted in `forbidden` (every forbidden Nack) and the gauge
  * ww_link_depth_t.held; ww_link_refusal says why for /healthz.
