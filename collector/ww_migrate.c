@@ -45,14 +45,82 @@ static int s_version(PGconn *conn)
     return v;
 }
 
+/* 1 when ww_schema_repeatable records exactly the embedded repeatable files (same names,
+ * same MD5s), 0 when not (or the table does not exist yet), negative on error. Reads only. */
+static int s_repeatables_current(PGconn *conn)
+{
+    PGresult *r = PQexec(conn, "SELECT to_regclass('ww_schema_repeatable') IS NOT NULL");
+    int v = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
+    if (v == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+        PQclear(r);
+        r = PQexec(conn, "SELECT name, md5 FROM ww_schema_repeatable");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            v = -EIO;
+        } else if ((size_t)PQntuples(r) == ww_n_repeatables) {
+            v = 1;
+            for (int i = 0; i < PQntuples(r) && v == 1; i++) {
+                v = 0;
+                for (size_t k = 0; k < ww_n_repeatables; k++) {
+                    if (strcmp(PQgetvalue(r, i, 0), ww_repeatables[k].name) == 0 &&
+                        strcmp(PQgetvalue(r, i, 1), ww_repeatables[k].md5) == 0) {
+                        v = 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if (v < 0) {
+        WW_ERROR("reading the repeatable files applied failed: %s", PQerrorMessage(conn));
+    }
+    PQclear(r);
+    return v;
+}
+
+/* Runs every repeatable file in name order and records the set (inside the caller's
+ * transaction). Returns 0 or -EIO. */
+static int s_apply_repeatables(PGconn *conn)
+{
+    int rc = s_exec(conn, "DELETE FROM ww_schema_repeatable", "clearing ww_schema_repeatable");
+    for (size_t i = 0; i < ww_n_repeatables && rc == 0; i++) {
+        const ww_repeatable_t *f = &ww_repeatables[i];
+        char what[160];
+        snprintf(what, sizeof what, "repeatable file collector/sql/%s", f->name);
+        if ((rc = s_exec(conn, f->sql, what)) < 0) {
+            break;
+        }
+        const char *params[2] = {f->name, f->md5};
+        PGresult *r = PQexecParams(conn, "INSERT INTO ww_schema_repeatable (name, md5)"
+                                         " VALUES ($1, $2)",
+                                   2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            WW_ERROR("%s: recording it failed: %s", what, PQerrorMessage(conn));
+            rc = -EIO;
+        }
+        PQclear(r);
+    }
+    if (rc == 0) {
+        WW_INFO("applied the %zu repeatable files of collector/sql (functions, views, grants)",
+                ww_n_repeatables);
+    }
+    return rc;
+}
+
 int ww_migrate(PGconn *conn)
 {
     int newest_known = ww_n_migrations ? ww_migrations[ww_n_migrations - 1].version : 0;
     int current = s_version(conn);
     if (current == newest_known) {
-        return current;
+        int same = s_repeatables_current(conn);
+        if (same < 0) {
+            return same;
+        }
+        if (same) {
+            return current;
+        }
     }
     int have = 0;
+    int applied = 0;
     int rc = s_exec(conn, "BEGIN", "BEGIN");
     if (rc < 0) {
         return rc;
@@ -61,6 +129,9 @@ int ww_migrate(PGconn *conn)
                 "SELECT pg_advisory_xact_lock(" WW_MIGRATE_LOCK ");"
                 "CREATE TABLE IF NOT EXISTS ww_schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now());"
+                "CREATE TABLE IF NOT EXISTS ww_schema_repeatable ("
+                " name text PRIMARY KEY, md5 text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())",
                 "locking the migration table");
     if (rc < 0) {
@@ -103,6 +174,17 @@ int ww_migrate(PGconn *conn)
         }
         WW_INFO("applied %s", what);
         have = m->version;
+        applied++;
+    }
+    /* The repeatable files after the migrations, in the same transaction: a migration of
+     * this run may have dropped what they define (0013) or added what they grant on. */
+    int same = applied ? 0 : s_repeatables_current(conn);
+    if (same < 0) {
+        rc = same;
+        goto rollback;
+    }
+    if (!same && (rc = s_apply_repeatables(conn)) < 0) {
+        goto rollback;
     }
     if ((rc = s_exec(conn, "COMMIT", "COMMIT of migrations")) < 0) {
         return rc;

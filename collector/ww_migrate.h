@@ -1,5 +1,26 @@
-/* migrate: versioned SQL migrations, embedded in the collector at build time from
- * collector/migrations/NNNN_name.sql and applied in order, each once, at start. */
+/* migrate: the schema of the collector's database, embedded in the collector at build time:
+ *
+ *   versioned migrations   collector/migrations/NNNN_name.sql: tables, types, data moves.
+ *                          Applied in order, each once, recorded in ww_schema_migrations.
+ *                          Never edited once released (databases have applied them).
+ *   repeatable files       collector/sql/NN_name.sql, in name order: the CURRENT definition of
+ *                          every function, aggregate and view and the grants of the group
+ *                          roles (90_grants.sql). Idempotent (CREATE OR REPLACE ...). Fixing
+ *                          a function is one edit of one of these files.
+ *
+ * A migration run applies the pending migrations, then every repeatable file, in one
+ * transaction under an advisory lock. It runs when a migration is pending or when the set of
+ * repeatable files (name and MD5 of each, recorded in ww_schema_repeatable) differs from the
+ * one this collector carries; otherwise the migrator only reads, so that a collector running
+ * as waferwatch_writer (which may not create or replace anything) can start with pg.migrate
+ * on against a current schema. To re-apply the repeatable files by hand, as the owner:
+ * DELETE FROM ww_schema_repeatable, then waferwatch-collector --migrate-only.
+ *
+ * Ordering rules that follow: a migration sees the functions of the previous version (a
+ * data move may call ww_merge, not a function new in this version's repeatable files); a
+ * migration that drops or retypes a column a view reads drops the view first (the
+ * repeatable file re-creates it); collector/schema.sql is what all of it yields
+ * (tests/integration/test_schema.c). */
 #ifndef WW_MIGRATE_H
 #define WW_MIGRATE_H
 
@@ -15,10 +36,22 @@ typedef struct {
 extern const ww_migration_t ww_migrations[];
 extern const size_t ww_n_migrations;
 
-/* Applies every migration newer than the database's version, in one transaction under an
- * advisory lock (several collectors starting at once apply each migration once). A
- * database newer than this collector is refused. Returns the schema version now in the
- * database (>= 1) or a negative errno with the reason logged. */
+typedef struct {
+    const char *name; /* file name, e.g. "90_grants.sql" */
+    const char *md5;  /* hex MD5 of its bytes, computed at build time */
+    const char *sql;
+} ww_repeatable_t;
+
+/* In name order; ww_n_repeatables entries (the array holds one NULL entry when empty). */
+extern const ww_repeatable_t ww_repeatables[];
+extern const size_t ww_n_repeatables;
+
+/* Applies every migration newer than the database's version, then every repeatable file
+ * when a migration was applied or the recorded files differ from the embedded ones, in one
+ * transaction under an advisory lock (several collectors starting at once apply each
+ * migration once; a failure rolls all of it back). Writes nothing when the schema is
+ * current. A database newer than this collector is refused. Returns the schema version now
+ * in the database (>= 1) or a negative errno with the reason logged. */
 int ww_migrate(PGconn *conn);
 
 #endif

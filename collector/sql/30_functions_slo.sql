@@ -1,0 +1,202 @@
+-- Repeatable: the SQL the SLO evaluator measures with (the SLI of a latency or an
+-- availability objective, the capacity figures of a phase). Re-applied by the migrator after
+-- the versioned migrations whenever a file of collector/sql changes (ww_migrate.h): edit a
+-- function here, in place; no migration redefines it. Every statement is idempotent.
+-- Both run as their caller (the evaluator connects as waferwatch_writer; dashboards as
+-- waferwatch_reader): EXECUTE and the tables they read are granted in 90_grants.sql.
+
+-- An SLI over [p_from, p_to): how many events were good and how many there were, for
+-- the SLO evaluator. p_model '*' means every model. p_metric:
+--   ttft | tpot | e2e | queue   the histogram of that column merged over the range:
+--                  total = its count, good = total - ww_hist_count_above(merged,
+--                  p_threshold) (the values at or below the threshold, in seconds)
+--   availability   good = requests_ok, total = ok + error + timeout + rejected
+--                  (p_threshold is ignored)
+-- Where the events are read from, by the length of the range (same result, fewer rows):
+--   under 2 minutes   latency_windows of the phase's nodes (the windows that start in the
+--                     range), which the rollups are made of, so all agree on whole minutes
+--                     (ranges compressed by evaluation.window_scale in tests and demos)
+--   from 2 minutes    latency_rollup_1m (the minutes that start in the range, phase from
+--                     the rollup): at fleet scale the raw windows of a 5-minute range are
+--                     millions of rows
+--   from 3 hours      latency metrics only, when the range holds whole UTC hours: the hour
+--                     rows of latency_rollup_1h for the hours whose window count still
+--                     equals their minutes' (late data, an hour not built yet, a collector
+--                     of an older version: the minutes are read instead), the minute rows
+--                     for the rest; for the 30-day SLO period that is 720 merges instead of
+--                     43,200 per (phase, model) (bench/sli_period.sh)
+-- No data: (0, 0). An unknown metric, or a latency metric without a threshold, is an error
+-- (SQLSTATE 22023).
+CREATE OR REPLACE FUNCTION ww_sli(p_phase text, p_model text, p_metric text,
+                                  p_threshold double precision, p_from timestamptz,
+                                  p_to timestamptz)
+RETURNS TABLE(good bigint, total bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    rollup boolean := coalesce(p_to - p_from >= interval '2 minutes', false);
+    h_lo timestamptz := date_trunc('hour', p_from, 'UTC');
+    h_hi timestamptz := date_trunc('hour', p_to, 'UTC');
+    good_t timestamptz[];
+    good_m text[];
+    m ww_hist;
+BEGIN
+    IF p_metric IS NULL OR p_metric NOT IN ('ttft', 'tpot', 'e2e', 'queue', 'availability') THEN
+        RAISE EXCEPTION 'ww_sli: unknown metric "%"', p_metric
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'one of ttft, tpot, e2e, queue, availability';
+    END IF;
+    IF p_metric = 'availability' THEN
+        IF rollup THEN
+            SELECT sum(r.requests_ok),
+                   sum(r.requests_ok + r.requests_error + r.requests_timeout + r.requests_rejected)
+            INTO good, total
+            FROM latency_rollup_1m r
+            WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+              AND r.time >= p_from AND r.time < p_to;
+        ELSE
+            SELECT sum(w.requests_ok),
+                   sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
+            INTO good, total
+            FROM latency_windows w JOIN nodes n USING (node_id)
+            WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
+              AND w.time >= p_from AND w.time < p_to;
+        END IF;
+        good := coalesce(good, 0);
+        total := coalesce(total, 0);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF p_threshold IS NULL THEN
+        RAISE EXCEPTION 'ww_sli: metric % needs a threshold (seconds)', p_metric
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The whole hours inside the range, [h_lo, h_hi).
+    IF h_lo < p_from THEN
+        h_lo := h_lo + interval '1 hour';
+    END IF;
+    IF coalesce(p_to - p_from >= interval '3 hours', false) AND h_lo < h_hi THEN
+        -- (hour, model) pairs whose hour row holds exactly the minutes there are now.
+        SELECT coalesce(array_agg(h.time), '{}'), coalesce(array_agg(h.model), '{}')
+        INTO good_t, good_m
+        FROM latency_rollup_1h h
+        JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model, sum(r.windows) AS windows
+              FROM latency_rollup_1m r
+              WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+                AND r.time >= h_lo AND r.time < h_hi
+              GROUP BY 1, 2) c
+            ON c.hour = h.time AND c.model = h.model AND c.windows = h.windows
+        WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
+          AND h.time >= h_lo AND h.time < h_hi;
+        -- Those hours from their rows, every other minute of the range from the minutes. An
+        -- assignment, not SELECT INTO (which would spread the ww_hist over m's fields).
+        m := (SELECT ww_merge(x.h) FROM (
+                  SELECT CASE p_metric WHEN 'ttft' THEN h.ttft WHEN 'tpot' THEN h.tpot
+                                       WHEN 'e2e' THEN h.e2e ELSE h.queue END AS h
+                  FROM latency_rollup_1h h
+                  JOIN unnest(good_t, good_m) AS g(t, model) ON h.time = g.t AND h.model = g.model
+                  WHERE h.phase = p_phase
+                  UNION ALL
+                  SELECT CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
+                                       WHEN 'e2e' THEN r.e2e ELSE r.queue END
+                  FROM latency_rollup_1m r
+                  WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+                    AND r.time >= p_from AND r.time < p_to
+                    AND (date_trunc('hour', r.time, 'UTC'), r.model) NOT IN
+                        (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model))) x);
+    ELSIF rollup THEN
+        m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
+                                            WHEN 'e2e' THEN r.e2e ELSE r.queue END)
+              FROM latency_rollup_1m r
+              WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+                AND r.time >= p_from AND r.time < p_to);
+    ELSE
+        m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN w.ttft WHEN 'tpot' THEN w.tpot
+                                            WHEN 'e2e' THEN w.e2e ELSE w.queue END)
+              FROM latency_windows w JOIN nodes n USING (node_id)
+              WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
+                AND w.time >= p_from AND w.time < p_to);
+    END IF;
+    total := coalesce(m.count, 0);
+    good := total - ww_hist_count_above(m, p_threshold);
+    RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION ww_sli(text, text, text, double precision, timestamptz, timestamptz) IS
+    'Good and total events of an SLI over [p_from, p_to) for a phase and a model (''*'': '
+    'all): latency metrics (ttft, tpot, e2e, queue) count values at or below p_threshold '
+    '(ww_hist_count_above), availability counts ok among all requests. Raw windows below '
+    '2 min; minute rollups from 2 min; from 3 h the whole hours come from latency_rollup_1h '
+    'where it holds all their minutes (same result, fewer merges); (0, 0) when empty.';
+
+-- Capacity, power, thermal and energy of a phase over [p_from, p_to), from node_samples
+-- of the phase's nodes:
+--   reporting_nodes  nodes with at least one sample in the range
+--   healthy_nodes    reporting nodes whose latest sample in the range is not throttled
+--                    and has wafer_hotspot_c <= p_hotspot_max (NULL: no limit)
+--   delivered_kw     sum of rated_kw over the healthy nodes
+--   power_kw         sum over the reporting nodes of their latest power_w, in kW
+--   hotspot_max_c, outlet_max_c   maxima over every sample in the range
+--   throttled_share  throttled samples / samples
+--   j_per_token      sum(power_w) / sum(tokens_per_s) over the samples: each sample stands
+--                    for the same interval, which cancels (W / (token/s) = J/token);
+--                    NULL when no token was produced
+-- No sample: one row with 0 nodes, 0 kW and NULL for the rest.
+--
+-- Plan: at fleet scale a phase's 30 s of samples are ~360,000 rows (10,870 nodes at 1 Hz).
+-- Version 6 found them with the time BRIN index, materialised them and sorted them by
+-- (node_id, time DESC) for each node's latest sample. Under ingest the newest page ranges
+-- are not summarised yet (autovacuum summarises them about once a minute), and a BRIN scan
+-- reads every unsummarised page: with the fleet bench's collector evaluating three phases
+-- every 30 s, one evaluation in two took 3-5 s per phase instead of 0.5 s, and the sort
+-- spilled to disk besides. Now every node of the phase is one range scan of
+-- node_samples_node_time_idx for its aggregates and one backward probe for its latest
+-- sample: the cost follows the phase's nodes and samples, whatever the BRIN state (0.33 s
+-- against 1.3-1.5 s per phase on 12,225 nodes x 300 s of synthetic samples with the newest
+-- ranges unsummarised; identical rows). JIT is off for it: compiling the plan cost more
+-- than running it.
+CREATE OR REPLACE FUNCTION ww_phase_capacity(p_phase text, p_from timestamptz, p_to timestamptz,
+                                             p_hotspot_max double precision)
+RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw double precision,
+              power_kw double precision, hotspot_max_c double precision,
+              outlet_max_c double precision, throttled_share double precision,
+              j_per_token double precision)
+LANGUAGE sql STABLE PARALLEL SAFE SET jit = off AS $$
+    WITH per AS (
+        SELECT n.rated_kw, agg.*, last.power_w,
+               NOT last.throttled AND (p_hotspot_max IS NULL
+                                       OR last.wafer_hotspot_c <= p_hotspot_max) AS h
+        FROM nodes n
+        CROSS JOIN LATERAL (
+            SELECT max(ns.wafer_hotspot_c) AS hotspot_max, max(ns.outlet_c) AS outlet_max,
+                   count(*) FILTER (WHERE ns.throttled) AS n_throttled, count(*) AS n,
+                   sum(ns.power_w::double precision) AS power_sum,
+                   sum(ns.tokens_per_s::double precision) AS tokens_sum
+            FROM node_samples ns
+            WHERE ns.node_id = n.node_id AND ns.time >= p_from AND ns.time < p_to) AS agg
+        CROSS JOIN LATERAL (
+            SELECT s.power_w, s.wafer_hotspot_c, s.throttled
+            FROM node_samples s
+            WHERE s.node_id = n.node_id AND s.time >= p_from AND s.time < p_to
+            ORDER BY s.time DESC
+            LIMIT 1) AS last
+        WHERE n.phase = p_phase
+    ), l AS (
+        SELECT count(*)::integer AS reporting,
+               count(*) FILTER (WHERE h)::integer AS healthy,
+               coalesce(sum(rated_kw) FILTER (WHERE h), 0) AS delivered_kw,
+               coalesce(sum(power_w::double precision), 0) / 1000 AS power_kw
+        FROM per
+    ), a AS (
+        SELECT max(hotspot_max)::double precision AS hotspot_max_c,
+               max(outlet_max)::double precision AS outlet_max_c,
+               sum(n_throttled)::double precision / nullif(sum(n), 0) AS throttled_share,
+               sum(power_sum) / nullif(sum(tokens_sum), 0) AS j_per_token
+        FROM per
+    )
+    SELECT l.reporting, l.healthy, l.delivered_kw, l.power_kw, a.hotspot_max_c,
+           a.outlet_max_c, a.throttled_share, a.j_per_token
+    FROM l, a
+$$;
+COMMENT ON FUNCTION ww_phase_capacity(text, timestamptz, timestamptz, double precision) IS
+    'Per phase over [p_from, p_to): reporting and healthy nodes (latest sample not '
+    'throttled, hotspot <= p_hotspot_max), delivered kW (rated, healthy), power kW (latest '
+    'per node), max hotspot/outlet, throttled share of samples, J/token. One row always.';
