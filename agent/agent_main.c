@@ -268,18 +268,7 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
         waferwatch__v1__node_sample__init(s);
         s->node_id = nodes->names[i];
         s->time_ns = t;
-        s->power_w = r.power_w;
-        s->inlet_c = r.inlet_c;
-        s->outlet_c = r.outlet_c;
-        s->flow_lpm = r.flow_lpm;
-        s->wafer_hotspot_c = r.wafer_hotspot_c;
-        s->utilization = r.utilization;
-        s->tokens_per_s = r.tokens_per_s;
-        s->requests_queued = r.requests_queued;
-        s->requests_in_flight = r.requests_in_flight;
-        s->requests_completed = r.requests_completed;
-        s->throttled = r.throttled;
-        s->throttle_factor = r.throttle_factor;
+        ww_wire_sample_from_reading(s, &r); /* every field of ww_fields.h */
         nodes->sample_ptrs[n] = s;
         n++;
     }

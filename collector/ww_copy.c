@@ -101,26 +101,35 @@ void ww_copy_field_text(ww_copy_t *c, const char *s)
     ww_buf_put(&c->buf, s, n);
 }
 
+static void s_field_bool(ww_copy_t *c, bool v)
+{
+    ww_copy_put32(c, 1);
+    unsigned char t = v ? 1 : 0;
+    ww_buf_put(&c->buf, &t, 1);
+}
+
+/* A sample's reading fields, expanded from ww_fields.h: the field by its kind, or NULL (a
+ * length of -1) for an OPTIONAL one the sample does not carry. */
+#define S_FIELD_F32 s_field_f4
+#define S_FIELD_U32 s_field_i4
+#define S_FIELD_BOOL s_field_bool
+#define S_SAMPLE_FIELD_ALWAYS(kind, name) WW_FIELD_CAT(S_FIELD_, kind)(c, s->name);
+#define S_SAMPLE_FIELD_OPTIONAL(kind, name)                                                        \
+    if (WW_WIRE_HAS(s, name)) {                                                                    \
+        WW_FIELD_CAT(S_FIELD_, kind)(c, s->name);                                                  \
+    } else {                                                                                       \
+        ww_copy_put32(c, UINT32_MAX);                                                              \
+    }
+#define S_SAMPLE_FIELD_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)               \
+    WW_FIELD_CAT(S_SAMPLE_FIELD_, presence)(kind, name)
+
 void ww_copy_sample(ww_copy_t *c, const ww_node_sample_t *s)
 {
     ww_copy_put16(c, WW_SAMPLE_NCOLS);
     ww_copy_put32(c, 8);
     ww_copy_put64(c, (uint64_t)ww_copy_pg_time(s->time_ns));
     ww_copy_field_text(c, s->node_id);
-    s_field_f4(c, s->power_w);
-    s_field_f4(c, s->inlet_c);
-    s_field_f4(c, s->outlet_c);
-    s_field_f4(c, s->flow_lpm);
-    s_field_f4(c, s->wafer_hotspot_c);
-    s_field_f4(c, s->utilization);
-    s_field_f4(c, s->tokens_per_s);
-    s_field_i4(c, s->requests_queued);
-    s_field_i4(c, s->requests_in_flight);
-    s_field_i4(c, s->requests_completed);
-    ww_copy_put32(c, 1);
-    unsigned char t = s->throttled ? 1 : 0;
-    ww_buf_put(&c->buf, &t, 1);
-    s_field_f4(c, s->throttle_factor);
+    WW_READING_FIELDS(S_SAMPLE_FIELD_)
 }
 
 /* Writes a 4-byte length placeholder; s_len_end patches it with what followed. */

@@ -18,18 +18,17 @@
 #define WW_COPY_H
 
 #include "ww_buf.h"
+#include "ww_fields.h"
 #include "ww_hist.h"
 #include "ww_wire.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The columns of node_samples a sample row fills, in its field order. */
-#define WW_SAMPLE_COLUMNS                                                                          \
-    "time, node_id, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, "          \
-    "tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, "           \
-    "throttle_factor"
-#define WW_SAMPLE_NCOLS 14
+/* The columns of node_samples a sample row fills, in its field order: time, node_id, then
+ * the reading fields of proto/ww_fields.h in its order. */
+#define WW_SAMPLE_COLUMNS "time, node_id" WW_READING_COLUMNS
+#define WW_SAMPLE_NCOLS (2 + WW_READING_NFIELDS)
 
 /* The columns of latency_windows (and of its staging table) a window row fills. */
 #define WW_LATENCY_COLUMNS                                                                         \
@@ -69,7 +68,9 @@ void ww_copy_field_text(ww_copy_t *c, const char *s);
 void ww_copy_field_i8(ww_copy_t *c, uint64_t v);
 void ww_copy_field_hist(ww_copy_t *c, const ww_hist_t *h);
 
-/* One node_samples row (WW_SAMPLE_COLUMNS); a count above INT32_MAX sets range. */
+/* One node_samples row (WW_SAMPLE_COLUMNS), a field per entry of ww_fields.h by its kind:
+ * F32 float4, U32 int4 (a count above INT32_MAX sets range), BOOL bool; an OPTIONAL field
+ * the sample does not carry is NULL. */
 void ww_copy_sample(ww_copy_t *c, const ww_node_sample_t *s);
 
 /* One latency_windows row (WW_LATENCY_COLUMNS): duration in seconds, counts as int8, the

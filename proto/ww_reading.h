@@ -7,24 +7,20 @@
 #ifndef WW_READING_H
 #define WW_READING_H
 
+#include "ww_fields.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
-/* One node's measurements at one tick. Units are in the names. */
+/* One node's measurements at one tick: one member per field of ww_fields.h (which gives
+ * each one's type, unit and range), in its order. An OPTIONAL field (humidity_pct) is NaN
+ * when not measured. */
+#define WW_READING_MEMBER_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)            \
+    WW_FIELD_CTYPE(kind) name;
 typedef struct {
-    float power_w;
-    float inlet_c;
-    float outlet_c;
-    float flow_lpm;
-    float wafer_hotspot_c;
-    float utilization;  /* 0..1 */
-    float tokens_per_s; /* output tokens per second over the last interval */
-    uint32_t requests_queued;
-    uint32_t requests_in_flight;
-    uint32_t requests_completed; /* completions since the previous sample */
-    bool throttled;
-    float throttle_factor; /* 1 = full speed */
+    WW_READING_FIELDS(WW_READING_MEMBER_)
 } ww_reading_t;
+#undef WW_READING_MEMBER_
 
 typedef enum {
     WW_REQ_OK = 0,

@@ -4,6 +4,7 @@
 #include "ww_le.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,102 @@ static size_t s_align8(size_t n)
     return (n + 7u) & ~(size_t)7u;
 }
 
+/* ---- the READING body, expanded from ww_fields.h ---- */
+
+static unsigned s_reading_bytes(unsigned version)
+{
+    return version == 1 ? WW_REQLOG_READING_BYTES_V1 : WW_REQLOG_READING_BYTES_V2;
+}
+
+/* One field's bytes: an ALWAYS f32 must be finite; an OPTIONAL one may be NaN (not
+ * measured) but not infinite; a bool is the byte 0 or 1. False when the value is bad. */
+static bool s_get_f32(const uint8_t *p, bool optional, float *out)
+{
+    float v = ww_get_lef(p);
+    *out = v;
+    return optional ? !isinf(v) : isfinite(v);
+}
+
+static bool s_get_u32(const uint8_t *p, bool optional, uint32_t *out)
+{
+    (void)optional;
+    *out = ww_get_le32(p);
+    return true;
+}
+
+static bool s_get_bool(const uint8_t *p, bool optional, bool *out)
+{
+    (void)optional;
+    *out = p[0] == 1;
+    return p[0] <= 1;
+}
+
+#define S_GET_F32 s_get_f32
+#define S_GET_U32 s_get_u32
+#define S_GET_BOOL s_get_bool
+#define S_BAD_F32 "a reading's value is not a finite number"
+#define S_BAD_U32 "a reading's count is bad"
+#define S_BAD_BOOL "a reading's throttled byte is not 0 or 1, or its padding not zero"
+#define S_ABSENT_ALWAYS(x) (x) = 0
+#define S_ABSENT_OPTIONAL(x) (x) = NAN
+#define S_READ_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                       \
+    if (version >= (rl_ver)) {                                                                     \
+        if (!WW_FIELD_CAT(S_GET_, kind)(b + (rl_off), WW_FIELD_IS_OPTIONAL(presence), &r->name)) { \
+            *why = WW_FIELD_CAT(S_BAD_, kind);                                                     \
+            return false;                                                                          \
+        }                                                                                          \
+    } else {                                                                                       \
+        WW_FIELD_CAT(S_ABSENT_, presence)(r->name);                                                \
+    }
+
+/* Which bytes of a version's READING body hold time_ns or a field: the rest is padding,
+ * which must be zero. */
+static bool s_is_padding(unsigned version, unsigned off)
+{
+    static const ww_field_t fields[] = WW_READING_FIELD_TABLE;
+    static const unsigned size[] = {
+        [WW_FIELD_KIND_F32] = 4, [WW_FIELD_KIND_U32] = 4, [WW_FIELD_KIND_BOOL] = 1};
+    if (off < 8) {
+        return false; /* time_ns */
+    }
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (fields[i].rl_ver <= version && off >= fields[i].rl_off &&
+            off < fields[i].rl_off + size[fields[i].kind]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Decodes the fields of a READING body b of this version into *r: a field the version does
+ * not carry is absent (NaN). False with *why set when a value or the padding is bad. */
+static bool s_reading_get(const uint8_t *b, unsigned version, ww_reading_t *r, const char **why)
+{
+    WW_READING_FIELDS(S_READ_)
+    for (unsigned off = 8; off < s_reading_bytes(version); off++) {
+        if (b[off] != 0 && s_is_padding(version, off)) {
+            *why = S_BAD_BOOL;
+            return false;
+        }
+    }
+    return true;
+}
+
+#define S_PUT_F32(p, v) ww_put_lef(p, v)
+#define S_PUT_U32(p, v) ww_put_le32(p, v)
+#define S_PUT_BOOL(p, v) ((p)[0] = (v) ? 1 : 0)
+#define S_WRITE_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                      \
+    if (version >= (rl_ver)) {                                                                     \
+        WW_FIELD_CAT(S_PUT_, kind)(b + (rl_off), r->name);                                         \
+    }
+
+/* Encodes the fields of *r into the READING body b of this version (padding zero). */
+static void s_reading_put(uint8_t *b, unsigned version, const ww_reading_t *r)
+{
+    memset(b + 8, 0, s_reading_bytes(version) - 8);
+    WW_READING_FIELDS(S_WRITE_)
+}
+
 int ww_reqlog_parse(const void *buf, size_t len, ww_reqlog_msg_t *m, const char **why)
 {
     const uint8_t *p = buf;
@@ -45,12 +142,14 @@ int ww_reqlog_parse(const void *buf, size_t len, ww_reqlog_msg_t *m, const char 
     if (ww_get_le32(p) != WW_REQLOG_MAGIC) {
         return s_bad(why, "magic is not WRL1");
     }
-    if (p[4] != WW_REQLOG_VERSION) {
-        return s_bad(why, "version is not 1");
+    unsigned version = p[4];
+    if (version < 1 || version > WW_REQLOG_VERSION) {
+        return s_bad(why, "version is neither 1 nor 2");
     }
     if (ww_get_le32(p + 12) != 0) {
         return s_bad(why, "reserved header bytes are not zero");
     }
+    m->version = version;
     m->type = p[5];
     unsigned n_models = ww_get_le16(p + 6);
     uint32_t count = ww_get_le32(p + 8);
@@ -58,27 +157,15 @@ int ww_reqlog_parse(const void *buf, size_t len, ww_reqlog_msg_t *m, const char 
         if (n_models != 0 || count != 1) {
             return s_bad(why, "a reading has no model table and a count of 1");
         }
-        if (len != WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES) {
-            return s_bad(why, "a reading is 72 bytes");
+        if (len != WW_REQLOG_HEADER + s_reading_bytes(version)) {
+            return s_bad(why, version == 1 ? "a version 1 reading is 72 bytes"
+                                           : "a version 2 reading is 76 bytes");
         }
         const uint8_t *b = p + WW_REQLOG_HEADER;
-        ww_reading_t *r = &m->reading;
         m->time_ns = (int64_t)ww_get_le64(b);
-        float *f[] = {&r->power_w,         &r->inlet_c,     &r->outlet_c,     &r->flow_lpm,
-                      &r->wafer_hotspot_c, &r->utilization, &r->tokens_per_s, &r->throttle_factor};
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-            *f[i] = ww_get_lef(b + 8 + 4 * i);
-            if (!(*f[i] == *f[i]) || *f[i] - *f[i] != 0.0f) {
-                return s_bad(why, "a reading's value is not a finite number");
-            }
+        if (!s_reading_get(b, version, &m->reading, why)) {
+            return -EBADMSG;
         }
-        r->requests_queued = ww_get_le32(b + 40);
-        r->requests_in_flight = ww_get_le32(b + 44);
-        r->requests_completed = ww_get_le32(b + 48);
-        if (b[52] > 1 || b[53] || b[54] || b[55]) {
-            return s_bad(why, "a reading's throttled byte is not 0 or 1, or its padding not zero");
-        }
-        r->throttled = b[52] == 1;
         if (m->time_ns <= 0) {
             return s_bad(why, "a reading's time_ns is not positive");
         }
@@ -157,10 +244,10 @@ int ww_reqlog_record(const ww_reqlog_msg_t *m, uint32_t k, ww_request_t *r, cons
     return 0;
 }
 
-static void s_header(uint8_t *p, unsigned type, unsigned n_models, uint32_t count)
+static void s_header(uint8_t *p, unsigned version, unsigned type, unsigned n_models, uint32_t count)
 {
     ww_put_le32(p, WW_REQLOG_MAGIC);
-    p[4] = WW_REQLOG_VERSION;
+    p[4] = (uint8_t)version;
     p[5] = (uint8_t)type;
     ww_put_le16(p + 6, (uint16_t)n_models);
     ww_put_le32(p + 8, count);
@@ -184,7 +271,7 @@ int ww_reqlog_begin(ww_reqlog_batch_t *b, const char *const *models, unsigned n_
     }
     size_t rec = s_align8(off);
     memset(b->buf + off, 0, rec - off);
-    s_header(b->buf, WW_REQLOG_REQUESTS, n_models, 0);
+    s_header(b->buf, WW_REQLOG_REQUESTS_VERSION, WW_REQLOG_REQUESTS, n_models, 0);
     b->n_models = n_models;
     b->records_off = rec;
     b->len = rec;
@@ -214,18 +301,17 @@ int ww_reqlog_add(ww_reqlog_batch_t *b, const ww_request_t *r)
 
 size_t ww_reqlog_reading(uint8_t *buf, int64_t time_ns, const ww_reading_t *r)
 {
-    s_header(buf, WW_REQLOG_READING, 0, 1);
+    return ww_reqlog_reading_v(buf, WW_REQLOG_VERSION, time_ns, r);
+}
+
+size_t ww_reqlog_reading_v(uint8_t *buf, unsigned version, int64_t time_ns, const ww_reading_t *r)
+{
+    if (version < 1 || version > WW_REQLOG_VERSION) {
+        return 0;
+    }
+    s_header(buf, version, WW_REQLOG_READING, 0, 1);
     uint8_t *b = buf + WW_REQLOG_HEADER;
     ww_put_le64(b, (uint64_t)time_ns);
-    const float f[] = {r->power_w,         r->inlet_c,     r->outlet_c,     r->flow_lpm,
-                       r->wafer_hotspot_c, r->utilization, r->tokens_per_s, r->throttle_factor};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        ww_put_lef(b + 8 + 4 * i, f[i]);
-    }
-    ww_put_le32(b + 40, r->requests_queued);
-    ww_put_le32(b + 44, r->requests_in_flight);
-    ww_put_le32(b + 48, r->requests_completed);
-    b[52] = r->throttled ? 1 : 0;
-    b[53] = b[54] = b[55] = 0;
-    return WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES;
+    s_reading_put(b, version, r);
+    return WW_REQLOG_HEADER + s_reading_bytes(version);
 }

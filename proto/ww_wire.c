@@ -148,6 +148,23 @@ static bool s_time_ok(int64_t t, const ww_wire_limits_t *lim, int64_t now_ns)
            t <= now_ns + lim->max_future_ns;
 }
 
+/* Expansions of WW_READING_FIELDS (ww_fields.h) by kind and presence. */
+#define S_PRESENT_ALWAYS(s, name) true
+#define S_PRESENT_OPTIONAL(s, name) WW_WIRE_HAS(s, name)
+#define S_PRESENT(presence, s, name) WW_FIELD_CAT(S_PRESENT_, presence)(s, name)
+/* A counters[] entry for a U32 field, nothing for the others. */
+#define S_COUNTER_F32(name, hi)
+#define S_COUNTER_BOOL(name, hi)
+#define S_COUNTER_U32(name, hi) {#name, s->name, (uint32_t)(hi)},
+#define S_COUNTER_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                    \
+    WW_FIELD_CAT(S_COUNTER_, kind)(name, hi)
+/* A nums[] entry for an F32 field, nothing for the others. */
+#define S_NUM_U32(name, presence, lo, hi)
+#define S_NUM_BOOL(name, presence, lo, hi)
+#define S_NUM_F32(name, presence, lo, hi) {#name, S_PRESENT(presence, s, name), s->name, lo, hi},
+#define S_NUM_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                        \
+    WW_FIELD_CAT(S_NUM_, kind)(name, presence, lo, hi)
+
 int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limits_t *lim,
                          int64_t now_ns, ww_wire_why_t *why)
 {
@@ -161,39 +178,30 @@ int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limi
                       (long long)(lim->max_future_ns / 1000000000));
     }
     /* uint32 on the wire, integer in node_samples: what does not fit is refused, never
-     * clamped. */
+     * clamped. The U32 fields of ww_fields.h, in its order. */
     const struct {
         const char *name;
-        uint32_t v;
-    } counters[] = {
-        {"requests_queued", s->requests_queued},
-        {"requests_in_flight", s->requests_in_flight},
-        {"requests_completed", s->requests_completed},
-    };
+        uint32_t v, max;
+    } counters[] = {WW_READING_FIELDS(S_COUNTER_)};
     for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
-        if (counters[k].v > INT32_MAX) {
+        if (counters[k].v > counters[k].max) {
             return s_fail(why, -EINVAL,
-                          "batch.samples[%zu].%s: %u is more than 2147483647 (a PostgreSQL "
-                          "integer)",
-                          i, counters[k].name, (unsigned)counters[k].v);
+                          "batch.samples[%zu].%s: %u is more than %u (a PostgreSQL integer)", i,
+                          counters[k].name, (unsigned)counters[k].v, (unsigned)counters[k].max);
         }
     }
-    /* Plausible ranges: loose enough for any real system, tight enough that a unit mix-up
-     * (kW for W, K for °C) or garbage is refused. */
+    /* Plausible ranges (the F32 fields of ww_fields.h, in its order): loose enough for any
+     * real system, tight enough that a unit mix-up (kW for W, K for °C) or garbage is
+     * refused. An OPTIONAL field that was not sent is not checked (it is stored as NULL). */
     const struct {
         const char *name;
+        bool present;
         double v, lo, hi;
-    } nums[] = {
-        {"power_w", s->power_w, 0, 200000},
-        {"inlet_c", s->inlet_c, -40, 150},
-        {"outlet_c", s->outlet_c, -40, 150},
-        {"flow_lpm", s->flow_lpm, 0, 10000},
-        {"wafer_hotspot_c", s->wafer_hotspot_c, -40, 250},
-        {"utilization", s->utilization, 0, 1},
-        {"tokens_per_s", s->tokens_per_s, 0, 1e8},
-        {"throttle_factor", s->throttle_factor, 0, 1},
-    };
+    } nums[] = {WW_READING_FIELDS(S_NUM_)};
     for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+        if (!nums[k].present) {
+            continue;
+        }
         int rc =
             s_check_num(nums[k].v, nums[k].lo, nums[k].hi, why, "batch.samples", i, nums[k].name);
         if (rc < 0) {
@@ -771,4 +779,33 @@ Waferwatch__V1__NackCode ww_wire_nack_code(int decode_rc)
     default:
         return WAFERWATCH__V1__NACK_CODE__NACK_UNSPECIFIED;
     }
+}
+
+/* Reading <-> NodeSample, one statement per field of ww_fields.h. An OPTIONAL field is NaN
+ * in the reading when not measured, and unset (<name>_present_case 0) in the NodeSample. */
+#define S_TO_PB_ALWAYS(name, pb) s->name = r->name;
+#define S_TO_PB_OPTIONAL(name, pb)                                                                 \
+    if (isnan(r->name)) {                                                                          \
+        s->name##_present_case = 0;                                                                \
+        s->name = 0;                                                                               \
+    } else {                                                                                       \
+        s->name##_present_case = pb;                                                               \
+        s->name = r->name;                                                                         \
+    }
+#define S_TO_PB_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                      \
+    WW_FIELD_CAT(S_TO_PB_, presence)(name, pb)
+
+void ww_wire_sample_from_reading(ww_node_sample_t *s, const ww_reading_t *r)
+{
+    WW_READING_FIELDS(S_TO_PB_)
+}
+
+#define S_FROM_PB_ALWAYS(name) r->name = s->name;
+#define S_FROM_PB_OPTIONAL(name) r->name = WW_WIRE_HAS(s, name) ? s->name : NAN;
+#define S_FROM_PB_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                    \
+    WW_FIELD_CAT(S_FROM_PB_, presence)(name)
+
+void ww_wire_sample_to_reading(const ww_node_sample_t *s, ww_reading_t *r)
+{
+    WW_READING_FIELDS(S_FROM_PB_)
 }

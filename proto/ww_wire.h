@@ -50,12 +50,20 @@
  *    the refused message's, whatever it was;
  *  - sample (ww_wire_check_sample): time_ns a whole microsecond (timestamptz) within
  *    [now - max_past, now + max_future]; readings finite and plausible; requests_queued,
- *    requests_in_flight, requests_completed <= 2^31 - 1 (integer).
+ *    requests_in_flight, requests_completed <= 2^31 - 1 (integer). The reading fields, their
+ *    ranges and their presence are those of proto/ww_fields.h; an OPTIONAL field
+ *    (humidity_pct) that was not sent is not checked and is stored as NULL.
+ *
+ * Presence of an OPTIONAL reading field (waferwatch.proto): the field <name> is the only
+ * member of `oneof <name>_present`, the wire form of proto3 `optional`; in C
+ * <name>_present_case is the field number when it was sent, 0 when not (WW_WIRE_HAS). The
+ * NodeSample of an agent that predates the field lacks it: the column is NULL, not 0.
  */
 #ifndef WW_WIRE_H
 #define WW_WIRE_H
 
 #include "waferwatch/v1/waferwatch.pb-c.h"
+#include "ww_reading.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -147,6 +155,16 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
  * outside the plausible range [-40, 150]". */
 int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limits_t *lim,
                          int64_t now_ns, ww_wire_why_t *why);
+
+/* True when the NodeSample s carries the OPTIONAL reading field `name` (ww_fields.h). */
+#define WW_WIRE_HAS(s, name) ((s)->name##_present_case != 0)
+
+/* Copies the reading fields of *r (all of ww_fields.h) into *s; node_id and time_ns are
+ * left alone. An OPTIONAL field that is NaN in the reading (not measured) is left unset. */
+void ww_wire_sample_from_reading(ww_node_sample_t *s, const ww_reading_t *r);
+
+/* The reverse: the reading fields of *s into *r; an unset OPTIONAL field becomes NaN. */
+void ww_wire_sample_to_reading(const ww_node_sample_t *s, ww_reading_t *r);
 
 /* Frees a decoded envelope and NULLs *env; safe on NULL. */
 void ww_wire_free(ww_envelope_t **env);

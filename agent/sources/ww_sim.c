@@ -100,6 +100,19 @@ static const double s_power_exp = 0.9;
 /* Peak-to-peak sensor noise is 2 * this (a 0.1 °C class RTD/thermistor reading). */
 static const double s_temp_noise_c = 0.05;
 static const double s_two_pi = 6.283185307179586;
+/* Intake air humidity (ww_sim.h): the hall's setpoint is drawn from
+ * [s_rh_setpoint_lo, s_rh_setpoint_lo + s_rh_setpoint_span] %, it drifts by two slow waves
+ * (amplitudes s_rh_drift_a/b %, periods s_rh_drift_a_s/b_s), each node reads a fixed offset
+ * of up to +-s_rh_node_offset % (placement in the hall, sensor calibration) plus up to
+ * +-s_rh_noise % of noise per sample (a +-2 % RH class sensor resolves ~0.1 %). */
+static const double s_rh_setpoint_lo = 40.0;
+static const double s_rh_setpoint_span = 5.0;
+static const double s_rh_drift_a = 1.5;
+static const double s_rh_drift_a_s = 6.0 * 3600.0;
+static const double s_rh_drift_b = 0.5;
+static const double s_rh_drift_b_s = 47.0 * 60.0;
+static const double s_rh_node_offset = 0.8;
+static const double s_rh_noise = 0.15;
 
 typedef struct {
     uint64_t s[4];
@@ -163,6 +176,10 @@ typedef struct {
     double hot_c;
     double throttle;
 
+    /* intake humidity: the hall's setpoint and drift phases (from the seed alone), this
+     * node's offset (from the seed and the node) */
+    double rh_setpoint, rh_phase_a, rh_phase_b, rh_node_offset;
+
     /* running requests; every array below has run_cap entries, grown up to max_concurrency */
     sim_req_t *slab;     /* the requests, by slot */
     uint32_t *order;     /* slot at each position of the running order, n_run of them */
@@ -225,6 +242,16 @@ static void s_rng_seed(sim_rng_t *r, uint64_t seed, unsigned node, uint64_t stre
     for (int i = 0; i < 4; i++) {
         r->s[i] = s_splitmix64(&x);
     }
+}
+
+/* A number in [0, 1) that depends only on (seed, a, b): the humidity model draws from it
+ * instead of the node's streams, so that the other readings stay what they were. */
+static double s_hash01(uint64_t seed, uint64_t a, uint64_t b)
+{
+    uint64_t x = seed ^ 0x68756d6964697479ULL; /* "humidity" */
+    x ^= s_splitmix64(&(uint64_t){a * 0x100000001b3ULL + 3});
+    x ^= s_splitmix64(&(uint64_t){b * 0xd6e8feb86659fd93ULL + 5});
+    return (double)(s_splitmix64(&x) >> 11) * 0x1.0p-53;
 }
 
 static uint64_t s_rotl(uint64_t x, int k)
@@ -1116,6 +1143,12 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
         st->burst_toggle = s_exponential(&st->rng_burst, st->burst_rate);
     }
 
+    /* The agent's nodes share a hall (node.hall): its humidity depends on the seed only. */
+    st->rh_setpoint = s_rh_setpoint_lo + s_rh_setpoint_span * s_hash01(c->seed, 0, 1);
+    st->rh_phase_a = s_two_pi * s_hash01(c->seed, 0, 2);
+    st->rh_phase_b = s_two_pi * s_hash01(c->seed, 0, 3);
+    st->rh_node_offset = s_rh_node_offset * (2.0 * s_hash01(c->seed, node_index + 1ULL, 4) - 1.0);
+
     st->fault_hit = c->pump_fault && node_index % (uint64_t)c->pump_fault_every == 0;
     st->fault_t0 = c->pump_fault_start_s;
     st->fault_t1 = c->pump_fault_duration_s > 0.0 ? c->pump_fault_start_s + c->pump_fault_duration_s
@@ -1141,6 +1174,20 @@ cleanup:
     free(st->rec);
     free(st);
     return rc;
+}
+
+/* Relative humidity (%) at the node's air intake at now_ns (ww_sim.h): the hall's setpoint
+ * and drift at that absolute time, the node's offset, and noise drawn from (seed, node,
+ * time), clamped to 0..100. */
+static double s_humidity_pct(const sim_t *st, int64_t now_ns)
+{
+    double t = (double)now_ns / 1e9;
+    double rh =
+        st->rh_setpoint + st->rh_node_offset +
+        s_rh_drift_a * sin(s_two_pi * t / s_rh_drift_a_s + st->rh_phase_a) +
+        s_rh_drift_b * sin(s_two_pi * t / s_rh_drift_b_s + st->rh_phase_b) +
+        s_rh_noise * (2.0 * s_hash01(st->conf.seed, st->node + 1ULL, (uint64_t)now_ns) - 1.0);
+    return rh < 0.0 ? 0.0 : (rh > 100.0 ? 100.0 : rh);
 }
 
 static int s_sample(void *state, int64_t now_ns, ww_reading_t *out)
@@ -1193,6 +1240,7 @@ static int s_sample(void *state, int64_t now_ns, ww_reading_t *out)
     out->requests_completed = st->acc_done;
     out->throttle_factor = (float)st->throttle;
     out->throttled = st->throttle < 1.0;
+    out->humidity_pct = (float)s_humidity_pct(st, now_ns);
 
     st->acc_t0 = t_now;
     st->acc_energy_j = 0.0;

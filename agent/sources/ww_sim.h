@@ -13,7 +13,16 @@
  *    outlet + power * r_th with time constant tau_s; coolant outlet = inlet + P / (rho c Q);
  *  - throttling: above throttle_c the decode rate is scaled down, more the hotter it is;
  *  - faults: pump degradation (flow drops to a share of nominal from a start time for a
- *    duration), which raises temperatures and so throttles decode.
+ *    duration), which raises temperatures and so throttles decode;
+ *  - intake air humidity (humidity_pct, %), a hall-level model: the nodes of one agent sit
+ *    in one hall (node.hall), whose air handlers hold a setpoint drawn from the seed in
+ *    40..45 %; it drifts by +-1.5 % over a 6 h wave and +-0.5 % over a 47 min one, both
+ *    functions of the absolute time with phases from the seed (so every node of the hall,
+ *    and every restart, sees the same drift); each node reads a fixed offset of up to
+ *    +-0.8 % (from the seed and its index) plus +-0.15 % of noise per sample (from the seed,
+ *    its index and the sample time). Clamped to 0..100. It draws from none of the node's
+ *    random streams, so the other readings are what they were without it. The constants
+ *    are s_rh_* in ww_sim.c.
  *
  * Deterministic: the same seed, node index, start time and sequence of sample() times give
  * the same readings and request records (its own PRNG, no global state, no clock reads).

@@ -25,6 +25,7 @@
 #include "ww_wire.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,6 +389,12 @@ static void s_wire_seeds(void)
         smp[i].throttled = i == 2;
         smp[i].throttle_factor = i == 2 ? 0.7f : 1.0f;
         smp[i].requests_completed = 12;
+        if (i == 0) { /* humidity_pct: sent by one sample, absent from the others */
+            ww_reading_t rd;
+            ww_wire_sample_to_reading(&smp[i], &rd);
+            rd.humidity_pct = 41.5f;
+            ww_wire_sample_from_reading(&smp[i], &rd);
+        }
         sp[i] = &smp[i];
     }
     ww_batch_t batch;
@@ -572,10 +579,14 @@ static void s_reqlog_seeds(void)
     rd.requests_queued = 3;
     rd.requests_in_flight = 40;
     rd.requests_completed = 120;
+    rd.humidity_pct = 42.5f;
     s_reqlog("reading.bin", buf, ww_reqlog_reading(buf, NOW, &rd));
+    /* the first layout (no humidity), which the agent still accepts */
+    s_reqlog("reading_v1.bin", buf, ww_reqlog_reading_v(buf, 1, NOW, &rd));
     rd.throttled = true;
     rd.throttle_factor = 0.7f;
     rd.wafer_hotspot_c = 96.5f;
+    rd.humidity_pct = NAN; /* not measured */
     s_reqlog("reading_throttled.bin", buf, ww_reqlog_reading(buf, NOW + SEC, &rd));
 
     static const char *const one[] = {"llama3.1-8b"};

@@ -153,6 +153,10 @@ static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 1);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE power_w = 12345.5"),
                      1);
+    /* A sample without humidity_pct (an agent that predates it) stores NULL, not 0. */
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE power_w = 12345.5"
+                                     " AND humidity_pct IS NULL"),
+                     1);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ingest_rejects"), 2);
     assert_int_equal(
         h_query_ll(&db, "SELECT count(*) FROM ingest_rejects WHERE code = 'malformed'"), 1);

@@ -5,6 +5,7 @@
 #include "ww_sim.h"
 #include "ww_test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,12 @@ static bool s_same(PGresult *r, int row, const ww_reading_t *w)
         if (got[f] != want[f]) {
             return false;
         }
+    }
+    /* humidity_pct: NULL when not measured (NaN), else the value */
+    if (isnan(w->humidity_pct)
+            ? !PQgetisnull(r, row, 13)
+            : PQgetisnull(r, row, 13) || strtof(PQgetvalue(r, row, 13), NULL) != w->humidity_pct) {
+        return false;
     }
     return atoll(PQgetvalue(r, row, 8)) == (long long)w->requests_queued &&
            atoll(PQgetvalue(r, row, 9)) == (long long)w->requests_in_flight &&
@@ -47,7 +54,8 @@ void h_verify_sim(h_db_t *db, int argc, char **argv, int64_t first_tick, int64_t
         snprintf(sql, sizeof sql,
                  "SELECT (extract(epoch from time) * 1000000)::bigint, power_w, inlet_c, outlet_c,"
                  " flow_lpm, wafer_hotspot_c, utilization, tokens_per_s, requests_queued,"
-                 " requests_in_flight, requests_completed, throttled, throttle_factor"
+                 " requests_in_flight, requests_completed, throttled, throttle_factor,"
+                 " humidity_pct"
                  " FROM node_samples WHERE node_id = '%s' AND time >= to_timestamp(%lld / 1e6)"
                  " AND time <= to_timestamp(%lld / 1e6) ORDER BY time",
                  name, (long long)(first_tick / 1000), (long long)(last_tick / 1000));

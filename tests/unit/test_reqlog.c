@@ -1,10 +1,10 @@
 /* Unit tests of ww_reqlog, the request log: the datagram codec (round trips of REQUESTS and
- * READING datagrams checked against an independent byte-level builder, a batch filling to
- * exactly WW_REQLOG_MAX_DGRAM, every rejection of the parser, of ww_reqlog_record and of the
- * encoder) and the agent-side source end to end over a real Unix datagram socket in a
- * temporary directory (model tables mapped by name across datagrams, readings and their
- * age, bad datagrams and bad records dropped, the ninth model, poll_requests without a
- * sink, an oversize datagram, and what open refuses, replaces and close removes). */
+ * READING datagrams, versions 1 and 2, checked against an independent byte-level builder, a batch
+ * filling to exactly WW_REQLOG_MAX_DGRAM, every rejection of the parser, of ww_reqlog_record and of
+ * the encoder) and the agent-side source end to end over a real Unix datagram socket in a temporary
+ * directory (model tables mapped by name across datagrams, readings and their age, bad datagrams
+ * and bad records dropped, the ninth model, poll_requests without a sink, an oversize datagram, and
+ * what open refuses, replaces and close removes). */
 #include "ww_le.h"
 #include "ww_log.h"
 #include "ww_reqlog_source.h"
@@ -34,14 +34,15 @@ typedef struct {
     size_t len;
 } raw_t;
 
-static void raw_header(raw_t *d, unsigned type, unsigned n_models, uint32_t count)
+static void raw_header_v(raw_t *d, unsigned version, unsigned type, unsigned n_models,
+                         uint32_t count)
 {
     memset(d->b, 0, sizeof d->b);
     d->b[0] = 'W';
     d->b[1] = 'R';
     d->b[2] = 'L';
     d->b[3] = '1';
-    d->b[4] = 1;
+    d->b[4] = (uint8_t)version;
     d->b[5] = (uint8_t)type;
     d->b[6] = (uint8_t)n_models;
     d->b[7] = (uint8_t)(n_models >> 8);
@@ -49,6 +50,12 @@ static void raw_header(raw_t *d, unsigned type, unsigned n_models, uint32_t coun
         d->b[8 + i] = (uint8_t)(count >> (8 * i));
     }
     d->len = WW_REQLOG_HEADER;
+}
+
+/* Version 1: what REQUESTS are written as, and the first READING layout. */
+static void raw_header(raw_t *d, unsigned type, unsigned n_models, uint32_t count)
+{
+    raw_header_v(d, 1, type, n_models, count);
 }
 
 static void raw_u(raw_t *d, size_t off, uint64_t v, int bytes)
@@ -110,6 +117,15 @@ static void raw_reading(raw_t *d, int64_t t, const ww_reading_t *r)
     d->len = 72;
 }
 
+/* Version 2: version 1's body, the version byte 2, and humidity_pct (f32) at 72. */
+static void raw_reading2(raw_t *d, int64_t t, const ww_reading_t *r)
+{
+    raw_reading(d, t, r);
+    d->b[4] = 2;
+    raw_u(d, 72, fbits(r->humidity_pct), 4);
+    d->len = 76;
+}
+
 /* ---- fixtures ---- */
 
 static ww_request_t req(uint16_t model, ww_req_status_t st, int64_t done_ns, uint32_t prompt,
@@ -157,6 +173,11 @@ static void assert_reading_equal(const ww_reading_t *a, const ww_reading_t *b, b
         assert_int_equal(a->requests_completed, b->requests_completed);
     }
     assert_int_equal(a->throttled, b->throttled);
+    if (isnan(b->humidity_pct)) {
+        assert_true(isnan(a->humidity_pct)); /* not measured */
+    } else {
+        assert_int_equal(fbits(a->humidity_pct), fbits(b->humidity_pct));
+    }
 }
 
 static ww_reading_t reading_of(float power)
@@ -174,6 +195,7 @@ static ww_reading_t reading_of(float power)
     r.requests_queued = 4;
     r.requests_in_flight = 37;
     r.requests_completed = 1234;
+    r.humidity_pct = 43.25f;
     return r;
 }
 
@@ -297,33 +319,60 @@ static void test_roundtrip_reading(void **state)
     in.requests_completed = 0x80000001u;
     in.throttled = true;
 
+    in.humidity_pct = 100.0f;
+
+    /* Version 2, what the encoder writes: version 1's 56 bytes, then humidity_pct. */
     uint8_t buf[WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES + 8];
     memset(buf, 0xee, sizeof buf);
     size_t n = ww_reqlog_reading(buf, INT64_MAX, &in);
-    assert_int_equal(n, 72);
-    assert_int_equal(buf[72], 0xee); /* nothing written past the end */
+    assert_int_equal(n, 76);
+    assert_int_equal(buf[76], 0xee); /* nothing written past the end */
     raw_t raw;
-    raw_reading(&raw, INT64_MAX, &in);
-    assert_memory_equal(raw.b, buf, 72);
-    assert_memory_equal(buf, "WRL1\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00", 16);
+    raw_reading2(&raw, INT64_MAX, &in);
+    assert_memory_equal(raw.b, buf, 76);
+    assert_memory_equal(buf, "WRL1\x02\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00", 16);
+    assert_memory_equal(buf + 72, "\x00\x00\xc8\x42", 4); /* 100.0f, little-endian */
 
     ww_reqlog_msg_t m;
     expect_ok(buf, n, &m);
+    assert_int_equal(m.version, 2);
     assert_int_equal(m.type, WW_REQLOG_READING);
     assert_int_equal(m.time_ns, INT64_MAX);
     assert_reading_equal(&m.reading, &in, true);
     assert_true(m.reading.throttled);
 
-    /* Not throttled, the smallest time. */
+    /* Version 1, byte for byte as before: no humidity, which parses as not measured. */
+    memset(buf, 0xee, sizeof buf);
+    n = ww_reqlog_reading_v(buf, 1, INT64_MAX, &in);
+    assert_int_equal(n, 72);
+    assert_int_equal(buf[72], 0xee);
+    raw_reading(&raw, INT64_MAX, &in);
+    assert_memory_equal(raw.b, buf, 72);
+    assert_memory_equal(buf, "WRL1\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00", 16);
+    expect_ok(buf, n, &m);
+    assert_int_equal(m.version, 1);
+    assert_true(isnan(m.reading.humidity_pct));
+    ww_reading_t v1 = in;
+    v1.humidity_pct = NAN;
+    assert_reading_equal(&m.reading, &v1, true);
+    /* Versions this codec does not write. */
+    assert_int_equal(ww_reqlog_reading_v(buf, 0, 1, &in), 0);
+    assert_int_equal(ww_reqlog_reading_v(buf, 3, 1, &in), 0);
+
+    /* Not throttled, the smallest time, humidity not measured (NaN travels as NaN). */
     in.throttled = false;
     in.inlet_c = 0.0f;
+    in.humidity_pct = NAN;
     n = ww_reqlog_reading(buf, 1, &in);
-    assert_int_equal(n, 72);
+    assert_int_equal(n, 76);
     assert_int_equal(buf[68], 0);
+    raw_reading2(&raw, 1, &in);
+    assert_memory_equal(raw.b, buf, 76);
     expect_ok(buf, n, &m);
     assert_int_equal(m.time_ns, 1);
     assert_reading_equal(&m.reading, &in, true);
     assert_false(m.reading.throttled);
+    assert_true(isnan(m.reading.humidity_pct));
 }
 
 static void test_batch_fills(void **state)
@@ -417,12 +466,20 @@ static void test_parse_rejects_header(void **state)
     memcpy(e.b, "1LRW", 4);
     expect_bad(e.b, e.len);
     /* version */
-    static const uint8_t versions[] = {0, 2, 255};
+    static const uint8_t versions[] = {0, 3, 255};
     for (size_t i = 0; i < sizeof versions; i++) {
         e = d;
         e.b[4] = versions[i];
         expect_bad(e.b, e.len);
     }
+    /* version 2 with version 1's 72-byte reading, and the reverse */
+    e = d;
+    e.b[4] = 2;
+    expect_bad(e.b, e.len);
+    raw_reading2(&e, T0, &rd);
+    expect_ok(e.b, e.len, &m);
+    e.b[4] = 1;
+    expect_bad(e.b, e.len);
     /* reserved */
     for (int i = 12; i < 16; i++) {
         e = d;
@@ -439,6 +496,10 @@ static void test_parse_rejects_header(void **state)
     const char *const one[] = {"m"};
     raw_requests(&e, one, 1, NULL, 0);
     expect_ok(e.b, e.len, &m);
+    e.b[4] = 2; /* REQUESTS are the same in version 2 */
+    expect_ok(e.b, e.len, &m);
+    assert_int_equal(m.version, 2);
+    e.b[4] = 1;
     e.b[5] = 3;
     expect_bad(e.b, e.len);
     e.b[5] = 0;
@@ -469,22 +530,29 @@ static void test_parse_rejects_header(void **state)
     free(b);
 }
 
-static void test_parse_rejects_reading(void **state)
+/* Every refusal of a READING, in both versions (len 72 and 76). */
+static void s_rejects_reading(unsigned version)
 {
-    (void)state;
     ww_reading_t rd = reading_of(20000.0f);
     raw_t d;
-    raw_reading(&d, T0, &rd);
+    if (version == 1) {
+        raw_reading(&d, T0, &rd);
+    } else {
+        raw_reading2(&d, T0, &rd);
+    }
+    const size_t len = d.len;
+    assert_int_equal(len, version == 1 ? 72 : 76);
     ww_reqlog_msg_t m;
     expect_ok(d.b, d.len, &m);
     raw_t e;
 
     /* wrong length */
-    expect_bad(d.b, 71);
+    expect_bad(d.b, len - 1);
     expect_bad(d.b, 16);
     e = d;
-    expect_bad(e.b, 73); /* the byte after is zero */
-    expect_bad(e.b, 72 + 48);
+    expect_bad(e.b, len + 1); /* the byte after is zero */
+    expect_bad(e.b, len + 48);
+    expect_bad(e.b, version == 1 ? 76 : 72); /* the other version's length */
     /* wrong count, models */
     static const uint32_t counts[] = {0, 2, UINT32_MAX};
     for (size_t i = 0; i < 3; i++) {
@@ -538,6 +606,37 @@ static void test_parse_rejects_reading(void **state)
     ww_put_lef(e.b + 24, -FLT_MAX);
     expect_ok(e.b, e.len, &m);
     assert_true(m.reading.throttled);
+    if (version == 1) {
+        assert_true(isnan(m.reading.humidity_pct)); /* version 1 has none */
+        return;
+    }
+    assert_int_equal(fbits(m.reading.humidity_pct), fbits(43.25f));
+    /* humidity_pct: any NaN is "not measured"; infinities are refused; the range is the
+     * collector's to check (ww_wire_check_sample), not the datagram's */
+    static const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u};
+    for (size_t i = 0; i < 3; i++) {
+        e = d;
+        ww_put_le32(e.b + 72, nans[i]);
+        expect_ok(e.b, e.len, &m);
+        assert_true(isnan(m.reading.humidity_pct));
+    }
+    e = d;
+    ww_put_lef(e.b + 72, INFINITY);
+    expect_bad(e.b, e.len);
+    e = d;
+    ww_put_lef(e.b + 72, -INFINITY);
+    expect_bad(e.b, e.len);
+    e = d;
+    ww_put_lef(e.b + 72, -FLT_MAX);
+    expect_ok(e.b, e.len, &m);
+    assert_int_equal(fbits(m.reading.humidity_pct), fbits(-FLT_MAX));
+}
+
+static void test_parse_rejects_reading(void **state)
+{
+    (void)state;
+    s_rejects_reading(1);
+    s_rejects_reading(2);
 }
 
 static void test_parse_rejects_requests(void **state)
@@ -815,9 +914,9 @@ static void fx_send(fx_t *f, const void *buf, size_t len)
 
 static void fx_send_reading(fx_t *f, int64_t t, const ww_reading_t *r)
 {
-    uint8_t buf[72];
-    assert_int_equal(ww_reqlog_reading(buf, t, r), 72);
-    fx_send(f, buf, 72);
+    uint8_t buf[WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES];
+    assert_int_equal(ww_reqlog_reading(buf, t, r), 76);
+    fx_send(f, buf, 76);
 }
 
 static void fx_send_requests(fx_t *f, const char *const *models, unsigned n, const ww_request_t *r,
@@ -966,6 +1065,18 @@ static void test_source_end_to_end(void **state)
     assert_reading_equal(&out, &rd2, false);
     assert_false(out.throttled);
     assert_int_equal(out.requests_completed, 0);
+    assert_int_equal(fbits(out.humidity_pct), fbits(43.25f));
+
+    /* a version 1 producer: its reading is taken, humidity not measured */
+    raw_t d1;
+    ww_reading_t rd3 = reading_of(23000.0f);
+    raw_reading(&d1, T0 + 9 * SEC, &rd3);
+    fx_send(f, d1.b, d1.len);
+    assert_int_equal(ww_reqlog_source.ready(f->st), 0);
+    assert_int_equal(ww_reqlog_source.sample(f->st, T0 + 10 * SEC, &out), 0);
+    rd3.humidity_pct = NAN;
+    assert_reading_equal(&out, &rd3, false);
+    assert_true(isnan(out.humidity_pct));
 }
 
 static void test_source_bad_datagrams_dropped(void **state)

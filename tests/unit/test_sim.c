@@ -101,7 +101,7 @@ static bool s_reading_eq(const ww_reading_t *a, const ww_reading_t *b)
            a->requests_queued == b->requests_queued &&
            a->requests_in_flight == b->requests_in_flight &&
            a->requests_completed == b->requests_completed && a->throttled == b->throttled &&
-           a->throttle_factor == b->throttle_factor;
+           a->throttle_factor == b->throttle_factor && a->humidity_pct == b->humidity_pct;
 }
 
 static bool s_request_eq(const ww_request_t *a, const ww_request_t *b)
@@ -965,6 +965,73 @@ static void test_models_and_defaults(void **unused)
     assert_int_equal(ww_sim_source.open(&c, 0, s_t0, &st), -EINVAL); /* no models */
 }
 
+/* Intake humidity (ww_sim.h): a hall setpoint in 40..45 % from the seed, a slow drift shared
+ * by the hall's nodes, a small per-node offset and noise; deterministic for a seed; drawn
+ * from no stream of the node's, so the other readings do not depend on it. */
+static void test_humidity_hall_model(void **state)
+{
+    (void)state;
+    fixture_t f;
+    s_fixture_init(&f);
+    f.c.arrival_rate_rps = 5.0;
+    enum { STEPS = 6 * 60 + 1 }; /* six hours, a sample a minute */
+    const int64_t step = 60 * s_sec;
+    double mean[2][2] = {{0}};
+    trace_t t[2][2];
+    for (int seed = 0; seed < 2; seed++) {
+        f.c.seed = 1000 + (uint64_t)seed * 7919;
+        for (unsigned node = 0; node < 2; node++) {
+            s_run(&f.c, node, STEPS, step, &t[seed][node]);
+            for (size_t i = 0; i < STEPS; i++) {
+                double h = t[seed][node].r[i].humidity_pct;
+                /* setpoint 40..45, drift +-2, offset +-0.8, noise +-0.15 */
+                assert_true(h >= 40.0 - 2.0 - 0.8 - 0.15 && h <= 45.0 + 2.0 + 0.8 + 0.15);
+                mean[seed][node] += h / STEPS;
+            }
+        }
+        /* One hall: the nodes differ by their offsets and noise only, at every sample. */
+        for (size_t i = 0; i < STEPS; i++) {
+            double d = t[seed][0].r[i].humidity_pct - t[seed][1].r[i].humidity_pct;
+            assert_true(fabs(d) <= 2 * 0.8 + 2 * 0.15 + 1e-4);
+        }
+        /* It drifts, slowly: a minute moves it by the noise and a little drift at most. */
+        double lo = 100.0, hi = 0.0;
+        for (size_t i = 0; i < STEPS; i++) {
+            double h = t[seed][0].r[i].humidity_pct;
+            lo = h < lo ? h : lo;
+            hi = h > hi ? h : hi;
+            if (i > 0) {
+                assert_true(fabs(h - t[seed][0].r[i - 1].humidity_pct) < 0.5);
+            }
+        }
+        assert_true(hi - lo > 0.5);
+    }
+    /* The setpoint is the seed's: the two halls' means differ; each is near 40..45. */
+    assert_true(mean[0][0] != mean[1][0]);
+    for (int seed = 0; seed < 2; seed++) {
+        assert_true(mean[seed][0] > 40.0 - 2.0 - 0.8 && mean[seed][0] < 45.0 + 2.0 + 0.8);
+    }
+    /* Deterministic: the same seed, node and times give the same humidity. */
+    trace_t again;
+    f.c.seed = 1000;
+    s_run(&f.c, 1, STEPS, step, &again);
+    assert_true(s_traces_equal(&again, &t[0][1]));
+    s_trace_free(&again);
+    /* ... and the same drift at the same absolute time whenever the node started. */
+    void *st = NULL;
+    assert_int_equal(ww_sim_source.open(&f.c, 1, s_t0 + 90 * step, &st), 0);
+    ww_reading_t r;
+    assert_int_equal(ww_sim_source.sample(st, s_t0 + 100 * step, &r), 0);
+    assert_true(r.humidity_pct == t[0][1].r[100].humidity_pct);
+    ww_sim_source.close(&st);
+    for (int seed = 0; seed < 2; seed++) {
+        for (unsigned node = 0; node < 2; node++) {
+            s_trace_free(&t[seed][node]);
+        }
+    }
+    s_fixture_fini(&f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_deterministic_same_seed),
     cmocka_unit_test(test_deterministic_differs),
@@ -986,5 +1053,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_poll_bounded_chunks),
     cmocka_unit_test(test_long_gap_and_record_cap),
     cmocka_unit_test(test_models_and_defaults),
+    cmocka_unit_test(test_humidity_hall_model),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -843,6 +843,149 @@ static void test_budget_fits_valid_batches(void **state)
     free(wp);
 }
 
+/* Issue 16 item 3: humidity_pct, the first OPTIONAL reading field. Unset, it is absent
+ * after decoding (stored as NULL), it costs no bytes, and it is not range-checked; set, it
+ * travels as NodeSample field 15 (5 bytes: the tag 0x7d and a little-endian float) and must
+ * be finite and within 0..100. */
+static void test_humidity_optional(void **state)
+{
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    fx_t fx = {0};
+    fx_init(&fx);
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    long without = ww_wire_encode(&fx.env, &fx.buf, &fx.cap);
+    assert_true(without > 0);
+    assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+    assert_false(WW_WIRE_HAS(env->batch->samples[0], humidity_pct));
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &lim, NOW, &why), 0);
+    ww_reading_t r;
+    ww_wire_sample_to_reading(env->batch->samples[0], &r);
+    assert_true(isnan(r.humidity_pct));
+    ww_wire_free(&env);
+
+    /* From a reading: NaN leaves it unset, a value sets it. */
+    memset(&r, 0, sizeof r);
+    r.humidity_pct = NAN;
+    ww_wire_sample_from_reading(&fx.s[1], &r);
+    assert_false(WW_WIRE_HAS(&fx.s[1], humidity_pct));
+    r.humidity_pct = 42.5f;
+    ww_wire_sample_from_reading(&fx.s[1], &r);
+    assert_true(WW_WIRE_HAS(&fx.s[1], humidity_pct));
+    assert_int_equal(fx.s[1].humidity_pct_present_case,
+                     WAFERWATCH__V1__NODE_SAMPLE__HUMIDITY_PCT_PRESENT_HUMIDITY_PCT);
+    ww_reading_t back;
+    memset(&back, 0, sizeof back); /* the padding too */
+    ww_wire_sample_to_reading(&fx.s[1], &back);
+    assert_memory_equal(&back, &r, sizeof r);
+
+    fx_init(&fx);
+    fx.s[1].humidity_pct_present_case =
+        WAFERWATCH__V1__NODE_SAMPLE__HUMIDITY_PCT_PRESENT_HUMIDITY_PCT;
+    fx.s[1].humidity_pct = 42.5f;
+    long with = ww_wire_encode(&fx.env, &fx.buf, &fx.cap);
+    assert_int_equal(with, without + 5);
+    assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+    assert_false(WW_WIRE_HAS(env->batch->samples[0], humidity_pct));
+    assert_true(WW_WIRE_HAS(env->batch->samples[1], humidity_pct));
+    assert_true(env->batch->samples[1]->humidity_pct == 42.5f);
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[1], 1, &lim, NOW, &why), 0);
+    ww_wire_free(&env);
+
+    /* 0 is a value, not "absent"; present values are checked like any reading. */
+    const struct {
+        float v;
+        int rc;
+        const char *text;
+    } cases[] = {
+        {0.0f, 0, NULL},
+        {100.0f, 0, NULL},
+        {100.5f, -EINVAL,
+         "batch.samples[1].humidity_pct: 100.5 is outside the plausible range [0, 100]"},
+        {-0.5f, -EINVAL, "batch.samples[1].humidity_pct: -0.5 is outside"},
+        {NAN, -EINVAL, "batch.samples[1].humidity_pct: nan is not a finite number"},
+        {INFINITY, -EINVAL, "batch.samples[1].humidity_pct: inf is not a finite number"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        fx_init(&fx);
+        fx.s[1].humidity_pct_present_case =
+            WAFERWATCH__V1__NODE_SAMPLE__HUMIDITY_PCT_PRESENT_HUMIDITY_PCT;
+        fx.s[1].humidity_pct = cases[k].v;
+        assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+        assert_true(WW_WIRE_HAS(env->batch->samples[1], humidity_pct));
+        assert_int_equal(ww_wire_check_sample(env->batch->samples[1], 1, &lim, NOW, &why),
+                         cases[k].rc);
+        if (cases[k].text) {
+            assert_non_null(strstr(why.msg, cases[k].text));
+        }
+        ww_wire_free(&env);
+    }
+    free(fx.buf);
+}
+
+/* A pointer to the F32 field `name` of *r (ww_fields.h), or NULL. */
+#define F32_PTR_F32(name)                                                                          \
+    if (strcmp(field, #name) == 0) {                                                               \
+        return &r->name;                                                                           \
+    }
+#define F32_PTR_U32(name)
+#define F32_PTR_BOOL(name)
+#define F32_PTR_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                      \
+    WW_FIELD_CAT(F32_PTR_, kind)(name)
+static float *f32_field(ww_reading_t *r, const char *field)
+{
+    WW_READING_FIELDS(F32_PTR_)
+    return NULL;
+}
+
+/* The ranges of ww_fields.h are what ww_wire_check_sample enforces, field by field: each
+ * bound is accepted, a step past it refused naming the field; the fields are copied from a
+ * reading by ww_wire_sample_from_reading. */
+static void test_ranges_from_field_list(void **state)
+{
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    static const ww_field_t fields[] = WW_READING_FIELD_TABLE;
+    fx_t fx = {0};
+    size_t checked = 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (fields[i].kind != WW_FIELD_KIND_F32) {
+            continue;
+        }
+        const double at[] = {fields[i].lo, fields[i].hi,
+                             fields[i].lo - (fabs(fields[i].lo) + 1.0) * 0.01,
+                             fields[i].hi + (fabs(fields[i].hi) + 1.0) * 0.01};
+        for (int k = 0; k < 4; k++) {
+            fx_init(&fx);
+            ww_reading_t r;
+            ww_wire_sample_to_reading(&fx.s[2], &r);
+            r.humidity_pct = 40.0f;
+            float *f = f32_field(&r, fields[i].name);
+            assert_non_null(f);
+            *f = (float)at[k];
+            ww_wire_sample_from_reading(&fx.s[2], &r);
+            ww_envelope_t *env = NULL;
+            ww_wire_why_t why;
+            assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+            int rc = ww_wire_check_sample(env->batch->samples[2], 2, &lim, NOW, &why);
+            if (k < 2) {
+                assert_int_equal(rc, 0);
+            } else {
+                assert_int_equal(rc, -EINVAL);
+                char want[96];
+                snprintf(want, sizeof want, "batch.samples[2].%s: ", fields[i].name);
+                assert_non_null(strstr(why.msg, want));
+                assert_non_null(strstr(why.msg, "plausible range"));
+            }
+            ww_wire_free(&env);
+        }
+        checked++;
+    }
+    assert_int_equal(checked, 9); /* eight ALWAYS floats and humidity_pct */
+    free(fx.buf);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_batch_roundtrip),
     cmocka_unit_test(test_hello_roundtrip),
@@ -863,5 +1006,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_nul_refused_in_every_string),
     cmocka_unit_test(test_huge_repeated_refused_before_allocation),
     cmocka_unit_test(test_budget_fits_valid_batches),
+    cmocka_unit_test(test_humidity_optional),
+    cmocka_unit_test(test_ranges_from_field_list),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
