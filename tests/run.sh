@@ -8,11 +8,24 @@
 #   WW_TEST_SANITIZE=0 tests/run.sh   skip the sanitizer build
 #   WW_TEST_FUZZ=0 tests/run.sh       skip the fuzzers (20 s each by default: WW_FUZZ_SECONDS)
 #   WW_TEST_LABEL=unit tests/run.sh   only tests labelled unit (or integration)
+# First of all, every tracked C file must be as clang-format (.clang-format) writes it.
 set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WW_ROOT"
 . deploy/deps.sh
-ww_install_deps
+ww_install_deps clang-format
+
+echo "== clang-format"
+if [ -d .git ] || git rev-parse --git-dir >/dev/null 2>&1; then
+  mapfile -t sources < <(git ls-files '*.c' '*.h')
+else
+  mapfile -t sources < <(find agent cli collector lib proto tests bench -name '*.[ch]')
+fi
+if ! clang-format --dry-run --Werror "${sources[@]}" 2>"${TMPDIR:-/tmp}/ww-format.log"; then
+  grep -o '^[^:]*\.[ch]' "${TMPDIR:-/tmp}/ww-format.log" | sort -u | sed 's/^/  not formatted: /' >&2
+  echo "waferwatch: run clang-format -i on the files above" >&2
+  exit 1
+fi
 
 label=${WW_TEST_LABEL:-}
 run_suite() {
