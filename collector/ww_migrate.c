@@ -90,8 +90,9 @@ static int s_apply_repeatables(PGconn *conn)
             break;
         }
         const char *params[2] = {f->name, f->md5};
-        PGresult *r = PQexecParams(conn, "INSERT INTO ww_schema_repeatable (name, md5)"
-                                         " VALUES ($1, $2)",
+        PGresult *r = PQexecParams(conn,
+                                   "INSERT INTO ww_schema_repeatable (name, md5)"
+                                   " VALUES ($1, $2)",
                                    2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             WW_ERROR("%s: recording it failed: %s", what, PQerrorMessage(conn));

@@ -42,8 +42,9 @@ static char *s_migrate(h_db_t *db, const char *tag)
 {
     char log[256];
     snprintf(log, sizeof log, "%s/migrate-%s.log", db->dir, tag);
-    char *argv[] = {(char *)WW_COLLECTOR_BIN, (char *)"--insecure",     (char *)"--pg",
-                    db->conninfo,             (char *)"--migrate-only", NULL};
+    char *argv[] = {(char *)WW_COLLECTOR_BIN, (char *)"--insecure",
+                    (char *)"--pg",           db->conninfo,
+                    (char *)"--migrate-only", NULL};
     int rc = h_wait(h_spawn(argv, log), 60000);
     char *text = h_read_file(log);
     if (rc != 0) {
