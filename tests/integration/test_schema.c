@@ -211,6 +211,39 @@ static void test_migrate_twice_is_noop(void **state)
     h_db_drop(&db);
 }
 
+/* A collector running as waferwatch_writer with pg.migrate on: against a current schema
+ * the migrator only reads (the writer may read ww_schema_migrations and
+ * ww_schema_repeatable); when the repeatable files would have to be re-applied it fails
+ * for lack of privilege and changes nothing. */
+static void test_writer_reads_only(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "schemaw");
+    free(s_migrate(&db, "owner"));
+    char role[64], sql[256], conninfo[256];
+    snprintf(role, sizeof role, "ww_schema_writer_%d", (int)getpid());
+    snprintf(sql, sizeof sql,
+             "DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN IN ROLE waferwatch_writer", role, role);
+    PQclear(h_query(&db, sql));
+    snprintf(conninfo, sizeof conninfo, "dbname=%s user=%s", db.name, role);
+    PGconn *w = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(w), CONNECTION_OK);
+    int newest = ww_migrations[ww_n_migrations - 1].version;
+    assert_int_equal(ww_migrate(w), newest);
+
+    PQclear(h_query(&db, "DELETE FROM ww_schema_repeatable WHERE name = '90_grants.sql'"));
+    assert_true(ww_migrate(w) < 0);
+    PQfinish(w);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_schema_repeatable"),
+                     (long long)ww_n_repeatables - 1);
+    h_db_drop(&db); /* the role owns nothing and has no grant of its own left elsewhere */
+    snprintf(sql, sizeof sql, "DROP ROLE IF EXISTS %s", role);
+    PGconn *admin = PQconnectdb("dbname=postgres");
+    PQclear(PQexec(admin, sql));
+    PQfinish(admin);
+}
+
 /* Migrations 0001-0012 applied as the migrator of version 12 did: in order, in one
  * transaction under its advisory lock, each recorded in ww_schema_migrations. */
 static void s_migrate_to_12(h_db_t *db)
@@ -270,6 +303,7 @@ static void test_upgrade_from_12_equals_fresh(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_fresh_matches_schema_sql),
     cmocka_unit_test(test_migrate_twice_is_noop),
+    cmocka_unit_test(test_writer_reads_only),
     cmocka_unit_test(test_upgrade_from_12_equals_fresh),
 };
 
