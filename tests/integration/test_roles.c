@@ -206,10 +206,14 @@ static void test_migrations_as_non_superuser_owner(void **state)
     h_pg_stop(&fx.pg, &fx.db);
 }
 
-/* COPY (text) of one node sample at now() into the parent node_samples. */
+/* COPY (text) of one node sample at now() into the parent node_samples: the columns of
+ * the first release, by name (later columns, e.g. humidity_pct, are NULL). */
 static void s_copy_sample(PGconn *c)
 {
-    PGresult *r = PQexec(c, "COPY node_samples FROM STDIN");
+    PGresult *r = PQexec(c, "COPY node_samples (time, node_id, power_w, inlet_c, outlet_c,"
+                            " flow_lpm, wafer_hotspot_c, utilization, tokens_per_s,"
+                            " requests_queued, requests_in_flight, requests_completed,"
+                            " throttled, throttle_factor) FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         fail_msg("COPY node_samples as %s: %s", PQuser(c), PQerrorMessage(c));
     }
