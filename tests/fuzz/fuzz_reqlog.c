@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void s_check_reading(const uint8_t *data, size_t size, const ww_reqlog_msg_t *m)
 {
-    CHECK(size == WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES);
+    CHECK(size == WW_REQLOG_HEADER +
+                      (m->version == 1 ? WW_REQLOG_READING_BYTES_V1 : WW_REQLOG_READING_BYTES_V2));
     CHECK(m->time_ns > 0);
     const ww_reading_t *r = &m->reading;
     const float f[] = {r->power_w,         r->inlet_c,     r->outlet_c,     r->flow_lpm,
@@ -41,8 +42,8 @@ static void s_check_reading(const uint8_t *data, size_t size, const ww_reqlog_ms
         CHECK(isfinite(f[i]));
     }
     uint8_t back[WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES];
-    CHECK(ww_reqlog_reading(back, m->time_ns, r) == sizeof back);
-    CHECK(memcmp(back, data, sizeof back) == 0);
+    CHECK(ww_reqlog_reading_v(back, m->version, m->time_ns, r) == size);
+    CHECK(memcmp(back, data, size) == 0);
 }
 
 static void s_check_requests(const uint8_t *data, size_t size, const ww_reqlog_msg_t *m)

@@ -86,26 +86,44 @@ static void test_node_sample(void **state)
     s.throttled = 1;
     s.throttle_factor = 0.75f;
     static const uint8_t want[] = {
-        HEADER,  BE16(14),      /* fields */
-        BE32(8), BE64(1500000), /* time: timestamptz, us since 2000 */
-        BE32(2), 'n',
-        '1',                       /* node_id */
-        BE32(4), BE32(0x3f800000), /* power_w 1.0 */
-        BE32(4), BE32(0x40000000), /* inlet_c 2.0 */
-        BE32(4), BE32(0xc0000000), /* outlet_c -2.0 */
-        BE32(4), BE32(0x3f000000), /* flow_lpm 0.5 */
-        BE32(4), BE32(0x00000000), /* wafer_hotspot_c 0.0 */
-        BE32(4), BE32(0x3e800000), /* utilization 0.25 */
-        BE32(4), BE32(0x447a0000), /* tokens_per_s 1000.0 */
-        BE32(4), BE32(1),          /* requests_queued */
-        BE32(4), 0x01,
-        0x02,    0x03,
+        HEADER,
+        BE16(15), /* fields */
+        BE32(8),
+        BE64(1500000), /* time: timestamptz, us since 2000 */
+        BE32(2),
+        'n',
+        '1', /* node_id */
+        BE32(4),
+        BE32(0x3f800000), /* power_w 1.0 */
+        BE32(4),
+        BE32(0x40000000), /* inlet_c 2.0 */
+        BE32(4),
+        BE32(0xc0000000), /* outlet_c -2.0 */
+        BE32(4),
+        BE32(0x3f000000), /* flow_lpm 0.5 */
+        BE32(4),
+        BE32(0x00000000), /* wafer_hotspot_c 0.0 */
+        BE32(4),
+        BE32(0x3e800000), /* utilization 0.25 */
+        BE32(4),
+        BE32(0x447a0000), /* tokens_per_s 1000.0 */
+        BE32(4),
+        BE32(1), /* requests_queued */
+        BE32(4),
+        0x01,
+        0x02,
+        0x03,
         0x04, /* requests_in_flight */
-        BE32(4), 0x7f,
-        0xff,    0xff,
-        0xff,                      /* requests_completed INT32_MAX */
-        BE32(1), 1,                /* throttled: bool, one byte */
-        BE32(4), BE32(0x3f400000), /* throttle_factor 0.75 */
+        BE32(4),
+        0x7f,
+        0xff,
+        0xff,
+        0xff, /* requests_completed INT32_MAX */
+        BE32(1),
+        1, /* throttled: bool, one byte */
+        BE32(4),
+        BE32(0x3f400000), /* throttle_factor 0.75 */
+        BE32(0xffffffff), /* humidity_pct: not sent, NULL */
         TRAILER,
     };
     ww_copy_t c = {0};
