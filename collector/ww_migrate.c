@@ -12,6 +12,11 @@
 /* Any constant works as long as every collector uses the same one. */
 #define WW_MIGRATE_LOCK "7870001"
 
+/* The last commit whose collector carries the migrations 0001-0011 that the baseline
+ * (the first embedded migration, 0012_baseline.sql) replaced: a database between them is
+ * migrated to the baseline's version by that collector first. */
+#define WW_MIGRATE_PRE_BASELINE_COMMIT "c42eac9"
+
 static int s_exec(PGconn *conn, const char *sql, const char *what)
 {
     PGresult *r = PQexec(conn, sql);
@@ -153,6 +158,18 @@ int ww_migrate(PGconn *conn)
         WW_ERROR("the database schema is version %d, newer than this collector's %d: "
                  "upgrade the collector",
                  have, newest);
+        rc = -EPROTO;
+        goto rollback;
+    }
+    /* The first migration is a baseline that stands for every version up to its own: a
+     * fresh database (0) applies it, one at its version or later goes on from there, and
+     * one in between was made by versions this collector no longer carries. */
+    int baseline = ww_n_migrations ? ww_migrations[0].version : 0;
+    if (have > 0 && have < baseline) {
+        WW_ERROR("the database schema is version %d, which predates this collector's baseline "
+                 "(version %d): migrate it first with a collector built from commit "
+                 "%s (the last with the migrations before the baseline), then with this one",
+                 have, baseline, WW_MIGRATE_PRE_BASELINE_COMMIT);
         rc = -EPROTO;
         goto rollback;
     }

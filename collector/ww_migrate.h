@@ -3,6 +3,10 @@
  *   versioned migrations   collector/migrations/NNNN_name.sql: tables, types, data moves.
  *                          Applied in order, each once, recorded in ww_schema_migrations.
  *                          Never edited once released (databases have applied them).
+ *                          The first, 0012_baseline.sql, is the squash of versions 1-12
+ *                          (the first release): a fresh database applies it, one at 12 or
+ *                          later never does, and one at 1..11 is refused (migrate it first
+ *                          with the collector of commit c42eac9, which carries 0001-0012).
  *   repeatable files       collector/sql/NN_name.sql, in name order: the CURRENT definition of
  *                          every function, aggregate and view and the grants of the group
  *                          roles (90_grants.sql). Idempotent (CREATE OR REPLACE ...). Fixing
@@ -17,7 +21,10 @@
  * DELETE FROM ww_schema_repeatable, then waferwatch-collector --migrate-only.
  *
  * Ordering rules that follow: a migration sees the functions of the previous version (a
- * data move may call ww_merge, not a function new in this version's repeatable files); a
+ * data move may call ww_merge, not a function new in this version's repeatable files), but
+ * on a fresh database the migrations after the baseline run before any function exists
+ * (the baseline holds none), so a data move that calls one runs only when there is data to
+ * move (e.g. EXECUTE inside a DO block that first checks the table has rows); a
  * migration that drops or retypes a column a view reads drops the view first (the
  * repeatable file re-creates it); collector/schema.sql is what all of it yields
  * (tests/integration/test_schema.c). */
@@ -51,7 +58,9 @@ extern const size_t ww_n_repeatables;
  * transaction under an advisory lock (several collectors starting at once apply each
  * migration once; a failure rolls all of it back). Writes nothing when the schema is
  * current. A database newer than this collector is refused. Returns the schema version now
- * in the database (>= 1) or a negative errno with the reason logged. */
+ * in the database (>= 1, the highest applied) or a negative errno with the reason logged.
+ * A database older than the baseline (version 1 to the first migration's - 1) is refused
+ * (-EPROTO) and left unchanged. */
 int ww_migrate(PGconn *conn);
 
 #endif

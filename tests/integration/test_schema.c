@@ -1,7 +1,9 @@
 /* A readable schema (issue 16 item 5): collector/schema.sql is what the migrations and the
  * repeatable files (collector/sql) yield, as pg_dump prints it; migrating again changes
- * nothing; a database migrated up to version 12 by the collector of that version ends, once
- * upgraded, identical to a fresh one.
+ * nothing; a database migrated up to version 12 by the collector of that version (the first
+ * release, made by migrations 0001-0012 before they were squashed into 0012_baseline.sql:
+ * tests/integration/fixtures/v12.sql.gz) ends, once upgraded, identical to a fresh one and
+ * keeps its rows; a database older than the baseline is refused and left as it was.
  *
  * Every database is migrated by the collector itself (--migrate-only), the way an upgrade is
  * deployed. The dumps leave the daily partitions out (their names are dates). */
@@ -37,20 +39,29 @@ static const char s_header[] =
     "--   WW_SCHEMA_UPDATE=1 ctest -R test_schema\n"
     "-- and commit it with the change: its diff is the schema change to review.\n\n";
 
-/* Runs the collector with --migrate-only on db; returns its log (caller frees). */
-static char *s_migrate(h_db_t *db, const char *tag)
+/* Runs the collector with --migrate-only on db; sets *rc to its exit status and returns its
+ * log (caller frees). */
+static char *s_migrate_rc(h_db_t *db, const char *tag, int *rc)
 {
     char log[256];
     snprintf(log, sizeof log, "%s/migrate-%s.log", db->dir, tag);
     char *argv[] = {(char *)WW_COLLECTOR_BIN, (char *)"--insecure",
                     (char *)"--pg",           db->conninfo,
                     (char *)"--migrate-only", NULL};
-    int rc = h_wait(h_spawn(argv, log), 60000);
+    *rc = h_wait(h_spawn(argv, log), 60000);
     char *text = h_read_file(log);
-    if (rc != 0) {
-        fail_msg("waferwatch-collector --migrate-only exited %d:\n%s", rc, text ? text : "");
-    }
     return text ? text : strdup("");
+}
+
+/* The same, failing unless it exits 0. */
+static char *s_migrate(h_db_t *db, const char *tag)
+{
+    int rc;
+    char *text = s_migrate_rc(db, tag, &rc);
+    if (rc != 0) {
+        fail_msg("waferwatch-collector --migrate-only exited %d:\n%s", rc, text);
+    }
+    return text;
 }
 
 /* pg_dump of db with flags, less the lines that vary from run to run (caller frees). */
@@ -143,6 +154,14 @@ static void test_fresh_matches_schema_sql(void **state)
     h_db_create(&db, "schema");
     free(s_migrate(&db, "fresh"));
     assert_int_equal(s_wrapped_layers(&db), 0);
+    /* The baseline records the versions it stands for, as the migrations one by one did
+     * (test_dashboards reads version 7's name); the highest is the newest migration. */
+    int newest = ww_migrations[ww_n_migrations - 1].version;
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_schema_migrations"), newest);
+    assert_int_equal(h_query_ll(&db, "SELECT max(version) FROM ww_schema_migrations"), newest);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_schema_migrations"
+                                     " WHERE version = 7 AND name = 'views'"),
+                     1);
     char *dump = s_dump(&db, S_DUMP_FLAGS);
     if (getenv("WW_SCHEMA_UPDATE") && *getenv("WW_SCHEMA_UPDATE")) {
         s_write(WW_SCHEMA_SQL, s_header, dump);
@@ -244,28 +263,90 @@ static void test_writer_reads_only(void **state)
     PQfinish(admin);
 }
 
-/* Migrations 0001-0012 applied as the migrator of version 12 did: in order, in one
- * transaction under its advisory lock, each recorded in ww_schema_migrations. */
-static void s_migrate_to_12(h_db_t *db)
+/* The first release's database: a full pg_dump (schema, privileges and data) of a database
+ * that migrations 0001-0012 made, as the migrator of version 12 applied them (one
+ * transaction, each recorded in ww_schema_migrations), with a few rows in nodes, streams,
+ * node_samples and latency_windows. Made before 0001-0012 were squashed into the baseline;
+ * restored with psql, as a DBA would. Its grants name the group roles, which are
+ * cluster-wide: they are made first when missing (as in a cluster in service). */
+#define S_FIXTURE_V12 WW_DEPLOY_DIR "/../tests/integration/fixtures/v12.sql.gz"
+
+static void s_restore_v12(h_db_t *db)
 {
-    PQclear(h_query(db, "BEGIN"));
-    PQclear(h_query(db, "SELECT pg_advisory_xact_lock(7870001);"
-                        "CREATE TABLE IF NOT EXISTS ww_schema_migrations ("
-                        " version integer PRIMARY KEY, name text NOT NULL,"
-                        " applied_at timestamptz NOT NULL DEFAULT now())"));
-    int n = 0;
-    for (size_t i = 0; i < ww_n_migrations && ww_migrations[i].version <= 12; i++) {
-        const ww_migration_t *m = &ww_migrations[i];
-        PQclear(h_query(db, m->sql));
-        char ins[256];
-        snprintf(ins, sizeof ins,
-                 "INSERT INTO ww_schema_migrations (version, name) VALUES (%d, '%s')", m->version,
-                 m->name);
-        PQclear(h_query(db, ins));
-        n++;
+    PQclear(h_query(db, "DO $$ DECLARE r text; BEGIN"
+                        " FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP"
+                        "  IF to_regrole(r) IS NULL THEN"
+                        "   BEGIN EXECUTE format('CREATE ROLE %I NOLOGIN', r);"
+                        "   EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;"
+                        "  END IF;"
+                        " END LOOP; END $$"));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "gzip -dc '%s' > '%s/v12.sql' && psql -X -q -v ON_ERROR_STOP=1 -d '%s'"
+             " -f '%s/v12.sql' > '%s/v12-restore.log' 2>&1",
+             S_FIXTURE_V12, db->dir, db->name, db->dir, db->dir);
+    if (system(cmd) != 0) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/v12-restore.log", db->dir);
+        char *log = h_read_file(path);
+        fail_msg("restoring %s failed:\n%s", S_FIXTURE_V12, log ? log : "");
     }
-    PQclear(h_query(db, "COMMIT"));
-    assert_int_equal(n, 12);
+    assert_int_equal(h_query_ll(db, "SELECT max(version) FROM ww_schema_migrations"), 12);
+}
+
+/* A dump with each run of GRANT lines sorted (caller frees). The order of an object's
+ * grants is the order they were made in, which history decides and nothing reads: a table
+ * created after 0005 set default privileges got the reader's SELECT before the writer's
+ * grants; in a fresh database every table exists before 90_grants.sql grants anything. */
+static char *s_sorted_grants(const char *dump)
+{
+    size_t n = 1;
+    for (const char *p = dump; *p; p++) {
+        n += *p == '\n';
+    }
+    char *copy = strdup(dump);
+    char **lines = calloc(n, sizeof *lines);
+    assert_non_null(copy);
+    assert_non_null(lines);
+    size_t k = 0;
+    for (char *l = copy; l;) {
+        char *nl = strchr(l, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+        lines[k++] = l;
+        l = nl ? nl + 1 : NULL;
+    }
+    for (size_t a = 0; a < k;) {
+        size_t b = a;
+        while (b < k && strncmp(lines[b], "GRANT ", 6) == 0) {
+            b++;
+        }
+        /* Insertion sort: a run is a few lines. */
+        for (size_t x = a + 1; x < b; x++) {
+            for (size_t y = x; y > a && strcmp(lines[y - 1], lines[y]) > 0; y--) {
+                char *t = lines[y];
+                lines[y] = lines[y - 1];
+                lines[y - 1] = t;
+            }
+        }
+        a = b > a ? b : a + 1;
+    }
+    char *out = malloc(strlen(dump) + 1);
+    assert_non_null(out);
+    size_t len = 0;
+    for (size_t x = 0; x < k; x++) {
+        size_t m = strlen(lines[x]);
+        memcpy(out + len, lines[x], m);
+        len += m;
+        if (x + 1 < k) {
+            out[len++] = '\n';
+        }
+    }
+    out[len] = '\0';
+    free(lines);
+    free(copy);
+    return out;
 }
 
 static void test_upgrade_from_12_equals_fresh(void **state)
@@ -273,17 +354,30 @@ static void test_upgrade_from_12_equals_fresh(void **state)
     (void)state;
     h_db_t old, fresh;
     h_db_create(&old, "schema12");
-    s_migrate_to_12(&old);
+    s_restore_v12(&old);
     assert_int_equal(s_wrapped_layers(&old), 6); /* ww_sli_0008 and the others */
-    /* Some data, as a database in service has. */
-    PQclear(h_query(&old, "INSERT INTO nodes (node_id, agent_id, phase) VALUES ('n1', 'a1', 'p')"));
+    assert_int_equal(h_query_ll(&old, "SELECT count(*) FROM node_samples"), 3);
     char *log = s_migrate(&old, "upgrade");
-    if (!strstr(log, "applied migration 0013_") || !strstr(log, "applied the")) {
-        fail_msg("the upgrade did not apply 0013 and the repeatable files:\n%s", log);
+    if (!strstr(log, "applied migration 0013_") || !strstr(log, "applied the") ||
+        strstr(log, "0012_baseline")) {
+        fail_msg("the upgrade did not apply 0013.. and the repeatable files only:\n%s", log);
     }
     free(log);
     assert_int_equal(s_wrapped_layers(&old), 0);
-    assert_int_equal(h_query_ll(&old, "SELECT count(*) FROM nodes"), 1);
+    assert_int_equal(h_query_ll(&old, "SELECT max(version) FROM ww_schema_migrations"),
+                     ww_migrations[ww_n_migrations - 1].version);
+    assert_int_equal(h_query_ll(&old, "SELECT count(*) FROM ww_schema_migrations"
+                                      " WHERE version = 12 AND name = 'slo_retire'"),
+                     1);
+    /* The rows survive, and read through the current functions. */
+    assert_int_equal(h_query_ll(&old, "SELECT count(*) FROM nodes"), 2);
+    assert_int_equal(h_query_ll(&old, "SELECT count(*) FROM node_samples"
+                                      " WHERE humidity_pct IS NULL AND power_w > 20000"),
+                     3);
+    assert_int_equal(h_query_ll(&old, "SELECT sum(last_seq + lost_batches) FROM streams"), 51);
+    assert_int_equal(h_query_ll(&old, "SELECT ww_hist_count(ww_merge(ttft)) + parts"
+                                      " FROM latency_windows GROUP BY parts"),
+                     5);
     /* ww_sli answers without its wrapped layer. */
     assert_int_equal(h_query_ll(&old, "SELECT total FROM ww_sli('p', '*', 'ttft', 0.5,"
                                       " now() - interval '4 hours', now())"),
@@ -291,13 +385,51 @@ static void test_upgrade_from_12_equals_fresh(void **state)
 
     h_db_create(&fresh, "schemaf");
     free(s_migrate(&fresh, "fresh"));
-    char *a = s_dump(&fresh, S_DUMP_FLAGS_FULL);
-    char *b = s_dump(&old, S_DUMP_FLAGS_FULL);
+    char *a = s_dump(&fresh, S_DUMP_FLAGS);
+    char *b = s_dump(&old, S_DUMP_FLAGS);
     s_assert_same(&old, "upgrade-vs-fresh", a, b);
     free(a);
     free(b);
+    /* Owners and privileges too, but for the order of each object's grants. */
+    char *fa = s_dump(&fresh, S_DUMP_FLAGS_FULL);
+    char *fb = s_dump(&old, S_DUMP_FLAGS_FULL);
+    a = s_sorted_grants(fa);
+    b = s_sorted_grants(fb);
+    s_assert_same(&old, "upgrade-vs-fresh-privileges", a, b);
+    free(a);
+    free(b);
+    free(fa);
+    free(fb);
     h_db_drop(&fresh);
     h_db_drop(&old);
+}
+
+/* A database at a version between 1 and the baseline's (never released, but made by a
+ * build of those days) is refused with the way out, and nothing changes. */
+static void test_older_than_baseline_refused(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "schema5");
+    s_restore_v12(&db);
+    PQclear(h_query(&db, "DELETE FROM ww_schema_migrations WHERE version > 5"));
+    char *before = s_dump(&db, S_DUMP_FLAGS_FULL);
+    int rc;
+    char *log = s_migrate_rc(&db, "refused", &rc);
+    if (rc == 0 || !strstr(log, "version 5") || !strstr(log, "predates") ||
+        !strstr(log, "c42eac9") || strstr(log, "applied")) {
+        fail_msg("a database at version 5 was not refused as older than the baseline"
+                 " (exit %d):\n%s",
+                 rc, log);
+    }
+    free(log);
+    assert_int_equal(h_query_ll(&db, "SELECT max(version) FROM ww_schema_migrations"), 5);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 3);
+    char *after = s_dump(&db, S_DUMP_FLAGS_FULL);
+    s_assert_same(&db, "refused", before, after);
+    free(before);
+    free(after);
+    h_db_drop(&db);
 }
 
 static const struct CMUnitTest tests[] = {
@@ -305,6 +437,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_migrate_twice_is_noop),
     cmocka_unit_test(test_writer_reads_only),
     cmocka_unit_test(test_upgrade_from_12_equals_fresh),
+    cmocka_unit_test(test_older_than_baseline_refused),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)
