@@ -11,7 +11,7 @@
 --
 -- What it makes (idempotent: safe to run again):
 --   waferwatch_writer, waferwatch_reader  NOLOGIN group roles; the collector's schema
---       migration (collector/migrations/0005_roles.sql) grants them their privileges on
+--       migration (collector/sql/90_grants.sql, re-applied by each migration run) grants them their privileges on
 --       the tables. Made here so that the owner needs no CREATEROLE.
 --   :owner      LOGIN, owns the database and thereby schema public; the only role that
 --               creates or alters tables. Apply the migrations as this user with

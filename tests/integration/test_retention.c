@@ -1,4 +1,4 @@
-/* Retention (collector/migrations/0008_retention.sql, ww_store_maintain): old daily
+/* Retention (collector/sql/20_functions_storage.sql, ww_store_maintain): old daily
  * partitions of raw data are dropped and old rollups and evaluations deleted by the
  * collector's maintenance, through the writer role's EXECUTE on ww_drop_old_data only;
  * recent data stays, and 0 keeps everything. */

@@ -129,8 +129,8 @@ static void s_fx_init(s_fx_t *fx, const char *tag, int via_collector)
         assert_int_equal(h_stop(c, 15000), 0);
         char *text = h_read_file(log);
         assert_non_null(text);
-        if (!strstr(text, "applied migration 0005_roles")) {
-            fail_msg("the owner did not apply migration 0005:\n%s", text);
+        if (!strstr(text, "applied migration 0012_baseline")) {
+            fail_msg("the owner did not apply the baseline migration:\n%s", text);
         }
         free(text);
     } else {

@@ -1,4 +1,4 @@
-/* The SQL side of ww_hist (collector/migrations/0002_histograms.sql) against a real
+/* The SQL side of ww_hist (collector/sql/10_functions_hist.sql) against a real
  * PostgreSQL: quantiles of hand-built histograms with known answers, merge = add chain =
  * histogram of the union (bucket for bucket), merging across scales, Prometheus-style
  * cumulative buckets, count/mean, and quantiles of many merged random histograms against

@@ -1,4 +1,4 @@
-/* The SQL side of SLO evaluation (collector/migrations/0006_slo.sql) against a real
+/* The SQL side of SLO evaluation (collector/sql/30_functions_slo.sql) against a real
  * PostgreSQL: ww_hist_count_above on hand-built histograms (every part, bucket
  * boundaries, clamping to min/max, NULL), its relation with ww_quantile and its
  * exactness outside the bucket holding the threshold on random histograms recorded by the
