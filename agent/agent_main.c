@@ -552,6 +552,76 @@ static void s_conf_error(int argc, char **argv, const char *msg)
     }
 }
 
+/* ---- reference (--reference markdown|man) -------------------------------------------- */
+
+/* What the agent's reference says besides its settings; the exit statuses are main's. */
+static const ww_cfg_item_t s_ref_exit[] = {
+    {"0", "stopped cleanly with every batch acked; or --help, --version, --print-config, a "
+          "passing --check-config, --reference"},
+    {"1", "a runtime failure: the metrics server or the spool's run log cannot start, out of "
+          "memory (the systemd unit restarts it)"},
+    {"2", "a configuration error: a bad file, variable or flag, a check of --check-config, or "
+          "another agent holding spool.dir (the unit does not restart it: "
+          "RestartPreventExitStatus=2)"},
+    {"3", "stopped (SIGTERM or SIGINT, or agent.run_for elapsed) with batches left unacked "
+          "after agent.drain_timeout: they stay in the spool and are sent at the next start"},
+    {NULL, NULL},
+};
+
+static const ww_cfg_item_t s_ref_files[] = {
+    {"/etc/waferwatch/agent.yaml", "the configuration the systemd unit passes with --config"},
+    {"/etc/default/waferwatch-agent", "WW_AGENT_* variables for the systemd unit (optional)"},
+    {"/etc/waferwatch/keys/agent.key", "this agent's CURVE key pair (security.key, mode 0600)"},
+    {"/etc/waferwatch/keys/collector.pub", "the collector's public key (security.server_key)"},
+    {"/var/lib/waferwatch/spool/AGENT_ID", "the default spool.dir: segment files, the lock "
+                                           "file (the pid of the agent holding it), the run log"},
+    {"/run/waferwatch/reqlog.sock", "the request log socket with agent.source reqlog"},
+    {NULL, NULL},
+};
+
+static const ww_cfg_page_t s_ref_page = {
+    .description =
+        "waferwatch-agent samples the node or nodes it runs beside on a fixed wall-clock "
+        "schedule (agent.interval): power, coolant and wafer temperatures, throttling, load, "
+        "and per-request latency histograms per model, from the simulated wafer-scale driver "
+        "or from the request log an inference server sends (agent.source). Every batch is "
+        "appended to an on-disk spool (spool.dir) before it is sent over CURVE-encrypted "
+        "ZeroMQ to a collector, and forgotten only once the collector acknowledges it; "
+        "unacked batches are sent again after a restart.\n\n"
+        "SIGTERM or SIGINT stops it cleanly: it waits up to agent.drain_timeout for the acks "
+        "of what was sent. One agent per spool: it locks spool.dir. With metrics.listen set it "
+        "serves Prometheus /metrics and /healthz.",
+    .exit_status = s_ref_exit,
+    .files = s_ref_files,
+    .see_also = "waferwatch-collector(1), waferwatch(1), "
+                "/usr/share/doc/waferwatch-agent/docs/reference/agent.md",
+};
+
+/* Prints the reference in `format` (WW_CFG_REF_*): the settings and, in Markdown, the
+ * metrics of a registry built as the start builds it, never served. Returns the exit
+ * status: 0, or 1 when out of memory or stdout failed. */
+static int s_reference(int format)
+{
+    if (format == WW_CFG_REF_MAN) {
+        ww_cfg_man(&ww_agent_schema, &s_ref_page, stdout);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    }
+    ww_agent_conf_t conf;
+    memset(&conf, 0, sizeof conf);
+    s_metrics_t mx;
+    memset(&mx, 0, sizeof mx);
+    int rc = s_metrics_init(&mx, &conf);
+    if (rc == 0) {
+        ww_cfg_markdown(&ww_agent_schema, &s_ref_page, stdout);
+        fputs("## Metrics\n\nServed on `/metrics` when `metrics.listen` is set (Prometheus text "
+              "format 0.0.4).\n\n",
+              stdout);
+        ww_metrics_markdown(mx.reg, stdout);
+    }
+    ww_metrics_destroy(&mx.reg);
+    return rc == 0 && fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     ww_agent_conf_t conf;
@@ -567,6 +637,13 @@ int main(int argc, char **argv)
     memset(&mx, 0, sizeof mx);
     mx.refusal_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 
+    int ref = ww_cfg_reference_arg(argc, argv, &err);
+    if (ref != 0) {
+        if (ref < 0) {
+            fprintf(stderr, "waferwatch-agent: %s\n", err.msg);
+        }
+        return ref < 0 ? 2 : s_reference(ref);
+    }
     int action = ww_cfg_parse_args(&ww_agent_schema, &conf, argc, argv, &err);
     if (action < 0) {
         /* One error a line, each already naming its file:line:col, variable or flag. */

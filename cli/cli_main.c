@@ -7,6 +7,7 @@
  *   waferwatch help
  */
 #include "ww_allowlist.h"
+#include "ww_config.h"
 #include "ww_curve.h"
 #include "ww_slo_report.h"
 
@@ -17,31 +18,97 @@
 
 #define S_ENROLL_MAX_PATTERNS 64
 
+/* The commands as `waferwatch help` lists them and the man page says them: one table, so
+ * the two never disagree. The text is wrapped for help's 16-column indent. */
+static const ww_cfg_item_t s_help_commands[] = {
+    {"keygen NAME", "write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub\n"
+                    "(public); NAME may end in .key. The collector's NAME.pub goes to\n"
+                    "every agent (security.server_key); each agent's public key goes\n"
+                    "into the collector's allowlist (see enroll)."},
+    {"enroll PUBFILE AGENT_ID [NODE_PATTERN...]",
+     "print the allowlist line that enrolls the agent whose public key\n"
+     "is in PUBFILE (its NAME.pub) as AGENT_ID (its agent.id), allowed\n"
+     "to write the nodes matching the fnmatch patterns (default: AGENT_ID\n"
+     "and AGENT_ID-*). A pattern STEM-* also allows STEM, the node id of\n"
+     "a one-node agent (sim.nodes 1, agent.source reqlog). Append the\n"
+     "line to the allowlist; exit 2 (and no line) on any error."},
+    {"slo [--pg CONNINFO] [--json]",
+     "per phase: go-live, contracted and delivered MW, power and\n"
+     "thermal figures, every SLO's attainment, error budget and burn\n"
+     "rates, and the firing alerts, as the SLO evaluator last wrote them\n"
+     "(PostgreSQL: CONNINFO or the PG* environment). Exit 0 ok, 1 when\n"
+     "an alert of severity page is firing, 2 on error."},
+    {"version", "print the version"},
+    {"help", "this text"},
+    {NULL, NULL},
+};
+
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: waferwatch COMMAND [ARGS]\n"
-            "\n"
-            "commands:\n"
-            "  keygen NAME   write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub\n"
-            "                (public); NAME may end in .key. The collector's NAME.pub goes to\n"
-            "                every agent (security.server_key); each agent's public key goes\n"
-            "                into the collector's allowlist (see enroll).\n"
-            "  enroll PUBFILE AGENT_ID [NODE_PATTERN...]\n"
-            "                print the allowlist line that enrolls the agent whose public key\n"
-            "                is in PUBFILE (its NAME.pub) as AGENT_ID (its agent.id), allowed\n"
-            "                to write the nodes matching the fnmatch patterns (default: AGENT_ID\n"
-            "                and AGENT_ID-*). A pattern STEM-* also allows STEM, the node id of\n"
-            "                a one-node agent (sim.nodes 1, agent.source reqlog). Append the\n"
-            "                line to the allowlist; exit 2 (and no line) on any error.\n"
-            "  slo [--pg CONNINFO] [--json]\n"
-            "                per phase: go-live, contracted and delivered MW, power and\n"
-            "                thermal figures, every SLO's attainment, error budget and burn\n"
-            "                rates, and the firing alerts, as the SLO evaluator last wrote them\n"
-            "                (PostgreSQL: CONNINFO or the PG* environment). Exit 0 ok, 1 when\n"
-            "                an alert of severity page is firing, 2 on error.\n"
-            "  version       print the version\n"
-            "  help          this text\n");
+    fputs("usage: waferwatch COMMAND [ARGS]\n\ncommands:\n", out);
+    for (const ww_cfg_item_t *c = s_help_commands; c->term; c++) {
+        /* A short synopsis shares its line with the text's first line. */
+        bool inline_text = strlen(c->term) < 14;
+        fprintf(out, "  %-*s", inline_text ? 14 : 0, c->term);
+        for (const char *line = c->text; *line;) {
+            size_t len = strcspn(line, "\n");
+            if (line == c->text && inline_text) {
+                fprintf(out, "%.*s\n", (int)len, line);
+            } else {
+                fprintf(out, "%s%16s%.*s\n", line == c->text ? "\n" : "", "", (int)len, line);
+            }
+            line += len + (line[len] == '\n');
+        }
+    }
+}
+
+/* waferwatch --reference man: the man page, from the same table. */
+static const ww_cfg_item_t s_ref_exit[] = {
+    {"0", "the command succeeded (slo: no alert of severity page is firing)"},
+    {"1", "the command failed (keygen: the files could not be written); slo: an alert of "
+          "severity page is firing"},
+    {"2", "a usage error, a bad argument or file (enroll prints no line then), or slo could "
+          "not read PostgreSQL"},
+    {NULL, NULL},
+};
+
+static const ww_cfg_item_t s_ref_env[] = {
+    {"PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSFILE, ...",
+     "libpq's variables: where slo reads, for whatever --pg leaves out"},
+    {NULL, NULL},
+};
+
+static const ww_cfg_item_t s_ref_files[] = {
+    {"/etc/waferwatch/keys", "where the keys are kept (NAME.key, NAME.pub)"},
+    {"/etc/waferwatch/allowlist", "the collector's enrolled agents: lines from enroll"},
+    {NULL, NULL},
+};
+
+static int s_reference(int format)
+{
+    static const ww_cfg_schema_t schema = {
+        .program = "waferwatch",
+        .summary = "the waferwatch operator's command line: keys, enrollment, SLO reports",
+    };
+    static const ww_cfg_page_t page = {
+        .synopsis = "COMMAND [ARGS]",
+        .description = "waferwatch makes the CURVE key pairs agents and collectors "
+                       "authenticate with, prints the allowlist line that enrolls an agent, "
+                       "and reports each phase's capacity, power, thermal figures, SLO "
+                       "attainment and firing alerts from PostgreSQL. Each command takes "
+                       "--help.",
+        .commands = s_help_commands,
+        .environment = s_ref_env,
+        .exit_status = s_ref_exit,
+        .files = s_ref_files,
+        .see_also = "waferwatch-agent(1), waferwatch-collector(1)",
+    };
+    if (format == WW_CFG_REF_MARKDOWN) {
+        ww_cfg_markdown(&schema, &page, stdout);
+    } else {
+        ww_cfg_man(&schema, &page, stdout);
+    }
+    return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 }
 
 static bool s_is_help(const char *arg)
@@ -221,6 +288,14 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+    ww_cfg_err_t err = {{0}};
+    int ref = ww_cfg_reference_arg(argc, argv, &err);
+    if (ref != 0) {
+        if (ref < 0) {
+            fprintf(stderr, "waferwatch: %s\n", err.msg);
+        }
+        return ref < 0 ? 2 : s_reference(ref);
+    }
     if (argc < 2 || s_is_help(argv[1])) {
         s_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

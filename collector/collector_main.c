@@ -106,6 +106,83 @@ static const char *s_listen_wrong(const char *ep)
     return NULL;
 }
 
+/* ---- reference (--reference markdown|man) -------------------------------------------- */
+
+/* What the collector's reference says besides its settings; the exit statuses are main's. */
+static const ww_cfg_item_t s_ref_exit[] = {
+    {"0", "stopped cleanly (SIGTERM or SIGINT, what was received committed); or --help, "
+          "--version, --print-config, --reference, a --check-config that reached PostgreSQL, "
+          "a --migrate-only that applied the migrations"},
+    {"1", "a runtime failure: PostgreSQL not reachable for --check-config or --migrate-only, "
+          "the metrics server or the SLO evaluator cannot start, the receive loop failed (the "
+          "systemd unit restarts it)"},
+    {"2", "a configuration error: a bad file, variable or flag, a bad listen endpoint, key or "
+          "allowlist, a password in pg.conninfo, or PostgreSQL refusing the credentials (the "
+          "unit does not restart it: RestartPreventExitStatus=2)"},
+    {NULL, NULL},
+};
+
+static const ww_cfg_item_t s_ref_env[] = {
+    {"PGHOST, PGPORT, PGDATABASE, PGUSER, ...",
+     "libpq's variables, used for whatever pg.conninfo leaves out"},
+    {"PGPASSFILE", "where libpq reads the password (never in pg.conninfo)"},
+    {NULL, NULL},
+};
+
+static const ww_cfg_item_t s_ref_files[] = {
+    {"/etc/waferwatch/collector.yaml", "the configuration the systemd unit passes with --config"},
+    {"/etc/default/waferwatch-collector",
+     "WW_COLLECTOR_* and PG* variables for the systemd unit (optional)"},
+    {"/etc/waferwatch/keys/collector.key",
+     "the collector's CURVE key pair (security.server_key, mode 0600)"},
+    {"/etc/waferwatch/allowlist",
+     "the enrolled agents (security.allowlist; re-read on SIGHUP; lines from waferwatch enroll)"},
+    {"/etc/waferwatch/phases.yaml", "phases and SLOs to evaluate (slo.file; re-read on SIGHUP)"},
+    {"/usr/share/waferwatch/sql", "roles.sql and copies of the embedded migrations"},
+    {NULL, NULL},
+};
+
+static const ww_cfg_page_t s_ref_page = {
+    .description =
+        "waferwatch-collector receives the agents' batches over CURVE-encrypted ZeroMQ, "
+        "admits each agent by its public key against an allowlist, and writes the batches "
+        "into PostgreSQL (binary COPY, one transaction per group of messages), acknowledging "
+        "each only after its COMMIT: a batch is never lost and never written twice. It applies "
+        "its embedded schema migrations at start (pg.migrate), or only those "
+        "(pg.migrate_only), and with slo.file evaluates the latency, capacity, power and "
+        "thermal SLOs of a phased buildout, pushing alerts to Alertmanager.\n\n"
+        "SIGTERM or SIGINT stops it after committing what was received (collector.drain_timeout); "
+        "SIGHUP re-reads the allowlist and the phases file. With metrics.listen set it serves "
+        "Prometheus /metrics and /healthz.",
+    .environment = s_ref_env,
+    .exit_status = s_ref_exit,
+    .files = s_ref_files,
+    .see_also = "waferwatch-agent(1), waferwatch(1), "
+                "/usr/share/doc/waferwatch-collector/docs/reference/collector.md",
+};
+
+/* Prints the reference in `format` (WW_CFG_REF_*): the settings and, in Markdown, the
+ * metrics of the registry ww_cmetrics_new builds, never served. Returns the exit status:
+ * 0, or 1 when out of memory or stdout failed. */
+static int s_reference(int format)
+{
+    if (format == WW_CFG_REF_MAN) {
+        ww_cfg_man(&ww_collector_schema, &s_ref_page, stdout);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    }
+    ww_cmetrics_t *m = ww_cmetrics_new();
+    if (m) {
+        ww_cfg_markdown(&ww_collector_schema, &s_ref_page, stdout);
+        fputs("## Metrics\n\nServed on `/metrics` when `metrics.listen` is set (Prometheus text "
+              "format 0.0.4).\n\n",
+              stdout);
+        ww_metrics_markdown(ww_cmetrics_registry(m), stdout);
+    }
+    int ok = m && fflush(stdout) == 0 && !ferror(stdout);
+    ww_cmetrics_destroy(&m);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     ww_collector_conf_t conf;
@@ -118,6 +195,13 @@ int main(int argc, char **argv)
     ww_cfg_err_t err = {{0}};
     int exit_code = 1;
 
+    int ref = ww_cfg_reference_arg(argc, argv, &err);
+    if (ref != 0) {
+        if (ref < 0) {
+            fprintf(stderr, "waferwatch-collector: %s\n", err.msg);
+        }
+        return ref < 0 ? 2 : s_reference(ref);
+    }
     int action = ww_cfg_parse_args(&ww_collector_schema, &conf, argc, argv, &err);
     if (action < 0) {
         /* One error a line, each already naming its file:line:col, variable or flag. */

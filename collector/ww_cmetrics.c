@@ -126,6 +126,11 @@ static int s_health(void *arg, char *reason, size_t cap)
     return 1;
 }
 
+const ww_metrics_t *ww_cmetrics_registry(const ww_cmetrics_t *self)
+{
+    return self ? self->reg : NULL;
+}
+
 int ww_cmetrics_serve(ww_cmetrics_t *self, const char *address, char *why, size_t why_cap)
 {
     self->srv = ww_metrics_server_new(self->reg, address, s_health, self, why, why_cap);

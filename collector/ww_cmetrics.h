@@ -12,6 +12,7 @@
 #ifndef WW_CMETRICS_H
 #define WW_CMETRICS_H
 
+#include "ww_metrics.h"
 #include "ww_store.h"
 
 #include <stdbool.h>
@@ -35,6 +36,10 @@ typedef struct {
 
 /* Registers the families. Returns NULL when out of memory. */
 ww_cmetrics_t *ww_cmetrics_new(void);
+
+/* The registry of the families, for listing them without serving (ww_metrics_markdown:
+ * the --reference pages). Owned by self. */
+const ww_metrics_t *ww_cmetrics_registry(const ww_cmetrics_t *self);
 
 /* Serves /metrics and /healthz on `address` (see ww_metrics_server_new). Returns 0, or
  * -EINVAL with the reason in why (bad address, address in use, ...). */

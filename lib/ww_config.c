@@ -1951,61 +1951,111 @@ int ww_cfg_origin(const ww_cfg_schema_t *s, int argc, char **argv, const char *k
     return 0;
 }
 
-/* ---- usage and printing ------------------------------------------------------------------ */
+/* ---- usage and reference ----------------------------------------------------------------- */
+
+/* The flags every program takes besides its settings' (next_arg reads them). A hidden one
+ * is left out of --help: the reference documents it. */
+static const struct {
+    const char *short_flag; /* "-c", or NULL */
+    const char *flag;       /* "--config" */
+    const char *arg;        /* "FILE", or NULL */
+    const char *help;
+    bool hidden;
+} s_general[] = {
+    {"-c", "--config", "FILE", "read settings from a YAML file", false},
+    {"-h", "--help", NULL, "print this help and exit", false},
+    {NULL, "--version", NULL, "print the version and exit", false},
+    {NULL, "--check-config", NULL, "load and validate the configuration, then exit", false},
+    {NULL, "--print-config", NULL, "print the effective configuration as YAML and exit", false},
+    {NULL, "--reference", "FORMAT",
+     "print this reference (FORMAT markdown or man) and exit 0, without reading any file or "
+     "starting anything; the only argument when given",
+     true},
+};
+
+/* How the sources combine; --help shows it as is, the reference as a paragraph. */
+static const char s_sources_text[] =
+    "Settings (YAML key; later sources win: default, file, environment, flag).\n"
+    "Lists and tables take YAML flow text on flags and in the environment, e.g.\n"
+    "[a, b] or [{name: x}]; a list of strings also takes a,b.\n";
+
+/* What --help and the reference say of one row: one formatter, so they never disagree. */
+typedef struct {
+    const char *type;  /* "duration", "enum", ... */
+    const char *def;   /* the default as --help shows it: "1s", "1 GiB", "none" */
+    char def_buf[48];  /* where def points for a reformatted size */
+    char range[96];    /* "10ms..1h", or "" */
+    char items[64];    /* tables: "1..8 items", "at least 1 items", or "" */
+    char choices[512]; /* enums: "a, b, c", or "" */
+    char flag[160];    /* "--x VALUE", "--x or --no-x", or "" */
+} s_row_text_t;
+
+static void s_row_text(const ww_cfg_opt_t *o, s_row_text_t *t)
+{
+    memset(t, 0, sizeof *t);
+    t->type = type_name(o->type);
+    int64_t size = 0;
+    char why[128];
+    if (o->type == WW_CFG_ENUM) {
+        /* "spool.policy (one of: drop_oldest, stop_sampling; default drop_oldest)" */
+        s_enum_list(o, t->choices, sizeof t->choices);
+        t->def = o->def ? o->def : s_enum_count(o) ? s_enum_names(o)[0] : "none";
+    } else if (o->type == WW_CFG_SIZE && o->def &&
+               s_parse_size(o->def, &size, why, sizeof why) == 0) {
+        s_fmt_size(size, t->def_buf, sizeof t->def_buf);
+        t->def = t->def_buf;
+    } else if (o->def && *o->def) {
+        t->def = o->def;
+    } else {
+        /* "default " followed by nothing reads as a printing bug; the help line says what
+         * an empty value means. */
+        t->def = "none";
+    }
+    if (has_range(o) && (o->type == WW_CFG_INT || o->type == WW_CFG_DOUBLE ||
+                         o->type == WW_CFG_DURATION || o->type == WW_CFG_SIZE)) {
+        char lo[40], hi[40];
+        fmt_bound(o, o->min, lo, sizeof lo);
+        fmt_bound(o, o->max, hi, sizeof hi);
+        snprintf(t->range, sizeof t->range, "%s..%s", lo, hi);
+    }
+    if (o->type == WW_CFG_TABLE && o->max_items) {
+        snprintf(t->items, sizeof t->items, "%zu..%zu items", o->min_items, o->max_items);
+    } else if (o->type == WW_CFG_TABLE && o->min_items) {
+        snprintf(t->items, sizeof t->items, "at least %zu items", o->min_items);
+    }
+    if (o->flag && o->type == WW_CFG_BOOL) {
+        snprintf(t->flag, sizeof t->flag, "--%s or --no-%s", o->flag, o->flag);
+    } else if (o->flag) {
+        snprintf(t->flag, sizeof t->flag, "--%s VALUE", o->flag);
+    }
+}
+
+/* The parenthesis of a row in --help and the man page, malloc'd (NULL when out of memory):
+ * "duration, default 1s, range 10ms..1h", "one of: a, b; default a". */
+static char *s_row_summary(const ww_cfg_opt_t *o, const s_row_text_t *t)
+{
+    if (o->type == WW_CFG_ENUM) {
+        return str_printf("one of: %s; default %s", t->choices, t->def);
+    }
+    return str_printf("%s, default %s%s%s%s%s", t->type, t->def, t->range[0] ? ", range " : "",
+                      t->range, t->items[0] ? ", " : "", t->items);
+}
 
 static void usage_rows(const ww_cfg_schema_t *s, const ww_cfg_opt_t *rows, size_t n, int indent,
                        bool top, FILE *out)
 {
     for (size_t i = 0; i < n; i++) {
         const ww_cfg_opt_t *o = &rows[i];
-        char lo[40], hi[40];
-        char why[128];
-        int64_t size = 0;
-        if (o->type == WW_CFG_ENUM) {
-            /* "spool.policy (one of: drop_oldest, stop_sampling; default drop_oldest)" */
-            char list[512];
-            s_enum_list(o, list, sizeof list);
-            fprintf(out, "%*s%s (one of: %s; default %s", indent, "", o->name, list,
-                    o->def            ? o->def
-                    : s_enum_count(o) ? s_enum_names(o)[0]
-                                      : "none");
-        } else {
-            fprintf(out, "%*s%s (%s", indent, "", o->name, type_name(o->type));
-        }
-        if (o->type == WW_CFG_ENUM) {
-            /* the default is said with the names */
-        } else if (o->type == WW_CFG_SIZE && o->def &&
-                   s_parse_size(o->def, &size, why, sizeof why) == 0) {
-            s_fmt_size(size, lo, sizeof lo);
-            fprintf(out, ", default %s", lo);
-        } else if (o->def && *o->def) {
-            fprintf(out, ", default %s", o->def);
-        } else {
-            /* "default " followed by nothing reads as a printing bug; the help line says
-             * what an empty value means. */
-            fprintf(out, ", default none");
-        }
-        if (has_range(o) && (o->type == WW_CFG_INT || o->type == WW_CFG_DOUBLE ||
-                             o->type == WW_CFG_DURATION || o->type == WW_CFG_SIZE)) {
-            fmt_bound(o, o->min, lo, sizeof lo);
-            fmt_bound(o, o->max, hi, sizeof hi);
-            fprintf(out, ", range %s..%s", lo, hi);
-        }
-        if (o->type == WW_CFG_TABLE && (o->min_items || o->max_items)) {
-            if (o->max_items) {
-                fprintf(out, ", %zu..%zu items", o->min_items, o->max_items);
-            } else {
-                fprintf(out, ", at least %zu items", o->min_items);
-            }
-        }
-        fprintf(out, ")\n");
+        s_row_text_t t;
+        s_row_text(o, &t);
+        char *sum = s_row_summary(o, &t);
+        fprintf(out, "%*s%s (%s)\n", indent, "", o->name, sum ? sum : "?");
+        free(sum);
         if (top) {
             char *env = env_name(s, o->name);
             fprintf(out, "%*s", indent + 4, "");
-            if (o->flag && o->type == WW_CFG_BOOL) {
-                fprintf(out, "flag --%s or --no-%s, ", o->flag, o->flag);
-            } else if (o->flag) {
-                fprintf(out, "flag --%s VALUE, ", o->flag);
+            if (t.flag[0]) {
+                fprintf(out, "flag %s, ", t.flag);
             }
             fprintf(out, "env %s\n", env ? env : "?");
             free(env);
@@ -2027,19 +2077,474 @@ void ww_cfg_usage(const ww_cfg_schema_t *s, FILE *out)
         fprintf(out, "%s - %s\n\n", program, s->summary);
     }
     fprintf(out, "Usage: %s [--config FILE] [flags]\n\n", program);
-    fputs("General flags:\n"
-          "  -c, --config FILE   read settings from a YAML file\n"
-          "  -h, --help          print this help and exit\n"
-          "      --version       print the version and exit\n"
-          "      --check-config  load and validate the configuration, then exit\n"
-          "      --print-config  print the effective configuration as YAML and exit\n"
-          "\n"
-          "Settings (YAML key; later sources win: default, file, environment, flag).\n"
-          "Lists and tables take YAML flow text on flags and in the environment, e.g.\n"
-          "[a, b] or [{name: x}]; a list of strings also takes a,b.\n\n",
-          out);
+    fputs("General flags:\n", out);
+    for (size_t i = 0; i < sizeof s_general / sizeof s_general[0]; i++) {
+        char sh[8] = "", f[64];
+        if (s_general[i].hidden) {
+            continue;
+        }
+        if (s_general[i].short_flag) {
+            snprintf(sh, sizeof sh, "%s,", s_general[i].short_flag);
+        }
+        snprintf(f, sizeof f, "%s%s%s", s_general[i].flag, s_general[i].arg ? " " : "",
+                 s_general[i].arg ? s_general[i].arg : "");
+        fprintf(out, "  %-4s%-16s%s\n", sh, f, s_general[i].help);
+    }
+    fprintf(out, "\n%s\n", s_sources_text);
     usage_rows(s, s->opts, s->n_opts, 2, true, out);
 }
+
+/* --reference FORMAT: the only argument when given, so that nothing else on the line can
+ * seem to matter (no file is read, nothing starts). */
+int ww_cfg_reference_arg(int argc, char **argv, ww_cfg_err_t *err)
+{
+    static const char flag[] = "--reference";
+    const size_t fl = sizeof flag - 1;
+    ww_cfg_err_t scratch;
+    if (!err) {
+        err = &scratch;
+    }
+    int at = 0;
+    for (int i = 1; i < argc && !at; i++) {
+        if (argv[i] && strncmp(argv[i], flag, fl) == 0 &&
+            (argv[i][fl] == '\0' || argv[i][fl] == '=')) {
+            at = i;
+        }
+    }
+    if (!at) {
+        return 0;
+    }
+    const char *fmt = argv[at][fl] == '=' ? argv[at] + fl + 1 : at + 1 < argc ? argv[at + 1] : NULL;
+    int used = argv[at][fl] == '=' || !fmt ? 1 : 2;
+    if (at != 1 || argc != 1 + used) {
+        set_err(err, "flag --reference: takes no other argument (--reference markdown|man)");
+        return -EINVAL;
+    }
+    if (fmt && strcmp(fmt, "markdown") == 0) {
+        return WW_CFG_REF_MARKDOWN;
+    }
+    if (fmt && strcmp(fmt, "man") == 0) {
+        return WW_CFG_REF_MAN;
+    }
+    set_err(err, "flag --reference: %s (use markdown or man)",
+            fmt ? "unknown format" : "missing value");
+    return -EINVAL;
+}
+
+/* -- Markdown -- */
+
+/* Text with the characters Markdown would read as markup escaped; a newline is a space.
+ * In a table a '|' ends the cell, so it is escaped there too (always, for simplicity). */
+static void s_md_text(FILE *out, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            fputc(' ', out);
+            continue;
+        }
+        if (strchr("\\`*_[]<>|", *p)) {
+            fputc('\\', out);
+        }
+        fputc(*p, out);
+    }
+}
+
+/* A code span; a '|' inside is escaped, which GFM tables require and code spans outside
+ * tables do not hold here (names, defaults and flags have none). */
+static void s_md_code(FILE *out, const char *text)
+{
+    fputc('`', out);
+    for (const char *p = text; *p; p++) {
+        if (*p == '|') {
+            fputc('\\', out);
+        }
+        fputc(*p == '\n' ? ' ' : *p, out);
+    }
+    fputc('`', out);
+}
+
+/* Paragraphs separated by a blank line, each ended by one. */
+static void s_md_paragraphs(FILE *out, const char *text)
+{
+    while (text && *text) {
+        const char *end = strstr(text, "\n\n");
+        size_t len = end ? (size_t)(end - text) : strlen(text);
+        const char *next = end ? end + 2 : text + len;
+        while (len && text[len - 1] == '\n') {
+            len--; /* a text's last newline ends it; it is no space */
+        }
+        char *para = strndup(text, len);
+        if (para) {
+            s_md_text(out, para);
+            fputs("\n\n", out);
+        }
+        free(para);
+        text = next;
+    }
+}
+
+/* A two-column table of items (ended by a NULL term), with the term as code. */
+static void s_md_items(FILE *out, const char *head, const char *head2, const ww_cfg_item_t *items)
+{
+    fprintf(out, "| %s | %s |\n|---|---|\n", head, head2);
+    for (; items && items->term; items++) {
+        fputs("| ", out);
+        s_md_code(out, items->term);
+        fputs(" | ", out);
+        s_md_text(out, items->text ? items->text : "");
+        fputs(" |\n", out);
+    }
+    fputc('\n', out);
+}
+
+/* The element rows of a table setting, as one Markdown table (nested tables flattened as
+ * "outer[].inner"). */
+static void s_md_sub_rows(FILE *out, const ww_cfg_opt_t *rows, size_t n, const char *prefix,
+                          int depth)
+{
+    for (size_t i = 0; i < n && depth < CFG_MAX_DEPTH; i++) {
+        const ww_cfg_opt_t *o = &rows[i];
+        s_row_text_t t;
+        s_row_text(o, &t);
+        char *name = str_printf("%s%s", prefix, o->name);
+        fputs("| ", out);
+        s_md_code(out, name ? name : o->name);
+        fprintf(out, " | %s | ", t.type);
+        if (strcmp(t.def, "none") == 0) {
+            fputs("none", out);
+        } else {
+            s_md_code(out, t.def);
+        }
+        fputs(" | ", out);
+        if (o->type == WW_CFG_ENUM) {
+            s_md_text(out, "one of: ");
+            s_md_text(out, t.choices);
+        } else if (t.range[0] || t.items[0]) {
+            s_md_text(out, t.range[0] ? t.range : t.items);
+        }
+        fputs(" | ", out);
+        s_md_text(out, o->help ? o->help : "");
+        fputs(" |\n", out);
+        if (o->type == WW_CFG_TABLE && o->sub) {
+            char *inner = str_printf("%s%s[].", prefix, o->name);
+            if (inner) {
+                s_md_sub_rows(out, o->sub, o->n_sub, inner, depth + 1);
+            }
+            free(inner);
+        }
+        free(name);
+    }
+}
+
+static void s_md_row(const ww_cfg_schema_t *s, const ww_cfg_opt_t *o, FILE *out)
+{
+    s_row_text_t t;
+    s_row_text(o, &t);
+    fputs("### ", out);
+    s_md_code(out, o->name);
+    fputs("\n\n", out);
+    if (o->help) {
+        s_md_text(out, o->help);
+        fputs("\n\n", out);
+    }
+    fprintf(out, "- type: %s", t.type);
+    if (o->type == WW_CFG_ENUM) {
+        fputs(", one of ", out);
+        for (size_t i = 0; i < s_enum_count(o); i++) {
+            fputs(i ? ", " : "", out);
+            s_md_code(out, s_enum_names(o)[i]);
+        }
+    }
+    fputs("\n- default: ", out);
+    if (strcmp(t.def, "none") == 0) {
+        fputs("none", out);
+    } else {
+        s_md_code(out, t.def);
+    }
+    if (t.range[0]) {
+        fputs("\n- range: ", out);
+        s_md_code(out, t.range);
+    }
+    if (t.items[0]) {
+        fprintf(out, "\n- %s", t.items);
+    }
+    if (t.flag[0]) {
+        fputs("\n- flag: ", out);
+        s_md_code(out, t.flag);
+    }
+    char *env = env_name(s, o->name);
+    if (env) {
+        fputs("\n- environment: ", out);
+        s_md_code(out, env);
+    }
+    free(env);
+    fputs("\n\n", out);
+    if (o->type == WW_CFG_TABLE && o->sub) {
+        fputs("Each item has:\n\n| key | type | default | range | meaning |\n"
+              "|---|---|---|---|---|\n",
+              out);
+        s_md_sub_rows(out, o->sub, o->n_sub, "", 0);
+        fputc('\n', out);
+    }
+}
+
+void ww_cfg_markdown(const ww_cfg_schema_t *s, const ww_cfg_page_t *page, FILE *out)
+{
+    static const ww_cfg_page_t none = {0};
+    const char *program = s->program ? s->program : "waferwatch";
+    page = page ? page : &none;
+    fprintf(out,
+            "<!-- Generated by `%s --reference markdown`: do not edit. Regenerate with\n"
+            "     `cmake --build BUILD --target reference` (tests/docs/check_reference.sh). "
+            "-->\n\n",
+            program);
+    fprintf(out, "# %s reference\n\n", program);
+    if (s->summary) {
+        fprintf(out, "%s: ", program);
+        s_md_text(out, s->summary);
+        fputs(".\n\n", out);
+    }
+    s_md_paragraphs(out, page->description);
+    fputs("## Synopsis\n\n", out);
+    fprintf(out, "    %s %s\n\n", program,
+            page->synopsis ? page->synopsis : "[--config FILE] [flags]");
+    if (page->commands) {
+        fputs("## Commands\n\n", out);
+        s_md_items(out, "command", "what it does", page->commands);
+    }
+    if (s->n_opts) {
+        fputs("## Flags\n\n| flag | meaning |\n|---|---|\n", out);
+        for (size_t i = 0; i < sizeof s_general / sizeof s_general[0]; i++) {
+            char f[64];
+            snprintf(f, sizeof f, "%s%s%s", s_general[i].flag, s_general[i].arg ? " " : "",
+                     s_general[i].arg ? s_general[i].arg : "");
+            fputs("| ", out);
+            if (s_general[i].short_flag) {
+                s_md_code(out, s_general[i].short_flag);
+                fputs(", ", out);
+            }
+            s_md_code(out, f);
+            fputs(" | ", out);
+            s_md_text(out, s_general[i].help);
+            fputs(s_general[i].hidden ? " (not listed by `--help`) |\n" : " |\n", out);
+        }
+        fputs("\nEvery setting below also has a flag when one is listed with it.\n\n"
+              "## Settings\n\n",
+              out);
+        s_md_paragraphs(out, s_sources_text);
+        for (size_t i = 0; i < s->n_opts; i++) {
+            s_md_row(s, &s->opts[i], out);
+        }
+    }
+    fputs("## Environment\n\n", out);
+    if (s->n_opts && s->env_prefix) {
+        fprintf(out,
+                "Each setting is read from the variable `%s` followed by its key upper-cased, "
+                "with `.` and `-` as `_` (listed with each setting above). A variable that "
+                "starts with `%s` and names no setting is an error, with the nearest known "
+                "name.\n\n",
+                s->env_prefix, s->env_prefix);
+    }
+    if (page->environment) {
+        s_md_items(out, "variable", "meaning", page->environment);
+    }
+    if (page->exit_status) {
+        fputs("## Exit status\n\n", out);
+        s_md_items(out, "status", "meaning", page->exit_status);
+    }
+    if (page->files) {
+        fputs("## Files\n\n", out);
+        s_md_items(out, "path", "what", page->files);
+    }
+}
+
+/* -- man page (roff) -- */
+
+/* Text escaped for roff: '\' and '-' (so that flags copy as ASCII), and a '.' or '\'' that
+ * would start a control line. A newline is kept (roff fills the lines). */
+static void s_roff_text(FILE *out, const char *text)
+{
+    bool bol = true;
+    for (const char *p = text; p && *p; p++) {
+        if (bol && (*p == '.' || *p == '\'')) {
+            fputs("\\&", out);
+        }
+        if (*p == '\\') {
+            fputs("\\e", out);
+        } else if (*p == '-') {
+            fputs("\\-", out);
+        } else {
+            fputc(*p, out);
+        }
+        bol = *p == '\n';
+    }
+}
+
+/* Paragraphs separated by a blank line, each after a .PP. */
+static void s_roff_paragraphs(FILE *out, const char *text)
+{
+    while (text && *text) {
+        const char *end = strstr(text, "\n\n");
+        size_t len = end ? (size_t)(end - text) : strlen(text);
+        const char *next = end ? end + 2 : text + len;
+        while (len && text[len - 1] == '\n') {
+            len--; /* a text's last newline ends it; it is no space */
+        }
+        char *para = strndup(text, len);
+        if (para) {
+            fputs(".PP\n", out);
+            s_roff_text(out, para);
+            fputc('\n', out);
+        }
+        free(para);
+        text = next;
+    }
+}
+
+/* .TP lists: the term bold. */
+static void s_roff_items(FILE *out, const ww_cfg_item_t *items)
+{
+    for (; items && items->term; items++) {
+        fputs(".TP\n\\fB", out);
+        s_roff_text(out, items->term);
+        fputs("\\fR\n", out);
+        s_roff_text(out, items->text ? items->text : "");
+        fputc('\n', out);
+    }
+}
+
+/* The rows as --help lists them: name (summary), flag and env, help, table elements. */
+static void s_roff_rows(const ww_cfg_schema_t *s, const ww_cfg_opt_t *rows, size_t n, bool top,
+                        int depth, FILE *out)
+{
+    for (size_t i = 0; i < n && depth < CFG_MAX_DEPTH; i++) {
+        const ww_cfg_opt_t *o = &rows[i];
+        s_row_text_t t;
+        s_row_text(o, &t);
+        char *sum = s_row_summary(o, &t);
+        fputs(".TP\n\\fB", out);
+        s_roff_text(out, o->name);
+        fputs("\\fR (", out);
+        s_roff_text(out, sum ? sum : "?");
+        fputs(")\n", out);
+        free(sum);
+        if (top) {
+            char *env = env_name(s, o->name);
+            if (t.flag[0]) {
+                fputs("flag \\fB", out);
+                s_roff_text(out, t.flag);
+                fputs("\\fR, ", out);
+            }
+            fputs("env \\fB", out);
+            s_roff_text(out, env ? env : "?");
+            fputs("\\fR\n.br\n", out);
+            free(env);
+        }
+        s_roff_text(out, o->help ? o->help : "");
+        fputc('\n', out);
+        if (o->type == WW_CFG_TABLE && o->sub) {
+            fputs(".br\nEach item has:\n.RS\n", out);
+            s_roff_rows(s, o->sub, o->n_sub, false, depth + 1, out);
+            fputs(".RE\n", out);
+        }
+    }
+}
+
+/* OPTIONS: the general flags, --reference included. */
+static void s_roff_general(FILE *out)
+{
+    for (size_t i = 0; i < sizeof s_general / sizeof s_general[0]; i++) {
+        fputs(".TP\n", out);
+        if (s_general[i].short_flag) {
+            fputs("\\fB", out);
+            s_roff_text(out, s_general[i].short_flag);
+            fputs("\\fR, ", out);
+        }
+        fputs("\\fB", out);
+        s_roff_text(out, s_general[i].flag);
+        fputs("\\fR", out);
+        if (s_general[i].arg) {
+            fputs(" \\fI", out);
+            s_roff_text(out, s_general[i].arg);
+            fputs("\\fR", out);
+        }
+        fputc('\n', out);
+        s_roff_text(out, s_general[i].help);
+        s_roff_text(out, s_general[i].hidden ? " (not listed by --help)\n" : "\n");
+    }
+}
+
+void ww_cfg_man(const ww_cfg_schema_t *s, const ww_cfg_page_t *page, FILE *out)
+{
+    static const ww_cfg_page_t none = {0};
+    const char *program = s->program ? s->program : "waferwatch";
+    page = page ? page : &none;
+    fprintf(out,
+            ".\\\" Generated by `%s --reference man`: do not edit. Regenerate with\n"
+            ".\\\" `cmake --build BUILD --target reference` (tests/docs/check_reference.sh).\n",
+            program);
+    fputs(".TH \"", out);
+    for (const char *p = program; *p; p++) {
+        if (*p == '-') {
+            fputs("\\-", out);
+        } else {
+            fputc(toupper((unsigned char)*p), out);
+        }
+    }
+    /* Left-aligned, no hyphenation: keys, flags and paths stay whole. */
+    fputs("\" 1 \"\" \"waferwatch\" \"waferwatch manual\"\n.ad l\n.nh\n.SH NAME\n", out);
+    s_roff_text(out, program);
+    fputs(" \\- ", out);
+    s_roff_text(out, s->summary ? s->summary : "");
+    fputs("\n.SH SYNOPSIS\n.B ", out);
+    s_roff_text(out, program);
+    fputc('\n', out);
+    s_roff_text(out, page->synopsis ? page->synopsis : "[--config FILE] [flags]");
+    fputs("\n.SH DESCRIPTION\n", out);
+    s_roff_paragraphs(out, page->description);
+    if (page->commands) {
+        fputs(".SH COMMANDS\n", out);
+        s_roff_items(out, page->commands);
+    }
+    if (s->n_opts) {
+        fputs(".SH OPTIONS\n", out);
+        s_roff_general(out);
+        fputs(".PP\nEvery setting below also has a flag when one is listed with it.\n"
+              ".SH SETTINGS\n",
+              out);
+        s_roff_text(out, s_sources_text);
+        s_roff_rows(s, s->opts, s->n_opts, true, 0, out);
+    }
+    bool settings_env = s->n_opts && s->env_prefix;
+    if (settings_env || page->environment) {
+        fputs(".SH ENVIRONMENT\n", out);
+    }
+    if (settings_env) {
+        fputs("Each setting is read from the variable \\fB", out);
+        s_roff_text(out, s->env_prefix);
+        fputs("\\fR followed by its key upper-cased, with . and \\- as _ (listed with each "
+              "setting under SETTINGS). A variable that starts with \\fB",
+              out);
+        s_roff_text(out, s->env_prefix);
+        fputs("\\fR and names no setting is an error, with the nearest known name.\n", out);
+    }
+    s_roff_items(out, page->environment);
+    if (page->exit_status) {
+        fputs(".SH EXIT STATUS\n", out);
+        s_roff_items(out, page->exit_status);
+    }
+    if (page->files) {
+        fputs(".SH FILES\n", out);
+        s_roff_items(out, page->files);
+    }
+    if (page->see_also) {
+        fputs(".SH SEE ALSO\n", out);
+        s_roff_text(out, page->see_also);
+        fputc('\n', out);
+    }
+}
+
+/* ---- printing ------------------------------------------------------------------------- */
 
 /* Decodes one UTF-8 sequence; 0 when invalid (overlong, surrogate, truncated). */
 static size_t utf8_decode(const unsigned char *p, uint32_t *cp)

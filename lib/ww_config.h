@@ -167,6 +167,59 @@ int ww_cfg_origin(const ww_cfg_schema_t *s, int argc, char **argv, const char *k
 /* Writes usage: every flag and every key with type, default, range and help. */
 void ww_cfg_usage(const ww_cfg_schema_t *s, FILE *out);
 
+/* ---- reference: --help's facts as a Markdown page and a man page ----
+ * A program's reference is generated from its schema (and, for the man page, from what its
+ * ww_cfg_page_t says besides), by the same formatter as --help, so the two never disagree.
+ * The programs print it for the hidden flag `--reference markdown|man`; the checked-in
+ * docs/reference/ pages and man/ pages are that output (tests/docs/check_reference.sh). */
+
+/* One term of a reference list and what it means: {"3", "stopped with batches unacked"}. */
+typedef struct {
+    const char *term;
+    const char *text;
+} ww_cfg_item_t;
+
+/* What a reference page says besides the schema's rows. Lists end with an item whose term
+ * is NULL; any field may be NULL (the section is left out). Text is plain: the printers
+ * escape it. In `description` a blank line separates paragraphs; other newlines are
+ * spaces in Markdown and line breaks roff fills. */
+typedef struct {
+    const char *synopsis;             /* after the program name; NULL: "[--config FILE] [flags]" */
+    const char *description;          /* DESCRIPTION: what the program does */
+    const ww_cfg_item_t *commands;    /* COMMANDS (a program with subcommands) */
+    const ww_cfg_item_t *environment; /* variables besides the settings' own */
+    const ww_cfg_item_t *exit_status; /* EXIT STATUS */
+    const ww_cfg_item_t *files;       /* FILES */
+    const char *see_also;             /* "waferwatch-collector(1), waferwatch(1)" (man only) */
+} ww_cfg_page_t;
+
+typedef enum {
+    WW_CFG_REF_MARKDOWN = 1,
+    WW_CFG_REF_MAN = 2,
+} ww_cfg_ref_t;
+
+/* Looks for the hidden flag `--reference FORMAT` (or --reference=FORMAT) on the command
+ * line. It must be the only argument, so that nothing else on the line seems to matter:
+ * the program prints the reference and exits 0 without reading a file or starting
+ * anything. Returns 0 when the flag is absent, WW_CFG_REF_MARKDOWN or WW_CFG_REF_MAN, or
+ * -EINVAL with err set (an unknown format, a missing one, other arguments beside it). */
+int ww_cfg_reference_arg(int argc, char **argv, ww_cfg_err_t *err);
+
+/* Writes the Markdown reference of s: a header comment saying it is generated, the title,
+ * the summary and page->description, the synopsis, the commands, the general flags (with
+ * --reference), every setting as a "### `key`" section (help; type, default, range or
+ * allowed values, flag, environment variable; a table's element rows as a table), the
+ * environment, the exit status and the files. A program appends its own sections (its
+ * metrics) after it. A schema without rows (n_opts 0: a program that does not use the
+ * engine) gets no flags, settings or settings' environment. */
+void ww_cfg_markdown(const ww_cfg_schema_t *s, const ww_cfg_page_t *page, FILE *out);
+
+/* Writes the man page (roff, section 1) of s: NAME, SYNOPSIS, DESCRIPTION, COMMANDS,
+ * OPTIONS (the general flags), SETTINGS (every row, as --help lists it), ENVIRONMENT,
+ * EXIT STATUS, FILES, SEE ALSO; the sections without content are left out, as in
+ * ww_cfg_markdown. The page has no date, so that it only changes with what it says. */
+void ww_cfg_man(const ww_cfg_schema_t *s, const ww_cfg_page_t *page, FILE *out);
+
 /* Writes the effective configuration as a YAML document that ww_cfg_load_file accepts. */
 void ww_cfg_print(const ww_cfg_schema_t *s, const void *cfg, FILE *out);
 

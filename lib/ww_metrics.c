@@ -30,6 +30,9 @@ struct ww_metric {
     char *name;
     char *help;
     char **labels; /* per series: the escaped label pairs without braces; "" for none */
+    char *label;   /* the label name(s) as the listing shows them ("reason", "version,component");
+                      NULL for none */
+    char **values; /* the fixed values of `label`, n_series of them as given; NULL if none */
     size_t n_series;
     double *bounds;
     size_t n_bounds;
@@ -135,6 +138,11 @@ static void s_metric_free(ww_metric_t *m)
         free(m->labels[i]);
     }
     free(m->labels);
+    for (size_t i = 0; m->values && i < m->n_series; i++) {
+        free(m->values[i]);
+    }
+    free(m->values);
+    free(m->label);
     free(m->name);
     free(m->help);
     free(m->bounds);
@@ -250,9 +258,14 @@ ww_metric_t *ww_metrics_add(ww_metrics_t *self, ww_metric_type_t type, const cha
         s_metric_free(m);
         return NULL;
     }
+    if (label &&
+        (!(m->label = strdup(label)) || !(m->values = calloc(n_values, sizeof *m->values)))) {
+        s_metric_free(m);
+        return NULL;
+    }
     for (size_t i = 0; i < m->n_series; i++) {
         m->labels[i] = label ? s_label_pair(label, values[i]) : strdup("");
-        if (!m->labels[i]) {
+        if (!m->labels[i] || (label && !(m->values[i] = strdup(values[i])))) {
             s_metric_free(m);
             return NULL;
         }
@@ -301,6 +314,8 @@ int ww_metrics_build_info(ww_metrics_t *self, const char *prefix, const char *ve
     }
     /* Two constant labels: replace the unlabelled series' empty label text. */
     char *v = s_label_pair("version", version);
+    free(m->label);
+    m->label = strdup("version,component"); /* listed without values: the version varies */
     char *c = s_label_pair("component", component);
     size_t cap = v && c ? strlen(v) + strlen(c) + 2 : 0;
     char *both = cap ? malloc(cap) : NULL;
@@ -455,6 +470,74 @@ int ww_metrics_render(const ww_metrics_t *self, char **out, size_t *len)
     *out = t.p;
     *len = t.len;
     return 0;
+}
+
+/* ---- listing ---------------------------------------------------------------------- */
+
+/* Text for a Markdown table cell: markup characters and '|' escaped, a newline a space. */
+static void s_md_text(FILE *out, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            fputc(' ', out);
+            continue;
+        }
+        if (strchr("\\`*_[]<>|", *p)) {
+            fputc('\\', out);
+        }
+        fputc(*p, out);
+    }
+}
+
+/* A code span in a table cell ('|' escaped; a backtick, which no name or value here holds,
+ * would end it). */
+static void s_md_code(FILE *out, const char *text)
+{
+    fputc('`', out);
+    for (const char *p = text; *p; p++) {
+        if (*p == '|') {
+            fputc('\\', out);
+        }
+        fputc(*p == '\n' ? ' ' : *p, out);
+    }
+    fputc('`', out);
+}
+
+void ww_metrics_markdown(const ww_metrics_t *self, FILE *out)
+{
+    fputs("| metric | type | labels | help |\n|---|---|---|---|\n", out);
+    for (const ww_metric_t *m = self ? self->head : NULL; m; m = m->next) {
+        fputs("| ", out);
+        s_md_code(out, m->name);
+        fprintf(out, " | %s | ", s_type_name(m->type));
+        /* "`reason`: `a`, `b`"; "`version`, `component`"; a histogram's `le` bounds */
+        for (const char *l = m->label; l && *l;) {
+            size_t len = strcspn(l, ",");
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)len, l);
+            s_md_code(out, name);
+            l += len + (l[len] == ',');
+            fputs(*l ? ", " : "", out);
+        }
+        for (size_t i = 0; m->values && i < m->n_series; i++) {
+            fputs(i ? ", " : ": ", out);
+            s_md_code(out, m->values[i]);
+        }
+        if (m->type == WW_METRIC_HISTOGRAM) {
+            fputs(m->label ? "; " : "", out);
+            s_md_code(out, "le");
+            fputs(":", out);
+            for (size_t b = 0; b < m->n_bounds; b++) {
+                char num[64];
+                s_format_double(m->bounds[b], num, sizeof num);
+                fprintf(out, "%s%s", b ? ", " : " ", num);
+            }
+            fputs(", +Inf", out);
+        }
+        fputs(" | ", out);
+        s_md_text(out, m->help);
+        fputs(" |\n", out);
+    }
 }
 
 /* ---- listen address --------------------------------------------------------------- */

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 typedef enum {
@@ -92,6 +93,12 @@ double ww_metric_value(const ww_metric_t *m, size_t series);
  * NUL-terminated buffer (*out, the caller frees; *len its length without the NUL).
  * Returns 0 or -ENOMEM. Safe while other threads update values. */
 int ww_metrics_render(const ww_metrics_t *self, char **out, size_t *len);
+
+/* Lists every family in registration order as one Markdown table (metric, type, labels,
+ * help): a labelled family's label and its fixed values, build_info's two labels without
+ * their values (the version changes), a histogram's `le` bounds. Reads no values: it
+ * documents a registry a program built without serving it (the --reference pages). */
+void ww_metrics_markdown(const ww_metrics_t *self, FILE *out);
 
 /* Health: returns 0 when healthy; otherwise writes a one-line reason (NUL-terminated,
  * at most cap bytes) and returns non-zero. Called from the HTTP thread: read only what

@@ -144,20 +144,26 @@ step "contents, modes, maintainer scripts"
 # "mode path" lines the package must hold (paths as dpkg-deb lists them).
 expect_agent="-rwxr-xr-x ./usr/bin/waferwatch-agent
 -rwxr-xr-x ./usr/bin/waferwatch-sim
+-rw-r--r-- ./usr/share/man/man1/waferwatch-agent.1.gz
 -rw-r--r-- ./lib/systemd/system/waferwatch-agent.service
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/README.md
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/architecture.md
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/operations.md
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/runbook.md
+-rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/reference/agent.md
+-rw-r--r-- ./usr/share/doc/waferwatch-agent/docs/reference/collector.md
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/bench/RESULTS.md
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/copyright
 -rw-r--r-- ./usr/share/doc/waferwatch-agent/examples/agent.yaml"
 expect_collector="-rwxr-xr-x ./usr/bin/waferwatch-collector
+-rw-r--r-- ./usr/share/man/man1/waferwatch-collector.1.gz
 -rw-r--r-- ./lib/systemd/system/waferwatch-collector.service
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/README.md
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/architecture.md
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/operations.md
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/runbook.md
+-rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/reference/agent.md
+-rw-r--r-- ./usr/share/doc/waferwatch-collector/docs/reference/collector.md
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/bench/RESULTS.md
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/copyright
 -rw-r--r-- ./usr/share/doc/waferwatch-collector/examples/collector.yaml
@@ -171,10 +177,13 @@ while IFS= read -r f; do
     expect_collector+=$'\n'"-rw-r--r-- ./usr/share/waferwatch/dashboards/${f#"$src"/dashboards/}"
 done < <(find "$src/dashboards" -type f ! -name '.*' ! -name '*~' | sort)
 expect_cli="-rwxr-xr-x ./usr/bin/waferwatch
+-rw-r--r-- ./usr/share/man/man1/waferwatch.1.gz
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/README.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/architecture.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/operations.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/runbook.md
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/reference/agent.md
+-rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/reference/collector.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/bench/RESULTS.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/copyright"
 declare -A expect=([waferwatch-agent]="$expect_agent" [waferwatch-collector]="$expect_collector"
