@@ -11,6 +11,7 @@
 #include "ww_signal.h"
 #include "ww_sources.h"
 #include "ww_time.h"
+#include "ww_version.h"
 
 #include <errno.h>
 #include <malloc.h>

@@ -10,6 +10,7 @@
 #include "ww_config.h"
 #include "ww_curve.h"
 #include "ww_slo_report.h"
+#include "ww_version.h"
 
 #include <fnmatch.h>
 #include <stdbool.h>

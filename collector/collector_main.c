@@ -14,6 +14,7 @@
 #include "ww_slo_conf.h"
 #include "ww_slo_eval.h"
 #include "ww_store.h"
+#include "ww_version.h"
 
 #include <errno.h>
 #include <libpq-fe.h>

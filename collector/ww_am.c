@@ -2,6 +2,7 @@
 #include "ww_am.h"
 
 #include "ww_buf.h"
+#include "ww_version.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -4,6 +4,7 @@
 
 #include "ww_log.h"
 #include "ww_metrics.h"
+#include "ww_version.h"
 
 #include <errno.h>
 #include <stdatomic.h>

@@ -14,6 +14,8 @@
  */
 #include "ww_config.h"
 
+#include "ww_version.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -23,10 +25,6 @@
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
-
-#ifndef WW_VERSION
-#define WW_VERSION "0.0.0"
-#endif
 
 /* Nested tables and dotted keys deeper than this are a schema bug, not a real config. */
 #define CFG_MAX_DEPTH 32

@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "harness_http.h"
 #include "ww_test.h"
+#include "ww_version.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
