@@ -137,10 +137,17 @@ install(FILES ${PROJECT_SOURCE_DIR}/deploy/phases.example.yaml
         PERMISSIONS ${ww_doc_perms} COMPONENT collector)
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/roles.sql
         DESTINATION share/waferwatch/sql PERMISSIONS ${ww_doc_perms} COMPONENT collector)
-# The migrations are embedded in the collector; these copies are for the DBA to read.
+# The schema is embedded in the collector; these copies are for the DBA to read: the
+# versioned migrations, the repeatable files (every function, view and grant) and
+# schema.sql, what they yield.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/collector/migrations/
         DESTINATION share/waferwatch/sql/migrations FILE_PERMISSIONS ${ww_doc_perms}
         COMPONENT collector FILES_MATCHING PATTERN "*.sql")
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/collector/sql/
+        DESTINATION share/waferwatch/sql/repeatable FILE_PERMISSIONS ${ww_doc_perms}
+        COMPONENT collector FILES_MATCHING PATTERN "*.sql")
+install(FILES ${PROJECT_SOURCE_DIR}/collector/schema.sql
+        DESTINATION share/waferwatch/sql PERMISSIONS ${ww_doc_perms} COMPONENT collector)
 # Whatever dashboards/ holds when the package is built (JSON, SQL, README).
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/dashboards/
         DESTINATION share/waferwatch/dashboards FILE_PERMISSIONS ${ww_doc_perms}

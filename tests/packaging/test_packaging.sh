@@ -173,6 +173,10 @@ drwxr-xr-x ./usr/share/waferwatch/dashboards/"
 for f in "$src"/collector/migrations/*.sql; do
     expect_collector+=$'\n'"-rw-r--r-- ./usr/share/waferwatch/sql/migrations/$(basename "$f")"
 done
+for f in "$src"/collector/sql/*.sql; do
+    expect_collector+=$'\n'"-rw-r--r-- ./usr/share/waferwatch/sql/repeatable/$(basename "$f")"
+done
+expect_collector+=$'\n'"-rw-r--r-- ./usr/share/waferwatch/sql/schema.sql"
 while IFS= read -r f; do
     expect_collector+=$'\n'"-rw-r--r-- ./usr/share/waferwatch/dashboards/${f#"$src"/dashboards/}"
 done < <(find "$src/dashboards" -type f ! -name '.*' ! -name '*~' | sort)
