@@ -293,7 +293,7 @@ int main(int argc, char **argv)
     int ref = ww_cfg_reference_arg(argc, argv, &err);
     if (ref != 0) {
         if (ref < 0) {
-            fprintf(stderr, "waferwatch: %s\n", err.msg);
+            ww_cfg_err_print(&err, "waferwatch", stderr);
         }
         return ref < 0 ? 2 : s_reference(ref);
     }

@@ -199,18 +199,13 @@ int main(int argc, char **argv)
     int ref = ww_cfg_reference_arg(argc, argv, &err);
     if (ref != 0) {
         if (ref < 0) {
-            fprintf(stderr, "waferwatch-collector: %s\n", err.msg);
+            ww_cfg_err_print(&err, "waferwatch-collector", stderr);
         }
         return ref < 0 ? 2 : s_reference(ref);
     }
     int action = ww_cfg_parse_args(&ww_collector_schema, &conf, argc, argv, &err);
     if (action < 0) {
-        /* One error a line, each already naming its file:line:col, variable or flag. */
-        for (const char *line = err.msg; *line;) {
-            size_t len = strcspn(line, "\n");
-            fprintf(stderr, "waferwatch-collector: %.*s\n", (int)len, line);
-            line += len + (line[len] == '\n');
-        }
+        ww_cfg_err_print(&err, "waferwatch-collector", stderr);
         exit_code = 2;
         goto cleanup;
     }

@@ -14,6 +14,7 @@
  */
 #include "ww_config.h"
 
+#include "ww_md.h"
 #include "ww_version.h"
 
 #include <ctype.h>
@@ -142,6 +143,15 @@ int ww_cfg_err_count(const ww_cfg_err_t *err)
         n += *p == '\n';
     }
     return n;
+}
+
+void ww_cfg_err_print(const ww_cfg_err_t *err, const char *program, FILE *out)
+{
+    for (const char *line = err->msg; *line;) {
+        size_t len = strcspn(line, "\n");
+        fprintf(out, "%s: %.*s\n", program, (int)len, line);
+        line += len + (line[len] == '\n');
+    }
 }
 
 static bool s_err_stopped(const ww_cfg_err_t *err)
@@ -2131,36 +2141,6 @@ int ww_cfg_reference_arg(int argc, char **argv, ww_cfg_err_t *err)
 
 /* -- Markdown -- */
 
-/* Text with the characters Markdown would read as markup escaped; a newline is a space.
- * In a table a '|' ends the cell, so it is escaped there too (always, for simplicity). */
-static void s_md_text(FILE *out, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (*p == '\n') {
-            fputc(' ', out);
-            continue;
-        }
-        if (strchr("\\`*_[]<>|", *p)) {
-            fputc('\\', out);
-        }
-        fputc(*p, out);
-    }
-}
-
-/* A code span; a '|' inside is escaped, which GFM tables require and code spans outside
- * tables do not hold here (names, defaults and flags have none). */
-static void s_md_code(FILE *out, const char *text)
-{
-    fputc('`', out);
-    for (const char *p = text; *p; p++) {
-        if (*p == '|') {
-            fputc('\\', out);
-        }
-        fputc(*p == '\n' ? ' ' : *p, out);
-    }
-    fputc('`', out);
-}
-
 /* Paragraphs separated by a blank line, each ended by one. */
 static void s_md_paragraphs(FILE *out, const char *text)
 {
@@ -2173,7 +2153,7 @@ static void s_md_paragraphs(FILE *out, const char *text)
         }
         char *para = strndup(text, len);
         if (para) {
-            s_md_text(out, para);
+            ww_md_text(out, para);
             fputs("\n\n", out);
         }
         free(para);
@@ -2187,9 +2167,9 @@ static void s_md_items(FILE *out, const char *head, const char *head2, const ww_
     fprintf(out, "| %s | %s |\n|---|---|\n", head, head2);
     for (; items && items->term; items++) {
         fputs("| ", out);
-        s_md_code(out, items->term);
+        ww_md_code(out, items->term);
         fputs(" | ", out);
-        s_md_text(out, items->text ? items->text : "");
+        ww_md_text(out, items->text ? items->text : "");
         fputs(" |\n", out);
     }
     fputc('\n', out);
@@ -2206,22 +2186,22 @@ static void s_md_sub_rows(FILE *out, const ww_cfg_opt_t *rows, size_t n, const c
         s_row_text(o, &t);
         char *name = str_printf("%s%s", prefix, o->name);
         fputs("| ", out);
-        s_md_code(out, name ? name : o->name);
+        ww_md_code(out, name ? name : o->name);
         fprintf(out, " | %s | ", t.type);
         if (strcmp(t.def, "none") == 0) {
             fputs("none", out);
         } else {
-            s_md_code(out, t.def);
+            ww_md_code(out, t.def);
         }
         fputs(" | ", out);
         if (o->type == WW_CFG_ENUM) {
-            s_md_text(out, "one of: ");
-            s_md_text(out, t.choices);
+            ww_md_text(out, "one of: ");
+            ww_md_text(out, t.choices);
         } else if (t.range[0] || t.items[0]) {
-            s_md_text(out, t.range[0] ? t.range : t.items);
+            ww_md_text(out, t.range[0] ? t.range : t.items);
         }
         fputs(" | ", out);
-        s_md_text(out, o->help ? o->help : "");
+        ww_md_text(out, o->help ? o->help : "");
         fputs(" |\n", out);
         if (o->type == WW_CFG_TABLE && o->sub) {
             char *inner = str_printf("%s%s[].", prefix, o->name);
@@ -2239,10 +2219,10 @@ static void s_md_row(const ww_cfg_schema_t *s, const ww_cfg_opt_t *o, FILE *out)
     s_row_text_t t;
     s_row_text(o, &t);
     fputs("### ", out);
-    s_md_code(out, o->name);
+    ww_md_code(out, o->name);
     fputs("\n\n", out);
     if (o->help) {
-        s_md_text(out, o->help);
+        ww_md_text(out, o->help);
         fputs("\n\n", out);
     }
     fprintf(out, "- type: %s", t.type);
@@ -2250,30 +2230,30 @@ static void s_md_row(const ww_cfg_schema_t *s, const ww_cfg_opt_t *o, FILE *out)
         fputs(", one of ", out);
         for (size_t i = 0; i < s_enum_count(o); i++) {
             fputs(i ? ", " : "", out);
-            s_md_code(out, s_enum_names(o)[i]);
+            ww_md_code(out, s_enum_names(o)[i]);
         }
     }
     fputs("\n- default: ", out);
     if (strcmp(t.def, "none") == 0) {
         fputs("none", out);
     } else {
-        s_md_code(out, t.def);
+        ww_md_code(out, t.def);
     }
     if (t.range[0]) {
         fputs("\n- range: ", out);
-        s_md_code(out, t.range);
+        ww_md_code(out, t.range);
     }
     if (t.items[0]) {
         fprintf(out, "\n- %s", t.items);
     }
     if (t.flag[0]) {
         fputs("\n- flag: ", out);
-        s_md_code(out, t.flag);
+        ww_md_code(out, t.flag);
     }
     char *env = env_name(s, o->name);
     if (env) {
         fputs("\n- environment: ", out);
-        s_md_code(out, env);
+        ww_md_code(out, env);
     }
     free(env);
     fputs("\n\n", out);
@@ -2299,7 +2279,7 @@ void ww_cfg_markdown(const ww_cfg_schema_t *s, const ww_cfg_page_t *page, FILE *
     fprintf(out, "# %s reference\n\n", program);
     if (s->summary) {
         fprintf(out, "%s: ", program);
-        s_md_text(out, s->summary);
+        ww_md_text(out, s->summary);
         fputs(".\n\n", out);
     }
     s_md_paragraphs(out, page->description);
@@ -2318,12 +2298,12 @@ void ww_cfg_markdown(const ww_cfg_schema_t *s, const ww_cfg_page_t *page, FILE *
                      s_general[i].arg ? s_general[i].arg : "");
             fputs("| ", out);
             if (s_general[i].short_flag) {
-                s_md_code(out, s_general[i].short_flag);
+                ww_md_code(out, s_general[i].short_flag);
                 fputs(", ", out);
             }
-            s_md_code(out, f);
+            ww_md_code(out, f);
             fputs(" | ", out);
-            s_md_text(out, s_general[i].help);
+            ww_md_text(out, s_general[i].help);
             fputs(s_general[i].hidden ? " (not listed by `--help`) |\n" : " |\n", out);
         }
         fputs("\nEvery setting below also has a flag when one is listed with it.\n\n"

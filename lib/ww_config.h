@@ -101,6 +101,10 @@ int ww_cfg_err_add(ww_cfg_err_t *err, const char *fmt, ...) __attribute__((forma
 /* The number of error lines in err (0 when empty). */
 int ww_cfg_err_count(const ww_cfg_err_t *err);
 
+/* Prints each line of err to out as "program: line" (each line already names its
+ * file:line:col, variable or flag). */
+void ww_cfg_err_print(const ww_cfg_err_t *err, const char *program, FILE *out);
+
 /* Finds the 1-based line and column of the value at `key` in the YAML text: a dotted path
  * with list indices, as errors spell keys ("phases[1].slos[0].metric", "alertmanager.url";
  * "phases[1]" is the item's mapping). For a program's own checks of a loaded file, so they

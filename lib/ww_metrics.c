@@ -4,6 +4,7 @@
 
 #include "ww_buf.h"
 #include "ww_log.h"
+#include "ww_md.h"
 #include "ww_mhd.h"
 
 #include <arpa/inet.h>
@@ -474,58 +475,29 @@ int ww_metrics_render(const ww_metrics_t *self, char **out, size_t *len)
 
 /* ---- listing ---------------------------------------------------------------------- */
 
-/* Text for a Markdown table cell: markup characters and '|' escaped, a newline a space. */
-static void s_md_text(FILE *out, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (*p == '\n') {
-            fputc(' ', out);
-            continue;
-        }
-        if (strchr("\\`*_[]<>|", *p)) {
-            fputc('\\', out);
-        }
-        fputc(*p, out);
-    }
-}
-
-/* A code span in a table cell ('|' escaped; a backtick, which no name or value here holds,
- * would end it). */
-static void s_md_code(FILE *out, const char *text)
-{
-    fputc('`', out);
-    for (const char *p = text; *p; p++) {
-        if (*p == '|') {
-            fputc('\\', out);
-        }
-        fputc(*p == '\n' ? ' ' : *p, out);
-    }
-    fputc('`', out);
-}
-
 void ww_metrics_markdown(const ww_metrics_t *self, FILE *out)
 {
     fputs("| metric | type | labels | help |\n|---|---|---|---|\n", out);
     for (const ww_metric_t *m = self ? self->head : NULL; m; m = m->next) {
         fputs("| ", out);
-        s_md_code(out, m->name);
+        ww_md_code(out, m->name);
         fprintf(out, " | %s | ", s_type_name(m->type));
         /* "`reason`: `a`, `b`"; "`version`, `component`"; a histogram's `le` bounds */
         for (const char *l = m->label; l && *l;) {
             size_t len = strcspn(l, ",");
             char name[128];
             snprintf(name, sizeof name, "%.*s", (int)len, l);
-            s_md_code(out, name);
+            ww_md_code(out, name);
             l += len + (l[len] == ',');
             fputs(*l ? ", " : "", out);
         }
         for (size_t i = 0; m->values && i < m->n_series; i++) {
             fputs(i ? ", " : ": ", out);
-            s_md_code(out, m->values[i]);
+            ww_md_code(out, m->values[i]);
         }
         if (m->type == WW_METRIC_HISTOGRAM) {
             fputs(m->label ? "; " : "", out);
-            s_md_code(out, "le");
+            ww_md_code(out, "le");
             fputs(":", out);
             for (size_t b = 0; b < m->n_bounds; b++) {
                 char num[64];
@@ -535,7 +507,7 @@ void ww_metrics_markdown(const ww_metrics_t *self, FILE *out)
             fputs(", +Inf", out);
         }
         fputs(" | ", out);
-        s_md_text(out, m->help);
+        ww_md_text(out, m->help);
         fputs(" |\n", out);
     }
 }

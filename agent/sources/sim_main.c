@@ -368,7 +368,7 @@ int main(int argc, char **argv)
 
     int action = ww_cfg_parse_args(&schema, &conf, argc, argv, &err);
     if (action < 0) {
-        fprintf(stderr, "waferwatch-sim: %s\n", err.msg);
+        ww_cfg_err_print(&err, "waferwatch-sim", stderr);
         exit_code = 2;
         goto cleanup;
     }
@@ -378,7 +378,7 @@ int main(int argc, char **argv)
     }
     exit_code = 2; /* configuration errors from here to the check */
     if (ww_agent_conf_finish_sim(&conf, &err) < 0) {
-        fprintf(stderr, "waferwatch-sim: %s\n", err.msg);
+        ww_cfg_err_print(&err, "waferwatch-sim", stderr);
         goto cleanup;
     }
     ww_log_level = conf.log_level; /* an enum row: one of ww_log_level_names */
