@@ -26,10 +26,7 @@ void ww_wire_limits_default(ww_wire_limits_t *lim)
     lim->max_future_ns = INT64_C(300) * 1000000000;
 }
 
-static int s_fail(ww_wire_why_t *why, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(ww_wire_why_t *why, int rc, const char *fmt, ...)
+int ww_wire_fail(ww_wire_why_t *why, int rc, const char *fmt, ...)
 {
     if (why) {
         va_list ap;
@@ -89,14 +86,15 @@ static int s_check_str(const char *s, int required, const ww_wire_limits_t *lim,
 {
     size_t len = s ? strlen(s) : 0;
     if (required && len == 0) {
-        return s_fail(why, -EINVAL, "%s: required, missing or empty", path);
+        return ww_wire_fail(why, -EINVAL, "%s: required, missing or empty", path);
     }
     if (len > lim->max_string) {
-        return s_fail(why, -EINVAL, "%s: %zu bytes, longer than the limit %zu", path, len,
-                      lim->max_string);
+        return ww_wire_fail(why, -EINVAL, "%s: %zu bytes, longer than the limit %zu", path, len,
+                            lim->max_string);
     }
     if (!ww_wire_text_ok(s, len)) {
-        return s_fail(why, -EINVAL, "%s: not valid UTF-8 text (control or malformed bytes)", path);
+        return ww_wire_fail(why, -EINVAL, "%s: not valid UTF-8 text (control or malformed bytes)",
+                            path);
     }
     return 0;
 }
@@ -110,7 +108,8 @@ static int s_check_node_id(const char *s, const ww_wire_limits_t *lim, ww_wire_w
         return rc;
     }
     if (!ww_wire_node_id_chars_ok(s)) {
-        return s_fail(why, -EINVAL, "%s: \"%s\" has a character outside [A-Za-z0-9._:-]", path, s);
+        return ww_wire_fail(why, -EINVAL, "%s: \"%s\" has a character outside [A-Za-z0-9._:-]",
+                            path, s);
     }
     return 0;
 }
@@ -132,11 +131,12 @@ static int s_check_num(double v, double lo, double hi, ww_wire_why_t *why, const
                        size_t idx, const char *field)
 {
     if (!isfinite(v)) {
-        return s_fail(why, -EINVAL, "%s[%zu].%s: %g is not a finite number", path, idx, field, v);
+        return ww_wire_fail(why, -EINVAL, "%s[%zu].%s: %g is not a finite number", path, idx, field,
+                            v);
     }
     if (v < lo || v > hi) {
-        return s_fail(why, -EINVAL, "%s[%zu].%s: %g is outside the plausible range [%g, %g]", path,
-                      idx, field, v, lo, hi);
+        return ww_wire_fail(why, -EINVAL, "%s[%zu].%s: %g is outside the plausible range [%g, %g]",
+                            path, idx, field, v, lo, hi);
     }
     return 0;
 }
@@ -171,11 +171,12 @@ int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limi
     /* The time first: a sample outside the window is refused alone, like a reading, so
      * that one node's clock does not cost the batch its other nodes' samples. */
     if (!s_time_ok(s->time_ns, lim, now_ns)) {
-        return s_fail(why, -EINVAL,
-                      "batch.samples[%zu].time_ns: %lld is not a whole microsecond within [now - "
-                      "%llds, now + %llds]",
-                      i, (long long)s->time_ns, (long long)(lim->max_past_ns / 1000000000),
-                      (long long)(lim->max_future_ns / 1000000000));
+        return ww_wire_fail(
+            why, -EINVAL,
+            "batch.samples[%zu].time_ns: %lld is not a whole microsecond within [now - "
+            "%llds, now + %llds]",
+            i, (long long)s->time_ns, (long long)(lim->max_past_ns / 1000000000),
+            (long long)(lim->max_future_ns / 1000000000));
     }
     /* uint32 on the wire, integer in node_samples: what does not fit is refused, never
      * clamped. The U32 fields of ww_fields.h, in its order. */
@@ -185,9 +186,9 @@ int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limi
     } counters[] = {WW_READING_FIELDS(S_COUNTER_)};
     for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
         if (counters[k].v > counters[k].max) {
-            return s_fail(why, -EINVAL,
-                          "batch.samples[%zu].%s: %u is more than %u (a PostgreSQL integer)", i,
-                          counters[k].name, (unsigned)counters[k].v, (unsigned)counters[k].max);
+            return ww_wire_fail(
+                why, -EINVAL, "batch.samples[%zu].%s: %u is more than %u (a PostgreSQL integer)", i,
+                counters[k].name, (unsigned)counters[k].v, (unsigned)counters[k].max);
         }
     }
     /* Plausible ranges (the F32 fields of ww_fields.h, in its order): loose enough for any
@@ -215,11 +216,11 @@ static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wi
 {
     char path[64];
     if (h->n_nodes == 0) {
-        return s_fail(why, -EINVAL, "hello.nodes: at least one node is required");
+        return ww_wire_fail(why, -EINVAL, "hello.nodes: at least one node is required");
     }
     if (h->n_nodes > lim->max_nodes) {
-        return s_fail(why, -EINVAL, "hello.nodes: %zu nodes, more than the limit %zu", h->n_nodes,
-                      lim->max_nodes);
+        return ww_wire_fail(why, -EINVAL, "hello.nodes: %zu nodes, more than the limit %zu",
+                            h->n_nodes, lim->max_nodes);
     }
     int rc = s_check_str(h->agent_version, 0, lim, why, "hello.agent_version");
     if (rc == 0) {
@@ -229,9 +230,9 @@ static int s_check_hello(const ww_hello_t *h, const ww_wire_limits_t *lim, ww_wi
         return rc;
     }
     if (h->interval_ms > INT32_MAX) {
-        return s_fail(why, -EINVAL,
-                      "hello.interval_ms: %u is more than 2147483647 (a PostgreSQL integer)",
-                      (unsigned)h->interval_ms);
+        return ww_wire_fail(why, -EINVAL,
+                            "hello.interval_ms: %u is more than 2147483647 (a PostgreSQL integer)",
+                            (unsigned)h->interval_ms);
     }
     for (size_t i = 0; i < h->n_nodes; i++) {
         const ww_node_info_t *n = h->nodes[i];
@@ -291,11 +292,11 @@ static int s_check_window_count(uint64_t v, const char *field, size_t i, uint64_
         return 0;
     }
     char rate[24];
-    return s_fail(why, -EINVAL,
-                  "batch.latency_windows[%zu].%s: %llu is more than a window may hold (%s "
-                  "per second for an hour: %llu)",
-                  i, field, (unsigned long long)v, s_rate_text(per_s, rate, sizeof rate),
-                  (unsigned long long)max);
+    return ww_wire_fail(why, -EINVAL,
+                        "batch.latency_windows[%zu].%s: %llu is more than a window may hold (%s "
+                        "per second for an hour: %llu)",
+                        i, field, (unsigned long long)v, s_rate_text(per_s, rate, sizeof rate),
+                        (unsigned long long)max);
 }
 
 static int s_check_hist(const Waferwatch__V1__Histogram *pb, const ww_wire_limits_t *lim,
@@ -334,22 +335,22 @@ static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
         return rc;
     }
     if (strlen(w->model) > WW_MODEL_MAX) {
-        return s_fail(why, -EINVAL, "%s: longer than %d bytes", path, WW_MODEL_MAX);
+        return ww_wire_fail(why, -EINVAL, "%s: longer than %d bytes", path, WW_MODEL_MAX);
     }
     if (w->duration_ns < 1000000 || w->duration_ns > INT64_C(3600) * 1000000000) {
-        return s_fail(why, -EINVAL,
-                      "batch.latency_windows[%zu].duration_ns: %lld is outside [1 ms, 1 h]", i,
-                      (long long)w->duration_ns);
+        return ww_wire_fail(why, -EINVAL,
+                            "batch.latency_windows[%zu].duration_ns: %lld is outside [1 ms, 1 h]",
+                            i, (long long)w->duration_ns);
     }
     /* Windows start on whole milliseconds (a grid of the duration, shifted by whole
      * sampling intervals: agents stagger their nodes' windows). */
     if (w->start_ns <= 0 || w->start_ns % 1000000 != 0 || w->start_ns < now_ns - lim->max_past_ns ||
         w->start_ns > now_ns + lim->max_future_ns) {
-        return s_fail(why, -EINVAL,
-                      "batch.latency_windows[%zu].start_ns: %lld is not a whole millisecond "
-                      "within [now - %llds, now + %llds]",
-                      i, (long long)w->start_ns, (long long)(lim->max_past_ns / 1000000000),
-                      (long long)(lim->max_future_ns / 1000000000));
+        return ww_wire_fail(why, -EINVAL,
+                            "batch.latency_windows[%zu].start_ns: %lld is not a whole millisecond "
+                            "within [now - %llds, now + %llds]",
+                            i, (long long)w->start_ns, (long long)(lim->max_past_ns / 1000000000),
+                            (long long)(lim->max_future_ns / 1000000000));
     }
     /* Bounded so that a window is stored as it came (bigint) and any number of windows a
      * rollup could ever merge still fits: see WW_WIRE_MAX_REQ_PER_S. */
@@ -381,12 +382,13 @@ static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
      * recorded for every admitted request (ok or error); TPOT needs two output tokens. */
     if (nt != w->requests_ok || ne != w->requests_ok || np > w->requests_ok ||
         nq != w->requests_ok + w->requests_error) {
-        return s_fail(why, -EINVAL,
-                      "batch.latency_windows[%zu]: histogram counts (queue %llu, ttft %llu, "
-                      "tpot %llu, e2e %llu) disagree with requests_ok %llu / requests_error %llu",
-                      i, (unsigned long long)nq, (unsigned long long)nt, (unsigned long long)np,
-                      (unsigned long long)ne, (unsigned long long)w->requests_ok,
-                      (unsigned long long)w->requests_error);
+        return ww_wire_fail(
+            why, -EINVAL,
+            "batch.latency_windows[%zu]: histogram counts (queue %llu, ttft %llu, "
+            "tpot %llu, e2e %llu) disagree with requests_ok %llu / requests_error %llu",
+            i, (unsigned long long)nq, (unsigned long long)nt, (unsigned long long)np,
+            (unsigned long long)ne, (unsigned long long)w->requests_ok,
+            (unsigned long long)w->requests_error);
     }
     return 0;
 }
@@ -407,9 +409,9 @@ static int s_check_loss(const Waferwatch__V1__SpoolLoss *l, ww_wire_why_t *why)
     };
     for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
         if (f[k].v > (uint64_t)INT64_MAX) {
-            return s_fail(why, -EINVAL,
-                          "batch.loss.%s: %llu is more than 2^63 - 1 (a PostgreSQL bigint)",
-                          f[k].name, (unsigned long long)f[k].v);
+            return ww_wire_fail(why, -EINVAL,
+                                "batch.loss.%s: %llu is more than 2^63 - 1 (a PostgreSQL bigint)",
+                                f[k].name, (unsigned long long)f[k].v);
         }
     }
     return 0;
@@ -421,32 +423,33 @@ static int s_check_outages(const ww_batch_t *b, const ww_wire_limits_t *lim, int
                            ww_wire_why_t *why)
 {
     if (b->n_outages > lim->max_outages) {
-        return s_fail(why, -EINVAL, "batch.outages: %zu outages, more than the limit %zu",
-                      b->n_outages, lim->max_outages);
+        return ww_wire_fail(why, -EINVAL, "batch.outages: %zu outages, more than the limit %zu",
+                            b->n_outages, lim->max_outages);
     }
     for (size_t i = 0; i < b->n_outages; i++) {
         const ww_outage_t *o = b->outages[i];
         if (!s_time_ok(o->to_ns, lim, now_ns)) {
-            return s_fail(why, -EINVAL,
-                          "batch.outages[%zu].to_ns: %lld is not a whole microsecond within "
-                          "[now - %llds, now + %llds]",
-                          i, (long long)o->to_ns, (long long)(lim->max_past_ns / 1000000000),
-                          (long long)(lim->max_future_ns / 1000000000));
+            return ww_wire_fail(why, -EINVAL,
+                                "batch.outages[%zu].to_ns: %lld is not a whole microsecond within "
+                                "[now - %llds, now + %llds]",
+                                i, (long long)o->to_ns, (long long)(lim->max_past_ns / 1000000000),
+                                (long long)(lim->max_future_ns / 1000000000));
         }
         if (o->from_ns != 0 && (o->from_ns < 0 || o->from_ns % 1000 != 0 || o->from_ns > o->to_ns ||
                                 o->from_ns < o->to_ns - WW_WIRE_MAX_OUTAGE_NS)) {
-            return s_fail(why, -EINVAL,
-                          "batch.outages[%zu].from_ns: %lld is neither 0 (not known) nor a whole "
-                          "microsecond within [to_ns - 366 days, to_ns]",
-                          i, (long long)o->from_ns);
+            return ww_wire_fail(
+                why, -EINVAL,
+                "batch.outages[%zu].from_ns: %lld is neither 0 (not known) nor a whole "
+                "microsecond within [to_ns - 366 days, to_ns]",
+                i, (long long)o->from_ns);
         }
         if (o->lost_ticks > (uint64_t)INT64_MAX || o->lost_requests > (uint64_t)INT64_MAX) {
-            return s_fail(why, -EINVAL,
-                          "batch.outages[%zu].%s: %llu is more than 2^63 - 1 (a PostgreSQL bigint)",
-                          i, o->lost_ticks > (uint64_t)INT64_MAX ? "lost_ticks" : "lost_requests",
-                          (unsigned long long)(o->lost_ticks > (uint64_t)INT64_MAX
-                                                   ? o->lost_ticks
-                                                   : o->lost_requests));
+            return ww_wire_fail(
+                why, -EINVAL,
+                "batch.outages[%zu].%s: %llu is more than 2^63 - 1 (a PostgreSQL bigint)", i,
+                o->lost_ticks > (uint64_t)INT64_MAX ? "lost_ticks" : "lost_requests",
+                (unsigned long long)(o->lost_ticks > (uint64_t)INT64_MAX ? o->lost_ticks
+                                                                         : o->lost_requests));
         }
         const char *cause = o->cause ? o->cause : "";
         if (strcmp(cause, "stop") != 0 && strcmp(cause, "crash") != 0) {
@@ -456,15 +459,15 @@ static int s_check_outages(const ww_batch_t *b, const ww_wire_limits_t *lim, int
             if (rc < 0) {
                 return rc;
             }
-            return s_fail(why, -EINVAL, "%s: \"%s\" is neither \"stop\" nor \"crash\"", path,
-                          cause);
+            return ww_wire_fail(why, -EINVAL, "%s: \"%s\" is neither \"stop\" nor \"crash\"", path,
+                                cause);
         }
         for (size_t k = 0; k < i; k++) {
             if (b->outages[k]->to_ns == o->to_ns) {
-                return s_fail(why, -EINVAL,
-                              "batch.outages[%zu].to_ns: %lld is also outages[%zu]'s (one "
-                              "outage ends at a time)",
-                              i, (long long)o->to_ns, k);
+                return ww_wire_fail(why, -EINVAL,
+                                    "batch.outages[%zu].to_ns: %lld is also outages[%zu]'s (one "
+                                    "outage ends at a time)",
+                                    i, (long long)o->to_ns, k);
             }
         }
     }
@@ -478,11 +481,11 @@ static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, 
     char path[64];
     int rc;
     if (env->epoch == 0 || env->seq == 0) {
-        return s_fail(why, -EINVAL, "envelope: a batch needs a non-zero epoch and seq");
+        return ww_wire_fail(why, -EINVAL, "envelope: a batch needs a non-zero epoch and seq");
     }
     if (b->n_samples > lim->max_samples) {
-        return s_fail(why, -EINVAL, "batch.samples: %zu samples, more than the limit %zu",
-                      b->n_samples, lim->max_samples);
+        return ww_wire_fail(why, -EINVAL, "batch.samples: %zu samples, more than the limit %zu",
+                            b->n_samples, lim->max_samples);
     }
     for (size_t i = 0; i < b->n_samples; i++) {
         const ww_node_sample_t *s = b->samples[i];
@@ -495,8 +498,9 @@ static int s_check_batch(const ww_envelope_t *env, const ww_wire_limits_t *lim, 
          * agent the whole tick of every node it speaks for. */
     }
     if (b->n_latency_windows > lim->max_windows) {
-        return s_fail(why, -EINVAL, "batch.latency_windows: %zu windows, more than the limit %zu",
-                      b->n_latency_windows, lim->max_windows);
+        return ww_wire_fail(why, -EINVAL,
+                            "batch.latency_windows: %zu windows, more than the limit %zu",
+                            b->n_latency_windows, lim->max_windows);
     }
     for (size_t i = 0; i < b->n_latency_windows; i++) {
         if ((rc = s_check_window(b->latency_windows[i], i, lim, now_ns, why)) < 0) {
@@ -583,11 +587,12 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
                      ww_wire_why_t *why)
 {
     if (s_any_tag0(env)) {
-        return s_fail(why, -EBADMSG, "message: a field numbered 0 (not valid protobuf)");
+        return ww_wire_fail(why, -EBADMSG, "message: a field numbered 0 (not valid protobuf)");
     }
     if (env->wire_version != WW_WIRE_VERSION) {
-        return s_fail(why, -EPROTONOSUPPORT, "envelope.wire_version: %u is not supported (%u is)",
-                      env->wire_version, WW_WIRE_VERSION);
+        return ww_wire_fail(why, -EPROTONOSUPPORT,
+                            "envelope.wire_version: %u is not supported (%u is)", env->wire_version,
+                            WW_WIRE_VERSION);
     }
     int rc = s_check_str(env->agent_id, 1, lim, why, "envelope.agent_id");
     if (rc < 0) {
@@ -597,10 +602,10 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
      * a replay would no longer be recognised. epoch is stored as the bigint of the same
      * 64 bits, so any value is fine. */
     if (env->seq > (uint64_t)INT64_MAX) {
-        return s_fail(why, -EINVAL,
-                      "envelope.seq: %llu is more than 2^63 - 1 (9223372036854775807, a "
-                      "PostgreSQL bigint)",
-                      (unsigned long long)env->seq);
+        return ww_wire_fail(why, -EINVAL,
+                            "envelope.seq: %llu is more than 2^63 - 1 (9223372036854775807, a "
+                            "PostgreSQL bigint)",
+                            (unsigned long long)env->seq);
     }
     switch (env->body_case) {
     case WAFERWATCH__V1__ENVELOPE__BODY_HELLO:
@@ -611,26 +616,26 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
         return 0;
     case WAFERWATCH__V1__ENVELOPE__BODY_ACK:
         if (env->ack->seq > (uint64_t)INT64_MAX) {
-            return s_fail(why, -EINVAL, "ack.seq: %llu is more than 2^63 - 1",
-                          (unsigned long long)env->ack->seq);
+            return ww_wire_fail(why, -EINVAL, "ack.seq: %llu is more than 2^63 - 1",
+                                (unsigned long long)env->ack->seq);
         }
         return 0;
     case WAFERWATCH__V1__ENVELOPE__BODY_NACK:
         return s_check_str(env->nack->reason, 0, lim, why, "nack.reason");
     case WAFERWATCH__V1__ENVELOPE__BODY_PENDING:
         if (env->pending->seq > (uint64_t)INT64_MAX) {
-            return s_fail(why, -EINVAL, "pending.seq: %llu is more than 2^63 - 1",
-                          (unsigned long long)env->pending->seq);
+            return ww_wire_fail(why, -EINVAL, "pending.seq: %llu is more than 2^63 - 1",
+                                (unsigned long long)env->pending->seq);
         }
         if (env->pending->retry_after_ms > WW_WIRE_MAX_RETRY_AFTER_MS) {
-            return s_fail(why, -EINVAL, "pending.retry_after_ms: %u is more than %u (10 min)",
-                          (unsigned)env->pending->retry_after_ms, WW_WIRE_MAX_RETRY_AFTER_MS);
+            return ww_wire_fail(why, -EINVAL, "pending.retry_after_ms: %u is more than %u (10 min)",
+                                (unsigned)env->pending->retry_after_ms, WW_WIRE_MAX_RETRY_AFTER_MS);
         }
         return 0;
     default:
-        return s_fail(why, -EINVAL,
-                      "envelope.body: missing (no hello, batch, heartbeat, ack, nack or "
-                      "pending)");
+        return ww_wire_fail(why, -EINVAL,
+                            "envelope.body: missing (no hello, batch, heartbeat, ack, nack or "
+                            "pending)");
     }
 }
 
@@ -691,8 +696,8 @@ int ww_wire_decode(const uint8_t *buf, size_t len, const ww_wire_limits_t *lim, 
         why->unpack_bytes = 0;
     }
     if (len > lim->max_message_bytes) {
-        return s_fail(why, -EMSGSIZE, "message: %zu bytes, larger than the limit %zu", len,
-                      lim->max_message_bytes);
+        return ww_wire_fail(why, -EMSGSIZE, "message: %zu bytes, larger than the limit %zu", len,
+                            lim->max_message_bytes);
     }
     /* Limits and NULs on the raw bytes, before protobuf-c allocates anything. */
     ww_wire_scan_head_t head;
@@ -714,15 +719,17 @@ int ww_wire_decode(const uint8_t *buf, size_t len, const ww_wire_limits_t *lim, 
         if (budget.over) {
             s_why_seq(why, head.epoch, head.seq, (const char *)head.agent_id, head.agent_id_len,
                       lim);
-            return s_fail(why, -EMSGSIZE,
-                          "message: unpacking its %zu bytes needs more than the memory budget of "
-                          "%zu bytes",
-                          len, budget.budget);
+            return ww_wire_fail(
+                why, -EMSGSIZE,
+                "message: unpacking its %zu bytes needs more than the memory budget of "
+                "%zu bytes",
+                len, budget.budget);
         }
         if (budget.oom) {
-            return s_fail(why, -ENOMEM, "message: out of memory unpacking %zu bytes", len);
+            return ww_wire_fail(why, -ENOMEM, "message: out of memory unpacking %zu bytes", len);
         }
-        return s_fail(why, -EBADMSG, "message: %zu bytes that do not decode as an Envelope", len);
+        return ww_wire_fail(why, -EBADMSG, "message: %zu bytes that do not decode as an Envelope",
+                            len);
     }
     rc = ww_wire_validate(env, lim, now_ns, why);
     if (rc < 0) {

@@ -128,6 +128,11 @@ typedef struct {
     size_t unpack_bytes;
 } ww_wire_why_t;
 
+/* Writes a printf-formatted reason into why->msg (why may be NULL) and returns rc: the
+ * one way the contract's checks (ww_wire.c, ww_hist_wire.c) refuse something. */
+int ww_wire_fail(ww_wire_why_t *why, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Decodes and validates one message (the steps and rules above). On success returns 0
  * and *out owns an envelope the caller frees with ww_wire_free() (its parts are plain
  * malloc() blocks: protobuf_c_message_free_unpacked(part, NULL) may free one). On failure
