@@ -1072,6 +1072,8 @@ static void s_advance(sim_t *st, double t_end, int64_t cap_ns)
 
 /* ---- the source table ---- */
 
+static void s_close(void **state);
+
 static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void **state)
 {
     if (state == NULL) {
@@ -1162,17 +1164,9 @@ static int s_open(const void *conf, unsigned node_index, int64_t start_ns, void 
     *state = st;
     return 0;
 
-cleanup:
-    for (size_t i = 0; i < c->n_models; i++) {
-        free(st->models[i].name);
-    }
-    free(st->slab);
-    free(st->order);
-    free(st->qnode);
-    free(st->due);
-    free(st->queue);
-    free(st->rec);
-    free(st);
+cleanup:;
+    void *half = st; /* st->conf is set: s_close frees what was made */
+    s_close(&half);
     return rc;
 }
 
