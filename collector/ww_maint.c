@@ -87,20 +87,3 @@ int ww_maint_run(PGconn *conn, int raw_days, int rollup_days)
     }
     return rc;
 }
-
-int ww_maint_schema_version(PGconn *conn)
-{
-    /* Two steps: a query naming a missing table fails at parse time. */
-    PGresult *r = PQexec(conn, "SELECT to_regclass('ww_schema_migrations') IS NOT NULL");
-    int v = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
-    if (v == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
-        PQclear(r);
-        r = PQexec(conn, "SELECT coalesce(max(version), 0) FROM ww_schema_migrations");
-        v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -EIO;
-    }
-    if (v < 0) {
-        WW_ERROR("cannot read the schema version: %s", PQerrorMessage(conn));
-    }
-    PQclear(r);
-    return v;
-}

@@ -28,8 +28,4 @@ int ww_maint_session(PGconn *conn, int migrate, bool *migrated);
  * next maintenance tries again), and the retention is skipped when partitions failed. */
 int ww_maint_run(PGconn *conn, int raw_days, int rollup_days);
 
-/* The schema version of the database (0 when never migrated), read without changing
- * anything, or -EIO (logged). */
-int ww_maint_schema_version(PGconn *conn);
-
 #endif

@@ -34,10 +34,7 @@ static int s_exec(PGconn *conn, const char *sql, const char *what)
     return ok ? 0 : -EIO;
 }
 
-/* The schema version without writing anything (0 when never migrated, negative on
- * error): a collector running as the writer role, which may not create tables, can still
- * start with pg.migrate on when the schema is current. */
-static int s_version(PGconn *conn)
+int ww_migrate_version(PGconn *conn)
 {
     PGresult *r = PQexec(conn, "SELECT to_regclass('ww_schema_migrations') IS NOT NULL");
     int v = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
@@ -115,7 +112,7 @@ static int s_apply_repeatables(PGconn *conn)
 int ww_migrate(PGconn *conn)
 {
     int newest_known = ww_n_migrations ? ww_migrations[ww_n_migrations - 1].version : 0;
-    int current = s_version(conn);
+    int current = ww_migrate_version(conn);
     if (current == newest_known) {
         int same = s_repeatables_current(conn);
         if (same < 0) {

@@ -63,4 +63,10 @@ extern const size_t ww_n_repeatables;
  * (-EPROTO) and left unchanged. */
 int ww_migrate(PGconn *conn);
 
+/* The schema version of the database (0 when never migrated, -EIO on error, not logged),
+ * read without writing anything: a collector running as the writer role, which may not
+ * create tables, can still start with pg.migrate on when the schema is current, and
+ * --check-config reports it. */
+int ww_migrate_version(PGconn *conn);
+
 #endif

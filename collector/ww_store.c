@@ -8,6 +8,7 @@
 #include "ww_copy.h"
 #include "ww_log.h"
 #include "ww_maint.h"
+#include "ww_migrate.h"
 #include "ww_rollup.h"
 #include "ww_time.h"
 
@@ -203,7 +204,10 @@ int ww_store_check(ww_store_t *self)
         s_disconnect(self);
         return auth ? -EACCES : -ECONNREFUSED;
     }
-    int v = ww_maint_schema_version(self->conn);
+    int v = ww_migrate_version(self->conn);
+    if (v < 0) {
+        WW_ERROR("cannot read the schema version: %s", PQerrorMessage(self->conn));
+    }
     s_disconnect(self);
     return v;
 }
