@@ -98,17 +98,6 @@ BEGIN
         -- (and the checksums of the repeatable files, ww_migrate.h).
         GRANT SELECT ON ww_schema_migrations, ww_schema_repeatable TO waferwatch_writer;
         GRANT EXECUTE ON FUNCTION ww_ensure_partitions(date, integer) TO waferwatch_writer;
-        GRANT EXECUTE ON FUNCTION
-            ww_hist_lower(integer, integer), ww_hist_upper(integer, integer),
-            ww_hist_trim(ww_hist), ww_hist_downscale(ww_hist, integer),
-            ww_hist_merge_sfunc(ww_hist, ww_hist), ww_hist_add(ww_hist, ww_hist),
-            ww_merge(ww_hist), ww_quantile(ww_hist, double precision),
-            ww_hist_count(ww_hist), ww_hist_mean(ww_hist),
-            ww_hist_le(ww_hist, double precision[]),
-            ww_hist_count_above(ww_hist, double precision),
-            ww_sli(text, text, text, double precision, timestamptz, timestamptz),
-            ww_phase_capacity(text, timestamptz, timestamptz, double precision)
-            TO waferwatch_writer;
         -- The SLO evaluator (0006): configuration, latest status and alert episodes are
         -- upserted; evaluations, transitions and capacity figures are append-only.
         GRANT SELECT, INSERT, UPDATE ON phases, slo_status, alerts TO waferwatch_writer;
@@ -138,7 +127,6 @@ BEGIN
         REVOKE UPDATE, TRUNCATE, REFERENCES, TRIGGER ON stream_holes FROM waferwatch_writer;
         REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON stream_outages
             FROM waferwatch_writer;
-        GRANT EXECUTE ON FUNCTION ww_epoch_hex(bigint) TO waferwatch_writer;
         -- The SLO evaluator's heartbeat (0012) is upserted (ON CONFLICT reads the row), never
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;
@@ -163,22 +151,28 @@ BEGIN
         -- later migrations: readable too. Queries through the parents need only the
         -- parents' SELECT; this serves a dashboard that names a partition.
         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO waferwatch_reader;
-        GRANT EXECUTE ON FUNCTION
-            ww_hist_lower(integer, integer), ww_hist_upper(integer, integer),
-            ww_hist_trim(ww_hist), ww_hist_downscale(ww_hist, integer),
-            ww_hist_merge_sfunc(ww_hist, ww_hist), ww_hist_add(ww_hist, ww_hist),
-            ww_merge(ww_hist), ww_quantile(ww_hist, double precision),
-            ww_hist_count(ww_hist), ww_hist_mean(ww_hist),
-            ww_hist_le(ww_hist, double precision[]),
-            ww_hist_count_above(ww_hist, double precision),
-            ww_sli(text, text, text, double precision, timestamptz, timestamptz),
-            ww_phase_capacity(text, timestamptz, timestamptz, double precision)
-            TO waferwatch_reader;
         -- Tables of later migrations are covered by SELECT ON ALL TABLES above; these are
         -- named as the migrations that made them granted them (0011, 0012).
         GRANT SELECT ON stream_holes, stream_outages, slo_evaluator TO waferwatch_reader;
-        GRANT EXECUTE ON FUNCTION ww_epoch_hex(bigint) TO waferwatch_reader;
     END IF;
+
+    -- Both group roles run the histogram and SLO functions (dashboards and the evaluator
+    -- call the same ones).
+    FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP
+        IF to_regrole(r) IS NOT NULL THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION'
+                ' ww_hist_lower(integer, integer), ww_hist_upper(integer, integer),'
+                ' ww_hist_trim(ww_hist), ww_hist_downscale(ww_hist, integer),'
+                ' ww_hist_merge_sfunc(ww_hist, ww_hist), ww_hist_add(ww_hist, ww_hist),'
+                ' ww_merge(ww_hist), ww_quantile(ww_hist, double precision),'
+                ' ww_hist_count(ww_hist), ww_hist_mean(ww_hist),'
+                ' ww_hist_le(ww_hist, double precision[]),'
+                ' ww_hist_count_above(ww_hist, double precision),'
+                ' ww_sli(text, text, text, double precision, timestamptz, timestamptz),'
+                ' ww_phase_capacity(text, timestamptz, timestamptz, double precision),'
+                ' ww_epoch_hex(bigint) TO %I', r);
+        END IF;
+    END LOOP;
     RETURN n;
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_grant_roles() FROM PUBLIC;
