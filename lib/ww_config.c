@@ -751,6 +751,17 @@ static int fail_at(yaml_fail_t *f, yaml_mark_t m, const char *fmt, ...)
     return -EINVAL;
 }
 
+/* A libyaml parser over text (which must outlive it). Returns 0, or -ENOMEM with f->why. */
+static int s_parser_open(yaml_parser_t *p, const char *text, size_t len, yaml_fail_t *f)
+{
+    if (!yaml_parser_initialize(p)) {
+        snprintf(f->why, sizeof f->why, "out of memory");
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(p, (const unsigned char *)text, len);
+    return 0;
+}
+
 /* A pass over the events before libyaml builds the document. libyaml's scanner costs
  * O(flow depth) per token and its composer O(anchors) per anchor and alias, so a hostile
  * "[[[[..." or a file of 10^5 anchors takes minutes; stopping at CFG_MAX_YAML_DEPTH and at
@@ -759,11 +770,9 @@ static int fail_at(yaml_fail_t *f, yaml_mark_t m, const char *fmt, ...)
 static int prescan_yaml(const char *text, size_t len, yaml_fail_t *f)
 {
     yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) {
-        snprintf(f->why, sizeof f->why, "out of memory");
+    if (s_parser_open(&p, text, len, f) < 0) {
         return -ENOMEM;
     }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     int depth = 0, docs = 0, rc = 0;
     bool done = false;
     while (!done && rc == 0) {
@@ -826,11 +835,9 @@ static int load_yaml(const char *text, size_t len, yaml_document_t *doc, yaml_fa
         return rc;
     }
     yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) {
-        snprintf(f->why, sizeof f->why, "out of memory");
+    if (s_parser_open(&p, text, len, f) < 0) {
         return -ENOMEM;
     }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     if (!yaml_parser_load(&p, doc)) {
         rc = describe_parser_error(&p, f); /* libyaml has already deleted doc */
     }
@@ -957,6 +964,34 @@ static int s_enum_set(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const ch
     return 0;
 }
 
+static void s_fmt_int(int64_t v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%" PRId64, v);
+}
+
+/* An int64 row (INT, DURATION, SIZE) from text: parsed, shown as a human writes it and
+ * checked against the row's range in the range's unit (value x scale: a duration's range
+ * is in seconds). NULL text means 0. */
+static int s_set_i64(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const char *text,
+                     const char *key, const yaml_node_t *at,
+                     int (*parse)(const char *, int64_t *, char *, size_t),
+                     void (*fmt)(int64_t, char *, size_t), double scale)
+{
+    char why[256], shown[40];
+    int64_t v = 0;
+    if (text) {
+        if (parse(text, &v, why, sizeof why) < 0) {
+            return ctx_fail(c, at, key, "%s", why);
+        }
+        fmt(v, shown, sizeof shown);
+        if (check_range(o, (double)v * scale, shown, why, sizeof why) < 0) {
+            return ctx_fail(c, at, key, "%s", why);
+        }
+    }
+    *(int64_t *)field = v;
+    return 0;
+}
+
 /* Sets a row from text in the flag syntax; NULL text means the empty/zero value. `at` is the
  * YAML scalar the text came from (for line:col in errors), or NULL. */
 static int set_from_text(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const char *text,
@@ -974,20 +1009,8 @@ static int set_from_text(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const
         *(char **)field = v;
         return 0;
     }
-    case WW_CFG_INT: {
-        int64_t v = 0;
-        if (text) {
-            if (parse_int(text, &v, why, sizeof why) < 0) {
-                return ctx_fail(c, at, key, "%s", why);
-            }
-            snprintf(shown, sizeof shown, "%" PRId64, v);
-            if (check_range(o, (double)v, shown, why, sizeof why) < 0) {
-                return ctx_fail(c, at, key, "%s", why);
-            }
-        }
-        *(int64_t *)field = v;
-        return 0;
-    }
+    case WW_CFG_INT:
+        return s_set_i64(c, o, field, text, key, at, parse_int, s_fmt_int, 1);
     case WW_CFG_DOUBLE: {
         double v = 0;
         if (text) {
@@ -1010,34 +1033,10 @@ static int set_from_text(cfg_ctx_t *c, const ww_cfg_opt_t *o, void *field, const
         *(bool *)field = v;
         return 0;
     }
-    case WW_CFG_DURATION: {
-        int64_t v = 0;
-        if (text) {
-            if (parse_duration(text, &v, why, sizeof why) < 0) {
-                return ctx_fail(c, at, key, "%s", why);
-            }
-            fmt_duration(v, shown, sizeof shown);
-            if (check_range(o, (double)v / 1e9, shown, why, sizeof why) < 0) {
-                return ctx_fail(c, at, key, "%s", why);
-            }
-        }
-        *(int64_t *)field = v;
-        return 0;
-    }
-    case WW_CFG_SIZE: {
-        int64_t v = 0;
-        if (text) {
-            if (s_parse_size(text, &v, why, sizeof why) < 0) {
-                return ctx_fail(c, at, key, "%s", why);
-            }
-            s_fmt_size(v, shown, sizeof shown);
-            if (check_range(o, (double)v, shown, why, sizeof why) < 0) {
-                return ctx_fail(c, at, key, "%s", why);
-            }
-        }
-        *(int64_t *)field = v;
-        return 0;
-    }
+    case WW_CFG_DURATION:
+        return s_set_i64(c, o, field, text, key, at, parse_duration, fmt_duration, 1e-9);
+    case WW_CFG_SIZE:
+        return s_set_i64(c, o, field, text, key, at, s_parse_size, s_fmt_size, 1);
     case WW_CFG_STRLIST:
         if (!text) {
             free_value(o, field);
@@ -1307,15 +1306,21 @@ static int rows_defaults(const ww_cfg_opt_t *rows, size_t n, void *base, const c
     return 0;
 }
 
+/* The error list a public entry point writes: the caller's (emptied), or scratch when
+ * the caller passed NULL (errors not wanted). */
+static ww_cfg_err_t *s_err_begin(ww_cfg_err_t *err, ww_cfg_err_t *scratch)
+{
+    err = err ? err : scratch;
+    err->msg[0] = '\0';
+    return err;
+}
+
 /* ---- public API -------------------------------------------------------------------------- */
 
 int ww_cfg_defaults(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err)
 {
     ww_cfg_err_t scratch;
-    if (!err) {
-        err = &scratch;
-    }
-    err->msg[0] = '\0';
+    err = s_err_begin(err, &scratch);
     return rows_defaults(s->opts, s->n_opts, cfg, "", 0, err);
 }
 
@@ -1323,10 +1328,7 @@ int ww_cfg_load_buffer(const ww_cfg_schema_t *s, void *cfg, const char *text, si
                        const char *name, ww_cfg_err_t *err)
 {
     ww_cfg_err_t scratch;
-    if (!err) {
-        err = &scratch;
-    }
-    err->msg[0] = '\0';
+    err = s_err_begin(err, &scratch);
     if (!name) {
         name = "(buffer)";
     }
@@ -1429,10 +1431,7 @@ static int s_read_file(const char *path, char **buf_out, size_t *len_out, ww_cfg
 int ww_cfg_read_file(const char *path, char **buf, size_t *len, ww_cfg_err_t *err)
 {
     ww_cfg_err_t scratch;
-    if (!err) {
-        err = &scratch;
-    }
-    err->msg[0] = '\0';
+    err = s_err_begin(err, &scratch);
     if (!path) {
         set_err(err, "no configuration file name");
         return -EINVAL;
@@ -1509,10 +1508,7 @@ int ww_cfg_locate(const char *text, size_t len, const char *key, size_t *line, s
 int ww_cfg_load_file(const ww_cfg_schema_t *s, void *cfg, const char *path, ww_cfg_err_t *err)
 {
     ww_cfg_err_t scratch;
-    if (!err) {
-        err = &scratch;
-    }
-    err->msg[0] = '\0';
+    err = s_err_begin(err, &scratch);
     if (!path) {
         set_err(err, "no configuration file name");
         return -EINVAL;
@@ -1531,10 +1527,7 @@ int ww_cfg_set(const ww_cfg_schema_t *s, void *cfg, const char *key, const char 
                const char *origin, ww_cfg_err_t *err)
 {
     ww_cfg_err_t scratch;
-    if (!err) {
-        err = &scratch;
-    }
-    err->msg[0] = '\0';
+    err = s_err_begin(err, &scratch);
     if (!origin) {
         origin = "setting";
     }
@@ -1640,10 +1633,7 @@ static int s_env_check_unknown(const ww_cfg_schema_t *s, ww_cfg_err_t *err)
 int ww_cfg_apply_env(const ww_cfg_schema_t *s, void *cfg, ww_cfg_err_t *err)
 {
     ww_cfg_err_t scratch;
-    if (!err) {
-        err = &scratch;
-    }
-    err->msg[0] = '\0';
+    err = s_err_begin(err, &scratch);
     /* Without a prefix every variable would be a candidate: only the known names are read. */
     int urc = s->env_prefix && *s->env_prefix ? s_env_check_unknown(s, err) : 0;
     if (urc < 0) {
@@ -2139,25 +2129,34 @@ int ww_cfg_reference_arg(int argc, char **argv, ww_cfg_err_t *err)
     return -EINVAL;
 }
 
+/* The next paragraph of *text (paragraphs are separated by a blank line; a text's last
+ * newline ends it and is no space), malloc'd, advancing *text past it; NULL at the end
+ * (or out of memory: the rest is left out of a reference page, never half-written). */
+static char *s_next_paragraph(const char **text)
+{
+    const char *t = *text;
+    if (!t || !*t) {
+        return NULL;
+    }
+    const char *end = strstr(t, "\n\n");
+    size_t len = end ? (size_t)(end - t) : strlen(t);
+    *text = end ? end + 2 : t + len;
+    while (len && t[len - 1] == '\n') {
+        len--;
+    }
+    return strndup(t, len);
+}
+
 /* -- Markdown -- */
 
 /* Paragraphs separated by a blank line, each ended by one. */
 static void s_md_paragraphs(FILE *out, const char *text)
 {
-    while (text && *text) {
-        const char *end = strstr(text, "\n\n");
-        size_t len = end ? (size_t)(end - text) : strlen(text);
-        const char *next = end ? end + 2 : text + len;
-        while (len && text[len - 1] == '\n') {
-            len--; /* a text's last newline ends it; it is no space */
-        }
-        char *para = strndup(text, len);
-        if (para) {
-            ww_md_text(out, para);
-            fputs("\n\n", out);
-        }
+    char *para;
+    while ((para = s_next_paragraph(&text)) != NULL) {
+        ww_md_text(out, para);
+        fputs("\n\n", out);
         free(para);
-        text = next;
     }
 }
 
@@ -2361,21 +2360,12 @@ static void s_roff_text(FILE *out, const char *text)
 /* Paragraphs separated by a blank line, each after a .PP. */
 static void s_roff_paragraphs(FILE *out, const char *text)
 {
-    while (text && *text) {
-        const char *end = strstr(text, "\n\n");
-        size_t len = end ? (size_t)(end - text) : strlen(text);
-        const char *next = end ? end + 2 : text + len;
-        while (len && text[len - 1] == '\n') {
-            len--; /* a text's last newline ends it; it is no space */
-        }
-        char *para = strndup(text, len);
-        if (para) {
-            fputs(".PP\n", out);
-            s_roff_text(out, para);
-            fputc('\n', out);
-        }
+    char *para;
+    while ((para = s_next_paragraph(&text)) != NULL) {
+        fputs(".PP\n", out);
+        s_roff_text(out, para);
+        fputc('\n', out);
         free(para);
-        text = next;
     }
 }
 
