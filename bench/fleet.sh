@@ -46,8 +46,7 @@ per=$(((nodes + agents - 1) / agents))
 phases=(phase-2026a phase-2027a phase-2028a)
 nodes=$((per * agents))
 
-work=$(mktemp -d /tmp/ww-fleet.XXXXXX)
-chmod 755 "$work"
+work=$(ww_bench_workdir fleet)
 pgdir=$work/pg
 pids=()
 cleanup() {

@@ -28,11 +28,9 @@
 # (logs, spool, collectd csv); WW_AGENT_* variables override the agent's settings below.
 # Exit status: 0 when every target passes, 1 when one fails, 2 on a setup error.
 set -euo pipefail
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
-[ $# -ge 1 ] || { usage >&2; exit 2; }
-case "$1" in -h|--help) usage; exit 0 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "$1" && pwd) || { echo "footprint: no build directory $1" >&2; exit 2; }
+. "$root/bench/lib.sh"
+ww_bench_args footprint 22 "$@"
 seconds=${2:-120}
 warmup=${WW_FOOT_WARMUP:-10}
 case "$seconds$warmup" in *[!0-9]*) echo "footprint: SECONDS and WW_FOOT_WARMUP are whole numbers" >&2; exit 2 ;; esac
@@ -68,8 +66,7 @@ if [ -z "$collectd_bin" ] && [ "$(id -u)" = 0 ]; then
 fi
 [ -x "${collectd_bin:-/nonexistent}" ] || { echo "footprint: collectd is missing (apt-get install collectd-core)" >&2; exit 2; }
 
-run=$(mktemp -d /tmp/ww-footprint.XXXXXX)
-chmod 755 "$run" # the throwaway cluster runs as postgres when we are root
+run=$(ww_bench_workdir footprint)
 pgdir=$run/pg
 pids=()
 cleanup() {

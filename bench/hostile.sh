@@ -18,18 +18,14 @@ set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WW_ROOT"
 . bench/lib.sh
-[ $# -ge 1 ] || { echo "usage: bench/hostile.sh BUILD_DIR [SECONDS] [AGENTS]" >&2; exit 2; }
-build=$(cd "$1" && pwd) || { echo "hostile: no build directory $1" >&2; exit 2; }
+ww_bench_args hostile 16 "$@"
 seconds=${2:-20}
 agents=${3:-8}
 collector=${WW_HOSTILE_COLLECTOR:-$build/collector/waferwatch-collector}
 cli=$build/cli/waferwatch
-for b in "$collector" "$cli" "$build/bench/bench_hostile"; do
-  [ -x "$b" ] || { echo "hostile: $b missing (build the tree first)" >&2; exit 2; }
-done
+ww_bench_need hostile "$collector" "$cli" "$build/bench/bench_hostile"
 
-work=$(mktemp -d /tmp/ww-hostile.XXXXXX)
-chmod 755 "$work"
+work=$(ww_bench_workdir hostile)
 pgdir=$work/pg
 cpid=
 cleanup() {

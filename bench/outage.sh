@@ -28,8 +28,7 @@ set -euo pipefail
 WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WW_ROOT"
 . bench/lib.sh
-[ $# -ge 1 ] || { echo "usage: bench/outage.sh BUILD_DIR [OUTAGE_SECONDS] [AGENTS]" >&2; exit 2; }
-build=$(cd "$1" && pwd) || { echo "outage: no build directory $1" >&2; exit 2; }
+ww_bench_args outage 26 "$@"
 outage=${2:-180}
 agents=${3:-4}
 nodes=${WW_OUTAGE_NODES:-2}
@@ -38,12 +37,9 @@ drain_max=150
 collector=${WW_OUTAGE_COLLECTOR:-$build/collector/waferwatch-collector}
 agent=${WW_OUTAGE_AGENT:-$build/agent/waferwatch-agent}
 cli=$build/cli/waferwatch
-for b in "$collector" "$agent" "$cli"; do
-  [ -x "$b" ] || { echo "outage: $b missing (build the tree first)" >&2; exit 2; }
-done
+ww_bench_need outage "$collector" "$agent" "$cli"
 
-work=$(mktemp -d /tmp/ww-outage.XXXXXX)
-chmod 755 "$work"
+work=$(ww_bench_workdir outage)
 pgdir=$work/pg
 cpid=
 apids=()

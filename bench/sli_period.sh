@@ -14,18 +14,15 @@
 #   cycle        ww_rollup_hours() over the last 3 hours, as the evaluator runs it each cycle
 # and checks that both ways give the same good/total. Prints the times and the ratio.
 set -euo pipefail
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
-[ $# -ge 1 ] || { usage >&2; exit 2; }
-case "$1" in -h|--help) usage; exit 0 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "$1" && pwd) || { echo "sli_period: no build directory $1" >&2; exit 2; }
+. "$root/bench/lib.sh"
+ww_bench_args sli_period 15 "$@"
 days=${2:-30}
 case "$days" in ''|*[!0-9]*) echo "sli_period: DAYS is a whole number" >&2; exit 2 ;; esac
 collector=$build/collector/waferwatch-collector
 [ -x "$collector" ] || { echo "sli_period: $collector is missing: build $build first" >&2; exit 2; }
 
-run=$(mktemp -d /tmp/ww-sli.XXXXXX)
-chmod 755 "$run"
+run=$(ww_bench_workdir sli)
 pgdir=$run/pg
 cleanup() { "$root/tests/pg_throwaway.sh" stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$run"; }
 trap cleanup EXIT
