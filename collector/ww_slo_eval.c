@@ -189,14 +189,11 @@ static int s_connect(ww_slo_eval_t *self)
  * safe); s_array_close closes it. */
 static void s_array_add(ww_buf_t *b, const char *v)
 {
-    ww_buf_puts(b, b->len == 0 ? "{\"" : ",\"");
-    for (const char *c = v; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            ww_buf_put(b, "\\", 1);
-        }
-        ww_buf_put(b, c, 1);
+    bool first = b->len == 0;
+    if (first) {
+        ww_buf_put(b, "{", 1);
     }
-    ww_buf_put(b, "\"", 1);
+    ww_buf_pg_elem(b, v, first);
 }
 
 static void s_array_close(ww_buf_t *b)

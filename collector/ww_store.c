@@ -38,22 +38,7 @@ struct ww_store {
     ww_store_stats_t st;
 };
 
-/* Appends s as one element of a PostgreSQL array literal: "..." with \ and " escaped. */
-static void s_buf_array_elem(ww_buf_t *b, const char *s, bool first)
-{
-    if (!first) {
-        ww_buf_put(b, ",", 1);
-    }
-    ww_buf_put(b, "\"", 1);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            ww_buf_put(b, "\\", 1);
-        }
-        ww_buf_put(b, p, 1);
-    }
-    ww_buf_put(b, "\"", 1);
-}
-
+/* Appends v as one element of a PostgreSQL array literal (see ww_buf_pg_elem). */
 static void s_buf_array_num(ww_buf_t *b, long long v, bool first)
 {
     ww_buf_printf(b, "%s%lld", first ? "" : ",", v);
@@ -333,7 +318,7 @@ static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, 
             if ((prev && strcmp(prev, node) == 0) || ww_rollup_phase(&self->rollup, node)) {
                 continue;
             }
-            s_buf_array_elem(&ids, node, first);
+            ww_buf_pg_elem(&ids, node, first);
             first = false;
             prev = node;
         }
@@ -622,7 +607,7 @@ static ww_store_rc_t s_late(ww_store_t *self, ww_store_item_t *items, size_t n)
     ww_buf_puts(&seqs, "{");
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind == WW_ITEM_BATCH && items[i].holes < 0) {
-            s_buf_array_elem(&ids, items[i].agent_id, first);
+            ww_buf_pg_elem(&ids, items[i].agent_id, first);
             s_buf_array_num(&epochs, (long long)items[i].epoch, first);
             s_buf_array_num(&seqs, (long long)items[i].seq, first);
             first = false;
@@ -683,7 +668,7 @@ static ww_store_rc_t s_sequence(ww_store_t *self, ww_store_item_t *items, size_t
         if (items[i].kind != WW_ITEM_BATCH) {
             continue;
         }
-        s_buf_array_elem(&ids, items[i].agent_id, first);
+        ww_buf_pg_elem(&ids, items[i].agent_id, first);
         s_buf_array_num(&epochs, (long long)items[i].epoch, first);
         first = false;
     }
@@ -809,7 +794,7 @@ static ww_store_rc_t s_progress(ww_store_t *self, ww_store_item_t *items, size_t
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
             continue;
         }
-        s_buf_array_elem(&ids, items[i].agent_id, first);
+        ww_buf_pg_elem(&ids, items[i].agent_id, first);
         s_buf_array_num(&epochs, (long long)items[i].epoch, first);
         s_buf_array_num(&seqs, (long long)items[i].seq, first);
         s_buf_array_num(&holes, (long long)items[i].holes, first);
@@ -942,7 +927,7 @@ static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
         const char *v[7] = {ni->node_id, ni->site,         ni->hall, ni->rack,
                             ni->phase,   ni->system_model, rated};
         for (int k = 0; k < 7; k++) {
-            s_buf_array_elem(&a[k], v[k] ? v[k] : "", i == 0);
+            ww_buf_pg_elem(&a[k], v[k] ? v[k] : "", i == 0);
         }
     }
     bool oom = false;
@@ -994,7 +979,7 @@ static void s_buf_array_text(ww_buf_t *b, const char *text, bool first)
         clean[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
     clean[n] = '\0';
-    s_buf_array_elem(b, clean, first);
+    ww_buf_pg_elem(b, clean, first);
 }
 
 /* The five arrays of an INSERT into ingest_rejects. */

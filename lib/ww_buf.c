@@ -79,6 +79,18 @@ void ww_buf_printf(ww_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void ww_buf_pg_elem(ww_buf_t *b, const char *s, bool first)
+{
+    ww_buf_puts(b, first ? "\"" : ",\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            ww_buf_put(b, "\\", 1);
+        }
+        ww_buf_put(b, p, 1);
+    }
+    ww_buf_put(b, "\"", 1);
+}
+
 void ww_buf_reset(ww_buf_t *b)
 {
     b->len = 0;

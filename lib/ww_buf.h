@@ -42,6 +42,11 @@ void ww_buf_puts(ww_buf_t *b, const char *s);
  * does not set oom. */
 void ww_buf_printf(ww_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends one text element of a PostgreSQL array literal being written between "{" and
+ * "}": a comma unless first, then s double-quoted with " and \ escaped, so any text is
+ * safe (NULL elements are not written this way). */
+void ww_buf_pg_elem(ww_buf_t *b, const char *s, bool first);
+
 /* Empties the buffer and clears oom, keeping its memory for reuse. */
 void ww_buf_reset(ww_buf_t *b);
 

@@ -97,7 +97,22 @@ static void test_free_twice(void **state)
     assert_null(ww_buf_take(&b)); /* nothing appended: NULL */
 }
 
+/* PostgreSQL array literal elements: quoted, " and \ escaped, comma-separated. */
+static void test_pg_elem_quotes_and_escapes(void **state)
+{
+    ww_buf_t b = WW_BUF_INIT;
+    ww_buf_put(&b, "{", 1);
+    ww_buf_pg_elem(&b, "plain", true);
+    ww_buf_pg_elem(&b, "a\"b\\c", false);
+    ww_buf_pg_elem(&b, "", false);
+    ww_buf_put(&b, "}", 1);
+    assert_false(b.oom);
+    assert_string_equal(b.p, "{\"plain\",\"a\\\"b\\\\c\",\"\"}");
+    ww_buf_free(&b);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_pg_elem_quotes_and_escapes),
     cmocka_unit_test(test_grows_and_keeps_bytes),
     cmocka_unit_test(test_printf),
     cmocka_unit_test(test_oom_is_sticky),
