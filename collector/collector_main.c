@@ -333,19 +333,17 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto cleanup;
         }
-        ww_cmetrics_set_global(metrics);
     }
-    if (have_slo &&
-        !(eval = ww_slo_eval_start(&slo, conf.slo_file, conf.pg_conninfo, &s_slo_reload))) {
+    if (have_slo && !(eval = ww_slo_eval_start(&slo, conf.slo_file, conf.pg_conninfo, &s_slo_reload,
+                                               metrics))) {
         exit_code = 1;
         goto cleanup;
     }
-    int run = ww_ingest_run(&conf, &s_stop, &s_reload);
+    int run = ww_ingest_run(&conf, metrics, &s_stop, &s_reload);
     exit_code = run == 0 ? 0 : run == -EACCES ? 2 : 1; /* credentials: configuration */
     ww_slo_eval_stop(&eval);
 
 cleanup:
-    ww_cmetrics_set_global(NULL);
     ww_cmetrics_destroy(&metrics);
     if (have_slo) {
         ww_slo_conf_free(&slo);

@@ -23,8 +23,6 @@ struct ww_cmetrics {
     atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
 };
 
-static _Atomic(ww_cmetrics_t *) s_global;
-
 #define C(field, name, help)                                                                       \
     (self->field = ww_metrics_counter(self->reg, "waferwatch_collector_" name, help))
 #define G(field, name, help)                                                                       \
@@ -148,16 +146,6 @@ void ww_cmetrics_destroy(ww_cmetrics_t **self_p)
     ww_metrics_destroy(&self->reg);
     free(self);
     *self_p = NULL;
-}
-
-void ww_cmetrics_set_global(ww_cmetrics_t *self)
-{
-    atomic_store(&s_global, self);
-}
-
-ww_cmetrics_t *ww_cmetrics_global(void)
-{
-    return atomic_load(&s_global);
 }
 
 void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,

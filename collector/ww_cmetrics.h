@@ -1,10 +1,10 @@
 /* collector_metrics: the collector's Prometheus families (/metrics) and its /healthz.
  *
- * collector_main creates it when metrics.listen is set and makes it the process-wide
- * instance (ww_cmetrics_set_global) before the receive loop and the SLO evaluator start;
- * they publish through ww_cmetrics_global(), which is NULL when metrics are off, and every
- * publishing function is a no-op on NULL. Values are atomics: the receive loop, the SLO
- * evaluator thread and the HTTP thread never wait for each other.
+ * collector_main creates it when metrics.listen is set and hands it to the receive loop
+ * (ww_ingest_run) and the SLO evaluator (ww_slo_eval_start); without metrics.listen they
+ * get NULL, and every publishing function is a no-op on NULL (no global instance). Values are
+ * atomics: the receive loop, the SLO evaluator thread and the HTTP thread never wait for each
+ * other.
  *
  * /healthz is 503 while PostgreSQL is not connected: from start until the store is first
  * ensured, and after a write that had to be retried until one succeeds.
@@ -45,13 +45,9 @@ const ww_metrics_t *ww_cmetrics_registry(const ww_cmetrics_t *self);
  * -EINVAL with the reason in why (bad address, address in use, ...). */
 int ww_cmetrics_serve(ww_cmetrics_t *self, const char *address, char *why, size_t why_cap);
 
-/* Stops the server and frees; NULLs *self_p; safe on NULL and twice. Clear the global
- * first (ww_cmetrics_set_global(NULL)) once the threads that publish have stopped. */
+/* Stops the server and frees; NULLs *self_p; safe on NULL and twice. Call it once the
+ * threads that publish to it have stopped. */
 void ww_cmetrics_destroy(ww_cmetrics_t **self_p);
-
-/* The process-wide instance the receive loop and the SLO evaluator publish to. */
-void ww_cmetrics_set_global(ww_cmetrics_t *self);
-ww_cmetrics_t *ww_cmetrics_global(void);
 
 /* Copies the receive loop's counters and the store's totals (receive loop thread). */
 void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,

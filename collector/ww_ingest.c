@@ -86,8 +86,9 @@ typedef struct {
     int wake_fd;
     uint8_t *enc;
     size_t enc_cap;
-    ww_auth_t *auth; /* NULL in insecure mode */
-    ww_zmon_t *zmon; /* failed handshakes (NULL if libzmq refused the monitor) */
+    ww_cmetrics_t *metrics; /* NULL without metrics.listen */
+    ww_auth_t *auth;        /* NULL in insecure mode */
+    ww_zmon_t *zmon;        /* failed handshakes (NULL if libzmq refused the monitor) */
     uint64_t received, malformed, invalid, forbidden, ignored, refused_by_database;
     /* The last write of wr was RETRY (PostgreSQL unavailable): what is held is answered
      * Pending with retry_after_ms, so agents wait instead of resending their window every
@@ -517,12 +518,11 @@ static ww_store_rc_t s_store(s_ingest_t *in, s_group_t *g)
 {
     int64_t t0 = ww_time_mono_ns();
     ww_store_rc_t wrc = ww_store_write(in->store, g->items, g->n);
-    ww_cmetrics_write(ww_cmetrics_global(), wrc, g->n,
-                      (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
+    ww_cmetrics_write(in->metrics, wrc, g->n, (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
     if (wrc == WW_STORE_REJECT) {
         wrc = s_write_singly(in, g);
     }
-    ww_cmetrics_t *m = ww_cmetrics_global();
+    ww_cmetrics_t *m = in->metrics;
     int64_t now = ww_time_now_ns();
     for (size_t i = 0; m && i < g->n; i++) {
         const ww_store_item_t *it = &g->items[i];
@@ -638,7 +638,7 @@ static void s_take_wake(s_ingest_t *in)
 /* Copies the counters to /metrics (when served). */
 static void s_publish(const s_ingest_t *in)
 {
-    ww_cmetrics_t *m = ww_cmetrics_global();
+    ww_cmetrics_t *m = in->metrics;
     if (!m) {
         return;
     }
@@ -801,7 +801,7 @@ static int s_start(s_ingest_t *in, const ww_collector_conf_t *conf, volatile sig
         s_sleep_ns(backoff);
         backoff = ww_backoff_double(backoff, conf->retry_max_ns);
     }
-    ww_cmetrics_pg_up(ww_cmetrics_global(), rc == 0);
+    ww_cmetrics_pg_up(in->metrics, rc == 0);
     WW_INFO("listening on %s", endpoint);
     if (conf->endpoint_file && *conf->endpoint_file) {
         if ((rc = s_write_endpoint_file(conf->endpoint_file, endpoint)) < 0) {
@@ -987,11 +987,12 @@ static void s_stop(s_ingest_t *in)
     free(in->enc);
 }
 
-int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
-                  volatile sig_atomic_t *reload)
+int ww_ingest_run(const ww_collector_conf_t *conf, ww_cmetrics_t *metrics,
+                  volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
     s_ingest_t in;
     memset(&in, 0, sizeof in);
+    in.metrics = metrics;
     int ret = s_start(&in, conf, stop);
     if (ret == 0) {
         s_loop(&in, stop, reload);

@@ -6,14 +6,15 @@
 #ifndef WW_INGEST_H
 #define WW_INGEST_H
 
+#include "ww_cmetrics.h"
 #include "ww_collector_conf.h"
 
 #include <signal.h>
 
 /* Runs until *stop becomes non-zero; re-reads the allowlist whenever *reload is set (and
- * clears it). Returns 0 on a clean stop, a negative errno when it
- * cannot start (bind failure, migration failure), logged. */
-int ww_ingest_run(const ww_collector_conf_t *conf, volatile sig_atomic_t *stop,
-                  volatile sig_atomic_t *reload);
+ * clears it). Publishes its counters to metrics (NULL: none). Returns 0 on a clean stop,
+ * a negative errno when it cannot start (bind failure, migration failure), logged. */
+int ww_ingest_run(const ww_collector_conf_t *conf, ww_cmetrics_t *metrics,
+                  volatile sig_atomic_t *stop, volatile sig_atomic_t *reload);
 
 #endif

@@ -123,6 +123,7 @@ struct ww_slo_eval {
     bool reconcile;                /* upsert phases, retire the unconfigured: pending */
     int64_t loaded_ns;             /* when the configuration in force was loaded */
     char *conninfo;
+    ww_cmetrics_t *metrics; /* NULL without metrics.listen */
     PGconn *conn;
     pthread_t thread;
     atomic_bool stop;
@@ -972,7 +973,7 @@ static void *s_thread(void *arg)
         if (ww_time_mono_ns() >= next) {
             int64_t t0 = ww_time_mono_ns();
             bool ok = s_evaluate(self);
-            ww_cmetrics_slo_evaluated(ww_cmetrics_global(), ok,
+            ww_cmetrics_slo_evaluated(self->metrics, ok,
                                       (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
             next += self->conf->interval_ns;
             if (next < ww_time_mono_ns()) {
@@ -986,13 +987,14 @@ static void *s_thread(void *arg)
 }
 
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
-                                 volatile sig_atomic_t *reload)
+                                 volatile sig_atomic_t *reload, ww_cmetrics_t *metrics)
 {
     ww_slo_eval_t *self = calloc(1, sizeof *self);
     if (!self) {
         return NULL;
     }
     self->conf = conf;
+    self->metrics = metrics;
     self->reload = reload;
     self->reconcile = true;
     self->loaded_ns = ww_time_now_ns();

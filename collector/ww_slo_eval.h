@@ -28,6 +28,7 @@
 #ifndef WW_SLO_EVAL_H
 #define WW_SLO_EVAL_H
 
+#include "ww_cmetrics.h"
 #include "ww_slo_conf.h"
 
 #include <signal.h>
@@ -41,9 +42,10 @@ typedef struct ww_slo_eval ww_slo_eval_t;
  * with ww_slo_conf_load; a file with any error is refused whole with a logged error and
  * the configuration in force stays; a good one replaces it (the evaluator owns and frees
  * it; every setting takes effect, the interval too) and is reconciled at the next
- * evaluation. Returns NULL on failure (logged). */
+ * evaluation. Each evaluation's result and duration go to metrics (NULL: none), which
+ * must outlive the evaluator. Returns NULL on failure (logged). */
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
-                                 volatile sig_atomic_t *reload);
+                                 volatile sig_atomic_t *reload, ww_cmetrics_t *metrics);
 
 /* Stops the thread (finishing an evaluation in progress) and frees; NULLs *self_p. Safe
  * on NULL and twice. */
