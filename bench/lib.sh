@@ -22,7 +22,12 @@ ww_bench_enrol() {
   local cli=$1 dir=$2 id=$3
   shift 3
   "$cli" keygen "$dir/$id" >/dev/null
-  "$cli" enroll "$dir/$id.pub" "$id" "$@" >>"$dir/allowlist"
+  local notes
+  # enroll's notes (e.g. "also allowing node f0") would fill the report: shown on failure only
+  if ! notes=$("$cli" enroll "$dir/$id.pub" "$id" "$@" 2>&1 >>"$dir/allowlist"); then
+    echo "$notes" >&2
+    return 1
+  fi
 }
 
 # ww_bench_args NAME HEADER_LINES "$@": the common start of a bench's arguments. -h or
