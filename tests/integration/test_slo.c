@@ -607,14 +607,17 @@ static void test_alert_names_its_rule_and_needs_min_requests(void **state)
     snprintf(slo_path, sizeof slo_path, "%s/phases.yaml", db.dir);
     /* Both SLOs burn 100x everywhere (no request is that fast); "quiet" wants more
      * requests than the run has. */
-    s_write(slo_path,
-            "evaluation:\n  interval: 1s\n  window_scale: 0.01\n  healthy_window: 5s\n"
-            "phases:\n"
-            "  - {id: phase-r, name: R, go_live: 2026-01-01, contracted_mw: 0.04,\n"
-            "     slos: [{name: slow, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
-            "             objective: 0.99, min_requests: 1},\n"
-            "            {name: quiet, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
-            "             objective: 0.99, min_requests: 1000000000}]}\n");
+    static const char head[] =
+        "evaluation:\n  interval: 1s\n  window_scale: 0.01\n  healthy_window: 5s\n"
+        "phases:\n"
+        "  - {id: phase-r, name: R, go_live: 2026-01-01, contracted_mw: 0.04,\n"
+        "     slos: [{name: slow, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
+        "             objective: 0.99, min_requests: 1},\n"
+        "            {name: quiet, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
+        "             objective: 0.99, min_requests: 1000000000}";
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "%s]}\n", head);
+    s_write(slo_path, yaml);
     setenv("WW_COLLECTOR_SLO_FILE", slo_path, 1);
     char endpoint[256];
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
@@ -644,16 +647,11 @@ static void test_alert_names_its_rule_and_needs_min_requests(void **state)
     /* Item 10: an SLO on a model no agent reports is warned of once, naming the models
      * the phase does report; an SLO that had no request only before the agents came is
      * said to have them again. */
-    s_write(slo_path,
-            "evaluation:\n  interval: 1s\n  window_scale: 0.01\n  healthy_window: 5s\n"
-            "phases:\n"
-            "  - {id: phase-r, name: R, go_live: 2026-01-01, contracted_mw: 0.04,\n"
-            "     slos: [{name: slow, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
-            "             objective: 0.99, min_requests: 1},\n"
-            "            {name: quiet, model: llama3.1-8b, metric: ttft, threshold: 0.000001,\n"
-            "             objective: 0.99, min_requests: 1000000000},\n"
-            "            {name: typo, model: llama-3.1-8b, metric: ttft, threshold: 1,\n"
-            "             objective: 0.99}]}\n");
+    snprintf(yaml, sizeof yaml,
+             "%s,\n            {name: typo, model: llama-3.1-8b, metric: ttft, threshold: 1,\n"
+             "             objective: 0.99}]}\n",
+             head);
+    s_write(slo_path, yaml);
     char clog[256];
     snprintf(clog, sizeof clog, "%s/collector.log", db.dir);
     kill(collector, SIGHUP);
