@@ -7,6 +7,10 @@ WW_DEB_PACKAGES=(
   postgresql postgresql-client
   libcurl4-openssl-dev prometheus-alertmanager
   libmicrohttpd-dev prometheus
+  # The PostgreSQL extension (pgext/: the ww_hist type the schema needs) is built against
+  # the server it loads into: pg_config and the server headers (postgres.h, fmgr.h) of
+  # PostgreSQL 15, Debian 12's, which the demo and the tests run.
+  postgresql-server-dev-15
 )
 
 ww_install_deps() {
