@@ -42,6 +42,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Allocation hooks. The PostgreSQL extension (pgext/) compiles this very file, and there
+ * memory must come from palloc/repalloc (freed with its memory context, never by libc's
+ * free), so it defines these before including; everything else gets libc. */
+#ifndef WW_HIST_REALLOC
+#define WW_HIST_REALLOC(p, n) realloc((p), (n))
+#endif
+#ifndef WW_HIST_FREE
+#define WW_HIST_FREE(p) free(p)
+#endif
+
 #define MANT_BITS 52
 #define MANT_MASK ((UINT64_C(1) << MANT_BITS) - 1)
 /* Relative slack of the min/max plausibility rules of ww_hist_check(). */
@@ -173,7 +183,7 @@ void ww_hist_init(ww_hist_t *h, int scale)
 
 void ww_hist_fini(ww_hist_t *h)
 {
-    free(h->counts);
+    WW_HIST_FREE(h->counts);
     h->counts = NULL;
     h->offset = 0;
     h->len = 0;
@@ -224,7 +234,7 @@ static int s_cover(ww_hist_t *h, int32_t lo, int32_t hi)
         uint32_t cap = grown > need ? grown : need;
         cap = cap < range ? cap : range;
         cap = cap > need ? cap : need;
-        uint64_t *p = realloc(h->counts, (size_t)cap * sizeof *p);
+        uint64_t *p = WW_HIST_REALLOC(h->counts, (size_t)cap * sizeof *p);
         if (!p) {
             return -ENOMEM;
         }
@@ -268,6 +278,14 @@ static int s_grow(ww_hist_t *h, int32_t i)
     }
     lo = lo < imin ? imin : lo;
     hi = hi > imax ? imax : hi;
+    return s_cover(h, lo, hi);
+}
+
+int ww_hist_reserve(ww_hist_t *h, int32_t lo, int32_t hi)
+{
+    if (lo > hi || lo < s_min_index(h->scale) || hi > s_max_index(h->scale)) {
+        return -EINVAL;
+    }
     return s_cover(h, lo, hi);
 }
 
@@ -423,7 +441,7 @@ int ww_hist_merge(ww_hist_t *dst, const ww_hist_t *src)
         /* Make room first (the only step that can fail), then downscale in place. */
         uint32_t need = (uint32_t)(hi - lo) + 1;
         if (need > dst->cap) {
-            uint64_t *p = realloc(dst->counts, (size_t)need * sizeof *p);
+            uint64_t *p = WW_HIST_REALLOC(dst->counts, (size_t)need * sizeof *p);
             if (!p) {
                 return -ENOMEM;
             }
@@ -554,9 +572,8 @@ int ww_hist_check(const ww_hist_t *h)
         (h->cap > 0 && !h->counts)) {
         return -EINVAL;
     }
-    uint64_t total = 0, nb = 0;
+    uint64_t nb = 0;
     uint32_t first = 0, last = 0;
-    bool have = false;
     if (h->len > 0) {
         int64_t hi = (int64_t)h->offset + h->len - 1;
         if (h->offset < s_min_index(h->scale) || hi > s_max_index(h->scale)) {
@@ -567,8 +584,21 @@ int ww_hist_check(const ww_hist_t *h)
                 return -EINVAL;
             }
         }
-        have = s_span(h, &first, &last);
+        (void)s_span(h, &first, &last); /* found exactly when nb > 0 */
     }
+    return ww_hist_check_parts(h, nb, h->offset + (int32_t)first, h->offset + (int32_t)last);
+}
+
+int ww_hist_check_parts(const ww_hist_t *h, uint64_t nb, int32_t first, int32_t last)
+{
+    if (h->scale < 0 || h->scale > WW_HIST_MAX_SCALE) {
+        return -EINVAL;
+    }
+    bool have = nb > 0;
+    if (have && (first > last || first < s_min_index(h->scale) || last > s_max_index(h->scale))) {
+        return -EINVAL;
+    }
+    uint64_t total = 0;
     if (!s_add_u64(&total, nb) || !s_add_u64(&total, h->zero_count) ||
         !s_add_u64(&total, h->underflow) || !s_add_u64(&total, h->overflow) || total != h->count) {
         return -EINVAL;
@@ -596,25 +626,23 @@ int ww_hist_check(const ww_hist_t *h)
             return -EINVAL;
         }
         if (h->underflow == 0 && h->overflow == 0 && have &&
-            !(h->min > ww_hist_lower(h->offset + (int32_t)first, h->scale) * lo_tol)) {
+            !(h->min > ww_hist_lower(first, h->scale) * lo_tol)) {
             return -EINVAL;
         }
     }
-    if (have && !(h->min <= ww_hist_upper(h->offset + (int32_t)first, h->scale) * hi_tol)) {
+    if (have && !(h->min <= ww_hist_upper(first, h->scale) * hi_tol)) {
         return -EINVAL;
     }
     if (h->underflow > 0 && !(h->min <= WW_HIST_MIN)) {
         return -EINVAL;
     }
     if (h->overflow == 0) {
-        double top = have               ? ww_hist_upper(h->offset + (int32_t)last, h->scale)
-                     : h->underflow > 0 ? WW_HIST_MIN
-                                        : 0.0;
+        double top = have ? ww_hist_upper(last, h->scale) : h->underflow > 0 ? WW_HIST_MIN : 0.0;
         if (!(h->max <= top * hi_tol)) {
             return -EINVAL;
         }
     }
-    if (have && !(h->max > ww_hist_lower(h->offset + (int32_t)last, h->scale) * lo_tol)) {
+    if (have && !(h->max > ww_hist_lower(last, h->scale) * lo_tol)) {
         return -EINVAL;
     }
     if ((have || h->underflow > 0) && !(h->max > 0)) {

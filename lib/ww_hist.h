@@ -97,4 +97,17 @@ size_t ww_hist_nonempty(const ww_hist_t *h);
  * and min/max finite or NaN only when no finite values): 0 or -EINVAL. */
 int ww_hist_check(const ww_hist_t *h);
 
+/* Makes h's dense array cover the indexes [lo, hi] (lo <= hi, both within the range of
+ * h's scale, see ww_hist_pack.h), keeping its counts: the buckets it adds are zeros. One
+ * allocation at most, so a decoder that knows the span of what it adds grows h once.
+ * Returns 0, -EINVAL (bad range) or -ENOMEM (h unchanged on both). */
+int ww_hist_reserve(ww_hist_t *h, int32_t lo, int32_t hi);
+
+/* The checks of ww_hist_check() on a histogram known by its parts: h's scale and scalars
+ * (count, sum, min, max, zero_count, underflow, overflow; its bucket array is not read),
+ * `bucket_total` the sum of its bucket counts and, when that is not 0, `first` and `last`
+ * its lowest and highest non-empty index. For decoders that validate what they read
+ * before (or without) building the histogram (ww_hist_pack.c). 0 or -EINVAL. */
+int ww_hist_check_parts(const ww_hist_t *h, uint64_t bucket_total, int32_t first, int32_t last);
+
 #endif
