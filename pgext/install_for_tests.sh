@@ -16,15 +16,16 @@ same() {
     cmp -s "$src/waferwatch.control" "$sharedir/extension/waferwatch.control" &&
     cmp -s "$src/waferwatch--1.0.sql" "$sharedir/extension/waferwatch--1.0.sql"
 }
+if same; then
+  # Nothing to do, and nothing rewritten under a server that may have the module mapped.
+  echo "pgext_install: the waferwatch extension installed in $pkglibdir is this build's"
+  exit 0
+fi
 if [ "$(id -u)" = 0 ] || { [ -w "$pkglibdir" ] && [ -w "$sharedir/extension" ]; }; then
   cmake --install "$build" --component pgext || exit 1
   same && exit 0
   echo "pgext_install: installed files differ from the built ones after cmake --install" >&2
   exit 1
-fi
-if same; then
-  echo "pgext_install: the waferwatch extension installed in $pkglibdir is this build's"
-  exit 0
 fi
 echo "pgext_install: the waferwatch PostgreSQL extension installed in $pkglibdir is missing or" \
      "not this build's; install the waferwatch PostgreSQL extension:" \
