@@ -502,7 +502,7 @@ static inline void s_refill(s_br_t *r)
         r->pos += (size_t)(63 - r->avail) >> 3;
         r->avail |= 56;
     } else {
-        while (r->avail <= 56) {
+        while (r->avail < 56) { /* ends in 56 .. 63: a shift by avail stays below 64 */
             uint64_t b = r->pos < r->n ? r->p[r->pos] : 0;
             r->cache |= b << (56 - r->avail);
             r->pos++;
