@@ -71,6 +71,15 @@ static int32_t s_imax(int scale)
 static const uint64_t s_g[17][17][2] = {
     S_ROW(0), S_ROW(1),  S_ROW(2),  S_ROW(3),  S_ROW(4),  S_ROW(5),  S_ROW(6),  S_ROW(7), S_ROW(8),
     S_ROW(9), S_ROW(10), S_ROW(11), S_ROW(12), S_ROW(13), S_ROW(14), S_ROW(15), S_ROW(16)};
+/* The same entry straight from a value below 64 (most gaps, most counts of a window): no
+ * bit counting at all. B(x) and lo(x) = bitlen(x xor (2^B - 1)) as constant expressions. */
+#define S_BL(x)                                                                                    \
+    ((x) >= 32 ? 6 : (x) >= 16 ? 5 : (x) >= 8 ? 4 : (x) >= 4 ? 3 : (x) >= 2 ? 2 : (x) >= 1 ? 1 : 0)
+#define S_X(x) S_E(S_BL(x), S_BL((x) ^ ((1 << S_BL(x)) - 1)))
+#define S_X8(x)                                                                                    \
+    S_X(x), S_X(x + 1), S_X(x + 2), S_X(x + 3), S_X(x + 4), S_X(x + 5), S_X(x + 6), S_X(x + 7)
+static const uint64_t s_gx[64][2] = {S_X8(0),  S_X8(8),  S_X8(16), S_X8(24),
+                                     S_X8(32), S_X8(40), S_X8(48), S_X8(56)};
 
 /* The running sums of one stream. The hot part (lanes, counters) is kept apart from the
  * 16 wide sums so that the compiler keeps it in registers through the decoding loop: in
@@ -93,15 +102,23 @@ static inline __attribute__((always_inline)) void s_cost_flush(s_cost_t *c, uint
     c->pending = 0;
 }
 
-/* No branch on the value but the rare B > 16: whether a count is 1 or a gap is 0 is data,
- * and a mispredicted branch per value would cost more than the whole update. */
+/* No branch on the value below 64: whether a count is 1 or a gap is 0 is data, and a
+ * mispredicted branch per value would cost more than the whole update. x < 2^64 - 1. */
 static inline __attribute__((always_inline)) void s_cost_add(s_cost_t *c, uint64_t *g, uint64_t x)
 {
-    int lz = __builtin_clzll(x | 1);
-    int b = 64 - lz - (x == 0);
-    int lo = b - __builtin_clzll(~(x << lz) | 1); /* B - t; 0 for x == 0 */
     c->n++;
-    if (__builtin_expect(b > 16, 0)) {
+    if (__builtin_expect(x < 64, 1)) {
+        c->lane0 += s_gx[x][0];
+        c->lane1 += s_gx[x][1];
+        if (++c->pending == 15) {
+            s_cost_flush(c, g);
+        }
+        return;
+    }
+    int lz = __builtin_clzll(x);
+    int b = 64 - lz;
+    int lo = b - __builtin_clzll(~(x << lz) | 1); /* B - t */
+    if (b > 16) {
         for (int k = 0; k <= S_MAX_K; k++) {
             g[k] += (uint64_t)(b - 1 - k) + (lo <= k);
         }

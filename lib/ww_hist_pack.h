@@ -21,7 +21,8 @@
  *   varint  underflow    only with F_UNDER  (likewise)
  *   varint  overflow     only with F_OVER   (likewise)
  *   f64     sum       only with F_SUM  (absent: 0.0; present: never +-0.0)
- *   f64     min       only with F_MIN  (absent: 0.0 when F_FINITE, else NaN)
+ *   f64     min       only with F_MIN  (absent: 0.0 when F_FINITE, else NaN; present: never
+ *                     +-0.0, so a min of -0.0 is written as absent and reads back as +0.0)
  *   f64     max       only with F_MAX  (likewise)
  *   varint  nb        non-empty buckets
  *   when nb > 0:
@@ -29,7 +30,8 @@
  *     u8      orders  k_gap << 4 | k_count, each 0..15
  *     bits    for each bucket in index order: (but the first) EG(k_gap) of index - previous
  *             index - 1, then EG(k_count) of its count - 1; most significant bit first,
- *             the last byte padded with zero bits.
+ *             the last byte padded with zero bits. With one bucket there is no gap and
+ *             k_gap is 0 (every order costs nothing: the smallest wins).
  * varint: unsigned LEB128, at most 10 bytes, minimal (no trailing 0x80 0x00 groups).
  * EG(k) of x >= 0: with v = (x >> k) + 1 and L = floor(log2 v): L zero bits, v in L + 1
  * bits, then the low k bits of x.
@@ -41,9 +43,12 @@
  * checks everything: scale, flags, varint form, count = its parts (no overflow), every
  * bucket count >= 1, every index within the range a value can reach at the scale
  * ([-20 * 2^scale, 12 * 2^scale - 1]), doubles finite, min <= max, F_MIN/F_MAX/F_SUM only
- * with F_FINITE, no F_FINITE without a finite value to hold (a count past the overflow
- * ones), padding bits zero, no byte left over. Counts are bounded by INT64_MAX (they are
- * bigint in SQL).
+ * with F_FINITE, no F_FINITE on an empty histogram (count 0) and none missing when the
+ * buckets or underflow (which hold only finite values) are not empty, the orders the
+ * canonical ones, padding bits zero, no byte left over; and the result passes
+ * ww_hist_check() (min and max within what the first and last bucket and the counters
+ * allow), which ww_hist_pack() demands of its input, so every accepted input packs back to
+ * itself. Counts are bounded by INT64_MAX (they are bigint in SQL).
  */
 #ifndef WW_HIST_PACK_H
 #define WW_HIST_PACK_H
@@ -93,9 +98,12 @@ int ww_hist_pack_head(const uint8_t *p, size_t n, ww_hist_pack_head_t *head, con
 int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why);
 
 /* dst += the histogram packed in p[0 .. n), as ww_hist_merge(dst, decoded) would, without
- * building the decoded histogram when the scales are equal (the SQL aggregate's path).
- * Returns 0, -EINVAL (with *why; the input is invalid), -EOVERFLOW or -ENOMEM; dst is
- * unchanged on every error. */
+ * building the decoded histogram when the scales are equal (the SQL aggregate's path: the
+ * input is decoded and checked once, then dst grows at most once to cover its buckets).
+ * dst must be consistent (its count equal to its parts, as ww_hist_check() requires), so
+ * that no bucket can pass 2^64 - 1 unless the counts' sum does. Returns 0, -EINVAL (with
+ * *why; the input is invalid, whatever dst holds), -EOVERFLOW (count, zero_count,
+ * underflow or overflow would pass 2^64 - 1) or -ENOMEM; dst is unchanged on every error. */
 int ww_hist_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, const char **why);
 
 #endif
