@@ -9,6 +9,7 @@
  * writes OUTDIR/wire/ (encoded Envelopes: hello, batches with samples and latency windows,
  * heartbeat, ack, nack), OUTDIR/hist/ (encoded Histograms), OUTDIR/config/ (the given YAML
  * files, the printed defaults of the agent and collector schemas and a few small ones),
+ * OUTDIR/hist_pack/ (the same histograms packed, NAME.bin, and as text, NAME.json),
  * OUTDIR/reqlog/ (request-log datagrams: readings, REQUESTS batches from empty to full)
  * and OUTDIR/config.dict (a libFuzzer dictionary: every key component of both schemas and
  * YAML tokens). Each seed is checked with the decoder it is for; the time fields are
@@ -20,6 +21,8 @@
 #include "ww_collector_conf.h"
 #include "ww_config.h"
 #include "ww_hist.h"
+#include "ww_hist_pack.h"
+#include "ww_hist_text.h"
 #include "ww_hist_wire.h"
 #include "ww_reqlog.h"
 #include "ww_wire.h"
@@ -155,6 +158,34 @@ static void s_hist_file(seed_hist_t *s, const char *name)
     free(buf);
 }
 
+/* The packed (NAME.bin) and text (NAME.json) forms of h as hist_pack/ seeds, each checked
+ * to decode back. */
+static void s_hist_pack_file(const ww_hist_t *h, const char *name)
+{
+    static uint8_t buf[1 << 16];
+    static char txt[1 << 16];
+    char file[256];
+    const char *why = "";
+    long n = ww_hist_pack(h, buf, sizeof buf);
+    ww_hist_t back;
+    ww_hist_init(&back, 0);
+    if (n <= 0 || ww_hist_unpack(buf, (size_t)n, &back, &why) != 0) {
+        s_fail("%s: packed form does not unpack: %ld %s", name, n, why);
+    } else {
+        snprintf(file, sizeof file, "%s.bin", name);
+        s_write("hist_pack", file, buf, (size_t)n);
+    }
+    char err[256] = "";
+    long t = ww_hist_text_format(h, txt, sizeof txt);
+    if (t <= 0 || (size_t)t >= sizeof txt || ww_hist_text_parse(txt, &back, err, sizeof err) != 0) {
+        s_fail("%s: text form does not parse: %ld %s", name, t, err);
+    } else {
+        snprintf(file, sizeof file, "%s.json", name);
+        s_write("hist_pack", file, txt, (size_t)t);
+    }
+    ww_hist_fini(&back);
+}
+
 static void s_hist_seeds(void)
 {
     static const struct {
@@ -183,6 +214,7 @@ static void s_hist_seeds(void)
             s_fail("%s: ww_hist_check fails on a recorded histogram", hs[i].name);
         }
         s_hist_file(&s, hs[i].name);
+        s_hist_pack_file(&s.h, hs[i].name);
         ww_hist_fini(&s.h);
     }
 }
@@ -746,6 +778,7 @@ int main(int argc, char **argv)
     s_mkdir(NULL);
     s_mkdir("wire");
     s_mkdir("hist");
+    s_mkdir("hist_pack");
     s_mkdir("config");
     s_mkdir("reqlog");
     s_wire_seeds();
