@@ -8,6 +8,10 @@
 #                         (/usr/share/waferwatch/dashboards); depends on waferwatch-cli
 #   waferwatch-cli        /usr/bin/waferwatch (keygen, slo): on collectors, and on any node
 #                         that generates its own key
+#   postgresql-15-waferwatch  the PostgreSQL extension (pgext/: the ww_hist type and its
+#                         functions), on the database server, as Debian's
+#                         postgresql-15-tdigest or -hll: /usr/lib/postgresql/15/lib and
+#                         /usr/share/postgresql/15/extension (WW_PG_* in pgext/CMakeLists.txt)
 #
 # Each ships its binaries' man pages (/usr/share/man/man1/*.1.gz) and the README with the
 # docs pages it links, the generated reference (docs/reference/) included.
@@ -66,6 +70,27 @@ License: all-rights-reserved
 set(ww_doc_pages architecture operations runbook)
 list(TRANSFORM ww_doc_pages PREPEND ${PROJECT_SOURCE_DIR}/docs/)
 list(TRANSFORM ww_doc_pages APPEND .md)
+# The extension's package is named as Debian names them (postgresql-MAJOR-name), after the
+# PostgreSQL it is built against (WW_PG_CONFIG, found by pgext/), and its docs go under
+# that name. Without the extension (-DWW_PGEXT=OFF) there is no such package: the three
+# others are made as before (and the collector's schema cannot be migrated with them).
+if(WW_PGEXT)
+    execute_process(COMMAND ${WW_PG_CONFIG} --version OUTPUT_VARIABLE ww_pg_version
+                    OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(NOT ww_pg_version MATCHES "^PostgreSQL ([0-9]+)")
+        message(FATAL_ERROR "cannot read the PostgreSQL major version from '${ww_pg_version}' "
+                            "(${WW_PG_CONFIG} --version)")
+    endif()
+    set(WW_PG_MAJOR ${CMAKE_MATCH_1})
+    set(WW_PGEXT_PACKAGE postgresql-${WW_PG_MAJOR}-waferwatch)
+    install(FILES ${PROJECT_SOURCE_DIR}/README.md ${ww_copyright}
+            DESTINATION share/doc/${WW_PGEXT_PACKAGE} PERMISSIONS ${ww_doc_perms}
+            COMPONENT pgext)
+    set(ww_pgext_hint "install ${WW_PGEXT_PACKAGE} of this version on the database server, then ")
+else()
+    set(WW_PGEXT_PACKAGE "")
+    set(ww_pgext_hint "")
+endif()
 foreach(comp agent collector cli)
     install(FILES ${PROJECT_SOURCE_DIR}/README.md
             DESTINATION share/doc/waferwatch-${comp} PERMISSIONS ${ww_doc_perms}
@@ -173,8 +198,10 @@ function(ww_deb_scripts comp config upgrade_hint)
 endfunction()
 ww_deb_scripts(agent /etc/waferwatch/agent.yaml
     "Restart it when ready: systemctl restart waferwatch-agent (its spool survives).")
+# The extension first: the migrations run CREATE EXTENSION waferwatch, which only finds it
+# in the database server's own directories (migration 0015 refuses without it).
 ww_deb_scripts(collector /etc/waferwatch/collector.yaml
-    "First migrate as the owner (waferwatch-collector --pg '... user=waferwatch_owner' --migrate-only), then restart the collectors one at a time, then the agents.")
+    "First ${ww_pgext_hint}migrate as the owner (waferwatch-collector --pg '... user=waferwatch_owner' --migrate-only), then restart the collectors one at a time, then the agents.")
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME waferwatch)
@@ -183,6 +210,9 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT ${WW_DEB_MAINTAINER})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_COMPONENTS_ALL agent collector cli)
+if(WW_PGEXT)
+    list(APPEND CPACK_COMPONENTS_ALL pgext)
+endif()
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${WW_DEB_MAINTAINER})
@@ -223,14 +253,20 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS ${CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS})
 # The install creates directories through mkdir(), which the umask of whoever runs cpack
 # narrows (umask 077 would ship a /usr/share/doc/waferwatch-agent only root can read):
-# make every staged directory 0755 before the packages are made.
+# make every staged directory 0755 before the packages are made. Shared objects (the
+# extension's waferwatch.so, which install(TARGETS) makes 0755) become 0644, as
+# dh_fixperms makes them in Debian's own postgresql-15-* packages: the loader maps them,
+# nothing executes them (Debian policy 10.2).
 set(ww_fix_dirs ${PROJECT_BINARY_DIR}/deb/fix-directory-modes.cmake)
 file(WRITE ${ww_fix_dirs} [=[
 file(GLOB_RECURSE ww_all LIST_DIRECTORIES true "${CPACK_TEMPORARY_INSTALL_DIRECTORY}/*")
 foreach(p "${CPACK_TEMPORARY_INSTALL_DIRECTORY}" ${ww_all})
-    if(IS_DIRECTORY "${p}" AND NOT IS_SYMLINK "${p}")
+    if(IS_SYMLINK "${p}")
+    elseif(IS_DIRECTORY "${p}")
         file(CHMOD "${p}" DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE
              GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+    elseif(p MATCHES "\\.so(\\.[0-9.]+)?$")
+        file(CHMOD "${p}" FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
     endif()
 endforeach()
 ]=])
@@ -255,7 +291,13 @@ set(CPACK_DEBIAN_COLLECTOR_PACKAGE_NAME waferwatch-collector)
 # procps: /bin/kill, the unit's ExecReload.
 set(CPACK_DEBIAN_COLLECTOR_PACKAGE_DEPENDS
     "adduser, procps, ${WW_DEB_MHD}, waferwatch-cli (= ${PROJECT_VERSION})")
-set(CPACK_DEBIAN_COLLECTOR_PACKAGE_SUGGESTS "postgresql, prometheus-alertmanager, grafana")
+# The extension belongs on the database server, which need not be the collector's host.
+if(WW_PGEXT)
+    set(CPACK_DEBIAN_COLLECTOR_PACKAGE_SUGGESTS
+        "postgresql, ${WW_PGEXT_PACKAGE} (= ${PROJECT_VERSION}), prometheus-alertmanager, grafana")
+else()
+    set(CPACK_DEBIAN_COLLECTOR_PACKAGE_SUGGESTS "postgresql, prometheus-alertmanager, grafana")
+endif()
 set(CPACK_DEBIAN_COLLECTOR_DESCRIPTION
     "waferwatch collector: agent telemetry into PostgreSQL, SLO evaluation
 The collector authenticates agents by their CURVE keys against an allowlist, writes
@@ -270,5 +312,16 @@ set(CPACK_DEBIAN_CLI_DESCRIPTION
 waferwatch keygen writes the CURVE key pairs agents and collectors authenticate with;
 waferwatch slo prints each phase's capacity, power, thermal figures, SLO attainment,
 error budgets, burn rates and firing alerts from PostgreSQL.")
+
+set(CPACK_DEBIAN_PGEXT_PACKAGE_NAME ${WW_PGEXT_PACKAGE})
+set(CPACK_DEBIAN_PGEXT_PACKAGE_DEPENDS "postgresql-${WW_PG_MAJOR}")
+set(CPACK_DEBIAN_PGEXT_PACKAGE_SECTION database)
+set(CPACK_DEBIAN_PGEXT_DESCRIPTION
+    "waferwatch extension for PostgreSQL ${WW_PG_MAJOR}: compact, exact latency histograms
+The ww_hist type stores an exponential (OpenTelemetry-layout) latency histogram in a
+compact sparse encoding, with its merge aggregate ww_merge (parallel safe),
+ww_quantile, ww_hist_le and ww_hist_count_above implemented in C with the same code as
+the waferwatch agent. The waferwatch collector's schema needs it (CREATE EXTENSION
+waferwatch, run by the collector's migrations).")
 
 include(CPack)

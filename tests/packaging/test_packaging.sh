@@ -6,11 +6,12 @@
 #
 #  1. builds the Debian packages with cpack (umask 077, to prove the modes do not depend on
 #     it) into a scratch directory;
-#  2. checks each .deb: control fields, Depends (every shared library the binaries load
-#     must come from a package in Depends), the file list with modes and owners, no
-#     conffiles, the maintainer scripts (never start or restart a service), stripped
-#     binaries whose debug information is in the package's -dbgsym .ddeb (by build id),
-#     the DEP-5 copyright file;
+#  2. checks each .deb (the three of waferwatch and postgresql-15-waferwatch, the
+#     PostgreSQL extension): control fields, Depends (every shared library the binaries
+#     and the extension's module load must come from a package in Depends), the file list
+#     with modes and owners, no conffiles, the maintainer scripts (never start or restart
+#     a service), stripped binaries whose debug information is in the package's -dbgsym
+#     .ddeb (by build id), the DEP-5 copyright file;
 #  3. extracts them into a scratch root and runs the binaries from there (--help,
 #     --version, the shipped examples through the config parser);
 #  4. checks the systemd units: `systemd-analyze verify --root` must print nothing (a typo'd
@@ -20,6 +21,7 @@
 #  5. checks the Kubernetes manifests: YAML parsed by libyaml (yaml_paths), security
 #     contexts, probes, ports, volumes referenced, grace periods, image tags; the embedded
 #     agent.yaml passes the agent's own --check-config and collector.yaml its parser;
+#     Dockerfile.postgres installs the extension's package on the matching PostgreSQL;
 #  6. deploy/demo.sh takes --dir (its arguments only: the demo itself builds and runs);
 #  7. as root, where a private mount namespace and overlayfs are available: installs,
 #     reinstalls, removes and purges the packages with the real dpkg in a throwaway overlay
@@ -60,12 +62,22 @@ if ! (cd "$build" && umask 077 && cpack -G DEB --config "$build/CPackConfig.cmak
     cat "$tmp/cpack.log" >&2
     die "cpack failed"
 fi
-pkgs=(waferwatch-agent waferwatch-collector waferwatch-cli)
+# The extension's package is named after the PostgreSQL it is built for, as Debian names
+# them (postgresql-15-waferwatch), and installs into that server's directories: the
+# pg_config the build found (pgext/) says which.
+pg_config=$(sed -n 's/^WW_PG_CONFIG:[A-Z]*=//p' "$build/CMakeCache.txt")
+[ -x "$pg_config" ] || die "$build was configured without the extension (no WW_PG_CONFIG): install postgresql-server-dev-15"
+pg_major=$("$pg_config" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+[ -n "$pg_major" ] || die "cannot read the major version from '$("$pg_config" --version)'"
+pg_pkglibdir=$("$pg_config" --pkglibdir)
+pg_extdir=$("$pg_config" --sharedir)/extension
+pgext=postgresql-$pg_major-waferwatch
+pkgs=(waferwatch-agent waferwatch-collector waferwatch-cli "$pgext")
 for p in "${pkgs[@]}"; do
     [ -f "$out/${p}_${version}_${arch}.deb" ] || die "no $out/${p}_${version}_${arch}.deb (cpack.log above)"
 done
 n=$(find "$out" -maxdepth 1 -name '*.deb' | wc -l)
-[ "$n" -eq 3 ] || fail "cpack made $n packages, expected 3: $(ls "$out")"
+[ "$n" -eq 4 ] || fail "cpack made $n packages, expected 4: $(ls "$out")"
 deb() { echo "$out/${1}_${version}_${arch}.deb"; }
 ddeb() { echo "$out/${1}-dbgsym_${version}_${arch}.ddeb"; }
 for p in "${pkgs[@]}"; do
@@ -75,14 +87,19 @@ done
 # ---------------------------------------------------------------------------------------
 step "control fields and Depends"
 field() { dpkg-deb --field "$(deb "$1")" "$2"; }
-# The binaries each package ships, and what its Depends must name besides their libraries.
-declare -A bins=([waferwatch-agent]="waferwatch-agent waferwatch-sim"
-                 [waferwatch-collector]="waferwatch-collector"
-                 [waferwatch-cli]="waferwatch")
+# The ELF files each package ships (binaries; the extension's module, which the server
+# loads with dlopen), and what its Depends must name besides their libraries.
+declare -A bins=([waferwatch-agent]="/usr/bin/waferwatch-agent /usr/bin/waferwatch-sim"
+                 [waferwatch-collector]="/usr/bin/waferwatch-collector"
+                 [waferwatch-cli]="/usr/bin/waferwatch"
+                 [$pgext]="$pg_pkglibdir/waferwatch.so")
 # libmicrohttpd12: loaded with dlopen for metrics.listen, named by hand (see below).
+# postgresql-15: the server that loads the module (whose symbols it resolves against, no
+# NEEDED names it), named by hand too.
 declare -A want_deps=([waferwatch-agent]="adduser libc6 libzmq5 libprotobuf-c1 libyaml-0-2 libmicrohttpd12"
                       [waferwatch-collector]="adduser procps waferwatch-cli libc6 libzmq5 libpq5 libprotobuf-c1 libyaml-0-2 libcurl4 libmicrohttpd12"
-                      [waferwatch-cli]="libc6 libzmq5 libpq5")
+                      [waferwatch-cli]="libc6 libzmq5 libpq5"
+                      [$pgext]="postgresql-$pg_major libc6")
 root=$tmp/root
 mkdir -p "$root"
 for p in "${pkgs[@]}"; do
@@ -100,13 +117,17 @@ for p in "${pkgs[@]}"; do
     dpkg-deb -x "$(deb "$p")" "$root"
     # Every library the binaries load comes from a package named in Depends (shlibdeps).
     for b in ${bins[$p]}; do
-        [ -x "$root/usr/bin/$b" ] || { fail "$p: no executable /usr/bin/$b"; continue; }
-        ldd "$root/usr/bin/$b" >"$tmp/ldd" 2>&1 || { fail "$p: ldd $b: $(cat "$tmp/ldd")"; continue; }
+        if [[ "$b" == */bin/* ]]; then
+            [ -x "$root$b" ] || { fail "$p: no executable $b"; continue; }
+        else
+            [ -f "$root$b" ] || { fail "$p: no $b"; continue; }
+        fi
+        ldd "$root$b" >"$tmp/ldd" 2>&1 || { fail "$p: ldd $b: $(cat "$tmp/ldd")"; continue; }
         if grep -q 'not found' "$tmp/ldd"; then
             fail "$p: $b needs a library that is not installed: $(grep 'not found' "$tmp/ldd")"
         fi
         # The libraries it links directly (NEEDED), where the loader finds them.
-        for so in $(readelf -d "$root/usr/bin/$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+        for so in $(readelf -d "$root$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
             lib=$(awk -v so="$so" '$1 == so && $2 == "=>" { print $3 }' "$tmp/ldd")
             [ -n "$lib" ] || { fail "$p: $b needs $so, which the loader does not find"; continue; }
             owner=""
@@ -120,6 +141,12 @@ for p in "${pkgs[@]}"; do
 done
 [[ "$(field waferwatch-collector Depends)" == *"waferwatch-cli (= $version)"* ]] ||
     fail "waferwatch-collector must depend on waferwatch-cli (= $version)"
+# The extension is for one major version of the server (its magic block says which):
+# the package is in Debian's section for it and suggested to the collector's hosts,
+# since the database server need not be one of them.
+[ "$(field "$pgext" Section)" = database ] || fail "$pgext: Section is '$(field "$pgext" Section)', not database"
+[[ "$(field waferwatch-collector Suggests)" == *"$pgext (= $version)"* ]] ||
+    fail "waferwatch-collector should suggest $pgext (= $version): $(field waferwatch-collector Suggests)"
 # libmicrohttpd is not linked (no NEEDED: a process without metrics.listen never maps it)
 # but dlopened by soname (lib/ww_mhd.h), which dpkg-shlibdeps cannot see: the soname the
 # binary holds must be the one the package in its Depends ships.
@@ -190,8 +217,18 @@ expect_cli="-rwxr-xr-x ./usr/bin/waferwatch
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/docs/reference/collector.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/bench/RESULTS.md
 -rw-r--r-- ./usr/share/doc/waferwatch-cli/copyright"
+# The module 0644 as Debian ships shared objects (policy 10.2; dh_fixperms does it for
+# Debian's own postgresql-15-* packages); the control and SQL files where CREATE EXTENSION
+# looks for them; the README and copyright under the package's name.
+expect_pgext="-rw-r--r-- .$pg_pkglibdir/waferwatch.so
+-rw-r--r-- .$pg_extdir/waferwatch.control"
+for f in "$src"/pgext/waferwatch--*.sql; do
+    expect_pgext+=$'\n'"-rw-r--r-- .$pg_extdir/$(basename "$f")"
+done
+expect_pgext+=$'\n'"-rw-r--r-- ./usr/share/doc/$pgext/README.md
+-rw-r--r-- ./usr/share/doc/$pgext/copyright"
 declare -A expect=([waferwatch-agent]="$expect_agent" [waferwatch-collector]="$expect_collector"
-                   [waferwatch-cli]="$expect_cli")
+                   [waferwatch-cli]="$expect_cli" [$pgext]="$expect_pgext")
 for p in "${pkgs[@]}"; do
     dpkg-deb --contents "$(deb "$p")" | awk '{ print $1, $2, $6 }' >"$tmp/contents.$p"
     while IFS= read -r line; do
@@ -208,11 +245,21 @@ for p in "${pkgs[@]}"; do
         $3 !~ /^\.\/(usr|lib)\// { print p ": unexpected path " $3 }
     ' "$tmp/contents.$p" >"$tmp/bad"
     while IFS= read -r b; do fail "$b"; done <"$tmp/bad"
+    # The extension's package holds those files and nothing else (the directories above
+    # them aside): anything more would be loaded into, or shadow files of, every database
+    # server it is installed on.
+    if [ "$p" = "$pgext" ]; then
+        awk '$1 !~ /^d/ { print $1, $3 }' "$tmp/contents.$p" | sort >"$tmp/have"
+        sort <<<"${expect[$p]}" >"$tmp/want"
+        if ! cmp -s "$tmp/have" "$tmp/want"; then
+            fail "$p: files differ from the expected list (< shipped, > expected): $(diff "$tmp/have" "$tmp/want" | grep '^[<>]' | tr '\n' ' ')"
+        fi
+    fi
     ctl=$tmp/control.$p
     dpkg-deb --control "$(deb "$p")" "$ctl"
     [ ! -e "$ctl/conffiles" ] || fail "$p: has conffiles: $(cat "$ctl/conffiles")"
-    if [ "$p" = waferwatch-cli ]; then
-        for s in postinst prerm postrm; do
+    if [ "$p" = waferwatch-cli ] || [ "$p" = "$pgext" ]; then
+        for s in preinst postinst prerm postrm; do
             [ ! -e "$ctl/$s" ] || fail "$p: unexpected $s"
         done
         continue
@@ -261,28 +308,32 @@ for p in "${pkgs[@]}"; do
 done
 for p in "${pkgs[@]}"; do
     for b in ${bins[$p]}; do
-        f=$root/usr/bin/$b
+        f=$root$b
         [ -f "$f" ] || continue
         readelf -S --wide "$f" >"$tmp/sections"
         if grep -Eq '\] \.(symtab|debug_[a-z]+) ' "$tmp/sections"; then
-            fail "$p: /usr/bin/$b is not stripped: $(grep -Eo '\.(symtab|debug_[a-z]+) ' "$tmp/sections" | tr -d ' ' | tr '\n' ' ')"
+            fail "$p: $b is not stripped: $(grep -Eo '\.(symtab|debug_[a-z]+) ' "$tmp/sections" | tr -d ' ' | tr '\n' ' ')"
         fi
         id=$(readelf -n "$f" | sed -n 's/.*Build ID: *\([0-9a-f]*\).*/\1/p')
-        [ -n "$id" ] || { fail "$p: /usr/bin/$b has no build id"; continue; }
+        [ -n "$id" ] || { fail "$p: $b has no build id"; continue; }
         dbg=./usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
         if ! grep -qxF -- "-rw-r--r-- root/root $dbg" "$tmp/dcontents.$p" 2>/dev/null; then
-            fail "$p-dbgsym: no $dbg (mode 0644) for /usr/bin/$b"
+            fail "$p-dbgsym: no $dbg (mode 0644) for $b"
             continue
         fi
         readelf -S --wide "$dbgroot/$dbg" 2>/dev/null | grep -q '\] \.debug_info ' ||
             fail "$p-dbgsym: $dbg has no .debug_info"
         [[ " $(dpkg-deb --field "$(ddeb "$p")" Build-Ids) " == *" $id "* ]] ||
-            fail "$p-dbgsym: Build-Ids lacks $id (/usr/bin/$b)"
+            fail "$p-dbgsym: Build-Ids lacks $id ($b)"
         if command -v gdb >/dev/null; then
+            # A function every such file has: main, or the module's magic block function
+            # (PG_MODULE_MAGIC).
+            fn=main
+            [[ "$b" == */bin/* ]] || fn=Pg_magic_func
             gdb -batch -nx -ex "set debug-file-directory $dbgroot/usr/lib/debug" -ex "file $f" \
-                -ex 'info line main' >"$tmp/gdb.out" 2>&1 || true
+                -ex "info line $fn" >"$tmp/gdb.out" 2>&1 || true
             grep -q 'Line [0-9]* of ".*\.c"' "$tmp/gdb.out" ||
-                fail "$p: gdb finds no source line for main in /usr/bin/$b with $p-dbgsym: $(tail -2 "$tmp/gdb.out")"
+                fail "$p: gdb finds no source line for $fn in $b with $p-dbgsym: $(tail -2 "$tmp/gdb.out")"
         fi
     done
 done
@@ -575,6 +626,24 @@ for pair in "$ds:$tmp/agent.eff" "$dep:$tmp/collector.eff"; do
     [ -n "$d" ] && [ -n "$g" ] && [ "$g" -ge $((d + 10)) ] ||
         fail "$w: terminationGracePeriodSeconds '$g' must exceed drain_timeout '${d}s' by 10s"
 done
+# The database server's image (Dockerfile.postgres): the extension package this build
+# makes, on a base of the PostgreSQL major version it is built for (its magic block
+# refuses any other), installed from the build context; the agent's and collector's image
+# (Dockerfile) does not carry it.
+dpg=$k8s/Dockerfile.postgres
+if [ ! -f "$dpg" ]; then
+    fail "missing $dpg (the PostgreSQL image with $pgext)"
+else
+    from=$(sed -n 's/^FROM[[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' "$dpg" | tail -1)
+    [[ "$from" == postgres:$pg_major-* || "$from" == postgres:$pg_major ]] ||
+        fail "Dockerfile.postgres: FROM '$from', not postgres:$pg_major (the extension is built for PostgreSQL $pg_major)"
+    grep -Eq "^COPY[[:space:]]+${pgext}_\*\.deb[[:space:]]" "$dpg" ||
+        fail "Dockerfile.postgres does not COPY ${pgext}_*.deb from the build context"
+    grep -Eq "apt-get install .*${pgext}_\*\.deb" "$dpg" ||
+        fail "Dockerfile.postgres does not install ${pgext}_*.deb"
+fi
+! grep -q 'waferwatch\.so\|postgresql-[0-9]*-waferwatch' "$k8s/Dockerfile" ||
+    fail "deploy/k8s/Dockerfile (the daemons' image) installs the extension: it belongs in Dockerfile.postgres"
 if command -v kubectl >/dev/null && kubectl kustomize "$k8s" >"$tmp/kustomize.out" 2>&1; then
     echo "   (kubectl kustomize: ok)"
 elif command -v kubectl >/dev/null; then
@@ -616,7 +685,7 @@ cd /ww-debs
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086
 dpkg -i waferwatch-cli_${v}_*.deb waferwatch-agent_${v}_*.deb waferwatch-collector_${v}_*.deb \
-    >installed.log 2>&1 || { cat installed.log >&2; exit 1; }
+    postgresql-*-waferwatch_${v}_*.deb >installed.log 2>&1 || { cat installed.log >&2; exit 1; }
 # (On a host that has them already, its own key and links stay.)
 [ -e /etc/waferwatch/keys/agent.key ] || waferwatch keygen /etc/waferwatch/keys/agent >/dev/null
 cp /usr/share/doc/waferwatch-agent/examples/agent.yaml /etc/waferwatch/agent.yaml
@@ -629,17 +698,26 @@ cat >"$stage/forget.sh" <<'EOF'
 # First forget every trace of waferwatch there, so that what follows is a first install
 # whatever the host has: its packages (purged by dpkg, without their maintainer scripts,
 # which would act on the host's state), dpkg-statoverrides, /etc/waferwatch,
-# /var/lib/waferwatch, the user and group, unit links and deb-systemd-helper's state.
-# Nothing here reaches the host: every change lands in the overlay's tmpfs.
-old=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' 'waferwatch-*' 2>/dev/null |
-    awk '$2 != "not-installed" { print $1 }')
+# /var/lib/waferwatch, the user and group, unit links and deb-systemd-helper's state, the
+# extension's package and its files in PostgreSQL's directories (deploy/demo.sh installs
+# them without a package). Nothing here reaches the host: every change lands in the
+# overlay's tmpfs.
+ww_pkgs() {
+    dpkg-query -W -f='${Package} ${db:Status-Status}\n' 'waferwatch-*' 'postgresql-*-waferwatch' \
+        2>/dev/null | awk '$2 != "not-installed"'
+}
+old=$(ww_pkgs | awk '{ print $1 }')
 if [ -n "$old" ]; then
-    rm -f /var/lib/dpkg/info/waferwatch-*.preinst /var/lib/dpkg/info/waferwatch-*.postinst \
-        /var/lib/dpkg/info/waferwatch-*.prerm /var/lib/dpkg/info/waferwatch-*.postrm
+    for p in $old; do
+        rm -f "/var/lib/dpkg/info/$p.preinst" "/var/lib/dpkg/info/$p.postinst" \
+            "/var/lib/dpkg/info/$p.prerm" "/var/lib/dpkg/info/$p.postrm"
+    done
     # shellcheck disable=SC2086
     dpkg --purge --force-depends --force-remove-reinstreq $old >forget.log 2>&1 ||
         { cat forget.log >&2; fail "could not purge the host's $old in the overlay"; exit 1; }
 fi
+rm -f /usr/lib/postgresql/*/lib/waferwatch.so /usr/share/postgresql/*/extension/waferwatch.control \
+    /usr/share/postgresql/*/extension/waferwatch--*.sql
 dpkg-statoverride --list 2>/dev/null | awk '$2 == "waferwatch" || $3 == "waferwatch" || $4 ~ /waferwatch/ { print $4 }' |
     while IFS= read -r path; do dpkg-statoverride --quiet --remove "$path" || true; done
 rm -rf /etc/waferwatch /var/lib/waferwatch /etc/systemd/system/waferwatch-* \
@@ -649,8 +727,7 @@ find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-he
 for f in /etc/passwd /etc/group /etc/shadow /etc/gshadow; do
     [ ! -f "$f" ] || sed -i '/^waferwatch:/d' "$f"
 done
-left=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' 'waferwatch-*' 2>/dev/null |
-    awk '$2 != "not-installed"' || true)
+left=$(ww_pkgs || true)
 if [ -n "$left" ] || getent passwd waferwatch >/dev/null || getent group waferwatch >/dev/null ||
     [ -e /etc/waferwatch ]; then
     fail "the overlay still sees the host's waferwatch: ${left:-} $(getent passwd waferwatch) $(ls -d /etc/waferwatch 2>/dev/null)"
@@ -668,9 +745,15 @@ cd /ww-debs
 export DEBIAN_FRONTEND=noninteractive
 . /ww-debs/forget.sh
 a=waferwatch-agent_${v}_*.deb c=waferwatch-collector_${v}_*.deb l=waferwatch-cli_${v}_*.deb
+x=postgresql-*-waferwatch_${v}_*.deb
 # shellcheck disable=SC2086
-dpkg -i $l $a $c >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -i"; exit 1; }
+dpkg -i $l $a $c $x >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -i"; exit 1; }
 grep -q 'enabled, not started' dpkg.log || fail "no 'enabled, not started' note"
+# The extension where the server loads it from (pg_config of the server it is built for).
+xp=$(dpkg-deb --field $x Package)
+so=$(dpkg -L "$xp" | grep '/waferwatch\.so$')
+[ -f "$so" ] && [ -f "$(pg_config --sharedir)/extension/waferwatch.control" ] ||
+    fail "$xp: no module ($so) or no waferwatch.control in $(pg_config --sharedir)/extension"
 IFS=: read -r _ _ uid _ _ home shell < <(getent passwd waferwatch) || fail "no user waferwatch"
 [ "${uid:-0}" -gt 0 ] && [ "${uid:-0}" -lt 1000 ] || fail "waferwatch is not a system user (uid ${uid:-})"
 [ "${home:-}" = /var/lib/waferwatch ] || fail "waferwatch's home is ${home:-}"
@@ -715,7 +798,8 @@ grep -q 'was not restarted' dpkg.log || fail "no 'was not restarted' note on upg
 # Remove and purge: the operator's files stay.
 dpkg -r waferwatch-agent >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -r"; }
 [ ! -e /usr/bin/waferwatch-agent ] || fail "dpkg -r left /usr/bin/waferwatch-agent"
-dpkg -P waferwatch-agent waferwatch-collector waferwatch-cli >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -P"; }
+dpkg -P waferwatch-agent waferwatch-collector waferwatch-cli "$xp" >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -P"; }
+[ ! -e "$so" ] || fail "dpkg -P $xp left $so"
 [ -f /etc/waferwatch/keys/agent.key ] && [ -f /etc/waferwatch/agent.yaml ] ||
     fail "purge removed the operator's files"
 if ls /etc/systemd/system/*.wants/waferwatch-* /etc/systemd/system/waferwatch-* >/dev/null 2>&1; then
@@ -732,7 +816,8 @@ awk '/^### A lab on one host/ { on = 1; next } on && /^##/ { exit }
 cat >"$stage/walk.sh" <<'EOF'
 #!/bin/bash
 # Runs chrooted in its own overlay, network and pid namespace: a host where the packages
-# and PostgreSQL were just installed (Debian's postgresql package makes and starts the
+# (the extension's too: this host is the lab's database server) and PostgreSQL were just
+# installed (Debian's postgresql package makes and starts the
 # cluster "15 main"; it is made here, since the host's cluster is forgotten), then
 # docs/operations.md's lab section pasted into a shell from a scratch directory.
 set -u
@@ -748,14 +833,16 @@ done
 rm -rf /var/lib/postgresql/[0-9]* /var/log/postgresql/*
 ip link set lo up || { fail "no loopback in the private network namespace"; exit 1; }
 a=waferwatch-agent_${v}_*.deb c=waferwatch-collector_${v}_*.deb l=waferwatch-cli_${v}_*.deb
+x=postgresql-*-waferwatch_${v}_*.deb
 # shellcheck disable=SC2086
-dpkg -i $l $a $c >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -i"; exit 1; }
+dpkg -i $l $a $c $x >dpkg.log 2>&1 || { cat dpkg.log >&2; fail "dpkg -i"; exit 1; }
 ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
 pg_createcluster "$ver" main --start >pg.log 2>&1 || { cat pg.log >&2; fail "pg_createcluster"; exit 1; }
 dir=$(mktemp -d)
 cd "$dir" || exit 1
 timeout 300 bash -e -o pipefail /ww-debs/readme-lab.sh >lab.log 2>&1
 rc=$?
+grep -q '^extension waferwatch ' lab.log || fail "the migration did not create the extension waferwatch"
 grep -q 'waferwatch slo: exit 1 (a page fires)' lab.log || fail "no page fired"
 grep -q 'waferwatch slo: exit 0 (no page)' lab.log || fail "the page did not resolve"
 grep -Eq 'SLOBurnRate *\| *ttft-8b *\| *page *\| *resolved' lab.log ||
