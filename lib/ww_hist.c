@@ -566,7 +566,19 @@ static bool s_add_u64(uint64_t *acc, uint64_t v)
     return true;
 }
 
+static int s_check(const ww_hist_t *h, bool plausible);
+
 int ww_hist_check(const ww_hist_t *h)
+{
+    return s_check(h, true);
+}
+
+int ww_hist_check_form(const ww_hist_t *h)
+{
+    return s_check(h, false);
+}
+
+static int s_check(const ww_hist_t *h, bool plausible)
 {
     if (h->scale < 0 || h->scale > WW_HIST_MAX_SCALE || h->len > h->cap ||
         (h->cap > 0 && !h->counts)) {
@@ -586,10 +598,12 @@ int ww_hist_check(const ww_hist_t *h)
         }
         (void)s_span(h, &first, &last); /* found exactly when nb > 0 */
     }
-    return ww_hist_check_parts(h, nb, h->offset + (int32_t)first, h->offset + (int32_t)last);
+    return ww_hist_check_parts(h, nb, h->offset + (int32_t)first, h->offset + (int32_t)last,
+                               plausible);
 }
 
-int ww_hist_check_parts(const ww_hist_t *h, uint64_t nb, int32_t first, int32_t last)
+int ww_hist_check_parts(const ww_hist_t *h, uint64_t nb, int32_t first, int32_t last,
+                        bool plausible)
 {
     if (h->scale < 0 || h->scale > WW_HIST_MAX_SCALE) {
         return -EINVAL;
@@ -607,14 +621,20 @@ int ww_hist_check_parts(const ww_hist_t *h, uint64_t nb, int32_t first, int32_t 
         return -EINVAL;
     }
     if (isnan(h->min) || isnan(h->max)) {
-        /* No finite value: only +-inf/NaN (in zero_count, overflow) or nothing. */
-        if (!isnan(h->min) || !isnan(h->max) || nb > 0 || h->underflow > 0 || h->sum != 0) {
+        /* No finite value: only +-inf/NaN (in zero_count, overflow) or nothing. The form
+         * alone asks only that min, max and sum say so together (SQL wrote NULL min/max
+         * for "unknown" as well). */
+        if (!isnan(h->min) || !isnan(h->max) || h->sum != 0 ||
+            (plausible && (nb > 0 || h->underflow > 0))) {
             return -EINVAL;
         }
         return 0;
     }
     if (!isfinite(h->min) || !isfinite(h->max) || h->min > h->max || h->count == 0) {
         return -EINVAL;
+    }
+    if (!plausible) {
+        return 0;
     }
     /* Where the finite values can be, given which counters are non-empty. */
     double lo_tol = 1 - REL_TOL, hi_tol = 1 + REL_TOL;

@@ -94,8 +94,18 @@ double ww_hist_quantile(const ww_hist_t *h, double q);
 size_t ww_hist_nonempty(const ww_hist_t *h);
 
 /* Checks internal consistency (count equals the parts, scale and offsets in range, sum
- * and min/max finite or NaN only when no finite values): 0 or -EINVAL. */
+ * and min/max finite or NaN only when no finite values) and plausibility (min and max
+ * where the non-empty counters and buckets say values are, within rounding): what a
+ * histogram recorded by ww_hist_record and merged by ww_hist_merge always passes, and the
+ * wire demands (ww_hist_wire.h). 0 or -EINVAL. */
 int ww_hist_check(const ww_hist_t *h);
+
+/* The form only, without the plausibility of min and max: scale and indexes in range, count
+ * equal to its parts, sum finite, min and max both NaN (then sum 0) or both finite with
+ * min <= max and count > 0. What a stored ww_hist must be (ww_hist_pack.h, the SQL type):
+ * the composite type of schema versions 12-14 held min/max that SQL wrote by hand, and
+ * an upgrade keeps them as they were rather than refuse them. 0 or -EINVAL. */
+int ww_hist_check_form(const ww_hist_t *h);
 
 /* Makes h's dense array cover the indexes [lo, hi] (lo <= hi, both within the range of
  * h's scale, see ww_hist_pack.h), keeping its counts: the buckets it adds are zeros. One
@@ -103,11 +113,13 @@ int ww_hist_check(const ww_hist_t *h);
  * Returns 0, -EINVAL (bad range) or -ENOMEM (h unchanged on both). */
 int ww_hist_reserve(ww_hist_t *h, int32_t lo, int32_t hi);
 
-/* The checks of ww_hist_check() on a histogram known by its parts: h's scale and scalars
- * (count, sum, min, max, zero_count, underflow, overflow; its bucket array is not read),
- * `bucket_total` the sum of its bucket counts and, when that is not 0, `first` and `last`
- * its lowest and highest non-empty index. For decoders that validate what they read
- * before (or without) building the histogram (ww_hist_pack.c). 0 or -EINVAL. */
-int ww_hist_check_parts(const ww_hist_t *h, uint64_t bucket_total, int32_t first, int32_t last);
+/* The checks of ww_hist_check() (plausible) or ww_hist_check_form() (not) on a histogram
+ * known by its parts: h's scale and scalars (count, sum, min, max, zero_count, underflow,
+ * overflow; its bucket array is not read), `bucket_total` the sum of its bucket counts and,
+ * when that is not 0, `first` and `last` its lowest and highest non-empty index. For
+ * decoders that validate what they read before (or without) building the histogram
+ * (ww_hist_pack.c). 0 or -EINVAL. */
+int ww_hist_check_parts(const ww_hist_t *h, uint64_t bucket_total, int32_t first, int32_t last,
+                        bool plausible);
 
 #endif

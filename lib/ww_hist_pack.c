@@ -50,95 +50,78 @@ static int32_t s_imax(int scale)
 
 /* ---- the cost of every order ------------------------------------------------------ */
 
-/* g(B, lo, k) = max(0, B - 1 - k) + [lo <= k < B] for B <= 16 (lo = B - t), the 16 values of
- * k as bytes (k & 7) of two words: a value's whole contribution to the 16 sums is two
- * additions of a table entry (at most 16 per byte, so 15 values fit before a flush). */
-#define S_G(b, lo, k) ((b)-1 - (k) > 0 ? (b)-1 - (k) : 0) + ((lo) <= (k) && (k) < (b))
-#define S_L(b, lo, k) ((uint64_t)(S_G(b, lo, k)) << (8 * ((k)&7)))
-#define S_W(b, lo, k)                                                                              \
-    (S_L(b, lo, k) | S_L(b, lo, k + 1) | S_L(b, lo, k + 2) | S_L(b, lo, k + 3) |                   \
-     S_L(b, lo, k + 4) | S_L(b, lo, k + 5) | S_L(b, lo, k + 6) | S_L(b, lo, k + 7))
+/* g(B, lo, k) = max(0, B - 1 - k) + [lo <= k < B] (lo = B - t), for the 16 k at once: a
+ * vector of 16 16-bit lanes (GCC/clang vector extension: two SSE2 adds on x86-64, plain
+ * code elsewhere). For a value below 64 (most gaps and most counts of a window) the whole
+ * contribution is one table entry, no bit counting; a lane gains at most 7 per value, so
+ * the lanes are moved into 64-bit sums every S_FLUSH values. Larger values (the counts of
+ * merged histograms) add into the 64-bit sums directly. */
+typedef uint16_t s_lanes_t __attribute__((vector_size(32)));
+#define S_FLUSH 8192 /* 8192 * 7 < 65536 */
+#define S_G(b, lo, k) (((b)-1 - (k) > 0 ? (b)-1 - (k) : 0) + ((lo) <= (k) && (k) < (b)))
 #define S_E(b, lo)                                                                                 \
     {                                                                                              \
-        S_W(b, lo, 0), S_W(b, lo, 8)                                                               \
+        S_G(b, lo, 0), S_G(b, lo, 1), S_G(b, lo, 2), S_G(b, lo, 3), S_G(b, lo, 4), S_G(b, lo, 5),  \
+            S_G(b, lo, 6), S_G(b, lo, 7), S_G(b, lo, 8), S_G(b, lo, 9), S_G(b, lo, 10),            \
+            S_G(b, lo, 11), S_G(b, lo, 12), S_G(b, lo, 13), S_G(b, lo, 14), S_G(b, lo, 15)         \
     }
-#define S_ROW(b)                                                                                   \
-    {                                                                                              \
-        S_E(b, 0), S_E(b, 1), S_E(b, 2), S_E(b, 3), S_E(b, 4), S_E(b, 5), S_E(b, 6), S_E(b, 7),    \
-            S_E(b, 8), S_E(b, 9), S_E(b, 10), S_E(b, 11), S_E(b, 12), S_E(b, 13), S_E(b, 14),      \
-            S_E(b, 15), S_E(b, 16)                                                                 \
-    }
-static const uint64_t s_g[17][17][2] = {
-    S_ROW(0), S_ROW(1),  S_ROW(2),  S_ROW(3),  S_ROW(4),  S_ROW(5),  S_ROW(6),  S_ROW(7), S_ROW(8),
-    S_ROW(9), S_ROW(10), S_ROW(11), S_ROW(12), S_ROW(13), S_ROW(14), S_ROW(15), S_ROW(16)};
-/* The same entry straight from a value below 64 (most gaps, most counts of a window): no
- * bit counting at all. B(x) and lo(x) = bitlen(x xor (2^B - 1)) as constant expressions. */
+/* B(x) and lo(x) = bitlen(x xor (2^B - 1)) as constant expressions. */
 #define S_BL(x)                                                                                    \
     ((x) >= 32 ? 6 : (x) >= 16 ? 5 : (x) >= 8 ? 4 : (x) >= 4 ? 3 : (x) >= 2 ? 2 : (x) >= 1 ? 1 : 0)
 #define S_X(x) S_E(S_BL(x), S_BL((x) ^ ((1 << S_BL(x)) - 1)))
 #define S_X8(x)                                                                                    \
     S_X(x), S_X(x + 1), S_X(x + 2), S_X(x + 3), S_X(x + 4), S_X(x + 5), S_X(x + 6), S_X(x + 7)
-static const uint64_t s_gx[64][2] = {S_X8(0),  S_X8(8),  S_X8(16), S_X8(24),
-                                     S_X8(32), S_X8(40), S_X8(48), S_X8(56)};
+static const s_lanes_t s_gx[64] = {S_X8(0),  S_X8(8),  S_X8(16), S_X8(24),
+                                   S_X8(32), S_X8(40), S_X8(48), S_X8(56)};
 
-/* The running sums of one stream. The hot part (lanes, counters) is kept apart from the
- * 16 wide sums so that the compiler keeps it in registers through the decoding loop: in
- * memory, every value would wait on the store of the previous one. */
+/* The running sums of one stream. */
 typedef struct {
-    uint64_t lane0, lane1; /* byte k & 7 of lane(k >> 3): pending part of sum_x g_x(k) */
-    uint32_t pending;      /* values in the lanes */
-    uint32_t n;            /* values (at most nb <= 8192 per stream) */
+    s_lanes_t lanes;         /* pending part of sum_x g_x(k) */
+    uint32_t n;              /* values (at most nb <= 8192 per stream) */
+    uint64_t g[S_MAX_K + 1]; /* sum_x g_x(k), flushed */
 } s_cost_t;
 
-typedef uint64_t s_cost_sums_t[S_MAX_K + 1];
-
-static inline __attribute__((always_inline)) void s_cost_flush(s_cost_t *c, uint64_t *g)
+static void s_cost_init(s_cost_t *c)
 {
-    for (int k = 0; k < 8; k++) {
-        g[k] += (c->lane0 >> (8 * k)) & 0xff;
-        g[k + 8] += (c->lane1 >> (8 * k)) & 0xff;
-    }
-    c->lane0 = c->lane1 = 0;
-    c->pending = 0;
+    memset(c, 0, sizeof *c);
 }
 
-/* No branch on the value below 64: whether a count is 1 or a gap is 0 is data, and a
- * mispredicted branch per value would cost more than the whole update. x < 2^64 - 1. */
-static inline __attribute__((always_inline)) void s_cost_add(s_cost_t *c, uint64_t *g, uint64_t x)
+static void s_cost_flush(s_cost_t *c)
 {
-    c->n++;
+    for (int k = 0; k <= S_MAX_K; k++) {
+        c->g[k] += c->lanes[k];
+    }
+    c->lanes ^= c->lanes;
+}
+
+/* No branch on a value below 64: whether a count is 1 or a gap is 0 is data, and a
+ * mispredicted branch per value would cost more than the whole update. x < 2^64 - 1. */
+static inline __attribute__((always_inline)) void s_cost_add(s_cost_t *c, uint64_t x)
+{
     if (__builtin_expect(x < 64, 1)) {
-        c->lane0 += s_gx[x][0];
-        c->lane1 += s_gx[x][1];
-        if (++c->pending == 15) {
-            s_cost_flush(c, g);
+        c->lanes += s_gx[x];
+        if (__builtin_expect(++c->n % S_FLUSH == 0, 0)) {
+            s_cost_flush(c);
         }
         return;
     }
+    c->n++;
     int lz = __builtin_clzll(x);
     int b = 64 - lz;
     int lo = b - __builtin_clzll(~(x << lz) | 1); /* B - t */
-    if (b > 16) {
-        for (int k = 0; k <= S_MAX_K; k++) {
-            g[k] += (uint64_t)(b - 1 - k) + (lo <= k);
-        }
-        return;
-    }
-    c->lane0 += s_g[b][lo][0];
-    c->lane1 += s_g[b][lo][1];
-    if (++c->pending == 15) {
-        s_cost_flush(c, g);
+    for (int k = 0; k <= S_MAX_K; k++) {
+        c->g[k] += (uint64_t)(b - 1 - k > 0 ? b - 1 - k : 0) + (lo <= k && k < b);
     }
 }
 
 /* The order of least total bits (n (k + 1) + 2 sum_x g_x(k)), the smallest on ties. */
-static int s_cost_best(s_cost_t c, uint64_t *g)
+static int s_cost_best(s_cost_t *c)
 {
-    s_cost_flush(&c, g);
+    s_cost_flush(c);
     int best = 0;
     uint64_t best_bits = UINT64_MAX;
     for (int k = 0; k <= S_MAX_K; k++) {
-        uint64_t total = (uint64_t)c.n * (uint64_t)(k + 1) + 2 * g[k];
+        uint64_t total = (uint64_t)c->n * (uint64_t)(k + 1) + 2 * c->g[k];
         if (total < best_bits) {
             best_bits = total;
             best = k;
@@ -216,7 +199,7 @@ size_t ww_hist_pack_bound(const ww_hist_t *h)
 
 long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
 {
-    if (ww_hist_check(h) != 0 || h->count > INT64_MAX) {
+    if (ww_hist_check_form(h) != 0 || h->count > INT64_MAX) {
         return -EINVAL;
     }
     bool finite = !isnan(h->min);
@@ -229,8 +212,9 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
     flags |= finite && h->max != 0 ? WW_HIST_PACK_F_MAX : 0;
 
     /* One pass over the buckets: how many, the first, and the cost of every order. */
-    s_cost_t cg = {0, 0, 0, 0}, cc = {0, 0, 0, 0};
-    s_cost_sums_t gg = {0}, gc = {0};
+    s_cost_t cg, cc;
+    s_cost_init(&cg);
+    s_cost_init(&cc);
     uint64_t nb = 0;
     int32_t first = 0, prev = 0;
     for (uint32_t j = 0; j < h->len; j++) {
@@ -241,9 +225,9 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
         if (nb == 0) {
             first = i;
         } else {
-            s_cost_add(&cg, gg, (uint64_t)(i - prev - 1));
+            s_cost_add(&cg, (uint64_t)(i - prev - 1));
         }
-        s_cost_add(&cc, gc, h->counts[j] - 1);
+        s_cost_add(&cc, h->counts[j] - 1);
         prev = i;
         nb++;
     }
@@ -272,7 +256,7 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
     }
     s_varint_put(&w, nb);
     if (nb > 0) {
-        int kg = s_cost_best(cg, gg), kc = s_cost_best(cc, gc);
+        int kg = s_cost_best(&cg), kc = s_cost_best(&cc);
         uint32_t zz = first >= 0 ? (uint32_t)first << 1 : ((uint32_t)(-(first + 1)) << 1) | 1;
         s_varint_put(&w, zz);
         s_byte(&w, (uint8_t)(kg << 4 | kc));
@@ -401,8 +385,8 @@ static int s_check_whole(const ww_hist_pack_head_t *hd, int32_t last, const char
 {
     ww_hist_t s;
     s_head_scalars(hd, &s);
-    if (ww_hist_check_parts(&s, s_bucket_total(hd), hd->first, last) != 0) {
-        S_FAIL("min, max or sum inconsistent with the counters and buckets (see ww_hist_check)");
+    if (ww_hist_check_parts(&s, s_bucket_total(hd), hd->first, last, false) != 0) {
+        S_FAIL("min, max or sum inconsistent with the counters (see ww_hist_check_form)");
     }
     return 0;
 }
@@ -594,7 +578,7 @@ static inline int s_eg(s_br_t *r, int k, uint64_t max, uint64_t *x)
             return rc;
         }
     }
-    uint64_t w = (r->cache << l) >> (64 - (l + 1 + k));
+    uint64_t w = r->cache >> (64 - len); /* v << k | low: the l zeros above are zeros */
     r->cache <<= len;
     r->avail -= len;
     *x = w - (UINT64_C(1) << k);
@@ -609,8 +593,9 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
                   int32_t dense_off, int32_t *last, const char **why)
 {
     s_br_t r = {hd->bits, hd->n_bits_bytes, 0, 0, 0};
-    s_cost_t cg = {0, 0, 0, 0}, cc = {0, 0, 0, 0};
-    s_cost_sums_t gg = {0}, gc = {0};
+    s_cost_t cg, cc;
+    s_cost_init(&cg);
+    s_cost_init(&cc);
     const uint64_t nbits = (uint64_t)hd->n_bits_bytes * 8;
     const int32_t imax = s_imax(hd->scale);
     int32_t i = hd->first;
@@ -630,7 +615,7 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
                 S_FAIL("bucket stream: a gap code longer than 64 bits");
             }
             i += (int32_t)x + 1;
-            s_cost_add(&cg, gg, x);
+            s_cost_add(&cg, x);
         }
         if (left == 0) {
             S_FAIL("bucket stream: bucket counts add up past count's share");
@@ -642,7 +627,7 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
         if (rc == 2) {
             S_FAIL("bucket stream: a count code longer than 64 bits");
         }
-        s_cost_add(&cc, gc, x);
+        s_cost_add(&cc, x);
         left -= x + 1;
         if (idx) {
             idx[b] = i;
@@ -651,14 +636,16 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
         if (dense) {
             dense[i - dense_off] += x + 1;
         }
-        if (r.pos * 8 - (uint64_t)r.avail > nbits) {
-            S_FAIL("bucket stream: truncated");
-        }
+        /* Reading past the end reads zeros: a code there is at worst a long run of them
+         * (refused above), and the position is checked once, below. */
     }
     if (left != 0) {
         S_FAIL("bucket counts add up to less than count's share (count above its parts)");
     }
     uint64_t used = r.pos * 8 - (uint64_t)r.avail;
+    if (used > nbits) {
+        S_FAIL("bucket stream: truncated");
+    }
     if ((used + 7) / 8 != hd->n_bits_bytes) {
         S_FAIL("bytes left over after the bucket stream");
     }
@@ -666,7 +653,7 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
     if (pad > 0 && (hd->bits[hd->n_bits_bytes - 1] & ((1u << pad) - 1)) != 0) {
         S_FAIL("bucket stream: padding bits not zero");
     }
-    if (s_cost_best(cg, gg) != hd->k_gap || s_cost_best(cc, gc) != hd->k_count) {
+    if (s_cost_best(&cg) != hd->k_gap || s_cost_best(&cc) != hd->k_count) {
         S_FAIL("orders: not the canonical ones (least bits, the smallest k on ties)");
     }
     *last = i;

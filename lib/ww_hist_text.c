@@ -79,7 +79,7 @@ static void s_put_opt_double(s_out_t *o, double d)
 
 long ww_hist_text_format(const ww_hist_t *h, char *out, size_t cap)
 {
-    if (ww_hist_check(h) != 0 || h->count > INT64_MAX) {
+    if (ww_hist_check_form(h) != 0 || h->count > INT64_MAX) {
         return -EINVAL;
     }
     s_out_t o = {out, cap, 0};
@@ -427,7 +427,7 @@ static int s_validate(s_in_t *in, const ww_hist_t *h, uint64_t total)
     if (h->min > h->max) {
         return s_fail(in, "\"min\" above \"max\"");
     }
-    if (ww_hist_check(h) != 0) {
+    if (ww_hist_check_form(h) != 0) {
         return s_fail(in, "\"min\"/\"max\" outside what the buckets and counters allow");
     }
     return 0;

@@ -362,8 +362,9 @@ static double s_make_minmax(FunctionCallInfo fcinfo, int arg, const char *name)
 }
 
 /* The constructor from today's composite fields; see waferwatch--1.0.sql. Checks each
- * field by name, then what the fields say together (ww_hist_check: min/max/sum against the
- * counters), so a value that exists always decodes and packs. */
+ * field by name, then what the fields say together (ww_hist_check_form: min, max and sum
+ * agree on whether a finite value was recorded), so a value that exists always decodes
+ * and packs. */
 Datum ww_pg_hist_make(PG_FUNCTION_ARGS)
 {
     if (PG_ARGISNULL(0)) {
@@ -447,14 +448,11 @@ Datum ww_pg_hist_make(PG_FUNCTION_ARGS)
             h.counts[offset + k - h.offset] += (uint64_t)DatumGetInt64(elems[k]);
         }
     }
-    if (ww_hist_check(&h) < 0) {
+    if (ww_hist_check_form(&h) < 0) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg(S_MAKE ": min, max and sum do not fit the counts"),
-                        errdetail("min and max are NULL exactly when no finite value was recorded "
-                                  "(then sum is 0 and no bucket or underflow is counted); else min "
-                                  "and max must lie in the ranges of the non-empty parts "
-                                  "(zero_count: <= 0, underflow: (0, 2^-20], bucket i: (lower(i), "
-                                  "upper(i)], overflow: > 2^12).")));
+                        errdetail("min and max are both NULL (no finite value recorded; then sum "
+                                  "is 0) or both numbers with min <= max and count > 0")));
     }
     PG_RETURN_DATUM(ww_pg_pack(&h, S_MAKE));
 }

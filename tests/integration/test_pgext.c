@@ -525,7 +525,7 @@ static void test_make_and_accessors(void **state)
         {"0, 1, 1.5, 1.5, NULL, 0, 0, 0, 0, '{1}'", "min and max must both"},
         {"0, 1, 1.5, 1.6, 1.5, 0, 0, 0, 0, '{1}'", "min 1.6 is above max 1.5"},
         {"0, 1, 1.5, '-Infinity', 1.5, 0, 0, 0, 0, '{1}'", "min must be finite"},
-        {"0, 1, 1.5, 100, 100, 0, 0, 0, 0, '{1}'", "min, max and sum do not fit"},
+        {"0, 0, 0, 1, 1, 0, 0, 0, 0, '{}'", "min, max and sum do not fit"},
         {"0, 1, 1.5, NULL, NULL, 0, 0, 0, 0, '{1}'", "min, max and sum do not fit"},
         {"0, 9223372036854775807, 0, NULL, NULL, 0, 0, 9223372036854775807, 0,"
          " '{0}'",
