@@ -40,10 +40,10 @@ q -c "INSERT INTO latency_rollup_1m
       SELECT b.t0 + i * interval '1 minute', 'P', 'm', 30, 1000, 1, 0, 0, 1000000, 250000,
              s, h, s, s
       FROM bench_t b, generate_series(0, $days * 1440 - 1) i,
-           LATERAL (SELECT ROW(6, 1000, 300.0, 0.05, 2.0, 0, 0, 0, -300 + (i % 40),
+           LATERAL (SELECT ww_hist_make(6, 1000, 300.0, 0.05, 2.0, 0, 0, 0, -300 + (i % 40),
                                array_fill(3::bigint, ARRAY[300]) || ARRAY[100]::bigint[]
-                              )::ww_hist AS h,
-                           ROW(6, 3, 0.3, 0.1, 0.1, 0, 0, 0, -200, '{3}')::ww_hist AS s) x"
+                              ) AS h,
+                           ww_hist_make(6, 3, 0.3, 0.1, 0.1, 0, 0, 0, -200, '{3}') AS s) x"
 q -c "VACUUM ANALYZE latency_rollup_1m"
 
 # Seconds a statement takes, the best of N (default 3; psql prints NOTICEs on stderr).

@@ -27,28 +27,17 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
--- Name: ww_hist; Type: TYPE; Schema: public; Owner: -
+-- Name: waferwatch; Type: EXTENSION; Schema: -; Owner: -
 --
 
-CREATE TYPE public.ww_hist AS (
-	scale integer,
-	count bigint,
-	sum double precision,
-	min double precision,
-	max double precision,
-	zero_count bigint,
-	underflow bigint,
-	overflow bigint,
-	"offset" integer,
-	counts bigint[]
-);
+CREATE EXTENSION IF NOT EXISTS waferwatch WITH SCHEMA public;
 
 
 --
--- Name: TYPE ww_hist; Type: COMMENT; Schema: public; Owner: -
+-- Name: EXTENSION waferwatch; Type: COMMENT; Schema: -; Owner: -
 --
 
-COMMENT ON TYPE public.ww_hist IS 'Exponential latency histogram (proto/ww_hist.h): bucket i at scale s holds 2^(i/2^s) < v <= 2^((i+1)/2^s); counts[k] is bucket "offset" + k - 1. The collector writes it with binary COPY: the field order is part of the wire contract.';
+COMMENT ON EXTENSION waferwatch IS 'waferwatch: the ww_hist log-bucketed latency histogram type, ww_merge, ww_quantile';
 
 
 --
@@ -212,7 +201,6 @@ BEGIN
             GRANT USAGE ON SCHEMA public TO waferwatch_writer;
             REVOKE CREATE ON SCHEMA public FROM waferwatch_writer;
         END IF;
-        GRANT USAGE ON TYPE ww_hist TO waferwatch_writer;
         -- Append-only data: COPY and INSERT through the partitioned parents (privileges on
         -- the parent cover the rows routed to its partitions). SELECT on latency_windows:
         -- CREATE TEMP TABLE ... (LIKE latency_windows) needs it.
@@ -275,7 +263,6 @@ BEGIN
             GRANT USAGE ON SCHEMA public TO waferwatch_reader;
             REVOKE CREATE ON SCHEMA public FROM waferwatch_reader;
         END IF;
-        GRANT USAGE ON TYPE ww_hist TO waferwatch_reader;
         GRANT SELECT ON ALL TABLES IN SCHEMA public TO waferwatch_reader;  -- views included
         REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON ALL TABLES IN SCHEMA public FROM waferwatch_reader;
@@ -288,18 +275,13 @@ BEGIN
         GRANT SELECT ON stream_holes, stream_outages, slo_evaluator TO waferwatch_reader;
     END IF;
 
-    -- Both group roles run the histogram and SLO functions (dashboards and the evaluator
-    -- call the same ones).
+    -- Both group roles run the SLO functions (dashboards and the evaluator call the same
+    -- ones). The histogram type and functions are the waferwatch extension's (pgext/):
+    -- its objects belong to the superuser that installed it, with USAGE and EXECUTE for
+    -- PUBLIC, as every extension's; the owner could not grant on them.
     FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP
         IF to_regrole(r) IS NOT NULL THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION'
-                ' ww_hist_lower(integer, integer), ww_hist_upper(integer, integer),'
-                ' ww_hist_trim(ww_hist), ww_hist_downscale(ww_hist, integer),'
-                ' ww_hist_merge_sfunc(ww_hist, ww_hist), ww_hist_add(ww_hist, ww_hist),'
-                ' ww_merge(ww_hist), ww_quantile(ww_hist, double precision),'
-                ' ww_hist_count(ww_hist), ww_hist_mean(ww_hist),'
-                ' ww_hist_le(ww_hist, double precision[]),'
-                ' ww_hist_count_above(ww_hist, double precision),'
                 ' ww_sli(text, text, text, double precision, timestamptz, timestamptz),'
                 ' ww_phase_capacity(text, timestamptz, timestamptz, double precision),'
                 ' ww_epoch_hex(bigint) TO %I', r);
@@ -314,398 +296,6 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.ww_grant_roles() IS 'Creates the group roles if missing (and allowed) and grants them what they need on every object of the schema (collector/sql/90_grants.sql). Idempotent; run by the owner. Returns the number of group roles that exist.';
-
-
---
--- Name: ww_hist_add(public.ww_hist, public.ww_hist); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_add(a public.ww_hist, b public.ww_hist) RETURNS public.ww_hist
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-BEGIN
-    IF a IS NULL THEN
-        RETURN ww_hist_trim(b);
-    ELSIF b IS NULL THEN
-        RETURN ww_hist_trim(a);
-    END IF;
-    RETURN ww_hist_trim(ww_hist_merge_sfunc(a, b));
-END $$;
-
-
---
--- Name: FUNCTION ww_hist_add(a public.ww_hist, b public.ww_hist); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_add(a public.ww_hist, b public.ww_hist) IS 'a + b (NULL-tolerant; the finer side reduced to the coarser scale). Canonical result.';
-
-
---
--- Name: ww_hist_count(public.ww_hist); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_count(h public.ww_hist) RETURNS bigint
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN (h).count;
-
-
---
--- Name: FUNCTION ww_hist_count(h public.ww_hist); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_count(h public.ww_hist) IS 'Number of values recorded, zero_count, underflow and overflow included.';
-
-
---
--- Name: ww_hist_count_above(public.ww_hist, double precision); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_count_above(h public.ww_hist, x double precision) RETURNS bigint
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-DECLARE
-    n bigint := 0;
-    mn double precision;
-    mx double precision;
-    i integer;
-    c bigint;
-    lo double precision;
-    hi double precision;
-    above boolean := false;
-BEGIN
-    IF h IS NULL OR coalesce(h.count, 0) <= 0 THEN
-        RETURN 0;
-    END IF;
-    IF x IS NULL THEN
-        RETURN NULL;
-    END IF;
-    mn := nullif(h.min, 'NaN');
-    mx := nullif(h.max, 'NaN');
-    IF 0 > x THEN
-        n := n + coalesce(h.zero_count, 0);
-    END IF;
-    IF least(1.0 / 1048576.0, coalesce(mx, 'Infinity')) > x THEN
-        n := n + coalesce(h.underflow, 0);
-    END IF;
-    -- Bucket points never decrease with i, so the buckets above x are a suffix of counts:
-    -- find the first, then add the rest without computing their points.
-    i := h."offset";
-    FOREACH c IN ARRAY coalesce(h.counts, '{}') LOOP
-        IF NOT above AND c <> 0 THEN
-            lo := ww_hist_lower(i, h.scale);
-            hi := ww_hist_upper(i, h.scale);
-            above := least(greatest(2 * lo * hi / (lo + hi), mn), mx) > x;
-        END IF;
-        IF above THEN
-            n := n + c;
-        END IF;
-        i := i + 1;
-    END LOOP;
-    -- Overflow's point: max when finite and beyond 2^12 (NaN sorts above Infinity).
-    IF h.max > 4096 AND h.max < 'Infinity' THEN
-        hi := h.max;
-    ELSE
-        hi := 'Infinity';
-    END IF;
-    IF hi > x THEN
-        n := n + coalesce(h.overflow, 0);
-    END IF;
-    RETURN n;
-END $$;
-
-
---
--- Name: FUNCTION ww_hist_count_above(h public.ww_hist, x double precision); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_count_above(h public.ww_hist, x double precision) IS 'Values of h above x: each part counts by the point ww_quantile reports for it (0, 2^-20, the bucket''s harmonic-mean point clamped to [min, max], max or +inf), so count_above(h, ww_quantile(h, q)) <= count - max(1, ceil(q*count)). NULL h: 0.';
-
-
---
--- Name: ww_hist_downscale(public.ww_hist, integer); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_downscale(h public.ww_hist, new_scale integer) RETURNS public.ww_hist
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-    AS $$
-DECLARE
-    d integer := h.scale - new_scale;
-    src bigint[];
-    c bigint[];
-    lo integer;
-    j integer;
-    x bigint;
-BEGIN
-    IF new_scale < 0 OR d < 0 THEN
-        RAISE EXCEPTION 'ww_hist_downscale: cannot change scale % to % (only 0 <= new scale <= old scale)',
-                        h.scale, new_scale
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    h := ww_hist_trim(h);
-    IF d = 0 OR cardinality(h.counts) = 0 THEN
-        h.scale := new_scale;
-        RETURN h;
-    END IF;
-    src := h.counts;
-    lo := h."offset" >> d;
-    c := array_fill(0::bigint, ARRAY[((h."offset" + cardinality(src) - 1) >> d) - lo + 1]);
-    j := h."offset";
-    FOREACH x IN ARRAY src LOOP
-        c[(j >> d) - lo + 1] := c[(j >> d) - lo + 1] + x;
-        j := j + 1;
-    END LOOP;
-    h.scale := new_scale;
-    h."offset" := lo;
-    h.counts := c;  -- dense and trimmed: the source's end buckets are non-zero
-    RETURN h;
-END $$;
-
-
---
--- Name: FUNCTION ww_hist_downscale(h public.ww_hist, new_scale integer); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_downscale(h public.ww_hist, new_scale integer) IS 'h reduced to the coarser scale new_scale (<= h.scale): bucket i becomes i >> (h.scale - new_scale) (floor, also for negative i). Canonical result.';
-
-
---
--- Name: ww_hist_le(public.ww_hist, double precision[]); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_le(h public.ww_hist, les double precision[] DEFAULT NULL::double precision[]) RETURNS TABLE(le double precision, count bigint)
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-DECLARE
-    c bigint[];
-    n integer;
-    k integer := 1;
-    cum bigint;
-    x bigint;
-    l double precision;
-    prev double precision := '-Infinity';
-BEGIN
-    IF h IS NULL THEN
-        RETURN;
-    END IF;
-    c := coalesce(h.counts, '{}');
-    n := cardinality(c);
-    IF les IS NULL THEN
-        cum := h.zero_count + h.underflow;
-        FOREACH x IN ARRAY c LOOP
-            IF x <> 0 THEN
-                cum := cum + x;
-                le := ww_hist_upper(h."offset" + k - 1, h.scale);
-                count := cum;
-                RETURN NEXT;
-            END IF;
-            k := k + 1;
-        END LOOP;
-    ELSE
-        cum := 0;  -- sum of c[1 .. k-1], the buckets already below the current le
-        FOREACH l IN ARRAY les LOOP
-            IF l IS NULL OR l = 'NaN' OR l < prev THEN
-                RAISE EXCEPTION 'ww_hist_le: les must be ascending numbers without NULL or NaN, got %', les
-                    USING ERRCODE = 'invalid_parameter_value';
-            END IF;
-            prev := l;
-            CONTINUE WHEN l = 'Infinity';
-            WHILE k <= n AND ww_hist_upper(h."offset" + k - 1, h.scale) <= l LOOP
-                cum := cum + c[k];
-                k := k + 1;
-            END LOOP;
-            le := l;
-            count := cum + CASE WHEN l >= 0 THEN h.zero_count ELSE 0 END
-                         + CASE WHEN l >= 1.0 / 1048576.0 THEN h.underflow ELSE 0 END;
-            RETURN NEXT;
-        END LOOP;
-    END IF;
-    le := 'Infinity';
-    count := h.count;
-    RETURN NEXT;
-END $$;
-
-
---
--- Name: FUNCTION ww_hist_le(h public.ww_hist, les double precision[]); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_le(h public.ww_hist, les double precision[]) IS 'Cumulative (le, count) rows ending with +Inf: per non-empty bucket at its upper bound (les NULL), or at each given le counting buckets whose upper bound <= le.';
-
-
---
--- Name: ww_hist_lower(integer, integer); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_lower(index integer, scale integer) RETURNS double precision
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN power((2)::double precision, ((index)::double precision / ((1 << scale))::double precision));
-
-
---
--- Name: FUNCTION ww_hist_lower(index integer, scale integer); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_lower(index integer, scale integer) IS 'Lower (exclusive) bound of bucket index at scale: 2^(index/2^scale).';
-
-
---
--- Name: ww_hist_mean(public.ww_hist); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_mean(h public.ww_hist) RETURNS double precision
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN (SELECT CASE WHEN (f.n > 0) THEN ((ww_hist_mean.h).sum / (f.n)::double precision) ELSE NULL::double precision END AS "case" FROM (SELECT ((ww_hist_mean.h).count - CASE WHEN (((ww_hist_mean.h).max > (4096)::double precision) AND ((ww_hist_mean.h).max < 'Infinity'::double precision)) THEN (0)::bigint ELSE (ww_hist_mean.h).overflow END) AS n) f);
-
-
---
--- Name: FUNCTION ww_hist_mean(h public.ww_hist); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_mean(h public.ww_hist) IS 'Mean of the finite values (sum / their count; overflow counted as finite only when max > 2^12); NULL when there are none.';
-
-
---
--- Name: ww_hist_merge_sfunc(public.ww_hist, public.ww_hist); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_merge_sfunc(st public.ww_hist, h public.ww_hist) RETURNS public.ww_hist
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-    AS $$
-DECLARE
-    c bigint[];
-    hc bigint[];
-    n integer;
-    m integer;
-    so integer;
-    ho integer;
-    lo integer;
-    hi integer;
-    j integer;
-    x bigint;
-BEGIN
-    IF st.scale <> h.scale THEN
-        IF st.scale > h.scale THEN
-            st := ww_hist_downscale(st, h.scale);
-        ELSE
-            h := ww_hist_downscale(h, st.scale);
-        END IF;
-    END IF;
-    hc := h.counts;
-    m := coalesce(cardinality(hc), 0);
-    IF m > 0 THEN
-        c := st.counts;
-        n := coalesce(cardinality(c), 0);
-        ho := h."offset";
-        IF n = 0 THEN
-            c := hc;
-            so := ho;
-            IF array_lower(c, 1) <> 1 THEN
-                c := c[array_lower(c, 1) : array_upper(c, 1)];
-            END IF;
-        ELSE
-            so := st."offset";
-            IF array_lower(c, 1) <> 1 THEN
-                c := c[array_lower(c, 1) : array_upper(c, 1)];
-            END IF;
-            IF ho < so OR ho + m > so + n THEN
-                lo := least(so, ho);
-                hi := greatest(so + n, ho + m);
-                IF lo < so THEN
-                    c := array_fill(0::bigint, ARRAY[so - lo]) || c;
-                END IF;
-                IF hi > so + n THEN
-                    c := c || array_fill(0::bigint, ARRAY[hi - so - n]);
-                END IF;
-                so := lo;
-            END IF;
-            j := ho - so + 1;
-            FOREACH x IN ARRAY hc LOOP
-                c[j] := c[j] + x;
-                j := j + 1;
-            END LOOP;
-        END IF;
-        st.counts := c;
-        st."offset" := so;
-    END IF;
-    RETURN ROW(st.scale, st.count + h.count, coalesce(st.sum, 0) + coalesce(h.sum, 0),
-               least(nullif(st.min, 'NaN'), nullif(h.min, 'NaN')),
-               greatest(nullif(st.max, 'NaN'), nullif(h.max, 'NaN')),
-               st.zero_count + h.zero_count, st.underflow + h.underflow,
-               st.overflow + h.overflow, st."offset", st.counts)::ww_hist;
-END $$;
-
-
---
--- Name: FUNCTION ww_hist_merge_sfunc(st public.ww_hist, h public.ww_hist); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_merge_sfunc(st public.ww_hist, h public.ww_hist) IS 'State transition of ww_merge: st + h, grown in place, not trimmed. Use ww_hist_add.';
-
-
---
--- Name: ww_hist_trim(public.ww_hist); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_trim(h public.ww_hist) RETURNS public.ww_hist
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-    AS $$
-DECLARE
-    c bigint[] := coalesce(h.counts, '{}');
-    n integer := cardinality(c);
-    a integer := 1;
-    z integer;
-BEGIN
-    IF n > 0 AND array_lower(c, 1) <> 1 THEN
-        c := c[array_lower(c, 1) : array_upper(c, 1)];  -- a slice is 1-based
-    END IF;
-    WHILE a <= n AND coalesce(c[a], 0) = 0 LOOP
-        a := a + 1;
-    END LOOP;
-    IF a > n THEN
-        h.counts := '{}';
-        h."offset" := 0;
-    ELSE
-        z := n;
-        WHILE coalesce(c[z], 0) = 0 LOOP
-            z := z - 1;
-        END LOOP;
-        IF a > 1 OR z < n THEN
-            c := c[a : z];
-        END IF;
-        h.counts := c;
-        h."offset" := h."offset" + a - 1;
-    END IF;
-    IF h.min = 'NaN' THEN
-        h.min := NULL;
-    END IF;
-    IF h.max = 'NaN' THEN
-        h.max := NULL;
-    END IF;
-    RETURN h;
-END $$;
-
-
---
--- Name: FUNCTION ww_hist_trim(h public.ww_hist); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_trim(h public.ww_hist) IS 'Canonical form: leading/trailing zero buckets dropped, 1-based counts, ''{}'' with offset 0 when no bucket is non-empty, NaN min/max as NULL.';
-
-
---
--- Name: ww_hist_upper(integer, integer); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_hist_upper(index integer, scale integer) RETURNS double precision
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN power((2)::double precision, (((index + 1))::double precision / ((1 << scale))::double precision));
-
-
---
--- Name: FUNCTION ww_hist_upper(index integer, scale integer); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_hist_upper(index integer, scale integer) IS 'Upper (inclusive) bound of bucket index at scale: 2^((index+1)/2^scale).';
 
 
 --
@@ -759,67 +349,6 @@ $$;
 --
 
 COMMENT ON FUNCTION public.ww_phase_capacity(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) IS 'Per phase over [p_from, p_to): reporting and healthy nodes (latest sample not throttled, hotspot <= p_hotspot_max), delivered kW (rated, healthy), power kW (latest per node), max hotspot/outlet, throttled share of samples, J/token. One row always.';
-
-
---
--- Name: ww_quantile(public.ww_hist, double precision); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_quantile(h public.ww_hist, q double precision) RETURNS double precision
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-DECLARE
-    r bigint;
-    cum bigint;
-    i integer;
-    x bigint;
-    lo double precision;
-    hi double precision;
-BEGIN
-    IF q IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF NOT (q >= 0 AND q <= 1) THEN  -- NaN sorts above 1 in SQL
-        RAISE EXCEPTION 'ww_quantile: q must be in [0, 1], got %', q
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'the 99th percentile is q = 0.99';
-    END IF;
-    IF h IS NULL OR coalesce(h.count, 0) <= 0 THEN
-        RETURN NULL;
-    END IF;
-    r := greatest(1, ceil(q::numeric * h.count))::bigint;
-    IF r <= h.zero_count THEN
-        RETURN 0;
-    END IF;
-    cum := h.zero_count + h.underflow;
-    IF r <= cum THEN
-        -- WW_HIST_MIN, but never above max: quantiles must not decrease with q when max
-        -- sits a rounding step below its bucket (see ww_hist_quantile).
-        RETURN least(1.0 / 1048576.0, coalesce(nullif(h.max, 'NaN'), 'Infinity'));
-    END IF;
-    i := h."offset";
-    FOREACH x IN ARRAY coalesce(h.counts, '{}') LOOP
-        cum := cum + x;
-        IF r <= cum THEN
-            lo := ww_hist_lower(i, h.scale);
-            hi := ww_hist_upper(i, h.scale);
-            RETURN least(greatest(2 * lo * hi / (lo + hi), nullif(h.min, 'NaN')),
-                         nullif(h.max, 'NaN'));
-        END IF;
-        i := i + 1;
-    END LOOP;
-    IF h.max > 4096 AND h.max < 'Infinity' THEN  -- NaN sorts above Infinity
-        RETURN h.max;
-    END IF;
-    RETURN 'Infinity';
-END $$;
-
-
---
--- Name: FUNCTION ww_quantile(h public.ww_hist, q double precision); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.ww_quantile(h public.ww_hist, q double precision) IS 'q-quantile (0 <= q <= 1) by nearest rank: the bucket''s harmonic-mean point clamped to [min, max]; 0 in zero_count, 2^-20 in underflow, in overflow max if > 2^12 else +inf; NULL when empty.';
 
 
 --
@@ -968,7 +497,7 @@ BEGIN
               WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
                 AND w.time >= p_from AND w.time < p_to);
     END IF;
-    total := coalesce(m.count, 0);
+    total := coalesce(ww_hist_count(m), 0);
     good := total - ww_hist_count_above(m, p_threshold);
     RETURN NEXT;
 END $$;
@@ -979,26 +508,6 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Good and total events of an SLI over [p_from, p_to) for a phase and a model (''*'': all): latency metrics (ttft, tpot, e2e, queue) count values at or below p_threshold (ww_hist_count_above), availability counts ok among all requests. Raw windows below 2 min; minute rollups from 2 min; from 3 h the whole hours come from latency_rollup_1h where it holds all their minutes (same result, fewer merges); (0, 0) when empty.';
-
-
---
--- Name: ww_merge(public.ww_hist); Type: AGGREGATE; Schema: public; Owner: -
---
-
-CREATE AGGREGATE public.ww_merge(public.ww_hist) (
-    SFUNC = public.ww_hist_merge_sfunc,
-    STYPE = public.ww_hist,
-    FINALFUNC = public.ww_hist_trim,
-    COMBINEFUNC = public.ww_hist_add,
-    PARALLEL = safe
-);
-
-
---
--- Name: AGGREGATE ww_merge(public.ww_hist); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON AGGREGATE public.ww_merge(public.ww_hist) IS 'Sum of histograms (at the coarsest scale among them), canonical; NULL for no rows.';
 
 
 SET default_tablespace = '';
@@ -1169,6 +678,34 @@ CREATE TABLE public.latency_windows (
     parts integer DEFAULT 1 NOT NULL
 )
 PARTITION BY RANGE ("time");
+
+
+--
+-- Name: COLUMN latency_windows.queue; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.queue IS 'request_queue_time_seconds (ww_hist of the waferwatch extension)';
+
+
+--
+-- Name: COLUMN latency_windows.ttft; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.ttft IS 'time_to_first_token_seconds (ww_hist)';
+
+
+--
+-- Name: COLUMN latency_windows.tpot; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.tpot IS 'time_per_output_token_seconds (ww_hist)';
+
+
+--
+-- Name: COLUMN latency_windows.e2e; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.e2e IS 'e2e_request_latency_seconds (ww_hist)';
 
 
 --

@@ -1,17 +1,15 @@
 /* ww_copy: see ww_copy.h. */
 #include "ww_copy.h"
 
+#include "ww_hist_pack.h"
+#include "ww_hist_wire.h"
+
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
 /* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
 #define WW_PG_EPOCH_S INT64_C(946684800)
-
-/* PostgreSQL type OIDs (pg_type.dat; fixed across versions) for binary records. */
-#define WW_OID_INT4 23
-#define WW_OID_INT8 20
-#define WW_OID_FLOAT8 701
-#define WW_OID_INT8_ARRAY 1016
 
 void ww_copy_begin(ww_copy_t *c)
 {
@@ -132,143 +130,46 @@ void ww_copy_sample(ww_copy_t *c, const ww_node_sample_t *s)
     WW_READING_FIELDS(S_SAMPLE_FIELD_)
 }
 
-/* Writes a 4-byte length placeholder; s_len_end patches it with what followed. */
-static size_t s_len_begin(ww_copy_t *c)
+void ww_copy_field_hist(ww_copy_t *c, const ww_hist_t *h)
 {
-    size_t at = c->buf.len;
-    ww_copy_put32(c, 0);
-    return at;
-}
-
-static void s_len_end(ww_copy_t *c, size_t at)
-{
+    /* The value of a ww_hist of the extension in binary form is its packed bytes (what its
+     * receive function takes): packed straight into the stream behind the length. */
+    size_t bound = ww_hist_pack_bound(h);
+    ww_buf_reserve(&c->buf, 4 + bound);
     if (c->buf.oom) {
         return;
     }
-    uint32_t n = (uint32_t)(c->buf.len - at - 4);
-    unsigned char x[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
-                          (unsigned char)(n >> 8), (unsigned char)n};
-    memcpy(c->buf.p + at, x, 4);
-}
-
-/* Fields of a binary record: type OID, length, value. */
-static void s_rec_i4(ww_copy_t *c, int32_t v)
-{
-    ww_copy_put32(c, WW_OID_INT4);
-    ww_copy_put32(c, 4);
-    ww_copy_put32(c, (uint32_t)v);
-}
-
-static void s_rec_i8(ww_copy_t *c, uint64_t v)
-{
-    ww_copy_put32(c, WW_OID_INT8);
-    ww_copy_field_i8(c, v);
-}
-
-static void s_rec_f8(ww_copy_t *c, double v, bool null_if_nan)
-{
-    ww_copy_put32(c, WW_OID_FLOAT8);
-    if (null_if_nan && isnan(v)) {
-        ww_copy_put32(c, 0xffffffffu); /* NULL */
+    uint8_t *at = (uint8_t *)c->buf.p + c->buf.len;
+    long n = ww_hist_pack(h, at + 4, bound);
+    if (n < 0) {
+        c->range = true; /* not a histogram the type holds: refuse the write */
         return;
     }
-    ww_copy_put32(c, 8);
-    s_put_f8(c, v);
+    at[0] = (uint8_t)(n >> 24);
+    at[1] = (uint8_t)(n >> 16);
+    at[2] = (uint8_t)(n >> 8);
+    at[3] = (uint8_t)n;
+    c->buf.len += 4 + (size_t)n;
+    c->buf.p[c->buf.len] = '\0'; /* ww_buf keeps its bytes NUL-terminated */
 }
 
-/* The head of a ww_hist composite (scale, count, sum, min, max, zero_count, underflow,
- * overflow, offset, counts bigint[]) in binary record form, up to the array's elements:
- * the caller writes `span` int8 fields, then s_hist_end(). min/max NaN are written NULL. */
-static void s_hist_begin(ww_copy_t *c, int32_t scale, uint64_t count, double sum, double min,
-                         double max, uint64_t zero_count, uint64_t underflow, uint64_t overflow,
-                         int32_t first, size_t span, size_t *at, size_t *arr)
-{
-    *at = s_len_begin(c);
-    ww_copy_put32(c, 10); /* fields */
-    s_rec_i4(c, scale);
-    s_rec_i8(c, count);
-    s_rec_f8(c, sum, false);
-    s_rec_f8(c, min, true);
-    s_rec_f8(c, max, true);
-    s_rec_i8(c, zero_count);
-    s_rec_i8(c, underflow);
-    s_rec_i8(c, overflow);
-    s_rec_i4(c, span ? first : 0);
-    /* bigint[]: ndim, has-nulls flag, element type, then per dimension its size and lower
-     * bound, then the elements; an empty array has no dimension. */
-    ww_copy_put32(c, WW_OID_INT8_ARRAY);
-    *arr = s_len_begin(c);
-    ww_copy_put32(c, span ? 1 : 0);
-    ww_copy_put32(c, 0);
-    ww_copy_put32(c, WW_OID_INT8);
-    if (span) {
-        ww_copy_put32(c, (uint32_t)span);
-        ww_copy_put32(c, 1);
-    }
-}
-
-static void s_hist_end(ww_copy_t *c, size_t at, size_t arr)
-{
-    s_len_end(c, arr);
-    s_len_end(c, at);
-}
-
-void ww_copy_field_hist(ww_copy_t *c, const ww_hist_t *h)
-{
-    uint32_t a = 0, z = h->len;
-    while (a < z && h->counts[a] == 0) {
-        a++;
-    }
-    while (z > a && h->counts[z - 1] == 0) {
-        z--;
-    }
-    size_t at, arr;
-    s_hist_begin(c, h->scale, h->count, h->sum, h->min, h->max, h->zero_count, h->underflow,
-                 h->overflow, h->offset + (int32_t)a, z - a, &at, &arr);
-    for (uint32_t i = a; i < z; i++) {
-        ww_copy_field_i8(c, h->counts[i]);
-    }
-    s_hist_end(c, at, arr);
-}
-
-/* A ww_hist composite in binary record form, the dense counts rebuilt from the sparse
- * wire buckets. Validation (ww_hist_from_pb) has already bounded the span and checked the
- * counts. min/max are NULL when the histogram holds no finite value (NaN on the wire). */
-static void s_field_hist_pb(ww_copy_t *c, const Waferwatch__V1__Histogram *h)
+/* A wire histogram as a ww_hist field. Validation (ww_hist_from_pb on receipt) has already
+ * bounded it; this only rebuilds it. A missing one is an empty histogram. */
+static void s_field_hist_pb(ww_copy_t *c, const Waferwatch__V1__Histogram *pb)
 {
     static const Waferwatch__V1__Histogram empty = WAFERWATCH__V1__HISTOGRAM__INIT;
-    if (!h) {
-        h = &empty;
+    ww_hist_t h;
+    int rc = ww_hist_from_pb(pb ? pb : &empty, &h, WW_HIST_WIRE_MAX_BUCKETS, NULL, "");
+    if (rc == -ENOMEM) {
+        c->buf.oom = true;
+        return;
     }
-    int32_t first = 0, last = -1, idx = 0;
-    for (size_t k = 0; k < h->n_index_delta; k++) {
-        idx = k == 0 ? h->index_delta[0] : idx + h->index_delta[k];
-        if (k == 0) {
-            first = idx;
-        }
-        last = idx;
+    if (rc < 0) {
+        c->range = true;
+        return;
     }
-    size_t span = h->n_index_delta ? (size_t)(last - first + 1) : 0;
-    bool no_values = h->count == 0;
-    size_t at, arr;
-    s_hist_begin(c, h->scale, h->count, no_values ? 0.0 : h->sum, no_values ? NAN : h->min,
-                 no_values ? NAN : h->max, h->zero_count, h->underflow, h->overflow, first, span,
-                 &at, &arr);
-    if (span) {
-        size_t k = 0;
-        idx = first;
-        for (int32_t i = first; i <= last; i++) {
-            uint64_t n = 0;
-            if (k < h->n_index_delta && i == idx) {
-                n = h->bucket_count[k++];
-                if (k < h->n_index_delta) {
-                    idx += h->index_delta[k];
-                }
-            }
-            ww_copy_field_i8(c, n);
-        }
-    }
-    s_hist_end(c, at, arr);
+    ww_copy_field_hist(c, &h);
+    ww_hist_fini(&h);
 }
 
 void ww_copy_window(ww_copy_t *c, const Waferwatch__V1__LatencyWindow *w)

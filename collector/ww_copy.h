@@ -5,10 +5,9 @@
  * "PGCOPY\n\377\r\n\0", a 32-bit flags word (0) and a 32-bit header-extension length (0);
  * then per row a 16-bit field count and per field a 32-bit length (-1: NULL) and that many
  * bytes; then the 16-bit trailer -1. Every integer is big-endian; float4/float8 are their
- * IEEE bits, big-endian; timestamptz is int8 microseconds since 2000-01-01 UTC; a composite
- * (ww_hist) is a record: field count, then per field its type OID, length and value; an
- * array is ndim, has-nulls flag, element OID, per dimension size and lower bound, then the
- * elements as fields.
+ * IEEE bits, big-endian; timestamptz is int8 microseconds since 2000-01-01 UTC; a ww_hist
+ * (the base type of the waferwatch extension, pgext/) is the bytes its receive function
+ * takes, the packed form of lib/ww_hist_pack.h.
  *
  * Nothing is altered on its way into a column: a count that does not fit its (signed)
  * column sets `range`, and the caller refuses the write (WW_STORE_REJECT), never clamps.
@@ -62,8 +61,9 @@ void ww_copy_put32(ww_copy_t *c, uint32_t v);
 void ww_copy_put64(ww_copy_t *c, uint64_t v);
 
 /* Fields, each with its length: text (the string's bytes, no NUL); int8 (sets range above
- * INT64_MAX); a ww_hist composite of a merged histogram, in the canonical form of SQL
- * ww_hist_trim() (zero buckets dropped at both ends, NaN min/max as NULL). */
+ * INT64_MAX); a ww_hist of the waferwatch extension, whose binary form is the packed bytes
+ * of lib/ww_hist_pack.h (sets range when h cannot be packed: invalid, or a count above
+ * INT64_MAX). */
 void ww_copy_field_text(ww_copy_t *c, const char *s);
 void ww_copy_field_i8(ww_copy_t *c, uint64_t v);
 void ww_copy_field_hist(ww_copy_t *c, const ww_hist_t *h);
@@ -74,8 +74,7 @@ void ww_copy_field_hist(ww_copy_t *c, const ww_hist_t *h);
 void ww_copy_sample(ww_copy_t *c, const ww_node_sample_t *s);
 
 /* One latency_windows row (WW_LATENCY_COLUMNS): duration in seconds, counts as int8, the
- * four histograms as ww_hist composites rebuilt dense from the sparse wire buckets (a
- * missing one as an empty histogram; min/max NULL when it holds no value). The window is
+ * four histograms as ww_hist (packed; a missing one as an empty histogram). The window is
  * expected validated (ww_hist_from_pb bounds the span). */
 void ww_copy_window(ww_copy_t *c, const Waferwatch__V1__LatencyWindow *w);
 

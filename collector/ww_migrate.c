@@ -3,6 +3,7 @@
 #include "ww_migrate.h"
 
 #include "ww_log.h"
+#include "ww_time.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -109,6 +110,62 @@ static int s_apply_repeatables(PGconn *conn)
     return rc;
 }
 
+/* A batched migration (its file starts with this line, see ww_migrate.h). */
+#define WW_MIGRATE_BATCHED "-- ww:batched\n"
+
+/* Runs the batched migration m: its statement again and again, each run its own
+ * transaction, until it returns 0 (what is left), logging the progress every 10 s.
+ * Called outside a transaction, under the session's migration lock. */
+static int s_run_batched(PGconn *conn, const ww_migration_t *m, const char *what)
+{
+    int64_t batches = 0, left = -1;
+    int64_t last_log = ww_time_mono_ns();
+    for (;;) {
+        PGresult *r = PQexec(conn, m->sql); /* one statement: its own transaction */
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 1) {
+            WW_ERROR("%s failed after %lld batches: %s (the batches done are kept: the next "
+                     "start goes on from there)",
+                     what, (long long)batches, PQerrorMessage(conn));
+            PQclear(r);
+            return -EIO;
+        }
+        left = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        batches++;
+        if (left <= 0) {
+            break;
+        }
+        if (ww_time_mono_ns() - last_log >= INT64_C(10000000000)) {
+            WW_INFO("%s: %lld batches done, %lld left to do (blocks)", what, (long long)batches,
+                    (long long)left);
+            last_log = ww_time_mono_ns();
+        }
+    }
+    WW_INFO("%s: done in %lld batches", what, (long long)batches);
+    return 0;
+}
+
+/* Loads something of the waferwatch extension's library, so that a database whose server
+ * lost the package (a restore onto a new server) is named at start, not at the first
+ * write. Only once the schema uses it (version 15 on). */
+static int s_check_extension(PGconn *conn, int version)
+{
+    if (version < 15) {
+        return 0;
+    }
+    PGresult *r = PQexec(conn, "SELECT ww_hist_count(ww_hist_make(0, 0, 0, NULL, NULL, 0, 0, "
+                               "0, 0, NULL))");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) {
+        WW_ERROR("the database's waferwatch extension does not work: %s(install "
+                 "postgresql-15-waferwatch on the database server, of the same version as "
+                 "this collector)",
+                 PQerrorMessage(conn));
+    }
+    PQclear(r);
+    return ok ? 0 : -EPROTO;
+}
+
 int ww_migrate(PGconn *conn)
 {
     int newest_known = ww_n_migrations ? ww_migrations[ww_n_migrations - 1].version : 0;
@@ -119,24 +176,29 @@ int ww_migrate(PGconn *conn)
             return same;
         }
         if (same) {
-            return current;
+            return s_check_extension(conn, current) < 0 ? -EPROTO : current;
         }
     }
-    int have = 0;
-    int applied = 0;
-    int rc = s_exec(conn, "BEGIN", "BEGIN");
+    /* A session lock, not a transaction's: a batched migration commits between batches
+     * and must still keep every other collector out until the whole run is done. */
+    int rc =
+        s_exec(conn, "SELECT pg_advisory_lock(" WW_MIGRATE_LOCK ")", "taking the migration lock");
     if (rc < 0) {
         return rc;
     }
+    int have = 0;
+    int applied = 0;
+    if ((rc = s_exec(conn, "BEGIN", "BEGIN")) < 0) {
+        goto unlock;
+    }
     rc = s_exec(conn,
-                "SELECT pg_advisory_xact_lock(" WW_MIGRATE_LOCK ");"
                 "CREATE TABLE IF NOT EXISTS ww_schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now());"
                 "CREATE TABLE IF NOT EXISTS ww_schema_repeatable ("
                 " name text PRIMARY KEY, md5 text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())",
-                "locking the migration table");
+                "creating the migration tables");
     if (rc < 0) {
         goto rollback;
     }
@@ -177,7 +239,17 @@ int ww_migrate(PGconn *conn)
         }
         char what[128];
         snprintf(what, sizeof what, "migration %04d_%s", m->version, m->name);
-        if ((rc = s_exec(conn, m->sql, what)) < 0) {
+        if (strncmp(m->sql, WW_MIGRATE_BATCHED, strlen(WW_MIGRATE_BATCHED)) == 0) {
+            /* What precedes is committed first (a batch must see it, and an interrupted
+             * run resumes after it); the version is recorded once every batch is done. */
+            if ((rc = s_exec(conn, "COMMIT", "COMMIT before a batched migration")) < 0 ||
+                (rc = s_run_batched(conn, m, what)) < 0) {
+                goto unlock;
+            }
+            if ((rc = s_exec(conn, "BEGIN", "BEGIN")) < 0) {
+                goto unlock;
+            }
+        } else if ((rc = s_exec(conn, m->sql, what)) < 0) {
             goto rollback;
         }
         char ins[256];
@@ -202,10 +274,13 @@ int ww_migrate(PGconn *conn)
         goto rollback;
     }
     if ((rc = s_exec(conn, "COMMIT", "COMMIT of migrations")) < 0) {
-        return rc;
+        goto unlock;
     }
-    return have;
+    rc = s_check_extension(conn, have) < 0 ? -EPROTO : have;
+    goto unlock;
 rollback:
     PQclear(PQexec(conn, "ROLLBACK"));
+unlock:
+    PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" WW_MIGRATE_LOCK ")"));
     return rc;
 }

@@ -11,9 +11,18 @@
  *                          every function, aggregate and view and the grants of the group
  *                          roles (90_grants.sql). Idempotent (CREATE OR REPLACE ...). Fixing
  *                          a function is one edit of one of these files.
+ *   batched migrations     a migration file whose first line is "-- ww:batched" is one
+ *                          statement that moves a batch of data and returns one number, what
+ *                          is left to do (0: done). The migrator commits the migrations before
+ *                          it, runs the statement again and again, each run its own
+ *                          transaction, logging progress, then records the version and goes
+ *                          on in a new transaction: a data move over a table of any size is
+ *                          safe to interrupt and resumes where it stopped (the statement
+ *                          keeps its own progress, e.g. 0015-0017's ww_hist_convert).
  *
  * A migration run applies the pending migrations, then every repeatable file, in one
- * transaction under an advisory lock. It runs when a migration is pending or when the set of
+ * transaction (but for batched migrations) under an advisory lock held by the session for
+ * the whole run. It runs when a migration is pending or when the set of
  * repeatable files (name and MD5 of each, recorded in ww_schema_repeatable) differs from the
  * one this collector carries; otherwise the migrator only reads, so that a collector running
  * as waferwatch_writer (which may not create or replace anything) can start with pg.migrate
@@ -56,10 +65,12 @@ extern const size_t ww_n_repeatables;
 /* Applies every migration newer than the database's version, then every repeatable file
  * when a migration was applied or the recorded files differ from the embedded ones, in one
  * transaction under an advisory lock (several collectors starting at once apply each
- * migration once; a failure rolls all of it back). Writes nothing when the schema is
- * current. A database newer than this collector is refused. Returns the schema version now
- * in the database (>= 1, the highest applied) or a negative errno with the reason logged.
- * A database older than the baseline (version 1 to the first migration's - 1) is refused
+ * migration once; a failure rolls all of it back, but for the migrations committed before
+ * a batched one and the batches done). Then, from version 15 on, checks that the waferwatch
+ * extension's library loads on the server (-EPROTO, logged, when it does not). Writes nothing when
+ * the schema is current. A database newer than this collector is refused. Returns the schema
+ * version now in the database (>= 1, the highest applied) or a negative errno with the reason
+ * logged. A database older than the baseline (version 1 to the first migration's - 1) is refused
  * (-EPROTO) and left unchanged. */
 int ww_migrate(PGconn *conn);
 

@@ -116,7 +116,7 @@ BEGIN
               WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
                 AND w.time >= p_from AND w.time < p_to);
     END IF;
-    total := coalesce(m.count, 0);
+    total := coalesce(ww_hist_count(m), 0);
     good := total - ww_hist_count_above(m, p_threshold);
     RETURN NEXT;
 END $$;

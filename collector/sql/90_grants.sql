@@ -80,7 +80,6 @@ BEGIN
             GRANT USAGE ON SCHEMA public TO waferwatch_writer;
             REVOKE CREATE ON SCHEMA public FROM waferwatch_writer;
         END IF;
-        GRANT USAGE ON TYPE ww_hist TO waferwatch_writer;
         -- Append-only data: COPY and INSERT through the partitioned parents (privileges on
         -- the parent cover the rows routed to its partitions). SELECT on latency_windows:
         -- CREATE TEMP TABLE ... (LIKE latency_windows) needs it.
@@ -143,7 +142,6 @@ BEGIN
             GRANT USAGE ON SCHEMA public TO waferwatch_reader;
             REVOKE CREATE ON SCHEMA public FROM waferwatch_reader;
         END IF;
-        GRANT USAGE ON TYPE ww_hist TO waferwatch_reader;
         GRANT SELECT ON ALL TABLES IN SCHEMA public TO waferwatch_reader;  -- views included
         REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON ALL TABLES IN SCHEMA public FROM waferwatch_reader;
@@ -156,18 +154,13 @@ BEGIN
         GRANT SELECT ON stream_holes, stream_outages, slo_evaluator TO waferwatch_reader;
     END IF;
 
-    -- Both group roles run the histogram and SLO functions (dashboards and the evaluator
-    -- call the same ones).
+    -- Both group roles run the SLO functions (dashboards and the evaluator call the same
+    -- ones). The histogram type and functions are the waferwatch extension's (pgext/):
+    -- its objects belong to the superuser that installed it, with USAGE and EXECUTE for
+    -- PUBLIC, as every extension's; the owner could not grant on them.
     FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP
         IF to_regrole(r) IS NOT NULL THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION'
-                ' ww_hist_lower(integer, integer), ww_hist_upper(integer, integer),'
-                ' ww_hist_trim(ww_hist), ww_hist_downscale(ww_hist, integer),'
-                ' ww_hist_merge_sfunc(ww_hist, ww_hist), ww_hist_add(ww_hist, ww_hist),'
-                ' ww_merge(ww_hist), ww_quantile(ww_hist, double precision),'
-                ' ww_hist_count(ww_hist), ww_hist_mean(ww_hist),'
-                ' ww_hist_le(ww_hist, double precision[]),'
-                ' ww_hist_count_above(ww_hist, double precision),'
                 ' ww_sli(text, text, text, double precision, timestamptz, timestamptz),'
                 ' ww_phase_capacity(text, timestamptz, timestamptz, double precision),'
                 ' ww_epoch_hex(bigint) TO %I', r);

@@ -434,7 +434,7 @@ static void test_window_parts_merge_into_one_row(void **state)
     s_send_batch(&x.p, 92, 2, &b);
     s_expect_ack(&x.p, 92, 2);
     PGresult *r = h_query(&x.db, "SELECT duration_s, requests_ok, ww_hist_count(ttft),"
-                                 " round(1000 * (e2e).max), parts FROM latency_windows"
+                                 " round(1000 * ww_hist_max(e2e)), parts FROM latency_windows"
                                  " ORDER BY time");
     assert_int_equal(PQntuples(r), 2);
     for (int i = 0; i < 2; i++) {
@@ -507,10 +507,10 @@ static void test_a_message_refused_by_postgresql_costs_its_group_nothing(void **
     snprintf(sql, sizeof sql,
              "INSERT INTO latency_rollup_1m VALUES (to_timestamp(%lld), '', 'poison', 1,"
              " 9223372036854775806, 0, 0, 0, 0, 0, %s, %s, %s, %s)",
-             (long long)(start / WW_NS_PER_S), "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist",
-             "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist",
-             "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist",
-             "ROW(6,0,0,NULL,NULL,0,0,0,0,'{}')::ww_hist");
+             (long long)(start / WW_NS_PER_S), "ww_hist_make(6,0,0,NULL,NULL,0,0,0,0,'{}')",
+             "ww_hist_make(6,0,0,NULL,NULL,0,0,0,0,'{}')",
+             "ww_hist_make(6,0,0,NULL,NULL,0,0,0,0,'{}')",
+             "ww_hist_make(6,0,0,NULL,NULL,0,0,0,0,'{}')");
     PQclear(h_query(&db, sql));
 
     h_pg_cmd(&pg, "pause");

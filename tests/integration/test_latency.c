@@ -189,26 +189,28 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
      * addition order). */
     assert_int_equal(
         h_query_ll(
-            &db, "WITH m AS (SELECT date_trunc('minute', l.time) AS time,"
-                 " coalesce(n.phase, '') AS phase, l.model, count(*) AS windows,"
-                 " sum(l.requests_ok) AS ok, ww_hist_add(ww_merge(l.queue), NULL) AS queue,"
-                 " ww_hist_add(ww_merge(l.ttft), NULL) AS ttft,"
-                 " ww_hist_add(ww_merge(l.tpot), NULL) AS tpot,"
-                 " ww_hist_add(ww_merge(l.e2e), NULL) AS e2e"
-                 " FROM latency_windows l LEFT JOIN nodes n USING (node_id) GROUP BY 1, 2, 3)"
-                 " SELECT count(*) FROM m FULL JOIN latency_rollup_1m r USING (time, phase, model)"
-                 " WHERE r.windows IS DISTINCT FROM m.windows OR r.requests_ok <> m.ok"
-                 " OR (r.queue).counts IS DISTINCT FROM (m.queue).counts"
-                 " OR (r.ttft).counts IS DISTINCT FROM (m.ttft).counts"
-                 " OR (r.tpot).counts IS DISTINCT FROM (m.tpot).counts"
-                 " OR (r.e2e).counts IS DISTINCT FROM (m.e2e).counts"
-                 " OR (r.ttft).\"offset\" <> (m.ttft).\"offset\""
-                 " OR (r.e2e).\"offset\" <> (m.e2e).\"offset\""
-                 " OR (r.ttft).scale <> (m.ttft).scale OR (r.ttft).count <> (m.ttft).count"
-                 " OR (r.ttft).min IS DISTINCT FROM (m.ttft).min"
-                 " OR (r.ttft).max IS DISTINCT FROM (m.ttft).max"
-                 " OR (r.queue).zero_count <> (m.queue).zero_count"
-                 " OR abs((r.e2e).sum - (m.e2e).sum) > 1e-9 * abs((m.e2e).sum)"),
+            &db,
+            "WITH m AS (SELECT date_trunc('minute', l.time) AS time,"
+            " coalesce(n.phase, '') AS phase, l.model, count(*) AS windows,"
+            " sum(l.requests_ok) AS ok, ww_hist_add(ww_merge(l.queue), NULL) AS queue,"
+            " ww_hist_add(ww_merge(l.ttft), NULL) AS ttft,"
+            " ww_hist_add(ww_merge(l.tpot), NULL) AS tpot,"
+            " ww_hist_add(ww_merge(l.e2e), NULL) AS e2e"
+            " FROM latency_windows l LEFT JOIN nodes n USING (node_id) GROUP BY 1, 2, 3)"
+            " SELECT count(*) FROM m FULL JOIN latency_rollup_1m r USING (time, phase, model)"
+            " WHERE r.windows IS DISTINCT FROM m.windows OR r.requests_ok <> m.ok"
+            " OR ww_hist_counts(r.queue) IS DISTINCT FROM ww_hist_counts(m.queue)"
+            " OR ww_hist_counts(r.ttft) IS DISTINCT FROM ww_hist_counts(m.ttft)"
+            " OR ww_hist_counts(r.tpot) IS DISTINCT FROM ww_hist_counts(m.tpot)"
+            " OR ww_hist_counts(r.e2e) IS DISTINCT FROM ww_hist_counts(m.e2e)"
+            " OR ww_hist_offset(r.ttft) <> ww_hist_offset(m.ttft)"
+            " OR ww_hist_offset(r.e2e) <> ww_hist_offset(m.e2e)"
+            " OR ww_hist_scale(r.ttft) <> ww_hist_scale(m.ttft) OR ww_hist_count(r.ttft) <> "
+            "ww_hist_count(m.ttft)"
+            " OR ww_hist_min(r.ttft) IS DISTINCT FROM ww_hist_min(m.ttft)"
+            " OR ww_hist_max(r.ttft) IS DISTINCT FROM ww_hist_max(m.ttft)"
+            " OR ww_hist_zero_count(r.queue) <> ww_hist_zero_count(m.queue)"
+            " OR abs(ww_hist_sum(r.e2e) - ww_hist_sum(m.e2e)) > 1e-9 * abs(ww_hist_sum(m.e2e))"),
         0);
     assert_true(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1m") > 0);
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define EMPTY_HIST "ROW(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')::ww_hist"
+#define EMPTY_HIST "ww_hist_make(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')"
 
 static void s_exec(h_db_t *db, const char *sql)
 {

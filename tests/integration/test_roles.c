@@ -307,8 +307,8 @@ static void test_reader_cannot_insert(void **state)
     /* One latency window with a histogram, written as the writer. */
     PGconn *w = s_connect(s_ci(&fx, "collector_u", "ww"));
     s_ok(w, "INSERT INTO latency_windows SELECT now(), 'n', 'm', 1, 1, 0, 0, 0, 10, 20,"
-            " h, h, h, h FROM (SELECT ROW(6, 1, 0.05, 0.05, 0.05, 0, 0, 0, -277,"
-            " '{1}')::ww_hist AS h) s");
+            " h, h, h, h FROM (SELECT ww_hist_make(6, 1, 0.05, 0.05, 0.05, 0, 0, 0, -277,"
+            " '{1}') AS h) s");
     PQfinish(w);
     PGconn *r = s_connect(s_ci(&fx, "grafana_u", "ww"));
     s_denied(r, "INSERT INTO node_samples VALUES (now(), 'n', 1, 2, 3, 4, 5, 0.5, 6, 0, 0, 0,"

@@ -404,6 +404,134 @@ static void test_upgrade_from_12_equals_fresh(void **state)
     h_db_drop(&old);
 }
 
+/* The composite ww_hist of version 12, rebuilt from its to_jsonb() (saved before the
+ * upgrade, when the type still existed) with the extension's constructor: the histogram
+ * the conversion must yield. */
+#define S_FROM_JSON(j)                                                                             \
+    "ww_hist_make((" j "->>'scale')::int, (" j "->>'count')::bigint, (" j "->>'sum')::float8,"     \
+    " (" j "->>'min')::float8, (" j "->>'max')::float8, (" j "->>'zero_count')::bigint,"           \
+    " (" j "->>'underflow')::bigint, (" j "->>'overflow')::bigint, (" j "->>'offset')::int,"       \
+    " ARRAY(SELECT jsonb_array_elements_text(" j "->'counts'))::bigint[])"
+
+/* Composite histograms of several shapes for row i: empty, zero and overflow counts, zero
+ * buckets at both ends of counts (not canonical: the conversion trims), scales 6 and 3,
+ * a count of 2^62. */
+#define S_V12_HISTS                                                                                \
+    " LATERAL (SELECT CASE WHEN i % 4 = 0"                                                         \
+    "   THEN ROW(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')::ww_hist"                                  \
+    "   ELSE ROW(6, i % 2 + 1, 0.5, 0, 0.5, i % 2, 0, 0, -200, '{1}')::ww_hist END AS q,"          \
+    "  ROW(6, i % 2 + (i % 5 = 0)::int + 3 + i % 3 + i % 4, i * 0.25, 0.01, 5000.0 + i, i % 2,"    \
+    "   0, (i % 5 = 0)::int, -400 + i % 50, ARRAY[0, 1 + i % 3, 0, 0, i % 4, 2, 0]::bigint[]"      \
+    "  )::ww_hist AS t,"                                                                           \
+    "  ROW(3, 7, 0.07, 0.001, 0.02, 0, 2, 0, -60 + i % 9, '{1,0,4}')::ww_hist AS p,"               \
+    "  ROW(6, 4611686018427387904, 1e6, 1.5, 3.5, 0, 0, 0, 40, '{4611686018427387903,1}')"         \
+    "   ::ww_hist AS e) h"
+
+/* Issue 17: a database of the released schema (version 12) full of composite histograms
+ * is converted to the extension's ww_hist by 0015-0017 in many small batches
+ * (waferwatch.convert_batch). A row the extension refuses stops the conversion half-way,
+ * naming its table and blocks, with the batches before it kept; once it is corrected, the
+ * next start goes on from there and every histogram equals its original. */
+static void test_upgrade_converts_histograms_in_batches(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "schemah");
+    s_restore_v12(&db);
+    long long base = h_query_ll(&db, "SELECT count(*) FROM latency_windows");
+    PQclear(h_query(&db, "INSERT INTO latency_windows (time, node_id, model, duration_s,"
+                         " requests_ok, requests_error, requests_timeout, requests_rejected,"
+                         " prompt_tokens, output_tokens, queue, ttft, tpot, e2e, parts)"
+                         " SELECT now() - i * interval '10 s', 'node-' || i % 7, 'm' || i % 3,"
+                         " 10, i, 0, 0, 0, i, i, q, t, p, e, 1 + i % 2"
+                         " FROM generate_series(1, 2000) i," S_V12_HISTS));
+    PQclear(h_query(&db, "INSERT INTO latency_rollup_1m SELECT date_trunc('minute', now())"
+                         " - i * interval '1 min', 'P', 'm', 1, i, 0, 0, 0, 1, 1, q, t, p, e"
+                         " FROM generate_series(1, 300) i," S_V12_HISTS));
+    PQclear(h_query(&db, "INSERT INTO latency_rollup_1h SELECT date_trunc('hour', now())"
+                         " - i * interval '1 hour', 'P', 'm', 60, i, 0, 0, 0, 1, 1, q, t, p, e"
+                         " FROM generate_series(1, 50) i," S_V12_HISTS));
+    /* One row that contradicts itself (count 99, one value), last in its table. */
+    PQclear(h_query(&db, "UPDATE latency_windows_default SET"
+                         " ttft = ROW(6, 99, 0, 0.1, 0.2, 0, 0, 0, 0, '{1}')::ww_hist"
+                         " WHERE ctid = (SELECT max(ctid) FROM latency_windows_default)"));
+    PQclear(h_query(&db, "CREATE TABLE orig_w AS SELECT node_id, time, model, parts,"
+                         " to_jsonb(queue) q, to_jsonb(ttft) t, to_jsonb(tpot) p, to_jsonb(e2e) e"
+                         " FROM latency_windows;"
+                         " CREATE TABLE orig_r AS SELECT '1m' AS tier, time, phase, model,"
+                         " to_jsonb(queue) q, to_jsonb(ttft) t, to_jsonb(tpot) p, to_jsonb(e2e) e"
+                         " FROM latency_rollup_1m UNION ALL SELECT '1h', time, phase, model,"
+                         " to_jsonb(queue), to_jsonb(ttft), to_jsonb(tpot), to_jsonb(e2e)"
+                         " FROM latency_rollup_1h;"
+                         " ANALYZE"));
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s SET waferwatch.convert_batch = 100", db.name);
+    PQclear(h_query(&db, sql));
+
+    int rc;
+    char *log = s_migrate_rc(&db, "batches-refused", &rc);
+    if (rc == 0 || !strstr(log, "converting the histograms of latency_windows_default") ||
+        !strstr(log, "count") || !strstr(log, "the batches done are kept")) {
+        fail_msg("the refused row did not stop the conversion with its table named"
+                 " (exit %d):\n%s",
+                 rc, log);
+    }
+    free(log);
+    /* 0015 is done, the rollups converted, the windows part-way. */
+    assert_int_equal(h_query_ll(&db, "SELECT max(version) FROM ww_schema_migrations"), 15);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1m WHERE ttft_x IS NULL"
+                                     " OR ttft IS NOT NULL"),
+                     0);
+    long long done =
+        h_query_ll(&db, "SELECT count(*) FROM latency_windows WHERE ttft_x IS NOT NULL");
+    assert_true(done > 0);
+    assert_true(done < base + 2000);
+    assert_true(h_query_ll(&db, "SELECT count(*) FROM ww_hist_convert WHERE next_block > 0") >= 3);
+
+    /* The operator corrects the row (as the hint says), and starts the collector again. */
+    PQclear(h_query(&db, "UPDATE latency_windows_default SET"
+                         " ttft = ROW(6, 1, 0.1, 0.1, 0.1, 0, 0, 0, -213, '{1}')::ww_hist_v1"
+                         " WHERE ttft_x IS NULL AND (ttft).count = 99;"
+                         " UPDATE orig_w SET t = '{\"scale\": 6, \"count\": 1, \"sum\": 0.1,"
+                         " \"min\": 0.1, \"max\": 0.1, \"zero_count\": 0, \"underflow\": 0,"
+                         " \"overflow\": 0, \"offset\": -213, \"counts\": [1]}'"
+                         " WHERE (t->>'count')::bigint = 99"));
+    log = s_migrate(&db, "batches-resumed");
+    if (!strstr(log, "applied migration 0016_") || !strstr(log, "applied migration 0017_")) {
+        fail_msg("the resumed conversion did not finish:\n%s", log);
+    }
+    free(log);
+    assert_int_equal(h_query_ll(&db, "SELECT max(version) FROM ww_schema_migrations"),
+                     ww_migrations[ww_n_migrations - 1].version);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM pg_type WHERE typname = 'ww_hist_v1'"),
+                     0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM pg_class WHERE relname ="
+                                     " 'ww_hist_convert'"),
+                     0);
+    /* Every row, every histogram, equal to its original (byte equality of the canonical
+     * form), parts included. */
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_windows"), base + 2000);
+    assert_int_equal(
+        h_query_ll(
+            &db, "SELECT count(*) FROM orig_w o JOIN latency_windows w"
+                 " USING (node_id, time, model) WHERE w.parts = o.parts"
+                 " AND w.queue = " S_FROM_JSON("o.q") " AND w.ttft = " S_FROM_JSON(
+                     "o.t") " AND w.tpot = " S_FROM_JSON("o.p") " AND w.e2e = " S_FROM_JSON("o.e")),
+        base + 2000);
+    assert_int_equal(
+        h_query_ll(
+            &db, "SELECT count(*) FROM orig_r o JOIN (SELECT '1m' AS tier, * FROM"
+                 " latency_rollup_1m UNION ALL SELECT '1h', * FROM latency_rollup_1h) r"
+                 " USING (tier, time, phase, model) WHERE"
+                 " r.queue = " S_FROM_JSON("o.q") " AND r.ttft = " S_FROM_JSON(
+                     "o.t") " AND r.tpot = " S_FROM_JSON("o.p") " AND r.e2e = " S_FROM_JSON("o.e")),
+        350);
+    /* The converted rows merge. */
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count(ww_merge(tpot)) FROM latency_rollup_1m"),
+                     7 * 300);
+    h_db_drop(&db);
+}
+
 /* A database at a version between 1 and the baseline's (never released, but made by a
  * build of those days) is refused with the way out, and nothing changes. */
 static void test_older_than_baseline_refused(void **state)
@@ -437,6 +565,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_migrate_twice_is_noop),
     cmocka_unit_test(test_writer_reads_only),
     cmocka_unit_test(test_upgrade_from_12_equals_fresh),
+    cmocka_unit_test(test_upgrade_converts_histograms_in_batches),
     cmocka_unit_test(test_older_than_baseline_refused),
 };
 

@@ -324,8 +324,8 @@ static void test_capacity_breach_and_config_errors(void **state)
     PQclear(h_query(&db, "INSERT INTO latency_rollup_1m SELECT date_trunc('hour', now(), 'UTC')"
                          " - interval '72 hours' + i * interval '1 minute', 'phase-small', 'm',"
                          " 2, 10, 0, 0, 0, 100, 50, h, h, h, h FROM generate_series(0, 179) i,"
-                         " LATERAL (SELECT ROW(0, 3, 3.0, 0.5, 2.0, 0, 0, 0, -1,"
-                         " '{1,2}')::ww_hist AS h) x"));
+                         " LATERAL (SELECT ww_hist_make(0, 3, 3.0, 0.5, 2.0, 0, 0, 0, -1,"
+                         " '{1,2}') AS h) x"));
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1h"), 0);
 
     /* Past go-live, 2 nodes of 23 kW against 1 MW contracted: breach. A future phase is not
@@ -360,7 +360,7 @@ static void test_capacity_breach_and_config_errors(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM alerts WHERE phase = 'phase-2028'"), 0);
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1h WHERE phase ="
                                      " 'phase-small' AND model = 'm' AND windows = 120 AND"
-                                     " requests_ok = 600 AND (ttft).count = 180"),
+                                     " requests_ok = 600 AND ww_hist_count(ttft) = 180"),
                      3);
     h_agent_wait_ok(agent, log, 60000);
     assert_int_equal(h_stop(collector, 15000), 0);

@@ -1,8 +1,8 @@
-/* The SQL side of ww_hist (collector/sql/10_functions_hist.sql) against a real
- * PostgreSQL: quantiles of hand-built histograms with known answers, merge = add chain =
- * histogram of the union (bucket for bucket), merging across scales, Prometheus-style
- * cumulative buckets, count/mean, and quantiles of many merged random histograms against
- * the exact nearest-rank quantiles of the values. The reference histograms are built here
+/* The SQL side of ww_hist (the waferwatch extension, pgext/, as the collector's migrations
+ * install it) against a real PostgreSQL: quantiles of hand-built histograms with known answers,
+ * merge = add chain = histogram of the union (bucket for bucket), merging across scales,
+ * Prometheus-style cumulative buckets, count/mean, and quantiles of many merged random histograms
+ * against the exact nearest-rank quantiles of the values. The reference histograms are built here
  * by a small, slow, obviously-correct bucketing function, independent of lib/ww_hist.c. */
 #include "harness.h"
 #include "ww_hist.h"
@@ -111,7 +111,7 @@ static char *s_sql(const r_hist_t *h)
     assert_non_null(f);
     int first, last;
     s_range(h, &first, &last);
-    fprintf(f, "ROW(%d,%lld,%.17g,", h->scale, h->count, h->sum);
+    fprintf(f, "ww_hist_make(%d,%lld,%.17g,", h->scale, h->count, h->sum);
     if (h->has_mm) {
         fprintf(f, "%.17g,%.17g,", h->min, h->max);
     } else {
@@ -122,7 +122,7 @@ static char *s_sql(const r_hist_t *h)
     for (int k = first; first >= 0 && k <= last; k++) {
         fprintf(f, "%s%lld", k > first ? "," : "", h->b[k]);
     }
-    fprintf(f, "}')::ww_hist");
+    fprintf(f, "}')");
     fclose(f);
     return out;
 }
@@ -132,8 +132,10 @@ static bool s_fetch(h_db_t *db, const char *sql, r_hist_t *h)
 {
     char q[8192];
     snprintf(q, sizeof q,
-             "SELECT (x).scale, (x).count, (x).sum, (x).min, (x).max, (x).zero_count,"
-             " (x).underflow, (x).overflow, (x).\"offset\", (x).counts, x IS NULL"
+             "SELECT ww_hist_scale(x), ww_hist_count(x), ww_hist_sum(x), ww_hist_min(x), "
+             "ww_hist_max(x), ww_hist_zero_count(x),"
+             " ww_hist_underflow(x), ww_hist_overflow(x), ww_hist_offset(x), ww_hist_counts(x), x "
+             "IS NULL"
              " FROM (%s) AS q(x)",
              sql);
     PGresult *r = h_query(db, q);
@@ -261,21 +263,20 @@ static void test_schema_is_the_binary_copy_contract(void **state)
 {
     h_db_t db;
     s_open(&db, "sqlh_schema");
-    PGresult *r =
-        h_query(&db, "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod),"
-                     " ', ' ORDER BY attnum) FROM pg_attribute"
-                     " WHERE attrelid = 'ww_hist'::regclass AND attnum > 0");
-    assert_string_equal(PQgetvalue(r, 0, 0),
-                        "scale integer, count bigint, sum double precision, min double precision,"
-                        " max double precision, zero_count bigint, underflow bigint,"
-                        " overflow bigint, offset integer, counts bigint[]");
-    PQclear(r);
+    /* ww_hist is the waferwatch extension's type (pgext/): the collector's migrations
+     * created the extension, and the binary COPY writes its receive form. */
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM pg_type t JOIN pg_depend d"
+                                     " ON d.classid = 'pg_type'::regclass AND d.objid = t.oid"
+                                     " AND d.deptype = 'e' JOIN pg_extension e"
+                                     " ON e.oid = d.refobjid WHERE t.typname = 'ww_hist'"
+                                     " AND e.extname = 'waferwatch' AND t.typtype = 'b'"),
+                     1);
     /* Every function is commented, immutable and parallel safe. */
     const char *fns = "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
-                      " AND proname IN ('ww_hist_lower', 'ww_hist_upper', 'ww_hist_trim',"
-                      " 'ww_hist_downscale', 'ww_hist_merge_sfunc', 'ww_hist_add', 'ww_merge',"
-                      " 'ww_quantile', 'ww_hist_count', 'ww_hist_mean', 'ww_hist_le')";
-    assert_int_equal(h_query_ll(&db, fns), 11);
+                      " AND proname IN ('ww_hist_lower', 'ww_hist_upper', 'ww_hist_downscale',"
+                      " 'ww_hist_add', 'ww_merge', 'ww_quantile', 'ww_hist_count',"
+                      " 'ww_hist_mean', 'ww_hist_le', 'ww_hist_count_above')";
+    assert_int_equal(h_query_ll(&db, fns), 10);
     char sql[1024];
     snprintf(sql, sizeof sql,
              "%s AND (obj_description(oid, 'pg_proc') IS NULL OR provolatile <> 'i'"
@@ -292,7 +293,7 @@ static void test_quantile_known_answers(void **state)
     h_db_t db;
     s_open(&db, "sqlh_q");
     /* Scale 0: bucket 0 = (1, 2], 1 = (2, 4], 2 = (4, 8]; two values in 0, two in 2. */
-    const char *h = "ROW(0, 4, 13.5, 1.5, 7, 0, 0, 0, 0, '{2,0,2}')::ww_hist";
+    const char *h = "ww_hist_make(0, 4, 13.5, 1.5, 7, 0, 0, 0, 0, '{2,0,2}')";
     double hm0 = 4.0 / 3.0, hm2 = 16.0 / 3.0;
     assert_true(hm0 < 1.5);
     s_assert_near(s_quantile(&db, h, "0"), 1.5, 1e-15, "q=0 clamped to min");
@@ -300,15 +301,15 @@ static void test_quantile_known_answers(void **state)
     s_assert_near(s_quantile(&db, h, "0.51"), hm2, 1e-15, "rank 3");
     s_assert_near(s_quantile(&db, h, "1"), hm2, 1e-15, "q=1");
     /* Clamped to max. */
-    h = "ROW(0, 4, 13.5, 1.5, 5, 0, 0, 0, 0, '{2,0,2}')::ww_hist";
+    h = "ww_hist_make(0, 4, 13.5, 1.5, 5, 0, 0, 0, 0, '{2,0,2}')";
     s_assert_near(s_quantile(&db, h, "1"), 5.0, 1e-15, "q=1 clamped to max");
     /* Unclamped at scale 6 with a negative offset: ranks 1..3 in bucket -70, 4..10 in -3. */
     char buf[512];
-    int n = snprintf(buf, sizeof buf, "ROW(6, 10, 7, 0.001, 10, 0, 0, 0, -70, '{3");
+    int n = snprintf(buf, sizeof buf, "ww_hist_make(6, 10, 7, 0.001, 10, 0, 0, 0, -70, '{3");
     for (int i = -69; i < -3; i++) {
         n += snprintf(buf + n, sizeof buf - (size_t)n, ",0");
     }
-    snprintf(buf + n, sizeof buf - (size_t)n, ",7}')::ww_hist");
+    snprintf(buf + n, sizeof buf - (size_t)n, ",7}')");
     h = buf;
     s_assert_near(s_quantile(&db, h, "0.3"), s_hm(-70, 6), 1e-15, "rank 3");
     s_assert_near(s_quantile(&db, h, "0.31"), s_hm(-3, 6), 1e-15, "rank 4");
@@ -323,7 +324,7 @@ static void test_quantile_zero_underflow_overflow_and_empty(void **state)
     h_db_t db;
     s_open(&db, "sqlh_qs");
     /* Ranks 1-2 zero, 3-5 underflow, 6-9 bucket 0 of scale 0, 10 overflow; min negative. */
-    const char *h = "ROW(0, 10, 5010, -1, 5000, 2, 3, 1, 0, '{4}')::ww_hist";
+    const char *h = "ww_hist_make(0, 10, 5010, -1, 5000, 2, 3, 1, 0, '{4}')";
     assert_true(s_quantile(&db, h, "0") == 0.0);
     assert_true(s_quantile(&db, h, "0.15") == 0.0);
     assert_true(s_quantile(&db, h, "0.21") == R_MIN);
@@ -333,17 +334,17 @@ static void test_quantile_zero_underflow_overflow_and_empty(void **state)
     assert_true(s_quantile(&db, h, "0.91") == 5000.0);
     assert_true(s_quantile(&db, h, "1") == 5000.0);
     /* Overflow holding only +inf/NaN: max is not beyond 2^12, so +inf; likewise no max. */
-    h = "ROW(0, 5, 6, 1.5, 1.5, 0, 0, 1, 0, '{4}')::ww_hist";
+    h = "ww_hist_make(0, 5, 6, 1.5, 1.5, 0, 0, 1, 0, '{4}')";
     assert_true(isinf(s_quantile(&db, h, "1")));
     assert_true(s_quantile(&db, h, "0.8") == 1.5);
-    h = "ROW(6, 2, 0, NULL, NULL, 0, 0, 2, 0, '{}')::ww_hist";
+    h = "ww_hist_make(6, 2, 0, NULL, NULL, 0, 0, 2, 0, '{}')";
     assert_true(isinf(s_quantile(&db, h, "0.5")));
     /* Empty or NULL: NULL. A NULL q is NULL too. */
-    h = "ROW(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')::ww_hist";
+    h = "ww_hist_make(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')";
     assert_true(isnan(s_quantile(&db, h, "0.5")));
     assert_true(isnan(s_quantile(&db, "NULL::ww_hist", "0.5")));
     assert_true(
-        isnan(s_quantile(&db, "ROW(0, 1, 1.5, 1.5, 1.5, 0, 0, 0, 0, '{1}')::ww_hist", "NULL")));
+        isnan(s_quantile(&db, "ww_hist_make(0, 1, 1.5, 1.5, 1.5, 0, 0, 0, 0, '{1}')", "NULL")));
     h_db_drop(&db);
 }
 
@@ -355,7 +356,7 @@ static void test_quantile_rejects_q_outside_0_1(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char sql[256];
         snprintf(sql, sizeof sql,
-                 "SELECT ww_quantile(ROW(0, 1, 1.5, 1.5, 1.5, 0, 0, 0, 0, '{1}')::ww_hist, %s)",
+                 "SELECT ww_quantile(ww_hist_make(0, 1, 1.5, 1.5, 1.5, 0, 0, 0, 0, '{1}'), %s)",
                  bad[i]);
         PGresult *r = PQexec(db.conn, sql);
         assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
@@ -427,18 +428,22 @@ static void test_merge_equals_add_chain_and_union(void **state)
                         got));
     s_assert_same(got, uni);
     /* Merging merged parts gives the same (sum up to rounding). */
-    assert_int_equal(h_query_ll(&db,
-                                "SELECT (((m).scale, (m).count, (m).min, (m).max,"
-                                " (m).zero_count, (m).underflow, (m).overflow, (m).\"offset\","
-                                " (m).counts) = ((a).scale, (a).count, (a).min, (a).max,"
-                                " (a).zero_count, (a).underflow, (a).overflow, (a).\"offset\","
-                                " (a).counts) AND abs((m).sum - (a).sum) <= 1e-9 * (a).sum)::int"
-                                " FROM (SELECT ww_merge(h ORDER BY id) FROM t) AS x(m),"
-                                " (SELECT ww_hist_add(ww_hist_add((SELECT ww_merge(h) FROM t"
-                                " WHERE id < 5), (SELECT ww_merge(h) FROM t WHERE id"
-                                " BETWEEN 5 AND 9)), (SELECT ww_merge(h) FROM t WHERE"
-                                " id > 9))) AS y(a)"),
-                     1);
+    assert_int_equal(
+        h_query_ll(
+            &db,
+            "SELECT ((ww_hist_scale(m), ww_hist_count(m), ww_hist_min(m), ww_hist_max(m),"
+            " ww_hist_zero_count(m), ww_hist_underflow(m), ww_hist_overflow(m), ww_hist_offset(m),"
+            " ww_hist_counts(m)) = (ww_hist_scale(a), ww_hist_count(a), ww_hist_min(a), "
+            "ww_hist_max(a),"
+            " ww_hist_zero_count(a), ww_hist_underflow(a), ww_hist_overflow(a), ww_hist_offset(a),"
+            " ww_hist_counts(a)) AND abs(ww_hist_sum(m) - ww_hist_sum(a)) <= 1e-9 * "
+            "ww_hist_sum(a))::int"
+            " FROM (SELECT ww_merge(h ORDER BY id) FROM t) AS x(m),"
+            " (SELECT ww_hist_add(ww_hist_add((SELECT ww_merge(h) FROM t"
+            " WHERE id < 5), (SELECT ww_merge(h) FROM t WHERE id"
+            " BETWEEN 5 AND 9)), (SELECT ww_merge(h) FROM t WHERE"
+            " id > 9))) AS y(a)"),
+        1);
     /* A parallel plan (partial aggregates combined by ww_hist_add) gives the same. */
     PQclear(h_query(&db, "INSERT INTO t SELECT 1000 * g + id, h FROM t, generate_series(1, 400) g"
                          " WHERE h IS NOT NULL"));
@@ -475,8 +480,8 @@ static void test_merge_across_scales(void **state)
     s_open(&db, "sqlh_scales");
     r_hist_t *got = s_new(0);
     /* Scale 2, indexes -5..0 -> scale 0 (>> 2, floor): -2 | -1 -1 -1 -1 | 0. */
-    const char *a = "ROW(2, 21, 10, 0.3, 1.1, 0, 0, 0, -5, '{1,2,3,4,5,6}')::ww_hist";
-    const char *b = "ROW(0, 8, 60, 0.1, 9, 1, 0, 0, 3, '{7}')::ww_hist";
+    const char *a = "ww_hist_make(2, 21, 10, 0.3, 1.1, 0, 0, 0, -5, '{1,2,3,4,5,6}')";
+    const char *b = "ww_hist_make(0, 8, 60, 0.1, 9, 1, 0, 0, 3, '{7}')";
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT ww_hist_downscale(%s, 0)", a);
     assert_true(s_fetch(&db, sql, got));
@@ -561,7 +566,7 @@ static void test_le_cumulative_buckets(void **state)
     h_db_t db;
     s_open(&db, "sqlh_le");
     /* Scale 0: zero 1, underflow 2, (0.5, 1] 3, (1, 2] 0, (2, 4] 4, overflow 5. */
-    const char *h = "ROW(0, 15, 9, -1, 5000, 1, 2, 5, -1, '{3,0,4}')::ww_hist";
+    const char *h = "ww_hist_make(0, 15, 9, -1, 5000, 1, 2, 5, -1, '{3,0,4}')";
     char sql[512], got[512];
     snprintf(sql, sizeof sql, "SELECT le, count FROM ww_hist_le(%s)", h);
     s_le(&db, sql, got, sizeof got);
@@ -571,11 +576,11 @@ static void test_le_cumulative_buckets(void **state)
     s_le(&db, sql, got, sizeof got);
     assert_string_equal(got, "-1:0 1e-07:1 1e-06:3 0.5:3 1:6 3:6 4:10 100:10 Infinity:15");
     /* An empty histogram: only the total; NULL: no rows. */
-    s_le(&db, "SELECT * FROM ww_hist_le(ROW(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')::ww_hist)", got,
+    s_le(&db, "SELECT * FROM ww_hist_le(ww_hist_make(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}'))", got,
          sizeof got);
     assert_string_equal(got, "Infinity:0");
     s_le(&db,
-         "SELECT * FROM ww_hist_le(ROW(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')::ww_hist,"
+         "SELECT * FROM ww_hist_le(ww_hist_make(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}'),"
          " '{0.001}')",
          got, sizeof got);
     assert_string_equal(got, "0.001:0 Infinity:0");
@@ -583,7 +588,7 @@ static void test_le_cumulative_buckets(void **state)
     assert_string_equal(got, "");
     /* Scale 6: the upper bound of bucket 63 is exactly 2, and counts as <= 2. */
     s_le(&db,
-         "SELECT * FROM ww_hist_le(ROW(6, 3, 5, 1.9, 2.0, 0, 0, 0, 63, '{2,1}')::ww_hist,"
+         "SELECT * FROM ww_hist_le(ww_hist_make(6, 3, 5, 1.9, 2.0, 0, 0, 0, 63, '{2,1}'),"
          " '{1.99, 2, 2.01, 2.03}')",
          got, sizeof got);
     assert_string_equal(got, "1.99:0 2:2 2.01:2 2.03:3 Infinity:3");
@@ -599,7 +604,7 @@ static void test_count_and_mean(void **state)
 {
     h_db_t db;
     s_open(&db, "sqlh_mean");
-    const char *h = "ROW(0, 5, 10, 1.5, 3, 0, 0, 1, 0, '{2,2}')::ww_hist";
+    const char *h = "ww_hist_make(0, 5, 10, 1.5, 3, 0, 0, 1, 0, '{2,2}')";
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT ww_hist_count(%s)", h);
     assert_int_equal(h_query_ll(&db, sql), 5);
@@ -609,16 +614,16 @@ static void test_count_and_mean(void **state)
     /* max 5000: the overflow value was finite and in sum: 5010 / 5. */
     assert_true(
         s_query_d(
-            &db, "SELECT ww_hist_mean(ROW(0, 5, 5010, 1.5, 5000, 0, 0, 1, 0, '{2,2}')::ww_hist)") ==
+            &db, "SELECT ww_hist_mean(ww_hist_make(0, 5, 5010, 1.5, 5000, 0, 0, 1, 0, '{2,2}'))") ==
         1002.0);
     /* Zero and negative values are finite: (-1 + 0 + 3) / 3. */
     assert_true(
-        s_query_d(&db, "SELECT ww_hist_mean(ROW(0, 3, 2, -1, 3, 2, 0, 0, 1, '{1}')::ww_hist)") ==
+        s_query_d(&db, "SELECT ww_hist_mean(ww_hist_make(0, 3, 2, -1, 3, 2, 0, 0, 1, '{1}'))") ==
         2.0 / 3.0);
     assert_true(isnan(s_query_d(
-        &db, "SELECT ww_hist_mean(ROW(6, 2, 0, NULL, NULL, 0, 0, 2, 0, '{}')::ww_hist)")));
+        &db, "SELECT ww_hist_mean(ww_hist_make(6, 2, 0, NULL, NULL, 0, 0, 2, 0, '{}'))")));
     assert_true(isnan(s_query_d(
-        &db, "SELECT ww_hist_mean(ROW(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}')::ww_hist)")));
+        &db, "SELECT ww_hist_mean(ww_hist_make(6, 0, 0, NULL, NULL, 0, 0, 0, 0, '{}'))")));
     assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count(NULL)"), -1);
     h_db_drop(&db);
 }
@@ -691,14 +696,15 @@ static void test_quantile_rank_is_exact_and_equals_c(void **state)
         size_t cap = 64 + (size_t)h.len * 24 + 1004 * 26;
         char *sql = malloc(cap);
         assert_non_null(sql);
-        int n = snprintf(sql, cap,
-                         "SELECT ww_quantile(ROW(%d, %llu, %.17g, %.17g, %.17g, 0, 0, 0, %d, '{",
-                         h.scale, (unsigned long long)h.count, h.sum, h.min, h.max, h.offset);
+        int n = snprintf(
+            sql, cap,
+            "SELECT ww_quantile(ww_hist_make(%d, %llu, %.17g, %.17g, %.17g, 0, 0, 0, %d, '{",
+            h.scale, (unsigned long long)h.count, h.sum, h.min, h.max, h.offset);
         for (uint32_t i = 0; i < h.len; i++) {
             n += snprintf(sql + n, cap - (size_t)n, "%s%llu", i ? "," : "",
                           (unsigned long long)h.counts[i]);
         }
-        n += snprintf(sql + n, cap - (size_t)n, "}')::ww_hist, q) FROM unnest('{");
+        n += snprintf(sql + n, cap - (size_t)n, "}'), q) FROM unnest('{");
         double qs[1004];
         size_t nq = 0;
         for (int k = 0; k <= 1000; k++) {

@@ -21,7 +21,7 @@
 /* Scale 0 buckets: i holds (2^i, 2^(i+1)], harmonic-mean point 4/3 * 2^i. H10: zero 1,
  * underflow 1, bucket -2 (0.25, 0.5] x2, bucket -1 (0.5, 1] x3, bucket 0 (1, 2] x2, overflow
  * 1 (5000); min 0, max 5000. */
-#define H10 "ROW(0, 10, 5008, 0, 5000, 1, 1, 1, -2, '{2,3,2}')::ww_hist"
+#define H10 "ww_hist_make(0, 10, 5008, 0, 5000, 1, 1, 1, -2, '{2,3,2}')"
 #define T0 "'2030-01-01 00:00:00+00'::timestamptz"
 
 static void s_db(h_db_t *db, const char *tag)
@@ -88,31 +88,35 @@ static void test_count_above_parts_and_boundaries(void **state)
     /* NULL and empty histograms: 0. */
     assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(NULL::ww_hist, 1)"), 0);
     assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(NULL, 1)"), 0);
-    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(6, 0, 0, NULL, NULL,"
-                                     " 0, 0, 0, 0, '{}')::ww_hist, -1)"),
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ww_hist_make(6, 0, 0, NULL, NULL,"
+                                     " 0, 0, 0, 0, '{}'), -1)"),
                      0);
     /* A non-canonical histogram (zero buckets at the ends, non-1-based array) counts alike. */
-    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(0, 10, 5008, 0, 5000, 1,"
-                                     " 1, 1, -3, '[0:4]={0,2,3,2,0}')::ww_hist, 0.34)"),
+    assert_int_equal(h_query_ll(&db,
+                                "SELECT ww_hist_count_above(ww_hist_make(0, 10, 5008, 0, 5000, 1,"
+                                " 1, 1, -3, '[0:4]={0,2,3,2,0}'), 0.34)"),
                      6);
     /* Overflow holding only +inf (max a bucket value or NULL): above every finite x. */
-    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(0, 3, 1.5, 1.5, 1.5, 0,"
-                                     " 0, 2, 0, '{1}')::ww_hist, 1e300)"),
+    assert_int_equal(h_query_ll(&db,
+                                "SELECT ww_hist_count_above(ww_hist_make(0, 3, 1.5, 1.5, 1.5, 0,"
+                                " 0, 2, 0, '{1}'), 1e300)"),
                      2);
-    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count_above(ROW(0, 2, 0, NULL, NULL, 0,"
-                                     " 0, 2, 0, '{}')::ww_hist, 1e300)"),
+    assert_int_equal(h_query_ll(&db,
+                                "SELECT ww_hist_count_above(ww_hist_make(0, 2, 0, NULL, NULL, 0,"
+                                " 0, 2, 0, '{}'), 1e300)"),
                      2);
     /* Clamping to [min, max], as ww_quantile: three values in [1.9, 1.95] of bucket 0
      * (point 4/3 -> 1.9): all above 1.8, none above 1.9 (= the quantile). */
-    const char *hi = "ROW(0, 3, 5.75, 1.9, 1.95, 0, 0, 0, 0, '{3}')::ww_hist";
+    const char *hi = "ww_hist_make(0, 3, 5.75, 1.9, 1.95, 0, 0, 0, 0, '{3}')";
     assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, 1.8)", hi), 3);
     assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, ww_quantile(%s, 0.5))", hi, hi), 0);
-    assert_float_equal(s_dbl(&db, "SELECT ww_quantile(ROW(0, 3, 5.75, 1.9, 1.95, 0, 0, 0, 0,"
-                                  " '{3}')::ww_hist, 0.5)"),
+    assert_float_equal(s_dbl(&db,
+                             "SELECT ww_quantile(ww_hist_make(0, 3, 5.75, 1.9, 1.95, 0, 0, 0, 0,"
+                             " '{3}'), 0.5)"),
                        1.9, 0);
     /* Three values in [1.01, 1.2] (point 4/3 -> 1.2): none above 1.25 (exact, where the
      * unclamped point would say 3). */
-    const char *lo = "ROW(0, 3, 3.3, 1.01, 1.2, 0, 0, 0, 0, '{3}')::ww_hist";
+    const char *lo = "ww_hist_make(0, 3, 3.3, 1.01, 1.2, 0, 0, 0, 0, '{3}')";
     assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, 1.25)", lo), 0);
     assert_int_equal(s_ll(&db, "SELECT ww_hist_count_above(%s, 1.0)", lo), 3);
     /* Never increases with x. */
@@ -152,15 +156,15 @@ static char *s_literal(const ww_hist_t *h)
         snprintf(mn, sizeof mn, "%.17g", h->min);
         snprintf(mx, sizeof mx, "%.17g", h->max);
     }
-    size_t n = (size_t)snprintf(s, cap, "ROW(%d, %llu, %.17g, %s, %s, %llu, %llu, %llu, %d, '{",
-                                (int)h->scale, (unsigned long long)h->count, h->sum, mn, mx,
-                                (unsigned long long)h->zero_count, (unsigned long long)h->underflow,
-                                (unsigned long long)h->overflow, (int)h->offset);
+    size_t n = (size_t)snprintf(
+        s, cap, "ww_hist_make(%d, %llu, %.17g, %s, %s, %llu, %llu, %llu, %d, '{", (int)h->scale,
+        (unsigned long long)h->count, h->sum, mn, mx, (unsigned long long)h->zero_count,
+        (unsigned long long)h->underflow, (unsigned long long)h->overflow, (int)h->offset);
     for (uint32_t k = 0; k < h->len; k++) {
         n += (size_t)snprintf(s + n, cap - n, "%s%llu", k ? "," : "",
                               (unsigned long long)h->counts[k]);
     }
-    snprintf(s + n, cap - n, "}')::ww_hist");
+    snprintf(s + n, cap - n, "}')");
     return s;
 }
 
@@ -237,9 +241,9 @@ static void test_count_above_quantile_relation_and_exactness(void **state)
     PGresult *r = h_query(&db, "WITH qs AS (SELECT (k / 200.0)::float8 AS q FROM"
                                " generate_series(0, 200) k UNION ALL SELECT unnest("
                                "'{0.001, 0.01, 0.999, 0.9999, 0.99999}'::float8[])),"
-                               " c AS (SELECT (h).count AS n, q, ww_hist_count_above(h,"
+                               " c AS (SELECT ww_hist_count(h) AS n, q, ww_hist_count_above(h,"
                                " ww_quantile(h, q)) AS above, greatest(1, ceil(q::numeric"
-                               " * (h).count))::bigint AS r FROM hs, qs)"
+                               " * ww_hist_count(h)))::bigint AS r FROM hs, qs)"
                                " SELECT count(*) FILTER (WHERE above > n - r),"
                                " count(*) FILTER (WHERE n - above < q::numeric * n),"
                                " count(*) FILTER (WHERE above = n - r), count(*) FROM c");
@@ -258,12 +262,12 @@ static void test_count_above_quantile_relation_and_exactness(void **state)
 static const char *s_h2(char *buf, size_t cap, int a, int b, int bi)
 {
     if (a == 0) {
-        snprintf(buf, cap, "ROW(0, %d, 1, %g, %g, 0, 0, 0, %d, '{%d}')::ww_hist", b, ldexp(1.1, bi),
+        snprintf(buf, cap, "ww_hist_make(0, %d, 1, %g, %g, 0, 0, 0, %d, '{%d}')", b, ldexp(1.1, bi),
                  ldexp(1.9, bi), bi, b);
     } else {
         snprintf(buf, cap,
-                 "ROW(0, %d, 1, 0.2, %g, 0, 0, 0, -3, ARRAY[%d]::bigint[] ||"
-                 " array_fill(0::bigint, ARRAY[%d]) || ARRAY[%d]::bigint[])::ww_hist",
+                 "ww_hist_make(0, %d, 1, 0.2, %g, 0, 0, 0, -3, ARRAY[%d]::bigint[] ||"
+                 " array_fill(0::bigint, ARRAY[%d]) || ARRAY[%d]::bigint[])",
                  a + b, b ? ldexp(1.9, bi) : 0.25, a, bi + 3 - 1, b);
     }
     return buf;
@@ -276,7 +280,7 @@ static void s_insert(h_db_t *db, const char *table, const char *when, const char
 {
     char h[512], sql[2048];
     s_h2(h, sizeof h, a, b, bi);
-#define S_OTHER(n) "ROW(0, " #n ", 10, 10, 10, 0, 0, 0, 3, '{" #n "}')::ww_hist"
+#define S_OTHER(n) "ww_hist_make(0, " #n ", 10, 10, 10, 0, 0, 0, 3, '{" #n "}')"
     const char *q = S_OTHER(1), *tp = S_OTHER(2), *e = S_OTHER(3);
     if (strcmp(table, "latency_windows") == 0) {
         snprintf(sql, sizeof sql,
@@ -313,10 +317,11 @@ static void s_latency_fixture(h_db_t *db)
     s_insert(db, "latency_rollup_1m", "0 min", "B", "m1", 0, 50, 0, "1, 1, 1, 1");
     /* A rollup at a finer scale (bucket 0 at scale 1: (1, 2^0.5], point 1.17): merged at
      * scale 0 into (1, 2], still above 1 s. */
-    PQclear(h_query(db, "INSERT INTO latency_rollup_1m SELECT " T0 " + interval '2 min', 'A',"
-                        " 'm2', 1, 0, 0, 0, 0, 0, 0, q, h, q, q FROM (SELECT ROW(1, 1, 1.2, 1.2,"
-                        " 1.2, 0, 0, 0, 0, '{1}')::ww_hist AS h, ROW(0, 0, 0, NULL, NULL, 0, 0,"
-                        " 0, 0, '{}')::ww_hist AS q) s"));
+    PQclear(h_query(
+        db, "INSERT INTO latency_rollup_1m SELECT " T0 " + interval '2 min', 'A',"
+            " 'm2', 1, 0, 0, 0, 0, 0, 0, q, h, q, q FROM (SELECT ww_hist_make(1, 1, 1.2, 1.2,"
+            " 1.2, 0, 0, 0, 0, '{1}') AS h, ww_hist_make(0, 0, 0, NULL, NULL, 0, 0,"
+            " 0, 0, '{}') AS q) s"));
 }
 
 /* "good/total" of ww_sli, e.g. "7/10". */
@@ -400,8 +405,8 @@ static void s_sli_equals_minutes(h_db_t *db, const char *model, const char *metr
     char sql[2048];
     snprintf(sql, sizeof sql,
              "SELECT (SELECT good || '/' || total FROM ww_sli('P', '%s', '%s', %s, %s, %s)) ="
-             " (SELECT (coalesce((m).count, 0) - ww_hist_count_above(m, %s)) || '/' ||"
-             "         coalesce((m).count, 0)"
+             " (SELECT (coalesce(ww_hist_count(m), 0) - ww_hist_count_above(m, %s)) || '/' ||"
+             "         coalesce(ww_hist_count(m), 0)"
              "  FROM (SELECT ww_merge(%s) AS m FROM latency_rollup_1m"
              "        WHERE phase = 'P' AND ('%s' = '*' OR model = '%s')"
              "          AND time >= %s AND time < %s) x)",
@@ -435,9 +440,9 @@ static void test_sli_hourly_rollups_equal_the_minutes(void **state)
     PQclear(h_query(&db,
                     "INSERT INTO latency_rollup_1m SELECT b.t + i * interval '1 minute', 'P', m,"
                     " 1 + i % 2, 5, 1, 0, 0, 10, 20, h, h, h, h FROM b, generate_series(0, 2399) i,"
-                    " unnest(ARRAY['m1', 'm2']) m, LATERAL (SELECT ROW(i % 3, 6 + i % 2, 10.0,"
-                    " 0.01, 100.0, 0, 0, 0, (i % 7) - 3 + length(m),"
-                    " ARRAY[1, 2 + i % 2, 3]::bigint[])::ww_hist AS h) x"));
+                    " unnest(ARRAY['m1', 'm2']) m, LATERAL (SELECT ww_hist_make(i % 3, 6 + i % 2,"
+                    " 10.0, 0.01, 100.0, 0, 0, 0, (i % 7) - 3 + length(m),"
+                    " ARRAY[1, 2 + i % 2, 3]::bigint[]) AS h) x"));
     const char *from = "(SELECT t + interval '17 min' FROM b)";
     const char *to = "(SELECT t + interval '35 hours 3 min' FROM b)";
     const char *to_hour = "(SELECT t + interval '39 hours' FROM b)";

@@ -1,7 +1,7 @@
 /* Unit tests of ww_copy, the binary COPY encoder, without PostgreSQL: a node sample and a
  * latency window are encoded and compared byte for byte with streams written out by hand
  * from the format (PGCOPY header, field counts, lengths, big-endian values, NULL as length
- * -1, ww_hist records with their bigint[] of bucket counts). */
+ * -1, ww_hist fields in the packed form of lib/ww_hist_pack.h). */
 #include "ww_test.h"
 
 #include "ww_copy.h"
@@ -141,43 +141,28 @@ static void test_node_sample(void **state)
     ww_copy_fini(&c);
 }
 
-/* The ww_hist record of an empty histogram of scale `sc` (no buckets, min/max NULL). */
-#define EMPTY_HIST(sc)                                                                             \
-    BE32(144),                       /* record length */                                           \
-        BE32(10),                    /* fields */                                                  \
-        BE32(23), BE32(4), BE32(sc), /* scale int4 */                                              \
-        BE32(20), BE32(8), BE64(0),  /* count int8 */                                              \
-        BE32(701), BE32(8), BE64(0), /* sum float8 0.0 */                                          \
-        BE32(701), NULL_FIELD,       /* min NULL */                                                \
-        BE32(701), NULL_FIELD,       /* max NULL */                                                \
-        BE32(20), BE32(8), BE64(0),  /* zero_count */                                              \
-        BE32(20), BE32(8), BE64(0),  /* underflow */                                               \
-        BE32(20), BE32(8), BE64(0),  /* overflow */                                                \
-        BE32(23), BE32(4), BE32(0),  /* offset */                                                  \
-        BE32(1016), BE32(12),        /* counts bigint[]: */                                        \
-        BE32(0), BE32(0), BE32(20)   /* no dimension, no NULLs, int8 elements */
+/* The ww_hist field of an empty histogram of scale `sc`: its packed form (lib/ww_hist_pack.h)
+ * is the head byte (version 1 << 4 | scale), no flags, count 0 and no bucket. */
+#define EMPTY_HIST(sc) BE32(4), (uint8_t)(0x10 | (sc)), 0x00, 0x00, 0x00
 
 static void test_latency_window(void **state)
 {
+    /* Three values of 0.96875 (bucket -3 at scale 6: 2^(-3/64) < v <= 2^(-2/64)) and one of
+     * 1.0 (bucket -1), all exact in binary so that the sum is too. */
     Waferwatch__V1__Histogram ttft = WAFERWATCH__V1__HISTOGRAM__INIT;
     int32_t deltas[] = {-3, 2}; /* buckets -3 and -1 */
     uint64_t counts[] = {3, 1};
     ttft.scale = 6;
-    ttft.count = 5;
-    ttft.sum = 0.5;
-    ttft.min = 0.05;
-    ttft.max = 0.2;
-    ttft.zero_count = 1;
+    ttft.count = 4;
+    ttft.sum = 3.90625;
+    ttft.min = 0.96875;
+    ttft.max = 1.0;
     ttft.n_index_delta = 2;
     ttft.index_delta = deltas;
     ttft.n_bucket_count = 2;
     ttft.bucket_count = counts;
-    /* No values: sum, min and max are not written as sent (0.0, NULL, NULL). */
     Waferwatch__V1__Histogram e2e = WAFERWATCH__V1__HISTOGRAM__INIT;
-    e2e.scale = 2;
-    e2e.sum = 3.0;
-    e2e.min = 1.0;
-    e2e.max = 2.0;
+    e2e.scale = 2; /* no values */
     Waferwatch__V1__LatencyWindow w = WAFERWATCH__V1__LATENCY_WINDOW__INIT;
     w.node_id = "n";
     w.model = "m";
@@ -222,52 +207,39 @@ static void test_latency_window(void **state)
         7,
         8,             /* output_tokens */
         EMPTY_HIST(0), /* queue */
-        /* ttft */
-        BE32(204),
-        BE32(10),
-        BE32(23),
-        BE32(4),
-        BE32(6), /* scale */
-        BE32(20),
-        BE32(8),
-        BE64(5), /* count */
-        BE32(701),
-        BE32(8),
-        BE64(0x3fe0000000000000), /* sum 0.5 */
-        BE32(701),
-        BE32(8),
-        BE64(0x3fa999999999999a), /* min 0.05 */
-        BE32(701),
-        BE32(8),
-        BE64(0x3fc999999999999a), /* max 0.2 */
-        BE32(20),
-        BE32(8),
-        BE64(1), /* zero_count */
-        BE32(20),
-        BE32(8),
-        BE64(0), /* underflow */
-        BE32(20),
-        BE32(8),
-        BE64(0), /* overflow */
-        BE32(23),
-        BE32(4),
-        0xff,
-        0xff,
-        0xff,
-        0xfd, /* offset -3 */
-        BE32(1016),
-        BE32(56), /* counts bigint[] */
-        BE32(1),
-        BE32(0),
-        BE32(20), /* 1 dimension, no NULLs, int8 */
-        BE32(3),
-        BE32(1), /* 3 elements from index 1 */
-        BE32(8),
-        BE64(3),
-        BE32(8),
-        BE64(0),
-        BE32(8),
-        BE64(1),       /* dense: the gap is 0 */
+        /* ttft, packed by hand from lib/ww_hist_pack.h: */
+        BE32(31),
+        0x16, /* version 1, scale 6 */
+        0x71, /* flags: FINITE | SUM | MIN | MAX */
+        0x04, /* count 4 */
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x40,
+        0x0f,
+        0x40, /* sum 3.90625, little-endian */
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0xef,
+        0x3f, /* min 0.96875 */
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0xf0,
+        0x3f,          /* max 1.0 */
+        0x02,          /* 2 non-empty buckets */
+        0x05,          /* the first, -3, zigzag */
+        0x10,          /* orders: gaps Exp-Golomb k = 1 (a gap of 1: 2 bits), counts k = 0 */
+        0x7c,          /* 011 (count 3 - 1 = 2), 11 (gap 1), 1 (count 1 - 1 = 0), 00 padding */
         EMPTY_HIST(0), /* tpot */
         EMPTY_HIST(2), /* e2e */
         TRAILER,
