@@ -51,13 +51,13 @@ static int32_t s_imax(int scale)
 /* ---- the cost of every order ------------------------------------------------------ */
 
 /* g(B, lo, k) = max(0, B - 1 - k) + [lo <= k < B] (lo = B - t), for the 16 k at once: a
- * vector of 16 16-bit lanes (GCC/clang vector extension: two SSE2 adds on x86-64, plain
- * code elsewhere). For a value below 64 (most gaps and most counts of a window) the whole
- * contribution is one table entry, no bit counting; a lane gains at most 7 per value, so
- * the lanes are moved into 64-bit sums every S_FLUSH values. Larger values (the counts of
- * merged histograms) add into the 64-bit sums directly. */
-typedef uint16_t s_lanes_t __attribute__((vector_size(32)));
-#define S_FLUSH 8192 /* 8192 * 7 < 65536 */
+ * vector of 16 byte lanes (GCC/clang vector extension: one SSE2 add on x86-64, plain code
+ * elsewhere). For a value below 64 (most gaps and most counts of a window) the whole
+ * contribution is one table entry, no bit counting; a lane gains at most 6 per value, so
+ * the caller moves the lanes into 64-bit sums every S_FLUSH values. Larger values (the
+ * counts of merged histograms) add into the 64-bit sums directly. */
+typedef uint8_t s_lanes_t __attribute__((vector_size(16)));
+#define S_FLUSH 32 /* 32 * 6 < 256 */
 #define S_G(b, lo, k) (((b)-1 - (k) > 0 ? (b)-1 - (k) : 0) + ((lo) <= (k) && (k) < (b)))
 #define S_E(b, lo)                                                                                 \
     {                                                                                              \
@@ -77,7 +77,7 @@ static const s_lanes_t s_gx[64] = {S_X8(0),  S_X8(8),  S_X8(16), S_X8(24),
 /* The running sums of one stream. */
 typedef struct {
     s_lanes_t lanes;         /* pending part of sum_x g_x(k) */
-    uint32_t n;              /* values (at most nb <= 8192 per stream) */
+    uint64_t n;              /* values */
     uint64_t g[S_MAX_K + 1]; /* sum_x g_x(k), flushed */
 } s_cost_t;
 
@@ -86,7 +86,7 @@ static void s_cost_init(s_cost_t *c)
     memset(c, 0, sizeof *c);
 }
 
-static void s_cost_flush(s_cost_t *c)
+static inline void s_cost_flush(s_cost_t *c)
 {
     for (int k = 0; k <= S_MAX_K; k++) {
         c->g[k] += c->lanes[k];
@@ -94,18 +94,15 @@ static void s_cost_flush(s_cost_t *c)
     c->lanes ^= c->lanes;
 }
 
-/* No branch on a value below 64: whether a count is 1 or a gap is 0 is data, and a
- * mispredicted branch per value would cost more than the whole update. x < 2^64 - 1. */
+/* Adds x (< 2^64 - 1) to the sums; the caller flushes every S_FLUSH values and counts n.
+ * No branch on a value below 64: whether a count is 1 or a gap is 0 is data, and a
+ * mispredicted branch per value would cost more than the whole update. */
 static inline __attribute__((always_inline)) void s_cost_add(s_cost_t *c, uint64_t x)
 {
     if (__builtin_expect(x < 64, 1)) {
         c->lanes += s_gx[x];
-        if (__builtin_expect(++c->n % S_FLUSH == 0, 0)) {
-            s_cost_flush(c);
-        }
         return;
     }
-    c->n++;
     int lz = __builtin_clzll(x);
     int b = 64 - lz;
     int lo = b - __builtin_clzll(~(x << lz) | 1); /* B - t */
@@ -226,8 +223,14 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
             first = i;
         } else {
             s_cost_add(&cg, (uint64_t)(i - prev - 1));
+            cg.n++;
         }
         s_cost_add(&cc, h->counts[j] - 1);
+        cc.n++;
+        if (nb % S_FLUSH == S_FLUSH - 1) {
+            s_cost_flush(&cg);
+            s_cost_flush(&cc);
+        }
         prev = i;
         nb++;
     }
@@ -522,8 +525,9 @@ static uint64_t s_get(s_br_t *r, int n)
     return v;
 }
 
-/* 0, 1 (value past max) or 2 (a code of more than 63 leading zeros). */
-static __attribute__((noinline)) int s_eg_slow(s_br_t *r, int k, uint64_t max, uint64_t *x)
+/* The slow path of s_eg(): a code of more than the cache's bits. UINT64_MAX when it is
+ * longer than 64 bits or its value does not fit. */
+static __attribute__((noinline)) uint64_t s_eg_slow(s_br_t *r, int k)
 {
     int l = 0;
     for (;;) {
@@ -539,11 +543,11 @@ static __attribute__((noinline)) int s_eg_slow(s_br_t *r, int k, uint64_t max, u
         r->cache = 0;
         r->avail = 0;
         if (l > 63) {
-            return 2;
+            return UINT64_MAX;
         }
     }
     if (l > 63) {
-        return 2;
+        return UINT64_MAX;
     }
     uint64_t v;
     if (l + 1 > 32) {
@@ -553,17 +557,15 @@ static __attribute__((noinline)) int s_eg_slow(s_br_t *r, int k, uint64_t max, u
         v = s_get(r, l + 1);
     }
     uint64_t low = k ? s_get(r, k) : 0;
-    if (v - 1 > (max >> k)) {
-        return 1;
+    if (v - 1 >= (UINT64_MAX >> k)) {
+        return UINT64_MAX;
     }
-    *x = ((v - 1) << k) | low;
-    return *x > max;
+    return ((v - 1) << k) | low;
 }
 
-/* One code into *x: 0, 1 (value past max) or 2 (a code of more than 63 leading zeros). The
- * reader's state is passed by value and returned, so that the hot loop keeps it in
- * registers (a pointer to it, escaping into the slow path, would keep it in memory). */
-static inline int s_eg(s_br_t *r, int k, uint64_t max, uint64_t *x)
+/* One Exp-Golomb code of order k: its value, or UINT64_MAX (no valid value is that large:
+ * the caller's bounds refuse it) for a code longer than 64 bits. */
+static inline uint64_t s_eg(s_br_t *r, int k)
 {
     int l = __builtin_clzll(r->cache | 1);
     int len = 2 * l + 1 + k;
@@ -573,16 +575,15 @@ static inline int s_eg(s_br_t *r, int k, uint64_t max, uint64_t *x)
         len = 2 * l + 1 + k;
         if (len > r->avail) {
             s_br_t t = *r;
-            int rc = s_eg_slow(&t, k, max, x);
+            uint64_t x = s_eg_slow(&t, k);
             *r = t;
-            return rc;
+            return x;
         }
     }
     uint64_t w = r->cache >> (64 - len); /* v << k | low: the l zeros above are zeros */
     r->cache <<= len;
     r->avail -= len;
-    *x = w - (UINT64_C(1) << k);
-    return *x > max;
+    return w - (UINT64_C(1) << k);
 }
 
 /* Decodes and checks the bucket stream of hd: indexes in range, counts adding up to the
@@ -602,30 +603,19 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
     uint64_t left = s_bucket_total(hd);
     for (uint64_t b = 0; b < hd->nb; b++) {
         uint64_t x;
-        int rc;
         if (b > 0) {
-            if (i >= imax) {
-                S_FAIL("bucket stream: an index past the scale's range");
-            }
-            rc = s_eg(&r, hd->k_gap, (uint64_t)(imax - i - 1), &x);
-            if (rc == 1) {
-                S_FAIL("bucket stream: an index past the scale's range");
-            }
-            if (rc == 2) {
-                S_FAIL("bucket stream: a gap code longer than 64 bits");
+            x = s_eg(&r, hd->k_gap);
+            if (x >= (uint64_t)(imax - i)) { /* i + x + 1 > imax, or no code */
+                S_FAIL(x == UINT64_MAX ? "bucket stream: a gap code longer than 64 bits"
+                                       : "bucket stream: an index past the scale's range");
             }
             i += (int32_t)x + 1;
             s_cost_add(&cg, x);
         }
-        if (left == 0) {
-            S_FAIL("bucket stream: bucket counts add up past count's share");
-        }
-        rc = s_eg(&r, hd->k_count, left - 1, &x);
-        if (rc == 1) {
-            S_FAIL("bucket stream: bucket counts add up past count's share");
-        }
-        if (rc == 2) {
-            S_FAIL("bucket stream: a count code longer than 64 bits");
+        x = s_eg(&r, hd->k_count);
+        if (x >= left) { /* x + 1 > left, or no code */
+            S_FAIL(x == UINT64_MAX ? "bucket stream: a count code longer than 64 bits"
+                                   : "bucket stream: bucket counts add up past count's share");
         }
         s_cost_add(&cc, x);
         left -= x + 1;
@@ -636,9 +626,15 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
         if (dense) {
             dense[i - dense_off] += x + 1;
         }
+        if (b % S_FLUSH == S_FLUSH - 1) {
+            s_cost_flush(&cg);
+            s_cost_flush(&cc);
+        }
         /* Reading past the end reads zeros: a code there is at worst a long run of them
          * (refused above), and the position is checked once, below. */
     }
+    cg.n = hd->nb - 1;
+    cc.n = hd->nb;
     if (left != 0) {
         S_FAIL("bucket counts add up to less than count's share (count above its parts)");
     }
