@@ -445,9 +445,8 @@ int ww_hist_pack_head(const uint8_t *p, size_t n, ww_hist_pack_head_t *hd, const
     if (finite && hd->count == 0) {
         S_FAIL("F_FINITE set on an empty histogram");
     }
-    if (!finite && (in_buckets > 0 || hd->underflow > 0)) {
-        S_FAIL("values in buckets or underflow (finite) but F_FINITE clear");
-    }
+    /* F_FINITE clear with values in buckets or underflow is a form ww_hist_check_form()
+     * allows (min/max unknown: NULL in the composites SQL wrote by hand), so it is stored. */
     S_VARINT("nb", hd->nb);
     if (hd->nb > in_buckets) {
         S_FAIL("nb: more non-empty buckets than values left for them by count");

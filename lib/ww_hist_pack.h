@@ -43,12 +43,13 @@
  * checks everything: scale, flags, varint form, count = its parts (no overflow), every
  * bucket count >= 1, every index within the range a value can reach at the scale
  * ([-20 * 2^scale, 12 * 2^scale - 1]), doubles finite, min <= max, F_MIN/F_MAX/F_SUM only
- * with F_FINITE, no F_FINITE on an empty histogram (count 0) and none missing when the
- * buckets or underflow (which hold only finite values) are not empty, the orders the
- * canonical ones, padding bits zero, no byte left over; and the result passes
- * ww_hist_check() (min and max within what the first and last bucket and the counters
- * allow), which ww_hist_pack() demands of its input, so every accepted input packs back to
- * itself. Counts are bounded by INT64_MAX (they are bigint in SQL).
+ * with F_FINITE, no F_FINITE on an empty histogram (count 0), the orders the canonical
+ * ones, padding bits zero, no byte left over: the result passes ww_hist_check_form(), what
+ * ww_hist_pack() demands of its input, so every accepted input packs back to itself. Not
+ * checked: the plausibility of min and max (ww_hist_check(), which the wire demands), and
+ * F_FINITE may be clear with values in buckets or underflow (min/max unknown): the
+ * composites of schema versions 12-14, which SQL wrote by hand, convert as they were.
+ * Counts are bounded by INT64_MAX (they are bigint in SQL).
  */
 #ifndef WW_HIST_PACK_H
 #define WW_HIST_PACK_H
@@ -83,7 +84,7 @@ typedef struct {
 /* The most bytes ww_hist_pack() can write for h. */
 size_t ww_hist_pack_bound(const ww_hist_t *h);
 
-/* Writes the canonical form of h (which must pass ww_hist_check and hold counts <=
+/* Writes the canonical form of h (which must pass ww_hist_check_form and hold counts <=
  * INT64_MAX) into out[0 .. cap). Returns the number of bytes (> 0), -EINVAL (h invalid,
  * or a count past INT64_MAX) or -ENOBUFS (cap too small: ww_hist_pack_bound() is enough). */
 long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap);
@@ -100,7 +101,7 @@ int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why);
 /* dst += the histogram packed in p[0 .. n), as ww_hist_merge(dst, decoded) would, without
  * building the decoded histogram when the scales are equal (the SQL aggregate's path: the
  * input is decoded and checked once, then dst grows at most once to cover its buckets).
- * dst must be consistent (its count equal to its parts, as ww_hist_check() requires), so
+ * dst must be consistent (its count equal to its parts, as ww_hist_check_form() requires), so
  * that no bucket can pass 2^64 - 1 unless the counts' sum does. Returns 0, -EINVAL (with
  * *why; the input is invalid, whatever dst holds), -EOVERFLOW (count, zero_count,
  * underflow or overflow would pass 2^64 - 1) or -ENOMEM; dst is unchanged on every error. */

@@ -415,9 +415,6 @@ static int s_validate(s_in_t *in, const ww_hist_t *h, uint64_t total)
     if (isnan(h->min) != isnan(h->max)) {
         return s_fail(in, "\"min\" and \"max\" must both be numbers or both null");
     }
-    if (isnan(h->min) && (total > 0 || h->underflow > 0)) {
-        return s_fail(in, "\"min\"/\"max\" null with finite values counted (buckets or underflow)");
-    }
     if (isnan(h->min) && h->sum != 0) {
         return s_fail(in, "\"sum\" not 0 with no finite value (min/max null)");
     }

@@ -14,8 +14,9 @@
  * "overflow" (0) and "min"/"max" (null) may be left out. Bucket indexes strictly ascending,
  * counts >= 1, every integer a plain JSON integer (no fraction or exponent) in range, doubles
  * finite. The result must pass the same checks as a decoded packed histogram
- * (ww_hist_pack.h: count equals its parts, indexes in range, min <= max, min/max given
- * exactly when a finite value is counted...). Unknown or repeated keys are refused.
+ * (ww_hist_pack.h, ww_hist_check_form: count equals its parts, indexes in range, min and
+ * max both null or both numbers with min <= max, sum 0 when they are null...). Unknown or
+ * repeated keys are refused.
  */
 #ifndef WW_HIST_TEXT_H
 #define WW_HIST_TEXT_H

@@ -7,11 +7,11 @@
  *  - a refusal returns -EINVAL (or -ENOMEM) with a reason and leaves the histogram empty;
  *    ww_hist_merge_packed refuses the same input and leaves its dst unchanged;
  *  - accepted bytes are canonical: ww_hist_pack() of the result gives back exactly the
- *    input, and the result passes ww_hist_check();
+ *    input, and the result passes ww_hist_check_form() (the stored form, ww_hist_pack.h);
  *  - ww_hist_merge_packed() into an empty histogram of the same scale gives the unpacked
  *    histogram, and into one of another scale holding a value gives what ww_hist_merge()
  *    of the unpacked histogram gives;
- *  - accepted text passes ww_hist_check() and round-trips: format, parse, same histogram;
+ *  - accepted text passes ww_hist_check_form() and round-trips: format, parse, same histogram;
  *    its packed form unpacks to it too.
  */
 #include "ww_hist.h"
@@ -72,7 +72,7 @@ static void s_bytes(const uint8_t *data, size_t size)
     if (rc != 0) {
         CHECK(rc == -EINVAL || rc == -ENOMEM);
         CHECK(why != NULL && why[0] != '\0');
-        CHECK(h.count == 0 && h.len == 0 && isnan(h.min) && ww_hist_check(&h) == 0);
+        CHECK(h.count == 0 && h.len == 0 && isnan(h.min) && ww_hist_check_form(&h) == 0);
         why = NULL;
         int mrc = ww_hist_merge_packed(&d, data, size, &why);
         CHECK(mrc == rc || mrc == -ENOMEM);
@@ -81,7 +81,7 @@ static void s_bytes(const uint8_t *data, size_t size)
         ww_hist_fini(&h);
         return;
     }
-    CHECK(ww_hist_check(&h) == 0);
+    CHECK(ww_hist_check_form(&h) == 0);
     size_t cap = ww_hist_pack_bound(&h);
     uint8_t *buf = malloc(cap);
     if (buf) {
@@ -132,7 +132,7 @@ static void s_text(const uint8_t *data, size_t size)
         ww_hist_fini(&h);
         return;
     }
-    CHECK(ww_hist_check(&h) == 0);
+    CHECK(ww_hist_check_form(&h) == 0);
     long n = ww_hist_text_format(&h, NULL, 0);
     CHECK(n > 0);
     char *out = malloc((size_t)n + 1);

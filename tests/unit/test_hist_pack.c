@@ -726,6 +726,34 @@ static void test_merge_packed_unchanged_on_error(void **state)
 
 /* ---- text --------------------------------------------------------------------------- */
 
+/* min/max unknown (NaN) with values in buckets and underflow: a form the stored type keeps
+ * (ww_hist_check_form; the composites SQL wrote by hand), through both forms. */
+static void test_unknown_min_max_kept(void **state)
+{
+    (void)state;
+    static uint8_t b[BUF];
+    char txt[512], err[256];
+    ww_hist_t h, back;
+    ww_hist_init(&h, 6);
+    ww_hist_record(&h, 0.5);
+    ww_hist_record(&h, 1e-7);
+    h.min = h.max = NAN;
+    h.sum = 0;
+    assert_int_equal(ww_hist_check_form(&h), 0);
+    long n = pack(&h, b);
+    assert_int_equal(b[1] & WW_HIST_PACK_F_FINITE, 0);
+    ww_hist_init(&back, 0);
+    const char *why;
+    assert_int_equal(ww_hist_unpack(b, (size_t)n, &back, &why), 0);
+    assert_same(&h, &back);
+    assert_true(ww_hist_text_format(&h, txt, sizeof txt) > 0);
+    assert_non_null(strstr(txt, "\"min\":null,\"max\":null"));
+    assert_int_equal(ww_hist_text_parse(txt, &back, err, sizeof err), 0);
+    assert_same(&h, &back);
+    ww_hist_fini(&h);
+    ww_hist_fini(&back);
+}
+
 static void test_text_known_output(void **state)
 {
     (void)state;
@@ -843,7 +871,10 @@ static void test_text_rejects(void **state)
                        "\"min\": 1e999 is not a finite double");
     expect_text_reject("{\"scale\":6,\"count\":1,\"min\":2,\"max\":1,\"buckets\":[[0,1]]}",
                        "\"min\" above \"max\"");
-    expect_text_reject("{\"scale\":6,\"count\":1,\"buckets\":[[0,1]]}", "null with finite");
+    expect_text_reject("{\"scale\":6,\"count\":1,\"min\":1,\"buckets\":[[0,1]]}",
+                       "must both be numbers or both null");
+    expect_text_reject("{\"scale\":6,\"count\":1,\"sum\":1,\"buckets\":[[0,1]]}",
+                       "\"sum\" not 0 with no finite value");
     expect_text_reject("{\"scale\":0,\"count\":1,\"min\":1,\"max\":1,\"buckets\":[[12,1]]}",
                        "out of range");
     expect_text_reject("{" H "\"buckets\":[[-97,3]]} x", "text after the object at byte");
@@ -865,6 +896,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unpack_rejects),
         cmocka_unit_test(test_merge_packed_equals_merge),
         cmocka_unit_test(test_merge_packed_unchanged_on_error),
+        cmocka_unit_test(test_unknown_min_max_kept),
         cmocka_unit_test(test_text_known_output),
         cmocka_unit_test(test_text_roundtrip_random),
         cmocka_unit_test(test_text_parse_any_order_and_defaults),
