@@ -6,7 +6,9 @@
 set -euo pipefail
 cmd=${1:?usage: pg_throwaway.sh start|stop|env DIR}
 dir=${2:?usage: pg_throwaway.sh start|stop|env DIR}
-bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+# WW_PG_BINDIR: another copy of the server binaries (test_schema runs one whose share
+# directory lacks the waferwatch extension).
+bindir=${WW_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [ -x "$bindir/initdb" ] || { echo "pg_throwaway: PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi

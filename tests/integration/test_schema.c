@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The exact flags: schema only, without owners and privileges (they follow from the role
  * that migrates; test_roles checks them), without the daily partitions. */
@@ -532,6 +533,63 @@ static void test_upgrade_converts_histograms_in_batches(void **state)
     h_db_drop(&db);
 }
 
+/* A PostgreSQL server without the waferwatch extension (its package not installed) is
+ * refused with what to install, and nothing is written. The server is the system's, copied
+ * with a share directory that lacks the extension's files: PostgreSQL finds its share and
+ * library directories relative to its binary, and the system's own cannot lose the
+ * extension while other tests run. */
+static void test_missing_extension_refused(void **state)
+{
+    (void)state;
+    char tree[] = "/tmp/ww-noext-XXXXXX";
+    assert_non_null(mkdtemp(tree));
+    assert_int_equal(chmod(tree, 0755), 0);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "set -e; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1);"
+             " v=$(basename \"$(dirname \"$bin\")\"); t='%s';"
+             " mkdir -p \"$t/lib/postgresql/$v/bin\" \"$t/share/postgresql/$v/extension\";"
+             " cp \"$bin/postgres\" \"$bin/initdb\" \"$bin/pg_ctl\" \"$t/lib/postgresql/$v/bin/\";"
+             " ln -s \"/usr/lib/postgresql/$v/lib\" \"$t/lib/postgresql/$v/lib\";"
+             " for f in /usr/share/postgresql/$v/*; do [ \"${f##*/}\" = extension ] ||"
+             "  ln -s \"$f\" \"$t/share/postgresql/$v/\"; done;"
+             " for f in /usr/share/postgresql/$v/extension/*; do case \"${f##*/}\" in"
+             "  waferwatch*) ;; *) ln -s \"$f\" \"$t/share/postgresql/$v/extension/\";; esac; done;"
+             " chmod -R a+rX \"$t\"; echo \"$t/lib/postgresql/$v/bin\" > \"$t/bindir\"",
+             tree);
+    assert_int_equal(system(cmd), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/bindir", tree);
+    char *bindir = h_read_file(path);
+    assert_non_null(bindir);
+    bindir[strcspn(bindir, "\n")] = '\0';
+    setenv("WW_PG_BINDIR", bindir, 1);
+    h_pg_t pg;
+    h_db_t db;
+    h_pg_start(&pg, &db, "noext");
+    unsetenv("WW_PG_BINDIR");
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM pg_available_extensions"
+                                     " WHERE name = 'waferwatch'"),
+                     0);
+    int rc;
+    char *log = s_migrate_rc(&db, "noext", &rc);
+    if (rc == 0 || !strstr(log, "the waferwatch PostgreSQL extension is not installed") ||
+        !strstr(log, "install postgresql-15-waferwatch on the database server")) {
+        fail_msg("a server without the extension was not refused with what to install"
+                 " (exit %d):\n%s",
+                 rc, log);
+    }
+    free(log);
+    /* Everything rolled back: no table, no recorded version. */
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM pg_class WHERE relnamespace ="
+                                     " 'public'::regnamespace AND relkind IN ('r', 'p')"),
+                     0);
+    h_pg_stop(&pg, &db);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tree);
+    assert_int_equal(system(cmd), 0);
+    free(bindir);
+}
+
 /* A database at a version between 1 and the baseline's (never released, but made by a
  * build of those days) is refused with the way out, and nothing changes. */
 static void test_older_than_baseline_refused(void **state)
@@ -567,6 +625,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_upgrade_from_12_equals_fresh),
     cmocka_unit_test(test_upgrade_converts_histograms_in_batches),
     cmocka_unit_test(test_older_than_baseline_refused),
+    cmocka_unit_test(test_missing_extension_refused),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)
