@@ -601,8 +601,11 @@ done
 "$yaml_paths" --get ConfigMap/waferwatch-collector data.collector.yaml "$k8s/collector-deployment.yaml" >"$tmp/k8s-collector.yaml" ||
     fail "no collector.yaml in the collector ConfigMap"
 # Until both binaries serve /metrics (metrics.listen), check the rest without that block.
+# (--help into a file first: grep -q stops reading at the match, and under pipefail the
+# binary's SIGPIPE would read as "no metrics.listen".)
 for comp in agent collector; do
-    if ! "$root/usr/bin/waferwatch-$comp" --help | grep -q '^  metrics.listen '; then
+    "$root/usr/bin/waferwatch-$comp" --help >"$tmp/help.$comp" 2>&1 || true
+    if ! grep -q '^  metrics.listen ' "$tmp/help.$comp"; then
         echo "   NOTE: waferwatch-$comp has no metrics.listen yet: its ConfigMap is checked without it"
         awk '/^metrics:/ { skip = 1; next } skip && /^[ #]/ { next } { skip = 0; print }' \
             "$tmp/k8s-$comp.yaml" >"$tmp/k8s-$comp.tmp" && mv "$tmp/k8s-$comp.tmp" "$tmp/k8s-$comp.yaml"
