@@ -48,53 +48,10 @@ bin=build-demo
 
 # The extension (pgext/: the ww_hist type, its functions and the ww_merge aggregate) into
 # the system's PostgreSQL, before the collector's first migration runs CREATE EXTENSION
-# waferwatch. PostgreSQL loads an extension only from its own directories (waferwatch.so
-# from `pg_config --pkglibdir`, the control and SQL files from `pg_config
-# --sharedir`/extension), never from a path a client or a configuration names, and the
-# throwaway server below runs the system's binaries: so the files go where the package
-# postgresql-15-waferwatch puts them. The component is installed into a stage first
-# (`cmake --install --component pgext` with DESTDIR: no root needed) to see whether what
-# the server has is already this build's. Only then, as root, is each file that differs
-# copied in under a temporary name and renamed over the old one: a server running now
-# (another cluster on this host, the tests') keeps the module it has mapped. The
-# component's other files (the package's README and copyright) are not installed.
+# waferwatch: the throwaway server below runs the system's binaries, which load extensions
+# only from their own directories (pgext/install.sh says how and why).
 echo "== installing the PostgreSQL extension"
-pg_config=$(sed -n 's/^WW_PG_CONFIG:[A-Z]*=//p' "$bin/CMakeCache.txt")
-[ -x "$pg_config" ] || { echo "demo: $bin was configured without pg_config (the extension is not built)" >&2; exit 1; }
-pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-if [ "$("$pg_config" --bindir)" != "$pg_bindir" ]; then
-  echo "demo: the extension is built for $("$pg_config" --bindir), the demo's PostgreSQL runs from $pg_bindir" >&2
-  exit 1
-fi
-ext_stage=$PWD/$bin/pgext-stage
-rm -rf "$ext_stage"
-DESTDIR=$ext_stage cmake --install "$bin" --component pgext >/dev/null
-ext_files=()
-ext_stale=()
-while IFS= read -r f; do
-  f=${f#"$ext_stage"}
-  case $f in "$("$pg_config" --pkglibdir)"/* | "$("$pg_config" --sharedir)"/extension/*) ;; *) continue ;; esac
-  ext_files+=("$f")
-  cmp -s "$ext_stage$f" "$f" || ext_stale+=("$f")
-done < <(find "$ext_stage" -type f | sort)
-[ ${#ext_files[@]} -gt 0 ] || { echo "demo: the pgext component installs nothing into PostgreSQL's directories" >&2; exit 1; }
-if [ ${#ext_stale[@]} -eq 0 ]; then
-  echo "   already installed: ${ext_files[*]}"
-elif [ "$(id -u)" = 0 ]; then
-  for f in "${ext_stale[@]}"; do
-    tmp=$(dirname "$f")/.$(basename "$f").demo$$
-    install -m "$(stat -c %a "$ext_stage$f")" "$ext_stage$f" "$tmp" && mv -f "$tmp" "$f" ||
-      { rm -f "$tmp"; echo "demo: could not install $f" >&2; exit 1; }
-  done
-  echo "   installed: ${ext_stale[*]}"
-else
-  echo "demo: the waferwatch PostgreSQL extension is not installed in the system's PostgreSQL, or" \
-       "differs from this build (${ext_stale[*]}); PostgreSQL loads extensions only from its own" \
-       "directories. Install it as root, then run the demo again:" >&2
-  echo "  sudo cmake --install $WW_ROOT/$bin --component pgext   (or run the demo as root)" >&2
-  exit 1
-fi
-rm -rf "$ext_stage"
+pgext/install.sh "$bin" | sed 's/^/   /' || { echo "demo: run the demo as root, or install the extension as above" >&2; exit 1; }
 
 pgdir=$run/pg
 mkdir -p "$run"
