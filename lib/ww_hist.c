@@ -459,15 +459,27 @@ int ww_hist_merge(ww_hist_t *dst, const ww_hist_t *src)
     } else {
         s_downscale(dst, t);
     }
-    dst->count += s.count;
-    dst->zero_count += s.zero_count;
-    dst->underflow += s.underflow;
-    dst->overflow += s.overflow;
-    double sum = dst->sum + s.sum;
-    dst->sum = sum > DBL_MAX ? DBL_MAX : sum < -DBL_MAX ? -DBL_MAX : sum;
-    dst->min = fmin(dst->min, s.min); /* fmin/fmax ignore a NaN side */
-    dst->max = fmax(dst->max, s.max);
+    ww_hist_merge_scalars(dst, &s);
     return 0;
+}
+
+void ww_hist_merge_scalars(ww_hist_t *dst, const ww_hist_t *src)
+{
+    dst->count += src->count;
+    dst->zero_count += src->zero_count;
+    dst->underflow += src->underflow;
+    dst->overflow += src->overflow;
+    double sum = dst->sum + src->sum;
+    dst->sum = sum > DBL_MAX ? DBL_MAX : sum < -DBL_MAX ? -DBL_MAX : sum;
+    dst->min = fmin(dst->min, src->min); /* fmin/fmax ignore a NaN side */
+    dst->max = fmax(dst->max, src->max);
+}
+
+void ww_hist_clear(ww_hist_t *h)
+{
+    h->len = 0;
+    h->offset = 0;
+    s_clear_stats(h);
 }
 
 uint64_t ww_hist_rank(double q, uint64_t count)

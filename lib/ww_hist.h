@@ -72,6 +72,16 @@ double ww_hist_upper(int32_t index, int scale);
  * +-DBL_MAX. Returns 0, -EOVERFLOW or -ENOMEM (dst unchanged on both errors). */
 int ww_hist_merge(ww_hist_t *dst, const ww_hist_t *src);
 
+/* The part of ww_hist_merge beside the buckets: dst's count, zero_count, underflow and
+ * overflow plus src's, sum added (saturating at +-DBL_MAX), min/max the least/greatest
+ * (a NaN side ignored). src's buckets are not read. For decoders that add the buckets
+ * themselves (ww_hist_pack.c); the caller has checked that no count wraps. */
+void ww_hist_merge_scalars(ww_hist_t *dst, const ww_hist_t *src);
+
+/* Empties h and forgets its range (len and offset 0), keeping its allocation: what a
+ * decoder that then grows it to the range it reads (ww_hist_reserve) starts from. */
+void ww_hist_clear(ww_hist_t *h);
+
 /* Reduces h to a coarser scale (new_scale <= h->scale): bucket i becomes i >> (old-new). */
 int ww_hist_downscale(ww_hist_t *h, int new_scale);
 

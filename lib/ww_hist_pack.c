@@ -668,15 +668,6 @@ static void s_set_scalars(ww_hist_t *h, const ww_hist_pack_head_t *hd)
     h->max = hd->max;
 }
 
-static void s_empty(ww_hist_t *h)
-{
-    h->len = 0;
-    h->offset = 0;
-    h->count = h->zero_count = h->underflow = h->overflow = 0;
-    h->sum = 0.0;
-    h->min = h->max = NAN;
-}
-
 /* Validates the stream of hd, makes h cover [first, last] and adds the counts into it; h
  * changes only when everything is valid (then only by the counts, and by the growth). */
 static int s_add_stream(const ww_hist_pack_head_t *hd, ww_hist_t *h, const char **why)
@@ -717,7 +708,7 @@ int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why)
     if (!why) {
         why = &dummy;
     }
-    s_empty(h);
+    ww_hist_clear(h);
     ww_hist_pack_head_t hd;
     int rc = ww_hist_pack_head(p, n, &hd, why);
     if (rc != 0) {
@@ -729,7 +720,7 @@ int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why)
         if (rc == -ENOMEM) {
             *why = "out of memory";
         }
-        s_empty(h);
+        ww_hist_clear(h);
         return rc;
     }
     s_set_scalars(h, &hd);
@@ -780,13 +771,8 @@ int ww_hist_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, const char 
         }
         return rc;
     }
-    dst->count += hd.count;
-    dst->zero_count += hd.zero_count;
-    dst->underflow += hd.underflow;
-    dst->overflow += hd.overflow;
-    double sum = dst->sum + hd.sum;
-    dst->sum = sum > DBL_MAX ? DBL_MAX : sum < -DBL_MAX ? -DBL_MAX : sum;
-    dst->min = fmin(dst->min, hd.min); /* fmin/fmax ignore a NaN side */
-    dst->max = fmax(dst->max, hd.max);
+    ww_hist_t s;
+    s_head_scalars(&hd, &s);
+    ww_hist_merge_scalars(dst, &s);
     return 0;
 }

@@ -393,15 +393,6 @@ static int s_member(s_in_t *in, ww_hist_t *h, bool seen[K_N], int *scale, uint64
     }
 }
 
-static void s_empty(ww_hist_t *h)
-{
-    h->len = 0;
-    h->offset = 0;
-    h->count = h->zero_count = h->underflow = h->overflow = 0;
-    h->sum = 0.0;
-    h->min = h->max = NAN;
-}
-
 /* The checks of a decoded packed histogram (ww_hist_pack.h), with messages. */
 static int s_validate(s_in_t *in, const ww_hist_t *h, uint64_t total)
 {
@@ -436,7 +427,7 @@ int ww_hist_text_parse(const char *s, ww_hist_t *h, char *err, size_t err_cap)
     if (err && err_cap > 0) {
         err[0] = '\0';
     }
-    s_empty(h);
+    ww_hist_clear(h);
     h->scale = WW_HIST_MAX_SCALE;
     bool seen[K_N] = {false};
     int scale = 0;
@@ -492,7 +483,7 @@ int ww_hist_text_parse(const char *s, ww_hist_t *h, char *err, size_t err_cap)
         if (rc == -ENOMEM && err && err_cap > 0) {
             snprintf(err, err_cap, "out of memory");
         }
-        s_empty(h);
+        ww_hist_clear(h);
     }
     return rc;
 }

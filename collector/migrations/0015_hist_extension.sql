@@ -110,6 +110,19 @@ WHERE c.relkind = 'r'
        OR c.oid IN (SELECT inhrelid FROM pg_inherits
                     WHERE inhparent = 'latency_windows'::regclass));
 
+-- The SET list of the UPDATE that converts a row: the new columns from the composite ones
+-- (ww_hist_make, which checks each), the composite ones NULL, and for a latency_windows
+-- partition parts moved to parts_x. Used by the batches and by 0017; dropped by 0017.
+CREATE FUNCTION ww_hist_convert_set(has_parts boolean) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT string_agg(format('%1$s_x = ww_hist_make((%1$s).scale, (%1$s).count, (%1$s).sum,'
+                         ' (%1$s).min, (%1$s).max, (%1$s).zero_count, (%1$s).underflow,'
+                         ' (%1$s).overflow, (%1$s)."offset", (%1$s).counts), %1$s = NULL', c),
+                  ', ')
+       || CASE WHEN has_parts THEN ', parts_x = parts, parts = NULL' ELSE '' END
+FROM unnest(ARRAY['queue', 'ttft', 'tpot', 'e2e']) c
+$$;
+
 -- One batch: converts the rows of about `target` rows' worth of blocks of the first table
 -- not finished (a TID range scan, so a batch costs its own blocks whatever was done
 -- before), records the progress in the same transaction, and returns the blocks still to
@@ -129,24 +142,9 @@ BEGIN
         -- A row the extension refuses (a histogram written by hand that contradicts
         -- itself) stops the migration, naming where it is; the batches before it stay done.
         BEGIN
-        EXECUTE format(
-            'UPDATE %s SET'
-            ' queue_x = ww_hist_make((queue).scale, (queue).count, (queue).sum, (queue).min,'
-            '  (queue).max, (queue).zero_count, (queue).underflow, (queue).overflow,'
-            '  (queue)."offset", (queue).counts),'
-            ' ttft_x = ww_hist_make((ttft).scale, (ttft).count, (ttft).sum, (ttft).min,'
-            '  (ttft).max, (ttft).zero_count, (ttft).underflow, (ttft).overflow,'
-            '  (ttft)."offset", (ttft).counts),'
-            ' tpot_x = ww_hist_make((tpot).scale, (tpot).count, (tpot).sum, (tpot).min,'
-            '  (tpot).max, (tpot).zero_count, (tpot).underflow, (tpot).overflow,'
-            '  (tpot)."offset", (tpot).counts),'
-            ' e2e_x = ww_hist_make((e2e).scale, (e2e).count, (e2e).sum, (e2e).min,'
-            '  (e2e).max, (e2e).zero_count, (e2e).underflow, (e2e).overflow,'
-            '  (e2e)."offset", (e2e).counts),'
-            ' queue = NULL, ttft = NULL, tpot = NULL, e2e = NULL%s'
-            ' WHERE ctid >= ''(%s,0)''::tid AND ctid < ''(%s,0)''::tid AND ttft_x IS NULL',
-            p.rel, CASE WHEN p.has_parts THEN ', parts_x = parts, parts = NULL' ELSE '' END,
-            p.next_block, upto);
+        EXECUTE format('UPDATE %s SET %s'
+                       ' WHERE ctid >= ''(%s,0)''::tid AND ctid < ''(%s,0)''::tid AND ttft_x IS NULL',
+                       p.rel, ww_hist_convert_set(p.has_parts), p.next_block, upto);
         GET DIAGNOSTICS n = ROW_COUNT;
         EXCEPTION WHEN data_exception OR invalid_parameter_value THEN
             RAISE EXCEPTION 'converting the histograms of % (blocks % to %): %', p.rel,

@@ -15,23 +15,9 @@ DECLARE
     n bigint;
 BEGIN
     FOREACH t IN ARRAY ARRAY['latency_windows', 'latency_rollup_1m', 'latency_rollup_1h'] LOOP
-        EXECUTE format(
-            'UPDATE %I SET'
-            ' queue_x = ww_hist_make((queue).scale, (queue).count, (queue).sum, (queue).min,'
-            '  (queue).max, (queue).zero_count, (queue).underflow, (queue).overflow,'
-            '  (queue)."offset", (queue).counts),'
-            ' ttft_x = ww_hist_make((ttft).scale, (ttft).count, (ttft).sum, (ttft).min,'
-            '  (ttft).max, (ttft).zero_count, (ttft).underflow, (ttft).overflow,'
-            '  (ttft)."offset", (ttft).counts),'
-            ' tpot_x = ww_hist_make((tpot).scale, (tpot).count, (tpot).sum, (tpot).min,'
-            '  (tpot).max, (tpot).zero_count, (tpot).underflow, (tpot).overflow,'
-            '  (tpot)."offset", (tpot).counts),'
-            ' e2e_x = ww_hist_make((e2e).scale, (e2e).count, (e2e).sum, (e2e).min,'
-            '  (e2e).max, (e2e).zero_count, (e2e).underflow, (e2e).overflow,'
-            '  (e2e)."offset", (e2e).counts),'
-            ' queue = NULL, ttft = NULL, tpot = NULL, e2e = NULL%s'
-            ' WHERE ttft_x IS NULL OR queue_x IS NULL OR tpot_x IS NULL OR e2e_x IS NULL',
-            t, CASE WHEN t = 'latency_windows' THEN ', parts_x = parts, parts = NULL' ELSE '' END);
+        EXECUTE format('UPDATE %I SET %s WHERE ttft_x IS NULL OR queue_x IS NULL'
+                       ' OR tpot_x IS NULL OR e2e_x IS NULL',
+                       t, ww_hist_convert_set(t = 'latency_windows'));
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
             RAISE WARNING '% rows of % were written during the conversion (by a collector of the previous version?) and converted now', n, t;
@@ -51,6 +37,7 @@ ALTER TABLE latency_rollup_1h DROP COLUMN queue, DROP COLUMN ttft, DROP COLUMN t
     DROP COLUMN e2e;
 DROP TYPE ww_hist_v1;
 DROP FUNCTION ww_hist_convert_step(integer);
+DROP FUNCTION ww_hist_convert_set(boolean);
 DROP TABLE ww_hist_convert;
 
 ALTER TABLE latency_windows RENAME COLUMN queue_x TO queue;

@@ -309,7 +309,8 @@ static void test_text_malformed_refused(void **state)
         "{\"scale\":0,\"count\":1,\"min\":1.5,\"max\":1.5,\"buckets\":[[0,1]]} x",
         "{\"scale\":0,\"count\":1.0,\"min\":1.5,\"max\":1.5,\"buckets\":[[0,1]]}",
         "{\"scale\":0,\"count\":1,\"min\":1.5,\"max\":1.5,\"buckets\":[[12,1]]}",
-        "{\"scale\":0,\"count\":1,\"buckets\":[[0,1]]}",
+        "{\"scale\":0,\"count\":1,\"sum\":1.5,\"buckets\":[[0,1]]}", /* a sum, no min/max */
+        "{\"scale\":0,\"count\":1,\"min\":2,\"max\":1.5,\"buckets\":[[0,1]]}",
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         ww_hist_t h;
