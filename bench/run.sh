@@ -13,6 +13,9 @@
 #                 (WW_BENCH_FOOT_SECONDS, default 120)
 #   sli_period.sh one latency SLI over the 30-day period: from the per-minute rollups
 #                 alone vs with the hourly rollups, on the same data
+#   pgext.sh      the extension's ww_hist: SQL ww_merge beside the C merge of the same rows
+#                 and beside the former composite + plpgsql; bytes on disk per latency
+#                 window beside the composite, the payload, its entropy floor, HdrHistogram
 #   fleet.sh      the whole 32,600-node fleet through one collector: binary COPY ceiling vs
 #                 the collector's end-to-end rate, 5 minutes sustained at 1 Hz with the
 #                 sample-to-commit delay (WW_FLEET_* variables, see bench/fleet.sh)
@@ -20,7 +23,7 @@
 #                 sends maximum-size hostile messages, beside the same with no attack
 #   outage.sh     messages per batch through a 3-minute PostgreSQL outage (Pending and the
 #                 agents' backoff), every sample stored once
-# About 22 minutes in all. Exit status: non-zero when a part fails to run (the figures
+# About 25 minutes in all. Exit status: non-zero when a part fails to run (the figures
 # against the targets are printed, not turned into an exit status, except footprint's).
 #
 #   bench/run.sh [BUILD_DIR]
@@ -45,6 +48,8 @@ foot=0
 bench/footprint.sh "$build" "${WW_BENCH_FOOT_SECONDS:-120}" || foot=$?
 echo "== sli_period"
 bench/sli_period.sh "$build" 30
+echo "== pgext"
+bench/pgext.sh "$build"
 echo "== fleet"
 bench/fleet.sh "$build"
 echo "== hostile"
