@@ -590,7 +590,7 @@ static inline uint64_t s_eg(s_br_t *r, int k)
  * count in idx[b], cnt[b] when idx is not NULL (nb <= their size), adds it into
  * dense[index - dense_off] when dense is not NULL. The last index in *last. */
 static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, uint64_t *dense,
-                  int32_t dense_off, int32_t *last, const char **why)
+                  int32_t dense_off, bool canonical, int32_t *last, const char **why)
 {
     s_br_t r = {hd->bits, hd->n_bits_bytes, 0, 0, 0};
     s_cost_t cg, cc;
@@ -609,14 +609,18 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
                                        : "bucket stream: an index past the scale's range");
             }
             i += (int32_t)x + 1;
-            s_cost_add(&cg, x);
+            if (canonical) {
+                s_cost_add(&cg, x);
+            }
         }
         x = s_eg(&r, hd->k_count);
         if (x >= left) { /* x + 1 > left, or no code */
             S_FAIL(x == UINT64_MAX ? "bucket stream: a count code longer than 64 bits"
                                    : "bucket stream: bucket counts add up past count's share");
         }
-        s_cost_add(&cc, x);
+        if (canonical) {
+            s_cost_add(&cc, x);
+        }
         left -= x + 1;
         if (idx) {
             idx[b] = i;
@@ -625,7 +629,7 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
         if (dense) {
             dense[i - dense_off] += x + 1;
         }
-        if (b % S_FLUSH == S_FLUSH - 1) {
+        if (canonical && b % S_FLUSH == S_FLUSH - 1) {
             s_cost_flush(&cg);
             s_cost_flush(&cc);
         }
@@ -648,7 +652,7 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
     if (pad > 0 && (hd->bits[hd->n_bits_bytes - 1] & ((1u << pad) - 1)) != 0) {
         S_FAIL("bucket stream: padding bits not zero");
     }
-    if (s_cost_best(&cg) != hd->k_gap || s_cost_best(&cc) != hd->k_count) {
+    if (canonical && (s_cost_best(&cg) != hd->k_gap || s_cost_best(&cc) != hd->k_count)) {
         S_FAIL("orders: not the canonical ones (least bits, the smallest k on ties)");
     }
     *last = i;
@@ -670,7 +674,8 @@ static void s_set_scalars(ww_hist_t *h, const ww_hist_pack_head_t *hd)
 
 /* Validates the stream of hd, makes h cover [first, last] and adds the counts into it; h
  * changes only when everything is valid (then only by the counts, and by the growth). */
-static int s_add_stream(const ww_hist_pack_head_t *hd, ww_hist_t *h, const char **why)
+static int s_add_stream(const ww_hist_pack_head_t *hd, ww_hist_t *h, bool canonical,
+                        const char **why)
 {
     if (hd->nb == 0) {
         return 0;
@@ -680,7 +685,7 @@ static int s_add_stream(const ww_hist_pack_head_t *hd, ww_hist_t *h, const char 
     if (hd->nb <= S_PAIRS) {
         int32_t idx[S_PAIRS];
         uint64_t cnt[S_PAIRS];
-        if ((rc = s_walk(hd, idx, cnt, NULL, 0, &last, why)) != 0 ||
+        if ((rc = s_walk(hd, idx, cnt, NULL, 0, canonical, &last, why)) != 0 ||
             (rc = s_check_whole(hd, last, why)) != 0) {
             return rc;
         }
@@ -692,14 +697,14 @@ static int s_add_stream(const ww_hist_pack_head_t *hd, ww_hist_t *h, const char 
         }
         return 0;
     }
-    if ((rc = s_walk(hd, NULL, NULL, NULL, 0, &last, why)) != 0 ||
+    if ((rc = s_walk(hd, NULL, NULL, NULL, 0, canonical, &last, why)) != 0 ||
         (rc = s_check_whole(hd, last, why)) != 0) {
         return rc;
     }
     if (ww_hist_reserve(h, hd->first, last) != 0) {
         return -ENOMEM;
     }
-    return s_walk(hd, NULL, NULL, h->counts, h->offset, &last, why); /* cannot fail now */
+    return s_walk(hd, NULL, NULL, h->counts, h->offset, false, &last, why); /* cannot fail now */
 }
 
 int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why)
@@ -715,7 +720,7 @@ int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why)
         return rc;
     }
     h->scale = hd.scale;
-    rc = s_add_stream(&hd, h, why);
+    rc = s_add_stream(&hd, h, true, why);
     if (rc != 0) {
         if (rc == -ENOMEM) {
             *why = "out of memory";
@@ -727,7 +732,8 @@ int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why)
     return 0;
 }
 
-int ww_hist_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, const char **why)
+static int s_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, bool canonical,
+                          const char **why)
 {
     const char *dummy;
     if (!why) {
@@ -758,13 +764,13 @@ int ww_hist_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, const char 
         __builtin_add_overflow(dst->overflow, hd.overflow, &x)) {
         /* Validate first all the same: invalid input is -EINVAL whatever dst holds. */
         int32_t last;
-        rc = hd.nb ? s_walk(&hd, NULL, NULL, NULL, 0, &last, why) : 0;
+        rc = hd.nb ? s_walk(&hd, NULL, NULL, NULL, 0, canonical, &last, why) : 0;
         if (rc == 0 && hd.nb) {
             rc = s_check_whole(&hd, last, why);
         }
         return rc != 0 ? rc : -EOVERFLOW;
     }
-    rc = s_add_stream(&hd, dst, why);
+    rc = s_add_stream(&hd, dst, canonical, why);
     if (rc != 0) {
         if (rc == -ENOMEM) {
             *why = "out of memory";
@@ -775,4 +781,14 @@ int ww_hist_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, const char 
     s_head_scalars(&hd, &s);
     ww_hist_merge_scalars(dst, &s);
     return 0;
+}
+
+int ww_hist_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, const char **why)
+{
+    return s_merge_packed(dst, p, n, true, why);
+}
+
+int ww_hist_merge_stored(ww_hist_t *dst, const uint8_t *p, size_t n, const char **why)
+{
+    return s_merge_packed(dst, p, n, false, why);
 }

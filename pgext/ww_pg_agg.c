@@ -2,7 +2,7 @@
  * of TTFT windows per model is thousands of ~500-bucket histograms).
  *
  * The state is a ww_hist_t (struct and buckets) in the aggregate's memory context; each
- * row is merged straight from its packed bytes with ww_hist_merge_packed(), which adds the
+ * row is merged straight from its packed bytes with ww_hist_merge_stored(), which adds the
  * bucket stream into the state's dense array without building a decoded histogram. Every
  * call that may allocate runs with the aggregate context current, because lib/ww_hist.c
  * allocates a first bucket array from CurrentMemoryContext (ww_pg_alloc.h); growth stays
@@ -67,7 +67,7 @@ Datum ww_pg_merge_sfunc(PG_FUNCTION_ARGS)
     }
     const char *why = NULL;
     MemoryContext old = MemoryContextSwitchTo(ctx);
-    int rc = ww_hist_merge_packed(st, p, n, &why);
+    int rc = ww_hist_merge_stored(st, p, n, &why);
     MemoryContextSwitchTo(old);
     if (rc < 0) {
         ww_pg_merge_failed(S_FN, rc, why, st, p, n);

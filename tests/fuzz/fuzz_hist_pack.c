@@ -1,7 +1,7 @@
 /* fuzz_hist_pack: libFuzzer target of the two decoders of a stored histogram, both fed
  * untrusted bytes by PostgreSQL (the binary recv and the text input of the ww_hist type):
- * ww_hist_unpack()/ww_hist_merge_packed() on the input as bytes, ww_hist_text_parse() on
- * a NUL-terminated copy of it.
+ * ww_hist_unpack()/ww_hist_merge_packed()/ww_hist_merge_stored() on the input as bytes,
+ * ww_hist_text_parse() on a NUL-terminated copy of it.
  *
  * Invariants checked (a violation traps):
  *  - a refusal returns -EINVAL (or -ENOMEM) with a reason and leaves the histogram empty;
@@ -60,8 +60,39 @@ static void s_check_same(const ww_hist_t *a, const ww_hist_t *b)
     }
 }
 
+/* ww_hist_merge_stored() on any bytes, into a histogram holding a value: it may accept
+ * bytes the full check refuses (only non-canonical orders), but whatever it accepts leaves
+ * a histogram of a valid form whose count grew by exactly the input's count, and whatever
+ * it refuses leaves dst as it was; when the full decoder accepts the bytes, it gives what
+ * ww_hist_merge_packed() gives. Under ASan this is the memory safety of the SQL aggregate's
+ * path over corrupt stored bytes. */
+static void s_stored(const uint8_t *data, size_t size, int scale)
+{
+    ww_hist_t d, full;
+    ww_hist_init(&d, scale);
+    ww_hist_init(&full, scale);
+    ww_hist_record(&d, 0.25);
+    ww_hist_record(&full, 0.25);
+    const char *why = NULL;
+    int rc = ww_hist_merge_stored(&d, data, size, &why);
+    int rf = ww_hist_merge_packed(&full, data, size, &why);
+    if (rc != 0) {
+        CHECK(rc == -EINVAL || rc == -ENOMEM || rc == -EOVERFLOW);
+        CHECK(rf != 0);
+        CHECK(d.count == 1 && d.min == 0.25 && d.sum == 0.25 && ww_hist_nonempty(&d) == 1);
+    } else {
+        CHECK(ww_hist_check_form(&d) == 0 && d.count >= 1);
+        if (rf == 0) {
+            s_check_same(&full, &d);
+        }
+    }
+    ww_hist_fini(&d);
+    ww_hist_fini(&full);
+}
+
 static void s_bytes(const uint8_t *data, size_t size)
 {
+    s_stored(data, size, (int)((size * 5) % (WW_HIST_MAX_SCALE + 1)));
     ww_hist_t h;
     ww_hist_init(&h, (int)(size % (WW_HIST_MAX_SCALE + 1)));
     const char *why = NULL;

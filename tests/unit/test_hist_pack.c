@@ -607,6 +607,20 @@ static void test_unpack_rejects(void **state)
     expect_reject(r.b, r.n, "canonical");
     ref_pack(&h, -1, (b[hd.bits - b - 1] & 15) + 1, &r);
     expect_reject(r.b, r.n, "canonical");
+    /* ww_hist_merge_stored (bytes checked once already) takes the non-canonical orders,
+     * and gives the same histogram; it still refuses a stream cut short. */
+    {
+        ww_hist_t st;
+        ww_hist_init(&st, h.scale);
+        const char *st_why = NULL;
+        assert_int_equal(ww_hist_merge_stored(&st, r.b, r.n, &st_why), 0);
+        assert_same(&h, &st);
+        ww_hist_fini(&st);
+        ww_hist_init(&st, h.scale);
+        assert_int_equal(ww_hist_merge_stored(&st, r.b, r.n - 1, &st_why), -EINVAL);
+        assert_int_equal(st.count, 0);
+        ww_hist_fini(&st);
+    }
     uint8_t zeros[16] = {0};
     w = ok;
     w.bits = zeros;
@@ -636,13 +650,20 @@ static void test_merge_packed_equals_merge(void **state)
         ww_hist_init(&via_packed, a.scale);
         assert_int_equal(ww_hist_merge(&via_merge, &a), 0);
         assert_int_equal(ww_hist_merge(&via_packed, &a), 0);
+        ww_hist_t via_stored;
+        ww_hist_init(&via_stored, a.scale);
+        assert_int_equal(ww_hist_merge(&via_stored, &a), 0);
         int r1 = ww_hist_merge(&via_merge, &dec);
         int r2 = ww_hist_merge_packed(&via_packed, b, (size_t)n, &why);
+        int r3 = ww_hist_merge_stored(&via_stored, b, (size_t)n, &why);
         assert_int_equal(r1, r2);
+        assert_int_equal(r1, r3);
         if (r1 == 0) {
             assert_int_equal(ww_hist_check(&via_packed), 0);
         }
         assert_same(&via_merge, &via_packed);
+        assert_same(&via_merge, &via_stored);
+        ww_hist_fini(&via_stored);
         ww_hist_fini(&a);
         ww_hist_fini(&src);
         ww_hist_fini(&dec);
