@@ -11,8 +11,9 @@
  *   bench_pgext cmerge DIR FIRST
  *     Reads DIR/merge.bin back and times, min of 5 runs each, ns per row of
  *     ww_hist_merge() over the unpacked histograms (the reference), ww_hist_merge_packed()
- *     over the packed bytes and ww_hist_unpack() alone, over the first FIRST rows and
- *     over all of them (the script runs it before and after the SQL timings).
+ *     and ww_hist_merge_stored() (the aggregate's path) over the packed bytes and
+ *     ww_hist_unpack() alone, over the first FIRST rows and over all of them (the script
+ *     runs it before and after the SQL timings).
  *   bench_pgext windows DIR NODES SECONDS
  *     NODES nodes of the default simulator for SECONDS s each, 10 s windows. Writes
  *     DIR/lw.bin (binary COPY of latency_windows by ww_copy_window(), the collector's
@@ -315,7 +316,7 @@ static void s_merge_window(gen_t *g, unsigned node, unsigned model, int64_t star
     }
 }
 
-typedef enum { MERGE_UNPACKED, MERGE_PACKED, UNPACK_ONLY } how_t;
+typedef enum { MERGE_UNPACKED, MERGE_PACKED, MERGE_STORED, UNPACK_ONLY } how_t;
 
 /* ns per row of one way over rows [0, n), the fastest of 5; *out the merged result. */
 static double s_time_merge(const merge_t *m, size_t n, how_t how, ww_hist_t *out)
@@ -335,6 +336,9 @@ static double s_time_merge(const merge_t *m, size_t n, how_t how, ww_hist_t *out
                 break;
             case MERGE_PACKED:
                 rc = ww_hist_merge_packed(out, m->packed[i], m->len[i], NULL);
+                break;
+            case MERGE_STORED:
+                rc = ww_hist_merge_stored(out, m->packed[i], m->len[i], NULL);
                 break;
             case UNPACK_ONLY:
                 rc = ww_hist_unpack(m->packed[i], m->len[i], &tmp, NULL);
@@ -462,20 +466,27 @@ static int s_cmerge_main(const char *dir, size_t first)
     s_read_copy(path, &m);
     size_t sizes[2] = {first < m.n ? first : m.n, m.n};
     for (int s = 0; s < 2; s++) {
-        ww_hist_t a, b, u;
+        ww_hist_t a, b, u, st;
         ww_hist_init(&a, WW_HIST_DEFAULT_SCALE);
         ww_hist_init(&b, WW_HIST_DEFAULT_SCALE);
         ww_hist_init(&u, WW_HIST_DEFAULT_SCALE);
+        ww_hist_init(&st, WW_HIST_DEFAULT_SCALE);
         double ns_u = s_time_merge(&m, sizes[s], MERGE_UNPACKED, &a);
         double ns_p = s_time_merge(&m, sizes[s], MERGE_PACKED, &b);
+        double ns_s = s_time_merge(&m, sizes[s], MERGE_STORED, &st);
         double ns_d = s_time_merge(&m, sizes[s], UNPACK_ONLY, &u);
         uint8_t *pa = NULL, *pb = NULL;
         long la = s_pack(&a, &pa), lb = s_pack(&b, &pb);
-        bool same = la == lb && memcmp(pa, pb, (size_t)la) == 0;
-        printf("c_merge_ns_%zu %.1f\nc_merge_packed_ns_%zu %.1f\nc_unpack_ns_%zu %.1f\n"
-               "c_merged_count_%zu %llu\nc_merged_same_%zu %d\n",
-               sizes[s], ns_u, sizes[s], ns_p, sizes[s], ns_d, sizes[s],
+        uint8_t *ps = NULL;
+        long ls = s_pack(&st, &ps);
+        bool same = la == lb && memcmp(pa, pb, (size_t)la) == 0 && la == ls &&
+                    memcmp(pa, ps, (size_t)la) == 0;
+        printf("c_merge_ns_%zu %.1f\nc_merge_packed_ns_%zu %.1f\nc_merge_stored_ns_%zu %.1f\n"
+               "c_unpack_ns_%zu %.1f\nc_merged_count_%zu %llu\nc_merged_same_%zu %d\n",
+               sizes[s], ns_u, sizes[s], ns_p, sizes[s], ns_s, sizes[s], ns_d, sizes[s],
                (unsigned long long)a.count, sizes[s], same ? 1 : 0);
+        free(ps);
+        ww_hist_fini(&st);
         free(pa);
         free(pb);
         ww_hist_fini(&a);

@@ -15,7 +15,8 @@
 #     to launch 2), beside `SELECT count(*)` the same way (the scan floor). In the same run
 #     the C merge of the same rows (read back from the COPY file), min of 5, once before
 #     and once after the SQL timings, the lesser kept: ww_hist_merge() of the unpacked
-#     histograms (the reference) and ww_hist_merge_packed() of the packed bytes. The "before" column:
+#     histograms (the reference), ww_hist_merge_packed() and ww_hist_merge_stored() (the
+#     aggregate's path) of the packed bytes. The "before" column:
 #     the composite ww_hist and its plpgsql ww_merge from `git show 94044df` in another
 #     database, the first 10,000 rows loaded by text COPY as dense bigint[].
 #  2. Bytes on disk per latency window. A database migrated by the collector
@@ -52,7 +53,7 @@ collector=$build/collector/waferwatch-collector
 helper=$build/bench/bench_pgext
 ww_bench_need pgext "$collector" "$helper"
 [ -f "$build/pgext/waferwatch.so" ] || { echo "pgext: $build/pgext/waferwatch.so missing (configure with -DWW_PGEXT=ON)" >&2; exit 2; }
-cmake --install "$build" --component pgext >/dev/null ||
+"$root/pgext/install.sh" "$build" >/dev/null ||
   { echo "pgext: cannot install the extension (run as root)" >&2; exit 2; }
 
 run=$(ww_bench_workdir pgext)
@@ -170,6 +171,7 @@ row "  its scan floor: count(*), 2 workers" "$(us "${T[scan_p_t_10k]}" $old_rows
 cu() { calc '%.3f' "$(kv "$run/c.out" "$1")/1000"; }
 row "C ww_hist_merge, unpacked (the reference)" "$(cu c_merge_ns_$old_rows)" "$(cu c_merge_ns_"$rows")"
 row "C ww_hist_merge_packed, packed bytes" "$(cu c_merge_packed_ns_$old_rows)" "$(cu c_merge_packed_ns_"$rows")"
+row "C ww_hist_merge_stored (the aggregate's)" "$(cu c_merge_stored_ns_$old_rows)" "$(cu c_merge_stored_ns_"$rows")"
 row "C ww_hist_unpack alone" "$(cu c_unpack_ns_$old_rows)" "$(cu c_unpack_ns_"$rows")"
 ratio() { calc '%.1f' "($1 * 1000000 / $2) / $(kv "$run/c.out" "$3")"; } # ms rows key
 row "SQL serial / C reference (target <= 2)" "$(ratio "${T[new_s_t_10k]}" $old_rows c_merge_ns_$old_rows)" \
