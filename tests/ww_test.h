@@ -45,6 +45,13 @@ static inline double ww_test_rng_unit(uint64_t *s)
     return ((double)(ww_test_rng_next(s) >> 11) + 0.5) * 0x1p-53;
 }
 
+/* qsort's comparison of doubles, ascending (for exact quantiles of raw values). */
+static inline int ww_test_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 #define WW_TEST_MAIN(tests, setup, teardown)                                                       \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \

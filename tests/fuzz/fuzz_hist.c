@@ -29,6 +29,8 @@
         }                                                                                          \
     } while (0)
 
+#include "fuzz_hist_same.h"
+
 #define MAX_BUCKETS 8192
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,30 +58,6 @@ static void s_check_quantiles(const ww_hist_t *h)
     CHECK(ww_hist_quantile(h, 2) == ww_hist_quantile(h, 1));
 }
 
-static int s_same_double(double a, double b)
-{
-    return (isnan(a) && isnan(b)) || a == b;
-}
-
-/* Same statistics and the same count in every bucket (the dense ranges may differ). */
-static void s_check_same(const ww_hist_t *a, const ww_hist_t *b)
-{
-    CHECK(a->scale == b->scale && a->count == b->count);
-    CHECK(a->zero_count == b->zero_count && a->underflow == b->underflow &&
-          a->overflow == b->overflow);
-    CHECK(s_same_double(a->sum, b->sum) && s_same_double(a->min, b->min) &&
-          s_same_double(a->max, b->max));
-    CHECK(ww_hist_nonempty(a) == ww_hist_nonempty(b));
-    for (uint32_t j = 0; j < a->len; j++) {
-        if (a->counts[j] == 0) {
-            continue;
-        }
-        int32_t i = a->offset + (int32_t)j;
-        CHECK(i >= b->offset && i < b->offset + (int32_t)b->len);
-        CHECK(b->counts[i - b->offset] == a->counts[j]);
-    }
-}
-
 static void s_check_roundtrip(const ww_hist_t *h)
 {
     size_t n = ww_hist_nonempty(h);
@@ -101,7 +79,7 @@ static void s_check_roundtrip(const ww_hist_t *h)
     }
     CHECK(rc == 0 || rc == -ENOMEM);
     if (rc == 0) {
-        s_check_same(h, &back);
+        fuzz_check_same(h, &back);
     }
     ww_hist_fini(&back);
     free(idx);

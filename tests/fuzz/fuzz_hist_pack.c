@@ -33,32 +33,9 @@
         }                                                                                          \
     } while (0)
 
+#include "fuzz_hist_same.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int s_same_double(double a, double b)
-{
-    return (isnan(a) && isnan(b)) || a == b;
-}
-
-static uint64_t s_at(const ww_hist_t *h, int64_t i)
-{
-    int64_t r = i - h->offset;
-    return r >= 0 && r < (int64_t)h->len ? h->counts[r] : 0;
-}
-
-/* Same statistics and the same count in every bucket (the dense ranges may differ). */
-static void s_check_same(const ww_hist_t *a, const ww_hist_t *b)
-{
-    CHECK(a->scale == b->scale && a->count == b->count);
-    CHECK(a->zero_count == b->zero_count && a->underflow == b->underflow &&
-          a->overflow == b->overflow);
-    CHECK(s_same_double(a->sum, b->sum) && s_same_double(a->min, b->min) &&
-          s_same_double(a->max, b->max));
-    CHECK(ww_hist_nonempty(a) == ww_hist_nonempty(b));
-    for (uint32_t j = 0; j < a->len; j++) {
-        CHECK(s_at(b, a->offset + (int64_t)j) == a->counts[j]);
-    }
-}
 
 /* ww_hist_merge_stored() on any bytes, into a histogram holding a value: it may accept
  * bytes the full check refuses (only non-canonical orders), but whatever it accepts leaves
@@ -83,7 +60,7 @@ static void s_stored(const uint8_t *data, size_t size, int scale)
     } else {
         CHECK(ww_hist_check_form(&d) == 0 && d.count >= 1);
         if (rf == 0) {
-            s_check_same(&full, &d);
+            fuzz_check_same(&full, &d);
         }
     }
     ww_hist_fini(&d);
@@ -125,7 +102,7 @@ static void s_bytes(const uint8_t *data, size_t size)
     rc = ww_hist_merge_packed(&m, data, size, &why);
     CHECK(rc == 0 || rc == -ENOMEM);
     if (rc == 0) {
-        s_check_same(&h, &m);
+        fuzz_check_same(&h, &m);
     }
     ww_hist_fini(&m);
     /* Into a histogram (of another scale, most often) holding a value. */
@@ -135,7 +112,7 @@ static void s_bytes(const uint8_t *data, size_t size)
     int r1 = ww_hist_merge(&e, &h), r2 = ww_hist_merge_packed(&d, data, size, &why);
     if (r1 != -ENOMEM && r2 != -ENOMEM) {
         CHECK(r1 == r2);
-        s_check_same(&e, &d);
+        fuzz_check_same(&e, &d);
     }
     ww_hist_fini(&e);
     ww_hist_fini(&d);
@@ -177,7 +154,7 @@ static void s_text(const uint8_t *data, size_t size)
         }
         CHECK(rc == 0 || rc == -ENOMEM);
         if (rc == 0) {
-            s_check_same(&h, &back);
+            fuzz_check_same(&h, &back);
         }
         ww_hist_fini(&back);
         free(out);
@@ -193,7 +170,7 @@ static void s_text(const uint8_t *data, size_t size)
         rc = ww_hist_unpack(buf, (size_t)m, &u, &why);
         CHECK(rc == 0 || rc == -ENOMEM);
         if (rc == 0) {
-            s_check_same(&h, &u);
+            fuzz_check_same(&h, &u);
         }
         ww_hist_fini(&u);
         free(buf);

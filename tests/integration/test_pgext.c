@@ -785,12 +785,6 @@ static void test_quantile_equals_c(void **state)
     h_db_drop(&db);
 }
 
-static int s_cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Quantiles of scale-6 histograms within (b-1)/(b+1) = 0.5415% of the exact nearest-rank
  * quantile of the values, for several shapes. */
 static void test_quantile_accuracy(void **state)
@@ -821,7 +815,7 @@ static void test_quantile_accuracy(void **state)
             v[k] = x;
             ww_hist_record(&h, x);
         }
-        qsort(v, (size_t)n, sizeof *v, s_cmp_d);
+        qsort(v, (size_t)n, sizeof *v, ww_test_cmp_double);
         int nq = s_qs(qs, &st);
         s_sql_quantiles(&db, &h, qs, nq, got);
         for (int j = 0; j < nq; j++) {

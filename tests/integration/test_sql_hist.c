@@ -253,12 +253,6 @@ static double s_latency(uint64_t *st, double median, double sigma)
     return median * exp(sigma * z);
 }
 
-static int s_cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void test_schema_is_the_binary_copy_contract(void **state)
 {
     h_db_t db;
@@ -656,7 +650,7 @@ static void test_merged_random_quantiles_match_exact(void **state)
         free(ins);
         free(h);
     }
-    qsort(all, n, sizeof *all, s_cmp_d);
+    qsort(all, n, sizeof *all, ww_test_cmp_double);
     const char *qs[] = {"0", "0.5", "0.9", "0.99", "0.999", "1"};
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
         double q = strtod(qs[i], NULL);

@@ -26,12 +26,6 @@ static double rng_lognormal(uint64_t *s, double median, double sigma)
     return median * exp(sigma * rng_normal(s));
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* True when a and b hold the same buckets (whatever their offsets and lengths) and the
  * same counters, min and max; sum within a relative rounding tolerance. */
 static void assert_hist_equal(const ww_hist_t *a, const ww_hist_t *b, double sum_tol)
@@ -204,7 +198,7 @@ static void check_quantiles(gen_fn gen, uint64_t seed, int s)
     }
     assert_int_equal(ww_hist_check(&h), 0);
     assert_true(h.count == N_VALUES);
-    qsort(v, N_VALUES, sizeof *v, cmp_double);
+    qsort(v, N_VALUES, sizeof *v, ww_test_cmp_double);
     double b = exp2(exp2(-s));
     double bound = (b - 1) / (b + 1) * (1 + 1e-9);
     assert_true(s < 6 || bound < 0.01);
