@@ -436,9 +436,10 @@ int ww_hist_pack_head(const uint8_t *p, size_t n, ww_hist_pack_head_t *hd, const
     if (finite && hd->min > hd->max) {
         S_FAIL("min above max");
     }
-    /* Each counter <= INT64_MAX: three of them cannot wrap 64 bits. */
-    uint64_t outside = hd->zero_count + hd->underflow + hd->overflow;
-    if (outside > hd->count) {
+    /* Each counter is <= INT64_MAX, but three of them can pass 2^64: checked adds. */
+    uint64_t outside;
+    if (__builtin_add_overflow(hd->zero_count, hd->underflow, &outside) ||
+        __builtin_add_overflow(outside, hd->overflow, &outside) || outside > hd->count) {
         S_FAIL("count below zero_count + underflow + overflow");
     }
     uint64_t in_buckets = hd->count - outside;

@@ -396,7 +396,11 @@ static int s_member(s_in_t *in, ww_hist_t *h, bool seen[K_N], int *scale, uint64
 /* The checks of a decoded packed histogram (ww_hist_pack.h), with messages. */
 static int s_validate(s_in_t *in, const ww_hist_t *h, uint64_t total)
 {
-    uint64_t parts = h->zero_count + h->underflow + h->overflow; /* each <= INT64_MAX */
+    uint64_t parts; /* each <= INT64_MAX, but three of them can pass 2^64 */
+    if (__builtin_add_overflow(h->zero_count, h->underflow, &parts) ||
+        __builtin_add_overflow(parts, h->overflow, &parts)) {
+        return s_fail(in, "\"zero\" + \"underflow\" + \"overflow\" pass 2^64");
+    }
     if (parts > h->count || h->count - parts != total) {
         return s_fail(in,
                       "\"count\" %" PRIu64 " is not zero + underflow + overflow + the bucket "

@@ -17,8 +17,12 @@
 -- returns the canonical form, and `=` is byte equality: two histograms of the same values
 -- at the same scale are equal (sum up to floating-point rounding of the addition order).
 -- Every value is checked on the way in (text input, binary receive, ww_hist_make) by the
--- decoder's rules: count equals its parts, indexes within the range of the scale, min <=
--- max, min/max present exactly when a finite value is counted; counts fit a bigint.
+-- decoder's rules, the form of lib/ww_hist.h's ww_hist_check_form(): count equals its
+-- parts, indexes within the range of the scale, counts fit a bigint, sum finite, min and
+-- max both NULL (no finite value known; then sum is 0) or both numbers with min <= max.
+-- Where min and max lie against the buckets is not checked here (the wire checks it, as
+-- lib's ww_hist_check() does): the composite of schema versions 12-14 held what SQL wrote
+-- by hand, and the upgrade keeps it. ww_quantile clamps to [min, max] as it always did.
 
 CREATE TYPE ww_hist;
 
@@ -81,7 +85,7 @@ CREATE OPERATOR <> (
 -- value. Every field is checked and an error (invalid_parameter_value) names the field:
 -- scale in [0, 8], counters and counts >= 0 (no NULL element), every non-empty bucket
 -- index within the range of the scale ([-20 * 2^scale, 12 * 2^scale - 1]), count equal to
--- its parts, sum finite, min <= max and both within the ranges of the non-empty parts.
+-- its parts, sum finite, min <= max (the form of the type, see the top of this file).
 CREATE FUNCTION ww_hist_make(scale integer, count bigint, sum double precision,
                              min double precision, max double precision, zero_count bigint,
                              underflow bigint, overflow bigint, "offset" integer,

@@ -118,19 +118,23 @@ Datum ww_pg_merge_combine(PG_FUNCTION_ARGS)
 /* A partial state as the packed bytes in a bytea (the same bytes as a ww_hist). */
 Datum ww_pg_merge_serial(PG_FUNCTION_ARGS)
 {
+    /* Its argument is an internal pointer: only an aggregate may pass one. */
+    (void)s_aggctx(fcinfo, "ww_hist_merge_serial");
     const ww_hist_t *st = (const ww_hist_t *)PG_GETARG_POINTER(0);
     PG_RETURN_DATUM(ww_pg_pack(st, S_FN));
 }
 
-/* A partial state back from its bytea, in the aggregate context. */
+/* A partial state back from its bytea, in the current (per-call) memory context, as
+ * PostgreSQL's own deserialize functions do: the combine function only reads it, merging
+ * it into a state of its own, so it is garbage right after. Allocated in the aggregate
+ * context instead it would stay there: in a Finalize HashAggregate, for the whole query,
+ * one state per group and worker. */
 Datum ww_pg_merge_deserial(PG_FUNCTION_ARGS)
 {
-    MemoryContext ctx = s_aggctx(fcinfo, "ww_hist_merge_deserial");
+    (void)s_aggctx(fcinfo, "ww_hist_merge_deserial");
     size_t n;
     const uint8_t *p = ww_pg_bytes(PG_GETARG_DATUM(0), &n);
-    MemoryContext old = MemoryContextSwitchTo(ctx);
     ww_hist_t *st = palloc(sizeof *st);
     ww_pg_unpack(p, n, st);
-    MemoryContextSwitchTo(old);
     PG_RETURN_POINTER(st);
 }

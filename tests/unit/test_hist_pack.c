@@ -560,6 +560,19 @@ static void test_unpack_rejects(void **state)
     w = ok;
     w.nb = 5;
     expect_reject(c, raw_pack(&w, c), "nb");
+    /* zero_count, underflow and overflow, each <= INT64_MAX, whose sum passes 2^64 and,
+     * wrapped, would fall below count: the head alone must refuse it. */
+    w = ok;
+    w.flags |= WW_HIST_PACK_F_ZERO | WW_HIST_PACK_F_UNDER | WW_HIST_PACK_F_OVER;
+    w.zero = w.under = w.over = (uint64_t)INT64_MAX;
+    w.count = (uint64_t)INT64_MAX - 1;
+    {
+        size_t wn = raw_pack(&w, c);
+        ww_hist_pack_head_t whd;
+        const char *wwhy = NULL;
+        assert_int_equal(ww_hist_pack_head(c, wn, &whd, &wwhy), -EINVAL);
+        assert_non_null(strstr(wwhy, "count below"));
+    }
     /* min above max: not a form a histogram has. */
     w = ok;
     w.min = w.max * 2;
@@ -883,6 +896,10 @@ static void test_text_rejects(void **state)
     expect_text_reject("{\"scale\":6,\"count\":1e2,\"buckets\":[]}", "not a fraction or exponent");
     expect_text_reject("{\"scale\":6,\"count\":0}", "missing \"buckets\"");
     expect_text_reject("{\"count\":0,\"buckets\":[]}", "missing \"scale\"");
+    expect_text_reject("{\"scale\":0,\"count\":9223372036854775807,\"zero\":9223372036854775807,"
+                       "\"underflow\":9223372036854775807,\"overflow\":9223372036854775807,"
+                       "\"buckets\":[]}",
+                       "pass 2^64");
     expect_text_reject("{\"scale\":9,\"count\":0,\"buckets\":[]}", "\"scale\": 9 out of range");
     expect_text_reject("{\"scale\":6,\"count\":-1,\"buckets\":[]}", "\"count\": -1 out of range");
     expect_text_reject("{\"scale\":6,\"count\":9223372036854775808,\"buckets\":[]}",
