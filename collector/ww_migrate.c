@@ -166,6 +166,25 @@ static int s_check_extension(PGconn *conn, int version)
     return ok ? 0 : -EPROTO;
 }
 
+/* Takes the session's migration lock, saying so when another collector holds it (a
+ * batched migration can hold it for hours: a start that waits must not look hung). */
+static int s_lock(PGconn *conn)
+{
+    PGresult *r = PQexec(conn, "SELECT pg_try_advisory_lock(" WW_MIGRATE_LOCK ")");
+    int got = PQresultStatus(r) == PGRES_TUPLES_OK ? strcmp(PQgetvalue(r, 0, 0), "t") == 0 : -1;
+    if (got < 0) {
+        WW_ERROR("taking the migration lock failed: %s", PQerrorMessage(conn));
+    }
+    PQclear(r);
+    if (got != 0) {
+        return got < 0 ? -EIO : 0;
+    }
+    WW_INFO("another collector is migrating the schema (advisory lock %s): waiting for it",
+            WW_MIGRATE_LOCK);
+    return s_exec(conn, "SELECT pg_advisory_lock(" WW_MIGRATE_LOCK ")",
+                  "taking the migration lock");
+}
+
 int ww_migrate(PGconn *conn)
 {
     int newest_known = ww_n_migrations ? ww_migrations[ww_n_migrations - 1].version : 0;
@@ -181,8 +200,7 @@ int ww_migrate(PGconn *conn)
     }
     /* A session lock, not a transaction's: a batched migration commits between batches
      * and must still keep every other collector out until the whole run is done. */
-    int rc =
-        s_exec(conn, "SELECT pg_advisory_lock(" WW_MIGRATE_LOCK ")", "taking the migration lock");
+    int rc = s_lock(conn);
     if (rc < 0) {
         return rc;
     }

@@ -590,6 +590,47 @@ static void test_missing_extension_refused(void **state)
     free(bindir);
 }
 
+/* A collector that finds the schema being migrated by another (the advisory lock held: a
+ * batched migration can hold it for hours) says so and waits, then finds nothing to do. */
+static void test_migration_waits_for_another_and_says_so(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "schemal");
+    free(s_migrate(&db, "first"));
+    /* A repeatable file out of date, so that the next run has something to apply. */
+    PQclear(h_query(&db, "DELETE FROM ww_schema_repeatable WHERE name = '90_grants.sql'"));
+    PQclear(h_query(&db, "SELECT pg_advisory_lock(7870001)"));
+    char log[256];
+    snprintf(log, sizeof log, "%s/migrate-waits.log", db.dir);
+    char *argv[] = {(char *)WW_COLLECTOR_BIN, (char *)"--insecure",
+                    (char *)"--pg",           db.conninfo,
+                    (char *)"--migrate-only", NULL};
+    pid_t pid = h_spawn(argv, log);
+    char *text = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(text);
+        text = h_read_file(log);
+        if (text && strstr(text, "another collector is migrating the schema")) {
+            break;
+        }
+        h_sleep_ms(50);
+    }
+    if (!text || !strstr(text, "another collector is migrating the schema")) {
+        fail_msg("a collector waiting for the migration lock did not say so:\n%s",
+                 text ? text : "");
+    }
+    free(text);
+    PQclear(h_query(&db, "SELECT pg_advisory_unlock(7870001)"));
+    assert_int_equal(h_wait(pid, 60000), 0);
+    text = h_read_file(log);
+    assert_non_null(strstr(text, "applied the"));
+    free(text);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM ww_schema_repeatable"),
+                     (long long)ww_n_repeatables);
+    h_db_drop(&db);
+}
+
 /* A database at a version between 1 and the baseline's (never released, but made by a
  * build of those days) is refused with the way out, and nothing changes. */
 static void test_older_than_baseline_refused(void **state)
@@ -626,6 +667,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_upgrade_converts_histograms_in_batches),
     cmocka_unit_test(test_older_than_baseline_refused),
     cmocka_unit_test(test_missing_extension_refused),
+    cmocka_unit_test(test_migration_waits_for_another_and_says_so),
 };
 
 WW_TEST_MAIN(tests, NULL, NULL)
