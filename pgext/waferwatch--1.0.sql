@@ -12,8 +12,8 @@
 -- are over the finite values (min/max NULL when there are none).
 --
 -- A value is stored as the canonical bytes of ww_hist_pack() (lib/ww_hist_pack.h: only the
--- non-empty buckets, as Exp-Golomb coded gaps and counts, ~48 bytes for a 10 s TTFT
--- window). One histogram has one encoding, so every function that returns a ww_hist
+-- non-empty buckets, as Exp-Golomb coded gaps and counts: ~48 bytes of buckets, ~90 in all,
+-- for a 10 s TTFT window). One histogram has one encoding, so every function that returns a ww_hist
 -- returns the canonical form, and `=` is byte equality: two histograms of the same values
 -- at the same scale are equal (sum up to floating-point rounding of the addition order).
 -- Every value is checked on the way in (text input, binary receive, ww_hist_make) by the
