@@ -459,74 +459,37 @@ Datum ww_pg_hist_make(PG_FUNCTION_ARGS)
 
 /* ---- accessors ------------------------------------------------------------------------- */
 
-Datum ww_pg_hist_scale(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    PG_RETURN_INT32(hd.scale);
-}
-
-Datum ww_pg_hist_count(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    PG_RETURN_INT64((int64)hd.count);
-}
-
-Datum ww_pg_hist_sum(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    PG_RETURN_FLOAT8(hd.sum);
-}
-
-Datum ww_pg_hist_min(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    if (isnan(hd.min)) {
-        PG_RETURN_NULL();
+/* An accessor of the head: reads it without decoding the buckets and returns `value`, an
+ * expression of the head `hd`, with PostgreSQL's RET macro. */
+#define S_HEAD_ACCESSOR(fn, ret, value)                                                            \
+    Datum fn(PG_FUNCTION_ARGS)                                                                     \
+    {                                                                                              \
+        ww_hist_pack_head_t hd;                                                                    \
+        s_head(PG_GETARG_DATUM(0), &hd);                                                           \
+        ret(value);                                                                                \
     }
-    PG_RETURN_FLOAT8(hd.min);
-}
 
-Datum ww_pg_hist_max(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    if (isnan(hd.max)) {
-        PG_RETURN_NULL();
+/* min or max: NULL when no finite value was recorded (NaN in the packed form). */
+#define S_HEAD_MINMAX(fn, field)                                                                   \
+    Datum fn(PG_FUNCTION_ARGS)                                                                     \
+    {                                                                                              \
+        ww_hist_pack_head_t hd;                                                                    \
+        s_head(PG_GETARG_DATUM(0), &hd);                                                           \
+        if (isnan(hd.field)) {                                                                     \
+            PG_RETURN_NULL();                                                                      \
+        }                                                                                          \
+        PG_RETURN_FLOAT8(hd.field);                                                                \
     }
-    PG_RETURN_FLOAT8(hd.max);
-}
 
-Datum ww_pg_hist_zero_count(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    PG_RETURN_INT64((int64)hd.zero_count);
-}
-
-Datum ww_pg_hist_underflow(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    PG_RETURN_INT64((int64)hd.underflow);
-}
-
-Datum ww_pg_hist_overflow(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    PG_RETURN_INT64((int64)hd.overflow);
-}
-
-Datum ww_pg_hist_offset(PG_FUNCTION_ARGS)
-{
-    ww_hist_pack_head_t hd;
-    s_head(PG_GETARG_DATUM(0), &hd);
-    PG_RETURN_INT32(hd.nb > 0 ? hd.first : 0);
-}
+S_HEAD_ACCESSOR(ww_pg_hist_scale, PG_RETURN_INT32, hd.scale)
+S_HEAD_ACCESSOR(ww_pg_hist_count, PG_RETURN_INT64, (int64)hd.count)
+S_HEAD_ACCESSOR(ww_pg_hist_sum, PG_RETURN_FLOAT8, hd.sum)
+S_HEAD_MINMAX(ww_pg_hist_min, min)
+S_HEAD_MINMAX(ww_pg_hist_max, max)
+S_HEAD_ACCESSOR(ww_pg_hist_zero_count, PG_RETURN_INT64, (int64)hd.zero_count)
+S_HEAD_ACCESSOR(ww_pg_hist_underflow, PG_RETURN_INT64, (int64)hd.underflow)
+S_HEAD_ACCESSOR(ww_pg_hist_overflow, PG_RETURN_INT64, (int64)hd.overflow)
+S_HEAD_ACCESSOR(ww_pg_hist_offset, PG_RETURN_INT32, hd.nb > 0 ? hd.first : 0)
 
 /* The span [*first, *last] (array positions) of h's non-empty buckets; false if none. */
 static bool s_span(const ww_hist_t *h, uint32_t *first, uint32_t *last)
