@@ -14,6 +14,7 @@
 #include "ww_slo_conf.h"
 #include "ww_slo_eval.h"
 #include "ww_store.h"
+#include "ww_tiers.h"
 #include "ww_version.h"
 
 #include <errno.h>
@@ -192,6 +193,7 @@ int main(int argc, char **argv)
     memset(&slo, 0, sizeof slo);
     bool have_slo = false;
     ww_slo_eval_t *eval = NULL;
+    ww_tiers_t *tiers = NULL;
     ww_cmetrics_t *metrics = NULL;
     ww_cfg_err_t err = {{0}};
     int exit_code = 1;
@@ -253,13 +255,22 @@ int main(int argc, char **argv)
         exit_code = s_conf_fail(argc, argv, "metrics.listen", "%s", err.msg);
         goto cleanup;
     }
-    if (conf.retention_raw_days > 0 && conf.retention_raw_days < 8) {
-        exit_code = s_conf_fail(argc, argv, "retention.raw_days",
-                                "%lld is too short: samples up to 7 days old are accepted "
-                                "(ingest.max_past), so keep at least 8 days, or 0 to keep "
-                                "everything",
-                                (long long)conf.retention_raw_days);
-        goto cleanup;
+    /* Late data up to 7 days old rebuilds its buckets from the raw rows (raw_days) and its
+     * node hours from the node minutes (node_minute_days): both must still be there. */
+    const struct {
+        const char *name;
+        int64_t days;
+    } keep[] = {{"retention.raw_days", conf.retention_raw_days},
+                {"retention.node_minute_days", conf.retention_node_minute_days}};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        if (keep[i].days > 0 && keep[i].days < 8) {
+            exit_code = s_conf_fail(argc, argv, keep[i].name,
+                                    "%lld is too short: samples up to 7 days old are accepted "
+                                    "(ingest.max_past), so keep at least 8 days, or 0 to keep "
+                                    "everything",
+                                    (long long)keep[i].days);
+            goto cleanup;
+        }
     }
     ww_log_level = conf.log_level; /* checked by the engine: one of ww_log_level_names */
     if (conf.slo_file && *conf.slo_file) {
@@ -339,11 +350,27 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto cleanup;
     }
+    if (conf.tiers_enabled) {
+        const ww_tiers_conf_t tc = {.interval_ns = conf.tiers_interval_ns,
+                                    .grace_ns = conf.tiers_grace_ns,
+                                    .max_minutes = conf.tiers_max_minutes,
+                                    .max_late = conf.tiers_max_late,
+                                    .node_minute_days = conf.retention_node_minute_days,
+                                    .node_hour_days = conf.retention_node_hour_days,
+                                    .latency_node_days = conf.retention_latency_node_days};
+        if (!(tiers = ww_tiers_start(&tc, conf.pg_conninfo, metrics))) {
+            exit_code = 1;
+            goto cleanup;
+        }
+    }
     int run = ww_ingest_run(&conf, metrics, &s_stop, &s_reload);
     exit_code = run == 0 ? 0 : run == -EACCES ? 2 : 1; /* credentials: configuration */
     ww_slo_eval_stop(&eval);
+    ww_tiers_stop(&tiers);
 
 cleanup:
+    ww_slo_eval_stop(&eval);
+    ww_tiers_stop(&tiers);
     ww_cmetrics_destroy(&metrics);
     if (have_slo) {
         ww_slo_conf_free(&slo);

@@ -2,7 +2,7 @@
 -- tests/integration/test_schema.c (do not edit): what collector/migrations (tables,
 -- types) and then collector/sql (functions, views, grants) yield in a fresh database, as
 -- printed by
---   pg_dump --schema-only --no-owner --no-privileges --exclude-table='*_p[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]'
+--   pg_dump --schema-only --no-owner --no-privileges --exclude-table='*_p[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' --exclude-table='*_p[0-9][0-9][0-9][0-9][0-9][0-9]'
 -- less the lines that vary between runs and versions: "-- Dumped from/by ..." and
 -- \restrict / \unrestrict. After changing a migration or a repeatable file, regenerate
 -- it in your build directory with
@@ -61,13 +61,7 @@ BEGIN
                    AND c.relname ~ '_p[0-9]{8}$'
                    AND to_date(right(c.relname, 8), 'YYYYMMDD') < current_date - raw_days
                  ORDER BY 1 LOOP
-            BEGIN
-                EXECUTE format('DROP TABLE IF EXISTS %I', r.relname);
-                dropped := dropped + 1;
-            EXCEPTION WHEN lock_not_available OR deadlock_detected OR object_in_use THEN
-                RAISE NOTICE 'partition % not dropped now (%): retried at the next '
-                             'maintenance', r.relname, SQLERRM;
-            END;
+            dropped := dropped + ww_drop_partition(r.relname);
         END LOOP;
     END IF;
     IF coalesce(rollup_days, 0) > 0 THEN
@@ -77,6 +71,8 @@ BEGIN
         DELETE FROM alert_transitions WHERE time < current_date - rollup_days;
         DELETE FROM ingest_rejects WHERE time < current_date - rollup_days;
         DELETE FROM latency_rollup_1h WHERE time < current_date - rollup_days;
+        DELETE FROM site_rollup_1m WHERE time < current_date - rollup_days;
+        DELETE FROM site_rollup_1h WHERE time < current_date - rollup_days;
     END IF;
     RETURN dropped;
 END $_$;
@@ -86,7 +82,65 @@ END $_$;
 -- Name: FUNCTION ww_drop_old_data(raw_days integer, rollup_days integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_drop_old_data(raw_days integer, rollup_days integer) IS 'Retention: drops the daily partitions of node_samples and latency_windows older than raw_days and deletes rollups (minute and hour), SLO and capacity evaluations, alert transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the owner. Returns the number of partitions dropped.';
+COMMENT ON FUNCTION public.ww_drop_old_data(raw_days integer, rollup_days integer) IS 'Retention: drops the daily partitions of node_samples and latency_windows older than raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations, alert transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the owner. Returns the number of partitions dropped.';
+
+
+--
+-- Name: ww_drop_old_tiers(integer, integer, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_drop_old_tiers(node_minute_days integer, node_hour_days integer, latency_node_days integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    t record;
+    r record;
+    dropped integer := 0;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('node_rollup_1m', node_minute_days),
+                                   ('node_rollup_1h', node_hour_days),
+                                   ('latency_node_1h', latency_node_days)) AS v(tab, days)
+             WHERE coalesce(v.days, 0) > 0 LOOP
+        FOR r IN SELECT c.relname, ww_partition_end(c.relname) AS ends
+                 FROM pg_inherits i
+                 JOIN pg_class c ON c.oid = i.inhrelid
+                 JOIN pg_class p ON p.oid = i.inhparent
+                 WHERE p.relname = t.tab
+                   AND ww_partition_end(c.relname) <= current_date - t.days
+                 ORDER BY 1 LOOP
+            dropped := dropped + ww_drop_partition(r.relname);
+        END LOOP;
+        EXECUTE format('DELETE FROM %I WHERE time < $1', t.tab || '_default')
+            USING (current_date - t.days)::timestamptz;
+    END LOOP;
+    RETURN dropped;
+END $_$;
+
+
+--
+-- Name: FUNCTION ww_drop_old_tiers(node_minute_days integer, node_hour_days integer, latency_node_days integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_drop_old_tiers(node_minute_days integer, node_hour_days integer, latency_node_days integer) IS 'Retention of node_rollup_1m, node_rollup_1h and latency_node_1h: drops their partitions older than the given days (0: keep) and deletes such rows of their default partitions. Runs as the owner. Returns the partitions dropped.';
+
+
+--
+-- Name: ww_drop_partition(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_drop_partition(relname text) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    EXECUTE format('DROP TABLE IF EXISTS %I', relname);
+    RETURN 1;
+EXCEPTION WHEN lock_not_available OR deadlock_detected OR object_in_use THEN
+    RAISE NOTICE 'partition % not dropped now (%): retried at the next maintenance', relname,
+                 SQLERRM;
+    RETURN 0;
+END $$;
 
 
 --
@@ -99,21 +153,33 @@ CREATE FUNCTION public.ww_ensure_partitions(from_day date, days integer) RETURNS
     AS $$
 DECLARE
     d date;
-    t text;
+    lo date;
+    hi date;
+    t record;
     name text;
     made integer := 0;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['node_samples', 'latency_windows'] LOOP
+    FOR t IN SELECT * FROM (VALUES ('node_samples', false), ('latency_windows', false),
+                                   ('node_rollup_1m', false), ('latency_node_1h', false),
+                                   ('node_rollup_1h', true)) AS v(tab, monthly) LOOP
         FOR i IN 0 .. days - 1 LOOP
             d := from_day + i;
-            name := format('%s_p%s', t, to_char(d, 'YYYYMMDD'));
+            IF t.monthly THEN
+                lo := date_trunc('month', d)::date;
+                hi := (lo + interval '1 month')::date;
+                name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMM'));
+            ELSE
+                lo := d;
+                hi := d + 1;
+                name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMMDD'));
+            END IF;
             IF to_regclass(name) IS NULL THEN
                 BEGIN
                     EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                                   name, t, d::timestamptz, (d + 1)::timestamptz);
+                                   name, t.tab, lo::timestamptz, hi::timestamptz);
                     made := made + 1;
                 EXCEPTION WHEN check_violation THEN
-                    RAISE NOTICE 'partition % not created: its rows are in %_default', name, t;
+                    RAISE NOTICE 'partition % not created: its rows are in %_default', name, t.tab;
                 END;
             END IF;
         END LOOP;
@@ -126,7 +192,7 @@ END $$;
 -- Name: FUNCTION ww_ensure_partitions(from_day date, days integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_ensure_partitions(from_day date, days integer) IS 'Creates the daily partitions of node_samples and latency_windows for [from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that waferwatch_writer needs no DDL right. Returns the number created.';
+COMMENT ON FUNCTION public.ww_ensure_partitions(from_day date, days integer) IS 'Creates the partitions of node_samples, latency_windows, node_rollup_1m, latency_node_1h (daily) and node_rollup_1h (monthly) for the days [from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that waferwatch_writer needs no DDL right. Returns the number created.';
 
 
 --
@@ -247,6 +313,18 @@ BEGIN
         REVOKE UPDATE, TRUNCATE, REFERENCES, TRIGGER ON stream_holes FROM waferwatch_writer;
         REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON stream_outages
             FROM waferwatch_writer;
+        -- The storage tiers (0018): a write records its late buckets (INSERT ... ON CONFLICT
+        -- DO NOTHING) after ww_tier_watermark(); the tier job builds, and retention drops,
+        -- through SECURITY DEFINER functions. The tiers themselves are read-only to it.
+        GRANT SELECT, INSERT ON ww_tier_dirty TO waferwatch_writer;
+        GRANT SELECT ON ww_tier_state, node_rollup_1m, node_rollup_1h, site_rollup_1m,
+            site_rollup_1h, latency_node_1h TO waferwatch_writer;
+        REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
+            ON ww_tier_dirty, ww_tier_state, node_rollup_1m, node_rollup_1h, site_rollup_1m,
+               site_rollup_1h, latency_node_1h FROM waferwatch_writer;
+        GRANT EXECUTE ON FUNCTION ww_tier_watermark(), ww_tier_advance(interval),
+            ww_tier_build(integer, integer), ww_drop_old_tiers(integer, integer, integer)
+            TO waferwatch_writer;
         -- The SLO evaluator's heartbeat (0012) is upserted (ON CONFLICT reads the row), never
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;
@@ -296,6 +374,235 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.ww_grant_roles() IS 'Creates the group roles if missing (and allowed) and grants them what they need on every object of the schema (collector/sql/90_grants.sql). Idempotent; run by the owner. Returns the number of group roles that exist.';
+
+
+--
+-- Name: ww_hottest_nodes(timestamp with time zone, timestamp with time zone, interval, text[], text[], integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_hottest_nodes(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval, p_sites text[], p_phases text[], p_limit integer DEFAULT 10) RETURNS TABLE(node_id text, site text, rack text, phase text, hotspot_max_c real, outlet_max_c real, flow_min_lpm real, throttled_share double precision)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH t AS (
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+    ), b AS (
+        SELECT m.hot_node_ids, m.hot_node_c
+        FROM site_rollup_1m m CROSS JOIN t
+        WHERE m.time >= p_from AND m.time < p_to AND (t.tier = '1m' OR m.time >= t.hours_done)
+          AND m.site = ANY (p_sites) AND m.phase = ANY (p_phases)
+        UNION ALL
+        SELECT h.hot_node_ids, h.hot_node_c
+        FROM site_rollup_1h h CROSS JOIN t
+        WHERE t.tier = '1h' AND h.time < t.hours_done
+          AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
+          AND h.site = ANY (p_sites) AND h.phase = ANY (p_phases)
+    ), top AS (
+        SELECT u.node_id, max(u.c) AS hotspot_max_c
+        FROM b CROSS JOIN LATERAL unnest(b.hot_node_ids, b.hot_node_c) AS u(node_id, c)
+        GROUP BY u.node_id
+        ORDER BY 2 DESC, 1
+        LIMIT least(p_limit, 10)
+    ), r AS (
+        SELECT m.node_id, m.outlet_c_max, m.flow_lpm_min, m.throttled_s, m.sampled_s
+        FROM node_rollup_1m m CROSS JOIN t
+        WHERE m.node_id IN (SELECT top.node_id FROM top) AND m.time >= p_from AND m.time < p_to
+          AND (t.tier = '1m' OR m.time >= t.hours_done)
+        UNION ALL
+        SELECT h.node_id, h.outlet_c_max, h.flow_lpm_min, h.throttled_s, h.sampled_s
+        FROM node_rollup_1h h CROSS JOIN t
+        WHERE t.tier = '1h' AND h.node_id IN (SELECT top.node_id FROM top)
+          AND h.time < t.hours_done AND h.time >= date_trunc('hour', p_from, 'UTC')
+          AND h.time < p_to
+    )
+    SELECT top.node_id, coalesce(n.site, ''), coalesce(n.rack, ''), coalesce(n.phase, ''),
+           top.hotspot_max_c, max(r.outlet_c_max), min(r.flow_lpm_min),
+           sum(r.throttled_s) / nullif(sum(r.sampled_s), 0)
+    FROM top
+    LEFT JOIN r ON r.node_id = top.node_id
+    LEFT JOIN nodes n ON n.node_id = top.node_id
+    GROUP BY top.node_id, n.site, n.rack, n.phase, top.hotspot_max_c
+    ORDER BY top.hotspot_max_c DESC, top.node_id
+$$;
+
+
+--
+-- Name: FUNCTION ww_hottest_nodes(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval, p_sites text[], p_phases text[], p_limit integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_hottest_nodes(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval, p_sites text[], p_phases text[], p_limit integer) IS 'The (at most 10) nodes of the given sites and phases with the hottest wafer over [from, to): labels, hottest wafer and outlet, lowest flow, throttled share; from the site tiers'' hottest-node lists and the nodes'' own tiers.';
+
+
+--
+-- Name: ww_latency_series(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, phase text, model text, windows bigint, requests bigint, requests_ok bigint, requests_error bigint, requests_timeout bigint, requests_rejected bigint, prompt_tokens bigint, output_tokens bigint, queue public.ww_hist, ttft public.ww_hist, tpot public.ww_hist, e2e public.ww_hist)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH t AS (
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+    ), r AS (
+        SELECT m.time, m.phase, m.model, m.windows, m.requests_ok, m.requests_error,
+               m.requests_timeout, m.requests_rejected, m.prompt_tokens, m.output_tokens,
+               m.queue, m.ttft, m.tpot, m.e2e
+        FROM latency_rollup_1m m CROSS JOIN t
+        WHERE m.time >= p_from AND m.time < p_to AND (t.tier = '1m' OR m.time >= t.hours_done)
+        UNION ALL
+        SELECT h.time, h.phase, h.model, h.windows, h.requests_ok, h.requests_error,
+               h.requests_timeout, h.requests_rejected, h.prompt_tokens, h.output_tokens,
+               h.queue, h.ttft, h.tpot, h.e2e
+        FROM latency_rollup_1h h CROSS JOIN t
+        WHERE t.tier = '1h' AND h.time < t.hours_done
+          AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
+    )
+    SELECT date_bin(t.step, r.time, timestamptz '2000-01-01 00:00:00+00'), r.phase, r.model,
+           sum(r.windows)::bigint,
+           sum(r.requests_ok + r.requests_error + r.requests_timeout + r.requests_rejected)::bigint,
+           sum(r.requests_ok)::bigint, sum(r.requests_error)::bigint,
+           sum(r.requests_timeout)::bigint, sum(r.requests_rejected)::bigint,
+           sum(r.prompt_tokens)::bigint, sum(r.output_tokens)::bigint, ww_merge(r.queue),
+           ww_merge(r.ttft), ww_merge(r.tpot), ww_merge(r.e2e)
+    FROM r CROSS JOIN t
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+$$;
+
+
+--
+-- Name: FUNCTION ww_latency_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per bucket of [from, to), phase and model: requests by status, tokens and the merged queue/ttft/tpot/e2e histograms, from latency_rollup_1m or _1h (ww_tier_for).';
+
+
+--
+-- Name: ww_node_latency_series(text[], timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_node_latency_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, node_id text, model text, windows bigint, requests_ok bigint, requests_error bigint, requests_timeout bigint, requests_rejected bigint, prompt_tokens bigint, output_tokens bigint, queue public.ww_hist, ttft public.ww_hist, tpot public.ww_hist, e2e public.ww_hist)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH t AS (
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               CASE WHEN ww_tier_for(p_from, p_to, p_step) = '1h'
+                    THEN ww_tier_step(p_from, p_to, p_step) ELSE p_step END AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+    ), r AS (
+        SELECT w.time, w.node_id, w.model, 1::bigint AS windows, w.requests_ok,
+               w.requests_error, w.requests_timeout, w.requests_rejected, w.prompt_tokens,
+               w.output_tokens, w.queue, w.ttft, w.tpot, w.e2e
+        FROM latency_windows w CROSS JOIN t
+        WHERE w.node_id = ANY (p_nodes) AND w.time >= p_from AND w.time < p_to
+          AND (t.tier = '1m' OR w.time >= t.hours_done)
+        UNION ALL
+        SELECT h.time, h.node_id, h.model, h.windows, h.requests_ok, h.requests_error,
+               h.requests_timeout, h.requests_rejected, h.prompt_tokens, h.output_tokens,
+               h.queue, h.ttft, h.tpot, h.e2e
+        FROM latency_node_1h h CROSS JOIN t
+        WHERE t.tier = '1h' AND h.time < t.hours_done AND h.node_id = ANY (p_nodes)
+          AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
+    )
+    SELECT date_bin(t.step, r.time, timestamptz '2000-01-01 00:00:00+00'), r.node_id, r.model,
+           sum(r.windows)::bigint, sum(r.requests_ok)::bigint, sum(r.requests_error)::bigint,
+           sum(r.requests_timeout)::bigint, sum(r.requests_rejected)::bigint,
+           sum(r.prompt_tokens)::bigint, sum(r.output_tokens)::bigint, ww_merge(r.queue),
+           ww_merge(r.ttft), ww_merge(r.tpot), ww_merge(r.e2e)
+    FROM r CROSS JOIN t
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+$$;
+
+
+--
+-- Name: FUNCTION ww_node_latency_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_node_latency_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per bucket, node of p_nodes and model over [from, to): requests, tokens and merged histograms, from latency_windows up to 24 h, latency_node_1h beyond.';
+
+
+--
+-- Name: ww_node_series(text[], timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, node_id text, power_w double precision, power_max_w real, inlet_c double precision, outlet_c double precision, hotspot_max_c real, flow_min_lpm real, utilization double precision, tokens_per_s double precision, requests_queued double precision, requests_in_flight double precision, throttle_factor_min real, throttled_share double precision)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH t AS (
+        SELECT CASE WHEN p_to - p_from <= interval '3 hours' THEN 'raw'
+                    ELSE ww_tier_for(p_from, p_to, p_step) END AS tier,
+               CASE WHEN p_to - p_from <= interval '3 hours' THEN p_step
+                    ELSE ww_tier_step(p_from, p_to, p_step) END AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+    ), r AS (
+        SELECT s.time, s.node_id, 1::bigint AS samples,
+               coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000 AS sampled_s,
+               s.power_w::float8 * coalesce(nullif(n.interval_ms, 0), 1000) / 1000 AS energy_j,
+               s.power_w AS power_w_max, s.inlet_c::float8 AS inlet_c_sum,
+               s.outlet_c::float8 AS outlet_c_sum, s.wafer_hotspot_c AS wafer_hotspot_c_max,
+               s.flow_lpm AS flow_lpm_min, s.utilization::float8 AS utilization_sum,
+               s.tokens_per_s::float8 AS tokens_per_s_sum,
+               s.requests_queued::bigint AS requests_queued_sum,
+               s.requests_in_flight::bigint AS requests_in_flight_sum,
+               s.throttle_factor AS throttle_factor_min,
+               CASE WHEN s.throttled THEN coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000
+                    ELSE 0 END AS throttled_s
+        FROM node_samples s CROSS JOIN t
+        LEFT JOIN nodes n ON n.node_id = s.node_id
+        WHERE t.tier = 'raw' AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
+        UNION ALL
+        SELECT m.time, m.node_id, m.samples, m.sampled_s, m.energy_j, m.power_w_max,
+               m.inlet_c_sum, m.outlet_c_sum, m.wafer_hotspot_c_max, m.flow_lpm_min,
+               m.utilization_sum, m.tokens_per_s_sum, m.requests_queued_sum,
+               m.requests_in_flight_sum, m.throttle_factor_min, m.throttled_s
+        FROM node_rollup_1m m CROSS JOIN t
+        WHERE (t.tier = '1m' OR (t.tier = '1h' AND m.time >= t.hours_done))
+          AND m.node_id = ANY (p_nodes) AND m.time >= p_from AND m.time < p_to
+        UNION ALL
+        SELECT h.time, h.node_id, h.samples, h.sampled_s, h.energy_j, h.power_w_max,
+               h.inlet_c_sum, h.outlet_c_sum, h.wafer_hotspot_c_max, h.flow_lpm_min,
+               h.utilization_sum, h.tokens_per_s_sum, h.requests_queued_sum,
+               h.requests_in_flight_sum, h.throttle_factor_min, h.throttled_s
+        FROM node_rollup_1h h CROSS JOIN t
+        WHERE t.tier = '1h' AND h.time < t.hours_done AND h.node_id = ANY (p_nodes)
+          AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
+    )
+    SELECT date_bin(t.step, r.time, timestamptz '2000-01-01 00:00:00+00'), r.node_id,
+           sum(r.energy_j) / sum(r.sampled_s), max(r.power_w_max),
+           sum(r.inlet_c_sum) / sum(r.samples), sum(r.outlet_c_sum) / sum(r.samples),
+           max(r.wafer_hotspot_c_max), min(r.flow_lpm_min),
+           sum(r.utilization_sum) / sum(r.samples), sum(r.tokens_per_s_sum) / sum(r.samples),
+           sum(r.requests_queued_sum)::float8 / sum(r.samples),
+           sum(r.requests_in_flight_sum)::float8 / sum(r.samples), min(r.throttle_factor_min),
+           sum(r.throttled_s) / sum(r.sampled_s)
+    FROM r CROSS JOIN t
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+$$;
+
+
+--
+-- Name: FUNCTION ww_node_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per bucket and node of p_nodes over [from, to): mean and highest power, temperatures, lowest flow, utilisation, tokens/s, queue, lowest throttle factor, throttled share; raw rows up to 3 h, node_rollup_1m / _1h beyond (ww_tier_for).';
+
+
+--
+-- Name: ww_partition_end(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_partition_end(relname text) RETURNS date
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $_$
+    SELECT CASE
+        WHEN relname ~ '_p[0-9]{8}$' THEN to_date(right(relname, 8), 'YYYYMMDD') + 1
+        WHEN relname ~ '_p[0-9]{6}$' THEN
+            (to_date(right(relname, 6), 'YYYYMM') + interval '1 month')::date
+    END
+$_$;
 
 
 --
@@ -407,6 +714,63 @@ COMMENT ON FUNCTION public.ww_rollup_hours(p_from timestamp with time zone, p_to
 
 
 --
+-- Name: ww_site_series(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_site_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, site text, hall text, phase text, nodes integer, rated_mw double precision, power_mw double precision, tokens_per_s double precision, j_per_token double precision, inlet_avg_c double precision, inlet_max_c real, outlet_avg_c double precision, outlet_max_c real, flow_min_lpm real, hotspot_avg_c double precision, hotspot_max_c real, throttled_nodes integer, humidity_avg_pct double precision, requests_completed bigint, contracted_mw double precision, power_ceiling_mw double precision, hotspot_limit_c double precision, outlet_limit_c double precision, samples bigint, humidity_samples bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH t AS (
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+    ), r AS (
+        SELECT m.time, m.site, m.hall, m.phase, m.nodes, m.rated_kw, m.samples,
+               m.humidity_samples, m.sampled_s, m.energy_j, m.tokens, m.requests_completed,
+               m.inlet_c_sum,
+               m.inlet_c_max, m.outlet_c_sum, m.outlet_c_max, m.flow_lpm_min,
+               m.wafer_hotspot_c_sum, m.wafer_hotspot_c_max, m.throttled_nodes,
+               m.humidity_pct_sum, 60 AS span_s
+        FROM site_rollup_1m m, t
+        WHERE m.time >= p_from AND m.time < p_to AND (t.tier = '1m' OR m.time >= t.hours_done)
+        UNION ALL
+        SELECT h.time, h.site, h.hall, h.phase, h.nodes, h.rated_kw, h.samples,
+               h.humidity_samples, h.sampled_s, h.energy_j, h.tokens, h.requests_completed,
+               h.inlet_c_sum,
+               h.inlet_c_max, h.outlet_c_sum, h.outlet_c_max, h.flow_lpm_min,
+               h.wafer_hotspot_c_sum, h.wafer_hotspot_c_max, h.throttled_nodes,
+               h.humidity_pct_sum, 3600
+        FROM site_rollup_1h h, t
+        WHERE t.tier = '1h' AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
+          AND h.time < t.hours_done
+    )
+    SELECT date_bin(t.step, r.time, timestamptz '2000-01-01 00:00:00+00'), r.site, r.hall,
+           r.phase, max(r.nodes), max(r.rated_kw) / 1e3,
+           sum(r.energy_j / nullif(r.sampled_s, 0) * r.nodes * r.span_s) / sum(r.span_s) / 1e6,
+           sum(r.tokens / nullif(r.sampled_s, 0) * r.nodes * r.span_s) / sum(r.span_s),
+           sum(r.energy_j) / nullif(sum(r.tokens), 0),
+           sum(r.inlet_c_sum) / sum(r.samples), max(r.inlet_c_max),
+           sum(r.outlet_c_sum) / sum(r.samples), max(r.outlet_c_max), min(r.flow_lpm_min),
+           sum(r.wafer_hotspot_c_sum) / sum(r.samples), max(r.wafer_hotspot_c_max),
+           max(r.throttled_nodes), sum(r.humidity_pct_sum) / nullif(sum(r.humidity_samples), 0),
+           sum(r.requests_completed)::bigint, max(p.contracted_mw), max(p.power_ceiling_mw),
+           max(p.hotspot_max_c), max(p.outlet_max_c), sum(r.samples)::bigint,
+           sum(r.humidity_samples)::bigint
+    FROM r CROSS JOIN t
+    LEFT JOIN phases p ON p.id = r.phase
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+$$;
+
+
+--
+-- Name: FUNCTION ww_site_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_site_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per bucket (ww_tier_step) of [from, to), site, hall and phase, from the site tiers (ww_tier_for): reporting nodes, rated MW, power MW, tokens/s, J/token, coolant and wafer temperatures, lowest flow, throttled nodes, humidity, and the phase''s limits.';
+
+
+--
 -- Name: ww_sli(text, text, text, double precision, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -419,6 +783,8 @@ DECLARE
     h_hi timestamptz := date_trunc('hour', p_to, 'UTC');
     good_t timestamptz[];
     good_m text[];
+    t_hi timestamptz;
+    dirty timestamptz[];
     m ww_hist;
 BEGIN
     IF p_metric IS NULL OR p_metric NOT IN ('ttft', 'tpot', 'e2e', 'queue', 'availability') THEN
@@ -456,18 +822,32 @@ BEGIN
         h_lo := h_lo + interval '1 hour';
     END IF;
     IF coalesce(p_to - p_from >= interval '3 hours', false) AND h_lo < h_hi THEN
-        -- (hour, model) pairs whose hour row holds exactly the minutes there are now.
+        -- Hours below the tier builder's hours_done are rebuilt whole by it, and a write
+        -- that changes one later records it in ww_tier_dirty ('l') in its own transaction,
+        -- which the rebuild deletes: their rows are taken as they are, but for those
+        -- recorded dirty. The other hours, [t_hi, h_hi) and the dirty ones, only when
+        -- their row holds exactly the minutes there are now (same window count).
+        t_hi := greatest(h_lo, least(h_hi, (SELECT s.hours_done FROM ww_tier_state s)));
+        dirty := ARRAY(SELECT DISTINCT d.time FROM ww_tier_dirty d
+                       WHERE d.tier = 'l' AND d.time >= h_lo AND d.time < t_hi);
         SELECT coalesce(array_agg(h.time), '{}'), coalesce(array_agg(h.model), '{}')
         INTO good_t, good_m
         FROM latency_rollup_1h h
-        JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model, sum(r.windows) AS windows
-              FROM latency_rollup_1m r
-              WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-                AND r.time >= h_lo AND r.time < h_hi
-              GROUP BY 1, 2) c
-            ON c.hour = h.time AND c.model = h.model AND c.windows = h.windows
+        LEFT JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model,
+                          sum(r.windows) AS windows
+                   FROM (SELECT r.time, r.model, r.windows FROM latency_rollup_1m r
+                         WHERE r.time >= t_hi AND r.time < h_hi
+                           AND r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+                         UNION ALL
+                         SELECT r.time, r.model, r.windows FROM latency_rollup_1m r
+                         JOIN unnest(dirty) AS d(t)
+                             ON r.time >= d.t AND r.time < d.t + interval '1 hour'
+                         WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)) r
+                   GROUP BY 1, 2) c
+            ON c.hour = h.time AND c.model = h.model
         WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
-          AND h.time >= h_lo AND h.time < h_hi;
+          AND h.time >= h_lo AND h.time < h_hi
+          AND ((h.time < t_hi AND h.time <> ALL (dirty)) OR c.windows = h.windows);
         -- Those hours from their rows, every other minute of the range from the minutes. An
         -- assignment, not SELECT INTO (which would spread the ww_hist over m's fields).
         m := (SELECT ww_merge(x.h) FROM (
@@ -480,10 +860,15 @@ BEGIN
                   SELECT CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
                                        WHEN 'e2e' THEN r.e2e ELSE r.queue END
                   FROM latency_rollup_1m r
-                  WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-                    AND r.time >= p_from AND r.time < p_to
-                    AND (date_trunc('hour', r.time, 'UTC'), r.model) NOT IN
-                        (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model))) x);
+                  -- The keys first (an index-only scan of the primary key), then only the
+                  -- rows needed: a minute row carries four histograms, ~2 KB.
+                  WHERE (r.time, r.phase, r.model) IN (
+                      SELECT k.time, k.phase, k.model
+                      FROM latency_rollup_1m k
+                      WHERE k.phase = p_phase AND (p_model = '*' OR k.model = p_model)
+                        AND k.time >= p_from AND k.time < p_to
+                        AND (date_trunc('hour', k.time, 'UTC'), k.model) NOT IN
+                            (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model)))) x);
     ELSIF rollup THEN
         m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
                                             WHEN 'e2e' THEN r.e2e ELSE r.queue END)
@@ -508,6 +893,479 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Good and total events of an SLI over [p_from, p_to) for a phase and a model (''*'': all): latency metrics (ttft, tpot, e2e, queue) count values at or below p_threshold (ww_hist_count_above), availability counts ok among all requests. Raw windows below 2 min; minute rollups from 2 min; from 3 h the whole hours come from latency_rollup_1h where it holds all their minutes (same result, fewer merges); (0, 0) when empty.';
+
+
+--
+-- Name: ww_tier_advance(interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_advance(grace interval) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET lock_timeout TO '2s'
+    AS $$
+DECLARE
+    w timestamptz;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7870002);
+    UPDATE ww_tier_state
+    SET watermark = greatest(watermark, date_trunc('minute', now() - grace, 'UTC')),
+        updated_at = now()
+    RETURNING watermark INTO w;
+    RETURN w;
+END $$;
+
+
+--
+-- Name: FUNCTION ww_tier_advance(grace interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_tier_advance(grace interval) IS 'Tier job: moves the watermark to the minute of now() - grace once the writes in flight have committed. Call it in its own transaction, before ww_tier_build.';
+
+
+--
+-- Name: ww_tier_build(integer, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_build(max_minutes integer, max_dirty integer, OUT minutes integer, OUT hours integer, OUT rebuilt integer, OUT behind_s double precision, OUT dirty_left bigint) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    st ww_tier_state;
+    m_from timestamptz;
+    m_to timestamptz;
+    h_from timestamptz;
+    h_to timestamptz;
+    s_times timestamptz[];
+    s_nodes text[];
+    l_times timestamptz[];
+    l_nodes text[];
+    b timestamptz;
+BEGIN
+    IF max_minutes < 1 OR max_dirty < 1 THEN
+        RAISE EXCEPTION 'ww_tier_build: max_minutes and max_dirty must be >= 1';
+    END IF;
+    SELECT * INTO st FROM ww_tier_state FOR UPDATE;
+    m_from := st.minutes_done;
+    m_to := least(st.watermark, m_from + make_interval(mins => max_minutes));
+    h_from := st.hours_done;
+    h_to := greatest(h_from, date_trunc('hour', m_to, 'UTC'));
+    -- Late entries first (see ww_tier_take_dirty). Those inside what is built forward now
+    -- are only dropped, and those before the tiers' start (see ww_tier_state); those
+    -- between are rebuilt.
+    DELETE FROM ww_tier_dirty WHERE time < st.start;
+    DELETE FROM ww_tier_dirty WHERE tier = 's' AND time >= m_from AND time < m_to;
+    DELETE FROM ww_tier_dirty WHERE tier = 'l' AND time >= h_from AND time < h_to;
+    SELECT t.times, t.nodes INTO s_times, s_nodes FROM ww_tier_take_dirty('s', m_from, max_dirty) t;
+    SELECT t.times, t.nodes INTO l_times, l_nodes FROM ww_tier_take_dirty('l', h_from, max_dirty) t;
+    minutes := 0;
+    hours := 0;
+    rebuilt := cardinality(s_times) + cardinality(l_times);
+    IF m_to > m_from THEN
+        PERFORM ww_tier_node_minutes(m_from, m_to, NULL);
+        PERFORM ww_tier_sites('1m', m_from, m_to);
+        minutes := (extract(epoch FROM m_to - m_from) / 60)::integer;
+    END IF;
+    -- Late minutes, one minute at a time with its nodes; then their node hours (below
+    -- hours_done: the forward hours below cover the rest) and the site rows of each.
+    FOR b IN SELECT DISTINCT u FROM unnest(s_times) u ORDER BY 1 LOOP
+        PERFORM ww_tier_node_minutes(b, b + interval '1 minute',
+                                     ARRAY(SELECT n FROM unnest(s_times, s_nodes) x(t, n) WHERE t = b));
+        PERFORM ww_tier_sites('1m', b, b + interval '1 minute');
+    END LOOP;
+    FOR b IN SELECT DISTINCT date_trunc('hour', u, 'UTC') FROM unnest(s_times) u
+             WHERE u < h_from ORDER BY 1 LOOP
+        PERFORM ww_tier_node_hours(b, b + interval '1 hour',
+                                   ARRAY(SELECT DISTINCT n FROM unnest(s_times, s_nodes) x(t, n)
+                                         WHERE date_trunc('hour', t, 'UTC') = b));
+        PERFORM ww_tier_sites('1h', b, b + interval '1 hour');
+    END LOOP;
+    IF h_to > h_from THEN
+        PERFORM ww_tier_node_hours(h_from, h_to, NULL);
+        PERFORM ww_tier_sites('1h', h_from, h_to);
+        PERFORM ww_tier_latency_hours(h_from, h_to, NULL);
+        PERFORM ww_tier_phase_latency_hours(h_from, h_to);
+        hours := (extract(epoch FROM h_to - h_from) / 3600)::integer;
+    END IF;
+    FOR b IN SELECT DISTINCT u FROM unnest(l_times) u ORDER BY 1 LOOP
+        PERFORM ww_tier_latency_hours(b, b + interval '1 hour',
+                                      ARRAY(SELECT n FROM unnest(l_times, l_nodes) x(t, n) WHERE t = b));
+        PERFORM ww_tier_phase_latency_hours(b, b + interval '1 hour');
+    END LOOP;
+    UPDATE ww_tier_state SET minutes_done = m_to, hours_done = h_to, updated_at = now();
+    behind_s := extract(epoch FROM st.watermark - m_to);
+    SELECT count(*) INTO dirty_left FROM ww_tier_dirty WHERE time < m_to;
+END $$;
+
+
+--
+-- Name: FUNCTION ww_tier_build(max_minutes integer, max_dirty integer, OUT minutes integer, OUT hours integer, OUT rebuilt integer, OUT behind_s double precision, OUT dirty_left bigint); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_tier_build(max_minutes integer, max_dirty integer, OUT minutes integer, OUT hours integer, OUT rebuilt integer, OUT behind_s double precision, OUT dirty_left bigint) IS 'Tier job: builds the closed minutes and complete hours not built yet (at most max_minutes) and rebuilds up to max_dirty late buckets of each kind, in the caller''s transaction. Returns what it did, how far behind the watermark it still is and the late entries left.';
+
+
+--
+-- Name: ww_tier_for(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_for(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN p_step >= interval '1 hour' OR p_to - p_from > interval '24 hours'
+                THEN '1h' ELSE '1m' END
+$$;
+
+
+--
+-- Name: FUNCTION ww_tier_for(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_tier_for(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'The tier a range reads: 1h for a step of an hour or more or a range over 24 h, else 1m.';
+
+
+--
+-- Name: ww_tier_latency_hours(timestamp with time zone, timestamp with time zone, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_latency_hours(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    n integer;
+BEGIN
+    EXECUTE 'DELETE FROM latency_node_1h WHERE time >= $1 AND time < $2'
+            ' AND ($3 IS NULL OR node_id = ANY ($3))' USING p_from, p_to, p_nodes;
+    EXECUTE $q$
+    INSERT INTO latency_node_1h (
+        time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout,
+        requests_rejected, prompt_tokens, output_tokens, windows, queue, ttft, tpot, e2e)
+    SELECT date_trunc('hour', w.time, 'UTC'), w.node_id, w.model, sum(w.duration_s),
+           sum(w.requests_ok), sum(w.requests_error), sum(w.requests_timeout),
+           sum(w.requests_rejected), sum(w.prompt_tokens), sum(w.output_tokens), count(*),
+           ww_merge(w.queue), ww_merge(w.ttft), ww_merge(w.tpot), ww_merge(w.e2e)
+    FROM latency_windows w
+    WHERE w.time >= $1 AND w.time < $2 AND ($3 IS NULL OR w.node_id = ANY ($3))
+    GROUP BY 1, 2, 3
+    $q$ USING p_from, p_to, p_nodes;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $_$;
+
+
+--
+-- Name: ww_tier_node_columns(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_node_columns() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT '
+        time, node_id, samples, humidity_samples, last_time, sampled_s, energy_j, tokens, throttled_s,
+        requests_completed, power_w_sum, inlet_c_sum, outlet_c_sum, flow_lpm_sum,
+        wafer_hotspot_c_sum, utilization_sum, tokens_per_s_sum, throttle_factor_sum,
+        requests_queued_sum, requests_in_flight_sum, humidity_pct_sum, power_w_min,
+        power_w_max, power_w_last, inlet_c_min, inlet_c_max, inlet_c_last, outlet_c_min,
+        outlet_c_max, outlet_c_last, flow_lpm_min, flow_lpm_max, flow_lpm_last,
+        wafer_hotspot_c_min, wafer_hotspot_c_max, wafer_hotspot_c_last, utilization_min,
+        utilization_max, utilization_last, tokens_per_s_min, tokens_per_s_max,
+        tokens_per_s_last, throttle_factor_min, throttle_factor_max, throttle_factor_last,
+        requests_queued_min, requests_queued_max, requests_queued_last,
+        requests_in_flight_min, requests_in_flight_max, requests_in_flight_last,
+        humidity_pct_min, humidity_pct_max, humidity_pct_last'
+$$;
+
+
+--
+-- Name: ww_tier_node_hours(timestamp with time zone, timestamp with time zone, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_node_hours(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    n integer;
+BEGIN
+    EXECUTE 'DELETE FROM node_rollup_1h WHERE time >= $1 AND time < $2'
+            ' AND ($3 IS NULL OR node_id = ANY ($3))' USING p_from, p_to, p_nodes;
+    EXECUTE format($q$
+    INSERT INTO node_rollup_1h (%s)
+    SELECT
+        a.time, a.node_id, a.samples, a.humidity_samples, a.last_time, a.sampled_s, a.energy_j,
+        a.tokens, a.throttled_s, a.requests_completed, a.power_w_sum, a.inlet_c_sum,
+        a.outlet_c_sum, a.flow_lpm_sum, a.wafer_hotspot_c_sum, a.utilization_sum,
+        a.tokens_per_s_sum, a.throttle_factor_sum, a.requests_queued_sum,
+        a.requests_in_flight_sum, a.humidity_pct_sum, a.power_w_min, a.power_w_max,
+        l.power_w_last, a.inlet_c_min, a.inlet_c_max, l.inlet_c_last, a.outlet_c_min,
+        a.outlet_c_max, l.outlet_c_last, a.flow_lpm_min, a.flow_lpm_max, l.flow_lpm_last,
+        a.wafer_hotspot_c_min, a.wafer_hotspot_c_max, l.wafer_hotspot_c_last,
+        a.utilization_min, a.utilization_max, l.utilization_last, a.tokens_per_s_min,
+        a.tokens_per_s_max, l.tokens_per_s_last, a.throttle_factor_min,
+        a.throttle_factor_max, l.throttle_factor_last, a.requests_queued_min,
+        a.requests_queued_max, l.requests_queued_last, a.requests_in_flight_min,
+        a.requests_in_flight_max, l.requests_in_flight_last, a.humidity_pct_min,
+        a.humidity_pct_max, l.humidity_pct_last
+    FROM (SELECT
+               m.node_id, date_trunc('hour', m.time, 'UTC') AS time,
+               sum(m.samples)::integer AS samples,
+               sum(m.humidity_samples)::integer AS humidity_samples,
+               max(m.last_time) AS last_time, sum(m.sampled_s) AS sampled_s,
+               sum(m.energy_j) AS energy_j,
+               sum(m.tokens) AS tokens, sum(m.throttled_s) AS throttled_s,
+               sum(m.requests_completed)::bigint AS requests_completed,
+               sum(m.power_w_sum) AS power_w_sum, sum(m.inlet_c_sum) AS inlet_c_sum,
+               sum(m.outlet_c_sum) AS outlet_c_sum, sum(m.flow_lpm_sum) AS flow_lpm_sum,
+               sum(m.wafer_hotspot_c_sum) AS wafer_hotspot_c_sum,
+               sum(m.utilization_sum) AS utilization_sum,
+               sum(m.tokens_per_s_sum) AS tokens_per_s_sum,
+               sum(m.throttle_factor_sum) AS throttle_factor_sum,
+               sum(m.requests_queued_sum)::bigint AS requests_queued_sum,
+               sum(m.requests_in_flight_sum)::bigint AS requests_in_flight_sum,
+               sum(m.humidity_pct_sum) AS humidity_pct_sum,
+               min(m.power_w_min) AS power_w_min, max(m.power_w_max) AS power_w_max,
+               min(m.inlet_c_min) AS inlet_c_min, max(m.inlet_c_max) AS inlet_c_max,
+               min(m.outlet_c_min) AS outlet_c_min, max(m.outlet_c_max) AS outlet_c_max,
+               min(m.flow_lpm_min) AS flow_lpm_min, max(m.flow_lpm_max) AS flow_lpm_max,
+               min(m.wafer_hotspot_c_min) AS wafer_hotspot_c_min,
+               max(m.wafer_hotspot_c_max) AS wafer_hotspot_c_max,
+               min(m.utilization_min) AS utilization_min,
+               max(m.utilization_max) AS utilization_max,
+               min(m.tokens_per_s_min) AS tokens_per_s_min,
+               max(m.tokens_per_s_max) AS tokens_per_s_max,
+               min(m.throttle_factor_min) AS throttle_factor_min,
+               max(m.throttle_factor_max) AS throttle_factor_max,
+               min(m.requests_queued_min) AS requests_queued_min,
+               max(m.requests_queued_max) AS requests_queued_max,
+               min(m.requests_in_flight_min) AS requests_in_flight_min,
+               max(m.requests_in_flight_max) AS requests_in_flight_max,
+               min(m.humidity_pct_min) AS humidity_pct_min,
+               max(m.humidity_pct_max) AS humidity_pct_max
+          FROM node_rollup_1m m
+          WHERE m.time >= $1 AND m.time < $2 AND ($3 IS NULL OR m.node_id = ANY ($3))
+          GROUP BY 1, 2) AS a
+    JOIN node_rollup_1m l
+        ON l.node_id = a.node_id AND l.time = date_trunc('minute', a.last_time, 'UTC')
+    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $_$;
+
+
+--
+-- Name: ww_tier_node_minutes(timestamp with time zone, timestamp with time zone, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_node_minutes(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    n integer;
+BEGIN
+    -- EXECUTE: planned with the actual range and node list each time (a generic plan would
+    -- not know whether one node or the fleet is asked for).
+    EXECUTE 'DELETE FROM node_rollup_1m WHERE time >= $1 AND time < $2'
+            ' AND ($3 IS NULL OR node_id = ANY ($3))' USING p_from, p_to, p_nodes;
+    EXECUTE format($q$
+    INSERT INTO node_rollup_1m (%s)
+    SELECT
+        a.time, a.node_id, a.samples, a.humidity_samples, a.last_time, a.samples * a.iv,
+        a.power_w_sum * a.iv, a.tokens_per_s_sum * a.iv, a.throttled_n * a.iv,
+        a.requests_completed, a.power_w_sum, a.inlet_c_sum, a.outlet_c_sum, a.flow_lpm_sum,
+        a.wafer_hotspot_c_sum, a.utilization_sum, a.tokens_per_s_sum,
+        a.throttle_factor_sum, a.requests_queued_sum, a.requests_in_flight_sum,
+        a.humidity_pct_sum, a.power_w_min, a.power_w_max, l.power_w, a.inlet_c_min,
+        a.inlet_c_max, l.inlet_c, a.outlet_c_min, a.outlet_c_max, l.outlet_c,
+        a.flow_lpm_min, a.flow_lpm_max, l.flow_lpm, a.wafer_hotspot_c_min,
+        a.wafer_hotspot_c_max, l.wafer_hotspot_c, a.utilization_min, a.utilization_max,
+        l.utilization, a.tokens_per_s_min, a.tokens_per_s_max, l.tokens_per_s,
+        a.throttle_factor_min, a.throttle_factor_max, l.throttle_factor,
+        a.requests_queued_min, a.requests_queued_max, l.requests_queued,
+        a.requests_in_flight_min, a.requests_in_flight_max, l.requests_in_flight,
+        a.humidity_pct_min, a.humidity_pct_max, l.humidity_pct
+    FROM (SELECT g.*, coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000 AS iv
+          FROM (SELECT
+               s.node_id, date_trunc('minute', s.time, 'UTC') AS time,
+               count(*)::integer AS samples,
+               count(s.humidity_pct)::integer AS humidity_samples,
+               max(s.time) AS last_time,
+               count(*) FILTER (WHERE s.throttled) AS throttled_n,
+               sum(s.requests_completed) AS requests_completed,
+               sum(s.power_w::float8) AS power_w_sum,
+               sum(s.inlet_c::float8) AS inlet_c_sum,
+               sum(s.outlet_c::float8) AS outlet_c_sum,
+               sum(s.flow_lpm::float8) AS flow_lpm_sum,
+               sum(s.wafer_hotspot_c::float8) AS wafer_hotspot_c_sum,
+               sum(s.utilization::float8) AS utilization_sum,
+               sum(s.tokens_per_s::float8) AS tokens_per_s_sum,
+               sum(s.throttle_factor::float8) AS throttle_factor_sum,
+               sum(s.requests_queued) AS requests_queued_sum,
+               sum(s.requests_in_flight) AS requests_in_flight_sum,
+               sum(s.humidity_pct::float8) AS humidity_pct_sum,
+               min(s.power_w) AS power_w_min, max(s.power_w) AS power_w_max,
+               min(s.inlet_c) AS inlet_c_min, max(s.inlet_c) AS inlet_c_max,
+               min(s.outlet_c) AS outlet_c_min, max(s.outlet_c) AS outlet_c_max,
+               min(s.flow_lpm) AS flow_lpm_min, max(s.flow_lpm) AS flow_lpm_max,
+               min(s.wafer_hotspot_c) AS wafer_hotspot_c_min,
+               max(s.wafer_hotspot_c) AS wafer_hotspot_c_max,
+               min(s.utilization) AS utilization_min,
+               max(s.utilization) AS utilization_max,
+               min(s.tokens_per_s) AS tokens_per_s_min,
+               max(s.tokens_per_s) AS tokens_per_s_max,
+               min(s.throttle_factor) AS throttle_factor_min,
+               max(s.throttle_factor) AS throttle_factor_max,
+               min(s.requests_queued) AS requests_queued_min,
+               max(s.requests_queued) AS requests_queued_max,
+               min(s.requests_in_flight) AS requests_in_flight_min,
+               max(s.requests_in_flight) AS requests_in_flight_max,
+               min(s.humidity_pct) AS humidity_pct_min,
+               max(s.humidity_pct) AS humidity_pct_max
+                FROM node_samples s
+                WHERE s.time >= $1 AND s.time < $2 AND ($3 IS NULL OR s.node_id = ANY ($3))
+                GROUP BY 1, 2) AS g
+          LEFT JOIN nodes n ON n.node_id = g.node_id) AS a
+    CROSS JOIN LATERAL (
+        SELECT s.*
+        FROM node_samples s
+        WHERE s.node_id = a.node_id AND s.time = a.last_time
+        ORDER BY
+                  s.power_w DESC, s.inlet_c DESC, s.outlet_c DESC, s.flow_lpm DESC,
+                  s.wafer_hotspot_c DESC, s.utilization DESC, s.tokens_per_s DESC,
+                  s.throttle_factor DESC, s.requests_queued DESC,
+                  s.requests_in_flight DESC, s.humidity_pct DESC
+        LIMIT 1) AS l
+    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $_$;
+
+
+--
+-- Name: ww_tier_phase_latency_hours(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_phase_latency_hours(p_from timestamp with time zone, p_to timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    DELETE FROM latency_rollup_1h WHERE time >= p_from AND time < p_to;
+    INSERT INTO latency_rollup_1h
+    SELECT date_trunc('hour', r.time, 'UTC'), r.phase, r.model, sum(r.windows),
+           sum(r.requests_ok), sum(r.requests_error), sum(r.requests_timeout),
+           sum(r.requests_rejected), sum(r.prompt_tokens), sum(r.output_tokens),
+           ww_merge(r.queue), ww_merge(r.ttft), ww_merge(r.tpot), ww_merge(r.e2e)
+    FROM latency_rollup_1m r
+    WHERE r.time >= p_from AND r.time < p_to
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+
+--
+-- Name: ww_tier_sites(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_sites(p_tier text, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    n integer;
+BEGIN
+    IF p_tier NOT IN ('1m', '1h') THEN
+        RAISE EXCEPTION 'ww_tier_sites: tier must be 1m or 1h, not %', p_tier;
+    END IF;
+    EXECUTE format('DELETE FROM site_rollup_%s WHERE time >= $1 AND time < $2', p_tier)
+        USING p_from, p_to;
+    EXECUTE format($q$
+    INSERT INTO site_rollup_%1$s (
+        time, site, hall, phase, samples, humidity_samples, rated_kw, sampled_s, energy_j, tokens,
+        throttled_s, requests_completed, inlet_c_sum, outlet_c_sum, flow_lpm_sum,
+        wafer_hotspot_c_sum, utilization_sum, humidity_pct_sum, nodes, throttled_nodes,
+        power_w_max, inlet_c_max, outlet_c_max, flow_lpm_min, wafer_hotspot_c_max,
+        humidity_pct_max, hot_node_ids, hot_node_c)
+    SELECT r.time, coalesce(n.site, ''), coalesce(n.hall, ''), coalesce(n.phase, ''),
+           sum(r.samples), sum(r.humidity_samples), sum(coalesce(n.rated_kw, 0)),
+           sum(r.sampled_s), sum(r.energy_j), sum(r.tokens), sum(r.throttled_s), sum(r.requests_completed),
+           sum(r.inlet_c_sum), sum(r.outlet_c_sum), sum(r.flow_lpm_sum),
+           sum(r.wafer_hotspot_c_sum), sum(r.utilization_sum), sum(r.humidity_pct_sum),
+           count(*), count(*) FILTER (WHERE r.throttled_s > 0), max(r.power_w_max),
+           max(r.inlet_c_max), max(r.outlet_c_max), min(r.flow_lpm_min),
+           max(r.wafer_hotspot_c_max), max(r.humidity_pct_max),
+           (array_agg(r.node_id ORDER BY r.wafer_hotspot_c_max DESC, r.node_id))[1:10],
+           (array_agg(r.wafer_hotspot_c_max ORDER BY r.wafer_hotspot_c_max DESC, r.node_id))[1:10]
+    FROM node_rollup_%1$s r
+    LEFT JOIN nodes n ON n.node_id = r.node_id
+    WHERE r.time >= $1 AND r.time < $2
+    GROUP BY 1, 2, 3, 4
+    $q$, p_tier) USING p_from, p_to;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $_$;
+
+
+--
+-- Name: ww_tier_step(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_step(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT greatest(p_step, CASE ww_tier_for(p_from, p_to, p_step)
+                                WHEN '1h' THEN interval '1 hour' ELSE interval '1 minute' END)
+$$;
+
+
+--
+-- Name: ww_tier_take_dirty("char", timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_take_dirty(p_tier "char", p_before timestamp with time zone, max_dirty integer, OUT times timestamp with time zone[], OUT nodes text[]) RETURNS record
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    WITH k AS (
+        DELETE FROM ww_tier_dirty d
+        USING (SELECT tier, time, node_id
+               FROM ww_tier_dirty
+               WHERE tier = p_tier AND time < p_before
+               ORDER BY time, node_id
+               LIMIT max_dirty) AS s
+        WHERE d.tier = s.tier AND d.time = s.time AND d.node_id = s.node_id
+        RETURNING d.time, d.node_id)
+    SELECT coalesce(array_agg(time ORDER BY time, node_id), '{}'),
+           coalesce(array_agg(node_id ORDER BY time, node_id), '{}')
+    FROM k
+$$;
+
+
+--
+-- Name: ww_tier_watermark(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_watermark() RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(7870002);
+    RETURN (SELECT watermark FROM ww_tier_state);
+END $$;
+
+
+--
+-- Name: FUNCTION ww_tier_watermark(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_tier_watermark() IS 'For the collector''s write transaction: takes the shared tier lock for the rest of the transaction and returns the watermark (older samples are late: record them in ww_tier_dirty).';
 
 
 SET default_tablespace = '';
@@ -602,6 +1460,60 @@ CREATE TABLE public.ingest_rejects (
     seq bigint,
     code text NOT NULL,
     reason text NOT NULL
+);
+
+
+--
+-- Name: latency_node_1h; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.latency_node_1h (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    model text NOT NULL,
+    duration_s double precision NOT NULL,
+    requests_ok bigint NOT NULL,
+    requests_error bigint NOT NULL,
+    requests_timeout bigint NOT NULL,
+    requests_rejected bigint NOT NULL,
+    prompt_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    windows integer NOT NULL,
+    queue public.ww_hist NOT NULL,
+    ttft public.ww_hist NOT NULL,
+    tpot public.ww_hist NOT NULL,
+    e2e public.ww_hist NOT NULL
+)
+PARTITION BY RANGE ("time");
+
+
+--
+-- Name: TABLE latency_node_1h; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.latency_node_1h IS 'latency_windows merged per node, model and hour (UTC) of the window start; built by the tier job from complete hours and rebuilt when a late window arrives.';
+
+
+--
+-- Name: latency_node_1h_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.latency_node_1h_default (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    model text NOT NULL,
+    duration_s double precision NOT NULL,
+    requests_ok bigint NOT NULL,
+    requests_error bigint NOT NULL,
+    requests_timeout bigint NOT NULL,
+    requests_rejected bigint NOT NULL,
+    prompt_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    windows integer NOT NULL,
+    queue public.ww_hist NOT NULL,
+    ttft public.ww_hist NOT NULL,
+    tpot public.ww_hist NOT NULL,
+    e2e public.ww_hist NOT NULL
 );
 
 
@@ -739,6 +1651,270 @@ CREATE TABLE public.latency_windows_default (
 
 
 --
+-- Name: node_rollup_1h; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_rollup_1h (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    samples integer NOT NULL,
+    humidity_samples integer NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    sampled_s double precision NOT NULL,
+    energy_j double precision NOT NULL,
+    tokens double precision NOT NULL,
+    throttled_s double precision NOT NULL,
+    requests_completed bigint NOT NULL,
+    power_w_sum double precision NOT NULL,
+    inlet_c_sum double precision NOT NULL,
+    outlet_c_sum double precision NOT NULL,
+    flow_lpm_sum double precision NOT NULL,
+    wafer_hotspot_c_sum double precision NOT NULL,
+    utilization_sum double precision NOT NULL,
+    tokens_per_s_sum double precision NOT NULL,
+    throttle_factor_sum double precision NOT NULL,
+    requests_queued_sum bigint NOT NULL,
+    requests_in_flight_sum bigint NOT NULL,
+    humidity_pct_sum double precision,
+    power_w_min real NOT NULL,
+    power_w_max real NOT NULL,
+    power_w_last real NOT NULL,
+    inlet_c_min real NOT NULL,
+    inlet_c_max real NOT NULL,
+    inlet_c_last real NOT NULL,
+    outlet_c_min real NOT NULL,
+    outlet_c_max real NOT NULL,
+    outlet_c_last real NOT NULL,
+    flow_lpm_min real NOT NULL,
+    flow_lpm_max real NOT NULL,
+    flow_lpm_last real NOT NULL,
+    wafer_hotspot_c_min real NOT NULL,
+    wafer_hotspot_c_max real NOT NULL,
+    wafer_hotspot_c_last real NOT NULL,
+    utilization_min real NOT NULL,
+    utilization_max real NOT NULL,
+    utilization_last real NOT NULL,
+    tokens_per_s_min real NOT NULL,
+    tokens_per_s_max real NOT NULL,
+    tokens_per_s_last real NOT NULL,
+    throttle_factor_min real NOT NULL,
+    throttle_factor_max real NOT NULL,
+    throttle_factor_last real NOT NULL,
+    requests_queued_min integer NOT NULL,
+    requests_queued_max integer NOT NULL,
+    requests_queued_last integer NOT NULL,
+    requests_in_flight_min integer NOT NULL,
+    requests_in_flight_max integer NOT NULL,
+    requests_in_flight_last integer NOT NULL,
+    humidity_pct_min real,
+    humidity_pct_max real,
+    humidity_pct_last real
+)
+PARTITION BY RANGE ("time");
+
+
+--
+-- Name: TABLE node_rollup_1h; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.node_rollup_1h IS 'node_rollup_1m per node and hour (UTC), built by the tier job from the minutes of complete hours and rebuilt when a minute changes.';
+
+
+--
+-- Name: node_rollup_1h_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_rollup_1h_default (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    samples integer NOT NULL,
+    humidity_samples integer NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    sampled_s double precision NOT NULL,
+    energy_j double precision NOT NULL,
+    tokens double precision NOT NULL,
+    throttled_s double precision NOT NULL,
+    requests_completed bigint NOT NULL,
+    power_w_sum double precision NOT NULL,
+    inlet_c_sum double precision NOT NULL,
+    outlet_c_sum double precision NOT NULL,
+    flow_lpm_sum double precision NOT NULL,
+    wafer_hotspot_c_sum double precision NOT NULL,
+    utilization_sum double precision NOT NULL,
+    tokens_per_s_sum double precision NOT NULL,
+    throttle_factor_sum double precision NOT NULL,
+    requests_queued_sum bigint NOT NULL,
+    requests_in_flight_sum bigint NOT NULL,
+    humidity_pct_sum double precision,
+    power_w_min real NOT NULL,
+    power_w_max real NOT NULL,
+    power_w_last real NOT NULL,
+    inlet_c_min real NOT NULL,
+    inlet_c_max real NOT NULL,
+    inlet_c_last real NOT NULL,
+    outlet_c_min real NOT NULL,
+    outlet_c_max real NOT NULL,
+    outlet_c_last real NOT NULL,
+    flow_lpm_min real NOT NULL,
+    flow_lpm_max real NOT NULL,
+    flow_lpm_last real NOT NULL,
+    wafer_hotspot_c_min real NOT NULL,
+    wafer_hotspot_c_max real NOT NULL,
+    wafer_hotspot_c_last real NOT NULL,
+    utilization_min real NOT NULL,
+    utilization_max real NOT NULL,
+    utilization_last real NOT NULL,
+    tokens_per_s_min real NOT NULL,
+    tokens_per_s_max real NOT NULL,
+    tokens_per_s_last real NOT NULL,
+    throttle_factor_min real NOT NULL,
+    throttle_factor_max real NOT NULL,
+    throttle_factor_last real NOT NULL,
+    requests_queued_min integer NOT NULL,
+    requests_queued_max integer NOT NULL,
+    requests_queued_last integer NOT NULL,
+    requests_in_flight_min integer NOT NULL,
+    requests_in_flight_max integer NOT NULL,
+    requests_in_flight_last integer NOT NULL,
+    humidity_pct_min real,
+    humidity_pct_max real,
+    humidity_pct_last real
+);
+
+
+--
+-- Name: node_rollup_1m; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_rollup_1m (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    samples integer NOT NULL,
+    humidity_samples integer NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    sampled_s double precision NOT NULL,
+    energy_j double precision NOT NULL,
+    tokens double precision NOT NULL,
+    throttled_s double precision NOT NULL,
+    requests_completed bigint NOT NULL,
+    power_w_sum double precision NOT NULL,
+    inlet_c_sum double precision NOT NULL,
+    outlet_c_sum double precision NOT NULL,
+    flow_lpm_sum double precision NOT NULL,
+    wafer_hotspot_c_sum double precision NOT NULL,
+    utilization_sum double precision NOT NULL,
+    tokens_per_s_sum double precision NOT NULL,
+    throttle_factor_sum double precision NOT NULL,
+    requests_queued_sum bigint NOT NULL,
+    requests_in_flight_sum bigint NOT NULL,
+    humidity_pct_sum double precision,
+    power_w_min real NOT NULL,
+    power_w_max real NOT NULL,
+    power_w_last real NOT NULL,
+    inlet_c_min real NOT NULL,
+    inlet_c_max real NOT NULL,
+    inlet_c_last real NOT NULL,
+    outlet_c_min real NOT NULL,
+    outlet_c_max real NOT NULL,
+    outlet_c_last real NOT NULL,
+    flow_lpm_min real NOT NULL,
+    flow_lpm_max real NOT NULL,
+    flow_lpm_last real NOT NULL,
+    wafer_hotspot_c_min real NOT NULL,
+    wafer_hotspot_c_max real NOT NULL,
+    wafer_hotspot_c_last real NOT NULL,
+    utilization_min real NOT NULL,
+    utilization_max real NOT NULL,
+    utilization_last real NOT NULL,
+    tokens_per_s_min real NOT NULL,
+    tokens_per_s_max real NOT NULL,
+    tokens_per_s_last real NOT NULL,
+    throttle_factor_min real NOT NULL,
+    throttle_factor_max real NOT NULL,
+    throttle_factor_last real NOT NULL,
+    requests_queued_min integer NOT NULL,
+    requests_queued_max integer NOT NULL,
+    requests_queued_last integer NOT NULL,
+    requests_in_flight_min integer NOT NULL,
+    requests_in_flight_max integer NOT NULL,
+    requests_in_flight_last integer NOT NULL,
+    humidity_pct_min real,
+    humidity_pct_max real,
+    humidity_pct_last real
+)
+PARTITION BY RANGE ("time");
+
+
+--
+-- Name: TABLE node_rollup_1m; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.node_rollup_1m IS 'node_samples per node and minute (UTC): samples, min/max/sum/last of every reading, energy_j, tokens, throttled_s, requests_completed. Built by the tier job from the raw rows, rebuilt when late samples arrive: always equal to its recomputation.';
+
+
+--
+-- Name: node_rollup_1m_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_rollup_1m_default (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    samples integer NOT NULL,
+    humidity_samples integer NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    sampled_s double precision NOT NULL,
+    energy_j double precision NOT NULL,
+    tokens double precision NOT NULL,
+    throttled_s double precision NOT NULL,
+    requests_completed bigint NOT NULL,
+    power_w_sum double precision NOT NULL,
+    inlet_c_sum double precision NOT NULL,
+    outlet_c_sum double precision NOT NULL,
+    flow_lpm_sum double precision NOT NULL,
+    wafer_hotspot_c_sum double precision NOT NULL,
+    utilization_sum double precision NOT NULL,
+    tokens_per_s_sum double precision NOT NULL,
+    throttle_factor_sum double precision NOT NULL,
+    requests_queued_sum bigint NOT NULL,
+    requests_in_flight_sum bigint NOT NULL,
+    humidity_pct_sum double precision,
+    power_w_min real NOT NULL,
+    power_w_max real NOT NULL,
+    power_w_last real NOT NULL,
+    inlet_c_min real NOT NULL,
+    inlet_c_max real NOT NULL,
+    inlet_c_last real NOT NULL,
+    outlet_c_min real NOT NULL,
+    outlet_c_max real NOT NULL,
+    outlet_c_last real NOT NULL,
+    flow_lpm_min real NOT NULL,
+    flow_lpm_max real NOT NULL,
+    flow_lpm_last real NOT NULL,
+    wafer_hotspot_c_min real NOT NULL,
+    wafer_hotspot_c_max real NOT NULL,
+    wafer_hotspot_c_last real NOT NULL,
+    utilization_min real NOT NULL,
+    utilization_max real NOT NULL,
+    utilization_last real NOT NULL,
+    tokens_per_s_min real NOT NULL,
+    tokens_per_s_max real NOT NULL,
+    tokens_per_s_last real NOT NULL,
+    throttle_factor_min real NOT NULL,
+    throttle_factor_max real NOT NULL,
+    throttle_factor_last real NOT NULL,
+    requests_queued_min integer NOT NULL,
+    requests_queued_max integer NOT NULL,
+    requests_queued_last integer NOT NULL,
+    requests_in_flight_min integer NOT NULL,
+    requests_in_flight_max integer NOT NULL,
+    requests_in_flight_last integer NOT NULL,
+    humidity_pct_min real,
+    humidity_pct_max real,
+    humidity_pct_last real
+);
+
+
+--
 -- Name: node_samples; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -836,6 +2012,92 @@ CREATE TABLE public.phases (
 --
 
 COMMENT ON COLUMN public.phases.retired_at IS 'When the evaluator found the phase no longer in its phases file (NULL: configured).';
+
+
+--
+-- Name: site_rollup_1h; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.site_rollup_1h (
+    "time" timestamp with time zone NOT NULL,
+    site text NOT NULL,
+    hall text NOT NULL,
+    phase text NOT NULL,
+    samples bigint NOT NULL,
+    humidity_samples bigint NOT NULL,
+    rated_kw double precision NOT NULL,
+    sampled_s double precision NOT NULL,
+    energy_j double precision NOT NULL,
+    tokens double precision NOT NULL,
+    throttled_s double precision NOT NULL,
+    requests_completed bigint NOT NULL,
+    inlet_c_sum double precision NOT NULL,
+    outlet_c_sum double precision NOT NULL,
+    flow_lpm_sum double precision NOT NULL,
+    wafer_hotspot_c_sum double precision NOT NULL,
+    utilization_sum double precision NOT NULL,
+    humidity_pct_sum double precision,
+    nodes integer NOT NULL,
+    throttled_nodes integer NOT NULL,
+    power_w_max real NOT NULL,
+    inlet_c_max real NOT NULL,
+    outlet_c_max real NOT NULL,
+    flow_lpm_min real NOT NULL,
+    wafer_hotspot_c_max real NOT NULL,
+    humidity_pct_max real,
+    hot_node_ids text[] NOT NULL,
+    hot_node_c real[] NOT NULL
+);
+
+
+--
+-- Name: TABLE site_rollup_1h; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.site_rollup_1h IS 'node_rollup_1h per hour, site, hall and phase (nodes: those that reported in the hour). Built by the tier job.';
+
+
+--
+-- Name: site_rollup_1m; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.site_rollup_1m (
+    "time" timestamp with time zone NOT NULL,
+    site text NOT NULL,
+    hall text NOT NULL,
+    phase text NOT NULL,
+    samples bigint NOT NULL,
+    humidity_samples bigint NOT NULL,
+    rated_kw double precision NOT NULL,
+    sampled_s double precision NOT NULL,
+    energy_j double precision NOT NULL,
+    tokens double precision NOT NULL,
+    throttled_s double precision NOT NULL,
+    requests_completed bigint NOT NULL,
+    inlet_c_sum double precision NOT NULL,
+    outlet_c_sum double precision NOT NULL,
+    flow_lpm_sum double precision NOT NULL,
+    wafer_hotspot_c_sum double precision NOT NULL,
+    utilization_sum double precision NOT NULL,
+    humidity_pct_sum double precision,
+    nodes integer NOT NULL,
+    throttled_nodes integer NOT NULL,
+    power_w_max real NOT NULL,
+    inlet_c_max real NOT NULL,
+    outlet_c_max real NOT NULL,
+    flow_lpm_min real NOT NULL,
+    wafer_hotspot_c_max real NOT NULL,
+    humidity_pct_max real,
+    hot_node_ids text[] NOT NULL,
+    hot_node_c real[] NOT NULL
+);
+
+
+--
+-- Name: TABLE site_rollup_1m; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.site_rollup_1m IS 'node_rollup_1m per minute, site, hall and phase: reporting nodes and their rated kW, energy_j (power = energy_j / 60 / 1e6 MW), tokens, throttling, thermal sums and extremes. Built by the tier job.';
 
 
 --
@@ -1352,10 +2614,73 @@ COMMENT ON VIEW public.ww_throttled_nodes IS 'Nodes whose latest sample is throt
 
 
 --
+-- Name: ww_tier_dirty; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ww_tier_dirty (
+    tier "char" NOT NULL,
+    node_id text NOT NULL,
+    "time" timestamp with time zone NOT NULL,
+    CONSTRAINT ww_tier_dirty_tier_check CHECK ((tier = ANY (ARRAY['s'::"char", 'l'::"char"])))
+);
+
+
+--
+-- Name: TABLE ww_tier_dirty; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.ww_tier_dirty IS 'Buckets changed by late data since they were built: (''s'', node, minute) of node_samples, (''l'', node, hour) of latency_windows. The tier job rebuilds and deletes them.';
+
+
+--
+-- Name: ww_tier_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ww_tier_state (
+    id boolean DEFAULT true NOT NULL,
+    start timestamp with time zone NOT NULL,
+    watermark timestamp with time zone NOT NULL,
+    minutes_done timestamp with time zone NOT NULL,
+    hours_done timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
+    CONSTRAINT ww_tier_state_id_check CHECK (id)
+);
+
+
+--
+-- Name: TABLE ww_tier_state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
+
+
+--
+-- Name: latency_node_1h_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.latency_node_1h ATTACH PARTITION public.latency_node_1h_default DEFAULT;
+
+
+--
 -- Name: latency_windows_default; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.latency_windows ATTACH PARTITION public.latency_windows_default DEFAULT;
+
+
+--
+-- Name: node_rollup_1h_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_rollup_1h ATTACH PARTITION public.node_rollup_1h_default DEFAULT;
+
+
+--
+-- Name: node_rollup_1m_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_rollup_1m ATTACH PARTITION public.node_rollup_1m_default DEFAULT;
 
 
 --
@@ -1381,6 +2706,22 @@ ALTER TABLE ONLY public.alerts
 
 
 --
+-- Name: latency_node_1h latency_node_1h_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.latency_node_1h
+    ADD CONSTRAINT latency_node_1h_pkey PRIMARY KEY (node_id, "time", model);
+
+
+--
+-- Name: latency_node_1h_default latency_node_1h_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.latency_node_1h_default
+    ADD CONSTRAINT latency_node_1h_default_pkey PRIMARY KEY (node_id, "time", model);
+
+
+--
 -- Name: latency_rollup_1h latency_rollup_1h_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1397,6 +2738,38 @@ ALTER TABLE ONLY public.latency_rollup_1m
 
 
 --
+-- Name: node_rollup_1h node_rollup_1h_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_rollup_1h
+    ADD CONSTRAINT node_rollup_1h_pkey PRIMARY KEY (node_id, "time");
+
+
+--
+-- Name: node_rollup_1h_default node_rollup_1h_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_rollup_1h_default
+    ADD CONSTRAINT node_rollup_1h_default_pkey PRIMARY KEY (node_id, "time");
+
+
+--
+-- Name: node_rollup_1m node_rollup_1m_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_rollup_1m
+    ADD CONSTRAINT node_rollup_1m_pkey PRIMARY KEY (node_id, "time");
+
+
+--
+-- Name: node_rollup_1m_default node_rollup_1m_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_rollup_1m_default
+    ADD CONSTRAINT node_rollup_1m_default_pkey PRIMARY KEY (node_id, "time");
+
+
+--
 -- Name: nodes nodes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1410,6 +2783,22 @@ ALTER TABLE ONLY public.nodes
 
 ALTER TABLE ONLY public.phases
     ADD CONSTRAINT phases_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: site_rollup_1h site_rollup_1h_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.site_rollup_1h
+    ADD CONSTRAINT site_rollup_1h_pkey PRIMARY KEY ("time", site, hall, phase);
+
+
+--
+-- Name: site_rollup_1m site_rollup_1m_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.site_rollup_1m
+    ADD CONSTRAINT site_rollup_1m_pkey PRIMARY KEY ("time", site, hall, phase);
 
 
 --
@@ -1477,6 +2866,22 @@ ALTER TABLE ONLY public.ww_schema_repeatable
 
 
 --
+-- Name: ww_tier_dirty ww_tier_dirty_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ww_tier_dirty
+    ADD CONSTRAINT ww_tier_dirty_pkey PRIMARY KEY (tier, "time", node_id);
+
+
+--
+-- Name: ww_tier_state ww_tier_state_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ww_tier_state
+    ADD CONSTRAINT ww_tier_state_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: alerts_open_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1495,6 +2900,20 @@ CREATE INDEX capacity_evaluations_time_idx ON public.capacity_evaluations USING 
 --
 
 CREATE INDEX ingest_rejects_time_idx ON public.ingest_rejects USING btree ("time");
+
+
+--
+-- Name: latency_node_1h_time_brin; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX latency_node_1h_time_brin ON ONLY public.latency_node_1h USING brin ("time");
+
+
+--
+-- Name: latency_node_1h_default_time_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX latency_node_1h_default_time_idx ON public.latency_node_1h_default USING brin ("time");
 
 
 --
@@ -1523,6 +2942,34 @@ CREATE INDEX latency_windows_time_brin ON ONLY public.latency_windows USING brin
 --
 
 CREATE INDEX latency_windows_default_time_idx ON public.latency_windows_default USING brin ("time");
+
+
+--
+-- Name: node_rollup_1h_time_brin; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX node_rollup_1h_time_brin ON ONLY public.node_rollup_1h USING brin ("time");
+
+
+--
+-- Name: node_rollup_1h_default_time_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX node_rollup_1h_default_time_idx ON public.node_rollup_1h_default USING brin ("time");
+
+
+--
+-- Name: node_rollup_1m_time_brin; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX node_rollup_1m_time_brin ON ONLY public.node_rollup_1m USING brin ("time");
+
+
+--
+-- Name: node_rollup_1m_default_time_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX node_rollup_1m_default_time_idx ON public.node_rollup_1m_default USING brin ("time");
 
 
 --
@@ -1575,6 +3022,20 @@ CREATE INDEX slo_evaluations_time_idx ON public.slo_evaluations USING btree ("ti
 
 
 --
+-- Name: latency_node_1h_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.latency_node_1h_pkey ATTACH PARTITION public.latency_node_1h_default_pkey;
+
+
+--
+-- Name: latency_node_1h_default_time_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.latency_node_1h_time_brin ATTACH PARTITION public.latency_node_1h_default_time_idx;
+
+
+--
 -- Name: latency_windows_default_node_id_time_model_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
@@ -1586,6 +3047,34 @@ ALTER INDEX public.latency_windows_key ATTACH PARTITION public.latency_windows_d
 --
 
 ALTER INDEX public.latency_windows_time_brin ATTACH PARTITION public.latency_windows_default_time_idx;
+
+
+--
+-- Name: node_rollup_1h_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.node_rollup_1h_pkey ATTACH PARTITION public.node_rollup_1h_default_pkey;
+
+
+--
+-- Name: node_rollup_1h_default_time_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.node_rollup_1h_time_brin ATTACH PARTITION public.node_rollup_1h_default_time_idx;
+
+
+--
+-- Name: node_rollup_1m_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.node_rollup_1m_pkey ATTACH PARTITION public.node_rollup_1m_default_pkey;
+
+
+--
+-- Name: node_rollup_1m_default_time_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.node_rollup_1m_time_brin ATTACH PARTITION public.node_rollup_1m_default_time_idx;
 
 
 --

@@ -13,13 +13,15 @@
 
 enum { R_MALFORMED, R_INVALID, R_FORBIDDEN, R_DATABASE };
 enum { E_OK, E_ERROR };
+enum { B_MINUTE, B_HOUR };
 
 struct ww_cmetrics {
     ww_metrics_t *reg;
     ww_metrics_server_t *srv;
     ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
         *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
-        *pending_replies;
+        *pending_replies, *tier_runs, *tier_s, *tier_built, *tier_rebuilt,
+        *tier_dropped, *tier_behind, *tier_leader, *late_buckets;
     atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
 };
 
@@ -33,6 +35,7 @@ ww_cmetrics_t *ww_cmetrics_new(void)
     static const char *const reasons[] = {"malformed", "invalid", "forbidden",
                                           "refused_by_database", NULL};
     static const char *const results[] = {"ok", "error", NULL};
+    static const char *const buckets[] = {"minute", "hour", NULL}; /* enum B_MINUTE, B_HOUR */
     /* The order of ww_ingest_counts_t.handshake_failures (and of ww_zmon_reason_t). */
     static const char *const handshake_reasons[] = {"protocol", "auth", "no_detail", NULL};
     /* A group's transaction: ~1 ms for a few rows on a local server, seconds for 256 large
@@ -95,7 +98,34 @@ ww_cmetrics_t *ww_cmetrics_new(void)
         !(self->slo_s = ww_metrics_histogram(
               self->reg, "waferwatch_collector_slo_evaluation_duration_seconds",
               "Time one SLO, capacity, power and thermal evaluation took.", slo_buckets,
-              sizeof slo_buckets / sizeof slo_buckets[0]))) {
+              sizeof slo_buckets / sizeof slo_buckets[0])) ||
+        !(self->tier_runs = ww_metrics_add(
+              self->reg, WW_METRIC_COUNTER, "waferwatch_collector_tier_runs_total",
+              "Runs of the storage tier builder, by result (error: see the log; retried at the "
+              "next run, nothing lost).",
+              "result", results, NULL, 0)) ||
+        !(self->tier_s = ww_metrics_histogram(
+              self->reg, "waferwatch_collector_tier_run_duration_seconds",
+              "Time one run of the tier builder took (moving the watermark, building, retention).",
+              slo_buckets, sizeof slo_buckets / sizeof slo_buckets[0])) ||
+        !(self->tier_built = ww_metrics_add(
+              self->reg, WW_METRIC_COUNTER, "waferwatch_collector_tier_buckets_built_total",
+              "Time buckets the tier builder built forward, by bucket: closed minutes (into "
+              "node_rollup_1m, site_rollup_1m) and complete hours (node_rollup_1h, "
+              "site_rollup_1h, latency_node_1h, latency_rollup_1h).",
+              "bucket", buckets, NULL, 0)) ||
+        !C(tier_rebuilt, "tier_late_buckets_rebuilt_total",
+           "Node-minutes and node-hours of latency rebuilt because late data changed them.") ||
+        !C(late_buckets, "tier_late_buckets_recorded_total",
+           "Buckets this collector's writes recorded in ww_tier_dirty (samples older than the "
+           "watermark, latency windows of a closed hour).") ||
+        !C(tier_dropped, "tier_partitions_dropped_total",
+           "Partitions of the per-node tiers dropped by their retention.") ||
+        !G(tier_behind, "tier_behind_seconds",
+           "How far the built minutes are behind the watermark after the last run (a backlog "
+           "or history being built; 0 when caught up).") ||
+        !G(tier_leader, "tier_builder",
+           "1 when this collector builds the storage tiers (holds the builder's lock), else 0.")) {
         ww_cmetrics_destroy(&self);
         return NULL;
     }
@@ -172,6 +202,7 @@ void ww_cmetrics_publish(ww_cmetrics_t *self, const ww_ingest_counts_t *c,
     ww_metric_set(self->implausible, 0, (double)st->implausible_samples);
     ww_metric_set(self->transactions, 0, (double)st->transactions);
     ww_metric_set(self->retries, 0, (double)st->retries);
+    ww_metric_set(self->late_buckets, 0, (double)st->late_buckets);
 }
 
 void ww_cmetrics_write(ww_cmetrics_t *self, ww_store_rc_t rc, size_t n, double seconds)
@@ -197,6 +228,23 @@ void ww_cmetrics_pg_up(ww_cmetrics_t *self, bool up)
 {
     if (self) {
         ww_metric_set(self->pg_up, 0, up ? 1 : 0);
+    }
+}
+
+void ww_cmetrics_tiers(ww_cmetrics_t *self, const ww_tiers_cycle_t *c)
+{
+    if (!self) {
+        return;
+    }
+    ww_metric_add(self->tier_runs, c->ok ? E_OK : E_ERROR, 1);
+    ww_metric_observe(self->tier_s, 0, c->seconds);
+    ww_metric_add(self->tier_built, B_MINUTE, (double)c->minutes);
+    ww_metric_add(self->tier_built, B_HOUR, (double)c->hours);
+    ww_metric_add(self->tier_rebuilt, 0, (double)c->rebuilt);
+    ww_metric_add(self->tier_dropped, 0, (double)c->dropped);
+    ww_metric_set(self->tier_leader, 0, c->leader ? 1 : 0);
+    if (c->leader && c->ok) {
+        ww_metric_set(self->tier_behind, 0, c->behind_s);
     }
 }
 

@@ -67,4 +67,18 @@ void ww_cmetrics_pg_up(ww_cmetrics_t *self, bool up);
 /* One SLO evaluation (committed: ok) that took `seconds` (SLO evaluator thread). */
 void ww_cmetrics_slo_evaluated(ww_cmetrics_t *self, bool ok, double seconds);
 
+/* One run of the tier builder (ww_tiers.h). */
+typedef struct {
+    bool ok;                 /* every step succeeded */
+    bool leader;             /* this collector builds the tiers (holds the builder's lock) */
+    double seconds;          /* the run's duration */
+    uint64_t minutes, hours; /* built forward */
+    uint64_t rebuilt;        /* late buckets rebuilt */
+    uint64_t dropped;        /* partitions dropped by retention */
+    double behind_s;         /* how far the built minutes still are from the watermark */
+} ww_tiers_cycle_t;
+
+/* Publishes one tier builder run (tier builder thread). */
+void ww_cmetrics_tiers(ww_cmetrics_t *self, const ww_tiers_cycle_t *c);
+
 #endif

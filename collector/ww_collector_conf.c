@@ -39,6 +39,29 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("retention.rollup_days", WW_CFG_INT, "400", C(retention_rollup_days), 0, 36500, NULL,
         "per-minute latency rollups, SLO and capacity evaluations, alert transitions and "
         "refused-message records older than this many days are deleted (0 = keep)"),
+    ROW("retention.node_minute_days", WW_CFG_INT, "35", C(retention_node_minute_days), 0, 36500,
+        NULL,
+        "partitions of node_rollup_1m (per node per minute) older than this many days are "
+        "dropped (0 = keep)"),
+    ROW("retention.node_hour_days", WW_CFG_INT, "400", C(retention_node_hour_days), 0, 36500, NULL,
+        "partitions of node_rollup_1h (per node per hour, monthly) whose every row is "
+        "older than this many days are dropped (0 = keep)"),
+    ROW("retention.latency_node_days", WW_CFG_INT, "35", C(retention_latency_node_days), 0, 36500,
+        NULL,
+        "partitions of latency_node_1h (latency per node, model and hour) older than this "
+        "many days are dropped (0 = keep)"),
+    ROW("tiers.enabled", WW_CFG_BOOL, "true", C(tiers_enabled), 0, 0, NULL,
+        "build the storage tiers (node, site and latency rollups per minute and hour); "
+        "several collectors may: one builds at a time"),
+    ROW("tiers.interval", WW_CFG_DURATION, "30s", C(tiers_interval_ns), 1, 3600, NULL,
+        "how often the tier builder runs"),
+    ROW("tiers.grace", WW_CFG_DURATION, "1m", C(tiers_grace_ns), 0, 86400, NULL,
+        "a minute is built this long after its end; samples that arrive later still "
+        "count (the buckets they change are rebuilt), this only spares that work"),
+    ROW("tiers.max_minutes", WW_CFG_INT, "10", C(tiers_max_minutes), 1, 10080, NULL,
+        "minutes built per transaction (bounds a transaction while history is built)"),
+    ROW("tiers.max_late", WW_CFG_INT, "100000", C(tiers_max_late), 1, 100000000, NULL,
+        "late buckets (node-minutes, node-hours of latency) rebuilt per transaction"),
     ROW("ingest.max_group_samples", WW_CFG_INT, "65536", C(max_group_samples), 1, 10000000, NULL,
         "a transaction is closed once its batches hold this many node samples (bounds the "
         "sample-to-commit delay when agents send large batches)"),

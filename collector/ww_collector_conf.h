@@ -20,6 +20,10 @@ typedef struct {
     int64_t max_group;         /* messages written per transaction */
     int64_t max_group_samples; /* ... and node samples */
     int64_t retention_raw_days, retention_rollup_days; /* 0 = keep */
+    /* the storage tiers (ww_tiers.h); retention in days, 0 = keep */
+    bool tiers_enabled;
+    int64_t tiers_interval_ns, tiers_grace_ns, tiers_max_minutes, tiers_max_late;
+    int64_t retention_node_minute_days, retention_node_hour_days, retention_latency_node_days;
     int64_t max_message_bytes;
     int64_t max_samples;
     int64_t max_past_ns;

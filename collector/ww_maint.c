@@ -68,7 +68,7 @@ int ww_maint_run(PGconn *conn, int raw_days, int rollup_days)
     if (rc == 0) {
         int made = atoi(PQgetvalue(r, 0, 0));
         if (made > 0) {
-            WW_INFO("created %d daily partitions of node_samples", made);
+            WW_INFO("created %d partitions (raw data and per-node tiers)", made);
         }
     } else {
         WW_WARN("partition maintenance failed: %s", PQerrorMessage(conn));

@@ -6,6 +6,7 @@
 
 #include "ww_buf.h"
 #include "ww_copy.h"
+#include "ww_late.h"
 #include "ww_log.h"
 #include "ww_maint.h"
 #include "ww_migrate.h"
@@ -26,6 +27,7 @@ struct ww_store {
     ww_complain_t conn_fail;
     ww_copy_t copy;     /* reused for every COPY */
     ww_rollup_t rollup; /* the rollups of the write under way, and the phase cache */
+    ww_late_t late;     /* the late buckets of the write under way (storage tiers) */
     ww_hist_t delay;    /* sample-to-commit delay of each written batch, seconds */
     int retention_raw_days, retention_rollup_days; /* 0: keep */
     /* Latency windows go straight into latency_windows by COPY (the common case: ~40% less
@@ -81,6 +83,7 @@ void ww_store_destroy(ww_store_t **self_p)
     ww_copy_fini(&self->copy);
     free(self->conninfo);
     ww_rollup_fini(&self->rollup);
+    ww_late_fini(&self->late);
     ww_hist_fini(&self->delay);
     free(self);
     *self_p = NULL;
@@ -1073,6 +1076,41 @@ static ww_store_rc_t s_rejects(ww_store_t *self, ww_store_item_t *items, size_t 
     return rc;
 }
 
+/* BEGIN, and the storage tiers' watermark (ww_late.h): one round trip. */
+static ww_store_rc_t s_begin(ww_store_t *self)
+{
+    PGresult *r = PQexec(self->conn, "BEGIN; " WW_LATE_WATERMARK_SQL);
+    ww_store_rc_t rc = WW_STORE_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+        rc = s_classify(self, r, "BEGIN (the storage tiers' watermark)");
+    } else {
+        long long us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        /* Within the years an int64 of ns holds: any watermark PostgreSQL can return today. */
+        ww_late_begin(&self->late, us > INT64_MAX / 1000 ? INT64_MAX : (int64_t)us * 1000);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Records the buckets of the tiers that this write's late data changed (ww_late.h). */
+static ww_store_rc_t s_late_buckets(ww_store_t *self, ww_store_item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind == WW_ITEM_BATCH && items[i].disp == WW_DISP_WRITTEN) {
+            ww_late_batch(&self->late, items[i].env->batch);
+        }
+    }
+    if (self->late.n == 0) {
+        return WW_STORE_OK;
+    }
+    const char *params[3];
+    if (!ww_late_params(&self->late, params)) {
+        WW_ERROR("out of memory listing the late buckets of a write");
+        return WW_STORE_RETRY;
+    }
+    return s_exec(self, WW_LATE_SQL, 3, params, NULL, "recording late buckets");
+}
+
 typedef struct {
     uint64_t rows, gaps, windows, parts, outages;
 } s_tx_counts_t;
@@ -1086,7 +1124,7 @@ static ww_store_rc_t s_write_tx(ww_store_t *self, ww_store_item_t *items, size_t
         items[i].disp = WW_DISP_NONE;
         items[i].committed = false;
     }
-    ww_store_rc_t rc = s_exec(self, "BEGIN", 0, NULL, NULL, "BEGIN");
+    ww_store_rc_t rc = s_begin(self);
     if (rc == WW_STORE_OK) {
         rc = s_sequence(self, items, n, &c->gaps);
     }
@@ -1101,6 +1139,9 @@ static ww_store_rc_t s_write_tx(ww_store_t *self, ww_store_item_t *items, size_t
     }
     if (rc == WW_STORE_OK) {
         rc = s_copy_latency(self, items, n, &c->windows, &c->parts);
+    }
+    if (rc == WW_STORE_OK) {
+        rc = s_late_buckets(self, items, n);
     }
     if (rc == WW_STORE_OK) {
         rc = s_outages(self, items, n, &c->outages);
@@ -1153,6 +1194,7 @@ ww_store_rc_t ww_store_write(ww_store_t *self, ww_store_item_t *items, size_t n)
     self->st.gaps += gaps;
     self->st.window_parts += parts;
     self->st.outages += outages;
+    self->st.late_buckets += self->late.n;
     int64_t now = ww_time_now_ns();
     for (size_t i = 0; i < n; i++) {
         items[i].committed = true;

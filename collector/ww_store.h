@@ -76,6 +76,7 @@ typedef struct {
     uint64_t late;                /* batches written into a hole of their stream */
     uint64_t window_parts;        /* latency windows merged into a row already stored */
     uint64_t outages;             /* outage reports recorded */
+    uint64_t late_buckets;        /* tier buckets recorded for rebuilding (late data) */
     bool pg_auth_failed;          /* now: the last connect was refused for its credentials */
 } ww_store_stats_t;
 

@@ -8,31 +8,45 @@
 -- caller cannot substitute objects of its own (pg_temp last); EXECUTE is revoked from
 -- PUBLIC and granted by ww_grant_roles() (90_grants.sql) to waferwatch_writer only.
 
--- Daily partitions TABLE_pYYYYMMDD for [from_day, from_day + days) of every
--- time-partitioned table. A day whose rows already sit in the default partition is left
--- there (NOTICE). Callable by the writer without any DDL right: the function runs as its
--- owner (the schema owner, who owns the partitioned tables), with a fixed
--- search_path so that a caller cannot substitute objects of its own (pg_temp last). Only
--- the owner and waferwatch_writer may execute it.
+-- Partitions of every time-partitioned table for the days [from_day, from_day + days): daily
+-- ones TABLE_pYYYYMMDD of node_samples, latency_windows and the per-node tiers
+-- node_rollup_1m and latency_node_1h (0018), monthly ones TABLE_pYYYYMM of node_rollup_1h
+-- (~780k rows a day, kept a year: twelve partitions, not 365). A bucket whose rows already
+-- sit in the default partition is left there (NOTICE). Callable by the writer without any
+-- DDL right: the function runs as its owner (the schema owner, who owns the partitioned
+-- tables), with a fixed search_path so that a caller cannot substitute objects of its own
+-- (pg_temp last). Only the owner and waferwatch_writer may execute it.
 CREATE OR REPLACE FUNCTION ww_ensure_partitions(from_day date, days integer) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     d date;
-    t text;
+    lo date;
+    hi date;
+    t record;
     name text;
     made integer := 0;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['node_samples', 'latency_windows'] LOOP
+    FOR t IN SELECT * FROM (VALUES ('node_samples', false), ('latency_windows', false),
+                                   ('node_rollup_1m', false), ('latency_node_1h', false),
+                                   ('node_rollup_1h', true)) AS v(tab, monthly) LOOP
         FOR i IN 0 .. days - 1 LOOP
             d := from_day + i;
-            name := format('%s_p%s', t, to_char(d, 'YYYYMMDD'));
+            IF t.monthly THEN
+                lo := date_trunc('month', d)::date;
+                hi := (lo + interval '1 month')::date;
+                name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMM'));
+            ELSE
+                lo := d;
+                hi := d + 1;
+                name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMMDD'));
+            END IF;
             IF to_regclass(name) IS NULL THEN
                 BEGIN
                     EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                                   name, t, d::timestamptz, (d + 1)::timestamptz);
+                                   name, t.tab, lo::timestamptz, hi::timestamptz);
                     made := made + 1;
                 EXCEPTION WHEN check_violation THEN
-                    RAISE NOTICE 'partition % not created: its rows are in %_default', name, t;
+                    RAISE NOTICE 'partition % not created: its rows are in %_default', name, t.tab;
                 END;
             END IF;
         END LOOP;
@@ -41,12 +55,40 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_ensure_partitions(date, integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_ensure_partitions(date, integer) IS
-    'Creates the daily partitions of node_samples and latency_windows for '
+    'Creates the partitions of node_samples, latency_windows, node_rollup_1m, '
+    'latency_node_1h (daily) and node_rollup_1h (monthly) for the days '
     '[from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that '
     'waferwatch_writer needs no DDL right. Returns the number created.';
 
+-- The end (exclusive) of the range of a partition named by ww_ensure_partitions: the day
+-- after TABLE_pYYYYMMDD, the first day of the month after TABLE_pYYYYMM; NULL for any other
+-- name (the default partitions).
+CREATE OR REPLACE FUNCTION ww_partition_end(relname text) RETURNS date
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN relname ~ '_p[0-9]{8}$' THEN to_date(right(relname, 8), 'YYYYMMDD') + 1
+        WHEN relname ~ '_p[0-9]{6}$' THEN
+            (to_date(right(relname, 6), 'YYYYMM') + interval '1 month')::date
+    END
+$$;
+
+-- Drops one partition by name: 1, or 0 with a NOTICE when it is locked by a reader (left
+-- for the next maintenance). The retention functions' one way to drop (owner's right:
+-- called from SECURITY DEFINER functions only).
+CREATE OR REPLACE FUNCTION ww_drop_partition(relname text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    EXECUTE format('DROP TABLE IF EXISTS %I', relname);
+    RETURN 1;
+EXCEPTION WHEN lock_not_available OR deadlock_detected OR object_in_use THEN
+    RAISE NOTICE 'partition % not dropped now (%): retried at the next maintenance', relname,
+                 SQLERRM;
+    RETURN 0;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_drop_partition(text) FROM PUBLIC;
+
 -- Retention: drops the daily partitions of node_samples and latency_windows older than
--- raw_days and deletes rollups (minute and hour), evaluations, transitions and
+-- raw_days and deletes rollups (latency per phase, sites: minute and hour), evaluations, transitions and
 -- refused-message records older than rollup_days. The collector calls it on its
 -- maintenance schedule (retention.raw_days, retention.rollup_days); it runs as the schema
 -- owner (SECURITY DEFINER), so waferwatch_writer still has no DROP or DELETE right of its
@@ -66,13 +108,7 @@ BEGIN
                    AND c.relname ~ '_p[0-9]{8}$'
                    AND to_date(right(c.relname, 8), 'YYYYMMDD') < current_date - raw_days
                  ORDER BY 1 LOOP
-            BEGIN
-                EXECUTE format('DROP TABLE IF EXISTS %I', r.relname);
-                dropped := dropped + 1;
-            EXCEPTION WHEN lock_not_available OR deadlock_detected OR object_in_use THEN
-                RAISE NOTICE 'partition % not dropped now (%): retried at the next '
-                             'maintenance', r.relname, SQLERRM;
-            END;
+            dropped := dropped + ww_drop_partition(r.relname);
         END LOOP;
     END IF;
     IF coalesce(rollup_days, 0) > 0 THEN
@@ -82,13 +118,15 @@ BEGIN
         DELETE FROM alert_transitions WHERE time < current_date - rollup_days;
         DELETE FROM ingest_rejects WHERE time < current_date - rollup_days;
         DELETE FROM latency_rollup_1h WHERE time < current_date - rollup_days;
+        DELETE FROM site_rollup_1m WHERE time < current_date - rollup_days;
+        DELETE FROM site_rollup_1h WHERE time < current_date - rollup_days;
     END IF;
     RETURN dropped;
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_drop_old_data(integer, integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_drop_old_data(integer, integer) IS
     'Retention: drops the daily partitions of node_samples and latency_windows older than '
-    'raw_days and deletes rollups (minute and hour), SLO and capacity evaluations, alert '
+    'raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations, alert '
     'transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the '
     'owner. Returns the number of partitions dropped.';
 

@@ -20,11 +20,13 @@
 --                     the rollup): at fleet scale the raw windows of a 5-minute range are
 --                     millions of rows
 --   from 3 hours      latency metrics only, when the range holds whole UTC hours: the hour
---                     rows of latency_rollup_1h for the hours whose window count still
---                     equals their minutes' (late data, an hour not built yet, a collector
---                     of an older version: the minutes are read instead), the minute rows
---                     for the rest; for the 30-day SLO period that is 720 merges instead of
---                     43,200 per (phase, model) (bench/sli_period.sh)
+--                     rows of latency_rollup_1h for the hours below the tier builder's
+--                     hours_done (ww_tier_state: it rebuilds each such hour whole, and again
+--                     when late windows touch it, which ww_tier_dirty says meanwhile, 0018)
+--                     and, for the others, where the window count still equals their
+--                     minutes' (an hour not built yet, the SLO evaluator's ww_rollup_hours,
+--                     late data: the minutes are read instead), the minute rows for the rest; for the 30-day SLO period that is 720
+--                     merges instead of 43,200 per (phase, model) (bench/sli_period.sh)
 -- No data: (0, 0). An unknown metric, or a latency metric without a threshold, is an error
 -- (SQLSTATE 22023).
 CREATE OR REPLACE FUNCTION ww_sli(p_phase text, p_model text, p_metric text,
@@ -38,6 +40,8 @@ DECLARE
     h_hi timestamptz := date_trunc('hour', p_to, 'UTC');
     good_t timestamptz[];
     good_m text[];
+    t_hi timestamptz;
+    dirty timestamptz[];
     m ww_hist;
 BEGIN
     IF p_metric IS NULL OR p_metric NOT IN ('ttft', 'tpot', 'e2e', 'queue', 'availability') THEN
@@ -75,18 +79,32 @@ BEGIN
         h_lo := h_lo + interval '1 hour';
     END IF;
     IF coalesce(p_to - p_from >= interval '3 hours', false) AND h_lo < h_hi THEN
-        -- (hour, model) pairs whose hour row holds exactly the minutes there are now.
+        -- Hours below the tier builder's hours_done are rebuilt whole by it, and a write
+        -- that changes one later records it in ww_tier_dirty ('l') in its own transaction,
+        -- which the rebuild deletes: their rows are taken as they are, but for those
+        -- recorded dirty. The other hours, [t_hi, h_hi) and the dirty ones, only when
+        -- their row holds exactly the minutes there are now (same window count).
+        t_hi := greatest(h_lo, least(h_hi, (SELECT s.hours_done FROM ww_tier_state s)));
+        dirty := ARRAY(SELECT DISTINCT d.time FROM ww_tier_dirty d
+                       WHERE d.tier = 'l' AND d.time >= h_lo AND d.time < t_hi);
         SELECT coalesce(array_agg(h.time), '{}'), coalesce(array_agg(h.model), '{}')
         INTO good_t, good_m
         FROM latency_rollup_1h h
-        JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model, sum(r.windows) AS windows
-              FROM latency_rollup_1m r
-              WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-                AND r.time >= h_lo AND r.time < h_hi
-              GROUP BY 1, 2) c
-            ON c.hour = h.time AND c.model = h.model AND c.windows = h.windows
+        LEFT JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model,
+                          sum(r.windows) AS windows
+                   FROM (SELECT r.time, r.model, r.windows FROM latency_rollup_1m r
+                         WHERE r.time >= t_hi AND r.time < h_hi
+                           AND r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+                         UNION ALL
+                         SELECT r.time, r.model, r.windows FROM latency_rollup_1m r
+                         JOIN unnest(dirty) AS d(t)
+                             ON r.time >= d.t AND r.time < d.t + interval '1 hour'
+                         WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)) r
+                   GROUP BY 1, 2) c
+            ON c.hour = h.time AND c.model = h.model
         WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
-          AND h.time >= h_lo AND h.time < h_hi;
+          AND h.time >= h_lo AND h.time < h_hi
+          AND ((h.time < t_hi AND h.time <> ALL (dirty)) OR c.windows = h.windows);
         -- Those hours from their rows, every other minute of the range from the minutes. An
         -- assignment, not SELECT INTO (which would spread the ww_hist over m's fields).
         m := (SELECT ww_merge(x.h) FROM (
@@ -99,10 +117,15 @@ BEGIN
                   SELECT CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
                                        WHEN 'e2e' THEN r.e2e ELSE r.queue END
                   FROM latency_rollup_1m r
-                  WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-                    AND r.time >= p_from AND r.time < p_to
-                    AND (date_trunc('hour', r.time, 'UTC'), r.model) NOT IN
-                        (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model))) x);
+                  -- The keys first (an index-only scan of the primary key), then only the
+                  -- rows needed: a minute row carries four histograms, ~2 KB.
+                  WHERE (r.time, r.phase, r.model) IN (
+                      SELECT k.time, k.phase, k.model
+                      FROM latency_rollup_1m k
+                      WHERE k.phase = p_phase AND (p_model = '*' OR k.model = p_model)
+                        AND k.time >= p_from AND k.time < p_to
+                        AND (date_trunc('hour', k.time, 'UTC'), k.model) NOT IN
+                            (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model)))) x);
     ELSIF rollup THEN
         m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
                                             WHEN 'e2e' THEN r.e2e ELSE r.queue END)

@@ -575,3 +575,21 @@ void h_agent_wait_ok(pid_t agent, const char *log, int timeout_ms)
         fail_msg("agent exited %d:\n%s", rc, text ? text : "");
     }
 }
+
+int h_metrics_port(pid_t pid, const char *log)
+{
+    for (int i = 0; i < 1500; i++) {
+        long long port = h_log_value(log, "metrics: listening", "port");
+        if (port > 0) {
+            return (int)port;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            char *text = h_read_file(log);
+            fail_msg("%s: exited before serving metrics:\n%s", log, text ? text : "(no log)");
+        }
+        h_sleep_ms(20);
+    }
+    fail_msg("%s: no \"metrics: listening\" within 30 s", log);
+    return -1;
+}

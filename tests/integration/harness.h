@@ -121,4 +121,9 @@ char *h_read_file(const char *path);
 /* Value of `key=` in the last line containing `marker` of a log file; -1 if absent. */
 long long h_log_value(const char *path, const char *marker, const char *key);
 
+/* Waits up to 30 s for the port of "metrics: listening ... port=N" in the log of the
+ * spawned process pid (a binary run with metrics.listen port 0); fails the test, showing
+ * the log, if the process exits first or no port shows. */
+int h_metrics_port(pid_t pid, const char *log);
+
 #endif

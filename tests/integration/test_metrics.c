@@ -85,26 +85,6 @@ static void s_promtool(const char *dir, const char *name, const char *body)
     free(report);
 }
 
-/* Waits up to 30 s for "metrics: listening ... port=N" in a log; fails showing the log if
- * the process exits first. */
-static int s_metrics_port(pid_t pid, const char *log)
-{
-    for (int i = 0; i < 1500; i++) {
-        long long port = h_log_value(log, "metrics: listening", "port");
-        if (port > 0) {
-            return (int)port;
-        }
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            char *text = h_read_file(log);
-            fail_msg("exited before serving metrics:\n%s", text ? text : "(no log)");
-        }
-        h_sleep_ms(20);
-    }
-    fail_msg("%s: no \"metrics: listening\" within 30 s", log);
-    return -1;
-}
-
 /* Polls /healthz until it answers `want` (up to timeout_ms); returns the last body. */
 static char *s_health_until(int port, long want, int timeout_ms)
 {
@@ -197,13 +177,13 @@ static void test_pipeline_metrics_and_health(void **state)
     pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     unsetenv("WW_COLLECTOR_METRICS_LISTEN");
     snprintf(clog, sizeof clog, "%s/collector.log", db.dir);
-    int cport = s_metrics_port(collector, clog);
+    int cport = h_metrics_port(collector, clog);
 
     /* Answers from the collector go silent 2 s after it stops: then the agent is unhealthy. */
     setenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER", "2s", 1);
     pid_t agent = s_agent(db.dir, endpoint, "agent", NULL, alog, sizeof alog);
     unsetenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER");
-    int aport = s_metrics_port(agent, alog);
+    int aport = h_metrics_port(agent, alog);
     assert_true(aport != cport);
     /* Serving: both loaded libmicrohttpd (test_libmicrohttpd_only_with_metrics_listen
      * shows that they do not otherwise). */
@@ -318,7 +298,7 @@ static void test_agent_never_connected_is_unhealthy(void **state)
     setenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER", "1s", 1);
     pid_t agent = s_agent(dir, "tcp://127.0.0.1:1", "lonely", "--insecure", log, sizeof log);
     unsetenv("WW_AGENT_COLLECTOR_FAILOVER_AFTER");
-    int port = s_metrics_port(agent, log);
+    int port = h_metrics_port(agent, log);
     char *sick = s_health_until(port, 503, 10000);
     if (!strstr(sick, "never connected to a collector")) {
         fail_msg("unexpected reason: %s", sick);
@@ -355,7 +335,7 @@ static void test_collector_unhealthy_without_postgresql(void **state)
     snprintf(dir, sizeof dir, "/tmp/ww-it-mxc-%d", (int)getpid());
     mkdir(dir, 0755);
     pid_t collector = s_collector_nopg(dir, "127.0.0.1:0", log, sizeof log);
-    int port = s_metrics_port(collector, log);
+    int port = h_metrics_port(collector, log);
     char *sick = s_health_until(port, 503, 5000);
     if (!strstr(sick, "PostgreSQL not connected")) {
         fail_msg("unexpected reason: %s", sick);

@@ -425,9 +425,11 @@ static void s_sli_equals_minutes(h_db_t *db, const char *model, const char *metr
 }
 
 /* Migration 0010: from 3 hours, ww_sli takes whole hours from latency_rollup_1h where an hour
- * row still holds all its minutes, and the minutes elsewhere: always the same result as
- * merging every minute (hours not built yet, late minutes, a wrong hour row that no longer
- * matches, any session time zone), and the hour rows are used when they match. */
+ * row still holds all its minutes (0018: or the hour is below the tier builder's hours_done
+ * and not recorded dirty), and the minutes elsewhere: always the same result as merging
+ * every minute (hours not built yet, late minutes, a wrong hour row that no longer matches,
+ * any session time zone), and the hour rows are used when they match. The database is
+ * fresh: its hours_done is the hour it was migrated in, after every hour of the test. */
 static void test_sli_hourly_rollups_equal_the_minutes(void **state)
 {
     (void)state;
@@ -479,11 +481,16 @@ static void test_sli_hourly_rollups_equal_the_minutes(void **state)
              from, to);
     long long minutes = h_query_ll(&db, sql);
     assert_true(with_wrong != minutes);
-    /* A late minute in that hour: the row no longer holds all its minutes, so the minutes
+    /* A late minute in that hour, as the collector writes it: the minute changes and the
+     * hour is recorded in ww_tier_dirty in the same transaction (0018). The hour is below
+     * the tier builder's hours_done, whose rows are otherwise taken as they are; recorded
+     * dirty, it is checked again: its row no longer holds all its minutes, so the minutes
      * are read (the wrong row is ignored) until the hour is rebuilt. */
-    PQclear(h_query(&db, "UPDATE latency_rollup_1m SET windows = windows + 1, ttft = "
+    PQclear(h_query(&db, "BEGIN; UPDATE latency_rollup_1m SET windows = windows + 1, ttft = "
                          "ww_hist_add(ttft, " H10 ") WHERE model = 'm1'"
-                         " AND time = (SELECT t + interval '10 hours 7 min' FROM b)"));
+                         " AND time = (SELECT t + interval '10 hours 7 min' FROM b);"
+                         " INSERT INTO ww_tier_dirty SELECT 'l', 'n1', t + interval '10 hours'"
+                         " FROM b; COMMIT"));
     s_sli_equals_minutes(&db, "m1", "ttft", "1.7", from, to);
     s_sli_equals_minutes(&db, "*", "ttft", "1.7", from, to);
     assert_int_equal(h_query_ll(&db, "SELECT ww_rollup_hours(now() - interval '3 days', now())"),
