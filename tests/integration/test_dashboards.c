@@ -1,14 +1,17 @@
 /* The Grafana dashboards (every JSON file in dashboards/) against a database filled by a
  * real run: two agents (two sites, two phases, three nodes each) stream to a collector that
  * evaluates the phases' SLOs; a coolant pump fault on one phase throttles its wafers and
- * fires its alerts. Then every dashboard is parsed (tjson.c) and checked: schema version,
- * the `${datasource}` variable on every panel, target and variable query, unique panel ids,
- * every variable a query uses is defined. Every variable query and every panel's rawSql is
- * expanded the way Grafana does it (template variables first, as the browser does, then
- * the PostgreSQL data source's macros) and run as waferwatch_reader: with every variable at
- * All each must return rows; for each single value a user can pick each must run, and some
- * value must give rows. A `$` left after expansion (a misspelt variable or macro) fails.
- * The views of migration 0007 are checked too: commented, readable by the reader, filled. */
+ * fires its alerts; the storage tiers are then built over the run. Then every dashboard is
+ * parsed (tjson.c) and checked: schema version, the `${datasource}` variable on every panel,
+ * target and variable query, unique panel ids, every variable a query uses is defined.
+ * Every variable query and every panel's rawSql is expanded the way Grafana does it
+ * (template variables first, as the browser does, then the PostgreSQL data source's macros)
+ * and run as waferwatch_reader. Over the last 15 minutes: with every variable at All each
+ * must return rows; for each single value a user can pick each must run, and some value
+ * must give rows. Over 24 hours, 7 and 30 days (other tiers, and $__interval as Grafana
+ * computes it for the range) every query must run. A `$` left after expansion (a misspelt
+ * variable or macro) fails. The views of migration 0007 are checked too: commented,
+ * readable by the reader, filled. */
 #include "harness.h"
 #include "tjson.h"
 #include "ww_test.h"
@@ -138,6 +141,7 @@ typedef struct {
     size_t n_ids;
     long long from_ms, to_ms;
     char from[40], to[40]; /* RFC 3339 UTC, as Grafana renders them */
+    char range[32];        /* "last 15 min", for the messages */
     s_errs_t *errs;
     long long ran; /* queries run */
 } s_dash_t;
@@ -255,6 +259,42 @@ static void s_set_range(s_dash_t *d, long long from_ms, long long to_ms)
     d->to_ms = to_ms;
     s_rfc3339(d->from, sizeof d->from, from_ms);
     s_rfc3339(d->to, sizeof d->to, to_ms);
+    long long min = (to_ms - from_ms) / 60000;
+    if (min % 1440 == 0) {
+        snprintf(d->range, sizeof d->range, "last %lld d", min / 1440);
+    } else if (min % 60 == 0) {
+        snprintf(d->range, sizeof d->range, "last %lld h", min / 60);
+    } else {
+        snprintf(d->range, sizeof d->range, "last %lld min", min);
+    }
+}
+
+/* A panel's $__interval over the dashboard's range, as Grafana's calculateInterval gives it:
+ * the range over S_POINTS points rounded to a "nice" interval (roundInterval), raised to the
+ * panel's minimum interval, or the data source's (1s) when the panel sets none. */
+#define S_POINTS 1000
+
+static const char *s_panel_interval(const s_dash_t *d, const char *min_interval)
+{
+    static const struct {
+        double below_ms;
+        const char *iv;
+    } nice[] = {{1500, "1s"},       {3500, "2s"},       {7500, "5s"},      {12500, "10s"},
+                {17500, "15s"},     {25000, "20s"},     {45000, "30s"},    {90000, "1m"},
+                {210000, "2m"},     {450000, "5m"},     {750000, "10m"},   {1050000, "15m"},
+                {1500000, "20m"},   {2700000, "30m"},   {5400000, "1h"},   {9000000, "2h"},
+                {16200000, "3h"},   {32400000, "6h"},   {86400000, "12h"}, {604800000, "1d"},
+                {1814400000, "1w"}, {3628800000, "30d"}};
+    double ms = (double)(d->to_ms - d->from_ms) / S_POINTS;
+    const char *iv = "1y";
+    for (size_t i = 0; i < sizeof nice / sizeof nice[0]; i++) {
+        if (ms < nice[i].below_ms) {
+            iv = nice[i].iv;
+            break;
+        }
+    }
+    const char *low = min_interval ? min_interval : "1s";
+    return s_interval_s(low, strlen(low)) > s_interval_s(iv, strlen(iv)) ? low : iv;
 }
 
 /* ------------------------------------------------------------------ expansion */
@@ -969,7 +1009,7 @@ static int s_run_query(s_dash_t *d, PGconn *rd, s_query_t *q, const char *case_n
                        char **expanded)
 {
     char err[1024];
-    const char *interval = q->interval ? q->interval : "1s";
+    const char *interval = s_panel_interval(d, q->interval);
     char *sql = s_expand(d, q->sql, interval, err, sizeof err);
     *expanded = sql;
     if (!sql) {
@@ -994,14 +1034,31 @@ static int s_run_query(s_dash_t *d, PGconn *rd, s_query_t *q, const char *case_n
     return rows;
 }
 
-static void s_check_dash(s_dash_t *d, PGconn *rd)
+/* Runs every panel of d over its current range (s_set_range). need_rows: with every variable
+ * at All each panel must return rows, and for each variable some single value must give
+ * rows; else the queries need only run. */
+static void s_check_dash(s_dash_t *d, PGconn *rd, bool need_rows)
 {
-    /* Everything at All: every panel returns rows. */
+    for (size_t i = 0; i < d->n_vars; i++) { /* options of a previous range */
+        for (size_t k = 0; k < d->vars[i].n_opts; k++) {
+            free(d->vars[i].opts[k]);
+        }
+        d->vars[i].n_opts = 0;
+    }
+    for (size_t i = 0; i < d->n_qs; i++) {
+        free(d->qs[i].base_sql);
+        d->qs[i].base_sql = NULL;
+        memset(d->qs[i].affected, 0, sizeof d->qs[i].affected);
+        memset(d->qs[i].gave_rows, 0, sizeof d->qs[i].gave_rows);
+    }
+    /* Everything at All: every panel runs, and returns rows if need_rows. */
+    char case_name[200];
+    snprintf(case_name, sizeof case_name, "%s, every variable at All", d->range);
     s_eval_vars(d, rd, -1, NULL, true);
     for (size_t i = 0; i < d->n_qs; i++) {
         s_query_t *q = &d->qs[i];
-        int rows = s_run_query(d, rd, q, "every variable at All", &q->base_sql);
-        if (rows == 0) {
+        int rows = s_run_query(d, rd, q, case_name, &q->base_sql);
+        if (rows == 0 && need_rows) {
             s_err(d->errs,
                   "%s: panel \"%s\" (id %d) returned no rows with every variable at All"
                   "\n    SQL: %s",
@@ -1016,8 +1073,8 @@ static void s_check_dash(s_dash_t *d, PGconn *rd)
         }
         for (size_t o = 0; o < d->vars[v].n_opts && o < 16; o++) {
             const char *value = d->vars[v].opts[o];
-            char case_name[160];
-            snprintf(case_name, sizeof case_name, "$%s = '%s'", d->vars[v].name, value);
+            snprintf(case_name, sizeof case_name, "%s, $%s = '%s'", d->range, d->vars[v].name,
+                     value);
             s_eval_vars(d, rd, (int)v, value, false);
             for (size_t i = 0; i < d->n_qs; i++) {
                 s_query_t *q = &d->qs[i];
@@ -1025,7 +1082,7 @@ static void s_check_dash(s_dash_t *d, PGconn *rd)
                     continue; /* already reported: it does not even expand */
                 }
                 char err[1024];
-                char *sql = s_expand(d, q->sql, q->interval ? q->interval : "1s", err, sizeof err);
+                char *sql = s_expand(d, q->sql, s_panel_interval(d, q->interval), err, sizeof err);
                 bool same = sql && strcmp(sql, q->base_sql) == 0;
                 free(sql);
                 if (same) {
@@ -1040,13 +1097,13 @@ static void s_check_dash(s_dash_t *d, PGconn *rd)
             }
         }
     }
-    for (size_t i = 0; i < d->n_qs; i++) {
+    for (size_t i = 0; i < d->n_qs && need_rows; i++) {
         for (size_t v = 0; v < d->n_vars; v++) {
             if (d->qs[i].affected[v] && !d->qs[i].gave_rows[v]) {
                 s_err(d->errs,
                       "%s: panel \"%s\" (id %d) returns no rows for any single value "
-                      "of $%s",
-                      d->file, d->qs[i].title, d->qs[i].id, d->vars[v].name);
+                      "of $%s (%s)",
+                      d->file, d->qs[i].title, d->qs[i].id, d->vars[v].name, d->range);
             }
         }
     }
@@ -1140,6 +1197,14 @@ static void s_fill(h_db_t *db)
     assert_int_equal(h_stop(collector, 15000), 0);
     assert_true(ready);
     unsetenv("WW_TEST_ENDPOINT");
+    /* The range panels read the storage tiers (ww_site_series etc.), which hold closed
+     * minutes and complete hours only: the collector's tier job builds a minute once it is
+     * older than the watermark (now - tiers.grace), later than this run lasts. With the
+     * database still, close every minute up to now and build them (and any complete hour)
+     * as the owner, as the job would have. */
+    PQclear(h_query(db, "UPDATE ww_tier_state"
+                        " SET watermark = date_trunc('minute', now()) + interval '1 minute'"));
+    PQclear(h_query(db, "SELECT * FROM ww_tier_build(100000, 1000000)"));
 }
 
 /* A connection as the dashboards' role, read-only, as Grafana's user would be. */
@@ -1284,9 +1349,16 @@ static void test_every_panel_query_returns_rows(void **state)
             if (uid) {
                 uids[n_uids++] = strdup(uid);
             }
-            /* "Last 15 minutes", the way a user opens the dashboard after the run. */
-            s_set_range(d, now_ms - 15 * 60 * 1000, now_ms);
-            s_check_dash(d, rd);
+            /* "Last 15 minutes", the way a user opens the dashboard after the run: every
+             * panel gives rows. Then the ranges an SRE picks for trends, which read other
+             * tiers (ww_tier_for: 24 h the minute tiers at 1m steps; 7 and 30 days the hour
+             * tiers, and the minutes after the last complete hour): every panel must run as
+             * the reader, rows or not. */
+            static const long long range_min[] = {15, 24 * 60, 7 * 24 * 60, 30 * 24 * 60};
+            for (size_t k = 0; k < sizeof range_min / sizeof range_min[0]; k++) {
+                s_set_range(d, now_ms - range_min[k] * 60 * 1000, now_ms);
+                s_check_dash(d, rd, k == 0);
+            }
             ran += d->ran;
             panels += d->n_qs;
         }
