@@ -58,6 +58,36 @@
     X(humidity_pct,       F32,  15, 0,   100,       56, 2, OPTIONAL, "%",     "intake air RH")
 /* clang-format on */
 
+/* The documented sensor resolution of each reading, in its unit: WW_FIELD_RES_<name>, one per
+ * field of the list (kept beside it rather than in it, so that the many expansions of the
+ * list keep their ten parameters). What it means:
+ *  - the grid the agent will quantize a reading to (a later step): k = llround(v / res), sent
+ *    as (float)((double)k * res), so that a reading carries no digits its sensor cannot give;
+ *  - the fast path of the sample-block codec (lib/ww_sblock.h): a reading on its grid is
+ *    stored as its k, by small deltas of k from the previous sample's (a few bits). Any other
+ *    value (off the grid: an unquantized reading, -0.0, a NaN whatever its payload, +-inf, a
+ *    denormal) is still stored exactly, all 32 bits of it (an escape): a resolution is a
+ *    promise about the common case, never a rounding of what is stored.
+ * F32 resolutions are powers of ten, 10^e with e in [-9, 9] (a block records e per column
+ * and refuses to decode with another: a new resolution needs a new block format version).
+ * U32 and BOOL fields are exact: their resolution is 1 and unused, defined so that an
+ * expansion of the list may name WW_FIELD_RES_##name for every field. */
+#define WW_FIELD_RES_power_w 1.0            /* 1 W */
+#define WW_FIELD_RES_inlet_c 0.1            /* 0.1 C */
+#define WW_FIELD_RES_outlet_c 0.1           /* 0.1 C */
+#define WW_FIELD_RES_flow_lpm 0.1           /* 0.1 l/min */
+#define WW_FIELD_RES_wafer_hotspot_c 0.1    /* 0.1 C */
+#define WW_FIELD_RES_utilization 0.001      /* 0.1 % of busy */
+#define WW_FIELD_RES_tokens_per_s 0.1       /* 0.1 token/s */
+#define WW_FIELD_RES_requests_queued 1.0    /* exact (U32) */
+#define WW_FIELD_RES_requests_in_flight 1.0 /* exact (U32) */
+#define WW_FIELD_RES_requests_completed 1.0 /* exact (U32) */
+#define WW_FIELD_RES_throttled 1.0          /* exact (BOOL) */
+#define WW_FIELD_RES_throttle_factor 0.001  /* 0.1 % of full speed */
+#define WW_FIELD_RES_humidity_pct 0.1       /* 0.1 % RH */
+/* The resolution of field `name` (a name of the list). */
+#define WW_FIELD_RES(name) WW_FIELD_RES_##name
+
 /* The C type of a kind. */
 #define WW_FIELD_CTYPE_F32 float
 #define WW_FIELD_CTYPE_U32 uint32_t
