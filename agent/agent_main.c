@@ -7,6 +7,7 @@
 #include "ww_log.h"
 #include "ww_lwbuf.h"
 #include "ww_metrics.h"
+#include "ww_quant.h"
 #include "ww_runlog.h"
 #include "ww_signal.h"
 #include "ww_sources.h"
@@ -269,7 +270,9 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
         waferwatch__v1__node_sample__init(s);
         s->node_id = nodes->names[i];
         s->time_ns = t;
-        ww_wire_sample_from_reading(s, &r); /* every field of ww_fields.h */
+        /* Every field of ww_fields.h, each F32 reading on its sensor's grid (ww_quant.h):
+         * the one place every source's readings pass on their way to the wire. */
+        ww_quant_sample(s, &r);
         nodes->sample_ptrs[n] = s;
         n++;
     }

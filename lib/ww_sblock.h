@@ -19,9 +19,10 @@
  * one (RUNS: a column that does not move costs a couple of bytes per block). A value off the
  * grid is an escape, marked by runs of a per-sample flag that is absent, and costs nothing,
  * when a column has none; NULLs likewise. Escaped values keep their 32 bits, coded as deltas
- * of their order-preserving integer images: unquantized readings (until the agent quantizes)
- * cost the bits in which consecutive floats differ rather than 32 each. bench/bench_sblock.c
- * measures it on the simulator's readings against the entropy of their deltas.
+ * of their order-preserving integer images: unquantized readings (an older agent, another
+ * producer) cost the bits in which consecutive floats differ rather than 32 each.
+ * bench/bench_sblock.c measures it on the simulator's readings against the entropy of their
+ * deltas.
  *
  * Format, version 1. varint: unsigned LEB128, minimal (no trailing 0x80 0x00 groups), at most
  * 10 bytes, below 2^64. zigzag(s) of an int64 s: 0, -1, 1, -2, 2 .. as 0, 1, 2, 3, 4 ..
@@ -134,9 +135,10 @@ typedef struct {
  * end. */
 const ww_sblock_column_t *ww_sblock_column(size_t i);
 
-/* v quantized to resolution res (a power of ten of ww_fields.h), what the agent will send so
- * that readings take the fast path: (float)((double)llround((double)v / res) * res); v itself
- * when it is not finite or too large for the grid (|v / res| > 2^50). */
+/* v quantized to resolution res (a power of ten of ww_fields.h): what the agent sends
+ * (agent/ww_quant.c), so that readings take the fast path. It is
+ *   (float)((double)llround((double)v / res) * res),
+ * or v itself when v is not finite or too large for the grid (|v / res| > 2^50). */
 float ww_sblock_quantize(float v, double res);
 
 /* The grid of res = 10^e, e in [-9, 9], exactly as the codec sees it: whether v is on it,

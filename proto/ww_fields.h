@@ -32,8 +32,10 @@
  *   doc      what it measures
  *
  * Adding a field: a line here (next free NodeSample number, the next request-log offset
- * under a new request-log version), the field in waferwatch.proto, a migration that adds
- * the column (nullable for an OPTIONAL field), and the source that measures it.
+ * under a new request-log version), its WW_FIELD_RES_<name> below (the agent's quantizer
+ * and the block codec do not compile without it), the field in waferwatch.proto, a
+ * migration that adds the column (nullable for an OPTIONAL field), and the source that
+ * measures it.
  */
 #ifndef WW_FIELDS_H
 #define WW_FIELDS_H
@@ -61,8 +63,11 @@
 /* The documented sensor resolution of each reading, in its unit: WW_FIELD_RES_<name>, one per
  * field of the list (kept beside it rather than in it, so that the many expansions of the
  * list keep their ten parameters). What it means:
- *  - the grid the agent will quantize a reading to (a later step): k = llround(v / res), sent
- *    as (float)((double)k * res), so that a reading carries no digits its sensor cannot give;
+ *  - the grid the agent quantizes every F32 reading to, whatever its source (agent/ww_quant.h,
+ *    as the reading becomes the NodeSample it sends): k = llround(v / res), sent as
+ *    (float)((double)k * res), so that a reading carries no digits its sensor cannot give (NaN
+ *    "not measured" stays NaN: absent). A promise of the agent, not a check of the wire: a
+ *    collector stores any plausible value it receives exactly;
  *  - the fast path of the sample-block codec (lib/ww_sblock.h): a reading on its grid is
  *    stored as its k, by small deltas of k from the previous sample's (a few bits). Any other
  *    value (off the grid: an unquantized reading, -0.0, a NaN whatever its payload, +-inf, a

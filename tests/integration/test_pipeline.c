@@ -17,6 +17,24 @@
 
 #define NODES 3
 
+/* Into sql: a query of the count of node_samples rows with some F32 reading off its field's
+ * grid (WW_FIELD_RES_<name>, ww_fields.h), by the decimals of the real as numeric. */
+#define S_GRID_F32(name)                                                                           \
+    len += (size_t)snprintf(sql + len, cap - len,                                                  \
+                            " OR round(" #name "::numeric, %d) <> " #name "::numeric",             \
+                            (int)lround(-log10(WW_FIELD_RES(name))));
+#define S_GRID_U32(name)
+#define S_GRID_BOOL(name)
+#define S_GRID_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                       \
+    WW_FIELD_CAT(S_GRID_, kind)(name)
+
+static void s_off_grid_sql(char *sql, size_t cap)
+{
+    size_t len = (size_t)snprintf(sql, cap, "SELECT count(*) FROM node_samples WHERE false");
+    WW_READING_FIELDS(S_GRID_)
+    assert_true(len < cap);
+}
+
 static void test_rows_equal_what_the_simulation_sent(void **state)
 {
     h_db_t db;
@@ -88,6 +106,11 @@ static void test_rows_equal_what_the_simulation_sent(void **state)
     h_verify_sim(&db, argc, argv, first, first + (ticks - 1) * 100 * WW_NS_PER_MS, &v);
     h_verify_assert_clean(&v, "pipeline");
     assert_int_equal(v.rows, ticks * NODES);
+    /* The agent sent each reading on its sensor's grid (ww_quant.h), and so it was stored:
+     * checked here in SQL, apart from the replay (which quantizes as the agent does). */
+    char sql[2048];
+    s_off_grid_sql(sql, sizeof sql);
+    assert_int_equal(h_query_ll(&db, sql), 0);
 
     /* Hello filled the nodes table with the labels. */
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM nodes WHERE phase = 'phase-a'"
@@ -151,6 +174,8 @@ static void test_garbage_gets_nack_and_collector_keeps_serving(void **state)
     ww_wire_free(&reply);
 
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 1);
+    /* 12345.5 W is off the 1 W grid agents quantize to: a collector stores what it receives
+     * exactly (an older agent, another producer). */
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples WHERE power_w = 12345.5"),
                      1);
     /* A sample without humidity_pct (an agent that predates it) stores NULL, not 0. */

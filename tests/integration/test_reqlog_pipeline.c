@@ -3,9 +3,11 @@
  * collector -> PostgreSQL. Every record the sender made lands in exactly one latency window,
  * none late; the readings become sample rows. */
 #include "harness.h"
+#include "ww_quant.h"
 #include "ww_reqlog.h"
 #include "ww_test.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -222,9 +224,63 @@ static int64_t s_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The readings a producer sends, with more digits than any sensor resolves: the first half of
+ * the run with humidity, the second without (NaN: not measured). */
+static const ww_reading_t s_sent[2] = {
+    {.power_w = 15000.37f,
+     .inlet_c = 25.04f,
+     .outlet_c = 30.06f,
+     .flow_lpm = 40.049f,
+     .wafer_hotspot_c = 50.13f,
+     .utilization = 0.50049f,
+     .tokens_per_s = 1234.56f,
+     .requests_queued = 5,
+     .requests_in_flight = 2,
+     .throttled = false,
+     .throttle_factor = 0.99951f,
+     .humidity_pct = 41.26f},
+    {.power_w = 9876.54f,
+     .inlet_c = 24.96f,
+     .outlet_c = 31.47f,
+     .flow_lpm = 39.951f,
+     .wafer_hotspot_c = 61.08f,
+     .utilization = 0.25049f,
+     .tokens_per_s = 654.32f,
+     .requests_queued = 0,
+     .requests_in_flight = 1,
+     .throttled = true,
+     .throttle_factor = 0.75049f,
+     .humidity_pct = NAN},
+};
+
+/* Whether row `row` of r (time, then the columns of ww_fields.h in their order) holds
+ * exactly what the agent sends for *rd: each F32 reading quantized to its sensor resolution
+ * (ww_quant_reading: the same step, so the comparison is exact), a NaN one NULL, the counters
+ * and flag as sent but requests_completed (the source's own count). */
+#define S_ROW_F32(name, v, isnull, txt) (isnan(v) ? isnull : !isnull && strtof(txt, NULL) == v)
+#define S_ROW_U32(name, v, isnull, txt)                                                            \
+    (!isnull &&                                                                                    \
+     (strcmp(#name, "requests_completed") == 0 || strtoll(txt, NULL, 10) == (long long)v))
+#define S_ROW_BOOL(name, v, isnull, txt) (!isnull && strcmp(txt, v ? "t" : "f") == 0)
+#define S_ROW_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                        \
+    ok = ok && WW_FIELD_CAT(S_ROW_, kind)(name, want.name, PQgetisnull(r, row, col),               \
+                                          PQgetvalue(r, row, col));                                \
+    col++;
+
+static bool s_row_is(PGresult *r, int row, const ww_reading_t *rd)
+{
+    ww_reading_t want = *rd;
+    ww_quant_reading(&want);
+    bool ok = true;
+    int col = 1;
+    WW_READING_FIELDS(S_ROW_)
+    return ok;
+}
+
 /* A sender that batches for 300 ms: records reach the agent up to 300 ms after they finished,
  * so after the tick that ends their window. They still land in their own window, once: none
- * late, one row per window and model. */
+ * late, one row per window and model. Its readings are stored as the agent sends them: on
+ * their sensor's grid, humidity NULL when not measured. */
 static void test_records_behind_the_tick_keep_their_window(void **state)
 {
     h_db_t db;
@@ -244,18 +300,13 @@ static void test_records_behind_the_tick_keep_their_window(void **state)
     assert_non_null(b);
     long long made = 0;
     int64_t t_end = s_now_ns() + 3500000000LL;
+    int64_t t_half = t_end - 1750000000LL;
     /* Every 50 ms: a reading, and the records (one per ms) that finished by 300 ms ago. */
     int64_t next_done = 0;
     for (int64_t now = s_now_ns(); now < t_end; now = s_now_ns()) {
         uint8_t rd_buf[WW_REQLOG_HEADER + WW_REQLOG_READING_BYTES];
-        ww_reading_t rd = {.power_w = 15000,
-                           .inlet_c = 25,
-                           .outlet_c = 30,
-                           .flow_lpm = 40,
-                           .wafer_hotspot_c = 50,
-                           .utilization = 0.5f,
-                           .throttle_factor = 1};
-        s_send(fd, sock, rd_buf, ww_reqlog_reading(rd_buf, now, &rd));
+        const ww_reading_t *rd = &s_sent[now < t_half ? 0 : 1];
+        s_send(fd, sock, rd_buf, ww_reqlog_reading(rd_buf, now, rd));
         assert_int_equal(ww_reqlog_begin(b, models, 1), 0);
         if (next_done == 0) {
             next_done = (now - 300000000) / 1000000 * 1000000;
@@ -300,6 +351,24 @@ static void test_records_behind_the_tick_keep_their_window(void **state)
     /* Each full window holds exactly its second of records: 1,000 (one per ms). */
     assert_true(h_query_ll(&db, "SELECT count(*) FROM latency_windows WHERE node_id = "
                                 "'rl-lag-node' AND requests_ok = 1000") >= 2);
+    /* Every sample row is one of the two readings exactly as the agent sends it (quantized),
+     * and both were stored (first those with humidity, then those without). */
+    PGresult *r = h_query(&db, "SELECT time" WW_READING_COLUMNS " FROM node_samples"
+                               " WHERE node_id = 'rl-lag-node' ORDER BY time");
+    int rows = PQntuples(r), seen[2] = {0, 0};
+    int power = PQfnumber(r, "power_w"), rh = PQfnumber(r, "humidity_pct");
+    for (int row = 0; row < rows; row++) {
+        int which = s_row_is(r, row, &s_sent[0]) ? 0 : s_row_is(r, row, &s_sent[1]) ? 1 : -1;
+        if (which < 0 || (which == 0 && seen[1] > 0)) {
+            fail_msg("row %d of %d (%s: power_w %s, humidity_pct %s) is not what the agent "
+                     "sends for the reading of its time",
+                     row, rows, PQgetvalue(r, row, 0), PQgetvalue(r, row, power),
+                     PQgetisnull(r, row, rh) ? "NULL" : PQgetvalue(r, row, rh));
+        }
+        seen[which]++;
+    }
+    PQclear(r);
+    assert_true(seen[0] >= 2 && seen[1] >= 2);
     assert_int_equal(h_stop(collector, 10000), 0);
     h_db_drop(&db);
 }

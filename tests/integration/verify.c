@@ -2,6 +2,7 @@
 #include "verify.h"
 
 #include "ww_agent_conf.h"
+#include "ww_quant.h"
 #include "ww_sim.h"
 #include "ww_test.h"
 
@@ -10,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Compares one stored row with the simulated reading; true when every value is equal. */
+/* Compares one stored row with the reading the agent sent (the simulated one, quantized);
+ * true when every value is equal. */
 static bool s_same(PGresult *r, int row, const ww_reading_t *w)
 {
     const float got[] = {strtof(PQgetvalue(r, row, 1), NULL), strtof(PQgetvalue(r, row, 2), NULL),
@@ -69,6 +71,8 @@ void h_verify_sim(h_db_t *db, int argc, char **argv, int64_t first_tick, int64_t
             ww_reading_t want;
             memset(&want, 0, sizeof want);
             assert_int_equal(ww_sim_source.sample(sim, t, &want), 0);
+            /* What the agent sent: each reading on its sensor's grid, as its tick does. */
+            ww_quant_reading(&want);
             ww_request_t req[256];
             while (ww_sim_source.poll_requests(sim, req, 256) == 256) {
             }

@@ -1,8 +1,10 @@
 /* verify: checks the node_samples an agent run stored against a replay of the same
  * deterministic simulation, tick by tick: a missing tick is lost, a tick stored twice is
- * duplicated, a stored value that differs from the simulation's is altered. This is the
- * oracle of the pipeline and delivery tests; tests/integration/test_delivery.c shows it
- * catches each kind of damage. */
+ * duplicated, a stored value that differs from what the agent sent for the simulation's
+ * reading (each reading quantized to its sensor resolution by ww_quant_reading, the agent's
+ * own step, so that the comparison stays exact) is altered. This is the oracle of the
+ * pipeline and delivery tests; tests/integration/test_delivery.c shows it catches each kind
+ * of damage. */
 #ifndef WW_VERIFY_H
 #define WW_VERIFY_H
 
