@@ -16,6 +16,10 @@
 #   pgext.sh      the extension's ww_hist: SQL ww_merge beside the C merge of the same rows
 #                 and beside the former composite + plpgsql; bytes on disk per latency
 #                 window beside the composite, the payload, its entropy floor, HdrHistogram
+#   bench_sblock  the sample block of compaction: bytes per sample beside the entropy of
+#                 the readings' deltas, encode / decode ns per sample
+#   tiers.sh      the storage tiers: bytes per row of each, the builder's cost per minute of
+#                 the fleet, the full fleet's storage at the default retention
 #   fleet.sh      the whole 32,600-node fleet through one collector: binary COPY ceiling vs
 #                 the collector's end-to-end rate, 5 minutes sustained at 1 Hz with the
 #                 sample-to-commit delay (WW_FLEET_* variables, see bench/fleet.sh)
@@ -23,7 +27,7 @@
 #                 sends maximum-size hostile messages, beside the same with no attack
 #   outage.sh     messages per batch through a 3-minute PostgreSQL outage (Pending and the
 #                 agents' backoff), every sample stored once
-# About 25 minutes in all. Exit status: non-zero when a part fails to run (the figures
+# About 30 minutes in all. Exit status: non-zero when a part fails to run (the figures
 # against the targets are printed, not turned into an exit status, except footprint's).
 #
 #   bench/run.sh [BUILD_DIR]
@@ -43,6 +47,8 @@ echo "== bench_wire"
 "$build/bench/bench_wire" 1000 200
 echo "== bench_sim"
 "$build/bench/bench_sim"
+echo "== bench_sblock"
+"$build/bench/bench_sblock"
 echo "== footprint"
 foot=0
 bench/footprint.sh "$build" "${WW_BENCH_FOOT_SECONDS:-120}" || foot=$?
@@ -50,6 +56,8 @@ echo "== sli_period"
 bench/sli_period.sh "$build" 30
 echo "== pgext"
 bench/pgext.sh "$build"
+echo "== tiers"
+bench/tiers.sh "$build"
 echo "== fleet"
 bench/fleet.sh "$build"
 echo "== hostile"

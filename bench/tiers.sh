@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# tiers.sh BUILD_DIR [NODES] [MINUTES] [LATENCY_NODES]: the storage tiers of a fleet-day
+# (migration 0018, issue 18): bytes per row of every tier, the tier builder's cost per
+# minute of data, and the storage of the whole fleet (32,600 nodes, 3 models) at the
+# default retention, projected from them. One throwaway PostgreSQL, a database migrated by
+# the collector (--migrate-only):
+#  1. node_samples: NODES (default 1,000) nodes x MINUTES (default 120) at 1 Hz, written by
+#     SQL with the simulator's ranges at sensor resolution (power 1 W, temperatures 0.1 C,
+#     flow 0.1 L/min, utilisation 0.001), nodes in 2 sites x 2 halls x 3 phases. Row sizes
+#     are fixed-width but for node_id (14 characters, as bench_pgext's), so the values only
+#     matter for the NULL bitmap (humidity: half the nodes measure it).
+#  2. latency_windows: LATENCY_NODES (default 60) nodes x 1 h of the default simulator in
+#     10 s windows, COPYed as the collector encodes them (bench_pgext windows).
+#  3. The production builder (ww_tier_build of collector/sql/25_functions_tiers.sql), 10
+#     minutes a transaction as the collector runs it, timed; then one late hour of one node
+#     (60 node-minutes in ww_tier_dirty) rebuilt, timed.
+#  4. After VACUUM ANALYZE: pg_total_relation_size over each table's partition tree (heap,
+#     indexes, TOAST, FSM/VM) / rows, beside the raw node_samples row; then rows per day at
+#     full fleet x bytes x the default retention (collector.yaml: retention.*).
+# About 3 minutes at the defaults. Exit 1 when a tier does not have the rows it should.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
+ww_bench_args tiers 21 "$@"
+nodes=${2:-1000}
+minutes=${3:-120}
+lnodes=${4:-60}
+for v in "$nodes" "$minutes" "$lnodes"; do
+  case "$v" in '' | *[!0-9]*) echo "tiers: NODES, MINUTES and LATENCY_NODES are whole numbers" >&2; exit 2 ;; esac
+done
+[ "$minutes" -ge 60 ] || { echo "tiers: MINUTES is at least 60 (an hour tier needs an hour)" >&2; exit 2; }
+collector=$build/collector/waferwatch-collector
+helper=$build/bench/bench_pgext
+ww_bench_need tiers "$collector" "$helper"
+"$root/pgext/install.sh" "$build" >/dev/null
+
+run=$(mktemp -d /tmp/ww-bench-tiers.XXXXXX)
+chmod 755 "$run"
+pgdir=$run/pg
+cleanup() { "$root/tests/pg_throwaway.sh" stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$run"; }
+trap cleanup EXIT
+"$root/tests/pg_throwaway.sh" start "$pgdir" >/dev/null
+export PGHOST=$pgdir PGPORT=5432 PGUSER=postgres
+q() { psql -qXAt -d tiers -v ON_ERROR_STOP=1 "$@"; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPR
+fail=0
+
+ww_bench_header tiers
+psql -qXAt -d postgres -c "CREATE DATABASE tiers"
+"$collector" --insecure --pg dbname=tiers --migrate-only >"$run/migrate.log" 2>&1 ||
+  { cat "$run/migrate.log" >&2; echo "tiers: migration failed" >&2; exit 2; }
+# bench_pgext's windows start at 2027-01-01T12:00:00Z; the samples too.
+t0="2027-01-01 12:00:00+00"
+q -c "SELECT ww_ensure_partitions('2027-01-01', 2)" >/dev/null
+q -c "UPDATE ww_tier_state SET start = '$t0', watermark = '$t0', minutes_done = '$t0', hours_done = '$t0'"
+
+echo "== generating: $nodes nodes x $minutes min of samples, $lnodes nodes x 1 h of latency windows"
+q -c "INSERT INTO nodes (node_id, agent_id, site, hall, phase, rated_kw, interval_ms)
+      SELECT format('wse-hall1-%s', lpad(i::text, 4, '0')), 'bench', 'site-' || (i % 2),
+             'hall-' || (i / 2 % 2), 'phase-' || (i % 3 + 1), 23, 1000
+      FROM generate_series(0, $nodes - 1) i"
+q -c "INSERT INTO node_samples (time, node_id, power_w, inlet_c, outlet_c, flow_lpm,
+        wafer_hotspot_c, utilization, tokens_per_s, requests_queued, requests_in_flight,
+        requests_completed, throttled, throttle_factor, humidity_pct)
+      SELECT timestamptz '$t0' + make_interval(secs => s), format('wse-hall1-%s', lpad(i::text, 4, '0')),
+             round(9200 + 13800 * u), round((24 + 2 * random())::numeric, 1),
+             round((30 + 12 * u)::numeric, 1), round((95 + 10 * random())::numeric, 1),
+             round((60 + 25 * u)::numeric, 1), round(u::numeric, 3), round(2000 * u),
+             (8 * random())::int, (64 * u)::int, (30 * random())::int, false, 1,
+             CASE WHEN i % 2 = 0 THEN round((40 + 5 * random())::numeric, 1) END
+      FROM generate_series(0, $nodes - 1) i, generate_series(0, $minutes * 60 - 1) s,
+           LATERAL (SELECT 0.5 + 0.4 * sin(s / 900.0 + i)) AS x(u)"
+"$helper" windows "$run" "$lnodes" 3600 >"$run/win.out"
+cols="time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout, requests_rejected, prompt_tokens, output_tokens"
+q -c "\\copy latency_windows ($cols, queue, ttft, tpot, e2e) FROM '$run/lw.bin' WITH (FORMAT binary)"
+# The per-phase latency rollups as the ingest path keeps them (one row per minute, phase
+# and model), from the windows, so that their hour tier is built too.
+q -c "INSERT INTO latency_rollup_1m
+      SELECT date_trunc('minute', w.time, 'UTC'), coalesce(n.phase, ''), w.model, count(*),
+             sum(requests_ok), sum(requests_error), sum(requests_timeout), sum(requests_rejected),
+             sum(prompt_tokens), sum(output_tokens), ww_merge(queue), ww_merge(ttft),
+             ww_merge(tpot), ww_merge(e2e)
+      FROM latency_windows w LEFT JOIN nodes n USING (node_id) GROUP BY 1, 2, 3"
+q -c "VACUUM ANALYZE"
+
+echo "== building (ww_tier_build, 10 minutes a transaction)"
+q -c "UPDATE ww_tier_state SET watermark = timestamptz '$t0' + interval '$minutes minutes'"
+start=$(date +%s.%N)
+left=1
+while [ "$left" != 0 ]; do
+  left=$(q -c "SELECT CASE WHEN behind_s > 0 OR dirty_left > 0 THEN 1 ELSE 0 END FROM ww_tier_build(10, 100000)")
+done
+build_s=$(calc '%.2f' "$(date +%s.%N) - $start")
+# One node's late hour: its 60 minutes marked as the ingest path would, rebuilt.
+q -c "INSERT INTO ww_tier_dirty SELECT 's', 'wse-hall1-0001', timestamptz '$t0' + make_interval(mins => m)
+      FROM generate_series(0, 59) m"
+start=$(date +%s.%N)
+q -c "SELECT * FROM ww_tier_build(10, 100000)" >/dev/null
+late_s=$(calc '%.3f' "$(date +%s.%N) - $start")
+q -c "VACUUM ANALYZE"
+
+# bytes TABLE: pg_total_relation_size of the partition tree, and rows.
+# (pg_partition_tree is empty for a table that is not partitioned: the table itself then.)
+bytes() {
+  q -c "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('$1')),
+                        pg_total_relation_size('$1'))"
+}
+rows() { q -c "SELECT count(*) FROM $1"; }
+declare -A B R
+for t in node_samples node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
+  B[$t]=$(bytes "$t")
+  R[$t]=$(rows "$t")
+  [ "${R[$t]}" -gt 0 ] || { echo "tiers: FAIL: $t has no rows" >&2; fail=1; }
+done
+want_1m=$((nodes * minutes))
+[ "${R[node_rollup_1m]}" = "$want_1m" ] || { echo "tiers: FAIL: node_rollup_1m has ${R[node_rollup_1m]} rows, not $want_1m" >&2; fail=1; }
+fleet_minute_s=$(calc '%.2f' "$build_s / $minutes * 32600 / $nodes")
+echo "built $minutes minutes of $nodes nodes in ${build_s} s (${fleet_minute_s} s of PostgreSQL per minute of the full fleet, $(calc '%.1f' "$fleet_minute_s / 60 * 100")% of one core); one node's late hour rebuilt in ${late_s} s"
+
+echo "== bytes per row (pg_total_relation_size of the partition tree / rows) and the full fleet"
+# Rows a day at full fleet: 32,600 nodes, 3 models; site tiers: 2 sites x 2 halls x 3 phases
+# here (12 rows a minute), as measured; latency per phase: 3 phases x 3 models.
+fleet=32600
+sites_per_min=$(q -c "SELECT count(*) / $minutes FROM site_rollup_1m")
+declare -A PERDAY=(
+  [node_samples]=$((fleet * 86400)) [node_rollup_1m]=$((fleet * 1440)) [node_rollup_1h]=$((fleet * 24))
+  [site_rollup_1m]=$((sites_per_min * 1440)) [site_rollup_1h]=$((sites_per_min * 24))
+  [latency_windows]=$((fleet * 3 * 8640)) [latency_node_1h]=$((fleet * 3 * 24))
+  [latency_rollup_1m]=$((9 * 1440)) [latency_rollup_1h]=$((9 * 24)))
+# The default retention of each (ww_collector_conf.c): raw 35 d, node minutes 35 d, node
+# hours 400 d, latency per node-hour 35 d, site and phase rollups 400 d (rollup_days).
+declare -A DAYS=(
+  [node_samples]=35 [node_rollup_1m]=35 [node_rollup_1h]=400 [site_rollup_1m]=400
+  [site_rollup_1h]=400 [latency_windows]=35 [latency_node_1h]=35 [latency_rollup_1m]=400
+  [latency_rollup_1h]=400)
+printf '%-18s %12s %10s %14s %10s %12s\n' table rows "B/row" "rows/day fleet" "GB/day" "TB retained"
+total=0
+for t in node_samples node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
+  per=$(calc '%.1f' "${B[$t]} / ${R[$t]}")
+  gb=$(calc '%.2f' "$per * ${PERDAY[$t]} / 1e9")
+  tb=$(calc '%.3f' "$gb * ${DAYS[$t]} / 1e3")
+  total=$(calc '%.3f' "$total + $tb")
+  printf '%-18s %12s %10s %14s %10s %12s\n' "$t" "${R[$t]}" "$per" "${PERDAY[$t]}" "$gb" "$tb (${DAYS[$t]} d)"
+done
+echo "projected full-fleet storage at the default retention: $total TB"
+echo "node-minute tier per node-sample: $(calc '%.2f' "${B[node_rollup_1m]} / ${R[node_rollup_1m]} / 60") B (raw: $(calc '%.1f' "${B[node_samples]} / ${R[node_samples]}") B)"
+exit $fail
