@@ -382,6 +382,7 @@ COMMENT ON FUNCTION public.ww_grant_roles() IS 'Creates the group roles if missi
 
 CREATE FUNCTION public.ww_hottest_nodes(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval, p_sites text[], p_phases text[], p_limit integer DEFAULT 10) RETURNS TABLE(node_id text, site text, rack text, phase text, hotspot_max_c real, outlet_max_c real, flow_min_lpm real, throttled_share double precision)
     LANGUAGE sql STABLE
+    SET jit TO 'off'
     AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
@@ -439,6 +440,7 @@ COMMENT ON FUNCTION public.ww_hottest_nodes(p_from timestamp with time zone, p_t
 
 CREATE FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, phase text, model text, windows bigint, requests bigint, requests_ok bigint, requests_error bigint, requests_timeout bigint, requests_rejected bigint, prompt_tokens bigint, output_tokens bigint, queue public.ww_hist, ttft public.ww_hist, tpot public.ww_hist, e2e public.ww_hist)
     LANGUAGE sql STABLE
+    SET jit TO 'off'
     AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
@@ -484,6 +486,7 @@ COMMENT ON FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_
 
 CREATE FUNCTION public.ww_node_latency_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, node_id text, model text, windows bigint, requests_ok bigint, requests_error bigint, requests_timeout bigint, requests_rejected bigint, prompt_tokens bigint, output_tokens bigint, queue public.ww_hist, ttft public.ww_hist, tpot public.ww_hist, e2e public.ww_hist)
     LANGUAGE sql STABLE
+    SET jit TO 'off'
     AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
@@ -529,6 +532,7 @@ COMMENT ON FUNCTION public.ww_node_latency_series(p_nodes text[], p_from timesta
 
 CREATE FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, node_id text, power_w double precision, power_max_w real, inlet_c double precision, outlet_c double precision, hotspot_max_c real, flow_min_lpm real, utilization double precision, tokens_per_s double precision, requests_queued double precision, requests_in_flight double precision, throttle_factor_min real, throttled_share double precision)
     LANGUAGE sql STABLE
+    SET jit TO 'off'
     AS $$
     WITH t AS (
         SELECT CASE WHEN p_to - p_from <= interval '3 hours' THEN 'raw'
@@ -719,6 +723,7 @@ COMMENT ON FUNCTION public.ww_rollup_hours(p_from timestamp with time zone, p_to
 
 CREATE FUNCTION public.ww_site_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, site text, hall text, phase text, nodes integer, rated_mw double precision, power_mw double precision, tokens_per_s double precision, j_per_token double precision, inlet_avg_c double precision, inlet_max_c real, outlet_avg_c double precision, outlet_max_c real, flow_min_lpm real, hotspot_avg_c double precision, hotspot_max_c real, throttled_nodes integer, humidity_avg_pct double precision, requests_completed bigint, contracted_mw double precision, power_ceiling_mw double precision, hotspot_limit_c double precision, outlet_limit_c double precision, samples bigint, humidity_samples bigint)
     LANGUAGE sql STABLE
+    SET jit TO 'off'
     AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,

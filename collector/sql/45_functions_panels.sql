@@ -9,6 +9,10 @@
 -- of at least a minute). The per-node functions read the raw rows of their nodes for ranges
 -- up to 3 h (per-second detail, one index range per node).
 --
+-- JIT is off in them: their plans cost the branch of the tier not taken as if it ran (a raw
+-- scan of the fleet), which turned JIT on and cost ~1.4 s of compiling for a 0.3 s query
+-- (bench/fleetday.sh).
+--
 -- Freshness: the minute and hour tiers hold closed minutes and complete hours (up to
 -- ww_tier_state.minutes_done and hours_done, a minute or two behind now with the default
 -- tiers.grace); the hour branch adds the minutes of the hour under way from the minute tier,
@@ -55,7 +59,7 @@ RETURNS TABLE ("time" timestamptz, site text, hall text, phase text, nodes integ
                requests_completed bigint, contracted_mw double precision,
                power_ceiling_mw double precision, hotspot_limit_c double precision,
                outlet_limit_c double precision, samples bigint, humidity_samples bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET jit = off AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
                ww_tier_step(p_from, p_to, p_step) AS step,
@@ -113,7 +117,7 @@ RETURNS TABLE ("time" timestamptz, node_id text, power_w double precision, power
                flow_min_lpm real, utilization double precision, tokens_per_s double precision,
                requests_queued double precision, requests_in_flight double precision,
                throttle_factor_min real, throttled_share double precision)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET jit = off AS $$
     WITH t AS (
         SELECT CASE WHEN p_to - p_from <= interval '3 hours' THEN 'raw'
                     ELSE ww_tier_for(p_from, p_to, p_step) END AS tier,
@@ -179,7 +183,7 @@ RETURNS TABLE ("time" timestamptz, phase text, model text, windows bigint, reque
                requests_ok bigint, requests_error bigint, requests_timeout bigint,
                requests_rejected bigint, prompt_tokens bigint, output_tokens bigint,
                queue ww_hist, ttft ww_hist, tpot ww_hist, e2e ww_hist)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET jit = off AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
                ww_tier_step(p_from, p_to, p_step) AS step,
@@ -221,7 +225,7 @@ RETURNS TABLE ("time" timestamptz, node_id text, model text, windows bigint,
                requests_ok bigint, requests_error bigint, requests_timeout bigint,
                requests_rejected bigint, prompt_tokens bigint, output_tokens bigint,
                queue ww_hist, ttft ww_hist, tpot ww_hist, e2e ww_hist)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET jit = off AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
                CASE WHEN ww_tier_for(p_from, p_to, p_step) = '1h'
@@ -265,7 +269,7 @@ CREATE OR REPLACE FUNCTION ww_hottest_nodes(p_from timestamptz, p_to timestamptz
                                             p_limit integer DEFAULT 10)
 RETURNS TABLE (node_id text, site text, rack text, phase text, hotspot_max_c real,
                outlet_max_c real, flow_min_lpm real, throttled_share double precision)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET jit = off AS $$
     WITH t AS (
         SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
                (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
