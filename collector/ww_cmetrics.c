@@ -20,8 +20,8 @@ struct ww_cmetrics {
     ww_metrics_server_t *srv;
     ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
         *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
-        *pending_replies, *tier_runs, *tier_s, *tier_built, *tier_rebuilt,
-        *tier_dropped, *tier_behind, *tier_leader, *late_buckets;
+        *pending_replies, *tier_runs, *tier_s, *tier_built, *tier_rebuilt, *tier_dropped,
+        *tier_behind, *tier_leader, *late_buckets;
     atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
 };
 
