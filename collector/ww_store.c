@@ -1084,9 +1084,19 @@ static ww_store_rc_t s_begin(ww_store_t *self)
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
         rc = s_classify(self, r, "BEGIN (the storage tiers' watermark)");
     } else {
-        long long us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        /* Within the years an int64 of ns holds: any watermark PostgreSQL can return today. */
-        ww_late_begin(&self->late, us > INT64_MAX / 1000 ? INT64_MAX : (int64_t)us * 1000);
+        char *end;
+        errno = 0;
+        long long us = strtoll(PQgetvalue(r, 0, 0), &end, 10);
+        /* Unix ns in an int64 reach 2262: a watermark past that (a state row set by hand) is
+         * refused, never clamped, since it decides which buckets are recorded as late. */
+        if (errno != 0 || *end != '\0' || us > INT64_MAX / 1000 || us < INT64_MIN / 1000) {
+            WW_ERROR("ww_tier_state.watermark \"%s\" is outside the times an agent sends "
+                     "(Unix ns in an int64): fix the row (see docs/operations.md, Storage tiers)",
+                     PQgetvalue(r, 0, 0));
+            PQclear(r);
+            return WW_STORE_RETRY; /* the caller rolls back */
+        }
+        ww_late_begin(&self->late, (int64_t)us * 1000);
     }
     PQclear(r);
     return rc;

@@ -745,8 +745,43 @@ static void test_tiers_crash_mid_build(void **state)
     h_db_drop(&x.db);
 }
 
+/* ---- 3. a watermark no agent time can be compared with ------------------------------------ */
+
+/* The write transaction reads ww_tier_state.watermark as Unix microseconds and compares it
+ * with the samples' Unix ns: a watermark past what an int64 of ns holds (year 2262; a row
+ * set by hand) is refused and the write retried, never clamped into range. */
+static void test_watermark_out_of_range_is_refused(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "tierwm");
+    ww_store_t *store = ww_store_new(db.conninfo);
+    assert_non_null(store);
+    assert_int_equal(ww_store_ensure(store, 1), 0);
+    PQclear(h_query(&db, "UPDATE ww_tier_state SET watermark = '3000-01-01 00:00:00+00'"));
+    ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
+    ni.node_id = (char *)"wm-node";
+    ww_node_info_t *nis[] = {&ni};
+    ww_hello_t h = WAFERWATCH__V1__HELLO__INIT;
+    h.nodes = nis;
+    h.n_nodes = 1;
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    ww_store_item_t it = {.kind = WW_ITEM_HELLO, .agent_id = "wm-agent", .epoch = 1, .env = &env};
+    assert_int_equal(ww_store_write(store, &it, 1), WW_STORE_RETRY);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM nodes"), 0);
+    /* Set right, the same write goes through. */
+    PQclear(h_query(&db, "UPDATE ww_tier_state SET watermark = minutes_done"));
+    assert_int_equal(ww_store_write(store, &it, 1), WW_STORE_OK);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM nodes"), 1);
+    ww_store_destroy(&store);
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_tiers_equal_recomputation_after_late_data),
     cmocka_unit_test(test_tiers_crash_mid_build),
+    cmocka_unit_test(test_watermark_out_of_range_is_refused),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
