@@ -76,7 +76,9 @@ q -c "CREATE SCHEMA fd;
                                       date_trunc('minute', now()) AS m_now, now() AS t_now"
 q -c "SELECT ww_ensure_partitions((now() - interval '$days days')::date, $days + 2)" >/dev/null
 q -c "UPDATE ww_tier_state SET start = c.h_now - interval '$days days', hours_done = c.h_now,
-             minutes_done = c.m_now, watermark = c.m_now FROM fd.clock c"
+             minutes_done = c.m_now, watermark = c.m_now,
+             compacted_through = c.h_now - interval '$days days',
+             truncated_through = c.h_now - interval '$days days' FROM fd.clock c"
 
 echo "== generating: 32,600 nodes, $days days (latency_rollup_1m: $lat1m_days d; $dnodes nodes in the node tiers, $wnodes with latency_windows; ${sample_s} s of node_samples)"
 gen_t0=$(date +%s)

@@ -357,7 +357,10 @@ int main(int argc, char **argv)
                                     .max_late = conf.tiers_max_late,
                                     .node_minute_days = conf.retention_node_minute_days,
                                     .node_hour_days = conf.retention_node_hour_days,
-                                    .latency_node_days = conf.retention_latency_node_days};
+                                    .latency_node_days = conf.retention_latency_node_days,
+                                    .compact_age_ns = conf.compaction_age_ns,
+                                    .compact_max_nodes = conf.compaction_max_nodes,
+                                    .compact_days = conf.retention_compact_days};
         if (!(tiers = ww_tiers_start(&tc, conf.pg_conninfo, metrics))) {
             exit_code = 1;
             goto cleanup;

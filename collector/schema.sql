@@ -37,7 +37,235 @@ CREATE EXTENSION IF NOT EXISTS waferwatch WITH SCHEMA public;
 -- Name: EXTENSION waferwatch; Type: COMMENT; Schema: -; Owner: -
 --
 
-COMMENT ON EXTENSION waferwatch IS 'waferwatch: the ww_hist log-bucketed latency histogram type, ww_merge, ww_quantile';
+COMMENT ON EXTENSION waferwatch IS 'waferwatch: the ww_hist latency histogram type (ww_merge, ww_quantile) and sample blocks (ww_sblock_agg, ww_sblock_samples)';
+
+
+--
+-- Name: ww_compact(interval, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_compact(age interval, max_nodes integer, OUT node_hours integer, OUT samples bigint, OUT hours integer, OUT behind_s double precision) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    st ww_tier_state;
+    lim timestamptz;
+    chunk text[];
+BEGIN
+    IF max_nodes < 1 OR age < interval '0' THEN
+        RAISE EXCEPTION 'ww_compact: max_nodes must be >= 1 and age >= 0';
+    END IF;
+    SELECT * INTO st FROM ww_tier_state FOR UPDATE;
+    lim := least(date_trunc('hour', st.hours_done, 'UTC'),
+                 date_trunc('hour', st.watermark - age, 'UTC'));
+    node_hours := 0;
+    samples := 0;
+    hours := 0;
+    IF st.compacted_through + interval '1 hour' <= lim THEN
+        chunk := ARRAY(SELECT r.node_id FROM node_rollup_1h r
+                       WHERE r.time = st.compacted_through
+                         AND (st.compact_node IS NULL OR r.node_id > st.compact_node)
+                       ORDER BY r.node_id
+                       LIMIT max_nodes);
+        IF cardinality(chunk) > 0 THEN
+            -- The progress first: ww_compact_node_hours compacts what it says is compacted.
+            UPDATE ww_tier_state SET compact_node = chunk[cardinality(chunk)], updated_at = now();
+            node_hours := ww_compact_node_hours(array_fill(st.compacted_through,
+                                                           ARRAY[cardinality(chunk)]), chunk);
+            SELECT coalesce(sum(c.samples), 0) INTO samples FROM node_samples_compact c
+            WHERE c.time = st.compacted_through AND c.node_id = ANY (chunk);
+        END IF;
+        IF cardinality(chunk) < max_nodes THEN
+            UPDATE ww_tier_state
+            SET compacted_through = compacted_through + interval '1 hour', compact_node = NULL,
+                updated_at = now();
+            hours := 1;
+            st.compacted_through := st.compacted_through + interval '1 hour';
+        END IF;
+    END IF;
+    behind_s := greatest(0, extract(epoch FROM lim - st.compacted_through));
+END $$;
+
+
+--
+-- Name: FUNCTION ww_compact(age interval, max_nodes integer, OUT node_hours integer, OUT samples bigint, OUT hours integer, OUT behind_s double precision); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_compact(age interval, max_nodes integer, OUT node_hours integer, OUT samples bigint, OUT hours integer, OUT behind_s double precision) IS 'Tier job: compacts the next max_nodes node-hours of the oldest hour not compacted that is older than age and built in the tiers. Returns what it did and how far behind it is.';
+
+
+--
+-- Name: ww_compact_clear(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_compact_clear() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET lock_timeout TO '2s'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+    st ww_tier_state;
+    d timestamptz;
+    d_end timestamptz;
+    part text;
+    whole boolean;
+    late_h timestamptz[];
+    late_n text[];
+BEGIN
+    SELECT * INTO st FROM ww_tier_state FOR UPDATE;
+    d := date_trunc('day', st.truncated_through, 'UTC');
+    d_end := d + interval '1 day';
+    IF st.compacted_through < d_end THEN
+        RETURN 0;
+    END IF;
+    part := format('node_samples_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
+    BEGIN
+        IF to_regclass(part) IS NOT NULL THEN
+            EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', part);
+        END IF;
+        PERFORM pg_advisory_xact_lock(7870002);
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'raw samples of % not emptied now (%): retried at the next run', d::date,
+                     SQLERRM;
+        RETURN 0;
+    END;
+    SELECT array_agg(x.h), array_agg(x.n) INTO late_h, late_n
+    FROM (SELECT DISTINCT date_trunc('hour', t.time, 'UTC') AS h, t.node_id AS n
+          FROM ww_tier_dirty t
+          WHERE t.tier = 's' AND t.time >= st.truncated_through AND t.time < d_end) AS x;
+    IF late_h IS NOT NULL THEN
+        PERFORM ww_compact_node_hours(late_h, late_n);
+    END IF;
+    IF to_regclass(part) IS NOT NULL AND st.truncated_through = d THEN
+        EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
+                       part) INTO whole USING d, d_end;
+        IF whole THEN
+            EXECUTE format('TRUNCATE %I', part);
+        END IF;
+    END IF;
+    DELETE FROM node_samples WHERE time >= st.truncated_through AND time < d_end;
+    UPDATE ww_tier_state SET truncated_through = d_end, updated_at = now();
+    RETURN 1;
+END $_$;
+
+
+--
+-- Name: FUNCTION ww_compact_clear(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_compact_clear() IS 'Tier job: empties the raw rows of the oldest day whose every hour is compacted (TRUNCATE of its partition). Returns 1 when it did, 0 when nothing is due or a lock was not granted.';
+
+
+--
+-- Name: ww_compact_node_hours(timestamp with time zone[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_compact_node_hours(p_hours timestamp with time zone[], p_nodes text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    st ww_tier_state;
+    n integer;
+    total integer := 0;
+BEGIN
+    SELECT * INTO st FROM ww_tier_state;
+    CREATE TEMP TABLE IF NOT EXISTS ww_compact_todo (h timestamptz, n text, merge boolean)
+        ON COMMIT DROP;
+    TRUNCATE ww_compact_todo;
+    INSERT INTO ww_compact_todo
+    SELECT DISTINCT x.h, x.n, x.h < st.truncated_through
+    FROM unnest(p_hours, p_nodes) AS x(h, n)
+    WHERE x.h >= st.start
+      AND (x.h < st.compacted_through
+           OR (x.h = st.compacted_through AND st.compact_node IS NOT NULL
+               AND x.n <= st.compact_node));
+    -- Days not truncated: the raw rows are all there.
+    INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
+    SELECT t.h, max(s.time), count(*), s.node_id,
+           ww_sblock_agg(s.time, s.power_w, s.inlet_c, s.outlet_c, s.flow_lpm,
+                         s.wafer_hotspot_c, s.utilization, s.tokens_per_s,
+                         s.requests_queued, s.requests_in_flight, s.requests_completed,
+                         s.throttled, s.throttle_factor, s.humidity_pct)
+    FROM ww_compact_todo t
+    JOIN node_samples s ON s.node_id = t.n AND s.time >= t.h AND s.time < t.h + interval '1 hour'
+    WHERE NOT t.merge
+    GROUP BY t.h, s.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, samples = excluded.samples, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    -- Truncated days: the block and the late rows, which leave node_samples.
+    WITH late AS (
+        DELETE FROM node_samples s
+        USING ww_compact_todo t
+        WHERE t.merge AND s.node_id = t.n AND s.time >= t.h
+          AND s.time < t.h + interval '1 hour'
+        RETURNING s.*
+    ), u AS (
+        SELECT date_trunc('hour', l.time, 'UTC') AS h, l.* FROM late l
+        UNION ALL
+        SELECT c.time, d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
+               d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
+               d.requests_in_flight, d.requests_completed, d.throttled, d.throttle_factor,
+               d.humidity_pct
+        FROM ww_compact_todo t
+        JOIN node_samples_compact c ON c.node_id = t.n AND c.time = t.h
+        CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+        WHERE t.merge
+    )
+    INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
+    SELECT u.h, max(u.time), count(*), u.node_id,
+           ww_sblock_agg(u.time, u.power_w, u.inlet_c, u.outlet_c, u.flow_lpm,
+                         u.wafer_hotspot_c, u.utilization, u.tokens_per_s,
+                         u.requests_queued, u.requests_in_flight, u.requests_completed,
+                         u.throttled, u.throttle_factor, u.humidity_pct)
+    FROM u
+    GROUP BY u.h, u.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, samples = excluded.samples, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN total + n;
+END $$;
+
+
+--
+-- Name: ww_drop_old_compact(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_drop_old_compact(days integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+    dropped integer := 0;
+BEGIN
+    IF coalesce(days, 0) <= 0 THEN
+        RETURN 0;
+    END IF;
+    FOR r IN SELECT c.relname
+             FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             WHERE p.relname = 'node_samples_compact'
+               AND ww_partition_end(c.relname) <= current_date - days
+             ORDER BY 1 LOOP
+        dropped := dropped + ww_drop_partition(r.relname);
+    END LOOP;
+    DELETE FROM node_samples_compact_default WHERE time < current_date - days;
+    RETURN dropped;
+END $$;
+
+
+--
+-- Name: FUNCTION ww_drop_old_compact(days integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_drop_old_compact(days integer) IS 'Retention of node_samples_compact: drops its partitions older than days (0: keep). Runs as the owner. Returns the partitions dropped.';
 
 
 --
@@ -161,6 +389,7 @@ DECLARE
 BEGIN
     FOR t IN SELECT * FROM (VALUES ('node_samples', false), ('latency_windows', false),
                                    ('node_rollup_1m', false), ('latency_node_1h', false),
+                                   ('node_samples_compact', false),
                                    ('node_rollup_1h', true)) AS v(tab, monthly) LOOP
         FOR i IN 0 .. days - 1 LOOP
             d := from_day + i;
@@ -192,7 +421,7 @@ END $$;
 -- Name: FUNCTION ww_ensure_partitions(from_day date, days integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_ensure_partitions(from_day date, days integer) IS 'Creates the partitions of node_samples, latency_windows, node_rollup_1m, latency_node_1h (daily) and node_rollup_1h (monthly) for the days [from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that waferwatch_writer needs no DDL right. Returns the number created.';
+COMMENT ON FUNCTION public.ww_ensure_partitions(from_day date, days integer) IS 'Creates the partitions of node_samples, latency_windows, node_rollup_1m, latency_node_1h, node_samples_compact (daily) and node_rollup_1h (monthly) for the days [from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that waferwatch_writer needs no DDL right. Returns the number created.';
 
 
 --
@@ -325,6 +554,13 @@ BEGIN
         GRANT EXECUTE ON FUNCTION ww_tier_watermark(), ww_tier_advance(interval),
             ww_tier_build(integer, integer), ww_drop_old_tiers(integer, integer, integer)
             TO waferwatch_writer;
+        -- Compaction (0019): the tier job compacts, empties raw days and drops old blocks
+        -- through SECURITY DEFINER functions; the blocks are read-only to it.
+        GRANT EXECUTE ON FUNCTION ww_compact(interval, integer), ww_compact_clear(),
+            ww_drop_old_compact(integer) TO waferwatch_writer;
+        GRANT SELECT ON node_samples_compact TO waferwatch_writer;
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON node_samples_compact
+            FROM waferwatch_writer;
         -- The SLO evaluator's heartbeat (0012) is upserted (ON CONFLICT reads the row), never
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;
@@ -553,9 +789,9 @@ CREATE FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time
                s.throttle_factor AS throttle_factor_min,
                CASE WHEN s.throttled THEN coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000
                     ELSE 0 END AS throttled_s
-        FROM node_samples s CROSS JOIN t
+        FROM ww_samples(p_from, p_to, p_nodes) s CROSS JOIN t
         LEFT JOIN nodes n ON n.node_id = s.node_id
-        WHERE t.tier = 'raw' AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
+        WHERE t.tier = 'raw'
         UNION ALL
         SELECT m.time, m.node_id, m.samples, m.sampled_s, m.energy_j, m.power_w_max,
                m.inlet_c_sum, m.outlet_c_sum, m.wafer_hotspot_c_max, m.flow_lpm_min,
@@ -715,6 +951,109 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.ww_rollup_hours(p_from timestamp with time zone, p_to timestamp with time zone) IS 'Builds or rebuilds the latency_rollup_1h rows of the complete hours in [p_from, p_to) that are missing or whose window count no longer equals their minutes''. Runs as the owner. Returns the number of rows written.';
+
+
+SET default_tablespace = '';
+
+--
+-- Name: node_samples; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_samples (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    power_w real NOT NULL,
+    inlet_c real NOT NULL,
+    outlet_c real NOT NULL,
+    flow_lpm real NOT NULL,
+    wafer_hotspot_c real NOT NULL,
+    utilization real NOT NULL,
+    tokens_per_s real NOT NULL,
+    requests_queued integer NOT NULL,
+    requests_in_flight integer NOT NULL,
+    requests_completed integer NOT NULL,
+    throttled boolean NOT NULL,
+    throttle_factor real NOT NULL,
+    humidity_pct real
+)
+PARTITION BY RANGE ("time");
+
+
+--
+-- Name: COLUMN node_samples.humidity_pct; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.node_samples.humidity_pct IS 'Relative humidity (%) of the air at the system''s intake, 0..100; NULL: not measured.';
+
+
+--
+-- Name: ww_samples(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_samples(p_from timestamp with time zone, p_to timestamp with time zone) RETURNS SETOF public.node_samples
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT s.*
+    FROM node_samples s
+    WHERE s.time >= p_from AND s.time < p_to
+      AND (s.time < (SELECT truncated_through FROM ww_tier_state)
+           OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
+           d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
+           d.requests_in_flight, d.requests_completed, d.throttled, d.throttle_factor,
+           d.humidity_pct
+    FROM node_samples_compact c
+    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from
+      AND d.time >= p_from AND d.time < p_to
+$$;
+
+
+--
+-- Name: FUNCTION ww_samples(p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_samples(p_from timestamp with time zone, p_to timestamp with time zone) IS 'The samples of [p_from, p_to) of every node, raw or compacted: the columns of node_samples (which alone holds only what is not compacted yet).';
+
+
+--
+-- Name: ww_samples(timestamp with time zone, timestamp with time zone, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_samples(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) RETURNS SETOF public.node_samples
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT s.*
+    FROM node_samples s
+    WHERE s.time >= p_from AND s.time < p_to AND s.node_id = ANY (p_nodes)
+      AND (s.time < (SELECT truncated_through FROM ww_tier_state)
+           OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
+           d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
+           d.requests_in_flight, d.requests_completed, d.throttled, d.throttle_factor,
+           d.humidity_pct
+    FROM node_samples_compact c
+    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from AND c.node_id = ANY (p_nodes)
+      AND d.time >= p_from AND d.time < p_to
+$$;
+
+
+--
+-- Name: FUNCTION ww_samples(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_samples(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) IS 'The samples of [p_from, p_to) of the given nodes, raw or compacted: the columns of node_samples (which alone holds only what is not compacted yet).';
 
 
 --
@@ -935,6 +1274,7 @@ COMMENT ON FUNCTION public.ww_tier_advance(grace interval) IS 'Tier job: moves t
 CREATE FUNCTION public.ww_tier_build(max_minutes integer, max_dirty integer, OUT minutes integer, OUT hours integer, OUT rebuilt integer, OUT behind_s double precision, OUT dirty_left bigint) RETURNS record
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
+    SET jit TO 'off'
     AS $$
 DECLARE
     st ww_tier_state;
@@ -964,6 +1304,13 @@ BEGIN
     DELETE FROM ww_tier_dirty WHERE tier = 'l' AND time >= h_from AND time < h_to;
     SELECT t.times, t.nodes INTO s_times, s_nodes FROM ww_tier_take_dirty('s', m_from, max_dirty) t;
     SELECT t.times, t.nodes INTO l_times, l_nodes FROM ww_tier_take_dirty('l', h_from, max_dirty) t;
+    -- A late sample of a compacted node-hour goes into its block first (0019), so that
+    -- the minutes below read it.
+    IF cardinality(s_times) > 0 THEN
+        PERFORM ww_compact_node_hours(ARRAY(SELECT date_trunc('hour', u, 'UTC')
+                                            FROM unnest(s_times) WITH ORDINALITY x(u, i)
+                                            ORDER BY i), s_nodes);
+    END IF;
     minutes := 0;
     hours := 0;
     rebuilt := cardinality(s_times) + cardinality(l_times);
@@ -1153,7 +1500,9 @@ BEGIN
           GROUP BY 1, 2) AS a
     JOIN node_rollup_1m l
         ON l.node_id = a.node_id AND l.time = date_trunc('minute', a.last_time, 'UTC')
-    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
+    $q$, ww_tier_node_columns(),
+         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
+    USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $_$;
@@ -1228,21 +1577,22 @@ BEGIN
                max(s.requests_in_flight) AS requests_in_flight_max,
                min(s.humidity_pct) AS humidity_pct_min,
                max(s.humidity_pct) AS humidity_pct_max
-                FROM node_samples s
-                WHERE s.time >= $1 AND s.time < $2 AND ($3 IS NULL OR s.node_id = ANY ($3))
+                FROM %s s
                 GROUP BY 1, 2) AS g
           LEFT JOIN nodes n ON n.node_id = g.node_id) AS a
     CROSS JOIN LATERAL (
         SELECT s.*
-        FROM node_samples s
-        WHERE s.node_id = a.node_id AND s.time = a.last_time
+        FROM ww_samples(a.last_time, a.last_time + interval '1 microsecond',
+                        ARRAY[a.node_id]) s
         ORDER BY
                   s.power_w DESC, s.inlet_c DESC, s.outlet_c DESC, s.flow_lpm DESC,
                   s.wafer_hotspot_c DESC, s.utilization DESC, s.tokens_per_s DESC,
                   s.throttle_factor DESC, s.requests_queued DESC,
                   s.requests_in_flight DESC, s.humidity_pct DESC
         LIMIT 1) AS l
-    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
+    $q$, ww_tier_node_columns(),
+         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
+    USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $_$;
@@ -1372,8 +1722,6 @@ END $$;
 
 COMMENT ON FUNCTION public.ww_tier_watermark() IS 'For the collector''s write transaction: takes the shared tier lock for the rest of the transaction and returns the watermark (older samples are late: record them in ww_tier_dirty).';
 
-
-SET default_tablespace = '';
 
 SET default_table_access_method = heap;
 
@@ -1920,34 +2268,41 @@ CREATE TABLE public.node_rollup_1m_default (
 
 
 --
--- Name: node_samples; Type: TABLE; Schema: public; Owner: -
+-- Name: node_samples_compact; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.node_samples (
+CREATE TABLE public.node_samples_compact (
     "time" timestamp with time zone NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    samples integer NOT NULL,
     node_id text NOT NULL,
-    power_w real NOT NULL,
-    inlet_c real NOT NULL,
-    outlet_c real NOT NULL,
-    flow_lpm real NOT NULL,
-    wafer_hotspot_c real NOT NULL,
-    utilization real NOT NULL,
-    tokens_per_s real NOT NULL,
-    requests_queued integer NOT NULL,
-    requests_in_flight integer NOT NULL,
-    requests_completed integer NOT NULL,
-    throttled boolean NOT NULL,
-    throttle_factor real NOT NULL,
-    humidity_pct real
+    block bytea NOT NULL,
+    CONSTRAINT node_samples_compact_check CHECK (((samples > 0) AND (last_time >= "time") AND (last_time < ("time" + '01:00:00'::interval))))
 )
 PARTITION BY RANGE ("time");
+ALTER TABLE ONLY public.node_samples_compact ALTER COLUMN block SET STORAGE EXTERNAL;
 
 
 --
--- Name: COLUMN node_samples.humidity_pct; Type: COMMENT; Schema: public; Owner: -
+-- Name: TABLE node_samples_compact; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.node_samples.humidity_pct IS 'Relative humidity (%) of the air at the system''s intake, 0..100; NULL: not measured.';
+COMMENT ON TABLE public.node_samples_compact IS 'Compacted raw samples: one sample block (ww_sblock_samples(block)) per node and hour. Read samples of any age with ww_samples(from, to, nodes).';
+
+
+--
+-- Name: node_samples_compact_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_samples_compact_default (
+    "time" timestamp with time zone NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    samples integer NOT NULL,
+    node_id text NOT NULL,
+    block bytea NOT NULL,
+    CONSTRAINT node_samples_compact_check CHECK (((samples > 0) AND (last_time >= "time") AND (last_time < ("time" + '01:00:00'::interval))))
+);
+ALTER TABLE ONLY public.node_samples_compact_default ALTER COLUMN block SET STORAGE EXTERNAL;
 
 
 --
@@ -2350,7 +2705,7 @@ CREATE VIEW public.ww_node_latest AS
     l.requests_completed,
     l.throttled,
     l.throttle_factor
-   FROM (public.nodes n
+   FROM (((public.nodes n
      LEFT JOIN LATERAL ( SELECT s."time",
             s.node_id,
             s.power_w,
@@ -2369,7 +2724,43 @@ CREATE VIEW public.ww_node_latest AS
            FROM public.node_samples s
           WHERE (s.node_id = n.node_id)
           ORDER BY s."time" DESC
-         LIMIT 1) l ON (true));
+         LIMIT 1) r ON (true))
+     LEFT JOIN LATERAL ( SELECT d."time",
+            d.power_w,
+            d.inlet_c,
+            d.outlet_c,
+            d.flow_lpm,
+            d.wafer_hotspot_c,
+            d.utilization,
+            d.tokens_per_s,
+            d.requests_queued,
+            d.requests_in_flight,
+            d.requests_completed,
+            d.throttled,
+            d.throttle_factor,
+            d.humidity_pct
+           FROM (( SELECT c_1.block
+                   FROM public.node_samples_compact c_1
+                  WHERE (c_1.node_id = n.node_id)
+                  ORDER BY c_1."time" DESC
+                 LIMIT 1) c
+             CROSS JOIN LATERAL public.ww_sblock_samples(c.block) d("time", power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, throttle_factor, humidity_pct))
+          WHERE (r."time" IS NULL)
+          ORDER BY d."time" DESC
+         LIMIT 1) b ON (true))
+     CROSS JOIN LATERAL ( SELECT COALESCE(r."time", b."time") AS "time",
+            COALESCE(r.power_w, b.power_w) AS power_w,
+            COALESCE(r.inlet_c, b.inlet_c) AS inlet_c,
+            COALESCE(r.outlet_c, b.outlet_c) AS outlet_c,
+            COALESCE(r.flow_lpm, b.flow_lpm) AS flow_lpm,
+            COALESCE(r.wafer_hotspot_c, b.wafer_hotspot_c) AS wafer_hotspot_c,
+            COALESCE(r.utilization, b.utilization) AS utilization,
+            COALESCE(r.tokens_per_s, b.tokens_per_s) AS tokens_per_s,
+            COALESCE(r.requests_queued, b.requests_queued) AS requests_queued,
+            COALESCE(r.requests_in_flight, b.requests_in_flight) AS requests_in_flight,
+            COALESCE(r.requests_completed, b.requests_completed) AS requests_completed,
+            COALESCE(r.throttled, b.throttled) AS throttled,
+            COALESCE(r.throttle_factor, b.throttle_factor) AS throttle_factor) l);
 
 
 --
@@ -2412,7 +2803,7 @@ CREATE VIEW public.ww_node_samples AS
 -- Name: VIEW ww_node_samples; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON VIEW public.ww_node_samples IS 'node_samples with the labels of nodes (site, hall, rack, phase, system_model, rated_kw; '''' before the node''s Hello). Filter on time: it prunes partitions.';
+COMMENT ON VIEW public.ww_node_samples IS 'node_samples with the labels of nodes (site, hall, rack, phase, system_model, rated_kw; '''' before the node''s Hello). Filter on time: it prunes partitions. Raw rows only: the hours not compacted yet (compaction.age); samples of any age: ww_samples().';
 
 
 --
@@ -2648,7 +3039,11 @@ CREATE TABLE public.ww_tier_state (
     minutes_done timestamp with time zone NOT NULL,
     hours_done timestamp with time zone NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    compacted_through timestamp with time zone NOT NULL,
+    compact_node text,
+    truncated_through timestamp with time zone NOT NULL,
     CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
+    CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
     CONSTRAINT ww_tier_state_id_check CHECK (id)
 );
 
@@ -2658,6 +3053,20 @@ CREATE TABLE public.ww_tier_state (
 --
 
 COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
+
+
+--
+-- Name: COLUMN ww_tier_state.compacted_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour before it is compacted; of its own hour, the nodes up to compact_node.';
+
+
+--
+-- Name: COLUMN ww_tier_state.truncated_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
 
 
 --
@@ -2686,6 +3095,13 @@ ALTER TABLE ONLY public.node_rollup_1h ATTACH PARTITION public.node_rollup_1h_de
 --
 
 ALTER TABLE ONLY public.node_rollup_1m ATTACH PARTITION public.node_rollup_1m_default DEFAULT;
+
+
+--
+-- Name: node_samples_compact_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_samples_compact ATTACH PARTITION public.node_samples_compact_default DEFAULT;
 
 
 --
@@ -2772,6 +3188,22 @@ ALTER TABLE ONLY public.node_rollup_1m
 
 ALTER TABLE ONLY public.node_rollup_1m_default
     ADD CONSTRAINT node_rollup_1m_default_pkey PRIMARY KEY (node_id, "time");
+
+
+--
+-- Name: node_samples_compact node_samples_compact_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_samples_compact
+    ADD CONSTRAINT node_samples_compact_pkey PRIMARY KEY (node_id, "time");
+
+
+--
+-- Name: node_samples_compact_default node_samples_compact_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.node_samples_compact_default
+    ADD CONSTRAINT node_samples_compact_default_pkey PRIMARY KEY (node_id, "time");
 
 
 --
@@ -3080,6 +3512,13 @@ ALTER INDEX public.node_rollup_1m_pkey ATTACH PARTITION public.node_rollup_1m_de
 --
 
 ALTER INDEX public.node_rollup_1m_time_brin ATTACH PARTITION public.node_rollup_1m_default_time_idx;
+
+
+--
+-- Name: node_samples_compact_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.node_samples_compact_pkey ATTACH PARTITION public.node_samples_compact_default_pkey;
 
 
 --

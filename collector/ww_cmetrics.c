@@ -21,7 +21,8 @@ struct ww_cmetrics {
     ww_metric_t *received, *rejected, *rows, *windows, *duplicates, *gaps, *transactions, *retries,
         *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
         *pending_replies, *tier_runs, *tier_s, *tier_built, *tier_rebuilt, *tier_dropped,
-        *tier_behind, *tier_leader, *late_buckets;
+        *tier_behind, *tier_leader, *late_buckets, *compacted, *compacted_samples, *cleared,
+        *compact_behind;
     atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
 };
 
@@ -125,7 +126,18 @@ ww_cmetrics_t *ww_cmetrics_new(void)
            "How far the built minutes are behind the watermark after the last run (a backlog "
            "or history being built; 0 when caught up).") ||
         !G(tier_leader, "tier_builder",
-           "1 when this collector builds the storage tiers (holds the builder's lock), else 0.")) {
+           "1 when this collector builds the storage tiers (holds the builder's lock), else 0.") ||
+        !C(compacted, "compaction_blocks_written_total",
+           "Sample blocks written into node_samples_compact: one per node-hour compacted "
+           "forward (re-compactions after late data: ww_tier_late_buckets_rebuilt_total).") ||
+        !C(compacted_samples, "compaction_samples_total",
+           "Samples in the node-hours compacted forward.") ||
+        !C(cleared, "compaction_raw_truncations_total",
+           "Days of raw node_samples emptied (TRUNCATE of the day's partition) once wholly "
+           "compacted.") ||
+        !G(compact_behind, "compaction_behind_seconds",
+           "How far compaction is behind now - compaction.age after the last run (0 when "
+           "caught up; absent while compaction is off).")) {
         ww_cmetrics_destroy(&self);
         return NULL;
     }
@@ -243,8 +255,14 @@ void ww_cmetrics_tiers(ww_cmetrics_t *self, const ww_tiers_cycle_t *c)
     ww_metric_add(self->tier_rebuilt, 0, (double)c->rebuilt);
     ww_metric_add(self->tier_dropped, 0, (double)c->dropped);
     ww_metric_set(self->tier_leader, 0, c->leader ? 1 : 0);
+    ww_metric_add(self->compacted, 0, (double)c->compacted);
+    ww_metric_add(self->compacted_samples, 0, (double)c->compacted_samples);
+    ww_metric_add(self->cleared, 0, (double)c->cleared);
     if (c->leader && c->ok) {
         ww_metric_set(self->tier_behind, 0, c->behind_s);
+        if (c->compacting) {
+            ww_metric_set(self->compact_behind, 0, c->compact_behind_s);
+        }
     }
 }
 

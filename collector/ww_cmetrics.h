@@ -69,13 +69,18 @@ void ww_cmetrics_slo_evaluated(ww_cmetrics_t *self, bool ok, double seconds);
 
 /* One run of the tier builder (ww_tiers.h). */
 typedef struct {
-    bool ok;                 /* every step succeeded */
-    bool leader;             /* this collector builds the tiers (holds the builder's lock) */
-    double seconds;          /* the run's duration */
-    uint64_t minutes, hours; /* built forward */
-    uint64_t rebuilt;        /* late buckets rebuilt */
-    uint64_t dropped;        /* partitions dropped by retention */
-    double behind_s;         /* how far the built minutes still are from the watermark */
+    bool ok;                    /* every step succeeded */
+    bool leader;                /* this collector builds the tiers (holds the builder's lock) */
+    double seconds;             /* the run's duration */
+    uint64_t minutes, hours;    /* built forward */
+    uint64_t rebuilt;           /* late buckets rebuilt */
+    uint64_t dropped;           /* partitions dropped by retention */
+    double behind_s;            /* how far the built minutes still are from the watermark */
+    uint64_t compacted;         /* node-hours compacted into blocks */
+    uint64_t compacted_samples; /* their samples */
+    uint64_t cleared;           /* days of raw rows emptied after compaction */
+    bool compacting;            /* compaction is on */
+    double compact_behind_s;    /* how far compaction is from now - compaction.age */
 } ww_tiers_cycle_t;
 
 /* Publishes one tier builder run (tier builder thread). */

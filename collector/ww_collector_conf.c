@@ -46,6 +46,9 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("retention.node_hour_days", WW_CFG_INT, "400", C(retention_node_hour_days), 0, 36500, NULL,
         "partitions of node_rollup_1h (per node per hour, monthly) whose every row is "
         "older than this many days are dropped (0 = keep)"),
+    ROW("retention.compact_days", WW_CFG_INT, "14", C(retention_compact_days), 0, 36500, NULL,
+        "partitions of node_samples_compact (raw samples after compaction) older than this "
+        "many days are dropped (0 = keep)"),
     ROW("retention.latency_node_days", WW_CFG_INT, "35", C(retention_latency_node_days), 0, 36500,
         NULL,
         "partitions of latency_node_1h (latency per node, model and hour) older than this "
@@ -62,6 +65,13 @@ static const ww_cfg_opt_t s_rows[] = {
         "minutes built per transaction (bounds a transaction while history is built)"),
     ROW("tiers.max_late", WW_CFG_INT, "100000", C(tiers_max_late), 1, 100000000, NULL,
         "late buckets (node-minutes, node-hours of latency) rebuilt per transaction"),
+    ROW("compaction.age", WW_CFG_DURATION, "3h", C(compaction_age_ns), 0, 604800, NULL,
+        "raw samples of an hour this long after its end (and tiers.grace) are rewritten as one "
+        "sample block per node (node_samples_compact, ~8 bytes a sample), and a day's raw "
+        "partition is emptied once all its hours are (0 = never compact; needs "
+        "tiers.enabled)"),
+    ROW("compaction.max_nodes", WW_CFG_INT, "1000", C(compaction_max_nodes), 1, 1000000, NULL,
+        "node-hours compacted per transaction"),
     ROW("ingest.max_group_samples", WW_CFG_INT, "65536", C(max_group_samples), 1, 10000000, NULL,
         "a transaction is closed once its batches hold this many node samples (bounds the "
         "sample-to-commit delay when agents send large batches)"),

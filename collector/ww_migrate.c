@@ -146,15 +146,19 @@ static int s_run_batched(PGconn *conn, const ww_migration_t *m, const char *what
 }
 
 /* Loads something of the waferwatch extension's library, so that a database whose server
- * lost the package (a restore onto a new server) is named at start, not at the first
- * write. Only once the schema uses it (version 15 on). */
+ * lost the package, or has an older one (a restore onto a new server), is named at start,
+ * not at the first write or compaction. Only once the schema uses it: the histograms from
+ * version 15 on, the sample blocks (extension 1.1: an empty block) from 19 on. */
 static int s_check_extension(PGconn *conn, int version)
 {
     if (version < 15) {
         return 0;
     }
-    PGresult *r = PQexec(conn, "SELECT ww_hist_count(ww_hist_make(0, 0, 0, NULL, NULL, 0, 0, "
-                               "0, 0, NULL))");
+    PGresult *r = PQexec(conn, version < 19 ? "SELECT ww_hist_count(ww_hist_make(0, 0, 0, NULL, "
+                                              "NULL, 0, 0, 0, 0, NULL))"
+                                            : "SELECT ww_hist_count(ww_hist_make(0, 0, 0, NULL, "
+                                              "NULL, 0, 0, 0, 0, NULL)),"
+                                              " ww_sblock_count('\\x010d00'::bytea)");
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok) {
         WW_ERROR("the database's waferwatch extension does not work: %s(install "

@@ -144,6 +144,56 @@ static bool s_build(ww_tiers_t *self, ww_tiers_cycle_t *c)
     }
 }
 
+/* Compacts what is old enough, node chunk by node chunk, until caught up; then empties the
+ * raw rows of the days wholly compacted. */
+static bool s_compact(ww_tiers_t *self, ww_tiers_cycle_t *c)
+{
+    if (self->conf.compact_age_ns <= 0) {
+        return true;
+    }
+    c->compacting = true;
+    char age[32], max_nodes[24];
+    snprintf(age, sizeof age, "%.3f seconds", (double)self->conf.compact_age_ns / WW_NS_PER_S);
+    snprintf(max_nodes, sizeof max_nodes, "%lld", (long long)self->conf.compact_max_nodes);
+    const char *p[] = {age, max_nodes};
+    for (;;) {
+        PGresult *r = s_query(self,
+                              "SELECT node_hours, samples, hours, behind_s"
+                              " FROM ww_compact($1::interval, $2::integer)",
+                              2, p, "compacting raw samples");
+        if (!r) {
+            return false;
+        }
+        uint64_t blocks = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        uint64_t hours = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
+        c->compacted += blocks;
+        c->compacted_samples += strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+        c->compact_behind_s = strtod(PQgetvalue(r, 0, 3), NULL);
+        PQclear(r);
+        if ((blocks == 0 && hours == 0) || atomic_load(&self->stop)) {
+            break;
+        }
+    }
+    while (!atomic_load(&self->stop)) {
+        PGresult *r =
+            s_query(self, "SELECT ww_compact_clear()", 0, NULL, "emptying compacted raw samples");
+        if (!r) {
+            return false;
+        }
+        uint64_t days = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        if (days == 0) {
+            break;
+        }
+        c->cleared += days;
+    }
+    if (c->cleared > 0) {
+        WW_INFO("compaction: emptied %llu days of raw samples after compacting them",
+                (unsigned long long)c->cleared);
+    }
+    return true;
+}
+
 /* The per-node tiers' retention, at most hourly. */
 static bool s_retention(ww_tiers_t *self, ww_tiers_cycle_t *c)
 {
@@ -164,8 +214,18 @@ static bool s_retention(ww_tiers_t *self, ww_tiers_cycle_t *c)
         return false;
     }
     c->dropped = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    char cd[24];
+    snprintf(cd, sizeof cd, "%lld", (long long)self->conf.compact_days);
+    const char *pc[] = {cd};
+    r = s_query(self, "SELECT ww_drop_old_compact($1::integer)", 1, pc,
+                "the compacted samples' retention");
+    if (!r) {
+        return false;
+    }
+    c->dropped += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     if (c->dropped > 0) {
-        WW_INFO("retention: dropped %llu partitions of the per-node tiers",
+        WW_INFO("retention: dropped %llu partitions of the per-node tiers and compacted samples",
                 (unsigned long long)c->dropped);
     }
     PQclear(r);
@@ -180,7 +240,13 @@ static void s_run(ww_tiers_t *self)
     bool ok = s_connect(self) == 0;
     if (ok && s_lead(self)) {
         c.leader = true;
-        ok = s_build(self, &c) && s_retention(self, &c);
+        /* A compaction that cannot go on (a row no block can hold: logged) must not stop
+         * the retention behind it. */
+        ok = s_build(self, &c);
+        if (ok) {
+            bool compacted = s_compact(self, &c);
+            ok = s_retention(self, &c) && compacted;
+        }
         if (ok) {
             WW_RECOVERED(&self->run_fail, "the tiers are built again");
         }

@@ -6,8 +6,12 @@
  * its own transaction (it waits for the writes in flight, see ww_late.h); (2) ww_tier_build
  * builds what closed since, at most tiers.max_minutes minutes and tiers.max_late late
  * buckets per transaction, again and again until it has caught up (a backlog, the history
- * of an upgraded database) or the collector stops; (3) once an hour, the retention of the
- * per-node tiers (ww_drop_old_tiers). All SQL is collector/sql/25_functions_tiers.sql.
+ * of an upgraded database) or the collector stops; (3) when compaction.age is set, the
+ * compaction of raw samples (migration 0019): ww_compact, max_nodes node-hours per
+ * transaction, until it has caught up, then ww_compact_clear empties each day's raw rows
+ * once the whole day is compacted; (4) once an hour, the retention of the per-node tiers
+ * (ww_drop_old_tiers) and of the compacted samples (ww_drop_old_compact). All SQL is
+ * collector/sql/22_functions_compact.sql and 25_functions_tiers.sql.
  *
  * Every collector of a site may run it; one builds at a time: the one holding the session
  * advisory lock WW_TIERS_LOCK (taken with a try at each run, kept while the connection
@@ -34,6 +38,9 @@ typedef struct {
     int64_t max_late;    /* late buckets rebuilt per transaction, of each kind */
     /* Retention in days, 0 = keep: node_rollup_1m, node_rollup_1h, latency_node_1h. */
     int64_t node_minute_days, node_hour_days, latency_node_days;
+    /* Compaction (migration 0019): an hour this old is compacted (0 = never), node-hours per
+     * transaction; retention of node_samples_compact in days (0 = keep). */
+    int64_t compact_age_ns, compact_max_nodes, compact_days;
 } ww_tiers_conf_t;
 
 typedef struct ww_tiers ww_tiers_t;

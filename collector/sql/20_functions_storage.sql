@@ -9,8 +9,8 @@
 -- PUBLIC and granted by ww_grant_roles() (90_grants.sql) to waferwatch_writer only.
 
 -- Partitions of every time-partitioned table for the days [from_day, from_day + days): daily
--- ones TABLE_pYYYYMMDD of node_samples, latency_windows and the per-node tiers
--- node_rollup_1m and latency_node_1h (0018), monthly ones TABLE_pYYYYMM of node_rollup_1h
+-- ones TABLE_pYYYYMMDD of node_samples, latency_windows, the per-node tiers
+-- node_rollup_1m and latency_node_1h (0018) and node_samples_compact (0019), monthly ones TABLE_pYYYYMM of node_rollup_1h
 -- (~780k rows a day, kept a year: twelve partitions, not 365). A bucket whose rows already
 -- sit in the default partition is left there (NOTICE). Callable by the writer without any
 -- DDL right: the function runs as its owner (the schema owner, who owns the partitioned
@@ -28,6 +28,7 @@ DECLARE
 BEGIN
     FOR t IN SELECT * FROM (VALUES ('node_samples', false), ('latency_windows', false),
                                    ('node_rollup_1m', false), ('latency_node_1h', false),
+                                   ('node_samples_compact', false),
                                    ('node_rollup_1h', true)) AS v(tab, monthly) LOOP
         FOR i IN 0 .. days - 1 LOOP
             d := from_day + i;
@@ -56,7 +57,7 @@ END $$;
 REVOKE EXECUTE ON FUNCTION ww_ensure_partitions(date, integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_ensure_partitions(date, integer) IS
     'Creates the partitions of node_samples, latency_windows, node_rollup_1m, '
-    'latency_node_1h (daily) and node_rollup_1h (monthly) for the days '
+    'latency_node_1h, node_samples_compact (daily) and node_rollup_1h (monthly) for the days '
     '[from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that '
     'waferwatch_writer needs no DDL right. Returns the number created.';
 

@@ -28,7 +28,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         humidity_pct_min, humidity_pct_max, humidity_pct_last'
 $$;
 
--- Node minutes from the raw rows: the minutes in [p_from, p_to) of every node (p_nodes NULL)
+-- Node minutes from the samples (raw or compacted: ww_samples): the minutes in [p_from, p_to) of every node (p_nodes NULL)
 -- or of the nodes of p_nodes. The *_last readings are those of the minute's latest sample (a
 -- tie, two samples of one node at the same instant, goes to the greater readings, in column
 -- order: deterministic). Returns the rows written.
@@ -96,21 +96,22 @@ BEGIN
                max(s.requests_in_flight) AS requests_in_flight_max,
                min(s.humidity_pct) AS humidity_pct_min,
                max(s.humidity_pct) AS humidity_pct_max
-                FROM node_samples s
-                WHERE s.time >= $1 AND s.time < $2 AND ($3 IS NULL OR s.node_id = ANY ($3))
+                FROM %s s
                 GROUP BY 1, 2) AS g
           LEFT JOIN nodes n ON n.node_id = g.node_id) AS a
     CROSS JOIN LATERAL (
         SELECT s.*
-        FROM node_samples s
-        WHERE s.node_id = a.node_id AND s.time = a.last_time
+        FROM ww_samples(a.last_time, a.last_time + interval '1 microsecond',
+                        ARRAY[a.node_id]) s
         ORDER BY
                   s.power_w DESC, s.inlet_c DESC, s.outlet_c DESC, s.flow_lpm DESC,
                   s.wafer_hotspot_c DESC, s.utilization DESC, s.tokens_per_s DESC,
                   s.throttle_factor DESC, s.requests_queued DESC,
                   s.requests_in_flight DESC, s.humidity_pct DESC
         LIMIT 1) AS l
-    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
+    $q$, ww_tier_node_columns(),
+         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
+    USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
@@ -183,7 +184,9 @@ BEGIN
           GROUP BY 1, 2) AS a
     JOIN node_rollup_1m l
         ON l.node_id = a.node_id AND l.time = date_trunc('minute', a.last_time, 'UTC')
-    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
+    $q$, ww_tier_node_columns(),
+         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
+    USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
@@ -361,7 +364,10 @@ CREATE OR REPLACE FUNCTION ww_tier_build(max_minutes integer, max_dirty integer,
                                          OUT minutes integer, OUT hours integer,
                                          OUT rebuilt integer, OUT behind_s double precision,
                                          OUT dirty_left bigint)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+-- JIT compiles the build's statements (~2 s each, planned with fresh parameters every
+-- time) for longer than they run, at any size: off for everything it calls.
+SET jit = off AS $$
 DECLARE
     st ww_tier_state;
     m_from timestamptz;
@@ -390,6 +396,13 @@ BEGIN
     DELETE FROM ww_tier_dirty WHERE tier = 'l' AND time >= h_from AND time < h_to;
     SELECT t.times, t.nodes INTO s_times, s_nodes FROM ww_tier_take_dirty('s', m_from, max_dirty) t;
     SELECT t.times, t.nodes INTO l_times, l_nodes FROM ww_tier_take_dirty('l', h_from, max_dirty) t;
+    -- A late sample of a compacted node-hour goes into its block first (0019), so that
+    -- the minutes below read it.
+    IF cardinality(s_times) > 0 THEN
+        PERFORM ww_compact_node_hours(ARRAY(SELECT date_trunc('hour', u, 'UTC')
+                                            FROM unnest(s_times) WITH ORDINALITY x(u, i)
+                                            ORDER BY i), s_nodes);
+    END IF;
     minutes := 0;
     hours := 0;
     rebuilt := cardinality(s_times) + cardinality(l_times);

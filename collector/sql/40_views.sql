@@ -51,7 +51,8 @@ SELECT s.time, s.node_id,
 FROM node_samples s LEFT JOIN nodes n USING (node_id);
 COMMENT ON VIEW ww_node_samples IS
     'node_samples with the labels of nodes (site, hall, rack, phase, system_model, '
-    'rated_kw; '''' before the node''s Hello). Filter on time: it prunes partitions.';
+    'rated_kw; '''' before the node''s Hello). Filter on time: it prunes partitions. Raw rows '
+    'only: the hours not compacted yet (compaction.age); samples of any age: ww_samples().';
 
 -- The latest sample of every known node (one index probe per node and partition), or NULLs
 -- for a node that has never sent one. age_s: seconds since that sample.
@@ -67,7 +68,34 @@ LEFT JOIN LATERAL (SELECT s.*
                    FROM node_samples s
                    WHERE s.node_id = n.node_id
                    ORDER BY s.time DESC
-                   LIMIT 1) AS l ON true;
+                   LIMIT 1) AS r ON true
+-- A node silent since before its raw rows were compacted (0019): its latest block, decoded
+-- only then.
+LEFT JOIN LATERAL (SELECT d.*
+                   FROM (SELECT c.block FROM node_samples_compact c
+                         WHERE c.node_id = n.node_id
+                         ORDER BY c.time DESC
+                         LIMIT 1) AS c
+                   CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+                   WHERE r.time IS NULL
+                   ORDER BY d.time DESC
+                   LIMIT 1) AS b ON true
+CROSS JOIN LATERAL (SELECT coalesce(r.time, b.time) AS time,
+                           coalesce(r.power_w, b.power_w) AS power_w,
+                           coalesce(r.inlet_c, b.inlet_c) AS inlet_c,
+                           coalesce(r.outlet_c, b.outlet_c) AS outlet_c,
+                           coalesce(r.flow_lpm, b.flow_lpm) AS flow_lpm,
+                           coalesce(r.wafer_hotspot_c, b.wafer_hotspot_c) AS wafer_hotspot_c,
+                           coalesce(r.utilization, b.utilization) AS utilization,
+                           coalesce(r.tokens_per_s, b.tokens_per_s) AS tokens_per_s,
+                           coalesce(r.requests_queued, b.requests_queued) AS requests_queued,
+                           coalesce(r.requests_in_flight, b.requests_in_flight)
+                               AS requests_in_flight,
+                           coalesce(r.requests_completed, b.requests_completed)
+                               AS requests_completed,
+                           coalesce(r.throttled, b.throttled) AS throttled,
+                           coalesce(r.throttle_factor, b.throttle_factor) AS throttle_factor)
+    AS l;
 COMMENT ON VIEW ww_node_latest IS
     'Every node of nodes with its labels and its latest sample (NULLs if none yet); age_s '
     'is the seconds since that sample.';

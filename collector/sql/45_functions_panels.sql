@@ -137,9 +137,9 @@ LANGUAGE sql STABLE SET jit = off AS $$
                s.throttle_factor AS throttle_factor_min,
                CASE WHEN s.throttled THEN coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000
                     ELSE 0 END AS throttled_s
-        FROM node_samples s CROSS JOIN t
+        FROM ww_samples(p_from, p_to, p_nodes) s CROSS JOIN t
         LEFT JOIN nodes n ON n.node_id = s.node_id
-        WHERE t.tier = 'raw' AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
+        WHERE t.tier = 'raw'
         UNION ALL
         SELECT m.time, m.node_id, m.samples, m.sampled_s, m.energy_j, m.power_w_max,
                m.inlet_c_sum, m.outlet_c_sum, m.wafer_hotspot_c_max, m.flow_lpm_min,

@@ -138,6 +138,13 @@ BEGIN
         GRANT EXECUTE ON FUNCTION ww_tier_watermark(), ww_tier_advance(interval),
             ww_tier_build(integer, integer), ww_drop_old_tiers(integer, integer, integer)
             TO waferwatch_writer;
+        -- Compaction (0019): the tier job compacts, empties raw days and drops old blocks
+        -- through SECURITY DEFINER functions; the blocks are read-only to it.
+        GRANT EXECUTE ON FUNCTION ww_compact(interval, integer), ww_compact_clear(),
+            ww_drop_old_compact(integer) TO waferwatch_writer;
+        GRANT SELECT ON node_samples_compact TO waferwatch_writer;
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON node_samples_compact
+            FROM waferwatch_writer;
         -- The SLO evaluator's heartbeat (0012) is upserted (ON CONFLICT reads the row), never
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;

@@ -22,7 +22,7 @@
  * days of node_samples, latency_windows, node_rollup_1m and latency_node_1h, and the months
  * of node_rollup_1h those days touch. */
 #define S_PARTITIONS_MADE                                                                          \
-    "SELECT 40 + count(DISTINCT date_trunc('month', d))"                                           \
+    "SELECT 50 + count(DISTINCT date_trunc('month', d))"                                           \
     " FROM generate_series(current_date - 7, current_date + 2, interval '1 day') d"
 
 #define IV_MS 100

@@ -95,12 +95,13 @@ static void s_node_table(s_sql_t *q, const char *tier)
     s_cat(q, " FROM node_rollup_%s", tier);
 }
 
-/* A node's buckets of `unit` (minute, hour) straight from node_samples, below the state's
+/* A node's buckets of `unit` (minute, hour) straight from the table src (node_samples, or
+ * a copy of every row ever written to it where compaction moves them), below the state's
  * column `bound` (minutes_done, hours_done): count, sums, extremes, the readings of the
  * latest sample, and energy, tokens and throttled seconds by the node's interval
  * (nodes.interval_ms, 1 s when unknown or 0). The hour is computed from the raw rows too,
  * not from minutes: it must come out the same. */
-static void s_node_recomputed(s_sql_t *q, const char *unit, const char *bound)
+static void s_node_recomputed(s_sql_t *q, const char *src, const char *unit, const char *bound)
 {
     s_cat(q, "SELECT a.b AS time, a.node_id, a.samples, a.humidity_samples, a.last_time,"
              " a.samples * a.iv AS sampled_s,"
@@ -123,19 +124,23 @@ static void s_node_recomputed(s_sql_t *q, const char *unit, const char *bound)
               s_readings[i].integer ? "" : "::float8", r, r, r, r, r);
     }
     s_cat(q,
-          " FROM node_samples s LEFT JOIN nodes n ON n.node_id = s.node_id"
+          " FROM %s s LEFT JOIN nodes n ON n.node_id = s.node_id"
           " WHERE s.time >= (SELECT start FROM ww_tier_state)"
           " AND s.time < (SELECT %s FROM ww_tier_state) GROUP BY 1, 2) AS a"
           " JOIN (SELECT DISTINCT ON (s.node_id, date_trunc('%s', s.time, 'UTC'))"
           " s.node_id, date_trunc('%s', s.time, 'UTC') AS b",
-          bound, unit, unit);
+          src, bound, unit, unit);
     for (size_t i = 0; i < S_N_READINGS; i++) {
         s_cat(q, ", s.%s", s_readings[i].name);
     }
-    s_cat(q,
-          " FROM node_samples s ORDER BY s.node_id, date_trunc('%s', s.time, 'UTC'), s.time DESC)"
-          " AS l ON l.node_id = a.node_id AND l.b = a.b",
+    s_cat(q, " FROM %s s ORDER BY s.node_id, date_trunc('%s', s.time, 'UTC'), s.time DESC", src,
           unit);
+    /* Ties (two samples of a node at one instant) as the builder breaks them: the greater
+     * readings, in column order. */
+    for (size_t i = 0; i < S_N_READINGS; i++) {
+        s_cat(q, ", s.%s DESC", s_readings[i].name);
+    }
+    s_cat(q, ") AS l ON l.node_id = a.node_id AND l.b = a.b");
 }
 
 #define S_SITE_COLUMNS                                                                             \
@@ -147,7 +152,7 @@ static void s_node_recomputed(s_sql_t *q, const char *unit, const char *bound)
 
 /* The node buckets above summed per bucket and the site, hall and phase of the node as
  * nodes holds them ('' for a node without a row). */
-static void s_site_recomputed(s_sql_t *q, const char *unit, const char *bound)
+static void s_site_recomputed(s_sql_t *q, const char *src, const char *unit, const char *bound)
 {
     s_cat(q, "SELECT r.time, coalesce(n.site, ''), coalesce(n.hall, ''), coalesce(n.phase, ''),"
              " sum(r.samples), sum(r.humidity_samples), sum(coalesce(n.rated_kw, 0)),"
@@ -165,7 +170,7 @@ static void s_site_recomputed(s_sql_t *q, const char *unit, const char *bound)
              " (SELECT array_agg(h.c ORDER BY h.c DESC, h.node_id) FROM (SELECT x.node_id, x.c"
              " FROM unnest(array_agg(r.node_id), array_agg(r.wafer_hotspot_c_max)) AS"
              " x(node_id, c) ORDER BY x.c DESC, x.node_id LIMIT 10) h) FROM (");
-    s_node_recomputed(q, unit, bound);
+    s_node_recomputed(q, src, unit, bound);
     s_cat(q, ") AS r LEFT JOIN nodes n ON n.node_id = r.node_id GROUP BY 1, 2, 3, 4");
 }
 
@@ -223,9 +228,9 @@ static long long s_compare(h_db_t *db, const char *when, const char *what, const
     return -1;
 }
 
-/* Every tier against its recomputation, in one snapshot (the builder runs meanwhile), and
- * nothing built at or after the progress of its tier. */
-static void s_check_tiers(h_db_t *db, const char *when)
+/* Every tier against its recomputation from the samples of src, in one snapshot (the
+ * builder runs meanwhile), and nothing built at or after the progress of its tier. */
+static void s_check_tiers_of(h_db_t *db, const char *src, const char *when)
 {
     PQclear(h_query(db, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
     long long above =
@@ -247,12 +252,12 @@ static void s_check_tiers(h_db_t *db, const char *when)
         s_sql_t t = {.n = 0}, r = {.n = 0};
         char what[32];
         s_node_table(&t, buckets[k].tier);
-        s_node_recomputed(&r, buckets[k].unit, buckets[k].bound);
+        s_node_recomputed(&r, src, buckets[k].unit, buckets[k].bound);
         snprintf(what, sizeof what, "node_rollup_%s", buckets[k].tier);
         s_compare(db, when, what, &t, &r);
         t.n = r.n = 0;
         s_cat(&t, "SELECT " S_SITE_COLUMNS " FROM site_rollup_%s", buckets[k].tier);
-        s_site_recomputed(&r, buckets[k].unit, buckets[k].bound);
+        s_site_recomputed(&r, src, buckets[k].unit, buckets[k].bound);
         snprintf(what, sizeof what, "site_rollup_%s", buckets[k].tier);
         s_compare(db, when, what, &t, &r);
     }
@@ -261,6 +266,11 @@ static void s_check_tiers(h_db_t *db, const char *when)
     s_cat(&r, S_LATENCY_RECOMPUTED);
     s_compare(db, when, "latency_node_1h", &t, &r);
     PQclear(h_query(db, "COMMIT"));
+}
+
+static void s_check_tiers(h_db_t *db, const char *when)
+{
+    s_check_tiers_of(db, "node_samples", when);
 }
 
 /* ---- the environment: a database three hours behind, a collector, a raw peer ---------- */
@@ -295,11 +305,12 @@ static void s_setup(s_env_t *x, const char *tag)
     long long t0 = h_query_ll(&x->db, "SELECT extract(epoch FROM date_trunc('hour', now(), 'UTC')"
                                       " - interval '3 hours')::bigint");
     x->t0 = t0 * WW_NS_PER_S;
-    char sql[256];
+    char sql[512];
     snprintf(sql, sizeof sql,
              "UPDATE ww_tier_state SET start = to_timestamp(%lld), watermark = to_timestamp(%lld),"
-             " minutes_done = to_timestamp(%lld), hours_done = to_timestamp(%lld)",
-             t0, t0, t0, t0);
+             " minutes_done = to_timestamp(%lld), hours_done = to_timestamp(%lld),"
+             " compacted_through = to_timestamp(%lld), truncated_through = to_timestamp(%lld)",
+             t0, t0, t0, t0, t0, t0);
     s_exec(&x->db, sql);
 }
 
@@ -745,7 +756,192 @@ static void test_tiers_crash_mid_build(void **state)
     h_db_drop(&x.db);
 }
 
-/* ---- 3. a watermark no agent time can be compared with ------------------------------------ */
+/* ---- 3. compaction ---------------------------------------------------------------------- */
+
+/* Every sample ever written (a row trigger on node_samples copies each into compact_truth,
+ * in the writing transaction), against what ww_samples() reads back over all time: the same
+ * rows, compared as text (-0 is not 0 there, NaN is NaN), duplicates counted. */
+static void s_check_samples(s_env_t *x, const char *when)
+{
+    s_sql_t q = {.n = 0};
+    s_cat(&q, "WITH a AS (SELECT s::text AS r FROM ww_samples('-infinity', 'infinity') s),"
+              " t AS (SELECT s::text AS r FROM compact_truth s)"
+              " SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM a),"
+              " (SELECT count(*) FROM (SELECT r FROM a EXCEPT ALL SELECT r FROM t) x)"
+              " + (SELECT count(*) FROM (SELECT r FROM t EXCEPT ALL SELECT r FROM a) y)");
+    PGresult *r = h_query(&x->db, q.s);
+    long long nt = atoll(PQgetvalue(r, 0, 0)), na = atoll(PQgetvalue(r, 0, 1));
+    long long differ = atoll(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    if (nt == na && differ == 0 && nt > 0) {
+        return;
+    }
+    fail_msg("%s: %lld samples written, ww_samples() gives %lld, %lld differ", when, nt, na,
+             differ);
+}
+
+/* Raw samples are rewritten as one block per node-hour and each wholly compacted day's raw
+ * partition is emptied, and nothing is lost or changed on the way: ww_samples() gives back
+ * every sample ever written, bit for bit (NaN, -0.0, a denormal, a NULL humidity, two
+ * samples of one instant), and every tier still equals its recomputation from them:
+ *  - a collector killed, and its session terminated (the transaction aborted as in a
+ *    crash), while a compaction waits inside its transaction leaves nothing half done;
+ *  - a restarted collector compacts yesterday whole and empties its partition (TRUNCATE:
+ *    its size is 0), the samples before the tiers' start stay raw;
+ *  - late samples (into the emptied day, a new node there, today's compacted hours, one at
+ *    an instant already stored) go into their blocks, rebuild their tiers, and leave no
+ *    raw row behind in the emptied day. */
+static void test_compaction_keeps_every_sample(void **state)
+{
+    (void)state;
+    s_env_t x;
+    s_setup(&x, "compact");
+    long long y = h_query_ll(&x.db, "SELECT extract(epoch FROM date_trunc('day', now(), 'UTC')"
+                                    " - interval '1 day')::bigint");
+    x.t0 = y * WW_NS_PER_S;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "UPDATE ww_tier_state SET start = to_timestamp(%lld), watermark = to_timestamp(%lld),"
+             " minutes_done = to_timestamp(%lld), hours_done = to_timestamp(%lld),"
+             " compacted_through = to_timestamp(%lld), truncated_through = to_timestamp(%lld)",
+             y, y, y, y, y, y);
+    s_exec(&x.db, sql);
+    s_exec(&x.db, "SELECT ww_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 2, 4)");
+    s_exec(&x.db, "CREATE TABLE compact_truth (LIKE node_samples)");
+    s_exec(&x.db, "CREATE FUNCTION compact_truth_f() RETURNS trigger LANGUAGE plpgsql"
+                  " SECURITY DEFINER SET search_path = public AS"
+                  " $$BEGIN INSERT INTO compact_truth SELECT NEW.*; RETURN NULL; END$$");
+    s_exec(&x.db, "CREATE TRIGGER compact_truth_t AFTER INSERT ON node_samples"
+                  " FOR EACH ROW EXECUTE FUNCTION compact_truth_f()");
+
+    /* Everything on time first, no builder. */
+    s_collector_start(&x, "ingest", false, "1440", true);
+    s_hello(&x, NODE_A, "s1", "h1", "p1", 23, 10000);
+    s_hello(&x, NODE_B, "s2", "h2", "p2", 17.5, 10000);
+    /* From half an hour before the tiers' start (stays raw) to two minutes ago, every 10 s:
+     * A and C (no Hello) with humidity, B without; windows of A in both days. */
+    int64_t now =
+        (int64_t)h_query_ll(&x.db, "SELECT extract(epoch FROM now())::bigint") * WW_NS_PER_S;
+    int64_t from = x.t0 - 30 * MIN_NS, to = now - 2 * MIN_NS;
+    for (int64_t h = from; h < to; h += HOUR_NS) {
+        int64_t e = h + HOUR_NS < to ? h + HOUR_NS : to;
+        s_batch(&x, NODE_A, h, e, 10 * WW_NS_PER_S, true, NULL, 0);
+        s_batch(&x, NODE_B, h, e, 10 * WW_NS_PER_S, false, NULL, 0);
+        s_batch(&x, NODE_C, h + 5 * WW_NS_PER_S, e, 10 * WW_NS_PER_S, true, NULL, 0);
+    }
+    s_win_t win[4];
+    Waferwatch__V1__LatencyWindow *wp[4];
+    for (unsigned i = 0; i < 4; i++) {
+        s_win_init(&win[i], NODE_A, "m1", x.t0 + (int64_t)i * 7 * HOUR_NS, i);
+        wp[i] = &win[i].w;
+    }
+    s_batch(&x, NULL, 0, 0, 1, false, wp, 4);
+    /* Values no grid holds, stored as they are: by SQL, as another producer could. */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO node_samples VALUES"
+             " (to_timestamp(%lld), '" NODE_A "', 'NaN', '-0', 1e-40, 'Infinity', 0.1234567,"
+             " 0.5, '-Infinity', 0, 2147483647, 0, true, 1, NULL),"
+             " (to_timestamp(%lld), '" NODE_A "', 1, 2, 3, 4, 5, 0.5, 7, 8, 9, 10, false, 0.75,"
+             " 99.5)",
+             y + 3 * 3600 + 10, y + 3 * 3600 + 10);
+    s_exec(&x.db, sql);
+    s_collector_stop(&x);
+
+    /* The builder builds it all, then its compaction's first insert waits for this lock,
+     * inside its transaction. */
+    PGconn *hold = PQconnectdb(x.db.conninfo);
+    assert_int_equal(PQstatus(hold), CONNECTION_OK);
+    PQclear(PQexec(hold, "BEGIN; LOCK TABLE node_samples_compact IN SHARE MODE"));
+    setenv("WW_COLLECTOR_COMPACTION_AGE", "1s", 1);
+    setenv("WW_COLLECTOR_COMPACTION_MAX_NODES", "1", 1);
+    s_collector_start(&x, "compact", true, "1440", false);
+    s_wait_sql(&x,
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+               " AND wait_event_type = 'Lock' AND query LIKE '%ww_compact(%'",
+               20, "the compaction waits for the held lock inside its transaction");
+    /* The crash: the collector killed, its session ended with the transaction open. */
+    assert_int_equal(kill(x.collector, SIGKILL), 0);
+    assert_int_equal(h_wait(x.collector, 10000), 128 + SIGKILL);
+    s_exec(&x.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE datname = current_database() AND query LIKE '%ww_compact(%'"
+                  " AND pid <> pg_backend_pid()");
+    PQclear(PQexec(hold, "COMMIT"));
+    PQfinish(hold);
+    snprintf(sql, sizeof sql,
+             "SELECT (compacted_through = to_timestamp(%lld) AND compact_node IS NULL"
+             " AND truncated_through = to_timestamp(%lld))::int FROM ww_tier_state",
+             y, y);
+    assert_int_equal(h_query_ll(&x.db, sql), 1);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM node_samples_compact"), 0);
+    s_check_samples(&x, "after the crash");
+    s_check_tiers_of(&x.db, "compact_truth", "after the crash");
+
+    /* Restarted: yesterday compacted whole and its raw partition emptied. */
+    s_collector_start(&x, "compact2", true, "1440", true);
+    s_wait_sql(&x,
+               "SELECT (truncated_through = date_trunc('day', now(), 'UTC') AND compacted_through"
+               " >= date_trunc('hour', now(), 'UTC') - interval '1 hour')::int FROM ww_tier_state",
+               50, "compaction empties yesterday and reaches the last hour");
+    s_check_samples(&x, "after compaction");
+    s_check_tiers_of(&x.db, "compact_truth", "after compaction");
+    snprintf(sql, sizeof sql,
+             "SELECT pg_relation_size(format('node_samples_p%%s', to_char(to_timestamp(%lld)"
+             " AT TIME ZONE 'UTC', 'YYYYMMDD')))",
+             y);
+    assert_int_equal(h_query_ll(&x.db, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM node_samples WHERE time < to_timestamp(%lld)",
+             y);
+    assert_int_equal(h_query_ll(&x.db, sql), 3 * 180);
+    assert_true(h_query_ll(&x.db, "SELECT count(*) FROM node_samples_compact") >= 3 * 24);
+    if (s_metric(&x, "waferwatch_collector_compaction_blocks_written_total") < 3 * 24 ||
+        s_metric(&x, "waferwatch_collector_compaction_samples_total") < 3 * 24 * 360 ||
+        s_metric(&x, "waferwatch_collector_compaction_raw_truncations_total") != 1 ||
+        s_metric(&x, "waferwatch_collector_compaction_behind_seconds") < 0) {
+        fail_msg("compaction metrics do not show the node-hours and the day emptied");
+    }
+
+    /* Late: into the emptied day (between A's samples; a new node; B at an instant it
+     * already has, other readings), into a compacted hour of today when there is one. */
+    s_batch(&x, NODE_A, x.t0 + 10 * HOUR_NS + 5 * WW_NS_PER_S, x.t0 + 10 * HOUR_NS + MIN_NS,
+            10 * WW_NS_PER_S, true, NULL, 0);
+    s_batch(&x, "tiers-d", x.t0 + 5 * HOUR_NS, x.t0 + 5 * HOUR_NS + 30 * WW_NS_PER_S,
+            10 * WW_NS_PER_S, true, NULL, 0);
+    s_batch(&x, NODE_B, x.t0 + 20 * HOUR_NS + 3 * WW_NS_PER_S,
+            x.t0 + 20 * HOUR_NS + 4 * WW_NS_PER_S, WW_NS_PER_S, true, NULL, 0);
+    s_batch(&x, NODE_B, x.t0 + 20 * HOUR_NS + 10 * WW_NS_PER_S,
+            x.t0 + 20 * HOUR_NS + 11 * WW_NS_PER_S, WW_NS_PER_S, true, NULL, 0);
+    int64_t today = x.t0 + 24 * HOUR_NS;
+    if (now - today >= 2 * HOUR_NS) {
+        s_batch(&x, NODE_A, today + 7 * WW_NS_PER_S, today + 8 * WW_NS_PER_S, WW_NS_PER_S, true,
+                NULL, 0);
+    }
+    double runs = s_metric(&x, RUNS_OK);
+    s_wait_sql(&x, "SELECT (count(*) = 0)::int FROM ww_tier_dirty", 50, "the late rows are taken");
+    for (int waited = 0; s_metric(&x, RUNS_OK) < runs + 2; waited += 100) {
+        if (waited > WAIT_MS) {
+            fail_msg("the tier builder did not run twice after the late rows");
+        }
+        h_sleep_ms(100);
+    }
+    s_check_samples(&x, "after the late rows");
+    s_check_tiers_of(&x.db, "compact_truth", "after the late rows");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM node_samples WHERE time >= to_timestamp(%lld)"
+             " AND time < to_timestamp(%lld)",
+             y, y + 86400);
+    assert_int_equal(h_query_ll(&x.db, sql), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM node_samples_compact WHERE node_id = 'tiers-d'"
+             " AND time = to_timestamp(%lld)",
+             y + 5 * 3600);
+    assert_int_equal(h_query_ll(&x.db, sql), 1);
+    unsetenv("WW_COLLECTOR_COMPACTION_AGE");
+    unsetenv("WW_COLLECTOR_COMPACTION_MAX_NODES");
+    s_collector_stop(&x);
+    h_db_drop(&x.db);
+}
+
+/* ---- 4. a watermark no agent time can be compared with ------------------------------------ */
 
 /* The write transaction reads ww_tier_state.watermark as Unix microseconds and compares it
  * with the samples' Unix ns: a watermark past what an int64 of ns holds (year 2262; a row
@@ -782,6 +978,7 @@ static void test_watermark_out_of_range_is_refused(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_tiers_equal_recomputation_after_late_data),
     cmocka_unit_test(test_tiers_crash_mid_build),
+    cmocka_unit_test(test_compaction_keeps_every_sample),
     cmocka_unit_test(test_watermark_out_of_range_is_refused),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

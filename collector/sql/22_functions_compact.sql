@@ -1,0 +1,288 @@
+-- Repeatable: compaction of raw samples (migration 0019): reading samples of any age, and
+-- the tier job's compaction steps. Re-applied by the migrator whenever a file of
+-- collector/sql changes (ww_migrate.h).
+--
+-- The rule (0019): the node-hour (n, h) is compacted when h >= start and (h <
+-- compacted_through or h = compacted_through and n <= compact_node); its samples are then
+-- those of its block. A raw row counts when its node-hour is not compacted, or when it lies
+-- before truncated_through (a late row of an emptied day, not merged yet). The writers never
+-- see any of this: they insert into node_samples as before.
+
+-- The samples of [p_from, p_to) of every node, or of the nodes of p_nodes, raw and
+-- compacted alike, with the columns of node_samples. Plain SQL functions, so that the
+-- planner inlines them: the range and the node list reach both sides' indexes (a block is
+-- decoded only when its node and hour are asked for), and the progress is read once per
+-- query (scalar subqueries, not a join that would blur the row estimates). Two functions
+-- rather than a NULL node list: `p_nodes IS NULL OR node_id = ANY (p_nodes)` would keep
+-- the node list out of the index condition.
+CREATE OR REPLACE FUNCTION ww_samples(p_from timestamptz, p_to timestamptz, p_nodes text[])
+RETURNS SETOF node_samples
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT s.*
+    FROM node_samples s
+    WHERE s.time >= p_from AND s.time < p_to AND s.node_id = ANY (p_nodes)
+      AND (s.time < (SELECT truncated_through FROM ww_tier_state)
+           OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
+           d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
+           d.requests_in_flight, d.requests_completed, d.throttled, d.throttle_factor,
+           d.humidity_pct
+    FROM node_samples_compact c
+    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from AND c.node_id = ANY (p_nodes)
+      AND d.time >= p_from AND d.time < p_to
+$$;
+COMMENT ON FUNCTION ww_samples(timestamptz, timestamptz, text[]) IS
+    'The samples of [p_from, p_to) of the given nodes, raw or compacted: the columns of '
+    'node_samples (which alone holds only what is not compacted yet).';
+
+CREATE OR REPLACE FUNCTION ww_samples(p_from timestamptz, p_to timestamptz)
+RETURNS SETOF node_samples
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT s.*
+    FROM node_samples s
+    WHERE s.time >= p_from AND s.time < p_to
+      AND (s.time < (SELECT truncated_through FROM ww_tier_state)
+           OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
+           d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
+           d.requests_in_flight, d.requests_completed, d.throttled, d.throttle_factor,
+           d.humidity_pct
+    FROM node_samples_compact c
+    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from
+      AND d.time >= p_from AND d.time < p_to
+$$;
+COMMENT ON FUNCTION ww_samples(timestamptz, timestamptz) IS
+    'The samples of [p_from, p_to) of every node, raw or compacted: the columns of '
+    'node_samples (which alone holds only what is not compacted yet).';
+
+-- Compacts the node-hours (p_hours[i], p_nodes[i]) that the progress says are compacted
+-- (others are left: not compacted yet, or before start): the block of each is rebuilt from
+-- the raw rows while its day is not truncated (they are all there), or from its block and
+-- the late raw rows after (which are then deleted). Rows a block cannot hold (a negative
+-- count: never written by a collector) are an ERROR naming them: the job stops there and
+-- says why, it never drops them. Returns the blocks written.
+CREATE OR REPLACE FUNCTION ww_compact_node_hours(p_hours timestamptz[], p_nodes text[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    st ww_tier_state;
+    n integer;
+    total integer := 0;
+BEGIN
+    SELECT * INTO st FROM ww_tier_state;
+    CREATE TEMP TABLE IF NOT EXISTS ww_compact_todo (h timestamptz, n text, merge boolean)
+        ON COMMIT DROP;
+    TRUNCATE ww_compact_todo;
+    INSERT INTO ww_compact_todo
+    SELECT DISTINCT x.h, x.n, x.h < st.truncated_through
+    FROM unnest(p_hours, p_nodes) AS x(h, n)
+    WHERE x.h >= st.start
+      AND (x.h < st.compacted_through
+           OR (x.h = st.compacted_through AND st.compact_node IS NOT NULL
+               AND x.n <= st.compact_node));
+    -- Days not truncated: the raw rows are all there.
+    INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
+    SELECT t.h, max(s.time), count(*), s.node_id,
+           ww_sblock_agg(s.time, s.power_w, s.inlet_c, s.outlet_c, s.flow_lpm,
+                         s.wafer_hotspot_c, s.utilization, s.tokens_per_s,
+                         s.requests_queued, s.requests_in_flight, s.requests_completed,
+                         s.throttled, s.throttle_factor, s.humidity_pct)
+    FROM ww_compact_todo t
+    JOIN node_samples s ON s.node_id = t.n AND s.time >= t.h AND s.time < t.h + interval '1 hour'
+    WHERE NOT t.merge
+    GROUP BY t.h, s.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, samples = excluded.samples, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    -- Truncated days: the block and the late rows, which leave node_samples.
+    WITH late AS (
+        DELETE FROM node_samples s
+        USING ww_compact_todo t
+        WHERE t.merge AND s.node_id = t.n AND s.time >= t.h
+          AND s.time < t.h + interval '1 hour'
+        RETURNING s.*
+    ), u AS (
+        SELECT date_trunc('hour', l.time, 'UTC') AS h, l.* FROM late l
+        UNION ALL
+        SELECT c.time, d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
+               d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
+               d.requests_in_flight, d.requests_completed, d.throttled, d.throttle_factor,
+               d.humidity_pct
+        FROM ww_compact_todo t
+        JOIN node_samples_compact c ON c.node_id = t.n AND c.time = t.h
+        CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+        WHERE t.merge
+    )
+    INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
+    SELECT u.h, max(u.time), count(*), u.node_id,
+           ww_sblock_agg(u.time, u.power_w, u.inlet_c, u.outlet_c, u.flow_lpm,
+                         u.wafer_hotspot_c, u.utilization, u.tokens_per_s,
+                         u.requests_queued, u.requests_in_flight, u.requests_completed,
+                         u.throttled, u.throttle_factor, u.humidity_pct)
+    FROM u
+    GROUP BY u.h, u.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, samples = excluded.samples, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN total + n;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_compact_node_hours(timestamptz[], text[]) FROM PUBLIC;
+
+-- The tier job's compaction step, its own transaction after ww_tier_build: compacts the
+-- next max_nodes nodes (in node_id order, those with a node_rollup_1h row) of the oldest
+-- hour not compacted, once that hour ended age before the watermark (the tiers' now:
+-- now - tiers.grace) and its tiers are built. node_hours: blocks written; samples: their
+-- samples; hours: 1 when the hour is done; behind_s: how far the compaction is from there
+-- (0: caught up). Call it again while it wrote blocks or finished an hour.
+CREATE OR REPLACE FUNCTION ww_compact(age interval, max_nodes integer, OUT node_hours integer,
+                                      OUT samples bigint, OUT hours integer,
+                                      OUT behind_s double precision)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+SET jit = off AS $$
+DECLARE
+    st ww_tier_state;
+    lim timestamptz;
+    chunk text[];
+BEGIN
+    IF max_nodes < 1 OR age < interval '0' THEN
+        RAISE EXCEPTION 'ww_compact: max_nodes must be >= 1 and age >= 0';
+    END IF;
+    SELECT * INTO st FROM ww_tier_state FOR UPDATE;
+    lim := least(date_trunc('hour', st.hours_done, 'UTC'),
+                 date_trunc('hour', st.watermark - age, 'UTC'));
+    node_hours := 0;
+    samples := 0;
+    hours := 0;
+    IF st.compacted_through + interval '1 hour' <= lim THEN
+        chunk := ARRAY(SELECT r.node_id FROM node_rollup_1h r
+                       WHERE r.time = st.compacted_through
+                         AND (st.compact_node IS NULL OR r.node_id > st.compact_node)
+                       ORDER BY r.node_id
+                       LIMIT max_nodes);
+        IF cardinality(chunk) > 0 THEN
+            -- The progress first: ww_compact_node_hours compacts what it says is compacted.
+            UPDATE ww_tier_state SET compact_node = chunk[cardinality(chunk)], updated_at = now();
+            node_hours := ww_compact_node_hours(array_fill(st.compacted_through,
+                                                           ARRAY[cardinality(chunk)]), chunk);
+            SELECT coalesce(sum(c.samples), 0) INTO samples FROM node_samples_compact c
+            WHERE c.time = st.compacted_through AND c.node_id = ANY (chunk);
+        END IF;
+        IF cardinality(chunk) < max_nodes THEN
+            UPDATE ww_tier_state
+            SET compacted_through = compacted_through + interval '1 hour', compact_node = NULL,
+                updated_at = now();
+            hours := 1;
+            st.compacted_through := st.compacted_through + interval '1 hour';
+        END IF;
+    END IF;
+    behind_s := greatest(0, extract(epoch FROM lim - st.compacted_through));
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_compact(interval, integer) FROM PUBLIC;
+COMMENT ON FUNCTION ww_compact(interval, integer) IS
+    'Tier job: compacts the next max_nodes node-hours of the oldest hour not compacted that '
+    'is older than age and built in the tiers. Returns what it did and how far behind it is.';
+
+-- The tier job's last step, its own transaction: once every hour of the oldest day not
+-- emptied yet is compacted, empties that day's raw rows. It takes the raw partition's lock
+-- (waiting for its readers), then the tier lock exclusively, as ww_tier_advance does (the
+-- writes in flight commit first, new ones wait: no row can arrive meanwhile), both within
+-- lock_timeout (a long reader only postpones the step, and stalls writes 2 s at most). It
+-- re-compacts the day's node-hours whose late entries still wait in ww_tier_dirty (their
+-- rows are about to go), truncates the partition when it holds nothing outside the day
+-- (the tiers' first day keeps its rows before start: they were never compacted), and
+-- deletes whatever else of the day is left (the default partition's rows, the first day's
+-- compacted ones). Returns the days emptied: 0 or 1 (0 with a NOTICE when a lock was not
+-- granted in time).
+CREATE OR REPLACE FUNCTION ww_compact_clear() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+SET lock_timeout = '2s' SET jit = off AS $$
+DECLARE
+    st ww_tier_state;
+    d timestamptz;
+    d_end timestamptz;
+    part text;
+    whole boolean;
+    late_h timestamptz[];
+    late_n text[];
+BEGIN
+    SELECT * INTO st FROM ww_tier_state FOR UPDATE;
+    d := date_trunc('day', st.truncated_through, 'UTC');
+    d_end := d + interval '1 day';
+    IF st.compacted_through < d_end THEN
+        RETURN 0;
+    END IF;
+    part := format('node_samples_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
+    BEGIN
+        IF to_regclass(part) IS NOT NULL THEN
+            EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', part);
+        END IF;
+        PERFORM pg_advisory_xact_lock(7870002);
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'raw samples of % not emptied now (%): retried at the next run', d::date,
+                     SQLERRM;
+        RETURN 0;
+    END;
+    SELECT array_agg(x.h), array_agg(x.n) INTO late_h, late_n
+    FROM (SELECT DISTINCT date_trunc('hour', t.time, 'UTC') AS h, t.node_id AS n
+          FROM ww_tier_dirty t
+          WHERE t.tier = 's' AND t.time >= st.truncated_through AND t.time < d_end) AS x;
+    IF late_h IS NOT NULL THEN
+        PERFORM ww_compact_node_hours(late_h, late_n);
+    END IF;
+    IF to_regclass(part) IS NOT NULL AND st.truncated_through = d THEN
+        EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
+                       part) INTO whole USING d, d_end;
+        IF whole THEN
+            EXECUTE format('TRUNCATE %I', part);
+        END IF;
+    END IF;
+    DELETE FROM node_samples WHERE time >= st.truncated_through AND time < d_end;
+    UPDATE ww_tier_state SET truncated_through = d_end, updated_at = now();
+    RETURN 1;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_compact_clear() FROM PUBLIC;
+COMMENT ON FUNCTION ww_compact_clear() IS
+    'Tier job: empties the raw rows of the oldest day whose every hour is compacted (TRUNCATE '
+    'of its partition). Returns 1 when it did, 0 when nothing is due or a lock was not granted.';
+
+-- Retention of the compacted samples: drops the daily partitions of node_samples_compact
+-- older than days (0 or NULL: keep) and deletes such rows of its default partition.
+-- Returns the partitions dropped.
+CREATE OR REPLACE FUNCTION ww_drop_old_compact(days integer) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    r record;
+    dropped integer := 0;
+BEGIN
+    IF coalesce(days, 0) <= 0 THEN
+        RETURN 0;
+    END IF;
+    FOR r IN SELECT c.relname
+             FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             WHERE p.relname = 'node_samples_compact'
+               AND ww_partition_end(c.relname) <= current_date - days
+             ORDER BY 1 LOOP
+        dropped := dropped + ww_drop_partition(r.relname);
+    END LOOP;
+    DELETE FROM node_samples_compact_default WHERE time < current_date - days;
+    RETURN dropped;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_drop_old_compact(integer) FROM PUBLIC;
+COMMENT ON FUNCTION ww_drop_old_compact(integer) IS
+    'Retention of node_samples_compact: drops its partitions older than days (0: keep). Runs '
+    'as the owner. Returns the partitions dropped.';
