@@ -19,7 +19,7 @@
 --   from 2 minutes    latency_rollup_1m (the minutes that start in the range, phase from
 --                     the rollup): at fleet scale the raw windows of a 5-minute range are
 --                     millions of rows
---   from 3 hours      latency metrics only, when the range holds whole UTC hours: the hour
+--   from 3 hours      when the range holds whole UTC hours (availability too): the hour
 --                     rows of latency_rollup_1h for the hours below the tier builder's
 --                     hours_done (ww_tier_state: it rebuilds each such hour whole, and again
 --                     when late windows touch it, which ww_tier_dirty says meanwhile, 0018)
@@ -49,28 +49,19 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'one of ttft, tpot, e2e, queue, availability';
     END IF;
-    IF p_metric = 'availability' THEN
-        IF rollup THEN
-            SELECT sum(r.requests_ok),
-                   sum(r.requests_ok + r.requests_error + r.requests_timeout + r.requests_rejected)
-            INTO good, total
-            FROM latency_rollup_1m r
-            WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-              AND r.time >= p_from AND r.time < p_to;
-        ELSE
-            SELECT sum(w.requests_ok),
-                   sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
-            INTO good, total
-            FROM latency_windows w JOIN nodes n USING (node_id)
-            WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
-              AND w.time >= p_from AND w.time < p_to;
-        END IF;
+    IF p_metric = 'availability' AND NOT rollup THEN
+        SELECT sum(w.requests_ok),
+               sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
+        INTO good, total
+        FROM latency_windows w JOIN nodes n USING (node_id)
+        WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
+          AND w.time >= p_from AND w.time < p_to;
         good := coalesce(good, 0);
         total := coalesce(total, 0);
         RETURN NEXT;
         RETURN;
     END IF;
-    IF p_threshold IS NULL THEN
+    IF p_threshold IS NULL AND p_metric <> 'availability' THEN
         RAISE EXCEPTION 'ww_sli: metric % needs a threshold (seconds)', p_metric
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -105,6 +96,33 @@ BEGIN
         WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
           AND h.time >= h_lo AND h.time < h_hi
           AND ((h.time < t_hi AND h.time <> ALL (dirty)) OR c.windows = h.windows);
+    ELSE
+        good_t := '{}';
+        good_m := '{}';
+    END IF;
+    IF p_metric = 'availability' THEN
+        -- The same hours from their rows, the other minutes from theirs (counters only:
+        -- the rows are read, not their histograms).
+        SELECT sum(x.ok), sum(x.n) INTO good, total FROM (
+            SELECT h.requests_ok AS ok,
+                   h.requests_ok + h.requests_error + h.requests_timeout + h.requests_rejected AS n
+            FROM latency_rollup_1h h
+            JOIN unnest(good_t, good_m) AS g(t, model) ON h.time = g.t AND h.model = g.model
+            WHERE h.phase = p_phase
+            UNION ALL
+            SELECT r.requests_ok,
+                   r.requests_ok + r.requests_error + r.requests_timeout + r.requests_rejected
+            FROM latency_rollup_1m r
+            WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+              AND r.time >= p_from AND r.time < p_to
+              AND (date_trunc('hour', r.time, 'UTC'), r.model) NOT IN
+                  (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model))) x;
+        good := coalesce(good, 0);
+        total := coalesce(total, 0);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF coalesce(p_to - p_from >= interval '3 hours', false) AND h_lo < h_hi THEN
         -- Those hours from their rows, every other minute of the range from the minutes. An
         -- assignment, not SELECT INTO (which would spread the ww_hist over m's fields).
         m := (SELECT ww_merge(x.h) FROM (
