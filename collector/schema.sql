@@ -41,6 +41,43 @@ COMMENT ON EXTENSION waferwatch IS 'waferwatch: the ww_hist latency histogram ty
 
 
 --
+-- Name: ww_burn_series(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_burn_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE("time" timestamp with time zone, phase text, slo text, model text, window_name text, burn double precision)
+    LANGUAGE sql STABLE
+    SET jit TO 'off'
+    AS $$
+    WITH t AS (
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+    ), r AS (
+        SELECT e.time, e.phase, e.slo, e.model, e.window_name, e.burn_rate AS burn
+        FROM slo_evaluations e CROSS JOIN t
+        WHERE e.time >= p_from AND e.time < p_to
+          AND (t.tier = '1m' OR e.time >= t.hours_done)
+        UNION ALL
+        SELECT h.time, h.phase, h.slo, h.model, h.window_name, h.burn_max
+        FROM slo_burn_1h h CROSS JOIN t
+        WHERE t.tier = '1h' AND h.time < t.hours_done
+          AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
+    )
+    SELECT date_bin(t.step, r.time, timestamptz '2000-01-01 00:00:00+00'), r.phase, r.slo,
+           r.model, r.window_name, max(r.burn)
+    FROM r CROSS JOIN t
+    GROUP BY 1, 2, 3, 4, 5
+$$;
+
+
+--
+-- Name: FUNCTION ww_burn_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_burn_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per step, SLO and window: the highest burn rate evaluated (slo_burn_1h over the ranges that read hour tiers, slo_evaluations otherwise).';
+
+
+--
 -- Name: ww_compact(interval, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -301,6 +338,7 @@ BEGIN
         DELETE FROM latency_rollup_1h WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1m WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1h WHERE time < current_date - rollup_days;
+        DELETE FROM slo_burn_1h WHERE time < current_date - rollup_days;
     END IF;
     RETURN dropped;
 END $_$;
@@ -310,7 +348,7 @@ END $_$;
 -- Name: FUNCTION ww_drop_old_data(raw_days integer, rollup_days integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_drop_old_data(raw_days integer, rollup_days integer) IS 'Retention: drops the daily partitions of node_samples and latency_windows older than raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations, alert transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the owner. Returns the number of partitions dropped.';
+COMMENT ON FUNCTION public.ww_drop_old_data(raw_days integer, rollup_days integer) IS 'Retention: drops the daily partitions of node_samples and latency_windows older than raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations and their burn-rate hours, alert transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the owner. Returns the number of partitions dropped.';
 
 
 --
@@ -1136,28 +1174,19 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'one of ttft, tpot, e2e, queue, availability';
     END IF;
-    IF p_metric = 'availability' THEN
-        IF rollup THEN
-            SELECT sum(r.requests_ok),
-                   sum(r.requests_ok + r.requests_error + r.requests_timeout + r.requests_rejected)
-            INTO good, total
-            FROM latency_rollup_1m r
-            WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
-              AND r.time >= p_from AND r.time < p_to;
-        ELSE
-            SELECT sum(w.requests_ok),
-                   sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
-            INTO good, total
-            FROM latency_windows w JOIN nodes n USING (node_id)
-            WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
-              AND w.time >= p_from AND w.time < p_to;
-        END IF;
+    IF p_metric = 'availability' AND NOT rollup THEN
+        SELECT sum(w.requests_ok),
+               sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
+        INTO good, total
+        FROM latency_windows w JOIN nodes n USING (node_id)
+        WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
+          AND w.time >= p_from AND w.time < p_to;
         good := coalesce(good, 0);
         total := coalesce(total, 0);
         RETURN NEXT;
         RETURN;
     END IF;
-    IF p_threshold IS NULL THEN
+    IF p_threshold IS NULL AND p_metric <> 'availability' THEN
         RAISE EXCEPTION 'ww_sli: metric % needs a threshold (seconds)', p_metric
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -1192,6 +1221,33 @@ BEGIN
         WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
           AND h.time >= h_lo AND h.time < h_hi
           AND ((h.time < t_hi AND h.time <> ALL (dirty)) OR c.windows = h.windows);
+    ELSE
+        good_t := '{}';
+        good_m := '{}';
+    END IF;
+    IF p_metric = 'availability' THEN
+        -- The same hours from their rows, the other minutes from theirs (counters only:
+        -- the rows are read, not their histograms).
+        SELECT sum(x.ok), sum(x.n) INTO good, total FROM (
+            SELECT h.requests_ok AS ok,
+                   h.requests_ok + h.requests_error + h.requests_timeout + h.requests_rejected AS n
+            FROM latency_rollup_1h h
+            JOIN unnest(good_t, good_m) AS g(t, model) ON h.time = g.t AND h.model = g.model
+            WHERE h.phase = p_phase
+            UNION ALL
+            SELECT r.requests_ok,
+                   r.requests_ok + r.requests_error + r.requests_timeout + r.requests_rejected
+            FROM latency_rollup_1m r
+            WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
+              AND r.time >= p_from AND r.time < p_to
+              AND (date_trunc('hour', r.time, 'UTC'), r.model) NOT IN
+                  (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model))) x;
+        good := coalesce(good, 0);
+        total := coalesce(total, 0);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF coalesce(p_to - p_from >= interval '3 hours', false) AND h_lo < h_hi THEN
         -- Those hours from their rows, every other minute of the range from the minutes. An
         -- assignment, not SELECT INTO (which would spread the ww_hist over m's fields).
         m := (SELECT ww_merge(x.h) FROM (
@@ -1338,6 +1394,9 @@ BEGIN
         PERFORM ww_tier_sites('1h', h_from, h_to);
         PERFORM ww_tier_latency_hours(h_from, h_to, NULL);
         PERFORM ww_tier_phase_latency_hours(h_from, h_to);
+        -- The hour before too, once more: an evaluation is written at its own time, which
+        -- a collector's clock behind the database's can put below hours_done.
+        PERFORM ww_tier_slo_hours(greatest(st.start, h_from - interval '1 hour'), h_to);
         hours := (extract(epoch FROM h_to - h_from) / 3600)::integer;
     END IF;
     FOR b IN SELECT DISTINCT u FROM unnest(l_times) u ORDER BY 1 LOOP
@@ -1665,6 +1724,29 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $_$;
+
+
+--
+-- Name: ww_tier_slo_hours(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_slo_hours(p_from timestamp with time zone, p_to timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    DELETE FROM slo_burn_1h WHERE time >= p_from AND time < p_to;
+    INSERT INTO slo_burn_1h (time, burn_max, evaluations, phase, slo, window_name, model)
+    SELECT date_trunc('hour', e.time, 'UTC'), max(e.burn_rate), count(*), e.phase, e.slo,
+           e.window_name, max(e.model)
+    FROM slo_evaluations e
+    WHERE e.time >= p_from AND e.time < p_to
+    GROUP BY 1, e.phase, e.slo, e.window_name;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
 
 
 --
@@ -2461,6 +2543,28 @@ COMMENT ON TABLE public.site_rollup_1m IS 'node_rollup_1m per minute, site, hall
 
 
 --
+-- Name: slo_burn_1h; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.slo_burn_1h (
+    "time" timestamp with time zone NOT NULL,
+    burn_max double precision NOT NULL,
+    evaluations integer NOT NULL,
+    phase text NOT NULL,
+    slo text NOT NULL,
+    window_name text NOT NULL,
+    model text NOT NULL
+);
+
+
+--
+-- Name: TABLE slo_burn_1h; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.slo_burn_1h IS 'Per UTC hour, SLO and window: the evaluations of slo_evaluations and their highest burn rate (the burn-rate panel over days; ww_burn_series).';
+
+
+--
 -- Name: slo_evaluations; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -3236,6 +3340,14 @@ ALTER TABLE ONLY public.site_rollup_1h
 
 ALTER TABLE ONLY public.site_rollup_1m
     ADD CONSTRAINT site_rollup_1m_pkey PRIMARY KEY ("time", site, hall, phase);
+
+
+--
+-- Name: slo_burn_1h slo_burn_1h_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.slo_burn_1h
+    ADD CONSTRAINT slo_burn_1h_pkey PRIMARY KEY ("time", phase, slo, window_name);
 
 
 --

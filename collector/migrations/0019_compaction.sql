@@ -1,4 +1,5 @@
--- waferwatch schema, version 19: compaction of raw samples (issue 18, item 2).
+-- waferwatch schema, version 19: compaction of raw samples (issue 18, item 2), and an hour
+-- tier of SLO burn rates (at the end).
 --
 -- A raw row of node_samples costs ~150 bytes (heap, indexes); a fleet-day is 2.8 billion of
 -- them. Once an hour is older than compaction.age and its tiers are built, the collector's
@@ -72,3 +73,30 @@ COMMENT ON COLUMN ww_tier_state.truncated_through IS
     'Raw rows from start to here were emptied out after compaction: the ones left are late.';
 
 -- Its daily partitions come from ww_ensure_partitions (collector/sql), as every table's.
+
+-- ---- slo_burn_1h ------------------------------------------------------------------------
+-- The burn-rate panel plots max(burn_rate) per step of slo_evaluations: 16.6 million rows a
+-- month at the evaluator's 30 s (3 phases x 8 SLOs x 8 windows), 10 s to read for 30 days.
+-- Per UTC hour, SLO and window: the evaluations and their highest burn rate, built by the
+-- tier builder (ww_tier_slo_hours) with the other hour tiers, and read by ww_burn_series
+-- for the ranges that read hour tiers.
+CREATE TABLE slo_burn_1h (
+    time        timestamptz NOT NULL,
+    burn_max    double precision NOT NULL,
+    evaluations integer NOT NULL,
+    phase       text NOT NULL,
+    slo         text NOT NULL,
+    window_name text NOT NULL,
+    model       text NOT NULL,
+    PRIMARY KEY (time, phase, slo, window_name)
+);
+COMMENT ON TABLE slo_burn_1h IS
+    'Per UTC hour, SLO and window: the evaluations of slo_evaluations and their highest '
+    'burn rate (the burn-rate panel over days; ww_burn_series).';
+-- The history, for the hours the tiers have already built (the builder does the rest).
+INSERT INTO slo_burn_1h (time, burn_max, evaluations, phase, slo, window_name, model)
+SELECT date_trunc('hour', e.time, 'UTC'), max(e.burn_rate), count(*), e.phase, e.slo,
+       e.window_name, max(e.model)
+FROM slo_evaluations e
+WHERE e.time < (SELECT date_trunc('hour', hours_done, 'UTC') FROM ww_tier_state)
+GROUP BY 1, e.phase, e.slo, e.window_name;

@@ -121,13 +121,14 @@ BEGIN
         DELETE FROM latency_rollup_1h WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1m WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1h WHERE time < current_date - rollup_days;
+        DELETE FROM slo_burn_1h WHERE time < current_date - rollup_days;
     END IF;
     RETURN dropped;
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_drop_old_data(integer, integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_drop_old_data(integer, integer) IS
     'Retention: drops the daily partitions of node_samples and latency_windows older than '
-    'raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations, alert '
+    'raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations and their burn-rate hours, alert '
     'transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the '
     'owner. Returns the number of partitions dropped.';
 

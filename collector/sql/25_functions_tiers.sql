@@ -287,6 +287,26 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_tier_phase_latency_hours(timestamptz, timestamptz) FROM PUBLIC;
 
+-- The burn-rate hours [p_from, p_to) (on hours) from slo_evaluations: per SLO and window,
+-- the evaluations and their highest burn rate. Returns the rows written.
+CREATE OR REPLACE FUNCTION ww_tier_slo_hours(p_from timestamptz, p_to timestamptz)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    DELETE FROM slo_burn_1h WHERE time >= p_from AND time < p_to;
+    INSERT INTO slo_burn_1h (time, burn_max, evaluations, phase, slo, window_name, model)
+    SELECT date_trunc('hour', e.time, 'UTC'), max(e.burn_rate), count(*), e.phase, e.slo,
+           e.window_name, max(e.model)
+    FROM slo_evaluations e
+    WHERE e.time >= p_from AND e.time < p_to
+    GROUP BY 1, e.phase, e.slo, e.window_name;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_tier_slo_hours(timestamptz, timestamptz) FROM PUBLIC;
+
 -- The ingest transaction's side of the protocol, called first in every write transaction:
 -- holds the shared tier lock until the transaction ends (so that ww_tier_advance, which
 -- takes it exclusively, waits for the writes in flight) and returns the watermark. The
@@ -430,6 +450,9 @@ BEGIN
         PERFORM ww_tier_sites('1h', h_from, h_to);
         PERFORM ww_tier_latency_hours(h_from, h_to, NULL);
         PERFORM ww_tier_phase_latency_hours(h_from, h_to);
+        -- The hour before too, once more: an evaluation is written at its own time, which
+        -- a collector's clock behind the database's can put below hours_done.
+        PERFORM ww_tier_slo_hours(greatest(st.start, h_from - interval '1 hour'), h_to);
         hours := (extract(epoch FROM h_to - h_from) / 3600)::integer;
     END IF;
     FOR b IN SELECT DISTINCT u FROM unnest(l_times) u ORDER BY 1 LOOP

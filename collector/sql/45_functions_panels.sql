@@ -315,3 +315,34 @@ COMMENT ON FUNCTION ww_hottest_nodes(timestamptz, timestamptz, interval, text[],
     'The (at most 10) nodes of the given sites and phases with the hottest wafer over '
     '[from, to): labels, hottest wafer and outlet, lowest flow, throttled share; from the '
     'site tiers'' hottest-node lists and the nodes'' own tiers.';
+
+-- Per bucket, SLO and window: the highest burn rate of the evaluations in it (the latency
+-- dashboard's burn-rate panel). The hour tier slo_burn_1h below hours_done when the range
+-- reads hour tiers (ww_tier_for), slo_evaluations otherwise and above it.
+CREATE OR REPLACE FUNCTION ww_burn_series(p_from timestamptz, p_to timestamptz, p_step interval)
+RETURNS TABLE ("time" timestamptz, phase text, slo text, model text, window_name text,
+               burn double precision)
+LANGUAGE sql STABLE SET jit = off AS $$
+    WITH t AS (
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+    ), r AS (
+        SELECT e.time, e.phase, e.slo, e.model, e.window_name, e.burn_rate AS burn
+        FROM slo_evaluations e CROSS JOIN t
+        WHERE e.time >= p_from AND e.time < p_to
+          AND (t.tier = '1m' OR e.time >= t.hours_done)
+        UNION ALL
+        SELECT h.time, h.phase, h.slo, h.model, h.window_name, h.burn_max
+        FROM slo_burn_1h h CROSS JOIN t
+        WHERE t.tier = '1h' AND h.time < t.hours_done
+          AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
+    )
+    SELECT date_bin(t.step, r.time, timestamptz '2000-01-01 00:00:00+00'), r.phase, r.slo,
+           r.model, r.window_name, max(r.burn)
+    FROM r CROSS JOIN t
+    GROUP BY 1, 2, 3, 4, 5
+$$;
+COMMENT ON FUNCTION ww_burn_series(timestamptz, timestamptz, interval) IS
+    'Per step, SLO and window: the highest burn rate evaluated (slo_burn_1h over the ranges '
+    'that read hour tiers, slo_evaluations otherwise).';

@@ -403,14 +403,24 @@ static void s_sli_equals_minutes(h_db_t *db, const char *model, const char *metr
                                  const char *from, const char *to)
 {
     char sql[2048];
-    snprintf(sql, sizeof sql,
-             "SELECT (SELECT good || '/' || total FROM ww_sli('P', '%s', '%s', %s, %s, %s)) ="
-             " (SELECT (coalesce(ww_hist_count(m), 0) - ww_hist_count_above(m, %s)) || '/' ||"
-             "         coalesce(ww_hist_count(m), 0)"
-             "  FROM (SELECT ww_merge(%s) AS m FROM latency_rollup_1m"
-             "        WHERE phase = 'P' AND ('%s' = '*' OR model = '%s')"
-             "          AND time >= %s AND time < %s) x)",
-             model, metric, thr, from, to, thr, metric, model, model, from, to);
+    if (strcmp(metric, "availability") == 0) {
+        snprintf(sql, sizeof sql,
+                 "SELECT (SELECT good || '/' || total FROM ww_sli('P', '%s', '%s', %s, %s, %s)) ="
+                 " (SELECT coalesce(sum(requests_ok), 0) || '/' || coalesce(sum(requests_ok"
+                 "  + requests_error + requests_timeout + requests_rejected), 0)"
+                 "  FROM latency_rollup_1m WHERE phase = 'P' AND ('%s' = '*' OR model = '%s')"
+                 "   AND time >= %s AND time < %s)",
+                 model, metric, thr, from, to, model, model, from, to);
+    } else {
+        snprintf(sql, sizeof sql,
+                 "SELECT (SELECT good || '/' || total FROM ww_sli('P', '%s', '%s', %s, %s, %s)) ="
+                 " (SELECT (coalesce(ww_hist_count(m), 0) - ww_hist_count_above(m, %s)) || '/' ||"
+                 "         coalesce(ww_hist_count(m), 0)"
+                 "  FROM (SELECT ww_merge(%s) AS m FROM latency_rollup_1m"
+                 "        WHERE phase = 'P' AND ('%s' = '*' OR model = '%s')"
+                 "          AND time >= %s AND time < %s) x)",
+                 model, metric, thr, from, to, thr, metric, model, model, from, to);
+    }
     PGresult *r = h_query(db, sql);
     if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
         PQclear(r);
@@ -424,7 +434,8 @@ static void s_sli_equals_minutes(h_db_t *db, const char *model, const char *metr
     PQclear(r);
 }
 
-/* Migration 0010: from 3 hours, ww_sli takes whole hours from latency_rollup_1h where an hour
+/* Migration 0010: from 3 hours, ww_sli takes whole hours (of every metric, availability too)
+ * from latency_rollup_1h where an hour
  * row still holds all its minutes (0018: or the hour is below the tier builder's hours_done
  * and not recorded dirty), and the minutes elsewhere: always the same result as merging
  * every minute (hours not built yet, late minutes, a wrong hour row that no longer matches,
@@ -469,9 +480,19 @@ static void test_sli_hourly_rollups_equal_the_minutes(void **state)
     }
     s_sli_equals_minutes(&db, "m2", "ttft", "1.7", from, to_hour); /* ends on an hour */
     s_sli_equals_minutes(&db, "m2", "ttft", "1.7", "(SELECT t FROM b)", to_hour);
+    s_sli_equals_minutes(&db, "m1", "availability", "NULL", from, to);
+    s_sli_equals_minutes(&db, "*", "availability", "NULL", from, to);
+    s_sli_equals_minutes(&db, "m2", "availability", "NULL", "(SELECT t FROM b)", to_hour);
     /* The hour rows are what is read: one made wrong (same window count) shows. */
-    PQclear(h_query(&db, "UPDATE latency_rollup_1h SET ttft = " H10 " WHERE model = 'm1'"
+    PQclear(h_query(&db, "UPDATE latency_rollup_1h SET ttft = " H10 ","
+                         " requests_ok = requests_ok + 1000 WHERE model = 'm1'"
                          " AND time = (SELECT t + interval '10 hours' FROM b)"));
+    char asql[1024];
+    snprintf(asql, sizeof asql,
+             "SELECT good - (SELECT sum(requests_ok) FROM latency_rollup_1m WHERE model = 'm1'"
+             " AND time >= %s AND time < %s) FROM ww_sli('P', 'm1', 'availability', NULL, %s, %s)",
+             from, to, from, to);
+    assert_int_equal(h_query_ll(&db, asql), 1000);
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT total FROM ww_sli('P', 'm1', 'ttft', 1.7, %s, %s)", from, to);
     long long with_wrong = h_query_ll(&db, sql);
@@ -493,6 +514,7 @@ static void test_sli_hourly_rollups_equal_the_minutes(void **state)
                          " FROM b; COMMIT"));
     s_sli_equals_minutes(&db, "m1", "ttft", "1.7", from, to);
     s_sli_equals_minutes(&db, "*", "ttft", "1.7", from, to);
+    s_sli_equals_minutes(&db, "m1", "availability", "NULL", from, to);
     assert_int_equal(h_query_ll(&db, "SELECT ww_rollup_hours(now() - interval '3 days', now())"),
                      1);
     s_sli_equals_minutes(&db, "m1", "ttft", "1.7", from, to);
@@ -506,6 +528,62 @@ static void test_sli_hourly_rollups_equal_the_minutes(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1h"
                                      " WHERE time < current_date - 1"),
                      0);
+    h_db_drop(&db);
+}
+
+/* Schema 19: the burn-rate hour tier. The tier builder's hours of slo_burn_1h equal their
+ * recomputation from slo_evaluations (highest burn rate and count per hour, SLO and
+ * window), and the burn-rate panel's function gives over 7 days (hour rows below
+ * hours_done, evaluations above) what the evaluations give per hour, and over 1 hour what
+ * they give per minute. */
+static void test_burn_rate_hours(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_burn");
+    PQclear(h_query(&db, "CREATE TABLE b AS SELECT date_trunc('hour', now(), 'UTC')"
+                         " - interval '30 hours' AS t"));
+    PQclear(h_query(&db, "UPDATE ww_tier_state SET start = b.t, minutes_done = b.t,"
+                         " hours_done = b.t, compacted_through = b.t, truncated_through = b.t,"
+                         " watermark = date_trunc('minute', now(), 'UTC') FROM b"));
+    /* Every 7 minutes from 30 hours ago to now, two SLOs of two phases, three windows. */
+    PQclear(h_query(&db, "INSERT INTO slo_evaluations SELECT b.t + i * interval '7 minutes', p, s,"
+                         " CASE s WHEN 'ttft' THEN 'm1' ELSE '*' END, 'ttft', 60, w, 90, 100,"
+                         " ((i * 37 + length(p || s || w) * 11) % 97) / 7.0"
+                         " FROM b, generate_series(0, 30 * 60 / 7) i, unnest('{A,B}'::text[]) p,"
+                         " unnest('{ttft,avail}'::text[]) s, unnest('{5m,1h,6h}'::text[]) w"
+                         " WHERE b.t + i * interval '7 minutes' < now()"));
+    PQclear(h_query(&db, "SELECT * FROM ww_tier_build(100000, 100000)"));
+    assert_int_equal(
+        h_query_ll(&db, "SELECT count(*) FROM (SELECT time, burn_max, evaluations, phase, slo,"
+                        " window_name, model FROM slo_burn_1h"
+                        " EXCEPT ALL SELECT date_trunc('hour', time, 'UTC'), max(burn_rate),"
+                        " count(*), phase, slo, window_name, max(model) FROM slo_evaluations"
+                        " WHERE time < (SELECT hours_done FROM ww_tier_state)"
+                        " GROUP BY 1, 4, 5, 6) x"),
+        0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM slo_burn_1h"), 30 * 2 * 2 * 3);
+    static const struct {
+        const char *range, *step;
+    } r[] = {{"7 days", "1 hour"}, {"1 hour", "1 minute"}};
+    for (size_t k = 0; k < 2; k++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "WITH f AS (SELECT * FROM ww_burn_series(now() - interval '%s', now(),"
+                 " interval '%s')), e AS (SELECT date_bin(interval '%s', time,"
+                 " '2000-01-01 00:00:00+00'), phase, slo, model, window_name, max(burn_rate)"
+                 " FROM slo_evaluations WHERE time >= now() - interval '%s' AND time < now()"
+                 " GROUP BY 1, 2, 3, 4, 5)"
+                 " SELECT (SELECT count(*) FROM f) * 1000000 + (SELECT count(*) FROM"
+                 " (SELECT * FROM f EXCEPT ALL SELECT * FROM e) x) + (SELECT count(*) FROM"
+                 " (SELECT * FROM e EXCEPT ALL SELECT * FROM f) y)",
+                 r[k].range, r[k].step, r[k].step, r[k].range);
+        long long v = h_query_ll(&db, sql);
+        if (v % 1000000 != 0 || v == 0) {
+            fail_msg("ww_burn_series over %s: %lld rows, %lld differ from the evaluations",
+                     r[k].range, v / 1000000, v % 1000000);
+        }
+    }
     h_db_drop(&db);
 }
 
@@ -817,6 +895,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sli_latency_raw_windows),
     cmocka_unit_test(test_sli_latency_rollups),
     cmocka_unit_test(test_sli_hourly_rollups_equal_the_minutes),
+    cmocka_unit_test(test_burn_rate_hours),
     cmocka_unit_test(test_sli_availability),
     cmocka_unit_test(test_sli_errors),
     cmocka_unit_test(test_phase_capacity),
