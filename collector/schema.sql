@@ -49,9 +49,7 @@ CREATE FUNCTION public.ww_burn_series(p_from timestamp with time zone, p_to time
     SET jit TO 'off'
     AS $$
     WITH t AS (
-        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
-               ww_tier_step(p_from, p_to, p_step) AS step,
-               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
     ), r AS (
         SELECT e.time, e.phase, e.slo, e.model, e.window_name, e.burn_rate AS burn
         FROM slo_evaluations e CROSS JOIN t
@@ -274,28 +272,11 @@ END $$;
 --
 
 CREATE FUNCTION public.ww_drop_old_compact(days integer) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-DECLARE
-    r record;
-    dropped integer := 0;
-BEGIN
-    IF coalesce(days, 0) <= 0 THEN
-        RETURN 0;
-    END IF;
-    FOR r IN SELECT c.relname
-             FROM pg_inherits i
-             JOIN pg_class c ON c.oid = i.inhrelid
-             JOIN pg_class p ON p.oid = i.inhparent
-             WHERE p.relname = 'node_samples_compact'
-               AND ww_partition_end(c.relname) <= current_date - days
-             ORDER BY 1 LOOP
-        dropped := dropped + ww_drop_partition(r.relname);
-    END LOOP;
-    DELETE FROM node_samples_compact_default WHERE time < current_date - days;
-    RETURN dropped;
-END $$;
+    SELECT ww_drop_partitions_before('node_samples_compact', days)
+$$;
 
 
 --
@@ -356,32 +337,13 @@ COMMENT ON FUNCTION public.ww_drop_old_data(raw_days integer, rollup_days intege
 --
 
 CREATE FUNCTION public.ww_drop_old_tiers(node_minute_days integer, node_hour_days integer, latency_node_days integer) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
-    AS $_$
-DECLARE
-    t record;
-    r record;
-    dropped integer := 0;
-BEGIN
-    FOR t IN SELECT * FROM (VALUES ('node_rollup_1m', node_minute_days),
-                                   ('node_rollup_1h', node_hour_days),
-                                   ('latency_node_1h', latency_node_days)) AS v(tab, days)
-             WHERE coalesce(v.days, 0) > 0 LOOP
-        FOR r IN SELECT c.relname, ww_partition_end(c.relname) AS ends
-                 FROM pg_inherits i
-                 JOIN pg_class c ON c.oid = i.inhrelid
-                 JOIN pg_class p ON p.oid = i.inhparent
-                 WHERE p.relname = t.tab
-                   AND ww_partition_end(c.relname) <= current_date - t.days
-                 ORDER BY 1 LOOP
-            dropped := dropped + ww_drop_partition(r.relname);
-        END LOOP;
-        EXECUTE format('DELETE FROM %I WHERE time < $1', t.tab || '_default')
-            USING (current_date - t.days)::timestamptz;
-    END LOOP;
-    RETURN dropped;
-END $_$;
+    AS $$
+    SELECT ww_drop_partitions_before('node_rollup_1m', node_minute_days)
+           + ww_drop_partitions_before('node_rollup_1h', node_hour_days)
+           + ww_drop_partitions_before('latency_node_1h', latency_node_days)
+$$;
 
 
 --
@@ -407,6 +369,35 @@ EXCEPTION WHEN lock_not_available OR deadlock_detected OR object_in_use THEN
                  SQLERRM;
     RETURN 0;
 END $$;
+
+
+--
+-- Name: ww_drop_partitions_before(text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_drop_partitions_before(tab text, days integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    r record;
+    dropped integer := 0;
+BEGIN
+    IF coalesce(days, 0) <= 0 THEN
+        RETURN 0;
+    END IF;
+    FOR r IN SELECT c.relname
+             FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             WHERE p.relname = tab AND ww_partition_end(c.relname) <= current_date - days
+             ORDER BY 1 LOOP
+        dropped := dropped + ww_drop_partition(r.relname);
+    END LOOP;
+    EXECUTE format('DELETE FROM %I WHERE time < $1', tab || '_default')
+        USING (current_date - days)::timestamptz;
+    RETURN dropped;
+END $_$;
 
 
 --
@@ -717,9 +708,7 @@ CREATE FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_to t
     SET jit TO 'off'
     AS $$
     WITH t AS (
-        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
-               ww_tier_step(p_from, p_to, p_step) AS step,
-               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
     ), r AS (
         SELECT m.time, m.phase, m.model, m.windows, m.requests_ok, m.requests_error,
                m.requests_timeout, m.requests_rejected, m.prompt_tokens, m.output_tokens,
@@ -1103,9 +1092,7 @@ CREATE FUNCTION public.ww_site_series(p_from timestamp with time zone, p_to time
     SET jit TO 'off'
     AS $$
     WITH t AS (
-        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
-               ww_tier_step(p_from, p_to, p_step) AS step,
-               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
+        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
     ), r AS (
         SELECT m.time, m.site, m.hall, m.phase, m.nodes, m.rated_kw, m.samples,
                m.humidity_samples, m.sampled_s, m.energy_j, m.tokens, m.requests_completed,
@@ -1681,6 +1668,18 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+
+
+--
+-- Name: ww_tier_plan(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_plan(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE(tier text, step interval, hours_done timestamp with time zone)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT ww_tier_for(p_from, p_to, p_step), ww_tier_step(p_from, p_to, p_step),
+           (SELECT s.hours_done FROM ww_tier_state s)
+$$;
 
 
 --

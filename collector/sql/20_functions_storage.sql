@@ -88,6 +88,32 @@ EXCEPTION WHEN lock_not_available OR deadlock_detected OR object_in_use THEN
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_drop_partition(text) FROM PUBLIC;
 
+-- Retention of one table partitioned by ww_ensure_partitions: drops its partitions whose
+-- every row is older than days (0 or NULL: none) and deletes such rows of its default
+-- partition. Returns the partitions dropped (a locked one is left: ww_drop_partition).
+CREATE OR REPLACE FUNCTION ww_drop_partitions_before(tab text, days integer) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    r record;
+    dropped integer := 0;
+BEGIN
+    IF coalesce(days, 0) <= 0 THEN
+        RETURN 0;
+    END IF;
+    FOR r IN SELECT c.relname
+             FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             WHERE p.relname = tab AND ww_partition_end(c.relname) <= current_date - days
+             ORDER BY 1 LOOP
+        dropped := dropped + ww_drop_partition(r.relname);
+    END LOOP;
+    EXECUTE format('DELETE FROM %I WHERE time < $1', tab || '_default')
+        USING (current_date - days)::timestamptz;
+    RETURN dropped;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_drop_partitions_before(text, integer) FROM PUBLIC;
+
 -- Retention: drops the daily partitions of node_samples and latency_windows older than
 -- raw_days and deletes rollups (latency per phase, sites: minute and hour), evaluations, transitions and
 -- refused-message records older than rollup_days. The collector calls it on its

@@ -262,26 +262,9 @@ COMMENT ON FUNCTION ww_compact_clear() IS
 -- older than days (0 or NULL: keep) and deletes such rows of its default partition.
 -- Returns the partitions dropped.
 CREATE OR REPLACE FUNCTION ww_drop_old_compact(days integer) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE
-    r record;
-    dropped integer := 0;
-BEGIN
-    IF coalesce(days, 0) <= 0 THEN
-        RETURN 0;
-    END IF;
-    FOR r IN SELECT c.relname
-             FROM pg_inherits i
-             JOIN pg_class c ON c.oid = i.inhrelid
-             JOIN pg_class p ON p.oid = i.inhparent
-             WHERE p.relname = 'node_samples_compact'
-               AND ww_partition_end(c.relname) <= current_date - days
-             ORDER BY 1 LOOP
-        dropped := dropped + ww_drop_partition(r.relname);
-    END LOOP;
-    DELETE FROM node_samples_compact_default WHERE time < current_date - days;
-    RETURN dropped;
-END $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT ww_drop_partitions_before('node_samples_compact', days)
+$$;
 REVOKE EXECUTE ON FUNCTION ww_drop_old_compact(integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_drop_old_compact(integer) IS
     'Retention of node_samples_compact: drops its partitions older than days (0: keep). Runs '

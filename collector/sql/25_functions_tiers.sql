@@ -477,30 +477,11 @@ COMMENT ON FUNCTION ww_tier_build(integer, integer) IS
 -- tiers follow rollup_days (ww_drop_old_data). Returns the partitions dropped.
 CREATE OR REPLACE FUNCTION ww_drop_old_tiers(node_minute_days integer, node_hour_days integer,
                                              latency_node_days integer) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE
-    t record;
-    r record;
-    dropped integer := 0;
-BEGIN
-    FOR t IN SELECT * FROM (VALUES ('node_rollup_1m', node_minute_days),
-                                   ('node_rollup_1h', node_hour_days),
-                                   ('latency_node_1h', latency_node_days)) AS v(tab, days)
-             WHERE coalesce(v.days, 0) > 0 LOOP
-        FOR r IN SELECT c.relname, ww_partition_end(c.relname) AS ends
-                 FROM pg_inherits i
-                 JOIN pg_class c ON c.oid = i.inhrelid
-                 JOIN pg_class p ON p.oid = i.inhparent
-                 WHERE p.relname = t.tab
-                   AND ww_partition_end(c.relname) <= current_date - t.days
-                 ORDER BY 1 LOOP
-            dropped := dropped + ww_drop_partition(r.relname);
-        END LOOP;
-        EXECUTE format('DELETE FROM %I WHERE time < $1', t.tab || '_default')
-            USING (current_date - t.days)::timestamptz;
-    END LOOP;
-    RETURN dropped;
-END $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT ww_drop_partitions_before('node_rollup_1m', node_minute_days)
+           + ww_drop_partitions_before('node_rollup_1h', node_hour_days)
+           + ww_drop_partitions_before('latency_node_1h', latency_node_days)
+$$;
 REVOKE EXECUTE ON FUNCTION ww_drop_old_tiers(integer, integer, integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_drop_old_tiers(integer, integer, integer) IS
     'Retention of node_rollup_1m, node_rollup_1h and latency_node_1h: drops their partitions '
