@@ -291,6 +291,8 @@ SELECT t, s.phase, s.slo, s.model, s.metric, w.s, w.name, w.s::bigint * 3600 - w
 FROM generate_series((SELECT t_now - interval '$days days' FROM fd.clock),
                      (SELECT t_now FROM fd.clock), interval '30 seconds') AS t, fd.slos s, fd.windows w
 ORDER BY t"
+step "slo_burn_1h ($days d, the production builder's ww_tier_slo_hours)" "
+SELECT ww_tier_slo_hours(h_now - interval '$days days' - interval '1 hour', h_now) FROM fd.clock"
 step "slo_status, alerts, alert_transitions" "
 INSERT INTO slo_status (phase, slo, model, metric, objective, threshold_s, time, attainment,
                         budget_remaining, burn_rates)
@@ -321,7 +323,7 @@ echo "== rows and sizes (pg_total_relation_size of the partition tree)"
 printf '%-22s %12s %10s\n' table rows MB
 for t in nodes phases node_samples site_rollup_1m site_rollup_1h node_rollup_1m node_rollup_1h \
   latency_rollup_1m latency_rollup_1h latency_node_1h latency_windows capacity_evaluations \
-  slo_evaluations slo_status alerts alert_transitions; do
+  slo_evaluations slo_burn_1h slo_status alerts alert_transitions; do
   q -F ' ' -c "SELECT count(*), round(coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('$t')),
                                                 pg_total_relation_size('$t')) / 1e6, 1) FROM $t" |
     { read -r n mb; printf '%-22s %12s %10s\n' "$t" "$n" "$mb"; }

@@ -14,9 +14,15 @@
 #  3. The production builder (ww_tier_build of collector/sql/25_functions_tiers.sql), 10
 #     minutes a transaction as the collector runs it, timed; then one late hour of one node
 #     (60 node-minutes in ww_tier_dirty) rebuilt, timed.
-#  4. After VACUUM ANALYZE: pg_total_relation_size over each table's partition tree (heap,
-#     indexes, TOAST, FSM/VM) / rows, beside the raw node_samples row; then rows per day at
-#     full fleet x bytes x the default retention (collector.yaml: retention.*).
+#  4. The production compaction (ww_compact of collector/sql/22_functions_compact.sql,
+#     1,000 node-hours a transaction as the collector runs it), timed; every sample of two
+#     nodes read back through ww_samples() against their raw rows; the Shannon entropy of
+#     the quantized readings (of 100 nodes: per column, the lesser of the entropy of its
+#     values and of its deltas from the node's previous sample), the floor of any coder.
+#  5. After VACUUM ANALYZE: pg_total_relation_size over each table's partition tree (heap,
+#     indexes, TOAST, FSM/VM) / rows (node_samples_compact: / samples), beside the raw
+#     node_samples row; then rows per day at full fleet x bytes x the default retention
+#     (collector.yaml: retention.*, compaction.age).
 # About 3 minutes at the defaults. Exit 1 when a tier does not have the rows it should.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +58,7 @@ psql -qXAt -d postgres -c "CREATE DATABASE tiers"
 # bench_pgext's windows start at 2027-01-01T12:00:00Z; the samples too.
 t0="2027-01-01 12:00:00+00"
 q -c "SELECT ww_ensure_partitions('2027-01-01', 2)" >/dev/null
-q -c "UPDATE ww_tier_state SET start = '$t0', watermark = '$t0', minutes_done = '$t0', hours_done = '$t0'"
+q -c "UPDATE ww_tier_state SET start = '$t0', watermark = '$t0', minutes_done = '$t0', hours_done = '$t0', compacted_through = '$t0', truncated_through = '$t0'"
 
 echo "== generating: $nodes nodes x $minutes min of samples, $lnodes nodes x 1 h of latency windows"
 q -c "INSERT INTO nodes (node_id, agent_id, site, hall, phase, rated_kw, interval_ms)
@@ -97,6 +103,38 @@ q -c "INSERT INTO ww_tier_dirty SELECT 's', 'wse-hall1-0001', timestamptz '$t0' 
 start=$(date +%s.%N)
 q -c "SELECT * FROM ww_tier_build(10, 100000)" >/dev/null
 late_s=$(calc '%.3f' "$(date +%s.%N) - $start")
+
+echo "== compacting (ww_compact, 1,000 node-hours a transaction)"
+start=$(date +%s.%N)
+while [ "$(q -c "SELECT node_hours + hours FROM ww_compact('0', 1000)")" != 0 ]; do :; done
+compact_s=$(calc '%.2f' "$(date +%s.%N) - $start")
+samples_c=$(q -c "SELECT coalesce(sum(samples), 0) FROM node_samples_compact")
+[ "$samples_c" = "$((nodes * minutes * 60))" ] ||
+  { echo "tiers: FAIL: $samples_c samples compacted, not $((nodes * minutes * 60))" >&2; fail=1; }
+two="ARRAY['wse-hall1-0001', 'wse-hall1-0002']"
+differ=$(q -c "SELECT (SELECT count(*) FROM (SELECT s::text FROM ww_samples('$t0', 'infinity', $two) s
+                 EXCEPT ALL SELECT s::text FROM node_samples s WHERE node_id = ANY ($two)) x)
+              + (SELECT count(*) FROM (SELECT s::text FROM node_samples s WHERE node_id = ANY ($two)
+                 EXCEPT ALL SELECT s::text FROM ww_samples('$t0', 'infinity', $two) s) y)")
+[ "$differ" = 0 ] || { echo "tiers: FAIL: $differ samples of two nodes differ after compaction" >&2; fail=1; }
+fleet_hour_s=$(calc '%.2f' "$compact_s / ($minutes / 60) * 32600 / $nodes")
+echo "compacted $((nodes * minutes / 60)) node-hours in ${compact_s} s (${fleet_hour_s} s of PostgreSQL per hour of the full fleet, $(calc '%.1f' "$fleet_hour_s / 3600 * 100")% of one core); two nodes read back: $differ samples differ"
+# The floor: per column, H(values) or H(deltas), whichever is less, in bits per sample.
+cols13="power_w inlet_c outlet_c flow_lpm wafer_hotspot_c utilization tokens_per_s requests_queued requests_in_flight requests_completed throttled throttle_factor humidity_pct"
+lagged=""; pairs=""
+for c in $cols13; do
+  v="s.$c"; [ "$c" = throttled ] && v="s.$c::int"
+  lagged="$lagged, ($v)::float8 AS ${c}_v, ($v)::float8 - lag(($v)::float8) OVER w AS ${c}_d"
+  pairs="$pairs, ('$c', 'v', d.${c}_v::text), ('$c', 'd', d.${c}_d::text)"
+done
+entropy=$(q -c "WITH d AS (SELECT s.node_id $lagged FROM node_samples s
+                           WHERE s.node_id < 'wse-hall1-0100' WINDOW w AS (PARTITION BY s.node_id ORDER BY s.time)),
+                 u AS (SELECT x.c, x.k, x.v FROM d, LATERAL (VALUES ${pairs#, }) AS x(c, k, v)),
+                 f AS (SELECT c, k, count(*)::float8 AS n FROM u GROUP BY c, k, v),
+                 h AS (SELECT c, k, sum(n) AS tot, (sum(n) * ln(sum(n)) - sum(n * ln(n))) / ln(2) AS bits
+                       FROM f GROUP BY c, k)
+            SELECT round((sum(m) / 8 / max(tot))::numeric, 2)
+            FROM (SELECT c, min(bits) AS m, max(tot) AS tot FROM h GROUP BY c) AS per")
 q -c "VACUUM ANALYZE"
 
 # bytes TABLE: pg_total_relation_size of the partition tree, and rows.
@@ -107,9 +145,10 @@ bytes() {
 }
 rows() { q -c "SELECT count(*) FROM $1"; }
 declare -A B R
-for t in node_samples node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
+for t in node_samples node_samples_compact node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
   B[$t]=$(bytes "$t")
   R[$t]=$(rows "$t")
+  [ "$t" = node_samples_compact ] && R[$t]=$samples_c # per sample, not per block
   [ "${R[$t]}" -gt 0 ] || { echo "tiers: FAIL: $t has no rows" >&2; fail=1; }
 done
 want_1m=$((nodes * minutes))
@@ -123,19 +162,21 @@ echo "== bytes per row (pg_total_relation_size of the partition tree / rows) and
 fleet=32600
 sites_per_min=$(q -c "SELECT count(*) / $minutes FROM site_rollup_1m")
 declare -A PERDAY=(
-  [node_samples]=$((fleet * 86400)) [node_rollup_1m]=$((fleet * 1440)) [node_rollup_1h]=$((fleet * 24))
+  [node_samples]=$((fleet * 86400)) [node_samples_compact]=$((fleet * 86400)) [node_rollup_1m]=$((fleet * 1440)) [node_rollup_1h]=$((fleet * 24))
   [site_rollup_1m]=$((sites_per_min * 1440)) [site_rollup_1h]=$((sites_per_min * 24))
   [latency_windows]=$((fleet * 3 * 8640)) [latency_node_1h]=$((fleet * 3 * 24))
   [latency_rollup_1m]=$((9 * 1440)) [latency_rollup_1h]=$((9 * 24)))
-# The default retention of each (ww_collector_conf.c): raw 35 d, node minutes 35 d, node
-# hours 400 d, latency per node-hour 35 d, site and phase rollups 400 d (rollup_days).
+# The default retention of each (ww_collector_conf.c): raw samples until their day is
+# compacted (the day, plus compaction.age 3 h: 1.125 d at its fullest), compacted samples
+# 14 d, raw latency windows 35 d, node minutes 35 d, node hours 400 d, latency per
+# node-hour 35 d, site and phase rollups 400 d (rollup_days).
 declare -A DAYS=(
-  [node_samples]=35 [node_rollup_1m]=35 [node_rollup_1h]=400 [site_rollup_1m]=400
+  [node_samples]=1.125 [node_samples_compact]=14 [node_rollup_1m]=35 [node_rollup_1h]=400 [site_rollup_1m]=400
   [site_rollup_1h]=400 [latency_windows]=35 [latency_node_1h]=35 [latency_rollup_1m]=400
   [latency_rollup_1h]=400)
 printf '%-18s %12s %10s %14s %10s %12s\n' table rows "B/row" "rows/day fleet" "GB/day" "TB retained"
 total=0
-for t in node_samples node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
+for t in node_samples node_samples_compact node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
   per=$(calc '%.1f' "${B[$t]} / ${R[$t]}")
   gb=$(calc '%.2f' "$per * ${PERDAY[$t]} / 1e9")
   tb=$(calc '%.3f' "$gb * ${DAYS[$t]} / 1e3")
@@ -144,4 +185,10 @@ for t in node_samples node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1
 done
 echo "projected full-fleet storage at the default retention: $total TB"
 echo "node-minute tier per node-sample: $(calc '%.2f' "${B[node_rollup_1m]} / ${R[node_rollup_1m]} / 60") B (raw: $(calc '%.1f' "${B[node_samples]} / ${R[node_samples]}") B)"
+payload=$(q -c "SELECT round(sum(octet_length(block))::numeric / sum(samples), 2) FROM node_samples_compact")
+heap=$(q -c "SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('node_samples_compact')")
+idx=$(q -c "SELECT sum(pg_indexes_size(relid)) FROM pg_partition_tree('node_samples_compact')")
+toast=$(q -c "SELECT coalesce(sum(pg_total_relation_size(c.reltoastrelid)), 0) FROM pg_partition_tree('node_samples_compact') t
+              JOIN pg_class c ON c.oid = t.relid WHERE c.reltoastrelid <> 0")
+echo "compacted raw per node-sample: $(calc '%.2f' "${B[node_samples_compact]} / $samples_c") B all-in (heap $(calc '%.2f' "$heap / $samples_c"), TOAST $(calc '%.2f' "$toast / $samples_c"), indexes $(calc '%.2f' "$idx / $samples_c")); block payload $payload B; entropy of the quantized readings $entropy B; raw rows $(calc '%.1f' "${B[node_samples]} / ${R[node_samples]}") B (target <= 24 B all-in)"
 exit $fail
