@@ -39,11 +39,17 @@ typedef struct {
     "SELECT ((extract(epoch FROM w) * 1000000))::bigint FROM ww_tier_watermark() AS w"
 
 /* Inserts the buckets: $1 tiers ('s' minute of samples, 'l' hour of latency), $2 node ids,
- * $3 Unix seconds of the buckets. */
+ * $3 Unix seconds of the buckets. A bucket already recorded by an earlier write is updated
+ * in place, not skipped: the update locks its entry until this transaction ends, so a tier
+ * builder taking (deleting) that entry meanwhile waits, and then sees this write's rows.
+ * Skipped, the entry could be taken and rebuilt without them, and nothing would record
+ * them again. DISTINCT and ordered: one update per entry, locked in one order by every
+ * writer. */
 #define WW_LATE_SQL                                                                                \
     "INSERT INTO ww_tier_dirty (tier, node_id, time)"                                              \
-    " SELECT t::\"char\", n, to_timestamp(s) FROM unnest($1::text[], $2::text[], $3::bigint[])"    \
-    " AS u(t, n, s) ON CONFLICT DO NOTHING"
+    " SELECT DISTINCT t::\"char\", n, to_timestamp(s)"                                             \
+    " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, n, s) ORDER BY 1, 3, 2"            \
+    " ON CONFLICT (tier, time, node_id) DO UPDATE SET node_id = excluded.node_id"
 
 /* Starts a transaction's collection: no bucket, the watermark given (Unix ns). */
 void ww_late_begin(ww_late_t *l, int64_t watermark_ns);

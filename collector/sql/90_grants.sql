@@ -127,14 +127,17 @@ BEGIN
         REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON stream_outages
             FROM waferwatch_writer;
         -- The storage tiers (0018): a write records its late buckets (INSERT ... ON CONFLICT
-        -- DO NOTHING) after ww_tier_watermark(); the tier job builds, and retention drops,
-        -- through SECURITY DEFINER functions. The tiers themselves are read-only to it.
+        -- DO UPDATE, ww_late.h) after ww_tier_watermark(); the tier job builds, and retention
+        -- drops, through SECURITY DEFINER functions. The tiers themselves are read-only to it.
         GRANT SELECT, INSERT ON ww_tier_dirty TO waferwatch_writer;
         GRANT SELECT ON ww_tier_state, node_rollup_1m, node_rollup_1h, site_rollup_1m,
             site_rollup_1h, latency_node_1h TO waferwatch_writer;
         REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON ww_tier_dirty, ww_tier_state, node_rollup_1m, node_rollup_1h, site_rollup_1m,
                site_rollup_1h, latency_node_1h FROM waferwatch_writer;
+        -- The update of an entry already recorded (it locks it: ww_late.h); after the
+        -- table-wide REVOKE, which would revoke it too.
+        GRANT UPDATE (node_id) ON ww_tier_dirty TO waferwatch_writer;
         GRANT EXECUTE ON FUNCTION ww_tier_watermark(), ww_tier_advance(interval),
             ww_tier_build(integer, integer), ww_drop_old_tiers(integer, integer, integer)
             TO waferwatch_writer;

@@ -28,6 +28,7 @@
 #include "harness_http.h"
 #include "ww_hist.h"
 #include "ww_hist_wire.h"
+#include "ww_late.h"
 #include "ww_store.h"
 #include "ww_test.h"
 #include "ww_time.h"
@@ -756,6 +757,97 @@ static void test_tiers_crash_mid_build(void **state)
     h_db_drop(&x.db);
 }
 
+/* ---- 2b. two writes of one late bucket, the builder between them ------------------------ */
+
+/* Runs sql on c, failing with its error. */
+static void s_on(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    }
+    PQclear(r);
+}
+
+/* One late write as ww_store makes it, as the writer role, left open: the tier lock and
+ * the watermark, a sample of node A at t (Unix s), its (node, minute) by WW_LATE_SQL. */
+static PGconn *s_late_write(h_db_t *db, long long t, double power)
+{
+    PGconn *c = PQconnectdb(db->conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    s_on(c, "SET ROLE waferwatch_writer");
+    s_on(c, "BEGIN");
+    s_on(c, WW_LATE_WATERMARK_SQL);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO node_samples VALUES (to_timestamp(%lld), '" NODE_A "', %g, 20, 30, 40,"
+             " 50, 0.5, 100, 1, 2, 3, false, 1, NULL)",
+             t, power);
+    s_on(c, sql);
+    char secs[32];
+    snprintf(secs, sizeof secs, "{%lld}", t / 60 * 60);
+    const char *p[3] = {"{s}", "{" NODE_A "}", secs};
+    PGresult *r = PQexecParams(c, WW_LATE_SQL, 3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fail_msg("WW_LATE_SQL as the writer: %s", PQerrorMessage(c));
+    }
+    PQclear(r);
+    return c;
+}
+
+/* A late bucket recorded by one write, then by a second write still open when the builder
+ * takes the entry: the builder must see the second write's sample (it waits for it: the
+ * second write's record locks the entry), or the bucket is rebuilt without it and nothing
+ * records it again. */
+static void test_late_bucket_written_twice_during_a_build(void **state)
+{
+    (void)state;
+    s_env_t x;
+    s_setup(&x, "tierlate2");
+    long long t0 = x.t0 / WW_NS_PER_S;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO node_samples SELECT to_timestamp(%lld) + g * interval '10 s', '" NODE_A
+             "', 100 + g, 20, 30, 40, 50, 0.5, 100, 1, 2, 3, false, 1, NULL"
+             " FROM generate_series(0, 359) g",
+             t0);
+    s_exec(&x.db, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO latency_windows (time, node_id, model, duration_s, requests_ok,"
+             " requests_error, requests_timeout, requests_rejected, prompt_tokens, output_tokens,"
+             " queue, ttft, tpot, e2e) SELECT to_timestamp(%lld), '" NODE_A "', 'm1', 60, 1, 0,"
+             " 0, 0, 100, 10, h, h, h, h"
+             " FROM (SELECT ww_hist_make(6, 1, 0, NULL, NULL, 1, 0, 0, 0, '{}') AS h) x",
+             t0);
+    s_exec(&x.db, sql);
+    s_exec(&x.db, "UPDATE ww_tier_state SET watermark = date_trunc('minute', now(), 'UTC')");
+    s_exec(&x.db, "SELECT * FROM ww_tier_build(100000, 100000)");
+    s_check_tiers(&x.db, "built");
+    PGconn *w1 = s_late_write(&x.db, t0 + 125, 1000.5);
+    s_on(w1, "COMMIT");
+    PGconn *w2 = s_late_write(&x.db, t0 + 127, 2000.5);
+    PGconn *b = PQconnectdb(x.db.conninfo);
+    assert_int_equal(PQstatus(b), CONNECTION_OK);
+    assert_int_equal(PQsendQuery(b, "SELECT * FROM ww_tier_build(100000, 100000)"), 1);
+    h_sleep_ms(500);
+    s_on(w2, "COMMIT");
+    PGresult *r;
+    while ((r = PQgetResult(b))) {
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fail_msg("the build failed: %s", PQerrorMessage(b));
+        }
+        PQclear(r);
+    }
+    PQfinish(b);
+    PQfinish(w1);
+    PQfinish(w2);
+    /* Whatever entry is left is rebuilt now; then every tier holds both late samples. */
+    s_exec(&x.db, "SELECT * FROM ww_tier_build(100000, 100000)");
+    s_check_tiers(&x.db, "after two writes of one late bucket around a build");
+    h_db_drop(&x.db);
+}
+
 /* ---- 3. compaction ---------------------------------------------------------------------- */
 
 /* Every sample ever written (a row trigger on node_samples copies each into compact_truth,
@@ -978,6 +1070,7 @@ static void test_watermark_out_of_range_is_refused(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_tiers_equal_recomputation_after_late_data),
     cmocka_unit_test(test_tiers_crash_mid_build),
+    cmocka_unit_test(test_late_bucket_written_twice_during_a_build),
     cmocka_unit_test(test_compaction_keeps_every_sample),
     cmocka_unit_test(test_watermark_out_of_range_is_refused),
 };
