@@ -99,11 +99,30 @@ BEGIN
     samples := 0;
     hours := 0;
     IF st.compacted_through + interval '1 hour' <= lim THEN
+        IF st.compact_node IS NULL THEN
+            -- The hour's blocks go into their own day's partition, also for the history of
+            -- an upgraded database (the collector makes partitions a week back only).
+            PERFORM ww_ensure_partitions((st.compacted_through AT TIME ZONE 'UTC')::date, 1);
+        END IF;
         chunk := ARRAY(SELECT r.node_id FROM node_rollup_1h r
                        WHERE r.time = st.compacted_through
-                         AND (st.compact_node IS NULL OR r.node_id > st.compact_node)
-                       ORDER BY r.node_id
+                         AND (st.compact_node IS NULL OR r.node_id COLLATE "C" > st.compact_node)
+                       ORDER BY r.node_id COLLATE "C"
                        LIMIT max_nodes);
+        -- The nodes come from the hour's node_rollup_1h rows, one per node with samples
+        -- then (nodes whose samples came later are re-compacted with their late minutes).
+        -- Rows but no hour rows: retention dropped them (retention.node_hour_days shorter
+        -- than the raw history): compacting would hide the rows, so stop and say so.
+        IF st.compact_node IS NULL AND cardinality(chunk) = 0
+           AND EXISTS (SELECT 1 FROM node_samples s
+                       WHERE s.time >= st.compacted_through
+                         AND s.time < st.compacted_through + interval '1 hour') THEN
+            RAISE EXCEPTION 'ww_compact: the hour % has raw samples but no node_rollup_1h rows',
+                            st.compacted_through
+                USING HINT = 'retention.node_hour_days is shorter than the raw samples kept: '
+                             'raise it, or drop the older raw partitions',
+                      ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
         IF cardinality(chunk) > 0 THEN
             -- The progress first: ww_compact_node_hours compacts what it says is compacted.
             UPDATE ww_tier_state SET compact_node = chunk[cardinality(chunk)], updated_at = now();
@@ -147,6 +166,7 @@ DECLARE
     d_end timestamptz;
     part text;
     whole boolean;
+    others boolean;
     late_h timestamptz[];
     late_n text[];
 BEGIN
@@ -157,12 +177,29 @@ BEGIN
         RETURN 0;
     END IF;
     part := format('node_samples_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
+    IF to_regclass(part) IS NULL THEN
+        part := NULL;
+    END IF;
+    -- Other partitions with rows of [truncated_through, d_end): by their bounds.
+    others := EXISTS (
+        SELECT 1
+        FROM pg_partition_tree('node_samples') t
+        JOIN pg_class c ON c.oid = t.relid
+        CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                        $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS b(v)
+        WHERE t.isleaf AND c.relname IS DISTINCT FROM part
+          AND b.v[1]::timestamptz < d_end AND b.v[2]::timestamptz > st.truncated_through);
     BEGIN
-        IF to_regclass(part) IS NOT NULL THEN
-            EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', part);
+        IF others THEN
+            PERFORM pg_advisory_xact_lock(7870002);
         END IF;
-        PERFORM pg_advisory_xact_lock(7870002);
-    EXCEPTION WHEN lock_not_available THEN
+        IF part IS NOT NULL THEN
+            EXECUTE format('LOCK TABLE %I IN %s MODE', part,
+                           CASE WHEN st.truncated_through = d THEN 'ACCESS EXCLUSIVE'
+                                ELSE 'SHARE ROW EXCLUSIVE' END);
+        END IF;
+        LOCK TABLE node_samples_default IN SHARE ROW EXCLUSIVE MODE;
+    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
         RAISE NOTICE 'raw samples of % not emptied now (%): retried at the next run', d::date,
                      SQLERRM;
         RETURN 0;
@@ -174,7 +211,7 @@ BEGIN
     IF late_h IS NOT NULL THEN
         PERFORM ww_compact_node_hours(late_h, late_n);
     END IF;
-    IF to_regclass(part) IS NOT NULL AND st.truncated_through = d THEN
+    IF part IS NOT NULL AND st.truncated_through = d THEN
         EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
                        part) INTO whole USING d, d_end;
         IF whole THEN
@@ -217,7 +254,7 @@ BEGIN
     WHERE x.h >= st.start
       AND (x.h < st.compacted_through
            OR (x.h = st.compacted_through AND st.compact_node IS NOT NULL
-               AND x.n <= st.compact_node));
+               AND x.n COLLATE "C" <= st.compact_node));
     -- Days not truncated: the raw rows are all there.
     INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
     SELECT t.h, max(s.time), count(*), s.node_id,
@@ -432,12 +469,19 @@ BEGIN
                 name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMMDD'));
             END IF;
             IF to_regclass(name) IS NULL THEN
+                -- Bounds on UTC midnights, whatever the session's time zone: the name says
+                -- a UTC day, and compaction empties a UTC day's partition (0019).
                 BEGIN
                     EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                                   name, t.tab, lo::timestamptz, hi::timestamptz);
+                                   name, t.tab, lo::timestamp AT TIME ZONE 'UTC',
+                                   hi::timestamp AT TIME ZONE 'UTC');
                     made := made + 1;
                 EXCEPTION WHEN check_violation THEN
                     RAISE NOTICE 'partition % not created: its rows are in %_default', name, t.tab;
+                WHEN invalid_object_definition THEN
+                    -- A partition made in another time zone before schema 19 overlaps it.
+                    RAISE NOTICE 'partition % not created (%): its rows go to %_default', name,
+                                 SQLERRM, t.tab;
                 END;
             END IF;
         END LOOP;
@@ -572,14 +616,17 @@ BEGIN
         REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON stream_outages
             FROM waferwatch_writer;
         -- The storage tiers (0018): a write records its late buckets (INSERT ... ON CONFLICT
-        -- DO NOTHING) after ww_tier_watermark(); the tier job builds, and retention drops,
-        -- through SECURITY DEFINER functions. The tiers themselves are read-only to it.
+        -- DO UPDATE, ww_late.h) after ww_tier_watermark(); the tier job builds, and retention
+        -- drops, through SECURITY DEFINER functions. The tiers themselves are read-only to it.
         GRANT SELECT, INSERT ON ww_tier_dirty TO waferwatch_writer;
         GRANT SELECT ON ww_tier_state, node_rollup_1m, node_rollup_1h, site_rollup_1m,
             site_rollup_1h, latency_node_1h TO waferwatch_writer;
         REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON ww_tier_dirty, ww_tier_state, node_rollup_1m, node_rollup_1h, site_rollup_1m,
                site_rollup_1h, latency_node_1h FROM waferwatch_writer;
+        -- The update of an entry already recorded (it locks it: ww_late.h); after the
+        -- table-wide REVOKE, which would revoke it too.
+        GRANT UPDATE (node_id) ON ww_tier_dirty TO waferwatch_writer;
         GRANT EXECUTE ON FUNCTION ww_tier_watermark(), ww_tier_advance(interval),
             ww_tier_build(integer, integer), ww_drop_old_tiers(integer, integer, integer)
             TO waferwatch_writer;
@@ -1027,7 +1074,7 @@ CREATE FUNCTION public.ww_samples(p_from timestamp with time zone, p_to timestam
            OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
            OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
                AND ((SELECT compact_node FROM ww_tier_state) IS NULL
-                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+                    OR s.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
     UNION ALL
     SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
            d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
@@ -1062,7 +1109,7 @@ CREATE FUNCTION public.ww_samples(p_from timestamp with time zone, p_to timestam
            OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
            OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
                AND ((SELECT compact_node FROM ww_tier_state) IS NULL
-                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+                    OR s.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
     UNION ALL
     SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
            d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
@@ -2779,6 +2826,47 @@ COMMENT ON VIEW public.ww_latency_1m IS 'latency_rollup_1m with requests (all st
 
 
 --
+-- Name: ww_tier_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ww_tier_state (
+    id boolean DEFAULT true NOT NULL,
+    start timestamp with time zone NOT NULL,
+    watermark timestamp with time zone NOT NULL,
+    minutes_done timestamp with time zone NOT NULL,
+    hours_done timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    compacted_through timestamp with time zone NOT NULL,
+    compact_node text,
+    truncated_through timestamp with time zone NOT NULL,
+    CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
+    CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
+    CONSTRAINT ww_tier_state_id_check CHECK (id)
+);
+
+
+--
+-- Name: TABLE ww_tier_state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
+
+
+--
+-- Name: COLUMN ww_tier_state.compacted_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour before it is compacted; of its own hour, the nodes up to compact_node.';
+
+
+--
+-- Name: COLUMN ww_tier_state.truncated_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
+
+
+--
 -- Name: ww_node_latest; Type: VIEW; Schema: public; Owner: -
 --
 
@@ -2808,7 +2896,7 @@ CREATE VIEW public.ww_node_latest AS
     l.requests_completed,
     l.throttled,
     l.throttle_factor
-   FROM (((public.nodes n
+   FROM ((((public.nodes n
      LEFT JOIN LATERAL ( SELECT s."time",
             s.node_id,
             s.power_w,
@@ -2848,22 +2936,64 @@ CREATE VIEW public.ww_node_latest AS
                   ORDER BY c_1."time" DESC
                  LIMIT 1) c
              CROSS JOIN LATERAL public.ww_sblock_samples(c.block) d("time", power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, throttle_factor, humidity_pct))
-          WHERE (r."time" IS NULL)
+          WHERE ((r."time" IS NULL) OR (r."time" < (( SELECT s.compacted_through
+                   FROM public.ww_tier_state s) + '01:00:00'::interval)))
           ORDER BY d."time" DESC
          LIMIT 1) b ON (true))
-     CROSS JOIN LATERAL ( SELECT COALESCE(r."time", b."time") AS "time",
-            COALESCE(r.power_w, b.power_w) AS power_w,
-            COALESCE(r.inlet_c, b.inlet_c) AS inlet_c,
-            COALESCE(r.outlet_c, b.outlet_c) AS outlet_c,
-            COALESCE(r.flow_lpm, b.flow_lpm) AS flow_lpm,
-            COALESCE(r.wafer_hotspot_c, b.wafer_hotspot_c) AS wafer_hotspot_c,
-            COALESCE(r.utilization, b.utilization) AS utilization,
-            COALESCE(r.tokens_per_s, b.tokens_per_s) AS tokens_per_s,
-            COALESCE(r.requests_queued, b.requests_queued) AS requests_queued,
-            COALESCE(r.requests_in_flight, b.requests_in_flight) AS requests_in_flight,
-            COALESCE(r.requests_completed, b.requests_completed) AS requests_completed,
-            COALESCE(r.throttled, b.throttled) AS throttled,
-            COALESCE(r.throttle_factor, b.throttle_factor) AS throttle_factor) l);
+     CROSS JOIN LATERAL ( SELECT ((b."time" IS NOT NULL) AND ((r."time" IS NULL) OR (b."time" > r."time"))) AS b) u)
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN u.b THEN b."time"
+                    ELSE r."time"
+                END AS "time",
+                CASE
+                    WHEN u.b THEN b.power_w
+                    ELSE r.power_w
+                END AS power_w,
+                CASE
+                    WHEN u.b THEN b.inlet_c
+                    ELSE r.inlet_c
+                END AS inlet_c,
+                CASE
+                    WHEN u.b THEN b.outlet_c
+                    ELSE r.outlet_c
+                END AS outlet_c,
+                CASE
+                    WHEN u.b THEN b.flow_lpm
+                    ELSE r.flow_lpm
+                END AS flow_lpm,
+                CASE
+                    WHEN u.b THEN b.wafer_hotspot_c
+                    ELSE r.wafer_hotspot_c
+                END AS wafer_hotspot_c,
+                CASE
+                    WHEN u.b THEN b.utilization
+                    ELSE r.utilization
+                END AS utilization,
+                CASE
+                    WHEN u.b THEN b.tokens_per_s
+                    ELSE r.tokens_per_s
+                END AS tokens_per_s,
+                CASE
+                    WHEN u.b THEN b.requests_queued
+                    ELSE r.requests_queued
+                END AS requests_queued,
+                CASE
+                    WHEN u.b THEN b.requests_in_flight
+                    ELSE r.requests_in_flight
+                END AS requests_in_flight,
+                CASE
+                    WHEN u.b THEN b.requests_completed
+                    ELSE r.requests_completed
+                END AS requests_completed,
+                CASE
+                    WHEN u.b THEN b.throttled
+                    ELSE r.throttled
+                END AS throttled,
+                CASE
+                    WHEN u.b THEN b.throttle_factor
+                    ELSE r.throttle_factor
+                END AS throttle_factor) l);
 
 
 --
@@ -3129,47 +3259,6 @@ CREATE TABLE public.ww_tier_dirty (
 --
 
 COMMENT ON TABLE public.ww_tier_dirty IS 'Buckets changed by late data since they were built: (''s'', node, minute) of node_samples, (''l'', node, hour) of latency_windows. The tier job rebuilds and deletes them.';
-
-
---
--- Name: ww_tier_state; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.ww_tier_state (
-    id boolean DEFAULT true NOT NULL,
-    start timestamp with time zone NOT NULL,
-    watermark timestamp with time zone NOT NULL,
-    minutes_done timestamp with time zone NOT NULL,
-    hours_done timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    compacted_through timestamp with time zone NOT NULL,
-    compact_node text,
-    truncated_through timestamp with time zone NOT NULL,
-    CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
-    CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
-    CONSTRAINT ww_tier_state_id_check CHECK (id)
-);
-
-
---
--- Name: TABLE ww_tier_state; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
-
-
---
--- Name: COLUMN ww_tier_state.compacted_through; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour before it is compacted; of its own hour, the nodes up to compact_node.';
-
-
---
--- Name: COLUMN ww_tier_state.truncated_through; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
 
 
 --

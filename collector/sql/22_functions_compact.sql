@@ -6,7 +6,9 @@
 -- compacted_through or h = compacted_through and n <= compact_node); its samples are then
 -- those of its block. A raw row counts when its node-hour is not compacted, or when it lies
 -- before truncated_through (a late row of an emptied day, not merged yet). The writers never
--- see any of this: they insert into node_samples as before.
+-- see any of this: they insert into node_samples as before. Node ids compare in the "C"
+-- collation (bytes) wherever the progress is: an ordering of the database's collation
+-- could change with a library upgrade, and move nodes across compact_node.
 
 -- The samples of [p_from, p_to) of every node, or of the nodes of p_nodes, raw and
 -- compacted alike, with the columns of node_samples. Plain SQL functions, so that the
@@ -25,7 +27,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
            OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
            OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
                AND ((SELECT compact_node FROM ww_tier_state) IS NULL
-                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+                    OR s.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
     UNION ALL
     SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
            d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
@@ -51,7 +53,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
            OR s.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
            OR (s.time >= (SELECT compacted_through FROM ww_tier_state)
                AND ((SELECT compact_node FROM ww_tier_state) IS NULL
-                    OR s.node_id > (SELECT compact_node FROM ww_tier_state))))
+                    OR s.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
     UNION ALL
     SELECT d.time, c.node_id, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm,
            d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
@@ -91,7 +93,7 @@ BEGIN
     WHERE x.h >= st.start
       AND (x.h < st.compacted_through
            OR (x.h = st.compacted_through AND st.compact_node IS NOT NULL
-               AND x.n <= st.compact_node));
+               AND x.n COLLATE "C" <= st.compact_node));
     -- Days not truncated: the raw rows are all there.
     INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
     SELECT t.h, max(s.time), count(*), s.node_id,
@@ -167,11 +169,30 @@ BEGIN
     samples := 0;
     hours := 0;
     IF st.compacted_through + interval '1 hour' <= lim THEN
+        IF st.compact_node IS NULL THEN
+            -- The hour's blocks go into their own day's partition, also for the history of
+            -- an upgraded database (the collector makes partitions a week back only).
+            PERFORM ww_ensure_partitions((st.compacted_through AT TIME ZONE 'UTC')::date, 1);
+        END IF;
         chunk := ARRAY(SELECT r.node_id FROM node_rollup_1h r
                        WHERE r.time = st.compacted_through
-                         AND (st.compact_node IS NULL OR r.node_id > st.compact_node)
-                       ORDER BY r.node_id
+                         AND (st.compact_node IS NULL OR r.node_id COLLATE "C" > st.compact_node)
+                       ORDER BY r.node_id COLLATE "C"
                        LIMIT max_nodes);
+        -- The nodes come from the hour's node_rollup_1h rows, one per node with samples
+        -- then (nodes whose samples came later are re-compacted with their late minutes).
+        -- Rows but no hour rows: retention dropped them (retention.node_hour_days shorter
+        -- than the raw history): compacting would hide the rows, so stop and say so.
+        IF st.compact_node IS NULL AND cardinality(chunk) = 0
+           AND EXISTS (SELECT 1 FROM node_samples s
+                       WHERE s.time >= st.compacted_through
+                         AND s.time < st.compacted_through + interval '1 hour') THEN
+            RAISE EXCEPTION 'ww_compact: the hour % has raw samples but no node_rollup_1h rows',
+                            st.compacted_through
+                USING HINT = 'retention.node_hour_days is shorter than the raw samples kept: '
+                             'raise it, or drop the older raw partitions',
+                      ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
         IF cardinality(chunk) > 0 THEN
             -- The progress first: ww_compact_node_hours compacts what it says is compacted.
             UPDATE ww_tier_state SET compact_node = chunk[cardinality(chunk)], updated_at = now();
@@ -196,16 +217,17 @@ COMMENT ON FUNCTION ww_compact(interval, integer) IS
     'is older than age and built in the tiers. Returns what it did and how far behind it is.';
 
 -- The tier job's last step, its own transaction: once every hour of the oldest day not
--- emptied yet is compacted, empties that day's raw rows. It takes the raw partition's lock
--- (waiting for its readers), then the tier lock exclusively, as ww_tier_advance does (the
--- writes in flight commit first, new ones wait: no row can arrive meanwhile), both within
--- lock_timeout (a long reader only postpones the step, and stalls writes 2 s at most). It
--- re-compacts the day's node-hours whose late entries still wait in ww_tier_dirty (their
--- rows are about to go), truncates the partition when it holds nothing outside the day
--- (the tiers' first day keeps its rows before start: they were never compacted), and
--- deletes whatever else of the day is left (the default partition's rows, the first day's
--- compacted ones). Returns the days emptied: 0 or 1 (0 with a NOTICE when a lock was not
--- granted in time).
+-- emptied yet is compacted, empties that day's raw rows. No write may add a row of the day
+-- meanwhile: it locks the day's raw partition (ACCESS EXCLUSIVE to truncate it, else SHARE
+-- ROW EXCLUSIVE) and the default partition, so that only writes bringing rows of that day
+-- (late ones) wait; when a partition not aligned on UTC days (made by a session in another
+-- time zone before schema 19) holds rows of the day too, it takes the tier lock exclusively
+-- instead, as ww_tier_advance does (every write waits). All within lock_timeout: a long
+-- reader only postpones the step. Then it re-compacts the day's node-hours whose late
+-- entries still wait in ww_tier_dirty (their rows are about to go), truncates the
+-- partition when it holds nothing outside the day (the tiers' first day keeps its rows
+-- before start: they were never compacted), and deletes whatever else of the day is left.
+-- Returns the days emptied: 0 or 1 (0 with a NOTICE when a lock was not granted in time).
 CREATE OR REPLACE FUNCTION ww_compact_clear() RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
 SET lock_timeout = '2s' SET jit = off AS $$
@@ -215,6 +237,7 @@ DECLARE
     d_end timestamptz;
     part text;
     whole boolean;
+    others boolean;
     late_h timestamptz[];
     late_n text[];
 BEGIN
@@ -225,12 +248,29 @@ BEGIN
         RETURN 0;
     END IF;
     part := format('node_samples_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
+    IF to_regclass(part) IS NULL THEN
+        part := NULL;
+    END IF;
+    -- Other partitions with rows of [truncated_through, d_end): by their bounds.
+    others := EXISTS (
+        SELECT 1
+        FROM pg_partition_tree('node_samples') t
+        JOIN pg_class c ON c.oid = t.relid
+        CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                        $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS b(v)
+        WHERE t.isleaf AND c.relname IS DISTINCT FROM part
+          AND b.v[1]::timestamptz < d_end AND b.v[2]::timestamptz > st.truncated_through);
     BEGIN
-        IF to_regclass(part) IS NOT NULL THEN
-            EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', part);
+        IF others THEN
+            PERFORM pg_advisory_xact_lock(7870002);
         END IF;
-        PERFORM pg_advisory_xact_lock(7870002);
-    EXCEPTION WHEN lock_not_available THEN
+        IF part IS NOT NULL THEN
+            EXECUTE format('LOCK TABLE %I IN %s MODE', part,
+                           CASE WHEN st.truncated_through = d THEN 'ACCESS EXCLUSIVE'
+                                ELSE 'SHARE ROW EXCLUSIVE' END);
+        END IF;
+        LOCK TABLE node_samples_default IN SHARE ROW EXCLUSIVE MODE;
+    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
         RAISE NOTICE 'raw samples of % not emptied now (%): retried at the next run', d::date,
                      SQLERRM;
         RETURN 0;
@@ -242,7 +282,7 @@ BEGIN
     IF late_h IS NOT NULL THEN
         PERFORM ww_compact_node_hours(late_h, late_n);
     END IF;
-    IF to_regclass(part) IS NOT NULL AND st.truncated_through = d THEN
+    IF part IS NOT NULL AND st.truncated_through = d THEN
         EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
                        part) INTO whole USING d, d_end;
         IF whole THEN

@@ -69,8 +69,9 @@ LEFT JOIN LATERAL (SELECT s.*
                    WHERE s.node_id = n.node_id
                    ORDER BY s.time DESC
                    LIMIT 1) AS r ON true
--- A node silent since before its raw rows were compacted (0019): its latest block, decoded
--- only then.
+-- A node whose latest raw row is older than what compaction may have reached (0019): its
+-- latest block too, decoded only then, and the newer of the two. (A raw row from
+-- compacted_through + 1 h on is newer than any block.)
 LEFT JOIN LATERAL (SELECT d.*
                    FROM (SELECT c.block FROM node_samples_compact c
                          WHERE c.node_id = n.node_id
@@ -78,23 +79,24 @@ LEFT JOIN LATERAL (SELECT d.*
                          LIMIT 1) AS c
                    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
                    WHERE r.time IS NULL
+                      OR r.time < (SELECT s.compacted_through FROM ww_tier_state s)
+                                  + interval '1 hour'
                    ORDER BY d.time DESC
                    LIMIT 1) AS b ON true
-CROSS JOIN LATERAL (SELECT coalesce(r.time, b.time) AS time,
-                           coalesce(r.power_w, b.power_w) AS power_w,
-                           coalesce(r.inlet_c, b.inlet_c) AS inlet_c,
-                           coalesce(r.outlet_c, b.outlet_c) AS outlet_c,
-                           coalesce(r.flow_lpm, b.flow_lpm) AS flow_lpm,
-                           coalesce(r.wafer_hotspot_c, b.wafer_hotspot_c) AS wafer_hotspot_c,
-                           coalesce(r.utilization, b.utilization) AS utilization,
-                           coalesce(r.tokens_per_s, b.tokens_per_s) AS tokens_per_s,
-                           coalesce(r.requests_queued, b.requests_queued) AS requests_queued,
-                           coalesce(r.requests_in_flight, b.requests_in_flight)
-                               AS requests_in_flight,
-                           coalesce(r.requests_completed, b.requests_completed)
-                               AS requests_completed,
-                           coalesce(r.throttled, b.throttled) AS throttled,
-                           coalesce(r.throttle_factor, b.throttle_factor) AS throttle_factor)
+CROSS JOIN LATERAL (SELECT b.time IS NOT NULL AND (r.time IS NULL OR b.time > r.time) AS b) AS u
+CROSS JOIN LATERAL (SELECT CASE WHEN u.b THEN b.time ELSE r.time END AS time,
+                           CASE WHEN u.b THEN b.power_w ELSE r.power_w END AS power_w,
+                           CASE WHEN u.b THEN b.inlet_c ELSE r.inlet_c END AS inlet_c,
+                           CASE WHEN u.b THEN b.outlet_c ELSE r.outlet_c END AS outlet_c,
+                           CASE WHEN u.b THEN b.flow_lpm ELSE r.flow_lpm END AS flow_lpm,
+                           CASE WHEN u.b THEN b.wafer_hotspot_c ELSE r.wafer_hotspot_c END AS wafer_hotspot_c,
+                           CASE WHEN u.b THEN b.utilization ELSE r.utilization END AS utilization,
+                           CASE WHEN u.b THEN b.tokens_per_s ELSE r.tokens_per_s END AS tokens_per_s,
+                           CASE WHEN u.b THEN b.requests_queued ELSE r.requests_queued END AS requests_queued,
+                           CASE WHEN u.b THEN b.requests_in_flight ELSE r.requests_in_flight END AS requests_in_flight,
+                           CASE WHEN u.b THEN b.requests_completed ELSE r.requests_completed END AS requests_completed,
+                           CASE WHEN u.b THEN b.throttled ELSE r.throttled END AS throttled,
+                           CASE WHEN u.b THEN b.throttle_factor ELSE r.throttle_factor END AS throttle_factor)
     AS l;
 COMMENT ON VIEW ww_node_latest IS
     'Every node of nodes with its labels and its latest sample (NULLs if none yet); age_s '

@@ -1064,13 +1064,13 @@ static void test_sblock_round_trip(void **state)
                          " utilization real, tokens_per_s real, requests_queued integer,"
                          " requests_in_flight integer, requests_completed integer,"
                          " throttled boolean, throttle_factor real, humidity_pct real)"));
-    PQclear(h_query(&db,
-                    "INSERT INTO s SELECT timestamptz '2026-12-01 10:00:00+00' + g * interval '1 s',"
-                    " 20000 + (g % 17) * 3, 30 + (g % 7) / 10.0, 40.5, 12.3 + (g % 3) / 10.0,"
-                    " 80.1, (g % 101) / 100.0, 1000 + g % 11, g % 5, 3, g % 2, g % 50 = 0,"
-                    " CASE WHEN g % 50 = 0 THEN 0.75 ELSE 1 END,"
-                    " CASE WHEN g % 9 = 0 THEN NULL ELSE 40 + g % 4 END"
-                    " FROM generate_series(0, 3599) g"));
+    PQclear(h_query(
+        &db, "INSERT INTO s SELECT timestamptz '2026-12-01 10:00:00+00' + g * interval '1 s',"
+             " 20000 + (g % 17) * 3, 30 + (g % 7) / 10.0, 40.5, 12.3 + (g % 3) / 10.0,"
+             " 80.1, (g % 101) / 100.0, 1000 + g % 11, g % 5, 3, g % 2, g % 50 = 0,"
+             " CASE WHEN g % 50 = 0 THEN 0.75 ELSE 1 END,"
+             " CASE WHEN g % 9 = 0 THEN NULL ELSE 40 + g % 4 END"
+             " FROM generate_series(0, 3599) g"));
     PQclear(h_query(&db, "INSERT INTO s VALUES"
                          " ('2026-12-01 10:00:10+00', 'NaN', '-0', 1e-40, 'Infinity', 0.1234567,"
                          "  0.5, '-Infinity', 0, 2147483647, 0, true, 1, NULL),"
