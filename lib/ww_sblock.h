@@ -6,8 +6,10 @@
  *
  * The rule that cannot bend: nothing is altered. Decoding gives back exactly the bits that
  * were encoded: every float bit pattern (-0.0, denormals, NaN payloads, +-inf, values off any
- * grid), every integer, every time, every NULL. A hostile or damaged block is refused with a
- * reason naming the column and the sample, never read out of bounds.
+ * grid), every integer, every time, every NULL. Bytes that are not a valid block (hostile,
+ * cut short) are refused with a reason naming the column and the sample, never read out of
+ * bounds; a bit changed inside a section may still be a valid block, of other samples (there
+ * is no checksum: storage damage is for PostgreSQL's page checksums to find).
  *
  * Why this form. The block is column-wise (one section per column: the times, then each
  * reading field of proto/ww_fields.h in its order), so each column's regularity is visible
