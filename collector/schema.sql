@@ -48,8 +48,12 @@ CREATE FUNCTION public.ww_burn_series(p_from timestamp with time zone, p_to time
     LANGUAGE sql STABLE
     SET jit TO 'off'
     AS $$
+    -- (Spelled out in each function: a set-returning function here would be planned as
+    -- 1,000 rows and skew every join below.)
     WITH t AS (
-        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
         SELECT e.time, e.phase, e.slo, e.model, e.window_name, e.burn_rate AS burn
         FROM slo_evaluations e CROSS JOIN t
@@ -754,8 +758,12 @@ CREATE FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_to t
     LANGUAGE sql STABLE
     SET jit TO 'off'
     AS $$
+    -- (Spelled out in each function: a set-returning function here would be planned as
+    -- 1,000 rows and skew every join below.)
     WITH t AS (
-        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
         SELECT m.time, m.phase, m.model, m.windows, m.requests_ok, m.requests_error,
                m.requests_timeout, m.requests_rejected, m.prompt_tokens, m.output_tokens,
@@ -788,6 +796,61 @@ $$;
 --
 
 COMMENT ON FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per bucket of [from, to), phase and model: requests by status, tokens and the merged queue/ttft/tpot/e2e histograms, from latency_rollup_1m or _1h (ww_tier_for).';
+
+
+SET default_tablespace = '';
+
+--
+-- Name: node_samples; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_samples (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    power_w real NOT NULL,
+    inlet_c real NOT NULL,
+    outlet_c real NOT NULL,
+    flow_lpm real NOT NULL,
+    wafer_hotspot_c real NOT NULL,
+    utilization real NOT NULL,
+    tokens_per_s real NOT NULL,
+    requests_queued integer NOT NULL,
+    requests_in_flight integer NOT NULL,
+    requests_completed integer NOT NULL,
+    throttled boolean NOT NULL,
+    throttle_factor real NOT NULL,
+    humidity_pct real
+)
+PARTITION BY RANGE ("time");
+
+
+--
+-- Name: COLUMN node_samples.humidity_pct; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.node_samples.humidity_pct IS 'Relative humidity (%) of the air at the system''s intake, 0..100; NULL: not measured.';
+
+
+--
+-- Name: ww_node_block_latest(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_node_block_latest(p_node text) RETURNS SETOF public.node_samples
+    LANGUAGE plpgsql STABLE COST 10 ROWS 1 PARALLEL SAFE
+    AS $$
+BEGIN
+    RETURN QUERY
+    SELECT d.time, p_node, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm, d.wafer_hotspot_c,
+           d.utilization, d.tokens_per_s, d.requests_queued, d.requests_in_flight,
+           d.requests_completed, d.throttled, d.throttle_factor, d.humidity_pct
+    FROM (SELECT c.block, c.last_time FROM node_samples_compact c
+          WHERE c.node_id = p_node
+          ORDER BY c.time DESC
+          LIMIT 1) AS c
+    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+    WHERE d.time = c.last_time
+    LIMIT 1;
+END $$;
 
 
 --
@@ -1027,39 +1090,6 @@ END $$;
 COMMENT ON FUNCTION public.ww_rollup_hours(p_from timestamp with time zone, p_to timestamp with time zone) IS 'Builds or rebuilds the latency_rollup_1h rows of the complete hours in [p_from, p_to) that are missing or whose window count no longer equals their minutes''. Runs as the owner. Returns the number of rows written.';
 
 
-SET default_tablespace = '';
-
---
--- Name: node_samples; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.node_samples (
-    "time" timestamp with time zone NOT NULL,
-    node_id text NOT NULL,
-    power_w real NOT NULL,
-    inlet_c real NOT NULL,
-    outlet_c real NOT NULL,
-    flow_lpm real NOT NULL,
-    wafer_hotspot_c real NOT NULL,
-    utilization real NOT NULL,
-    tokens_per_s real NOT NULL,
-    requests_queued integer NOT NULL,
-    requests_in_flight integer NOT NULL,
-    requests_completed integer NOT NULL,
-    throttled boolean NOT NULL,
-    throttle_factor real NOT NULL,
-    humidity_pct real
-)
-PARTITION BY RANGE ("time");
-
-
---
--- Name: COLUMN node_samples.humidity_pct; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.node_samples.humidity_pct IS 'Relative humidity (%) of the air at the system''s intake, 0..100; NULL: not measured.';
-
-
 --
 -- Name: ww_samples(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
@@ -1138,8 +1168,12 @@ CREATE FUNCTION public.ww_site_series(p_from timestamp with time zone, p_to time
     LANGUAGE sql STABLE
     SET jit TO 'off'
     AS $$
+    -- (Spelled out in each function: a set-returning function here would be planned as
+    -- 1,000 rows and skew every join below.)
     WITH t AS (
-        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
         SELECT m.time, m.site, m.hall, m.phase, m.nodes, m.rated_kw, m.samples,
                m.humidity_samples, m.sampled_s, m.energy_j, m.tokens, m.requests_completed,
@@ -1715,18 +1749,6 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
-
-
---
--- Name: ww_tier_plan(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_tier_plan(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS TABLE(tier text, step interval, hours_done timestamp with time zone)
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$
-    SELECT ww_tier_for(p_from, p_to, p_step), ww_tier_step(p_from, p_to, p_step),
-           (SELECT s.hours_done FROM ww_tier_state s)
-$$;
 
 
 --
@@ -2917,6 +2939,7 @@ CREATE VIEW public.ww_node_latest AS
           ORDER BY s."time" DESC
          LIMIT 1) r ON (true))
      LEFT JOIN LATERAL ( SELECT d."time",
+            d.node_id,
             d.power_w,
             d.inlet_c,
             d.outlet_c,
@@ -2930,16 +2953,9 @@ CREATE VIEW public.ww_node_latest AS
             d.throttled,
             d.throttle_factor,
             d.humidity_pct
-           FROM (( SELECT c_1.block
-                   FROM public.node_samples_compact c_1
-                  WHERE (c_1.node_id = n.node_id)
-                  ORDER BY c_1."time" DESC
-                 LIMIT 1) c
-             CROSS JOIN LATERAL public.ww_sblock_samples(c.block) d("time", power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, throttle_factor, humidity_pct))
+           FROM public.ww_node_block_latest(n.node_id) d("time", node_id, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, throttle_factor, humidity_pct)
           WHERE ((r."time" IS NULL) OR (r."time" < (( SELECT s.compacted_through
-                   FROM public.ww_tier_state s) + '01:00:00'::interval)))
-          ORDER BY d."time" DESC
-         LIMIT 1) b ON (true))
+                   FROM public.ww_tier_state s) + '01:00:00'::interval)))) b ON (true))
      CROSS JOIN LATERAL ( SELECT ((b."time" IS NOT NULL) AND ((r."time" IS NULL) OR (b."time" > r."time"))) AS b) u)
      CROSS JOIN LATERAL ( SELECT
                 CASE

@@ -73,16 +73,10 @@ LEFT JOIN LATERAL (SELECT s.*
 -- latest block too, decoded only then, and the newer of the two. (A raw row from
 -- compacted_through + 1 h on is newer than any block.)
 LEFT JOIN LATERAL (SELECT d.*
-                   FROM (SELECT c.block FROM node_samples_compact c
-                         WHERE c.node_id = n.node_id
-                         ORDER BY c.time DESC
-                         LIMIT 1) AS c
-                   CROSS JOIN LATERAL ww_sblock_samples(c.block) d
+                   FROM ww_node_block_latest(n.node_id) d
                    WHERE r.time IS NULL
                       OR r.time < (SELECT s.compacted_through FROM ww_tier_state s)
-                                  + interval '1 hour'
-                   ORDER BY d.time DESC
-                   LIMIT 1) AS b ON true
+                                  + interval '1 hour') AS b ON true
 CROSS JOIN LATERAL (SELECT b.time IS NOT NULL AND (r.time IS NULL OR b.time > r.time) AS b) AS u
 CROSS JOIN LATERAL (SELECT CASE WHEN u.b THEN b.time ELSE r.time END AS time,
                            CASE WHEN u.b THEN b.power_w ELSE r.power_w END AS power_w,

@@ -42,16 +42,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                 WHEN '1h' THEN interval '1 hour' ELSE interval '1 minute' END)
 $$;
 
--- How a range reads the tiers, for the range functions below: the tier (ww_tier_for), the
--- bucket width (ww_tier_step), and where the hour tiers end (the tier builder's hours_done;
--- the rows after it come from the minute tier or the raw rows).
-CREATE OR REPLACE FUNCTION ww_tier_plan(p_from timestamptz, p_to timestamptz, p_step interval)
-RETURNS TABLE (tier text, step interval, hours_done timestamptz)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT ww_tier_for(p_from, p_to, p_step), ww_tier_step(p_from, p_to, p_step),
-           (SELECT s.hours_done FROM ww_tier_state s)
-$$;
-
 -- Per bucket, site, hall and phase: reporting nodes (the most in any minute or hour of the
 -- bucket), their rated MW, power MW, output tokens/s, J per output token, coolant and wafer
 -- temperatures (averages over samples, extremes), the lowest flow, throttled nodes (the
@@ -70,8 +60,12 @@ RETURNS TABLE ("time" timestamptz, site text, hall text, phase text, nodes integ
                power_ceiling_mw double precision, hotspot_limit_c double precision,
                outlet_limit_c double precision, samples bigint, humidity_samples bigint)
 LANGUAGE sql STABLE SET jit = off AS $$
+    -- (Spelled out in each function: a set-returning function here would be planned as
+    -- 1,000 rows and skew every join below.)
     WITH t AS (
-        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
         SELECT m.time, m.site, m.hall, m.phase, m.nodes, m.rated_kw, m.samples,
                m.humidity_samples, m.sampled_s, m.energy_j, m.tokens, m.requests_completed,
@@ -192,8 +186,12 @@ RETURNS TABLE ("time" timestamptz, phase text, model text, windows bigint, reque
                requests_rejected bigint, prompt_tokens bigint, output_tokens bigint,
                queue ww_hist, ttft ww_hist, tpot ww_hist, e2e ww_hist)
 LANGUAGE sql STABLE SET jit = off AS $$
+    -- (Spelled out in each function: a set-returning function here would be planned as
+    -- 1,000 rows and skew every join below.)
     WITH t AS (
-        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
         SELECT m.time, m.phase, m.model, m.windows, m.requests_ok, m.requests_error,
                m.requests_timeout, m.requests_rejected, m.prompt_tokens, m.output_tokens,
@@ -329,8 +327,12 @@ CREATE OR REPLACE FUNCTION ww_burn_series(p_from timestamptz, p_to timestamptz, 
 RETURNS TABLE ("time" timestamptz, phase text, slo text, model text, window_name text,
                burn double precision)
 LANGUAGE sql STABLE SET jit = off AS $$
+    -- (Spelled out in each function: a set-returning function here would be planned as
+    -- 1,000 rows and skew every join below.)
     WITH t AS (
-        SELECT * FROM ww_tier_plan(p_from, p_to, p_step)
+        SELECT ww_tier_for(p_from, p_to, p_step) AS tier,
+               ww_tier_step(p_from, p_to, p_step) AS step,
+               (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
         SELECT e.time, e.phase, e.slo, e.model, e.window_name, e.burn_rate AS burn
         FROM slo_evaluations e CROSS JOIN t
