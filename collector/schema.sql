@@ -926,7 +926,15 @@ CREATE FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time
                s.throttle_factor AS throttle_factor_min,
                CASE WHEN s.throttled THEN coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000
                     ELSE 0 END AS throttled_s
-        FROM ww_samples(p_from, p_to, p_nodes) s CROSS JOIN t
+        -- Past every compacted hour (the usual "last hours"), node_samples itself; before,
+        -- ww_samples (raw and compacted), whose union costs ~2x a row.
+        FROM (SELECT s.* FROM node_samples s
+              WHERE p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+                AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
+              UNION ALL
+              SELECT s.* FROM ww_samples(p_from, p_to, p_nodes) s
+              WHERE p_from < (SELECT compacted_through FROM ww_tier_state) + interval '1 hour')
+             AS s CROSS JOIN t
         LEFT JOIN nodes n ON n.node_id = s.node_id
         WHERE t.tier = 'raw'
         UNION ALL
@@ -1627,9 +1635,7 @@ BEGIN
           GROUP BY 1, 2) AS a
     JOIN node_rollup_1m l
         ON l.node_id = a.node_id AND l.time = date_trunc('minute', a.last_time, 'UTC')
-    $q$, ww_tier_node_columns(),
-         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
-    USING p_from, p_to, p_nodes;
+    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $_$;
@@ -1645,6 +1651,19 @@ CREATE FUNCTION public.ww_tier_node_minutes(p_from timestamp with time zone, p_t
     AS $_$
 DECLARE
     n integer;
+    -- Minutes past every compacted hour (the forward build, always) read node_samples
+    -- itself: all their rows count, and ww_samples' union costs at fleet scale.
+    fast boolean := p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour';
+    src text := CASE WHEN fast AND p_nodes IS NULL
+                     THEN '(SELECT * FROM node_samples WHERE time >= $1 AND time < $2)'
+                     WHEN fast THEN '(SELECT * FROM node_samples WHERE time >= $1 AND time < $2'
+                                    ' AND node_id = ANY ($3))'
+                     WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)'
+                     ELSE 'ww_samples($1, $2, $3)' END;
+    last text := CASE WHEN fast
+                      THEN 'node_samples s WHERE s.node_id = a.node_id AND s.time = a.last_time'
+                      ELSE 'ww_samples(a.last_time, a.last_time + interval ''1 microsecond'','
+                           ' ARRAY[a.node_id]) s' END;
 BEGIN
     -- EXECUTE: planned with the actual range and node list each time (a generic plan would
     -- not know whether one node or the fleet is asked for).
@@ -1709,16 +1728,14 @@ BEGIN
           LEFT JOIN nodes n ON n.node_id = g.node_id) AS a
     CROSS JOIN LATERAL (
         SELECT s.*
-        FROM ww_samples(a.last_time, a.last_time + interval '1 microsecond',
-                        ARRAY[a.node_id]) s
+        FROM %s
         ORDER BY
                   s.power_w DESC, s.inlet_c DESC, s.outlet_c DESC, s.flow_lpm DESC,
                   s.wafer_hotspot_c DESC, s.utilization DESC, s.tokens_per_s DESC,
                   s.throttle_factor DESC, s.requests_queued DESC,
                   s.requests_in_flight DESC, s.humidity_pct DESC
         LIMIT 1) AS l
-    $q$, ww_tier_node_columns(),
-         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
+    $q$, ww_tier_node_columns(), src, last)
     USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;

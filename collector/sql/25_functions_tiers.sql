@@ -37,6 +37,19 @@ CREATE OR REPLACE FUNCTION ww_tier_node_minutes(p_from timestamptz, p_to timesta
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     n integer;
+    -- Minutes past every compacted hour (the forward build, always) read node_samples
+    -- itself: all their rows count, and ww_samples' union costs at fleet scale.
+    fast boolean := p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour';
+    src text := CASE WHEN fast AND p_nodes IS NULL
+                     THEN '(SELECT * FROM node_samples WHERE time >= $1 AND time < $2)'
+                     WHEN fast THEN '(SELECT * FROM node_samples WHERE time >= $1 AND time < $2'
+                                    ' AND node_id = ANY ($3))'
+                     WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)'
+                     ELSE 'ww_samples($1, $2, $3)' END;
+    last text := CASE WHEN fast
+                      THEN 'node_samples s WHERE s.node_id = a.node_id AND s.time = a.last_time'
+                      ELSE 'ww_samples(a.last_time, a.last_time + interval ''1 microsecond'','
+                           ' ARRAY[a.node_id]) s' END;
 BEGIN
     -- EXECUTE: planned with the actual range and node list each time (a generic plan would
     -- not know whether one node or the fleet is asked for).
@@ -101,16 +114,14 @@ BEGIN
           LEFT JOIN nodes n ON n.node_id = g.node_id) AS a
     CROSS JOIN LATERAL (
         SELECT s.*
-        FROM ww_samples(a.last_time, a.last_time + interval '1 microsecond',
-                        ARRAY[a.node_id]) s
+        FROM %s
         ORDER BY
                   s.power_w DESC, s.inlet_c DESC, s.outlet_c DESC, s.flow_lpm DESC,
                   s.wafer_hotspot_c DESC, s.utilization DESC, s.tokens_per_s DESC,
                   s.throttle_factor DESC, s.requests_queued DESC,
                   s.requests_in_flight DESC, s.humidity_pct DESC
         LIMIT 1) AS l
-    $q$, ww_tier_node_columns(),
-         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
+    $q$, ww_tier_node_columns(), src, last)
     USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -184,9 +195,7 @@ BEGIN
           GROUP BY 1, 2) AS a
     JOIN node_rollup_1m l
         ON l.node_id = a.node_id AND l.time = date_trunc('minute', a.last_time, 'UTC')
-    $q$, ww_tier_node_columns(),
-         CASE WHEN p_nodes IS NULL THEN 'ww_samples($1, $2)' ELSE 'ww_samples($1, $2, $3)' END)
-    USING p_from, p_to, p_nodes;
+    $q$, ww_tier_node_columns()) USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;

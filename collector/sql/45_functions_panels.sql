@@ -139,7 +139,15 @@ LANGUAGE sql STABLE SET jit = off AS $$
                s.throttle_factor AS throttle_factor_min,
                CASE WHEN s.throttled THEN coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000
                     ELSE 0 END AS throttled_s
-        FROM ww_samples(p_from, p_to, p_nodes) s CROSS JOIN t
+        -- Past every compacted hour (the usual "last hours"), node_samples itself; before,
+        -- ww_samples (raw and compacted), whose union costs ~2x a row.
+        FROM (SELECT s.* FROM node_samples s
+              WHERE p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+                AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
+              UNION ALL
+              SELECT s.* FROM ww_samples(p_from, p_to, p_nodes) s
+              WHERE p_from < (SELECT compacted_through FROM ww_tier_state) + interval '1 hour')
+             AS s CROSS JOIN t
         LEFT JOIN nodes n ON n.node_id = s.node_id
         WHERE t.tier = 'raw'
         UNION ALL
