@@ -798,61 +798,6 @@ $$;
 COMMENT ON FUNCTION public.ww_latency_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per bucket of [from, to), phase and model: requests by status, tokens and the merged queue/ttft/tpot/e2e histograms, from latency_rollup_1m or _1h (ww_tier_for).';
 
 
-SET default_tablespace = '';
-
---
--- Name: node_samples; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.node_samples (
-    "time" timestamp with time zone NOT NULL,
-    node_id text NOT NULL,
-    power_w real NOT NULL,
-    inlet_c real NOT NULL,
-    outlet_c real NOT NULL,
-    flow_lpm real NOT NULL,
-    wafer_hotspot_c real NOT NULL,
-    utilization real NOT NULL,
-    tokens_per_s real NOT NULL,
-    requests_queued integer NOT NULL,
-    requests_in_flight integer NOT NULL,
-    requests_completed integer NOT NULL,
-    throttled boolean NOT NULL,
-    throttle_factor real NOT NULL,
-    humidity_pct real
-)
-PARTITION BY RANGE ("time");
-
-
---
--- Name: COLUMN node_samples.humidity_pct; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.node_samples.humidity_pct IS 'Relative humidity (%) of the air at the system''s intake, 0..100; NULL: not measured.';
-
-
---
--- Name: ww_node_block_latest(text); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_node_block_latest(p_node text) RETURNS SETOF public.node_samples
-    LANGUAGE plpgsql STABLE COST 10 ROWS 1 PARALLEL SAFE
-    AS $$
-BEGIN
-    RETURN QUERY
-    SELECT d.time, p_node, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm, d.wafer_hotspot_c,
-           d.utilization, d.tokens_per_s, d.requests_queued, d.requests_in_flight,
-           d.requests_completed, d.throttled, d.throttle_factor, d.humidity_pct
-    FROM (SELECT c.block, c.last_time FROM node_samples_compact c
-          WHERE c.node_id = p_node
-          ORDER BY c.time DESC
-          LIMIT 1) AS c
-    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
-    WHERE d.time = c.last_time
-    LIMIT 1;
-END $$;
-
-
 --
 -- Name: ww_node_latency_series(text[], timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
 --
@@ -1096,6 +1041,39 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.ww_rollup_hours(p_from timestamp with time zone, p_to timestamp with time zone) IS 'Builds or rebuilds the latency_rollup_1h rows of the complete hours in [p_from, p_to) that are missing or whose window count no longer equals their minutes''. Runs as the owner. Returns the number of rows written.';
+
+
+SET default_tablespace = '';
+
+--
+-- Name: node_samples; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.node_samples (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    power_w real NOT NULL,
+    inlet_c real NOT NULL,
+    outlet_c real NOT NULL,
+    flow_lpm real NOT NULL,
+    wafer_hotspot_c real NOT NULL,
+    utilization real NOT NULL,
+    tokens_per_s real NOT NULL,
+    requests_queued integer NOT NULL,
+    requests_in_flight integer NOT NULL,
+    requests_completed integer NOT NULL,
+    throttled boolean NOT NULL,
+    throttle_factor real NOT NULL,
+    humidity_pct real
+)
+PARTITION BY RANGE ("time");
+
+
+--
+-- Name: COLUMN node_samples.humidity_pct; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.node_samples.humidity_pct IS 'Relative humidity (%) of the air at the system''s intake, 0..100; NULL: not measured.';
 
 
 --
@@ -2865,47 +2843,6 @@ COMMENT ON VIEW public.ww_latency_1m IS 'latency_rollup_1m with requests (all st
 
 
 --
--- Name: ww_tier_state; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.ww_tier_state (
-    id boolean DEFAULT true NOT NULL,
-    start timestamp with time zone NOT NULL,
-    watermark timestamp with time zone NOT NULL,
-    minutes_done timestamp with time zone NOT NULL,
-    hours_done timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    compacted_through timestamp with time zone NOT NULL,
-    compact_node text,
-    truncated_through timestamp with time zone NOT NULL,
-    CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
-    CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
-    CONSTRAINT ww_tier_state_id_check CHECK (id)
-);
-
-
---
--- Name: TABLE ww_tier_state; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
-
-
---
--- Name: COLUMN ww_tier_state.compacted_through; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour before it is compacted; of its own hour, the nodes up to compact_node.';
-
-
---
--- Name: COLUMN ww_tier_state.truncated_through; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
-
-
---
 -- Name: ww_node_latest; Type: VIEW; Schema: public; Owner: -
 --
 
@@ -2935,7 +2872,7 @@ CREATE VIEW public.ww_node_latest AS
     l.requests_completed,
     l.throttled,
     l.throttle_factor
-   FROM ((((public.nodes n
+   FROM (public.nodes n
      LEFT JOIN LATERAL ( SELECT s."time",
             s.node_id,
             s.power_w,
@@ -2954,79 +2891,7 @@ CREATE VIEW public.ww_node_latest AS
            FROM public.node_samples s
           WHERE (s.node_id = n.node_id)
           ORDER BY s."time" DESC
-         LIMIT 1) r ON (true))
-     LEFT JOIN LATERAL ( SELECT d."time",
-            d.node_id,
-            d.power_w,
-            d.inlet_c,
-            d.outlet_c,
-            d.flow_lpm,
-            d.wafer_hotspot_c,
-            d.utilization,
-            d.tokens_per_s,
-            d.requests_queued,
-            d.requests_in_flight,
-            d.requests_completed,
-            d.throttled,
-            d.throttle_factor,
-            d.humidity_pct
-           FROM public.ww_node_block_latest(n.node_id) d("time", node_id, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c, utilization, tokens_per_s, requests_queued, requests_in_flight, requests_completed, throttled, throttle_factor, humidity_pct)
-          WHERE ((r."time" IS NULL) OR (r."time" < (( SELECT s.compacted_through
-                   FROM public.ww_tier_state s) + '01:00:00'::interval)))) b ON (true))
-     CROSS JOIN LATERAL ( SELECT ((b."time" IS NOT NULL) AND ((r."time" IS NULL) OR (b."time" > r."time"))) AS b) u)
-     CROSS JOIN LATERAL ( SELECT
-                CASE
-                    WHEN u.b THEN b."time"
-                    ELSE r."time"
-                END AS "time",
-                CASE
-                    WHEN u.b THEN b.power_w
-                    ELSE r.power_w
-                END AS power_w,
-                CASE
-                    WHEN u.b THEN b.inlet_c
-                    ELSE r.inlet_c
-                END AS inlet_c,
-                CASE
-                    WHEN u.b THEN b.outlet_c
-                    ELSE r.outlet_c
-                END AS outlet_c,
-                CASE
-                    WHEN u.b THEN b.flow_lpm
-                    ELSE r.flow_lpm
-                END AS flow_lpm,
-                CASE
-                    WHEN u.b THEN b.wafer_hotspot_c
-                    ELSE r.wafer_hotspot_c
-                END AS wafer_hotspot_c,
-                CASE
-                    WHEN u.b THEN b.utilization
-                    ELSE r.utilization
-                END AS utilization,
-                CASE
-                    WHEN u.b THEN b.tokens_per_s
-                    ELSE r.tokens_per_s
-                END AS tokens_per_s,
-                CASE
-                    WHEN u.b THEN b.requests_queued
-                    ELSE r.requests_queued
-                END AS requests_queued,
-                CASE
-                    WHEN u.b THEN b.requests_in_flight
-                    ELSE r.requests_in_flight
-                END AS requests_in_flight,
-                CASE
-                    WHEN u.b THEN b.requests_completed
-                    ELSE r.requests_completed
-                END AS requests_completed,
-                CASE
-                    WHEN u.b THEN b.throttled
-                    ELSE r.throttled
-                END AS throttled,
-                CASE
-                    WHEN u.b THEN b.throttle_factor
-                    ELSE r.throttle_factor
-                END AS throttle_factor) l);
+         LIMIT 1) l ON (true));
 
 
 --
@@ -3292,6 +3157,47 @@ CREATE TABLE public.ww_tier_dirty (
 --
 
 COMMENT ON TABLE public.ww_tier_dirty IS 'Buckets changed by late data since they were built: (''s'', node, minute) of node_samples, (''l'', node, hour) of latency_windows. The tier job rebuilds and deletes them.';
+
+
+--
+-- Name: ww_tier_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ww_tier_state (
+    id boolean DEFAULT true NOT NULL,
+    start timestamp with time zone NOT NULL,
+    watermark timestamp with time zone NOT NULL,
+    minutes_done timestamp with time zone NOT NULL,
+    hours_done timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    compacted_through timestamp with time zone NOT NULL,
+    compact_node text,
+    truncated_through timestamp with time zone NOT NULL,
+    CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
+    CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
+    CONSTRAINT ww_tier_state_id_check CHECK (id)
+);
+
+
+--
+-- Name: TABLE ww_tier_state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
+
+
+--
+-- Name: COLUMN ww_tier_state.compacted_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour before it is compacted; of its own hour, the nodes up to compact_node.';
+
+
+--
+-- Name: COLUMN ww_tier_state.truncated_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
 
 
 --

@@ -69,26 +69,6 @@ COMMENT ON FUNCTION ww_samples(timestamptz, timestamptz) IS
     'The samples of [p_from, p_to) of every node, raw or compacted: the columns of '
     'node_samples (which alone holds only what is not compacted yet).';
 
--- The latest sample of a node's latest block (no row when it has none), for ww_node_latest.
--- plpgsql, declared one row and cheap: inlined, the decoding would be planned as 3,600 rows
--- a node, and over 32,600 nodes that cost alone sends the view through JIT's optimiser
--- (seconds), even though the view calls this only for nodes silent for hours.
-CREATE OR REPLACE FUNCTION ww_node_block_latest(p_node text) RETURNS SETOF node_samples
-LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 COST 10 AS $$
-BEGIN
-    RETURN QUERY
-    SELECT d.time, p_node, d.power_w, d.inlet_c, d.outlet_c, d.flow_lpm, d.wafer_hotspot_c,
-           d.utilization, d.tokens_per_s, d.requests_queued, d.requests_in_flight,
-           d.requests_completed, d.throttled, d.throttle_factor, d.humidity_pct
-    FROM (SELECT c.block, c.last_time FROM node_samples_compact c
-          WHERE c.node_id = p_node
-          ORDER BY c.time DESC
-          LIMIT 1) AS c
-    CROSS JOIN LATERAL ww_sblock_samples(c.block) d
-    WHERE d.time = c.last_time
-    LIMIT 1;
-END $$;
-
 -- Compacts the node-hours (p_hours[i], p_nodes[i]) that the progress says are compacted
 -- (others are left: not compacted yet, or before start): the block of each is rebuilt from
 -- the raw rows while its day is not truncated (they are all there), or from its block and

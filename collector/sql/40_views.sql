@@ -55,7 +55,10 @@ COMMENT ON VIEW ww_node_samples IS
     'only: the hours not compacted yet (compaction.age); samples of any age: ww_samples().';
 
 -- The latest sample of every known node (one index probe per node and partition), or NULLs
--- for a node that has never sent one. age_s: seconds since that sample.
+-- for a node that has never sent one. age_s: seconds since that sample. Raw rows only: a
+-- node silent since before its day's raw rows were emptied by compaction (0019) shows
+-- NULLs (its samples are in ww_samples()). A fallback to the latest block, even gated to
+-- such nodes, made the view 3x slower over 32,600 nodes (bench/fleetday.sh).
 CREATE OR REPLACE VIEW ww_node_latest AS
 SELECT n.node_id, n.site, n.hall, n.rack, n.phase, n.system_model, n.rated_kw, n.agent_id,
        n.agent_version, n.interval_ms, n.last_hello,
@@ -68,30 +71,7 @@ LEFT JOIN LATERAL (SELECT s.*
                    FROM node_samples s
                    WHERE s.node_id = n.node_id
                    ORDER BY s.time DESC
-                   LIMIT 1) AS r ON true
--- A node whose latest raw row is older than what compaction may have reached (0019): its
--- latest block too, decoded only then, and the newer of the two. (A raw row from
--- compacted_through + 1 h on is newer than any block.)
-LEFT JOIN LATERAL (SELECT d.*
-                   FROM ww_node_block_latest(n.node_id) d
-                   WHERE r.time IS NULL
-                      OR r.time < (SELECT s.compacted_through FROM ww_tier_state s)
-                                  + interval '1 hour') AS b ON true
-CROSS JOIN LATERAL (SELECT b.time IS NOT NULL AND (r.time IS NULL OR b.time > r.time) AS b) AS u
-CROSS JOIN LATERAL (SELECT CASE WHEN u.b THEN b.time ELSE r.time END AS time,
-                           CASE WHEN u.b THEN b.power_w ELSE r.power_w END AS power_w,
-                           CASE WHEN u.b THEN b.inlet_c ELSE r.inlet_c END AS inlet_c,
-                           CASE WHEN u.b THEN b.outlet_c ELSE r.outlet_c END AS outlet_c,
-                           CASE WHEN u.b THEN b.flow_lpm ELSE r.flow_lpm END AS flow_lpm,
-                           CASE WHEN u.b THEN b.wafer_hotspot_c ELSE r.wafer_hotspot_c END AS wafer_hotspot_c,
-                           CASE WHEN u.b THEN b.utilization ELSE r.utilization END AS utilization,
-                           CASE WHEN u.b THEN b.tokens_per_s ELSE r.tokens_per_s END AS tokens_per_s,
-                           CASE WHEN u.b THEN b.requests_queued ELSE r.requests_queued END AS requests_queued,
-                           CASE WHEN u.b THEN b.requests_in_flight ELSE r.requests_in_flight END AS requests_in_flight,
-                           CASE WHEN u.b THEN b.requests_completed ELSE r.requests_completed END AS requests_completed,
-                           CASE WHEN u.b THEN b.throttled ELSE r.throttled END AS throttled,
-                           CASE WHEN u.b THEN b.throttle_factor ELSE r.throttle_factor END AS throttle_factor)
-    AS l;
+                   LIMIT 1) AS l ON true;
 COMMENT ON VIEW ww_node_latest IS
     'Every node of nodes with its labels and its latest sample (NULLs if none yet); age_s '
     'is the seconds since that sample.';
