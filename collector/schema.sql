@@ -247,18 +247,28 @@ DECLARE
     st ww_tier_state;
     n integer;
     total integer := 0;
+    -- The compacted node-hours asked for: to rebuild from the raw rows (rh, rn), to merge
+    -- with their late rows (mh, mn). Arrays, not a temporary table: no catalog write per
+    -- call (the builder calls this for every batch of late entries), no TEMP privilege.
+    rh timestamptz[];
+    rn text[];
+    mh timestamptz[];
+    mn text[];
 BEGIN
     SELECT * INTO st FROM ww_tier_state;
-    CREATE TEMP TABLE IF NOT EXISTS ww_compact_todo (h timestamptz, n text, merge boolean)
-        ON COMMIT DROP;
-    TRUNCATE ww_compact_todo;
-    INSERT INTO ww_compact_todo
-    SELECT DISTINCT x.h, x.n, x.h < st.truncated_through
-    FROM unnest(p_hours, p_nodes) AS x(h, n)
+    SELECT coalesce(array_agg(x.h) FILTER (WHERE x.h >= st.truncated_through), '{}'),
+           coalesce(array_agg(x.n) FILTER (WHERE x.h >= st.truncated_through), '{}'),
+           coalesce(array_agg(x.h) FILTER (WHERE x.h < st.truncated_through), '{}'),
+           coalesce(array_agg(x.n) FILTER (WHERE x.h < st.truncated_through), '{}')
+    INTO rh, rn, mh, mn
+    FROM (SELECT DISTINCT u.h, u.n FROM unnest(p_hours, p_nodes) AS u(h, n)) AS x
     WHERE x.h >= st.start
       AND (x.h < st.compacted_through
            OR (x.h = st.compacted_through AND st.compact_node IS NOT NULL
                AND x.n COLLATE "C" <= st.compact_node));
+    IF cardinality(rh) = 0 AND cardinality(mh) = 0 THEN
+        RETURN 0;
+    END IF;
     -- Days not truncated: the raw rows are all there.
     INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
     SELECT t.h, max(s.time), count(*), s.node_id,
@@ -266,9 +276,8 @@ BEGIN
                          s.wafer_hotspot_c, s.utilization, s.tokens_per_s,
                          s.requests_queued, s.requests_in_flight, s.requests_completed,
                          s.throttled, s.throttle_factor, s.humidity_pct)
-    FROM ww_compact_todo t
+    FROM unnest(rh, rn) AS t(h, n)
     JOIN node_samples s ON s.node_id = t.n AND s.time >= t.h AND s.time < t.h + interval '1 hour'
-    WHERE NOT t.merge
     GROUP BY t.h, s.node_id
     ON CONFLICT (node_id, time) DO UPDATE
     SET last_time = excluded.last_time, samples = excluded.samples, block = excluded.block;
@@ -277,9 +286,8 @@ BEGIN
     -- Truncated days: the block and the late rows, which leave node_samples.
     WITH late AS (
         DELETE FROM node_samples s
-        USING ww_compact_todo t
-        WHERE t.merge AND s.node_id = t.n AND s.time >= t.h
-          AND s.time < t.h + interval '1 hour'
+        USING unnest(mh, mn) AS t(h, n)
+        WHERE s.node_id = t.n AND s.time >= t.h AND s.time < t.h + interval '1 hour'
         RETURNING s.*
     ), u AS (
         SELECT date_trunc('hour', l.time, 'UTC') AS h, l.* FROM late l
@@ -288,10 +296,9 @@ BEGIN
                d.wafer_hotspot_c, d.utilization, d.tokens_per_s, d.requests_queued,
                d.requests_in_flight, d.requests_completed, d.throttled, d.throttle_factor,
                d.humidity_pct
-        FROM ww_compact_todo t
+        FROM unnest(mh, mn) AS t(h, n)
         JOIN node_samples_compact c ON c.node_id = t.n AND c.time = t.h
         CROSS JOIN LATERAL ww_sblock_samples(c.block) d
-        WHERE t.merge
     )
     INSERT INTO node_samples_compact AS c (time, last_time, samples, node_id, block)
     SELECT u.h, max(u.time), count(*), u.node_id,
