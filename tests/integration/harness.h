@@ -4,6 +4,7 @@
 #define WW_HARNESS_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -94,7 +95,8 @@ typedef struct {
 
 /* Connects to endpoint. key_name: a key pair in dir (NAME.key) for CURVE, or NULL for a
  * client without CURVE; server_pub: the server public key to trust (dir/NAME.pub), NULL
- * for dir/collector.pub. Replies are awaited rcvtimeo_ms. */
+ * for dir/collector.pub. Replies are awaited rcvtimeo_ms; a send waits at most 10 s (a
+ * DEALER whose connection failed its handshake has no pipe, and a send would block). */
 void h_peer_open(h_peer_t *p, const char *endpoint, const char *dir, const char *key_name,
                  const char *server_pub, int rcvtimeo_ms);
 void h_peer_close(h_peer_t *p);
@@ -110,6 +112,10 @@ long h_peer_encode_samples(h_peer_t *p, const char *agent, uint64_t epoch, uint6
 /* Encodes and sends it. */
 void h_peer_send_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
                        uint64_t seq, float power_w, int64_t t);
+/* Encodes it and offers it without waiting, for a peer whose handshake is meant to fail:
+ * once it has failed there is nothing to send to. Returns whether it was queued. */
+bool h_peer_offer_batch(h_peer_t *p, const char *agent, const char *node, uint64_t epoch,
+                        uint64_t seq, float power_w, int64_t t);
 /* The next reply, decoded (free with ww_wire_free), or NULL after the timeout. */
 struct Waferwatch__V1__Envelope *h_peer_recv(h_peer_t *p);
 
