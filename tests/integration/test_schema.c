@@ -448,12 +448,16 @@ static void test_upgrade_converts_histograms_in_batches(void **state)
                          " SELECT now() - i * interval '10 s', 'node-' || i % 7, 'm' || i % 3,"
                          " 10, i, 0, 0, 0, i, i, q, t, p, e, 1 + i % 2"
                          " FROM generate_series(1, 2000) i," S_V12_HISTS));
-    PQclear(h_query(&db, "INSERT INTO latency_rollup_1m SELECT date_trunc('minute', now())"
+    /* The minutes fill the five hours before this one; the hour rows lie before those.
+     * The collector's start rebuilds the hour rows of the last two days from their minutes
+     * where the counts differ (ww_rollup_hours): an hour row over a part of the minutes
+     * here would be rebuilt or not by the minute of the clock (it failed at xx:59). */
+    PQclear(h_query(&db, "INSERT INTO latency_rollup_1m SELECT date_trunc('hour', now())"
                          " - i * interval '1 min', 'P', 'm', 1, i, 0, 0, 0, 1, 1, q, t, p, e"
                          " FROM generate_series(1, 300) i," S_V12_HISTS));
     PQclear(h_query(&db, "INSERT INTO latency_rollup_1h SELECT date_trunc('hour', now())"
-                         " - i * interval '1 hour', 'P', 'm', 60, i, 0, 0, 0, 1, 1, q, t, p, e"
-                         " FROM generate_series(1, 50) i," S_V12_HISTS));
+                         " - (i + 5) * interval '1 hour', 'P', 'm', 60, i, 0, 0, 0, 1, 1, q, t,"
+                         " p, e FROM generate_series(1, 50) i," S_V12_HISTS));
     /* One row that contradicts itself (count 99, one value), last in its table. */
     PQclear(h_query(&db, "UPDATE latency_windows_default SET"
                          " ttft = ROW(6, 99, 0, 0.1, 0.2, 0, 0, 0, 0, '{1}')::ww_hist"
