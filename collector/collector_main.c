@@ -360,7 +360,8 @@ int main(int argc, char **argv)
                                     .latency_node_days = conf.retention_latency_node_days,
                                     .compact_age_ns = conf.compaction_age_ns,
                                     .compact_max_nodes = conf.compaction_max_nodes,
-                                    .compact_days = conf.retention_compact_days};
+                                    .compact_days = conf.retention_compact_days,
+                                    .window_days = conf.retention_window_days};
         if (!(tiers = ww_tiers_start(&tc, conf.pg_conninfo, metrics))) {
             exit_code = 1;
             goto cleanup;

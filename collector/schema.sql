@@ -402,6 +402,78 @@ COMMENT ON FUNCTION public.ww_drop_old_tiers(node_minute_days integer, node_hour
 
 
 --
+-- Name: ww_drop_old_windows(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_drop_old_windows(days integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET lock_timeout TO '2s'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+    st ww_tier_state;
+    b timestamptz;
+    r record;
+    dropped integer := 0;
+    late_h timestamptz[];
+    late_n text[];
+BEGIN
+    IF coalesce(days, 0) <= 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO st FROM ww_tier_state FOR UPDATE;
+    b := least(date_trunc('day', now(), 'UTC') - make_interval(days => days),
+               date_trunc('day', st.hours_done, 'UTC'));
+    IF b <= st.windows_dropped_through THEN
+        RETURN 0;
+    END IF;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(7870002);
+    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+        RAISE NOTICE 'latency windows before % not dropped now (%): retried at the next run',
+                     b, SQLERRM;
+        RETURN 0;
+    END;
+    DELETE FROM ww_tier_dirty d WHERE d.tier = 'l' AND d.time < st.start;
+    WITH k AS (
+        DELETE FROM ww_tier_dirty d WHERE d.tier = 'l' AND d.time < b
+        RETURNING d.time, d.node_id)
+    SELECT array_agg(time ORDER BY time, node_id), array_agg(node_id ORDER BY time, node_id)
+    INTO late_h, late_n FROM k;
+    IF late_h IS NOT NULL THEN
+        PERFORM ww_tier_latency_late(late_h, late_n);
+    END IF;
+    -- The partitions with rows before b, oldest first, by their bounds (a partition made in
+    -- another time zone before schema 19 is not aligned on UTC days).
+    FOR r IN SELECT c.relname, v[1]::timestamptz AS lo, v[2]::timestamptz AS hi
+             FROM pg_partition_tree('latency_windows') t
+             JOIN pg_class c ON c.oid = t.relid
+             CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                             $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS v
+             WHERE t.isleaf AND v[1]::timestamptz < b
+             ORDER BY 2 LOOP
+        IF r.hi > b OR ww_drop_partition(r.relname) = 0 THEN
+            b := r.lo;
+            EXIT;
+        END IF;
+        dropped := dropped + 1;
+    END LOOP;
+    DELETE FROM latency_windows_default WHERE time < b;
+    UPDATE ww_tier_state SET windows_dropped_through = greatest(windows_dropped_through, b),
+                             updated_at = now();
+    RETURN dropped;
+END $_$;
+
+
+--
+-- Name: FUNCTION ww_drop_old_windows(days integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_drop_old_windows(days integer) IS 'Retention of latency_windows: drops its partitions older than days (0: keep) once their hours are built, the late ones first brought up to date; below windows_dropped_through a late window is merged into latency_node_1h. Runs as the owner. Returns the partitions dropped.';
+
+
+--
 -- Name: ww_drop_partition(text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -478,6 +550,12 @@ BEGIN
                 lo := d;
                 hi := d + 1;
                 name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMMDD'));
+            END IF;
+            -- A day of latency windows that retention dropped is not made again: its late
+            -- windows wait in the default partition to be merged (ww_tier_latency_merge).
+            IF t.tab = 'latency_windows' AND hi::timestamp AT TIME ZONE 'UTC' <=
+                    (SELECT windows_dropped_through FROM ww_tier_state) THEN
+                CONTINUE;
             END IF;
             IF to_regclass(name) IS NULL THEN
                 -- Bounds on UTC midnights, whatever the session's time zone: the name says
@@ -645,6 +723,8 @@ BEGIN
         -- through SECURITY DEFINER functions; the blocks are read-only to it.
         GRANT EXECUTE ON FUNCTION ww_compact(interval, integer), ww_compact_clear(),
             ww_drop_old_compact(integer) TO waferwatch_writer;
+        -- Retention of the latency windows (0020), by the tier job.
+        GRANT EXECUTE ON FUNCTION ww_drop_old_windows(integer) TO waferwatch_writer;
         GRANT SELECT ON node_samples_compact TO waferwatch_writer;
         REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON node_samples_compact
             FROM waferwatch_writer;
@@ -1460,11 +1540,7 @@ BEGIN
         PERFORM ww_tier_slo_hours(greatest(st.start, h_from - interval '1 hour'), h_to);
         hours := (extract(epoch FROM h_to - h_from) / 3600)::integer;
     END IF;
-    FOR b IN SELECT DISTINCT u FROM unnest(l_times) u ORDER BY 1 LOOP
-        PERFORM ww_tier_latency_hours(b, b + interval '1 hour',
-                                      ARRAY(SELECT n FROM unnest(l_times, l_nodes) x(t, n) WHERE t = b));
-        PERFORM ww_tier_phase_latency_hours(b, b + interval '1 hour');
-    END LOOP;
+    PERFORM ww_tier_latency_late(l_times, l_nodes);
     UPDATE ww_tier_state SET minutes_done = m_to, hours_done = h_to, updated_at = now();
     behind_s := extract(epoch FROM st.watermark - m_to);
     SELECT count(*) INTO dirty_left FROM ww_tier_dirty WHERE time < m_to;
@@ -1525,6 +1601,80 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $_$;
+
+
+--
+-- Name: ww_tier_latency_late(timestamp with time zone[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_latency_late(p_hours timestamp with time zone[], p_nodes text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    dropped timestamptz := (SELECT windows_dropped_through FROM ww_tier_state);
+    b timestamptz;
+    nodes text[];
+    n integer := 0;
+BEGIN
+    FOR b IN SELECT DISTINCT u FROM unnest(p_hours) u ORDER BY 1 LOOP
+        nodes := ARRAY(SELECT DISTINCT x.n FROM unnest(p_hours, p_nodes) x(t, n) WHERE x.t = b);
+        IF b < dropped THEN
+            PERFORM ww_tier_latency_merge(b, nodes);
+        ELSE
+            PERFORM ww_tier_latency_hours(b, b + interval '1 hour', nodes);
+        END IF;
+        PERFORM ww_tier_phase_latency_hours(b, b + interval '1 hour');
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+
+--
+-- Name: ww_tier_latency_merge(timestamp with time zone, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_tier_latency_merge(p_hour timestamp with time zone, p_nodes text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH late AS (
+        DELETE FROM latency_windows w
+        WHERE w.time >= p_hour AND w.time < p_hour + interval '1 hour'
+          AND w.node_id = ANY (p_nodes)
+        RETURNING w.*
+    ), old AS (
+        DELETE FROM latency_node_1h h
+        WHERE h.time = p_hour AND h.node_id = ANY (p_nodes)
+          AND (h.node_id, h.model) IN (SELECT l.node_id, l.model FROM late l)
+        RETURNING h.*
+    ), u AS (
+        SELECT l.node_id, l.model, l.duration_s, l.requests_ok, l.requests_error,
+               l.requests_timeout, l.requests_rejected, l.prompt_tokens, l.output_tokens,
+               1 AS windows, l.queue, l.ttft, l.tpot, l.e2e
+        FROM late l
+        UNION ALL
+        SELECT o.node_id, o.model, o.duration_s, o.requests_ok, o.requests_error,
+               o.requests_timeout, o.requests_rejected, o.prompt_tokens, o.output_tokens,
+               o.windows, o.queue, o.ttft, o.tpot, o.e2e
+        FROM old o
+    )
+    INSERT INTO latency_node_1h (
+        time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout,
+        requests_rejected, prompt_tokens, output_tokens, windows, queue, ttft, tpot, e2e)
+    SELECT p_hour, u.node_id, u.model, sum(u.duration_s), sum(u.requests_ok),
+           sum(u.requests_error), sum(u.requests_timeout), sum(u.requests_rejected),
+           sum(u.prompt_tokens), sum(u.output_tokens), sum(u.windows), ww_merge(u.queue),
+           ww_merge(u.ttft), ww_merge(u.tpot), ww_merge(u.e2e)
+    FROM u
+    GROUP BY u.node_id, u.model;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
 
 
 --
@@ -3180,8 +3330,10 @@ CREATE TABLE public.ww_tier_state (
     compacted_through timestamp with time zone NOT NULL,
     compact_node text,
     truncated_through timestamp with time zone NOT NULL,
+    windows_dropped_through timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
     CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
     CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
+    CONSTRAINT ww_tier_state_check2 CHECK ((windows_dropped_through <= hours_done)),
     CONSTRAINT ww_tier_state_id_check CHECK (id)
 );
 
@@ -3205,6 +3357,13 @@ COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour bef
 --
 
 COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
+
+
+--
+-- Name: COLUMN ww_tier_state.windows_dropped_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.windows_dropped_through IS 'latency_windows before it were dropped by retention once their hours were built; a late window below it is merged into its latency_node_1h row and deleted.';
 
 
 --

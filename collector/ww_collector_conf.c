@@ -35,7 +35,13 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("retention.raw_days", WW_CFG_INT, "35", C(retention_raw_days), 0, 36500, NULL,
         "daily partitions of node_samples and latency_windows older than this many days are "
         "dropped on the collector's hourly maintenance (0 = keep everything; at least 8, "
-        "since samples up to 7 days old are accepted)"),
+        "since samples up to 7 days old are accepted); compaction and "
+        "retention.window_days empty them sooner"),
+    ROW("retention.window_days", WW_CFG_INT, "1", C(retention_window_days), 0, 36500, NULL,
+        "daily partitions of latency_windows before the UTC midnight this many days ago are "
+        "dropped by the tier job once their hours are built into latency_node_1h (1: "
+        "yesterday and today are kept, 24 to 48 h); a later window of those days is merged "
+        "into its hour (0 = keep until retention.raw_days; needs tiers.enabled)"),
     ROW("retention.rollup_days", WW_CFG_INT, "400", C(retention_rollup_days), 0, 36500, NULL,
         "per-minute latency rollups, SLO and capacity evaluations, alert transitions and "
         "refused-message records older than this many days are deleted (0 = keep)"),

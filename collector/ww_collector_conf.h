@@ -25,6 +25,7 @@ typedef struct {
     int64_t tiers_interval_ns, tiers_grace_ns, tiers_max_minutes, tiers_max_late;
     int64_t retention_node_minute_days, retention_node_hour_days, retention_latency_node_days;
     int64_t compaction_age_ns, compaction_max_nodes, retention_compact_days;
+    int64_t retention_window_days; /* latency_windows (migration 0020) */
     int64_t max_message_bytes;
     int64_t max_samples;
     int64_t max_past_ns;

@@ -194,7 +194,24 @@ static bool s_compact(ww_tiers_t *self, ww_tiers_cycle_t *c)
     return true;
 }
 
-/* The per-node tiers' retention, at most hourly. */
+/* One retention function of days (a single integer), adding the partitions it dropped to
+ * *dropped. */
+static bool s_drop(ww_tiers_t *self, const char *sql, int64_t days, const char *what,
+                   uint64_t *dropped)
+{
+    char d[24];
+    snprintf(d, sizeof d, "%lld", (long long)days);
+    const char *p[] = {d};
+    PGresult *r = s_query(self, sql, 1, p, what);
+    if (!r) {
+        return false;
+    }
+    *dropped += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return true;
+}
+
+/* The per-node tiers', compacted samples' and latency windows' retention, at most hourly. */
 static bool s_retention(ww_tiers_t *self, ww_tiers_cycle_t *c)
 {
     if (ww_time_mono_ns() < self->next_retention) {
@@ -215,20 +232,17 @@ static bool s_retention(ww_tiers_t *self, ww_tiers_cycle_t *c)
     }
     c->dropped = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
-    char cd[24];
-    snprintf(cd, sizeof cd, "%lld", (long long)self->conf.compact_days);
-    const char *pc[] = {cd};
-    r = s_query(self, "SELECT ww_drop_old_compact($1::integer)", 1, pc,
-                "the compacted samples' retention");
-    if (!r) {
+    if (!s_drop(self, "SELECT ww_drop_old_compact($1::integer)", self->conf.compact_days,
+                "the compacted samples' retention", &c->dropped) ||
+        !s_drop(self, "SELECT ww_drop_old_windows($1::integer)", self->conf.window_days,
+                "the latency windows' retention", &c->dropped)) {
         return false;
     }
-    c->dropped += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     if (c->dropped > 0) {
-        WW_INFO("retention: dropped %llu partitions of the per-node tiers and compacted samples",
+        WW_INFO("retention: dropped %llu partitions of the per-node tiers, compacted samples "
+                "and latency windows",
                 (unsigned long long)c->dropped);
     }
-    PQclear(r);
     self->next_retention = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
     return true;
 }

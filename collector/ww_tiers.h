@@ -41,6 +41,9 @@ typedef struct {
     /* Compaction (migration 0019): an hour this old is compacted (0 = never), node-hours per
      * transaction; retention of node_samples_compact in days (0 = keep). */
     int64_t compact_age_ns, compact_max_nodes, compact_days;
+    /* Retention of latency_windows in days once their hours are built (migration 0020;
+     * 0 = keep). */
+    int64_t window_days;
 } ww_tiers_conf_t;
 
 typedef struct ww_tiers ww_tiers_t;

@@ -41,6 +41,12 @@ BEGIN
                 hi := d + 1;
                 name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMMDD'));
             END IF;
+            -- A day of latency windows that retention dropped is not made again: its late
+            -- windows wait in the default partition to be merged (ww_tier_latency_merge).
+            IF t.tab = 'latency_windows' AND hi::timestamp AT TIME ZONE 'UTC' <=
+                    (SELECT windows_dropped_through FROM ww_tier_state) THEN
+                CONTINUE;
+            END IF;
             IF to_regclass(name) IS NULL THEN
                 -- Bounds on UTC midnights, whatever the session's time zone: the name says
                 -- a UTC day, and compaction empties a UTC day's partition (0019).

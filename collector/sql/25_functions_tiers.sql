@@ -269,6 +269,78 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_tier_latency_hours(timestamptz, timestamptz, text[]) FROM PUBLIC;
 
+-- The late windows of the node-hours (p_hour, p_nodes) whose raw windows retention dropped
+-- (below windows_dropped_through, 0020): each node-model's hour row and its late windows,
+-- merged, replace the hour row, and the late windows leave latency_windows (the merge is
+-- exact: the row stays all the windows the hour ever received). A second part of a window
+-- whose first part is already merged counts once more in windows. Returns the rows written.
+CREATE OR REPLACE FUNCTION ww_tier_latency_merge(p_hour timestamptz, p_nodes text[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH late AS (
+        DELETE FROM latency_windows w
+        WHERE w.time >= p_hour AND w.time < p_hour + interval '1 hour'
+          AND w.node_id = ANY (p_nodes)
+        RETURNING w.*
+    ), old AS (
+        DELETE FROM latency_node_1h h
+        WHERE h.time = p_hour AND h.node_id = ANY (p_nodes)
+          AND (h.node_id, h.model) IN (SELECT l.node_id, l.model FROM late l)
+        RETURNING h.*
+    ), u AS (
+        SELECT l.node_id, l.model, l.duration_s, l.requests_ok, l.requests_error,
+               l.requests_timeout, l.requests_rejected, l.prompt_tokens, l.output_tokens,
+               1 AS windows, l.queue, l.ttft, l.tpot, l.e2e
+        FROM late l
+        UNION ALL
+        SELECT o.node_id, o.model, o.duration_s, o.requests_ok, o.requests_error,
+               o.requests_timeout, o.requests_rejected, o.prompt_tokens, o.output_tokens,
+               o.windows, o.queue, o.ttft, o.tpot, o.e2e
+        FROM old o
+    )
+    INSERT INTO latency_node_1h (
+        time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout,
+        requests_rejected, prompt_tokens, output_tokens, windows, queue, ttft, tpot, e2e)
+    SELECT p_hour, u.node_id, u.model, sum(u.duration_s), sum(u.requests_ok),
+           sum(u.requests_error), sum(u.requests_timeout), sum(u.requests_rejected),
+           sum(u.prompt_tokens), sum(u.output_tokens), sum(u.windows), ww_merge(u.queue),
+           ww_merge(u.ttft), ww_merge(u.tpot), ww_merge(u.e2e)
+    FROM u
+    GROUP BY u.node_id, u.model;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_tier_latency_merge(timestamptz, text[]) FROM PUBLIC;
+
+-- The late latency node-hours (p_hours[i], p_nodes[i]) brought up to date, an hour at a
+-- time: recomputed from the windows where retention has not dropped them, merged where it
+-- has (ww_tier_latency_merge); then the hour's phase rows. Returns the hours done.
+CREATE OR REPLACE FUNCTION ww_tier_latency_late(p_hours timestamptz[], p_nodes text[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    dropped timestamptz := (SELECT windows_dropped_through FROM ww_tier_state);
+    b timestamptz;
+    nodes text[];
+    n integer := 0;
+BEGIN
+    FOR b IN SELECT DISTINCT u FROM unnest(p_hours) u ORDER BY 1 LOOP
+        nodes := ARRAY(SELECT DISTINCT x.n FROM unnest(p_hours, p_nodes) x(t, n) WHERE x.t = b);
+        IF b < dropped THEN
+            PERFORM ww_tier_latency_merge(b, nodes);
+        ELSE
+            PERFORM ww_tier_latency_hours(b, b + interval '1 hour', nodes);
+        END IF;
+        PERFORM ww_tier_phase_latency_hours(b, b + interval '1 hour');
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_tier_latency_late(timestamptz[], text[]) FROM PUBLIC;
+
 -- latency_rollup_1h (per phase and model, 0010) of the hours in [p_from, p_to) rebuilt whole
 -- from latency_rollup_1m, which the ingest path keeps exact (late windows and window parts
 -- included). ww_rollup_hours (the SLO evaluator's) only rebuilds an hour whose window count
@@ -464,11 +536,7 @@ BEGIN
         PERFORM ww_tier_slo_hours(greatest(st.start, h_from - interval '1 hour'), h_to);
         hours := (extract(epoch FROM h_to - h_from) / 3600)::integer;
     END IF;
-    FOR b IN SELECT DISTINCT u FROM unnest(l_times) u ORDER BY 1 LOOP
-        PERFORM ww_tier_latency_hours(b, b + interval '1 hour',
-                                      ARRAY(SELECT n FROM unnest(l_times, l_nodes) x(t, n) WHERE t = b));
-        PERFORM ww_tier_phase_latency_hours(b, b + interval '1 hour');
-    END LOOP;
+    PERFORM ww_tier_latency_late(l_times, l_nodes);
     UPDATE ww_tier_state SET minutes_done = m_to, hours_done = h_to, updated_at = now();
     behind_s := extract(epoch FROM st.watermark - m_to);
     SELECT count(*) INTO dirty_left FROM ww_tier_dirty WHERE time < m_to;
@@ -496,3 +564,77 @@ COMMENT ON FUNCTION ww_drop_old_tiers(integer, integer, integer) IS
     'Retention of node_rollup_1m, node_rollup_1h and latency_node_1h: drops their partitions '
     'older than the given days (0: keep) and deletes such rows of their default partitions. '
     'Runs as the owner. Returns the partitions dropped.';
+
+-- Retention of latency_windows (retention.window_days, 0020): drops the daily partitions
+-- before the UTC midnight days ago, but never past the day of hours_done (an hour is built
+-- into latency_node_1h before its windows go), deletes such rows of the default partition,
+-- and moves windows_dropped_through there, in one transaction. Under the tier lock taken
+-- exclusively (as ww_tier_advance: the writes in flight finish first, new ones wait), it
+-- first brings the late node-hours still waiting below that point up to date from the
+-- windows about to go: a late window written while the day was being dropped either waits
+-- for the lock or is in that set. A partition that a reader holds past lock_timeout stops
+-- the step at its start (the rest waits for the next run), so every window below
+-- windows_dropped_through is gone and every one above is still there. Returns the
+-- partitions dropped.
+CREATE OR REPLACE FUNCTION ww_drop_old_windows(days integer) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+SET lock_timeout = '2s' SET jit = off AS $$
+DECLARE
+    st ww_tier_state;
+    b timestamptz;
+    r record;
+    dropped integer := 0;
+    late_h timestamptz[];
+    late_n text[];
+BEGIN
+    IF coalesce(days, 0) <= 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO st FROM ww_tier_state FOR UPDATE;
+    b := least(date_trunc('day', now(), 'UTC') - make_interval(days => days),
+               date_trunc('day', st.hours_done, 'UTC'));
+    IF b <= st.windows_dropped_through THEN
+        RETURN 0;
+    END IF;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(7870002);
+    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+        RAISE NOTICE 'latency windows before % not dropped now (%): retried at the next run',
+                     b, SQLERRM;
+        RETURN 0;
+    END;
+    DELETE FROM ww_tier_dirty d WHERE d.tier = 'l' AND d.time < st.start;
+    WITH k AS (
+        DELETE FROM ww_tier_dirty d WHERE d.tier = 'l' AND d.time < b
+        RETURNING d.time, d.node_id)
+    SELECT array_agg(time ORDER BY time, node_id), array_agg(node_id ORDER BY time, node_id)
+    INTO late_h, late_n FROM k;
+    IF late_h IS NOT NULL THEN
+        PERFORM ww_tier_latency_late(late_h, late_n);
+    END IF;
+    -- The partitions with rows before b, oldest first, by their bounds (a partition made in
+    -- another time zone before schema 19 is not aligned on UTC days).
+    FOR r IN SELECT c.relname, v[1]::timestamptz AS lo, v[2]::timestamptz AS hi
+             FROM pg_partition_tree('latency_windows') t
+             JOIN pg_class c ON c.oid = t.relid
+             CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                             $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS v
+             WHERE t.isleaf AND v[1]::timestamptz < b
+             ORDER BY 2 LOOP
+        IF r.hi > b OR ww_drop_partition(r.relname) = 0 THEN
+            b := r.lo;
+            EXIT;
+        END IF;
+        dropped := dropped + 1;
+    END LOOP;
+    DELETE FROM latency_windows_default WHERE time < b;
+    UPDATE ww_tier_state SET windows_dropped_through = greatest(windows_dropped_through, b),
+                             updated_at = now();
+    RETURN dropped;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_drop_old_windows(integer) FROM PUBLIC;
+COMMENT ON FUNCTION ww_drop_old_windows(integer) IS
+    'Retention of latency_windows: drops its partitions older than days (0: keep) once their '
+    'hours are built, the late ones first brought up to date; below windows_dropped_through '
+    'a late window is merged into latency_node_1h. Runs as the owner. Returns the '
+    'partitions dropped.';

@@ -145,6 +145,8 @@ BEGIN
         -- through SECURITY DEFINER functions; the blocks are read-only to it.
         GRANT EXECUTE ON FUNCTION ww_compact(interval, integer), ww_compact_clear(),
             ww_drop_old_compact(integer) TO waferwatch_writer;
+        -- Retention of the latency windows (0020), by the tier job.
+        GRANT EXECUTE ON FUNCTION ww_drop_old_windows(integer) TO waferwatch_writer;
         GRANT SELECT ON node_samples_compact TO waferwatch_writer;
         REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON node_samples_compact
             FROM waferwatch_writer;

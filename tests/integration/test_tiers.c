@@ -181,12 +181,14 @@ static void s_site_recomputed(s_sql_t *q, const char *src, const char *unit, con
     "SELECT time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout,"      \
     " requests_rejected, prompt_tokens, output_tokens, windows, queue::text, ttft::text,"          \
     " tpot::text, e2e::text FROM latency_node_1h"
-#define S_LATENCY_RECOMPUTED                                                                       \
+#define S_LATENCY_RECOMPUTED S_LATENCY_RECOMPUTED_OF("latency_windows")
+/* The same from a table of latency_windows' columns. */
+#define S_LATENCY_RECOMPUTED_OF(src)                                                               \
     "SELECT date_trunc('hour', w.time, 'UTC'), w.node_id, w.model, sum(w.duration_s),"             \
     " sum(w.requests_ok), sum(w.requests_error), sum(w.requests_timeout),"                         \
     " sum(w.requests_rejected), sum(w.prompt_tokens), sum(w.output_tokens), count(*),"             \
     " ww_merge(w.queue)::text, ww_merge(w.ttft)::text, ww_merge(w.tpot)::text,"                    \
-    " ww_merge(w.e2e)::text FROM latency_windows w"                                                \
+    " ww_merge(w.e2e)::text FROM " src " w"                                                        \
     " WHERE w.time >= (SELECT start FROM ww_tier_state)"                                           \
     " AND w.time < (SELECT hours_done FROM ww_tier_state) GROUP BY 1, 2, 3"
 
@@ -292,8 +294,21 @@ static void s_exec(h_db_t *db, const char *sql)
     PQclear(h_query(db, sql));
 }
 
-/* A fresh database, migrated, whose tier state is put at t0: the minutes and hours from
- * there to now are closed history for the builder to build. */
+/* Puts every progress of the tier state at t (Unix seconds) and x->t0 there: the minutes and
+ * hours from t to now are closed history for the builder to build. */
+static void s_state_at(s_env_t *x, long long t)
+{
+    x->t0 = t * WW_NS_PER_S;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "UPDATE ww_tier_state SET start = to_timestamp(%lld), watermark = to_timestamp(%lld),"
+             " minutes_done = to_timestamp(%lld), hours_done = to_timestamp(%lld),"
+             " compacted_through = to_timestamp(%lld), truncated_through = to_timestamp(%lld)",
+             t, t, t, t, t, t);
+    s_exec(&x->db, sql);
+}
+
+/* A fresh database, migrated, whose tier state is put three hours back (s_state_at). */
 static void s_setup(s_env_t *x, const char *tag)
 {
     memset(x, 0, sizeof *x);
@@ -303,16 +318,8 @@ static void s_setup(s_env_t *x, const char *tag)
     assert_non_null(store);
     assert_int_equal(ww_store_ensure(store, 1), 0);
     ww_store_destroy(&store);
-    long long t0 = h_query_ll(&x->db, "SELECT extract(epoch FROM date_trunc('hour', now(), 'UTC')"
-                                      " - interval '3 hours')::bigint");
-    x->t0 = t0 * WW_NS_PER_S;
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "UPDATE ww_tier_state SET start = to_timestamp(%lld), watermark = to_timestamp(%lld),"
-             " minutes_done = to_timestamp(%lld), hours_done = to_timestamp(%lld),"
-             " compacted_through = to_timestamp(%lld), truncated_through = to_timestamp(%lld)",
-             t0, t0, t0, t0, t0, t0);
-    s_exec(&x->db, sql);
+    s_state_at(x, h_query_ll(&x->db, "SELECT extract(epoch FROM date_trunc('hour', now(), 'UTC')"
+                                     " - interval '3 hours')::bigint"));
 }
 
 /* Starts a collector (log dir/NAME.log) with the tier builder on or off, running every
@@ -890,14 +897,8 @@ static void test_compaction_keeps_every_sample(void **state)
     s_setup(&x, "compact");
     long long y = h_query_ll(&x.db, "SELECT extract(epoch FROM date_trunc('day', now(), 'UTC')"
                                     " - interval '1 day')::bigint");
-    x.t0 = y * WW_NS_PER_S;
+    s_state_at(&x, y);
     char sql[1024];
-    snprintf(sql, sizeof sql,
-             "UPDATE ww_tier_state SET start = to_timestamp(%lld), watermark = to_timestamp(%lld),"
-             " minutes_done = to_timestamp(%lld), hours_done = to_timestamp(%lld),"
-             " compacted_through = to_timestamp(%lld), truncated_through = to_timestamp(%lld)",
-             y, y, y, y, y, y);
-    s_exec(&x.db, sql);
     s_exec(&x.db, "SELECT ww_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 2, 4)");
     s_exec(&x.db, "CREATE TABLE compact_truth (LIKE node_samples)");
     s_exec(&x.db, "CREATE FUNCTION compact_truth_f() RETURNS trigger LANGUAGE plpgsql"
@@ -1036,7 +1037,102 @@ static void test_compaction_keeps_every_sample(void **state)
     h_db_drop(&x.db);
 }
 
-/* ---- 4. a watermark no agent time can be compared with ------------------------------------ */
+/* ---- 4. latency windows dropped after a day, late ones merged ------------------------------ */
+
+/* latency_node_1h against its recomputation from every window ever written (window_truth,
+ * filled by a trigger: retention drops the windows themselves). */
+static void s_check_latency_truth(s_env_t *x, const char *when)
+{
+    s_sql_t t = {.n = 0}, r = {.n = 0};
+    s_cat(&t, S_LATENCY_TABLE);
+    s_cat(&r, S_LATENCY_RECOMPUTED_OF("window_truth"));
+    s_compare(&x->db, when, "latency_node_1h", &t, &r);
+}
+
+/* retention.window_days (migration 0020): the tier job drops the days of latency windows
+ * before yesterday once their hours are built, and does not make their partitions again;
+ * a late window of a dropped day is merged into its node-hour (an hour that has a row, a
+ * model new to it, an hour that had none) and deleted, one of a kept day recomputes its
+ * hour from the windows; latency_node_1h stays exactly all the windows ever written. */
+static void test_window_retention_merges_late_windows(void **state)
+{
+    (void)state;
+    s_env_t x;
+    s_setup(&x, "winret");
+    long long d0 = h_query_ll(&x.db, "SELECT extract(epoch FROM date_trunc('day', now(), 'UTC'))"
+                                     "::bigint");
+    s_state_at(&x, d0 - 3 * 86400);
+    int64_t day = 24 * HOUR_NS, t0 = x.t0; /* three days before today, 00:00 UTC */
+    s_exec(&x.db, "CREATE TABLE window_truth (LIKE latency_windows)");
+    s_exec(&x.db, "CREATE FUNCTION window_truth_f() RETURNS trigger LANGUAGE plpgsql"
+                  " SECURITY DEFINER SET search_path = public AS"
+                  " $$BEGIN INSERT INTO window_truth SELECT NEW.*; RETURN NULL; END$$");
+    s_exec(&x.db, "CREATE TRIGGER window_truth_t AFTER INSERT ON latency_windows"
+                  " FOR EACH ROW EXECUTE FUNCTION window_truth_f()");
+
+    /* On time, no builder: windows of A in each of the three days before today. */
+    s_collector_start(&x, "ingest", false, "1440", true);
+    s_hello(&x, NODE_A, "s1", "h1", "p1", 23, 10000);
+    const int64_t on_time[] = {t0 + 10 * HOUR_NS, t0 + 10 * HOUR_NS + MIN_NS,
+                               t0 + day + 5 * HOUR_NS, t0 + 2 * day + 3 * HOUR_NS};
+    enum { N_ON = sizeof on_time / sizeof on_time[0] };
+    s_win_t win[N_ON];
+    Waferwatch__V1__LatencyWindow *wp[N_ON];
+    for (unsigned i = 0; i < N_ON; i++) {
+        s_win_init(&win[i], NODE_A, "m1", on_time[i], i);
+        wp[i] = &win[i].w;
+    }
+    s_batch(&x, NULL, 0, 0, 1, false, wp, N_ON);
+    s_collector_stop(&x);
+
+    /* The builder builds the three days, then drops the two before yesterday. */
+    setenv("WW_COLLECTOR_COMPACTION_AGE", "0", 1);
+    setenv("WW_COLLECTOR_RETENTION_WINDOW_DAYS", "1", 1);
+    s_collector_start(&x, "build", true, "1440", true);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT (windows_dropped_through = to_timestamp(%lld))::int FROM ww_tier_state",
+             d0 - 86400);
+    s_wait_sql(&x, sql, 50, "the windows before yesterday are dropped");
+    s_check_latency_truth(&x, "after the drop");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_partition_tree('latency_windows') t"
+             " WHERE t.isleaf AND t.relid::text ~ '_p[0-9]{8}$'"
+             " AND to_date(right(t.relid::text, 8), 'YYYYMMDD') < to_timestamp(%lld) AT TIME ZONE"
+             " 'UTC'",
+             d0 - 86400);
+    assert_int_equal(h_query_ll(&x.db, sql), 0);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM latency_windows"), 1);
+
+    /* Late: into the hour of the first day that has a row (m1 again, and a new model m2), an
+     * hour of the second day that had none, and yesterday (kept: recomputed). */
+    const int64_t late[] = {t0 + 10 * HOUR_NS + 2 * MIN_NS, t0 + 10 * HOUR_NS + 3 * MIN_NS,
+                            t0 + day + 7 * HOUR_NS, t0 + 2 * day + 3 * HOUR_NS + MIN_NS};
+    enum { N_LATE = sizeof late / sizeof late[0] };
+    s_win_t lw[N_LATE];
+    Waferwatch__V1__LatencyWindow *lp[N_LATE];
+    for (unsigned i = 0; i < N_LATE; i++) {
+        s_win_init(&lw[i], NODE_A, i == 1 ? "m2" : "m1", late[i], 10 + i);
+        lp[i] = &lw[i].w;
+    }
+    s_batch(&x, NULL, 0, 0, 1, false, lp, N_LATE);
+    s_wait_sql(&x,
+               "SELECT (NOT EXISTS (SELECT 1 FROM ww_tier_dirty) AND NOT EXISTS (SELECT 1 FROM"
+               " latency_windows WHERE time < (SELECT windows_dropped_through FROM"
+               " ww_tier_state)))::int",
+               50, "the late windows are merged");
+    s_check_latency_truth(&x, "after the late windows");
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM latency_windows"), 2);
+    /* The maintenance does not make the dropped days' partitions again. */
+    s_exec(&x.db, "SELECT ww_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 7, 10)");
+    assert_int_equal(h_query_ll(&x.db, sql), 0);
+    unsetenv("WW_COLLECTOR_COMPACTION_AGE");
+    unsetenv("WW_COLLECTOR_RETENTION_WINDOW_DAYS");
+    s_collector_stop(&x);
+    h_db_drop(&x.db);
+}
+
+/* ---- 5. a watermark no agent time can be compared with ------------------------------------ */
 
 /* The write transaction reads ww_tier_state.watermark as Unix microseconds and compares it
  * with the samples' Unix ns: a watermark past what an int64 of ns holds (year 2262; a row
@@ -1075,6 +1171,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_tiers_crash_mid_build),
     cmocka_unit_test(test_late_bucket_written_twice_during_a_build),
     cmocka_unit_test(test_compaction_keeps_every_sample),
+    cmocka_unit_test(test_window_retention_merges_late_windows),
     cmocka_unit_test(test_watermark_out_of_range_is_refused),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
