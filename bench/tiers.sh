@@ -168,11 +168,13 @@ declare -A PERDAY=(
   [latency_rollup_1m]=$((9 * 1440)) [latency_rollup_1h]=$((9 * 24)))
 # The default retention of each (ww_collector_conf.c): raw samples until their day is
 # compacted (the day, plus compaction.age 3 h: 1.125 d at its fullest), compacted samples
-# 14 d, raw latency windows 35 d, node minutes 35 d, node hours 400 d, latency per
-# node-hour 35 d, site and phase rollups 400 d (rollup_days).
+# 14 d, raw latency windows until the day before yesterday is dropped (retention.window_days
+# 1: yesterday, today, and the hour until the hourly retention runs after midnight: 2.042 d
+# at their fullest), node minutes 35 d, node hours 400 d, latency per node-hour 35 d, site
+# and phase rollups 400 d (rollup_days).
 declare -A DAYS=(
   [node_samples]=1.125 [node_samples_compact]=14 [node_rollup_1m]=35 [node_rollup_1h]=400 [site_rollup_1m]=400
-  [site_rollup_1h]=400 [latency_windows]=35 [latency_node_1h]=35 [latency_rollup_1m]=400
+  [site_rollup_1h]=400 [latency_windows]=2.042 [latency_node_1h]=35 [latency_rollup_1m]=400
   [latency_rollup_1h]=400)
 printf '%-18s %12s %10s %14s %10s %12s\n' table rows "B/row" "rows/day fleet" "GB/day" "TB retained"
 total=0
