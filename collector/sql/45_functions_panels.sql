@@ -42,6 +42,21 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                 WHEN '1h' THEN interval '1 hour' ELSE interval '1 minute' END)
 $$;
 
+-- Where the rows of the minute tier (or of the rows below it) start for a range read from
+-- tier p_tier: p_from for the minute tier, the first minute after the hours built
+-- (hours_done) for the hour tier, none ('infinity') for raw rows. A bound on the column
+-- itself, which the index takes: written as "tier = '1m' OR time >= hours_done" over a
+-- CTE's columns it was a filter, and a 30-day range read 30 days of minutes to keep the last
+-- hour's (slo_evaluations: 16.6 million rows, 4.5 s; bench/fleetday.sh).
+CREATE OR REPLACE FUNCTION ww_tier_minutes_from(p_tier text, p_from timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE p_tier
+               WHEN '1m' THEN p_from
+               WHEN '1h' THEN greatest(p_from, (SELECT s.hours_done FROM ww_tier_state s))
+               ELSE timestamptz 'infinity' END
+$$;
+
 -- Per bucket, site, hall and phase: reporting nodes (the most in any minute or hour of the
 -- bucket), their rated MW, power MW, output tokens/s, J per output token, coolant and wafer
 -- temperatures (averages over samples, extremes), the lowest flow, throttled nodes (the
@@ -73,8 +88,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
                m.inlet_c_max, m.outlet_c_sum, m.outlet_c_max, m.flow_lpm_min,
                m.wafer_hotspot_c_sum, m.wafer_hotspot_c_max, m.throttled_nodes,
                m.humidity_pct_sum, 60 AS span_s
-        FROM site_rollup_1m m, t
-        WHERE m.time >= p_from AND m.time < p_to AND (t.tier = '1m' OR m.time >= t.hours_done)
+        FROM site_rollup_1m m
+        WHERE m.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from) AND m.time < p_to
         UNION ALL
         SELECT h.time, h.site, h.hall, h.phase, h.nodes, h.rated_kw, h.samples,
                h.humidity_samples, h.sampled_s, h.energy_j, h.tokens, h.requests_completed,
@@ -141,23 +156,30 @@ LANGUAGE sql STABLE SET jit = off AS $$
                     ELSE 0 END AS throttled_s
         -- Past every compacted hour (the usual "last hours"), node_samples itself; before,
         -- ww_samples (raw and compacted), whose union costs ~2x a row.
+        -- Only for the raw tier: a condition on the parameters alone, which the plan checks
+        -- once before reading anything (as a CTE's column it was checked per row, after
+        -- ww_samples had decoded the whole range).
         FROM (SELECT s.* FROM node_samples s
-              WHERE p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+              WHERE p_to - p_from <= interval '3 hours'
+                AND p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
                 AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
               UNION ALL
               SELECT s.* FROM ww_samples(p_from, p_to, p_nodes) s
-              WHERE p_from < (SELECT compacted_through FROM ww_tier_state) + interval '1 hour')
-             AS s CROSS JOIN t
+              WHERE p_to - p_from <= interval '3 hours'
+                AND p_from < (SELECT compacted_through FROM ww_tier_state) + interval '1 hour')
+             AS s
         LEFT JOIN nodes n ON n.node_id = s.node_id
-        WHERE t.tier = 'raw'
         UNION ALL
         SELECT m.time, m.node_id, m.samples, m.sampled_s, m.energy_j, m.power_w_max,
                m.inlet_c_sum, m.outlet_c_sum, m.wafer_hotspot_c_max, m.flow_lpm_min,
                m.utilization_sum, m.tokens_per_s_sum, m.requests_queued_sum,
                m.requests_in_flight_sum, m.throttle_factor_min, m.throttled_s
-        FROM node_rollup_1m m CROSS JOIN t
-        WHERE (t.tier = '1m' OR (t.tier = '1h' AND m.time >= t.hours_done))
-          AND m.node_id = ANY (p_nodes) AND m.time >= p_from AND m.time < p_to
+        FROM node_rollup_1m m
+        WHERE m.node_id = ANY (p_nodes) AND m.time < p_to
+          AND m.time >= ww_tier_minutes_from(CASE WHEN p_to - p_from <= interval '3 hours'
+                                                  THEN 'raw'
+                                                  ELSE ww_tier_for(p_from, p_to, p_step) END,
+                                             p_from)
         UNION ALL
         SELECT h.time, h.node_id, h.samples, h.sampled_s, h.energy_j, h.power_w_max,
                h.inlet_c_sum, h.outlet_c_sum, h.wafer_hotspot_c_max, h.flow_lpm_min,
@@ -204,8 +226,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
         SELECT m.time, m.phase, m.model, m.windows, m.requests_ok, m.requests_error,
                m.requests_timeout, m.requests_rejected, m.prompt_tokens, m.output_tokens,
                m.queue, m.ttft, m.tpot, m.e2e
-        FROM latency_rollup_1m m CROSS JOIN t
-        WHERE m.time >= p_from AND m.time < p_to AND (t.tier = '1m' OR m.time >= t.hours_done)
+        FROM latency_rollup_1m m
+        WHERE m.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from) AND m.time < p_to
         UNION ALL
         SELECT h.time, h.phase, h.model, h.windows, h.requests_ok, h.requests_error,
                h.requests_timeout, h.requests_rejected, h.prompt_tokens, h.output_tokens,
@@ -247,9 +269,9 @@ LANGUAGE sql STABLE SET jit = off AS $$
         SELECT w.time, w.node_id, w.model, 1::bigint AS windows, w.requests_ok,
                w.requests_error, w.requests_timeout, w.requests_rejected, w.prompt_tokens,
                w.output_tokens, w.queue, w.ttft, w.tpot, w.e2e
-        FROM latency_windows w CROSS JOIN t
-        WHERE w.node_id = ANY (p_nodes) AND w.time >= p_from AND w.time < p_to
-          AND (t.tier = '1m' OR w.time >= t.hours_done)
+        FROM latency_windows w
+        WHERE w.node_id = ANY (p_nodes) AND w.time < p_to
+          AND w.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from)
         UNION ALL
         SELECT h.time, h.node_id, h.model, h.windows, h.requests_ok, h.requests_error,
                h.requests_timeout, h.requests_rejected, h.prompt_tokens, h.output_tokens,
@@ -287,8 +309,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
                (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), b AS (
         SELECT m.hot_node_ids, m.hot_node_c
-        FROM site_rollup_1m m CROSS JOIN t
-        WHERE m.time >= p_from AND m.time < p_to AND (t.tier = '1m' OR m.time >= t.hours_done)
+        FROM site_rollup_1m m
+        WHERE m.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from) AND m.time < p_to
           AND m.site = ANY (p_sites) AND m.phase = ANY (p_phases)
         UNION ALL
         SELECT h.hot_node_ids, h.hot_node_c
@@ -304,9 +326,9 @@ LANGUAGE sql STABLE SET jit = off AS $$
         LIMIT least(p_limit, 10)
     ), r AS (
         SELECT m.node_id, m.outlet_c_max, m.flow_lpm_min, m.throttled_s, m.sampled_s
-        FROM node_rollup_1m m CROSS JOIN t
-        WHERE m.node_id IN (SELECT top.node_id FROM top) AND m.time >= p_from AND m.time < p_to
-          AND (t.tier = '1m' OR m.time >= t.hours_done)
+        FROM node_rollup_1m m
+        WHERE m.node_id IN (SELECT top.node_id FROM top) AND m.time < p_to
+          AND m.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from)
         UNION ALL
         SELECT h.node_id, h.outlet_c_max, h.flow_lpm_min, h.throttled_s, h.sampled_s
         FROM node_rollup_1h h CROSS JOIN t
@@ -343,9 +365,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
                (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
         SELECT e.time, e.phase, e.slo, e.model, e.window_name, e.burn_rate AS burn
-        FROM slo_evaluations e CROSS JOIN t
-        WHERE e.time >= p_from AND e.time < p_to
-          AND (t.tier = '1m' OR e.time >= t.hours_done)
+        FROM slo_evaluations e
+        WHERE e.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from) AND e.time < p_to
         UNION ALL
         SELECT h.time, h.phase, h.slo, h.model, h.window_name, h.burn_max
         FROM slo_burn_1h h CROSS JOIN t

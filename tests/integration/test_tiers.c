@@ -573,6 +573,73 @@ static double s_metric(const s_env_t *x, const char *series)
 #define RUNS_OK "waferwatch_collector_tier_runs_total{result=\"ok\"}"
 #define RUNS_ERROR "waferwatch_collector_tier_runs_total{result=\"error\"}"
 
+/* The panel functions (45_functions_panels.sql) over a range read from the hour tier give the
+ * same rows wherever hours_done stands in it: the hours below it from the hour tables, the
+ * minutes from it on from the minute tables (each exactly once). Averages are compared to 6
+ * decimals (their sums are added in another order); power and tokens/s, means of means,
+ * are not compared. Run with the builder stopped: it moves hours_done back. */
+static void s_check_panels_across_hours_done(s_env_t *x)
+{
+    static const struct {
+        const char *head, *tail; /* around the range's arguments */
+    } panels[] = {
+        {"SELECT time, site, hall, phase, nodes, rated_mw, inlet_max_c, outlet_max_c,"
+         " flow_min_lpm, hotspot_max_c, throttled_nodes, requests_completed, samples,"
+         " humidity_samples, round(inlet_avg_c::numeric, 6) AS inlet,"
+         " round(outlet_avg_c::numeric, 6) AS outlet, round(hotspot_avg_c::numeric, 6) AS hot"
+         " FROM ww_site_series(",
+         ")"},
+        {"SELECT time, node_id, power_max_w, hotspot_max_c, flow_min_lpm, throttle_factor_min,"
+         " round(inlet_c::numeric, 6) AS inlet, round(outlet_c::numeric, 6) AS outlet,"
+         " round(throttled_share::numeric, 6) AS throttled FROM ww_node_series('{" NODE_A "," NODE_B
+         "," NODE_C "}', ",
+         ")"},
+        {"SELECT l::text FROM ww_latency_series(", ") l"},
+        {"SELECT l::text FROM ww_node_latency_series('{" NODE_A "," NODE_B "}', ", ") l"},
+        {"SELECT node_id, site, rack, phase, hotspot_max_c, outlet_max_c, flow_min_lpm,"
+         " round(throttled_share::numeric, 6) AS throttled FROM ww_hottest_nodes(",
+         ", ARRAY(SELECT DISTINCT site FROM site_rollup_1m),"
+         " ARRAY(SELECT DISTINCT phase FROM site_rollup_1m))"},
+    };
+    char range[160], sql[4096];
+    long long t0 = x->t0 / WW_NS_PER_S;
+    snprintf(range, sizeof range, "to_timestamp(%lld), to_timestamp(%lld), interval '1 hour'",
+             t0 - 3600, t0 + 4 * 3600);
+    static const int hours_done[] = {3, 1, 0}; /* after t0; the first is the built state */
+    for (size_t k = 0; k < sizeof panels / sizeof panels[0]; k++) {
+        char query[1024];
+        snprintf(query, sizeof query, "%s%s%s", panels[k].head, range, panels[k].tail);
+        for (size_t h = 0; h < sizeof hours_done / sizeof hours_done[0]; h++) {
+            long long at = t0 + hours_done[h] * 3600LL;
+            snprintf(sql, sizeof sql,
+                     "UPDATE ww_tier_state SET hours_done = to_timestamp(%lld),"
+                     " compacted_through = least(compacted_through, to_timestamp(%lld)),"
+                     " truncated_through = least(truncated_through, to_timestamp(%lld))",
+                     at, at, at);
+            s_exec(&x->db, sql);
+            if (h == 0) {
+                snprintf(sql, sizeof sql, "CREATE TEMP TABLE panel_%zu AS %s", k, query);
+                s_exec(&x->db, sql);
+                snprintf(sql, sizeof sql, "SELECT count(*) FROM panel_%zu", k);
+                if (h_query_ll(&x->db, sql) == 0) {
+                    fail_msg("panel %zu has no rows over the test's hours: %s", k, query);
+                }
+                continue;
+            }
+            snprintf(sql, sizeof sql,
+                     "SELECT (SELECT count(*) FROM (SELECT * FROM panel_%zu EXCEPT ALL %s) a)"
+                     " + (SELECT count(*) FROM (%s EXCEPT ALL SELECT * FROM panel_%zu) b)",
+                     k, query, query, k);
+            long long differ = h_query_ll(&x->db, sql);
+            if (differ != 0) {
+                fail_msg("%s\n with hours_done at t0 + %d h: %lld rows differ from hours_done "
+                         "at t0 + 3 h",
+                         query, hours_done[h], differ);
+            }
+        }
+    }
+}
+
 /* ---- 1. forward, then late ------------------------------------------------------------- */
 
 static void test_tiers_equal_recomputation_after_late_data(void **state)
@@ -681,6 +748,7 @@ static void test_tiers_equal_recomputation_after_late_data(void **state)
         fail_msg("tier metrics do not show the builds and late buckets (/metrics above)");
     }
     s_collector_stop(&x);
+    s_check_panels_across_hours_done(&x);
     h_db_drop(&x.db);
 }
 
