@@ -13,7 +13,7 @@
 #   log-normals at scale 6 sized as a busy phase's minute/hour (hundreds of buckets);
 #   ww_tier_state agrees (hours_done: this hour, minutes_done: this minute).
 # Then every panel target's rawSql and every variable query of dashboards/*.json, expanded
-# as Grafana would (bench/fleetday_panels.py: every variable at All, macros as
+# as Grafana would (bench/fleetday_panels.py: every variable at All, $node at its first node, macros as
 # tests/integration/test_dashboards.c expands them, $__interval from the range over 1000
 # px) for the last 1 h, 24 h, 7 d and 30 d, run as EXPLAIN (ANALYZE, TIMING OFF): the best
 # server execution time of 3, marked '!' over 1000 ms, with the dominant plan node (a timed

@@ -3,7 +3,8 @@
 
 Every variable query and every panel target's rawSql of DASHBOARD_DIR/*.json, expanded as
 Grafana sends it (tests/integration/test_dashboards.c is the reference: template variables
-first, every multi-value/All variable at All = the quoted list of its query's values, then
+first, every variable with All at All = the quoted list of its query's values (one without
+All, $node, at its first value, as Grafana opens it), then
 the PostgreSQL data source's macros; $__interval = the range over 1000 points rounded as
 Grafana's roundInterval, at least the panel's own interval or 1s), for the last 1 h, 24 h,
 7 d and 30 d ending now, run through psql (PG* environment) as
@@ -185,6 +186,7 @@ def main():
         dash = Dash(path)
         dname = os.path.basename(path)[:-5]
         queries = []  # (title, sql, min interval)
+        first_only = set()  # variables without All: Grafana opens them at their first value
         for v in dash.d.get("templating", {}).get("list", []):
             if v.get("type") != "query":
                 dash.vars[v["name"]] = []
@@ -192,6 +194,8 @@ def main():
             q = v.get("query")
             q = q.get("query") if isinstance(q, dict) else q
             queries.append(("var $" + v["name"], q, None))
+            if not v.get("includeAll"):
+                first_only.add(v["name"])
         for p in panels(dash.d.get("panels", [])):
             for i, t in enumerate(p.get("targets", [])):
                 if t.get("rawSql"):
@@ -207,7 +211,8 @@ def main():
                         x = dash.expand(sql, frm, now, "1s")
                         name = title[5:]
                         if rname == "24h":  # All: the values over the dashboard's range
-                            dash.vars[name] = [l for l in psql(x).split("\n") if l != ""]
+                            vals = [l for l in psql(x).split("\n") if l != ""]
+                            dash.vars[name] = vals[:1] if name in first_only else vals
                     else:
                         x = dash.expand(sql, frm, now, iv)
                     ms = explain(x)
