@@ -745,6 +745,19 @@ static int s_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, bool canon
     if (rc != 0) {
         return rc;
     }
+    if (hd.scale < dst->scale && dst->count == 0 && dst->len == 0) {
+        /* An empty dst (an aggregate's first row: its state starts at the finest scale)
+         * merged with a coarser histogram is that histogram at its own scale: adopt the
+         * scale and add the buckets straight in, instead of unpacking a copy and merging
+         * it (twice the decoding, and an allocation, per group of ww_merge). */
+        int scale = dst->scale;
+        dst->scale = hd.scale;
+        rc = s_merge_packed(dst, p, n, canonical, why);
+        if (rc != 0) {
+            dst->scale = scale; /* unchanged on error */
+        }
+        return rc;
+    }
     if (hd.scale != dst->scale) {
         /* One side is reduced to the other's scale: ww_hist_merge knows how. */
         ww_hist_t tmp;

@@ -226,6 +226,27 @@ static void s_arg_hist(FunctionCallInfo fcinfo, int arg, ww_hist_t *h)
     ww_pg_unpack(p, n, h);
 }
 
+/* Argument arg's buckets, counts, min and max, for what reads no more (ww_quantile): merged
+ * into an empty histogram as the aggregate reads a stored row (ww_hist_merge_stored: a
+ * value of the type was checked whole when it was made; memory safety is checked again),
+ * at half the cost of s_arg_hist's full check, which a panel pays per row and quantile.
+ * The sum is not exact here (0 + sum, clamped to finite). */
+static void s_arg_hist_counts(FunctionCallInfo fcinfo, int arg, ww_hist_t *h)
+{
+    size_t n;
+    const uint8_t *p = ww_pg_bytes(PG_GETARG_DATUM(arg), &n);
+    const char *why = NULL;
+    ww_hist_init(h, WW_HIST_MAX_SCALE);
+    int rc = ww_hist_merge_stored(h, p, n, &why);
+    if (rc == -ENOMEM) {
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+    }
+    if (rc < 0) {
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("corrupt ww_hist value: %s", why ? why : "invalid")));
+    }
+}
+
 /* A varlena (bytea or ww_hist) holding a copy of p[0 .. n). */
 static struct varlena *s_varlena(const uint8_t *p, size_t n)
 {
@@ -626,7 +647,7 @@ Datum ww_pg_quantile(PG_FUNCTION_ARGS)
         PG_RETURN_NULL();
     }
     ww_hist_t h;
-    s_arg_hist(fcinfo, 0, &h);
+    s_arg_hist_counts(fcinfo, 0, &h);
     PG_RETURN_FLOAT8(ww_hist_quantile(&h, q));
 }
 

@@ -740,6 +740,71 @@ static void test_merge_parallel(void **state)
     h_db_drop(&db);
 }
 
+/* A group of one row is that row (ww_pg_agg.c keeps its bytes undecoded): grouped and not,
+ * at several scales, with specials, empty, only zeros (a sum of 0 and -0, which the packed
+ * form does not keep), and all of them together. Each equals the C merge of its rows into
+ * an empty histogram. */
+static void test_merge_groups_of_one(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_open(&db, "pgx_one");
+    PQclear(h_query(&db, "CREATE TABLE g (id integer PRIMARY KEY, k integer, h ww_hist)"
+                         " PARTITION BY LIST (id)"));
+    uint64_t st = 29;
+    enum { N = 24 };
+    ww_hist_t hs[N];
+    for (int id = 0; id < N; id++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "CREATE TABLE g%d PARTITION OF g FOR VALUES IN (%d)", id, id);
+        PQclear(h_query(&db, sql));
+        if (id == 0) {
+            ww_hist_init(&hs[id], 6); /* empty */
+        } else if (id == 1) {
+            ww_hist_init(&hs[id], 6);
+            ww_hist_record(&hs[id], 0.0);
+            hs[id].sum = -0.0;
+        } else {
+            s_random(&hs[id], &st, 3 + id % 4, 0, id % 3 == 0);
+        }
+        snprintf(sql, sizeof sql, "INSERT INTO g VALUES (%d, 0, $1)", id);
+        PQclear(s_query_h(&db, sql, &hs[id], 0));
+    }
+    PQclear(h_query(&db, "ANALYZE g"));
+    for (int id = 0; id < N; id++) {
+        ww_hist_t want, got;
+        ww_hist_init(&want, WW_HIST_MAX_SCALE);
+        assert_int_equal(ww_hist_merge(&want, &hs[id]), 0);
+        for (int k = 0; k < 2; k++) {
+            char sql[128], what[64];
+            snprintf(sql, sizeof sql, "SELECT ww_merge(h) FROM g WHERE id = %d%s", id,
+                     k ? " GROUP BY id" : "");
+            snprintf(what, sizeof what, "a group of one row, id %d (%s)", id,
+                     k ? "grouped" : "plain");
+            assert_true(s_fetch(&db, sql, &got));
+            s_assert_same(&got, &want, what);
+            ww_hist_fini(&got);
+        }
+        ww_hist_fini(&want);
+    }
+    /* All of them in one group, partitionwise allowed (the planner takes it when it
+     * costs less: a partial state of one row per partition, combined in this process). */
+    PQclear(h_query(&db, "SET enable_partitionwise_aggregate = on"));
+    ww_hist_t want, got;
+    ww_hist_init(&want, WW_HIST_MAX_SCALE);
+    for (int id = 0; id < N; id++) {
+        assert_int_equal(ww_hist_merge(&want, &hs[id]), 0);
+    }
+    assert_true(s_fetch(&db, "SELECT ww_merge(h) FROM g GROUP BY k", &got));
+    s_assert_same(&got, &want, "partial states of one row, combined");
+    ww_hist_fini(&got);
+    ww_hist_fini(&want);
+    for (int id = 0; id < N; id++) {
+        ww_hist_fini(&hs[id]);
+    }
+    h_db_drop(&db);
+}
+
 /* The q values every quantile check uses: fixed ones and random ones. */
 static int s_qs(double *qs, uint64_t *st)
 {
@@ -1193,6 +1258,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_merge_equals_c),
         cmocka_unit_test(test_merge_mixed_scales_and_downscale),
         cmocka_unit_test(test_merge_parallel),
+        cmocka_unit_test(test_merge_groups_of_one),
         cmocka_unit_test(test_quantile_equals_c),
         cmocka_unit_test(test_quantile_accuracy),
         cmocka_unit_test(test_le_and_count_above),
