@@ -67,11 +67,9 @@ const uint8_t *ww_pg_bytes(Datum d, size_t *n)
     return (const uint8_t *)VARDATA_ANY(v);
 }
 
-void ww_pg_unpack(const uint8_t *p, size_t n, ww_hist_t *h)
+/* ERRORs for a stored value that does not decode (rc < 0 and why of the decoder). */
+static void s_decode_failed(int rc, const char *why)
 {
-    const char *why = NULL;
-    ww_hist_init(h, 0);
-    int rc = ww_hist_unpack(p, n, h, &why);
     if (rc == -ENOMEM) {
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
     }
@@ -79,6 +77,13 @@ void ww_pg_unpack(const uint8_t *p, size_t n, ww_hist_t *h)
         ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
                         errmsg("corrupt ww_hist value: %s", why ? why : "invalid")));
     }
+}
+
+void ww_pg_unpack(const uint8_t *p, size_t n, ww_hist_t *h)
+{
+    const char *why = NULL;
+    ww_hist_init(h, 0);
+    s_decode_failed(ww_hist_unpack(p, n, h, &why), why);
 }
 
 Datum ww_pg_pack(const ww_hist_t *h, const char *fn)
@@ -237,14 +242,7 @@ static void s_arg_hist_counts(FunctionCallInfo fcinfo, int arg, ww_hist_t *h)
     const uint8_t *p = ww_pg_bytes(PG_GETARG_DATUM(arg), &n);
     const char *why = NULL;
     ww_hist_init(h, WW_HIST_MAX_SCALE);
-    int rc = ww_hist_merge_stored(h, p, n, &why);
-    if (rc == -ENOMEM) {
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-    }
-    if (rc < 0) {
-        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-                        errmsg("corrupt ww_hist value: %s", why ? why : "invalid")));
-    }
+    s_decode_failed(ww_hist_merge_stored(h, p, n, &why), why);
 }
 
 /* A varlena (bytea or ww_hist) holding a copy of p[0 .. n). */

@@ -83,23 +83,27 @@ static s_state_t *s_state_new(MemoryContext ctx)
     return st;
 }
 
+/* h += the stored ww_hist p[0 .. n), allocating in ctx; ERRORs as the merge fails. */
+static void s_merge_row(ww_hist_t *h, MemoryContext ctx, const uint8_t *p, size_t n)
+{
+    const char *why = NULL;
+    MemoryContext old = MemoryContextSwitchTo(ctx);
+    int rc = ww_hist_merge_stored(h, p, n, &why);
+    MemoryContextSwitchTo(old);
+    if (rc < 0) {
+        ww_pg_merge_failed(S_FN, rc, why, h, p, n);
+    }
+    ww_pg_check_range(S_FN, h, NULL);
+}
+
 /* Merges a row kept undecoded into st->h (allocating in ctx). */
 static void s_settle(s_state_t *st, MemoryContext ctx)
 {
-    if (!st->first) {
-        return;
+    if (st->first) {
+        uint8_t *p = st->first;
+        st->first = NULL;
+        s_merge_row(&st->h, ctx, p, st->first_n);
     }
-    const uint8_t *p = st->first;
-    size_t n = st->first_n;
-    st->first = NULL;
-    const char *why = NULL;
-    MemoryContext old = MemoryContextSwitchTo(ctx);
-    int rc = ww_hist_merge_stored(&st->h, p, n, &why);
-    MemoryContextSwitchTo(old);
-    if (rc < 0) {
-        ww_pg_merge_failed(S_FN, rc, why, &st->h, p, n);
-    }
-    ww_pg_check_range(S_FN, &st->h, NULL);
 }
 
 /* Whether a row can stand for a group of one as it is: its head reads (corrupt bytes are
@@ -134,14 +138,7 @@ Datum ww_pg_merge_sfunc(PG_FUNCTION_ARGS)
         }
     }
     s_settle(st, ctx);
-    const char *why = NULL;
-    MemoryContext old = MemoryContextSwitchTo(ctx);
-    int rc = ww_hist_merge_stored(&st->h, p, n, &why);
-    MemoryContextSwitchTo(old);
-    if (rc < 0) {
-        ww_pg_merge_failed(S_FN, rc, why, &st->h, p, n);
-    }
-    ww_pg_check_range(S_FN, &st->h, NULL);
+    s_merge_row(&st->h, ctx, p, n);
     PG_RETURN_POINTER(st);
 }
 
@@ -173,14 +170,7 @@ Datum ww_pg_merge_combine(PG_FUNCTION_ARGS)
     }
     s_settle(a, ctx);
     if (b->first) { /* a partial state of this process (partitionwise): its one row */
-        const char *why = NULL;
-        MemoryContext old = MemoryContextSwitchTo(ctx);
-        int rc = ww_hist_merge_stored(&a->h, b->first, b->first_n, &why);
-        MemoryContextSwitchTo(old);
-        if (rc < 0) {
-            ww_pg_merge_failed(S_FN, rc, why, &a->h, b->first, b->first_n);
-        }
-        ww_pg_check_range(S_FN, &a->h, NULL);
+        s_merge_row(&a->h, ctx, b->first, b->first_n);
         PG_RETURN_POINTER(a);
     }
     MemoryContext old = MemoryContextSwitchTo(ctx);

@@ -294,6 +294,25 @@ static void s_exec(h_db_t *db, const char *sql)
     PQclear(h_query(db, sql));
 }
 
+/* Table `truth`, which a trigger fills with every row ever inserted into `table`: what
+ * compaction and retention then move or drop stays there to compare with. */
+static void s_truth_table(h_db_t *db, const char *truth, const char *table)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (LIKE %s)", truth, table);
+    s_exec(db, sql);
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION %s_f() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+             " SET search_path = public AS"
+             " $$BEGIN INSERT INTO %s SELECT NEW.*; RETURN NULL; END$$",
+             truth, truth);
+    s_exec(db, sql);
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER %s_t AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s_f()", truth,
+             table, truth);
+    s_exec(db, sql);
+}
+
 /* Puts every progress of the tier state at t (Unix seconds) and x->t0 there: the minutes and
  * hours from t to now are closed history for the builder to build. */
 static void s_state_at(s_env_t *x, long long t)
@@ -968,12 +987,7 @@ static void test_compaction_keeps_every_sample(void **state)
     s_state_at(&x, y);
     char sql[1024];
     s_exec(&x.db, "SELECT ww_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 2, 4)");
-    s_exec(&x.db, "CREATE TABLE compact_truth (LIKE node_samples)");
-    s_exec(&x.db, "CREATE FUNCTION compact_truth_f() RETURNS trigger LANGUAGE plpgsql"
-                  " SECURITY DEFINER SET search_path = public AS"
-                  " $$BEGIN INSERT INTO compact_truth SELECT NEW.*; RETURN NULL; END$$");
-    s_exec(&x.db, "CREATE TRIGGER compact_truth_t AFTER INSERT ON node_samples"
-                  " FOR EACH ROW EXECUTE FUNCTION compact_truth_f()");
+    s_truth_table(&x.db, "compact_truth", "node_samples");
 
     /* Everything on time first, no builder. */
     s_collector_start(&x, "ingest", false, "1440", true);
@@ -1131,12 +1145,7 @@ static void test_window_retention_merges_late_windows(void **state)
                                      "::bigint");
     s_state_at(&x, d0 - 3 * 86400);
     int64_t day = 24 * HOUR_NS, t0 = x.t0; /* three days before today, 00:00 UTC */
-    s_exec(&x.db, "CREATE TABLE window_truth (LIKE latency_windows)");
-    s_exec(&x.db, "CREATE FUNCTION window_truth_f() RETURNS trigger LANGUAGE plpgsql"
-                  " SECURITY DEFINER SET search_path = public AS"
-                  " $$BEGIN INSERT INTO window_truth SELECT NEW.*; RETURN NULL; END$$");
-    s_exec(&x.db, "CREATE TRIGGER window_truth_t AFTER INSERT ON latency_windows"
-                  " FOR EACH ROW EXECUTE FUNCTION window_truth_f()");
+    s_truth_table(&x.db, "window_truth", "latency_windows");
 
     /* On time, no builder: windows of A in each of the three days before today. */
     s_collector_start(&x, "ingest", false, "1440", true);
