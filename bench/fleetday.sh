@@ -11,7 +11,8 @@
 #   hour's minutes; latency_windows of WW_FD_WINDOW_NODES (10) nodes over 24 h; node_samples
 #   of every node for the last WW_FD_SAMPLE_S (600) seconds. Histograms are ww_hist_make
 #   log-normals at scale 6 sized as a busy phase's minute/hour (hundreds of buckets);
-#   ww_tier_state agrees (hours_done: this hour, minutes_done: this minute).
+#   ww_tier_state agrees (hours_done: this hour, minutes_done: this minute; compaction as the
+#   default compaction.age leaves it: compacted 3 hours back, days before that one emptied).
 # Then every panel target's rawSql and every variable query of dashboards/*.json, expanded
 # as Grafana would (bench/fleetday_panels.py: every variable at All, $node at its first node, macros as
 # tests/integration/test_dashboards.c expands them, $__interval from the range over 1000
@@ -77,8 +78,10 @@ q -c "CREATE SCHEMA fd;
 q -c "SELECT ww_ensure_partitions((now() - interval '$days days')::date, $days + 2)" >/dev/null
 q -c "UPDATE ww_tier_state SET start = c.h_now - interval '$days days', hours_done = c.h_now,
              minutes_done = c.m_now, watermark = c.m_now,
-             compacted_through = c.h_now - interval '$days days',
-             truncated_through = c.h_now - interval '$days days' FROM fd.clock c"
+             compacted_through = greatest(c.h_now - interval '$days days', c.h_now - interval '3 hours'),
+             truncated_through = greatest(c.h_now - interval '$days days',
+                                          date_trunc('day', c.h_now - interval '3 hours', 'UTC'))
+      FROM fd.clock c"
 
 echo "== generating: 32,600 nodes, $days days (latency_rollup_1m: $lat1m_days d; $dnodes nodes in the node tiers, $wnodes with latency_windows; ${sample_s} s of node_samples)"
 gen_t0=$(date +%s)
