@@ -3037,6 +3037,56 @@ COMMENT ON VIEW public.ww_latency_1m IS 'latency_rollup_1m with requests (all st
 
 
 --
+-- Name: ww_tier_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ww_tier_state (
+    id boolean DEFAULT true NOT NULL,
+    start timestamp with time zone NOT NULL,
+    watermark timestamp with time zone NOT NULL,
+    minutes_done timestamp with time zone NOT NULL,
+    hours_done timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    compacted_through timestamp with time zone NOT NULL,
+    compact_node text,
+    truncated_through timestamp with time zone NOT NULL,
+    windows_dropped_through timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
+    CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
+    CONSTRAINT ww_tier_state_check2 CHECK ((windows_dropped_through <= hours_done)),
+    CONSTRAINT ww_tier_state_id_check CHECK (id)
+);
+
+
+--
+-- Name: TABLE ww_tier_state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
+
+
+--
+-- Name: COLUMN ww_tier_state.compacted_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour before it is compacted; of its own hour, the nodes up to compact_node.';
+
+
+--
+-- Name: COLUMN ww_tier_state.truncated_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
+
+
+--
+-- Name: COLUMN ww_tier_state.windows_dropped_through; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.windows_dropped_through IS 'latency_windows before it were dropped by retention once their hours were built; a late window below it is merged into its latency_node_1h row and deleted.';
+
+
+--
 -- Name: ww_node_latest; Type: VIEW; Schema: public; Owner: -
 --
 
@@ -3083,7 +3133,8 @@ CREATE VIEW public.ww_node_latest AS
             s.throttle_factor,
             s.humidity_pct
            FROM public.node_samples s
-          WHERE (s.node_id = n.node_id)
+          WHERE ((s.node_id = n.node_id) AND (s."time" >= ( SELECT t.truncated_through
+                   FROM public.ww_tier_state t)))
           ORDER BY s."time" DESC
          LIMIT 1) l ON (true));
 
@@ -3351,56 +3402,6 @@ CREATE TABLE public.ww_tier_dirty (
 --
 
 COMMENT ON TABLE public.ww_tier_dirty IS 'Buckets changed by late data since they were built: (''s'', node, minute) of node_samples, (''l'', node, hour) of latency_windows. The tier job rebuilds and deletes them.';
-
-
---
--- Name: ww_tier_state; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.ww_tier_state (
-    id boolean DEFAULT true NOT NULL,
-    start timestamp with time zone NOT NULL,
-    watermark timestamp with time zone NOT NULL,
-    minutes_done timestamp with time zone NOT NULL,
-    hours_done timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    compacted_through timestamp with time zone NOT NULL,
-    compact_node text,
-    truncated_through timestamp with time zone NOT NULL,
-    windows_dropped_through timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
-    CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
-    CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
-    CONSTRAINT ww_tier_state_check2 CHECK ((windows_dropped_through <= hours_done)),
-    CONSTRAINT ww_tier_state_id_check CHECK (id)
-);
-
-
---
--- Name: TABLE ww_tier_state; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.ww_tier_state IS 'The tier job''s progress: watermark (older samples are late and recorded in ww_tier_dirty), minutes_done and hours_done (every minute and hour before is built).';
-
-
---
--- Name: COLUMN ww_tier_state.compacted_through; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.ww_tier_state.compacted_through IS 'Every node-hour before it is compacted; of its own hour, the nodes up to compact_node.';
-
-
---
--- Name: COLUMN ww_tier_state.truncated_through; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start to here were emptied out after compaction: the ones left are late.';
-
-
---
--- Name: COLUMN ww_tier_state.windows_dropped_through; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.ww_tier_state.windows_dropped_through IS 'latency_windows before it were dropped by retention once their hours were built; a late window below it is merged into its latency_node_1h row and deleted.';
 
 
 --

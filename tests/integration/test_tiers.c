@@ -1113,6 +1113,23 @@ static void test_compaction_keeps_every_sample(void **state)
              " AND time = to_timestamp(%lld)",
              y + 5 * 3600);
     assert_int_equal(h_query_ll(&x.db, sql), 1);
+
+    /* ww_node_latest reads raw rows from truncated_through on: a node whose only sample
+     * lies before (late, before the tiers' start: still a raw row) shows none; A shows its
+     * latest. */
+    s_hello(&x, "tiers-e", "s1", "h1", "p1", 23, 10000);
+    s_batch(&x, "tiers-e", x.t0 - 20 * MIN_NS, x.t0 - 20 * MIN_NS + 1, 1, true, NULL, 0);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM node_samples"
+                                       " WHERE node_id = 'tiers-e'"),
+                     1);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM ww_node_latest"
+                                       " WHERE node_id = 'tiers-e' AND time IS NULL"),
+                     1);
+    assert_int_equal(h_query_ll(&x.db,
+                                "SELECT count(*) FROM ww_node_latest l WHERE node_id = '" NODE_A
+                                "' AND time = (SELECT max(time) FROM node_samples"
+                                " WHERE node_id = '" NODE_A "')"),
+                     1);
     unsetenv("WW_COLLECTOR_COMPACTION_AGE");
     unsetenv("WW_COLLECTOR_COMPACTION_MAX_NODES");
     s_collector_stop(&x);
