@@ -1305,6 +1305,7 @@ COMMENT ON FUNCTION public.ww_site_series(p_from timestamp with time zone, p_to 
 
 CREATE FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(good bigint, total bigint)
     LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 DECLARE
     rollup boolean := coalesce(p_to - p_from >= interval '2 minutes', false);
