@@ -939,9 +939,8 @@ CREATE FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time
     SET jit TO 'off'
     AS $$
     WITH t AS (
-        SELECT CASE WHEN p_to - p_from <= interval '3 hours' THEN 'raw'
-                    ELSE ww_tier_for(p_from, p_to, p_step) END AS tier,
-               CASE WHEN p_to - p_from <= interval '3 hours' THEN p_step
+        SELECT ww_node_tier_for(p_from, p_to, p_step) AS tier,
+               CASE WHEN ww_node_tier_for(p_from, p_to, p_step) = 'raw' THEN p_step
                     ELSE ww_tier_step(p_from, p_to, p_step) END AS step,
                (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
@@ -963,12 +962,12 @@ CREATE FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time
         -- once before reading anything (as a CTE's column it was checked per row, after
         -- ww_samples had decoded the whole range).
         FROM (SELECT s.* FROM node_samples s
-              WHERE p_to - p_from <= interval '3 hours'
+              WHERE ww_node_tier_for(p_from, p_to, p_step) = 'raw'
                 AND p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
                 AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
               UNION ALL
               SELECT s.* FROM ww_samples(p_from, p_to, p_nodes) s
-              WHERE p_to - p_from <= interval '3 hours'
+              WHERE ww_node_tier_for(p_from, p_to, p_step) = 'raw'
                 AND p_from < (SELECT compacted_through FROM ww_tier_state) + interval '1 hour')
              AS s
         LEFT JOIN nodes n ON n.node_id = s.node_id
@@ -979,10 +978,7 @@ CREATE FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time
                m.requests_in_flight_sum, m.throttle_factor_min, m.throttled_s
         FROM node_rollup_1m m
         WHERE m.node_id = ANY (p_nodes) AND m.time < p_to
-          AND m.time >= ww_tier_minutes_from(CASE WHEN p_to - p_from <= interval '3 hours'
-                                                  THEN 'raw'
-                                                  ELSE ww_tier_for(p_from, p_to, p_step) END,
-                                             p_from)
+          AND m.time >= ww_tier_minutes_from(ww_node_tier_for(p_from, p_to, p_step), p_from)
         UNION ALL
         SELECT h.time, h.node_id, h.samples, h.sampled_s, h.energy_j, h.power_w_max,
                h.inlet_c_sum, h.outlet_c_sum, h.wafer_hotspot_c_max, h.flow_lpm_min,
@@ -1011,6 +1007,18 @@ $$;
 --
 
 COMMENT ON FUNCTION public.ww_node_series(p_nodes text[], p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per bucket and node of p_nodes over [from, to): mean and highest power, temperatures, lowest flow, utilisation, tokens/s, queue, lowest throttle factor, throttled share; raw rows up to 3 h, node_rollup_1m / _1h beyond (ww_tier_for).';
+
+
+--
+-- Name: ww_node_tier_for(timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_node_tier_for(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN p_to - p_from <= interval '3 hours' THEN 'raw'
+                ELSE ww_tier_for(p_from, p_to, p_step) END
+$$;
 
 
 --

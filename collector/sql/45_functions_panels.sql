@@ -57,6 +57,16 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                ELSE timestamptz 'infinity' END
 $$;
 
+-- The tier a per-node range reads: its nodes' raw rows up to 3 h (per-second detail, one
+-- index range per node), else ww_tier_for's. A function of the parameters alone, so that a
+-- condition on it is checked once before anything is read.
+CREATE OR REPLACE FUNCTION ww_node_tier_for(p_from timestamptz, p_to timestamptz, p_step interval)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN p_to - p_from <= interval '3 hours' THEN 'raw'
+                ELSE ww_tier_for(p_from, p_to, p_step) END
+$$;
+
 -- Per bucket, site, hall and phase: reporting nodes (the most in any minute or hour of the
 -- bucket), their rated MW, power MW, output tokens/s, J per output token, coolant and wafer
 -- temperatures (averages over samples, extremes), the lowest flow, throttled nodes (the
@@ -136,9 +146,8 @@ RETURNS TABLE ("time" timestamptz, node_id text, power_w double precision, power
                throttle_factor_min real, throttled_share double precision)
 LANGUAGE sql STABLE SET jit = off AS $$
     WITH t AS (
-        SELECT CASE WHEN p_to - p_from <= interval '3 hours' THEN 'raw'
-                    ELSE ww_tier_for(p_from, p_to, p_step) END AS tier,
-               CASE WHEN p_to - p_from <= interval '3 hours' THEN p_step
+        SELECT ww_node_tier_for(p_from, p_to, p_step) AS tier,
+               CASE WHEN ww_node_tier_for(p_from, p_to, p_step) = 'raw' THEN p_step
                     ELSE ww_tier_step(p_from, p_to, p_step) END AS step,
                (SELECT s.hours_done FROM ww_tier_state s) AS hours_done
     ), r AS (
@@ -160,12 +169,12 @@ LANGUAGE sql STABLE SET jit = off AS $$
         -- once before reading anything (as a CTE's column it was checked per row, after
         -- ww_samples had decoded the whole range).
         FROM (SELECT s.* FROM node_samples s
-              WHERE p_to - p_from <= interval '3 hours'
+              WHERE ww_node_tier_for(p_from, p_to, p_step) = 'raw'
                 AND p_from >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
                 AND s.node_id = ANY (p_nodes) AND s.time >= p_from AND s.time < p_to
               UNION ALL
               SELECT s.* FROM ww_samples(p_from, p_to, p_nodes) s
-              WHERE p_to - p_from <= interval '3 hours'
+              WHERE ww_node_tier_for(p_from, p_to, p_step) = 'raw'
                 AND p_from < (SELECT compacted_through FROM ww_tier_state) + interval '1 hour')
              AS s
         LEFT JOIN nodes n ON n.node_id = s.node_id
@@ -176,10 +185,7 @@ LANGUAGE sql STABLE SET jit = off AS $$
                m.requests_in_flight_sum, m.throttle_factor_min, m.throttled_s
         FROM node_rollup_1m m
         WHERE m.node_id = ANY (p_nodes) AND m.time < p_to
-          AND m.time >= ww_tier_minutes_from(CASE WHEN p_to - p_from <= interval '3 hours'
-                                                  THEN 'raw'
-                                                  ELSE ww_tier_for(p_from, p_to, p_step) END,
-                                             p_from)
+          AND m.time >= ww_tier_minutes_from(ww_node_tier_for(p_from, p_to, p_step), p_from)
         UNION ALL
         SELECT h.time, h.node_id, h.samples, h.sampled_s, h.energy_j, h.power_w_max,
                h.inlet_c_sum, h.outlet_c_sum, h.wafer_hotspot_c_max, h.flow_lpm_min,
