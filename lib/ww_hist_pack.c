@@ -34,7 +34,7 @@
 /* Buckets a merge or an unpack decodes onto the stack in one pass (~3 KiB). */
 #define S_PAIRS 256
 /* Head: 2 bytes, 4 varints, 3 doubles, nb, first, orders. */
-#define S_HEAD_MAX (2 + 4 * 10 + 3 * 8 + 10 + 5 + 1)
+#define S_HEAD_MAX WW_HIST_PACK_HEAD_MAX
 /* Bits of one bucket at most: a gap (< 2^14: 2*13+1+15) and a count - 1 (< 2^63: 2*63+1+15). */
 #define S_BUCKET_BITS (42 + 142)
 
@@ -189,6 +189,48 @@ static void s_eg_put(s_bw_t *w, uint64_t x, int k)
     s_bits_put(w, x & ((UINT64_C(1) << k) - 1), k);
 }
 
+/* The head of the canonical form of hd's fields (flags follow from them), up to and with
+ * the orders byte. */
+static void s_head_put(s_bw_t *w, const ww_hist_pack_head_t *hd)
+{
+    bool finite = !isnan(hd->min);
+    unsigned flags = finite ? WW_HIST_PACK_F_FINITE : 0;
+    flags |= hd->zero_count ? WW_HIST_PACK_F_ZERO : 0;
+    flags |= hd->underflow ? WW_HIST_PACK_F_UNDER : 0;
+    flags |= hd->overflow ? WW_HIST_PACK_F_OVER : 0;
+    flags |= finite && hd->sum != 0 ? WW_HIST_PACK_F_SUM : 0;
+    flags |= finite && hd->min != 0 ? WW_HIST_PACK_F_MIN : 0;
+    flags |= finite && hd->max != 0 ? WW_HIST_PACK_F_MAX : 0;
+    s_byte(w, (uint8_t)(WW_HIST_PACK_VERSION << 4 | hd->scale));
+    s_byte(w, (uint8_t)flags);
+    s_varint_put(w, hd->count);
+    if (flags & WW_HIST_PACK_F_ZERO) {
+        s_varint_put(w, hd->zero_count);
+    }
+    if (flags & WW_HIST_PACK_F_UNDER) {
+        s_varint_put(w, hd->underflow);
+    }
+    if (flags & WW_HIST_PACK_F_OVER) {
+        s_varint_put(w, hd->overflow);
+    }
+    if (flags & WW_HIST_PACK_F_SUM) {
+        s_f64_put(w, hd->sum);
+    }
+    if (flags & WW_HIST_PACK_F_MIN) {
+        s_f64_put(w, hd->min);
+    }
+    if (flags & WW_HIST_PACK_F_MAX) {
+        s_f64_put(w, hd->max);
+    }
+    s_varint_put(w, hd->nb);
+    if (hd->nb > 0) {
+        int32_t first = hd->first;
+        uint32_t zz = first >= 0 ? (uint32_t)first << 1 : ((uint32_t)(-(first + 1)) << 1) | 1;
+        s_varint_put(w, zz);
+        s_byte(w, (uint8_t)(hd->k_gap << 4 | hd->k_count));
+    }
+}
+
 size_t ww_hist_pack_bound(const ww_hist_t *h)
 {
     return S_HEAD_MAX + ((size_t)h->len * S_BUCKET_BITS + 7) / 8;
@@ -199,15 +241,6 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
     if (ww_hist_check_form(h) != 0 || h->count > INT64_MAX) {
         return -EINVAL;
     }
-    bool finite = !isnan(h->min);
-    unsigned flags = finite ? WW_HIST_PACK_F_FINITE : 0;
-    flags |= h->zero_count ? WW_HIST_PACK_F_ZERO : 0;
-    flags |= h->underflow ? WW_HIST_PACK_F_UNDER : 0;
-    flags |= h->overflow ? WW_HIST_PACK_F_OVER : 0;
-    flags |= finite && h->sum != 0 ? WW_HIST_PACK_F_SUM : 0;
-    flags |= finite && h->min != 0 ? WW_HIST_PACK_F_MIN : 0;
-    flags |= finite && h->max != 0 ? WW_HIST_PACK_F_MAX : 0;
-
     /* One pass over the buckets: how many, the first, and the cost of every order. */
     s_cost_t cg, cc;
     s_cost_init(&cg);
@@ -236,33 +269,23 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
     }
 
     s_bw_t w = {out, cap, 0, 0, 0};
-    s_byte(&w, (uint8_t)(WW_HIST_PACK_VERSION << 4 | h->scale));
-    s_byte(&w, (uint8_t)flags);
-    s_varint_put(&w, h->count);
-    if (flags & WW_HIST_PACK_F_ZERO) {
-        s_varint_put(&w, h->zero_count);
-    }
-    if (flags & WW_HIST_PACK_F_UNDER) {
-        s_varint_put(&w, h->underflow);
-    }
-    if (flags & WW_HIST_PACK_F_OVER) {
-        s_varint_put(&w, h->overflow);
-    }
-    if (flags & WW_HIST_PACK_F_SUM) {
-        s_f64_put(&w, h->sum);
-    }
-    if (flags & WW_HIST_PACK_F_MIN) {
-        s_f64_put(&w, h->min);
-    }
-    if (flags & WW_HIST_PACK_F_MAX) {
-        s_f64_put(&w, h->max);
-    }
-    s_varint_put(&w, nb);
+    ww_hist_pack_head_t hd = {.scale = h->scale,
+                              .count = h->count,
+                              .zero_count = h->zero_count,
+                              .underflow = h->underflow,
+                              .overflow = h->overflow,
+                              .sum = h->sum,
+                              .min = h->min,
+                              .max = h->max,
+                              .nb = nb,
+                              .first = first};
     if (nb > 0) {
-        int kg = s_cost_best(&cg), kc = s_cost_best(&cc);
-        uint32_t zz = first >= 0 ? (uint32_t)first << 1 : ((uint32_t)(-(first + 1)) << 1) | 1;
-        s_varint_put(&w, zz);
-        s_byte(&w, (uint8_t)(kg << 4 | kc));
+        hd.k_gap = s_cost_best(&cg);
+        hd.k_count = s_cost_best(&cc);
+    }
+    s_head_put(&w, &hd);
+    if (nb > 0) {
+        int kg = hd.k_gap, kc = hd.k_count;
         bool any = false;
         for (uint32_t j = 0; j < h->len; j++) {
             if (h->counts[j] == 0) {
@@ -284,6 +307,23 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap)
         return -ENOBUFS;
     }
     return (long)w.pos;
+}
+
+long ww_hist_pack_join(const ww_hist_pack_head_t *hd, uint8_t *out, size_t cap)
+{
+    if (hd->scale < 0 || hd->scale > WW_HIST_MAX_SCALE || hd->k_gap < 0 || hd->k_gap > S_MAX_K ||
+        hd->k_count < 0 || hd->k_count > S_MAX_K || (hd->nb == 0 && hd->n_bits_bytes > 0)) {
+        return -EINVAL;
+    }
+    s_bw_t w = {out, cap, 0, 0, 0};
+    s_head_put(&w, hd);
+    if (w.pos > cap || cap - w.pos < hd->n_bits_bytes) {
+        return -ENOBUFS;
+    }
+    if (hd->n_bits_bytes > 0) {
+        memcpy(out + w.pos, hd->bits, hd->n_bits_bytes);
+    }
+    return (long)(w.pos + hd->n_bits_bytes);
 }
 
 /* ---- the head ---------------------------------------------------------------------- */
@@ -591,7 +631,8 @@ static inline uint64_t s_eg(s_br_t *r, int k)
  * count in idx[b], cnt[b] when idx is not NULL (nb <= their size), adds it into
  * dense[index - dense_off] when dense is not NULL. The last index in *last. */
 static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, uint64_t *dense,
-                  int32_t dense_off, bool canonical, int32_t *last, const char **why)
+                  int32_t dense_off, bool canonical, int32_t *last, const char **why,
+                  uint64_t *used_bits)
 {
     s_br_t r = {hd->bits, hd->n_bits_bytes, 0, 0, 0};
     s_cost_t cg, cc;
@@ -646,6 +687,11 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
     if (used > nbits) {
         S_FAIL("bucket stream: truncated");
     }
+    if (used_bits) { /* only its length asked for: the bytes after it are not its own */
+        *used_bits = used;
+        *last = i;
+        return 0;
+    }
     if ((used + 7) / 8 != hd->n_bits_bytes) {
         S_FAIL("bytes left over after the bucket stream");
     }
@@ -658,6 +704,21 @@ static int s_walk(const ww_hist_pack_head_t *hd, int32_t *idx, uint64_t *cnt, ui
     }
     *last = i;
     return 0;
+}
+
+long ww_hist_pack_bits_len(const ww_hist_pack_head_t *hd, const char **why)
+{
+    const char *dummy;
+    if (!why) {
+        why = &dummy;
+    }
+    if (hd->nb == 0) {
+        return 0;
+    }
+    uint64_t used;
+    int32_t last;
+    int rc = s_walk(hd, NULL, NULL, NULL, 0, false, &last, why, &used);
+    return rc < 0 ? rc : (long)((used + 7) / 8);
 }
 
 /* ---- unpack and merge -------------------------------------------------------------- */
@@ -686,7 +747,7 @@ static int s_add_stream(const ww_hist_pack_head_t *hd, ww_hist_t *h, bool canoni
     if (hd->nb <= S_PAIRS) {
         int32_t idx[S_PAIRS];
         uint64_t cnt[S_PAIRS];
-        if ((rc = s_walk(hd, idx, cnt, NULL, 0, canonical, &last, why)) != 0 ||
+        if ((rc = s_walk(hd, idx, cnt, NULL, 0, canonical, &last, why, NULL)) != 0 ||
             (rc = s_check_whole(hd, last, why)) != 0) {
             return rc;
         }
@@ -698,14 +759,15 @@ static int s_add_stream(const ww_hist_pack_head_t *hd, ww_hist_t *h, bool canoni
         }
         return 0;
     }
-    if ((rc = s_walk(hd, NULL, NULL, NULL, 0, canonical, &last, why)) != 0 ||
+    if ((rc = s_walk(hd, NULL, NULL, NULL, 0, canonical, &last, why, NULL)) != 0 ||
         (rc = s_check_whole(hd, last, why)) != 0) {
         return rc;
     }
     if (ww_hist_reserve(h, hd->first, last) != 0) {
         return -ENOMEM;
     }
-    return s_walk(hd, NULL, NULL, h->counts, h->offset, false, &last, why); /* cannot fail now */
+    return s_walk(hd, NULL, NULL, h->counts, h->offset, false, &last, why,
+                  NULL); /* cannot fail now */
 }
 
 int ww_hist_unpack(const uint8_t *p, size_t n, ww_hist_t *h, const char **why)
@@ -778,7 +840,7 @@ static int s_merge_packed(ww_hist_t *dst, const uint8_t *p, size_t n, bool canon
         __builtin_add_overflow(dst->overflow, hd.overflow, &x)) {
         /* Validate first all the same: invalid input is -EINVAL whatever dst holds. */
         int32_t last;
-        rc = hd.nb ? s_walk(&hd, NULL, NULL, NULL, 0, canonical, &last, why) : 0;
+        rc = hd.nb ? s_walk(&hd, NULL, NULL, NULL, 0, canonical, &last, why, NULL) : 0;
         if (rc == 0 && hd.nb) {
             rc = s_check_whole(&hd, last, why);
         }

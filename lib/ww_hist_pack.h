@@ -81,6 +81,10 @@ typedef struct {
     size_t n_bits_bytes;
 } ww_hist_pack_head_t;
 
+/* The most bytes of a packed histogram's head: 2 bytes, 4 varints, 3 doubles, nb, first,
+ * orders (everything before the bucket bits). */
+#define WW_HIST_PACK_HEAD_MAX (2 + 4 * 10 + 3 * 8 + 10 + 5 + 1)
+
 /* The most bytes ww_hist_pack() can write for h. */
 size_t ww_hist_pack_bound(const ww_hist_t *h);
 
@@ -92,6 +96,24 @@ long ww_hist_pack(const ww_hist_t *h, uint8_t *out, size_t cap);
 /* Reads the head of p[0 .. n) and checks it (not the bucket stream). 0, or -EINVAL with
  * *why (when why is not NULL) set to a static sentence naming what is wrong. */
 int ww_hist_pack_head(const uint8_t *p, size_t n, ww_hist_pack_head_t *head, const char **why);
+
+/* The inverse of ww_hist_pack_head: writes into out[0 .. cap) the head that hd's fields
+ * make in the canonical form (the flags follow from them: F_FINITE when min is not NaN, the
+ * others when their field is non-zero), then hd->bits[0 .. n_bits_bytes). For the head of a
+ * valid packed histogram this gives back its bytes exactly; for any other fields the result
+ * is only what ww_hist_unpack() says it is (a codec that stores the fields apart, such as
+ * ww_wblock, checks it so). Returns the number of bytes, -EINVAL (scale or an order out of
+ * range, bits without buckets) or -ENOBUFS (cap < WW_HIST_PACK_HEAD_MAX + n_bits_bytes may
+ * be too small). */
+long ww_hist_pack_join(const ww_hist_pack_head_t *hd, uint8_t *out, size_t cap);
+
+/* The length in bytes of the bucket stream that starts at hd->bits, of the nb buckets hd's
+ * head says, reading no further than hd->n_bits_bytes (a codec that stores the head's
+ * fields apart, such as ww_wblock, finds where a stream ends without storing its length).
+ * Only what the walk needs is checked (each index within the scale's range, the counts
+ * within count, the stream within the bytes given); ww_hist_unpack checks the rest. Returns
+ * the bytes (0 without buckets) or -EINVAL with *why. */
+long ww_hist_pack_bits_len(const ww_hist_pack_head_t *hd, const char **why);
 
 /* Decodes p[0 .. n) into h, which is (re)initialised: pass an initialised histogram (its
  * allocation is reused) or one fresh from ww_hist_init. Checks everything listed above.
