@@ -37,7 +37,7 @@ CREATE EXTENSION IF NOT EXISTS waferwatch WITH SCHEMA public;
 -- Name: EXTENSION waferwatch; Type: COMMENT; Schema: -; Owner: -
 --
 
-COMMENT ON EXTENSION waferwatch IS 'waferwatch: the ww_hist latency histogram type (ww_merge, ww_quantile) and sample blocks (ww_sblock_agg, ww_sblock_samples)';
+COMMENT ON EXTENSION waferwatch IS 'waferwatch: the ww_hist latency histogram type (ww_merge, ww_quantile) sample blocks (ww_sblock_agg, ww_sblock_samples) and latency-window blocks (ww_wblock_agg, ww_wblock_windows)';
 
 
 --
@@ -107,15 +107,20 @@ BEGIN
             -- an upgraded database (the collector makes partitions a week back only).
             PERFORM ww_ensure_partitions((st.compacted_through AT TIME ZONE 'UTC')::date, 1);
         END IF;
-        chunk := ARRAY(SELECT r.node_id FROM node_rollup_1h r
-                       WHERE r.time = st.compacted_through
-                         AND (st.compact_node IS NULL OR r.node_id COLLATE "C" > st.compact_node)
-                       ORDER BY r.node_id COLLATE "C"
+        chunk := ARRAY(SELECT x.node_id
+                       FROM (SELECT r.node_id FROM node_rollup_1h r
+                             WHERE r.time = st.compacted_through
+                             UNION
+                             SELECT l.node_id FROM latency_node_1h l
+                             WHERE l.time = st.compacted_through) AS x
+                       WHERE st.compact_node IS NULL OR x.node_id COLLATE "C" > st.compact_node
+                       ORDER BY x.node_id COLLATE "C"
                        LIMIT max_nodes);
-        -- The nodes come from the hour's node_rollup_1h rows, one per node with samples
-        -- then (nodes whose samples came later are re-compacted with their late minutes).
-        -- Rows but no hour rows: retention dropped them (retention.node_hour_days shorter
-        -- than the raw history): compacting would hide the rows, so stop and say so.
+        -- The nodes come from the hour's node_rollup_1h and latency_node_1h rows, one per
+        -- node with samples or windows then (nodes whose data came later are re-compacted
+        -- with their late minutes and hours). Rows but no hour rows: retention dropped them
+        -- (retention.node_hour_days shorter than the raw history): compacting would hide
+        -- the rows, so stop and say so.
         IF st.compact_node IS NULL AND cardinality(chunk) = 0
            AND EXISTS (SELECT 1 FROM node_samples s
                        WHERE s.time >= st.compacted_through
@@ -126,11 +131,24 @@ BEGIN
                              'raise it, or drop the older raw partitions',
                       ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
+        IF st.compact_node IS NULL AND cardinality(chunk) = 0
+           AND st.compacted_through >= st.windows_start
+           AND EXISTS (SELECT 1 FROM latency_windows w
+                       WHERE w.time >= st.compacted_through
+                         AND w.time < st.compacted_through + interval '1 hour') THEN
+            RAISE EXCEPTION 'ww_compact: the hour % has latency windows but no latency_node_1h rows',
+                            st.compacted_through
+                USING HINT = 'retention.latency_node_days is shorter than the windows kept: '
+                             'raise it, or lower retention.window_days',
+                      ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
         IF cardinality(chunk) > 0 THEN
             -- The progress first: ww_compact_node_hours compacts what it says is compacted.
             UPDATE ww_tier_state SET compact_node = chunk[cardinality(chunk)], updated_at = now();
             node_hours := ww_compact_node_hours(array_fill(st.compacted_through,
                                                            ARRAY[cardinality(chunk)]), chunk);
+            PERFORM ww_compact_window_hours(array_fill(st.compacted_through,
+                                                       ARRAY[cardinality(chunk)]), chunk);
             SELECT coalesce(sum(c.samples), 0) INTO samples FROM node_samples_compact c
             WHERE c.time = st.compacted_through AND c.node_id = ANY (chunk);
         END IF;
@@ -167,7 +185,9 @@ DECLARE
     st ww_tier_state;
     d timestamptz;
     d_end timestamptz;
+    w_from timestamptz;
     part text;
+    wpart text;
     whole boolean;
     others boolean;
     late_h timestamptz[];
@@ -179,18 +199,29 @@ BEGIN
     IF st.compacted_through < d_end THEN
         RETURN 0;
     END IF;
+    -- The windows emptied: those of [w_from, d_end), none when windows_start is later.
+    -- Below windows_dropped_through retention dropped them: the ones left there are late,
+    -- waiting to be merged into latency_node_1h (ww_tier_latency_merge), not compacted.
+    w_from := greatest(st.truncated_through, st.windows_start, st.windows_dropped_through);
     part := format('node_samples_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
     IF to_regclass(part) IS NULL THEN
         part := NULL;
     END IF;
+    wpart := format('latency_windows_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
+    IF to_regclass(wpart) IS NULL OR w_from >= d_end THEN
+        wpart := NULL;
+    END IF;
     -- Other partitions with rows of [truncated_through, d_end): by their bounds.
     others := EXISTS (
         SELECT 1
-        FROM pg_partition_tree('node_samples') t
+        FROM (SELECT t.relid FROM pg_partition_tree('node_samples') t WHERE t.isleaf
+              UNION ALL
+              SELECT t.relid FROM pg_partition_tree('latency_windows') t WHERE t.isleaf) t
         JOIN pg_class c ON c.oid = t.relid
         CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
                                         $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS b(v)
-        WHERE t.isleaf AND c.relname IS DISTINCT FROM part
+        WHERE c.relname IS DISTINCT FROM part AND c.relname IS DISTINCT FROM wpart
+          AND c.relname <> format('latency_windows_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'))
           AND b.v[1]::timestamptz < d_end AND b.v[2]::timestamptz > st.truncated_through);
     BEGIN
         IF others THEN
@@ -201,7 +232,13 @@ BEGIN
                            CASE WHEN st.truncated_through = d THEN 'ACCESS EXCLUSIVE'
                                 ELSE 'SHARE ROW EXCLUSIVE' END);
         END IF;
+        IF wpart IS NOT NULL THEN
+            EXECUTE format('LOCK TABLE %I IN %s MODE', wpart,
+                           CASE WHEN w_from = d THEN 'ACCESS EXCLUSIVE'
+                                ELSE 'SHARE ROW EXCLUSIVE' END);
+        END IF;
         LOCK TABLE node_samples_default IN SHARE ROW EXCLUSIVE MODE;
+        LOCK TABLE latency_windows_default IN SHARE ROW EXCLUSIVE MODE;
     EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
         RAISE NOTICE 'raw samples of % not emptied now (%): retried at the next run', d::date,
                      SQLERRM;
@@ -214,6 +251,12 @@ BEGIN
     IF late_h IS NOT NULL THEN
         PERFORM ww_compact_node_hours(late_h, late_n);
     END IF;
+    SELECT array_agg(t.time), array_agg(t.node_id) INTO late_h, late_n
+    FROM ww_tier_dirty t
+    WHERE t.tier = 'l' AND t.time >= w_from AND t.time < d_end;
+    IF late_h IS NOT NULL THEN
+        PERFORM ww_compact_window_hours(late_h, late_n);
+    END IF;
     IF part IS NOT NULL AND st.truncated_through = d THEN
         EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
                        part) INTO whole USING d, d_end;
@@ -221,7 +264,15 @@ BEGIN
             EXECUTE format('TRUNCATE %I', part);
         END IF;
     END IF;
+    IF wpart IS NOT NULL AND w_from = d THEN
+        EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
+                       wpart) INTO whole USING d, d_end;
+        IF whole THEN
+            EXECUTE format('TRUNCATE %I', wpart);
+        END IF;
+    END IF;
     DELETE FROM node_samples WHERE time >= st.truncated_through AND time < d_end;
+    DELETE FROM latency_windows WHERE time >= w_from AND time < d_end;
     UPDATE ww_tier_state SET truncated_through = d_end, updated_at = now();
     RETURN 1;
 END $_$;
@@ -309,6 +360,93 @@ BEGIN
     GROUP BY u.h, u.node_id
     ON CONFLICT (node_id, time) DO UPDATE
     SET last_time = excluded.last_time, samples = excluded.samples, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN total + n;
+END $$;
+
+
+--
+-- Name: ww_compact_window_hours(timestamp with time zone[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_compact_window_hours(p_hours timestamp with time zone[], p_nodes text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    st ww_tier_state;
+    n integer;
+    total integer := 0;
+    rh timestamptz[];
+    rn text[];
+    mh timestamptz[];
+    mn text[];
+BEGIN
+    SELECT * INTO st FROM ww_tier_state;
+    SELECT coalesce(array_agg(x.h) FILTER (WHERE x.h >= st.truncated_through), '{}'),
+           coalesce(array_agg(x.n) FILTER (WHERE x.h >= st.truncated_through), '{}'),
+           coalesce(array_agg(x.h) FILTER (WHERE x.h < st.truncated_through), '{}'),
+           coalesce(array_agg(x.n) FILTER (WHERE x.h < st.truncated_through), '{}')
+    INTO rh, rn, mh, mn
+    FROM (SELECT DISTINCT u.h, u.n FROM unnest(p_hours, p_nodes) AS u(h, n)) AS x
+    WHERE x.h >= st.start AND x.h >= st.windows_start AND x.h >= st.windows_dropped_through
+      AND (x.h < st.compacted_through
+           OR (x.h = st.compacted_through AND st.compact_node IS NOT NULL
+               AND x.n COLLATE "C" <= st.compact_node));
+    IF cardinality(rh) = 0 AND cardinality(mh) = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO latency_windows_compact AS c (time, last_time, windows, node_id, block)
+    SELECT t.h, max(w.time), count(*), w.node_id,
+           ww_wblock_agg(w.time, w.model, w.duration_s, w.requests_ok, w.requests_error,
+                         w.requests_timeout, w.requests_rejected, w.prompt_tokens,
+                         w.output_tokens, w.parts, w.queue, w.ttft, w.tpot, w.e2e)
+    FROM unnest(rh, rn) AS t(h, n)
+    JOIN latency_windows w ON w.node_id = t.n AND w.time >= t.h AND w.time < t.h + interval '1 hour'
+    GROUP BY t.h, w.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, windows = excluded.windows, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    WITH late AS (
+        DELETE FROM latency_windows w
+        USING unnest(mh, mn) AS t(h, n)
+        WHERE w.node_id = t.n AND w.time >= t.h AND w.time < t.h + interval '1 hour'
+        RETURNING w.*
+    ), u AS (
+        SELECT date_trunc('hour', l.time, 'UTC') AS h, l.node_id, l.time, l.model, l.duration_s,
+               l.requests_ok, l.requests_error, l.requests_timeout, l.requests_rejected,
+               l.prompt_tokens, l.output_tokens, l.parts, l.queue, l.ttft, l.tpot, l.e2e
+        FROM late l
+        UNION ALL
+        SELECT c.time, c.node_id, d.time, d.model, d.duration_s, d.requests_ok,
+               d.requests_error, d.requests_timeout, d.requests_rejected, d.prompt_tokens,
+               d.output_tokens, d.parts, d.queue, d.ttft, d.tpot, d.e2e
+        FROM unnest(mh, mn) AS t(h, n)
+        JOIN latency_windows_compact c ON c.node_id = t.n AND c.time = t.h
+        CROSS JOIN LATERAL ww_wblock_windows(c.block) d
+    ), k AS (
+        SELECT u.h, u.node_id, u.time, u.model, sum(u.duration_s) AS duration_s,
+               sum(u.requests_ok)::bigint AS requests_ok,
+               sum(u.requests_error)::bigint AS requests_error,
+               sum(u.requests_timeout)::bigint AS requests_timeout,
+               sum(u.requests_rejected)::bigint AS requests_rejected,
+               sum(u.prompt_tokens)::bigint AS prompt_tokens,
+               sum(u.output_tokens)::bigint AS output_tokens, sum(u.parts)::integer AS parts,
+               ww_merge(u.queue) AS queue, ww_merge(u.ttft) AS ttft, ww_merge(u.tpot) AS tpot,
+               ww_merge(u.e2e) AS e2e
+        FROM u
+        GROUP BY u.h, u.node_id, u.time, u.model
+    )
+    INSERT INTO latency_windows_compact AS c (time, last_time, windows, node_id, block)
+    SELECT k.h, max(k.time), count(*), k.node_id,
+           ww_wblock_agg(k.time, k.model, k.duration_s, k.requests_ok, k.requests_error,
+                         k.requests_timeout, k.requests_rejected, k.prompt_tokens,
+                         k.output_tokens, k.parts, k.queue, k.ttft, k.tpot, k.e2e)
+    FROM k
+    GROUP BY k.h, k.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, windows = excluded.windows, block = excluded.block;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN total + n;
 END $$;
@@ -459,6 +597,17 @@ BEGIN
         dropped := dropped + 1;
     END LOOP;
     DELETE FROM latency_windows_default WHERE time < b;
+    -- Their blocks (0021) go with them: the partitions of latency_windows_compact wholly
+    -- before b (a partition a reader holds is retried at the next run).
+    FOR r IN SELECT c.relname, v[2]::timestamptz AS hi
+             FROM pg_partition_tree('latency_windows_compact') t
+             JOIN pg_class c ON c.oid = t.relid
+             CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                             $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS v
+             WHERE t.isleaf AND v[2]::timestamptz <= b LOOP
+        dropped := dropped + ww_drop_partition(r.relname);
+    END LOOP;
+    DELETE FROM latency_windows_compact_default WHERE time < b;
     UPDATE ww_tier_state SET windows_dropped_through = greatest(windows_dropped_through, b),
                              updated_at = now();
     RETURN dropped;
@@ -538,6 +687,7 @@ BEGIN
     FOR t IN SELECT * FROM (VALUES ('node_samples', false), ('latency_windows', false),
                                    ('node_rollup_1m', false), ('latency_node_1h', false),
                                    ('node_samples_compact', false),
+                                   ('latency_windows_compact', false),
                                    ('node_rollup_1h', true)) AS v(tab, monthly) LOOP
         FOR i IN 0 .. days - 1 LOOP
             d := from_day + i;
@@ -550,9 +700,10 @@ BEGIN
                 hi := d + 1;
                 name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMMDD'));
             END IF;
-            -- A day of latency windows that retention dropped is not made again: its late
-            -- windows wait in the default partition to be merged (ww_tier_latency_merge).
-            IF t.tab = 'latency_windows' AND hi::timestamp AT TIME ZONE 'UTC' <=
+            -- A day of latency windows that retention dropped is not made again (nor its
+            -- blocks'): its late windows wait in the default partition to be merged
+            -- (ww_tier_latency_merge).
+            IF t.tab IN ('latency_windows', 'latency_windows_compact') AND hi::timestamp AT TIME ZONE 'UTC' <=
                     (SELECT windows_dropped_through FROM ww_tier_state) THEN
                 CONTINUE;
             END IF;
@@ -582,7 +733,7 @@ END $$;
 -- Name: FUNCTION ww_ensure_partitions(from_day date, days integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_ensure_partitions(from_day date, days integer) IS 'Creates the partitions of node_samples, latency_windows, node_rollup_1m, latency_node_1h, node_samples_compact (daily) and node_rollup_1h (monthly) for the days [from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that waferwatch_writer needs no DDL right. Returns the number created.';
+COMMENT ON FUNCTION public.ww_ensure_partitions(from_day date, days integer) IS 'Creates the partitions of node_samples, latency_windows, node_rollup_1m, latency_node_1h, node_samples_compact, latency_windows_compact (daily) and node_rollup_1h (monthly) for the days [from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that waferwatch_writer needs no DDL right. Returns the number created.';
 
 
 --
@@ -724,9 +875,9 @@ BEGIN
             ww_drop_old_compact(integer) TO waferwatch_writer;
         -- Retention of the latency windows (0020), by the tier job.
         GRANT EXECUTE ON FUNCTION ww_drop_old_windows(integer) TO waferwatch_writer;
-        GRANT SELECT ON node_samples_compact TO waferwatch_writer;
-        REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON node_samples_compact
-            FROM waferwatch_writer;
+        GRANT SELECT ON node_samples_compact, latency_windows_compact TO waferwatch_writer;
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
+            ON node_samples_compact, latency_windows_compact FROM waferwatch_writer;
         -- The SLO evaluator's heartbeat (0012) is upserted (ON CONFLICT reads the row), never
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;
@@ -901,9 +1052,8 @@ CREATE FUNCTION public.ww_node_latency_series(p_nodes text[], p_from timestamp w
         SELECT w.time, w.node_id, w.model, 1::bigint AS windows, w.requests_ok,
                w.requests_error, w.requests_timeout, w.requests_rejected, w.prompt_tokens,
                w.output_tokens, w.queue, w.ttft, w.tpot, w.e2e
-        FROM latency_windows w
-        WHERE w.node_id = ANY (p_nodes) AND w.time < p_to
-          AND w.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from)
+        FROM ww_windows(ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from), p_to,
+                        p_nodes) w
         UNION ALL
         SELECT h.time, h.node_id, h.model, h.windows, h.requests_ok, h.requests_error,
                h.requests_timeout, h.requests_rejected, h.prompt_tokens, h.output_tokens,
@@ -1338,7 +1488,7 @@ BEGIN
         SELECT sum(w.requests_ok),
                sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
         INTO good, total
-        FROM latency_windows w JOIN nodes n USING (node_id)
+        FROM ww_windows(p_from, p_to) w JOIN nodes n USING (node_id)
         WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
           AND w.time >= p_from AND w.time < p_to;
         good := coalesce(good, 0);
@@ -1451,7 +1601,7 @@ BEGIN
     ELSE
         m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN w.ttft WHEN 'tpot' THEN w.tpot
                                             WHEN 'e2e' THEN w.e2e ELSE w.queue END)
-              FROM latency_windows w JOIN nodes n USING (node_id)
+              FROM ww_windows(p_from, p_to) w JOIN nodes n USING (node_id)
               WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
                 AND w.time >= p_from AND w.time < p_to);
     END IF;
@@ -1618,7 +1768,9 @@ DECLARE
 BEGIN
     EXECUTE 'DELETE FROM latency_node_1h WHERE time >= $1 AND time < $2'
             ' AND ($3 IS NULL OR node_id = ANY ($3))' USING p_from, p_to, p_nodes;
-    EXECUTE $q$
+    -- Two statements rather than a NULL node list, as ww_windows has two forms (the node
+    -- list must reach both sides' indexes).
+    EXECUTE format($q$
     INSERT INTO latency_node_1h (
         time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout,
         requests_rejected, prompt_tokens, output_tokens, windows, queue, ttft, tpot, e2e)
@@ -1626,10 +1778,10 @@ BEGIN
            sum(w.requests_ok), sum(w.requests_error), sum(w.requests_timeout),
            sum(w.requests_rejected), sum(w.prompt_tokens), sum(w.output_tokens), count(*),
            ww_merge(w.queue), ww_merge(w.ttft), ww_merge(w.tpot), ww_merge(w.e2e)
-    FROM latency_windows w
-    WHERE w.time >= $1 AND w.time < $2 AND ($3 IS NULL OR w.node_id = ANY ($3))
+    FROM %s w
     GROUP BY 1, 2, 3
-    $q$ USING p_from, p_to, p_nodes;
+    $q$, CASE WHEN p_nodes IS NULL THEN 'ww_windows($1, $2)' ELSE 'ww_windows($1, $2, $3)' END)
+    USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $_$;
@@ -1654,6 +1806,7 @@ BEGIN
         IF b < dropped THEN
             PERFORM ww_tier_latency_merge(b, nodes);
         ELSE
+            PERFORM ww_compact_window_hours(array_fill(b, ARRAY[cardinality(nodes)]), nodes);
             PERFORM ww_tier_latency_hours(b, b + interval '1 hour', nodes);
         END IF;
         PERFORM ww_tier_phase_latency_hours(b, b + interval '1 hour');
@@ -2071,6 +2224,137 @@ END $$;
 COMMENT ON FUNCTION public.ww_tier_watermark() IS 'For the collector''s write transaction: takes the shared tier lock for the rest of the transaction and returns the watermark (older samples are late: record them in ww_tier_dirty).';
 
 
+--
+-- Name: latency_windows; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.latency_windows (
+    "time" timestamp with time zone NOT NULL,
+    node_id text NOT NULL,
+    model text NOT NULL,
+    duration_s double precision NOT NULL,
+    requests_ok bigint NOT NULL,
+    requests_error bigint NOT NULL,
+    requests_timeout bigint NOT NULL,
+    requests_rejected bigint NOT NULL,
+    prompt_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    queue public.ww_hist NOT NULL,
+    ttft public.ww_hist NOT NULL,
+    tpot public.ww_hist NOT NULL,
+    e2e public.ww_hist NOT NULL,
+    parts integer DEFAULT 1 NOT NULL
+)
+PARTITION BY RANGE ("time");
+
+
+--
+-- Name: COLUMN latency_windows.queue; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.queue IS 'request_queue_time_seconds (ww_hist of the waferwatch extension)';
+
+
+--
+-- Name: COLUMN latency_windows.ttft; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.ttft IS 'time_to_first_token_seconds (ww_hist)';
+
+
+--
+-- Name: COLUMN latency_windows.tpot; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.tpot IS 'time_per_output_token_seconds (ww_hist)';
+
+
+--
+-- Name: COLUMN latency_windows.e2e; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.e2e IS 'e2e_request_latency_seconds (ww_hist)';
+
+
+--
+-- Name: COLUMN latency_windows.parts; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_windows.parts IS 'How many parts the window was sent in (> 1: the agent restarted inside it, and the collector merged the parts; duration_s is then the sum of the parts'' durations).';
+
+
+--
+-- Name: ww_windows(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_windows(p_from timestamp with time zone, p_to timestamp with time zone) RETURNS SETOF public.latency_windows
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT w.*
+    FROM latency_windows w
+    WHERE w.time >= p_from AND w.time < p_to
+      AND (w.time < (SELECT truncated_through FROM ww_tier_state)
+           OR w.time < (SELECT windows_start FROM ww_tier_state)
+           OR w.time < (SELECT windows_dropped_through FROM ww_tier_state)
+           OR w.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (w.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR w.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.model, d.duration_s, d.requests_ok, d.requests_error,
+           d.requests_timeout, d.requests_rejected, d.prompt_tokens, d.output_tokens,
+           d.queue, d.ttft, d.tpot, d.e2e, d.parts
+    FROM latency_windows_compact c
+    CROSS JOIN LATERAL ww_wblock_windows(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from
+      AND d.time >= p_from AND d.time < p_to
+$$;
+
+
+--
+-- Name: FUNCTION ww_windows(p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_windows(p_from timestamp with time zone, p_to timestamp with time zone) IS 'The latency windows of [p_from, p_to) of every node, raw or compacted: the columns of latency_windows (which alone holds only what is not compacted yet).';
+
+
+--
+-- Name: ww_windows(timestamp with time zone, timestamp with time zone, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_windows(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) RETURNS SETOF public.latency_windows
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT w.*
+    FROM latency_windows w
+    WHERE w.time >= p_from AND w.time < p_to AND w.node_id = ANY (p_nodes)
+      AND (w.time < (SELECT truncated_through FROM ww_tier_state)
+           OR w.time < (SELECT windows_start FROM ww_tier_state)
+           OR w.time < (SELECT windows_dropped_through FROM ww_tier_state)
+           OR w.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (w.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR w.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.model, d.duration_s, d.requests_ok, d.requests_error,
+           d.requests_timeout, d.requests_rejected, d.prompt_tokens, d.output_tokens,
+           d.queue, d.ttft, d.tpot, d.e2e, d.parts
+    FROM latency_windows_compact c
+    CROSS JOIN LATERAL ww_wblock_windows(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from AND c.node_id = ANY (p_nodes)
+      AND d.time >= p_from AND d.time < p_to
+$$;
+
+
+--
+-- Name: FUNCTION ww_windows(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_windows(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) IS 'The latency windows of [p_from, p_to) of the given nodes, raw or compacted: the columns of latency_windows (which alone holds only what is not compacted yet).';
+
+
 SET default_table_access_method = heap;
 
 --
@@ -2270,62 +2554,41 @@ CREATE TABLE public.latency_rollup_1m (
 
 
 --
--- Name: latency_windows; Type: TABLE; Schema: public; Owner: -
+-- Name: latency_windows_compact; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.latency_windows (
+CREATE TABLE public.latency_windows_compact (
     "time" timestamp with time zone NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    windows integer NOT NULL,
     node_id text NOT NULL,
-    model text NOT NULL,
-    duration_s double precision NOT NULL,
-    requests_ok bigint NOT NULL,
-    requests_error bigint NOT NULL,
-    requests_timeout bigint NOT NULL,
-    requests_rejected bigint NOT NULL,
-    prompt_tokens bigint NOT NULL,
-    output_tokens bigint NOT NULL,
-    queue public.ww_hist NOT NULL,
-    ttft public.ww_hist NOT NULL,
-    tpot public.ww_hist NOT NULL,
-    e2e public.ww_hist NOT NULL,
-    parts integer DEFAULT 1 NOT NULL
+    block bytea NOT NULL,
+    CONSTRAINT latency_windows_compact_check CHECK (((windows > 0) AND (last_time >= "time") AND (last_time < ("time" + '01:00:00'::interval))))
 )
 PARTITION BY RANGE ("time");
+ALTER TABLE ONLY public.latency_windows_compact ALTER COLUMN block SET STORAGE EXTERNAL;
 
 
 --
--- Name: COLUMN latency_windows.queue; Type: COMMENT; Schema: public; Owner: -
+-- Name: TABLE latency_windows_compact; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.latency_windows.queue IS 'request_queue_time_seconds (ww_hist of the waferwatch extension)';
-
-
---
--- Name: COLUMN latency_windows.ttft; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.latency_windows.ttft IS 'time_to_first_token_seconds (ww_hist)';
+COMMENT ON TABLE public.latency_windows_compact IS 'Compacted latency windows: one window block (ww_wblock_windows(block)) per node and hour. Read windows of any age with ww_windows(from, to, nodes).';
 
 
 --
--- Name: COLUMN latency_windows.tpot; Type: COMMENT; Schema: public; Owner: -
+-- Name: latency_windows_compact_default; Type: TABLE; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.latency_windows.tpot IS 'time_per_output_token_seconds (ww_hist)';
-
-
---
--- Name: COLUMN latency_windows.e2e; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.latency_windows.e2e IS 'e2e_request_latency_seconds (ww_hist)';
-
-
---
--- Name: COLUMN latency_windows.parts; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.latency_windows.parts IS 'How many parts the window was sent in (> 1: the agent restarted inside it, and the collector merged the parts; duration_s is then the sum of the parts'' durations).';
+CREATE TABLE public.latency_windows_compact_default (
+    "time" timestamp with time zone NOT NULL,
+    last_time timestamp with time zone NOT NULL,
+    windows integer NOT NULL,
+    node_id text NOT NULL,
+    block bytea NOT NULL,
+    CONSTRAINT latency_windows_compact_check CHECK (((windows > 0) AND (last_time >= "time") AND (last_time < ("time" + '01:00:00'::interval))))
+);
+ALTER TABLE ONLY public.latency_windows_compact_default ALTER COLUMN block SET STORAGE EXTERNAL;
 
 
 --
@@ -3060,6 +3323,7 @@ CREATE TABLE public.ww_tier_state (
     compact_node text,
     truncated_through timestamp with time zone NOT NULL,
     windows_dropped_through timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    windows_start timestamp with time zone NOT NULL,
     CONSTRAINT ww_tier_state_check CHECK (((start <= hours_done) AND (hours_done <= minutes_done) AND (minutes_done <= watermark))),
     CONSTRAINT ww_tier_state_check1 CHECK (((start <= truncated_through) AND (truncated_through <= compacted_through) AND (compacted_through <= hours_done))),
     CONSTRAINT ww_tier_state_check2 CHECK ((windows_dropped_through <= hours_done)),
@@ -3093,6 +3357,13 @@ COMMENT ON COLUMN public.ww_tier_state.truncated_through IS 'Raw rows from start
 --
 
 COMMENT ON COLUMN public.ww_tier_state.windows_dropped_through IS 'latency_windows before it were dropped by retention once their hours were built; a late window below it is merged into its latency_node_1h row and deleted.';
+
+
+--
+-- Name: COLUMN ww_tier_state.windows_start; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.ww_tier_state.windows_start IS 'Latency windows are compacted with the samples from this hour on (0021); before it they stay rows until retention drops them.';
 
 
 --
@@ -3421,6 +3692,13 @@ ALTER TABLE ONLY public.latency_node_1h ATTACH PARTITION public.latency_node_1h_
 
 
 --
+-- Name: latency_windows_compact_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.latency_windows_compact ATTACH PARTITION public.latency_windows_compact_default DEFAULT;
+
+
+--
 -- Name: latency_windows_default; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
@@ -3500,6 +3778,22 @@ ALTER TABLE ONLY public.latency_rollup_1h
 
 ALTER TABLE ONLY public.latency_rollup_1m
     ADD CONSTRAINT latency_rollup_1m_pkey PRIMARY KEY ("time", phase, model);
+
+
+--
+-- Name: latency_windows_compact latency_windows_compact_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.latency_windows_compact
+    ADD CONSTRAINT latency_windows_compact_pkey PRIMARY KEY (node_id, "time");
+
+
+--
+-- Name: latency_windows_compact_default latency_windows_compact_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.latency_windows_compact_default
+    ADD CONSTRAINT latency_windows_compact_default_pkey PRIMARY KEY (node_id, "time");
 
 
 --
@@ -3706,6 +4000,20 @@ CREATE INDEX latency_node_1h_default_time_idx ON public.latency_node_1h_default 
 
 
 --
+-- Name: latency_windows_compact_time; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX latency_windows_compact_time ON ONLY public.latency_windows_compact USING btree ("time");
+
+
+--
+-- Name: latency_windows_compact_default_time_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX latency_windows_compact_default_time_idx ON public.latency_windows_compact_default USING btree ("time");
+
+
+--
 -- Name: latency_windows_key; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -3822,6 +4130,20 @@ ALTER INDEX public.latency_node_1h_pkey ATTACH PARTITION public.latency_node_1h_
 --
 
 ALTER INDEX public.latency_node_1h_time_brin ATTACH PARTITION public.latency_node_1h_default_time_idx;
+
+
+--
+-- Name: latency_windows_compact_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.latency_windows_compact_pkey ATTACH PARTITION public.latency_windows_compact_default_pkey;
+
+
+--
+-- Name: latency_windows_compact_default_time_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.latency_windows_compact_time ATTACH PARTITION public.latency_windows_compact_default_time_idx;
 
 
 --

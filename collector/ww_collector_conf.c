@@ -72,10 +72,10 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("tiers.max_late", WW_CFG_INT, "100000", C(tiers_max_late), 1, 100000000, NULL,
         "late buckets (node-minutes, node-hours of latency) rebuilt per transaction"),
     ROW("compaction.age", WW_CFG_DURATION, "3h", C(compaction_age_ns), 0, 604800, NULL,
-        "raw samples of an hour this long after its end (and tiers.grace) are rewritten as one "
-        "sample block per node (node_samples_compact, ~8 bytes a sample), and a day's raw "
-        "partition is emptied once all its hours are (0 = never compact; needs "
-        "tiers.enabled)"),
+        "raw samples and latency windows of an hour this long after its end (and tiers.grace) "
+        "are rewritten as one block per node (node_samples_compact, ~8 bytes a sample; "
+        "latency_windows_compact, ~230 bytes a window), and a day's raw partitions are "
+        "emptied once all its hours are (0 = never compact; needs tiers.enabled)"),
     ROW("compaction.max_nodes", WW_CFG_INT, "1000", C(compaction_max_nodes), 1, 1000000, NULL,
         "node-hours compacted per transaction"),
     ROW("ingest.max_group_samples", WW_CFG_INT, "65536", C(max_group_samples), 1, 10000000, NULL,

@@ -10,7 +10,8 @@
 
 -- Partitions of every time-partitioned table for the days [from_day, from_day + days): daily
 -- ones TABLE_pYYYYMMDD of node_samples, latency_windows, the per-node tiers
--- node_rollup_1m and latency_node_1h (0018) and node_samples_compact (0019), monthly ones TABLE_pYYYYMM of node_rollup_1h
+-- node_rollup_1m and latency_node_1h (0018), node_samples_compact (0019) and
+-- latency_windows_compact (0021), monthly ones TABLE_pYYYYMM of node_rollup_1h
 -- (~780k rows a day, kept a year: twelve partitions, not 365). A bucket whose rows already
 -- sit in the default partition is left there (NOTICE). Callable by the writer without any
 -- DDL right: the function runs as its owner (the schema owner, who owns the partitioned
@@ -29,6 +30,7 @@ BEGIN
     FOR t IN SELECT * FROM (VALUES ('node_samples', false), ('latency_windows', false),
                                    ('node_rollup_1m', false), ('latency_node_1h', false),
                                    ('node_samples_compact', false),
+                                   ('latency_windows_compact', false),
                                    ('node_rollup_1h', true)) AS v(tab, monthly) LOOP
         FOR i IN 0 .. days - 1 LOOP
             d := from_day + i;
@@ -41,9 +43,10 @@ BEGIN
                 hi := d + 1;
                 name := format('%s_p%s', t.tab, to_char(lo, 'YYYYMMDD'));
             END IF;
-            -- A day of latency windows that retention dropped is not made again: its late
-            -- windows wait in the default partition to be merged (ww_tier_latency_merge).
-            IF t.tab = 'latency_windows' AND hi::timestamp AT TIME ZONE 'UTC' <=
+            -- A day of latency windows that retention dropped is not made again (nor its
+            -- blocks'): its late windows wait in the default partition to be merged
+            -- (ww_tier_latency_merge).
+            IF t.tab IN ('latency_windows', 'latency_windows_compact') AND hi::timestamp AT TIME ZONE 'UTC' <=
                     (SELECT windows_dropped_through FROM ww_tier_state) THEN
                 CONTINUE;
             END IF;
@@ -70,7 +73,8 @@ END $$;
 REVOKE EXECUTE ON FUNCTION ww_ensure_partitions(date, integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_ensure_partitions(date, integer) IS
     'Creates the partitions of node_samples, latency_windows, node_rollup_1m, '
-    'latency_node_1h, node_samples_compact (daily) and node_rollup_1h (monthly) for the days '
+    'latency_node_1h, node_samples_compact, latency_windows_compact (daily) and node_rollup_1h '
+    '(monthly) for the days '
     '[from_day, from_day + days); runs as the schema owner (SECURITY DEFINER) so that '
     'waferwatch_writer needs no DDL right. Returns the number created.';
 

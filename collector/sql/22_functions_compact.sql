@@ -69,6 +69,157 @@ COMMENT ON FUNCTION ww_samples(timestamptz, timestamptz) IS
     'The samples of [p_from, p_to) of every node, raw or compacted: the columns of '
     'node_samples (which alone holds only what is not compacted yet).';
 
+-- The latency windows of [p_from, p_to) of the nodes of p_nodes (or of every node), raw
+-- and compacted alike, with the columns of latency_windows (0021). The rule: a node-hour's
+-- windows are in its block when the hour is from windows_start on and the samples' rule
+-- above says it is compacted; a raw window counts when its node-hour is not, or when it
+-- lies before truncated_through (a late window of an emptied day, not merged yet) or before
+-- windows_dropped_through (a late window of a day retention dropped, 0020). Plain
+-- SQL, inlined as ww_samples is, for the same reasons.
+CREATE OR REPLACE FUNCTION ww_windows(p_from timestamptz, p_to timestamptz, p_nodes text[])
+RETURNS SETOF latency_windows
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT w.*
+    FROM latency_windows w
+    WHERE w.time >= p_from AND w.time < p_to AND w.node_id = ANY (p_nodes)
+      AND (w.time < (SELECT truncated_through FROM ww_tier_state)
+           OR w.time < (SELECT windows_start FROM ww_tier_state)
+           OR w.time < (SELECT windows_dropped_through FROM ww_tier_state)
+           OR w.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (w.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR w.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.model, d.duration_s, d.requests_ok, d.requests_error,
+           d.requests_timeout, d.requests_rejected, d.prompt_tokens, d.output_tokens,
+           d.queue, d.ttft, d.tpot, d.e2e, d.parts
+    FROM latency_windows_compact c
+    CROSS JOIN LATERAL ww_wblock_windows(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from AND c.node_id = ANY (p_nodes)
+      AND d.time >= p_from AND d.time < p_to
+$$;
+COMMENT ON FUNCTION ww_windows(timestamptz, timestamptz, text[]) IS
+    'The latency windows of [p_from, p_to) of the given nodes, raw or compacted: the columns '
+    'of latency_windows (which alone holds only what is not compacted yet).';
+
+CREATE OR REPLACE FUNCTION ww_windows(p_from timestamptz, p_to timestamptz)
+RETURNS SETOF latency_windows
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT w.*
+    FROM latency_windows w
+    WHERE w.time >= p_from AND w.time < p_to
+      AND (w.time < (SELECT truncated_through FROM ww_tier_state)
+           OR w.time < (SELECT windows_start FROM ww_tier_state)
+           OR w.time < (SELECT windows_dropped_through FROM ww_tier_state)
+           OR w.time >= (SELECT compacted_through FROM ww_tier_state) + interval '1 hour'
+           OR (w.time >= (SELECT compacted_through FROM ww_tier_state)
+               AND ((SELECT compact_node FROM ww_tier_state) IS NULL
+                    OR w.node_id COLLATE "C" > (SELECT compact_node FROM ww_tier_state))))
+    UNION ALL
+    SELECT d.time, c.node_id, d.model, d.duration_s, d.requests_ok, d.requests_error,
+           d.requests_timeout, d.requests_rejected, d.prompt_tokens, d.output_tokens,
+           d.queue, d.ttft, d.tpot, d.e2e, d.parts
+    FROM latency_windows_compact c
+    CROSS JOIN LATERAL ww_wblock_windows(c.block) d
+    WHERE c.time >= date_trunc('hour', p_from, 'UTC') AND c.time < p_to
+      AND c.last_time >= p_from
+      AND d.time >= p_from AND d.time < p_to
+$$;
+COMMENT ON FUNCTION ww_windows(timestamptz, timestamptz) IS
+    'The latency windows of [p_from, p_to) of every node, raw or compacted: the columns of '
+    'latency_windows (which alone holds only what is not compacted yet).';
+
+-- Compacts the latency windows of the node-hours (p_hours[i], p_nodes[i]) that the progress
+-- says are compacted, from windows_start on (0021) and not below windows_dropped_through
+-- (retention's late windows are merged into latency_node_1h), as ww_compact_node_hours does the
+-- samples: the block of each is rebuilt from the raw rows while its day is not emptied, or
+-- from its block and the late raw rows after (which are then deleted). A late row with the
+-- key (time, model) of a window in the block is a second part of it: merged as the ingest
+-- path merges parts (counts, durations and parts added, histograms merged). Returns the
+-- blocks written.
+CREATE OR REPLACE FUNCTION ww_compact_window_hours(p_hours timestamptz[], p_nodes text[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    st ww_tier_state;
+    n integer;
+    total integer := 0;
+    rh timestamptz[];
+    rn text[];
+    mh timestamptz[];
+    mn text[];
+BEGIN
+    SELECT * INTO st FROM ww_tier_state;
+    SELECT coalesce(array_agg(x.h) FILTER (WHERE x.h >= st.truncated_through), '{}'),
+           coalesce(array_agg(x.n) FILTER (WHERE x.h >= st.truncated_through), '{}'),
+           coalesce(array_agg(x.h) FILTER (WHERE x.h < st.truncated_through), '{}'),
+           coalesce(array_agg(x.n) FILTER (WHERE x.h < st.truncated_through), '{}')
+    INTO rh, rn, mh, mn
+    FROM (SELECT DISTINCT u.h, u.n FROM unnest(p_hours, p_nodes) AS u(h, n)) AS x
+    WHERE x.h >= st.start AND x.h >= st.windows_start AND x.h >= st.windows_dropped_through
+      AND (x.h < st.compacted_through
+           OR (x.h = st.compacted_through AND st.compact_node IS NOT NULL
+               AND x.n COLLATE "C" <= st.compact_node));
+    IF cardinality(rh) = 0 AND cardinality(mh) = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO latency_windows_compact AS c (time, last_time, windows, node_id, block)
+    SELECT t.h, max(w.time), count(*), w.node_id,
+           ww_wblock_agg(w.time, w.model, w.duration_s, w.requests_ok, w.requests_error,
+                         w.requests_timeout, w.requests_rejected, w.prompt_tokens,
+                         w.output_tokens, w.parts, w.queue, w.ttft, w.tpot, w.e2e)
+    FROM unnest(rh, rn) AS t(h, n)
+    JOIN latency_windows w ON w.node_id = t.n AND w.time >= t.h AND w.time < t.h + interval '1 hour'
+    GROUP BY t.h, w.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, windows = excluded.windows, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    WITH late AS (
+        DELETE FROM latency_windows w
+        USING unnest(mh, mn) AS t(h, n)
+        WHERE w.node_id = t.n AND w.time >= t.h AND w.time < t.h + interval '1 hour'
+        RETURNING w.*
+    ), u AS (
+        SELECT date_trunc('hour', l.time, 'UTC') AS h, l.node_id, l.time, l.model, l.duration_s,
+               l.requests_ok, l.requests_error, l.requests_timeout, l.requests_rejected,
+               l.prompt_tokens, l.output_tokens, l.parts, l.queue, l.ttft, l.tpot, l.e2e
+        FROM late l
+        UNION ALL
+        SELECT c.time, c.node_id, d.time, d.model, d.duration_s, d.requests_ok,
+               d.requests_error, d.requests_timeout, d.requests_rejected, d.prompt_tokens,
+               d.output_tokens, d.parts, d.queue, d.ttft, d.tpot, d.e2e
+        FROM unnest(mh, mn) AS t(h, n)
+        JOIN latency_windows_compact c ON c.node_id = t.n AND c.time = t.h
+        CROSS JOIN LATERAL ww_wblock_windows(c.block) d
+    ), k AS (
+        SELECT u.h, u.node_id, u.time, u.model, sum(u.duration_s) AS duration_s,
+               sum(u.requests_ok)::bigint AS requests_ok,
+               sum(u.requests_error)::bigint AS requests_error,
+               sum(u.requests_timeout)::bigint AS requests_timeout,
+               sum(u.requests_rejected)::bigint AS requests_rejected,
+               sum(u.prompt_tokens)::bigint AS prompt_tokens,
+               sum(u.output_tokens)::bigint AS output_tokens, sum(u.parts)::integer AS parts,
+               ww_merge(u.queue) AS queue, ww_merge(u.ttft) AS ttft, ww_merge(u.tpot) AS tpot,
+               ww_merge(u.e2e) AS e2e
+        FROM u
+        GROUP BY u.h, u.node_id, u.time, u.model
+    )
+    INSERT INTO latency_windows_compact AS c (time, last_time, windows, node_id, block)
+    SELECT k.h, max(k.time), count(*), k.node_id,
+           ww_wblock_agg(k.time, k.model, k.duration_s, k.requests_ok, k.requests_error,
+                         k.requests_timeout, k.requests_rejected, k.prompt_tokens,
+                         k.output_tokens, k.parts, k.queue, k.ttft, k.tpot, k.e2e)
+    FROM k
+    GROUP BY k.h, k.node_id
+    ON CONFLICT (node_id, time) DO UPDATE
+    SET last_time = excluded.last_time, windows = excluded.windows, block = excluded.block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN total + n;
+END $$;
+REVOKE EXECUTE ON FUNCTION ww_compact_window_hours(timestamptz[], text[]) FROM PUBLIC;
+
 -- Compacts the node-hours (p_hours[i], p_nodes[i]) that the progress says are compacted
 -- (others are left: not compacted yet, or before start): the block of each is rebuilt from
 -- the raw rows while its day is not truncated (they are all there), or from its block and
@@ -181,15 +332,20 @@ BEGIN
             -- an upgraded database (the collector makes partitions a week back only).
             PERFORM ww_ensure_partitions((st.compacted_through AT TIME ZONE 'UTC')::date, 1);
         END IF;
-        chunk := ARRAY(SELECT r.node_id FROM node_rollup_1h r
-                       WHERE r.time = st.compacted_through
-                         AND (st.compact_node IS NULL OR r.node_id COLLATE "C" > st.compact_node)
-                       ORDER BY r.node_id COLLATE "C"
+        chunk := ARRAY(SELECT x.node_id
+                       FROM (SELECT r.node_id FROM node_rollup_1h r
+                             WHERE r.time = st.compacted_through
+                             UNION
+                             SELECT l.node_id FROM latency_node_1h l
+                             WHERE l.time = st.compacted_through) AS x
+                       WHERE st.compact_node IS NULL OR x.node_id COLLATE "C" > st.compact_node
+                       ORDER BY x.node_id COLLATE "C"
                        LIMIT max_nodes);
-        -- The nodes come from the hour's node_rollup_1h rows, one per node with samples
-        -- then (nodes whose samples came later are re-compacted with their late minutes).
-        -- Rows but no hour rows: retention dropped them (retention.node_hour_days shorter
-        -- than the raw history): compacting would hide the rows, so stop and say so.
+        -- The nodes come from the hour's node_rollup_1h and latency_node_1h rows, one per
+        -- node with samples or windows then (nodes whose data came later are re-compacted
+        -- with their late minutes and hours). Rows but no hour rows: retention dropped them
+        -- (retention.node_hour_days shorter than the raw history): compacting would hide
+        -- the rows, so stop and say so.
         IF st.compact_node IS NULL AND cardinality(chunk) = 0
            AND EXISTS (SELECT 1 FROM node_samples s
                        WHERE s.time >= st.compacted_through
@@ -200,11 +356,24 @@ BEGIN
                              'raise it, or drop the older raw partitions',
                       ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
+        IF st.compact_node IS NULL AND cardinality(chunk) = 0
+           AND st.compacted_through >= st.windows_start
+           AND EXISTS (SELECT 1 FROM latency_windows w
+                       WHERE w.time >= st.compacted_through
+                         AND w.time < st.compacted_through + interval '1 hour') THEN
+            RAISE EXCEPTION 'ww_compact: the hour % has latency windows but no latency_node_1h rows',
+                            st.compacted_through
+                USING HINT = 'retention.latency_node_days is shorter than the windows kept: '
+                             'raise it, or lower retention.window_days',
+                      ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
         IF cardinality(chunk) > 0 THEN
             -- The progress first: ww_compact_node_hours compacts what it says is compacted.
             UPDATE ww_tier_state SET compact_node = chunk[cardinality(chunk)], updated_at = now();
             node_hours := ww_compact_node_hours(array_fill(st.compacted_through,
                                                            ARRAY[cardinality(chunk)]), chunk);
+            PERFORM ww_compact_window_hours(array_fill(st.compacted_through,
+                                                       ARRAY[cardinality(chunk)]), chunk);
             SELECT coalesce(sum(c.samples), 0) INTO samples FROM node_samples_compact c
             WHERE c.time = st.compacted_through AND c.node_id = ANY (chunk);
         END IF;
@@ -224,17 +393,19 @@ COMMENT ON FUNCTION ww_compact(interval, integer) IS
     'is older than age and built in the tiers. Returns what it did and how far behind it is.';
 
 -- The tier job's last step, its own transaction: once every hour of the oldest day not
--- emptied yet is compacted, empties that day's raw rows. No write may add a row of the day
--- meanwhile: it locks the day's raw partition (ACCESS EXCLUSIVE to truncate it, else SHARE
--- ROW EXCLUSIVE) and the default partition, so that only writes bringing rows of that day
--- (late ones) wait; when a partition not aligned on UTC days (made by a session in another
--- time zone before schema 19) holds rows of the day too, it takes the tier lock exclusively
--- instead, as ww_tier_advance does (every write waits). All within lock_timeout: a long
--- reader only postpones the step. Then it re-compacts the day's node-hours whose late
--- entries still wait in ww_tier_dirty (their rows are about to go), truncates the
--- partition when it holds nothing outside the day (the tiers' first day keeps its rows
--- before start: they were never compacted), and deletes whatever else of the day is left.
--- Returns the days emptied: 0 or 1 (0 with a NOTICE when a lock was not granted in time).
+-- emptied yet is compacted, empties that day's raw rows, samples and (from windows_start
+-- on, 0021) latency windows. No write may add a row of the day meanwhile: it locks the
+-- day's raw partitions (ACCESS EXCLUSIVE to truncate one, else SHARE ROW EXCLUSIVE) and the
+-- default partitions, so that only writes bringing rows of that day (late ones) wait; when
+-- a partition not aligned on UTC days (made by a session in another time zone before
+-- schema 19) holds rows of the day too, it takes the tier lock exclusively instead, as
+-- ww_tier_advance does (every write waits). All within lock_timeout: a long reader only
+-- postpones the step. Then it re-compacts the day's node-hours whose late entries still
+-- wait in ww_tier_dirty (their rows are about to go), truncates a partition when it holds
+-- nothing outside what is emptied (the tiers' first day keeps its rows before start, and
+-- windows before windows_start: they were never compacted), and deletes whatever else of
+-- the day is left. Returns the days emptied: 0 or 1 (0 with a NOTICE when a lock was not
+-- granted in time).
 CREATE OR REPLACE FUNCTION ww_compact_clear() RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
 SET lock_timeout = '2s' SET jit = off AS $$
@@ -242,7 +413,9 @@ DECLARE
     st ww_tier_state;
     d timestamptz;
     d_end timestamptz;
+    w_from timestamptz;
     part text;
+    wpart text;
     whole boolean;
     others boolean;
     late_h timestamptz[];
@@ -254,18 +427,29 @@ BEGIN
     IF st.compacted_through < d_end THEN
         RETURN 0;
     END IF;
+    -- The windows emptied: those of [w_from, d_end), none when windows_start is later.
+    -- Below windows_dropped_through retention dropped them: the ones left there are late,
+    -- waiting to be merged into latency_node_1h (ww_tier_latency_merge), not compacted.
+    w_from := greatest(st.truncated_through, st.windows_start, st.windows_dropped_through);
     part := format('node_samples_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
     IF to_regclass(part) IS NULL THEN
         part := NULL;
     END IF;
+    wpart := format('latency_windows_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'));
+    IF to_regclass(wpart) IS NULL OR w_from >= d_end THEN
+        wpart := NULL;
+    END IF;
     -- Other partitions with rows of [truncated_through, d_end): by their bounds.
     others := EXISTS (
         SELECT 1
-        FROM pg_partition_tree('node_samples') t
+        FROM (SELECT t.relid FROM pg_partition_tree('node_samples') t WHERE t.isleaf
+              UNION ALL
+              SELECT t.relid FROM pg_partition_tree('latency_windows') t WHERE t.isleaf) t
         JOIN pg_class c ON c.oid = t.relid
         CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
                                         $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS b(v)
-        WHERE t.isleaf AND c.relname IS DISTINCT FROM part
+        WHERE c.relname IS DISTINCT FROM part AND c.relname IS DISTINCT FROM wpart
+          AND c.relname <> format('latency_windows_p%s', to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'))
           AND b.v[1]::timestamptz < d_end AND b.v[2]::timestamptz > st.truncated_through);
     BEGIN
         IF others THEN
@@ -276,7 +460,13 @@ BEGIN
                            CASE WHEN st.truncated_through = d THEN 'ACCESS EXCLUSIVE'
                                 ELSE 'SHARE ROW EXCLUSIVE' END);
         END IF;
+        IF wpart IS NOT NULL THEN
+            EXECUTE format('LOCK TABLE %I IN %s MODE', wpart,
+                           CASE WHEN w_from = d THEN 'ACCESS EXCLUSIVE'
+                                ELSE 'SHARE ROW EXCLUSIVE' END);
+        END IF;
         LOCK TABLE node_samples_default IN SHARE ROW EXCLUSIVE MODE;
+        LOCK TABLE latency_windows_default IN SHARE ROW EXCLUSIVE MODE;
     EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
         RAISE NOTICE 'raw samples of % not emptied now (%): retried at the next run', d::date,
                      SQLERRM;
@@ -289,6 +479,12 @@ BEGIN
     IF late_h IS NOT NULL THEN
         PERFORM ww_compact_node_hours(late_h, late_n);
     END IF;
+    SELECT array_agg(t.time), array_agg(t.node_id) INTO late_h, late_n
+    FROM ww_tier_dirty t
+    WHERE t.tier = 'l' AND t.time >= w_from AND t.time < d_end;
+    IF late_h IS NOT NULL THEN
+        PERFORM ww_compact_window_hours(late_h, late_n);
+    END IF;
     IF part IS NOT NULL AND st.truncated_through = d THEN
         EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
                        part) INTO whole USING d, d_end;
@@ -296,7 +492,15 @@ BEGIN
             EXECUTE format('TRUNCATE %I', part);
         END IF;
     END IF;
+    IF wpart IS NOT NULL AND w_from = d THEN
+        EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %I WHERE time < $1 OR time >= $2)',
+                       wpart) INTO whole USING d, d_end;
+        IF whole THEN
+            EXECUTE format('TRUNCATE %I', wpart);
+        END IF;
+    END IF;
     DELETE FROM node_samples WHERE time >= st.truncated_through AND time < d_end;
+    DELETE FROM latency_windows WHERE time >= w_from AND time < d_end;
     UPDATE ww_tier_state SET truncated_through = d_end, updated_at = now();
     RETURN 1;
 END $$;

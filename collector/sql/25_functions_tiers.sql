@@ -242,8 +242,8 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_tier_sites(text, timestamptz, timestamptz) FROM PUBLIC;
 
--- Latency per node, model and hour from latency_windows: the hours in [p_from, p_to) of
--- every node or of p_nodes (all their models).
+-- Latency per node, model and hour from the latency windows (raw or compacted: ww_windows):
+-- the hours in [p_from, p_to) of every node or of p_nodes (all their models).
 CREATE OR REPLACE FUNCTION ww_tier_latency_hours(p_from timestamptz, p_to timestamptz,
                                                  p_nodes text[]) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -252,7 +252,9 @@ DECLARE
 BEGIN
     EXECUTE 'DELETE FROM latency_node_1h WHERE time >= $1 AND time < $2'
             ' AND ($3 IS NULL OR node_id = ANY ($3))' USING p_from, p_to, p_nodes;
-    EXECUTE $q$
+    -- Two statements rather than a NULL node list, as ww_windows has two forms (the node
+    -- list must reach both sides' indexes).
+    EXECUTE format($q$
     INSERT INTO latency_node_1h (
         time, node_id, model, duration_s, requests_ok, requests_error, requests_timeout,
         requests_rejected, prompt_tokens, output_tokens, windows, queue, ttft, tpot, e2e)
@@ -260,10 +262,10 @@ BEGIN
            sum(w.requests_ok), sum(w.requests_error), sum(w.requests_timeout),
            sum(w.requests_rejected), sum(w.prompt_tokens), sum(w.output_tokens), count(*),
            ww_merge(w.queue), ww_merge(w.ttft), ww_merge(w.tpot), ww_merge(w.e2e)
-    FROM latency_windows w
-    WHERE w.time >= $1 AND w.time < $2 AND ($3 IS NULL OR w.node_id = ANY ($3))
+    FROM %s w
     GROUP BY 1, 2, 3
-    $q$ USING p_from, p_to, p_nodes;
+    $q$, CASE WHEN p_nodes IS NULL THEN 'ww_windows($1, $2)' ELSE 'ww_windows($1, $2, $3)' END)
+    USING p_from, p_to, p_nodes;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
@@ -316,8 +318,10 @@ END $$;
 REVOKE EXECUTE ON FUNCTION ww_tier_latency_merge(timestamptz, text[]) FROM PUBLIC;
 
 -- The late latency node-hours (p_hours[i], p_nodes[i]) brought up to date, an hour at a
--- time: recomputed from the windows where retention has not dropped them, merged where it
--- has (ww_tier_latency_merge); then the hour's phase rows. Returns the hours done.
+-- time: recomputed from the windows where retention has not dropped them (their block
+-- rebuilt first where they are compacted, 0021, so that the late windows are in it),
+-- merged where it has (ww_tier_latency_merge); then the hour's phase rows. Returns the
+-- hours done.
 CREATE OR REPLACE FUNCTION ww_tier_latency_late(p_hours timestamptz[], p_nodes text[])
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -332,6 +336,7 @@ BEGIN
         IF b < dropped THEN
             PERFORM ww_tier_latency_merge(b, nodes);
         ELSE
+            PERFORM ww_compact_window_hours(array_fill(b, ARRAY[cardinality(nodes)]), nodes);
             PERFORM ww_tier_latency_hours(b, b + interval '1 hour', nodes);
         END IF;
         PERFORM ww_tier_phase_latency_hours(b, b + interval '1 hour');
@@ -574,8 +579,8 @@ COMMENT ON FUNCTION ww_drop_old_tiers(integer, integer, integer) IS
 -- windows about to go: a late window written while the day was being dropped either waits
 -- for the lock or is in that set. A partition that a reader holds past lock_timeout stops
 -- the step at its start (the rest waits for the next run), so every window below
--- windows_dropped_through is gone and every one above is still there. Returns the
--- partitions dropped.
+-- windows_dropped_through is gone and every one above is still there; their blocks
+-- (latency_windows_compact, 0021) go with them. Returns the partitions dropped.
 CREATE OR REPLACE FUNCTION ww_drop_old_windows(days integer) RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
 SET lock_timeout = '2s' SET jit = off AS $$
@@ -628,6 +633,17 @@ BEGIN
         dropped := dropped + 1;
     END LOOP;
     DELETE FROM latency_windows_default WHERE time < b;
+    -- Their blocks (0021) go with them: the partitions of latency_windows_compact wholly
+    -- before b (a partition a reader holds is retried at the next run).
+    FOR r IN SELECT c.relname, v[2]::timestamptz AS hi
+             FROM pg_partition_tree('latency_windows_compact') t
+             JOIN pg_class c ON c.oid = t.relid
+             CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                             $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) AS v
+             WHERE t.isleaf AND v[2]::timestamptz <= b LOOP
+        dropped := dropped + ww_drop_partition(r.relname);
+    END LOOP;
+    DELETE FROM latency_windows_compact_default WHERE time < b;
     UPDATE ww_tier_state SET windows_dropped_through = greatest(windows_dropped_through, b),
                              updated_at = now();
     RETURN dropped;

@@ -13,7 +13,7 @@
 --   availability   good = requests_ok, total = ok + error + timeout + rejected
 --                  (p_threshold is ignored)
 -- Where the events are read from, by the length of the range (same result, fewer rows):
---   under 2 minutes   latency_windows of the phase's nodes (the windows that start in the
+--   under 2 minutes   the latency windows (ww_windows) of the phase's nodes (those that start in the
 --                     range), which the rollups are made of, so all agree on whole minutes
 --                     (ranges compressed by evaluation.window_scale in tests and demos)
 --   from 2 minutes    latency_rollup_1m (the minutes that start in the range, phase from
@@ -63,7 +63,7 @@ BEGIN
         SELECT sum(w.requests_ok),
                sum(w.requests_ok + w.requests_error + w.requests_timeout + w.requests_rejected)
         INTO good, total
-        FROM latency_windows w JOIN nodes n USING (node_id)
+        FROM ww_windows(p_from, p_to) w JOIN nodes n USING (node_id)
         WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
           AND w.time >= p_from AND w.time < p_to;
         good := coalesce(good, 0);
@@ -176,7 +176,7 @@ BEGIN
     ELSE
         m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN w.ttft WHEN 'tpot' THEN w.tpot
                                             WHEN 'e2e' THEN w.e2e ELSE w.queue END)
-              FROM latency_windows w JOIN nodes n USING (node_id)
+              FROM ww_windows(p_from, p_to) w JOIN nodes n USING (node_id)
               WHERE n.phase = p_phase AND (p_model = '*' OR w.model = p_model)
                 AND w.time >= p_from AND w.time < p_to);
     END IF;

@@ -257,8 +257,8 @@ COMMENT ON FUNCTION ww_latency_series(timestamptz, timestamptz, interval) IS
     'Per bucket of [from, to), phase and model: requests by status, tokens and the merged '
     'queue/ttft/tpot/e2e histograms, from latency_rollup_1m or _1h (ww_tier_for).';
 
--- The same per node and model of p_nodes: latency_windows up to 24 h, latency_node_1h for
--- the hours below hours_done and the windows after them beyond.
+-- The same per node and model of p_nodes: their windows (raw or compacted: ww_windows) up to
+-- 24 h, latency_node_1h for the hours below hours_done and the windows after them beyond.
 CREATE OR REPLACE FUNCTION ww_node_latency_series(p_nodes text[], p_from timestamptz,
                                                   p_to timestamptz, p_step interval)
 RETURNS TABLE ("time" timestamptz, node_id text, model text, windows bigint,
@@ -275,9 +275,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
         SELECT w.time, w.node_id, w.model, 1::bigint AS windows, w.requests_ok,
                w.requests_error, w.requests_timeout, w.requests_rejected, w.prompt_tokens,
                w.output_tokens, w.queue, w.ttft, w.tpot, w.e2e
-        FROM latency_windows w
-        WHERE w.node_id = ANY (p_nodes) AND w.time < p_to
-          AND w.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from)
+        FROM ww_windows(ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from), p_to,
+                        p_nodes) w
         UNION ALL
         SELECT h.time, h.node_id, h.model, h.windows, h.requests_ok, h.requests_error,
                h.requests_timeout, h.requests_rejected, h.prompt_tokens, h.output_tokens,

@@ -147,9 +147,9 @@ BEGIN
             ww_drop_old_compact(integer) TO waferwatch_writer;
         -- Retention of the latency windows (0020), by the tier job.
         GRANT EXECUTE ON FUNCTION ww_drop_old_windows(integer) TO waferwatch_writer;
-        GRANT SELECT ON node_samples_compact TO waferwatch_writer;
-        REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON node_samples_compact
-            FROM waferwatch_writer;
+        GRANT SELECT ON node_samples_compact, latency_windows_compact TO waferwatch_writer;
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
+            ON node_samples_compact, latency_windows_compact FROM waferwatch_writer;
         -- The SLO evaluator's heartbeat (0012) is upserted (ON CONFLICT reads the row), never
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;

@@ -22,7 +22,7 @@
  * days of node_samples, latency_windows, node_rollup_1m and latency_node_1h, and the months
  * of node_rollup_1h those days touch. */
 #define S_PARTITIONS_MADE                                                                          \
-    "SELECT 50 + count(DISTINCT date_trunc('month', d))"                                           \
+    "SELECT 60 + count(DISTINCT date_trunc('month', d))"                                           \
     " FROM generate_series(current_date - 7, current_date + 2, interval '1 day') d"
 
 #define IV_MS 100
@@ -253,7 +253,7 @@ static void test_writer_cannot_update_delete_truncate_or_create(void **state)
      * function (made by and owned by the owner), COPY into the partitioned parent (routed
      * to today's partition, on which the writer holds no privilege of its own), the TEMP
      * staging table, the progress row locks and upserts, a reject. */
-    /* Ten days of the four daily tables, and the months they touch of node_rollup_1h. */
+    /* Ten days of the six daily tables, and the months they touch of node_rollup_1h. */
     assert_int_equal(s_ll(w, "SELECT ww_ensure_partitions(current_date - 7, 10)"),
                      h_query_ll(&fx.db, S_PARTITIONS_MADE));
     assert_int_equal(s_ll(w, "SELECT ww_ensure_partitions(current_date - 7, 10)"), 0);

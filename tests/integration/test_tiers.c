@@ -266,7 +266,7 @@ static void s_check_tiers_of(h_db_t *db, const char *src, const char *when)
     }
     s_sql_t t = {.n = 0}, r = {.n = 0};
     s_cat(&t, S_LATENCY_TABLE);
-    s_cat(&r, S_LATENCY_RECOMPUTED);
+    s_cat(&r, S_LATENCY_RECOMPUTED_OF("ww_windows('-infinity', 'infinity')"));
     s_compare(db, when, "latency_node_1h", &t, &r);
     PQclear(h_query(db, "COMMIT"));
 }
@@ -322,8 +322,9 @@ static void s_state_at(s_env_t *x, long long t)
     snprintf(sql, sizeof sql,
              "UPDATE ww_tier_state SET start = to_timestamp(%lld), watermark = to_timestamp(%lld),"
              " minutes_done = to_timestamp(%lld), hours_done = to_timestamp(%lld),"
-             " compacted_through = to_timestamp(%lld), truncated_through = to_timestamp(%lld)",
-             t, t, t, t, t, t);
+             " compacted_through = to_timestamp(%lld), truncated_through = to_timestamp(%lld),"
+             " windows_start = to_timestamp(%lld), windows_dropped_through = to_timestamp(%lld)",
+             t, t, t, t, t, t, t, t);
     s_exec(&x->db, sql);
 }
 
@@ -966,6 +967,24 @@ static void s_check_samples(s_env_t *x, const char *when)
              differ);
 }
 
+/* Every window ever written (window_truth_c, by a trigger) against what ww_windows() reads
+ * back over all time, both merged per key (node, start, model) as the ingest path merges a
+ * second part of a window, histograms as text (canonical: equal histograms, equal text). */
+#define S_WINDOWS_BY_KEY(src)                                                                      \
+    "SELECT w.node_id, w.time, w.model, sum(w.duration_s), sum(w.requests_ok),"                    \
+    " sum(w.requests_error), sum(w.requests_timeout), sum(w.requests_rejected),"                   \
+    " sum(w.prompt_tokens), sum(w.output_tokens), sum(w.parts), ww_merge(w.queue)::text,"          \
+    " ww_merge(w.ttft)::text, ww_merge(w.tpot)::text, ww_merge(w.e2e)::text FROM " src " w"        \
+    " GROUP BY 1, 2, 3"
+
+static void s_check_windows(s_env_t *x, const char *when)
+{
+    s_sql_t t = {.n = 0}, r = {.n = 0};
+    s_cat(&t, S_WINDOWS_BY_KEY("ww_windows('-infinity', 'infinity')"));
+    s_cat(&r, S_WINDOWS_BY_KEY("window_truth_c"));
+    s_compare(&x->db, when, "ww_windows", &t, &r);
+}
+
 /* Raw samples are rewritten as one block per node-hour and each wholly compacted day's raw
  * partition is emptied, and nothing is lost or changed on the way: ww_samples() gives back
  * every sample ever written, bit for bit (NaN, -0.0, a denormal, a NULL humidity, two
@@ -976,7 +995,11 @@ static void s_check_samples(s_env_t *x, const char *when)
  *    its size is 0), the samples before the tiers' start stay raw;
  *  - late samples (into the emptied day, a new node there, today's compacted hours, one at
  *    an instant already stored) go into their blocks, rebuild their tiers, and leave no
- *    raw row behind in the emptied day. */
+ *    raw row behind in the emptied day.
+ * Latency windows (0021) go the same way, in one block per node-hour beside the samples'
+ * (a node with windows and no samples too), bit for bit through ww_windows(); a late second
+ * part of a compacted window is merged into it, a late window of a new node gets its block,
+ * and latency_node_1h stays their recomputation. */
 static void test_compaction_keeps_every_sample(void **state)
 {
     (void)state;
@@ -988,6 +1011,7 @@ static void test_compaction_keeps_every_sample(void **state)
     char sql[1024];
     s_exec(&x.db, "SELECT ww_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 2, 4)");
     s_truth_table(&x.db, "compact_truth", "node_samples");
+    s_truth_table(&x.db, "window_truth_c", "latency_windows");
 
     /* Everything on time first, no builder. */
     s_collector_start(&x, "ingest", false, "1440", true);
@@ -1007,13 +1031,21 @@ static void test_compaction_keeps_every_sample(void **state)
     /* E says Hello and falls silent yesterday: all its samples end up in blocks. */
     s_hello(&x, "tiers-e", "s1", "h1", "p1", 23, 10000);
     s_batch(&x, "tiers-e", x.t0 + 2 * HOUR_NS, x.t0 + 3 * HOUR_NS, 10 * WW_NS_PER_S, true, NULL, 0);
-    s_win_t win[4];
-    Waferwatch__V1__LatencyWindow *wp[4];
-    for (unsigned i = 0; i < 4; i++) {
-        s_win_init(&win[i], NODE_A, "m1", x.t0 + (int64_t)i * 7 * HOUR_NS, i);
+    /* Windows: A's in both days, B's of a second model, one of a node without samples, one
+     * before the tiers' start (stays raw). */
+    enum { N_WIN = 11 };
+    s_win_t win[N_WIN];
+    Waferwatch__V1__LatencyWindow *wp[N_WIN];
+    for (unsigned i = 0; i < N_WIN; i++) {
+        const char *node = i < 4 ? NODE_A : i < 9 ? NODE_B : i == 9 ? "tiers-w" : NODE_A;
+        int64_t t = i < 4    ? x.t0 + (int64_t)i * 7 * HOUR_NS
+                    : i < 9  ? x.t0 + (int64_t)(i - 4) * 5 * HOUR_NS + 30 * MIN_NS
+                    : i == 9 ? x.t0 + 6 * HOUR_NS
+                             : x.t0 - 20 * MIN_NS;
+        s_win_init(&win[i], node, i >= 4 && i < 9 ? "m2" : "m1", t, i);
         wp[i] = &win[i].w;
     }
-    s_batch(&x, NULL, 0, 0, 1, false, wp, 4);
+    s_batch(&x, NULL, 0, 0, 1, false, wp, N_WIN);
     /* Values no grid holds, stored as they are: by SQL, as another producer could. */
     snprintf(sql, sizeof sql,
              "INSERT INTO node_samples VALUES"
@@ -1032,6 +1064,8 @@ static void test_compaction_keeps_every_sample(void **state)
     PQclear(PQexec(hold, "BEGIN; LOCK TABLE node_samples_compact IN SHARE MODE"));
     setenv("WW_COLLECTOR_COMPACTION_AGE", "1s", 1);
     setenv("WW_COLLECTOR_COMPACTION_MAX_NODES", "1", 1);
+    /* Windows kept (retention would drop the day before yesterday's). */
+    setenv("WW_COLLECTOR_RETENTION_WINDOW_DAYS", "0", 1);
     s_collector_start(&x, "compact", true, "1440", false);
     s_wait_sql(&x,
                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -1051,7 +1085,9 @@ static void test_compaction_keeps_every_sample(void **state)
              y, y);
     assert_int_equal(h_query_ll(&x.db, sql), 1);
     assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM node_samples_compact"), 0);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM latency_windows_compact"), 0);
     s_check_samples(&x, "after the crash");
+    s_check_windows(&x, "after the crash");
     s_check_tiers_of(&x.db, "compact_truth", "after the crash");
 
     /* Restarted: yesterday compacted whole and its raw partition emptied. */
@@ -1061,7 +1097,27 @@ static void test_compaction_keeps_every_sample(void **state)
                " >= date_trunc('hour', now(), 'UTC') - interval '1 hour')::int FROM ww_tier_state",
                50, "compaction empties yesterday and reaches the last hour");
     s_check_samples(&x, "after compaction");
+    s_check_windows(&x, "after compaction");
     s_check_tiers_of(&x.db, "compact_truth", "after compaction");
+    snprintf(sql, sizeof sql,
+             "SELECT pg_relation_size(format('latency_windows_p%%s', to_char(to_timestamp(%lld)"
+             " AT TIME ZONE 'UTC', 'YYYYMMDD')))",
+             y);
+    assert_int_equal(h_query_ll(&x.db, sql), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM latency_windows WHERE time < to_timestamp(%lld)", y);
+    assert_int_equal(h_query_ll(&x.db, sql), 1);
+    /* Yesterday's windows all in blocks: A's four, B's five, the one of the node without
+     * samples. */
+    snprintf(sql, sizeof sql,
+             "SELECT sum(windows) FROM latency_windows_compact WHERE time < to_timestamp(%lld)",
+             y + 86400);
+    assert_int_equal(h_query_ll(&x.db, sql), 4 + 5 + 1);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM latency_windows_compact WHERE node_id = 'tiers-w'"
+             " AND time = to_timestamp(%lld)",
+             y + 6 * 3600);
+    assert_int_equal(h_query_ll(&x.db, sql), 1);
     snprintf(sql, sizeof sql,
              "SELECT pg_relation_size(format('node_samples_p%%s', to_char(to_timestamp(%lld)"
              " AT TIME ZONE 'UTC', 'YYYYMMDD')))",
@@ -1088,6 +1144,17 @@ static void test_compaction_keeps_every_sample(void **state)
             x.t0 + 20 * HOUR_NS + 4 * WW_NS_PER_S, WW_NS_PER_S, true, NULL, 0);
     s_batch(&x, NODE_B, x.t0 + 20 * HOUR_NS + 10 * WW_NS_PER_S,
             x.t0 + 20 * HOUR_NS + 11 * WW_NS_PER_S, WW_NS_PER_S, true, NULL, 0);
+    /* A second part of A's first window (compacted, its day emptied), a window of a node
+     * new to the day, one more of B in an hour it has. */
+    s_win_t lw[3];
+    Waferwatch__V1__LatencyWindow *lp[3];
+    s_win_init(&lw[0], NODE_A, "m1", x.t0, 20);
+    s_win_init(&lw[1], "tiers-d", "m1", x.t0 + 5 * HOUR_NS, 21);
+    s_win_init(&lw[2], NODE_B, "m2", x.t0 + 5 * HOUR_NS + 31 * MIN_NS, 22);
+    for (int i = 0; i < 3; i++) {
+        lp[i] = &lw[i].w;
+    }
+    s_batch(&x, NULL, 0, 0, 1, false, lp, 3);
     int64_t today = x.t0 + 24 * HOUR_NS;
     if (now - today >= 2 * HOUR_NS) {
         s_batch(&x, NODE_A, today + 7 * WW_NS_PER_S, today + 8 * WW_NS_PER_S, WW_NS_PER_S, true,
@@ -1102,7 +1169,18 @@ static void test_compaction_keeps_every_sample(void **state)
         h_sleep_ms(100);
     }
     s_check_samples(&x, "after the late rows");
+    s_check_windows(&x, "after the late rows");
     s_check_tiers_of(&x.db, "compact_truth", "after the late rows");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM latency_windows WHERE time >= to_timestamp(%lld)"
+             " AND time < to_timestamp(%lld)",
+             y, y + 86400);
+    assert_int_equal(h_query_ll(&x.db, sql), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT (parts = 2)::int FROM ww_windows(to_timestamp(%lld), to_timestamp(%lld))"
+             " WHERE node_id = '" NODE_A "' AND model = 'm1'",
+             y, y + 1);
+    assert_int_equal(h_query_ll(&x.db, sql), 1);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM node_samples WHERE time >= to_timestamp(%lld)"
              " AND time < to_timestamp(%lld)",
@@ -1132,6 +1210,7 @@ static void test_compaction_keeps_every_sample(void **state)
                      1);
     unsetenv("WW_COLLECTOR_COMPACTION_AGE");
     unsetenv("WW_COLLECTOR_COMPACTION_MAX_NODES");
+    unsetenv("WW_COLLECTOR_RETENTION_WINDOW_DAYS");
     s_collector_stop(&x);
     h_db_drop(&x.db);
 }
@@ -1196,7 +1275,8 @@ static void test_window_retention_merges_late_windows(void **state)
              " 'UTC'",
              d0 - 86400);
     assert_int_equal(h_query_ll(&x.db, sql), 0);
-    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM latency_windows"), 1);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM ww_windows('-infinity', 'infinity')"),
+                     1);
 
     /* Late: into the hour of the first day that has a row (m1 again, and a new model m2), an
      * hour of the second day that had none, and yesterday (kept: recomputed). */
@@ -1216,7 +1296,8 @@ static void test_window_retention_merges_late_windows(void **state)
                " ww_tier_state)))::int",
                50, "the late windows are merged");
     s_check_latency_truth(&x, "after the late windows");
-    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM latency_windows"), 2);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM ww_windows('-infinity', 'infinity')"),
+                     2);
     /* The maintenance does not make the dropped days' partitions again. */
     s_exec(&x.db, "SELECT ww_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 7, 10)");
     assert_int_equal(h_query_ll(&x.db, sql), 0);
