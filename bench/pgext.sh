@@ -30,6 +30,9 @@
 #     four histograms; the histogram payload (packed bytes, octet_length(ww_hist_send()),
 #     pg_column_size()); the entropy floor of the bucket counts (per histogram
 #     log2 C(m + span - 1, span - 1), m its values in buckets, summed over the four); and
+#     The same windows compacted as the tier job compacts them (ww_compact_window_hours:
+#     one window block per node-hour, migration 0021), checked to give every window back
+#     bit for bit, measured the same way (the block table's heap, TOAST and indexes). And
 #     HdrHistogram's compressed form of the same raw values (microseconds, 2 significant
 #     digits, encodeIntoCompressedBase64, decoded length) by hdr-histogram-js 3.0.1, which
 #     this bench alone installs with npm into WW_BENCH_NPM_DIR (default
@@ -210,7 +213,33 @@ q lw -c "INSERT INTO lw_nohist SELECT $cols, parts FROM latency_windows"
 nohist_ddl latency_windows "queue ww_hist NOT NULL, ttft ww_hist NOT NULL, tpot ww_hist NOT NULL, e2e ww_hist NOT NULL," |
   q pgold
 q pgold -c "\\copy latency_windows ($cols, queue, ttft, tpot, e2e) FROM '$run/lw_old.txt'"
-q lw -c "VACUUM ANALYZE latency_windows" -c "VACUUM ANALYZE lw_nohist"
+# Compacted (migration 0021): the tier job's own function writes the blocks of every
+# node-hour, the tier state set so that the whole day counts as compacted and not emptied.
+q lw -c "UPDATE ww_tier_state SET start = '$day', windows_start = '$day',
+           windows_dropped_through = '$day', truncated_through = '$day',
+           compacted_through = '$day'::timestamptz + interval '1 day', compact_node = NULL,
+           hours_done = '$day'::timestamptz + interval '1 day',
+           minutes_done = '$day'::timestamptz + interval '1 day',
+           watermark = '$day'::timestamptz + interval '1 day'" \
+  >/dev/null
+cstart=$(date +%s.%N)
+q lw -c "SELECT ww_compact_window_hours(array_agg(h), array_agg(n))
+         FROM (SELECT DISTINCT date_trunc('hour', time, 'UTC') AS h, node_id AS n
+               FROM latency_windows) x" >/dev/null
+compact_ms=$(awk -v a="$cstart" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
+q lw -c "VACUUM ANALYZE latency_windows" -c "VACUUM ANALYZE lw_nohist" \
+  -c "VACUUM ANALYZE latency_windows_compact"
+# Every window back from the blocks, bit for bit (ww_wblock_windows against the rows).
+wcols="node_id, time, model, duration_s, requests_ok, requests_error, requests_timeout,
+       requests_rejected, prompt_tokens, output_tokens, parts, ww_hist_send(queue),
+       ww_hist_send(ttft), ww_hist_send(tpot), ww_hist_send(e2e)"
+wdiff=$(q lw -c "WITH b AS (SELECT c.node_id, d.* FROM latency_windows_compact c
+                            CROSS JOIN LATERAL ww_wblock_windows(c.block) d)
+  SELECT (SELECT count(*) FROM (SELECT $wcols FROM latency_windows
+                                EXCEPT ALL SELECT $wcols FROM b) x)
+       + (SELECT count(*) FROM (SELECT $wcols FROM b
+                                EXCEPT ALL SELECT $wcols FROM latency_windows) y)")
+[ "$wdiff" = 0 ] || { echo "pgext: FAIL: $wdiff windows differ between the blocks and the rows" >&2; fail=1; }
 q pgold -c "VACUUM ANALYZE latency_windows"
 # sizes DB TABLE: rows total heap index toast (bytes, summed over its partitions that hold
 # rows: the migrator's empty daily partitions around today are a fixed cost, not per row)
@@ -224,9 +253,12 @@ sizes() {
 read -r n_new tot_new heap_new idx_new toast_new <<<"$(sizes lw latency_windows)"
 read -r n_nh tot_nh heap_nh idx_nh toast_nh <<<"$(sizes lw lw_nohist)"
 read -r n_old tot_old heap_old idx_old toast_old <<<"$(sizes pgold latency_windows)"
+read -r _ tot_c heap_c idx_c toast_c <<<"$(sizes lw latency_windows_compact)"
+read -r n_c blk_c <<<"$(q lw -F ' ' -c "SELECT sum(windows), round(sum(octet_length(block))::numeric / sum(windows), 1) FROM latency_windows_compact")"
 windows=$(kv "$run/win.out" windows)
-[ "$n_new" = "$windows" ] && [ "$n_old" = "$windows" ] && [ "$n_nh" = "$windows" ] ||
-  { echo "pgext: FAIL: rows $n_new / $n_old / $n_nh, $windows windows" >&2; fail=1; }
+[ "$n_new" = "$windows" ] && [ "$n_old" = "$windows" ] && [ "$n_nh" = "$windows" ] &&
+  [ "$n_c" = "$windows" ] ||
+  { echo "pgext: FAIL: rows $n_new / $n_old / $n_nh, $n_c in blocks, $windows windows" >&2; fail=1; }
 read -r send_b col_b row_b <<<"$(q lw -F ' ' -c "SELECT
     round(avg(octet_length(ww_hist_send(queue)) + octet_length(ww_hist_send(ttft))
             + octet_length(ww_hist_send(tpot)) + octet_length(ww_hist_send(e2e))), 1),
@@ -274,6 +306,9 @@ printf '%s latency windows (%s requests each, %s nodes x %s s of the default sim
 printf '%-58s %9s %9s %9s %9s\n' "bytes per window (pg_partition_tree, after VACUUM)" total heap indexes toast
 b4() { printf '%-58s %9s %9s %9s %9s\n' "$1" "$(per "$2")" "$(per "$3")" "$(per "$4")" "$(per "$5")"; }
 b4 "extension ww_hist (after, 0015-0017)" "$tot_new" "$heap_new" "$idx_new" "$toast_new"
+b4 "compacted: window blocks per node-hour (0021)" "$tot_c" "$heap_c" "$idx_c" "$toast_c"
+printf '%-58s %9s\n' "  window block bytes (octet_length(block) / windows)" "$blk_c"
+printf '%-58s %9s\n' "  compaction (ww_compact_window_hours), us per window" "$(calc '%.1f' "$compact_ms * 1000 / $windows")"
 b4 "composite ww_hist (before, v12)" "$tot_old" "$heap_old" "$idx_old" "$toast_old"
 b4 "same rows, no histogram columns" "$tot_nh" "$heap_nh" "$idx_nh" "$toast_nh"
 printf '%-58s %9s\n' "  histogram columns on disk (after - no histograms)" "$(calc '%.1f' "($tot_new - $tot_nh) / $windows")"
@@ -286,5 +321,5 @@ printf '%-58s %9s\n' "  queue / ttft / tpot / e2e" "${percol// / / }"
 printf '%-58s %9s\n' "entropy floor of the bucket counts" "$(kv "$run/win.out" floor)"
 printf '%-58s %9s\n' "  queue / ttft / tpot / e2e" "$(kv "$run/win.out" floor_queue) / $(kv "$run/win.out" floor_ttft) / $(kv "$run/win.out" floor_tpot) / $(kv "$run/win.out" floor_e2e)"
 printf '%-58s %9s\n' "HdrHistogram 2-digit compressed (hdr-histogram-js 3.0.1)" "$hdr"
-printf '%-58s %9s\n' "target (issue 17): total per window" "<= 250"
+printf '%-58s %9s\n' "target (issue 17): total per window (as stored after compaction)" "<= 250"
 exit "$fail"

@@ -15,12 +15,14 @@
 #     minutes a transaction as the collector runs it, timed; then one late hour of one node
 #     (60 node-minutes in ww_tier_dirty) rebuilt, timed.
 #  4. The production compaction (ww_compact of collector/sql/22_functions_compact.sql,
-#     1,000 node-hours a transaction as the collector runs it), timed; every sample of two
-#     nodes read back through ww_samples() against their raw rows; the Shannon entropy of
+#     1,000 node-hours a transaction as the collector runs it, the latency windows' blocks
+#     with the samples', migration 0021), timed; every sample of two nodes read back through
+#     ww_samples() against their raw rows, every window through ww_windows(); the Shannon entropy of
 #     the quantized readings (of 100 nodes: per column, the lesser of the entropy of its
 #     values and of its deltas from the node's previous sample), the floor of any coder.
 #  5. After VACUUM ANALYZE: pg_total_relation_size over each table's partition tree (heap,
-#     indexes, TOAST, FSM/VM) / rows (node_samples_compact: / samples), beside the raw
+#     indexes, TOAST, FSM/VM) / rows (node_samples_compact: / samples,
+#     latency_windows_compact: / windows), beside the raw
 #     node_samples row; then rows per day at full fleet x bytes x the default retention
 #     (collector.yaml: retention.*, compaction.age).
 # About 3 minutes at the defaults. Exit 1 when a tier does not have the rows it should.
@@ -58,7 +60,7 @@ psql -qXAt -d postgres -c "CREATE DATABASE tiers"
 # bench_pgext's windows start at 2027-01-01T12:00:00Z; the samples too.
 t0="2027-01-01 12:00:00+00"
 q -c "SELECT ww_ensure_partitions('2027-01-01', 2)" >/dev/null
-q -c "UPDATE ww_tier_state SET start = '$t0', watermark = '$t0', minutes_done = '$t0', hours_done = '$t0', compacted_through = '$t0', truncated_through = '$t0'"
+q -c "UPDATE ww_tier_state SET start = '$t0', watermark = '$t0', minutes_done = '$t0', hours_done = '$t0', compacted_through = '$t0', truncated_through = '$t0', windows_start = '$t0', windows_dropped_through = '$t0'"
 
 echo "== generating: $nodes nodes x $minutes min of samples, $lnodes nodes x 1 h of latency windows"
 q -c "INSERT INTO nodes (node_id, agent_id, site, hall, phase, rated_kw, interval_ms)
@@ -117,8 +119,17 @@ differ=$(q -c "SELECT (SELECT count(*) FROM (SELECT s::text FROM ww_samples('$t0
               + (SELECT count(*) FROM (SELECT s::text FROM node_samples s WHERE node_id = ANY ($two)
                  EXCEPT ALL SELECT s::text FROM ww_samples('$t0', 'infinity', $two) s) y)")
 [ "$differ" = 0 ] || { echo "tiers: FAIL: $differ samples of two nodes differ after compaction" >&2; fail=1; }
+windows_c=$(q -c "SELECT coalesce(sum(windows), 0) FROM latency_windows_compact")
+windows_r=$(q -c "SELECT count(*) FROM latency_windows")
+[ "$windows_c" = "$windows_r" ] ||
+  { echo "tiers: FAIL: $windows_c windows compacted, not $windows_r" >&2; fail=1; }
+wdiffer=$(q -c "SELECT (SELECT count(*) FROM (SELECT w::text FROM ww_windows('$t0', 'infinity') w
+                  EXCEPT ALL SELECT w::text FROM latency_windows w) x)
+               + (SELECT count(*) FROM (SELECT w::text FROM latency_windows w
+                  EXCEPT ALL SELECT w::text FROM ww_windows('$t0', 'infinity') w) y)")
+[ "$wdiffer" = 0 ] || { echo "tiers: FAIL: $wdiffer windows differ after compaction" >&2; fail=1; }
 fleet_hour_s=$(calc '%.2f' "$compact_s / ($minutes / 60) * 32600 / $nodes")
-echo "compacted $((nodes * minutes / 60)) node-hours in ${compact_s} s (${fleet_hour_s} s of PostgreSQL per hour of the full fleet, $(calc '%.1f' "$fleet_hour_s / 3600 * 100")% of one core); two nodes read back: $differ samples differ"
+echo "compacted $((nodes * minutes / 60)) node-hours in ${compact_s} s (${fleet_hour_s} s of PostgreSQL per hour of the full fleet, $(calc '%.1f' "$fleet_hour_s / 3600 * 100")% of one core; with the windows of $lnodes nodes); two nodes read back: $differ samples differ; every window read back: $wdiffer differ"
 # The floor: per column, H(values) or H(deltas), whichever is less, in bits per sample.
 cols13="power_w inlet_c outlet_c flow_lpm wafer_hotspot_c utilization tokens_per_s requests_queued requests_in_flight requests_completed throttled throttle_factor humidity_pct"
 lagged=""; pairs=""
@@ -145,10 +156,11 @@ bytes() {
 }
 rows() { q -c "SELECT count(*) FROM $1"; }
 declare -A B R
-for t in node_samples node_samples_compact node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
+for t in node_samples node_samples_compact node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_windows_compact latency_node_1h latency_rollup_1m latency_rollup_1h; do
   B[$t]=$(bytes "$t")
   R[$t]=$(rows "$t")
   [ "$t" = node_samples_compact ] && R[$t]=$samples_c # per sample, not per block
+  [ "$t" = latency_windows_compact ] && R[$t]=$windows_c # per window, not per block
   [ "${R[$t]}" -gt 0 ] || { echo "tiers: FAIL: $t has no rows" >&2; fail=1; }
 done
 want_1m=$((nodes * minutes))
@@ -164,21 +176,29 @@ sites_per_min=$(q -c "SELECT count(*) / $minutes FROM site_rollup_1m")
 declare -A PERDAY=(
   [node_samples]=$((fleet * 86400)) [node_samples_compact]=$((fleet * 86400)) [node_rollup_1m]=$((fleet * 1440)) [node_rollup_1h]=$((fleet * 24))
   [site_rollup_1m]=$((sites_per_min * 1440)) [site_rollup_1h]=$((sites_per_min * 24))
-  [latency_windows]=$((fleet * 3 * 8640)) [latency_node_1h]=$((fleet * 3 * 24))
+  [latency_windows]=$((fleet * 3 * 8640)) [latency_windows_compact]=$((fleet * 3 * 8640))
+  [latency_node_1h]=$((fleet * 3 * 24))
   [latency_rollup_1m]=$((9 * 1440)) [latency_rollup_1h]=$((9 * 24)))
 # The default retention of each (ww_collector_conf.c): raw samples until their day is
 # compacted (the day, plus compaction.age 3 h: 1.125 d at its fullest), compacted samples
-# 14 d, raw latency windows until the day before yesterday is dropped (retention.window_days
-# 1: yesterday, today, and the hour until the hourly retention runs after midnight: 2.042 d
-# at their fullest), node minutes 35 d, node hours 400 d, latency per node-hour 35 d, site
-# and phase rollups 400 d (rollup_days).
+# 14 d, latency windows until the day before yesterday is dropped (retention.window_days 1),
+# as rows until their day is emptied (at 04:00: the day's last hour ends at midnight, then
+# compaction.age 3 h and the hour of the job) and as blocks from 4 h after their hour until
+# the drop (the hourly retention runs after midnight). Both are largest together just before
+# that drop: rows of yesterday and today's first hour (1.042 d), blocks of the day before
+# yesterday and of yesterday's first 21 hours (1.875 d): 25 h x rows + 45 h x blocks is more
+# than at 04:00 (28 h + 24 h) or at midnight (24 h + 44 h) whenever a window's block bytes
+# are more than a seventh of its row's.
+# Node minutes 35 d, node hours 400 d, latency per node-hour 35 d, site and phase rollups
+# 400 d (rollup_days).
 declare -A DAYS=(
   [node_samples]=1.125 [node_samples_compact]=14 [node_rollup_1m]=35 [node_rollup_1h]=400 [site_rollup_1m]=400
-  [site_rollup_1h]=400 [latency_windows]=2.042 [latency_node_1h]=35 [latency_rollup_1m]=400
+  [site_rollup_1h]=400 [latency_windows]=1.042 [latency_windows_compact]=1.875
+  [latency_node_1h]=35 [latency_rollup_1m]=400
   [latency_rollup_1h]=400)
 printf '%-18s %12s %10s %14s %10s %12s\n' table rows "B/row" "rows/day fleet" "GB/day" "TB retained"
 total=0
-for t in node_samples node_samples_compact node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_node_1h latency_rollup_1m latency_rollup_1h; do
+for t in node_samples node_samples_compact node_rollup_1m node_rollup_1h site_rollup_1m site_rollup_1h latency_windows latency_windows_compact latency_node_1h latency_rollup_1m latency_rollup_1h; do
   per=$(calc '%.1f' "${B[$t]} / ${R[$t]}")
   gb=$(calc '%.2f' "$per * ${PERDAY[$t]} / 1e9")
   tb=$(calc '%.3f' "$gb * ${DAYS[$t]} / 1e3")

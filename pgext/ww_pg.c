@@ -764,3 +764,29 @@ Datum ww_pg_hist_count_above(PG_FUNCTION_ARGS)
     }
     PG_RETURN_INT64((int64)n);
 }
+
+bytea *ww_pg_block_bytea(ww_buf_t *out, int rc, const char *why, const char *fn, const char *what,
+                         size_t n)
+{
+    if (rc < 0) {
+        ww_buf_free(out);
+        if (rc == -ENOMEM) {
+            ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+                            errmsg("%s: out of memory encoding %zu %s", fn, n, what)));
+        }
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s: %s", fn, why)));
+    }
+    /* The encoder's buffer is plain malloc: copied out, then freed before anything can
+     * ERROR. */
+    bytea *res = palloc_extended(VARHDRSZ + out->len, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+    if (!res) {
+        size_t len = out->len;
+        ww_buf_free(out);
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+                        errmsg("%s: out of memory for a block of %zu bytes", fn, len)));
+    }
+    SET_VARSIZE(res, VARHDRSZ + out->len);
+    memcpy(VARDATA(res), out->p, out->len);
+    ww_buf_free(out);
+    return res;
+}

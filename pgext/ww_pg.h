@@ -10,6 +10,7 @@
 
 #include "fmgr.h"
 
+#include "ww_buf.h"
 #include "ww_hist.h"
 
 #include <stddef.h>
@@ -39,5 +40,12 @@ void ww_pg_check_range(const char *fn, const ww_hist_t *a, const ww_hist_t *b);
  * ww_hist_merge_packed): corrupt input, a counter out of range (named), out of memory. */
 pg_attribute_noreturn() void ww_pg_merge_failed(const char *fn, int rc, const char *why,
                                                 const ww_hist_t *dst, const uint8_t *p, size_t n);
+
+/* The bytea of a block a codec encoded into out (ww_sblock_encode, ww_wblock_encode: rc and
+ * why are what it returned), out freed in every case. rc < 0: ERROR, out of memory or
+ * invalid_parameter_value with why, naming fn (the SQL aggregate) and the n items (`what`:
+ * "samples", "windows"). The bytea is palloc'd in the current context. */
+bytea *ww_pg_block_bytea(ww_buf_t *out, int rc, const char *why, const char *fn, const char *what,
+                         size_t n);
 
 #endif

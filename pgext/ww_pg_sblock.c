@@ -137,28 +137,9 @@ Datum ww_pg_sblock_final(PG_FUNCTION_ARGS)
     s_state_t *st = (s_state_t *)PG_GETARG_POINTER(0);
     qsort(st->s, st->n, sizeof *st->s, s_cmp);
     ww_buf_t out = WW_BUF_INIT;
-    char why[256];
+    char why[256] = "";
     int rc = ww_sblock_encode(st->s, st->n, &out, why, sizeof why);
-    if (rc < 0) {
-        ww_buf_free(&out);
-        if (rc == -ENOMEM) {
-            ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-                            errmsg("ww_sblock_agg: out of memory encoding %zu samples", st->n)));
-        }
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("ww_sblock_agg: %s", why)));
-    }
-    bytea *res = palloc_extended(VARHDRSZ + out.len, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-    if (!res) {
-        size_t len = out.len;
-        ww_buf_free(&out);
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-                        errmsg("ww_sblock_agg: out of memory for a block of %zu bytes", len)));
-    }
-    SET_VARSIZE(res, VARHDRSZ + out.len);
-    memcpy(VARDATA(res), out.p, out.len);
-    ww_buf_free(&out);
-    PG_RETURN_BYTEA_P(res);
+    PG_RETURN_BYTEA_P(ww_pg_block_bytea(&out, rc, why, "ww_sblock_agg", "samples", st->n));
 }
 
 /* A block that fails the decoder's checks: storage damaged, or bytes that were never a

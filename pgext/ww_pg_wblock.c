@@ -195,28 +195,9 @@ Datum ww_pg_wblock_final(PG_FUNCTION_ARGS)
         w[i].model = (uint32_t)(m - 1);
     }
     ww_buf_t out = WW_BUF_INIT;
-    char why[256];
+    char why[256] = "";
     int rc = ww_wblock_encode(models, model_len, m, w, st->n, &out, why, sizeof why);
-    if (rc < 0) {
-        ww_buf_free(&out);
-        if (rc == -ENOMEM) {
-            ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-                            errmsg("ww_wblock_agg: out of memory encoding %zu windows", st->n)));
-        }
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("ww_wblock_agg: %s", why)));
-    }
-    bytea *res = palloc_extended(VARHDRSZ + out.len, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-    if (!res) {
-        size_t len = out.len;
-        ww_buf_free(&out);
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-                        errmsg("ww_wblock_agg: out of memory for a block of %zu bytes", len)));
-    }
-    SET_VARSIZE(res, VARHDRSZ + out.len);
-    memcpy(VARDATA(res), out.p, out.len);
-    ww_buf_free(&out);
-    PG_RETURN_BYTEA_P(res);
+    PG_RETURN_BYTEA_P(ww_pg_block_bytea(&out, rc, why, "ww_wblock_agg", "windows", st->n));
 }
 
 static pg_attribute_noreturn() void s_bad_block(const char *fn, const char *why)

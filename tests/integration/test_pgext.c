@@ -12,6 +12,7 @@
 #include "ww_hist_text.h"
 #include "ww_sblock.h"
 #include "ww_test.h"
+#include "ww_wblock.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1247,6 +1248,135 @@ static void test_sblock_round_trip(void **state)
     h_db_drop(&db);
 }
 
+/* Window blocks (1.2): a table of latency_windows' columns (three models, one of them
+ * non-ASCII, durations -0 and NaN, counters at INT64_MIN and INT64_MAX, parts, histograms
+ * with zeros, negatives, underflow and overflow) aggregated in two orders into the same
+ * bytes, which lib decodes and encodes again; ww_wblock_windows gives every row back,
+ * histograms byte for byte. Refused: bytes that are not a block, a block whose model is not
+ * text (data_corrupted), a NULL histogram (naming it). */
+static void test_wblock_round_trip(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_open(&db, "pgx_wblock");
+    PQclear(h_query(&db, "ALTER EXTENSION waferwatch UPDATE TO '1.2'"));
+    PQclear(h_query(&db, "CREATE TABLE h (id integer, h ww_hist)"));
+    uint64_t st = 77;
+    for (int i = 0; i < 40; i++) {
+        ww_hist_t x;
+        s_random(&x, &st, i % 9, i % 5 == 0 ? 1 : 0, true);
+        s_insert(&db, "h", i, &x);
+        ww_hist_fini(&x);
+    }
+    PQclear(h_query(
+        &db, "CREATE TABLE w AS SELECT"
+             " timestamptz '2026-12-01 10:00:00+00' + (g / 3) * interval '10 s' AS time,"
+             " (ARRAY['llama3.1-8b', 'm2', 'modèle-ü'])[1 + g % 3] AS model,"
+             " CASE g % 7 WHEN 0 THEN '-0'::float8 WHEN 1 THEN 'NaN' ELSE 10 END AS duration_s,"
+             " (g * 37)::bigint AS requests_ok,"
+             " CASE WHEN g = 5 THEN -9223372036854775808 ELSE 0 END::bigint AS requests_error,"
+             " CASE WHEN g = 6 THEN 9223372036854775807 ELSE g % 2 END::bigint"
+             "   AS requests_timeout,"
+             " 0::bigint AS requests_rejected, (g * 1000)::bigint AS prompt_tokens,"
+             " (g * 100)::bigint AS output_tokens, 1 + (g % 5 = 0)::int AS parts,"
+             " (SELECT h FROM h WHERE id = g % 40) AS queue,"
+             " (SELECT h FROM h WHERE id = (g + 1) % 40) AS ttft,"
+             " (SELECT h FROM h WHERE id = (g + 2) % 40) AS tpot,"
+             " (SELECT h FROM h WHERE id = (g + 3) % 40) AS e2e"
+             " FROM generate_series(0, 999) g"));
+#define S_WB_ARGS                                                                                  \
+    "time, model, duration_s, requests_ok, requests_error, requests_timeout, requests_rejected,"   \
+    " prompt_tokens, output_tokens, parts, queue, ttft, tpot, e2e"
+    PGresult *r = PQexecParams(db.conn,
+                               "SELECT ww_wblock_agg(" S_WB_ARGS " ORDER BY time DESC, model),"
+                               " ww_wblock_agg(" S_WB_ARGS " ORDER BY random()) FROM w",
+                               0, NULL, NULL, NULL, NULL, 1);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    size_t len = (size_t)PQgetlength(r, 0, 0);
+    assert_int_equal(PQgetlength(r, 0, 1), (int)len);
+    assert_memory_equal(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), len);
+    uint8_t *block = malloc(len);
+    assert_non_null(block);
+    memcpy(block, PQgetvalue(r, 0, 0), len);
+    PQclear(r);
+    /* lib decodes it, and encodes the windows again into the same bytes. */
+    size_t n = 0, m = 0;
+    assert_int_equal(ww_wblock_count(block, len, &n, &m), 0);
+    assert_int_equal(n, 1000);
+    assert_int_equal(m, 3);
+    ww_wblock_window_t *win = calloc(n, sizeof *win);
+    const char *models[3];
+    size_t model_len[3];
+    size_t acap = ww_wblock_arena_bound(len, n);
+    uint8_t *arena = malloc(acap);
+    assert_true(win && arena);
+    char why[256];
+    assert_int_equal(
+        ww_wblock_decode(block, len, win, n, models, model_len, m, arena, acap, why, sizeof why), 0);
+    ww_buf_t again = WW_BUF_INIT;
+    assert_int_equal(ww_wblock_encode(models, model_len, m, win, n, &again, why, sizeof why), 0);
+    assert_int_equal(again.len, len);
+    assert_memory_equal(again.p, block, len);
+    /* A model that is not text of the database's encoding: refused when read. */
+    const char *bad_models[3] = {models[0], "\xff\xfe", models[2]};
+    const size_t bad_len[3] = {model_len[0], 2, model_len[2]};
+    ww_buf_t bad = WW_BUF_INIT;
+    assert_int_equal(ww_wblock_encode(bad_models, bad_len, m, win, n, &bad, why, sizeof why), 0);
+    ww_buf_free(&again);
+    free(arena);
+    free(win);
+    Oid bytea_oid = 17;
+    const char *vals[1] = {(const char *)block};
+    int lens[1] = {(int)len}, fmts[1] = {1};
+    r = PQexecParams(db.conn,
+                     "WITH b AS (SELECT d::text AS x FROM ww_wblock_windows($1) d),"
+                     " t AS (SELECT (" S_WB_ARGS ")::text AS x FROM w)"
+                     " SELECT (SELECT count(*) FROM b),"
+                     " (SELECT count(*) FROM (SELECT x FROM b EXCEPT ALL SELECT x FROM t) e)"
+                     " + (SELECT count(*) FROM (SELECT x FROM t EXCEPT ALL SELECT x FROM b) f),"
+                     " ww_wblock_count($1)",
+                     1, &bytea_oid, vals, lens, fmts, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 0)), 1000);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 1)), 0);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 2)), 1000);
+    PQclear(r);
+    /* Histograms byte for byte (their binary form), not only as text. */
+    r = PQexecParams(db.conn,
+                     "SELECT count(*) FROM (SELECT ww_hist_send(ttft), ww_hist_send(e2e)"
+                     " FROM ww_wblock_windows($1) EXCEPT ALL"
+                     " SELECT ww_hist_send(ttft), ww_hist_send(e2e) FROM w) x",
+                     1, &bytea_oid, vals, lens, fmts, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 0)), 0);
+    PQclear(r);
+    /* Not a block: another version, then cut short, then a model that is not text. */
+    block[0] = 2;
+    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_wblock_windows($1)", 1, &bytea_oid, vals,
+                     lens, fmts, 0);
+    s_assert_error_r(r, "another version", "XX001", "not a valid window block");
+    block[0] = WW_WBLOCK_VERSION;
+    lens[0] = (int)len - 1;
+    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_wblock_windows($1)", 1, &bytea_oid, vals,
+                     lens, fmts, 0);
+    s_assert_error_r(r, "cut short", "XX001", "not a valid window block");
+    vals[0] = bad.p;
+    lens[0] = (int)bad.len;
+    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_wblock_windows($1)", 1, &bytea_oid, vals,
+                     lens, fmts, 0);
+    s_assert_error_r(r, "a model not text", "XX001", "not valid text");
+    ww_buf_free(&bad);
+    free(block);
+    /* No rows: NULL. A NULL histogram: refused, naming it. */
+    assert_int_equal(
+        h_query_ll(&db, "SELECT (ww_wblock_agg(" S_WB_ARGS ") IS NULL)::int FROM w WHERE false"),
+        1);
+    PQclear(h_query(&db, "UPDATE w SET tpot = NULL WHERE requests_ok = 37"));
+    s_assert_error(&db, "SELECT ww_wblock_agg(" S_WB_ARGS ") FROM w", "22004", "tpot is NULL");
+#undef S_WB_ARGS
+    h_db_drop(&db);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1264,6 +1394,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_le_and_count_above),
         cmocka_unit_test(test_overflow_refused),
         cmocka_unit_test(test_sblock_round_trip),
+        cmocka_unit_test(test_wblock_round_trip),
     };
     if (argc > 1) {
         cmocka_set_test_filter(argv[1]);
