@@ -8,7 +8,8 @@
 #   and alert_transitions over DAYS (default 30) days back from now; latency_rollup_1m over
 #   WW_FD_LAT1M_DAYS (default DAYS: its retention is 400 d, and ww_sli reads it for
 #   availability); site_rollup_1m and node_rollup_1m over the last 24 h and the current
-#   hour's minutes; latency_windows of WW_FD_WINDOW_NODES (10) nodes over 24 h; node_samples
+#   hour's minutes; latency_windows of WW_FD_WINDOW_NODES (10) nodes over 24 h (their hours
+#   below compacted_through in window blocks, as compaction leaves them); node_samples
 #   of every node for the last WW_FD_SAMPLE_S (600) seconds. Histograms are ww_hist_make
 #   log-normals at scale 6 sized as a busy phase's minute/hour (hundreds of buckets);
 #   ww_tier_state agrees (hours_done: this hour, minutes_done: this minute; compaction as the
@@ -80,7 +81,9 @@ q -c "UPDATE ww_tier_state SET start = c.h_now - interval '$days days', hours_do
              minutes_done = c.m_now, watermark = c.m_now,
              compacted_through = greatest(c.h_now - interval '$days days', c.h_now - interval '3 hours'),
              truncated_through = greatest(c.h_now - interval '$days days',
-                                          date_trunc('day', c.h_now - interval '3 hours', 'UTC'))
+                                          date_trunc('day', c.h_now - interval '3 hours', 'UTC')),
+             windows_start = c.h_now - interval '$days days',
+             windows_dropped_through = c.h_now - interval '$days days'
       FROM fd.clock c"
 
 echo "== generating: 32,600 nodes, $days days (latency_rollup_1m: $lat1m_days d; $dnodes nodes in the node tiers, $wnodes with latency_windows; ${sample_s} s of node_samples)"
@@ -251,6 +254,12 @@ FROM generate_series((SELECT least(m_now - interval '24 hours', h_now - interval
                      (SELECT m_now - interval '10 seconds' FROM fd.clock), interval '10 seconds') AS t,
      generate_series(0, $wnodes - 1) i, fd.models m, fd.tpl4 tp
 WHERE tp.kind = 'nw' AND tp.mi = m.mi AND tp.v = (extract(epoch FROM t)::bigint / 10 + i) % 8"
+# Their node-hours below compacted_through as compaction leaves them (schema 21): in blocks,
+# by the production function; those of days already emptied as blocks only.
+step "latency_windows_compact (compacted hours)" "
+SELECT ww_compact_window_hours(array_agg(x.h), array_agg(x.n))
+FROM (SELECT DISTINCT date_trunc('hour', time, 'UTC') AS h, node_id AS n FROM latency_windows
+      WHERE time < (SELECT compacted_through FROM ww_tier_state)) x"
 
 # Every node, every second of the last sample_s seconds (1 s interval, ticks shared).
 step "node_samples (32,600 nodes x $sample_s s)" "
@@ -325,7 +334,7 @@ echo "generated in $(($(date +%s) - gen_t0)) s"
 echo "== rows and sizes (pg_total_relation_size of the partition tree)"
 printf '%-22s %12s %10s\n' table rows MB
 for t in nodes phases node_samples site_rollup_1m site_rollup_1h node_rollup_1m node_rollup_1h \
-  latency_rollup_1m latency_rollup_1h latency_node_1h latency_windows capacity_evaluations \
+  latency_rollup_1m latency_rollup_1h latency_node_1h latency_windows latency_windows_compact capacity_evaluations \
   slo_evaluations slo_burn_1h slo_status alerts alert_transitions; do
   q -F ' ' -c "SELECT count(*), round(coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('$t')),
                                                 pg_total_relation_size('$t')) / 1e6, 1) FROM $t" |
