@@ -1312,7 +1312,8 @@ static void test_wblock_round_trip(void **state)
     assert_true(win && arena);
     char why[256];
     assert_int_equal(
-        ww_wblock_decode(block, len, win, n, models, model_len, m, arena, acap, why, sizeof why), 0);
+        ww_wblock_decode(block, len, win, n, models, model_len, m, arena, acap, why, sizeof why),
+        0);
     ww_buf_t again = WW_BUF_INIT;
     assert_int_equal(ww_wblock_encode(models, model_len, m, win, n, &again, why, sizeof why), 0);
     assert_int_equal(again.len, len);
