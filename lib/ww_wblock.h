@@ -3,7 +3,7 @@
  * latency_windows costs ~440 bytes in PostgreSQL (a 28-byte tuple header and line pointer,
  * the node and model as text, six bigints, the unique index's ~60 bytes, and the four packed
  * histograms, ~231 bytes); after a few hours the collector rewrites each node-hour as one
- * block (a bytea of ~210 bytes a window) in latency_windows_compact, read back through a
+ * block (a bytea of ~221 bytes a window) in latency_windows_compact, read back through a
  * set-returning function with the columns of latency_windows.
  *
  * The rule that cannot bend: nothing is altered. Decoding gives back every window exactly:

@@ -1,7 +1,7 @@
 -- waferwatch 1.2: latency-window blocks (pgext/ww_pg_wblock.c over lib/ww_wblock.c). A
 -- block is a bytea holding the canonical bytes of lib/ww_wblock.h: one node's latency
 -- windows of a stretch of time (the collector compacts each node-hour of latency_windows
--- into one, ~210 bytes a window instead of ~440 as rows), read back bit for bit, every
+-- into one, ~221 bytes a window instead of ~440 as rows), read back bit for bit, every
 -- histogram the very bytes it was. Every byte read is checked by the codec's decoder
 -- (tests/unit/test_wblock.c mutates and cuts blocks): bytes that are not a valid block are
 -- an ERROR (data_corrupted) naming the window and the part, never read out of bounds.
