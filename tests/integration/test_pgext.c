@@ -193,6 +193,35 @@ static void s_insert(h_db_t *db, const char *table, int id, const ww_hist_t *h)
     PQclear(s_query_h(db, sql, h, 0));
 }
 
+/* A block's query: sql with the bytea block[0 .. len) as $1 (binary), its result. */
+static PGresult *s_block_query(h_db_t *db, const char *sql, const uint8_t *block, size_t len)
+{
+    Oid bytea_oid = 17;
+    const char *vals[1] = {(const char *)block};
+    int lens[1] = {(int)len}, fmts[1] = {1};
+    return PQexecParams(db->conn, sql, 1, &bytea_oid, vals, lens, fmts, 0);
+}
+
+/* The rows the set-returning srf(block) gives are, as text and duplicates counted, the rows
+ * of rows_sql (one text column x), want of them; count_fn(block) says want too. */
+static void s_block_gives_back(h_db_t *db, const uint8_t *block, size_t len, const char *srf,
+                               const char *count_fn, const char *rows_sql, long long want)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "WITH b AS (SELECT d::text AS x FROM %s($1) d), t AS (%s)"
+             " SELECT (SELECT count(*) FROM b),"
+             " (SELECT count(*) FROM (SELECT x FROM b EXCEPT ALL SELECT x FROM t) e)"
+             " + (SELECT count(*) FROM (SELECT x FROM t EXCEPT ALL SELECT x FROM b) f), %s($1)",
+             srf, rows_sql, count_fn);
+    PGresult *r = s_block_query(db, sql, block, len);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 0)), want);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 1)), 0);
+    assert_int_equal(atoll(PQgetvalue(r, 0, 2)), want);
+    PQclear(r);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 /* Every function of the extension is immutable, parallel safe and commented; the SQL
@@ -1182,41 +1211,22 @@ static void test_sblock_round_trip(void **state)
     ww_buf_free(&again);
     free(smp);
     /* SQL gives every row back, as text (-0 and NaN spelled out), duplicates counted. */
-    const char *vals[1] = {(const char *)block};
-    int lens[1] = {(int)len}, fmts[1] = {1};
-    Oid bytea_oid = 17;
-    r = PQexecParams(db.conn,
-                     "WITH b AS (SELECT d::text AS x FROM ww_sblock_samples($1) d),"
-                     " t AS (SELECT (time, power_w, inlet_c, outlet_c, flow_lpm,"
-                     " wafer_hotspot_c, utilization, tokens_per_s, requests_queued,"
-                     " requests_in_flight, requests_completed, throttled, throttle_factor,"
-                     " humidity_pct)::text AS x FROM s)"
-                     " SELECT (SELECT count(*) FROM b),"
-                     " (SELECT count(*) FROM (SELECT x FROM b EXCEPT ALL SELECT x FROM t) e)"
-                     " + (SELECT count(*) FROM (SELECT x FROM t EXCEPT ALL SELECT x FROM b) f),"
-                     " ww_sblock_count($1)",
-                     1, &bytea_oid, vals, lens, fmts, 0);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    assert_int_equal(atoll(PQgetvalue(r, 0, 0)), 3602);
-    assert_int_equal(atoll(PQgetvalue(r, 0, 1)), 0);
-    assert_int_equal(atoll(PQgetvalue(r, 0, 2)), 3602);
-    PQclear(r);
+    s_block_gives_back(&db, block, len, "ww_sblock_samples", "ww_sblock_count",
+                       "SELECT (time, power_w, inlet_c, outlet_c, flow_lpm, wafer_hotspot_c,"
+                       " utilization, tokens_per_s, requests_queued, requests_in_flight,"
+                       " requests_completed, throttled, throttle_factor, humidity_pct)::text"
+                       " AS x FROM s",
+                       3602);
     /* Not a block: another version, then cut short. (A changed bit inside a section may
      * well still be a valid block, of other samples: storage damage is for PostgreSQL's
      * page checksums to find.) */
+    const char *samples_of = "SELECT count(*) FROM ww_sblock_samples($1)";
     block[0] = 2;
-    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_sblock_samples($1)", 1, &bytea_oid, vals,
-                     lens, fmts, 0);
-    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
-    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "XX001");
-    PQclear(r);
+    s_assert_error_r(s_block_query(&db, samples_of, block, len), "another version", "XX001",
+                     "not a valid sample block");
     block[0] = WW_SBLOCK_VERSION;
-    lens[0] = (int)len - 1;
-    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_sblock_samples($1)", 1, &bytea_oid, vals,
-                     lens, fmts, 0);
-    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
-    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "XX001");
-    PQclear(r);
+    s_assert_error_r(s_block_query(&db, samples_of, block, len - 1), "cut short", "XX001",
+                     "not a valid sample block");
     free(block);
     /* No rows: NULL. A negative count, a NULL power: refused, naming the column. */
     assert_int_equal(h_query_ll(&db, "SELECT (ww_sblock_agg(time, power_w, inlet_c, outlet_c,"
@@ -1326,46 +1336,27 @@ static void test_wblock_round_trip(void **state)
     ww_buf_free(&again);
     free(arena);
     free(win);
-    Oid bytea_oid = 17;
-    const char *vals[1] = {(const char *)block};
-    int lens[1] = {(int)len}, fmts[1] = {1};
-    r = PQexecParams(db.conn,
-                     "WITH b AS (SELECT d::text AS x FROM ww_wblock_windows($1) d),"
-                     " t AS (SELECT (" S_WB_ARGS ")::text AS x FROM w)"
-                     " SELECT (SELECT count(*) FROM b),"
-                     " (SELECT count(*) FROM (SELECT x FROM b EXCEPT ALL SELECT x FROM t) e)"
-                     " + (SELECT count(*) FROM (SELECT x FROM t EXCEPT ALL SELECT x FROM b) f),"
-                     " ww_wblock_count($1)",
-                     1, &bytea_oid, vals, lens, fmts, 0);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    assert_int_equal(atoll(PQgetvalue(r, 0, 0)), 1000);
-    assert_int_equal(atoll(PQgetvalue(r, 0, 1)), 0);
-    assert_int_equal(atoll(PQgetvalue(r, 0, 2)), 1000);
-    PQclear(r);
+    s_block_gives_back(&db, block, len, "ww_wblock_windows", "ww_wblock_count",
+                       "SELECT (" S_WB_ARGS ")::text AS x FROM w", 1000);
     /* Histograms byte for byte (their binary form), not only as text. */
-    r = PQexecParams(db.conn,
-                     "SELECT count(*) FROM (SELECT ww_hist_send(ttft), ww_hist_send(e2e)"
-                     " FROM ww_wblock_windows($1) EXCEPT ALL"
-                     " SELECT ww_hist_send(ttft), ww_hist_send(e2e) FROM w) x",
-                     1, &bytea_oid, vals, lens, fmts, 0);
+    r = s_block_query(&db,
+                      "SELECT count(*) FROM (SELECT ww_hist_send(ttft), ww_hist_send(e2e)"
+                      " FROM ww_wblock_windows($1) EXCEPT ALL"
+                      " SELECT ww_hist_send(ttft), ww_hist_send(e2e) FROM w) x",
+                      block, len);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_int_equal(atoll(PQgetvalue(r, 0, 0)), 0);
     PQclear(r);
     /* Not a block: another version, then cut short, then a model that is not text. */
+    const char *windows_of = "SELECT count(*) FROM ww_wblock_windows($1)";
     block[0] = 2;
-    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_wblock_windows($1)", 1, &bytea_oid, vals,
-                     lens, fmts, 0);
-    s_assert_error_r(r, "another version", "XX001", "not a valid window block");
+    s_assert_error_r(s_block_query(&db, windows_of, block, len), "another version", "XX001",
+                     "not a valid window block");
     block[0] = WW_WBLOCK_VERSION;
-    lens[0] = (int)len - 1;
-    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_wblock_windows($1)", 1, &bytea_oid, vals,
-                     lens, fmts, 0);
-    s_assert_error_r(r, "cut short", "XX001", "not a valid window block");
-    vals[0] = bad.p;
-    lens[0] = (int)bad.len;
-    r = PQexecParams(db.conn, "SELECT count(*) FROM ww_wblock_windows($1)", 1, &bytea_oid, vals,
-                     lens, fmts, 0);
-    s_assert_error_r(r, "a model not text", "XX001", "not valid text");
+    s_assert_error_r(s_block_query(&db, windows_of, block, len - 1), "cut short", "XX001",
+                     "not a valid window block");
+    s_assert_error_r(s_block_query(&db, windows_of, (const uint8_t *)bad.p, bad.len),
+                     "a model not text", "XX001", "not valid text");
     ww_buf_free(&bad);
     free(block);
     /* No rows: NULL. A NULL histogram: refused, naming it. */
