@@ -37,6 +37,7 @@ struct ww_store {
     bool merge;        /* this try stages and merges */
     bool fast_copy;    /* the COPY under way is the direct one */
     bool key_conflict; /* ... and it met a stored key (SQLSTATE 23505) */
+    bool copy_lost;    /* sending the COPY under way failed (the connection) */
     ww_store_stats_t st;
 };
 
@@ -239,8 +240,15 @@ static ww_store_rc_t s_exec(ww_store_t *self, const char *sql, int nparams,
     return rc;
 }
 
-/* Runs one COPY ... FROM STDIN (FORMAT binary) of the stream built in self->copy. */
-static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const char *what)
+/* COPYs are streamed: the rows go to the server in chunks as they are encoded, so that it
+ * parses and indexes one chunk while the next is built (and, for latency windows, merged
+ * into the rollups). Built whole first, the encoding and merging of a group left the
+ * server idle meanwhile: a fifth of the machine in bench/fleet.sh's drain. */
+#define S_COPY_CHUNK ((size_t)256 * 1024)
+
+/* Starts COPY sql FROM STDIN of the stream in self->copy: its caller then encodes the rows
+ * (from ww_copy_begin to ww_copy_end), sending them with s_copy_send as it goes. */
+static ww_store_rc_t s_copy_start(ww_store_t *self, const char *sql, const char *what)
 {
     PGresult *r = PQexec(self->conn, sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
@@ -249,13 +257,40 @@ static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const char *w
         return rc;
     }
     PQclear(r);
-    if (PQputCopyData(self->conn, self->copy.buf.p, (int)self->copy.buf.len) != 1 ||
-        PQputCopyEnd(self->conn, NULL) != 1) {
+    self->copy_lost = false;
+    return WW_STORE_OK;
+}
+
+/* Sends what is encoded once it fills a chunk (all: whatever there is). Nothing is sent
+ * after an allocation failed (the stream is incomplete: s_copy_finish aborts it). */
+static void s_copy_send(ww_store_t *self, bool all)
+{
+    ww_buf_t *b = &self->copy.buf;
+    if (b->oom || self->copy_lost || b->len == 0 || (!all && b->len < S_COPY_CHUNK)) {
+        return;
+    }
+    if (PQputCopyData(self->conn, b->p, (int)b->len) != 1) {
+        self->copy_lost = true; /* the connection: reported by s_copy_finish */
+    }
+    ww_buf_reset(b);
+}
+
+/* Sends the rest of the stream (ended by ww_copy_end), ends the COPY and reads its outcome.
+ * A stream that could not be built whole (out of memory: retried; a value that does not fit
+ * its column: refused) is aborted, so the server keeps none of it. */
+static ww_store_rc_t s_copy_finish(ww_store_t *self, const char *what)
+{
+    const char *abort = self->copy.buf.oom ? "out of memory" : self->copy.range ? "refused" : NULL;
+    s_copy_send(self, true);
+    if (self->copy_lost || PQputCopyEnd(self->conn, abort) != 1) {
         return s_classify(self, NULL, what);
     }
-    ww_store_rc_t rc = WW_STORE_OK;
+    ww_store_rc_t rc = self->copy.buf.oom ? WW_STORE_RETRY : WW_STORE_OK;
+    rc = self->copy.range ? WW_STORE_REJECT : rc;
+    bool aborted = abort != NULL;
+    PGresult *r;
     while ((r = PQgetResult(self->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == WW_STORE_OK) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == WW_STORE_OK && !aborted) {
             const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             if (self->fast_copy && state && strcmp(state, "23505") == 0) {
                 /* Expected now and then (a second part of a window): redone merging. */
@@ -273,9 +308,23 @@ static ww_store_rc_t s_copy_run(ww_store_t *self, const char *sql, const char *w
 
 static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_t n, uint64_t *rows)
 {
+    *rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind == WW_ITEM_BATCH && items[i].disp == WW_DISP_WRITTEN) {
+            *rows += items[i].env->batch->n_samples;
+        }
+    }
+    if (*rows == 0) {
+        return WW_STORE_OK;
+    }
+    const char *what = "COPY node_samples";
+    ww_store_rc_t rc = s_copy_start(
+        self, "COPY node_samples (" WW_SAMPLE_COLUMNS ") FROM STDIN (FORMAT binary)", what);
+    if (rc != WW_STORE_OK) {
+        return rc;
+    }
     ww_copy_t *c = &self->copy;
     ww_copy_begin(c);
-    *rows = 0;
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != WW_ITEM_BATCH || items[i].disp != WW_DISP_WRITTEN) {
             continue;
@@ -283,23 +332,16 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
         const ww_batch_t *batch = items[i].env->batch;
         for (size_t k = 0; k < batch->n_samples; k++) {
             ww_copy_sample(c, batch->samples[k]);
+            s_copy_send(self, false);
         }
-        *rows += batch->n_samples;
     }
     ww_copy_end(c);
     if (c->buf.oom) {
         WW_ERROR("out of memory building a COPY of %llu rows", (unsigned long long)*rows);
-        return WW_STORE_RETRY;
-    }
-    if (c->range) {
+    } else if (c->range) {
         WW_ERROR("a sample's count does not fit its integer column: refused, not clamped");
-        return WW_STORE_REJECT;
     }
-    if (*rows == 0) {
-        return WW_STORE_OK;
-    }
-    return s_copy_run(self, "COPY node_samples (" WW_SAMPLE_COLUMNS ") FROM STDIN (FORMAT binary)",
-                      "COPY node_samples");
+    return s_copy_finish(self, what);
 }
 
 /* Makes sure the phase of every node with a window in the written batches is known: the
@@ -417,51 +459,74 @@ static uint32_t s_win_rounds(s_win_t *v, size_t n)
     return rounds;
 }
 
-/* Writes the windows of one round: straight into latency_windows by COPY, or, when merge,
+/* Adds window i of the group to the rollups. */
+static ww_store_rc_t s_rollup_add(ww_store_t *self, const s_win_t *w)
+{
+    int arc = ww_rollup_add(&self->rollup, w->w, w->part || w->round > 0);
+    if (arc == -EOVERFLOW) {
+        WW_ERROR("a latency rollup's sum would pass what bigint holds: refused");
+        return WW_STORE_REJECT;
+    }
+    if (arc < 0) {
+        WW_ERROR("out of memory merging latency rollups");
+        return WW_STORE_RETRY;
+    }
+    return WW_STORE_OK;
+}
+
+/* Writes the windows of one round: straight into latency_windows by COPY, merging each
+ * into the rollups as it goes (while the server takes the chunk before), or, when merge,
  * staged and moved into latency_windows by WW_WINDOWS_SQL, marking those merged into a
- * stored row. */
+ * stored row (their rollups are the caller's: a part adds no window). */
 static ww_store_rc_t s_windows_round(ww_store_t *self, s_win_t *v, size_t n, uint32_t round,
                                      bool merge)
 {
+    ww_store_rc_t rc = WW_STORE_OK;
+    if (merge && round > 0) {
+        rc = s_exec(self, "DELETE FROM ww_stage_windows", 0, NULL, NULL, "staging windows");
+    }
+    const char *what = "COPY latency windows";
+    if (rc == WW_STORE_OK) {
+        rc = s_copy_start(
+            self,
+            merge ? "COPY ww_stage_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)"
+                  : "COPY latency_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
+            what);
+    }
+    if (rc != WW_STORE_OK) {
+        return rc;
+    }
     ww_copy_t *c = &self->copy;
     ww_copy_begin(c);
     size_t staged = 0;
+    ww_store_rc_t add = WW_STORE_OK;
     for (size_t i = 0; i < n; i++) {
         if (v[i].round == round) {
             ww_copy_window(c, v[i].w);
             staged++;
+            if (!merge && add == WW_STORE_OK) {
+                add = s_rollup_add(self, &v[i]);
+            }
+            s_copy_send(self, false);
         }
     }
     ww_copy_end(c);
     if (c->buf.oom) {
         WW_ERROR("out of memory building a COPY of %zu latency windows", staged);
-        return WW_STORE_RETRY;
-    }
-    if (c->range) {
+    } else if (c->range) {
         WW_ERROR("a latency window's count does not fit bigint: refused, not clamped");
-        return WW_STORE_REJECT;
+    } else if (add != WW_STORE_OK) {
+        c->range = add == WW_STORE_REJECT; /* aborts the COPY: nothing of it is kept */
+        c->buf.oom = add != WW_STORE_REJECT;
     }
-    ww_store_rc_t rc = WW_STORE_OK;
-    if (!merge) {
-        self->fast_copy = true;
-        rc = s_copy_run(self,
-                        "COPY latency_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
-                        "COPY latency windows");
-        self->fast_copy = false;
+    self->fast_copy = !merge;
+    rc = s_copy_finish(self, what);
+    self->fast_copy = false;
+    if (!merge || rc != WW_STORE_OK) {
         return rc;
     }
-    if (round > 0) {
-        rc = s_exec(self, "DELETE FROM ww_stage_windows", 0, NULL, NULL, "staging windows");
-    }
-    if (rc == WW_STORE_OK) {
-        rc = s_copy_run(self,
-                        "COPY ww_stage_windows (" WW_LATENCY_COLUMNS ") FROM STDIN (FORMAT binary)",
-                        "COPY latency windows");
-    }
     PGresult *r = NULL;
-    if (rc == WW_STORE_OK) {
-        rc = s_exec(self, WW_WINDOWS_SQL, 0, NULL, &r, "writing latency windows");
-    }
+    rc = s_exec(self, WW_WINDOWS_SQL, 0, NULL, &r, "writing latency windows");
     /* Rare (restarts): a linear match of the merged keys is enough. */
     for (int t = 0; rc == WW_STORE_OK && t < PQntuples(r); t++) {
         const char *node = PQgetvalue(r, t, 0), *model = PQgetvalue(r, t, 1);
@@ -521,15 +586,9 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
         rc = s_windows_round(self, v, nw, round, merge);
     }
     for (size_t i = 0; i < nw && rc == WW_STORE_OK; i++) {
-        bool part = v[i].part || v[i].round > 0;
-        *parts += part;
-        int arc = ww_rollup_add(&self->rollup, v[i].w, part);
-        if (arc == -EOVERFLOW) {
-            WW_ERROR("a latency rollup's sum would pass what bigint holds: refused");
-            rc = WW_STORE_REJECT;
-        } else if (arc < 0) {
-            WW_ERROR("out of memory merging latency rollups");
-            rc = WW_STORE_RETRY;
+        *parts += v[i].part || v[i].round > 0;
+        if (merge) { /* else the direct COPY added them as it went */
+            rc = s_rollup_add(self, &v[i]);
         }
     }
     free(v);
@@ -543,7 +602,10 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
     if (self->copy.range) {
         return WW_STORE_REJECT;
     }
-    rc = s_copy_run(self, WW_ROLLUP_COPY_SQL, "COPY latency rollups");
+    rc = s_copy_start(self, WW_ROLLUP_COPY_SQL, "COPY latency rollups");
+    if (rc == WW_STORE_OK) {
+        rc = s_copy_finish(self, "COPY latency rollups"); /* built whole: a few rows */
+    }
     if (rc == WW_STORE_OK) {
         rc = s_exec(self, WW_ROLLUP_SQL, 0, NULL, NULL, "updating latency rollups");
     }

@@ -450,6 +450,74 @@ static void test_window_parts_merge_into_one_row(void **state)
     s_finish(&x);
 }
 
+/* A group far larger than one COPY chunk (the writer streams its COPYs in chunks while it
+ * encodes them): every sample and window is stored once, exactly; a second part of a window
+ * stored earlier, found by the direct COPY only near its end, is merged (the transaction is
+ * redone staged), and the rollups count each window once. */
+static void test_a_group_of_many_copy_chunks_is_written_whole(void **state)
+{
+    enum { NS = 3000, NW = 1500 };
+    s_env_t x;
+    s_start(&x, "hchunks");
+    int64_t start = x.t - x.t % (60 * WW_NS_PER_S) - 120 * WW_NS_PER_S;
+    const double a[] = {0.1, 0.2, 0.3}, b2[] = {0.4, 0.5};
+    static s_win_t first, wins[NW];
+    static char names[NW > NS ? NW : NS][32];
+    static ww_node_sample_t s[NS];
+    static ww_node_sample_t *sp[NS];
+    Waferwatch__V1__LatencyWindow *wp[NW];
+    /* The first part of the last node's window, stored alone first. */
+    snprintf(names[NW - 1], sizeof names[0], NODE "-%05d", NW - 1);
+    s_win_init(&first, names[NW - 1], "m", start, 4 * WW_NS_PER_S, a, 3);
+    wp[0] = &first.w;
+    ww_batch_t b = WAFERWATCH__V1__BATCH__INIT;
+    b.latency_windows = wp;
+    b.n_latency_windows = 1;
+    s_send_batch(&x.p, 71, 1, &b);
+    s_expect_ack(&x.p, 71, 1);
+    for (int i = 0; i < NS; i++) {
+        snprintf(names[i], sizeof names[0], NODE "-%05d", i);
+        h_sample_init(&s[i], names[i], start + (i % 60) * WW_NS_PER_S, (float)(1000 + i));
+        sp[i] = &s[i];
+    }
+    for (int i = 0; i < NW; i++) {
+        /* the last one: the second part of the window stored above */
+        s_win_init(&wins[i], names[i], "m", start + (i == NW - 1 ? 0 : 10 * WW_NS_PER_S),
+                   i == NW - 1 ? 6 * WW_NS_PER_S : 10 * WW_NS_PER_S, i == NW - 1 ? b2 : a,
+                   i == NW - 1 ? 2 : 3);
+        wp[i] = &wins[i].w;
+    }
+    b.samples = sp;
+    b.n_samples = NS;
+    b.n_latency_windows = NW;
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.epoch = 72;
+    env.seq = 1;
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
+    env.batch = &b;
+    s_send(&x.p, &env);
+    assert_true(ww_wire_encode(&env, &x.p.buf, &x.p.cap) > 256 * 1024); /* several chunks */
+    s_expect_ack(&x.p, 72, 1);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM node_samples"), NS);
+    assert_int_equal(h_query_ll(&x.db, "SELECT sum(power_w::bigint - 1000"
+                                       " - substr(node_id, length(node_id) - 4)::int)"
+                                       " FROM node_samples"),
+                     0);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(DISTINCT (node_id, time)) FROM node_samples"),
+                     NS);
+    assert_int_equal(h_query_ll(&x.db, "SELECT count(*) FROM latency_windows"), NW);
+    assert_int_equal(h_query_ll(&x.db, "SELECT sum(requests_ok) FROM latency_windows"),
+                     3 * (NW - 1) + 5);
+    assert_int_equal(
+        h_query_ll(&x.db, "SELECT parts FROM latency_windows WHERE node_id = '" NODE "-01499'"), 2);
+    assert_int_equal(h_query_ll(&x.db, "SELECT sum(windows) FROM latency_rollup_1m"), NW);
+    assert_int_equal(h_query_ll(&x.db, "SELECT sum(requests_ok) FROM latency_rollup_1m"),
+                     3 * (NW - 1) + 5);
+    assert_int_equal(h_query_ll(&x.db, "SELECT sum(ww_hist_count(ttft)) FROM latency_rollup_1m"),
+                     3 * (NW - 1) + 5);
+    s_finish(&x);
+}
+
 /* An outage report becomes one row, whatever the number of times it is sent. */
 static void test_outage_report_is_recorded_once(void **state)
 {
@@ -565,6 +633,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_each_refused_sample_is_recorded),
     cmocka_unit_test(test_forbidden_hello_is_recorded_with_its_epoch),
     cmocka_unit_test(test_window_parts_merge_into_one_row),
+    cmocka_unit_test(test_a_group_of_many_copy_chunks_is_written_whole),
     cmocka_unit_test(test_outage_report_is_recorded_once),
     cmocka_unit_test(test_a_message_refused_by_postgresql_costs_its_group_nothing),
 };
