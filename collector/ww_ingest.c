@@ -842,7 +842,18 @@ static void s_loop(s_ingest_t *in, volatile sig_atomic_t *stop, volatile sig_ato
         s_job_t job = s_job(in);
         if (job == S_JOB_DONE) {
             s_take_wake(in);
-            if (s_finish(in, in->wr, in->wr->rc)) {
+            s_group_t *done = in->wr;
+            /* A committed group is answered and freed after the writer has the next one (a
+             * backlog's group of 65k samples takes ~20 ms to free: the server idled that
+             * long between transactions). The store is quiet until the hand-over: its
+             * counters are published now, as the writer may not be idle again for a while. */
+            bool next =
+                done->rc == WW_STORE_OK && in->rx->n > 0 && ww_time_mono_ns() < next_maintain;
+            if (next) {
+                s_publish(in);
+                s_hand_over(in);
+            }
+            if (s_finish(in, done, done->rc)) {
                 backoff = 100 * WW_NS_PER_MS;
                 in->holding = false;
             } else {
@@ -859,7 +870,10 @@ static void s_loop(s_ingest_t *in, volatile sig_atomic_t *stop, volatile sig_ato
                 s_pending_held(in);
             }
             pthread_mutex_lock(&in->mu);
-            in->job = job = S_JOB_IDLE;
+            if (!next) {
+                in->job = S_JOB_IDLE;
+            }
+            job = in->job;
             pthread_mutex_unlock(&in->mu);
         }
         if (job == S_JOB_IDLE) {
