@@ -3,12 +3,14 @@
  *   waferwatch keygen NAME     write a CURVE key pair: NAME.key (0600) and NAME.pub
  *   waferwatch enroll PUBFILE AGENT_ID [NODE_PATTERN...]   print the agent's allowlist line
  *   waferwatch slo [--pg CONNINFO] [--json]   phases, capacity, SLOs and firing alerts
+ *   waferwatch sensors [--root DIR]   the host's hwmon and powercap sensors, read now
  *   waferwatch version
  *   waferwatch help
  */
 #include "ww_allowlist.h"
 #include "ww_config.h"
 #include "ww_curve.h"
+#include "ww_sensors.h"
 #include "ww_slo_report.h"
 #include "ww_version.h"
 
@@ -39,6 +41,10 @@ static const ww_cfg_item_t s_help_commands[] = {
      "rates, and the firing alerts, as the SLO evaluator last wrote them\n"
      "(PostgreSQL: CONNINFO or the PG* environment). Exit 0 ok, 1 when\n"
      "an alert of severity page is firing, 2 on error."},
+    {"sensors [--root DIR]", "list this host's power and temperature sensors (Linux hwmon and\n"
+                             "powercap/RAPL under DIR/sys/class, DIR default /) by the names the\n"
+                             "agent's host sources use, with each one's place, value now and\n"
+                             "critical limit; energy counters are read 0.5 s apart as watts."},
     {"version", "print the version"},
     {"help", "this text"},
     {NULL, NULL},
@@ -281,9 +287,8 @@ static const struct {
     const char *name, *alias;
     int (*run)(int argc, char **argv);
 } s_commands[] = {
-    {"keygen", NULL, s_keygen},
-    {"enroll", NULL, s_enroll},
-    {"slo", NULL, ww_slo_report_main},
+    {"keygen", NULL, s_keygen},          {"enroll", NULL, s_enroll},
+    {"slo", NULL, ww_slo_report_main},   {"sensors", NULL, ww_sensors_main},
     {"version", "--version", s_version},
 };
 

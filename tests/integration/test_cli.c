@@ -3,10 +3,12 @@
 #include "harness.h"
 #include "ww_test.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -499,6 +501,77 @@ static void test_keygen_help_and_name_with_suffix(void **state)
     h_db_drop(&db);
 }
 
+/* Writes text into dir/rel, making its directories. */
+static void s_put(const char *dir, const char *rel, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *p = path + strlen(dir) + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+            *p = '/';
+        }
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* `waferwatch sensors` over a tree laid out as the kernel's hwmon and powercap: each
+ * sensor on a line with its name, place, kind, value and limit; an energy counter that
+ * does not move reads 0 W; a root that does not exist is a usage error. */
+static void test_sensors_lists_a_sysfs_tree(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "sensors");
+    char root[300];
+    snprintf(root, sizeof root, "%s/host", db.dir);
+    assert_int_equal(mkdir(root, 0755), 0);
+    s_put(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
+    s_put(root, "sys/class/hwmon/hwmon0/temp1_input", "45000\n");
+    s_put(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
+    s_put(root, "sys/class/hwmon/hwmon0/temp1_crit", "100000\n");
+    s_put(root, "sys/class/hwmon/hwmon1/name", "acpi_power_meter\n");
+    s_put(root, "sys/class/hwmon/hwmon1/power1_average", "23456789\n");
+    s_put(root, "sys/class/powercap/intel-rapl:0/name", "package-0\n");
+    s_put(root, "sys/class/powercap/intel-rapl:0/energy_uj", "1000\n");
+    char *list[] = {(char *)WW_CLI_BIN, (char *)"sensors", (char *)"--root", root, NULL};
+    s_run_t r = s_run(db.dir, "sensors", list);
+    assert_int_equal(r.rc, 0);
+    static const char *const want[] = {
+        "hwmon/acpi_power_meter/power1 hwmon1/power1 power 23.457 W -",
+        "hwmon/coretemp/Package id 0 hwmon0/temp1 temp 45.000 C 100.000 C",
+        "powercap/package-0 powercap/intel-rapl:0 energy 0.000 W -",
+    };
+    /* Columns are padded: compare with runs of spaces folded to one. */
+    char *flat = strdup(r.out);
+    assert_non_null(flat);
+    size_t o = 0;
+    for (size_t i = 0; flat[i]; i++) {
+        if (!(flat[i] == ' ' && o > 0 && flat[o - 1] == ' ')) {
+            flat[o++] = flat[i];
+        }
+    }
+    flat[o] = '\0';
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!strstr(flat, want[i])) {
+            fail_msg("no line \"%s\" in:\n%s", want[i], r.out);
+        }
+    }
+    free(flat);
+    free(r.out);
+    char missing[320];
+    snprintf(missing, sizeof missing, "%s/nowhere", db.dir);
+    char *bad[] = {(char *)WW_CLI_BIN, (char *)"sensors", (char *)"--root", missing, NULL};
+    r = s_run(db.dir, "sensors-missing", bad);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "no such directory"));
+    free(r.out);
+    h_db_drop(&db);
+}
+
 /* Help says "default none", not "default ", and sizes in binary units (item 15). */
 static void test_help_reads_as_humans_write(void **state)
 {
@@ -639,6 +712,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_keygen_help_and_name_with_suffix),
     cmocka_unit_test(test_help_reads_as_humans_write),
     cmocka_unit_test(test_enroll_prints_a_line_that_admits_the_agent),
+    cmocka_unit_test(test_sensors_lists_a_sysfs_tree),
     cmocka_unit_test(test_unknown_environment_variables_are_refused),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
