@@ -32,7 +32,7 @@ echo "== build $dir (clang, libFuzzer, ASan+UBSan)"
 mkdir -p "$dir"
 if ! { cmake -S "$WW_ROOT" -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
          -DWW_WERROR=ON -DWW_FUZZ=ON -DWW_FUZZ_SECONDS="$secs" &&
-       cmake --build "$dir" -j"$(nproc)" --target fuzz_wire fuzz_hist fuzz_hist_pack fuzz_config fuzz_reqlog fuzz_sblock fuzz_wblock; } \
+       cmake --build "$dir" -j"$(nproc)" --target fuzz_wire fuzz_hist fuzz_hist_pack fuzz_config fuzz_reqlog fuzz_sblock fuzz_wblock fuzz_otlp_trace; } \
      >"$dir/build.log" 2>&1; then
   cat "$dir/build.log" >&2
   echo "waferwatch: build in $dir failed (log: $dir/build.log)" >&2
@@ -57,7 +57,7 @@ if [ "$rc" != 0 ] || [ "$found" != 0 ]; then
   echo "waferwatch: fuzzing failed" >&2
   exit 1
 fi
-for t in wire hist hist_pack config reqlog sblock wblock; do
+for t in wire hist hist_pack config reqlog sblock wblock otlp_trace; do
   n=$(find "$dir/tests/fuzz/work/$t" -type f | wc -l)
   echo "fuzz_$t: work corpus $n inputs"
 done

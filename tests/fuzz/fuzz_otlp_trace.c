@@ -1,0 +1,152 @@
+/* fuzz_otlp_trace: libFuzzer target of the OTLP trace export decoder (proto/ww_otlp_trace.h):
+ * the body of any POST to the agent's OTLP/HTTP intake.
+ *
+ * Invariants checked (a violation traps):
+ *  - ww_otlp_trace_decode() returns 0 or -EBADMSG (never crashes, never reads out of
+ *    bounds: ASan; -ENOMEM only when an allocation fails);
+ *  - the counts add up: every span is a request, another name, incomplete or invalid, and
+ *    the callback ran once per request;
+ *  - every request handed over is one: a clean model name shorter than WW_MODEL_NAME_MAX,
+ *    arrival <= start <= first token <= done.
+ *
+ * Built with -DFUZZ_OTLP_SEEDS it is instead the seed writer: `fuzz_otlp_trace_seeds DIR`
+ * writes valid exports (vLLM request spans, another span, an incomplete one) as DIR/NAME.bin.
+ */
+#include "otlp/otlp_trace.pb-c.h"
+#include "ww_otlp_trace.h"
+#include "ww_wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_otlp_trace: %s failed (line %d)\n", #cond, __LINE__);            \
+            __builtin_trap();                                                                      \
+        }                                                                                          \
+    } while (0)
+
+#ifndef FUZZ_OTLP_SEEDS
+static const ww_otlp_trace_conf_t s_conf = WW_OTLP_TRACE_CONF_VLLM;
+
+static void s_take(void *arg, const char *model, const ww_request_t *r)
+{
+    size_t len = strlen(model);
+    CHECK(len > 0 && len < WW_MODEL_NAME_MAX && ww_wire_text_ok(model, len));
+    CHECK(r->arrival_ns <= r->start_ns && r->start_ns <= r->first_token_ns &&
+          r->first_token_ns <= r->done_ns);
+    CHECK(r->status == WW_REQ_OK || r->status == WW_REQ_ERROR);
+    (*(uint64_t *)arg)++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint64_t calls = 0;
+    ww_otlp_trace_counts_t c;
+    int rc = ww_otlp_trace_decode(data, size, &s_conf, s_take, &calls, &c);
+    CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM);
+    if (rc == 0) {
+        CHECK(c.requests == calls);
+        CHECK(c.spans == c.requests + c.other + c.incomplete + c.invalid);
+    }
+    return 0;
+}
+#else
+/* Writes one export of n spans: vLLM requests with models m0.., and (odd) one other span. */
+static int s_write(const char *dir, const char *name, size_t n, int other, int incomplete)
+{
+    Ww__Otlp__V1__Span sp[8];
+    Ww__Otlp__V1__Span *spp[8];
+    Ww__Otlp__V1__KeyValue kv[8][6];
+    Ww__Otlp__V1__KeyValue *kvp[8][6];
+    Ww__Otlp__V1__AnyValue v[8][6];
+    Ww__Otlp__V1__Status st[8];
+    static const char *const keys[6] = {"gen_ai.latency.e2e",
+                                        "gen_ai.latency.time_to_first_token",
+                                        "gen_ai.latency.time_in_queue",
+                                        "gen_ai.usage.prompt_tokens",
+                                        "gen_ai.usage.completion_tokens",
+                                        "gen_ai.response.model"};
+    static char models[8][8];
+    for (size_t i = 0; i < n; i++) {
+        Ww__Otlp__V1__Span s0 = WW__OTLP__V1__SPAN__INIT;
+        Ww__Otlp__V1__Status t0 = WW__OTLP__V1__STATUS__INIT;
+        sp[i] = s0;
+        st[i] = t0;
+        st[i].code = (int32_t)(i % 3);
+        const char *nm = other && i == n - 1 ? "GET /health" : "llm_request";
+        sp[i].name.data = (uint8_t *)nm;
+        sp[i].name.len = strlen(nm);
+        sp[i].end_time_unix_nano = UINT64_C(1795000000000000000) + i * 1000000;
+        sp[i].start_time_unix_nano = sp[i].end_time_unix_nano - 2000000000;
+        sp[i].status = &st[i];
+        snprintf(models[i], sizeof models[i], "m%zu", i);
+        size_t na = incomplete && i == 0 ? 5 : 6;
+        for (size_t k = 0; k < na; k++) {
+            Ww__Otlp__V1__KeyValue k0 = WW__OTLP__V1__KEY_VALUE__INIT;
+            Ww__Otlp__V1__AnyValue v0 = WW__OTLP__V1__ANY_VALUE__INIT;
+            kv[i][k] = k0;
+            v[i][k] = v0;
+            kv[i][k].key.data = (uint8_t *)keys[k];
+            kv[i][k].key.len = strlen(keys[k]);
+            kv[i][k].value = &v[i][k];
+            kvp[i][k] = &kv[i][k];
+            if (k < 3) {
+                v[i][k].value_case = WW__OTLP__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+                v[i][k].double_value = k == 0 ? 1.5 + (double)i : k == 1 ? 0.25 : 0.125;
+            } else if (k < 5) {
+                v[i][k].value_case = WW__OTLP__V1__ANY_VALUE__VALUE_INT_VALUE;
+                v[i][k].int_value = (int64_t)(k * 10 + i);
+            } else {
+                v[i][k].value_case = WW__OTLP__V1__ANY_VALUE__VALUE_STRING_VALUE;
+                v[i][k].string_value.data = (uint8_t *)models[i];
+                v[i][k].string_value.len = strlen(models[i]);
+            }
+        }
+        sp[i].attributes = kvp[i];
+        sp[i].n_attributes = na;
+        spp[i] = &sp[i];
+    }
+    Ww__Otlp__V1__ScopeSpans ss = WW__OTLP__V1__SCOPE_SPANS__INIT;
+    ss.spans = spp;
+    ss.n_spans = n;
+    Ww__Otlp__V1__ScopeSpans *ssp = &ss;
+    Ww__Otlp__V1__ResourceSpans rs = WW__OTLP__V1__RESOURCE_SPANS__INIT;
+    rs.scope_spans = &ssp;
+    rs.n_scope_spans = 1;
+    Ww__Otlp__V1__ResourceSpans *rsp = &rs;
+    Ww__Otlp__V1__ExportTraceServiceRequest req = WW__OTLP__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+    req.resource_spans = &rsp;
+    req.n_resource_spans = 1;
+    size_t len = ww__otlp__v1__export_trace_service_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf) {
+        return -1;
+    }
+    ww__otlp__v1__export_trace_service_request__pack(&req, buf);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.bin", dir, name);
+    FILE *f = fopen(path, "wb");
+    int rc = f && fwrite(buf, 1, len, f) == len ? 0 : -1;
+    if (f && fclose(f) != 0) {
+        rc = -1;
+    }
+    free(buf);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: fuzz_otlp_trace_seeds DIR\n");
+        return 2;
+    }
+    int rc = s_write(argv[1], "one", 1, 0, 0) | s_write(argv[1], "three_other", 3, 1, 0) |
+             s_write(argv[1], "incomplete", 4, 0, 1) | s_write(argv[1], "eight", 8, 1, 1);
+    return rc ? 1 : 0;
+}
+#endif
