@@ -207,43 +207,25 @@ static int s_hwmon_dir(s_list_t *l, const char *dir, const char *entry, const ch
     return rc;
 }
 
-static int s_scan_hwmon(s_list_t *l, const char *root)
+/* The sensors of hwmon chip `entry` of the class directory. */
+static int s_hwmon_chip(s_list_t *l, const char *class, const char *entry)
 {
-    char class[WW_SYSFS_PATH_MAX];
-    if (!s_join(class, sizeof class, root, "sys/class/hwmon", NULL)) {
+    char base[WW_SYSFS_PATH_MAX], dev[WW_SYSFS_PATH_MAX], path[WW_SYSFS_PATH_MAX];
+    char chip[64];
+    if (strncmp(entry, "hwmon", 5) != 0 || !s_join(base, sizeof base, class, entry, NULL) ||
+        !s_join(dev, sizeof dev, base, "device", NULL)) {
         return 0;
     }
-    DIR *d = opendir(class);
-    if (!d) {
-        return 0;
+    /* The chip's name is in hwmonN/ or, for older drivers, in hwmonN/device/. */
+    if (!(s_join(path, sizeof path, base, "name", NULL) &&
+          s_read_text(path, chip, sizeof chip) >= 0) &&
+        !(s_join(path, sizeof path, dev, "name", NULL) &&
+          s_read_text(path, chip, sizeof chip) >= 0)) {
+        snprintf(chip, sizeof chip, "%.63s", entry); /* S_ENTRY_MAX */
     }
-    struct dirent *de;
-    int rc = 0;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, "hwmon", 5) != 0 || strlen(de->d_name) > S_ENTRY_MAX) {
-            continue;
-        }
-        char base[WW_SYSFS_PATH_MAX], dev[WW_SYSFS_PATH_MAX], path[WW_SYSFS_PATH_MAX];
-        char chip[64];
-        if (!s_join(base, sizeof base, class, de->d_name, NULL) ||
-            !s_join(dev, sizeof dev, base, "device", NULL)) {
-            continue;
-        }
-        /* The chip's name is in hwmonN/ or, for older drivers, in hwmonN/device/. */
-        if (!(s_join(path, sizeof path, base, "name", NULL) &&
-              s_read_text(path, chip, sizeof chip) >= 0) &&
-            !(s_join(path, sizeof path, dev, "name", NULL) &&
-              s_read_text(path, chip, sizeof chip) >= 0)) {
-            snprintf(chip, sizeof chip, "%.63s", de->d_name); /* S_ENTRY_MAX */
-        }
-        size_t first = l->n;
-        rc = s_hwmon_dir(l, base, de->d_name, chip, first);
-        if (rc == 0) {
-            rc = s_hwmon_dir(l, dev, de->d_name, chip, first);
-        }
-    }
-    closedir(d);
-    return rc;
+    size_t first = l->n;
+    int rc = s_hwmon_dir(l, base, entry, chip, first);
+    return rc == 0 ? s_hwmon_dir(l, dev, entry, chip, first) : rc;
 }
 
 /* A powercap zone's name, read from <class>/<zone>/name. */
@@ -254,10 +236,46 @@ static int s_zone_name(const char *class, const char *zone, char *name, size_t c
                                                           : -ENAMETOOLONG;
 }
 
-static int s_scan_powercap(s_list_t *l, const char *root)
+/* The energy counter of powercap zone `entry` of the class directory, if it has one. */
+static int s_powercap_zone(s_list_t *l, const char *class, const char *entry)
+{
+    char path[WW_SYSFS_PATH_MAX], name[64], parent[128], pname[64];
+    if (!s_join(path, sizeof path, class, entry, "energy_uj") || access(path, F_OK) != 0 ||
+        s_zone_name(class, entry, name, sizeof name) < 0) {
+        return 0; /* a control type ("intel-rapl") or a zone without a counter */
+    }
+    ww_sysfs_sensor_t *s = s_add(l);
+    if (!s) {
+        return -ENOMEM;
+    }
+    s->kind = WW_SYSFS_ENERGY;
+    snprintf(s->path, sizeof s->path, "%s", path);
+    snprintf(s->place, sizeof s->place, "powercap/%.63s", entry); /* S_ENTRY_MAX */
+    /* A subzone's directory is its parent's plus ":K" (intel-rapl:0:1 in intel-rapl:0). */
+    snprintf(parent, sizeof parent, "%.63s", entry);
+    char *colon = strrchr(parent, ':');
+    if (colon) {
+        *colon = '\0';
+    }
+    if (colon && strchr(parent, ':') && s_zone_name(class, parent, pname, sizeof pname) >= 0) {
+        snprintf(s->name, sizeof s->name, "powercap/%s/%s", pname, name);
+    } else {
+        snprintf(s->name, sizeof s->name, "powercap/%s", name);
+    }
+    if (!s_join(path, sizeof path, class, entry, "max_energy_range_uj") ||
+        s_read_u64(path, &s->range_uj) < 0) {
+        s->range_uj = 0;
+    }
+    return 0;
+}
+
+/* Calls each(l, class directory, entry) for every entry of root/sys/class/<cls> (none when
+ * it is missing), until one fails. */
+static int s_scan_class(s_list_t *l, const char *root, const char *cls,
+                        int (*each)(s_list_t *, const char *, const char *))
 {
     char class[WW_SYSFS_PATH_MAX];
-    if (!s_join(class, sizeof class, root, "sys/class/powercap", NULL)) {
+    if (!s_join(class, sizeof class, root, "sys/class", cls)) {
         return 0;
     }
     DIR *d = opendir(class);
@@ -267,34 +285,8 @@ static int s_scan_powercap(s_list_t *l, const char *root)
     struct dirent *de;
     int rc = 0;
     while (rc == 0 && (de = readdir(d)) != NULL) {
-        char path[WW_SYSFS_PATH_MAX], name[64], parent[128], pname[64];
-        if (de->d_name[0] == '.' || strlen(de->d_name) > S_ENTRY_MAX ||
-            !s_join(path, sizeof path, class, de->d_name, "energy_uj") || access(path, F_OK) != 0 ||
-            s_zone_name(class, de->d_name, name, sizeof name) < 0) {
-            continue; /* a control type ("intel-rapl") or a zone without a counter */
-        }
-        ww_sysfs_sensor_t *s = s_add(l);
-        if (!s) {
-            rc = -ENOMEM;
-            break;
-        }
-        s->kind = WW_SYSFS_ENERGY;
-        snprintf(s->path, sizeof s->path, "%s", path);
-        snprintf(s->place, sizeof s->place, "powercap/%.63s", de->d_name); /* S_ENTRY_MAX */
-        /* A subzone's directory is its parent's plus ":K" (intel-rapl:0:1 in intel-rapl:0). */
-        snprintf(parent, sizeof parent, "%.63s", de->d_name);
-        char *colon = strrchr(parent, ':');
-        if (colon) {
-            *colon = '\0';
-        }
-        if (colon && strchr(parent, ':') && s_zone_name(class, parent, pname, sizeof pname) >= 0) {
-            snprintf(s->name, sizeof s->name, "powercap/%s/%s", pname, name);
-        } else {
-            snprintf(s->name, sizeof s->name, "powercap/%s", name);
-        }
-        if (!s_join(path, sizeof path, class, de->d_name, "max_energy_range_uj") ||
-            s_read_u64(path, &s->range_uj) < 0) {
-            s->range_uj = 0;
+        if (de->d_name[0] != '.' && strlen(de->d_name) <= S_ENTRY_MAX) {
+            rc = each(l, class, de->d_name);
         }
     }
     closedir(d);
@@ -316,9 +308,9 @@ int ww_sysfs_scan(const char *root, ww_sysfs_sensor_t **out, size_t *n)
         return -ENOENT;
     }
     s_list_t l = {0};
-    int rc = s_scan_hwmon(&l, root);
+    int rc = s_scan_class(&l, root, "hwmon", s_hwmon_chip);
     if (rc == 0) {
-        rc = s_scan_powercap(&l, root);
+        rc = s_scan_class(&l, root, "powercap", s_powercap_zone);
     }
     if (rc < 0) {
         free(l.v);
