@@ -277,20 +277,21 @@ static void s_copy_send(ww_store_t *self, bool all)
 
 /* Sends the rest of the stream (ended by ww_copy_end), ends the COPY and reads its outcome.
  * A stream that could not be built whole (out of memory: retried; a value that does not fit
- * its column: refused) is aborted, so the server keeps none of it. */
-static ww_store_rc_t s_copy_finish(ww_store_t *self, const char *what)
+ * its column: refused; or what the caller found while building it: `built`, else
+ * WW_STORE_OK) is aborted with CopyFail, so the server keeps none of it. */
+static ww_store_rc_t s_copy_finish(ww_store_t *self, const char *what, ww_store_rc_t built)
 {
-    const char *abort = self->copy.buf.oom ? "out of memory" : self->copy.range ? "refused" : NULL;
+    ww_store_rc_t rc = self->copy.buf.oom ? WW_STORE_RETRY
+                       : self->copy.range ? WW_STORE_REJECT
+                                          : built;
     s_copy_send(self, true);
-    if (self->copy_lost || PQputCopyEnd(self->conn, abort) != 1) {
+    if (self->copy_lost ||
+        PQputCopyEnd(self->conn, rc == WW_STORE_OK ? NULL : "not built whole") != 1) {
         return s_classify(self, NULL, what);
     }
-    ww_store_rc_t rc = self->copy.buf.oom ? WW_STORE_RETRY : WW_STORE_OK;
-    rc = self->copy.range ? WW_STORE_REJECT : rc;
-    bool aborted = abort != NULL;
     PGresult *r;
     while ((r = PQgetResult(self->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == WW_STORE_OK && !aborted) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == WW_STORE_OK) {
             const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             if (self->fast_copy && state && strcmp(state, "23505") == 0) {
                 /* Expected now and then (a second part of a window): redone merging. */
@@ -341,7 +342,7 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
     } else if (c->range) {
         WW_ERROR("a sample's count does not fit its integer column: refused, not clamped");
     }
-    return s_copy_finish(self, what);
+    return s_copy_finish(self, what, WW_STORE_OK);
 }
 
 /* Makes sure the phase of every node with a window in the written batches is known: the
@@ -515,12 +516,9 @@ static ww_store_rc_t s_windows_round(ww_store_t *self, s_win_t *v, size_t n, uin
         WW_ERROR("out of memory building a COPY of %zu latency windows", staged);
     } else if (c->range) {
         WW_ERROR("a latency window's count does not fit bigint: refused, not clamped");
-    } else if (add != WW_STORE_OK) {
-        c->range = add == WW_STORE_REJECT; /* aborts the COPY: nothing of it is kept */
-        c->buf.oom = add != WW_STORE_REJECT;
     }
     self->fast_copy = !merge;
-    rc = s_copy_finish(self, what);
+    rc = s_copy_finish(self, what, add);
     self->fast_copy = false;
     if (!merge || rc != WW_STORE_OK) {
         return rc;
@@ -604,7 +602,7 @@ static ww_store_rc_t s_copy_latency(ww_store_t *self, ww_store_item_t *items, si
     }
     rc = s_copy_start(self, WW_ROLLUP_COPY_SQL, "COPY latency rollups");
     if (rc == WW_STORE_OK) {
-        rc = s_copy_finish(self, "COPY latency rollups"); /* built whole: a few rows */
+        rc = s_copy_finish(self, "COPY latency rollups", WW_STORE_OK); /* built whole */
     }
     if (rc == WW_STORE_OK) {
         rc = s_exec(self, WW_ROLLUP_SQL, 0, NULL, NULL, "updating latency rollups");
