@@ -32,6 +32,10 @@ static const ww_cfg_opt_t s_rows[] = {
         "longest wait between retries while PostgreSQL is unavailable"),
     ROW("ingest.max_group", WW_CFG_INT, "256", C(max_group), 1, 100000, NULL,
         "messages committed together in one transaction"),
+    ROW("ingest.writers", WW_CFG_INT, "2", C(writers), 1, 64, NULL,
+        "PostgreSQL connections writing groups side by side, each its own transaction (one "
+        "backend is one core of the database server); an agent's messages always go "
+        "through the same one, in order"),
     ROW("retention.raw_days", WW_CFG_INT, "35", C(retention_raw_days), 0, 36500, NULL,
         "daily partitions of node_samples and latency_windows older than this many days are "
         "dropped on the collector's hourly maintenance (0 = keep everything; at least 8, "

@@ -19,6 +19,7 @@ typedef struct {
     int64_t retry_max_ns;      /* cap of the backoff between PostgreSQL retries */
     int64_t max_group;         /* messages written per transaction */
     int64_t max_group_samples; /* ... and node samples */
+    int64_t writers;           /* PostgreSQL connections writing groups side by side */
     int64_t retention_raw_days, retention_rollup_days; /* 0 = keep */
     /* the storage tiers (ww_tiers.h); retention in days, 0 = keep */
     bool tiers_enabled;

@@ -33,6 +33,8 @@
  * peer sending maximum-size messages holds at most 32 of them here, not libzmq's default
  * 1,000 (16 GB at 16 MiB). */
 #define S_RCVHWM 32
+/* Agents routed to a writer by name (s_lane_of): the fleet's 32,600 nodes with room. */
+#define S_ROUTES_MAX 100000
 
 /* libzmq 4.3 implements ZMQ_ZAP_ENFORCE_DOMAIN but its header lists it among the draft
  * options; the value is fixed by the library. ww_ingest_run reads it back to be sure. */
@@ -62,27 +64,63 @@ typedef struct {
     ww_store_rc_t rc; /* result of its last write */
 } s_group_t;
 
-/* The writer thread's job: idle, a group handed over (being written), written. */
+/* A writer's job: idle, a group handed over (being written), written. */
 typedef enum { S_JOB_IDLE, S_JOB_WRITING, S_JOB_DONE } s_job_t;
 
+typedef struct s_ingest s_ingest_t;
+
+/* One writer: a PostgreSQL connection and its thread. PostgreSQL runs one backend, on one
+ * core, per connection, and one connection got ~0.75 of a core in a backlog's drain
+ * (bench/RESULTS.md); writers side by side let the server's other cores write too. Every
+ * message of an agent goes to the same writer (s_lane_of), so a stream's batches are
+ * written in order and the exactly-once checks (ww_store.h) see them as with one writer;
+ * writers meet only on rows that many agents share (the latency rollups, locked in key
+ * order: they wait, never deadlock). */
 typedef struct {
-    const ww_collector_conf_t *conf;
-    void *ctx, *sock;
-    ww_store_t *store;
-    ww_wire_limits_t lim;
+    s_ingest_t *in;
     /* Pipelining: the receive loop fills rx while the writer thread writes wr (decoding
      * and building the next COPY overlap PostgreSQL's work on the previous one); replies
      * go out from the receive loop, which owns the socket. */
     s_group_t groups[2];
     s_group_t *rx, *wr;
-    pthread_t writer;
-    bool writer_started;
-    pthread_mutex_t mu;
+    ww_store_t *store;
+    pthread_t thread;
+    bool started;
     pthread_cond_t cv;
-    s_job_t job; /* under mu */
-    bool quit;   /* under mu */
-    /* The writer's "done": readable when it finished a group, so the receive loop sleeps
-     * in zmq_poll on the socket and this, instead of polling the job every 2 ms. */
+    s_job_t job;         /* under in->mu */
+    ww_store_stats_t st; /* the store's counters, copied while its writer was idle */
+    /* The last write of wr was RETRY (PostgreSQL unavailable): what is held is answered
+     * Pending with retry_after_ms, so agents wait instead of resending their window every
+     * ack timeout (issue 14: 559 resends per agent in a 3 min outage). */
+    bool holding;
+    uint32_t retry_after_ms;
+    int64_t retry_at, backoff;
+    size_t agents; /* agents routed here (s_lane_of) */
+} s_lane_t;
+
+/* An agent id and the writer of its messages. */
+typedef struct {
+    char *id;
+    uint32_t lane;
+} s_route_t;
+
+struct s_ingest {
+    const ww_collector_conf_t *conf;
+    void *ctx, *sock;
+    ww_wire_limits_t lim;
+    s_lane_t *lanes;
+    size_t n_lanes;
+    s_route_t *routes; /* open addressing, routes_cap a power of two */
+    size_t routes_cap, n_routes;
+    bool routes_frozen;
+    /* The message being received, before it is known whose (and so which writer's) it is. */
+    s_msg_t in_msg;
+    ww_store_item_t in_item;
+    pthread_mutex_t mu;
+    bool mu_made;
+    bool quit; /* under mu */
+    /* The writers' "done": readable when one finished a group, so the receive loop sleeps
+     * in zmq_poll on the socket and this, instead of polling the jobs every 2 ms. */
     int wake_fd;
     uint8_t *enc;
     size_t enc_cap;
@@ -90,13 +128,8 @@ typedef struct {
     ww_auth_t *auth;        /* NULL in insecure mode */
     ww_zmon_t *zmon;        /* failed handshakes (NULL if libzmq refused the monitor) */
     uint64_t received, malformed, invalid, forbidden, ignored, refused_by_database;
-    /* The last write of wr was RETRY (PostgreSQL unavailable): what is held is answered
-     * Pending with retry_after_ms, so agents wait instead of resending their window every
-     * ack timeout (issue 14: 559 resends per agent in a 3 min outage). */
-    bool holding;
-    uint32_t retry_after_ms;
     uint64_t pending_replies;
-} s_ingest_t;
+};
 
 static const char *s_code_name(Waferwatch__V1__NackCode c)
 {
@@ -177,24 +210,105 @@ static void s_send_nack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64
     s_reply(in, m, &env);
 }
 
-static void s_send_pending(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq)
+static void s_send_pending(s_ingest_t *in, const s_lane_t *ln, const s_msg_t *m, uint64_t epoch,
+                           uint64_t seq)
 {
     ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
     Waferwatch__V1__Pending pending = WAFERWATCH__V1__PENDING__INIT;
     pending.epoch = epoch;
     pending.seq = seq;
     /* Not holding: a resend raced its own write, whose Ack comes within moments. */
-    pending.retry_after_ms = in->holding ? in->retry_after_ms : 1000;
+    pending.retry_after_ms = ln->holding ? ln->retry_after_ms : 1000;
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_PENDING;
     env.pending = &pending;
     s_reply(in, m, &env);
     in->pending_replies++;
 }
 
-/* Held message i (received, not committed) in arrival order: wr's, then rx's. */
-static s_msg_t *s_held(s_ingest_t *in, size_t i)
+/* FNV-1a of an agent id, mixed (murmur3's finalizer) so that its low bits, which pick a
+ * slot, depend on every byte. */
+static uint32_t s_id_hash(const char *id)
 {
-    return i < in->wr->n ? &in->wr->msgs[i] : &in->rx->msgs[i - in->wr->n];
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
+}
+
+/* Doubles the table of routes (rehashing them). Returns 0 or -ENOMEM. */
+static int s_routes_grow(s_ingest_t *in)
+{
+    size_t cap = in->routes_cap ? 2 * in->routes_cap : 256;
+    s_route_t *t = calloc(cap, sizeof *t);
+    if (!t) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < in->routes_cap; i++) {
+        if (in->routes[i].id) {
+            size_t k = s_id_hash(in->routes[i].id) & (cap - 1);
+            while (t[k].id) {
+                k = (k + 1) & (cap - 1);
+            }
+            t[k] = in->routes[i];
+        }
+    }
+    free(in->routes);
+    in->routes = t;
+    in->routes_cap = cap;
+    return 0;
+}
+
+/* The writer of every message of agent_id: the one with the fewest agents when its first
+ * message came, then always that one, so that a stream's batches are written in order and
+ * a handful of agents (a benchmark's eight) still share the writers evenly. Ids past
+ * S_ROUTES_MAX (or after an allocation failed) go by their hash: the table never forgets an
+ * id, so an agent never changes writer. */
+static s_lane_t *s_lane_of(s_ingest_t *in, const char *agent_id)
+{
+    uint32_t h = s_id_hash(agent_id);
+    if (in->routes_cap > 0) {
+        for (size_t k = h & (in->routes_cap - 1); in->routes[k].id;
+             k = (k + 1) & (in->routes_cap - 1)) {
+            if (strcmp(in->routes[k].id, agent_id) == 0) {
+                return &in->lanes[in->routes[k].lane];
+            }
+        }
+    }
+    if (in->routes_frozen || in->n_routes >= S_ROUTES_MAX) {
+        return &in->lanes[h % in->n_lanes];
+    }
+    char *id = NULL;
+    if ((4 * (in->n_routes + 1) > 3 * in->routes_cap && s_routes_grow(in) < 0) ||
+        !(id = strdup(agent_id))) {
+        WW_WARN("out of memory routing agents to writers: agents seen from now on go by the hash "
+                "of their id");
+        in->routes_frozen = true;
+        return &in->lanes[h % in->n_lanes];
+    }
+    size_t least = 0;
+    for (size_t l = 1; l < in->n_lanes; l++) {
+        least = in->lanes[l].agents < in->lanes[least].agents ? l : least;
+    }
+    size_t k = h & (in->routes_cap - 1);
+    while (in->routes[k].id) {
+        k = (k + 1) & (in->routes_cap - 1);
+    }
+    in->routes[k] = (s_route_t){.id = id, .lane = (uint32_t)least};
+    in->n_routes++;
+    in->lanes[least].agents++;
+    return &in->lanes[least];
+}
+
+/* Held message i of a writer (received, not committed) in arrival order: wr's, then
+ * rx's. */
+static s_msg_t *s_held(s_lane_t *ln, size_t i)
+{
+    return i < ln->wr->n ? &ln->wr->msgs[i] : &ln->rx->msgs[i - ln->wr->n];
 }
 
 /* Same stream: the same authenticated key, agent id and epoch. Both decoded (env set).
@@ -211,12 +325,12 @@ static bool s_is_batch(const s_msg_t *m)
     return m->env && m->env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
 }
 
-/* The held batch that m (a batch not in the groups yet) resends, or NULL. */
-static s_msg_t *s_held_find(s_ingest_t *in, const s_msg_t *m)
+/* The batch held by m's writer that m (a batch not in the groups yet) resends, or NULL. */
+static s_msg_t *s_held_find(s_lane_t *ln, const s_msg_t *m)
 {
-    size_t n = in->wr->n + in->rx->n;
+    size_t n = ln->wr->n + ln->rx->n;
     for (size_t i = 0; i < n; i++) {
-        s_msg_t *h = s_held(in, i);
+        s_msg_t *h = s_held(ln, i);
         if (h != m && s_is_batch(h) && h->env->seq == m->env->seq && s_same_stream(h, m)) {
             return h;
         }
@@ -226,12 +340,12 @@ static s_msg_t *s_held_find(s_ingest_t *in, const s_msg_t *m)
 
 /* The highest batch seq of m's stream held, m's own when it is a batch (0 when only the
  * stream's Hello is held). */
-static uint64_t s_held_max_seq(s_ingest_t *in, const s_msg_t *m)
+static uint64_t s_held_max_seq(s_lane_t *ln, const s_msg_t *m)
 {
     uint64_t max = s_is_batch(m) ? m->env->seq : 0;
-    size_t n = in->wr->n + in->rx->n;
+    size_t n = ln->wr->n + ln->rx->n;
     for (size_t i = 0; i < n; i++) {
-        const s_msg_t *h = s_held(in, i);
+        const s_msg_t *h = s_held(ln, i);
         if (s_is_batch(h) && h->env->seq > max && s_same_stream(h, m)) {
             max = h->env->seq;
         }
@@ -239,23 +353,23 @@ static uint64_t s_held_max_seq(s_ingest_t *in, const s_msg_t *m)
     return max;
 }
 
-/* After a failed write: one Pending per stream held, to its newest message's connection
- * (the agent's live one), naming the highest seq held. */
-static void s_pending_held(s_ingest_t *in)
+/* After a failed write: one Pending per stream the writer holds, to its newest message's
+ * connection (the agent's live one), naming the highest seq held. */
+static void s_pending_held(s_ingest_t *in, s_lane_t *ln)
 {
-    size_t n = in->wr->n + in->rx->n;
+    size_t n = ln->wr->n + ln->rx->n;
     for (size_t i = 0; i < n; i++) {
-        const s_msg_t *m = s_held(in, i);
+        const s_msg_t *m = s_held(ln, i);
         if (!m->env) {
             continue; /* a refusal: its Nack comes with its commit */
         }
         bool newest = true;
         for (size_t k = i + 1; k < n && newest; k++) {
-            const s_msg_t *later = s_held(in, k);
+            const s_msg_t *later = s_held(ln, k);
             newest = !(later->env && s_same_stream(later, m));
         }
         if (newest) {
-            s_send_pending(in, m, m->env->epoch, s_held_max_seq(in, m));
+            s_send_pending(in, ln, m, m->env->epoch, s_held_max_seq(ln, m));
         }
     }
 }
@@ -298,6 +412,36 @@ static void s_clear(s_group_t *g)
     g->samples = 0;
 }
 
+/* Puts message m and its item into slot k of g (m may be that slot): the item's pointers
+ * into its message (agent id, reasons) follow it; the envelope moves with it. */
+static void s_slot_put(s_group_t *g, size_t k, const s_msg_t *m, const ww_store_item_t *it)
+{
+    if (&g->msgs[k] != m) {
+        g->msgs[k] = *m;
+    }
+    ww_store_item_t *d = &g->items[k];
+    if (d != it) {
+        *d = *it;
+    }
+    d->agent_id = g->msgs[k].agent_id;
+    if (d->kind == WW_ITEM_REJECT) {
+        d->reject_reason = g->msgs[k].reason;
+    }
+    d->bad_reason = g->msgs[k].bad_reason;
+}
+
+/* Takes the message received (in->in_msg) into the receiving group of its writer. */
+static void s_admit(s_ingest_t *in, s_lane_t *ln)
+{
+    s_group_t *g = ln->rx;
+    s_slot_put(g, g->n, &in->in_msg, &in->in_item);
+    in->in_msg.env = NULL; /* the group's now */
+    if (g->items[g->n].kind == WW_ITEM_BATCH) {
+        g->samples += g->items[g->n].env->batch->n_samples;
+    }
+    g->n++;
+}
+
 /* Takes the samples refused alone (implausible readings, a time outside the accepted
  * range, counters a column cannot hold) out of an accepted batch, keeping the reasons of
  * the first WW_STORE_MAX_SAMPLE_REJECTS: the batch is written and acked without them and
@@ -331,15 +475,15 @@ static void s_drop_implausible(s_msg_t *m, int64_t now_ns, const ww_wire_limits_
     }
 }
 
-/* Receives one message into the next slot of the receiving group. Returns 1 when a message
- * was taken into the group, 0 when it needs no write (heartbeat), -EAGAIN when nothing is
+/* Receives one message into the receiving group of its writer. Returns 1 when a message was
+ * taken into a group, 0 when it needs no write (heartbeat), -EAGAIN when nothing is
  * waiting. */
 static int s_receive(s_ingest_t *in)
 {
-    s_group_t *g = in->rx;
-    s_msg_t *m = &g->msgs[g->n];
-    ww_store_item_t *it = &g->items[g->n];
+    s_msg_t *m = &in->in_msg;
+    ww_store_item_t *it = &in->in_item;
     memset(it, 0, sizeof *it);
+    m->env = NULL;
     zmq_msg_t id, body;
     zmq_msg_init(&id);
     if (zmq_msg_recv(&id, in->sock, ZMQ_DONTWAIT) < 0) {
@@ -403,11 +547,12 @@ static int s_receive(s_ingest_t *in)
         char who[320];
         ww_auth_describe(in->auth, m->key, m->agent_id, who, sizeof who);
         WW_WARN("refused a message from %s: %s", who, why.msg);
-        g->n++;
+        s_admit(in, s_lane_of(in, m->agent_id));
         return 1;
     }
     ww_envelope_t *env = m->env;
     snprintf(m->agent_id, sizeof m->agent_id, "%s", env->agent_id);
+    s_lane_t *ln = s_lane_of(in, m->agent_id);
     if (in->auth && s_authorize(in, m) < 0) {
         in->forbidden++;
         m->code = WAFERWATCH__V1__NACK_CODE__NACK_FORBIDDEN;
@@ -419,7 +564,7 @@ static int s_receive(s_ingest_t *in)
         it->reject_reason = m->reason;
         WW_WARN("refused a message: %s", m->reason);
         ww_wire_free(&m->env);
-        g->n++;
+        s_admit(in, ln);
         return 1;
     }
     it->agent_id = m->agent_id;
@@ -429,13 +574,13 @@ static int s_receive(s_ingest_t *in)
     /* Only while PostgreSQL cannot commit (the resend storm of a database outage): in
      * normal operation a copy goes through and is classified a duplicate by the store,
      * which records its refused samples at every receipt, as docs/architecture.md says. */
-    s_msg_t *held = in->holding && s_is_batch(m) ? s_held_find(in, m) : NULL;
+    s_msg_t *held = ln->holding && s_is_batch(m) ? s_held_find(ln, m) : NULL;
     if (held) {
         /* A resend of a batch held: not queued twice. Its Ack goes to the connection the
          * agent sends on now (the writer thread never reads identities). */
         memcpy(held->identity, m->identity, m->identity_len);
         held->identity_len = m->identity_len;
-        s_send_pending(in, m, env->epoch, s_held_max_seq(in, m));
+        s_send_pending(in, ln, m, env->epoch, s_held_max_seq(ln, m));
         ww_wire_free(&m->env);
         return 0;
     }
@@ -449,7 +594,6 @@ static int s_receive(s_ingest_t *in)
         s_drop_implausible(m, now_ns, &in->lim);
         it->bad_samples = m->bad_samples;
         it->bad_reason = m->bad_reason;
-        g->samples += env->batch->n_samples;
         break;
     default:
         /* Heartbeats need nothing; acks and nacks are the collector's to send. */
@@ -457,9 +601,10 @@ static int s_receive(s_ingest_t *in)
         ww_wire_free(&m->env);
         return 0;
     }
-    g->n++;
-    if (in->holding && s_is_batch(m)) {
-        s_send_pending(in, m, env->epoch, s_held_max_seq(in, m));
+    s_admit(in, ln);
+    if (ln->holding && s_is_batch(&ln->rx->msgs[ln->rx->n - 1])) {
+        m = &ln->rx->msgs[ln->rx->n - 1];
+        s_send_pending(in, ln, m, m->env->epoch, s_held_max_seq(ln, m));
     }
     return 1;
 }
@@ -490,11 +635,11 @@ static void s_replies(s_ingest_t *in, const s_group_t *g)
 
 /* A group PostgreSQL refused as data: write its items one by one, turning each one that
  * is refused alone into a recorded reject, so one bad batch cannot block the others. */
-static ww_store_rc_t s_write_singly(s_ingest_t *in, s_group_t *g)
+static ww_store_rc_t s_write_singly(s_ingest_t *in, s_lane_t *ln, s_group_t *g)
 {
     for (size_t i = 0; i < g->n; i++) {
         ww_store_item_t *it = &g->items[i];
-        ww_store_rc_t rc = ww_store_write(in->store, it, 1);
+        ww_store_rc_t rc = ww_store_write(ln->store, it, 1);
         if (rc == WW_STORE_REJECT) {
             s_msg_t *m = &g->msgs[i];
             m->code = WAFERWATCH__V1__NACK_CODE__NACK_INVALID;
@@ -503,7 +648,7 @@ static ww_store_rc_t s_write_singly(s_ingest_t *in, s_group_t *g)
             it->reject_code = "refused_by_database";
             it->reject_reason = m->reason;
             __atomic_add_fetch(&in->refused_by_database, 1, __ATOMIC_RELAXED);
-            rc = ww_store_write(in->store, it, 1);
+            rc = ww_store_write(ln->store, it, 1);
         }
         if (rc != WW_STORE_OK) {
             return WW_STORE_RETRY; /* items before i are committed; their disp says so */
@@ -512,15 +657,17 @@ static ww_store_rc_t s_write_singly(s_ingest_t *in, s_group_t *g)
     return WW_STORE_OK;
 }
 
-/* Writes the group in one transaction (one by one if PostgreSQL refuses it as data). Runs
- * on the writer thread: touches the group and the store, never the socket. */
-static ww_store_rc_t s_store(s_ingest_t *in, s_group_t *g)
+/* Writes the writer's group wr in one transaction (one by one if PostgreSQL refuses it as
+ * data). Runs on the writer's thread: touches the group and the store, never the socket. */
+static ww_store_rc_t s_store(s_lane_t *ln)
 {
+    s_ingest_t *in = ln->in;
+    s_group_t *g = ln->wr;
     int64_t t0 = ww_time_mono_ns();
-    ww_store_rc_t wrc = ww_store_write(in->store, g->items, g->n);
+    ww_store_rc_t wrc = ww_store_write(ln->store, g->items, g->n);
     ww_cmetrics_write(in->metrics, wrc, g->n, (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
     if (wrc == WW_STORE_REJECT) {
-        wrc = s_write_singly(in, g);
+        wrc = s_write_singly(in, ln, g);
     }
     ww_cmetrics_t *m = in->metrics;
     int64_t now = ww_time_now_ns();
@@ -551,14 +698,7 @@ static bool s_finish(s_ingest_t *in, s_group_t *g, ww_store_rc_t wrc)
             ww_wire_free(&g->msgs[i].env);
             continue;
         }
-        g->msgs[keep] = g->msgs[i];
-        g->items[keep] = g->items[i];
-        /* These point into the message slot that just moved. */
-        g->items[keep].agent_id = g->msgs[keep].agent_id;
-        if (g->items[keep].kind == WW_ITEM_REJECT) {
-            g->items[keep].reject_reason = g->msgs[keep].reason;
-        }
-        g->items[keep].bad_reason = g->msgs[keep].bad_reason;
+        s_slot_put(g, keep, &g->msgs[i], &g->items[i]);
         if (g->items[keep].kind == WW_ITEM_BATCH) {
             g->samples += g->items[keep].env->batch->n_samples;
         }
@@ -568,29 +708,24 @@ static bool s_finish(s_ingest_t *in, s_group_t *g, ww_store_rc_t wrc)
     return false;
 }
 
-/* Writes the group on the calling thread (the writer thread must be idle). */
-static bool s_write_group(s_ingest_t *in, s_group_t *g)
-{
-    return s_finish(in, g, s_store(in, g));
-}
-
 static void *s_writer_main(void *arg)
 {
-    s_ingest_t *in = arg;
+    s_lane_t *ln = arg;
+    s_ingest_t *in = ln->in;
     pthread_mutex_lock(&in->mu);
     for (;;) {
-        while (in->job != S_JOB_WRITING && !in->quit) {
-            pthread_cond_wait(&in->cv, &in->mu);
+        while (ln->job != S_JOB_WRITING && !in->quit) {
+            pthread_cond_wait(&ln->cv, &in->mu);
         }
-        if (in->job != S_JOB_WRITING) {
+        if (ln->job != S_JOB_WRITING) {
             break;
         }
         pthread_mutex_unlock(&in->mu);
-        ww_store_rc_t rc = s_store(in, in->wr);
+        ww_store_rc_t rc = s_store(ln);
         pthread_mutex_lock(&in->mu);
-        in->wr->rc = rc;
-        in->job = S_JOB_DONE;
-        pthread_cond_broadcast(&in->cv);
+        ln->wr->rc = rc;
+        ln->job = S_JOB_DONE;
+        pthread_cond_broadcast(&ln->cv);
         uint64_t one = 1;
         /* A full counter (never: the loop reads it each turn) only means "already woken". */
         ssize_t w = write(in->wake_fd, &one, sizeof one);
@@ -600,39 +735,57 @@ static void *s_writer_main(void *arg)
     return NULL;
 }
 
-static s_job_t s_job(s_ingest_t *in)
+static s_job_t s_job(s_lane_t *ln)
 {
-    pthread_mutex_lock(&in->mu);
-    s_job_t j = in->job;
-    pthread_mutex_unlock(&in->mu);
+    pthread_mutex_lock(&ln->in->mu);
+    s_job_t j = ln->job;
+    pthread_mutex_unlock(&ln->in->mu);
     return j;
 }
 
-/* Hands wr to the writer thread. */
-static void s_submit(s_ingest_t *in)
+static void s_set_job(s_lane_t *ln, s_job_t job)
 {
-    pthread_mutex_lock(&in->mu);
-    in->job = S_JOB_WRITING;
-    pthread_cond_signal(&in->cv);
-    pthread_mutex_unlock(&in->mu);
+    pthread_mutex_lock(&ln->in->mu);
+    ln->job = job;
+    pthread_cond_broadcast(&ln->cv);
+    pthread_mutex_unlock(&ln->in->mu);
 }
 
-/* Waits for the writer thread to finish what it writes. */
-static void s_wait_writer(s_ingest_t *in)
+/* Waits for the writer to finish what it writes. */
+static void s_wait_writer(s_lane_t *ln)
 {
-    pthread_mutex_lock(&in->mu);
-    while (in->job == S_JOB_WRITING) {
-        pthread_cond_wait(&in->cv, &in->mu);
+    pthread_mutex_lock(&ln->in->mu);
+    while (ln->job == S_JOB_WRITING) {
+        pthread_cond_wait(&ln->cv, &ln->in->mu);
     }
-    pthread_mutex_unlock(&in->mu);
+    pthread_mutex_unlock(&ln->in->mu);
 }
 
-/* Clears the writer's wake-up (the job itself is read under mu). */
+/* Clears the writers' wake-up (the jobs themselves are read under mu). */
 static void s_take_wake(s_ingest_t *in)
 {
     uint64_t n;
     ssize_t r = read(in->wake_fd, &n, sizeof n);
     (void)r; /* EAGAIN: nothing to clear */
+}
+
+/* Messages received and not committed yet, all writers together. */
+static size_t s_held_count(const s_ingest_t *in)
+{
+    size_t n = 0;
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        n += in->lanes[l].rx->n + in->lanes[l].wr->n;
+    }
+    return n;
+}
+
+/* The counters of every writer's store, as last copied while it was idle. */
+static void s_store_stats(const s_ingest_t *in, ww_store_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        ww_store_stats_add(st, &in->lanes[l].st);
+    }
 }
 
 /* Copies the counters to /metrics (when served). */
@@ -643,14 +796,14 @@ static void s_publish(const s_ingest_t *in)
         return;
     }
     ww_store_stats_t st;
-    ww_store_stats(in->store, &st);
+    s_store_stats(in, &st);
     ww_ingest_counts_t c = {
         .received = in->received,
         .malformed = in->malformed,
         .invalid = in->invalid,
         .forbidden = in->forbidden,
         .refused_by_database = __atomic_load_n(&in->refused_by_database, __ATOMIC_RELAXED),
-        .pending = in->rx->n + in->wr->n,
+        .pending = s_held_count(in),
         .pending_replies = in->pending_replies,
     };
     ww_zmon_stats_t hs;
@@ -722,8 +875,8 @@ static int s_secure(s_ingest_t *in, const ww_collector_conf_t *conf)
     return 0;
 }
 
-/* Everything before the loop: groups, store, socket (CURVE, monitor, bind), schema,
- * endpoint file, writer thread. Returns 0, or a negative errno (logged); what was made is
+/* Everything before the loop: writers (groups, stores), socket (CURVE, monitor, bind),
+ * schema, endpoint file, writer threads. Returns 0, or a negative errno (logged); what was made is
  * undone by s_stop either way. */
 static int s_start(s_ingest_t *in, const ww_collector_conf_t *conf, volatile sig_atomic_t *stop)
 {
@@ -734,28 +887,41 @@ static int s_start(s_ingest_t *in, const ww_collector_conf_t *conf, volatile sig
     in->lim.max_samples = (size_t)conf->max_samples;
     in->lim.max_past_ns = conf->max_past_ns;
     in->lim.max_future_ns = conf->max_future_ns;
-    for (int k = 0; k < 2; k++) {
-        in->groups[k].msgs = calloc((size_t)conf->max_group, sizeof *in->groups[k].msgs);
-        in->groups[k].items = calloc((size_t)conf->max_group, sizeof *in->groups[k].items);
-    }
-    in->rx = &in->groups[0];
-    in->wr = &in->groups[1];
     pthread_mutex_init(&in->mu, NULL);
-    pthread_cond_init(&in->cv, NULL);
-    in->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    in->store = ww_store_new(conf->pg_conninfo);
-    if (in->store) {
-        ww_store_set_retention(in->store, (int)conf->retention_raw_days,
-                               (int)conf->retention_rollup_days);
+    in->mu_made = true;
+    in->lanes = calloc((size_t)conf->writers, sizeof *in->lanes);
+    if (!in->lanes) {
+        return -ENOMEM;
     }
+    in->n_lanes = (size_t)conf->writers;
+    bool made = true;
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        s_lane_t *ln = &in->lanes[l];
+        ln->in = in;
+        pthread_cond_init(&ln->cv, NULL);
+        for (int k = 0; k < 2; k++) {
+            ln->groups[k].msgs = calloc((size_t)conf->max_group, sizeof *ln->groups[k].msgs);
+            ln->groups[k].items = calloc((size_t)conf->max_group, sizeof *ln->groups[k].items);
+            made = made && ln->groups[k].msgs && ln->groups[k].items;
+        }
+        ln->rx = &ln->groups[0];
+        ln->wr = &ln->groups[1];
+        ln->backoff = 100 * WW_NS_PER_MS;
+        ln->store = ww_store_new(conf->pg_conninfo);
+        if (ln->store) {
+            ww_store_set_retention(ln->store, (int)conf->retention_raw_days,
+                                   (int)conf->retention_rollup_days);
+        }
+        made = made && ln->store;
+    }
+    in->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     in->ctx = zmq_ctx_new();
-    if (!in->groups[0].msgs || !in->groups[0].items || !in->groups[1].msgs ||
-        !in->groups[1].items || !in->store || !in->ctx) {
+    if (!made || !in->ctx) {
         return -ENOMEM;
     }
     if (in->wake_fd < 0) {
         int e = errno;
-        WW_ERROR("cannot make the writer's eventfd: %s", strerror(e));
+        WW_ERROR("cannot make the writers' eventfd: %s", strerror(e));
         return -e;
     }
     in->sock = zmq_socket(in->ctx, ZMQ_ROUTER);
@@ -787,7 +953,7 @@ static int s_start(s_ingest_t *in, const ww_collector_conf_t *conf, volatile sig
 
     /* Schema first: a collector that cannot migrate must not accept data. */
     int64_t backoff = 100 * WW_NS_PER_MS;
-    while ((rc = ww_store_ensure(in->store, conf->pg_migrate)) < 0 && !*stop) {
+    while ((rc = ww_store_ensure(in->lanes[0].store, conf->pg_migrate)) < 0 && !*stop) {
         if (rc == -EPROTO || rc == -EIO) {
             WW_ERROR("cannot prepare the database; stopping");
             return rc;
@@ -801,6 +967,10 @@ static int s_start(s_ingest_t *in, const ww_collector_conf_t *conf, volatile sig
         s_sleep_ns(backoff);
         backoff = ww_backoff_double(backoff, conf->retry_max_ns);
     }
+    /* The other writers connect now too (a failure is retried at their first write). */
+    for (size_t l = 1; rc == 0 && l < in->n_lanes; l++) {
+        (void)ww_store_ensure(in->lanes[l].store, conf->pg_migrate);
+    }
     ww_cmetrics_pg_up(in->metrics, rc == 0);
     WW_INFO("listening on %s", endpoint);
     if (conf->endpoint_file && *conf->endpoint_file) {
@@ -809,117 +979,163 @@ static int s_start(s_ingest_t *in, const ww_collector_conf_t *conf, volatile sig
             return rc;
         }
     }
-    if (pthread_create(&in->writer, NULL, s_writer_main, in) != 0) {
-        WW_ERROR("cannot start the writer thread");
-        return -EAGAIN;
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        s_lane_t *ln = &in->lanes[l];
+        if (pthread_create(&ln->thread, NULL, s_writer_main, ln) != 0) {
+            WW_ERROR("cannot start writer thread %zu", l + 1);
+            return -EAGAIN;
+        }
+        ln->started = true;
     }
-    in->writer_started = true;
+    WW_INFO("%zu writers (ingest.writers)", in->n_lanes);
     return 0;
 }
 
-/* Swaps rx and wr and hands wr (what rx received) to the writer. */
-static void s_hand_over(s_ingest_t *in)
+/* Swaps the writer's rx and wr and hands wr (what rx received) to it. */
+static void s_hand_over(s_lane_t *ln)
 {
-    s_group_t *t = in->wr;
-    in->wr = in->rx;
-    in->rx = t;
-    s_submit(in);
+    s_group_t *t = ln->wr;
+    ln->wr = ln->rx;
+    ln->rx = t;
+    s_set_job(ln, S_JOB_WRITING);
 }
 
-/* The receive loop, until *stop: takes messages into rx while the writer writes wr, and
- * answers each group once its write is known. */
-static void s_loop(s_ingest_t *in, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
+/* A writer finished its group: answers it, and hands over the next one first when it is
+ * ready (unless maintenance is due, which waits for every writer to be idle). */
+static void s_lane_done(s_ingest_t *in, s_lane_t *ln, bool maintain_due)
 {
     const ww_collector_conf_t *conf = in->conf;
+    s_group_t *done = ln->wr;
+    /* The store is quiet until the hand-over: its counters are copied now, as the writer
+     * may not be idle again for a while. */
+    ww_store_stats(ln->store, &ln->st);
+    /* A committed group is answered and freed after the writer has the next one (a
+     * backlog's group of 65k samples takes ~20 ms to free: the server idled that long
+     * between transactions). */
+    bool next = done->rc == WW_STORE_OK && ln->rx->n > 0 && !maintain_due;
+    if (next) {
+        s_publish(in);
+        s_hand_over(ln);
+    }
+    if (s_finish(in, done, done->rc)) {
+        ln->backoff = 100 * WW_NS_PER_MS;
+        ln->holding = false;
+    } else {
+        /* Keep the group and retry it later; read at most one more group meanwhile:
+         * backpressure into the agents' spools. */
+        ln->retry_at = ww_time_mono_ns() + ln->backoff;
+        ln->backoff = ww_backoff_double(ln->backoff, conf->retry_max_ns);
+        /* Agents may wait the next interval: the Ack comes by itself once a retry
+         * commits, and every failed retry renews this. */
+        int64_t after_ms = ln->backoff / WW_NS_PER_MS;
+        after_ms = after_ms < 1000 ? 1000 : after_ms;
+        ln->retry_after_ms = (uint32_t)(after_ms > 30000 ? 30000 : after_ms);
+        ln->holding = true;
+        s_pending_held(in, ln);
+    }
+    if (!next) {
+        s_set_job(ln, S_JOB_IDLE);
+    }
+}
+
+/* Whether the receiving group of some writer is full: nothing more is read until it has
+ * been handed over (the next message could be for that writer). */
+static bool s_rx_full(const s_ingest_t *in)
+{
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        const s_group_t *rx = in->lanes[l].rx;
+        if (rx->n >= (size_t)in->conf->max_group ||
+            rx->samples >= (uint64_t)in->conf->max_group_samples) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Hands each idle writer what is ready: its received group, or the held one when its retry
+ * is due. Returns the ms until a held group's retry is due (1000 at most; 0: now). */
+static long s_dispatch(s_ingest_t *in, bool maintain_due)
+{
+    long wait_ms = 1000;
+    int64_t now = ww_time_mono_ns();
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        s_lane_t *ln = &in->lanes[l];
+        if (s_job(ln) != S_JOB_IDLE) {
+            continue;
+        }
+        if (ln->wr->n > 0) {
+            int64_t left = ln->retry_at - now;
+            if (left <= 0) {
+                s_set_job(ln, S_JOB_WRITING);
+            } else if (left / WW_NS_PER_MS + 1 < wait_ms) {
+                wait_ms = (long)(left / WW_NS_PER_MS) + 1;
+            }
+        } else if (ln->rx->n > 0 && !maintain_due) {
+            s_hand_over(ln);
+        }
+    }
+    return wait_ms;
+}
+
+/* The hourly maintenance, on the first writer's connection once every writer is idle (the
+ * others only forget their node -> phase caches). Returns whether it ran. */
+static bool s_maintain(s_ingest_t *in)
+{
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        if (s_job(&in->lanes[l]) != S_JOB_IDLE) {
+            return false;
+        }
+    }
+    ww_store_maintain(in->lanes[0].store);
+    for (size_t l = 1; l < in->n_lanes; l++) {
+        ww_store_forget_phases(in->lanes[l].store);
+    }
+    return true;
+}
+
+/* The receive loop, until *stop: takes messages into the writers' rx while they write
+ * their wr, and answers each group once its write is known. */
+static void s_loop(s_ingest_t *in, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
+{
     int64_t next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
-    int64_t retry_at = 0;
-    int64_t backoff = 100 * WW_NS_PER_MS;
     while (!*stop) {
         if (*reload && in->auth) {
             *reload = 0;
             ww_auth_reload(in->auth);
         }
-        s_job_t job = s_job(in);
-        if (job == S_JOB_DONE) {
-            s_take_wake(in);
-            s_group_t *done = in->wr;
-            /* A committed group is answered and freed after the writer has the next one (a
-             * backlog's group of 65k samples takes ~20 ms to free: the server idled that
-             * long between transactions). The store is quiet until the hand-over: its
-             * counters are published now, as the writer may not be idle again for a while. */
-            bool next =
-                done->rc == WW_STORE_OK && in->rx->n > 0 && ww_time_mono_ns() < next_maintain;
-            if (next) {
-                s_publish(in);
-                s_hand_over(in);
+        bool maintain_due = ww_time_mono_ns() >= next_maintain;
+        s_take_wake(in);
+        for (size_t l = 0; l < in->n_lanes; l++) {
+            s_lane_t *ln = &in->lanes[l];
+            if (s_job(ln) == S_JOB_DONE) {
+                s_lane_done(in, ln, maintain_due);
             }
-            if (s_finish(in, done, done->rc)) {
-                backoff = 100 * WW_NS_PER_MS;
-                in->holding = false;
-            } else {
-                /* Keep the group and retry it later; read at most one more group meanwhile:
-                 * backpressure into the agents' spools. */
-                retry_at = ww_time_mono_ns() + backoff;
-                backoff = ww_backoff_double(backoff, conf->retry_max_ns);
-                /* Agents may wait the next interval: the Ack comes by itself once a retry
-                 * commits, and every failed retry renews this. */
-                int64_t after_ms = backoff / WW_NS_PER_MS;
-                after_ms = after_ms < 1000 ? 1000 : after_ms;
-                in->retry_after_ms = (uint32_t)(after_ms > 30000 ? 30000 : after_ms);
-                in->holding = true;
-                s_pending_held(in);
-            }
-            pthread_mutex_lock(&in->mu);
-            if (!next) {
-                in->job = S_JOB_IDLE;
-            }
-            job = in->job;
-            pthread_mutex_unlock(&in->mu);
-        }
-        if (job == S_JOB_IDLE) {
-            /* The store is the receive loop's while the writer is idle. */
-            if (ww_time_mono_ns() >= next_maintain) {
-                ww_store_maintain(in->store);
-                next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
-            }
-            s_publish(in);
-            /* Hand the writer what is ready before decoding more: a large message decoded
-             * first would delay every ack in the group by its decode time. */
-            if (in->wr->n == 0 && in->rx->n > 0) {
-                s_hand_over(in);
-                job = S_JOB_WRITING;
+            if (s_job(ln) == S_JOB_IDLE) {
+                ww_store_stats(ln->store, &ln->st); /* the store is the loop's while idle */
             }
         }
-        bool rx_full = in->rx->n >= (size_t)conf->max_group ||
-                       in->rx->samples >= (uint64_t)conf->max_group_samples;
-        /* Sleep until input (unless rx is full), the writer's result or a retry is due. */
-        long wait_ms = 1000;
-        if (job == S_JOB_IDLE && in->wr->n > 0) {
-            int64_t left = retry_at - ww_time_mono_ns();
-            wait_ms = left > 0 ? (long)(left / WW_NS_PER_MS) + 1 : 0;
-        } else if (job == S_JOB_IDLE && in->rx->n > 0) {
-            wait_ms = 0;
+        if (maintain_due && s_maintain(in)) {
+            next_maintain = ww_time_mono_ns() + 3600 * WW_NS_PER_S;
+            maintain_due = false;
         }
+        s_publish(in);
+        /* Hand the writers what is ready before decoding more: a large message decoded
+         * first would delay every ack in the group by its decode time. */
+        long wait_ms = s_dispatch(in, maintain_due);
+        bool rx_full = s_rx_full(in);
+        /* Sleep until input (unless an rx is full), a writer's result or a retry is due. */
         zmq_pollitem_t items[2] = {{in->sock, 0, rx_full ? 0 : ZMQ_POLLIN, 0},
                                    {NULL, in->wake_fd, ZMQ_POLLIN, 0}};
         if (zmq_poll(items, 2, wait_ms) < 0 && errno == EINTR) {
             continue;
         }
         if (!rx_full && (items[0].revents & ZMQ_POLLIN)) {
-            /* Take what is already waiting, up to the group's limits, for one turn. */
+            /* Take what is already waiting, up to the groups' limits, for one turn. */
             int64_t turn_end = ww_time_mono_ns() + S_TURN_NS;
-            while (in->rx->n < (size_t)conf->max_group &&
-                   in->rx->samples < (uint64_t)conf->max_group_samples &&
-                   s_receive(in) != -EAGAIN && ww_time_mono_ns() < turn_end) {
+            while (!s_rx_full(in) && s_receive(in) != -EAGAIN && ww_time_mono_ns() < turn_end) {
             }
         }
-        if (job == S_JOB_IDLE) {
-            if (in->wr->n == 0 && in->rx->n > 0) {
-                s_hand_over(in);
-            } else if (in->wr->n > 0 && ww_time_mono_ns() >= retry_at) {
-                s_submit(in);
-            }
-        }
+        s_dispatch(in, maintain_due);
     }
 }
 
@@ -928,29 +1144,49 @@ static void s_loop(s_ingest_t *in, volatile sig_atomic_t *stop, volatile sig_ato
 static void s_drain(s_ingest_t *in)
 {
     const ww_collector_conf_t *conf = in->conf;
-    s_wait_writer(in);
-    if (s_job(in) == S_JOB_DONE) {
-        s_finish(in, in->wr, in->wr->rc);
-        in->job = S_JOB_IDLE;
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        s_lane_t *ln = &in->lanes[l];
+        s_wait_writer(ln);
+        if (s_job(ln) == S_JOB_DONE) {
+            s_finish(in, ln->wr, ln->wr->rc);
+            s_set_job(ln, S_JOB_IDLE);
+        }
     }
-    if (in->rx->n + in->wr->n > 0) {
-        WW_INFO("draining %zu received messages before exit", in->rx->n + in->wr->n);
+    size_t held = s_held_count(in);
+    if (held > 0) {
+        WW_INFO("draining %zu received messages before exit", held);
         int64_t drain_end = ww_time_mono_ns() + conf->drain_ns;
         int64_t backoff = 100 * WW_NS_PER_MS;
-        for (int k = 0; k < 2; k++) {
-            s_group_t *g = k == 0 ? in->wr : in->rx; /* in arrival order */
-            while (g->n > 0 && !s_write_group(in, g) && ww_time_mono_ns() < drain_end) {
-                s_sleep_ns(backoff);
-                backoff = ww_backoff_double(backoff, conf->retry_max_ns);
+        for (size_t l = 0; l < in->n_lanes; l++) {
+            s_lane_t *ln = &in->lanes[l];
+            for (int k = 0; k < 2; k++) { /* wr, then rx: in arrival order */
+                if (k == 1 && ln->wr->n == 0) {
+                    s_group_t *t = ln->wr;
+                    ln->wr = ln->rx;
+                    ln->rx = t;
+                }
+                /* On this thread: the writer is idle. */
+                while (ln->wr->n > 0 && !s_finish(in, ln->wr, s_store(ln)) &&
+                       ww_time_mono_ns() < drain_end) {
+                    s_sleep_ns(backoff);
+                    backoff = ww_backoff_double(backoff, conf->retry_max_ns);
+                }
             }
         }
-        if (in->rx->n + in->wr->n > 0) {
-            WW_WARN("%zu messages not committed at exit (not acked: the agents resend them)",
-                    in->rx->n + in->wr->n);
+        if ((held = s_held_count(in)) > 0) {
+            WW_WARN("%zu messages not committed at exit (not acked: the agents resend them)", held);
         }
     }
     ww_store_stats_t st;
-    ww_store_stats(in->store, &st);
+    ww_hist_t delay;
+    ww_hist_init(&delay, WW_HIST_DEFAULT_SCALE);
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        ww_store_stats(in->lanes[l].store, &in->lanes[l].st);
+        if (ww_store_delay_merge(in->lanes[l].store, &delay) < 0) {
+            WW_WARN("out of memory merging the writers' delays: the quantiles below miss some");
+        }
+    }
+    s_store_stats(in, &st);
     WW_INFO("stopping: received=%llu rows=%llu latency_windows=%llu transactions=%llu "
             "duplicates=%llu gaps=%llu rejects=%llu (malformed=%llu invalid=%llu forbidden=%llu) "
             "retries=%llu implausible_samples=%llu late=%llu window_parts=%llu outages=%llu "
@@ -964,28 +1200,48 @@ static void s_drain(s_ingest_t *in)
             (unsigned long long)st.retries, (unsigned long long)st.implausible_samples,
             (unsigned long long)st.late, (unsigned long long)st.window_parts,
             (unsigned long long)st.outages, (unsigned long long)in->pending_replies,
-            in->rx->n + in->wr->n, 1e3 * ww_store_delay_quantile(in->store, 0.5),
-            1e3 * ww_store_delay_quantile(in->store, 0.99),
-            1e3 * ww_store_delay_quantile(in->store, 1.0));
+            s_held_count(in), 1e3 * ww_hist_quantile(&delay, 0.5),
+            1e3 * ww_hist_quantile(&delay, 0.99), 1e3 * ww_hist_quantile(&delay, 1.0));
+    ww_hist_fini(&delay);
 }
 
 /* Undoes s_start, whatever it reached. */
 static void s_stop(s_ingest_t *in)
 {
-    if (in->writer_started) {
+    if (in->mu_made) {
         pthread_mutex_lock(&in->mu);
         in->quit = true;
-        pthread_cond_signal(&in->cv);
+        for (size_t l = 0; l < in->n_lanes; l++) {
+            pthread_cond_broadcast(&in->lanes[l].cv);
+        }
         pthread_mutex_unlock(&in->mu);
-        pthread_join(in->writer, NULL);
     }
-    for (int k = 0; k < 2; k++) {
-        s_clear(&in->groups[k]);
-        free(in->groups[k].msgs);
-        free(in->groups[k].items);
+    for (size_t l = 0; l < in->n_lanes; l++) {
+        s_lane_t *ln = &in->lanes[l];
+        if (ln->started) {
+            pthread_join(ln->thread, NULL);
+        }
+        for (int k = 0; k < 2; k++) {
+            if (ln->groups[k].msgs) {
+                s_clear(&ln->groups[k]);
+            }
+            free(ln->groups[k].msgs);
+            free(ln->groups[k].items);
+        }
+        pthread_cond_destroy(&ln->cv);
+        ww_store_destroy(&ln->store);
     }
-    pthread_mutex_destroy(&in->mu);
-    pthread_cond_destroy(&in->cv);
+    free(in->lanes);
+    in->lanes = NULL;
+    for (size_t i = 0; i < in->routes_cap; i++) {
+        free(in->routes[i].id);
+    }
+    free(in->routes);
+    in->routes = NULL;
+    ww_wire_free(&in->in_msg.env);
+    if (in->mu_made) {
+        pthread_mutex_destroy(&in->mu);
+    }
     if (in->wake_fd >= 0) {
         close(in->wake_fd);
     }
@@ -997,7 +1253,6 @@ static void s_stop(s_ingest_t *in)
     if (in->ctx) {
         zmq_ctx_term(in->ctx);
     }
-    ww_store_destroy(&in->store);
     free(in->enc);
 }
 

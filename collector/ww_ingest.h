@@ -1,6 +1,8 @@
 /* ingest: the collector's receive loop. A ZeroMQ ROUTER takes Envelopes from agents;
  * each is decoded and validated; what is ready is written as one group per transaction
- * (store_pg); Acks go out only after COMMIT, Nacks for refused messages. While PostgreSQL
+ * (store_pg) by one of ingest.writers writers, each with its own connection and thread (an
+ * agent's messages always by the same one, in order); Acks go out only after COMMIT, Nacks
+ * for refused messages. While PostgreSQL
  * is unavailable the group is kept and retried with capped backoff, and no new input is
  * read, so backpressure reaches the agents' queues. */
 #ifndef WW_INGEST_H

@@ -77,9 +77,11 @@ void ww_rollup_encode(const ww_rollup_t *r, ww_copy_t *c);
 /* Stages the rows encoded by ww_rollup_encode(). */
 #define WW_ROLLUP_COPY_SQL "COPY ww_stage_rollup FROM STDIN (FORMAT binary)"
 
-/* Upserts the staged rows into latency_rollup_1m, merging into the stored ones. */
+/* Upserts the staged rows into latency_rollup_1m, merging into the stored ones. In key
+ * order: every writer connection of every collector updates the same (minute, phase, model)
+ * rows, and locking them in one order means they wait for each other, never deadlock. */
 #define WW_ROLLUP_SQL                                                                              \
-    "INSERT INTO latency_rollup_1m AS r SELECT * FROM ww_stage_rollup"                             \
+    "INSERT INTO latency_rollup_1m AS r SELECT * FROM ww_stage_rollup ORDER BY time, phase, model" \
     " ON CONFLICT (time, phase, model) DO UPDATE SET"                                              \
     " windows = r.windows + EXCLUDED.windows,"                                                     \
     " requests_ok = r.requests_ok + EXCLUDED.requests_ok,"                                         \

@@ -120,9 +120,14 @@ static void s_disconnect(ww_store_t *self)
     }
 }
 
-int ww_store_maintain(ww_store_t *self)
+void ww_store_forget_phases(ww_store_t *self)
 {
     ww_rollup_forget_phases(&self->rollup);
+}
+
+int ww_store_maintain(ww_store_t *self)
+{
+    ww_store_forget_phases(self);
     if (!self->conn) {
         return -ENOTCONN;
     }
@@ -1285,7 +1290,24 @@ void ww_store_stats(const ww_store_t *self, ww_store_stats_t *out)
     *out = self->st;
 }
 
-double ww_store_delay_quantile(const ww_store_t *self, double q)
+void ww_store_stats_add(ww_store_stats_t *sum, const ww_store_stats_t *st)
 {
-    return ww_hist_quantile(&self->delay, q);
+    sum->transactions += st->transactions;
+    sum->rows += st->rows;
+    sum->windows += st->windows;
+    sum->duplicates += st->duplicates;
+    sum->gaps += st->gaps;
+    sum->rejects += st->rejects;
+    sum->retries += st->retries;
+    sum->implausible_samples += st->implausible_samples;
+    sum->late += st->late;
+    sum->window_parts += st->window_parts;
+    sum->outages += st->outages;
+    sum->late_buckets += st->late_buckets;
+    sum->pg_auth_failed = sum->pg_auth_failed || st->pg_auth_failed;
+}
+
+int ww_store_delay_merge(const ww_store_t *self, ww_hist_t *into)
+{
+    return ww_hist_merge(into, &self->delay);
 }

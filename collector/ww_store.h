@@ -19,6 +19,7 @@
 #ifndef WW_STORE_H
 #define WW_STORE_H
 
+#include "ww_hist.h"
 #include "ww_wire.h"
 
 #include <stdbool.h>
@@ -110,12 +111,20 @@ int ww_store_maintain(ww_store_t *self);
  * SQL ww_drop_old_data(). */
 void ww_store_set_retention(ww_store_t *self, int raw_days, int rollup_days);
 
+/* Empties the node -> phase cache of the latency rollups (ww_rollup.h), as
+ * ww_store_maintain does: for the stores of a collector's other writers, which need no
+ * maintenance of their own. */
+void ww_store_forget_phases(ww_store_t *self);
+
 void ww_store_stats(const ww_store_t *self, ww_store_stats_t *out);
 
-/* The q-quantile (seconds) of the sample-to-commit delay of the batches written so far:
- * from a batch's sample time to the COMMIT that made it durable (within 0.542%; NaN when
- * nothing was written yet). */
-double ww_store_delay_quantile(const ww_store_t *self, double q);
+/* Adds the counters of st to sum (pg_auth_failed: either), for a collector's writers. */
+void ww_store_stats_add(ww_store_stats_t *sum, const ww_store_stats_t *st);
+
+/* Merges the sample-to-commit delay of the batches written so far (from a batch's sample
+ * time to the COMMIT that made it durable, seconds; ww_hist.h) into `into`, so that the
+ * delays of several writers give one quantile. 0 or -ENOMEM / -EOVERFLOW (ww_hist_merge). */
+int ww_store_delay_merge(const ww_store_t *self, ww_hist_t *into);
 
 /* Microseconds since 2000-01-01 (PostgreSQL's timestamptz epoch) of ns since 1970. */
 int64_t ww_store_pg_time(int64_t unix_ns);

@@ -2,6 +2,7 @@
  * histogram windows, the collector stores them, and SQL percentiles over the stored
  * windows match the exact percentiles of the requests the simulation produced. */
 #include "harness.h"
+#include "verify.h"
 #include "ww_agent_conf.h"
 #include "ww_sim.h"
 #include "ww_test.h"
@@ -185,33 +186,8 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT sum(windows) FROM latency_rollup_1m"),
                      h_query_ll(&db, "SELECT count(*) FROM latency_windows"));
     /* The collector merges the rollups itself: each row must be exactly what SQL's
-     * ww_merge makes of the same windows (the sum may differ in its last bits: float
-     * addition order). */
-    assert_int_equal(
-        h_query_ll(
-            &db,
-            "WITH m AS (SELECT date_trunc('minute', l.time) AS time,"
-            " coalesce(n.phase, '') AS phase, l.model, count(*) AS windows,"
-            " sum(l.requests_ok) AS ok, ww_hist_add(ww_merge(l.queue), NULL) AS queue,"
-            " ww_hist_add(ww_merge(l.ttft), NULL) AS ttft,"
-            " ww_hist_add(ww_merge(l.tpot), NULL) AS tpot,"
-            " ww_hist_add(ww_merge(l.e2e), NULL) AS e2e"
-            " FROM latency_windows l LEFT JOIN nodes n USING (node_id) GROUP BY 1, 2, 3)"
-            " SELECT count(*) FROM m FULL JOIN latency_rollup_1m r USING (time, phase, model)"
-            " WHERE r.windows IS DISTINCT FROM m.windows OR r.requests_ok <> m.ok"
-            " OR ww_hist_counts(r.queue) IS DISTINCT FROM ww_hist_counts(m.queue)"
-            " OR ww_hist_counts(r.ttft) IS DISTINCT FROM ww_hist_counts(m.ttft)"
-            " OR ww_hist_counts(r.tpot) IS DISTINCT FROM ww_hist_counts(m.tpot)"
-            " OR ww_hist_counts(r.e2e) IS DISTINCT FROM ww_hist_counts(m.e2e)"
-            " OR ww_hist_offset(r.ttft) <> ww_hist_offset(m.ttft)"
-            " OR ww_hist_offset(r.e2e) <> ww_hist_offset(m.e2e)"
-            " OR ww_hist_scale(r.ttft) <> ww_hist_scale(m.ttft) OR ww_hist_count(r.ttft) <> "
-            "ww_hist_count(m.ttft)"
-            " OR ww_hist_min(r.ttft) IS DISTINCT FROM ww_hist_min(m.ttft)"
-            " OR ww_hist_max(r.ttft) IS DISTINCT FROM ww_hist_max(m.ttft)"
-            " OR ww_hist_zero_count(r.queue) <> ww_hist_zero_count(m.queue)"
-            " OR abs(ww_hist_sum(r.e2e) - ww_hist_sum(m.e2e)) > 1e-9 * abs(ww_hist_sum(m.e2e))"),
-        0);
+     * ww_merge makes of the same windows. */
+    assert_int_equal(h_verify_rollups(&db), 0);
     assert_true(h_query_ll(&db, "SELECT count(*) FROM latency_rollup_1m") > 0);
 
     free(ttft.v);

@@ -262,10 +262,101 @@ static void test_two_collectors_race_on_new_streams(void **state)
     h_db_drop(&db);
 }
 
+/* Writers side by side (ingest.writers): six agents, spread over three writers by their
+ * ids, stream samples and latency windows of one phase over the same minutes, in
+ * transactions of at most two messages, so that the writers update the same rollup rows
+ * again and again, interleaved. Every agent's rows are exactly its simulation's, every
+ * rollup is the merge of the stored windows, and no transaction was retried (the writers
+ * wait for each other's rollup rows, they never deadlock). */
+static void test_writers_side_by_side_store_exactly_once(void **state)
+{
+    enum { AGENTS = 6, SIM_NODES = 3 };
+    h_db_t db;
+    h_db_create(&db, "writers");
+    h_secure(db.dir, "unused", "none");
+    char names[AGENTS][16], patterns[AGENTS][64], keys[AGENTS][256], spools[AGENTS][256];
+    char node_ids[AGENTS][64], seeds[AGENTS][16], logs[AGENTS][256];
+    for (int i = 0; i < AGENTS; i++) {
+        snprintf(names[i], sizeof names[i], "wr-%c", 'a' + i);
+        snprintf(patterns[i], sizeof patterns[i], "wr-%c-node-*", 'a' + i);
+        h_enrol(db.dir, names[i], names[i], patterns[i]);
+    }
+    setenv("WW_COLLECTOR_INGEST_WRITERS", "3", 1);
+    setenv("WW_COLLECTOR_INGEST_MAX_GROUP", "2", 1);
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    unsetenv("WW_COLLECTOR_INGEST_WRITERS");
+    unsetenv("WW_COLLECTOR_INGEST_MAX_GROUP");
+    char *argv[AGENTS][24];
+    pid_t agents[AGENTS];
+    for (int i = 0; i < AGENTS; i++) {
+        snprintf(keys[i], sizeof keys[i], "%s/%s.key", db.dir, names[i]);
+        snprintf(spools[i], sizeof spools[i], "%s/spool-%s", db.dir, names[i]);
+        snprintf(node_ids[i], sizeof node_ids[i], "wr-%c-node", 'a' + i);
+        snprintf(seeds[i], sizeof seeds[i], "%d", 300 + i);
+        snprintf(logs[i], sizeof logs[i], "%s/%s.log", db.dir, names[i]);
+        char *a[] = {(char *)WW_AGENT_BIN,
+                     (char *)"--agent-key",
+                     keys[i],
+                     (char *)"--spool-dir",
+                     spools[i],
+                     (char *)"--collector",
+                     endpoint,
+                     (char *)"--agent-id",
+                     names[i],
+                     (char *)"--node-id",
+                     node_ids[i],
+                     (char *)"--phase",
+                     (char *)"phase-w",
+                     (char *)"--sim-nodes",
+                     (char *)"3",
+                     (char *)"--sim-seed",
+                     seeds[i],
+                     (char *)"--interval",
+                     (char *)"100ms",
+                     (char *)"--latency-window",
+                     (char *)"1s",
+                     (char *)"--run-for",
+                     (char *)"4s",
+                     NULL};
+        assert_true(sizeof a <= sizeof argv[i]);
+        memcpy(argv[i], a, sizeof a);
+        agents[i] = h_spawn(argv[i], logs[i]);
+    }
+    /* One connection per writer (one backend each), beside the tier builder's: one writer
+     * would make two. */
+    assert_true(h_query_ll(&db,
+                           "SELECT count(*) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()") >= 3);
+    for (int i = 0; i < AGENTS; i++) {
+        h_agent_wait_ok(agents[i], logs[i], 60000);
+        long long ticks = h_log_value(logs[i], "stats:", "ticks");
+        assert_true(ticks >= 25);
+        assert_int_equal(h_log_value(logs[i], "stats:", "acked"),
+                         h_log_value(logs[i], "stats:", "batches"));
+        long long first = h_log_value(logs[i], "agent ", "first_tick");
+        h_verify_t v;
+        h_verify_sim(&db, 23, argv[i], first, first + (ticks - 1) * 100 * WW_NS_PER_MS, &v);
+        h_verify_assert_clean(&v, names[i]);
+        assert_int_equal(v.rows, ticks * SIM_NODES);
+    }
+    assert_int_equal(h_stop(collector, 10000), 0);
+    char log[256];
+    snprintf(log, sizeof log, "%s/collector.log", db.dir);
+    assert_int_equal(h_log_value(log, "stopping:", "retries"), 0);
+    assert_int_equal(h_log_value(log, "stopping:", "duplicates"), 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT node_id) FROM node_samples"),
+                     AGENTS * SIM_NODES);
+    assert_true(h_query_ll(&db, "SELECT count(*) FROM latency_windows") > AGENTS * SIM_NODES);
+    assert_int_equal(h_verify_rollups(&db), 0);
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_rows_equal_what_the_simulation_sent),
     cmocka_unit_test(test_garbage_gets_nack_and_collector_keeps_serving),
     cmocka_unit_test(test_replayed_batch_is_stored_once),
     cmocka_unit_test(test_two_collectors_race_on_new_streams),
+    cmocka_unit_test(test_writers_side_by_side_store_exactly_once),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -110,3 +110,30 @@ void h_verify_assert_clean(const h_verify_t *v, const char *what)
                  what, v->ticks, v->rows, v->lost, v->duplicated, v->altered, v->misplaced);
     }
 }
+
+long long h_verify_rollups(h_db_t *db)
+{
+    /* The sums may differ in their last bits: float addition order. */
+    return h_query_ll(
+        db, "WITH m AS (SELECT date_trunc('minute', l.time) AS time,"
+            " coalesce(n.phase, '') AS phase, l.model, count(*) AS windows,"
+            " sum(l.requests_ok) AS ok, ww_hist_add(ww_merge(l.queue), NULL) AS queue,"
+            " ww_hist_add(ww_merge(l.ttft), NULL) AS ttft,"
+            " ww_hist_add(ww_merge(l.tpot), NULL) AS tpot,"
+            " ww_hist_add(ww_merge(l.e2e), NULL) AS e2e"
+            " FROM latency_windows l LEFT JOIN nodes n USING (node_id) GROUP BY 1, 2, 3)"
+            " SELECT count(*) FROM m FULL JOIN latency_rollup_1m r USING (time, phase, model)"
+            " WHERE r.windows IS DISTINCT FROM m.windows OR r.requests_ok <> m.ok"
+            " OR ww_hist_counts(r.queue) IS DISTINCT FROM ww_hist_counts(m.queue)"
+            " OR ww_hist_counts(r.ttft) IS DISTINCT FROM ww_hist_counts(m.ttft)"
+            " OR ww_hist_counts(r.tpot) IS DISTINCT FROM ww_hist_counts(m.tpot)"
+            " OR ww_hist_counts(r.e2e) IS DISTINCT FROM ww_hist_counts(m.e2e)"
+            " OR ww_hist_offset(r.ttft) <> ww_hist_offset(m.ttft)"
+            " OR ww_hist_offset(r.e2e) <> ww_hist_offset(m.e2e)"
+            " OR ww_hist_scale(r.ttft) <> ww_hist_scale(m.ttft) OR ww_hist_count(r.ttft) <> "
+            "ww_hist_count(m.ttft)"
+            " OR ww_hist_min(r.ttft) IS DISTINCT FROM ww_hist_min(m.ttft)"
+            " OR ww_hist_max(r.ttft) IS DISTINCT FROM ww_hist_max(m.ttft)"
+            " OR ww_hist_zero_count(r.queue) <> ww_hist_zero_count(m.queue)"
+            " OR abs(ww_hist_sum(r.e2e) - ww_hist_sum(m.e2e)) > 1e-9 * abs(ww_hist_sum(m.e2e))");
+}

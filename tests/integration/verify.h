@@ -29,4 +29,9 @@ void h_verify_sim(h_db_t *db, int argc, char **argv, int64_t first_tick, int64_t
 /* Fails the test with the counts unless nothing was lost, duplicated or altered. */
 void h_verify_assert_clean(const h_verify_t *v, const char *what);
 
+/* The rows of latency_rollup_1m (the per-minute rollups the collector merges as it writes)
+ * that differ from what SQL's ww_merge makes of the stored latency windows, with the rows
+ * either side lacks: 0 when every rollup is exact. */
+long long h_verify_rollups(h_db_t *db);
+
 #endif
