@@ -634,15 +634,6 @@ struct ww_metrics_server {
 
 #define WW_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* libmicrohttpd's own errors (MHD_USE_ERROR_LOG), one log line each. */
-static __attribute__((format(printf, 2, 0))) void s_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    msg[strcspn(msg, "\n")] = '\0';
-    WW_WARN("http: %s", msg);
-}
-
 static enum MHD_Result s_send(const ww_mhd_t *mhd, struct MHD_Connection *c, unsigned status,
                               void *body, size_t len, enum MHD_ResponseMemoryMode mode,
                               const char *content_type)
@@ -702,19 +693,6 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
                   "not found: /metrics and /healthz are served here\n");
 }
 
-static void s_addr_text(const struct sockaddr_storage *a, char *out, size_t cap, unsigned *port)
-{
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
-        inet_ntop(AF_INET6, &a6->sin6_addr, out, (socklen_t)cap);
-        *port = ntohs(a6->sin6_port);
-    } else {
-        const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
-        inet_ntop(AF_INET, &a4->sin_addr, out, (socklen_t)cap);
-        *port = ntohs(a4->sin_port);
-    }
-}
-
 ww_metrics_server_t *ww_metrics_server_new(ww_metrics_t *reg, const char *address,
                                            ww_metrics_health_fn health, void *arg, char *why,
                                            size_t why_cap)
@@ -739,41 +717,10 @@ ww_metrics_server_t *ww_metrics_server_new(ww_metrics_t *reg, const char *addres
     self->reg = reg;
     self->health = health;
     self->arg = arg;
-    /* Our own socket, so that a failed bind says why (libmicrohttpd only says it failed). */
-    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0) {
-        snprintf(why, why_cap, "%s: cannot create a socket: %s", address, strerror(errno));
-        free(self);
-        return NULL;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, salen) != 0 || listen(fd, 64) != 0) {
-        snprintf(why, why_cap, "%s: cannot bind: %s", address, strerror(errno));
-        close(fd);
-        free(self);
-        return NULL;
-    }
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    char addr[INET6_ADDRSTRLEN] = "?";
-    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0) {
-        s_addr_text(&bound, addr, sizeof addr, &self->port);
-    }
-    /* The server thread takes no signals: SIGTERM and SIGHUP belong to the main thread. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    self->daemon = mhd->start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-                                         (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-                                     0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER,
-                                     s_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    char addr[INET6_ADDRSTRLEN];
+    self->daemon = ww_mhd_serve(mhd, address, s_handle, self, NULL, 64, 10, addr, sizeof addr,
+                                &self->port, why, why_cap);
     if (!self->daemon) {
-        snprintf(why, why_cap, "%s: cannot start the HTTP server (libmicrohttpd)", address);
-        close(fd);
         free(self);
         return NULL;
     }

@@ -7,7 +7,8 @@
  * and a process without metrics.listen never maps it. <microhttpd.h> is still used at build
  * time, for the types, the constants and the prototypes the table below is checked against.
  *
- * The table holds exactly the functions ww_metrics.c calls; every one must resolve. */
+ * The table holds exactly the functions the servers call (ww_metrics.c, the agent's OTLP
+ * receiver); every one must resolve. */
 #ifndef WW_MHD_H
 #define WW_MHD_H
 
@@ -25,6 +26,19 @@
 #define WW_MHD_PACKAGE "libmicrohttpd12"
 #if !defined(MHD_VERSION) || MHD_VERSION < 0x00097100 || MHD_VERSION >= 0x00100000
 #error "microhttpd.h is not 0.9.71..0.9.x: check WW_MHD_SONAME and the packages' Depends"
+/* Binds address (as ww_metrics_parse_listen reads it) on a socket of our own, so that a
+ * failed bind says why (libmicrohttpd only says it failed), and starts a daemon serving it
+ * with handler(arg, ...) on one internal thread that takes no signals (SIGTERM and SIGHUP
+ * are the main thread's), libmicrohttpd's errors logged, at most max_conns connections,
+ * each closed after timeout_s idle; done (NULL: none) is its MHD_OPTION_NOTIFY_COMPLETED.
+ * Fills addr (the bound address as text, INET6_ADDRSTRLEN) and *port. Returns the daemon
+ * (stop_daemon closes the socket too), or NULL with the reason in why. */
+struct MHD_Daemon *ww_mhd_serve(const ww_mhd_t *mhd, const char *address,
+                                MHD_AccessHandlerCallback handler, void *arg,
+                                MHD_RequestCompletedCallback done, unsigned max_conns,
+                                unsigned timeout_s, char *addr, size_t addr_cap, unsigned *port,
+                                char *why, size_t why_cap);
+
 #endif
 
 typedef struct ww_mhd {
@@ -35,6 +49,7 @@ typedef struct ww_mhd {
     __typeof__(MHD_add_response_header) *add_response_header;
     __typeof__(MHD_queue_response) *queue_response;
     __typeof__(MHD_destroy_response) *destroy_response;
+    __typeof__(MHD_lookup_connection_value) *lookup_connection_value;
 } ww_mhd_t;
 
 /* Loads `soname` and resolves every function of the table into *api. Returns 0; or -ENOENT
@@ -52,5 +67,18 @@ void ww_mhd_close(ww_mhd_t *api);
  * under pthread_once) and kept for the life of the process. Returns it, or NULL with the
  * reason of ww_mhd_open in why (every call after a failure gives the same reason). */
 const ww_mhd_t *ww_mhd_get(char *why, size_t why_cap);
+
+/* Binds address (as ww_metrics_parse_listen reads it) on a socket of our own, so that a
+ * failed bind says why (libmicrohttpd only says it failed), and starts a daemon serving it
+ * with handler(arg, ...) on one internal thread that takes no signals (SIGTERM and SIGHUP
+ * are the main thread's), libmicrohttpd's errors logged, at most max_conns connections,
+ * each closed after timeout_s idle; done (NULL: none) is its MHD_OPTION_NOTIFY_COMPLETED.
+ * Fills addr (the bound address as text, INET6_ADDRSTRLEN) and *port. Returns the daemon
+ * (stop_daemon closes the socket too), or NULL with the reason in why. */
+struct MHD_Daemon *ww_mhd_serve(const ww_mhd_t *mhd, const char *address,
+                                MHD_AccessHandlerCallback handler, void *arg,
+                                MHD_RequestCompletedCallback done, unsigned max_conns,
+                                unsigned timeout_s, char *addr, size_t addr_cap, unsigned *port,
+                                char *why, size_t why_cap);
 
 #endif
