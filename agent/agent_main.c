@@ -7,6 +7,7 @@
 #include "ww_log.h"
 #include "ww_lwbuf.h"
 #include "ww_metrics.h"
+#include "ww_otlp_http.h"
 #include "ww_quant.h"
 #include "ww_runlog.h"
 #include "ww_signal.h"
@@ -47,6 +48,11 @@ typedef struct {
     ww_complain_t *sample_c; /* per node: sample() failing */
     ww_complain_t ready_c;   /* the source's ready() failing */
     int64_t close_lag_ns;    /* windows close at the first tick this long after their end */
+    /* agent.requests otlp: the first node's requests come from here; the source's own are
+     * dropped, counted */
+    ww_otlp_http_t *otlp;
+    const char **otlp_models;
+    uint64_t source_requests_dropped;
 } s_nodes_t;
 
 /* Request completions recorded into the latency windows, all nodes. */
@@ -103,6 +109,8 @@ static void s_nodes_fini(s_nodes_t *nodes)
     free(nodes->sample_ptrs);
     free(nodes->reqbuf);
     free(nodes->sample_c);
+    ww_otlp_http_destroy(&nodes->otlp);
+    free(nodes->otlp_models);
     memset(nodes, 0, sizeof *nodes);
 }
 
@@ -146,6 +154,57 @@ static void s_on_source_ready(void *arg)
     }
 }
 
+/* With agent.requests otlp: the source's own requests are not the node's. */
+static void s_drop_request(void *arg, const ww_request_t *r)
+{
+    (void)r;
+    ((s_nodes_t *)arg)->source_requests_dropped++;
+}
+
+/* The OTLP receiver queued requests: into the first node's latency windows, now. */
+static void s_on_otlp_ready(void *arg)
+{
+    s_nodes_t *nodes = arg;
+    ww_request_t r[WW_REQBUF];
+    size_t got;
+    nodes->emit_node = 0; /* a record of the next window emits the open one */
+    do {
+        got = ww_otlp_http_take(nodes->otlp, r, WW_REQBUF);
+        for (size_t k = 0; k < got; k++) {
+            ww_latency_record(&nodes->lat[0], &r[k]);
+        }
+    } while (got == WW_REQBUF);
+}
+
+/* Starts the OTLP receiver of agent.requests otlp (the models: sim.models' names, the
+ * latency windows' slots). Returns 0 or a negative errno, logged. */
+static int s_otlp_start(s_nodes_t *nodes, const ww_agent_conf_t *c)
+{
+    nodes->otlp_models = calloc(c->sim.n_models ? c->sim.n_models : 1, sizeof(char *));
+    if (!nodes->otlp_models) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->sim.n_models; i++) {
+        nodes->otlp_models[i] = c->sim.models[i].name;
+    }
+    ww_otlp_http_conf_t oc = {
+        .listen = c->otlp_listen,
+        .max_body = (size_t)c->otlp_max_body,
+        .max_queue = (size_t)c->otlp_max_queue,
+        .models = nodes->otlp_models,
+        .n_models = c->sim.n_models,
+        .trace = {c->otlp_span_name, c->otlp_e2e, c->otlp_ttft, c->otlp_queue,
+                  c->otlp_output_tokens, c->otlp_prompt_tokens, c->otlp_response_model,
+                  c->otlp_request_model},
+    };
+    char why[400];
+    if (!(nodes->otlp = ww_otlp_http_new(&oc, why, sizeof why))) {
+        WW_ERROR("otlp.listen: %s; not starting", why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* Opens the source of every node, the one agent.source names in the registry (check: only
  * what --check-config can check without taking a resource a running agent holds). */
 static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t start_ns, bool check)
@@ -165,6 +224,9 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
      * a second time (two rows for one window). Under load the first record of the next
      * window closes it anyway. */
     nodes->close_lag_ns = nodes->src->fd != NULL ? WW_ASYNC_CLOSE_LAG_NS : 0;
+    if (c->requests == WW_AGENT_REQUESTS_OTLP) {
+        nodes->close_lag_ns = c->otlp_max_delay_ns;
+    }
     if (check && entry->check != NULL) {
         return entry->check(c);
     }
@@ -202,7 +264,9 @@ static int s_nodes_init(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t star
                             s_emit, nodes) < 0) {
             return -ENOMEM;
         }
-        if (nodes->src->set_sink != NULL) {
+        if (nodes->src->set_sink != NULL && c->requests == WW_AGENT_REQUESTS_OTLP) {
+            nodes->src->set_sink(nodes->state[i], s_drop_request, nodes);
+        } else if (nodes->src->set_sink != NULL) {
             nodes->src->set_sink(nodes->state[i], ww_latency_sink, &nodes->lat[i]);
         }
         /* Stagger the windows by whole intervals, by a hash of the node's name: across a
@@ -260,7 +324,11 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
         while (nodes->reqbuf != NULL) { /* a source without a sink */
             int got = nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF);
             for (int k = 0; k < got; k++) {
-                ww_latency_record(&nodes->lat[i], &nodes->reqbuf[k]);
+                if (nodes->conf->requests == WW_AGENT_REQUESTS_OTLP) {
+                    nodes->source_requests_dropped++;
+                } else {
+                    ww_latency_record(&nodes->lat[i], &nodes->reqbuf[k]);
+                }
             }
             if (got < WW_REQBUF) {
                 break;
@@ -671,6 +739,10 @@ int main(int argc, char **argv)
         ww_metrics_check_listen(conf.metrics_listen, cwhy, sizeof cwhy) < 0) {
         ww_cfg_err_add(&err, "metrics.listen: %s", cwhy);
     }
+    if (conf.requests == WW_AGENT_REQUESTS_OTLP && conf.otlp_listen &&
+        ww_metrics_check_listen(conf.otlp_listen, cwhy, sizeof cwhy) < 0) {
+        ww_cfg_err_add(&err, "otlp.listen: %s", cwhy);
+    }
     /* A spool directory that cannot be created or written is a configuration error too.
      * The lock is not tried here: a running agent holds it while its config is checked. */
     if (conf.spool_dir && ww_spool_probe(conf.spool_dir, cwhy, sizeof cwhy) < 0) {
@@ -751,6 +823,12 @@ int main(int argc, char **argv)
     /* A source with a descriptor (one node: the request log) is read as data arrives. */
     if (nodes.src->fd != NULL && nodes.src->ready != NULL &&
         ww_link_watch(link, nodes.src->fd(nodes.state[0]), s_on_source_ready, &nodes) < 0) {
+        goto cleanup;
+    }
+    /* The requests of an OpenTelemetry-instrumented server, as its exports arrive. */
+    if (conf.requests == WW_AGENT_REQUESTS_OTLP &&
+        (s_otlp_start(&nodes, &conf) < 0 ||
+         ww_link_watch(link, ww_otlp_http_fd(nodes.otlp), s_on_otlp_ready, &nodes) < 0)) {
         goto cleanup;
     }
     if (conf.insecure) {
@@ -837,6 +915,11 @@ int main(int argc, char **argv)
      * of the window they cover, up to the last tick (a restarted agent sends the rest of
      * the window, from its first tick; the collector merges the two). */
     batch.n_samples = 0;
+    if (nodes.otlp) {
+        /* No export is taken from now on; what was (and got its 200) goes in. */
+        ww_otlp_http_stop(nodes.otlp);
+        s_on_otlp_ready(&nodes);
+    }
     s_close_windows(&nodes, last_tick, true, &batch);
     if (batch.n_latency_windows > 0) {
         int rc = s_submit(link, runlog, &nodes, &batch, last_tick);
@@ -865,12 +948,18 @@ int main(int argc, char **argv)
     s_metrics_publish(&mx, link, ticks, skipped, samples, windows, &nodes);
     ww_link_stats_t st;
     ww_link_stats(link, &st);
+    ww_otlp_http_stats_t ot = {0};
+    if (nodes.otlp) {
+        ww_otlp_http_stats(nodes.otlp, &ot);
+    }
     /* One machine-readable line for scripts and tests. */
     WW_INFO("stats: ticks=%llu samples=%llu latency_windows=%llu skipped_ticks=%llu "
             "batches=%llu spooled=%llu replayed=%llu acked=%llu nacked=%llu dropped=%llu "
             "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu "
             "pendings=%llu disk_full=%llu requests=%llu late_requests=%llu "
-            "connect_failures=%llu handshake_failures=%llu forbidden=%llu held=%llu",
+            "connect_failures=%llu handshake_failures=%llu forbidden=%llu held=%llu "
+            "otlp_exports=%llu otlp_spans=%llu otlp_requests=%llu otlp_refused=%llu "
+            "otlp_errors=%llu source_requests_dropped=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
             (unsigned long long)skipped, (unsigned long long)st.spooled,
             (unsigned long long)st.spooled, (unsigned long long)st.replayed,
@@ -882,7 +971,11 @@ int main(int argc, char **argv)
             (unsigned long long)st.disk_full, (unsigned long long)s_requests(&nodes),
             (unsigned long long)s_late(&nodes), (unsigned long long)st.connect_failures,
             (unsigned long long)st.handshake_failures, (unsigned long long)st.forbidden,
-            (unsigned long long)s_held(link));
+            (unsigned long long)s_held(link), (unsigned long long)ot.exports,
+            (unsigned long long)ot.spans, (unsigned long long)ot.requests,
+            (unsigned long long)ot.refused,
+            (unsigned long long)(ot.bad_request + ot.too_large + ot.unsupported + ot.overloaded),
+            (unsigned long long)nodes.source_requests_dropped);
     /* A clean stop: the next run reports an outage of cause "stop" from the last tick. */
     uint64_t emitted_total;
     uint64_t open_left = s_open_requests(&nodes, &emitted_total);

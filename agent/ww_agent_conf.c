@@ -87,6 +87,9 @@ _Static_assert(sizeof(ww_spool_policy_t) == sizeof(int), "spool.policy is an int
 _Static_assert(sizeof(ww_fsync_t) == sizeof(int), "spool.fsync is an int");
 _Static_assert(sizeof(ww_log_level_t) == sizeof(int), "agent.log_level is an int");
 
+const char *const ww_agent_requests_names[] = {[WW_AGENT_REQUESTS_SOURCE] = "source",
+                                               [WW_AGENT_REQUESTS_OTLP] = "otlp",
+                                               [WW_AGENT_REQUESTS_OTLP + 1] = NULL};
 const char *const ww_agent_spool_policy_names[] = {[WW_SPOOL_DROP_OLDEST] = "drop_oldest",
                                                    [WW_SPOOL_REFUSE] = "stop_sampling",
                                                    [WW_SPOOL_REFUSE + 1] = NULL};
@@ -126,6 +129,39 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("source.max_age", WW_CFG_DURATION, "5s", A(source_max_age_ns), 0.01, 3600, NULL,
         "with agent.source reqlog: a reading older than this (and than two agent.interval) at "
         "a tick is missing (no sample row for the tick, logged)"),
+    ENUM("agent.requests", ww_agent_requests_names, "source", A(requests), "requests",
+         "where the latency windows' requests come from: source (agent.source's own) or otlp "
+         "(the spans an OpenTelemetry-instrumented inference server POSTs to otlp.listen; "
+         "agent.source then gives the readings only, its own requests are dropped; they are "
+         "the first node's, node.id)"),
+    ROW("otlp.listen", WW_CFG_STRING, "127.0.0.1:4318", A(otlp_listen), 0, 0, "otlp-listen",
+        "with agent.requests otlp: HOST:PORT of the OTLP/HTTP receiver (POST /v1/traces, "
+        "protobuf, gzip or not; port 0 = any free one, logged)"),
+    ROW("otlp.max_body", WW_CFG_SIZE, "8 MiB", A(otlp_max_body), 1024, 1073741824, NULL,
+        "largest export accepted, compressed and decompressed (413 past it)"),
+    ROW("otlp.max_queue", WW_CFG_INT, "100000", A(otlp_max_queue), 1, 100000000, NULL,
+        "requests received and not yet in the latency windows (taken every tick and as they "
+        "come); an export that would pass it is answered 503 with Retry-After"),
+    ROW("otlp.max_delay", WW_CFG_DURATION, "6s", A(otlp_max_delay_ns), 0, 3600, NULL,
+        "how long after a request ends its span may still arrive (an exporter batches spans, "
+        "the OpenTelemetry SDKs for 5 s): a latency window closes this long after its end; a "
+        "later span still counts, in the window open then"),
+    ROW("otlp.span_name", WW_CFG_STRING, "llm_request", A(otlp_span_name), 0, 0, NULL,
+        "the name of the spans that are requests (vLLM's)"),
+    ROW("otlp.attr_e2e", WW_CFG_STRING, "gen_ai.latency.e2e", A(otlp_e2e), 0, 0, NULL,
+        "attribute of a request span: seconds from arrival to done"),
+    ROW("otlp.attr_ttft", WW_CFG_STRING, "gen_ai.latency.time_to_first_token", A(otlp_ttft), 0, 0,
+        NULL, "attribute: seconds from arrival to the first token"),
+    ROW("otlp.attr_queue", WW_CFG_STRING, "gen_ai.latency.time_in_queue", A(otlp_queue), 0, 0, NULL,
+        "attribute: seconds from arrival to admission"),
+    ROW("otlp.attr_output_tokens", WW_CFG_STRING, "gen_ai.usage.completion_tokens",
+        A(otlp_output_tokens), 0, 0, NULL, "attribute: tokens generated"),
+    ROW("otlp.attr_prompt_tokens", WW_CFG_STRING, "gen_ai.usage.prompt_tokens",
+        A(otlp_prompt_tokens), 0, 0, NULL, "attribute: prompt tokens"),
+    ROW("otlp.attr_response_model", WW_CFG_STRING, "gen_ai.response.model", A(otlp_response_model),
+        0, 0, NULL, "attribute: the model (one of sim.models' names: the agent's model slots)"),
+    ROW("otlp.attr_request_model", WW_CFG_STRING, "gen_ai.request.model", A(otlp_request_model), 0,
+        0, NULL, "attribute: the model asked for, read when the response's is missing"),
     ROW("metrics.listen", WW_CFG_STRING, "", A(metrics_listen), 0, 0, "metrics-listen",
         "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
         "port, logged); empty = off. /healthz is 503 when nothing was acked for "
@@ -350,9 +386,24 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
     host[sizeof host - 1] = '\0';
     /* A key set to null in YAML (`site:`) leaves its string NULL: make every string
      * empty instead, so that the checks below say what is wrong. */
-    char **strs[] = {&c->site,           &c->hall,          &c->rack,
-                     &c->phase,          &c->system_model,  &c->spool_dir,
-                     &c->metrics_listen, &c->source_socket, &c->source_socket_mode};
+    char **strs[] = {&c->site,
+                     &c->hall,
+                     &c->rack,
+                     &c->phase,
+                     &c->system_model,
+                     &c->spool_dir,
+                     &c->metrics_listen,
+                     &c->source_socket,
+                     &c->source_socket_mode,
+                     &c->otlp_listen,
+                     &c->otlp_span_name,
+                     &c->otlp_e2e,
+                     &c->otlp_ttft,
+                     &c->otlp_queue,
+                     &c->otlp_output_tokens,
+                     &c->otlp_prompt_tokens,
+                     &c->otlp_response_model,
+                     &c->otlp_request_model};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL) {
             return -ENOMEM;

@@ -23,6 +23,14 @@ typedef struct {
     ww_log_level_t log_level;  /* enum row of ww_log_level_names */
     int source;                /* enum row of ww_sources_names: ww_sources_get(source) */
     char *metrics_listen;      /* /metrics and /healthz on HOST:PORT; "" = off */
+    int requests;              /* enum row of ww_agent_requests_names */
+    /* OTLP/HTTP receiver (agent.requests otlp; ww_otlp_http.h) */
+    char *otlp_listen;
+    int64_t otlp_max_body;
+    int64_t otlp_max_queue;
+    int64_t otlp_max_delay_ns;
+    char *otlp_span_name, *otlp_e2e, *otlp_ttft, *otlp_queue, *otlp_output_tokens;
+    char *otlp_prompt_tokens, *otlp_response_model, *otlp_request_model;
     /* request log (agent.source reqlog; also where waferwatch-sim sends) */
     char *source_socket;
     char *source_socket_mode; /* octal permission bits */
@@ -67,6 +75,9 @@ extern const ww_cfg_schema_t ww_agent_schema;
  * interval, never), indexed by the spool's own enums, NULL-terminated: the configuration's
  * value is the ww_spool_policy_t and ww_fsync_t the spool takes. */
 extern const char *const ww_agent_spool_policy_names[];
+/* The names of agent.requests, indexed by ww_agent_requests_t, NULL-terminated. */
+typedef enum { WW_AGENT_REQUESTS_SOURCE, WW_AGENT_REQUESTS_OTLP } ww_agent_requests_t;
+extern const char *const ww_agent_requests_names[];
 extern const char *const ww_agent_spool_fsync_names[];
 
 /* Fills derived fields after loading (host name for empty ids, sim models and seed) and

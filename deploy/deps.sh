@@ -7,6 +7,7 @@ WW_DEB_PACKAGES=(
   postgresql postgresql-client
   libcurl4-openssl-dev prometheus-alertmanager
   libmicrohttpd-dev prometheus
+  zlib1g-dev
   # The PostgreSQL extension (pgext/: the ww_hist type the schema needs) is built against
   # the server it loads into: pg_config and the server headers (postgres.h, fmgr.h) of
   # PostgreSQL 15, Debian 12's, which the demo and the tests run.

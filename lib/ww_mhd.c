@@ -152,13 +152,13 @@ struct MHD_Daemon *ww_mhd_serve(const ww_mhd_t *mhd, const char *address,
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    struct MHD_Daemon *d = mhd->start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-            (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-        0, NULL, NULL, handler, arg, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, max_conns,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, done, arg,
-        MHD_OPTION_END);
+    struct MHD_Daemon *d =
+        mhd->start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                              (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                          0, NULL, NULL, handler, arg, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
+                          MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+                          max_conns, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                          MHD_OPTION_NOTIFY_COMPLETED, done, arg, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!d) {
         snprintf(why, why_cap, "%s: cannot start the HTTP server (libmicrohttpd)", address);

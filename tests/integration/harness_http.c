@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct {
     char *data;
@@ -61,4 +62,63 @@ char *h_http_request(const char *method, const char *url, const char *post_field
 char *h_http_get(const char *url, long *status)
 {
     return h_http_request(NULL, url, NULL, status, NULL, 0);
+}
+
+typedef struct {
+    char *out;
+    size_t cap;
+} s_header_t;
+
+/* libcurl's header callback: keeps the Retry-After value. */
+static size_t s_header(char *ptr, size_t size, size_t n, void *arg)
+{
+    s_header_t *h = arg;
+    size_t len = size * n;
+    static const char name[] = "retry-after:";
+    if (h->out && len > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
+        size_t from = sizeof name - 1;
+        while (from < len && ptr[from] == ' ') {
+            from++;
+        }
+        size_t to = len;
+        while (to > from && (ptr[to - 1] == '\r' || ptr[to - 1] == '\n')) {
+            to--;
+        }
+        snprintf(h->out, h->cap, "%.*s", (int)(to - from), ptr + from);
+    }
+    return len;
+}
+
+char *h_http_post(const char *url, const void *body, size_t len, const char *const *headers,
+                  long *status, size_t *out_len, char *retry_after, size_t retry_after_cap)
+{
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    s_body_t b = {NULL, 0};
+    s_header_t h = {retry_after, retry_after_cap};
+    if (retry_after) {
+        retry_after[0] = '\0';
+    }
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; headers && headers[i]; i++) {
+        list = curl_slist_append(list, headers[i]);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    *status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    }
+    curl_slist_free_all(list);
+    curl_easy_cleanup(c);
+    *out_len = b.len;
+    return b.data ? b.data : strdup("");
 }

@@ -18,4 +18,11 @@ char *h_http_request(const char *method, const char *url, const char *post_field
 /* GET url: h_http_request(NULL, url, NULL, status, NULL, 0). */
 char *h_http_get(const char *url, long *status);
 
+/* POSTs body[0..len) to url with the given header lines ("Name: value", NULL-terminated;
+ * may be NULL). Sets *status (0: no answer), *out_len to the response body's length and,
+ * when retry_after is given, copies the Retry-After header into it ("" when none). Returns
+ * the response body, malloc'd and NUL-terminated past out_len, never NULL. */
+char *h_http_post(const char *url, const void *body, size_t len, const char *const *headers,
+                  long *status, size_t *out_len, char *retry_after, size_t retry_after_cap);
+
 #endif

@@ -30,41 +30,6 @@ static void s_push(s_vec_t *a, double x)
     a->v[a->n++] = x;
 }
 
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank quantile of sorted values, the definition ww_quantile() uses. */
-static double s_exact(const s_vec_t *a, double q)
-{
-    size_t rank = (size_t)ceil(q * (double)a->n);
-    if (rank < 1) {
-        rank = 1;
-    }
-    return a->v[rank - 1];
-}
-
-static void s_check_quantiles(h_db_t *db, const char *col, s_vec_t *exact, const char *from)
-{
-    qsort(exact->v, exact->n, sizeof *exact->v, s_cmp);
-    const double qs[] = {0.5, 0.9, 0.99};
-    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
-        char sql[256];
-        snprintf(sql, sizeof sql, "SELECT ww_quantile(ww_merge(%s), %g) FROM %s", col, qs[i], from);
-        PGresult *r = h_query(db, sql);
-        double got = strtod(PQgetvalue(r, 0, 0), NULL);
-        PQclear(r);
-        double want = s_exact(exact, qs[i]);
-        double err = fabs(got - want) / want;
-        if (err > 0.01) {
-            fail_msg("%s p%g from %s: SQL %.9g vs exact %.9g (%.3f%% off)", col, qs[i] * 100, from,
-                     got, want, err * 100);
-        }
-    }
-}
-
 static void test_sql_percentiles_match_what_was_sent(void **state)
 {
     h_db_t db;
@@ -174,12 +139,12 @@ static void test_sql_percentiles_match_what_was_sent(void **state)
     assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT model) FROM latency_windows"), 3);
 
     /* SQL percentiles over the raw windows and over the per-minute rollups. */
-    s_check_quantiles(&db, "ttft", &ttft, "latency_windows");
-    s_check_quantiles(&db, "tpot", &tpot, "latency_windows");
-    s_check_quantiles(&db, "e2e", &e2e, "latency_windows");
-    s_check_quantiles(&db, "queue", &queue, "latency_windows");
-    s_check_quantiles(&db, "ttft", &ttft, "latency_rollup_1m");
-    s_check_quantiles(&db, "tpot", &tpot, "latency_rollup_1m");
+    h_verify_quantiles(&db, "ttft", ttft.v, ttft.n, "latency_windows");
+    h_verify_quantiles(&db, "tpot", tpot.v, tpot.n, "latency_windows");
+    h_verify_quantiles(&db, "e2e", e2e.v, e2e.n, "latency_windows");
+    h_verify_quantiles(&db, "queue", queue.v, queue.n, "latency_windows");
+    h_verify_quantiles(&db, "ttft", ttft.v, ttft.n, "latency_rollup_1m");
+    h_verify_quantiles(&db, "tpot", tpot.v, tpot.n, "latency_rollup_1m");
     assert_int_equal(h_query_ll(&db, "SELECT sum(requests_ok) FROM latency_rollup_1m"
                                      " WHERE phase = 'phase-l'"),
                      ok);

@@ -137,3 +137,31 @@ long long h_verify_rollups(h_db_t *db)
             " OR ww_hist_zero_count(r.queue) <> ww_hist_zero_count(m.queue)"
             " OR abs(ww_hist_sum(r.e2e) - ww_hist_sum(m.e2e)) > 1e-9 * abs(ww_hist_sum(m.e2e))");
 }
+
+static int s_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void h_verify_quantiles(h_db_t *db, const char *col, double *values, size_t n, const char *from)
+{
+    assert_true(n > 0);
+    qsort(values, n, sizeof *values, s_cmp_double);
+    const double qs[] = {0.5, 0.9, 0.99};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT ww_quantile(ww_merge(%s), %g) FROM %s", col, qs[i], from);
+        PGresult *r = h_query(db, sql);
+        double got = strtod(PQgetvalue(r, 0, 0), NULL);
+        PQclear(r);
+        /* Nearest rank, the definition ww_quantile() uses. */
+        size_t rank = (size_t)ceil(qs[i] * (double)n);
+        double want = values[(rank < 1 ? 1 : rank) - 1];
+        double err = fabs(got - want) / want;
+        if (err > 0.01) {
+            fail_msg("%s p%g from %s: SQL %.9g vs exact %.9g (%.3f%% off)", col, qs[i] * 100, from,
+                     got, want, err * 100);
+        }
+    }
+}

@@ -34,4 +34,9 @@ void h_verify_assert_clean(const h_verify_t *v, const char *what);
  * either side lacks: 0 when every rollup is exact. */
 long long h_verify_rollups(h_db_t *db);
 
+/* Fails the test unless the p50, p90 and p99 of column col (a ww_hist) merged over `from`
+ * (a table, or a subquery with an alias) are within 1% of the nearest-rank quantiles of
+ * values[0..n) (sorted here, in place): the histogram's bound is 0.542%. */
+void h_verify_quantiles(h_db_t *db, const char *col, double *values, size_t n, const char *from);
+
 #endif

@@ -4,6 +4,7 @@
 #include "ww_otlp_trace.h"
 
 #include "otlp/otlp_trace.pb-c.h"
+#include "otlp_spans.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,16 +18,7 @@
 
 #include <cmocka.h>
 
-#define S_MAX_ATTRS 8
 #define S_MAX_SPANS 16
-
-typedef struct {
-    Ww__Otlp__V1__Span span;
-    Ww__Otlp__V1__Status status;
-    Ww__Otlp__V1__KeyValue kv[S_MAX_ATTRS];
-    Ww__Otlp__V1__AnyValue v[S_MAX_ATTRS];
-    Ww__Otlp__V1__KeyValue *kvp[S_MAX_ATTRS];
-} s_span_t;
 
 static ProtobufCBinaryData s_bin(const char *s, size_t len)
 {
@@ -34,90 +26,10 @@ static ProtobufCBinaryData s_bin(const char *s, size_t len)
     return b;
 }
 
-static void s_span_init(s_span_t *s, const char *name, uint64_t end_ns)
-{
-    Ww__Otlp__V1__Span sp = WW__OTLP__V1__SPAN__INIT;
-    Ww__Otlp__V1__Status st = WW__OTLP__V1__STATUS__INIT;
-    s->span = sp;
-    s->status = st;
-    s->span.name = s_bin(name, strlen(name));
-    s->span.start_time_unix_nano = end_ns - 3000000000u;
-    s->span.end_time_unix_nano = end_ns;
-    s->span.attributes = s->kvp;
-    s->span.status = &s->status;
-}
-
-static Ww__Otlp__V1__AnyValue *s_add(s_span_t *s, const char *key)
-{
-    size_t i = s->span.n_attributes++;
-    assert_true(i < S_MAX_ATTRS);
-    Ww__Otlp__V1__KeyValue kv = WW__OTLP__V1__KEY_VALUE__INIT;
-    Ww__Otlp__V1__AnyValue v = WW__OTLP__V1__ANY_VALUE__INIT;
-    s->kv[i] = kv;
-    s->v[i] = v;
-    s->kv[i].key = s_bin(key, strlen(key));
-    s->kv[i].value = &s->v[i];
-    s->kvp[i] = &s->kv[i];
-    return &s->v[i];
-}
-
-static void s_double(s_span_t *s, const char *key, double x)
-{
-    Ww__Otlp__V1__AnyValue *v = s_add(s, key);
-    v->value_case = WW__OTLP__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-    v->double_value = x;
-}
-
-static void s_int(s_span_t *s, const char *key, int64_t x)
-{
-    Ww__Otlp__V1__AnyValue *v = s_add(s, key);
-    v->value_case = WW__OTLP__V1__ANY_VALUE__VALUE_INT_VALUE;
-    v->int_value = x;
-}
-
-static void s_str(s_span_t *s, const char *key, const char *x, size_t len)
-{
-    Ww__Otlp__V1__AnyValue *v = s_add(s, key);
-    v->value_case = WW__OTLP__V1__ANY_VALUE__VALUE_STRING_VALUE;
-    v->string_value = s_bin(x, len);
-}
-
 /* A vLLM request span: e2e 2.5 s, ttft 0.3 s, queue 0.1 s, 100 prompt and 50 output tokens. */
-static void s_vllm(s_span_t *s, uint64_t end_ns, const char *model)
+static void s_vllm(h_otlp_span_t *s, uint64_t end_ns, const char *model)
 {
-    s_span_init(s, "llm_request", end_ns);
-    s_double(s, "gen_ai.latency.e2e", 2.5);
-    s_double(s, "gen_ai.latency.time_to_first_token", 0.3);
-    s_double(s, "gen_ai.latency.time_in_queue", 0.1);
-    s_int(s, "gen_ai.usage.prompt_tokens", 100);
-    s_int(s, "gen_ai.usage.completion_tokens", 50);
-    s_str(s, "gen_ai.response.model", model, strlen(model));
-}
-
-/* Packs spans into one export (one resource, one scope); returns malloc'd bytes. */
-static uint8_t *s_pack(s_span_t *spans, size_t n, size_t *len)
-{
-    Ww__Otlp__V1__Span *sp[S_MAX_SPANS];
-    assert_true(n <= S_MAX_SPANS);
-    for (size_t i = 0; i < n; i++) {
-        sp[i] = &spans[i].span;
-    }
-    Ww__Otlp__V1__ScopeSpans ss = WW__OTLP__V1__SCOPE_SPANS__INIT;
-    ss.spans = sp;
-    ss.n_spans = n;
-    Ww__Otlp__V1__ScopeSpans *ssp = &ss;
-    Ww__Otlp__V1__ResourceSpans rs = WW__OTLP__V1__RESOURCE_SPANS__INIT;
-    rs.scope_spans = &ssp;
-    rs.n_scope_spans = 1;
-    Ww__Otlp__V1__ResourceSpans *rsp = &rs;
-    Ww__Otlp__V1__ExportTraceServiceRequest req = WW__OTLP__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
-    req.resource_spans = &rsp;
-    req.n_resource_spans = 1;
-    *len = ww__otlp__v1__export_trace_service_request__get_packed_size(&req);
-    uint8_t *buf = malloc(*len ? *len : 1);
-    assert_non_null(buf);
-    assert_int_equal(ww__otlp__v1__export_trace_service_request__pack(&req, buf), *len);
-    return buf;
+    h_otlp_vllm(s, end_ns, model, 2.5, 0.3, 0.1, 100, 50);
 }
 
 typedef struct {
@@ -140,21 +52,21 @@ static void test_vllm_spans_become_requests(void **state)
 {
     (void)state;
     const uint64_t end = UINT64_C(1764720000123456789);
-    s_span_t s[4];
+    h_otlp_span_t s[4];
     s_vllm(&s[0], end, "llama-3-70b");
     s_vllm(&s[1], end + 1000, "llama-3-8b");
     s[1].status.code = 2; /* ERROR */
-    s_span_init(&s[2], "HTTP POST /v1/completions", end);
+    h_otlp_span_init(&s[2], "HTTP POST /v1/completions", end);
     /* Request model only, latencies as int seconds. */
-    s_span_init(&s[3], "llm_request", end);
-    s_int(&s[3], "gen_ai.latency.e2e", 4);
-    s_int(&s[3], "gen_ai.latency.time_to_first_token", 1);
-    s_int(&s[3], "gen_ai.latency.time_in_queue", 0);
-    s_int(&s[3], "gen_ai.usage.prompt_tokens", 7);
-    s_int(&s[3], "gen_ai.usage.completion_tokens", 1);
-    s_str(&s[3], "gen_ai.request.model", "mixtral", 7);
+    h_otlp_span_init(&s[3], "llm_request", end);
+    h_otlp_int(&s[3], "gen_ai.latency.e2e", 4);
+    h_otlp_int(&s[3], "gen_ai.latency.time_to_first_token", 1);
+    h_otlp_int(&s[3], "gen_ai.latency.time_in_queue", 0);
+    h_otlp_int(&s[3], "gen_ai.usage.prompt_tokens", 7);
+    h_otlp_int(&s[3], "gen_ai.usage.completion_tokens", 1);
+    h_otlp_str(&s[3], "gen_ai.request.model", "mixtral", 7);
     size_t len;
-    uint8_t *buf = s_pack(s, 4, &len);
+    uint8_t *buf = h_otlp_pack(s, 4, &len);
     s_got_t g = {0};
     ww_otlp_trace_counts_t c;
     assert_int_equal(ww_otlp_trace_decode(buf, len, &s_conf, s_take, &g, &c), 0);
@@ -203,7 +115,7 @@ static void test_what_is_not_a_request_is_counted(void **state)
         {"gen_ai.latency.e2e", 5, 1, "not queue <= ttft <= e2e"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        s_span_t s;
+        h_otlp_span_t s;
         s_vllm(&s, end, "m");
         for (size_t i = 0; i < s.span.n_attributes; i++) {
             if (s.kv[i].key.len != strlen(cases[k].key) ||
@@ -234,7 +146,7 @@ static void test_what_is_not_a_request_is_counted(void **state)
             }
         }
         size_t len;
-        uint8_t *buf = s_pack(&s, 1, &len);
+        uint8_t *buf = h_otlp_pack(&s, 1, &len);
         s_got_t g = {0};
         ww_otlp_trace_counts_t c;
         assert_int_equal(ww_otlp_trace_decode(buf, len, &s_conf, s_take, &g, &c), 0);
@@ -248,11 +160,11 @@ static void test_what_is_not_a_request_is_counted(void **state)
         free(buf);
     }
     /* A model name with a NUL inside would be cut by a C string: refused whole. */
-    s_span_t s;
+    h_otlp_span_t s;
     s_vllm(&s, end, "m");
     s.v[5].string_value = s_bin("llama\0evil", 10);
     size_t len;
-    uint8_t *buf = s_pack(&s, 1, &len);
+    uint8_t *buf = h_otlp_pack(&s, 1, &len);
     s_got_t g = {0};
     ww_otlp_trace_counts_t c;
     assert_int_equal(ww_otlp_trace_decode(buf, len, &s_conf, s_take, &g, &c), 0);
@@ -273,11 +185,11 @@ static void test_bad_bytes_are_refused(void **state)
     assert_int_equal(ww_otlp_trace_decode(junk, sizeof junk, &s_conf, s_take, &g, &c), -EBADMSG);
     assert_int_equal(ww_otlp_trace_decode(junk, 0, &s_conf, s_take, &g, &c), 0);
     assert_int_equal(c.spans, 0);
-    s_span_t s[2];
+    h_otlp_span_t s[2];
     s_vllm(&s[0], UINT64_C(1764720000000000000), "a");
     s_vllm(&s[1], UINT64_C(1764720001000000000), "b");
     size_t len;
-    uint8_t *buf = s_pack(s, 2, &len);
+    uint8_t *buf = h_otlp_pack(s, 2, &len);
     for (size_t cut = 0; cut < len; cut++) {
         uint8_t *part = malloc(cut ? cut : 1);
         assert_non_null(part);

@@ -1,0 +1,479 @@
+/* ww_otlp_http: see ww_otlp_http.h. */
+#define WW_LOG_MODULE "otlp"
+#include "ww_otlp_http.h"
+
+#include "otlp/otlp_trace.pb-c.h"
+#include "ww_log.h"
+#include "ww_mhd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define S_PROTOBUF "application/x-protobuf"
+/* 413, named differently by each libmicrohttpd release. */
+#define S_HTTP_TOO_LARGE 413
+/* google.rpc.Code values of a Status body. */
+#define S_RPC_INVALID_ARGUMENT 3
+#define S_RPC_RESOURCE_EXHAUSTED 8
+#define S_RPC_UNIMPLEMENTED 12
+#define S_RPC_UNAVAILABLE 14
+
+struct ww_otlp_http {
+    ww_otlp_http_conf_t conf;
+    const ww_mhd_t *mhd;
+    struct MHD_Daemon *daemon;
+    unsigned port;
+    int efd;
+    pthread_mutex_t mu;
+    /* The records waiting for the agent: q[head .. head + n), capacity cap (under mu). */
+    ww_request_t *q;
+    size_t head, n, cap;
+    ww_otlp_http_stats_t st; /* under mu */
+};
+
+/* One POST being read (libmicrohttpd's per-request pointer). */
+typedef struct {
+    uint8_t *body;
+    size_t len, cap;
+    bool gzip;
+    bool too_large;
+} s_post_t;
+
+/* The records of one export while it is decoded. */
+typedef struct {
+    ww_otlp_http_t *self;
+    ww_request_t *r;
+    size_t n, cap;
+    uint64_t unknown_model;
+    char why[160]; /* the first unknown model */
+    bool oom;
+} s_export_t;
+
+static enum MHD_Result s_send(ww_otlp_http_t *self, struct MHD_Connection *c, unsigned status,
+                              const uint8_t *body, size_t len, const char *type,
+                              const char *retry_after)
+{
+    struct MHD_Response *r =
+        self->mhd->create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) {
+        return MHD_NO;
+    }
+    self->mhd->add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (retry_after) {
+        self->mhd->add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    }
+    enum MHD_Result ret = self->mhd->queue_response(c, status, r);
+    self->mhd->destroy_response(r);
+    return ret;
+}
+
+/* An error reply: a Status (google.rpc.Status's fields 1 and 2) with the reason, counted. */
+static enum MHD_Result s_fail(ww_otlp_http_t *self, struct MHD_Connection *c, unsigned status,
+                              int32_t code, const char *reason)
+{
+    pthread_mutex_lock(&self->mu);
+    if (status == MHD_HTTP_BAD_REQUEST) {
+        self->st.bad_request++;
+    } else if (status == S_HTTP_TOO_LARGE) {
+        self->st.too_large++;
+    } else if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        self->st.overloaded++;
+    } else {
+        self->st.unsupported++;
+    }
+    pthread_mutex_unlock(&self->mu);
+    Ww__Otlp__V1__RpcStatus st = WW__OTLP__V1__RPC_STATUS__INIT;
+    st.code = code;
+    st.message = (char *)reason;
+    uint8_t buf[512];
+    size_t len = 0;
+    if (ww__otlp__v1__rpc_status__get_packed_size(&st) <= sizeof buf) {
+        len = ww__otlp__v1__rpc_status__pack(&st, buf);
+    }
+    return s_send(self, c, status, buf, len, S_PROTOBUF,
+                  status == MHD_HTTP_SERVICE_UNAVAILABLE ? "1" : NULL);
+}
+
+/* Appends len bytes to the body; false past max_body. */
+static bool s_append(s_post_t *p, const uint8_t *data, size_t len, size_t max)
+{
+    if (len > max - p->len) {
+        return false;
+    }
+    if (p->len + len > p->cap) {
+        size_t cap = p->cap ? p->cap : 64 * 1024;
+        while (cap < p->len + len) {
+            cap *= 2;
+        }
+        cap = cap > max ? max : cap;
+        uint8_t *b = realloc(p->body, cap);
+        if (!b) {
+            return false;
+        }
+        p->body = b;
+        p->cap = cap;
+    }
+    memcpy(p->body + p->len, data, len);
+    p->len += len;
+    return true;
+}
+
+/* Inflates the gzip body in p into a new buffer of at most max bytes. Returns 0, -EFBIG past
+ * max, -EBADMSG when it is not gzip (why says what zlib said), -ENOMEM. */
+static int s_gunzip(s_post_t *p, size_t max, char *why, size_t why_cap)
+{
+    s_post_t out = {0};
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        return -ENOMEM;
+    }
+    z.next_in = p->body;
+    z.avail_in = (uInt)p->len;
+    uint8_t chunk[64 * 1024];
+    int zrc = Z_OK, rc = 0;
+    while (rc == 0 && zrc != Z_STREAM_END) {
+        z.next_out = chunk;
+        z.avail_out = sizeof chunk;
+        zrc = inflate(&z, Z_NO_FLUSH);
+        if (zrc != Z_OK && zrc != Z_STREAM_END) {
+            snprintf(why, why_cap, "the body is not gzip: %s",
+                     z.msg ? z.msg : (zrc == Z_BUF_ERROR ? "it ends early" : "zlib error"));
+            rc = zrc == Z_MEM_ERROR ? -ENOMEM : -EBADMSG;
+        } else if (!s_append(&out, chunk, sizeof chunk - z.avail_out, max)) {
+            rc = out.len + (sizeof chunk - z.avail_out) > max ? -EFBIG : -ENOMEM;
+        }
+    }
+    inflateEnd(&z);
+    if (rc < 0) {
+        free(out.body);
+        return rc;
+    }
+    free(p->body);
+    *p = out;
+    return 0;
+}
+
+static void s_on_request(void *arg, const char *model, const ww_request_t *r)
+{
+    s_export_t *e = arg;
+    const ww_otlp_http_conf_t *c = &e->self->conf;
+    size_t slot = 0;
+    while (slot < c->n_models && strcmp(c->models[slot], model) != 0) {
+        slot++;
+    }
+    if (slot == c->n_models) {
+        if (e->unknown_model++ == 0) {
+            snprintf(e->why, sizeof e->why, "model \"%s\" is not one of this agent's models",
+                     model);
+        }
+        return;
+    }
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? 2 * e->cap : 256;
+        ww_request_t *v = realloc(e->r, cap * sizeof *v);
+        if (!v) {
+            e->oom = true;
+            return;
+        }
+        e->r = v;
+        e->cap = cap;
+    }
+    e->r[e->n] = *r;
+    e->r[e->n].model = (uint32_t)slot;
+    e->n++;
+}
+
+static int s_by_done(const void *a, const void *b)
+{
+    const ww_request_t *x = a, *y = b;
+    return (x->done_ns > y->done_ns) - (x->done_ns < y->done_ns);
+}
+
+/* Queues the export's records whole, or none. Returns false when they do not fit. */
+static bool s_enqueue(ww_otlp_http_t *self, const s_export_t *e, uint64_t spans, uint64_t refused)
+{
+    pthread_mutex_lock(&self->mu);
+    bool ok = self->n + e->n <= self->conf.max_queue;
+    if (ok && self->head + self->n + e->n > self->cap) {
+        memmove(self->q, self->q + self->head, self->n * sizeof *self->q);
+        self->head = 0;
+        if (self->n + e->n > self->cap) {
+            size_t cap = self->cap ? self->cap : 1024;
+            while (cap < self->n + e->n) {
+                cap *= 2;
+            }
+            cap = cap > self->conf.max_queue ? self->conf.max_queue : cap;
+            ww_request_t *q = realloc(self->q, cap * sizeof *q);
+            ok = q != NULL;
+            if (q) {
+                self->q = q;
+                self->cap = cap;
+            }
+        }
+    }
+    if (ok) {
+        if (e->n > 0) {
+            memcpy(self->q + self->head + self->n, e->r, e->n * sizeof *e->r);
+        }
+        self->n += e->n;
+        self->st.exports++;
+        self->st.spans += spans;
+        self->st.requests += e->n;
+        self->st.refused += refused;
+    }
+    pthread_mutex_unlock(&self->mu);
+    if (ok && e->n > 0) {
+        uint64_t one = 1;
+        ssize_t w = write(self->efd, &one, sizeof one); /* full: already readable */
+        (void)w;
+    }
+    return ok;
+}
+
+/* The whole body is read: decode, queue, answer. */
+static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, s_post_t *p)
+{
+    char why[200];
+    if (p->too_large) {
+        snprintf(why, sizeof why, "the body is over %zu bytes", self->conf.max_body);
+        return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why);
+    }
+    if (p->gzip) {
+        int rc = s_gunzip(p, self->conf.max_body, why, sizeof why);
+        if (rc == -EFBIG) {
+            snprintf(why, sizeof why, "the body decompresses to over %zu bytes",
+                     self->conf.max_body);
+            return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why);
+        }
+        if (rc == -EBADMSG) {
+            return s_fail(self, c, MHD_HTTP_BAD_REQUEST, S_RPC_INVALID_ARGUMENT, why);
+        }
+        if (rc < 0) {
+            return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
+                          "out of memory: retry later");
+        }
+    }
+    s_export_t e = {.self = self};
+    ww_otlp_trace_counts_t counts;
+    int rc = ww_otlp_trace_decode(p->body, p->len, &self->conf.trace, s_on_request, &e, &counts);
+    if (rc == 0 && e.oom) {
+        rc = -ENOMEM;
+    }
+    if (rc == -EBADMSG) {
+        free(e.r);
+        return s_fail(self, c, MHD_HTTP_BAD_REQUEST, S_RPC_INVALID_ARGUMENT,
+                      "the body is not an OTLP ExportTraceServiceRequest (protobuf)");
+    }
+    if (rc < 0) {
+        free(e.r);
+        return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
+                      "out of memory: retry later");
+    }
+    qsort(e.r, e.n, sizeof *e.r, s_by_done);
+    uint64_t refused = counts.incomplete + counts.invalid + e.unknown_model;
+    bool queued = s_enqueue(self, &e, counts.spans, refused);
+    free(e.r);
+    if (!queued) {
+        return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_RESOURCE_EXHAUSTED,
+                      "the agent's queue of requests is full: retry later");
+    }
+    Ww__Otlp__V1__ExportTraceServiceResponse resp =
+        WW__OTLP__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
+    Ww__Otlp__V1__ExportTracePartialSuccess part = WW__OTLP__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
+    char msg[200];
+    if (refused > 0) {
+        part.rejected_spans = (int64_t)refused;
+        snprintf(msg, sizeof msg, "%s", counts.why[0] ? counts.why : e.why);
+        part.error_message = msg;
+        resp.partial_success = &part;
+    }
+    uint8_t buf[256];
+    size_t len = 0;
+    if (ww__otlp__v1__export_trace_service_response__get_packed_size(&resp) <= sizeof buf) {
+        len = ww__otlp__v1__export_trace_service_response__pack(&resp, buf);
+    }
+    return s_send(self, c, MHD_HTTP_OK, buf, len, S_PROTOBUF, NULL);
+}
+
+/* Whether header value v is `want` (case-insensitive), parameters after ';' aside. */
+static bool s_is(const char *v, const char *want)
+{
+    size_t n = strlen(want);
+    return v && strncasecmp(v, want, n) == 0 && (v[n] == '\0' || v[n] == ';' || v[n] == ' ');
+}
+
+static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    ww_otlp_http_t *self = cls;
+    s_post_t *p = *con_cls;
+    if (!p) {
+        /* The headers: refuse what is not ours before reading a body. */
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+            return s_fail(self, c, MHD_HTTP_METHOD_NOT_ALLOWED, S_RPC_UNIMPLEMENTED,
+                          "use POST (OTLP/HTTP)");
+        }
+        if (strcmp(url, "/v1/traces") != 0) {
+            return s_fail(self, c, MHD_HTTP_NOT_FOUND, S_RPC_UNIMPLEMENTED,
+                          strcmp(url, "/v1/metrics") == 0
+                              ? "/v1/metrics is not served yet: send spans to /v1/traces"
+                              : "not found: spans go to /v1/traces");
+        }
+        const char *type =
+            self->mhd->lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!s_is(type, S_PROTOBUF)) {
+            return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,
+                          s_is(type, "application/json")
+                              ? "the JSON encoding is not served yet: use application/x-protobuf"
+                              : "Content-Type must be application/x-protobuf");
+        }
+        const char *enc = self->mhd->lookup_connection_value(c, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_CONTENT_ENCODING);
+        if (enc && !s_is(enc, "gzip") && !s_is(enc, "identity")) {
+            return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,
+                          "Content-Encoding must be gzip or none");
+        }
+        const char *clen =
+            self->mhd->lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (clen && strtoull(clen, NULL, 10) > self->conf.max_body) {
+            char why[120];
+            snprintf(why, sizeof why, "the body is over %zu bytes", self->conf.max_body);
+            return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why);
+        }
+        if (!(p = calloc(1, sizeof *p))) {
+            return MHD_NO;
+        }
+        p->gzip = s_is(enc, "gzip");
+        *con_cls = p;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (!p->too_large &&
+            !s_append(p, (const uint8_t *)upload_data, *upload_data_size, self->conf.max_body)) {
+            p->too_large = true; /* read on and refused whole (413) */
+            free(p->body);
+            p->body = NULL;
+            p->len = p->cap = 0;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return s_export(self, c, p);
+}
+
+static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    s_post_t *p = *con_cls;
+    if (p) {
+        free(p->body);
+        free(p);
+        *con_cls = NULL;
+    }
+}
+
+ww_otlp_http_t *ww_otlp_http_new(const ww_otlp_http_conf_t *conf, char *why, size_t why_cap)
+{
+    const ww_mhd_t *mhd = ww_mhd_get(why, why_cap);
+    if (!mhd) {
+        return NULL;
+    }
+    ww_otlp_http_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, why_cap, "out of memory");
+        return NULL;
+    }
+    self->conf = *conf;
+    self->mhd = mhd;
+    pthread_mutex_init(&self->mu, NULL);
+    self->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->efd < 0) {
+        snprintf(why, why_cap, "cannot make an eventfd: %s", strerror(errno));
+        ww_otlp_http_destroy(&self);
+        return NULL;
+    }
+    char addr[INET6_ADDRSTRLEN];
+    self->daemon = ww_mhd_serve(mhd, conf->listen, s_handle, self, s_completed, 64, 30, addr,
+                                sizeof addr, &self->port, why, why_cap);
+    if (!self->daemon) {
+        ww_otlp_http_destroy(&self);
+        return NULL;
+    }
+    WW_INFO("listening addr=%s port=%u (OTLP/HTTP: POST /v1/traces)", addr, self->port);
+    return self;
+}
+
+int ww_otlp_http_fd(const ww_otlp_http_t *self)
+{
+    return self->efd;
+}
+
+unsigned ww_otlp_http_port(const ww_otlp_http_t *self)
+{
+    return self->port;
+}
+
+size_t ww_otlp_http_take(ww_otlp_http_t *self, ww_request_t *out, size_t cap)
+{
+    pthread_mutex_lock(&self->mu);
+    size_t k = self->n < cap ? self->n : cap;
+    if (k > 0) {
+        memcpy(out, self->q + self->head, k * sizeof *out);
+    }
+    self->head += k;
+    self->n -= k;
+    if (self->n == 0) {
+        self->head = 0;
+        uint64_t v;
+        ssize_t r = read(self->efd, &v, sizeof v); /* EAGAIN: not readable already */
+        (void)r;
+    }
+    pthread_mutex_unlock(&self->mu);
+    return k;
+}
+
+void ww_otlp_http_stats(const ww_otlp_http_t *self, ww_otlp_http_stats_t *out)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&self->mu);
+    *out = self->st;
+    pthread_mutex_unlock((pthread_mutex_t *)&self->mu);
+}
+
+void ww_otlp_http_stop(ww_otlp_http_t *self)
+{
+    if (self->daemon) {
+        self->mhd->stop_daemon(self->daemon); /* joins its thread, closes the socket */
+        self->daemon = NULL;
+    }
+}
+
+void ww_otlp_http_destroy(ww_otlp_http_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    ww_otlp_http_t *self = *self_p;
+    ww_otlp_http_stop(self);
+    if (self->efd >= 0) {
+        close(self->efd);
+    }
+    pthread_mutex_destroy(&self->mu);
+    free(self->q);
+    free(self);
+    *self_p = NULL;
+}

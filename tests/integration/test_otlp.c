@@ -1,0 +1,291 @@
+/* The agent's OTLP/HTTP receiver end to end (agent.requests otlp): exports of vLLM-shaped
+ * spans POSTed to the agent over real HTTP, plain and gzip, become the first node's latency
+ * windows in PostgreSQL, every request span once, at the percentiles sent (within the
+ * histogram's bound); what an OTLP/HTTP server must refuse is refused with its status code
+ * and a Status body, and costs nothing else; the simulator's own requests stay out. */
+#include "harness.h"
+#include "harness_http.h"
+#include "otlp/otlp_trace.pb-c.h"
+#include "otlp_spans.h"
+#include "verify.h"
+#include "ww_test.h"
+#include "ww_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define S_GOOD_A 80
+#define S_GOOD_B 80
+#define S_GOOD_C 40
+
+static const char *const s_models[] = {"llama3.1-8b", "llama3.1-70b", "llama3.1-405b"};
+
+typedef struct {
+    double ttft[S_GOOD_A + S_GOOD_B + S_GOOD_C];
+    double e2e[S_GOOD_A + S_GOOD_B + S_GOOD_C];
+    size_t n;
+} s_sent_t;
+
+/* n good request spans ending just now, their values recorded in sent. */
+static void s_good(h_otlp_span_t *s, size_t n, s_sent_t *sent)
+{
+    uint64_t end = (uint64_t)ww_time_now_ns() - 100 * WW_NS_PER_MS;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = sent->n++;
+        double ttft = 0.05 + 0.001 * (double)k, e2e = ttft + 0.5 + 0.002 * (double)k;
+        sent->ttft[k] = ttft;
+        sent->e2e[k] = e2e;
+        h_otlp_vllm(&s[i], end + i, s_models[k % 3], e2e, ttft, 0.01, 100, 50);
+    }
+}
+
+static char *s_post(unsigned port, const char *path, const void *body, size_t len, const char *type,
+                    const char *encoding, long *status, size_t *out_len, char *retry_after)
+{
+    char url[128], ct[96], ce[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    snprintf(ct, sizeof ct, "Content-Type: %s", type);
+    snprintf(ce, sizeof ce, "Content-Encoding: %s", encoding ? encoding : "");
+    const char *headers[] = {ct, encoding ? ce : NULL, NULL};
+    return h_http_post(url, body, len, headers, status, out_len, retry_after, 32);
+}
+
+static uint8_t *s_gzip(const uint8_t *in, size_t len, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)len);
+    uint8_t *out = malloc(cap);
+    assert_non_null(out);
+    z.next_in = (uint8_t *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_len = cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* A refusal: its status, and a Status body with a message (and code, when given). */
+static void s_refused(char *body, size_t len, long status, long want, int32_t code)
+{
+    if (status != want) {
+        fail_msg("HTTP %ld, expected %ld: %.*s", status, want, (int)len, body);
+    }
+    Ww__Otlp__V1__RpcStatus *st = ww__otlp__v1__rpc_status__unpack(NULL, len, (uint8_t *)body);
+    assert_non_null(st);
+    assert_true(strlen(st->message) > 0);
+    if (code) {
+        assert_int_equal(st->code, code);
+    }
+    print_message("HTTP %ld: %s\n", status, st->message);
+    ww__otlp__v1__rpc_status__free_unpacked(st, NULL);
+    free(body);
+}
+
+/* A 200: its ExportTraceServiceResponse; returns rejected_spans (0 without partial_success). */
+static int64_t s_accepted(char *body, size_t len, long status)
+{
+    if (status != 200) {
+        fail_msg("HTTP %ld: %.*s", status, (int)len, body);
+    }
+    Ww__Otlp__V1__ExportTraceServiceResponse *r =
+        ww__otlp__v1__export_trace_service_response__unpack(NULL, len, (uint8_t *)body);
+    assert_non_null(r);
+    int64_t rejected = 0;
+    if (r->partial_success) {
+        rejected = r->partial_success->rejected_spans;
+        assert_true(strlen(r->partial_success->error_message) > 0);
+        print_message("partial success: %lld refused, %s\n", (long long)rejected,
+                      r->partial_success->error_message);
+    }
+    ww__otlp__v1__export_trace_service_response__free_unpacked(r, NULL);
+    free(body);
+    return rejected;
+}
+
+static void test_spans_become_latency_windows_once(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "otlp");
+    h_secure(db.dir, "otlp-agent", "otlp-node");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    char spool[256], log[256];
+    snprintf(spool, sizeof spool, "%s/spool", db.dir);
+    snprintf(log, sizeof log, "%s/agent.log", db.dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--collector",
+                    endpoint,
+                    (char *)"--agent-id",
+                    (char *)"otlp-agent",
+                    (char *)"--node-id",
+                    (char *)"otlp-node",
+                    (char *)"--phase",
+                    (char *)"phase-o",
+                    (char *)"--sim-nodes",
+                    (char *)"1",
+                    (char *)"--interval",
+                    (char *)"100ms",
+                    (char *)"--latency-window",
+                    (char *)"1s",
+                    (char *)"--run-for",
+                    (char *)"8s",
+                    (char *)"--requests",
+                    (char *)"otlp",
+                    (char *)"--otlp-listen",
+                    (char *)"127.0.0.1:0",
+                    NULL};
+    setenv("WW_AGENT_OTLP_MAX_BODY", "256 KiB", 1);
+    setenv("WW_AGENT_OTLP_MAX_QUEUE", "200", 1);
+    setenv("WW_AGENT_OTLP_MAX_DELAY", "1s", 1);
+    pid_t agent = h_spawn(argv, log);
+    unsetenv("WW_AGENT_OTLP_MAX_BODY");
+    unsetenv("WW_AGENT_OTLP_MAX_QUEUE");
+    unsetenv("WW_AGENT_OTLP_MAX_DELAY");
+    long long port = -1;
+    for (int i = 0; i < 500 && port <= 0; i++) {
+        h_sleep_ms(20);
+        port = h_log_value(log, "otlp: listening", "port");
+    }
+    assert_true(port > 0);
+    unsigned p = (unsigned)port;
+    s_sent_t sent = {0};
+    long status;
+    size_t len, rlen;
+    char *r;
+
+    /* A: plain protobuf. */
+    h_otlp_span_t a[S_GOOD_A];
+    s_good(a, S_GOOD_A, &sent);
+    uint8_t *body = h_otlp_pack(a, S_GOOD_A, &len);
+    r = s_post(p, "/v1/traces", body, len, "application/x-protobuf", NULL, &status, &rlen, NULL);
+    assert_int_equal(s_accepted(r, rlen, status), 0);
+    free(body);
+
+    /* B: gzip. */
+    h_otlp_span_t b[S_GOOD_B];
+    s_good(b, S_GOOD_B, &sent);
+    body = h_otlp_pack(b, S_GOOD_B, &len);
+    size_t zlen;
+    uint8_t *z = s_gzip(body, len, &zlen);
+    r = s_post(p, "/v1/traces", z, zlen, "application/x-protobuf", "gzip", &status, &rlen, NULL);
+    assert_int_equal(s_accepted(r, rlen, status), 0);
+    free(body);
+    free(z);
+
+    /* C: good spans beside 5 without a TTFT, 3 of a model the agent does not serve and 2
+     * that are not requests: a partial success refusing 8, the rest taken. */
+    h_otlp_span_t c[S_GOOD_C + 10];
+    s_good(c, S_GOOD_C, &sent);
+    uint64_t end = (uint64_t)ww_time_now_ns() - 100 * WW_NS_PER_MS;
+    for (int i = 0; i < 5; i++) {
+        h_otlp_span_init(&c[S_GOOD_C + i], "llm_request", end);
+        h_otlp_double(&c[S_GOOD_C + i], "gen_ai.latency.e2e", 1.0);
+        h_otlp_double(&c[S_GOOD_C + i], "gen_ai.latency.time_in_queue", 0.1);
+        h_otlp_int(&c[S_GOOD_C + i], "gen_ai.usage.prompt_tokens", 10);
+        h_otlp_int(&c[S_GOOD_C + i], "gen_ai.usage.completion_tokens", 10);
+        h_otlp_str(&c[S_GOOD_C + i], "gen_ai.response.model", "llama3.1-8b", 11);
+    }
+    for (int i = 5; i < 8; i++) {
+        h_otlp_vllm(&c[S_GOOD_C + i], end, "mistral-large", 1.0, 0.2, 0.1, 10, 10);
+    }
+    for (int i = 8; i < 10; i++) {
+        h_otlp_span_init(&c[S_GOOD_C + i], "http.request", end);
+    }
+    body = h_otlp_pack(c, S_GOOD_C + 10, &len);
+    r = s_post(p, "/v1/traces", body, len, "application/x-protobuf", NULL, &status, &rlen, NULL);
+    assert_int_equal(s_accepted(r, rlen, status), 8);
+    free(body);
+
+    /* More than the queue holds (otlp.max_queue 200, whatever the agent took already): 503
+     * with Retry-After, nothing taken. */
+    h_otlp_span_t big[250];
+    for (int i = 0; i < 250; i += 50) {
+        s_sent_t unsent = {0};
+        s_good(big + i, 50, &unsent);
+    }
+    body = h_otlp_pack(big, 250, &len);
+    char retry[32];
+    r = s_post(p, "/v1/traces", body, len, "application/x-protobuf", NULL, &status, &rlen, retry);
+    s_refused(r, rlen, status, 503, 8);
+    assert_string_equal(retry, "1");
+    free(body);
+
+    /* What the server refuses, each with its code and a Status. */
+    uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    r = s_post(p, "/v1/traces", junk, sizeof junk, "application/x-protobuf", NULL, &status, &rlen,
+               NULL);
+    s_refused(r, rlen, status, 400, 3);
+    r = s_post(p, "/v1/traces", junk, sizeof junk, "application/x-protobuf", "gzip", &status, &rlen,
+               NULL);
+    s_refused(r, rlen, status, 400, 3);
+    r = s_post(p, "/v1/traces", "{}", 2, "application/json", NULL, &status, &rlen, NULL);
+    s_refused(r, rlen, status, 415, 0);
+    r = s_post(p, "/v1/traces", junk, sizeof junk, "application/x-protobuf", "br", &status, &rlen,
+               NULL);
+    s_refused(r, rlen, status, 415, 0);
+    r = s_post(p, "/v1/metrics", junk, sizeof junk, "application/x-protobuf", NULL, &status, &rlen,
+               NULL);
+    s_refused(r, rlen, status, 404, 0);
+    uint8_t *large = calloc(1, 300 * 1024);
+    assert_non_null(large);
+    r = s_post(p, "/v1/traces", large, 300 * 1024, "application/x-protobuf", NULL, &status, &rlen,
+               NULL);
+    s_refused(r, rlen, status, 413, 0);
+    /* A small gzip body that inflates past otlp.max_body. */
+    uint8_t *zeros = calloc(1, 4 * 1024 * 1024);
+    assert_non_null(zeros);
+    z = s_gzip(zeros, 4 * 1024 * 1024, &zlen);
+    assert_true(zlen < 256 * 1024);
+    r = s_post(p, "/v1/traces", z, zlen, "application/x-protobuf", "gzip", &status, &rlen, NULL);
+    s_refused(r, rlen, status, 413, 0);
+    free(z);
+    free(zeros);
+    free(large);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/traces", p);
+    r = h_http_request(NULL, url, NULL, &status, NULL, 0);
+    assert_int_equal(status, 405);
+    free(r);
+
+    h_agent_wait_ok(agent, log, 60000);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_exports"), 3);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_spans"), S_GOOD_A + S_GOOD_B + S_GOOD_C + 10);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_requests"), (long long)sent.n);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 8);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_errors"), 9);
+    /* The simulator gave the readings; its own requests were not the node's. */
+    assert_true(h_log_value(log, "stats:", "source_requests_dropped") > 0);
+    assert_true(h_log_value(log, "stats:", "samples") >= 70);
+    assert_int_equal(h_log_value(log, "stats:", "acked"), h_log_value(log, "stats:", "batches"));
+    assert_int_equal(h_stop(collector, 10000), 0);
+
+    /* Every request span once, in the node's windows, at the values sent. */
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_ok) FROM latency_windows"),
+                     (long long)sent.n);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_error + requests_timeout"
+                                     " + requests_rejected) FROM latency_windows"),
+                     0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT node_id) FROM latency_windows"
+                                     " WHERE node_id = 'otlp-node'"),
+                     1);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(output_tokens) FROM latency_windows"),
+                     (long long)sent.n * 50);
+    assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT model) FROM latency_windows"), 3);
+    h_verify_quantiles(&db, "ttft", sent.ttft, sent.n, "latency_windows");
+    h_verify_quantiles(&db, "e2e", sent.e2e, sent.n, "latency_windows");
+    assert_int_equal(h_verify_rollups(&db), 0);
+    h_db_drop(&db);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_spans_become_latency_windows_once),
+};
+WW_TEST_MAIN(tests, NULL, NULL)
