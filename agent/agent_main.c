@@ -404,6 +404,8 @@ typedef struct {
         *disk_full, *corrupt, *connects, *failovers, *pendings, *connect_failures,
         *handshake_failures, *forbidden;
     ww_metric_t *spool_bytes, *pending, *queued, *in_flight, *held;
+    ww_metric_t *otlp_exports, *otlp_spans, *otlp_requests, *otlp_refused, *otlp_bad,
+        *otlp_too_large, *otlp_unsupported, *otlp_overloaded, *source_dropped;
     int64_t failover_after_ns;
     _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
     _Atomic uint64_t pending_now, connects_now;
@@ -476,7 +478,26 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
            "Unacked batches held in memory (the rest wait in the spool).") ||
         !G(in_flight, "in_flight_batches", "Batches sent and awaiting an ack.") ||
         !G(held, "batches_held_refused",
-           "Batches the collector refused (forbidden) held in the spool for a retry.")) {
+           "Batches the collector refused (forbidden) held in the spool for a retry.") ||
+        !C(otlp_exports, "otlp_exports_total",
+           "OTLP trace exports taken (agent.requests otlp; HTTP 200).") ||
+        !C(otlp_spans, "otlp_spans_total", "Spans in the OTLP exports taken.") ||
+        !C(otlp_requests, "otlp_requests_total",
+           "Request spans recorded into the latency windows.") ||
+        !C(otlp_refused, "otlp_spans_refused_total",
+           "Request spans refused (partial success): an attribute missing or out of range, or "
+           "a model that is not one of sim.models.") ||
+        !C(otlp_bad, "otlp_bad_requests_total",
+           "OTLP exports refused as not protobuf or not gzip (HTTP 400).") ||
+        !C(otlp_too_large, "otlp_too_large_total",
+           "OTLP exports over otlp.max_body, compressed or not (HTTP 413).") ||
+        !C(otlp_unsupported, "otlp_unsupported_total",
+           "OTLP/HTTP requests of another path, method, content type or encoding (HTTP 404, "
+           "405, 415).") ||
+        !C(otlp_overloaded, "otlp_overloaded_total",
+           "OTLP exports answered 503 Retry-After: otlp.max_queue requests were waiting.") ||
+        !C(source_dropped, "source_requests_dropped_total",
+           "agent.source's own request completions left out (agent.requests otlp).")) {
         return -ENOMEM;
     }
     return 0;
@@ -523,6 +544,19 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     ww_metric_set(m->in_flight, 0, (double)d.in_flight);
     ww_metric_set(m->forbidden, 0, (double)st.forbidden);
     ww_metric_set(m->held, 0, (double)d.held);
+    ww_otlp_http_stats_t ot = {0};
+    if (nodes->otlp) {
+        ww_otlp_http_stats(nodes->otlp, &ot);
+    }
+    ww_metric_set(m->otlp_exports, 0, (double)ot.exports);
+    ww_metric_set(m->otlp_spans, 0, (double)ot.spans);
+    ww_metric_set(m->otlp_requests, 0, (double)ot.requests);
+    ww_metric_set(m->otlp_refused, 0, (double)ot.refused);
+    ww_metric_set(m->otlp_bad, 0, (double)ot.bad_request);
+    ww_metric_set(m->otlp_too_large, 0, (double)ot.too_large);
+    ww_metric_set(m->otlp_unsupported, 0, (double)ot.unsupported);
+    ww_metric_set(m->otlp_overloaded, 0, (double)ot.overloaded);
+    ww_metric_set(m->source_dropped, 0, (double)nodes->source_requests_dropped);
     char why[sizeof m->refusal];
     uint64_t held = 0;
     bool refusing = ww_link_refusal(link, why, sizeof why, &held);

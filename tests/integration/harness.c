@@ -605,3 +605,14 @@ int h_metrics_port(pid_t pid, const char *log)
     fail_msg("%s: no \"metrics: listening\" within 30 s", log);
     return -1;
 }
+
+double h_metrics_value(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+            return strtod(p + n + 1, NULL);
+        }
+    }
+    return -1;
+}

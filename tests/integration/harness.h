@@ -132,4 +132,8 @@ long long h_log_value(const char *path, const char *marker, const char *key);
  * the log, if the process exits first or no port shows. */
 int h_metrics_port(pid_t pid, const char *log);
 
+/* The value of one series ("name" or "name{label=\"v\"}", a line of its own) in a
+ * /metrics body, or -1 when absent. */
+double h_metrics_value(const char *body, const char *series);
+
 #endif

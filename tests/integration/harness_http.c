@@ -1,6 +1,7 @@
 /* harness_http: see harness_http.h. */
 #include "harness_http.h"
 
+#include "harness.h"
 #include "ww_test.h"
 
 #include <curl/curl.h>
@@ -121,4 +122,18 @@ char *h_http_post(const char *url, const void *body, size_t len, const char *con
     curl_easy_cleanup(c);
     *out_len = b.len;
     return b.data ? b.data : strdup("");
+}
+
+double h_metrics_get(int port, const char *series)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    long code = 0;
+    char *body = h_http_get(url, &code);
+    if (code != 200) {
+        fail_msg("GET %s: HTTP %ld", url, code);
+    }
+    double v = h_metrics_value(body, series);
+    free(body);
+    return v;
 }

@@ -15,6 +15,10 @@
 char *h_http_request(const char *method, const char *url, const char *post_fields, long *status,
                      char *ctype, size_t ctype_cap);
 
+/* GET http://127.0.0.1:port/metrics and the value of one series (h_metrics_value); fails
+ * the test unless the answer is 200. */
+double h_metrics_get(int port, const char *series);
+
 /* GET url: h_http_request(NULL, url, NULL, status, NULL, 0). */
 char *h_http_get(const char *url, long *status);
 

@@ -333,18 +333,6 @@ static long s_http_get(int port, const char *path, char *body, size_t cap)
     return status;
 }
 
-/* The value of the sample `name ` (a line of its own) in a /metrics body; -1 if absent. */
-static double s_metric(const char *body, const char *name)
-{
-    size_t len = strlen(name);
-    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, name, len) == 0 && p[len] == ' ') {
-            return strtod(p + len + 1, NULL);
-        }
-    }
-    return -1;
-}
-
 /* Item 5: the allowlist line of this agent does not cover its node: every batch is Nacked
  * `forbidden`. The batches are held in the spool (not dropped), counted in /metrics, and
  * /healthz says why; the log says it once, not per batch. The operator fixes the line and
@@ -396,9 +384,9 @@ static void test_forbidden_batches_are_held_until_the_allowlist_admits_them(void
         s_fail_with_log(log, "/healthz does not say the collector refuses this agent");
     }
     assert_int_equal(s_http_get((int)port, "/metrics", body, sizeof body), 200);
-    double held = s_metric(body, "waferwatch_agent_batches_held_refused");
-    double forbidden = s_metric(body, "waferwatch_agent_nacks_forbidden_total");
-    double nacked = s_metric(body, "waferwatch_agent_batches_nacked_total");
+    double held = h_metrics_value(body, "waferwatch_agent_batches_held_refused");
+    double forbidden = h_metrics_value(body, "waferwatch_agent_nacks_forbidden_total");
+    double nacked = h_metrics_value(body, "waferwatch_agent_batches_nacked_total");
     print_message("refused: held=%g forbidden=%g nacked=%g\n", held, forbidden, nacked);
     assert_true(held >= 1);
     assert_true(forbidden >= held);

@@ -50,18 +50,6 @@ static char *s_metrics(int port)
     return body;
 }
 
-/* The value of one series ("name" or "name{label=\"v\"}"), or -1 when absent. */
-static double s_value(const char *body, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-            return strtod(p + n + 1, NULL);
-        }
-    }
-    return -1;
-}
-
 /* `promtool check metrics` on the body (stdin): it prints each problem and exits 1. */
 static void s_promtool(const char *dir, const char *name, const char *body)
 {
@@ -196,52 +184,58 @@ static void test_pipeline_metrics_and_health(void **state)
     for (int i = 0; i < 150; i++) {
         free(abody);
         abody = s_metrics(aport);
-        if (s_value(abody, "waferwatch_agent_batches_acked_total") >= 20) {
+        if (h_metrics_value(abody, "waferwatch_agent_batches_acked_total") >= 20) {
             break;
         }
         h_sleep_ms(100);
     }
-    double acked = s_value(abody, "waferwatch_agent_batches_acked_total");
+    double acked = h_metrics_value(abody, "waferwatch_agent_batches_acked_total");
     if (acked < 20) {
         fail_msg("the agent's acks did not reach 20:\n%s", abody);
     }
-    assert_true(s_value(abody, "waferwatch_build_info{version=\"" WW_VERSION
-                               "\",component=\"agent\"}") == 1);
-    double ticks = s_value(abody, "waferwatch_agent_ticks_total");
+    assert_true(h_metrics_value(abody, "waferwatch_build_info{version=\"" WW_VERSION
+                                       "\",component=\"agent\"}") == 1);
+    double ticks = h_metrics_value(abody, "waferwatch_agent_ticks_total");
     assert_true(ticks >= 20);
-    assert_true(s_value(abody, "waferwatch_agent_samples_total") == 2 * ticks);
-    assert_true(s_value(abody, "waferwatch_agent_batches_spooled_total") >= acked);
-    assert_true(s_value(abody, "waferwatch_agent_batches_sent_total") >= acked);
-    assert_true(s_value(abody, "waferwatch_agent_connects_total") >= 1);
-    assert_true(s_value(abody, "waferwatch_agent_requests_recorded_total") > 0);
-    assert_true(s_value(abody, "waferwatch_agent_batches_nacked_total") == 0);
-    assert_true(s_value(abody, "waferwatch_agent_batches_dropped_total") == 0);
-    assert_true(s_value(abody, "waferwatch_agent_spool_pending_batches") >= 0);
-    assert_true(s_value(abody, "waferwatch_agent_spool_bytes") >= 0);
-    assert_true(s_value(abody, "waferwatch_agent_tick_duration_seconds_count") >= 20);
-    assert_true(s_value(abody, "waferwatch_agent_tick_duration_seconds_bucket{le=\"+Inf\"}") ==
-                s_value(abody, "waferwatch_agent_tick_duration_seconds_count"));
+    assert_true(h_metrics_value(abody, "waferwatch_agent_samples_total") == 2 * ticks);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_batches_spooled_total") >= acked);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_batches_sent_total") >= acked);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_connects_total") >= 1);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_requests_recorded_total") > 0);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_batches_nacked_total") == 0);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_batches_dropped_total") == 0);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_spool_pending_batches") >= 0);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_spool_bytes") >= 0);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_tick_duration_seconds_count") >= 20);
+    assert_true(
+        h_metrics_value(abody, "waferwatch_agent_tick_duration_seconds_bucket{le=\"+Inf\"}") ==
+        h_metrics_value(abody, "waferwatch_agent_tick_duration_seconds_count"));
     s_promtool(db.dir, "agent", abody);
     free(abody);
 
     char *cbody = s_metrics(cport);
-    assert_true(s_value(cbody, "waferwatch_build_info{version=\"" WW_VERSION
-                               "\",component=\"collector\"}") == 1);
-    assert_true(s_value(cbody, "waferwatch_collector_messages_received_total") >= acked);
-    assert_true(s_value(cbody, "waferwatch_collector_rows_written_total") > 0);
-    assert_true(s_value(cbody, "waferwatch_collector_transactions_total") > 0);
-    assert_true(s_value(cbody, "waferwatch_collector_postgresql_up") == 1);
-    double writes = s_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_count");
+    assert_true(h_metrics_value(cbody, "waferwatch_build_info{version=\"" WW_VERSION
+                                       "\",component=\"collector\"}") == 1);
+    assert_true(h_metrics_value(cbody, "waferwatch_collector_messages_received_total") >= acked);
+    assert_true(h_metrics_value(cbody, "waferwatch_collector_rows_written_total") > 0);
+    assert_true(h_metrics_value(cbody, "waferwatch_collector_transactions_total") > 0);
+    assert_true(h_metrics_value(cbody, "waferwatch_collector_postgresql_up") == 1);
+    double writes =
+        h_metrics_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_count");
     assert_true(writes > 0);
-    assert_true(s_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_bucket{"
-                               "le=\"+Inf\"}") == writes);
-    assert_true(s_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_sum") > 0);
-    assert_true(s_value(cbody, "waferwatch_collector_group_messages") >= 1);
+    assert_true(h_metrics_value(cbody,
+                                "waferwatch_collector_postgresql_write_duration_seconds_bucket{"
+                                "le=\"+Inf\"}") == writes);
     assert_true(
-        s_value(cbody, "waferwatch_collector_messages_rejected_total{reason=\"malformed\"}") == 0);
+        h_metrics_value(cbody, "waferwatch_collector_postgresql_write_duration_seconds_sum") > 0);
+    assert_true(h_metrics_value(cbody, "waferwatch_collector_group_messages") >= 1);
     assert_true(
-        s_value(cbody, "waferwatch_collector_messages_rejected_total{reason=\"forbidden\"}") == 0);
-    assert_true(s_value(cbody, "waferwatch_collector_sequence_gaps_total") == 0);
+        h_metrics_value(cbody,
+                        "waferwatch_collector_messages_rejected_total{reason=\"malformed\"}") == 0);
+    assert_true(
+        h_metrics_value(cbody,
+                        "waferwatch_collector_messages_rejected_total{reason=\"forbidden\"}") == 0);
+    assert_true(h_metrics_value(cbody, "waferwatch_collector_sequence_gaps_total") == 0);
     s_promtool(db.dir, "collector", cbody);
     free(cbody);
 
@@ -261,7 +255,7 @@ static void test_pipeline_metrics_and_health(void **state)
     for (int i = 0; i < 50 && !agree; i++) {
         before = h_query_ll(&db, "SELECT count(*) FROM node_samples");
         cbody = s_metrics(cport);
-        rows = s_value(cbody, "waferwatch_collector_rows_written_total");
+        rows = h_metrics_value(cbody, "waferwatch_collector_rows_written_total");
         free(cbody);
         after = h_query_ll(&db, "SELECT count(*) FROM node_samples");
         if (rows > (double)after) {
@@ -281,7 +275,7 @@ static void test_pipeline_metrics_and_health(void **state)
     }
     free(sick);
     abody = s_metrics(aport);
-    assert_true(s_value(abody, "waferwatch_agent_spool_pending_batches") > 0);
+    assert_true(h_metrics_value(abody, "waferwatch_agent_spool_pending_batches") > 0);
     s_promtool(db.dir, "agent-down", abody);
     free(abody);
     int rc = h_stop(agent, 15000);
@@ -306,9 +300,9 @@ static void test_agent_never_connected_is_unhealthy(void **state)
     assert_non_null(strstr(sick, "collector.failover_after"));
     free(sick);
     char *body = s_metrics(port);
-    assert_true(s_value(body, "waferwatch_agent_batches_acked_total") == 0);
-    assert_true(s_value(body, "waferwatch_agent_connects_total") == 0);
-    assert_true(s_value(body, "waferwatch_agent_batches_spooled_total") > 0);
+    assert_true(h_metrics_value(body, "waferwatch_agent_batches_acked_total") == 0);
+    assert_true(h_metrics_value(body, "waferwatch_agent_connects_total") == 0);
+    assert_true(h_metrics_value(body, "waferwatch_agent_batches_spooled_total") > 0);
     s_promtool(dir, "lonely", body);
     free(body);
     assert_int_equal(h_stop(agent, 15000), 3);
@@ -342,9 +336,10 @@ static void test_collector_unhealthy_without_postgresql(void **state)
     }
     free(sick);
     char *body = s_metrics(port);
-    assert_true(s_value(body, "waferwatch_collector_postgresql_up") == 0);
-    assert_true(s_value(body, "waferwatch_collector_rows_written_total") == 0);
-    assert_true(s_value(body, "waferwatch_collector_postgresql_write_duration_seconds_count") == 0);
+    assert_true(h_metrics_value(body, "waferwatch_collector_postgresql_up") == 0);
+    assert_true(h_metrics_value(body, "waferwatch_collector_rows_written_total") == 0);
+    assert_true(
+        h_metrics_value(body, "waferwatch_collector_postgresql_write_duration_seconds_count") == 0);
     s_promtool(dir, "collector-nopg", body);
     free(body);
     s_expect_404_405(port);

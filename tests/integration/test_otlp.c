@@ -141,6 +141,8 @@ static void test_spans_become_latency_windows_once(void **state)
                     (char *)"otlp",
                     (char *)"--otlp-listen",
                     (char *)"127.0.0.1:0",
+                    (char *)"--metrics-listen",
+                    (char *)"127.0.0.1:0",
                     NULL};
     setenv("WW_AGENT_OTLP_MAX_BODY", "256 KiB", 1);
     setenv("WW_AGENT_OTLP_MAX_QUEUE", "200", 1);
@@ -254,6 +256,16 @@ static void test_spans_become_latency_windows_once(void **state)
     r = h_http_request(NULL, url, NULL, &status, NULL, 0);
     assert_int_equal(status, 405);
     free(r);
+
+    /* What an SRE sees of it on the agent's /metrics (published every tick). */
+    int mport = h_metrics_port(agent, log);
+    h_sleep_ms(300);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_requests_total"), sent.n);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_spans_refused_total"), 8);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_overloaded_total"), 1);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_too_large_total"), 2);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_bad_requests_total"), 2);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_unsupported_total"), 4);
 
     h_agent_wait_ok(agent, log, 60000);
     assert_int_equal(h_log_value(log, "stats:", "otlp_exports"), 3);

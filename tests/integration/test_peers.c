@@ -43,26 +43,6 @@ static int s_metrics_port(const char *log)
     return -1;
 }
 
-/* The value of one series on /metrics (-1 when absent). */
-static double s_metric(int port, const char *series)
-{
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    long status = 0;
-    char *body = h_http_get(url, &status);
-    double v = -1;
-    size_t n = strlen(series);
-    for (char *line = body; line && *line;
-         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-            v = strtod(line + n + 1, NULL);
-            break;
-        }
-    }
-    free(body);
-    return v;
-}
-
 /* Waits up to timeout_ms for a series to reach at least want; returns the last value.
  * Fails the test showing the log when it does not. */
 static double s_metric_until(int port, const char *series, double want, int timeout_ms,
@@ -70,7 +50,7 @@ static double s_metric_until(int port, const char *series, double want, int time
 {
     double v = -1;
     for (int t = 0; t < timeout_ms; t += 100) {
-        if ((v = s_metric(port, series)) >= want) {
+        if ((v = h_metrics_get(port, series)) >= want) {
             return v;
         }
         h_sleep_ms(100);
@@ -157,8 +137,8 @@ static void test_failed_handshakes_are_counted_and_logged(void **state)
     unsetenv("WW_COLLECTOR_METRICS_LISTEN");
     snprintf(log, sizeof log, "%s/collector.log", db.dir);
     int port = s_metrics_port(log);
-    assert_true(s_metric(port, S_HS "{reason=\"protocol\"}") == 0);
-    assert_true(s_metric(port, S_HS "{reason=\"auth\"}") == 0);
+    assert_true(h_metrics_get(port, S_HS "{reason=\"protocol\"}") == 0);
+    assert_true(h_metrics_get(port, S_HS "{reason=\"auth\"}") == 0);
 
     /* A plain ZeroMQ peer (ZMTP 3.0, mechanism NULL) by hand, slow enough that its address
      * is still there to read: mechanism mismatch, logged with its address and port. */
@@ -171,22 +151,22 @@ static void test_failed_handshakes_are_counted_and_logged(void **state)
      * or no_detail when the DEALER hangs up first); its address is best effort. Its batch
      * is offered after the failure: libzmq then has dropped the connection's pipe, and a
      * blocking send would wait forever (this hung a CI run when the failure came first). */
-    double before = s_metric(port, S_HS "{reason=\"protocol\"}") +
-                    s_metric(port, S_HS "{reason=\"no_detail\"}");
+    double before = h_metrics_get(port, S_HS "{reason=\"protocol\"}") +
+                    h_metrics_get(port, S_HS "{reason=\"no_detail\"}");
     h_peer_t p;
     h_peer_open(&p, endpoint, db.dir, NULL, NULL, 200);
     double after = before;
     for (int i = 0; i < 100 && after < before + 1; i++) {
         h_sleep_ms(100);
-        after = s_metric(port, S_HS "{reason=\"protocol\"}") +
-                s_metric(port, S_HS "{reason=\"no_detail\"}");
+        after = h_metrics_get(port, S_HS "{reason=\"protocol\"}") +
+                h_metrics_get(port, S_HS "{reason=\"no_detail\"}");
     }
     assert_true(after >= before + 1);
     h_peer_offer_batch(&p, "good-agent", "good-node-1", 1, 1, 1000, ww_time_now_ns());
     h_peer_close(&p);
 
     /* An enrolled key that trusts another server key: the server cannot open its HELLO. */
-    before = s_metric(port, S_HS "{reason=\"protocol\"}");
+    before = h_metrics_get(port, S_HS "{reason=\"protocol\"}");
     h_peer_open(&p, endpoint, db.dir, "agent", "fake-collector", 200);
     h_peer_offer_batch(&p, "good-agent", "good-node-1", 1, 2, 1000, ww_time_now_ns());
     assert_true(s_metric_until(port, S_HS "{reason=\"protocol\"}", before + 1, 10000, log) >=
@@ -232,8 +212,8 @@ static void test_failed_handshake_log_is_rate_limited(void **state)
     }
     /* Each counts as protocol or no_detail, by which side hangs up first. */
     h_sleep_ms(1500);
-    double failures = s_metric(port, S_HS "{reason=\"protocol\"}") +
-                      s_metric(port, S_HS "{reason=\"no_detail\"}");
+    double failures = h_metrics_get(port, S_HS "{reason=\"protocol\"}") +
+                      h_metrics_get(port, S_HS "{reason=\"no_detail\"}");
     char *text = h_read_file(log);
     int lines = 0;
     for (char *s = text; (s = strstr(s, "zmon: handshake failed")); s++) {

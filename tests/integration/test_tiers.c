@@ -571,23 +571,7 @@ static void s_wait_caught_up(s_env_t *x, int hours_from_t0)
  * -1 when absent. */
 static double s_metric(const s_env_t *x, const char *series)
 {
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", x->port);
-    long code = 0;
-    char *body = h_http_get(url, &code);
-    if (code != 200) {
-        fail_msg("GET %s: HTTP %ld", url, code);
-    }
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-            v = strtod(p + n + 1, NULL);
-            break;
-        }
-    }
-    free(body);
-    return v;
+    return h_metrics_get(x->port, series);
 }
 
 #define RUNS_OK "waferwatch_collector_tier_runs_total{result=\"ok\"}"
