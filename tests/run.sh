@@ -14,6 +14,12 @@ WW_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WW_ROOT"
 . deploy/deps.sh
 ww_install_deps clang-format
+# node and npm for test_otlp's real OpenTelemetry SDK (tests/otel_sdk; its packages are
+# cached in ~/.cache/waferwatch/otel-sdk). Checked by command: a Node.js from elsewhere
+# (nodesource) ships its own npm and conflicts with Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  ww_install_deps nodejs npm
+fi
 
 echo "== clang-format"
 if [ -d .git ] || git rev-parse --git-dir >/dev/null 2>&1; then

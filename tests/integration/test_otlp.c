@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <zlib.h>
 
 #define S_GOOD_A 80
@@ -108,21 +109,20 @@ static int64_t s_accepted(char *body, size_t len, long status)
     return rejected;
 }
 
-static void test_spans_become_latency_windows_once(void **state)
+/* The agent of these tests: otlp-agent, one simulated node otlp-node giving the readings,
+ * its requests from OTLP on a free port (returned), /metrics on another; runs for
+ * run_for. Fills log with its log's path. */
+static pid_t s_agent_start(h_db_t *db, const char *endpoint, const char *run_for, char *log,
+                           size_t log_cap, unsigned *otlp_port)
 {
-    h_db_t db;
-    h_db_create(&db, "otlp");
-    h_secure(db.dir, "otlp-agent", "otlp-node");
-    char endpoint[256];
-    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
-    char spool[256], log[256];
-    snprintf(spool, sizeof spool, "%s/spool", db.dir);
-    snprintf(log, sizeof log, "%s/agent.log", db.dir);
+    char spool[256];
+    snprintf(spool, sizeof spool, "%s/spool", db->dir);
+    snprintf(log, log_cap, "%s/agent.log", db->dir);
     char *argv[] = {(char *)WW_AGENT_BIN,
                     (char *)"--spool-dir",
                     spool,
                     (char *)"--collector",
-                    endpoint,
+                    (char *)endpoint,
                     (char *)"--agent-id",
                     (char *)"otlp-agent",
                     (char *)"--node-id",
@@ -136,7 +136,7 @@ static void test_spans_become_latency_windows_once(void **state)
                     (char *)"--latency-window",
                     (char *)"1s",
                     (char *)"--run-for",
-                    (char *)"8s",
+                    (char *)run_for,
                     (char *)"--requests",
                     (char *)"otlp",
                     (char *)"--otlp-listen",
@@ -156,8 +156,24 @@ static void test_spans_become_latency_windows_once(void **state)
         h_sleep_ms(20);
         port = h_log_value(log, "otlp: listening", "port");
     }
-    assert_true(port > 0);
-    unsigned p = (unsigned)port;
+    if (port <= 0) {
+        char *text = h_read_file(log);
+        fail_msg("the agent's OTLP receiver did not start:\n%s", text ? text : "(no log)");
+    }
+    *otlp_port = (unsigned)port;
+    return agent;
+}
+
+static void test_spans_become_latency_windows_once(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "otlp");
+    h_secure(db.dir, "otlp-agent", "otlp-node");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    char log[256];
+    unsigned p;
+    pid_t agent = s_agent_start(&db, endpoint, "8s", log, sizeof log, &p);
     s_sent_t sent = {0};
     long status;
     size_t len, rlen;
@@ -297,7 +313,85 @@ static void test_spans_become_latency_windows_once(void **state)
     h_db_drop(&db);
 }
 
+/* The OpenTelemetry JavaScript SDK's own OTLP/HTTP protobuf exporter (installed from npm into
+ * a cache, tests/otel_sdk/install.sh) sends 300 spans through its batch processor: every
+ * one lands once, errors as errors, at the values the script gave (emit_spans.cjs). Skipped,
+ * saying why, only when node or the npm registry cannot be reached. */
+static void test_the_javascript_sdk_exporter_is_understood(void **state)
+{
+    char dir[512], cmd[2600];
+    const char *cache = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    snprintf(dir, sizeof dir, "%s%s/waferwatch/otel-sdk",
+             cache  ? cache
+             : home ? home
+                    : "/tmp",
+             cache ? "" : "/.cache");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && '%s/install.sh' '%s' > '%s/install.out' 2>&1", dir,
+             WW_OTEL_SDK_SRC, dir, dir);
+    int rc = system(cmd);
+    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/install.out", dir);
+        char *why = h_read_file(out);
+        print_message("SKIPPED: the OpenTelemetry JavaScript SDK cannot be installed: %s\n",
+                      why ? why : "?");
+        free(why);
+        skip();
+    }
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/install.out", dir);
+        char *why = h_read_file(out);
+        fail_msg("tests/otel_sdk/install.sh %s failed:\n%s", dir, why ? why : "?");
+    }
+
+    h_db_t db;
+    h_db_create(&db, "otlpsdk");
+    h_secure(db.dir, "otlp-agent", "otlp-node");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    char log[256];
+    unsigned p;
+    pid_t agent = s_agent_start(&db, endpoint, "6s", log, sizeof log, &p);
+    enum { N = 300 };
+    snprintf(cmd, sizeof cmd,
+             "node '%s/emit_spans.cjs' http://127.0.0.1:%u/v1/traces %d > '%s/node.log' 2>&1", dir,
+             p, N, db.dir);
+    rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "%s/node.log", db.dir);
+    char *out = h_read_file(cmd);
+    print_message("node: %s", out ? out : "(no output)\n");
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    free(out);
+    h_agent_wait_ok(agent, log, 60000);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_requests"), N);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 0);
+    assert_int_equal(h_stop(collector, 10000), 0);
+
+    /* emit_spans.cjs's values: span k has TTFT 0.05 + 0.001 k, e2e TTFT + 0.5 + 0.002 k, and
+     * every tenth is an error (its latencies are not a success's). */
+    double ttft[N], e2e[N];
+    size_t ok = 0;
+    for (int k = 0; k < N; k++) {
+        if (k % 10 != 9) {
+            ttft[ok] = 0.05 + 0.001 * k;
+            e2e[ok] = ttft[ok] + 0.5 + 0.002 * k;
+            ok++;
+        }
+    }
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_ok) FROM latency_windows"), ok);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_error) FROM latency_windows"), N / 10);
+    /* Tokens are a success's (an error's were not served). */
+    assert_int_equal(h_query_ll(&db, "SELECT sum(prompt_tokens) FROM latency_windows"),
+                     (long long)ok * 100);
+    h_verify_quantiles(&db, "ttft", ttft, ok, "latency_windows");
+    h_verify_quantiles(&db, "e2e", e2e, ok, "latency_windows");
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_spans_become_latency_windows_once),
+    cmocka_unit_test(test_the_javascript_sdk_exporter_is_understood),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
