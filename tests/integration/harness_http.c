@@ -32,6 +32,24 @@ static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* Performs the request set up on c into b (the body, 5 s at most); sets *status (0: no
+ * answer) and, when ctype is given, copies the Content-Type. Cleans c up. */
+static void s_perform(CURL *c, s_body_t *b, long *status, char *ctype, size_t ctype_cap)
+{
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    *status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+        char *ct = NULL;
+        if (ctype && curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK) {
+            snprintf(ctype, ctype_cap, "%s", ct ? ct : "");
+        }
+    }
+    curl_easy_cleanup(c);
+}
+
 char *h_http_request(const char *method, const char *url, const char *post_fields, long *status,
                      char *ctype, size_t ctype_cap)
 {
@@ -45,18 +63,7 @@ char *h_http_request(const char *method, const char *url, const char *post_field
     if (post_fields) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, post_fields);
     }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    *status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-        char *ct = NULL;
-        if (ctype && curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK) {
-            snprintf(ctype, ctype_cap, "%s", ct ? ct : "");
-        }
-    }
-    curl_easy_cleanup(c);
+    s_perform(c, &b, status, ctype, ctype_cap);
     return b.data ? b.data : strdup("");
 }
 
@@ -109,17 +116,10 @@ char *h_http_post(const char *url, const void *body, size_t len, const char *con
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    *status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    }
+    s_perform(c, &b, status, NULL, 0);
     curl_slist_free_all(list);
-    curl_easy_cleanup(c);
     *out_len = b.len;
     return b.data ? b.data : strdup("");
 }

@@ -164,16 +164,23 @@ static pid_t s_agent_start(h_db_t *db, const char *endpoint, const char *run_for
     return agent;
 }
 
+/* A database (tag), a collector and s_agent_start's agent; returns the agent's pid. */
+static pid_t s_start(h_db_t *db, const char *tag, const char *run_for, char *log, size_t log_cap,
+                     unsigned *otlp_port, pid_t *collector)
+{
+    h_db_create(db, tag);
+    h_secure(db->dir, "otlp-agent", "otlp-node");
+    char endpoint[256];
+    *collector = h_collector_start(db, endpoint, sizeof endpoint);
+    return s_agent_start(db, endpoint, run_for, log, log_cap, otlp_port);
+}
+
 static void test_spans_become_latency_windows_once(void **state)
 {
     h_db_t db;
-    h_db_create(&db, "otlp");
-    h_secure(db.dir, "otlp-agent", "otlp-node");
-    char endpoint[256];
-    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     char log[256];
     unsigned p;
-    pid_t agent = s_agent_start(&db, endpoint, "8s", log, sizeof log, &p);
+    pid_t collector, agent = s_start(&db, "otlp", "8s", log, sizeof log, &p, &collector);
     s_sent_t sent = {0};
     long status;
     size_t len, rlen;
@@ -347,13 +354,9 @@ static void test_the_javascript_sdk_exporter_is_understood(void **state)
     }
 
     h_db_t db;
-    h_db_create(&db, "otlpsdk");
-    h_secure(db.dir, "otlp-agent", "otlp-node");
-    char endpoint[256];
-    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
     char log[256];
     unsigned p;
-    pid_t agent = s_agent_start(&db, endpoint, "6s", log, sizeof log, &p);
+    pid_t collector, agent = s_start(&db, "otlpsdk", "6s", log, sizeof log, &p, &collector);
     enum { N = 300 };
     snprintf(cmd, sizeof cmd,
              "node '%s/emit_spans.cjs' http://127.0.0.1:%u/v1/traces %d > '%s/node.log' 2>&1", dir,
