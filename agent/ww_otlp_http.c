@@ -5,6 +5,7 @@
 #include "otlp/otlp_trace.pb-c.h"
 #include "ww_log.h"
 #include "ww_mhd.h"
+#include "ww_otlp_json.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <zlib.h>
 
 #define S_PROTOBUF "application/x-protobuf"
+#define S_JSON "application/json"
 /* 413, named differently by each libmicrohttpd release. */
 #define S_HTTP_TOO_LARGE 413
 /* google.rpc.Code values of a Status body. */
@@ -45,6 +47,7 @@ typedef struct {
     uint8_t *body;
     size_t len, cap;
     bool gzip;
+    bool json; /* the JSON encoding (else protobuf): the reply is in the same */
     bool too_large;
 } s_post_t;
 
@@ -76,9 +79,28 @@ static enum MHD_Result s_send(ww_otlp_http_t *self, struct MHD_Connection *c, un
     return ret;
 }
 
-/* An error reply: a Status (google.rpc.Status's fields 1 and 2) with the reason, counted. */
+/* text as the inside of a JSON string (quotes, backslashes and control characters
+ * escaped), cut to fit cap. */
+static void s_json_text(char *dst, size_t cap, const char *text)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && n + 7 < cap; p++) {
+        if (*p == '"' || *p == '\\') {
+            dst[n++] = '\\';
+            dst[n++] = (char)*p;
+        } else if (*p < 0x20) {
+            n += (size_t)snprintf(dst + n, cap - n, "\\u%04x", *p);
+        } else {
+            dst[n++] = (char)*p;
+        }
+    }
+    dst[n] = '\0';
+}
+
+/* An error reply: a Status (google.rpc.Status's fields 1 and 2, in the request's encoding)
+ * with the reason, counted. */
 static enum MHD_Result s_fail(ww_otlp_http_t *self, struct MHD_Connection *c, unsigned status,
-                              int32_t code, const char *reason)
+                              int32_t code, const char *reason, bool json)
 {
     pthread_mutex_lock(&self->mu);
     if (status == MHD_HTTP_BAD_REQUEST) {
@@ -91,6 +113,13 @@ static enum MHD_Result s_fail(ww_otlp_http_t *self, struct MHD_Connection *c, un
         self->st.unsupported++;
     }
     pthread_mutex_unlock(&self->mu);
+    const char *retry = status == MHD_HTTP_SERVICE_UNAVAILABLE ? "1" : NULL;
+    if (json) {
+        char text[400], body[512];
+        s_json_text(text, sizeof text, reason);
+        int len = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", (int)code, text);
+        return s_send(self, c, status, (const uint8_t *)body, (size_t)len, S_JSON, retry);
+    }
     Ww__Otlp__V1__RpcStatus st = WW__OTLP__V1__RPC_STATUS__INIT;
     st.code = code;
     st.message = (char *)reason;
@@ -99,8 +128,7 @@ static enum MHD_Result s_fail(ww_otlp_http_t *self, struct MHD_Connection *c, un
     if (ww__otlp__v1__rpc_status__get_packed_size(&st) <= sizeof buf) {
         len = ww__otlp__v1__rpc_status__pack(&st, buf);
     }
-    return s_send(self, c, status, buf, len, S_PROTOBUF,
-                  status == MHD_HTTP_SERVICE_UNAVAILABLE ? "1" : NULL);
+    return s_send(self, c, status, buf, len, S_PROTOBUF, retry);
 }
 
 /* Appends len bytes to the body; false past max_body. */
@@ -241,51 +269,47 @@ static bool s_enqueue(ww_otlp_http_t *self, const s_export_t *e, uint64_t spans,
 }
 
 /* The whole body is read: decode, queue, answer. */
-static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, s_post_t *p)
+/* The JSON body into its protobuf encoding, replacing it. Returns 0, -EBADMSG with why,
+ * -ENOMEM. */
+static int s_from_json(s_post_t *p, char *why, size_t why_cap)
 {
-    char why[200];
-    if (p->too_large) {
-        snprintf(why, sizeof why, "the body is over %zu bytes", self->conf.max_body);
-        return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why);
+    char *text = malloc(p->len + 1); /* NUL-terminated for the reader */
+    if (!text) {
+        return -ENOMEM;
     }
-    if (p->gzip) {
-        int rc = s_gunzip(p, self->conf.max_body, why, sizeof why);
-        if (rc == -EFBIG) {
-            snprintf(why, sizeof why, "the body decompresses to over %zu bytes",
-                     self->conf.max_body);
-            return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why);
-        }
-        if (rc == -EBADMSG) {
-            return s_fail(self, c, MHD_HTTP_BAD_REQUEST, S_RPC_INVALID_ARGUMENT, why);
-        }
-        if (rc < 0) {
-            return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
-                          "out of memory: retry later");
-        }
+    memcpy(text, p->body, p->len);
+    text[p->len] = '\0';
+    if (memchr(text, '\0', p->len)) {
+        free(text);
+        snprintf(why, why_cap, "not JSON: a NUL byte in the body");
+        return -EBADMSG;
     }
-    s_export_t e = {.self = self};
-    ww_otlp_trace_counts_t counts;
-    int rc = ww_otlp_trace_decode(p->body, p->len, &self->conf.trace, s_on_request, &e, &counts);
-    if (rc == 0 && e.oom) {
-        rc = -ENOMEM;
+    uint8_t *pb = NULL;
+    size_t len = 0;
+    int rc = ww_otlp_json_to_pb(text, &pb, &len, why, why_cap);
+    free(text);
+    if (rc == 0) {
+        free(p->body);
+        p->body = pb;
+        p->len = p->cap = len;
     }
-    if (rc == -EBADMSG) {
-        free(e.r);
-        return s_fail(self, c, MHD_HTTP_BAD_REQUEST, S_RPC_INVALID_ARGUMENT,
-                      "the body is not an OTLP ExportTraceServiceRequest (protobuf)");
-    }
-    if (rc < 0) {
-        free(e.r);
-        return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
-                      "out of memory: retry later");
-    }
-    qsort(e.r, e.n, sizeof *e.r, s_by_done);
-    uint64_t refused = counts.incomplete + counts.invalid + e.unknown_model;
-    bool queued = s_enqueue(self, &e, counts.spans, refused);
-    free(e.r);
-    if (!queued) {
-        return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_RESOURCE_EXHAUSTED,
-                      "the agent's queue of requests is full: retry later");
+    return rc;
+}
+
+/* The 200 reply: an ExportTraceServiceResponse in the request's encoding, with
+ * partial_success when request spans were refused. */
+static enum MHD_Result s_accept(ww_otlp_http_t *self, struct MHD_Connection *c, bool json,
+                                uint64_t refused, const char *why)
+{
+    if (json) {
+        char text[300], body[400];
+        s_json_text(text, sizeof text, why);
+        int len = refused == 0 ? snprintf(body, sizeof body, "{}")
+                               : snprintf(body, sizeof body,
+                                          "{\"partialSuccess\":{\"rejectedSpans\":\"%llu\","
+                                          "\"errorMessage\":\"%s\"}}",
+                                          (unsigned long long)refused, text);
+        return s_send(self, c, MHD_HTTP_OK, (const uint8_t *)body, (size_t)len, S_JSON, NULL);
     }
     Ww__Otlp__V1__ExportTraceServiceResponse resp =
         WW__OTLP__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
@@ -293,7 +317,7 @@ static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, 
     char msg[200];
     if (refused > 0) {
         part.rejected_spans = (int64_t)refused;
-        snprintf(msg, sizeof msg, "%s", counts.why[0] ? counts.why : e.why);
+        snprintf(msg, sizeof msg, "%s", why);
         part.error_message = msg;
         resp.partial_success = &part;
     }
@@ -303,6 +327,50 @@ static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, 
         len = ww__otlp__v1__export_trace_service_response__pack(&resp, buf);
     }
     return s_send(self, c, MHD_HTTP_OK, buf, len, S_PROTOBUF, NULL);
+}
+
+/* The whole body is read: decode, queue, answer. */
+static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, s_post_t *p)
+{
+    char why[200];
+    bool json = p->json;
+    if (p->too_large) {
+        snprintf(why, sizeof why, "the body is over %zu bytes", self->conf.max_body);
+        return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why, json);
+    }
+    int rc = p->gzip ? s_gunzip(p, self->conf.max_body, why, sizeof why) : 0;
+    if (rc == -EFBIG) {
+        snprintf(why, sizeof why, "the body decompresses to over %zu bytes", self->conf.max_body);
+        return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why, json);
+    }
+    if (rc == 0 && json) {
+        rc = s_from_json(p, why, sizeof why);
+    }
+    s_export_t e = {.self = self};
+    ww_otlp_trace_counts_t counts;
+    if (rc == 0) {
+        snprintf(why, sizeof why, "the body is not an OTLP ExportTraceServiceRequest (protobuf)");
+        rc = ww_otlp_trace_decode(p->body, p->len, &self->conf.trace, s_on_request, &e, &counts);
+    }
+    if (rc == 0 && e.oom) {
+        rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        free(e.r);
+        return rc == -EBADMSG
+                   ? s_fail(self, c, MHD_HTTP_BAD_REQUEST, S_RPC_INVALID_ARGUMENT, why, json)
+                   : s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
+                            "out of memory: retry later", json);
+    }
+    qsort(e.r, e.n, sizeof *e.r, s_by_done);
+    uint64_t refused = counts.incomplete + counts.invalid + e.unknown_model;
+    bool queued = s_enqueue(self, &e, counts.spans, refused);
+    free(e.r);
+    if (!queued) {
+        return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_RESOURCE_EXHAUSTED,
+                      "the agent's queue of requests is full: retry later", json);
+    }
+    return s_accept(self, c, json, refused, counts.why[0] ? counts.why : e.why);
 }
 
 /* Whether header value v is `want` (case-insensitive), parameters after ';' aside. */
@@ -320,42 +388,44 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
     ww_otlp_http_t *self = cls;
     s_post_t *p = *con_cls;
     if (!p) {
-        /* The headers: refuse what is not ours before reading a body. */
+        /* The headers: refuse what is not ours before reading a body (in JSON when the
+         * request is JSON). */
+        const char *type =
+            self->mhd->lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        bool json = s_is(type, S_JSON);
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
             return s_fail(self, c, MHD_HTTP_METHOD_NOT_ALLOWED, S_RPC_UNIMPLEMENTED,
-                          "use POST (OTLP/HTTP)");
+                          "use POST (OTLP/HTTP)", json);
         }
         if (strcmp(url, "/v1/traces") != 0) {
             return s_fail(self, c, MHD_HTTP_NOT_FOUND, S_RPC_UNIMPLEMENTED,
                           strcmp(url, "/v1/metrics") == 0
                               ? "/v1/metrics is not served yet: send spans to /v1/traces"
-                              : "not found: spans go to /v1/traces");
+                              : "not found: spans go to /v1/traces",
+                          json);
         }
-        const char *type =
-            self->mhd->lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!s_is(type, S_PROTOBUF)) {
+        if (!json && !s_is(type, S_PROTOBUF)) {
             return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,
-                          s_is(type, "application/json")
-                              ? "the JSON encoding is not served yet: use application/x-protobuf"
-                              : "Content-Type must be application/x-protobuf");
+                          "Content-Type must be application/x-protobuf or application/json", false);
         }
         const char *enc = self->mhd->lookup_connection_value(c, MHD_HEADER_KIND,
                                                              MHD_HTTP_HEADER_CONTENT_ENCODING);
         if (enc && !s_is(enc, "gzip") && !s_is(enc, "identity")) {
             return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,
-                          "Content-Encoding must be gzip or none");
+                          "Content-Encoding must be gzip or none", json);
         }
         const char *clen =
             self->mhd->lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (clen && strtoull(clen, NULL, 10) > self->conf.max_body) {
             char why[120];
             snprintf(why, sizeof why, "the body is over %zu bytes", self->conf.max_body);
-            return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why);
+            return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why, json);
         }
         if (!(p = calloc(1, sizeof *p))) {
             return MHD_NO;
         }
         p->gzip = s_is(enc, "gzip");
+        p->json = json;
         *con_cls = p;
         return MHD_YES;
     }

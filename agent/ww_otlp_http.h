@@ -4,15 +4,17 @@
  * windows (proto/ww_otlp_trace.h says which spans, which attributes and how).
  *
  * What the OTLP/HTTP specification asks of a server, for POST /v1/traces:
- *   - protobuf bodies (Content-Type application/x-protobuf), plain or gzip
- *     (Content-Encoding gzip); the JSON encoding is answered 415 (not built yet);
+ *   - protobuf bodies (Content-Type application/x-protobuf) and JSON ones
+ *     (application/json, proto/ww_otlp_json.h), plain or gzip (Content-Encoding gzip);
+ *     every reply in the request's encoding;
  *   - 200 with an ExportTraceServiceResponse; when spans were refused, its partial_success
  *     holds how many and the first reason (a request span without an attribute it needs,
  *     values that cannot be a request, a model that is not one of the agent's);
  *   - 400 with a Status (google.rpc.Status's code and message) for a body that is not an
- *     export or not gzip; 413 for a body (or its decompression) over max_body; 415 for
- *     another content type or encoding; 404 for another path (/v1/metrics: not built yet),
- *     405 for another method; the exporter does not retry these;
+ *     export (not JSON, a field of the wrong type: the message says where) or not gzip; 413
+ *     for a body (or its decompression) over max_body; 415 for another content type or
+ *     encoding; 404 for another path (/v1/metrics: not built yet), 405 for another method;
+ *     the exporter does not retry these;
  *   - 503 with Retry-After when the records waiting for the agent would pass max_queue: the
  *     exporter retries the whole export later, so nothing it was told was taken is dropped,
  *     and memory stays bounded however fast spans come.

@@ -2,7 +2,7 @@
  * real run: two agents (two sites, two phases, three nodes each) stream to a collector that
  * evaluates the phases' SLOs; a coolant pump fault on one phase throttles its wafers and
  * fires its alerts; the storage tiers are then built over the run. Then every dashboard is
- * parsed (tjson.c) and checked: schema version, the `${datasource}` variable on every panel,
+ * parsed (lib/ww_json.c) and checked: schema version, the `${datasource}` variable on every panel,
  * target and variable query, unique panel ids, every variable a query uses is defined.
  * Every variable query and every panel's rawSql is expanded the way Grafana does it
  * (template variables first, as the browser does, then the PostgreSQL data source's macros)
@@ -13,7 +13,7 @@
  * variable or macro) fails. The views of migration 0007 are checked too: commented,
  * readable by the reader, filled. */
 #include "harness.h"
-#include "tjson.h"
+#include "ww_json.h"
 #include "ww_test.h"
 
 #include <ctype.h>
@@ -132,7 +132,7 @@ typedef struct {
 
 typedef struct {
     const char *file;
-    tj_t *root;
+    ww_json_t *root;
     s_var_t vars[S_MAX_VARS];
     size_t n_vars;
     s_query_t qs[S_MAX_QUERIES];
@@ -674,10 +674,10 @@ static void s_check_refs(s_dash_t *d, const char *where, const char *sql)
     }
 }
 
-static void s_check_ds(s_dash_t *d, const char *where, const tj_t *ds)
+static void s_check_ds(s_dash_t *d, const char *where, const ww_json_t *ds)
 {
-    const char *type = tj_str(tj_get(ds, "type"));
-    const char *uid = tj_str(tj_get(ds, "uid"));
+    const char *type = ww_json_str(ww_json_get(ds, "type"));
+    const char *uid = ww_json_str(ww_json_get(ds, "uid"));
     if (!type || strcmp(type, S_PLUGIN) != 0 || !uid || strcmp(uid, S_DS_UID) != 0) {
         s_err(d->errs,
               "%s: %s: datasource must be {\"type\": \"" S_PLUGIN "\", \"uid\": \"" S_DS_UID
@@ -688,18 +688,18 @@ static void s_check_ds(s_dash_t *d, const char *where, const tj_t *ds)
 
 static void s_load_vars(s_dash_t *d)
 {
-    const tj_t *list = tj_get(tj_get(d->root, "templating"), "list");
-    if (!list || list->type != TJ_ARR) {
+    const ww_json_t *list = ww_json_get(ww_json_get(d->root, "templating"), "list");
+    if (!list || list->type != WW_JSON_ARR) {
         s_err(d->errs, "%s: templating.list is not an array", d->file);
         return;
     }
     bool have_ds = false;
     for (size_t i = 0; i < list->n && d->n_vars < S_MAX_VARS; i++) {
-        const tj_t *j = list->items[i];
+        const ww_json_t *j = list->items[i];
         s_var_t *v = &d->vars[d->n_vars];
         memset(v, 0, sizeof *v);
-        v->name = tj_str(tj_get(j, "name"));
-        v->type = tj_str(tj_get(j, "type"));
+        v->name = ww_json_str(ww_json_get(j, "name"));
+        v->type = ww_json_str(ww_json_get(j, "type"));
         if (!v->name || !v->type || !v->name[0]) {
             s_err(d->errs, "%s: templating.list[%zu] has no name or type", d->file, i);
             continue;
@@ -708,13 +708,13 @@ static void s_load_vars(s_dash_t *d)
             s_err(d->errs, "%s: variable %s defined twice", d->file, v->name);
             continue;
         }
-        v->multi = tj_is_true(tj_get(j, "multi"));
-        v->include_all = tj_is_true(tj_get(j, "includeAll"));
-        v->all_value = tj_str(tj_get(j, "allValue"));
-        const tj_t *q = tj_get(j, "query");
-        v->query = tj_str(q) ? tj_str(q) : tj_str(tj_get(q, "rawSql"));
+        v->multi = ww_json_is_true(ww_json_get(j, "multi"));
+        v->include_all = ww_json_is_true(ww_json_get(j, "includeAll"));
+        v->all_value = ww_json_str(ww_json_get(j, "allValue"));
+        const ww_json_t *q = ww_json_get(j, "query");
+        v->query = ww_json_str(q) ? ww_json_str(q) : ww_json_str(ww_json_get(q, "rawSql"));
         if (!v->query) {
-            v->query = tj_str(tj_get(q, "query"));
+            v->query = ww_json_str(ww_json_get(q, "query"));
         }
         char where[96];
         snprintf(where, sizeof where, "variable %s", v->name);
@@ -725,7 +725,7 @@ static void s_load_vars(s_dash_t *d)
             }
             have_ds = have_ds || strcmp(v->name, "datasource") == 0;
         } else if (strcmp(v->type, "query") == 0) {
-            s_check_ds(d, where, tj_get(j, "datasource"));
+            s_check_ds(d, where, ww_json_get(j, "datasource"));
             if (!v->query || !v->query[0]) {
                 s_err(d->errs, "%s: %s has no query", d->file, where);
             }
@@ -739,7 +739,7 @@ static void s_load_vars(s_dash_t *d)
                       per_node ? "without All (a variable over nodes: multi, no includeAll)"
                                : "with All (multi, includeAll)");
             }
-            double refresh = tj_get(j, "refresh") ? tj_get(j, "refresh")->num : 0;
+            double refresh = ww_json_get(j, "refresh") ? ww_json_get(j, "refresh")->num : 0;
             if (refresh != 1 && refresh != 2) {
                 s_err(d->errs, "%s: %s: refresh must be 1 (on load) or 2 (on time range change)",
                       d->file, where);
@@ -763,20 +763,20 @@ static void s_load_vars(s_dash_t *d)
     }
 }
 
-static void s_load_panels(s_dash_t *d, const tj_t *panels, int depth)
+static void s_load_panels(s_dash_t *d, const ww_json_t *panels, int depth)
 {
-    if (!panels || panels->type != TJ_ARR) {
+    if (!panels || panels->type != WW_JSON_ARR) {
         s_err(d->errs, "%s: panels is not an array", d->file);
         return;
     }
     for (size_t i = 0; i < panels->n; i++) {
-        const tj_t *p = panels->items[i];
-        const tj_t *idj = tj_get(p, "id");
-        const char *type = tj_str(tj_get(p, "type"));
-        const char *title = tj_str(tj_get(p, "title"));
+        const ww_json_t *p = panels->items[i];
+        const ww_json_t *idj = ww_json_get(p, "id");
+        const char *type = ww_json_str(ww_json_get(p, "type"));
+        const char *title = ww_json_str(ww_json_get(p, "title"));
         char where[200];
         snprintf(where, sizeof where, "panel \"%s\"", title ? title : "(untitled)");
-        if (!idj || idj->type != TJ_NUM || idj->num != floor(idj->num) || !type) {
+        if (!idj || idj->type != WW_JSON_NUM || idj->num != floor(idj->num) || !type) {
             s_err(d->errs, "%s: %s has no numeric id or no type", d->file, where);
             continue;
         }
@@ -790,14 +790,14 @@ static void s_load_panels(s_dash_t *d, const tj_t *panels, int depth)
         if (d->n_ids < S_MAX_QUERIES) {
             d->ids[d->n_ids++] = id;
         }
-        if (!tj_get(p, "gridPos")) {
+        if (!ww_json_get(p, "gridPos")) {
             s_err(d->errs, "%s: %s has no gridPos", d->file, where);
         }
         if (strcmp(type, "row") == 0) {
-            const tj_t *inner = tj_get(p, "panels");
+            const ww_json_t *inner = ww_json_get(p, "panels");
             if (depth > 0) {
                 s_err(d->errs, "%s: %s: rows do not nest", d->file, where);
-            } else if (inner && inner->n > 0 && !tj_is_true(tj_get(p, "collapsed"))) {
+            } else if (inner && inner->n > 0 && !ww_json_is_true(ww_json_get(p, "collapsed"))) {
                 s_err(d->errs, "%s: %s: an expanded row keeps its panels at the top level", d->file,
                       where);
             } else if (inner) {
@@ -811,22 +811,22 @@ static void s_load_panels(s_dash_t *d, const tj_t *panels, int depth)
         if (strcmp(type, "text") == 0) {
             continue;
         }
-        s_check_ds(d, where, tj_get(p, "datasource"));
-        const tj_t *targets = tj_get(p, "targets");
-        if (!targets || targets->type != TJ_ARR || targets->n == 0) {
+        s_check_ds(d, where, ww_json_get(p, "datasource"));
+        const ww_json_t *targets = ww_json_get(p, "targets");
+        if (!targets || targets->type != WW_JSON_ARR || targets->n == 0) {
             s_err(d->errs, "%s: %s has no targets", d->file, where);
             continue;
         }
-        const char *interval = tj_str(tj_get(p, "interval"));
+        const char *interval = ww_json_str(ww_json_get(p, "interval"));
         if (interval && s_interval_s(interval, strlen(interval)) <= 0) {
             s_err(d->errs, "%s: %s: bad interval \"%s\"", d->file, where, interval);
             interval = NULL;
         }
         for (size_t t = 0; t < targets->n; t++) {
-            const tj_t *tg = targets->items[t];
-            const char *sql = tj_str(tj_get(tg, "rawSql"));
-            const char *format = tj_str(tj_get(tg, "format"));
-            s_check_ds(d, where, tj_get(tg, "datasource"));
+            const ww_json_t *tg = targets->items[t];
+            const char *sql = ww_json_str(ww_json_get(tg, "rawSql"));
+            const char *format = ww_json_str(ww_json_get(tg, "format"));
+            s_check_ds(d, where, ww_json_get(tg, "datasource"));
             if (!sql || !sql[0]) {
                 s_err(d->errs, "%s: %s: target %zu has no rawSql", d->file, where, t);
                 continue;
@@ -835,7 +835,8 @@ static void s_load_panels(s_dash_t *d, const tj_t *panels, int depth)
                 s_err(d->errs, "%s: %s: format must be table or time_series", d->file, where);
                 continue;
             }
-            if (!tj_is_true(tj_get(tg, "rawQuery")) || !tj_str(tj_get(tg, "refId"))) {
+            if (!ww_json_is_true(ww_json_get(tg, "rawQuery")) ||
+                !ww_json_str(ww_json_get(tg, "refId"))) {
                 s_err(d->errs, "%s: %s: a code target needs rawQuery: true and a refId", d->file,
                       where);
             }
@@ -863,28 +864,28 @@ static int s_dash_load(s_dash_t *d, const char *file, const char *text, s_errs_t
     d->file = file;
     d->errs = errs;
     char err[256];
-    d->root = tj_parse(text, err, sizeof err);
+    d->root = ww_json_parse(text, 0, err, sizeof err);
     if (!d->root) {
         s_err(errs, "%s: not JSON: %s", file, err);
         return -1;
     }
-    if (d->root->type != TJ_OBJ) {
+    if (d->root->type != WW_JSON_OBJ) {
         s_err(errs, "%s: not a JSON object", file);
         return -1;
     }
-    const char *uid = tj_str(tj_get(d->root, "uid"));
+    const char *uid = ww_json_str(ww_json_get(d->root, "uid"));
     if (!uid || !uid[0] || strlen(uid) > 40) {
         s_err(errs, "%s: uid must be set (1 to 40 characters)", file);
     }
-    if (!tj_str(tj_get(d->root, "title"))) {
+    if (!ww_json_str(ww_json_get(d->root, "title"))) {
         s_err(errs, "%s: no title", file);
     }
-    const tj_t *sv = tj_get(d->root, "schemaVersion");
-    if (!sv || sv->type != TJ_NUM || sv->num != 39) {
+    const ww_json_t *sv = ww_json_get(d->root, "schemaVersion");
+    if (!sv || sv->type != WW_JSON_NUM || sv->num != 39) {
         s_err(errs, "%s: schemaVersion must be 39", file);
     }
     s_load_vars(d);
-    s_load_panels(d, tj_get(d->root, "panels"), 0);
+    s_load_panels(d, ww_json_get(d->root, "panels"), 0);
     if (d->n_qs == 0) {
         s_err(errs, "%s: no panel queries", file);
     }
@@ -904,7 +905,7 @@ static void s_dash_free(s_dash_t *d)
     for (size_t i = 0; i < d->n_qs; i++) {
         free(d->qs[i].base_sql);
     }
-    tj_free(&d->root);
+    ww_json_free(&d->root);
 }
 
 /* ------------------------------------------------------------------ running */
@@ -1346,7 +1347,7 @@ static void test_every_panel_query_returns_rows(void **state)
         s_dash_t *d = calloc(1, sizeof *d);
         assert_non_null(d);
         if (s_dash_load(d, names[i], text, &errs) == 0) {
-            const char *uid = tj_str(tj_get(d->root, "uid"));
+            const char *uid = ww_json_str(ww_json_get(d->root, "uid"));
             for (size_t k = 0; uid && k < n_uids; k++) {
                 if (strcmp(uids[k], uid) == 0) {
                     s_err(&errs, "%s: uid %s is used by another dashboard", names[i], uid);
@@ -1481,20 +1482,20 @@ static void test_checker_catches_mistakes(void **state)
 
     /* The JSON reader: escapes, surrogate pairs, and what it refuses. */
     char jerr[128];
-    tj_t *j = tj_parse("{\"a\": [1, -2.5e3, true, null, \"x\\u00e9\\ud83d\\ude00\\n\"]}", jerr,
-                       sizeof jerr);
+    ww_json_t *j = ww_json_parse("{\"a\": [1, -2.5e3, true, null, \"x\\u00e9\\ud83d\\ude00\\n\"]}",
+                                 0, jerr, sizeof jerr);
     assert_non_null(j);
-    const tj_t *arr = tj_get(j, "a");
+    const ww_json_t *arr = ww_json_get(j, "a");
     assert_int_equal(arr->n, 5);
     assert_true(arr->items[1]->num == -2500.0);
-    assert_string_equal(tj_str(arr->items[4]), "x\xc3\xa9\xf0\x9f\x98\x80\n");
-    tj_free(&j);
+    assert_string_equal(ww_json_str(arr->items[4]), "x\xc3\xa9\xf0\x9f\x98\x80\n");
+    ww_json_free(&j);
     assert_null(j);
     const char *bad[] = {
         "{\"a\": 1,}", "{\"a\": 1, \"a\": 2}", "[01]", "\"\\ud800\"", "\"a\tb\"", "[1] x", "{a: 1}",
         "[1.]"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        j = tj_parse(bad[i], jerr, sizeof jerr);
+        j = ww_json_parse(bad[i], 0, jerr, sizeof jerr);
         if (j) {
             fail_msg("tj_parse accepted %s", bad[i]);
         }

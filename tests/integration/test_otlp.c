@@ -20,12 +20,13 @@
 #define S_GOOD_A 80
 #define S_GOOD_B 80
 #define S_GOOD_C 40
+#define S_GOOD_D 2 /* in JSON */
 
 static const char *const s_models[] = {"llama3.1-8b", "llama3.1-70b", "llama3.1-405b"};
 
 typedef struct {
-    double ttft[S_GOOD_A + S_GOOD_B + S_GOOD_C];
-    double e2e[S_GOOD_A + S_GOOD_B + S_GOOD_C];
+    double ttft[S_GOOD_A + S_GOOD_B + S_GOOD_C + S_GOOD_D];
+    double e2e[S_GOOD_A + S_GOOD_B + S_GOOD_C + S_GOOD_D];
     size_t n;
 } s_sent_t;
 
@@ -251,8 +252,54 @@ static void test_spans_become_latency_windows_once(void **state)
     r = s_post(p, "/v1/traces", junk, sizeof junk, "application/x-protobuf", "gzip", &status, &rlen,
                NULL);
     s_refused(r, rlen, status, 400, 3);
-    r = s_post(p, "/v1/traces", "{}", 2, "application/json", NULL, &status, &rlen, NULL);
+    r = s_post(p, "/v1/traces", "{}", 2, "text/plain", NULL, &status, &rlen, NULL);
     s_refused(r, rlen, status, 415, 0);
+
+    /* D: the JSON encoding, as the specification writes it (times and integers as strings),
+     * two good spans and one without a TTFT; answered in JSON. */
+    char json[4096];
+    size_t jl =
+        (size_t)snprintf(json, sizeof json, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[");
+    for (int i = 0; i < S_GOOD_D + 1; i++) {
+        size_t k = sent.n;
+        double ttft = 0.05 + 0.001 * (double)k, e2e = ttft + 0.5 + 0.002 * (double)k;
+        char ttft_attr[128] = ""; /* the third span lacks it */
+        if (i < S_GOOD_D) {
+            sent.ttft[k] = ttft;
+            sent.e2e[k] = e2e;
+            sent.n++;
+            snprintf(ttft_attr, sizeof ttft_attr,
+                     "{\"key\":\"gen_ai.latency.time_to_first_token\",\"value\":{"
+                     "\"doubleValue\":%.17g}},",
+                     ttft);
+        }
+        jl += (size_t)snprintf(
+            json + jl, sizeof json - jl,
+            "%s{\"name\":\"llm_request\",\"endTimeUnixNano\":\"%lld\",\"attributes\":["
+            "{\"key\":\"gen_ai.latency.e2e\",\"value\":{\"doubleValue\":%.17g}},"
+            "%s{\"key\":\"gen_ai.latency.time_in_queue\",\"value\":{\"doubleValue\":0.01}},"
+            "{\"key\":\"gen_ai.usage.prompt_tokens\",\"value\":{\"intValue\":\"100\"}},"
+            "{\"key\":\"gen_ai.usage.completion_tokens\",\"value\":{\"intValue\":\"50\"}},"
+            "{\"key\":\"gen_ai.response.model\",\"value\":{\"stringValue\":\"%s\"}}]}",
+            i ? "," : "", (long long)(ww_time_now_ns() - 100 * WW_NS_PER_MS), e2e, ttft_attr,
+            s_models[k % 3]);
+    }
+    jl += (size_t)snprintf(json + jl, sizeof json - jl, "]}]}]}");
+    assert_true(jl < sizeof json);
+    r = s_post(p, "/v1/traces", json, jl, "application/json", NULL, &status, &rlen, NULL);
+    assert_int_equal(status, 200);
+    if (!strstr(r, "\"partialSuccess\":{\"rejectedSpans\":\"1\"")) {
+        fail_msg("JSON reply: %s", r);
+    }
+    free(r);
+    r = s_post(p, "/v1/traces", "{\"resourceSpans\":[", 18, "application/json", NULL, &status,
+               &rlen, NULL);
+    assert_int_equal(status, 400);
+    const char *want = "{\"code\":3,\"message\":\"not JSON: line 1, column 19";
+    if (strncmp(r, want, strlen(want)) != 0) {
+        fail_msg("JSON error reply: %s", r);
+    }
+    free(r);
     r = s_post(p, "/v1/traces", junk, sizeof junk, "application/x-protobuf", "br", &status, &rlen,
                NULL);
     s_refused(r, rlen, status, 415, 0);
@@ -284,18 +331,19 @@ static void test_spans_become_latency_windows_once(void **state)
     int mport = h_metrics_port(agent, log);
     h_sleep_ms(300);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_requests_total"), sent.n);
-    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_spans_refused_total"), 8);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_spans_refused_total"), 9);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_overloaded_total"), 1);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_too_large_total"), 2);
-    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_bad_requests_total"), 2);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_bad_requests_total"), 3);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_unsupported_total"), 4);
 
     h_agent_wait_ok(agent, log, 60000);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_exports"), 3);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_spans"), S_GOOD_A + S_GOOD_B + S_GOOD_C + 10);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_exports"), 4);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_spans"),
+                     S_GOOD_A + S_GOOD_B + S_GOOD_C + 10 + S_GOOD_D + 1);
     assert_int_equal(h_log_value(log, "stats:", "otlp_requests"), (long long)sent.n);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 8);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_errors"), 9);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 9);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_errors"), 10);
     /* The simulator gave the readings; its own requests were not the node's. */
     assert_true(h_log_value(log, "stats:", "source_requests_dropped") > 0);
     assert_true(h_log_value(log, "stats:", "samples") >= 70);
@@ -320,10 +368,11 @@ static void test_spans_become_latency_windows_once(void **state)
     h_db_drop(&db);
 }
 
-/* The OpenTelemetry JavaScript SDK's own OTLP/HTTP protobuf exporter (installed from npm into
- * a cache, tests/otel_sdk/install.sh) sends 300 spans through its batch processor: every
- * one lands once, errors as errors, at the values the script gave (emit_spans.cjs). Skipped,
- * saying why, only when node or the npm registry cannot be reached. */
+/* The OpenTelemetry JavaScript SDK's own OTLP/HTTP exporters (installed from npm into a
+ * cache, tests/otel_sdk/install.sh), protobuf and JSON, each send 300 spans through the
+ * SDK's batch processor: every one lands once, errors as errors, at the values the script
+ * gave (emit_spans.cjs). Skipped, saying why, only when node or the npm registry cannot be
+ * reached. */
 static void test_the_javascript_sdk_exporter_is_understood(void **state)
 {
     char dir[512], cmd[2600];
@@ -358,33 +407,40 @@ static void test_the_javascript_sdk_exporter_is_understood(void **state)
     unsigned p;
     pid_t collector, agent = s_start(&db, "otlpsdk", "6s", log, sizeof log, &p, &collector);
     enum { N = 300 };
-    snprintf(cmd, sizeof cmd,
-             "node '%s/emit_spans.cjs' http://127.0.0.1:%u/v1/traces %d > '%s/node.log' 2>&1", dir,
-             p, N, db.dir);
-    rc = system(cmd);
-    snprintf(cmd, sizeof cmd, "%s/node.log", db.dir);
-    char *out = h_read_file(cmd);
-    print_message("node: %s", out ? out : "(no output)\n");
-    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    free(out);
+    static const char *const encodings[] = {"proto", "json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(
+            cmd, sizeof cmd,
+            "node '%s/emit_spans.cjs' http://127.0.0.1:%u/v1/traces %d %s > '%s/node.log' 2>&1",
+            dir, p, N, encodings[i], db.dir);
+        rc = system(cmd);
+        snprintf(cmd, sizeof cmd, "%s/node.log", db.dir);
+        char *out = h_read_file(cmd);
+        print_message("node (%s): %s", encodings[i], out ? out : "(no output)\n");
+        assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+        free(out);
+    }
     h_agent_wait_ok(agent, log, 60000);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_requests"), N);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_exports") > 0, 1);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_requests"), 2 * N);
     assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 0);
     assert_int_equal(h_stop(collector, 10000), 0);
 
-    /* emit_spans.cjs's values: span k has TTFT 0.05 + 0.001 k, e2e TTFT + 0.5 + 0.002 k, and
-     * every tenth is an error (its latencies are not a success's). */
-    double ttft[N], e2e[N];
+    /* emit_spans.cjs's values, sent twice (protobuf, then JSON): span k has TTFT
+     * 0.05 + 0.001 k, e2e TTFT + 0.5 + 0.002 k, and every tenth is an error (its latencies
+     * are not a success's). */
+    double ttft[2 * N], e2e[2 * N];
     size_t ok = 0;
-    for (int k = 0; k < N; k++) {
-        if (k % 10 != 9) {
-            ttft[ok] = 0.05 + 0.001 * k;
-            e2e[ok] = ttft[ok] + 0.5 + 0.002 * k;
+    for (int k = 0; k < 2 * N; k++) {
+        if ((k % N) % 10 != 9) {
+            ttft[ok] = 0.05 + 0.001 * (k % N);
+            e2e[ok] = ttft[ok] + 0.5 + 0.002 * (k % N);
             ok++;
         }
     }
     assert_int_equal(h_query_ll(&db, "SELECT sum(requests_ok) FROM latency_windows"), ok);
-    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_error) FROM latency_windows"), N / 10);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_error) FROM latency_windows"),
+                     2 * N / 10);
     /* Tokens are a success's (an error's were not served). */
     assert_int_equal(h_query_ll(&db, "SELECT sum(prompt_tokens) FROM latency_windows"),
                      (long long)ok * 100);

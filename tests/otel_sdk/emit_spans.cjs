@@ -1,13 +1,16 @@
 // Emits vLLM-shaped llm_request spans through the OpenTelemetry JavaScript SDK and its
-// OTLP/HTTP protobuf exporter (a client nobody here wrote), for test_otlp.c.
-//   node emit_spans.cjs URL N
+// OTLP/HTTP exporter (a client nobody here wrote), for test_otlp.c.
+//   node emit_spans.cjs URL N proto|json
+// proto: @opentelemetry/exporter-trace-otlp-proto; json: exporter-trace-otlp-http (JSON).
 // Span k (0-based): TTFT 0.05 + 0.001 k s, e2e TTFT + 0.5 + 0.002 k s, queue 0.01 s,
 // 100 prompt and 50 output tokens, model k % 3 of the agent's defaults, status ERROR for
 // every tenth (k % 10 == 9); ending 100 ms before now, 1 us apart. Exits 0 once the
 // exporter reported every export a success, 1 otherwise.
 'use strict';
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
-const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
+const { OTLPTraceExporter } = require(process.argv[4] === 'json'
+  ? '@opentelemetry/exporter-trace-otlp-http'
+  : '@opentelemetry/exporter-trace-otlp-proto');
 const { SpanStatusCode } = require('@opentelemetry/api');
 
 const url = process.argv[2];

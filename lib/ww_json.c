@@ -1,13 +1,12 @@
-/* tjson: see tjson.h. Recursive descent over the NUL-terminated text. */
-#include "tjson.h"
+/* ww_json: see ww_json.h. Recursive descent over the NUL-terminated text. */
+#include "ww_json.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TJ_MAX_DEPTH 128
 
 typedef struct {
     const char *p;
@@ -16,6 +15,7 @@ typedef struct {
     char *err;
     size_t errcap;
     int failed;
+    size_t values, max_values; /* made so far; the limit (0: none) */
 } s_cur_t;
 
 static void s_fail(s_cur_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -55,9 +55,13 @@ static void s_ws(s_cur_t *c)
     }
 }
 
-static tj_t *s_node(s_cur_t *c, tj_type_t type)
+static ww_json_t *s_node(s_cur_t *c, ww_json_type_t type)
 {
-    tj_t *v = calloc(1, sizeof *v);
+    if (c->max_values && ++c->values > c->max_values) {
+        s_fail(c, "more than %zu values", c->max_values);
+        return NULL;
+    }
+    ww_json_t *v = calloc(1, sizeof *v);
     if (!v) {
         s_fail(c, "out of memory");
         return NULL;
@@ -205,10 +209,10 @@ static int s_digits(s_cur_t *c)
     return 0;
 }
 
-static tj_t *s_number(s_cur_t *c)
+static ww_json_t *s_number(s_cur_t *c)
 {
     const char *start = c->p;
-    tj_t *v = s_node(c, TJ_NUM);
+    ww_json_t *v = s_node(c, WW_JSON_NUM);
     if (!v) {
         return NULL;
     }
@@ -240,42 +244,51 @@ static tj_t *s_number(s_cur_t *c)
         s_fail(c, "number out of range");
         goto bad;
     }
+    v->str = strndup(start, (size_t)(c->p - start));
+    if (!v->str) {
+        s_fail(c, "out of memory");
+        goto bad;
+    }
     return v;
 bad:
     free(v);
     return NULL;
 }
 
-static tj_t *s_value(s_cur_t *c, int depth);
+static ww_json_t *s_value(s_cur_t *c, int depth);
 
-static int s_push(s_cur_t *c, tj_t *v, tj_t *item, char *key)
+static int s_push(s_cur_t *c, ww_json_t *v, ww_json_t *item, char *key)
 {
-    tj_t **items = realloc(v->items, (v->n + 1) * sizeof *items);
-    char **keys = NULL;
-    if (items) {
-        v->items = items;
-        if (v->type == TJ_OBJ && (keys = realloc(v->keys, (v->n + 1) * sizeof *keys)) != NULL) {
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 4;
+        ww_json_t **items = realloc(v->items, cap * sizeof *items);
+        if (items) {
+            v->items = items;
+        }
+        char **keys = NULL;
+        if (items && v->type == WW_JSON_OBJ && (keys = realloc(v->keys, cap * sizeof *keys))) {
             v->keys = keys;
         }
-    }
-    if (!items || (v->type == TJ_OBJ && !keys)) {
-        s_fail(c, "out of memory");
-        tj_free(&item);
-        free(key);
-        return -1;
+        if (!items || (v->type == WW_JSON_OBJ && !keys)) {
+            s_fail(c, "out of memory");
+            ww_json_free(&item);
+            free(key);
+            return -1;
+        }
+        v->cap = cap;
     }
     v->items[v->n] = item;
-    if (v->type == TJ_OBJ) {
+    if (v->type == WW_JSON_OBJ) {
         v->keys[v->n] = key;
     }
     v->n++;
     return 0;
 }
 
-static tj_t *s_container(s_cur_t *c, int depth, tj_type_t type)
+static ww_json_t *s_container(s_cur_t *c, int depth, ww_json_type_t type)
 {
-    char close = type == TJ_ARR ? ']' : '}';
-    tj_t *v = s_node(c, type);
+    char close = type == WW_JSON_ARR ? ']' : '}';
+    ww_json_t *v = s_node(c, type);
     if (!v) {
         return NULL;
     }
@@ -288,9 +301,13 @@ static tj_t *s_container(s_cur_t *c, int depth, tj_type_t type)
     for (;;) {
         char *key = NULL;
         s_ws(c);
-        if (type == TJ_OBJ) {
+        if (type == WW_JSON_OBJ) {
             if (*c->p != '"') {
                 s_fail(c, "object key (a string) expected");
+                break;
+            }
+            if (v->n >= WW_JSON_MAX_MEMBERS) {
+                s_fail(c, "an object of more than %d members", WW_JSON_MAX_MEMBERS);
                 break;
             }
             if (!(key = s_string(c))) {
@@ -312,7 +329,7 @@ static tj_t *s_container(s_cur_t *c, int depth, tj_type_t type)
             }
             c->p++;
         }
-        tj_t *item = s_value(c, depth + 1);
+        ww_json_t *item = s_value(c, depth + 1);
         if (!item) {
             free(key);
             break;
@@ -337,28 +354,28 @@ static tj_t *s_container(s_cur_t *c, int depth, tj_type_t type)
         s_fail(c, "',' or '%c' expected", close);
         break;
     }
-    tj_free(&v);
+    ww_json_free(&v);
     return NULL;
 }
 
-static tj_t *s_value(s_cur_t *c, int depth)
+static ww_json_t *s_value(s_cur_t *c, int depth)
 {
-    if (depth > TJ_MAX_DEPTH) {
-        s_fail(c, "nested deeper than %d", TJ_MAX_DEPTH);
+    if (depth > WW_JSON_MAX_DEPTH) {
+        s_fail(c, "nested deeper than %d", WW_JSON_MAX_DEPTH);
         return NULL;
     }
     s_ws(c);
     char ch = *c->p;
     if (ch == '{') {
-        return s_container(c, depth, TJ_OBJ);
+        return s_container(c, depth, WW_JSON_OBJ);
     }
     if (ch == '[') {
-        return s_container(c, depth, TJ_ARR);
+        return s_container(c, depth, WW_JSON_ARR);
     }
     if (ch == '"') {
-        tj_t *v = s_node(c, TJ_STR);
+        ww_json_t *v = s_node(c, WW_JSON_STR);
         if (v && !(v->str = s_string(c))) {
-            tj_free(&v);
+            ww_json_free(&v);
         }
         return v;
     }
@@ -367,13 +384,13 @@ static tj_t *s_value(s_cur_t *c, int depth)
     }
     static const struct {
         const char *word;
-        tj_type_t type;
+        ww_json_type_t type;
         int boolean;
-    } words[] = {{"true", TJ_BOOL, 1}, {"false", TJ_BOOL, 0}, {"null", TJ_NULL, 0}};
+    } words[] = {{"true", WW_JSON_BOOL, 1}, {"false", WW_JSON_BOOL, 0}, {"null", WW_JSON_NULL, 0}};
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
         size_t len = strlen(words[i].word);
         if (strncmp(c->p, words[i].word, len) == 0) {
-            tj_t *v = s_node(c, words[i].type);
+            ww_json_t *v = s_node(c, words[i].type);
             if (v) {
                 v->boolean = words[i].boolean;
                 c->p += len;
@@ -389,31 +406,31 @@ static tj_t *s_value(s_cur_t *c, int depth)
     return NULL;
 }
 
-tj_t *tj_parse(const char *text, char *err, size_t errcap)
+ww_json_t *ww_json_parse(const char *text, size_t max_values, char *err, size_t errcap)
 {
-    s_cur_t c = {text, text, 1, err, errcap, 0};
+    s_cur_t c = {text, text, 1, err, errcap, 0, 0, max_values};
     if (err && errcap) {
         err[0] = '\0';
     }
-    tj_t *root = s_value(&c, 0);
+    ww_json_t *root = s_value(&c, 0);
     if (root) {
         s_ws(&c);
         if (*c.p) {
             s_fail(&c, "text after the value");
-            tj_free(&root);
+            ww_json_free(&root);
         }
     }
     return root;
 }
 
-void tj_free(tj_t **v)
+void ww_json_free(ww_json_t **v)
 {
     if (!v || !*v) {
         return;
     }
-    tj_t *t = *v;
+    ww_json_t *t = *v;
     for (size_t i = 0; i < t->n; i++) {
-        tj_free(&t->items[i]);
+        ww_json_free(&t->items[i]);
         if (t->keys) {
             free(t->keys[i]);
         }
@@ -425,9 +442,9 @@ void tj_free(tj_t **v)
     *v = NULL;
 }
 
-const tj_t *tj_get(const tj_t *v, const char *key)
+const ww_json_t *ww_json_get(const ww_json_t *v, const char *key)
 {
-    if (!v || v->type != TJ_OBJ) {
+    if (!v || v->type != WW_JSON_OBJ) {
         return NULL;
     }
     for (size_t i = 0; i < v->n; i++) {
@@ -438,12 +455,62 @@ const tj_t *tj_get(const tj_t *v, const char *key)
     return NULL;
 }
 
-const char *tj_str(const tj_t *v)
+const char *ww_json_str(const ww_json_t *v)
 {
-    return v && v->type == TJ_STR ? v->str : NULL;
+    return v && v->type == WW_JSON_STR ? v->str : NULL;
 }
 
-int tj_is_true(const tj_t *v)
+int ww_json_is_true(const ww_json_t *v)
 {
-    return v && v->type == TJ_BOOL && v->boolean;
+    return v && v->type == WW_JSON_BOOL && v->boolean;
+}
+
+int ww_json_int64(const ww_json_t *v, int64_t *out)
+{
+    if (!v || (v->type != WW_JSON_NUM && v->type != WW_JSON_STR)) {
+        return -EINVAL;
+    }
+    const char *t = v->str;
+    size_t i = t[0] == '-';
+    if (t[i] == '\0' || strspn(t + i, "0123456789") != strlen(t + i)) {
+        return -EINVAL; /* a fraction, an exponent, or not a number */
+    }
+    errno = 0;
+    char *end;
+    long long x = strtoll(t, &end, 10);
+    if (errno == ERANGE) {
+        return -ERANGE;
+    }
+    *out = (int64_t)x;
+    return 0;
+}
+
+int ww_json_double(const ww_json_t *v, double *out)
+{
+    if (v && v->type == WW_JSON_NUM) {
+        *out = v->num;
+        return 0;
+    }
+    if (!v || v->type != WW_JSON_STR) {
+        return -EINVAL;
+    }
+    static const struct {
+        const char *text;
+        double x;
+    } special[] = {{"NaN", NAN}, {"Infinity", INFINITY}, {"-Infinity", -INFINITY}};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        if (strcmp(v->str, special[i].text) == 0) {
+            *out = special[i].x;
+            return 0;
+        }
+    }
+    /* A number in a string: JSON's own grammar, so parse it as a value. */
+    ww_json_t *n = ww_json_parse(v->str, 1, NULL, 0);
+    if (!n || n->type != WW_JSON_NUM) {
+        ww_json_free(&n);
+        return -EINVAL;
+    }
+    *out = n->num;
+    ww_json_free(&n);
+    return 0;
 }
