@@ -1,6 +1,9 @@
 /* fuzz_otlp_trace: libFuzzer target of the OTLP trace export decoder (proto/ww_otlp_trace.h):
  * the body of any POST to the agent's OTLP/HTTP intake.
  *
+ * Each input is also read as the JSON encoding of an export (proto/ww_otlp_json.h), and
+ * what that makes is decoded under the same checks.
+ *
  * Invariants checked (a violation traps):
  *  - ww_otlp_trace_decode() returns 0 or -EBADMSG (never crashes, never reads out of
  *    bounds: ASan; -ENOMEM only when an allocation fails);
@@ -10,9 +13,11 @@
  *    arrival <= start <= first token <= done.
  *
  * Built with -DFUZZ_OTLP_SEEDS it is instead the seed writer: `fuzz_otlp_trace_seeds DIR`
- * writes valid exports (vLLM request spans, another span, an incomplete one) as DIR/NAME.bin.
+ * writes valid exports (vLLM request spans, another span, an incomplete one) as DIR/NAME.bin,
+ * and one in JSON as DIR/one.json.
  */
 #include "otlp/otlp_trace.pb-c.h"
+#include "ww_otlp_json.h"
 #include "ww_otlp_trace.h"
 #include "ww_wire.h"
 
@@ -43,7 +48,8 @@ static void s_take(void *arg, const char *model, const ww_request_t *r)
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Decodes one protobuf export and checks the counts. */
+static void s_decode(const uint8_t *data, size_t size)
 {
     uint64_t calls = 0;
     ww_otlp_trace_counts_t c;
@@ -53,6 +59,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(c.requests == calls);
         CHECK(c.spans == c.requests + c.other + c.incomplete + c.invalid);
     }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    s_decode(data, size);
+    /* The same bytes as a JSON body (ww_otlp_json.h): refused with a reason, or turned into
+     * a protobuf export that the decoder reads under the same checks. */
+    char *text = malloc(size + 1);
+    if (!text) {
+        return 0;
+    }
+    memcpy(text, data, size);
+    text[size] = '\0';
+    uint8_t *pb = NULL;
+    size_t len = 0;
+    char why[200] = "";
+    int rc = ww_otlp_json_to_pb(text, &pb, &len, why, sizeof why);
+    CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM);
+    CHECK(rc == 0 || why[0] != '\0');
+    if (rc == 0) {
+        s_decode(pb, len);
+    }
+    free(pb);
+    free(text);
     return 0;
 }
 #else
@@ -139,6 +169,30 @@ static int s_write(const char *dir, const char *name, size_t n, int other, int i
     return rc;
 }
 
+/* Writes a JSON export of one request span, as the OTLP/JSON encoding spells it. */
+static int s_write_json(const char *dir)
+{
+    static const char json[] =
+        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+        "\"value\":{\"stringValue\":\"vllm\"}}]},\"scopeSpans\":[{\"spans\":[{\"name\":"
+        "\"llm_request\",\"startTimeUnixNano\":\"1764720000000000000\",\"endTimeUnixNano\":"
+        "\"1764720002500000000\",\"attributes\":[{\"key\":\"gen_ai.latency.e2e\",\"value\":"
+        "{\"doubleValue\":2.5}},{\"key\":\"gen_ai.latency.time_to_first_token\",\"value\":"
+        "{\"doubleValue\":0.3}},{\"key\":\"gen_ai.latency.time_in_queue\",\"value\":"
+        "{\"doubleValue\":0.1}},{\"key\":\"gen_ai.usage.prompt_tokens\",\"value\":"
+        "{\"intValue\":\"100\"}},{\"key\":\"gen_ai.usage.completion_tokens\",\"value\":"
+        "{\"intValue\":50}},{\"key\":\"gen_ai.response.model\",\"value\":{\"stringValue\":"
+        "\"m0\"}}],\"status\":{\"code\":\"STATUS_CODE_ERROR\"}}]}]}]}";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/one.json", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        return -1;
+    }
+    size_t w = fwrite(json, 1, sizeof json - 1, f);
+    return fclose(f) == 0 && w == sizeof json - 1 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -146,7 +200,8 @@ int main(int argc, char **argv)
         return 2;
     }
     int rc = s_write(argv[1], "one", 1, 0, 0) | s_write(argv[1], "three_other", 3, 1, 0) |
-             s_write(argv[1], "incomplete", 4, 0, 1) | s_write(argv[1], "eight", 8, 1, 1);
+             s_write(argv[1], "incomplete", 4, 0, 1) | s_write(argv[1], "eight", 8, 1, 1) |
+             s_write_json(argv[1]);
     return rc ? 1 : 0;
 }
 #endif
