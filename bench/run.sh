@@ -27,6 +27,8 @@
 #                 sends maximum-size hostile messages, beside the same with no attack
 #   outage.sh     messages per batch through a 3-minute PostgreSQL outage (Pending and the
 #                 agents' backoff), every sample stored once
+#   otlp.sh       the agent's OTLP/HTTP intake at 5,000 spans/s beside the request log at the
+#                 same rate (CPU, RSS), and flat out (spans per CPU second, RSS bounded)
 # About 30 minutes in all. Exit status: non-zero when a part fails to run (the figures
 # against the targets are printed, not turned into an exit status, except footprint's).
 #
@@ -64,4 +66,6 @@ echo "== hostile"
 bench/hostile.sh "$build"
 echo "== outage"
 bench/outage.sh "$build"
+echo "== otlp"
+bench/otlp.sh "$build"
 [ "$foot" -le 1 ] || exit "$foot"

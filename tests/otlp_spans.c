@@ -1,10 +1,18 @@
 /* otlp_spans: see otlp_spans.h. */
 #include "otlp_spans.h"
 
-#include "ww_test.h"
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* For tests and benchmarks alike (no cmocka): a broken invariant aborts with where. */
+#define S_CHECK(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: %s failed\n", __FILE__, __LINE__, #cond);                      \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
 
 static ProtobufCBinaryData s_bin(const char *s, size_t len)
 {
@@ -28,7 +36,7 @@ void h_otlp_span_init(h_otlp_span_t *s, const char *name, uint64_t end_ns)
 static Ww__Otlp__V1__AnyValue *s_add(h_otlp_span_t *s, const char *key)
 {
     size_t i = s->span.n_attributes++;
-    assert_true(i < H_OTLP_MAX_ATTRS);
+    S_CHECK(i < H_OTLP_MAX_ATTRS);
     Ww__Otlp__V1__KeyValue kv = WW__OTLP__V1__KEY_VALUE__INIT;
     Ww__Otlp__V1__AnyValue v = WW__OTLP__V1__ANY_VALUE__INIT;
     s->kv[i] = kv;
@@ -75,7 +83,7 @@ void h_otlp_vllm(h_otlp_span_t *s, uint64_t end_ns, const char *model, double e2
 uint8_t *h_otlp_pack(h_otlp_span_t *spans, size_t n, size_t *len)
 {
     Ww__Otlp__V1__Span **sp = calloc(n ? n : 1, sizeof *sp);
-    assert_non_null(sp);
+    S_CHECK(sp != NULL);
     for (size_t i = 0; i < n; i++) {
         sp[i] = &spans[i].span;
     }
@@ -92,8 +100,8 @@ uint8_t *h_otlp_pack(h_otlp_span_t *spans, size_t n, size_t *len)
     req.n_resource_spans = 1;
     *len = ww__otlp__v1__export_trace_service_request__get_packed_size(&req);
     uint8_t *buf = malloc(*len ? *len : 1);
-    assert_non_null(buf);
-    assert_int_equal(ww__otlp__v1__export_trace_service_request__pack(&req, buf), *len);
+    S_CHECK(buf != NULL);
+    S_CHECK(ww__otlp__v1__export_trace_service_request__pack(&req, buf) == *len);
     free(sp);
     return buf;
 }

@@ -1,6 +1,7 @@
-/* otlp_spans: OTLP trace exports built for tests (the unit test of ww_otlp_trace, the
- * agent's receiver end to end): spans with attributes as vLLM writes them, packed into an
- * ExportTraceServiceRequest with the protoc-c code of proto/otlp/otlp_trace.proto. */
+/* otlp_spans: OTLP trace exports built for tests and benchmarks (the unit test of
+ * ww_otlp_trace, the agent's receiver end to end, bench_otlp): spans with attributes as
+ * vLLM writes them, packed into an ExportTraceServiceRequest with the protoc-c code of
+ * proto/otlp/otlp_trace.proto. Out of memory or a span of too many attributes aborts. */
 #ifndef WW_OTLP_SPANS_H
 #define WW_OTLP_SPANS_H
 
