@@ -134,6 +134,9 @@ static enum MHD_Result s_fail(ww_otlp_http_t *self, struct MHD_Connection *c, un
 /* Appends len bytes to the body; false past max_body. */
 static bool s_append(s_post_t *p, const uint8_t *data, size_t len, size_t max)
 {
+    if (len == 0) {
+        return true; /* nothing (and maybe no buffer yet) */
+    }
     if (len > max - p->len) {
         return false;
     }
@@ -233,7 +236,9 @@ static bool s_enqueue(ww_otlp_http_t *self, const s_export_t *e, uint64_t spans,
     pthread_mutex_lock(&self->mu);
     bool ok = self->n + e->n <= self->conf.max_queue;
     if (ok && self->head + self->n + e->n > self->cap) {
-        memmove(self->q, self->q + self->head, self->n * sizeof *self->q);
+        if (self->n > 0) { /* (never with a NULL queue: UBSan holds memmove to that) */
+            memmove(self->q, self->q + self->head, self->n * sizeof *self->q);
+        }
         self->head = 0;
         if (self->n + e->n > self->cap) {
             size_t cap = self->cap ? self->cap : 1024;
@@ -277,7 +282,9 @@ static int s_from_json(s_post_t *p, char *why, size_t why_cap)
     if (!text) {
         return -ENOMEM;
     }
-    memcpy(text, p->body, p->len);
+    if (p->len > 0) { /* an empty body has no buffer */
+        memcpy(text, p->body, p->len);
+    }
     text[p->len] = '\0';
     if (memchr(text, '\0', p->len)) {
         free(text);
@@ -362,7 +369,9 @@ static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, 
                    : s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
                             "out of memory: retry later", json);
     }
-    qsort(e.r, e.n, sizeof *e.r, s_by_done);
+    if (e.n > 1) {
+        qsort(e.r, e.n, sizeof *e.r, s_by_done);
+    }
     uint64_t refused = counts.incomplete + counts.invalid + e.unknown_model;
     bool queued = s_enqueue(self, &e, counts.spans, refused);
     free(e.r);
