@@ -343,8 +343,9 @@ static void test_writers_side_by_side_store_exactly_once(void **state)
     assert_int_equal(h_stop(collector, 10000), 0);
     char log[256];
     snprintf(log, sizeof log, "%s/collector.log", db.dir);
+    /* No transaction retried. A batch an agent resent after its ack timeout (the sanitizer
+     * build under load) is a duplicate, stored once: the rows above are exact. */
     assert_int_equal(h_log_value(log, "stopping:", "retries"), 0);
-    assert_int_equal(h_log_value(log, "stopping:", "duplicates"), 0);
     assert_int_equal(h_query_ll(&db, "SELECT count(DISTINCT node_id) FROM node_samples"),
                      AGENTS * SIM_NODES);
     assert_true(h_query_ll(&db, "SELECT count(*) FROM latency_windows") > AGENTS * SIM_NODES);
