@@ -86,85 +86,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 #else
-/* Writes one export of n spans: vLLM requests with models m0.., and (odd) one other span. */
+#include "otlp_spans.h"
+
+/* Writes one export of n spans (tests/otlp_spans.h): vLLM requests with models m0.. and
+ * status codes 0, 1, 2 in turn; with `other` the last is another span, with `incomplete` the
+ * first lacks its model. */
 static int s_write(const char *dir, const char *name, size_t n, int other, int incomplete)
 {
-    Ww__Otlp__V1__Span sp[8];
-    Ww__Otlp__V1__Span *spp[8];
-    Ww__Otlp__V1__KeyValue kv[8][6];
-    Ww__Otlp__V1__KeyValue *kvp[8][6];
-    Ww__Otlp__V1__AnyValue v[8][6];
-    Ww__Otlp__V1__Status st[8];
-    static const char *const keys[6] = {"gen_ai.latency.e2e",
-                                        "gen_ai.latency.time_to_first_token",
-                                        "gen_ai.latency.time_in_queue",
-                                        "gen_ai.usage.prompt_tokens",
-                                        "gen_ai.usage.completion_tokens",
-                                        "gen_ai.response.model"};
+    h_otlp_span_t sp[8];
     static char models[8][8];
     for (size_t i = 0; i < n; i++) {
-        Ww__Otlp__V1__Span s0 = WW__OTLP__V1__SPAN__INIT;
-        Ww__Otlp__V1__Status t0 = WW__OTLP__V1__STATUS__INIT;
-        sp[i] = s0;
-        st[i] = t0;
-        st[i].code = (int32_t)(i % 3);
-        const char *nm = other && i == n - 1 ? "GET /health" : "llm_request";
-        sp[i].name.data = (uint8_t *)nm;
-        sp[i].name.len = strlen(nm);
-        sp[i].end_time_unix_nano = UINT64_C(1795000000000000000) + i * 1000000;
-        sp[i].start_time_unix_nano = sp[i].end_time_unix_nano - 2000000000;
-        sp[i].status = &st[i];
+        uint64_t end = UINT64_C(1795000000000000000) + i * 1000000;
         snprintf(models[i], sizeof models[i], "m%zu", i);
-        size_t na = incomplete && i == 0 ? 5 : 6;
-        for (size_t k = 0; k < na; k++) {
-            Ww__Otlp__V1__KeyValue k0 = WW__OTLP__V1__KEY_VALUE__INIT;
-            Ww__Otlp__V1__AnyValue v0 = WW__OTLP__V1__ANY_VALUE__INIT;
-            kv[i][k] = k0;
-            v[i][k] = v0;
-            kv[i][k].key.data = (uint8_t *)keys[k];
-            kv[i][k].key.len = strlen(keys[k]);
-            kv[i][k].value = &v[i][k];
-            kvp[i][k] = &kv[i][k];
-            if (k < 3) {
-                v[i][k].value_case = WW__OTLP__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-                v[i][k].double_value = k == 0 ? 1.5 + (double)i : k == 1 ? 0.25 : 0.125;
-            } else if (k < 5) {
-                v[i][k].value_case = WW__OTLP__V1__ANY_VALUE__VALUE_INT_VALUE;
-                v[i][k].int_value = (int64_t)(k * 10 + i);
-            } else {
-                v[i][k].value_case = WW__OTLP__V1__ANY_VALUE__VALUE_STRING_VALUE;
-                v[i][k].string_value.data = (uint8_t *)models[i];
-                v[i][k].string_value.len = strlen(models[i]);
-            }
+        if (other && i == n - 1) {
+            h_otlp_span_init(&sp[i], "GET /health", end);
+        } else {
+            h_otlp_vllm(&sp[i], end, models[i], 1.5 + (double)i, 0.25, 0.125, (int64_t)(30 + i),
+                        (int64_t)(40 + i));
         }
-        sp[i].attributes = kvp[i];
-        sp[i].n_attributes = na;
-        spp[i] = &sp[i];
+        if (incomplete && i == 0) {
+            sp[i].span.n_attributes--; /* the model, added last */
+        }
+        sp[i].status.code = (int32_t)(i % 3);
     }
-    Ww__Otlp__V1__ScopeSpans ss = WW__OTLP__V1__SCOPE_SPANS__INIT;
-    ss.spans = spp;
-    ss.n_spans = n;
-    Ww__Otlp__V1__ScopeSpans *ssp = &ss;
-    Ww__Otlp__V1__ResourceSpans rs = WW__OTLP__V1__RESOURCE_SPANS__INIT;
-    rs.scope_spans = &ssp;
-    rs.n_scope_spans = 1;
-    Ww__Otlp__V1__ResourceSpans *rsp = &rs;
-    Ww__Otlp__V1__ExportTraceServiceRequest req = WW__OTLP__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
-    req.resource_spans = &rsp;
-    req.n_resource_spans = 1;
-    size_t len = ww__otlp__v1__export_trace_service_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len + 1);
-    if (!buf) {
-        return -1;
-    }
-    ww__otlp__v1__export_trace_service_request__pack(&req, buf);
-    char path[512];
+    size_t len;
+    uint8_t *buf = h_otlp_pack(sp, n, &len);
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s.bin", dir, name);
     FILE *f = fopen(path, "wb");
-    int rc = f && fwrite(buf, 1, len, f) == len ? 0 : -1;
-    if (f && fclose(f) != 0) {
-        rc = -1;
-    }
+    size_t w = f ? fwrite(buf, 1, len, f) : 0;
+    int rc = f && fclose(f) == 0 && w == len ? 0 : -1;
     free(buf);
     return rc;
 }
