@@ -554,11 +554,13 @@ static void test_burn_rate_hours(void **state)
     PQclear(h_query(&db, "UPDATE ww_tier_state SET start = b.t, minutes_done = b.t,"
                          " hours_done = b.t, compacted_through = b.t, truncated_through = b.t,"
                          " watermark = date_trunc('minute', now(), 'UTC') FROM b"));
-    /* Every 7 minutes from 30 hours ago to now, two SLOs of two phases, three windows. */
+    /* Every 7 minutes from 30 hours before the hour to now, two SLOs of two phases, three
+     * windows. (Up to now: a series that stopped at the hour left the last hour empty in the
+     * last minute of every hour, and the 1-hour range below with it.) */
     PQclear(h_query(&db, "INSERT INTO slo_evaluations SELECT b.t + i * interval '7 minutes', p, s,"
                          " CASE s WHEN 'ttft' THEN 'm1' ELSE '*' END, 'ttft', 60, w, 90, 100,"
                          " ((i * 37 + length(p || s || w) * 11) % 97) / 7.0"
-                         " FROM b, generate_series(0, 30 * 60 / 7) i, unnest('{A,B}'::text[]) p,"
+                         " FROM b, generate_series(0, 31 * 60 / 7) i, unnest('{A,B}'::text[]) p,"
                          " unnest('{ttft,avail}'::text[]) s, unnest('{5m,1h,6h}'::text[]) w"
                          " WHERE b.t + i * interval '7 minutes' < now()"));
     PQclear(h_query(&db, "SELECT * FROM ww_tier_build(100000, 100000)"));
