@@ -4,11 +4,14 @@
 #define WW_TEST_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -28,6 +31,25 @@ static inline void ww_test_rm_dir(const char *dir)
         closedir(d);
     }
     rmdir(dir);
+}
+
+/* Writes text into root/rel, making rel's directories: fixture trees (a sysfs laid out as
+ * the kernel's). */
+static inline void ww_test_put_file(const char *root, const char *rel, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    for (char *p = path + strlen(root) + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+            *p = '/';
+        }
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
 }
 
 /* splitmix64: a deterministic PRNG, so every run checks the same sequences. */

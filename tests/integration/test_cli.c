@@ -501,24 +501,6 @@ static void test_keygen_help_and_name_with_suffix(void **state)
     h_db_drop(&db);
 }
 
-/* Writes text into dir/rel, making its directories. */
-static void s_put(const char *dir, const char *rel, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    for (char *p = path + strlen(dir) + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
-            *p = '/';
-        }
-    }
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* `waferwatch sensors` over a tree laid out as the kernel's hwmon and powercap: each
  * sensor on a line with its name, place, kind, value and limit; an energy counter that
  * does not move reads 0 W; a root that does not exist is a usage error. */
@@ -529,14 +511,14 @@ static void test_sensors_lists_a_sysfs_tree(void **state)
     char root[300];
     snprintf(root, sizeof root, "%s/host", db.dir);
     assert_int_equal(mkdir(root, 0755), 0);
-    s_put(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
-    s_put(root, "sys/class/hwmon/hwmon0/temp1_input", "45000\n");
-    s_put(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
-    s_put(root, "sys/class/hwmon/hwmon0/temp1_crit", "100000\n");
-    s_put(root, "sys/class/hwmon/hwmon1/name", "acpi_power_meter\n");
-    s_put(root, "sys/class/hwmon/hwmon1/power1_average", "23456789\n");
-    s_put(root, "sys/class/powercap/intel-rapl:0/name", "package-0\n");
-    s_put(root, "sys/class/powercap/intel-rapl:0/energy_uj", "1000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_input", "45000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_crit", "100000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon1/name", "acpi_power_meter\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon1/power1_average", "23456789\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0/name", "package-0\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0/energy_uj", "1000\n");
     char *list[] = {(char *)WW_CLI_BIN, (char *)"sensors", (char *)"--root", root, NULL};
     s_run_t r = s_run(db.dir, "sensors", list);
     assert_int_equal(r.rc, 0);

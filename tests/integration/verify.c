@@ -138,16 +138,10 @@ long long h_verify_rollups(h_db_t *db)
             " OR abs(ww_hist_sum(r.e2e) - ww_hist_sum(m.e2e)) > 1e-9 * abs(ww_hist_sum(m.e2e))");
 }
 
-static int s_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 void h_verify_quantiles(h_db_t *db, const char *col, double *values, size_t n, const char *from)
 {
     assert_true(n > 0);
-    qsort(values, n, sizeof *values, s_cmp_double);
+    qsort(values, n, sizeof *values, ww_test_cmp_double);
     const double qs[] = {0.5, 0.9, 0.99};
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
         char sql[512];

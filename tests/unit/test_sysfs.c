@@ -17,23 +17,7 @@
 
 #include <cmocka.h>
 
-/* Writes text into root/rel, making its directories. */
-static void s_put(const char *root, const char *rel, const char *text)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", root, rel);
-    for (char *p = path + strlen(root) + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
-            *p = '/';
-        }
-    }
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+#include "ww_test.h"
 
 static void s_rm(const char *root)
 {
@@ -49,42 +33,46 @@ static void s_fixture(char *root, size_t cap)
 {
     snprintf(root, cap, "/tmp/ww-sysfs.XXXXXX");
     assert_non_null(mkdtemp(root));
-    s_put(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
-    s_put(root, "sys/class/hwmon/hwmon0/temp1_input", "45000\n");
-    s_put(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
-    s_put(root, "sys/class/hwmon/hwmon0/temp1_crit", "100000\n");
-    s_put(root, "sys/class/hwmon/hwmon0/temp2_input", "-5250\n"); /* no label, below 0 */
-    s_put(root, "sys/class/hwmon/hwmon0/temp2_max", "80000\n");   /* not a value */
-    s_put(root, "sys/class/hwmon/hwmon1/device/name", "nct6775\n");
-    s_put(root, "sys/class/hwmon/hwmon1/device/temp1_input", "31500\n");
-    s_put(root, "sys/class/hwmon/hwmon1/device/temp1_label", "SYSTIN\n");
-    s_put(root, "sys/class/hwmon/hwmon2/name", "nvme\n");
-    s_put(root, "sys/class/hwmon/hwmon2/temp1_input", "38850\n");
-    s_put(root, "sys/class/hwmon/hwmon2/temp1_label", "Composite\n");
-    s_put(root, "sys/class/hwmon/hwmon3/name", "nvme\n");
-    s_put(root, "sys/class/hwmon/hwmon3/temp1_input", "41000\n");
-    s_put(root, "sys/class/hwmon/hwmon3/temp1_label", "Composite\n");
-    s_put(root, "sys/class/hwmon/hwmon4/temp1_input", "20000\n"); /* no name anywhere */
-    s_put(root, "sys/class/hwmon/hwmon5/name", "acpi_power_meter\n");
-    s_put(root, "sys/class/hwmon/hwmon5/power1_average", "23456789\n"); /* uW */
-    s_put(root, "sys/class/hwmon/hwmon5/power1_crit", "30000000\n");
-    s_put(root, "sys/class/hwmon/hwmon6/name", "amdgpu\n");
-    s_put(root, "sys/class/hwmon/hwmon6/power1_input", "150000000\n");
-    s_put(root, "sys/class/hwmon/hwmon6/power1_average", "1\n"); /* power1_input is taken */
-    s_put(root, "sys/class/hwmon/hwmon6/temp1_input", "not a number\n");
-    s_put(root, "sys/class/hwmon/hwmon6/temp2_input/x", "");     /* a directory: unreadable */
-    s_put(root, "sys/class/powercap/intel-rapl/enabled", "1\n"); /* a control type */
-    s_put(root, "sys/class/powercap/intel-rapl:0/name", "package-0\n");
-    s_put(root, "sys/class/powercap/intel-rapl:0/energy_uj", "1000\n");
-    s_put(root, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n");
-    s_put(root, "sys/class/powercap/intel-rapl:0:0/name", "core\n");
-    s_put(root, "sys/class/powercap/intel-rapl:0:0/energy_uj", "500\n");
-    s_put(root, "sys/class/powercap/intel-rapl:0:0/max_energy_range_uj", "262143328850\n");
-    s_put(root, "sys/class/powercap/intel-rapl:1/name", "package-1\n");
-    s_put(root, "sys/class/powercap/intel-rapl:1/energy_uj", "7\n");
-    s_put(root, "sys/class/powercap/intel-rapl:1:0/name", "core\n");
-    s_put(root, "sys/class/powercap/intel-rapl:1:0/energy_uj", "9\n");
-    s_put(root, "sys/class/powercap/intel-rapl:1:0/max_energy_range_uj", "-1\n"); /* unreadable */
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_input", "45000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_crit", "100000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp2_input", "-5250\n"); /* no label, below 0 */
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp2_max", "80000\n");   /* not a value */
+    ww_test_put_file(root, "sys/class/hwmon/hwmon1/device/name", "nct6775\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon1/device/temp1_input", "31500\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon1/device/temp1_label", "SYSTIN\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon2/name", "nvme\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon2/temp1_input", "38850\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon2/temp1_label", "Composite\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon3/name", "nvme\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon3/temp1_input", "41000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon3/temp1_label", "Composite\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon4/temp1_input", "20000\n"); /* no name anywhere */
+    ww_test_put_file(root, "sys/class/hwmon/hwmon5/name", "acpi_power_meter\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon5/power1_average", "23456789\n"); /* uW */
+    ww_test_put_file(root, "sys/class/hwmon/hwmon5/power1_crit", "30000000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon6/name", "amdgpu\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon6/power1_input", "150000000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon6/power1_average",
+                     "1\n"); /* power1_input is taken */
+    ww_test_put_file(root, "sys/class/hwmon/hwmon6/temp1_input", "not a number\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon6/temp2_input/x",
+                     ""); /* a directory: unreadable */
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl/enabled", "1\n"); /* a control type */
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0/name", "package-0\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0/energy_uj", "1000\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0:0/name", "core\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0:0/energy_uj", "500\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:0:0/max_energy_range_uj",
+                     "262143328850\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:1/name", "package-1\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:1/energy_uj", "7\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:1:0/name", "core\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:1:0/energy_uj", "9\n");
+    ww_test_put_file(root, "sys/class/powercap/intel-rapl:1:0/max_energy_range_uj",
+                     "-1\n"); /* unreadable */
 }
 
 static const ww_sysfs_sensor_t *s_get(const ww_sysfs_sensor_t *v, size_t n, const char *spec)
@@ -167,7 +155,7 @@ static void test_fixture_tree_is_listed_and_read(void **state)
     snprintf(path, sizeof path, "%s/sys/class/hwmon/hwmon2/temp1_input", root);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(ww_sysfs_read(s_get(v, n, "hwmon2/temp1"), &x), -ENOENT);
-    s_put(root, "sys/class/hwmon/hwmon2/temp1_input", "39000\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon2/temp1_input", "39000\n");
     assert_int_equal(ww_sysfs_read(s_get(v, n, "hwmon2/temp1"), &x), 0);
     assert_true(x == 39.0);
     free(v);
