@@ -127,6 +127,28 @@ static pid_t s_agent(h_db_t *db, const char *name, const char *phase, const char
                                 log_cap);
 }
 
+/* True when a notification whose payload holds both strings arrives within timeout_ms
+ * (notifications read on the way are consumed). */
+static int s_notified(PGconn *c, const char *a, const char *b, int timeout_ms)
+{
+    for (int waited = 0;; waited += 100) {
+        PQconsumeInput(c);
+        int found = 0;
+        PGnotify *n;
+        while ((n = PQnotifies(c)) != NULL) {
+            found = found || (strstr(n->extra, a) && strstr(n->extra, b));
+            PQfreemem(n);
+        }
+        if (found) {
+            return 1;
+        }
+        if (waited >= timeout_ms) {
+            return 0;
+        }
+        h_sleep_ms(100);
+    }
+}
+
 static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
 {
     h_db_t db;
@@ -157,12 +179,13 @@ static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
     char endpoint[256], listen[256];
     /* ipc: the same endpoint across the restart below. */
     snprintf(listen, sizeof listen, "ipc://%s/collector.sock", db.dir);
+    /* Listening before the collector starts: its first evaluation pages CapacityBreach
+     * (no node reports yet) and resolves it when the agents come, on this channel too. */
+    PGconn *listener = PQconnectdb(db.conninfo);
+    PQclear(PQexec(listener, "LISTEN waferwatch_alerts"));
     pid_t collector =
         h_collector_spawn(db.dir, listen, db.conninfo, "collector", endpoint, sizeof endpoint);
     setenv("WW_TEST_ENDPOINT", endpoint, 1);
-
-    PGconn *listener = PQconnectdb(db.conninfo);
-    PQclear(PQexec(listener, "LISTEN waferwatch_alerts"));
 
     /* The hot phase: the pump drops to 10% flow for 25 s and decode throttles hard. */
     const char *hot_env[] = {"WW_AGENT_SIM_PUMP_FAULT_ENABLED",
@@ -204,12 +227,8 @@ static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
                                      " phase = 'phase-hot' AND to_state = 'firing' AND"
                                      " severity = 'page' AND alertname = 'SLOBurnRate'"),
                      1);
-    PQconsumeInput(listener);
-    PGnotify *n = PQnotifies(listener);
-    assert_non_null(n);
-    assert_non_null(strstr(n->extra, "phase-hot"));
-    assert_non_null(strstr(n->extra, "firing"));
-    PQfreemem(n);
+    assert_true(s_notified(listener, "\"alertname\":\"SLOBurnRate\",\"phase\":\"phase-hot\"",
+                           "\"severity\":\"page\",\"state\":\"firing\"", 5000));
     int in_am = 0;
     for (int i = 0; i < 20 && !in_am; i++) {
         in_am = s_am_has(am_url, "\"alertname\":\"SLOBurnRate\"", "\"phase\":\"phase-hot\"",
@@ -365,28 +384,6 @@ static void test_capacity_breach_and_config_errors(void **state)
     h_agent_wait_ok(agent, log, 60000);
     assert_int_equal(h_stop(collector, 15000), 0);
     h_db_drop(&db);
-}
-
-/* True when a notification whose payload holds both strings arrives within timeout_ms
- * (notifications read on the way are consumed). */
-static int s_notified(PGconn *c, const char *a, const char *b, int timeout_ms)
-{
-    for (int waited = 0;; waited += 100) {
-        PQconsumeInput(c);
-        int found = 0;
-        PGnotify *n;
-        while ((n = PQnotifies(c)) != NULL) {
-            found = found || (strstr(n->extra, a) && strstr(n->extra, b));
-            PQfreemem(n);
-        }
-        if (found) {
-            return 1;
-        }
-        if (waited >= timeout_ms) {
-            return 0;
-        }
-        h_sleep_ms(100);
-    }
 }
 
 /* Waits up to timeout_s for a query's number to equal want; returns the last value. */
