@@ -2,6 +2,7 @@
 #include "ww_otlp_trace.h"
 
 #include "otlp/otlp_trace.pb-c.h"
+#include "ww_otlp_pb.h"
 #include "ww_wire.h"
 
 #include <errno.h>
@@ -14,35 +15,6 @@
 
 typedef Ww__Otlp__V1__KeyValue s_kv_t;
 typedef Ww__Otlp__V1__AnyValue s_any_t;
-
-/* protobuf-c answers NULL for bad bytes and for a failed allocation alike: this allocator
- * tells the two apart. */
-static void *s_alloc(void *data, size_t size)
-{
-    void *p = malloc(size);
-    if (!p) {
-        *(bool *)data = true;
-    }
-    return p;
-}
-
-static void s_free(void *data, void *p)
-{
-    (void)data;
-    free(p);
-}
-
-/* The value of attribute key among attrs, or NULL. */
-static const s_any_t *s_attr(s_kv_t *const *attrs, size_t n, const char *key)
-{
-    size_t klen = strlen(key);
-    for (size_t i = 0; i < n; i++) {
-        if (klen > 0 && attrs[i]->key.len == klen && memcmp(attrs[i]->key.data, key, klen) == 0) {
-            return attrs[i]->value;
-        }
-    }
-    return NULL;
-}
 
 static void s_why(ww_otlp_trace_counts_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -101,19 +73,19 @@ static void s_span(const Ww__Otlp__V1__Span *sp, const ww_otlp_trace_conf_t *con
     size_t n = sp->n_attributes;
     double e2e = 0, ttft = 0, queue = 0;
     uint32_t out = 0, prompt = 0;
-    const s_any_t *model = s_attr(a, n, conf->response_model);
+    const s_any_t *model = ww_otlp_pb_attr(a, n, conf->response_model);
     if (!model || model->value_case != WW__OTLP__V1__ANY_VALUE__VALUE_STRING_VALUE) {
-        model = s_attr(a, n, conf->request_model);
+        model = ww_otlp_pb_attr(a, n, conf->request_model);
     }
     const struct {
         const char *key;
         int got;
     } need[] = {
-        {conf->e2e, s_seconds(s_attr(a, n, conf->e2e), &e2e)},
-        {conf->ttft, s_seconds(s_attr(a, n, conf->ttft), &ttft)},
-        {conf->queue, s_seconds(s_attr(a, n, conf->queue), &queue)},
-        {conf->output_tokens, s_tokens(s_attr(a, n, conf->output_tokens), &out)},
-        {conf->prompt_tokens, s_tokens(s_attr(a, n, conf->prompt_tokens), &prompt)},
+        {conf->e2e, s_seconds(ww_otlp_pb_attr(a, n, conf->e2e), &e2e)},
+        {conf->ttft, s_seconds(ww_otlp_pb_attr(a, n, conf->ttft), &ttft)},
+        {conf->queue, s_seconds(ww_otlp_pb_attr(a, n, conf->queue), &queue)},
+        {conf->output_tokens, s_tokens(ww_otlp_pb_attr(a, n, conf->output_tokens), &out)},
+        {conf->prompt_tokens, s_tokens(ww_otlp_pb_attr(a, n, conf->prompt_tokens), &prompt)},
         {conf->response_model,
          model && model->value_case == WW__OTLP__V1__ANY_VALUE__VALUE_STRING_VALUE ? 1 : 0},
     };
@@ -170,7 +142,7 @@ int ww_otlp_trace_decode(const uint8_t *body, size_t len, const ww_otlp_trace_co
 {
     memset(counts, 0, sizeof *counts);
     bool oom = false;
-    ProtobufCAllocator alloc = {s_alloc, s_free, &oom};
+    ProtobufCAllocator alloc = WW_OTLP_PB_ALLOCATOR(&oom);
     Ww__Otlp__V1__ExportTraceServiceRequest *req =
         ww__otlp__v1__export_trace_service_request__unpack(&alloc, len, body);
     if (!req) {
