@@ -379,9 +379,10 @@ static int s_check_window(const Waferwatch__V1__LatencyWindow *w, size_t i,
         return rc;
     }
     /* Each successful request is one TTFT and one end-to-end value; queue time is
-     * recorded for every admitted request (ok or error); TPOT needs two output tokens. */
-    if (nt != w->requests_ok || ne != w->requests_ok || np > w->requests_ok ||
-        nq != w->requests_ok + w->requests_error) {
+     * recorded for every admitted request (ok or error); TPOT needs two output tokens.
+     * Not for an aggregated window: its histograms were counted apart (waferwatch.proto). */
+    if (!w->aggregated && (nt != w->requests_ok || ne != w->requests_ok || np > w->requests_ok ||
+                           nq != w->requests_ok + w->requests_error)) {
         return ww_wire_fail(
             why, -EINVAL,
             "batch.latency_windows[%zu]: histogram counts (queue %llu, ttft %llu, "

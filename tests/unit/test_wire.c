@@ -417,6 +417,35 @@ static void expect_accepted(fx_t *fx)
     ww_wire_free(&env);
 }
 
+/* A window's histogram counts agree with its requests (ttft and e2e: ok; queue: ok + error;
+ * tpot at most ok), unless it is `aggregated` (issue 19: taken from an inference server's
+ * OTLP metrics, each histogram counted on its own): then each histogram stands alone, and
+ * is still checked whole. */
+static void test_window_counts_agree_unless_aggregated(void **state)
+{
+    (void)state;
+    fx_t fx = {0};
+    win_t x;
+    fx_init(&fx);
+    win_init(&x, &fx, 7);
+    expect_accepted(&fx);
+    /* TTFT counted apart (7 values), 5 requests done, no queue time: refused as it was ... */
+    fx_init(&fx);
+    win_init(&x, &fx, 7);
+    x.w.requests_ok = 5;
+    win_hist(&x, 0, 0);
+    x.w.e2e->count = 5;
+    x.cnt[3] = 5;
+    x.w.e2e->sum = 0.5;
+    expect_refused(&fx, -EINVAL, "histogram counts (queue 0, ttft 7, tpot 0, e2e 5) disagree");
+    /* ... accepted when the agent says it is aggregated. */
+    x.w.aggregated = true;
+    expect_accepted(&fx);
+    /* An aggregated window's histograms are still each checked. */
+    x.w.ttft->sum = NAN;
+    expect_refused(&fx, -EINVAL, "batch.latency_windows[0].ttft");
+}
+
 /* Item 1: a window's counts are bounded by what an hour can hold (10^6 requests and 10^7
  * tokens per second), whatever its duration (a part of a window covers less time than its
  * requests span), so that they are stored unaltered and rollups of them never overflow. */
@@ -999,6 +1028,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_truncated_messages_never_crash),
     cmocka_unit_test(test_field_number_zero_refused),
     cmocka_unit_test(test_window_counts_bounded),
+    cmocka_unit_test(test_window_counts_agree_unless_aggregated),
     cmocka_unit_test(test_seq_range),
     cmocka_unit_test(test_counters_fit_integer),
     cmocka_unit_test(test_unstorable_values_refused),
