@@ -53,6 +53,7 @@ typedef struct {
     ww_otlp_http_t *otlp;
     const char **otlp_models;
     uint64_t source_requests_dropped;
+    uint64_t otlp_points_dropped; /* taken, then refused by the windows (ww_latency_merge) */
 } s_nodes_t;
 
 /* Request completions recorded into the latency windows, all nodes. */
@@ -174,11 +175,34 @@ static void s_on_otlp_ready(void *arg)
             ww_latency_record(&nodes->lat[0], &r[k]);
         }
     } while (got == WW_REQBUF);
+    ww_otlp_agg_t a[64];
+    do {
+        got = ww_otlp_http_take_points(nodes->otlp, a, 64);
+        for (size_t k = 0; k < got; k++) {
+            ww_lat_agg_t g = {.model = a[k].model, .at_ns = a[k].time_ns};
+            const ww_hist_t *h =
+                a[k].kind == WW_OTLP_M_ERRORS || a[k].kind == WW_OTLP_M_TOKENS ? NULL : &a[k].hist;
+            g.ttft = a[k].kind == WW_OTLP_M_TTFT ? h : NULL;
+            g.tpot = a[k].kind == WW_OTLP_M_TPOT ? h : NULL;
+            g.e2e = a[k].kind == WW_OTLP_M_E2E ? h : NULL;
+            g.ok = a[k].kind == WW_OTLP_M_E2E ? a[k].count : 0;
+            g.error = a[k].kind == WW_OTLP_M_ERRORS ? a[k].count : 0;
+            g.prompt_tokens = a[k].prompt_tokens;
+            g.output_tokens = a[k].output_tokens;
+            int rc = ww_latency_merge(&nodes->lat[0], &g);
+            if (rc < 0) {
+                nodes->otlp_points_dropped++;
+                WW_WARN("otlp: a metric point not merged into the latency windows: %s",
+                        rc == -ERANGE ? "past what a window may hold" : strerror(-rc));
+            }
+            ww_hist_fini(&a[k].hist);
+        }
+    } while (got == 64);
 }
 
 /* Starts the OTLP receiver of agent.requests otlp (the models: sim.models' names, the
  * latency windows' slots). Returns 0 or a negative errno, logged. */
-static int s_otlp_start(s_nodes_t *nodes, const ww_agent_conf_t *c)
+static int s_otlp_start(s_nodes_t *nodes, const ww_agent_conf_t *c, int64_t since_ns)
 {
     nodes->otlp_models = calloc(c->sim.n_models ? c->sim.n_models : 1, sizeof(char *));
     if (!nodes->otlp_models) {
@@ -196,6 +220,11 @@ static int s_otlp_start(s_nodes_t *nodes, const ww_agent_conf_t *c)
         .trace = {c->otlp_span_name, c->otlp_e2e, c->otlp_ttft, c->otlp_queue,
                   c->otlp_output_tokens, c->otlp_prompt_tokens, c->otlp_response_model,
                   c->otlp_request_model},
+        .metrics = {c->otlp_metric_ttft, c->otlp_metric_tpot, c->otlp_metric_e2e,
+                    c->otlp_metric_tokens, c->otlp_token_type, c->otlp_error_type,
+                    c->otlp_response_model, c->otlp_request_model, (int)c->hist_scale,
+                    WW_OTLP_METRICS_MAX_STREAMS},
+        .since_ns = since_ns,
     };
     char why[400];
     if (!(nodes->otlp = ww_otlp_http_new(&oc, why, sizeof why))) {
@@ -406,6 +435,7 @@ typedef struct {
     ww_metric_t *spool_bytes, *pending, *queued, *in_flight, *held;
     ww_metric_t *otlp_exports, *otlp_spans, *otlp_requests, *otlp_refused, *otlp_bad,
         *otlp_too_large, *otlp_unsupported, *otlp_overloaded, *source_dropped;
+    ww_metric_t *otlp_metric_exports, *otlp_points, *otlp_points_taken, *otlp_points_refused;
     int64_t failover_after_ns;
     _Atomic int64_t progress_at; /* monotonic: last reply, or last time nothing was pending */
     _Atomic uint64_t pending_now, connects_now;
@@ -497,7 +527,15 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
         !C(otlp_overloaded, "otlp_overloaded_total",
            "OTLP exports answered 503 Retry-After: otlp.max_queue requests were waiting.") ||
         !C(source_dropped, "source_requests_dropped_total",
-           "agent.source's own request completions left out (agent.requests otlp).")) {
+           "agent.source's own request completions left out (agent.requests otlp).") ||
+        !C(otlp_metric_exports, "otlp_metric_exports_total",
+           "OTLP metric exports taken (POST /v1/metrics; HTTP 200).") ||
+        !C(otlp_points, "otlp_points_total", "Data points in the OTLP metric exports taken.") ||
+        !C(otlp_points_taken, "otlp_points_merged_total",
+           "GenAI latency and token points merged into the latency windows.") ||
+        !C(otlp_points_refused, "otlp_points_refused_total",
+           "GenAI metric points refused (partial success: no model, an explicit-bucket latency "
+           "histogram, counts that disagree, ...) or past what a window may hold.")) {
         return -ENOMEM;
     }
     return 0;
@@ -557,6 +595,11 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     ww_metric_set(m->otlp_unsupported, 0, (double)ot.unsupported);
     ww_metric_set(m->otlp_overloaded, 0, (double)ot.overloaded);
     ww_metric_set(m->source_dropped, 0, (double)nodes->source_requests_dropped);
+    ww_metric_set(m->otlp_metric_exports, 0, (double)ot.metric_exports);
+    ww_metric_set(m->otlp_points, 0, (double)ot.points);
+    ww_metric_set(m->otlp_points_taken, 0, (double)(ot.points_taken - nodes->otlp_points_dropped));
+    ww_metric_set(m->otlp_points_refused, 0,
+                  (double)(ot.points_refused + nodes->otlp_points_dropped));
     char why[sizeof m->refusal];
     uint64_t held = 0;
     bool refusing = ww_link_refusal(link, why, sizeof why, &held);
@@ -861,7 +904,7 @@ int main(int argc, char **argv)
     }
     /* The requests of an OpenTelemetry-instrumented server, as its exports arrive. */
     if (conf.requests == WW_AGENT_REQUESTS_OTLP &&
-        (s_otlp_start(&nodes, &conf) < 0 ||
+        (s_otlp_start(&nodes, &conf, ww_time_now_ns()) < 0 ||
          ww_link_watch(link, ww_otlp_http_fd(nodes.otlp), s_on_otlp_ready, &nodes) < 0)) {
         goto cleanup;
     }
@@ -993,7 +1036,8 @@ int main(int argc, char **argv)
             "pendings=%llu disk_full=%llu requests=%llu late_requests=%llu "
             "connect_failures=%llu handshake_failures=%llu forbidden=%llu held=%llu "
             "otlp_exports=%llu otlp_spans=%llu otlp_requests=%llu otlp_refused=%llu "
-            "otlp_errors=%llu source_requests_dropped=%llu",
+            "otlp_errors=%llu source_requests_dropped=%llu otlp_metric_exports=%llu "
+            "otlp_points=%llu otlp_points_merged=%llu otlp_points_refused=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
             (unsigned long long)skipped, (unsigned long long)st.spooled,
             (unsigned long long)st.spooled, (unsigned long long)st.replayed,
@@ -1009,7 +1053,10 @@ int main(int argc, char **argv)
             (unsigned long long)ot.spans, (unsigned long long)ot.requests,
             (unsigned long long)ot.refused,
             (unsigned long long)(ot.bad_request + ot.too_large + ot.unsupported + ot.overloaded),
-            (unsigned long long)nodes.source_requests_dropped);
+            (unsigned long long)nodes.source_requests_dropped,
+            (unsigned long long)ot.metric_exports, (unsigned long long)ot.points,
+            (unsigned long long)(ot.points_taken - nodes.otlp_points_dropped),
+            (unsigned long long)(ot.points_refused + nodes.otlp_points_dropped));
     /* A clean stop: the next run reports an outage of cause "stop" from the last tick. */
     uint64_t emitted_total;
     uint64_t open_left = s_open_requests(&nodes, &emitted_total);

@@ -131,12 +131,14 @@ static const ww_cfg_opt_t s_rows[] = {
         "a tick is missing (no sample row for the tick, logged)"),
     ENUM("agent.requests", ww_agent_requests_names, "source", A(requests), "requests",
          "where the latency windows' requests come from: source (agent.source's own) or otlp "
-         "(the spans an OpenTelemetry-instrumented inference server POSTs to otlp.listen; "
+         "(the spans and GenAI metrics an OpenTelemetry-instrumented inference server POSTs to "
+         "otlp.listen; "
          "agent.source then gives the readings only, its own requests are dropped; they are "
          "the first node's, node.id)"),
     ROW("otlp.listen", WW_CFG_STRING, "127.0.0.1:4318", A(otlp_listen), 0, 0, "otlp-listen",
         "with agent.requests otlp: HOST:PORT of the OTLP/HTTP receiver (POST /v1/traces, "
-        "protobuf, gzip or not; port 0 = any free one, logged)"),
+        "protobuf or JSON, and /v1/metrics, protobuf; gzip or not; port 0 = any free one, "
+        "logged)"),
     ROW("otlp.max_body", WW_CFG_SIZE, "8 MiB", A(otlp_max_body), 1024, 1073741824, NULL,
         "largest export accepted, compressed and decompressed (413 past it)"),
     ROW("otlp.max_queue", WW_CFG_INT, "100000", A(otlp_max_queue), 1, 100000000, NULL,
@@ -162,6 +164,21 @@ static const ww_cfg_opt_t s_rows[] = {
         0, 0, NULL, "attribute: the model (one of sim.models' names: the agent's model slots)"),
     ROW("otlp.attr_request_model", WW_CFG_STRING, "gen_ai.request.model", A(otlp_request_model), 0,
         0, NULL, "attribute: the model asked for, read when the response's is missing"),
+    ROW("otlp.metric_ttft", WW_CFG_STRING, "gen_ai.server.time_to_first_token", A(otlp_metric_ttft),
+        0, 0, NULL,
+        "OTLP metric (POST /v1/metrics, exponential histogram, s): time to first token"),
+    ROW("otlp.metric_tpot", WW_CFG_STRING, "gen_ai.server.time_per_output_token",
+        A(otlp_metric_tpot), 0, 0, NULL, "OTLP metric: time per output token"),
+    ROW("otlp.metric_e2e", WW_CFG_STRING, "gen_ai.server.request.duration", A(otlp_metric_e2e), 0,
+        0, NULL,
+        "OTLP metric: request duration (its count: requests; with otlp.attr_error_type: in "
+        "error)"),
+    ROW("otlp.metric_tokens", WW_CFG_STRING, "gen_ai.client.token.usage", A(otlp_metric_tokens), 0,
+        0, NULL, "OTLP metric: tokens (its sum), by otlp.attr_token_type input or output"),
+    ROW("otlp.attr_token_type", WW_CFG_STRING, "gen_ai.token.type", A(otlp_token_type), 0, 0, NULL,
+        "attribute of a token-usage point: input or output"),
+    ROW("otlp.attr_error_type", WW_CFG_STRING, "error.type", A(otlp_error_type), 0, 0, NULL,
+        "attribute of a request-duration point that counts requests in error"),
     ROW("metrics.listen", WW_CFG_STRING, "", A(metrics_listen), 0, 0, "metrics-listen",
         "serve Prometheus /metrics and /healthz on HOST:PORT ([V6]:PORT; port 0 = any free "
         "port, logged); empty = off. /healthz is 503 when nothing was acked for "
@@ -403,7 +420,13 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
                      &c->otlp_output_tokens,
                      &c->otlp_prompt_tokens,
                      &c->otlp_response_model,
-                     &c->otlp_request_model};
+                     &c->otlp_request_model,
+                     &c->otlp_metric_ttft,
+                     &c->otlp_metric_tpot,
+                     &c->otlp_metric_e2e,
+                     &c->otlp_metric_tokens,
+                     &c->otlp_token_type,
+                     &c->otlp_error_type};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL) {
             return -ENOMEM;

@@ -31,6 +31,8 @@ typedef struct {
     int64_t otlp_max_delay_ns;
     char *otlp_span_name, *otlp_e2e, *otlp_ttft, *otlp_queue, *otlp_output_tokens;
     char *otlp_prompt_tokens, *otlp_response_model, *otlp_request_model;
+    char *otlp_metric_ttft, *otlp_metric_tpot, *otlp_metric_e2e, *otlp_metric_tokens;
+    char *otlp_token_type, *otlp_error_type;
     /* request log (agent.source reqlog; also where waferwatch-sim sends) */
     char *source_socket;
     char *source_socket_mode; /* octal permission bits */

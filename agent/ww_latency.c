@@ -3,6 +3,7 @@
 #include "ww_latency.h"
 
 #include "ww_time.h"
+#include "ww_wire.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static void s_window_empty(ww_lat_window_t *w)
     w->start_ns = INT64_MIN;
     w->ok = w->error = w->timeout = w->rejected = 0;
     w->prompt_tokens = w->output_tokens = 0;
+    w->aggregated = false;
     ww_hist_reset(&w->queue);
     ww_hist_reset(&w->ttft);
     ww_hist_reset(&w->tpot);
@@ -113,15 +115,13 @@ static int s_flush(ww_latency_t *l, int64_t stop_ns)
     return emitted;
 }
 
-void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
+/* The window of `model` that a record or aggregate done at t goes into, opened (and the
+ * open one emitted first when t is past it). */
+static ww_lat_window_t *s_window_at(ww_latency_t *l, unsigned model, int64_t t)
 {
-    if (r->model >= l->n_models) {
-        return;
-    }
-    l->recorded++;
     int64_t start = l->open_ns;
-    if (start == INT64_MIN || r->done_ns < start || r->done_ns - start >= l->window_ns) {
-        start = s_window_start(r->done_ns, l->window_ns, l->phase_ns);
+    if (start == INT64_MIN || t < start || t - start >= l->window_ns) {
+        start = s_window_start(t, l->window_ns, l->phase_ns);
     }
     if (l->open_ns != INT64_MIN && start > l->open_ns) {
         s_flush(l, INT64_MAX); /* the open window has ended: records come in completion order */
@@ -134,8 +134,18 @@ void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
         l->late++;
         start = l->open_ns;
     }
-    ww_lat_window_t *w = &l->win[r->model];
+    ww_lat_window_t *w = &l->win[model];
     w->start_ns = start;
+    return w;
+}
+
+void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
+{
+    if (r->model >= l->n_models) {
+        return;
+    }
+    l->recorded++;
+    ww_lat_window_t *w = s_window_at(l, r->model, r->done_ns);
     switch (r->status) {
     case WW_REQ_OK:
         w->ok++;
@@ -160,6 +170,55 @@ void ww_latency_record(ww_latency_t *l, const ww_request_t *r)
         w->rejected++;
         break;
     }
+}
+
+/* a + b when it stays within max. */
+static bool s_fits(uint64_t a, uint64_t b, uint64_t max)
+{
+    return b <= max && a <= max - b;
+}
+
+int ww_latency_merge(ww_latency_t *l, const ww_lat_agg_t *a)
+{
+    if (a->model >= l->n_models) {
+        return -EINVAL;
+    }
+    const uint64_t max_req = UINT64_C(3600) * WW_WIRE_MAX_REQ_PER_S;
+    const uint64_t max_tok = UINT64_C(3600) * WW_WIRE_MAX_TOKENS_PER_S;
+    /* Checked against the window it would land in before anything changes (the open
+     * window's counts when it is that one, else an empty one's). */
+    int64_t start = l->open_ns;
+    bool fresh = start == INT64_MIN || a->at_ns - start >= l->window_ns;
+    const ww_lat_window_t *cur = &l->win[a->model];
+    bool same = !fresh && cur->start_ns != INT64_MIN;
+    uint64_t ok = same ? cur->ok : 0, err = same ? cur->error : 0;
+    uint64_t pt = same ? cur->prompt_tokens : 0, ot = same ? cur->output_tokens : 0;
+    const ww_hist_t *mine[3] = {&cur->ttft, &cur->tpot, &cur->e2e};
+    const ww_hist_t *add[3] = {a->ttft, a->tpot, a->e2e};
+    bool fits = s_fits(ok, a->ok, max_req) && s_fits(err, a->error, max_req) &&
+                s_fits(pt, a->prompt_tokens, max_tok) && s_fits(ot, a->output_tokens, max_tok);
+    for (int k = 0; k < 3 && fits; k++) {
+        fits = !add[k] || s_fits(same ? mine[k]->count : 0, add[k]->count, max_req);
+    }
+    if (!fits) {
+        return -ERANGE;
+    }
+    ww_lat_window_t *w = s_window_at(l, a->model, a->at_ns);
+    ww_hist_t *into[3] = {&w->ttft, &w->tpot, &w->e2e};
+    for (int k = 0; k < 3; k++) {
+        /* ww_hist_merge leaves its dst as it was when it fails: a failure after an earlier
+         * merge of this aggregate leaves that one in (counted by the caller as refused). */
+        if (add[k] && ww_hist_merge(into[k], add[k]) < 0) {
+            return -ENOMEM;
+        }
+    }
+    w->ok += a->ok;
+    w->error += a->error;
+    w->prompt_tokens += a->prompt_tokens;
+    w->output_tokens += a->output_tokens;
+    w->aggregated = true;
+    l->recorded += a->ok + a->error;
+    return 0;
 }
 
 int ww_latency_close(ww_latency_t *l, int64_t now_ns, bool all)

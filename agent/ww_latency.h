@@ -50,6 +50,7 @@ typedef struct {
     uint64_t ok, error, timeout, rejected;
     uint64_t prompt_tokens, output_tokens;
     ww_hist_t queue, ttft, tpot, e2e;
+    bool aggregated; /* took an aggregate (ww_latency_merge): counts stand apart */
 } ww_lat_window_t;
 
 /* Called for each closed window of each model that saw at least one request: start_ns is
@@ -92,6 +93,26 @@ void ww_latency_fini(ww_latency_t *l);
 /* Records one completion (its model index must be < n_models; others are ignored). A
  * record of a later window than the open one first emits the open one. */
 void ww_latency_record(ww_latency_t *l, const ww_request_t *r);
+
+/* An aggregate an inference server exported (OTLP metrics, proto/ww_otlp_metrics.h): values
+ * counted by the server, not request by request. */
+typedef struct {
+    unsigned model;
+    int64_t at_ns;                      /* the end of the interval it covers */
+    const ww_hist_t *ttft, *tpot, *e2e; /* merged into the window's; NULL: none */
+    uint64_t ok, error;                 /* requests */
+    uint64_t prompt_tokens, output_tokens;
+} ww_lat_agg_t;
+
+/* Merges an aggregate into the window that holds a->at_ns, as ww_latency_record places a
+ * record (a later window first emits the open one; an older one goes into the open one,
+ * counted late). The window is then `aggregated`: its histograms' counts need not agree
+ * with each other or with its requests (waferwatch.proto, LatencyWindow.aggregated), and
+ * it has no queue time from the aggregate. Every count is bounded as the wire bounds a
+ * window's (an hour at WW_WIRE_MAX_REQ_PER_S requests, WW_WIRE_MAX_TOKENS_PER_S tokens a
+ * second): an aggregate that would pass one is refused whole, nothing changed. Returns 0,
+ * -EINVAL (model out of range), -ERANGE (past a bound), -ENOMEM (the window unchanged). */
+int ww_latency_merge(ww_latency_t *l, const ww_lat_agg_t *a);
 
 /* ww_latency_record as a source's sink (a ww_req_sink_fn): arg is the ww_latency_t. */
 void ww_latency_sink(void *arg, const ww_request_t *r);

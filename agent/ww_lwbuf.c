@@ -102,6 +102,7 @@ int ww_lwbuf_add(ww_lwbuf_t *b, const char *node_id, const char *model, int64_t 
     pb->requests_rejected = w->rejected;
     pb->prompt_tokens = w->prompt_tokens;
     pb->output_tokens = w->output_tokens;
+    pb->aggregated = w->aggregated;
     const ww_hist_t *src[4] = {&w->queue, &w->ttft, &w->tpot, &w->e2e};
     for (int k = 0; k < 4; k++) {
         if (s_hist(b, i, k, src[k]) < 0) {

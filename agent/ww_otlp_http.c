@@ -2,6 +2,7 @@
 #define WW_LOG_MODULE "otlp"
 #include "ww_otlp_http.h"
 
+#include "otlp/otlp_metrics.pb-c.h"
 #include "otlp/otlp_trace.pb-c.h"
 #include "ww_log.h"
 #include "ww_mhd.h"
@@ -39,7 +40,12 @@ struct ww_otlp_http {
     /* The records waiting for the agent: q[head .. head + n), capacity cap (under mu). */
     ww_request_t *q;
     size_t head, n, cap;
-    ww_otlp_http_stats_t st; /* under mu */
+    /* The metric points waiting: aq[0 .. an), capacity acap (under mu). Only the server's
+     * thread adds, so the room it sees before decoding an export is still there after. */
+    ww_otlp_agg_t *aq;
+    size_t an, acap;
+    ww_otlp_metrics_t *metrics; /* the server's thread only */
+    ww_otlp_http_stats_t st;    /* under mu */
 };
 
 /* One POST being read (libmicrohttpd's per-request pointer). */
@@ -49,6 +55,7 @@ typedef struct {
     bool gzip;
     bool json; /* the JSON encoding (else protobuf): the reply is in the same */
     bool too_large;
+    bool metrics; /* POST /v1/metrics (else /v1/traces) */
 } s_post_t;
 
 /* The records of one export while it is decoded. */
@@ -336,6 +343,9 @@ static enum MHD_Result s_accept(ww_otlp_http_t *self, struct MHD_Connection *c, 
     return s_send(self, c, MHD_HTTP_OK, buf, len, S_PROTOBUF, NULL);
 }
 
+static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connection *c,
+                                        s_post_t *p);
+
 /* The whole body is read: decode, queue, answer. */
 static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, s_post_t *p)
 {
@@ -349,6 +359,9 @@ static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, 
     if (rc == -EFBIG) {
         snprintf(why, sizeof why, "the body decompresses to over %zu bytes", self->conf.max_body);
         return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why, json);
+    }
+    if (rc == 0 && p->metrics) {
+        return s_export_metrics(self, c, p);
     }
     if (rc == 0 && json) {
         rc = s_from_json(p, why, sizeof why);
@@ -382,6 +395,152 @@ static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, 
     return s_accept(self, c, json, refused, counts.why[0] ? counts.why : e.why);
 }
 
+/* The points of one metrics export while it is decoded. */
+typedef struct {
+    ww_otlp_http_t *self;
+    ww_otlp_agg_t *a;
+    size_t n, cap;
+    uint64_t unknown_model;
+    char why[160];
+    bool oom;
+} s_mexport_t;
+
+static void s_on_point(void *arg, const char *model, const ww_otlp_m_point_t *p)
+{
+    s_mexport_t *e = arg;
+    const ww_otlp_http_conf_t *c = &e->self->conf;
+    size_t slot = 0;
+    while (slot < c->n_models && strcmp(c->models[slot], model) != 0) {
+        slot++;
+    }
+    if (slot == c->n_models) {
+        if (e->unknown_model++ == 0) {
+            snprintf(e->why, sizeof e->why, "model \"%s\" is not one of this agent's models",
+                     model);
+        }
+        return;
+    }
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? 2 * e->cap : 64;
+        ww_otlp_agg_t *v = realloc(e->a, cap * sizeof *v);
+        if (!v) {
+            e->oom = true;
+            return;
+        }
+        e->a = v;
+        e->cap = cap;
+    }
+    ww_otlp_agg_t *a = &e->a[e->n];
+    memset(a, 0, sizeof *a);
+    a->model = (unsigned)slot;
+    a->kind = p->kind;
+    a->time_ns = p->time_ns;
+    a->count = p->count;
+    a->prompt_tokens = p->prompt_tokens;
+    a->output_tokens = p->output_tokens;
+    ww_hist_init(&a->hist, p->hist ? p->hist->scale : WW_HIST_DEFAULT_SCALE);
+    if (p->hist && ww_hist_merge(&a->hist, p->hist) < 0) {
+        ww_hist_fini(&a->hist);
+        e->oom = true;
+        return;
+    }
+    e->n++;
+}
+
+static void s_mexport_free(s_mexport_t *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        ww_hist_fini(&e->a[i].hist);
+    }
+    free(e->a);
+}
+
+/* The 200 reply to a metrics export, with partial_success when points were refused. */
+static enum MHD_Result s_accept_metrics(ww_otlp_http_t *self, struct MHD_Connection *c,
+                                        uint64_t refused, const char *why)
+{
+    Ww__Otlp__V1__ExportMetricsServiceResponse resp =
+        WW__OTLP__V1__EXPORT_METRICS_SERVICE_RESPONSE__INIT;
+    Ww__Otlp__V1__ExportMetricsPartialSuccess part =
+        WW__OTLP__V1__EXPORT_METRICS_PARTIAL_SUCCESS__INIT;
+    char msg[200];
+    if (refused > 0) {
+        part.rejected_data_points = (int64_t)refused;
+        snprintf(msg, sizeof msg, "%s", why);
+        part.error_message = msg;
+        resp.partial_success = &part;
+    }
+    uint8_t buf[256];
+    size_t len = 0;
+    if (ww__otlp__v1__export_metrics_service_response__get_packed_size(&resp) <= sizeof buf) {
+        len = ww__otlp__v1__export_metrics_service_response__pack(&resp, buf);
+    }
+    return s_send(self, c, MHD_HTTP_OK, buf, len, S_PROTOBUF, NULL);
+}
+
+/* A whole metrics body (decompressed): decode into the points, queue them, answer. */
+static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connection *c, s_post_t *p)
+{
+    pthread_mutex_lock(&self->mu);
+    size_t room = self->conf.max_queue > self->an ? self->conf.max_queue - self->an : 0;
+    pthread_mutex_unlock(&self->mu);
+    s_mexport_t e = {.self = self};
+    ww_otlp_metrics_counts_t counts;
+    int rc = ww_otlp_metrics_decode(self->metrics, p->body, p->len, room, s_on_point, &e, &counts);
+    if (rc == 0 && e.oom) {
+        rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        s_mexport_free(&e);
+        return rc == -EBADMSG
+                   ? s_fail(self, c, MHD_HTTP_BAD_REQUEST, S_RPC_INVALID_ARGUMENT,
+                            "the body is not an OTLP ExportMetricsServiceRequest (protobuf)", false)
+               : rc == -ENOSPC
+                   ? s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_RESOURCE_EXHAUSTED,
+                            "the agent's queue of metric points is full: retry later", false)
+                   : s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
+                            "out of memory: retry later", false);
+    }
+    pthread_mutex_lock(&self->mu);
+    bool ok = true;
+    if (self->an + e.n > self->acap) {
+        size_t cap = self->acap ? self->acap : 256;
+        while (cap < self->an + e.n) {
+            cap *= 2;
+        }
+        ww_otlp_agg_t *q = realloc(self->aq, cap * sizeof *q);
+        ok = q != NULL;
+        if (q) {
+            self->aq = q;
+            self->acap = cap;
+        }
+    }
+    uint64_t refused = counts.refused + e.unknown_model;
+    if (ok) {
+        if (e.n > 0) {
+            memcpy(self->aq + self->an, e.a, e.n * sizeof *e.a);
+        }
+        self->an += e.n;
+        self->st.metric_exports++;
+        self->st.points += counts.points;
+        self->st.points_taken += e.n;
+        self->st.points_refused += refused;
+    }
+    pthread_mutex_unlock(&self->mu);
+    if (!ok) {
+        s_mexport_free(&e);
+        return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
+                      "out of memory: retry later", false);
+    }
+    free(e.a); /* the histograms moved into the queue */
+    if (e.n > 0) {
+        uint64_t one = 1;
+        ssize_t w = write(self->efd, &one, sizeof one); /* full: already readable */
+        (void)w;
+    }
+    return s_accept_metrics(self, c, refused, counts.why[0] ? counts.why : e.why);
+}
+
 /* Whether header value v is `want` (case-insensitive), parameters after ';' aside. */
 static bool s_is(const char *v, const char *want)
 {
@@ -406,12 +565,14 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
             return s_fail(self, c, MHD_HTTP_METHOD_NOT_ALLOWED, S_RPC_UNIMPLEMENTED,
                           "use POST (OTLP/HTTP)", json);
         }
-        if (strcmp(url, "/v1/traces") != 0) {
+        bool metrics = strcmp(url, "/v1/metrics") == 0;
+        if (!metrics && strcmp(url, "/v1/traces") != 0) {
             return s_fail(self, c, MHD_HTTP_NOT_FOUND, S_RPC_UNIMPLEMENTED,
-                          strcmp(url, "/v1/metrics") == 0
-                              ? "/v1/metrics is not served yet: send spans to /v1/traces"
-                              : "not found: spans go to /v1/traces",
-                          json);
+                          "not found: spans go to /v1/traces, metrics to /v1/metrics", json);
+        }
+        if (metrics && json) {
+            return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,
+                          "metrics are read in protobuf only: send application/x-protobuf", json);
         }
         if (!json && !s_is(type, S_PROTOBUF)) {
             return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,
@@ -435,6 +596,7 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
         }
         p->gzip = s_is(enc, "gzip");
         p->json = json;
+        p->metrics = metrics;
         *con_cls = p;
         return MHD_YES;
     }
@@ -480,6 +642,12 @@ ww_otlp_http_t *ww_otlp_http_new(const ww_otlp_http_conf_t *conf, char *why, siz
     self->conf = *conf;
     self->mhd = mhd;
     pthread_mutex_init(&self->mu, NULL);
+    if (!(self->metrics = ww_otlp_metrics_new(&conf->metrics, conf->since_ns))) {
+        snprintf(why, why_cap, "out of memory");
+        pthread_mutex_destroy(&self->mu);
+        free(self);
+        return NULL;
+    }
     self->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->efd < 0) {
         snprintf(why, why_cap, "cannot make an eventfd: %s", strerror(errno));
@@ -493,7 +661,8 @@ ww_otlp_http_t *ww_otlp_http_new(const ww_otlp_http_conf_t *conf, char *why, siz
         ww_otlp_http_destroy(&self);
         return NULL;
     }
-    WW_INFO("listening addr=%s port=%u (OTLP/HTTP: POST /v1/traces)", addr, self->port);
+    WW_INFO("listening addr=%s port=%u (OTLP/HTTP: POST /v1/traces, /v1/metrics)", addr,
+            self->port);
     return self;
 }
 
@@ -516,8 +685,26 @@ size_t ww_otlp_http_take(ww_otlp_http_t *self, ww_request_t *out, size_t cap)
     }
     self->head += k;
     self->n -= k;
-    if (self->n == 0) {
+    if (self->n == 0 && self->an == 0) {
         self->head = 0;
+        uint64_t v;
+        ssize_t r = read(self->efd, &v, sizeof v); /* EAGAIN: not readable already */
+        (void)r;
+    }
+    pthread_mutex_unlock(&self->mu);
+    return k;
+}
+
+size_t ww_otlp_http_take_points(ww_otlp_http_t *self, ww_otlp_agg_t *out, size_t cap)
+{
+    pthread_mutex_lock(&self->mu);
+    size_t k = self->an < cap ? self->an : cap;
+    if (k > 0) {
+        memcpy(out, self->aq, k * sizeof *out);
+        memmove(self->aq, self->aq + k, (self->an - k) * sizeof *self->aq);
+    }
+    self->an -= k;
+    if (self->n == 0 && self->an == 0) {
         uint64_t v;
         ssize_t r = read(self->efd, &v, sizeof v); /* EAGAIN: not readable already */
         (void)r;
@@ -553,6 +740,11 @@ void ww_otlp_http_destroy(ww_otlp_http_t **self_p)
     }
     pthread_mutex_destroy(&self->mu);
     free(self->q);
+    for (size_t i = 0; i < self->an; i++) {
+        ww_hist_fini(&self->aq[i].hist);
+    }
+    free(self->aq);
+    ww_otlp_metrics_destroy(&self->metrics);
     free(self);
     *self_p = NULL;
 }

@@ -2,7 +2,9 @@
  * the body of any POST to the agent's OTLP/HTTP intake.
  *
  * Each input is also read as the JSON encoding of an export (proto/ww_otlp_json.h), and
- * what that makes is decoded under the same checks.
+ * what that makes is decoded under the same checks; and as a metrics export (the body of
+ * POST /v1/metrics, proto/ww_otlp_metrics.h), twice into one decoder so that the second
+ * read meets the cumulative streams of the first.
  *
  * Invariants checked (a violation traps):
  *  - ww_otlp_trace_decode() returns 0 or -EBADMSG (never crashes, never reads out of
@@ -10,7 +12,11 @@
  *  - the counts add up: every span is a request, another name, incomplete or invalid, and
  *    the callback ran once per request;
  *  - every request handed over is one: a clean model name shorter than WW_MODEL_NAME_MAX,
- *    arrival <= start <= first token <= done.
+ *    arrival <= start <= first token <= done;
+ *  - ww_otlp_metrics_decode() returns 0, -EBADMSG or -ENOSPC (or -ENOMEM); every point it
+ *    hands over is one: a clean model, a histogram that passes ww_hist_check at a scale no
+ *    finer than the agent's, a count that is the histogram's, no empty point; the counts
+ *    add up (taken = callbacks, refused + taken + other + baseline + repeated <= points).
  *
  * Built with -DFUZZ_OTLP_SEEDS it is instead the seed writer: `fuzz_otlp_trace_seeds DIR`
  * writes valid exports (vLLM request spans, another span, an incomplete one) as DIR/NAME.bin,
@@ -18,6 +24,7 @@
  */
 #include "otlp/otlp_trace.pb-c.h"
 #include "ww_otlp_json.h"
+#include "ww_otlp_metrics.h"
 #include "ww_otlp_trace.h"
 #include "ww_wire.h"
 
@@ -61,9 +68,48 @@ static void s_decode(const uint8_t *data, size_t size)
     }
 }
 
+static void s_point(void *arg, const char *model, const ww_otlp_m_point_t *p)
+{
+    size_t len = strlen(model);
+    CHECK(len > 0 && len < WW_MODEL_NAME_MAX && ww_wire_text_ok(model, len));
+    if (p->kind == WW_OTLP_M_TOKENS) {
+        CHECK(!p->hist && (p->prompt_tokens > 0 || p->output_tokens > 0));
+    } else if (p->kind == WW_OTLP_M_ERRORS) {
+        CHECK(!p->hist && p->count > 0);
+    } else {
+        CHECK(p->hist && ww_hist_check(p->hist) == 0 && p->hist->count == p->count &&
+              p->count > 0 && p->hist->scale <= WW_HIST_DEFAULT_SCALE);
+    }
+    (*(uint64_t *)arg)++;
+}
+
+/* Reads the bytes as a metrics export, twice into one decoder. */
+static void s_metrics(const uint8_t *data, size_t size)
+{
+    static const ww_otlp_metrics_conf_t conf = WW_OTLP_METRICS_CONF_GENAI;
+    ww_otlp_metrics_t *m = ww_otlp_metrics_new(&conf, 0);
+    if (!m) {
+        return;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t calls = 0;
+        ww_otlp_metrics_counts_t c;
+        int rc = ww_otlp_metrics_decode(m, data, size, 100000, s_point, &calls, &c);
+        CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOSPC || rc == -ENOMEM);
+        if (rc == 0) {
+            CHECK(c.taken == calls);
+            CHECK(c.taken + c.refused + c.other + c.baseline + c.repeated <= c.points);
+            CHECK(c.refused == 0 || c.why[0] != '\0');
+        }
+    }
+    ww_otlp_metrics_destroy(&m);
+    ww_otlp_metrics_destroy(&m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     s_decode(data, size);
+    s_metrics(data, size);
     /* The same bytes as a JSON body (ww_otlp_json.h): refused with a reason, or turned into
      * a protobuf export that the decoder reads under the same checks. */
     char *text = malloc(size + 1);

@@ -303,9 +303,16 @@ static void test_spans_become_latency_windows_once(void **state)
     r = s_post(p, "/v1/traces", junk, sizeof junk, "application/x-protobuf", "br", &status, &rlen,
                NULL);
     s_refused(r, rlen, status, 415, 0);
-    r = s_post(p, "/v1/metrics", junk, sizeof junk, "application/x-protobuf", NULL, &status, &rlen,
+    r = s_post(p, "/v1/logs", junk, sizeof junk, "application/x-protobuf", NULL, &status, &rlen,
                NULL);
     s_refused(r, rlen, status, 404, 0);
+    r = s_post(p, "/v1/metrics", junk, sizeof junk, "application/x-protobuf", NULL, &status, &rlen,
+               NULL);
+    s_refused(r, rlen, status, 400, 3);
+    r = s_post(p, "/v1/metrics", "{}", 2, "application/json", NULL, &status, &rlen, NULL);
+    assert_int_equal(status, 415);
+    assert_non_null(strstr(r, "protobuf only"));
+    free(r);
     uint8_t *large = calloc(1, 300 * 1024);
     assert_non_null(large);
     r = s_post(p, "/v1/traces", large, 300 * 1024, "application/x-protobuf", NULL, &status, &rlen,
@@ -334,8 +341,8 @@ static void test_spans_become_latency_windows_once(void **state)
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_spans_refused_total"), 9);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_overloaded_total"), 1);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_too_large_total"), 2);
-    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_bad_requests_total"), 3);
-    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_unsupported_total"), 4);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_bad_requests_total"), 4);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_unsupported_total"), 5);
 
     h_agent_wait_ok(agent, log, 60000);
     assert_int_equal(h_log_value(log, "stats:", "otlp_exports"), 4);
@@ -343,7 +350,7 @@ static void test_spans_become_latency_windows_once(void **state)
                      S_GOOD_A + S_GOOD_B + S_GOOD_C + 10 + S_GOOD_D + 1);
     assert_int_equal(h_log_value(log, "stats:", "otlp_requests"), (long long)sent.n);
     assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 9);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_errors"), 10);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_errors"), 12);
     /* The simulator gave the readings; its own requests were not the node's. */
     assert_true(h_log_value(log, "stats:", "source_requests_dropped") > 0);
     assert_true(h_log_value(log, "stats:", "samples") >= 40);
@@ -373,12 +380,14 @@ static void test_spans_become_latency_windows_once(void **state)
  * SDK's batch processor: every one lands once, errors as errors, at the values the script
  * gave (emit_spans.cjs). Skipped, saying why, only when node or the npm registry cannot be
  * reached. */
-static void test_the_javascript_sdk_exporter_is_understood(void **state)
+/* The OpenTelemetry JavaScript SDK installed into dir (skips the test, saying why, when it
+ * cannot be). */
+static void s_sdk(char *dir, size_t cap)
 {
-    char dir[512], cmd[2600];
+    char cmd[2600];
     const char *cache = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
-    snprintf(dir, sizeof dir, "%s%s/waferwatch/otel-sdk",
+    snprintf(dir, cap, "%s%s/waferwatch/otel-sdk",
              cache  ? cache
              : home ? home
                     : "/tmp",
@@ -401,7 +410,13 @@ static void test_the_javascript_sdk_exporter_is_understood(void **state)
         char *why = h_read_file(out);
         fail_msg("tests/otel_sdk/install.sh %s failed:\n%s", dir, why ? why : "?");
     }
+}
 
+static void test_the_javascript_sdk_exporter_is_understood(void **state)
+{
+    char dir[512], cmd[2600];
+    s_sdk(dir, sizeof dir);
+    int rc;
     h_db_t db;
     char log[256];
     unsigned p;
@@ -449,8 +464,79 @@ static void test_the_javascript_sdk_exporter_is_understood(void **state)
     h_db_drop(&db);
 }
 
+/* The SDK's metrics (@opentelemetry/sdk-metrics, exporter-metrics-otlp-proto): the GenAI
+ * latency histograms as exponential histograms, once with delta temporality and once
+ * cumulative (three exports each, emit_metrics.cjs): every request counted once, errors as
+ * errors, tokens summed, percentiles within the histograms' bound of the values sent; the
+ * windows are `aggregated` on the wire and stored as they came. */
+static void test_the_javascript_sdk_metrics_are_merged(void **state)
+{
+    char dir[512], cmd[2600];
+    s_sdk(dir, sizeof dir);
+    h_db_t db;
+    char log[256];
+    unsigned p;
+    pid_t collector, agent = s_start(&db, "otlpmet", "6s", log, sizeof log, &p, &collector);
+    enum { N = 300 };
+    static const char *const modes[] = {"delta", "cumulative"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "node '%s/emit_metrics.cjs' http://127.0.0.1:%u/v1/metrics %d %s > "
+                 "'%s/node.log' 2>&1",
+                 dir, p, N, modes[i], db.dir);
+        int rc = system(cmd);
+        snprintf(cmd, sizeof cmd, "%s/node.log", db.dir);
+        char *out = h_read_file(cmd);
+        print_message("node (%s): %s", modes[i], out ? out : "(no output)\n");
+        assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+        free(out);
+    }
+    h_agent_wait_ok(agent, log, 60000);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_metric_exports"), 6);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_points_refused"), 0);
+    assert_true(h_log_value(log, "stats:", "otlp_points_merged") > 0);
+    assert_int_equal(h_stop(collector, 10000), 0);
+
+    /* emit_metrics.cjs's requests, twice: request k of model k % 3 is an error when
+     * k % 10 == 9, else TTFT 0.05 + 0.001 k, TPOT 0.002 + 0.00001 k, duration
+     * TTFT + 0.5 + 0.002 k, 100 input and 50 output tokens. */
+    double ttft[2 * N], tpot[2 * N], e2e[2 * N];
+    size_t ok = 0;
+    for (int k = 0; k < 2 * N; k++) {
+        int j = k % N;
+        if (j % 10 != 9) {
+            ttft[ok] = 0.05 + 0.001 * j;
+            tpot[ok] = 0.002 + 0.00001 * j;
+            e2e[ok] = ttft[ok] + 0.5 + 0.002 * j;
+            ok++;
+        }
+    }
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_ok) FROM latency_windows"), ok);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_error) FROM latency_windows"),
+                     2 * N / 10);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(prompt_tokens) FROM latency_windows"),
+                     (long long)ok * 100);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(output_tokens) FROM latency_windows"),
+                     (long long)ok * 50);
+    for (int m = 0; m < 3; m++) {
+        char sql[300];
+        snprintf(sql, sizeof sql,
+                 "SELECT ww_hist_count(ww_merge(ttft)) FROM latency_windows WHERE model = '%s'",
+                 s_models[m]);
+        assert_int_equal(h_query_ll(&db, sql), (long long)ok / 3);
+    }
+    assert_int_equal(h_query_ll(&db, "SELECT ww_hist_count(ww_merge(queue)) FROM latency_windows"),
+                     0);
+    h_verify_quantiles(&db, "ttft", ttft, ok, "latency_windows");
+    h_verify_quantiles(&db, "tpot", tpot, ok, "latency_windows");
+    h_verify_quantiles(&db, "e2e", e2e, ok, "latency_windows");
+    assert_int_equal(h_verify_rollups(&db), 0);
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_spans_become_latency_windows_once),
     cmocka_unit_test(test_the_javascript_sdk_exporter_is_understood),
+    cmocka_unit_test(test_the_javascript_sdk_metrics_are_merged),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
