@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,30 +202,47 @@ static int s_gunzip(s_post_t *p, size_t max, char *why, size_t why_cap)
     return 0;
 }
 
+/* The slot of model among the agent's; SIZE_MAX (counted in *unknown, the first kept in
+ * why) when it is not one of them. */
+static size_t s_slot(const ww_otlp_http_t *self, const char *model, uint64_t *unknown, char *why,
+                     size_t why_cap)
+{
+    const ww_otlp_http_conf_t *c = &self->conf;
+    for (size_t slot = 0; slot < c->n_models; slot++) {
+        if (strcmp(c->models[slot], model) == 0) {
+            return slot;
+        }
+    }
+    if ((*unknown)++ == 0) {
+        snprintf(why, why_cap, "model \"%s\" is not one of this agent's models", model);
+    }
+    return SIZE_MAX;
+}
+
+/* Doubles the array *v of *cap items of size (first: first items); false when out of
+ * memory (*v unchanged). */
+static bool s_grow(void **v, size_t *cap, size_t size, size_t first)
+{
+    size_t n = *cap ? 2 * *cap : first;
+    void *p = realloc(*v, n * size);
+    if (!p) {
+        return false;
+    }
+    *v = p;
+    *cap = n;
+    return true;
+}
+
 static void s_on_request(void *arg, const char *model, const ww_request_t *r)
 {
     s_export_t *e = arg;
-    const ww_otlp_http_conf_t *c = &e->self->conf;
-    size_t slot = 0;
-    while (slot < c->n_models && strcmp(c->models[slot], model) != 0) {
-        slot++;
-    }
-    if (slot == c->n_models) {
-        if (e->unknown_model++ == 0) {
-            snprintf(e->why, sizeof e->why, "model \"%s\" is not one of this agent's models",
-                     model);
-        }
+    size_t slot = s_slot(e->self, model, &e->unknown_model, e->why, sizeof e->why);
+    if (slot == SIZE_MAX) {
         return;
     }
-    if (e->n == e->cap) {
-        size_t cap = e->cap ? 2 * e->cap : 256;
-        ww_request_t *v = realloc(e->r, cap * sizeof *v);
-        if (!v) {
-            e->oom = true;
-            return;
-        }
-        e->r = v;
-        e->cap = cap;
+    if (e->n == e->cap && !s_grow((void **)&e->r, &e->cap, sizeof *e->r, 256)) {
+        e->oom = true;
+        return;
     }
     e->r[e->n] = *r;
     e->r[e->n].model = (uint32_t)slot;
@@ -408,27 +426,13 @@ typedef struct {
 static void s_on_point(void *arg, const char *model, const ww_otlp_m_point_t *p)
 {
     s_mexport_t *e = arg;
-    const ww_otlp_http_conf_t *c = &e->self->conf;
-    size_t slot = 0;
-    while (slot < c->n_models && strcmp(c->models[slot], model) != 0) {
-        slot++;
-    }
-    if (slot == c->n_models) {
-        if (e->unknown_model++ == 0) {
-            snprintf(e->why, sizeof e->why, "model \"%s\" is not one of this agent's models",
-                     model);
-        }
+    size_t slot = s_slot(e->self, model, &e->unknown_model, e->why, sizeof e->why);
+    if (slot == SIZE_MAX) {
         return;
     }
-    if (e->n == e->cap) {
-        size_t cap = e->cap ? 2 * e->cap : 64;
-        ww_otlp_agg_t *v = realloc(e->a, cap * sizeof *v);
-        if (!v) {
-            e->oom = true;
-            return;
-        }
-        e->a = v;
-        e->cap = cap;
+    if (e->n == e->cap && !s_grow((void **)&e->a, &e->cap, sizeof *e->a, 64)) {
+        e->oom = true;
+        return;
     }
     ww_otlp_agg_t *a = &e->a[e->n];
     memset(a, 0, sizeof *a);

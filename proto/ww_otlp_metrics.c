@@ -57,18 +57,8 @@ typedef struct {
     bool oom;
 } s_ctx_t;
 
-static void s_why(ww_otlp_metrics_counts_t *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void s_why(ww_otlp_metrics_counts_t *c, const char *fmt, ...)
-{
-    if (c->why[0]) {
-        return; /* the first one is kept */
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->why, sizeof c->why, fmt, ap);
-    va_end(ap);
-}
+/* The first reason of an export's refusals, kept in c->why. */
+#define s_why(c, ...) ww_otlp_pb_why((c)->why, sizeof(c)->why, __VA_ARGS__)
 
 /* Refuses the point being read, with the metric's name in front of the reason. */
 static void s_refuse(s_ctx_t *x, const char *reason)

@@ -3,6 +3,8 @@
 
 #include "ww_wire.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,4 +49,15 @@ int ww_otlp_pb_attr_text(Ww__Otlp__V1__KeyValue *const *attrs, size_t n, const c
     memcpy(dst, s->data, s->len);
     dst[s->len] = '\0';
     return 1;
+}
+
+void ww_otlp_pb_why(char *why, size_t cap, const char *fmt, ...)
+{
+    if (why[0]) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
 }

@@ -28,4 +28,8 @@ const Ww__Otlp__V1__AnyValue *ww_otlp_pb_attr(Ww__Otlp__V1__KeyValue *const *att
 int ww_otlp_pb_attr_text(Ww__Otlp__V1__KeyValue *const *attrs, size_t n, const char *key, char *dst,
                          size_t cap);
 
+/* Writes the reason into why[0..cap) unless one is there already (the first is kept). */
+void ww_otlp_pb_why(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

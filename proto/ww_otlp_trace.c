@@ -16,18 +16,8 @@
 typedef Ww__Otlp__V1__KeyValue s_kv_t;
 typedef Ww__Otlp__V1__AnyValue s_any_t;
 
-static void s_why(ww_otlp_trace_counts_t *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void s_why(ww_otlp_trace_counts_t *c, const char *fmt, ...)
-{
-    if (c->why[0]) {
-        return; /* the first one is kept */
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->why, sizeof c->why, fmt, ap);
-    va_end(ap);
-}
+/* The first reason of an export's refusals, kept in c->why. */
+#define s_why(c, ...) ww_otlp_pb_why((c)->why, sizeof(c)->why, __VA_ARGS__)
 
 /* A latency attribute in seconds (double, or int): 1 ok, 0 absent or of another type, -1 a
  * value that cannot be a latency. */
