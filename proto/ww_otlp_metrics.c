@@ -248,6 +248,9 @@ static int s_from_exp(const s_exp_t *p, int scale, ww_hist_t *h, const char **re
     int64_t below = -((int64_t)20 << p->scale), above = (int64_t)12 << p->scale;
     for (size_t k = 0; b && k < b->n_bucket_counts; k++) {
         uint64_t c = b->bucket_counts[k];
+        if (c == 0) {
+            continue; /* an empty bucket may lie outside the span s_range reserved */
+        }
         int64_t idx = (int64_t)b->offset + (int64_t)k;
         uint64_t *to = idx < below    ? &under
                        : idx >= above ? &over
