@@ -137,8 +137,7 @@ static const ww_cfg_opt_t s_rows[] = {
          "the first node's, node.id)"),
     ROW("otlp.listen", WW_CFG_STRING, "127.0.0.1:4318", A(otlp_listen), 0, 0, "otlp-listen",
         "with agent.requests otlp: HOST:PORT of the OTLP/HTTP receiver (POST /v1/traces, "
-        "protobuf or JSON, and /v1/metrics, protobuf; gzip or not; port 0 = any free one, "
-        "logged)"),
+        "and /v1/metrics; protobuf or JSON, gzip or not; port 0 = any free one, logged)"),
     ROW("otlp.max_body", WW_CFG_SIZE, "8 MiB", A(otlp_max_body), 1024, 1073741824, NULL,
         "largest export accepted, compressed and decompressed (413 past it)"),
     ROW("otlp.max_queue", WW_CFG_INT, "100000", A(otlp_max_queue), 1, 100000000, NULL,

@@ -7,9 +7,11 @@
 #include "ww_log.h"
 #include "ww_mhd.h"
 #include "ww_otlp_json.h"
+#include "ww_time.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -64,8 +66,8 @@ typedef struct {
     ww_otlp_http_t *self;
     ww_request_t *r;
     size_t n, cap;
-    uint64_t unknown_model;
-    char why[160]; /* the first unknown model */
+    uint64_t refused; /* an unknown model, a time out of bounds (s_slot) */
+    char why[160];    /* the first unknown model */
     bool oom;
 } s_export_t;
 
@@ -202,18 +204,34 @@ static int s_gunzip(s_post_t *p, size_t max, char *why, size_t why_cap)
     return 0;
 }
 
-/* The slot of model among the agent's; SIZE_MAX (counted in *unknown, the first kept in
- * why) when it is not one of them. */
-static size_t s_slot(const ww_otlp_http_t *self, const char *model, uint64_t *unknown, char *why,
-                     size_t why_cap)
+/* The slot of model among the agent's for a record or point that ends at end_ns; SIZE_MAX
+ * (counted in *refused, the first reason kept in why) when the model is not one of them, or
+ * when end_ns is past WW_OTLP_MAX_AHEAD_NS after the agent's clock or over
+ * WW_OTLP_MAX_BEHIND_NS before it: its window would start where the collector refuses a
+ * window (ingest.max_future 5 min, ingest.max_past 7 days), taking the batch's samples with
+ * it, and a window open in the future would hold every later request until then. */
+static size_t s_slot(const ww_otlp_http_t *self, const char *model, int64_t end_ns,
+                     uint64_t *refused, char *why, size_t why_cap)
 {
+    int64_t now = ww_time_now_ns();
+    if (end_ns > now + WW_OTLP_MAX_AHEAD_NS || end_ns < now - WW_OTLP_MAX_BEHIND_NS) {
+        if ((*refused)++ == 0) {
+            snprintf(why, why_cap,
+                     "a request that ends %.0f s %s the agent's clock (at most %d s ahead, %d h "
+                     "behind)",
+                     fabs((double)(end_ns - now)) / 1e9, end_ns > now ? "ahead of" : "behind",
+                     (int)(WW_OTLP_MAX_AHEAD_NS / WW_NS_PER_S),
+                     (int)(WW_OTLP_MAX_BEHIND_NS / WW_NS_PER_S / 3600));
+        }
+        return SIZE_MAX;
+    }
     const ww_otlp_http_conf_t *c = &self->conf;
     for (size_t slot = 0; slot < c->n_models; slot++) {
         if (strcmp(c->models[slot], model) == 0) {
             return slot;
         }
     }
-    if ((*unknown)++ == 0) {
+    if ((*refused)++ == 0) {
         snprintf(why, why_cap, "model \"%s\" is not one of this agent's models", model);
     }
     return SIZE_MAX;
@@ -236,7 +254,7 @@ static bool s_grow(void **v, size_t *cap, size_t size, size_t first)
 static void s_on_request(void *arg, const char *model, const ww_request_t *r)
 {
     s_export_t *e = arg;
-    size_t slot = s_slot(e->self, model, &e->unknown_model, e->why, sizeof e->why);
+    size_t slot = s_slot(e->self, model, r->done_ns, &e->refused, e->why, sizeof e->why);
     if (slot == SIZE_MAX) {
         return;
     }
@@ -298,9 +316,8 @@ static bool s_enqueue(ww_otlp_http_t *self, const s_export_t *e, uint64_t spans,
     return ok;
 }
 
-/* The whole body is read: decode, queue, answer. */
-/* The JSON body into its protobuf encoding, replacing it. Returns 0, -EBADMSG with why,
- * -ENOMEM. */
+/* The JSON body into its protobuf encoding (a trace or, for /v1/metrics, a metrics export),
+ * replacing it. Returns 0, -EBADMSG with why, -ENOMEM. */
 static int s_from_json(s_post_t *p, char *why, size_t why_cap)
 {
     char *text = malloc(p->len + 1); /* NUL-terminated for the reader */
@@ -318,7 +335,8 @@ static int s_from_json(s_post_t *p, char *why, size_t why_cap)
     }
     uint8_t *pb = NULL;
     size_t len = 0;
-    int rc = ww_otlp_json_to_pb(text, &pb, &len, why, why_cap);
+    int rc = p->metrics ? ww_otlp_json_metrics_to_pb(text, &pb, &len, why, why_cap)
+                        : ww_otlp_json_to_pb(text, &pb, &len, why, why_cap);
     free(text);
     if (rc == 0) {
         free(p->body);
@@ -328,35 +346,48 @@ static int s_from_json(s_post_t *p, char *why, size_t why_cap)
     return rc;
 }
 
-/* The 200 reply: an ExportTraceServiceResponse in the request's encoding, with
- * partial_success when request spans were refused. */
+/* The 200 reply: an Export{Trace,Metrics}ServiceResponse in the request's encoding, with
+ * partial_success when request spans (metrics: data points) were refused. */
 static enum MHD_Result s_accept(ww_otlp_http_t *self, struct MHD_Connection *c, bool json,
-                                uint64_t refused, const char *why)
+                                bool metrics, uint64_t refused, const char *why)
 {
     if (json) {
         char text[300], body[400];
         s_json_text(text, sizeof text, why);
         int len = refused == 0 ? snprintf(body, sizeof body, "{}")
                                : snprintf(body, sizeof body,
-                                          "{\"partialSuccess\":{\"rejectedSpans\":\"%llu\","
+                                          "{\"partialSuccess\":{\"%s\":\"%llu\","
                                           "\"errorMessage\":\"%s\"}}",
+                                          metrics ? "rejectedDataPoints" : "rejectedSpans",
                                           (unsigned long long)refused, text);
         return s_send(self, c, MHD_HTTP_OK, (const uint8_t *)body, (size_t)len, S_JSON, NULL);
     }
-    Ww__Otlp__V1__ExportTraceServiceResponse resp =
-        WW__OTLP__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
-    Ww__Otlp__V1__ExportTracePartialSuccess part = WW__OTLP__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
     char msg[200];
-    if (refused > 0) {
-        part.rejected_spans = (int64_t)refused;
-        snprintf(msg, sizeof msg, "%s", why);
-        part.error_message = msg;
-        resp.partial_success = &part;
-    }
+    snprintf(msg, sizeof msg, "%s", why);
     uint8_t buf[256];
     size_t len = 0;
-    if (ww__otlp__v1__export_trace_service_response__get_packed_size(&resp) <= sizeof buf) {
-        len = ww__otlp__v1__export_trace_service_response__pack(&resp, buf);
+    if (metrics) {
+        Ww__Otlp__V1__ExportMetricsServiceResponse resp =
+            WW__OTLP__V1__EXPORT_METRICS_SERVICE_RESPONSE__INIT;
+        Ww__Otlp__V1__ExportMetricsPartialSuccess part =
+            WW__OTLP__V1__EXPORT_METRICS_PARTIAL_SUCCESS__INIT;
+        part.rejected_data_points = (int64_t)refused;
+        part.error_message = msg;
+        resp.partial_success = refused > 0 ? &part : NULL;
+        if (ww__otlp__v1__export_metrics_service_response__get_packed_size(&resp) <= sizeof buf) {
+            len = ww__otlp__v1__export_metrics_service_response__pack(&resp, buf);
+        }
+    } else {
+        Ww__Otlp__V1__ExportTraceServiceResponse resp =
+            WW__OTLP__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
+        Ww__Otlp__V1__ExportTracePartialSuccess part =
+            WW__OTLP__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
+        part.rejected_spans = (int64_t)refused;
+        part.error_message = msg;
+        resp.partial_success = refused > 0 ? &part : NULL;
+        if (ww__otlp__v1__export_trace_service_response__get_packed_size(&resp) <= sizeof buf) {
+            len = ww__otlp__v1__export_trace_service_response__pack(&resp, buf);
+        }
     }
     return s_send(self, c, MHD_HTTP_OK, buf, len, S_PROTOBUF, NULL);
 }
@@ -378,11 +409,11 @@ static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, 
         snprintf(why, sizeof why, "the body decompresses to over %zu bytes", self->conf.max_body);
         return s_fail(self, c, S_HTTP_TOO_LARGE, S_RPC_INVALID_ARGUMENT, why, json);
     }
-    if (rc == 0 && p->metrics) {
-        return s_export_metrics(self, c, p);
-    }
     if (rc == 0 && json) {
         rc = s_from_json(p, why, sizeof why);
+    }
+    if (rc == 0 && p->metrics) {
+        return s_export_metrics(self, c, p);
     }
     s_export_t e = {.self = self};
     ww_otlp_trace_counts_t counts;
@@ -403,14 +434,14 @@ static enum MHD_Result s_export(ww_otlp_http_t *self, struct MHD_Connection *c, 
     if (e.n > 1) {
         qsort(e.r, e.n, sizeof *e.r, s_by_done);
     }
-    uint64_t refused = counts.incomplete + counts.invalid + e.unknown_model;
+    uint64_t refused = counts.incomplete + counts.invalid + e.refused;
     bool queued = s_enqueue(self, &e, counts.spans, refused);
     free(e.r);
     if (!queued) {
         return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_RESOURCE_EXHAUSTED,
                       "the agent's queue of requests is full: retry later", json);
     }
-    return s_accept(self, c, json, refused, counts.why[0] ? counts.why : e.why);
+    return s_accept(self, c, json, false, refused, counts.why[0] ? counts.why : e.why);
 }
 
 /* The points of one metrics export while it is decoded. */
@@ -418,7 +449,7 @@ typedef struct {
     ww_otlp_http_t *self;
     ww_otlp_agg_t *a;
     size_t n, cap;
-    uint64_t unknown_model;
+    uint64_t refused; /* an unknown model, a time out of bounds (s_slot) */
     char why[160];
     bool oom;
 } s_mexport_t;
@@ -426,7 +457,7 @@ typedef struct {
 static void s_on_point(void *arg, const char *model, const ww_otlp_m_point_t *p)
 {
     s_mexport_t *e = arg;
-    size_t slot = s_slot(e->self, model, &e->unknown_model, e->why, sizeof e->why);
+    size_t slot = s_slot(e->self, model, p->time_ns, &e->refused, e->why, sizeof e->why);
     if (slot == SIZE_MAX) {
         return;
     }
@@ -459,29 +490,6 @@ static void s_mexport_free(s_mexport_t *e)
     free(e->a);
 }
 
-/* The 200 reply to a metrics export, with partial_success when points were refused. */
-static enum MHD_Result s_accept_metrics(ww_otlp_http_t *self, struct MHD_Connection *c,
-                                        uint64_t refused, const char *why)
-{
-    Ww__Otlp__V1__ExportMetricsServiceResponse resp =
-        WW__OTLP__V1__EXPORT_METRICS_SERVICE_RESPONSE__INIT;
-    Ww__Otlp__V1__ExportMetricsPartialSuccess part =
-        WW__OTLP__V1__EXPORT_METRICS_PARTIAL_SUCCESS__INIT;
-    char msg[200];
-    if (refused > 0) {
-        part.rejected_data_points = (int64_t)refused;
-        snprintf(msg, sizeof msg, "%s", why);
-        part.error_message = msg;
-        resp.partial_success = &part;
-    }
-    uint8_t buf[256];
-    size_t len = 0;
-    if (ww__otlp__v1__export_metrics_service_response__get_packed_size(&resp) <= sizeof buf) {
-        len = ww__otlp__v1__export_metrics_service_response__pack(&resp, buf);
-    }
-    return s_send(self, c, MHD_HTTP_OK, buf, len, S_PROTOBUF, NULL);
-}
-
 /* A whole metrics body (decompressed): decode into the points, queue them, answer. */
 static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connection *c, s_post_t *p)
 {
@@ -498,12 +506,13 @@ static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connect
         s_mexport_free(&e);
         return rc == -EBADMSG
                    ? s_fail(self, c, MHD_HTTP_BAD_REQUEST, S_RPC_INVALID_ARGUMENT,
-                            "the body is not an OTLP ExportMetricsServiceRequest (protobuf)", false)
+                            "the body is not an OTLP ExportMetricsServiceRequest (protobuf)",
+                            p->json)
                : rc == -ENOSPC
                    ? s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_RESOURCE_EXHAUSTED,
-                            "the agent's queue of metric points is full: retry later", false)
+                            "the agent's queue of metric points is full: retry later", p->json)
                    : s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
-                            "out of memory: retry later", false);
+                            "out of memory: retry later", p->json);
     }
     pthread_mutex_lock(&self->mu);
     bool ok = true;
@@ -519,7 +528,7 @@ static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connect
             self->acap = cap;
         }
     }
-    uint64_t refused = counts.refused + e.unknown_model;
+    uint64_t refused = counts.refused + e.refused;
     if (ok) {
         if (e.n > 0) {
             memcpy(self->aq + self->an, e.a, e.n * sizeof *e.a);
@@ -534,7 +543,7 @@ static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connect
     if (!ok) {
         s_mexport_free(&e);
         return s_fail(self, c, MHD_HTTP_SERVICE_UNAVAILABLE, S_RPC_UNAVAILABLE,
-                      "out of memory: retry later", false);
+                      "out of memory: retry later", p->json);
     }
     free(e.a); /* the histograms moved into the queue */
     if (e.n > 0) {
@@ -542,7 +551,7 @@ static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connect
         ssize_t w = write(self->efd, &one, sizeof one); /* full: already readable */
         (void)w;
     }
-    return s_accept_metrics(self, c, refused, counts.why[0] ? counts.why : e.why);
+    return s_accept(self, c, p->json, true, refused, counts.why[0] ? counts.why : e.why);
 }
 
 /* Whether header value v is `want` (case-insensitive), parameters after ';' aside. */
@@ -573,10 +582,6 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
         if (!metrics && strcmp(url, "/v1/traces") != 0) {
             return s_fail(self, c, MHD_HTTP_NOT_FOUND, S_RPC_UNIMPLEMENTED,
                           "not found: spans go to /v1/traces, metrics to /v1/metrics", json);
-        }
-        if (metrics && json) {
-            return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,
-                          "metrics are read in protobuf only: send application/x-protobuf", json);
         }
         if (!json && !s_is(type, S_PROTOBUF)) {
             return s_fail(self, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, S_RPC_UNIMPLEMENTED,

@@ -6,14 +6,14 @@
  * merged into them (proto/ww_otlp_metrics.h).
  *
  * What the OTLP/HTTP specification asks of a server, for POST /v1/traces and /v1/metrics:
- *   - protobuf bodies (Content-Type application/x-protobuf), and for traces JSON ones
- *     (application/json, proto/ww_otlp_json.h; metrics in JSON are answered 415, said in
- *     the message), plain or gzip (Content-Encoding gzip); every reply in the request's
- *     encoding;
+ *   - protobuf bodies (Content-Type application/x-protobuf) and JSON ones
+ *     (application/json, proto/ww_otlp_json.h), plain or gzip (Content-Encoding gzip);
+ *     every reply in the request's encoding;
  *   - 200 with an Export{Trace,Metrics}ServiceResponse; when spans or points were
  *     refused, its partial_success holds how many and the first reason (a request span
  *     without an attribute it needs, values that cannot be a request, a point without a
- *     model, an explicit-bucket latency histogram, a model that is not one of the agent's);
+ *     model, an explicit-bucket latency histogram, a model that is not one of the agent's,
+ *     an end time over 60 s ahead of the agent's clock or over a day behind it);
  *   - 400 with a Status (google.rpc.Status's code and message) for a body that is not an
  *     export (not JSON, a field of the wrong type: the message says where) or not gzip; 413
  *     for a body (or its decompression) over max_body; 415 for another content type or
@@ -41,6 +41,12 @@
 #include <stdint.h>
 
 typedef struct ww_otlp_http ww_otlp_http_t;
+
+/* A span or point that ends more than this after the agent's clock, or more than
+ * WW_OTLP_MAX_BEHIND_NS before it, is refused (partial_success): its window would be one the
+ * collector refuses (ingest.max_future, ingest.max_past), costing the batch's samples. */
+#define WW_OTLP_MAX_AHEAD_NS (INT64_C(60) * 1000000000)
+#define WW_OTLP_MAX_BEHIND_NS (INT64_C(24) * 3600 * 1000000000)
 
 typedef struct {
     const char *listen; /* HOST:PORT (port 0: any free one, ww_otlp_http_port tells) */

@@ -30,4 +30,16 @@
  * field's path); -ENOMEM. */
 int ww_otlp_json_to_pb(const char *json, uint8_t **out, size_t *out_len, char *why, size_t why_cap);
 
+/* The same for a metrics export (OTLP/HTTP POST /v1/metrics, application/json) into an
+ * ExportMetricsServiceRequest (proto/otlp/otlp_metrics.proto). Carried:
+ * resourceMetrics[].resource.attributes, .scopeMetrics[].metrics[] with name, unit and one of
+ * exponentialHistogram {aggregationTemporality (number or name), dataPoints[]: attributes,
+ * startTimeUnixNano, timeUnixNano, count, sum, scale, zeroCount, positive and negative
+ * {offset, bucketCounts}, min, max, zeroThreshold} or histogram {aggregationTemporality,
+ * dataPoints[]: attributes, times, count, sum}; a gauge, sum or summary is carried as a gauge
+ * without points (a metric of another kind). Counts are unsigned 64-bit integers as strings
+ * or numbers, read exactly; sum, min and max are optional (absent or null: not set). */
+int ww_otlp_json_metrics_to_pb(const char *json, uint8_t **out, size_t *out_len, char *why,
+                               size_t why_cap);
+
 #endif

@@ -206,9 +206,11 @@ static void test_spans_become_latency_windows_once(void **state)
     free(body);
     free(z);
 
-    /* C: good spans beside 5 without a TTFT, 3 of a model the agent does not serve and 2
-     * that are not requests: a partial success refusing 8, the rest taken. */
-    h_otlp_span_t c[S_GOOD_C + 10];
+    /* C: good spans beside 5 without a TTFT, 3 of a model the agent does not serve, 2 that
+     * are not requests, one ending 10 minutes ahead of the agent's clock and one two days
+     * behind it (their windows would be refused by the collector with the batch's samples):
+     * a partial success refusing 10, the rest taken. */
+    h_otlp_span_t c[S_GOOD_C + 12];
     s_good(c, S_GOOD_C, &sent);
     uint64_t end = (uint64_t)ww_time_now_ns() - 100 * WW_NS_PER_MS;
     for (int i = 0; i < 5; i++) {
@@ -225,9 +227,13 @@ static void test_spans_become_latency_windows_once(void **state)
     for (int i = 8; i < 10; i++) {
         h_otlp_span_init(&c[S_GOOD_C + i], "http.request", end);
     }
-    body = h_otlp_pack(c, S_GOOD_C + 10, &len);
+    h_otlp_vllm(&c[S_GOOD_C + 10], end + 600 * (uint64_t)WW_NS_PER_S, "llama3.1-8b", 1.0, 0.2, 0.1,
+                10, 10);
+    h_otlp_vllm(&c[S_GOOD_C + 11], end - 2 * 86400 * (uint64_t)WW_NS_PER_S, "llama3.1-8b", 1.0, 0.2,
+                0.1, 10, 10);
+    body = h_otlp_pack(c, S_GOOD_C + 12, &len);
     r = s_post(p, "/v1/traces", body, len, "application/x-protobuf", NULL, &status, &rlen, NULL);
-    assert_int_equal(s_accepted(r, rlen, status), 8);
+    assert_int_equal(s_accepted(r, rlen, status), 10);
     free(body);
 
     /* More than the queue holds (otlp.max_queue 200, whatever the agent took already): 503
@@ -309,9 +315,24 @@ static void test_spans_become_latency_windows_once(void **state)
     r = s_post(p, "/v1/metrics", junk, sizeof junk, "application/x-protobuf", NULL, &status, &rlen,
                NULL);
     s_refused(r, rlen, status, 400, 3);
+    /* Metrics in JSON: an empty export is taken; a point whose count is not a number is
+     * refused with its path, in JSON. */
     r = s_post(p, "/v1/metrics", "{}", 2, "application/json", NULL, &status, &rlen, NULL);
-    assert_int_equal(status, 415);
-    assert_non_null(strstr(r, "protobuf only"));
+    assert_int_equal(status, 200);
+    assert_string_equal(r, "{}");
+    free(r);
+    static const char bad_count[] =
+        "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":"
+        "\"gen_ai.server.time_to_first_token\",\"exponentialHistogram\":{"
+        "\"aggregationTemporality\":\"AGGREGATION_TEMPORALITY_DELTA\",\"dataPoints\":"
+        "[{\"count\":\"x\"}]}}]}]}]}";
+    r = s_post(p, "/v1/metrics", bad_count, sizeof bad_count - 1, "application/json", NULL, &status,
+               &rlen, NULL);
+    assert_int_equal(status, 400);
+    if (!strstr(r, "resourceMetrics[0].scopeMetrics[0].metrics[0].exponentialHistogram."
+                   "dataPoints[0].count: not a count")) {
+        fail_msg("JSON metrics error reply: %s", r);
+    }
     free(r);
     uint8_t *large = calloc(1, 300 * 1024);
     assert_non_null(large);
@@ -338,18 +359,19 @@ static void test_spans_become_latency_windows_once(void **state)
     int mport = h_metrics_port(agent, log);
     h_sleep_ms(300);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_requests_total"), sent.n);
-    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_spans_refused_total"), 9);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_spans_refused_total"), 11);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_overloaded_total"), 1);
     assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_too_large_total"), 2);
-    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_bad_requests_total"), 4);
-    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_unsupported_total"), 5);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_bad_requests_total"), 5);
+    assert_int_equal(h_metrics_get(mport, "waferwatch_agent_otlp_unsupported_total"), 4);
 
     h_agent_wait_ok(agent, log, 60000);
     assert_int_equal(h_log_value(log, "stats:", "otlp_exports"), 4);
     assert_int_equal(h_log_value(log, "stats:", "otlp_spans"),
-                     S_GOOD_A + S_GOOD_B + S_GOOD_C + 10 + S_GOOD_D + 1);
+                     S_GOOD_A + S_GOOD_B + S_GOOD_C + 12 + S_GOOD_D + 1);
     assert_int_equal(h_log_value(log, "stats:", "otlp_requests"), (long long)sent.n);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 9);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_refused"), 11);
+    assert_int_equal(h_log_value(log, "stats:", "nacked"), 0);
     assert_int_equal(h_log_value(log, "stats:", "otlp_errors"), 12);
     /* The simulator gave the readings; its own requests were not the node's. */
     assert_true(h_log_value(log, "stats:", "source_requests_dropped") > 0);
@@ -464,10 +486,10 @@ static void test_the_javascript_sdk_exporter_is_understood(void **state)
     h_db_drop(&db);
 }
 
-/* The SDK's metrics (@opentelemetry/sdk-metrics, exporter-metrics-otlp-proto): the GenAI
- * latency histograms as exponential histograms, once with delta temporality and once
- * cumulative (three exports each, emit_metrics.cjs): every request counted once, errors as
- * errors, tokens summed, percentiles within the histograms' bound of the values sent; the
+/* The SDK's metrics (@opentelemetry/sdk-metrics, exporter-metrics-otlp-proto and -http): the
+ * GenAI latency histograms as exponential histograms, with delta temporality, cumulative,
+ * and cumulative in JSON (three exports each, emit_metrics.cjs): every request counted once, errors
+ * as errors, tokens summed, percentiles within the histograms' bound of the values sent; the
  * windows are `aggregated` on the wire and stored as they came. */
 static void test_the_javascript_sdk_metrics_are_merged(void **state)
 {
@@ -477,32 +499,33 @@ static void test_the_javascript_sdk_metrics_are_merged(void **state)
     char log[256];
     unsigned p;
     pid_t collector, agent = s_start(&db, "otlpmet", "6s", log, sizeof log, &p, &collector);
-    enum { N = 300 };
-    static const char *const modes[] = {"delta", "cumulative"};
-    for (int i = 0; i < 2; i++) {
+    enum { N = 300, RUNS = 3 };
+    static const char *const modes[RUNS][2] = {
+        {"delta", "proto"}, {"cumulative", "proto"}, {"cumulative", "json"}};
+    for (int i = 0; i < RUNS; i++) {
         snprintf(cmd, sizeof cmd,
-                 "node '%s/emit_metrics.cjs' http://127.0.0.1:%u/v1/metrics %d %s > "
+                 "node '%s/emit_metrics.cjs' http://127.0.0.1:%u/v1/metrics %d %s %s > "
                  "'%s/node.log' 2>&1",
-                 dir, p, N, modes[i], db.dir);
+                 dir, p, N, modes[i][0], modes[i][1], db.dir);
         int rc = system(cmd);
         snprintf(cmd, sizeof cmd, "%s/node.log", db.dir);
         char *out = h_read_file(cmd);
-        print_message("node (%s): %s", modes[i], out ? out : "(no output)\n");
+        print_message("node (%s, %s): %s", modes[i][0], modes[i][1], out ? out : "(no output)\n");
         assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
         free(out);
     }
     h_agent_wait_ok(agent, log, 60000);
-    assert_int_equal(h_log_value(log, "stats:", "otlp_metric_exports"), 6);
+    assert_int_equal(h_log_value(log, "stats:", "otlp_metric_exports"), 3 * RUNS);
     assert_int_equal(h_log_value(log, "stats:", "otlp_points_refused"), 0);
     assert_true(h_log_value(log, "stats:", "otlp_points_merged") > 0);
     assert_int_equal(h_stop(collector, 10000), 0);
 
-    /* emit_metrics.cjs's requests, twice: request k of model k % 3 is an error when
+    /* emit_metrics.cjs's requests, once a run: request k of model k % 3 is an error when
      * k % 10 == 9, else TTFT 0.05 + 0.001 k, TPOT 0.002 + 0.00001 k, duration
      * TTFT + 0.5 + 0.002 k, 100 input and 50 output tokens. */
-    double ttft[2 * N], tpot[2 * N], e2e[2 * N];
+    double ttft[RUNS * N], tpot[RUNS * N], e2e[RUNS * N];
     size_t ok = 0;
-    for (int k = 0; k < 2 * N; k++) {
+    for (int k = 0; k < RUNS * N; k++) {
         int j = k % N;
         if (j % 10 != 9) {
             ttft[ok] = 0.05 + 0.001 * j;
@@ -513,7 +536,7 @@ static void test_the_javascript_sdk_metrics_are_merged(void **state)
     }
     assert_int_equal(h_query_ll(&db, "SELECT sum(requests_ok) FROM latency_windows"), ok);
     assert_int_equal(h_query_ll(&db, "SELECT sum(requests_error) FROM latency_windows"),
-                     2 * N / 10);
+                     RUNS * N / 10);
     assert_int_equal(h_query_ll(&db, "SELECT sum(prompt_tokens) FROM latency_windows"),
                      (long long)ok * 100);
     assert_int_equal(h_query_ll(&db, "SELECT sum(output_tokens) FROM latency_windows"),

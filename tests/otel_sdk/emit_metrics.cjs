@@ -1,7 +1,9 @@
 // Emits the OpenTelemetry GenAI semantic conventions' histograms through the OpenTelemetry
-// JavaScript SDK and its OTLP/HTTP protobuf metrics exporter (a client nobody here wrote),
-// for test_otlp.c.
-//   node emit_metrics.cjs URL N delta|cumulative
+// JavaScript SDK and its OTLP/HTTP metrics exporter (a client nobody here wrote), for
+// test_otlp.c.
+//   node emit_metrics.cjs URL N delta|cumulative [proto|json]
+// proto (the default): @opentelemetry/exporter-metrics-otlp-proto; json:
+// exporter-metrics-otlp-http (the JSON encoding).
 // URL: the whole endpoint (http://127.0.0.1:4318/v1/metrics); the last argument is the
 // exporter's temporalityPreference. Every histogram is an exponential one (max size 160,
 // max scale 20: the SDK's defaults), in seconds, and gen_ai.client.token.usage in tokens.
@@ -18,7 +20,9 @@
 const {
   MeterProvider, PeriodicExportingMetricReader, AggregationType, AggregationTemporality,
 } = require('@opentelemetry/sdk-metrics');
-const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-proto');
+const { OTLPMetricExporter } = require(process.argv[5] === 'json'
+  ? '@opentelemetry/exporter-metrics-otlp-http'
+  : '@opentelemetry/exporter-metrics-otlp-proto');
 
 const url = process.argv[2];
 const n = parseInt(process.argv[3], 10);

@@ -3,6 +3,7 @@
  * numbers, status codes by name) become the protobuf that ww_otlp_trace_decode reads, with
  * every value exact; what is not an export is refused with where. */
 #include "ww_otlp_json.h"
+#include "ww_otlp_metrics.h"
 #include "ww_otlp_trace.h"
 
 #include <errno.h>
@@ -144,11 +145,121 @@ static void test_what_is_not_an_export_is_refused_with_where(void **state)
     free(big);
 }
 
+typedef struct {
+    size_t n;
+    char model[4][WW_MODEL_NAME_MAX];
+    ww_otlp_m_point_t p[4];
+    ww_hist_t h[4];
+} s_mgot_t;
+
+static void s_mtake(void *arg, const char *model, const ww_otlp_m_point_t *p)
+{
+    s_mgot_t *g = arg;
+    assert_true(g->n < 4);
+    snprintf(g->model[g->n], sizeof g->model[0], "%s", model);
+    g->p[g->n] = *p;
+    ww_hist_init(&g->h[g->n], p->hist ? p->hist->scale : 0);
+    if (p->hist) {
+        assert_int_equal(ww_hist_merge(&g->h[g->n], p->hist), 0);
+    }
+    g->n++;
+}
+
+/* A metrics export in JSON (both spellings, counts as strings or numbers, the temporality
+ * by name or number) reads as its protobuf would: an exponential TTFT point at scale 7 taken
+ * at 6, bucket by bucket; a token-usage point's sum; a gauge counted as another kind. */
+static void test_metrics_are_read_exactly(void **state)
+{
+    (void)state;
+    static const char json[] =
+        "{\"resourceMetrics\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+        "\"value\":{\"stringValue\":\"vllm\"}}]},\"scopeMetrics\":[{\"metrics\":["
+        "{\"name\":\"gen_ai.server.time_to_first_token\",\"unit\":\"s\","
+        "\"exponentialHistogram\":{\"aggregationTemporality\":"
+        "\"AGGREGATION_TEMPORALITY_DELTA\",\"dataPoints\":[{\"attributes\":[{\"key\":"
+        "\"gen_ai.response.model\",\"value\":{\"stringValue\":\"m\"}}],"
+        "\"startTimeUnixNano\":\"1795000000000000000\",\"timeUnixNano\":\"1795000001000000007\","
+        "\"count\":\"5\",\"sum\":0.4022,\"scale\":7,\"zeroCount\":\"1\",\"positive\":"
+        "{\"offset\":-426,\"bucketCounts\":[\"2\",0,\"2\"]},\"min\":0,\"max\":0.1011}]}},"
+        "{\"name\":\"gen_ai.client.token.usage\",\"histogram\":{"
+        "\"aggregation_temporality\":1,\"data_points\":[{\"attributes\":[{\"key\":"
+        "\"gen_ai.request.model\",\"value\":{\"stringValue\":\"m\"}},{\"key\":"
+        "\"gen_ai.token.type\",\"value\":{\"stringValue\":\"output\"}}],"
+        "\"start_time_unix_nano\":1795000000000000000,\"time_unix_nano\":1795000001000000007,"
+        "\"count\":3,\"sum\":1234}]}},"
+        "{\"name\":\"vllm:num_requests_running\",\"gauge\":{\"dataPoints\":[]}}]}]}]}";
+    uint8_t *pb = NULL;
+    size_t len = 0;
+    char why[200] = "";
+    assert_int_equal(ww_otlp_json_metrics_to_pb(json, &pb, &len, why, sizeof why), 0);
+    static const ww_otlp_metrics_conf_t conf = WW_OTLP_METRICS_CONF_GENAI;
+    ww_otlp_metrics_t *d = ww_otlp_metrics_new(&conf, 0);
+    assert_non_null(d);
+    s_mgot_t g = {0};
+    ww_otlp_metrics_counts_t c;
+    assert_int_equal(ww_otlp_metrics_decode(d, pb, len, 100, s_mtake, &g, &c), 0);
+    free(pb);
+    if (c.refused) {
+        fail_msg("refused: %s", c.why);
+    }
+    assert_int_equal(c.points, 3);
+    assert_int_equal(c.other, 1);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.model[0], "m");
+    assert_int_equal(g.p[0].kind, WW_OTLP_M_TTFT);
+    assert_int_equal(g.p[0].time_ns, INT64_C(1795000001000000007));
+    assert_int_equal(g.p[0].count, 5);
+    /* Scale 7 buckets -426 and -424 are scale 6 buckets -213 and -212. */
+    ww_hist_t *h = &g.h[0];
+    assert_int_equal(h->scale, 6);
+    assert_int_equal(h->zero_count, 1);
+    assert_int_equal(h->counts[-213 - h->offset], 2);
+    assert_int_equal(h->counts[-212 - h->offset], 2);
+    assert_true(h->sum == 0.4022 && h->min == 0 && h->max == 0.1011);
+    assert_int_equal(g.p[1].kind, WW_OTLP_M_TOKENS);
+    assert_int_equal(g.p[1].output_tokens, 1234);
+    assert_int_equal(g.p[1].prompt_tokens, 0);
+    for (size_t i = 0; i < g.n; i++) {
+        ww_hist_fini(&g.h[i]);
+    }
+    ww_otlp_metrics_destroy(&d);
+
+    /* Wrong types are refused with where. */
+    static const struct {
+        const char *json, *where;
+    } bad[] = {
+        {"{\"resourceMetrics\":{}}", ".resourceMetrics: not an array"},
+        {"{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":1}]}]}]}",
+         "resourceMetrics[0].scopeMetrics[0].metrics[0].name: not a string"},
+        {"{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"x\","
+         "\"exponentialHistogram\":{\"aggregationTemporality\":7}}]}]}]}",
+         "exponentialHistogram.aggregationTemporality: not a temporality"},
+        {"{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"x\","
+         "\"exponentialHistogram\":{\"dataPoints\":[{\"positive\":{\"bucketCounts\":"
+         "[\"-1\"]}}]}}]}]}]}",
+         "dataPoints[0].positive.bucketCounts[0]: not a count"},
+        {"{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"x\","
+         "\"exponentialHistogram\":{\"dataPoints\":[{\"scale\":4294967296}]}}]}]}]}",
+         "dataPoints[0].scale: not a 32-bit integer"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        pb = NULL;
+        assert_int_equal(ww_otlp_json_metrics_to_pb(bad[i].json, &pb, &len, why, sizeof why),
+                         -EBADMSG);
+        if (!strstr(why, bad[i].where)) {
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, why, bad[i].where);
+        }
+        free(pb);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_both_spellings_are_read_exactly),
         cmocka_unit_test(test_what_is_not_an_export_is_refused_with_where),
+        cmocka_unit_test(test_metrics_are_read_exactly),
     };
     (void)argc;
     (void)argv;
