@@ -326,6 +326,47 @@ static void s_close_windows(s_nodes_t *nodes, int64_t t, bool all, ww_batch_t *b
 
 /* Samples every node at tick t into the reused batch, records the request completions
  * into the latency windows and adds the windows that closed by t. */
+/* Node i's request completions from a source without a sink, into its latency windows (or
+ * dropped, counted, with agent.requests otlp). */
+static void s_take_requests(s_nodes_t *nodes, unsigned i)
+{
+    while (nodes->reqbuf != NULL) {
+        int got = nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF);
+        for (int k = 0; k < got; k++) {
+            if (nodes->conf->requests == WW_AGENT_REQUESTS_OTLP) {
+                nodes->source_requests_dropped++;
+            } else {
+                ww_latency_record(&nodes->lat[i], &nodes->reqbuf[k]);
+            }
+        }
+        if (got < WW_REQBUF) {
+            break;
+        }
+    }
+}
+
+/* The agent skips the `skip` ticks from t on (too far behind schedule): a source sampled at
+ * its own pace (the simulator: no descriptor) is still taken through each of them, its
+ * readings dropped and its requests kept, so that the workload it models goes on as it
+ * would have (a real server does not pause for its agent) and what is sampled after the
+ * skip is what an agent that never fell behind would have sampled then. A source fed by
+ * another process (the request log) goes on by itself. */
+static void s_skip_ticks(s_nodes_t *nodes, int64_t t, int64_t skip, int64_t interval)
+{
+    if (nodes->src->fd != NULL) {
+        return;
+    }
+    for (int64_t k = 0; k < skip; k++) {
+        for (unsigned i = 0; i < nodes->n; i++) {
+            ww_reading_t r;
+            nodes->emit_node = i;
+            if (nodes->src->sample(nodes->state[i], t + k * interval, &r) == 0) {
+                s_take_requests(nodes, i);
+            }
+        }
+    }
+}
+
 static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
 {
     size_t n = 0;
@@ -350,19 +391,7 @@ static int s_sample_tick(s_nodes_t *nodes, int64_t t, ww_batch_t *batch)
         }
         WW_RECOVERED(&nodes->sample_c[i], "node %s: sampling again (%lu ticks without a sample)",
                      nodes->names[i], nodes->sample_c[i].repeats + 1);
-        while (nodes->reqbuf != NULL) { /* a source without a sink */
-            int got = nodes->src->poll_requests(nodes->state[i], nodes->reqbuf, WW_REQBUF);
-            for (int k = 0; k < got; k++) {
-                if (nodes->conf->requests == WW_AGENT_REQUESTS_OTLP) {
-                    nodes->source_requests_dropped++;
-                } else {
-                    ww_latency_record(&nodes->lat[i], &nodes->reqbuf[k]);
-                }
-            }
-            if (got < WW_REQBUF) {
-                break;
-            }
-        }
+        s_take_requests(nodes, i);
         ww_node_sample_t *s = &nodes->samples[n];
         waferwatch__v1__node_sample__init(s);
         s->node_id = nodes->names[i];
@@ -939,6 +968,7 @@ int main(int argc, char **argv)
                     (long long)skip);
             skipped += (uint64_t)skip;
             ww_link_count_skipped(link, (uint64_t)skip);
+            s_skip_ticks(&nodes, next, skip, interval);
             next += skip * interval;
         }
         int64_t tick_start = ww_time_mono_ns();

@@ -4,7 +4,7 @@
  * reading (each reading quantized to its sensor resolution by ww_quant_reading, the agent's
  * own step, so that the comparison stays exact) is altered. This is the oracle of the
  * pipeline and delivery tests; tests/integration/test_delivery.c shows it catches each kind
- * of damage. */
+ * of damage. Ticks the agent skipped (and reported) are lost rows it explains. */
 #ifndef WW_VERIFY_H
 #define WW_VERIFY_H
 
@@ -19,6 +19,8 @@ typedef struct {
     long long duplicated; /* extra rows for a (node, tick) */
     long long altered;    /* rows whose values differ from the simulation */
     long long misplaced;  /* rows in range not on a tick */
+    long long skipped;    /* (node, tick) pairs the agent said it did not sample: its
+                             stream_losses.skipped_ticks (all its epochs) times its nodes */
 } h_verify_t;
 
 /* argv/argc: the agent's command line (its configuration decides nodes, seed, interval).
@@ -26,7 +28,13 @@ typedef struct {
 void h_verify_sim(h_db_t *db, int argc, char **argv, int64_t first_tick, int64_t last_tick,
                   h_verify_t *out);
 
-/* Fails the test with the counts unless nothing was lost, duplicated or altered. */
+/* The last tick of an agent run from its log: first_tick plus its ticks, sampled or skipped
+ * (the stats line's ticks and skipped_ticks), less one, at interval_ns. */
+int64_t h_verify_last_tick(const char *log, int64_t interval_ns);
+
+/* Fails the test with the counts unless nothing was duplicated or altered and every row
+ * lost is one the agent said it skipped (a machine stalled past its catch-up window: the
+ * agent skips those ticks, counted; the tests that check skips check them exactly). */
 void h_verify_assert_clean(const h_verify_t *v, const char *what);
 
 /* The rows of latency_rollup_1m (the per-minute rollups the collector merges as it writes)

@@ -444,6 +444,7 @@ static void test_window_counts_agree_unless_aggregated(void **state)
     /* An aggregated window's histograms are still each checked. */
     x.w.ttft->sum = NAN;
     expect_refused(&fx, -EINVAL, "batch.latency_windows[0].ttft");
+    free(fx.buf);
 }
 
 /* Item 1: a window's counts are bounded by what an hour can hold (10^6 requests and 10^7
