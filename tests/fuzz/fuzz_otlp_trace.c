@@ -3,8 +3,8 @@
  *
  * Each input is also read as the JSON encoding of an export (proto/ww_otlp_json.h), and
  * what that makes is decoded under the same checks; and as a metrics export (the body of
- * POST /v1/metrics, proto/ww_otlp_metrics.h), twice into one decoder so that the second
- * read meets the cumulative streams of the first.
+ * POST /v1/metrics, proto/ww_otlp_metrics.h), protobuf and JSON, each twice into one decoder
+ * so that the second read meets the cumulative streams of the first.
  *
  * Invariants checked (a violation traps):
  *  - ww_otlp_trace_decode() returns 0 or -EBADMSG (never crashes, never reads out of
@@ -20,7 +20,7 @@
  *
  * Built with -DFUZZ_OTLP_SEEDS it is instead the seed writer: `fuzz_otlp_trace_seeds DIR`
  * writes valid exports (vLLM request spans, another span, an incomplete one) as DIR/NAME.bin,
- * and one in JSON as DIR/one.json.
+ * one in JSON as DIR/one.json, and metrics exports as DIR/metrics.bin and metrics.json.
  */
 #include "otlp/otlp_trace.pb-c.h"
 #include "ww_otlp_json.h"
@@ -128,6 +128,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_decode(pb, len);
     }
     free(pb);
+    /* And as a metrics export in JSON. */
+    pb = NULL;
+    why[0] = '\0';
+    rc = ww_otlp_json_metrics_to_pb(text, &pb, &len, why, sizeof why);
+    CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM);
+    CHECK(rc == 0 || why[0] != '\0');
+    if (rc == 0) {
+        s_metrics(pb, len);
+    }
+    free(pb);
     free(text);
     return 0;
 }
@@ -190,6 +200,132 @@ static int s_write_json(const char *dir)
     return fclose(f) == 0 && w == sizeof json - 1 ? 0 : -1;
 }
 
+#include "otlp/otlp_metrics.pb-c.h"
+
+static int s_put(const char *dir, const char *name, const void *buf, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        return -1;
+    }
+    size_t w = fwrite(buf, 1, len, f);
+    return fclose(f) == 0 && w == len ? 0 : -1;
+}
+
+/* Writes a metrics export (POST /v1/metrics): a delta TTFT point at scale 8, a cumulative
+ * request duration with error.type, a token-usage histogram; and the same kinds in JSON. */
+static int s_write_metrics(const char *dir)
+{
+    static uint64_t counts[] = {3, 0, 1, 4};
+    Ww__Otlp__V1__AnyValue model = WW__OTLP__V1__ANY_VALUE__INIT,
+                           err = WW__OTLP__V1__ANY_VALUE__INIT, out = WW__OTLP__V1__ANY_VALUE__INIT;
+    model.value_case = err.value_case = out.value_case =
+        WW__OTLP__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    model.string_value = (ProtobufCBinaryData){2, (uint8_t *)"m0"};
+    err.string_value = (ProtobufCBinaryData){3, (uint8_t *)"500"};
+    out.string_value = (ProtobufCBinaryData){6, (uint8_t *)"output"};
+    Ww__Otlp__V1__KeyValue kv[3] = {WW__OTLP__V1__KEY_VALUE__INIT, WW__OTLP__V1__KEY_VALUE__INIT,
+                                    WW__OTLP__V1__KEY_VALUE__INIT};
+    kv[0].key = (ProtobufCBinaryData){21, (uint8_t *)"gen_ai.response.model"};
+    kv[0].value = &model;
+    kv[1].key = (ProtobufCBinaryData){10, (uint8_t *)"error.type"};
+    kv[1].value = &err;
+    kv[2].key = (ProtobufCBinaryData){17, (uint8_t *)"gen_ai.token.type"};
+    kv[2].value = &out;
+    Ww__Otlp__V1__KeyValue *a_model[] = {&kv[0]}, *a_err[] = {&kv[0], &kv[1]},
+                           *a_tok[] = {&kv[0], &kv[2]};
+    Ww__Otlp__V1__ExponentialHistogramDataPoint__Buckets b =
+        WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__BUCKETS__INIT;
+    b.offset = -600;
+    b.n_bucket_counts = 4;
+    b.bucket_counts = counts;
+    Ww__Otlp__V1__ExponentialHistogramDataPoint p[2] = {
+        WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT,
+        WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT};
+    for (int i = 0; i < 2; i++) {
+        p[i].start_time_unix_nano = UINT64_C(1795000000000000000);
+        p[i].time_unix_nano = UINT64_C(1795000060000000000);
+        p[i].count = 9;
+        p[i].sum_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM_PRESENT_SUM;
+        p[i].sum = 1.5;
+        p[i].scale = 8;
+        p[i].zero_count = 1;
+        p[i].positive = &b;
+        p[i].min_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MIN_PRESENT_MIN;
+        p[i].max_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MAX_PRESENT_MAX;
+        p[i].min = 0;
+        p[i].max = 0.2;
+    }
+    p[0].attributes = a_model;
+    p[0].n_attributes = 1;
+    p[1].attributes = a_err;
+    p[1].n_attributes = 2;
+    Ww__Otlp__V1__ExponentialHistogramDataPoint *pp0[] = {&p[0]}, *pp1[] = {&p[1]};
+    Ww__Otlp__V1__ExponentialHistogram e[2] = {WW__OTLP__V1__EXPONENTIAL_HISTOGRAM__INIT,
+                                               WW__OTLP__V1__EXPONENTIAL_HISTOGRAM__INIT};
+    e[0].aggregation_temporality = 1;
+    e[0].n_data_points = 1;
+    e[0].data_points = pp0;
+    e[1].aggregation_temporality = 2;
+    e[1].n_data_points = 1;
+    e[1].data_points = pp1;
+    Ww__Otlp__V1__HistogramDataPoint hp = WW__OTLP__V1__HISTOGRAM_DATA_POINT__INIT;
+    hp.attributes = a_tok;
+    hp.n_attributes = 2;
+    hp.start_time_unix_nano = UINT64_C(1795000000000000000);
+    hp.time_unix_nano = UINT64_C(1795000060000000000);
+    hp.count = 9;
+    hp.sum_present_case = WW__OTLP__V1__HISTOGRAM_DATA_POINT__SUM_PRESENT_SUM;
+    hp.sum = 450;
+    Ww__Otlp__V1__HistogramDataPoint *hpp[] = {&hp};
+    Ww__Otlp__V1__Histogram h = WW__OTLP__V1__HISTOGRAM__INIT;
+    h.aggregation_temporality = 1;
+    h.n_data_points = 1;
+    h.data_points = hpp;
+    Ww__Otlp__V1__Metric m[3] = {WW__OTLP__V1__METRIC__INIT, WW__OTLP__V1__METRIC__INIT,
+                                 WW__OTLP__V1__METRIC__INIT};
+    m[0].name = (ProtobufCBinaryData){33, (uint8_t *)"gen_ai.server.time_to_first_token"};
+    m[0].data_case = WW__OTLP__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
+    m[0].exponential_histogram = &e[0];
+    m[1].name = (ProtobufCBinaryData){30, (uint8_t *)"gen_ai.server.request.duration"};
+    m[1].data_case = WW__OTLP__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
+    m[1].exponential_histogram = &e[1];
+    m[2].name = (ProtobufCBinaryData){25, (uint8_t *)"gen_ai.client.token.usage"};
+    m[2].data_case = WW__OTLP__V1__METRIC__DATA_HISTOGRAM;
+    m[2].histogram = &h;
+    Ww__Otlp__V1__Metric *mp[] = {&m[0], &m[1], &m[2]};
+    Ww__Otlp__V1__ScopeMetrics sm = WW__OTLP__V1__SCOPE_METRICS__INIT;
+    sm.n_metrics = 3;
+    sm.metrics = mp;
+    Ww__Otlp__V1__ScopeMetrics *smp[] = {&sm};
+    Ww__Otlp__V1__ResourceMetrics rm = WW__OTLP__V1__RESOURCE_METRICS__INIT;
+    rm.n_scope_metrics = 1;
+    rm.scope_metrics = smp;
+    Ww__Otlp__V1__ResourceMetrics *rmp[] = {&rm};
+    Ww__Otlp__V1__ExportMetricsServiceRequest req =
+        WW__OTLP__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT;
+    req.n_resource_metrics = 1;
+    req.resource_metrics = rmp;
+    uint8_t buf[2048];
+    size_t len = ww__otlp__v1__export_metrics_service_request__get_packed_size(&req);
+    if (len > sizeof buf) {
+        return -1;
+    }
+    ww__otlp__v1__export_metrics_service_request__pack(&req, buf);
+    static const char json[] =
+        "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":"
+        "\"gen_ai.server.time_per_output_token\",\"exponentialHistogram\":{"
+        "\"aggregationTemporality\":\"AGGREGATION_TEMPORALITY_CUMULATIVE\",\"dataPoints\":[{"
+        "\"attributes\":[{\"key\":\"gen_ai.request.model\",\"value\":{\"stringValue\":"
+        "\"m1\"}}],\"startTimeUnixNano\":\"1795000000000000000\",\"timeUnixNano\":"
+        "\"1795000060000000000\",\"count\":\"4\",\"sum\":0.01,\"scale\":6,\"positive\":"
+        "{\"offset\":-560,\"bucketCounts\":[\"1\",\"0\",\"3\"]},\"min\":0.0023,"
+        "\"max\":0.0025}]}}]}]}]}";
+    return s_put(dir, "metrics.bin", buf, len) | s_put(dir, "metrics.json", json, sizeof json - 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -198,7 +334,7 @@ int main(int argc, char **argv)
     }
     int rc = s_write(argv[1], "one", 1, 0, 0) | s_write(argv[1], "three_other", 3, 1, 0) |
              s_write(argv[1], "incomplete", 4, 0, 1) | s_write(argv[1], "eight", 8, 1, 1) |
-             s_write_json(argv[1]);
+             s_write_json(argv[1]) | s_write_metrics(argv[1]);
     return rc ? 1 : 0;
 }
 #endif
