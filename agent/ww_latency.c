@@ -19,16 +19,28 @@ static void s_slot_init(ww_lat_window_t *w, unsigned n, int scale)
     }
 }
 
-static void s_window_empty(ww_lat_window_t *w)
+/* Empties a histogram for the next window, at `scale`: a window an aggregate made coarser
+ * (ww_latency_merge) must not make every later one coarser too. */
+static void s_hist_empty(ww_hist_t *h, int scale)
+{
+    if (h->scale == scale) {
+        ww_hist_reset(h); /* keeps its allocation */
+    } else {
+        ww_hist_fini(h);
+        ww_hist_init(h, scale);
+    }
+}
+
+static void s_window_empty(ww_lat_window_t *w, int scale)
 {
     w->start_ns = INT64_MIN;
     w->ok = w->error = w->timeout = w->rejected = 0;
     w->prompt_tokens = w->output_tokens = 0;
     w->aggregated = false;
-    ww_hist_reset(&w->queue);
-    ww_hist_reset(&w->ttft);
-    ww_hist_reset(&w->tpot);
-    ww_hist_reset(&w->e2e);
+    s_hist_empty(&w->queue, scale);
+    s_hist_empty(&w->ttft, scale);
+    s_hist_empty(&w->tpot, scale);
+    s_hist_empty(&w->e2e, scale);
 }
 
 int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int scale,
@@ -44,6 +56,7 @@ int ww_latency_init(ww_latency_t *l, unsigned n_models, int64_t window_ns, int s
     l->recorded = 0;
     l->emitted = 0;
     l->cover_ns = INT64_MIN;
+    l->scale = scale;
     l->win = calloc(n_models ? n_models : 1, sizeof *l->win);
     if (!l->win) {
         return -ENOMEM;
@@ -109,7 +122,7 @@ static int s_flush(ww_latency_t *l, int64_t stop_ns)
         l->emit(l->emit_arg, m, w->start_ns, s_covered(l, w->start_ns, stop_ns), w);
         l->emitted += w->ok + w->error + w->timeout + w->rejected;
         emitted++;
-        s_window_empty(w);
+        s_window_empty(w, l->scale);
     }
     l->open_ns = INT64_MIN;
     return emitted;

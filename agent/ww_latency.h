@@ -70,6 +70,7 @@ typedef struct {
     uint64_t recorded; /* records taken (a model index out of range is not) */
     uint64_t emitted;  /* of those, in windows emitted */
     int64_t cover_ns;  /* the run covers time from here on; INT64_MIN: whole windows */
+    int scale;         /* each window's histograms start at this scale */
 } ww_latency_t;
 
 /* 0 or -ENOMEM. window_ns > 0; scale as ww_hist_init. Closed windows go to emit(arg, ...),
@@ -108,7 +109,9 @@ typedef struct {
  * record (a later window first emits the open one; an older one goes into the open one,
  * counted late). The window is then `aggregated`: its histograms' counts need not agree
  * with each other or with its requests (waferwatch.proto, LatencyWindow.aggregated), and
- * it has no queue time from the aggregate. Every count is bounded as the wire bounds a
+ * it has no queue time from the aggregate. An aggregate coarser than the window (a lower
+ * scale) makes that window coarser (ww_hist_merge); the next window starts at the agent's
+ * scale again. Every count is bounded as the wire bounds a
  * window's (an hour at WW_WIRE_MAX_REQ_PER_S requests, WW_WIRE_MAX_TOKENS_PER_S tokens a
  * second): an aggregate that would pass one is refused whole, nothing changed. Returns 0,
  * -EINVAL (model out of range), -ERANGE (past a bound), -ENOMEM (the window unchanged). */

@@ -46,7 +46,7 @@ struct ww_otlp_http {
     /* The metric points waiting: aq[0 .. an), capacity acap (under mu). Only the server's
      * thread adds, so the room it sees before decoding an export is still there after. */
     ww_otlp_agg_t *aq;
-    size_t an, acap;
+    size_t ahead, an, acap;     /* aq[ahead .. ahead + an) */
     ww_otlp_metrics_t *metrics; /* the server's thread only */
     ww_otlp_http_stats_t st;    /* under mu */
 };
@@ -516,6 +516,12 @@ static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connect
     }
     pthread_mutex_lock(&self->mu);
     bool ok = true;
+    if (self->ahead + self->an + e.n > self->acap) {
+        if (self->an > 0) { /* what was taken is dropped from the front */
+            memmove(self->aq, self->aq + self->ahead, self->an * sizeof *self->aq);
+        }
+        self->ahead = 0;
+    }
     if (self->an + e.n > self->acap) {
         size_t cap = self->acap ? self->acap : 256;
         while (cap < self->an + e.n) {
@@ -531,7 +537,7 @@ static enum MHD_Result s_export_metrics(ww_otlp_http_t *self, struct MHD_Connect
     uint64_t refused = counts.refused + e.refused;
     if (ok) {
         if (e.n > 0) {
-            memcpy(self->aq + self->an, e.a, e.n * sizeof *e.a);
+            memcpy(self->aq + self->ahead + self->an, e.a, e.n * sizeof *e.a);
         }
         self->an += e.n;
         self->st.metric_exports++;
@@ -709,10 +715,13 @@ size_t ww_otlp_http_take_points(ww_otlp_http_t *self, ww_otlp_agg_t *out, size_t
     pthread_mutex_lock(&self->mu);
     size_t k = self->an < cap ? self->an : cap;
     if (k > 0) {
-        memcpy(out, self->aq, k * sizeof *out);
-        memmove(self->aq, self->aq + k, (self->an - k) * sizeof *self->aq);
+        memcpy(out, self->aq + self->ahead, k * sizeof *out);
     }
+    self->ahead += k;
     self->an -= k;
+    if (self->an == 0) {
+        self->ahead = 0;
+    }
     if (self->n == 0 && self->an == 0) {
         uint64_t v;
         ssize_t r = read(self->efd, &v, sizeof v); /* EAGAIN: not readable already */
@@ -750,7 +759,7 @@ void ww_otlp_http_destroy(ww_otlp_http_t **self_p)
     pthread_mutex_destroy(&self->mu);
     free(self->q);
     for (size_t i = 0; i < self->an; i++) {
-        ww_hist_fini(&self->aq[i].hist);
+        ww_hist_fini(&self->aq[self->ahead + i].hist);
     }
     free(self->aq);
     ww_otlp_metrics_destroy(&self->metrics);

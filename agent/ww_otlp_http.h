@@ -22,8 +22,10 @@
  *   - 503 with Retry-After when the records (or points) waiting for the agent would pass
  *     max_queue: the exporter retries the whole export later, so nothing it was told was
  *     taken is dropped, and memory stays bounded however fast spans come. (A cumulative
- *     metric point refused so is taken when retried: its stream's baseline moves only
- *     with an export that was queued.)
+ *     metric point refused so is taken when retried: the queue's room is checked before
+ *     the export is decoded, so its streams' baselines move only with an export that is
+ *     queued; out of memory, a 503 too, is the exception: the retry of an export half
+ *     decoded then adds only what came after it.)
  *
  * Threads: libmicrohttpd's thread reads, decompresses, decodes and queues; the agent's
  * thread takes the records (ww_otlp_http_take) when ww_otlp_http_fd is readable. The

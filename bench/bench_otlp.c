@@ -4,13 +4,21 @@
  * does), on one kept-alive connection. Prints one line: spans sent and accepted, exports
  * answered 200 / 503 / otherwise, the rate achieved and this process's CPU.
  *
- *   bench_otlp URL RATE SECONDS BATCH
+ *   bench_otlp URL RATE SECONDS BATCH [metrics]
+ *
+ * With `metrics` an export is BATCH data points of the GenAI latency metrics instead (POST
+ * /v1/metrics): delta exponential histograms of TTFT, TPOT and request duration in turn, the
+ * three models in turn, each point 64 buckets at scale 6 holding 1 to 64 values (an SDK's
+ * point is at most 160 buckets); "spans" in the line are then points.
  */
+#include "otlp/otlp_metrics.pb-c.h"
 #include "otlp_spans.h"
+#include "ww_hist.h"
 #include "ww_time.h"
 
 #include <curl/curl.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +45,118 @@ static uint8_t *s_export(h_otlp_span_t *spans, size_t n, uint64_t k, size_t *len
     return h_otlp_pack(spans, n, len);
 }
 
+enum { S_BUCKETS = 64 };
+
+/* One metrics export of n delta points ending now (k: the running point number). */
+static uint8_t *s_metrics_export(size_t n, uint64_t k, size_t *len)
+{
+    static const char *const names[] = {"gen_ai.server.time_to_first_token",
+                                        "gen_ai.server.time_per_output_token",
+                                        "gen_ai.server.request.duration"};
+    static const int32_t offsets[] = {-300, -560, 0}; /* ~40 ms, ~2 ms, ~1 s */
+    uint64_t now = (uint64_t)ww_time_now_ns() - 50 * WW_NS_PER_MS;
+    Ww__Otlp__V1__AnyValue *vals = calloc(n, sizeof *vals);
+    Ww__Otlp__V1__KeyValue *kvs = calloc(n, sizeof *kvs), **kvp = calloc(n, sizeof *kvp);
+    Ww__Otlp__V1__ExponentialHistogramDataPoint *pts = calloc(n, sizeof *pts);
+    Ww__Otlp__V1__ExponentialHistogramDataPoint__Buckets *bs = calloc(n, sizeof *bs);
+    uint64_t *counts = calloc(n * S_BUCKETS, sizeof *counts);
+    Ww__Otlp__V1__ExponentialHistogram eh[3];
+    Ww__Otlp__V1__Metric m[3], *mp[3];
+    size_t per[3] = {0, 0, 0};
+    Ww__Otlp__V1__ExponentialHistogramDataPoint **by[3];
+    for (int j = 0; j < 3; j++) {
+        by[j] = calloc(n, sizeof *by[j]);
+    }
+    uint8_t *out = NULL;
+    if (!vals || !kvs || !kvp || !pts || !bs || !counts || !by[0] || !by[1] || !by[2]) {
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t q = k + i;
+        ww__otlp__v1__any_value__init(&vals[i]);
+        vals[i].value_case = WW__OTLP__V1__ANY_VALUE__VALUE_STRING_VALUE;
+        const char *model = s_models[q % 3];
+        vals[i].string_value = (ProtobufCBinaryData){strlen(model), (uint8_t *)model};
+        ww__otlp__v1__key_value__init(&kvs[i]);
+        kvs[i].key = (ProtobufCBinaryData){21, (uint8_t *)"gen_ai.response.model"};
+        kvs[i].value = &vals[i];
+        kvp[i] = &kvs[i];
+        int j = (int)((q / 3) % 3);
+        ww__otlp__v1__exponential_histogram_data_point__buckets__init(&bs[i]);
+        bs[i].offset = offsets[j];
+        bs[i].n_bucket_counts = S_BUCKETS;
+        bs[i].bucket_counts = counts + i * S_BUCKETS;
+        uint64_t total = 0;
+        double sum = 0;
+        for (int b = 0; b < S_BUCKETS; b++) {
+            uint64_t c = 1 + (q + (uint64_t)b) % 64;
+            bs[i].bucket_counts[b] = c;
+            total += c;
+            sum += (double)c * ww_hist_upper(offsets[j] + b, 6);
+        }
+        ww__otlp__v1__exponential_histogram_data_point__init(&pts[i]);
+        pts[i].attributes = &kvp[i];
+        pts[i].n_attributes = 1;
+        pts[i].start_time_unix_nano = now - WW_NS_PER_S;
+        pts[i].time_unix_nano = now;
+        pts[i].count = total;
+        pts[i].sum_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM_PRESENT_SUM;
+        pts[i].sum = sum;
+        pts[i].scale = 6;
+        pts[i].positive = &bs[i];
+        pts[i].min_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MIN_PRESENT_MIN;
+        pts[i].min = ww_hist_upper(offsets[j], 6);
+        pts[i].max_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MAX_PRESENT_MAX;
+        pts[i].max = ww_hist_upper(offsets[j] + S_BUCKETS - 1, 6);
+        by[j][per[j]++] = &pts[i];
+    }
+    for (int j = 0; j < 3; j++) {
+        ww__otlp__v1__exponential_histogram__init(&eh[j]);
+        eh[j].aggregation_temporality = 1;
+        eh[j].data_points = by[j];
+        eh[j].n_data_points = per[j];
+        ww__otlp__v1__metric__init(&m[j]);
+        m[j].name = (ProtobufCBinaryData){strlen(names[j]), (uint8_t *)names[j]};
+        m[j].data_case = WW__OTLP__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
+        m[j].exponential_histogram = &eh[j];
+        mp[j] = &m[j];
+    }
+    Ww__Otlp__V1__ScopeMetrics sm = WW__OTLP__V1__SCOPE_METRICS__INIT;
+    sm.metrics = mp;
+    sm.n_metrics = 3;
+    Ww__Otlp__V1__ScopeMetrics *smp = &sm;
+    Ww__Otlp__V1__ResourceMetrics rm = WW__OTLP__V1__RESOURCE_METRICS__INIT;
+    rm.scope_metrics = &smp;
+    rm.n_scope_metrics = 1;
+    Ww__Otlp__V1__ResourceMetrics *rmp = &rm;
+    Ww__Otlp__V1__ExportMetricsServiceRequest req =
+        WW__OTLP__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT;
+    req.resource_metrics = &rmp;
+    req.n_resource_metrics = 1;
+    *len = ww__otlp__v1__export_metrics_service_request__get_packed_size(&req);
+    if ((out = malloc(*len ? *len : 1)) != NULL) {
+        ww__otlp__v1__export_metrics_service_request__pack(&req, out);
+    }
+done:
+    free(vals);
+    free(kvs);
+    free(kvp);
+    free(pts);
+    free(bs);
+    free(counts);
+    for (int j = 0; j < 3; j++) {
+        free(by[j]);
+    }
+    return out;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: bench_otlp URL RATE SECONDS BATCH\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "metrics") == 0)) {
+        fprintf(stderr, "usage: bench_otlp URL RATE SECONDS BATCH [metrics]\n");
         return 2;
     }
+    bool metrics = argc == 6;
     const char *url = argv[1];
     double rate = atof(argv[2]), seconds = atof(argv[3]);
     size_t batch = (size_t)atol(argv[4]);
@@ -75,7 +189,12 @@ int main(int argc, char **argv)
             nanosleep(&ts, NULL);
         }
         size_t len;
-        uint8_t *body = s_export(spans, batch, sent, &len);
+        uint8_t *body =
+            metrics ? s_metrics_export(batch, sent, &len) : s_export(spans, batch, sent, &len);
+        if (!body) {
+            fprintf(stderr, "bench_otlp: out of memory\n");
+            return 1;
+        }
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         long status = 0;

@@ -13,6 +13,9 @@
 #              agent with otlp.max_queue at its default: the spans/s one core of the agent
 #              takes (spans accepted per CPU second), its peak RSS (the queue bounds it),
 #              exports answered 503
+#   mflood     the same with GenAI metrics (POST /v1/metrics): exports of 90 delta
+#              exponential-histogram points (TTFT, TPOT, duration; 64 buckets at scale 6 each)
+#              back to back for 20 s: points merged per agent CPU second, peak RSS
 # for SECONDS (default 60) after 5 s of warm-up, sampling /proc/PID/status (VmRSS, VmHWM)
 # every second and utime+stime at the start and the end. Prints one table and the ratios
 # paced / reqlog. MB = 2^20 bytes.
@@ -124,6 +127,21 @@ f_cpu=$m_cpu f_rss=$m_rss
 wait "$load" || true
 kill -TERM "$flood"; wait "$flood" || true
 
+# 4. mflood: metric points flat out for 20 s.
+WW_AGENT_SIM_ARRIVAL_RATE=0 agent mflood --requests otlp --otlp-listen 127.0.0.1:0
+mflood=$!
+pids+=("$mflood")
+port=$(port_of "$run/mflood.log")
+sleep 2
+"$load_bin" "http://127.0.0.1:$port/v1/metrics" 0 22 90 metrics >"$run/load-mflood.out" 2>&1 &
+load=$!
+pids+=("$load")
+sleep 1
+measure mflood "$mflood" 20
+m_fcpu=$m_cpu m_frss=$m_rss
+wait "$load" || true
+kill -TERM "$mflood"; wait "$mflood" || true
+
 acc() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" "$1"; }
 p_rate=$(acc "$run/load-paced.out" accepted_per_s)
 f_rate=$(acc "$run/load-flood.out" accepted_per_s)
@@ -146,4 +164,10 @@ printf '%-62s %14s\n' "flood: agent CPU, % of one core" "$(awk -v c="$f_cpu" 'BE
 printf '%-62s %14s\n' "flood: spans per agent CPU second (what one core takes)" "$(awk -v r="$f_rate" -v c="$f_cpu" 'BEGIN { printf "%.0f", (c > 0 ? r * 20 / c : 0) }')"
 printf '%-62s %14s\n' "flood: agent peak RSS, MB" "$f_rss"
 printf '%-62s %14s\n' "flood: exports answered 200 / 503" "$f_ok / $f_busy"
+mf_rate=$(acc "$run/load-mflood.out" accepted_per_s)
+printf '%-62s %14s\n' "mflood: metric points/s accepted (90 a export, flat out)" "$mf_rate"
+printf '%-62s %14s\n' "mflood: agent CPU, % of one core" "$(awk -v c="$m_fcpu" 'BEGIN { printf "%.1f", c / 20 * 100 }')"
+printf '%-62s %14s\n' "mflood: points per agent CPU second" "$(awk -v r="$mf_rate" -v c="$m_fcpu" 'BEGIN { printf "%.0f", (c > 0 ? r * 20 / c : 0) }')"
+printf '%-62s %14s\n' "mflood: agent peak RSS, MB" "$m_frss"
+printf '%-62s %14s\n' "mflood: points merged, refused (the agent's count)" "$(stat "$run/mflood.log" otlp_points_merged), $(stat "$run/mflood.log" otlp_points_refused)"
 printf '%-62s %14s\n' "agents' own count: paced otlp_requests, reqlog requests" "$(stat "$run/paced.log" otlp_requests), $(stat "$run/reqlog.log" requests)"

@@ -557,6 +557,22 @@ static void s_scope_metrics(s_ctx_t *x, const ww_json_t *j, Ww__Otlp__V1__ScopeM
         s_bad(x, "%s: not an object (line %d)", path, j->line);
         return;
     }
+    const ww_json_t *scope = ww_json_get(j, "scope");
+    if (scope && scope->type == WW_JSON_OBJ) {
+        if (!(sm->scope = malloc(sizeof *sm->scope))) {
+            s_oom(x);
+            return;
+        }
+        ww__otlp__v1__instrumentation_scope__init(sm->scope);
+        const char *name = ww_json_str(ww_json_get(scope, "name"));
+        const char *version = ww_json_str(ww_json_get(scope, "version"));
+        if (name) {
+            sm->scope->name = s_bytes(x, name);
+        }
+        if (version) {
+            sm->scope->version = s_bytes(x, version);
+        }
+    }
     size_t m;
     ww_json_t *const *a = s_array(x, j, "metrics", "metrics", path, &m);
     S_EACH(x, a, m, sm->metrics, sm->n_metrics, Ww__Otlp__V1__Metric, ww__otlp__v1__metric__init,

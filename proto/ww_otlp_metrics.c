@@ -22,6 +22,12 @@ typedef Ww__Otlp__V1__ExponentialHistogramDataPoint s_exp_t;
 /* A point holds at most this many values: far past any inference server's (2^40 is a
  * million requests a second for twelve days), and sums of them never wrap. */
 #define S_MAX_POINT_COUNT (UINT64_C(1) << 40)
+/* A cumulative point that began before its stream's latest start is not a restart: two
+ * exporters share one identity (their resources differ in nothing), and taking each
+ * one's points as restarts would count them over and over. */
+#define S_OLDER_START                                                                              \
+    "a cumulative point that began before its stream's last start (two exporters with one "        \
+    "identity? give each a service.instance.id)"
 /* Token sums are doubles: whole numbers are exact up to 2^53. */
 #define S_MAX_TOKENS 9007199254740992.0
 
@@ -51,9 +57,12 @@ typedef struct {
     void *arg;
     ww_otlp_metrics_counts_t *c;
     const Ww__Otlp__V1__Resource *resource;
+    const Ww__Otlp__V1__InstrumentationScope *scope;
     const ProtobufCBinaryData *name;
     s_metric_t what;
     int temporality;
+    int64_t now_ns; /* the time of the point being read */
+    bool unit_bad;  /* a latency metric whose unit is set and is not "s" */
     bool oom;
 } s_ctx_t;
 
@@ -103,7 +112,11 @@ static bool s_key_attrs(char **key, size_t *len, size_t *cap, s_kv_t *const *a, 
             vn = (size_t)snprintf(val, sizeof val, "d%.17g", v->double_value);
         } else if (vc == WW__OTLP__V1__ANY_VALUE__VALUE_BOOL_VALUE) {
             vn = (size_t)snprintf(val, sizeof val, "b%d", v->bool_value ? 1 : 0);
+        } else if (vc == WW__OTLP__V1__ANY_VALUE__VALUE_BYTES_VALUE) {
+            vp = v->bytes_value.data;
+            vn = v->bytes_value.len;
         }
+        /* (Arrays and key-value lists are not decoded: they count by their kind only.) */
         size_t need = a[i]->key.len + vn + 3;
         if (*len + need > *cap) {
             size_t c = (*cap ? *cap : 256);
@@ -134,6 +147,40 @@ static bool s_key_attrs(char **key, size_t *len, size_t *cap, s_kv_t *const *a, 
     return true;
 }
 
+/* Forgets the streams whose last point ended over WW_OTLP_METRICS_STREAM_IDLE_NS before
+ * now_ns (an exporter gone: a restarted pod has a new identity), rebuilding the table.
+ * Returns how many were forgotten. */
+static size_t s_sweep(ww_otlp_metrics_t *self, int64_t now_ns)
+{
+    size_t gone = 0;
+    s_stream_t *old = self->tab;
+    s_stream_t *tab = calloc(self->cap, sizeof *tab);
+    if (!tab) {
+        return 0;
+    }
+    for (size_t i = 0; i < self->cap; i++) {
+        s_stream_t *s = &old[i];
+        if (!s->key) {
+            continue;
+        }
+        if (s->time_ns < now_ns - WW_OTLP_METRICS_STREAM_IDLE_NS) {
+            free(s->key);
+            ww_hist_fini(&s->prev);
+            gone++;
+            continue;
+        }
+        size_t j = (size_t)s->hash & (self->cap - 1);
+        while (tab[j].key) {
+            j = (j + 1) & (self->cap - 1);
+        }
+        tab[j] = *s;
+    }
+    free(old);
+    self->tab = tab;
+    self->n -= gone;
+    return gone;
+}
+
 /* The stream of a point: found, or a new one (zeroed but for its key); NULL when the
  * table is full (*full) or out of memory. */
 static s_stream_t *s_stream(s_ctx_t *x, s_kv_t *const *attrs, size_t n_attrs, bool *is_new,
@@ -142,10 +189,17 @@ static s_stream_t *s_stream(s_ctx_t *x, s_kv_t *const *attrs, size_t n_attrs, bo
     ww_otlp_metrics_t *self = x->self;
     char *key = NULL;
     size_t len = 0, cap = 0;
-    s_kv_t name_kv = WW__OTLP__V1__KEY_VALUE__INIT;
-    name_kv.key = *x->name;
-    s_kv_t *name_list[] = {&name_kv};
-    bool ok = s_key_attrs(&key, &len, &cap, name_list, 1) &&
+    /* The metric's name, then its scope's name and version (as attribute keys: the value
+     * part is empty), then the point's and the resource's attributes. */
+    s_kv_t name_kv[3] = {WW__OTLP__V1__KEY_VALUE__INIT, WW__OTLP__V1__KEY_VALUE__INIT,
+                         WW__OTLP__V1__KEY_VALUE__INIT};
+    name_kv[0].key = *x->name;
+    if (x->scope) {
+        name_kv[1].key = x->scope->name;
+        name_kv[2].key = x->scope->version;
+    }
+    s_kv_t *name_list[] = {&name_kv[0], &name_kv[1], &name_kv[2]};
+    bool ok = s_key_attrs(&key, &len, &cap, name_list, 3) &&
               s_key_attrs(&key, &len, &cap, attrs, n_attrs) &&
               (!x->resource ||
                s_key_attrs(&key, &len, &cap, x->resource->attributes, x->resource->n_attributes));
@@ -164,6 +218,13 @@ static s_stream_t *s_stream(s_ctx_t *x, s_kv_t *const *attrs, size_t n_attrs, bo
             return s;
         }
         i = (i + 1) & (self->cap - 1);
+    }
+    if (self->n >= self->conf.max_streams && s_sweep(self, x->now_ns) > 0) {
+        /* Room made: find the free slot again (the table was rebuilt). */
+        i = (size_t)h & (self->cap - 1);
+        while (self->tab[i].key) {
+            i = (i + 1) & (self->cap - 1);
+        }
     }
     if (self->n >= self->conf.max_streams) {
         free(key);
@@ -291,7 +352,7 @@ static void s_bounds(ww_hist_t *h, double cmin, double cmax)
     if (h->zero_count > 0) {
         lo = isfinite(cmin) && cmin <= 0 ? cmin : 0.0;
     } else if (h->underflow > 0) {
-        lo = isfinite(cmin) && cmin <= WW_HIST_MIN ? cmin : WW_HIST_MIN;
+        lo = isfinite(cmin) && cmin > 0 && cmin <= WW_HIST_MIN ? cmin : WW_HIST_MIN;
     } else if (have) {
         lo = ww_hist_lower(h->offset + first, h->scale);
         if (isfinite(cmin) && cmin > lo && cmin <= ww_hist_upper(h->offset + first, h->scale)) {
@@ -414,6 +475,11 @@ static void s_latency(s_ctx_t *x, const s_exp_t *p)
         !s_times(x, p->start_time_unix_nano, p->time_unix_nano)) {
         return;
     }
+    x->now_ns = (int64_t)p->time_unix_nano;
+    if (x->unit_bad) {
+        s_refuse(x, "a latency metric whose unit is not s (seconds)");
+        return;
+    }
     bool error = x->what == S_E2E &&
                  ww_otlp_pb_attr(p->attributes, p->n_attributes, conf->error_type) != NULL;
     if (x->temporality != 1 && x->temporality != 2) {
@@ -468,6 +534,10 @@ static void s_latency(s_ctx_t *x, const s_exp_t *p)
             if (!whole) {
                 x->c->baseline++;
             }
+        } else if (start < s->start_ns) {
+            ww_hist_fini(&h);
+            s_refuse(x, S_OLDER_START);
+            return;
         } else if (start != s->start_ns) {
             whole = true; /* the stream restarted */
         } else if (time < s->time_ns) {
@@ -534,6 +604,7 @@ static void s_tokens(s_ctx_t *x, s_kv_t *const *a, size_t n, uint64_t start, uin
     if (!s_model(x, a, n, model) || !s_times(x, start, time)) {
         return;
     }
+    x->now_ns = (int64_t)time;
     int got = ww_otlp_pb_attr_text(a, n, conf->token_type, type, sizeof type);
     bool input = got > 0 && strcmp(type, "input") == 0;
     if (got <= 0 || (!input && strcmp(type, "output") != 0)) {
@@ -563,6 +634,9 @@ static void s_tokens(s_ctx_t *x, s_kv_t *const *a, size_t n, uint64_t start, uin
                 x->c->baseline++;
                 add = 0;
             }
+        } else if ((int64_t)start < s->start_ns) {
+            s_refuse(x, S_OLDER_START);
+            return;
         } else if ((int64_t)start == s->start_ns && (int64_t)time < s->time_ns) {
             s_refuse(x, "a cumulative point older than the one before it");
             return;
@@ -593,6 +667,7 @@ static void s_metric(s_ctx_t *x, const Ww__Otlp__V1__Metric *m)
 {
     const ww_otlp_metrics_conf_t *conf = &x->self->conf;
     x->name = &m->name;
+    x->unit_bad = m->unit.len > 0 && !(m->unit.len == 1 && m->unit.data[0] == 's');
     x->what = s_named(&m->name, conf->ttft)     ? S_TTFT
               : s_named(&m->name, conf->tpot)   ? S_TPOT
               : s_named(&m->name, conf->e2e)    ? S_E2E
@@ -703,6 +778,7 @@ int ww_otlp_metrics_decode(ww_otlp_metrics_t *self, const uint8_t *body, size_t 
         x.resource = rm->resource;
         for (size_t k = 0; k < rm->n_scope_metrics && !x.oom; k++) {
             const Ww__Otlp__V1__ScopeMetrics *sm = rm->scope_metrics[k];
+            x.scope = sm->scope;
             for (size_t m = 0; m < sm->n_metrics && !x.oom; m++) {
                 s_metric(&x, sm->metrics[m]);
             }

@@ -31,15 +31,20 @@
  * taken whole when it began (start_time_unix_nano) at or after `since_ns` (the agent
  * started), else it is only the baseline (counted, not taken: what came before the agent
  * is not its to report). A new start time, or counts that went down, is a reset: the point
- * is taken whole. The same point again (an exporter's retry) adds nothing. At most
- * conf->max_streams streams are followed: a point of a new stream past that is refused.
+ * is taken whole; a point that began BEFORE its stream's latest start is refused (two
+ * exporters with one identity: taking each as a restart would count them over and over).
+ * The same point again (an exporter's retry) adds nothing. A stream is the metric, its
+ * scope's name and version, its point's attributes and its resource's (scalar and bytes
+ * values; arrays and key-value lists by their kind only). At most conf->max_streams streams
+ * are followed: when full, those idle for WW_OTLP_METRICS_STREAM_IDLE_NS are forgotten, and
+ * a point of a new stream past that is refused.
  *
- * Refused points (counted, the first reason kept for the reply's partial_success): no
- * model, a model name that is empty, too long or not clean UTF-8; temporality unspecified;
- * no sum; a scale outside 0..20; counts that disagree with the buckets; times missing or
- * out of order; an explicit-bucket latency histogram; a token sum that is not a whole
- * number of tokens. Points of other metrics, and of other kinds (gauges, sums, summaries),
- * are counted `other`.
+ * Refused points (counted, the first reason kept for the reply's partial_success): a latency
+ * metric whose unit is set and is not "s"; no model, a model name that is empty, too long or not
+ * clean UTF-8; temporality unspecified; no sum; a scale outside 0..20; counts that disagree with
+ * the buckets; times missing or out of order; an explicit-bucket latency histogram; a token sum
+ * that is not a whole number of tokens. Points of other metrics, and of other kinds (gauges, sums,
+ * summaries), are counted `other`.
  */
 #ifndef WW_OTLP_METRICS_H
 #define WW_OTLP_METRICS_H
@@ -61,6 +66,9 @@ typedef struct {
 } ww_otlp_metrics_conf_t;
 
 #define WW_OTLP_METRICS_MAX_STREAMS 4096
+/* A stream whose last point ended this long before a new stream's point is forgotten when
+ * the table is full (an exporter gone; a restarted one is a new stream). */
+#define WW_OTLP_METRICS_STREAM_IDLE_NS (INT64_C(3600) * 1000000000)
 #define WW_OTLP_METRICS_CONF_GENAI                                                                 \
     {                                                                                              \
         "gen_ai.server.time_to_first_token", "gen_ai.server.time_per_output_token",                \

@@ -3,7 +3,9 @@
 #include "ww_test.h"
 #include "ww_time.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define W (10 * WW_NS_PER_S)
@@ -16,6 +18,8 @@ typedef struct {
     int64_t duration[16];
     uint64_t ok[16], error[16], timeout[16], rejected[16], ttft_count[16], tpot_count[16];
     double ttft_p50[16], tpot_p50[16];
+    int ttft_scale[16];
+    bool aggregated[16];
 } s_out_t;
 
 static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_ns,
@@ -36,6 +40,8 @@ static void s_emit(void *arg, unsigned model, int64_t start_ns, int64_t window_n
     o->tpot_count[i] = w->tpot.count;
     o->ttft_p50[i] = ww_hist_quantile(&w->ttft, 0.5);
     o->tpot_p50[i] = ww_hist_quantile(&w->tpot, 0.5);
+    o->ttft_scale[i] = w->ttft.scale;
+    o->aggregated[i] = w->aggregated;
 }
 
 static ww_request_t s_req(unsigned model, ww_req_status_t st, int64_t done, uint32_t out)
@@ -236,6 +242,45 @@ static void test_partial_windows_carry_their_covered_duration(void **state)
     ww_latency_fini(&l);
 }
 
+/* An aggregate (OTLP metrics) merges into the window that holds its end: counts added, the
+ * window marked aggregated; a coarse one makes that window coarse, not the next; one that
+ * would pass what a window may hold is refused whole. */
+static void test_aggregates_merge_into_their_window_only(void **state)
+{
+    (void)state;
+    ww_latency_t l;
+    s_out_t o = {0};
+    assert_int_equal(ww_latency_init(&l, 1, W, 6, s_emit, &o), 0);
+    ww_hist_t coarse;
+    ww_hist_init(&coarse, 2);
+    for (int i = 0; i < 7; i++) {
+        ww_hist_record(&coarse, 0.3);
+    }
+    ww_request_t r = s_req(0, WW_REQ_OK, T0 + WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    ww_lat_agg_t a = {.model = 0, .at_ns = T0 + 2 * WW_NS_PER_S, .ttft = &coarse, .ok = 5};
+    assert_int_equal(ww_latency_merge(&l, &a), 0);
+    ww_lat_agg_t huge = {.model = 0, .at_ns = T0 + 3 * WW_NS_PER_S, .ok = UINT64_MAX / 2};
+    assert_int_equal(ww_latency_merge(&l, &huge), -ERANGE);
+    ww_lat_agg_t other = {.model = 1, .at_ns = T0 + 3 * WW_NS_PER_S, .ok = 1};
+    assert_int_equal(ww_latency_merge(&l, &other), -EINVAL);
+    /* The next window: a request only, at the agent's scale again. */
+    r = s_req(0, WW_REQ_OK, T0 + W + WW_NS_PER_S, 10);
+    ww_latency_record(&l, &r);
+    ww_latency_close(&l, T0 + 3 * W, true);
+    assert_int_equal(o.n, 2);
+    assert_int_equal(o.ok[0], 6);
+    assert_int_equal(o.ttft_count[0], 8);
+    assert_int_equal(o.ttft_scale[0], 2);
+    assert_true(o.aggregated[0]);
+    assert_int_equal(o.ok[1], 1);
+    assert_int_equal(o.ttft_scale[1], 6);
+    assert_false(o.aggregated[1]);
+    assert_int_equal(ww_latency_open_requests(&l), 0);
+    ww_hist_fini(&coarse);
+    ww_latency_fini(&l);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_partial_windows_carry_their_covered_duration),
     cmocka_unit_test(test_phase_shifts_the_window_grid),
@@ -243,5 +288,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_status_routing),
     cmocka_unit_test(test_empty_windows_emit_nothing_and_unknown_models_ignored),
     cmocka_unit_test(test_late_record_is_kept_and_counted),
+    cmocka_unit_test(test_aggregates_merge_into_their_window_only),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -784,6 +784,164 @@ static void test_garbage_is_not_an_export(void **state)
     ww_otlp_metrics_destroy(&d);
 }
 
+/* Two exporters with one identity (no service.instance.id) and their own start times: a
+ * point that began before the stream's latest start is refused, not taken as yet another
+ * restart (each would count its whole history again). */
+static void test_two_exporters_with_one_identity_are_not_counted_over(void **state)
+{
+    (void)state;
+    ww_otlp_metrics_t *d = s_dec(6, T0 - 10 * SEC);
+    ww_hist_t x1, y1, x2, y2;
+    ww_hist_init(&x1, 6);
+    ww_hist_init(&y1, 6);
+    s_record_ms(&x1, 1, 10);
+    s_record_ms(&y1, 1, 5);
+    ww_hist_init(&x2, 6);
+    ww_hist_init(&y2, 6);
+    s_record_ms(&x2, 1, 11);
+    s_record_ms(&y2, 1, 6);
+    const struct {
+        ww_hist_t *h;
+        int64_t start, time;
+        uint64_t taken, refused;
+    } seq[] = {
+        {&x1, T0, T0 + 10 * SEC, 10, 0},          /* X: the stream's first point, whole */
+        {&y1, T0 + 5 * SEC, T0 + 11 * SEC, 5, 0}, /* Y: a later start, a restart: whole */
+        {&x2, T0, T0 + 20 * SEC, 0, 1},           /* X again: began before Y: refused */
+        {&y2, T0 + 5 * SEC, T0 + 21 * SEC, 1, 0}, /* Y: its difference */
+    };
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        s_exp_t *p = s_point(seq[i].h, seq[i].start, seq[i].time, "m", NULL, NULL);
+        s_got_t g = {0};
+        ww_otlp_metrics_counts_t c;
+        assert_int_equal(s_decode1(d, s_exp_metric(TTFT, 2, &p, 1), &g, &c), 0);
+        assert_int_equal(c.refused, seq[i].refused);
+        assert_int_equal(g.n, seq[i].taken ? 1 : 0);
+        if (seq[i].taken) {
+            assert_int_equal(g.v[0].p.count, seq[i].taken);
+        } else {
+            assert_non_null(strstr(c.why, "two exporters with one identity"));
+        }
+        s_got_free(&g);
+    }
+    ww_hist_fini(&x1);
+    ww_hist_fini(&y1);
+    ww_hist_fini(&x2);
+    ww_hist_fini(&y2);
+    ww_otlp_metrics_destroy(&d);
+}
+
+/* A latency metric in another unit is refused (it would be read as seconds). */
+static void test_a_latency_in_another_unit_is_refused(void **state)
+{
+    (void)state;
+    ww_otlp_metrics_t *d = s_dec(6, T0);
+    ww_hist_t h;
+    ww_hist_init(&h, 6);
+    s_record_ms(&h, 1, 3);
+    const char *units[] = {"ms", "s", ""};
+    for (int i = 0; i < 3; i++) {
+        s_exp_t *p = s_point(&h, T0, T0 + SEC, "m", NULL, NULL);
+        s_metric_t *m = s_exp_metric(TTFT, 1, &p, 1);
+        m->unit = s_bin(units[i]);
+        s_got_t g = {0};
+        ww_otlp_metrics_counts_t c;
+        assert_int_equal(s_decode1(d, m, &g, &c), 0);
+        assert_int_equal(c.refused, i == 0 ? 1 : 0);
+        assert_int_equal(g.n, i == 0 ? 0 : 1);
+        if (i == 0) {
+            assert_non_null(strstr(c.why, "unit is not s"));
+        }
+        s_got_free(&g);
+    }
+    ww_hist_fini(&h);
+    ww_otlp_metrics_destroy(&d);
+}
+
+/* A cumulative stream that once recorded a zero (its min 0), then only a value below the
+ * range (underflow): the difference is taken, its min positive. */
+static void test_an_underflow_after_a_zero_is_taken(void **state)
+{
+    (void)state;
+    ww_otlp_metrics_t *d = s_dec(8, T0);
+    /* Scale 8: index -6000 is ~9e-8 s (below 2^-20 s), -851 holds 0.1 s. */
+    enum { LO = -6000, HI = -851, N = HI - LO + 1 };
+    uint64_t *counts = calloc(N, sizeof *counts);
+    assert_non_null(counts);
+    for (int k = 0; k < 2; k++) {
+        counts[N - 1] = 1;
+        counts[0] = k; /* the second point adds the underflow value */
+        s_exp_t *p = s_new(sizeof *p);
+        *p = (s_exp_t)WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT;
+        s_attrs(&p->attributes, &p->n_attributes, "gen_ai.response.model", "m", NULL, NULL);
+        p->start_time_unix_nano = (uint64_t)T0;
+        p->time_unix_nano = (uint64_t)(T0 + (k + 1) * SEC);
+        p->scale = 8;
+        p->zero_count = 1;
+        p->count = 2 + (uint64_t)k;
+        p->positive = k ? s_buckets(LO, counts, N) : s_buckets(HI, counts + N - 1, 1);
+        p->sum_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM_PRESENT_SUM;
+        p->sum = 0.1 + k * 9e-8;
+        p->min_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MIN_PRESENT_MIN;
+        p->min = 0;
+        p->max_present_case = WW__OTLP__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MAX_PRESENT_MAX;
+        p->max = 0.1;
+        s_got_t g = {0};
+        ww_otlp_metrics_counts_t c;
+        assert_int_equal(s_decode1(d, s_exp_metric(TTFT, 2, &p, 1), &g, &c), 0);
+        if (c.refused) {
+            fail_msg("point %d refused: %s", k, c.why);
+        }
+        assert_int_equal(g.n, 1);
+        if (k == 1) {
+            assert_int_equal(g.v[0].p.count, 1);
+            assert_int_equal(g.v[0].h.underflow, 1);
+            assert_true(g.v[0].h.min > 0 && g.v[0].h.min <= WW_HIST_MIN);
+        }
+        s_got_free(&g);
+    }
+    free(counts);
+    ww_otlp_metrics_destroy(&d);
+}
+
+/* When the table of cumulative streams is full, those idle for an hour are forgotten to
+ * make room; a new stream is refused only while every stream is recent. */
+static void test_idle_streams_make_room(void **state)
+{
+    (void)state;
+    ww_otlp_metrics_conf_t conf = WW_OTLP_METRICS_CONF_GENAI;
+    conf.max_streams = 2;
+    ww_otlp_metrics_t *d = ww_otlp_metrics_new(&conf, T0);
+    assert_non_null(d);
+    ww_hist_t h;
+    ww_hist_init(&h, 6);
+    s_record_ms(&h, 1, 3);
+    const struct {
+        const char *model;
+        int64_t time;
+        size_t taken, streams;
+    } seq[] = {
+        {"a", T0 + SEC, 1, 1},
+        {"b", T0 + 2 * SEC, 1, 2},
+        {"c", T0 + 600 * SEC, 0, 2},  /* full, none idle: refused */
+        {"c", T0 + 7200 * SEC, 1, 1}, /* a and b idle for over an hour: forgotten */
+    };
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        s_exp_t *p = s_point(&h, T0, seq[i].time, seq[i].model, NULL, NULL);
+        s_got_t g = {0};
+        ww_otlp_metrics_counts_t c;
+        assert_int_equal(s_decode1(d, s_exp_metric(TTFT, 2, &p, 1), &g, &c), 0);
+        assert_int_equal(g.n, seq[i].taken);
+        assert_int_equal(ww_otlp_metrics_streams(d), seq[i].streams);
+        if (!seq[i].taken) {
+            assert_non_null(strstr(c.why, "more cumulative streams"));
+        }
+        s_got_free(&g);
+    }
+    ww_hist_fini(&h);
+    ww_otlp_metrics_destroy(&d);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_delta_point_is_reduced_exactly_to_the_agents_scale),
     cmocka_unit_test(test_cumulative_points_become_deltas),
@@ -795,5 +953,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zero_buckets_at_the_edges_are_read),
     cmocka_unit_test(test_too_many_points_change_nothing),
     cmocka_unit_test(test_garbage_is_not_an_export),
+    cmocka_unit_test(test_two_exporters_with_one_identity_are_not_counted_over),
+    cmocka_unit_test(test_a_latency_in_another_unit_is_refused),
+    cmocka_unit_test(test_an_underflow_after_a_zero_is_taken),
+    cmocka_unit_test(test_idle_streams_make_room),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
