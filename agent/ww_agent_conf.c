@@ -283,6 +283,10 @@ static const ww_cfg_opt_t s_rows[] = {
         NULL, "coolant flow as a share of nominal while degraded"),
     ROW("sim.pump_fault.every", WW_CFG_INT, "1", S(pump_fault_every), 1, 1000000, NULL,
         "the fault hits nodes whose index is a multiple of this (1 = all)"),
+    ROW("sim.not_measured", WW_CFG_STRING, "", A(sim_not_measured), 0, 0, NULL,
+        "readings the simulated nodes do not report, comma-separated (e.g. "
+        "\"flow_lpm, inlet_c, outlet_c\": a node without coolant sensors): sent as not measured, "
+        "stored as NULL"),
 };
 
 const ww_cfg_schema_t ww_agent_schema = {
@@ -392,6 +396,42 @@ static int s_check_wire(const ww_agent_conf_t *c, ww_cfg_err_t *err)
     return rc;
 }
 
+/* sim.not_measured: reading names (ww_fields.h's ALWAYS fields), comma-separated, into
+ * their bits. 0, or -EINVAL with every unknown name added to err. */
+static int s_not_measured(const char *text, uint32_t *mask, ww_cfg_err_t *err)
+{
+    static const ww_field_t fields[] = WW_READING_FIELD_TABLE;
+    *mask = 0;
+    int rc = 0;
+    const char *p = text ? text : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        size_t n = strcspn(p, ", ");
+        if (n == 0) {
+            break;
+        }
+        size_t k = 0;
+        while (k < sizeof fields / sizeof fields[0] &&
+               !(strlen(fields[k].name) == n && strncmp(fields[k].name, p, n) == 0 &&
+                 !fields[k].optional)) {
+            k++;
+        }
+        if (k == sizeof fields / sizeof fields[0]) {
+            ww_cfg_err_add(err,
+                           "sim.not_measured: \"%.*s\" is not a reading that may be left "
+                           "out (one of power_w, inlet_c, ... throttle_factor)",
+                           (int)n, p);
+            rc = -EINVAL;
+        } else {
+            *mask |= WW_FIELD_BIT(fields[k].pb);
+        }
+        p += n;
+    }
+    return rc;
+}
+
 int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
 {
     err->msg[0] = '\0';
@@ -420,6 +460,7 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
                      &c->otlp_prompt_tokens,
                      &c->otlp_response_model,
                      &c->otlp_request_model,
+                     &c->sim_not_measured,
                      &c->otlp_metric_ttft,
                      &c->otlp_metric_tpot,
                      &c->otlp_metric_e2e,
@@ -535,6 +576,9 @@ int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
     c->sim.models = models;
     c->sim.n_models = c->sim_models.n;
     c->sim.seed = (uint64_t)c->sim_seed;
+    if (s_not_measured(c->sim_not_measured, &c->sim.not_measured, err) < 0) {
+        rc = -EINVAL;
+    }
     return rc;
 }
 

@@ -68,7 +68,8 @@ typedef struct {
     int64_t sim_nodes;
     ww_cfg_table_t sim_models; /* of ww_sim_model_t, copied into sim.models */
     ww_sim_conf_t sim;
-    int64_t sim_seed; /* copied into sim.seed */
+    int64_t sim_seed;       /* copied into sim.seed */
+    char *sim_not_measured; /* names, comma-separated: into sim.not_measured */
 } ww_agent_conf_t;
 
 extern const ww_cfg_schema_t ww_agent_schema;

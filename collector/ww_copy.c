@@ -107,19 +107,25 @@ static void s_field_bool(ww_copy_t *c, bool v)
 }
 
 /* A sample's reading fields, expanded from ww_fields.h: the field by its kind, or NULL (a
- * length of -1) for an OPTIONAL one the sample does not carry. */
+ * length of -1) for an OPTIONAL one the sample does not carry and an ALWAYS one its
+ * not_measured marks. */
 #define S_FIELD_F32 s_field_f4
 #define S_FIELD_U32 s_field_i4
 #define S_FIELD_BOOL s_field_bool
-#define S_SAMPLE_FIELD_ALWAYS(kind, name) WW_FIELD_CAT(S_FIELD_, kind)(c, s->name);
-#define S_SAMPLE_FIELD_OPTIONAL(kind, name)                                                        \
+#define S_SAMPLE_FIELD_ALWAYS(kind, name, pb)                                                      \
+    if (!(s->not_measured & WW_FIELD_BIT(pb))) {                                                   \
+        WW_FIELD_CAT(S_FIELD_, kind)(c, s->name);                                                  \
+    } else {                                                                                       \
+        ww_copy_put32(c, UINT32_MAX);                                                              \
+    }
+#define S_SAMPLE_FIELD_OPTIONAL(kind, name, pb)                                                    \
     if (WW_WIRE_HAS(s, name)) {                                                                    \
         WW_FIELD_CAT(S_FIELD_, kind)(c, s->name);                                                  \
     } else {                                                                                       \
         ww_copy_put32(c, UINT32_MAX);                                                              \
     }
 #define S_SAMPLE_FIELD_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)               \
-    WW_FIELD_CAT(S_SAMPLE_FIELD_, presence)(kind, name)
+    WW_FIELD_CAT(S_SAMPLE_FIELD_, presence)(kind, name, pb)
 
 void ww_copy_sample(ww_copy_t *c, const ww_node_sample_t *s)
 {

@@ -70,7 +70,7 @@ void ww_copy_field_hist(ww_copy_t *c, const ww_hist_t *h);
 
 /* One node_samples row (WW_SAMPLE_COLUMNS), a field per entry of ww_fields.h by its kind:
  * F32 float4, U32 int4 (a count above INT32_MAX sets range), BOOL bool; an OPTIONAL field
- * the sample does not carry is NULL. */
+ * the sample does not carry, and an ALWAYS one its not_measured marks, is NULL. */
 void ww_copy_sample(ww_copy_t *c, const ww_node_sample_t *s);
 
 /* One latency_windows row (WW_LATENCY_COLUMNS): duration in seconds, counts as int8, the

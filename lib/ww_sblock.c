@@ -47,14 +47,13 @@
 
 /* ---- the columns ------------------------------------------------------------------- */
 
-#define S_NULL_OFF_ALWAYS(name) 0
-#define S_NULL_OFF_OPTIONAL(name) offsetof(ww_sblock_sample_t, name##_null)
+/* Every field may be NULL (its `optional`: it has a NULL flag). */
 #define S_COL_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                        \
     {#name,                                                                                        \
      WW_FIELD_CAT(WW_FIELD_KIND_ENUM_, kind),                                                      \
-     WW_FIELD_IS_OPTIONAL(presence) != 0,                                                          \
+     true,                                                                                         \
      offsetof(ww_sblock_sample_t, name),                                                           \
-     WW_FIELD_CAT(S_NULL_OFF_, presence)(name),                                                    \
+     offsetof(ww_sblock_sample_t, name##_null),                                                    \
      WW_FIELD_RES(name)},
 
 static const ww_sblock_column_t s_cols[] = {

@@ -54,7 +54,7 @@
  *   z_i = zigzag(d_i - d_(i-1)), i = 3 .. n, the difference taken modulo 2^64 as an int64 (so
  *   any non-decreasing int64 times code; a time past INT64_MAX is refused); its bit part.
  * field body (in WW_READING_FIELDS order):
- *   u8 head:  bit 0 NULLS (some sample is NULL: OPTIONAL fields only), bit 1 ESC (some value
+ *   u8 head:  bit 0 NULLS (some sample is NULL: a reading not measured), bit 1 ESC (some value
  *             is off the grid: F32 only), bits 2-7 zero
  *   F32:      i8 e, the grid 10^e (WW_FIELD_RES_<name>; a block of another grid is refused)
  *   NULLS:    RUNS head over the n samples' "is NULL"
@@ -89,7 +89,8 @@
  *
  * Adding a field: nf says how many field columns a block holds, and this decoder refuses any
  * other count. A later list (fields are only ever appended) may read a block of fewer
- * columns with the fields it lacks NULL (they must then be OPTIONAL).
+ * columns with the fields it lacks NULL. (Before migration 0022 only OPTIONAL fields could be
+ * NULL: a block of then has NULLS on those columns only, and reads the same.)
  *
  * Memory: no globals; nothing allocated but the growth of the caller's ww_buf by encode.
  * Every function is reentrant.
@@ -111,14 +112,12 @@
 #define WW_SBLOCK_NCOLS (1 + WW_READING_NFIELDS)
 
 /* One sample: the time, then one member per field of ww_fields.h (expanded from the list, in
- * its order, of the field's C type), and for an OPTIONAL field a NULL flag <name>_null beside
- * it (true: SQL NULL; the value is then ignored by encode, and 0 from decode). time_us is a
- * PostgreSQL timestamptz: microseconds since 2000-01-01 00:00 UTC. */
-#define WW_SBLOCK_NULL_MEMBER_ALWAYS(name)
-#define WW_SBLOCK_NULL_MEMBER_OPTIONAL(name) bool name##_null;
+ * its order, of the field's C type), each with a NULL flag <name>_null beside it (true: SQL
+ * NULL, a reading not measured; the value is then ignored by encode, and 0 from decode).
+ * time_us is a PostgreSQL timestamptz: microseconds since 2000-01-01 00:00 UTC. */
 #define WW_SBLOCK_MEMBER_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)             \
     WW_FIELD_CTYPE(kind) name;                                                                     \
-    WW_FIELD_CAT(WW_SBLOCK_NULL_MEMBER_, presence)(name)
+    bool name##_null;
 typedef struct {
     int64_t time_us;
     WW_READING_FIELDS(WW_SBLOCK_MEMBER_)

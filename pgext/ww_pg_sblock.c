@@ -57,15 +57,11 @@ typedef struct {
         out->name = (uint32_t)v;                                                                   \
     } while (0)
 #define S_ARG_BOOL(name) out->name = DatumGetBool(PG_GETARG_DATUM(a))
-#define S_NULL_ALWAYS(name)                                                                        \
-    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),                                       \
-                    errmsg("ww_sblock_agg: %s is NULL at %s: only OPTIONAL fields may be", #name,  \
-                           timestamptz_to_str(out->time_us))))
-#define S_NULL_OPTIONAL(name) out->name##_null = true
+/* A NULL reading (not measured) is kept as NULL. */
 #define S_ARG_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                        \
     a++;                                                                                           \
     if (PG_ARGISNULL(a)) {                                                                         \
-        WW_FIELD_CAT(S_NULL_, presence)(name);                                                     \
+        out->name##_null = true;                                                                   \
     } else {                                                                                       \
         WW_FIELD_CAT(S_ARG_, kind)(name);                                                          \
     }
@@ -165,11 +161,9 @@ Datum ww_pg_sblock_count(PG_FUNCTION_ARGS)
 #define S_OUT_F32(name) values[c] = Float4GetDatum(s->name)
 #define S_OUT_U32(name) values[c] = Int32GetDatum((int32)s->name) /* <= INT32_MAX: checked */
 #define S_OUT_BOOL(name) values[c] = BoolGetDatum(s->name)
-#define S_ISNULL_ALWAYS(name) false
-#define S_ISNULL_OPTIONAL(name) s->name##_null
 #define S_OUT_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                        \
     c++;                                                                                           \
-    nulls[c] = WW_FIELD_CAT(S_ISNULL_, presence)(name);                                            \
+    nulls[c] = s->name##_null;                                                                     \
     if (!nulls[c]) {                                                                               \
         WW_FIELD_CAT(S_OUT_, kind)(name);                                                          \
     }

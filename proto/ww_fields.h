@@ -23,7 +23,10 @@
  *            U32 at most hi (2^31 - 1: a PostgreSQL integer); BOOL not checked
  *   rl_off   byte offset in the request-log READING body (after the 16-byte header)
  *   rl_ver   the first request-log version whose READING body carries the field
- *   presence ALWAYS   proto3 implicit presence: always sent, the column is NOT NULL;
+ *   presence ALWAYS   proto3 implicit presence: always sent; "not measured" is the bit
+ *                     WW_FIELD_BIT(pb) of the sample's not_measured (ww_reading_t's too, and
+ *                     NaN for an F32 reading): the value is then 0 on the wire, the column
+ *                     NULL (nullable since migration 0022; NOT NULL before);
  *            OPTIONAL proto3 `optional`: protobuf-c's has_<name> says whether it was
  *                     sent; in ww_reading_t and the request log NaN means "not measured"
  *                     (F32 only); the column is nullable and NULL when absent (an old
@@ -117,6 +120,16 @@
 #define WW_FIELD_RL_SIZE(kind) WW_FIELD_CAT(WW_FIELD_RL_SIZE_, kind)
 #define WW_FIELD_SQL(kind) WW_FIELD_CAT(WW_FIELD_SQL_, kind)
 #define WW_FIELD_IS_OPTIONAL(presence) WW_FIELD_CAT(WW_FIELD_IS_OPTIONAL_, presence)
+
+/* The bit of NodeSample.not_measured (and ww_reading_t.not_measured) for the ALWAYS field
+ * numbered pb. */
+#define WW_FIELD_BIT(pb) (UINT32_C(1) << ((pb)-3))
+#define WW_FIELD_MASK_BIT_ALWAYS(pb) WW_FIELD_BIT(pb)
+#define WW_FIELD_MASK_BIT_OPTIONAL(pb) 0
+#define WW_FIELD_MASK_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                \
+    | WW_FIELD_CAT(WW_FIELD_MASK_BIT_, presence)(pb)
+/* The bits not_measured may have: one per ALWAYS field. */
+#define WW_FIELD_NOT_MEASURED_BITS (0u WW_READING_FIELDS(WW_FIELD_MASK_))
 
 /* The number of fields. */
 #define WW_FIELD_COUNT_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc) +1

@@ -13,12 +13,14 @@
 #include <stdint.h>
 
 /* One node's measurements at one tick: one member per field of ww_fields.h (which gives
- * each one's type, unit and range), in its order. An OPTIONAL field (humidity_pct) is NaN
- * when not measured. */
+ * each one's type, unit and range), in its order. A reading the source did not measure:
+ * its bit WW_FIELD_BIT(pb) in not_measured (an ALWAYS field; an F32 one may instead be
+ * NaN), or NaN (an OPTIONAL field, humidity_pct). A zeroed reading was all measured. */
 #define WW_READING_MEMBER_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)            \
     WW_FIELD_CTYPE(kind) name;
 typedef struct {
     WW_READING_FIELDS(WW_READING_MEMBER_)
+    uint32_t not_measured;
 } ww_reading_t;
 #undef WW_READING_MEMBER_
 

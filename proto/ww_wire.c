@@ -150,6 +150,11 @@ static bool s_time_ok(int64_t t, const ww_wire_limits_t *lim, int64_t now_ns)
 
 /* Expansions of WW_READING_FIELDS (ww_fields.h) by kind and presence. */
 #define S_PRESENT_ALWAYS(s, name) true
+/* An unset[] entry per ALWAYS field: its bit and whether it holds a value. */
+#define S_UNSET_ALWAYS(name, pb) {#name, WW_FIELD_BIT(pb), s->name != 0},
+#define S_UNSET_OPTIONAL(name, pb)
+#define S_UNSET_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                      \
+    WW_FIELD_CAT(S_UNSET_, presence)(name, pb)
 #define S_PRESENT_OPTIONAL(s, name) WW_WIRE_HAS(s, name)
 #define S_PRESENT(presence, s, name) WW_FIELD_CAT(S_PRESENT_, presence)(s, name)
 /* A counters[] entry for a U32 field, nothing for the others. */
@@ -159,11 +164,15 @@ static bool s_time_ok(int64_t t, const ww_wire_limits_t *lim, int64_t now_ns)
 #define S_COUNTER_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                    \
     WW_FIELD_CAT(S_COUNTER_, kind)(name, hi)
 /* A nums[] entry for an F32 field, nothing for the others. */
-#define S_NUM_U32(name, presence, lo, hi)
-#define S_NUM_BOOL(name, presence, lo, hi)
-#define S_NUM_F32(name, presence, lo, hi) {#name, S_PRESENT(presence, s, name), s->name, lo, hi},
+#define S_NUM_U32(name, presence, lo, hi, pb)
+#define S_NUM_BOOL(name, presence, lo, hi, pb)
+#define S_NUM_F32(name, presence, lo, hi, pb)                                                      \
+    {#name, S_PRESENT(presence, s, name) && !(s->not_measured & S_BIT_##presence(pb)), s->name,    \
+     lo, hi},
+#define S_BIT_ALWAYS(pb) WW_FIELD_BIT(pb)
+#define S_BIT_OPTIONAL(pb) 0u
 #define S_NUM_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                        \
-    WW_FIELD_CAT(S_NUM_, kind)(name, presence, lo, hi)
+    WW_FIELD_CAT(S_NUM_, kind)(name, presence, lo, hi, pb)
 
 int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limits_t *lim,
                          int64_t now_ns, ww_wire_why_t *why)
@@ -177,6 +186,27 @@ int ww_wire_check_sample(const ww_node_sample_t *s, size_t i, const ww_wire_limi
             "%llds, now + %llds]",
             i, (long long)s->time_ns, (long long)(lim->max_past_ns / 1000000000),
             (long long)(lim->max_future_ns / 1000000000));
+    }
+    /* Readings not measured: only ALWAYS fields have a bit, and such a field must be
+     * unset (a bit beside a value is a sender that contradicts itself: which is true?). */
+    if (s->not_measured & ~WW_FIELD_NOT_MEASURED_BITS) {
+        return ww_wire_fail(why, -EINVAL,
+                            "batch.samples[%zu].not_measured: 0x%x has bits that name no "
+                            "reading that may be left out (allowed: 0x%x)",
+                            i, (unsigned)s->not_measured, (unsigned)WW_FIELD_NOT_MEASURED_BITS);
+    }
+    const struct {
+        const char *name;
+        uint32_t bit;
+        bool set;
+    } unset[] = {WW_READING_FIELDS(S_UNSET_)};
+    for (size_t k = 0; k < sizeof unset / sizeof unset[0]; k++) {
+        if ((s->not_measured & unset[k].bit) && unset[k].set) {
+            return ww_wire_fail(why, -EINVAL,
+                                "batch.samples[%zu].%s: marked not measured (not_measured) but "
+                                "holds a value",
+                                i, unset[k].name);
+        }
     }
     /* uint32 on the wire, integer in node_samples: what does not fit is refused, never
      * clamped. The U32 fields of ww_fields.h, in its order. */
@@ -791,8 +821,18 @@ Waferwatch__V1__NackCode ww_wire_nack_code(int decode_rc)
 
 /* Reading <-> NodeSample, one statement per field of ww_fields.h. An OPTIONAL field is NaN
  * in the reading when not measured, and unset (<name>_present_case 0) in the NodeSample. */
-#define S_TO_PB_ALWAYS(name, pb) s->name = r->name;
-#define S_TO_PB_OPTIONAL(name, pb)                                                                 \
+/* An ALWAYS field not measured (its bit, or an F32 NaN): 0 on the wire, its bit set. */
+#define S_NAN_F32(v) isnan(v)
+#define S_NAN_U32(v) false
+#define S_NAN_BOOL(v) false
+#define S_TO_PB_ALWAYS(name, pb, kind)                                                             \
+    if ((r->not_measured & WW_FIELD_BIT(pb)) || WW_FIELD_CAT(S_NAN_, kind)(r->name)) {             \
+        s->not_measured |= WW_FIELD_BIT(pb);                                                       \
+        s->name = 0;                                                                               \
+    } else {                                                                                       \
+        s->name = r->name;                                                                         \
+    }
+#define S_TO_PB_OPTIONAL(name, pb, kind)                                                           \
     if (isnan(r->name)) {                                                                          \
         s->name##_present_case = 0;                                                                \
         s->name = 0;                                                                               \
@@ -801,14 +841,26 @@ Waferwatch__V1__NackCode ww_wire_nack_code(int decode_rc)
         s->name = r->name;                                                                         \
     }
 #define S_TO_PB_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                      \
-    WW_FIELD_CAT(S_TO_PB_, presence)(name, pb)
+    WW_FIELD_CAT(S_TO_PB_, presence)(name, pb, kind)
 
 void ww_wire_sample_from_reading(ww_node_sample_t *s, const ww_reading_t *r)
 {
+    s->not_measured = 0;
     WW_READING_FIELDS(S_TO_PB_)
 }
 
 #define S_FROM_PB_ALWAYS(name) r->name = s->name;
+#define S_FROM_PB_F32_NAN(name, pb)                                                                \
+    if (s->not_measured & WW_FIELD_BIT(pb)) {                                                      \
+        r->name = NAN;                                                                             \
+    }
+#define S_FROM_PB_U32_NAN(name, pb)
+#define S_FROM_PB_BOOL_NAN(name, pb)
+#define S_FROM_PB_NAN_ALWAYS(kind, name, pb)                                                       \
+    WW_FIELD_CAT(WW_FIELD_CAT(S_FROM_PB_, kind), _NAN)(name, pb)
+#define S_FROM_PB_NAN_OPTIONAL(kind, name, pb)
+#define S_FROM_PB_NAN_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                \
+    WW_FIELD_CAT(S_FROM_PB_NAN_, presence)(kind, name, pb)
 #define S_FROM_PB_OPTIONAL(name) r->name = WW_WIRE_HAS(s, name) ? s->name : NAN;
 #define S_FROM_PB_(name, kind, pb, lo, hi, rl_off, rl_ver, presence, unit, doc)                    \
     WW_FIELD_CAT(S_FROM_PB_, presence)(name)
@@ -816,4 +868,7 @@ void ww_wire_sample_from_reading(ww_node_sample_t *s, const ww_reading_t *r)
 void ww_wire_sample_to_reading(const ww_node_sample_t *s, ww_reading_t *r)
 {
     WW_READING_FIELDS(S_FROM_PB_)
+    /* Not measured: the bits, and NaN for an F32 reading, as sources give them. */
+    r->not_measured = s->not_measured & WW_FIELD_NOT_MEASURED_BITS;
+    WW_READING_FIELDS(S_FROM_PB_NAN_)
 }

@@ -1222,6 +1222,7 @@ static int s_sample(void *state, int64_t now_ns, ww_reading_t *out)
     double n_hot = (2.0 * s_uniform(&st->rng_noise) - 1.0) * s_temp_noise_c;
 
     memset(out, 0, sizeof(*out));
+    out->not_measured = c->not_measured; /* what this node has no sensor for */
     out->power_w = (float)p;
     out->inlet_c = (float)(c->inlet_c + n_in);
     out->outlet_c = (float)(c->inlet_c + rise + n_out);

@@ -82,6 +82,9 @@ typedef struct {
     double pump_fault_flow_factor; /* flow as a share of nominal while the fault is active */
     /* which nodes the fault hits: index % pump_fault_every == 0 (1 = all) */
     int64_t pump_fault_every;
+    /* Readings the simulated node does not report (bits of ww_reading_t.not_measured): a
+     * node without coolant sensors, say, as a host source is. */
+    uint32_t not_measured;
 } ww_sim_conf_t;
 
 /* The simulated source's function table. */

@@ -78,7 +78,8 @@ BEGIN
                count(*)::integer AS samples,
                count(s.humidity_pct)::integer AS humidity_samples,
                max(s.time) AS last_time,
-               count(*) FILTER (WHERE s.throttled) AS throttled_n,
+               CASE WHEN count(s.throttled) > 0
+                    THEN count(*) FILTER (WHERE s.throttled) END AS throttled_n,
                sum(s.requests_completed) AS requests_completed,
                sum(s.power_w::float8) AS power_w_sum,
                sum(s.inlet_c::float8) AS inlet_c_sum,
@@ -116,10 +117,12 @@ BEGIN
         SELECT s.*
         FROM %s
         ORDER BY
-                  s.power_w DESC, s.inlet_c DESC, s.outlet_c DESC, s.flow_lpm DESC,
-                  s.wafer_hotspot_c DESC, s.utilization DESC, s.tokens_per_s DESC,
-                  s.throttle_factor DESC, s.requests_queued DESC,
-                  s.requests_in_flight DESC, s.humidity_pct DESC
+                  s.power_w DESC NULLS LAST, s.inlet_c DESC NULLS LAST,
+                  s.outlet_c DESC NULLS LAST, s.flow_lpm DESC NULLS LAST,
+                  s.wafer_hotspot_c DESC NULLS LAST, s.utilization DESC NULLS LAST,
+                  s.tokens_per_s DESC NULLS LAST, s.throttle_factor DESC NULLS LAST,
+                  s.requests_queued DESC NULLS LAST, s.requests_in_flight DESC NULLS LAST,
+                  s.humidity_pct DESC NULLS LAST
         LIMIT 1) AS l
     $q$, ww_tier_node_columns(), src, last)
     USING p_from, p_to, p_nodes;
@@ -221,7 +224,8 @@ BEGIN
         throttled_s, requests_completed, inlet_c_sum, outlet_c_sum, flow_lpm_sum,
         wafer_hotspot_c_sum, utilization_sum, humidity_pct_sum, nodes, throttled_nodes,
         power_w_max, inlet_c_max, outlet_c_max, flow_lpm_min, wafer_hotspot_c_max,
-        humidity_pct_max, hot_node_ids, hot_node_c)
+        humidity_pct_max, hot_node_ids, hot_node_c, inlet_c_samples, outlet_c_samples,
+        flow_lpm_samples, wafer_hotspot_c_samples, utilization_samples, energy_j_tokened)
     SELECT r.time, coalesce(n.site, ''), coalesce(n.hall, ''), coalesce(n.phase, ''),
            sum(r.samples), sum(r.humidity_samples), sum(coalesce(n.rated_kw, 0)),
            sum(r.sampled_s), sum(r.energy_j), sum(r.tokens), sum(r.throttled_s), sum(r.requests_completed),
@@ -230,8 +234,18 @@ BEGIN
            count(*), count(*) FILTER (WHERE r.throttled_s > 0), max(r.power_w_max),
            max(r.inlet_c_max), max(r.outlet_c_max), min(r.flow_lpm_min),
            max(r.wafer_hotspot_c_max), max(r.humidity_pct_max),
-           (array_agg(r.node_id ORDER BY r.wafer_hotspot_c_max DESC, r.node_id))[1:10],
-           (array_agg(r.wafer_hotspot_c_max ORDER BY r.wafer_hotspot_c_max DESC, r.node_id))[1:10]
+           -- Nodes without a hotspot reading are not among the hottest.
+           coalesce((array_agg(r.node_id ORDER BY r.wafer_hotspot_c_max DESC, r.node_id)
+                     FILTER (WHERE r.wafer_hotspot_c_max IS NOT NULL))[1:10], '{}'),
+           coalesce((array_agg(r.wafer_hotspot_c_max ORDER BY r.wafer_hotspot_c_max DESC, r.node_id)
+                     FILTER (WHERE r.wafer_hotspot_c_max IS NOT NULL))[1:10], '{}'),
+           -- The divisors of the means: the samples of the nodes that had each reading.
+           coalesce(sum(r.samples) FILTER (WHERE r.inlet_c_sum IS NOT NULL), 0),
+           coalesce(sum(r.samples) FILTER (WHERE r.outlet_c_sum IS NOT NULL), 0),
+           coalesce(sum(r.samples) FILTER (WHERE r.flow_lpm_sum IS NOT NULL), 0),
+           coalesce(sum(r.samples) FILTER (WHERE r.wafer_hotspot_c_sum IS NOT NULL), 0),
+           coalesce(sum(r.samples) FILTER (WHERE r.utilization_sum IS NOT NULL), 0),
+           sum(r.energy_j) FILTER (WHERE r.tokens IS NOT NULL)
     FROM node_rollup_%1$s r
     LEFT JOIN nodes n ON n.node_id = r.node_id
     WHERE r.time >= $1 AND r.time < $2

@@ -195,14 +195,15 @@ COMMENT ON FUNCTION ww_sli(text, text, text, double precision, timestamptz, time
 -- of the phase's nodes:
 --   reporting_nodes  nodes with at least one sample in the range
 --   healthy_nodes    reporting nodes whose latest sample in the range is not throttled
---                    and has wafer_hotspot_c <= p_hotspot_max (NULL: no limit)
+--                    and has wafer_hotspot_c <= p_hotspot_max (NULL: no limit); a reading
+--                    the node does not measure (NULL) is not held against it
 --   delivered_kw     sum of rated_kw over the healthy nodes
 --   power_kw         sum over the reporting nodes of their latest power_w, in kW
 --   hotspot_max_c, outlet_max_c   maxima over every sample in the range
---   throttled_share  throttled samples / samples
---   j_per_token      sum(power_w) / sum(tokens_per_s) over the samples: each sample stands
---                    for the same interval, which cancels (W / (token/s) = J/token);
---                    NULL when no token was produced
+--   throttled_share  throttled samples / samples that measured throttling
+--   j_per_token      sum(power_w) / sum(tokens_per_s) over the samples that measured both:
+--                    each sample stands for the same interval, which cancels
+--                    (W / (token/s) = J/token); NULL when no token was produced
 -- No sample: one row with 0 nodes, 0 kW and NULL for the rest.
 --
 -- Plan: at fleet scale a phase's 30 s of samples are ~360,000 rows (10,870 nodes at 1 Hz).
@@ -226,14 +227,18 @@ RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw doubl
 LANGUAGE sql STABLE PARALLEL SAFE SET jit = off AS $$
     WITH per AS (
         SELECT n.rated_kw, agg.*, last.power_w,
-               NOT last.throttled AND (p_hotspot_max IS NULL
-                                       OR last.wafer_hotspot_c <= p_hotspot_max) AS h
+               NOT coalesce(last.throttled, false)
+                   AND (p_hotspot_max IS NULL OR last.wafer_hotspot_c IS NULL
+                        OR last.wafer_hotspot_c <= p_hotspot_max) AS h
         FROM nodes n
         CROSS JOIN LATERAL (
             SELECT max(ns.wafer_hotspot_c) AS hotspot_max, max(ns.outlet_c) AS outlet_max,
-                   count(*) FILTER (WHERE ns.throttled) AS n_throttled, count(*) AS n,
-                   sum(ns.power_w::double precision) AS power_sum,
-                   sum(ns.tokens_per_s::double precision) AS tokens_sum
+                   count(*) FILTER (WHERE ns.throttled) AS n_throttled,
+                   count(ns.throttled) AS n,
+                   sum(ns.power_w::double precision)
+                       FILTER (WHERE ns.tokens_per_s IS NOT NULL) AS power_sum,
+                   sum(ns.tokens_per_s::double precision)
+                       FILTER (WHERE ns.power_w IS NOT NULL) AS tokens_sum
             FROM node_samples ns
             WHERE ns.node_id = n.node_id AND ns.time >= p_from AND ns.time < p_to) AS agg
         CROSS JOIN LATERAL (

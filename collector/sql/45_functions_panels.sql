@@ -97,7 +97,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
                m.inlet_c_sum,
                m.inlet_c_max, m.outlet_c_sum, m.outlet_c_max, m.flow_lpm_min,
                m.wafer_hotspot_c_sum, m.wafer_hotspot_c_max, m.throttled_nodes,
-               m.humidity_pct_sum, 60 AS span_s
+               m.inlet_c_samples, m.outlet_c_samples, m.wafer_hotspot_c_samples,
+               m.energy_j_tokened, m.humidity_pct_sum, 60 AS span_s
         FROM site_rollup_1m m
         WHERE m.time >= ww_tier_minutes_from(ww_tier_for(p_from, p_to, p_step), p_from) AND m.time < p_to
         UNION ALL
@@ -106,7 +107,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
                h.inlet_c_sum,
                h.inlet_c_max, h.outlet_c_sum, h.outlet_c_max, h.flow_lpm_min,
                h.wafer_hotspot_c_sum, h.wafer_hotspot_c_max, h.throttled_nodes,
-               h.humidity_pct_sum, 3600
+               h.inlet_c_samples, h.outlet_c_samples, h.wafer_hotspot_c_samples,
+               h.energy_j_tokened, h.humidity_pct_sum, 3600
         FROM site_rollup_1h h, t
         WHERE t.tier = '1h' AND h.time >= date_trunc('hour', p_from, 'UTC') AND h.time < p_to
           AND h.time < t.hours_done
@@ -115,10 +117,12 @@ LANGUAGE sql STABLE SET jit = off AS $$
            r.phase, max(r.nodes), max(r.rated_kw) / 1e3,
            sum(r.energy_j / nullif(r.sampled_s, 0) * r.nodes * r.span_s) / sum(r.span_s) / 1e6,
            sum(r.tokens / nullif(r.sampled_s, 0) * r.nodes * r.span_s) / sum(r.span_s),
-           sum(r.energy_j) / nullif(sum(r.tokens), 0),
-           sum(r.inlet_c_sum) / sum(r.samples), max(r.inlet_c_max),
-           sum(r.outlet_c_sum) / sum(r.samples), max(r.outlet_c_max), min(r.flow_lpm_min),
-           sum(r.wafer_hotspot_c_sum) / sum(r.samples), max(r.wafer_hotspot_c_max),
+           sum(r.energy_j_tokened) / nullif(sum(r.tokens), 0),
+           sum(r.inlet_c_sum) / nullif(sum(r.inlet_c_samples), 0), max(r.inlet_c_max),
+           sum(r.outlet_c_sum) / nullif(sum(r.outlet_c_samples), 0), max(r.outlet_c_max),
+           min(r.flow_lpm_min),
+           sum(r.wafer_hotspot_c_sum) / nullif(sum(r.wafer_hotspot_c_samples), 0),
+           max(r.wafer_hotspot_c_max),
            max(r.throttled_nodes), sum(r.humidity_pct_sum) / nullif(sum(r.humidity_samples), 0),
            sum(r.requests_completed)::bigint, max(p.contracted_mw), max(p.power_ceiling_mw),
            max(p.hotspot_max_c), max(p.outlet_max_c), sum(r.samples)::bigint,
@@ -162,7 +166,7 @@ LANGUAGE sql STABLE SET jit = off AS $$
                s.requests_in_flight::bigint AS requests_in_flight_sum,
                s.throttle_factor AS throttle_factor_min,
                CASE WHEN s.throttled THEN coalesce(nullif(n.interval_ms, 0), 1000)::float8 / 1000
-                    ELSE 0 END AS throttled_s
+                    WHEN NOT s.throttled THEN 0 END AS throttled_s
         -- Past every compacted hour (the usual "last hours"), node_samples itself; before,
         -- ww_samples (raw and compacted), whose union costs ~2x a row.
         -- Only for the raw tier: a condition on the parameters alone, which the plan checks

@@ -115,7 +115,8 @@ static void s_node_recomputed(s_sql_t *q, const char *src, const char *unit, con
     s_cat(q,
           " FROM (SELECT s.node_id, date_trunc('%s', s.time, 'UTC') AS b,"
           " count(*)::integer AS samples, count(s.humidity_pct)::integer AS humidity_samples,"
-          " max(s.time) AS last_time, count(*) FILTER (WHERE s.throttled) AS throttled_n,"
+          " max(s.time) AS last_time, CASE WHEN count(s.throttled) > 0"
+          " THEN count(*) FILTER (WHERE s.throttled) END AS throttled_n,"
           " sum(s.requests_completed) AS requests_completed,"
           " coalesce(nullif(min(n.interval_ms), 0), 1000)::float8 / 1000 AS iv",
           unit);
@@ -139,7 +140,7 @@ static void s_node_recomputed(s_sql_t *q, const char *src, const char *unit, con
     /* Ties (two samples of a node at one instant) as the builder breaks them: the greater
      * readings, in column order. */
     for (size_t i = 0; i < S_N_READINGS; i++) {
-        s_cat(q, ", s.%s DESC", s_readings[i].name);
+        s_cat(q, ", s.%s DESC NULLS LAST", s_readings[i].name);
     }
     s_cat(q, ") AS l ON l.node_id = a.node_id AND l.b = a.b");
 }
@@ -149,7 +150,8 @@ static void s_node_recomputed(s_sql_t *q, const char *src, const char *unit, con
     " throttled_s, requests_completed, inlet_c_sum, outlet_c_sum, flow_lpm_sum,"                   \
     " wafer_hotspot_c_sum, utilization_sum, humidity_pct_sum, nodes, throttled_nodes,"             \
     " power_w_max, inlet_c_max, outlet_c_max, flow_lpm_min, wafer_hotspot_c_max,"                  \
-    " humidity_pct_max, hot_node_ids, hot_node_c"
+    " humidity_pct_max, hot_node_ids, hot_node_c, inlet_c_samples, outlet_c_samples,"              \
+    " flow_lpm_samples, wafer_hotspot_c_samples, utilization_samples, energy_j_tokened"
 
 /* The node buckets above summed per bucket and the site, hall and phase of the node as
  * nodes holds them ('' for a node without a row). */
@@ -164,13 +166,23 @@ static void s_site_recomputed(s_sql_t *q, const char *src, const char *unit, con
              " count(*), count(*) FILTER (WHERE r.throttled_s > 0), max(r.power_w_max),"
              " max(r.inlet_c_max), max(r.outlet_c_max), min(r.flow_lpm_min),"
              " max(r.wafer_hotspot_c_max), max(r.humidity_pct_max),"
-             /* The ten hottest nodes of the bucket, hottest first, ties by node_id. */
-             " (SELECT array_agg(h.node_id ORDER BY h.c DESC, h.node_id) FROM (SELECT x.node_id,"
-             " x.c FROM unnest(array_agg(r.node_id), array_agg(r.wafer_hotspot_c_max)) AS"
-             " x(node_id, c) ORDER BY x.c DESC, x.node_id LIMIT 10) h),"
-             " (SELECT array_agg(h.c ORDER BY h.c DESC, h.node_id) FROM (SELECT x.node_id, x.c"
-             " FROM unnest(array_agg(r.node_id), array_agg(r.wafer_hotspot_c_max)) AS"
-             " x(node_id, c) ORDER BY x.c DESC, x.node_id LIMIT 10) h) FROM (");
+             /* The ten hottest nodes of the bucket, hottest first, ties by node_id; a node
+              * without a hotspot reading is not among them. */
+             " coalesce((SELECT array_agg(h.node_id ORDER BY h.c DESC, h.node_id) FROM (SELECT"
+             " x.node_id, x.c FROM unnest(array_agg(r.node_id), array_agg(r.wafer_hotspot_c_max))"
+             " AS x(node_id, c) WHERE x.c IS NOT NULL ORDER BY x.c DESC, x.node_id LIMIT 10) h),"
+             " '{}'),"
+             " coalesce((SELECT array_agg(h.c ORDER BY h.c DESC, h.node_id) FROM (SELECT"
+             " x.node_id, x.c FROM unnest(array_agg(r.node_id), array_agg(r.wafer_hotspot_c_max))"
+             " AS x(node_id, c) WHERE x.c IS NOT NULL ORDER BY x.c DESC, x.node_id LIMIT 10) h),"
+             " '{}'),"
+             /* The divisors of the means, and the energy behind J/token. */
+             " sum(CASE WHEN r.inlet_c_sum IS NOT NULL THEN r.samples ELSE 0 END),"
+             " sum(CASE WHEN r.outlet_c_sum IS NOT NULL THEN r.samples ELSE 0 END),"
+             " sum(CASE WHEN r.flow_lpm_sum IS NOT NULL THEN r.samples ELSE 0 END),"
+             " sum(CASE WHEN r.wafer_hotspot_c_sum IS NOT NULL THEN r.samples ELSE 0 END),"
+             " sum(CASE WHEN r.utilization_sum IS NOT NULL THEN r.samples ELSE 0 END),"
+             " sum(CASE WHEN r.tokens IS NOT NULL THEN r.energy_j END) FROM (");
     s_node_recomputed(q, src, unit, bound);
     s_cat(q, ") AS r LEFT JOIN nodes n ON n.node_id = r.node_id GROUP BY 1, 2, 3, 4");
 }
@@ -465,6 +477,15 @@ static void s_fill(ww_node_sample_t *s, const char *node, int64_t t_ns, bool hum
         s->humidity_pct_present_case =
             WAFERWATCH__V1__NODE_SAMPLE__HUMIDITY_PCT_PRESENT_HUMIDITY_PCT;
         s->humidity_pct = 30 + (float)((r >> 20) % 40);
+    }
+    if (strcmp(node, NODE_C) == 0) {
+        /* C measures power and its hotspot, nothing of the coolant, tokens or throttling (a
+         * host source): those are NULL in every tier built from it. */
+        s->not_measured = WW_FIELD_BIT(4) | WW_FIELD_BIT(5) | WW_FIELD_BIT(6) | WW_FIELD_BIT(9) |
+                          WW_FIELD_BIT(10) | WW_FIELD_BIT(12) | WW_FIELD_BIT(13);
+        s->inlet_c = s->outlet_c = s->flow_lpm = s->tokens_per_s = s->throttle_factor = 0;
+        s->requests_queued = 0;
+        s->throttled = false;
     }
 }
 

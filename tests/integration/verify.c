@@ -15,14 +15,26 @@
  * true when every value is equal. */
 static bool s_same(PGresult *r, int row, const ww_reading_t *w)
 {
+    /* A reading the node does not measure (its not_measured bit) is NULL, the others not. */
+    static const struct {
+        int col, pb;
+    } cols[] = {{1, 3}, {2, 4},  {3, 5},  {4, 6},   {5, 7},   {6, 8},
+                {7, 9}, {8, 10}, {9, 11}, {10, 14}, {11, 12}, {12, 13}};
+    uint32_t nm = w->not_measured;
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+        if (PQgetisnull(r, row, cols[k].col) != !!(nm & WW_FIELD_BIT(cols[k].pb))) {
+            return false;
+        }
+    }
     const float got[] = {strtof(PQgetvalue(r, row, 1), NULL), strtof(PQgetvalue(r, row, 2), NULL),
                          strtof(PQgetvalue(r, row, 3), NULL), strtof(PQgetvalue(r, row, 4), NULL),
                          strtof(PQgetvalue(r, row, 5), NULL), strtof(PQgetvalue(r, row, 6), NULL),
                          strtof(PQgetvalue(r, row, 7), NULL), strtof(PQgetvalue(r, row, 12), NULL)};
     const float want[] = {w->power_w,         w->inlet_c,     w->outlet_c,     w->flow_lpm,
                           w->wafer_hotspot_c, w->utilization, w->tokens_per_s, w->throttle_factor};
+    static const int want_pb[] = {3, 4, 5, 6, 7, 8, 9, 13};
     for (size_t f = 0; f < sizeof got / sizeof got[0]; f++) {
-        if (got[f] != want[f]) {
+        if (!(nm & WW_FIELD_BIT(want_pb[f])) && got[f] != want[f]) {
             return false;
         }
     }
@@ -32,10 +44,14 @@ static bool s_same(PGresult *r, int row, const ww_reading_t *w)
             : PQgetisnull(r, row, 13) || strtof(PQgetvalue(r, row, 13), NULL) != w->humidity_pct) {
         return false;
     }
-    return atoll(PQgetvalue(r, row, 8)) == (long long)w->requests_queued &&
-           atoll(PQgetvalue(r, row, 9)) == (long long)w->requests_in_flight &&
-           atoll(PQgetvalue(r, row, 10)) == (long long)w->requests_completed &&
-           strcmp(PQgetvalue(r, row, 11), w->throttled ? "t" : "f") == 0;
+    return ((nm & WW_FIELD_BIT(10)) ||
+            atoll(PQgetvalue(r, row, 8)) == (long long)w->requests_queued) &&
+           ((nm & WW_FIELD_BIT(11)) ||
+            atoll(PQgetvalue(r, row, 9)) == (long long)w->requests_in_flight) &&
+           ((nm & WW_FIELD_BIT(14)) ||
+            atoll(PQgetvalue(r, row, 10)) == (long long)w->requests_completed) &&
+           ((nm & WW_FIELD_BIT(12)) ||
+            strcmp(PQgetvalue(r, row, 11), w->throttled ? "t" : "f") == 0);
 }
 
 void h_verify_sim(h_db_t *db, int argc, char **argv, int64_t first_tick, int64_t last_tick,

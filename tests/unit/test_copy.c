@@ -131,6 +131,36 @@ static void test_node_sample(void **state)
     ww_copy_sample(&c, &s);
     s_assert_row(&c, want, sizeof want);
 
+    /* Readings not measured (not_measured: flow_lpm, bit 3; throttled, bit 9) are NULL. */
+    s.not_measured = WW_FIELD_BIT(6) | WW_FIELD_BIT(12);
+    s.flow_lpm = 0;
+    s.throttled = false;
+    ww_copy_begin(&c);
+    ww_copy_sample(&c, &s);
+    uint8_t masked[sizeof want];
+    size_t mlen = 0;
+    /* want with flow_lpm's 8 bytes (length 4 and value) and throttled's 5 (length 1, value)
+     * each replaced by a length of -1. */
+    for (size_t i = 0; i < sizeof want;) {
+        static const uint8_t flow[] = {0, 0, 0, 4, 0x3f, 0x00, 0x00, 0x00};
+        static const uint8_t thr[] = {0, 0, 0, 1, 1, 0, 0, 0, 4, 0x3f, 0x40, 0, 0};
+        if (i + sizeof flow <= sizeof want && memcmp(want + i, flow, sizeof flow) == 0) {
+            memcpy(masked + mlen, "\xff\xff\xff\xff", 4);
+            mlen += 4;
+            i += sizeof flow;
+        } else if (i + sizeof thr <= sizeof want && memcmp(want + i, thr, sizeof thr) == 0) {
+            memcpy(masked + mlen, "\xff\xff\xff\xff", 4);
+            memcpy(masked + mlen + 4, thr + 5, sizeof thr - 5); /* throttle_factor stays */
+            mlen += 4 + sizeof thr - 5;
+            i += sizeof thr;
+        } else {
+            masked[mlen++] = want[i++];
+        }
+    }
+    assert_int_equal(mlen, sizeof want - 4 - 1);
+    s_assert_row(&c, masked, mlen);
+    s.not_measured = 0;
+
     /* A count past INT32_MAX is never clamped: the row is flagged for refusal. */
     s.requests_completed = UINT32_C(0x80000000);
     ww_copy_begin(&c);

@@ -297,6 +297,8 @@ static void s_add_column(table_t *t, const char *def, size_t len, const char *fi
     t->c[t->n++] = c;
 }
 
+static const col_t *s_find(const table_t *t, const char *name);
+
 static void s_drop_column(table_t *t, const char *name)
 {
     for (size_t i = 0; i < t->n; i++) {
@@ -365,6 +367,15 @@ static void s_apply(table_t *t, char *sql, const char *file)
                 }
                 assert_int_equal(sscanf(n, "%63[a-z0-9_]", name), 1);
                 s_drop_column(t, name);
+            } else if (strncmp(a, "alter column ", 13) == 0 &&
+                       strstr(a, " drop not null") != NULL && strstr(a, " drop not null") < comma) {
+                char name[64];
+                assert_int_equal(sscanf(a + 13, "%63[a-z0-9_]", name), 1);
+                col_t *c = (col_t *)s_find(t, name);
+                if (!c) {
+                    fail_msg("%s: DROP NOT NULL on node_samples.%s, no such column", file, name);
+                }
+                c->not_null = false;
             } else if (strncmp(a, "add ", 4) == 0 || strncmp(a, "rename column", 13) == 0 ||
                        strncmp(a, "alter column", 12) == 0) {
                 fail_msg("%s: an ALTER TABLE node_samples action this test does not read: %.40s",
@@ -435,10 +446,11 @@ static void test_table_matches_list(void **state)
             fail_msg("node_samples.%s is %s, its kind in ww_fields.h is stored as %s", w->name,
                      c->type, s_sql_type(w->kind));
         }
-        /* An OPTIONAL field is NULL when not sent; an ALWAYS one is never NULL. */
-        if (c->not_null == w->optional) {
-            fail_msg("node_samples.%s is %s, ww_fields.h says %s", w->name,
-                     c->not_null ? "NOT NULL" : "nullable", w->optional ? "OPTIONAL" : "ALWAYS");
+        /* Every reading may be NULL: an OPTIONAL one when not sent, an ALWAYS one when its
+         * not_measured bit is set (migration 0022). */
+        if (c->not_null) {
+            fail_msg("node_samples.%s is NOT NULL, and a %s reading may be left out", w->name,
+                     w->optional ? "OPTIONAL" : "ALWAYS");
         }
     }
     for (size_t k = 0; k < t.n; k++) {

@@ -264,6 +264,13 @@ static void gen_series(uint64_t seed, ww_sblock_sample_t *s, size_t n, bool quan
         if (x->humidity_pct_null) {
             x->humidity_pct = u2f((uint32_t)ww_test_rng_next(&r)); /* ignored */
         }
+        /* Readings not measured (ALWAYS fields): a run of a float, a count and a flag. */
+        x->flow_lpm_null = (i / 500) % 4 == 1;
+        x->requests_queued_null = (i / 900) % 5 == 2;
+        x->throttled_null = (i / 300) % 6 == 5;
+        if (x->flow_lpm_null) {
+            x->flow_lpm = u2f((uint32_t)ww_test_rng_next(&r)); /* ignored */
+        }
     }
 }
 
@@ -291,7 +298,7 @@ static void test_columns_match_fields(void **state)
         assert_string_equal(c->name, s_fields[i].name);
         assert_string_equal(res[i].name, s_fields[i].name);
         assert_int_equal(c->kind, s_fields[i].kind);
-        assert_int_equal(c->optional, s_fields[i].optional);
+        assert_true(c->optional); /* every reading may be NULL: not measured */
         assert_true(c->res == res[i].res);
         /* Members in list order, each of its kind's size, inside the struct. */
         size_t sz = c->kind == WW_FIELD_KIND_BOOL ? sizeof(bool) : 4;
@@ -312,10 +319,12 @@ static void test_columns_match_fields(void **state)
         }
     }
     assert_null(ww_sblock_column(WW_SBLOCK_NCOLS));
-    /* humidity_pct is the OPTIONAL field of this list; its flag is a member. */
+    /* Every field has its NULL flag as a member. */
     ww_sblock_sample_t s = {0};
     s.humidity_pct_null = true;
     assert_true(*null_at(&s, col_of("humidity_pct")));
+    s.flow_lpm_null = true;
+    assert_true(*null_at(&s, col_of("flow_lpm")));
 }
 
 static void test_roundtrip_realistic(void **state)
@@ -938,9 +947,9 @@ static void test_rejects(void **state)
     EDIT(t0 + 8, 0xc1, "time_us: bit part");                 /* padding bit set */
     EDIT(t0 + 8, 0x40, "time_us: sample 3");                 /* 010: a dod of -1, then nothing */
     EDIT(pw + 1, 0x04, "power_w: head");                     /* flag bit 2 */
-    EDIT(pw + 1, 0x01, "power_w: head");                     /* NULLS on an ALWAYS field */
-    EDIT(pw + 2, 0x01, "power_w: grid 1e1");                 /* another resolution */
-    EDIT(pw + 5, 0x40, "power_w: k_val 178");                /* RUNS: the next byte is no order */
+    EDIT(pw + 1, 0x01, "power_w: runs head"); /* NULLS set: what follows is no runs head */
+    EDIT(pw + 2, 0x01, "power_w: grid 1e1");  /* another resolution */
+    EDIT(pw + 5, 0x40, "power_w: k_val 178"); /* RUNS: the next byte is no order */
     EDIT(pw + 7, 0x01, "power_w: value part: truncated, bytes left over or padding"); /* padding */
     EDIT(out + 3, 0x80, "outlet_c: "); /* ESC runs T F TT: 3 escapes */
     EDIT(out + 3, 0x40, "outlet_c: runs head");

@@ -877,6 +877,55 @@ static void test_budget_fits_valid_batches(void **state)
  * after decoding (stored as NULL), it costs no bytes, and it is not range-checked; set, it
  * travels as NodeSample field 15 (5 bytes: the tag 0x7d and a little-endian float) and must
  * be finite and within 0..100. */
+/* Readings a source did not measure (NodeSample.not_measured): carried as a bit, the value
+ * unset; a bit beside a value, or one that names no reading that may be left out, refuses
+ * the sample; from and to a reading, the bits and NaN for a float. */
+static void test_not_measured(void **state)
+{
+    (void)state;
+    ww_wire_limits_t lim;
+    ww_wire_limits_default(&lim);
+    fx_t fx = {0};
+    fx_init(&fx);
+    ww_envelope_t *env = NULL;
+    ww_wire_why_t why;
+    fx.s[0].not_measured = WW_FIELD_BIT(6) | WW_FIELD_BIT(12); /* flow_lpm, throttled */
+    fx.s[0].flow_lpm = 0;
+    fx.s[0].throttled = false;
+    assert_int_equal(fx_roundtrip(&fx, &env, &why), 0);
+    assert_int_equal(env->batch->samples[0]->not_measured, WW_FIELD_BIT(6) | WW_FIELD_BIT(12));
+    assert_int_equal(ww_wire_check_sample(env->batch->samples[0], 0, &lim, NOW, &why), 0);
+    ww_reading_t r;
+    ww_wire_sample_to_reading(env->batch->samples[0], &r);
+    assert_true(isnan(r.flow_lpm));
+    assert_int_equal(r.not_measured, WW_FIELD_BIT(6) | WW_FIELD_BIT(12));
+    ww_wire_free(&env);
+
+    /* A bit beside a value; a bit of no such reading; humidity's own (bit 12). */
+    fx.s[0].flow_lpm = 40.0f;
+    assert_int_equal(ww_wire_check_sample(&fx.s[0], 0, &lim, NOW, &why), -EINVAL);
+    assert_non_null(strstr(why.msg, "batch.samples[0].flow_lpm: marked not measured"));
+    fx.s[0].flow_lpm = 0;
+    fx.s[0].not_measured = UINT32_C(1) << 20;
+    assert_int_equal(ww_wire_check_sample(&fx.s[0], 0, &lim, NOW, &why), -EINVAL);
+    assert_non_null(strstr(why.msg, "not_measured: 0x100000 has bits"));
+    fx.s[0].not_measured = WW_FIELD_BIT(15);
+    assert_int_equal(ww_wire_check_sample(&fx.s[0], 0, &lim, NOW, &why), -EINVAL);
+
+    /* From a reading: the bit, or NaN for a float, leaves the value 0 and sets the bit. */
+    memset(&r, 0, sizeof r);
+    r.power_w = 900;
+    r.inlet_c = NAN;
+    r.requests_queued = 7;
+    r.not_measured = WW_FIELD_BIT(10); /* requests_queued */
+    r.humidity_pct = NAN;
+    ww_node_sample_t s = WAFERWATCH__V1__NODE_SAMPLE__INIT;
+    ww_wire_sample_from_reading(&s, &r);
+    assert_int_equal(s.not_measured, WW_FIELD_BIT(4) | WW_FIELD_BIT(10));
+    assert_true(s.inlet_c == 0 && s.requests_queued == 0 && s.power_w == 900);
+    free(fx.buf);
+}
+
 static void test_humidity_optional(void **state)
 {
     ww_wire_limits_t lim;
@@ -1030,6 +1079,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_field_number_zero_refused),
     cmocka_unit_test(test_window_counts_bounded),
     cmocka_unit_test(test_window_counts_agree_unless_aggregated),
+    cmocka_unit_test(test_not_measured),
     cmocka_unit_test(test_seq_range),
     cmocka_unit_test(test_counters_fit_integer),
     cmocka_unit_test(test_unstorable_values_refused),
