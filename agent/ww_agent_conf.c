@@ -126,6 +126,22 @@ static const ww_cfg_opt_t s_rows[] = {
         "log (waferwatch-sim sends to it)"),
     ROW("source.socket_mode", WW_CFG_STRING, "0660", A(source_socket_mode), 0, 0, NULL,
         "permission bits of source.socket (octal): who may send readings and records"),
+    ROW("host.root", WW_CFG_STRING, "/", A(host_root), 0, 0, NULL,
+        "with agent.source host: where sysfs is (/ on a host; /host in a container with the "
+        "host's /sys mounted at /host/sys)"),
+    ROW("host.power", WW_CFG_STRING, "", A(host_power), 0, 0, NULL,
+        "with agent.source host: the power sensors summed into power_w, comma-separated, as "
+        "`waferwatch sensors` names them (e.g. \"powercap/package-0, powercap/dram\"); "
+        "required"),
+    ROW("host.inlet", WW_CFG_STRING, "", A(host_inlet), 0, 0, NULL,
+        "with agent.source host: temperature sensors whose highest is inlet_c; empty = not "
+        "measured"),
+    ROW("host.outlet", WW_CFG_STRING, "", A(host_outlet), 0, 0, NULL,
+        "with agent.source host: temperature sensors whose highest is outlet_c; empty = not "
+        "measured"),
+    ROW("host.hotspot", WW_CFG_STRING, "", A(host_hotspot), 0, 0, NULL,
+        "with agent.source host: temperature sensors whose highest is wafer_hotspot_c (e.g. "
+        "\"hwmon/coretemp/Package id 0\"); empty = not measured"),
     ROW("source.max_age", WW_CFG_DURATION, "5s", A(source_max_age_ns), 0.01, 3600, NULL,
         "with agent.source reqlog: a reading older than this (and than two agent.interval) at "
         "a tick is missing (no sample row for the tick, logged)"),
@@ -461,6 +477,11 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
                      &c->otlp_response_model,
                      &c->otlp_request_model,
                      &c->sim_not_measured,
+                     &c->host_root,
+                     &c->host_power,
+                     &c->host_inlet,
+                     &c->host_outlet,
+                     &c->host_hotspot,
                      &c->otlp_metric_ttft,
                      &c->otlp_metric_tpot,
                      &c->otlp_metric_e2e,
@@ -579,6 +600,8 @@ int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
     if (s_not_measured(c->sim_not_measured, &c->sim.not_measured, err) < 0) {
         rc = -EINVAL;
     }
+    c->host = (ww_host_conf_t){c->host_root,    c->host_power, c->host_inlet,  c->host_outlet,
+                               c->host_hotspot, c->sim.models, c->sim.n_models};
     return rc;
 }
 

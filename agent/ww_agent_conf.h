@@ -5,6 +5,7 @@
 
 #include "ww_config.h"
 #include "ww_curve.h"
+#include "ww_host_source.h"
 #include "ww_log.h"
 #include "ww_reqlog_source.h"
 #include "ww_sim.h"
@@ -38,6 +39,9 @@ typedef struct {
     char *source_socket_mode; /* octal permission bits */
     int64_t source_max_age_ns;
     ww_reqlog_conf_t reqlog; /* filled by ww_agent_conf_finish */
+    /* the host's own sensors (agent.source host) */
+    char *host_root, *host_power, *host_inlet, *host_outlet, *host_hotspot;
+    ww_host_conf_t host; /* filled by ww_agent_conf_finish */
     /* collector link */
     ww_cfg_strlist_t collectors; /* ZeroMQ endpoints, in failover order */
     int64_t ack_timeout_ns;      /* resend what is not acked after this long */

@@ -2,6 +2,7 @@
 #define WW_LOG_MODULE "agent"
 #include "ww_sources.h"
 
+#include "ww_host_source.h"
 #include "ww_log.h"
 #include "ww_reqlog_source.h"
 #include "ww_sim.h"
@@ -47,7 +48,8 @@ static int s_reqlog_check(const ww_agent_conf_t *c)
  * ww_agent_conf_t, max nodes per agent (0: any), model slots, --check-config check). */
 #define WW_SOURCES_LIST(X)                                                                         \
     X("sim", ww_sim_source, sim, 0, s_sim_models, NULL)                                            \
-    X("reqlog", ww_reqlog_source, reqlog, 1, s_reqlog_models, s_reqlog_check)
+    X("reqlog", ww_reqlog_source, reqlog, 1, s_reqlog_models, s_reqlog_check)                      \
+    X("host", ww_host_source, host, 1, s_sim_models, NULL)
 
 #define S_ENTRY(name, ops, field, nodes, models, check)                                            \
     {name, &ops, offsetof(ww_agent_conf_t, field), nodes, models, check},

@@ -557,9 +557,100 @@ static void test_the_javascript_sdk_metrics_are_merged(void **state)
     h_db_drop(&db);
 }
 
+/* No simulator: readings from the host's sysfs (agent.source host, a fixture tree laid out
+ * as the kernel's), requests from OTLP. Power and the hotspot are stored as read; what a
+ * host does not measure is NULL, never 0; the spans become the node's windows. */
+static void test_host_readings_beside_otlp_requests(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "otlphost");
+    h_secure(db.dir, "otlp-agent", "otlp-node");
+    char root[300];
+    snprintf(root, sizeof root, "%s/host", db.dir);
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_input", "61250\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon1/name", "acpi_power_meter\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon1/power1_average", "412000000\n"); /* 412 W */
+    char endpoint[256], spool[320], log[320];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    snprintf(spool, sizeof spool, "%s/spool", db.dir);
+    snprintf(log, sizeof log, "%s/agent.log", db.dir);
+    char *argv[] = {(char *)WW_AGENT_BIN,
+                    (char *)"--spool-dir",
+                    spool,
+                    (char *)"--collector",
+                    endpoint,
+                    (char *)"--agent-id",
+                    (char *)"otlp-agent",
+                    (char *)"--node-id",
+                    (char *)"otlp-node",
+                    (char *)"--phase",
+                    (char *)"phase-o",
+                    (char *)"--source",
+                    (char *)"host",
+                    (char *)"--interval",
+                    (char *)"100ms",
+                    (char *)"--latency-window",
+                    (char *)"1s",
+                    (char *)"--run-for",
+                    (char *)"3s",
+                    (char *)"--requests",
+                    (char *)"otlp",
+                    (char *)"--otlp-listen",
+                    (char *)"127.0.0.1:0",
+                    NULL};
+    setenv("WW_AGENT_HOST_ROOT", root, 1);
+    setenv("WW_AGENT_HOST_POWER", "hwmon/acpi_power_meter/power1", 1);
+    setenv("WW_AGENT_HOST_HOTSPOT", "hwmon/coretemp/Package id 0", 1);
+    setenv("WW_AGENT_OTLP_MAX_DELAY", "1s", 1);
+    pid_t agent = h_spawn(argv, log);
+    unsetenv("WW_AGENT_HOST_ROOT");
+    unsetenv("WW_AGENT_HOST_POWER");
+    unsetenv("WW_AGENT_HOST_HOTSPOT");
+    unsetenv("WW_AGENT_OTLP_MAX_DELAY");
+    long long port = -1;
+    for (int i = 0; i < 500 && port <= 0; i++) {
+        h_sleep_ms(20);
+        port = h_log_value(log, "otlp: listening", "port");
+    }
+    assert_true(port > 0);
+    s_sent_t sent = {0};
+    h_otlp_span_t sp[30];
+    s_good(sp, 30, &sent);
+    size_t len, rlen;
+    long status;
+    uint8_t *body = h_otlp_pack(sp, 30, &len);
+    char *r = s_post((unsigned)port, "/v1/traces", body, len, "application/x-protobuf", NULL,
+                     &status, &rlen, NULL);
+    assert_int_equal(s_accepted(r, rlen, status), 0);
+    free(body);
+    h_agent_wait_ok(agent, log, 60000);
+    assert_int_equal(h_stop(collector, 10000), 0);
+    long long ticks = h_log_value(log, "stats:", "ticks");
+    assert_true(ticks >= 20);
+    assert_int_equal(h_query_ll(&db,
+                                "SELECT count(*) FROM node_samples WHERE node_id ="
+                                " 'otlp-node' AND power_w = 412 AND wafer_hotspot_c = 61.25"
+                                " AND inlet_c IS NULL AND outlet_c IS NULL AND flow_lpm IS NULL"
+                                " AND utilization IS NULL AND tokens_per_s IS NULL"
+                                " AND requests_queued IS NULL AND requests_in_flight IS NULL"
+                                " AND requests_completed IS NULL AND throttled IS NULL"
+                                " AND throttle_factor IS NULL AND humidity_pct IS NULL"),
+                     ticks);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), ticks);
+    assert_int_equal(h_query_ll(&db, "SELECT sum(requests_ok) FROM latency_windows WHERE"
+                                     " node_id = 'otlp-node'"),
+                     30);
+    h_verify_quantiles(&db, "ttft", sent.ttft, sent.n, "latency_windows");
+    h_db_drop(&db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_spans_become_latency_windows_once),
     cmocka_unit_test(test_the_javascript_sdk_exporter_is_understood),
     cmocka_unit_test(test_the_javascript_sdk_metrics_are_merged),
+    cmocka_unit_test(test_host_readings_beside_otlp_requests),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
