@@ -120,7 +120,9 @@ INSERT INTO $1 (time, site, hall, phase, samples, humidity_samples, rated_kw, sa
                 energy_j, tokens, throttled_s, requests_completed, inlet_c_sum, outlet_c_sum,
                 flow_lpm_sum, wafer_hotspot_c_sum, utilization_sum, humidity_pct_sum, nodes,
                 throttled_nodes, power_w_max, inlet_c_max, outlet_c_max, flow_lpm_min,
-                wafer_hotspot_c_max, humidity_pct_max, hot_node_ids, hot_node_c)
+                wafer_hotspot_c_max, humidity_pct_max, hot_node_ids, hot_node_c,
+                inlet_c_samples, outlet_c_samples, flow_lpm_samples, wafer_hotspot_c_samples,
+                utilization_samples, energy_j_tokened)
 SELECT t, gr.site, gr.hall, gr.phase, s, s / 2, gr.n * 23, s, s * (9200 + 13800 * u),
        s * 2000 * u, s * 0.002, s, s * 25.0, s * (30 + 12 * u), s * 100.0, s * (60 + 25 * u),
        s * u, s / 2 * 42.0, gr.n, (5 * random())::int, 22800, 27.5, 44 + random(), 92,
@@ -129,7 +131,8 @@ SELECT t, gr.site, gr.hall, gr.phase, s, s / 2, gr.n * 23, s, s * (9200 + 13800 
                                                         ELSE (k * 37 + b * 11) % (gr.n - 1) END)::text, 5, '0'))
              FROM generate_series(0, 9) k ORDER BY k),
        ARRAY(SELECT (CASE WHEN k = 0 THEN 89 + 3 * random() ELSE 87 - k * 0.5 END)::real
-             FROM generate_series(0, 9) k ORDER BY k)
+             FROM generate_series(0, 9) k ORDER BY k),
+       s, s, s, s, s, s * (9200 + 13800 * u) -- every sample measured every reading
 FROM generate_series($3, $4 - interval '$2 seconds', interval '$2 seconds') AS t,
      LATERAL (SELECT extract(epoch FROM t)::bigint / $2 AS b) AS bb,
      fd.groups gr,
