@@ -117,9 +117,10 @@ static const ww_cfg_opt_t s_rows[] = {
     ENUM("agent.log_level", ww_log_level_names, "info", A(log_level), "log-level",
          "the least severe messages logged"),
     ENUM("agent.source", ww_sources_names, "sim", A(source), "source",
-         "what to measure: sim (the simulated wafer-scale driver, run inside the agent) or "
+         "what to measure: sim (the simulated wafer-scale driver, run inside the agent), "
          "reqlog (readings and completion records that the inference server, or "
-         "waferwatch-sim, sends to source.socket)"),
+         "waferwatch-sim, sends to source.socket) or host (the host's power and temperatures "
+         "from sysfs: host.*)"),
     ROW("source.socket", WW_CFG_STRING, "/run/waferwatch/reqlog.sock", A(source_socket), 0, 0,
         "source-socket",
         "with agent.source reqlog: the Unix datagram socket the agent binds for the request "

@@ -48,7 +48,7 @@ static void test_help_lists_flags_and_keys(void **state)
     assert_non_null(strstr(r.out, "--collector"));
     assert_non_null(strstr(r.out, "sim.pump_fault.flow_factor"));
     /* Choices list their names and default (issue 16 item 1). */
-    assert_non_null(strstr(r.out, "agent.source (one of: sim, reqlog; default sim)"));
+    assert_non_null(strstr(r.out, "agent.source (one of: sim, reqlog, host; default sim)"));
     assert_non_null(
         strstr(r.out, "spool.policy (one of: drop_oldest, stop_sampling; default drop_oldest)"));
     assert_non_null(strstr(r.out, "spool.fsync (one of: always, interval, never; default always)"));

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <zlib.h>
 
@@ -568,8 +569,9 @@ static void test_host_readings_beside_otlp_requests(void **state)
     h_secure(db.dir, "otlp-agent", "otlp-node");
     char root[300];
     snprintf(root, sizeof root, "%s/host", db.dir);
+    assert_int_equal(mkdir(root, 0755), 0);
     ww_test_put_file(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
-    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_input", "61250\n");
+    ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_input", "61200\n"); /* 0.1 C grid */
     ww_test_put_file(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
     ww_test_put_file(root, "sys/class/hwmon/hwmon1/name", "acpi_power_meter\n");
     ww_test_put_file(root, "sys/class/hwmon/hwmon1/power1_average", "412000000\n"); /* 412 W */
@@ -632,7 +634,7 @@ static void test_host_readings_beside_otlp_requests(void **state)
     assert_true(ticks >= 20);
     assert_int_equal(h_query_ll(&db,
                                 "SELECT count(*) FROM node_samples WHERE node_id ="
-                                " 'otlp-node' AND power_w = 412 AND wafer_hotspot_c = 61.25"
+                                " 'otlp-node' AND power_w = 412 AND wafer_hotspot_c = 61.2::real"
                                 " AND inlet_c IS NULL AND outlet_c IS NULL AND flow_lpm IS NULL"
                                 " AND utilization IS NULL AND tokens_per_s IS NULL"
                                 " AND requests_queued IS NULL AND requests_in_flight IS NULL"
