@@ -142,6 +142,8 @@ static void s_as_samples(const uint8_t *data, size_t size)
             uint32_t u;
             memcpy(&u, p + 8 + 4 * (c - 1), 4);
             char *at = (char *)&s[i] + col->off;
+            /* NULL (a reading not measured: every column may be) makes the value ignored. */
+            bool nul = col->optional && (shape & 16) && (u & 2) != 0;
             if (col->kind == WW_FIELD_KIND_F32) {
                 if (shape & 4) { /* mostly on the grid */
                     float v = ww_sblock_grid_value((int32_t)u >> 12, col->res);
@@ -151,14 +153,13 @@ static void s_as_samples(const uint8_t *data, size_t size)
                 }
             } else if (col->kind == WW_FIELD_KIND_U32) {
                 uint32_t v = (shape & 8) ? u : u & 0x7fffffffu;
-                want_fail |= v > INT32_MAX;
+                want_fail |= v > INT32_MAX && !nul;
                 memcpy(at, &v, 4);
             } else {
                 bool b = u & 1;
                 memcpy(at, &b, sizeof b);
             }
             if (col->optional) {
-                bool nul = (shape & 16) ? (u & 2) != 0 : false;
                 memcpy((char *)&s[i] + col->null_off, &nul, sizeof nul);
             }
         }
