@@ -305,6 +305,22 @@ static ww_json_t *s_root(s_ctx_t *x, const char *json, const char *what)
     return root;
 }
 
+/* The request read (when nothing failed) packed into *out, then freed whole (every part was
+ * malloc'd). Returns x's result. */
+static int s_pack_free(s_ctx_t *x, ProtobufCMessage *req, uint8_t **out, size_t *out_len)
+{
+    if (x->rc == 0) {
+        *out_len = protobuf_c_message_get_packed_size(req);
+        if ((*out = malloc(*out_len ? *out_len : 1)) == NULL) {
+            s_oom(x);
+        } else {
+            protobuf_c_message_pack(req, *out);
+        }
+    }
+    protobuf_c_message_free_unpacked(req, NULL);
+    return x->rc;
+}
+
 int ww_otlp_json_to_pb(const char *json, uint8_t **out, size_t *out_len, char *why, size_t why_cap)
 {
     s_ctx_t x = {why, why_cap, 0};
@@ -324,16 +340,7 @@ int ww_otlp_json_to_pb(const char *json, uint8_t **out, size_t *out_len, char *w
     S_EACH(&x, a, m, req->resource_spans, req->n_resource_spans, Ww__Otlp__V1__ResourceSpans,
            ww__otlp__v1__resource_spans__init, s_resource, "%sresourceSpans[%zu]", "");
     ww_json_free(&root);
-    if (x.rc == 0) {
-        *out_len = ww__otlp__v1__export_trace_service_request__get_packed_size(req);
-        if ((*out = malloc(*out_len ? *out_len : 1)) == NULL) {
-            s_oom(&x);
-        } else {
-            ww__otlp__v1__export_trace_service_request__pack(req, *out);
-        }
-    }
-    ww__otlp__v1__export_trace_service_request__free_unpacked(req, NULL);
-    return x.rc;
+    return s_pack_free(&x, &req->base, out, out_len);
 }
 
 /* --- Metrics ----------------------------------------------------------------------------- */
@@ -613,14 +620,5 @@ int ww_otlp_json_metrics_to_pb(const char *json, uint8_t **out, size_t *out_len,
     S_EACH(&x, a, m, req->resource_metrics, req->n_resource_metrics, Ww__Otlp__V1__ResourceMetrics,
            ww__otlp__v1__resource_metrics__init, s_resource_metrics, "%sresourceMetrics[%zu]", "");
     ww_json_free(&root);
-    if (x.rc == 0) {
-        *out_len = ww__otlp__v1__export_metrics_service_request__get_packed_size(req);
-        if ((*out = malloc(*out_len ? *out_len : 1)) == NULL) {
-            s_oom(&x);
-        } else {
-            ww__otlp__v1__export_metrics_service_request__pack(req, *out);
-        }
-    }
-    ww__otlp__v1__export_metrics_service_request__free_unpacked(req, NULL);
-    return x.rc;
+    return s_pack_free(&x, &req->base, out, out_len);
 }

@@ -29,142 +29,46 @@ ALTER TABLE node_samples
     ALTER COLUMN requests_completed DROP NOT NULL,
     ALTER COLUMN throttled DROP NOT NULL,
     ALTER COLUMN throttle_factor DROP NOT NULL;
-ALTER TABLE node_rollup_1m
-    ALTER COLUMN energy_j DROP NOT NULL,
-    ALTER COLUMN tokens DROP NOT NULL,
-    ALTER COLUMN throttled_s DROP NOT NULL,
-    ALTER COLUMN requests_completed DROP NOT NULL,
-    ALTER COLUMN power_w_sum DROP NOT NULL,
-    ALTER COLUMN inlet_c_sum DROP NOT NULL,
-    ALTER COLUMN outlet_c_sum DROP NOT NULL,
-    ALTER COLUMN flow_lpm_sum DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_sum DROP NOT NULL,
-    ALTER COLUMN utilization_sum DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_sum DROP NOT NULL,
-    ALTER COLUMN throttle_factor_sum DROP NOT NULL,
-    ALTER COLUMN requests_queued_sum DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_sum DROP NOT NULL,
-    ALTER COLUMN power_w_min DROP NOT NULL,
-    ALTER COLUMN power_w_max DROP NOT NULL,
-    ALTER COLUMN power_w_last DROP NOT NULL,
-    ALTER COLUMN inlet_c_min DROP NOT NULL,
-    ALTER COLUMN inlet_c_max DROP NOT NULL,
-    ALTER COLUMN inlet_c_last DROP NOT NULL,
-    ALTER COLUMN outlet_c_min DROP NOT NULL,
-    ALTER COLUMN outlet_c_max DROP NOT NULL,
-    ALTER COLUMN outlet_c_last DROP NOT NULL,
-    ALTER COLUMN flow_lpm_min DROP NOT NULL,
-    ALTER COLUMN flow_lpm_max DROP NOT NULL,
-    ALTER COLUMN flow_lpm_last DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_min DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_max DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_last DROP NOT NULL,
-    ALTER COLUMN utilization_min DROP NOT NULL,
-    ALTER COLUMN utilization_max DROP NOT NULL,
-    ALTER COLUMN utilization_last DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_min DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_max DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_last DROP NOT NULL,
-    ALTER COLUMN throttle_factor_min DROP NOT NULL,
-    ALTER COLUMN throttle_factor_max DROP NOT NULL,
-    ALTER COLUMN throttle_factor_last DROP NOT NULL,
-    ALTER COLUMN requests_queued_min DROP NOT NULL,
-    ALTER COLUMN requests_queued_max DROP NOT NULL,
-    ALTER COLUMN requests_queued_last DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_min DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_max DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_last DROP NOT NULL;
-ALTER TABLE node_rollup_1h
-    ALTER COLUMN energy_j DROP NOT NULL,
-    ALTER COLUMN tokens DROP NOT NULL,
-    ALTER COLUMN throttled_s DROP NOT NULL,
-    ALTER COLUMN requests_completed DROP NOT NULL,
-    ALTER COLUMN power_w_sum DROP NOT NULL,
-    ALTER COLUMN inlet_c_sum DROP NOT NULL,
-    ALTER COLUMN outlet_c_sum DROP NOT NULL,
-    ALTER COLUMN flow_lpm_sum DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_sum DROP NOT NULL,
-    ALTER COLUMN utilization_sum DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_sum DROP NOT NULL,
-    ALTER COLUMN throttle_factor_sum DROP NOT NULL,
-    ALTER COLUMN requests_queued_sum DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_sum DROP NOT NULL,
-    ALTER COLUMN power_w_min DROP NOT NULL,
-    ALTER COLUMN power_w_max DROP NOT NULL,
-    ALTER COLUMN power_w_last DROP NOT NULL,
-    ALTER COLUMN inlet_c_min DROP NOT NULL,
-    ALTER COLUMN inlet_c_max DROP NOT NULL,
-    ALTER COLUMN inlet_c_last DROP NOT NULL,
-    ALTER COLUMN outlet_c_min DROP NOT NULL,
-    ALTER COLUMN outlet_c_max DROP NOT NULL,
-    ALTER COLUMN outlet_c_last DROP NOT NULL,
-    ALTER COLUMN flow_lpm_min DROP NOT NULL,
-    ALTER COLUMN flow_lpm_max DROP NOT NULL,
-    ALTER COLUMN flow_lpm_last DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_min DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_max DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_last DROP NOT NULL,
-    ALTER COLUMN utilization_min DROP NOT NULL,
-    ALTER COLUMN utilization_max DROP NOT NULL,
-    ALTER COLUMN utilization_last DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_min DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_max DROP NOT NULL,
-    ALTER COLUMN tokens_per_s_last DROP NOT NULL,
-    ALTER COLUMN throttle_factor_min DROP NOT NULL,
-    ALTER COLUMN throttle_factor_max DROP NOT NULL,
-    ALTER COLUMN throttle_factor_last DROP NOT NULL,
-    ALTER COLUMN requests_queued_min DROP NOT NULL,
-    ALTER COLUMN requests_queued_max DROP NOT NULL,
-    ALTER COLUMN requests_queued_last DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_min DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_max DROP NOT NULL,
-    ALTER COLUMN requests_in_flight_last DROP NOT NULL;
-ALTER TABLE site_rollup_1m
-    ALTER COLUMN energy_j DROP NOT NULL,
-    ALTER COLUMN tokens DROP NOT NULL,
-    ALTER COLUMN throttled_s DROP NOT NULL,
-    ALTER COLUMN requests_completed DROP NOT NULL,
-    ALTER COLUMN inlet_c_sum DROP NOT NULL,
-    ALTER COLUMN outlet_c_sum DROP NOT NULL,
-    ALTER COLUMN flow_lpm_sum DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_sum DROP NOT NULL,
-    ALTER COLUMN utilization_sum DROP NOT NULL,
-    ALTER COLUMN power_w_max DROP NOT NULL,
-    ALTER COLUMN inlet_c_max DROP NOT NULL,
-    ALTER COLUMN outlet_c_max DROP NOT NULL,
-    ALTER COLUMN flow_lpm_min DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_max DROP NOT NULL;
-ALTER TABLE site_rollup_1m
-    ADD COLUMN inlet_c_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN outlet_c_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN flow_lpm_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN wafer_hotspot_c_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN utilization_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN energy_j_tokened double precision;
-UPDATE site_rollup_1m SET inlet_c_samples = samples, outlet_c_samples = samples, flow_lpm_samples = samples, wafer_hotspot_c_samples = samples, utilization_samples = samples, energy_j_tokened = energy_j;
-ALTER TABLE site_rollup_1h
-    ALTER COLUMN energy_j DROP NOT NULL,
-    ALTER COLUMN tokens DROP NOT NULL,
-    ALTER COLUMN throttled_s DROP NOT NULL,
-    ALTER COLUMN requests_completed DROP NOT NULL,
-    ALTER COLUMN inlet_c_sum DROP NOT NULL,
-    ALTER COLUMN outlet_c_sum DROP NOT NULL,
-    ALTER COLUMN flow_lpm_sum DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_sum DROP NOT NULL,
-    ALTER COLUMN utilization_sum DROP NOT NULL,
-    ALTER COLUMN power_w_max DROP NOT NULL,
-    ALTER COLUMN inlet_c_max DROP NOT NULL,
-    ALTER COLUMN outlet_c_max DROP NOT NULL,
-    ALTER COLUMN flow_lpm_min DROP NOT NULL,
-    ALTER COLUMN wafer_hotspot_c_max DROP NOT NULL;
-ALTER TABLE site_rollup_1h
-    ADD COLUMN inlet_c_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN outlet_c_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN flow_lpm_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN wafer_hotspot_c_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN utilization_samples bigint NOT NULL DEFAULT 0,
-    ADD COLUMN energy_j_tokened double precision;
-UPDATE site_rollup_1h SET inlet_c_samples = samples, outlet_c_samples = samples, flow_lpm_samples = samples, wafer_hotspot_c_samples = samples, utilization_samples = samples, energy_j_tokened = energy_j;
+-- The tiers: the same columns of the minute and hour tables of each kind.
+DO $$
+DECLARE
+    t text;
+    c text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['node_rollup_1m', 'node_rollup_1h'] LOOP
+        FOREACH c IN ARRAY ARRAY[
+        'energy_j', 'tokens', 'throttled_s', 'requests_completed', 'power_w_sum',
+        'inlet_c_sum', 'outlet_c_sum', 'flow_lpm_sum', 'wafer_hotspot_c_sum',
+        'utilization_sum', 'tokens_per_s_sum', 'throttle_factor_sum',
+        'requests_queued_sum', 'requests_in_flight_sum', 'power_w_min', 'power_w_max',
+        'power_w_last', 'inlet_c_min', 'inlet_c_max', 'inlet_c_last', 'outlet_c_min',
+        'outlet_c_max', 'outlet_c_last', 'flow_lpm_min', 'flow_lpm_max', 'flow_lpm_last',
+        'wafer_hotspot_c_min', 'wafer_hotspot_c_max', 'wafer_hotspot_c_last',
+        'utilization_min', 'utilization_max', 'utilization_last', 'tokens_per_s_min',
+        'tokens_per_s_max', 'tokens_per_s_last', 'throttle_factor_min',
+        'throttle_factor_max', 'throttle_factor_last', 'requests_queued_min',
+        'requests_queued_max', 'requests_queued_last', 'requests_in_flight_min',
+        'requests_in_flight_max', 'requests_in_flight_last'] LOOP
+            EXECUTE format('ALTER TABLE %I ALTER COLUMN %I DROP NOT NULL', t, c);
+        END LOOP;
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['site_rollup_1m', 'site_rollup_1h'] LOOP
+        FOREACH c IN ARRAY ARRAY[
+        'energy_j', 'tokens', 'throttled_s', 'requests_completed', 'inlet_c_sum',
+        'outlet_c_sum', 'flow_lpm_sum', 'wafer_hotspot_c_sum', 'utilization_sum',
+        'power_w_max', 'inlet_c_max', 'outlet_c_max', 'flow_lpm_min', 'wafer_hotspot_c_max'] LOOP
+            EXECUTE format('ALTER TABLE %I ALTER COLUMN %I DROP NOT NULL', t, c);
+        END LOOP;
+        FOREACH c IN ARRAY ARRAY['inlet_c_samples', 'outlet_c_samples', 'flow_lpm_samples',
+                                 'wafer_hotspot_c_samples', 'utilization_samples'] LOOP
+            EXECUTE format('ALTER TABLE %I ADD COLUMN %I bigint NOT NULL DEFAULT 0', t, c);
+            -- Rows written before had every reading.
+            EXECUTE format('UPDATE %I SET %I = samples', t, c);
+        END LOOP;
+        EXECUTE format('ALTER TABLE %I ADD COLUMN energy_j_tokened double precision', t);
+        EXECUTE format('UPDATE %I SET energy_j_tokened = energy_j', t);
+    END LOOP;
+END $$;
 COMMENT ON COLUMN node_samples.power_w IS 'IT power draw (W); NULL: not measured.';
 COMMENT ON COLUMN site_rollup_1m.energy_j_tokened IS
     'Energy (J) of the samples that also had a token rate: J/token = energy_j_tokened / tokens.';
