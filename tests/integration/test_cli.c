@@ -109,7 +109,7 @@ static void test_check_config_names_file_and_line(void **state)
     /* Issue 16 item 1: choices are enum rows; a refusal lists the allowed names. */
     assert_non_null(strstr(r.out, "spool.policy: \"bogus\" is not one of drop_oldest, "
                                   "stop_sampling"));
-    assert_non_null(strstr(r.out, "agent.source: \"bogus\" is not one of sim, reqlog"));
+    assert_non_null(strstr(r.out, "agent.source: \"bogus\" is not one of sim, reqlog, host"));
     free(r.out);
 
     s_write(path, "sim:\n  nodes: 4\n  pump_fault:\n    enabled: true\n    flow_factor: 0.25\n");

@@ -1,5 +1,6 @@
 /* The agent's configuration schema and its finishing checks (agent/ww_agent_conf.c). */
 #include "ww_agent_conf.h"
+#include "ww_host_source.h"
 #include "ww_sources.h"
 #include "ww_test.h"
 
@@ -89,7 +90,7 @@ static void test_idle_power_below_max(void **state)
 static void test_reqlog_settings_checked(void **state)
 {
     static const char *const bad[][2] = {
-        {"agent:\n  source: host\n", "agent.source"},
+        {"agent:\n  source: ipmi\n", "agent.source"},
         {"agent:\n  source: reqlog\nsim:\n  nodes: 2\n", "sim.nodes"},
         {"source:\n  socket_mode: '0999'\n", "source.socket_mode"},
         {"source:\n  socket_mode: '01777'\n", "source.socket_mode"},
@@ -200,7 +201,7 @@ static void test_every_error_at_once(void **state)
                             &err),
                      -EINVAL);
     assert_string_equal(err.msg,
-                        "t.yaml:2:11: agent.source: \"bogus\" is not one of sim, reqlog\n"
+                        "t.yaml:2:11: agent.source: \"bogus\" is not one of sim, reqlog, host\n"
                         "t.yaml:3:14: agent.log_level: \"loud\" is not one of error, warn, info, "
                         "debug\n"
                         "t.yaml:5:11: spool.policy: \"bogus\" is not one of drop_oldest, "
@@ -270,7 +271,8 @@ static void test_source_registry(void **state)
     assert_null(ww_sources_names[n]);
     assert_null(ww_sources_get((int)n));
     assert_null(ww_sources_get(-1));
-    assert_null(ww_sources_find("host"));
+    assert_null(ww_sources_find("ipmi"));
+    assert_ptr_equal(ww_sources_find("host")->ops, &ww_host_source);
     assert_null(ww_sources_find(NULL));
     assert_ptr_equal(ww_sources_find("sim")->ops, &ww_sim_source);
     assert_ptr_equal(ww_sources_find("reqlog")->ops, &ww_reqlog_source);
@@ -296,7 +298,7 @@ static void test_source_registry(void **state)
     assert_non_null(f);
     ww_cfg_usage(&ww_agent_schema, f);
     fclose(f);
-    assert_non_null(strstr(buf, "agent.source (one of: sim, reqlog; default sim)"));
+    assert_non_null(strstr(buf, "agent.source (one of: sim, reqlog, host; default sim)"));
     free(buf);
 }
 
