@@ -119,8 +119,8 @@ static const ww_cfg_opt_t s_rows[] = {
     ENUM("agent.source", ww_sources_names, "sim", A(source), "source",
          "what to measure: sim (the simulated wafer-scale driver, run inside the agent), "
          "reqlog (readings and completion records that the inference server, or "
-         "waferwatch-sim, sends to source.socket) or host (the host's power and temperatures "
-         "from sysfs: host.*)"),
+         "waferwatch-sim, sends to source.socket), host (the host's power and temperatures "
+         "from sysfs: host.*) or nvml (NVIDIA GPUs: nvml.*)"),
     ROW("source.socket", WW_CFG_STRING, "/run/waferwatch/reqlog.sock", A(source_socket), 0, 0,
         "source-socket",
         "with agent.source reqlog: the Unix datagram socket the agent binds for the request "
@@ -143,6 +143,11 @@ static const ww_cfg_opt_t s_rows[] = {
     ROW("host.hotspot", WW_CFG_STRING, "", A(host_hotspot), 0, 0, NULL,
         "with agent.source host: temperature sensors whose highest is wafer_hotspot_c (e.g. "
         "\"hwmon/coretemp/Package id 0\"); empty = not measured"),
+    ROW("nvml.library", WW_CFG_STRING, "libnvidia-ml.so.1", A(nvml_library), 0, 0, NULL,
+        "with agent.source nvml: the NVML library loaded (dlopen) at start; the NVIDIA driver "
+        "installs it"),
+    ROW("nvml.devices", WW_CFG_STRING, "", A(nvml_devices), 0, 0, NULL,
+        "with agent.source nvml: the GPUs read (NVML indexes, comma-separated); empty = all"),
     ROW("source.max_age", WW_CFG_DURATION, "5s", A(source_max_age_ns), 0.01, 3600, NULL,
         "with agent.source reqlog: a reading older than this (and than two agent.interval) at "
         "a tick is missing (no sample row for the tick, logged)"),
@@ -483,6 +488,8 @@ int ww_agent_conf_finish(ww_agent_conf_t *c, ww_cfg_err_t *err)
                      &c->host_inlet,
                      &c->host_outlet,
                      &c->host_hotspot,
+                     &c->nvml_library,
+                     &c->nvml_devices,
                      &c->otlp_metric_ttft,
                      &c->otlp_metric_tpot,
                      &c->otlp_metric_e2e,
@@ -603,6 +610,7 @@ int ww_agent_conf_finish_sim(ww_agent_conf_t *c, ww_cfg_err_t *err)
     }
     c->host = (ww_host_conf_t){c->host_root,    c->host_power, c->host_inlet,  c->host_outlet,
                                c->host_hotspot, c->sim.models, c->sim.n_models};
+    c->nvml = (ww_nvml_conf_t){c->nvml_library, c->nvml_devices, c->sim.models, c->sim.n_models};
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include "ww_curve.h"
 #include "ww_host_source.h"
 #include "ww_log.h"
+#include "ww_nvml_source.h"
 #include "ww_reqlog_source.h"
 #include "ww_sim.h"
 #include "ww_spool.h"
@@ -42,6 +43,9 @@ typedef struct {
     /* the host's own sensors (agent.source host) */
     char *host_root, *host_power, *host_inlet, *host_outlet, *host_hotspot;
     ww_host_conf_t host; /* filled by ww_agent_conf_finish */
+    /* NVIDIA GPUs through NVML (agent.source nvml) */
+    char *nvml_library, *nvml_devices;
+    ww_nvml_conf_t nvml; /* filled by ww_agent_conf_finish */
     /* collector link */
     ww_cfg_strlist_t collectors; /* ZeroMQ endpoints, in failover order */
     int64_t ack_timeout_ns;      /* resend what is not acked after this long */

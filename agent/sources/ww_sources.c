@@ -4,6 +4,7 @@
 
 #include "ww_host_source.h"
 #include "ww_log.h"
+#include "ww_nvml_source.h"
 #include "ww_reqlog_source.h"
 #include "ww_sim.h"
 
@@ -49,7 +50,8 @@ static int s_reqlog_check(const ww_agent_conf_t *c)
 #define WW_SOURCES_LIST(X)                                                                         \
     X("sim", ww_sim_source, sim, 0, s_sim_models, NULL)                                            \
     X("reqlog", ww_reqlog_source, reqlog, 1, s_reqlog_models, s_reqlog_check)                      \
-    X("host", ww_host_source, host, 1, s_sim_models, NULL)
+    X("host", ww_host_source, host, 1, s_sim_models, NULL)                                         \
+    X("nvml", ww_nvml_source, nvml, 1, s_sim_models, NULL)
 
 #define S_ENTRY(name, ops, field, nodes, models, check)                                            \
     {name, &ops, offsetof(ww_agent_conf_t, field), nodes, models, check},

@@ -48,7 +48,7 @@ static void test_help_lists_flags_and_keys(void **state)
     assert_non_null(strstr(r.out, "--collector"));
     assert_non_null(strstr(r.out, "sim.pump_fault.flow_factor"));
     /* Choices list their names and default (issue 16 item 1). */
-    assert_non_null(strstr(r.out, "agent.source (one of: sim, reqlog, host; default sim)"));
+    assert_non_null(strstr(r.out, "agent.source (one of: sim, reqlog, host, nvml; default sim)"));
     assert_non_null(
         strstr(r.out, "spool.policy (one of: drop_oldest, stop_sampling; default drop_oldest)"));
     assert_non_null(strstr(r.out, "spool.fsync (one of: always, interval, never; default always)"));
@@ -109,7 +109,7 @@ static void test_check_config_names_file_and_line(void **state)
     /* Issue 16 item 1: choices are enum rows; a refusal lists the allowed names. */
     assert_non_null(strstr(r.out, "spool.policy: \"bogus\" is not one of drop_oldest, "
                                   "stop_sampling"));
-    assert_non_null(strstr(r.out, "agent.source: \"bogus\" is not one of sim, reqlog, host"));
+    assert_non_null(strstr(r.out, "agent.source: \"bogus\" is not one of sim, reqlog, host, nvml"));
     free(r.out);
 
     s_write(path, "sim:\n  nodes: 4\n  pump_fault:\n    enabled: true\n    flow_factor: 0.25\n");

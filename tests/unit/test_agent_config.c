@@ -1,6 +1,7 @@
 /* The agent's configuration schema and its finishing checks (agent/ww_agent_conf.c). */
 #include "ww_agent_conf.h"
 #include "ww_host_source.h"
+#include "ww_nvml_source.h"
 #include "ww_sources.h"
 #include "ww_test.h"
 
@@ -200,14 +201,14 @@ static void test_every_error_at_once(void **state)
                             "spool:\n  policy: bogus\n  fsync: sometimes\n",
                             &err),
                      -EINVAL);
-    assert_string_equal(err.msg,
-                        "t.yaml:2:11: agent.source: \"bogus\" is not one of sim, reqlog, host\n"
-                        "t.yaml:3:14: agent.log_level: \"loud\" is not one of error, warn, info, "
-                        "debug\n"
-                        "t.yaml:5:11: spool.policy: \"bogus\" is not one of drop_oldest, "
-                        "stop_sampling\n"
-                        "t.yaml:6:10: spool.fsync: \"sometimes\" is not one of always, interval, "
-                        "never");
+    assert_string_equal(
+        err.msg, "t.yaml:2:11: agent.source: \"bogus\" is not one of sim, reqlog, host, nvml\n"
+                 "t.yaml:3:14: agent.log_level: \"loud\" is not one of error, warn, info, "
+                 "debug\n"
+                 "t.yaml:5:11: spool.policy: \"bogus\" is not one of drop_oldest, "
+                 "stop_sampling\n"
+                 "t.yaml:6:10: spool.fsync: \"sometimes\" is not one of always, interval, "
+                 "never");
     ww_cfg_free(&ww_agent_schema, &c);
 
     assert_int_equal(s_load(&c,
@@ -273,6 +274,7 @@ static void test_source_registry(void **state)
     assert_null(ww_sources_get(-1));
     assert_null(ww_sources_find("ipmi"));
     assert_ptr_equal(ww_sources_find("host")->ops, &ww_host_source);
+    assert_ptr_equal(ww_sources_find("nvml")->ops, &ww_nvml_source);
     assert_null(ww_sources_find(NULL));
     assert_ptr_equal(ww_sources_find("sim")->ops, &ww_sim_source);
     assert_ptr_equal(ww_sources_find("reqlog")->ops, &ww_reqlog_source);
@@ -298,7 +300,7 @@ static void test_source_registry(void **state)
     assert_non_null(f);
     ww_cfg_usage(&ww_agent_schema, f);
     fclose(f);
-    assert_non_null(strstr(buf, "agent.source (one of: sim, reqlog, host; default sim)"));
+    assert_non_null(strstr(buf, "agent.source (one of: sim, reqlog, host, nvml; default sim)"));
     free(buf);
 }
 
