@@ -334,12 +334,15 @@ static void test_roundtrip_reading(void **state)
     assert_memory_equal(buf + 72, "\x00\x00\xc8\x42", 4); /* 100.0f, little-endian */
 
     ww_reqlog_msg_t m;
+    memset(&m, 0xff, sizeof m); /* whatever the caller's stack held */
     expect_ok(buf, n, &m);
     assert_int_equal(m.version, 2);
     assert_int_equal(m.type, WW_REQLOG_READING);
     assert_int_equal(m.time_ns, INT64_MAX);
     assert_reading_equal(&m.reading, &in, true);
     assert_true(m.reading.throttled);
+    /* The datagram carries no "not measured" bits: every reading it holds was measured. */
+    assert_int_equal(m.reading.not_measured, 0);
 
     /* Version 1, byte for byte as before: no humidity, which parses as not measured. */
     memset(buf, 0xee, sizeof buf);
