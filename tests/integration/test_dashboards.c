@@ -1148,6 +1148,7 @@ static void s_fill(h_db_t *db)
     h_secure(db->dir, "unused", "none");
     h_enrol(db->dir, "dash-hot", "dash-hot", "dash-hot-node-*");
     h_enrol(db->dir, "dash-cool", "dash-cool", "dash-cool-node-*");
+    h_enrol(db->dir, "dash-host", "dash-host", "dash-host-node-*");
     char slo_path[256];
     snprintf(slo_path, sizeof slo_path, "%s/phases.yaml", db->dir);
     /* window_scale 0.01: 5m = 3 s, 1h = 36 s. 3 nodes x 23 kW = 0.069 MW contracted. */
@@ -1188,8 +1189,19 @@ static void s_fill(h_db_t *db)
     char hot_log[256], cool_log[256];
     pid_t hot = s_agent(db, "dash-hot", "okc1", "phase-hot", hot_env, hot_log, sizeof hot_log);
     pid_t cool = s_agent(db, "dash-cool", "okc2", "phase-cool", NULL, cool_log, sizeof cool_log);
+    /* Beside them in the cool phase, nodes that measure only power and their hotspot (as
+     * agent.source host does): every panel must still answer, their NULLs left out. */
+    const char *host_env[] = {"WW_AGENT_SIM_NOT_MEASURED",
+                              "inlet_c, outlet_c, flow_lpm, utilization, tokens_per_s, "
+                              "requests_queued, requests_in_flight, requests_completed, "
+                              "throttled, throttle_factor",
+                              NULL};
+    char host_log[256];
+    pid_t host =
+        s_agent(db, "dash-host", "okc2", "phase-cool", host_env, host_log, sizeof host_log);
     h_agent_wait_ok(hot, hot_log, 90000);
     h_agent_wait_ok(cool, cool_log, 90000);
+    h_agent_wait_ok(host, host_log, 90000);
     bool ready = false;
     for (int i = 0; i < 60 && !ready; i++) {
         ready = h_query_ll(db, "SELECT ((SELECT count(*) FROM alerts WHERE state = 'firing'"
