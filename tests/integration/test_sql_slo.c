@@ -739,6 +739,23 @@ static void test_phase_capacity(void **state)
     s_sample(&db, "d1", "0 s", 100, 30, 60, 0, 0);
     assert_true(isnan(s_dbl(&db, "SELECT j_per_token FROM ww_phase_capacity('D', " T0 ", " T0
                                  " + interval '1 min', 90)")));
+    /* Readings not measured (NULL, schema 22): h1 measures power only (a host), h2 all of
+     * them. h1 is healthy (no throttle or hotspot against it), its power counts, and it
+     * weighs in neither the throttled share nor J/token (it has no token rate). */
+    PQclear(h_query(&db, "INSERT INTO nodes (node_id, agent_id, phase, rated_kw) VALUES"
+                         " ('h1', 'a', 'H', 5), ('h2', 'a', 'H', 7)"));
+    PQclear(h_query(&db, "INSERT INTO node_samples (time, node_id, power_w) VALUES"
+                         " (" T0 " + interval '5 s', 'h1', 400)"));
+    s_sample(&db, "h2", "5 s", 1000, 40, 99, 100, 1);
+    char sql[1024];
+    snprintf(sql, sizeof sql, S_CAPACITY, "H", "0 s", "60 s", "90");
+    PGresult *r = h_query(&db, sql);
+    /* 2 reporting, h1 healthy (5 kW), power 0.4 + 1 kW, max hotspot and outlet h2's, 1
+     * throttled of the 1 sample that measured throttling, 1000 W / 100 tokens/s. */
+    if (strcmp(PQgetvalue(r, 0, 0), "2|1|5|1.4|99|40|1.000000|10") != 0) {
+        fail_msg("with readings not measured: %s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
     h_db_drop(&db);
 }
 
