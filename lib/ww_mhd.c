@@ -2,6 +2,7 @@
 #define WW_LOG_MODULE "http"
 #include "ww_mhd.h"
 
+#include "ww_dl.h"
 #include "ww_log.h"
 #include "ww_metrics.h"
 
@@ -22,10 +23,7 @@
     {                                                                                              \
 #fn, offsetof(ww_mhd_t, field)                                                             \
     }
-static const struct {
-    const char *name;
-    size_t off;
-} s_syms[] = {
+static const ww_dl_sym_t s_syms[] = {
     SYM(MHD_start_daemon, start_daemon),
     SYM(MHD_stop_daemon, stop_daemon),
     SYM(MHD_create_response_from_buffer, create_response_from_buffer),
@@ -42,28 +40,14 @@ _Static_assert(sizeof s_syms / sizeof s_syms[0] ==
 int ww_mhd_open(ww_mhd_t *api, const char *soname, char *why, size_t why_cap)
 {
     memset(api, 0, sizeof *api);
-    dlerror(); /* clear a stale error */
-    api->handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-    if (!api->handle) {
-        const char *err = dlerror();
-        snprintf(why, why_cap, "cannot load %s: %s (install " WW_MHD_PACKAGE ")", soname,
-                 err ? err : "dlopen failed");
-        return -ENOENT;
+    char reason[400];
+    int rc = ww_dl_open(&api->handle, soname, s_syms, sizeof s_syms / sizeof s_syms[0], api, reason,
+                        sizeof reason);
+    if (rc < 0) {
+        memset(api, 0, sizeof *api);
+        snprintf(why, why_cap, "%s (install " WW_MHD_PACKAGE ")", reason);
     }
-    for (size_t i = 0; i < sizeof s_syms / sizeof s_syms[0]; i++) {
-        dlerror();
-        void *sym = dlsym(api->handle, s_syms[i].name);
-        if (!sym) {
-            const char *err = dlerror();
-            snprintf(why, why_cap, "cannot load %s: %s (install " WW_MHD_PACKAGE ")", soname,
-                     err ? err : "a function resolves to NULL");
-            ww_mhd_close(api);
-            return -ENOENT;
-        }
-        /* ISO C has no cast from void * to a function pointer; POSIX guarantees the bits. */
-        memcpy((char *)api + s_syms[i].off, &sym, sizeof sym);
-    }
-    return 0;
+    return rc;
 }
 
 void ww_mhd_close(ww_mhd_t *api)

@@ -198,14 +198,6 @@ static int s_sample(void *state, int64_t now_ns, ww_reading_t *out)
     return 0;
 }
 
-static int s_poll_requests(void *state, ww_request_t *out, size_t cap)
-{
-    (void)state;
-    (void)out;
-    (void)cap;
-    return 0; /* requests come from elsewhere (agent.requests otlp) */
-}
-
 static const char *s_model_name(void *state, unsigned i)
 {
     const s_host_t *h = state;
@@ -229,7 +221,7 @@ const ww_source_t ww_host_source = {
     .name = "host",
     .open = s_open,
     .sample = s_sample,
-    .poll_requests = s_poll_requests,
+    .poll_requests = ww_source_no_requests,
     .set_sink = NULL,
     .fd = NULL,
     .ready = NULL,

@@ -2,6 +2,7 @@
 #define WW_LOG_MODULE "nvml"
 #include "ww_nvml_source.h"
 
+#include "ww_dl.h"
 #include "ww_log.h"
 
 #include <dlfcn.h>
@@ -44,10 +45,7 @@ typedef struct {
     {                                                                                              \
 #name, offsetof(s_api_t, field)                                                            \
     }
-static const struct {
-    const char *name;
-    size_t off;
-} s_syms[] = {
+static const ww_dl_sym_t s_syms[] = {
     SYM(nvmlInit_v2, init),
     SYM(nvmlShutdown, shutdown),
     SYM(nvmlErrorString, error_string),
@@ -79,28 +77,15 @@ static void s_close(void **state);
 /* The library and its functions: 0, or -ENOENT with the reason logged. */
 static int s_load(s_api_t *api, const char *library)
 {
-    dlerror();
-    api->handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
-    if (!api->handle) {
-        const char *err = dlerror();
-        WW_ERROR("nvml.library: cannot load %s: %s (the NVIDIA driver installs it; a host "
-                 "without NVIDIA GPUs has none: use another agent.source)",
-                 library, err ? err : "dlopen failed");
-        return -ENOENT;
+    char why[400];
+    int rc = ww_dl_open(&api->handle, library, s_syms, sizeof s_syms / sizeof s_syms[0], api, why,
+                        sizeof why);
+    if (rc < 0) {
+        WW_ERROR("nvml.library: %s (the NVIDIA driver installs it; a host without NVIDIA GPUs "
+                 "has none: use another agent.source)",
+                 why);
     }
-    for (size_t i = 0; i < sizeof s_syms / sizeof s_syms[0]; i++) {
-        dlerror();
-        void *sym = dlsym(api->handle, s_syms[i].name);
-        if (!sym) {
-            const char *err = dlerror();
-            WW_ERROR("nvml.library: %s has no %s: %s (not NVML, or one too old)", library,
-                     s_syms[i].name, err ? err : "NULL");
-            return -ENOENT;
-        }
-        /* ISO C has no cast from void * to a function pointer; POSIX guarantees the bits. */
-        memcpy((char *)api + s_syms[i].off, &sym, sizeof sym);
-    }
-    return 0;
+    return rc;
 }
 
 /* nvml.devices: indexes, comma-separated, into h->index; "" = 0 .. count - 1. */
@@ -241,14 +226,6 @@ static int s_sample(void *state, int64_t now_ns, ww_reading_t *out)
     return 0;
 }
 
-static int s_poll_requests(void *state, ww_request_t *out, size_t cap)
-{
-    (void)state;
-    (void)out;
-    (void)cap;
-    return 0; /* requests come from elsewhere (agent.requests otlp) */
-}
-
 static const char *s_model_name(void *state, unsigned i)
 {
     const s_nvml_t *h = state;
@@ -275,7 +252,7 @@ const ww_source_t ww_nvml_source = {
     .name = "nvml",
     .open = s_open,
     .sample = s_sample,
-    .poll_requests = s_poll_requests,
+    .poll_requests = ww_source_no_requests,
     .set_sink = NULL,
     .fd = NULL,
     .ready = NULL,

@@ -58,4 +58,14 @@ struct ww_source {
     void (*close)(void **state);
 };
 
+/* poll_requests of a source that has no requests of its own (readings only: they come from
+ * elsewhere, agent.requests otlp): always 0. */
+static inline int ww_source_no_requests(void *state, ww_request_t *out, size_t cap)
+{
+    (void)state;
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
 #endif
