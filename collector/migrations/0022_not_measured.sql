@@ -62,11 +62,12 @@ BEGIN
         FOREACH c IN ARRAY ARRAY['inlet_c_samples', 'outlet_c_samples', 'flow_lpm_samples',
                                  'wafer_hotspot_c_samples', 'utilization_samples'] LOOP
             EXECUTE format('ALTER TABLE %I ADD COLUMN %I bigint NOT NULL DEFAULT 0', t, c);
-            -- Rows written before had every reading.
-            EXECUTE format('UPDATE %I SET %I = samples', t, c);
         END LOOP;
         EXECUTE format('ALTER TABLE %I ADD COLUMN energy_j_tokened double precision', t);
-        EXECUTE format('UPDATE %I SET energy_j_tokened = energy_j', t);
+        -- Rows written before had every reading: one pass over the table sets them all.
+        EXECUTE format('UPDATE %I SET inlet_c_samples = samples, outlet_c_samples = samples,'
+                       ' flow_lpm_samples = samples, wafer_hotspot_c_samples = samples,'
+                       ' utilization_samples = samples, energy_j_tokened = energy_j', t);
     END LOOP;
 END $$;
 COMMENT ON COLUMN node_samples.power_w IS 'IT power draw (W); NULL: not measured.';
