@@ -460,8 +460,8 @@ typedef struct {
     ww_metric_t *ticks, *skipped, *samples, *windows, *requests, *tick_s;
     ww_metric_t *spooled, *sent, *resent, *replayed, *acked, *nacked, *dropped, *refused,
         *disk_full, *corrupt, *connects, *failovers, *pendings, *connect_failures,
-        *handshake_failures, *forbidden;
-    ww_metric_t *spool_bytes, *pending, *queued, *in_flight, *held;
+        *handshake_failures, *forbidden, *repaired, *repair_gone;
+    ww_metric_t *spool_bytes, *spool_kept, *pending, *queued, *in_flight, *held;
     ww_metric_t *otlp_exports, *otlp_spans, *otlp_requests, *otlp_refused, *otlp_bad,
         *otlp_too_large, *otlp_unsupported, *otlp_overloaded, *source_dropped;
     ww_metric_t *otlp_metric_exports, *otlp_points, *otlp_points_taken, *otlp_points_refused;
@@ -528,6 +528,15 @@ static int s_metrics_init(s_metrics_t *m, const ww_agent_conf_t *c)
         !C(forbidden, "nacks_forbidden_total",
            "Forbidden Nacks: the collector's allowlist does not admit this agent id or a node "
            "of it; the batches are held in the spool and retried, not dropped.") ||
+        !C(repaired, "batches_repaired_total",
+           "Acked batches sent again because the collector's database lacked them (a failover "
+           "to a standby that had not received them).") ||
+        !C(repair_gone, "batches_repair_gone_total",
+           "Acked batches the collector's database lacked that the spool no longer kept "
+           "(spool.keep_acked passed): lost, and counted so by the collector.") ||
+        !G(spool_kept, "spool_kept_batches",
+           "Acked batches kept in the spool for spool.keep_acked, should the database lose "
+           "them.") ||
         !C(pendings, "pendings_total",
            "Pending replies: the collector holds batches it cannot commit yet (resends "
            "back off).") ||
@@ -610,6 +619,9 @@ static void s_metrics_publish(s_metrics_t *m, const ww_link_t *link, uint64_t ti
     ww_metric_set(m->queued, 0, (double)d.queued);
     ww_metric_set(m->in_flight, 0, (double)d.in_flight);
     ww_metric_set(m->forbidden, 0, (double)st.forbidden);
+    ww_metric_set(m->repaired, 0, (double)st.repaired);
+    ww_metric_set(m->repair_gone, 0, (double)st.repair_gone);
+    ww_metric_set(m->spool_kept, 0, (double)d.kept);
     ww_metric_set(m->held, 0, (double)d.held);
     ww_otlp_http_stats_t ot = {0};
     if (nodes->otlp) {
@@ -906,6 +918,7 @@ int main(int argc, char **argv)
                 .policy = conf.spool_policy, /* enum rows: the spool's own enums */
                 .fsync = conf.spool_fsync,
                 .fsync_interval_ns = conf.spool_fsync_interval_ns,
+                .keep_acked_ns = conf.spool_keep_acked_ns,
             },
     };
     int link_err = -ENOMEM;
@@ -1044,7 +1057,7 @@ int main(int argc, char **argv)
             (unsigned long long)ww_link_pending(link));
     int64_t drain_end = ww_time_mono_ns() + conf.drain_ns;
     s_stop = 0;
-    while (ww_link_pending(link) > 0 && !s_stop) {
+    while ((ww_link_pending(link) > 0 || ww_link_repairing(link) > 0) && !s_stop) {
         int64_t left = drain_end - ww_time_mono_ns();
         if (left <= 0) {
             break;
@@ -1065,7 +1078,8 @@ int main(int argc, char **argv)
             "corrupt=%llu unacked=%llu sent=%llu resent=%llu connects=%llu failovers=%llu "
             "pendings=%llu disk_full=%llu requests=%llu late_requests=%llu "
             "connect_failures=%llu handshake_failures=%llu forbidden=%llu held=%llu "
-            "otlp_exports=%llu otlp_spans=%llu otlp_requests=%llu otlp_refused=%llu "
+            "repaired=%llu repair_gone=%llu otlp_exports=%llu otlp_spans=%llu otlp_requests=%llu "
+            "otlp_refused=%llu "
             "otlp_errors=%llu source_requests_dropped=%llu otlp_metric_exports=%llu "
             "otlp_points=%llu otlp_points_merged=%llu otlp_points_refused=%llu",
             (unsigned long long)ticks, (unsigned long long)samples, (unsigned long long)windows,
@@ -1079,7 +1093,8 @@ int main(int argc, char **argv)
             (unsigned long long)st.disk_full, (unsigned long long)s_requests(&nodes),
             (unsigned long long)s_late(&nodes), (unsigned long long)st.connect_failures,
             (unsigned long long)st.handshake_failures, (unsigned long long)st.forbidden,
-            (unsigned long long)s_held(link), (unsigned long long)ot.exports,
+            (unsigned long long)s_held(link), (unsigned long long)st.repaired,
+            (unsigned long long)st.repair_gone, (unsigned long long)ot.exports,
             (unsigned long long)ot.spans, (unsigned long long)ot.requests,
             (unsigned long long)ot.refused,
             (unsigned long long)(ot.bad_request + ot.too_large + ot.unsupported + ot.overloaded),

@@ -222,6 +222,9 @@ static const ww_cfg_opt_t s_rows[] = {
         "most bytes the spool may hold (1 GiB: about 4 days of one node at 1 s)"),
     ROW("spool.segment_bytes", WW_CFG_SIZE, "4 MiB", A(spool_segment_bytes), 1024, 1073741824, NULL,
         "spool segment file size; acked segments are deleted whole"),
+    ROW("spool.keep_acked", WW_CFG_DURATION, "10m", A(spool_keep_acked_ns), 0, 86400, NULL,
+        "how long acked batches stay in the spool, to be sent again should the collector's "
+        "database lose them (a failover to an asynchronous standby); 0 deletes them at the ack"),
     ENUM("spool.policy", ww_agent_spool_policy_names, "drop_oldest", A(spool_policy),
          "spool-policy",
          "when the spool is full: drop_oldest (count and report the loss) or stop_sampling "

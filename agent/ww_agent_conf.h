@@ -59,6 +59,7 @@ typedef struct {
     ww_spool_policy_t spool_policy; /* enum row of ww_agent_spool_policy_names */
     ww_fsync_t spool_fsync;         /* enum row of ww_agent_spool_fsync_names */
     int64_t spool_fsync_interval_ns;
+    int64_t spool_keep_acked_ns; /* acked batches kept for a resend (ww_spool.h) */
     /* security */
     bool insecure;                      /* no CURVE (tests and labs only) */
     char *server_key_file;              /* the collector's public key (NAME.pub) */

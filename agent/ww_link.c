@@ -66,6 +66,11 @@ struct ww_link {
     uint64_t refusal_nacks; /* forbidden Nacks since the refusal began */
     char refusal_why[256];  /* the collector's last reason, for /healthz */
     agent_zmon_rate_t forbid_log, reject_log; /* Nack lines at a growing interval */
+    /* Repair (ww_link.h): acked seqs the collector's database does not hold, sent again
+     * from the spool in order. [repair_next, repair_last] is owed (repair_next 0: none);
+     * those below repair_sent have been sent and await their Acks. */
+    uint64_t repair_next, repair_last, repair_sent;
+    int64_t repair_since; /* monotonic time of the oldest unanswered repair send */
     ww_link_stats_t st;
     /* other descriptors ww_link_poll waits on */
     struct {
@@ -492,6 +497,7 @@ static void s_failover(ww_link_t *self)
     self->st.failovers++;
     self->st.resent += self->n_inflight;
     self->n_inflight = 0;
+    self->repair_sent = self->repair_next; /* what was owed is sent again to the new one */
     self->hello_acked = false;
     self->hello_sent_at = 0;
     self->progress_at = ww_time_mono_ns();
@@ -518,6 +524,112 @@ static void s_resend_after_pending(ww_link_t *self, int64_t now)
     }
     self->inflight_since = now;
     ww_backoff_resent(&self->backoff);
+}
+
+/* Repair: the collector's Ack named seqs [first, last] its database does not hold. Those
+ * this agent has released as acked and still keeps in the spool are owed again (a batch
+ * still in the window is sent by the window). Joined with a repair under way. */
+static void s_repair_add(ww_link_t *self, uint64_t first, uint64_t last)
+{
+    ww_spool_state_t sp;
+    ww_spool_state(self->spool, &sp);
+    uint64_t released = self->count > 0 ? s_at(self, 0)->seq - 1 : self->loaded;
+    if (last > released) {
+        last = released;
+    }
+    if (first > last) {
+        return;
+    }
+    const char *ep = self->endpoints[self->cur];
+    /* Below the oldest record on disk: no longer here (spool.keep_acked passed, or dropped
+     * by the spool's policy, which counted it then): the collector keeps them lost. */
+    uint64_t gone_hi = sp.oldest == 0 || sp.oldest > last ? last : sp.oldest - 1;
+    if (first <= gone_hi) {
+        self->st.repair_gone += gone_hi - first + 1;
+        WW_WARN("collector %s lacks seqs %llu..%llu, which this agent no longer keeps "
+                "(spool.keep_acked): they stay counted as lost",
+                ep, (unsigned long long)first, (unsigned long long)gone_hi);
+        first = gone_hi + 1;
+        if (first > last) {
+            return;
+        }
+    }
+    WW_WARN("collector %s lacks seqs %llu..%llu, acked before (its database lost them: a "
+            "failover?): sending them again from the spool",
+            ep, (unsigned long long)first, (unsigned long long)last);
+    if (self->repair_next == 0) {
+        self->repair_next = self->repair_sent = first;
+        self->repair_last = last;
+        self->repair_since = 0;
+        return;
+    }
+    if (first < self->repair_next) {
+        self->repair_next = self->repair_sent = first; /* resend from there */
+    }
+    if (last > self->repair_last) {
+        self->repair_last = last;
+    }
+}
+
+/* Sends owed repair batches, at most max_in_flight unanswered, and sends them again from
+ * the first unanswered one after ack_timeout (the window's rule). A seq the spool no
+ * longer holds is passed (the collector keeps it counted as lost; repair_gone here). */
+static void s_repair_pump(ww_link_t *self, int64_t now)
+{
+    if (self->repair_next == 0) {
+        return;
+    }
+    if (self->repair_sent > self->repair_next && now - self->repair_since > self->ack_timeout_ns) {
+        self->st.resent += self->repair_sent - self->repair_next;
+        self->repair_sent = self->repair_next;
+    }
+    while (self->repair_sent <= self->repair_last &&
+           self->repair_sent - self->repair_next < self->max_in_flight) {
+        void *data = NULL;
+        size_t len = 0;
+        int rc = ww_spool_get(self->spool, self->repair_sent, &data, &len);
+        if (rc < 0) {
+            WW_COMPLAIN(&self->spool_fail, "cannot read the spool: %s", strerror(-rc));
+            return;
+        }
+        if (rc == 0) {
+            self->st.repair_gone++;
+            if (self->repair_sent == self->repair_next) {
+                self->repair_next++;
+            }
+            self->repair_sent++;
+            continue;
+        }
+        rc = s_send(self, data, len);
+        free(data);
+        if (rc < 0) {
+            break;
+        }
+        if (self->repair_sent == self->repair_next) {
+            self->repair_since = now;
+        }
+        self->repair_sent++;
+        self->st.repaired++;
+    }
+    if (self->repair_next > self->repair_last) {
+        self->repair_next = self->repair_last = self->repair_sent = 0;
+    }
+}
+
+/* The Ack of a repair batch: it and everything sent before it are answered (the collector
+ * writes a stream's batches in order). */
+static void s_repair_acked(ww_link_t *self, uint64_t seq, int64_t now)
+{
+    if (self->repair_next == 0 || seq < self->repair_next || seq >= self->repair_sent) {
+        return;
+    }
+    self->repair_next = seq + 1;
+    self->repair_since = now;
+    if (self->repair_next > self->repair_last) {
+        WW_INFO("collector %s holds every batch it lacked again (repair done up to seq %llu)",
+                self->endpoints[self->cur], (unsigned long long)seq);
+        self->repair_next = self->repair_last = self->repair_sent = 0;
+    }
 }
 
 /* Sends the hello and whatever the window allows; restarts the window on ack timeout. */
@@ -570,6 +682,7 @@ static void s_pump(ww_link_t *self)
         }
         self->n_inflight++;
     }
+    s_repair_pump(self, now);
 }
 
 static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
@@ -590,6 +703,10 @@ static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
     ww_backoff_reset(&self->backoff);
     WW_RECOVERED(&self->pending_c, "collector %s commits again (ack for seq %llu)",
                  self->endpoints[self->cur], (unsigned long long)a->seq);
+    s_repair_acked(self, a->seq, self->progress_at);
+    if (a->missing_first != 0) {
+        s_repair_add(self, a->missing_first, a->missing_last);
+    }
     /* Cumulative: everything up to seq that the collector received. A batch it refused
      * is released only by the Ack of its own seq (the collector acks each batch by its
      * seq): a later batch's Ack may answer a send made before the refused one was sent
@@ -764,6 +881,7 @@ static void s_on_monitor(ww_link_t *self)
             self->hello_sent_at = 0;
             self->st.resent += self->n_inflight;
             self->n_inflight = 0;
+            self->repair_sent = self->repair_next;
             ww_backoff_reset(&self->backoff);
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             if (!said) { /* a connection that worked; a failed handshake was said already */
@@ -919,6 +1037,11 @@ void ww_link_stats(const ww_link_t *self, ww_link_stats_t *out)
     out->handshake_failures = self->zmon.rate[AGENT_ZMON_HANDSHAKE].total;
 }
 
+uint64_t ww_link_repairing(const ww_link_t *self)
+{
+    return self->repair_next == 0 ? 0 : self->repair_last - self->repair_next + 1;
+}
+
 void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out)
 {
     ww_spool_state_t sp;
@@ -928,6 +1051,7 @@ void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out)
     out->queued = self->count;
     out->in_flight = s_awaiting(self, ww_time_mono_ns());
     out->held = self->n_refused;
+    out->kept = sp.kept;
 }
 
 bool ww_link_refusal(const ww_link_t *self, char *reason, size_t cap, uint64_t *held)

@@ -42,6 +42,17 @@
  * and no ack timeout happens. Counted in `forbidden` (every forbidden Nack) and the gauge
  * ww_link_depth_t.held; ww_link_refusal says why for /healthz.
  *
+ * Repair (zero loss through a failover of the collector's database): an Ack may name
+ * seqs before it that the collector's database does not hold (Ack.missing_first..last:
+ * an asynchronous standby promoted after its primary crashed lacks the last commits,
+ * which this agent had been acked for). Those this agent released and still keeps
+ * (ww_spool.h, keep_acked_ns) are read back from the spool and sent again in order, at
+ * most max_in_flight unanswered, again from the first unanswered one after ack_timeout,
+ * on a new connection and on failover; the collector writes them into the hole and acks
+ * each by its seq. Ranges asked for during a repair join it. Seqs the spool no longer holds
+ * are passed (counted in repair_gone; the collector keeps them counted as lost). A repair
+ * in progress is not persisted: an agent restarted meanwhile leaves the rest lost (counted).
+ *
  * Nack logs are rate-limited (agent_zmon_rate_t: the first at once, then at a growing
  * interval with the count since the previous line): one schedule for `forbidden`, one
  * for the codes that drop; the end of a refusal is logged once at INFO.
@@ -91,6 +102,8 @@ typedef struct {
     uint64_t handshake_failures; /* CURVE handshakes that failed (not enrolled, wrong key) */
     uint64_t forbidden;          /* forbidden Nacks taken (a held batch refused again counts
                                     again); the batches are kept, not in `nacked` */
+    uint64_t repaired;           /* acked batches sent again because the collector lacked them */
+    uint64_t repair_gone;        /* ... it lacked, but the spool no longer held (stay lost) */
 } ww_link_stats_t;
 
 typedef struct ww_link ww_link_t;
@@ -132,6 +145,10 @@ int ww_link_watch(ww_link_t *self, int fd, void (*on_ready)(void *arg), void *ar
 /* Batches spooled and not yet acked (on disk, including those paged into memory). */
 uint64_t ww_link_pending(const ww_link_t *self);
 
+/* Acked batches the collector lacks that this link still owes it (Repair above): a
+ * graceful stop drains them too. */
+uint64_t ww_link_repairing(const ww_link_t *self);
+
 /* The stream epoch (persisted in the spool). */
 uint64_t ww_link_epoch(const ww_link_t *self);
 
@@ -151,6 +168,7 @@ typedef struct {
     uint64_t queued;      /* of those, paged into the in-memory window */
     uint64_t in_flight;   /* of those, sent and awaiting an ack (held ones are not) */
     uint64_t held;        /* of those, refused by a `forbidden` Nack and kept for a retry */
+    uint64_t kept;        /* acked batches kept on disk for a repair (ww_spool.h) */
 } ww_link_depth_t;
 
 void ww_link_depth(const ww_link_t *self, ww_link_depth_t *out);

@@ -73,6 +73,7 @@ struct seg {
     uint64_t last;
     uint64_t bytes;
     uint64_t corrupt_hi; /* highest seq ww_spool_next counted corrupt here (no recount) */
+    int64_t written_ns;  /* wall clock of its last append (recovered: the file's mtime) */
 };
 
 struct ww_spool {
@@ -187,6 +188,12 @@ static int s_sys_fsync(void *arg, int fd)
     return fsync(fd);
 }
 
+static int64_t s_sys_now(void *arg)
+{
+    (void)arg;
+    return ww_time_now_ns();
+}
+
 ww_spool_io_t ww_spool_io_fill(const ww_spool_io_t *io)
 {
     ww_spool_io_t r = io ? *io : (ww_spool_io_t){0};
@@ -198,6 +205,9 @@ ww_spool_io_t ww_spool_io_fill(const ww_spool_io_t *io)
     }
     if (!r.fsync) {
         r.fsync = s_sys_fsync;
+    }
+    if (!r.now) {
+        r.now = s_sys_now;
     }
     return r;
 }
@@ -481,7 +491,7 @@ static int s_read_small(ww_spool_t *self, const char *name, uint8_t *buf, size_t
 
 /* ---- the segment index ---- */
 
-static int s_seg_push(ww_spool_t *self, uint64_t first, uint64_t bytes)
+static int s_seg_push(ww_spool_t *self, uint64_t first, uint64_t bytes, int64_t written_ns)
 {
     if (self->nsegs == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 16;
@@ -492,7 +502,7 @@ static int s_seg_push(ww_spool_t *self, uint64_t first, uint64_t bytes)
         self->segs = n;
         self->cap = cap;
     }
-    self->segs[self->nsegs++] = (struct seg){first, first - 1, bytes, 0};
+    self->segs[self->nsegs++] = (struct seg){first, first - 1, bytes, 0, written_ns};
     return 0;
 }
 
@@ -535,18 +545,44 @@ static int s_seg_delete(ww_spool_t *self, size_t i)
     return 0;
 }
 
-/* Deletes leading segments whose records are all acked, except the open tail (kept for
- * appends until it is full; its acked records are skipped on read). */
+/* Whether segs[0] holds acked records only and is not the open tail (kept for appends
+ * until it is full; its acked records are skipped on read): it may go. */
+static bool s_oldest_acked(const ww_spool_t *self)
+{
+    return self->nsegs > 0 && self->segs[0].last <= self->acked &&
+           !(self->nsegs == 1 && self->tail_fd >= 0);
+}
+
+/* Deletes leading segments whose records are all acked and whose last append is
+ * keep_acked_ns old (the kept window, ww_spool.h), except the open tail. */
 static int s_gc(ww_spool_t *self)
 {
-    while (self->nsegs > 0 && self->segs[0].last <= self->acked &&
-           !(self->nsegs == 1 && self->tail_fd >= 0)) {
+    int64_t now = self->conf.keep_acked_ns > 0 ? self->io.now(self->io.arg) : 0;
+    while (s_oldest_acked(self) && (self->conf.keep_acked_ns <= 0 ||
+                                    now - self->segs[0].written_ns >= self->conf.keep_acked_ns)) {
         int rc = s_seg_delete(self, 0);
         if (rc != 0) {
             return rc;
         }
     }
     return 0;
+}
+
+/* The bound needs room: acked records kept for a resend go before any unacked one does,
+ * whatever their age. Deletes leading all-acked segments while `need` more bytes do not fit
+ * (need 0: one segment). Returns how many were deleted, or -errno. */
+static int s_evict_acked(ww_spool_t *self, uint64_t need)
+{
+    int n = 0;
+    while (s_oldest_acked(self) &&
+           (need == 0 ? n == 0 : self->bytes + need > self->conf.max_bytes)) {
+        int rc = s_seg_delete(self, 0);
+        if (rc != 0) {
+            return rc;
+        }
+        n++;
+    }
+    return n;
 }
 
 /* ---- recovery ---- */
@@ -718,7 +754,8 @@ static int s_list(ww_spool_t *self)
             WW_WARN("%s/%s is not a regular file; ignored", self->dir, de->d_name);
             continue;
         }
-        rc = s_seg_push(self, first, (uint64_t)st.st_size);
+        rc = s_seg_push(self, first, (uint64_t)st.st_size,
+                        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
         if (rc != 0) {
             break;
         }
@@ -1187,7 +1224,7 @@ static int s_new_segment(ww_spool_t *self)
     }
     bool reuse = self->nsegs > 0 && self->segs[self->nsegs - 1].first == self->next_seq;
     if (!reuse) {
-        int rc = s_seg_push(self, self->next_seq, 0);
+        int rc = s_seg_push(self, self->next_seq, 0, self->io.now(self->io.arg));
         if (rc != 0) {
             close(fd);
             unlinkat(self->dirfd, name, 0);
@@ -1286,6 +1323,7 @@ static int s_write_record(ww_spool_t *self, uint64_t seq, const void *data, size
         return rc;
     }
     t->last = seq;
+    t->written_ns = self->io.now(self->io.arg);
     t->bytes += need;
     self->bytes += need;
     self->unacked++;
@@ -1347,13 +1385,21 @@ int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len
         return -EMSGSIZE;
     }
     uint64_t need = REC_HDR + (uint64_t)len;
-    int rc = 0;
+    int rc = s_gc(self); /* kept acked records whose time is up */
+    if (rc == 0 && self->bytes + need > self->conf.max_bytes) {
+        rc = s_evict_acked(self, need);
+        rc = rc < 0 ? rc : 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
     if (self->bytes + need > self->conf.max_bytes && self->tail_fd >= 0 &&
         self->segs[self->nsegs - 1].last <= self->acked) {
         /* Full, but the open tail holds only acked records: give its room back first. */
         rc = s_close_tail(self);
         if (rc == 0) {
-            rc = s_gc(self);
+            rc = s_evict_acked(self, need);
+            rc = rc < 0 ? rc : 0;
         }
         if (rc != 0) {
             return rc;
@@ -1382,7 +1428,11 @@ int ww_spool_append(ww_spool_t *self, uint64_t seq, const void *data, size_t len
             met_full = true;
             self->disk_full_appends++;
         }
-        int d = self->conf.policy == WW_SPOOL_DROP_OLDEST ? s_drop_for_disk(self, &n) : 0;
+        /* Kept acked records go first, under either policy. */
+        int d = s_evict_acked(self, 0);
+        if (d == 0 && self->conf.policy == WW_SPOOL_DROP_OLDEST) {
+            d = s_drop_for_disk(self, &n);
+        }
         s_disk_full(self, rc, d > 0);
         if (d <= 0) {
             rc = d < 0 ? d : -ENOSPC;
@@ -1563,6 +1613,39 @@ int ww_spool_next(ww_spool_t *self, uint64_t after, uint64_t *seq, void **data, 
     return 0;
 }
 
+int ww_spool_get(ww_spool_t *self, uint64_t seq, void **data, size_t *len)
+{
+    if (!self || !data || !len || seq == 0) {
+        return -EINVAL;
+    }
+    *data = NULL;
+    *len = 0;
+    /* The segment whose records include seq (firsts are increasing). */
+    size_t lo = 0, hi = self->nsegs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->segs[mid].first <= seq) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == 0 || self->segs[lo - 1].last < seq) {
+        return 0;
+    }
+    struct seg *sg = &self->segs[lo - 1];
+    uint64_t got = 0;
+    int rc = s_next_in_seg(self, sg, 0, sg->first, seq - 1, &got, data, len);
+    if (rc == 1 && got != seq) {
+        /* seq itself was corrupt (counted, skipped): the record after it is not asked for. */
+        free(*data);
+        *data = NULL;
+        *len = 0;
+        return 0;
+    }
+    return rc;
+}
+
 int ww_spool_sync(ww_spool_t *self)
 {
     if (!self) {
@@ -1581,6 +1664,14 @@ void ww_spool_state(const ww_spool_t *self, ww_spool_state_t *out)
     out->next_seq = self->next_seq;
     out->acked = self->acked;
     out->records = self->unacked;
+    for (size_t i = 0; i < self->nsegs && out->oldest == 0; i++) {
+        out->oldest = self->segs[i].last >= self->segs[i].first ? self->segs[i].first : 0;
+    }
+    for (size_t i = 0; i < self->nsegs && self->segs[i].first <= self->acked; i++) {
+        const struct seg *sg = &self->segs[i];
+        uint64_t hi = sg->last < self->acked ? sg->last : self->acked;
+        out->kept += hi >= sg->first ? hi - sg->first + 1 : 0;
+    }
     out->bytes = self->bytes;
     out->dropped_batches = self->dropped;
     out->corrupt_records = self->corrupt;

@@ -1,8 +1,19 @@
-/* ww_spool: the agent's on-disk spool of encoded batches, kept until the collector acks.
+/* ww_spool: the agent's on-disk spool of encoded batches, kept until the collector acks,
+ * and for keep_acked_ns after.
  *
  * Every batch is appended here before it is sent and removed only once acked, so an
  * agent that restarts (crash, SIGKILL, reboot) sends again what was never acked, in
  * order, under the same stream epoch with continuing sequence numbers.
+ *
+ * Kept acked records: an Ack means the collector's database committed the batch, but an
+ * asynchronous standby promoted after the primary's crash may lack the last commits. So
+ * acked records stay on disk for keep_acked_ns (spool.keep_acked, default 10 min), and
+ * ww_spool_get reads any record still here, acked or not, to send it again when the
+ * collector reports the seqs its database does not hold (ww_link.h, "Repair"). A segment
+ * whose records are all acked is deleted once keep_acked_ns has passed since its last
+ * append (its file's mtime after a restart), checked at every append and ack; sooner
+ * whenever the bound needs its room: kept acked records always go before unacked ones,
+ * under either policy and on a full filesystem, and are never counted as dropped.
  *
  * Layout in `dir`:
  *   meta          epoch, next sequence number, cumulative loss counters (written
@@ -16,7 +27,7 @@
  *                 with the same fsync mode; the spool leaves other entries alone.
  *   lock          the holder's pid; flock'ed while the spool is open (ww_spool_lock.h)
  * A segment is closed when it reaches segment_bytes; a new one starts. Acked segments are
- * deleted whole; records <= acked inside a live segment are skipped on read.
+ * deleted whole (after keep_acked_ns); records <= acked are skipped by ww_spool_next.
  *
  * Recovery (ww_spool_open): every segment is scanned; a torn or corrupt record (bad
  * magic, length past the end, CRC mismatch) ends that segment: the file is truncated
@@ -72,6 +83,7 @@ typedef struct {
     ssize_t (*writev)(void *arg, int fd, const struct iovec *iov, int cnt);
     int (*fdatasync)(void *arg, int fd);
     int (*fsync)(void *arg, int fd);
+    int64_t (*now)(void *arg); /* wall clock, ns since 1970: ages kept acked records */
     void *arg;
 } ww_spool_io_t;
 
@@ -86,6 +98,7 @@ typedef struct {
     ww_spool_policy_t policy;
     ww_fsync_t fsync;
     int64_t fsync_interval_ns;
+    int64_t keep_acked_ns;   /* acked records kept this long for a resend; 0: not kept */
     const ww_spool_io_t *io; /* NULL: the system calls; borrowed, must outlive the spool */
 } ww_spool_conf_t;
 
@@ -94,6 +107,8 @@ typedef struct {
     uint64_t next_seq;          /* sequence number of the next append (>= 1) */
     uint64_t acked;             /* highest acked sequence number */
     uint64_t records;           /* unacked records on disk */
+    uint64_t kept;              /* acked records still on disk (keep_acked_ns) */
+    uint64_t oldest;            /* lowest seq on disk, acked or not; 0: none */
     uint64_t bytes;             /* bytes on disk in segments */
     uint64_t dropped_batches;   /* cumulative: dropped by the policy (persisted) */
     uint64_t corrupt_records;   /* cumulative: torn/corrupt records cut at recovery (persisted) */
@@ -140,6 +155,12 @@ int ww_spool_ack(ww_spool_t *self, uint64_t seq);
  * *data (malloc'd, the caller frees) and *len set; 0 when there is none; negative errno
  * on I/O failure. A record found corrupt now is skipped and counted. */
 int ww_spool_next(ww_spool_t *self, uint64_t after, uint64_t *seq, void **data, size_t *len);
+
+/* Reads the record with sequence number seq, acked (kept, see above) or not. Returns 1
+ * with *data (malloc'd, the caller frees) and *len set; 0 when the spool no longer holds
+ * it (deleted, dropped, never written, or found corrupt now: skipped and counted);
+ * -EINVAL for seq 0; another negative errno on I/O failure. */
+int ww_spool_get(ww_spool_t *self, uint64_t seq, void **data, size_t *len);
 
 /* Flushes pending writes to disk now (for WW_FSYNC_INTERVAL at shutdown). */
 int ww_spool_sync(ww_spool_t *self);

@@ -166,12 +166,20 @@ static void s_reply(s_ingest_t *in, const s_msg_t *m, ww_envelope_t *env)
     }
 }
 
-static void s_send_ack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq)
+/* holes > 0: the seqs just before seq that the database does not hold (ww_store_item_t),
+ * named in the Ack so that an agent still keeping them sends them again (waferwatch.proto,
+ * Ack). */
+static void s_send_ack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq,
+                       int64_t holes)
 {
     ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
     ww_ack_t ack = WAFERWATCH__V1__ACK__INIT;
     ack.epoch = epoch;
     ack.seq = seq;
+    if (holes > 0 && (uint64_t)holes < seq) {
+        ack.missing_first = seq - (uint64_t)holes;
+        ack.missing_last = seq - 1;
+    }
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
     env.ack = &ack;
     s_reply(in, m, &env);
@@ -619,11 +627,11 @@ static void s_replies(s_ingest_t *in, const s_group_t *g)
         }
         switch (it->kind) {
         case WW_ITEM_HELLO:
-            s_send_ack(in, m, it->epoch, 0);
+            s_send_ack(in, m, it->epoch, 0, 0);
             break;
         case WW_ITEM_BATCH:
             if (it->disp == WW_DISP_WRITTEN || it->disp == WW_DISP_DUPLICATE) {
-                s_send_ack(in, m, it->epoch, it->seq);
+                s_send_ack(in, m, it->epoch, it->seq, it->holes);
             }
             break;
         case WW_ITEM_REJECT:

@@ -650,6 +650,16 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
             return ww_wire_fail(why, -EINVAL, "ack.seq: %llu is more than 2^63 - 1",
                                 (unsigned long long)env->ack->seq);
         }
+        if ((env->ack->missing_first | env->ack->missing_last) != 0 &&
+            !(env->ack->missing_first >= 1 && env->ack->missing_first <= env->ack->missing_last &&
+              env->ack->missing_last < env->ack->seq)) {
+            return ww_wire_fail(why, -EINVAL,
+                                "ack.missing_first..missing_last: %llu..%llu is not a range of "
+                                "seqs before the acked seq %llu",
+                                (unsigned long long)env->ack->missing_first,
+                                (unsigned long long)env->ack->missing_last,
+                                (unsigned long long)env->ack->seq);
+        }
         return 0;
     case WAFERWATCH__V1__ENVELOPE__BODY_NACK:
         return s_check_str(env->nack->reason, 0, lim, why, "nack.reason");

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# pg_throwaway.sh start|start-durable|stop|env|pause|resume|restart-immediate DIR: a private PostgreSQL 15 cluster in DIR for tests and
+# pg_throwaway.sh start|start-durable|stop|env|pause|resume|restart-immediate|cut-replication|kill9|promote DIR,
+# or standby DIR PRIMARY_DIR: a private PostgreSQL 15 cluster in DIR for tests and
 # the demo, reachable only over a Unix socket in DIR (no TCP port, nothing shared with a
 # system cluster). initdb refuses to run as root, so as root the cluster runs as the
 # unprivileged `postgres` user (created by the postgresql package).
@@ -67,6 +68,44 @@ resume)
 restart-immediate)
   as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w -t 60 restart >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }
+  ;;
+# A streaming standby of the cluster in $3 (started, durable), for the failover test:
+# pg_basebackup over the primary's socket, standby.signal and primary_conninfo (-R).
+standby)
+  primary=${3:?usage: pg_throwaway.sh standby DIR PRIMARY_DIR}
+  rm -rf "$dir"; mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  as_owner "$bindir/pg_basebackup" -h "$primary" -p 5432 -U postgres -D "$dir/data" -R -X stream \
+    -c fast >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+  # The copy's settings are the primary's; its own socket lives in its own directory.
+  printf "unix_socket_directories = '%s'\nhot_standby = on\n" "$dir" >>"$dir/data/postgresql.conf"
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    || { cat "$dir/server.log" >&2; exit 1; }
+  ;;
+# The standby stops receiving WAL (an asynchronous standby that lags): what the primary
+# commits from now on exists only there.
+cut-replication)
+  as_owner "$bindir/psql" -h "$dir" -p 5432 -U postgres -d postgres -qAt \
+    -c "ALTER SYSTEM SET primary_conninfo = ''" -c "SELECT pg_reload_conf()" >/dev/null
+  # Until its WAL receiver is gone (it is restarted on the reload, without a primary).
+  for _ in $(seq 1 100); do
+    n=$(as_owner "$bindir/psql" -h "$dir" -p 5432 -U postgres -d postgres -qAt \
+      -c "SELECT count(*) FROM pg_stat_wal_receiver")
+    [ "$n" = 0 ] && exit 0
+    sleep 0.1
+  done
+  echo "pg_throwaway: the WAL receiver in $dir did not stop" >&2; exit 1
+  ;;
+# A crash of the whole server: the postmaster and every backend killed at once (no
+# backend left to finish a commit after the postmaster is gone).
+kill9)
+  pid=$(head -n 1 "$dir/data/postmaster.pid")
+  kids=$(pgrep -P "$pid" || true)
+  # shellcheck disable=SC2086
+  kill -9 "$pid" $kids
+  ;;
+promote)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
   ;;
 *)
   echo "pg_throwaway: unknown command $cmd" >&2; exit 2 ;;

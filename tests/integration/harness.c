@@ -455,6 +455,35 @@ void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
     PQclear(PQexec(db->conn, "SET TIME ZONE 'UTC'"));
 }
 
+void h_pg_standby(h_pg_t *sb, h_db_t *db, const h_pg_t *primary, const char *tag)
+{
+    memset(sb, 0, sizeof *sb);
+    memset(db, 0, sizeof *db);
+    snprintf(sb->dir, sizeof sb->dir, "/tmp/ww-pf-%s-%d", tag, (int)getpid());
+    s_track();
+    if (s_n_clusters < sizeof s_clusters / sizeof s_clusters[0]) {
+        snprintf(s_clusters[s_n_clusters++], sizeof s_clusters[0], "%s", sb->dir);
+    }
+    char line[512];
+    snprintf(line, sizeof line, "'%s' standby '%s' '%s' >/dev/null", WW_PG_SCRIPT, sb->dir,
+             primary->dir);
+    if (system(line) != 0) {
+        fail_msg("%s failed", line);
+    }
+    snprintf(sb->conninfo, sizeof sb->conninfo,
+             "host=%s port=5432 user=postgres dbname=ww application_name=wwcollector", sb->dir);
+    snprintf(db->name, sizeof db->name, "ww");
+    snprintf(db->conninfo, sizeof db->conninfo, "%s", sb->conninfo);
+    snprintf(db->dir, sizeof db->dir, "/tmp/ww-it-%s-%d", tag, (int)getpid());
+    mkdir(db->dir, 0755);
+    char own[192];
+    snprintf(own, sizeof own, "host=%s port=5432 user=postgres dbname=ww", sb->dir);
+    db->conn = PQconnectdb(own);
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        fail_msg("cannot connect to the standby: %s", PQerrorMessage(db->conn));
+    }
+}
+
 void h_pg_cmd(h_pg_t *pg, const char *cmd)
 {
     s_pg_script(cmd, pg->dir);

@@ -62,7 +62,11 @@ typedef struct {
 
 /* Starts the cluster and creates database ww; fills db (scratch dir, connection) too. */
 void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag);
-/* pause | resume | restart-immediate | stop */
+/* A streaming standby of primary (pg_basebackup), started; fills db with a connection to
+ * its database ww (read-only until promoted). Stop it with h_pg_stop. */
+void h_pg_standby(h_pg_t *sb, h_db_t *db, const h_pg_t *primary, const char *tag);
+/* pause | resume | restart-immediate | stop | kill9 (the server crashes: every process
+ * SIGKILLed) | cut-replication (a standby stops receiving WAL) | promote (a standby) */
 void h_pg_cmd(h_pg_t *pg, const char *cmd);
 /* Stops the cluster and cleans db's scratch directory. */
 void h_pg_stop(h_pg_t *pg, h_db_t *db);

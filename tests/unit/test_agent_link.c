@@ -78,6 +78,10 @@ typedef struct {
     bool refuse_hello;
     uint64_t written[64]; /* seqs written (each at most once) */
     size_t n_written;
+    /* As the collector's store: an Ack names the seqs missing before its batch (the
+     * database's progress `last` skipped them), Ack.missing_first..missing_last. */
+    bool name_missing;
+    uint64_t last;
 } s_fake_t;
 
 static void s_fake_open(s_fake_t *f)
@@ -131,6 +135,13 @@ static void s_fake_serve(s_fake_t *f)
             }
             ack.epoch = env->epoch;
             ack.seq = batch ? env->seq : 0;
+            if (batch && f->name_missing && env->seq > f->last + 1) {
+                ack.missing_first = f->last + 1;
+                ack.missing_last = env->seq - 1;
+            }
+            if (batch && env->seq > f->last) {
+                f->last = env->seq;
+            }
             reply.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
             reply.ack = &ack;
         }
@@ -159,7 +170,7 @@ static bool s_run_until_acked(ww_link_t *link, s_fake_t *f, int64_t ns)
     return ww_link_pending(link) == 0;
 }
 
-static ww_link_t *s_link(s_fake_t *f, char *dir)
+static ww_link_t *s_link_keep(s_fake_t *f, char *dir, int64_t keep_acked_ns, uint64_t segment_bytes)
 {
     static char *eps[1];
     eps[0] = f->r.endpoint;
@@ -176,14 +187,109 @@ static ww_link_t *s_link(s_fake_t *f, char *dir)
         .queue_batches = 16,
         .spool = {.dir = dir,
                   .max_bytes = 1 << 20,
-                  .segment_bytes = 1 << 16,
+                  .segment_bytes = segment_bytes,
                   .policy = WW_SPOOL_DROP_OLDEST,
-                  .fsync = WW_FSYNC_NEVER},
+                  .fsync = WW_FSYNC_NEVER,
+                  .keep_acked_ns = keep_acked_ns},
     };
     ww_hello_t hello = WAFERWATCH__V1__HELLO__INIT;
     ww_link_t *link = ww_link_new(&lc, &hello);
     assert_non_null(link);
     return link;
+}
+
+static ww_link_t *s_link(s_fake_t *f, char *dir)
+{
+    return s_link_keep(f, dir, 0, 1 << 16);
+}
+
+/* The fake's database loses its last commits (a failover to an asynchronous standby): it
+ * forgets seqs after `keep`, as if it had never written them. */
+static void s_fake_lose_after(s_fake_t *f, uint64_t keep)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_written; i++) {
+        if (f->written[i] <= keep) {
+            f->written[n++] = f->written[i];
+        }
+    }
+    f->n_written = n;
+    f->last = keep;
+}
+
+/* Whether the fake holds seqs 1..n, each once. */
+static bool s_fake_holds_all(const s_fake_t *f, uint64_t n)
+{
+    for (uint64_t q = 1; q <= n; q++) {
+        size_t c = 0;
+        for (size_t i = 0; i < f->n_written; i++) {
+            c += f->written[i] == q;
+        }
+        if (c != 1) {
+            return false;
+        }
+    }
+    return f->n_written == n;
+}
+
+/* Zero loss through a failover of the collector's database: batches 4..9 were acked,
+ * then lost; the next batch's Ack names them and the link sends them again from the spool
+ * (spool.keep_acked), in order, so the database ends up with every seq once. Without
+ * keep_acked (and a record a segment) they are gone once 10 is appended: counted in
+ * repair_gone, and they stay lost. */
+static void test_link_resends_acked_batches_the_database_lost(void **state)
+{
+    (void)state;
+    for (int keep = 1; keep >= 0; keep--) {
+        char dir[] = "/tmp/ww_link_test_XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        s_fake_t f;
+        s_fake_open(&f);
+        f.name_missing = true;
+        ww_link_t *link = s_link_keep(&f, dir, keep ? 600 * S : 0, keep ? 1 << 16 : 16);
+        ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+        for (int i = 0; i < 9; i++) {
+            assert_int_equal(ww_link_submit(link, &batch), 0);
+        }
+        assert_true(s_run_until_acked(link, &f, 5 * S));
+        assert_true(s_fake_holds_all(&f, 9));
+        ww_link_depth_t d;
+        ww_link_depth(link, &d);
+        assert_int_equal(d.kept, keep ? 9 : 1);
+
+        s_fake_lose_after(&f, 3);
+        assert_int_equal(ww_link_submit(link, &batch), 0); /* seq 10 */
+        assert_int_equal(ww_link_submit(link, &batch), 0); /* seq 11 */
+        ww_link_stats_t st;
+        for (int i = 0; i < 500; i++) {
+            s_run(link, &f, 10 * MS);
+            ww_link_stats(link, &st);
+            if (keep ? s_fake_holds_all(&f, 11) : st.repair_gone == 6 && f.n_written == 5) {
+                break;
+            }
+        }
+        ww_link_stats(link, &st);
+        print_message("keep_acked %s: repaired=%llu repair_gone=%llu written=%zu\n",
+                      keep ? "600 s" : "0", (unsigned long long)st.repaired,
+                      (unsigned long long)st.repair_gone, f.n_written);
+        if (keep) {
+            assert_true(s_fake_holds_all(&f, 11));
+            assert_true(st.repaired >= 6);
+            assert_int_equal(st.repair_gone, 0);
+        } else {
+            assert_int_equal(st.repaired, 0);
+            assert_int_equal(st.repair_gone, 6);
+            assert_int_equal(f.n_written, 5); /* 1..3, 10, 11: the loss stays, named */
+        }
+        assert_int_equal(ww_link_pending(link), 0);
+        /* Nothing more goes out: the repair is over. */
+        unsigned sent = f.batches;
+        s_run(link, &f, 700 * MS);
+        assert_int_equal(f.batches, sent);
+        ww_link_destroy(&link);
+        ww_test_router_close(&f.r);
+        ww_test_rm_dir(dir);
+    }
 }
 
 static void test_link_holds_forbidden_batches_until_accepted(void **state)
@@ -294,5 +400,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_refusal_doubles_per_round_to_five_minutes),
     cmocka_unit_test(test_link_holds_forbidden_batches_until_accepted),
     cmocka_unit_test(test_link_keeps_held_batches_below_an_ack),
+    cmocka_unit_test(test_link_resends_acked_batches_the_database_lost),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

@@ -716,6 +716,161 @@ static void test_refuse_when_full(void **state)
     tmpdir_free(dir);
 }
 
+/* A wall clock the test moves by hand (ww_spool_io_t.now). */
+static int64_t clock_now(void *arg)
+{
+    return *(const int64_t *)arg;
+}
+
+/* Whether ww_spool_get reads record seq back whole (payload fill(seq), length lenf). */
+static bool get_ok(ww_spool_t *sp, uint64_t seq, size_t (*lenf)(uint64_t))
+{
+    void *data = NULL;
+    size_t len = 99;
+    int rc = ww_spool_get(sp, seq, &data, &len);
+    assert_true(rc == 0 || rc == 1);
+    if (rc == 0) {
+        assert_null(data);
+        assert_int_equal(len, 0);
+        return false;
+    }
+    uint8_t want[256];
+    assert_int_equal(len, lenf(seq));
+    fill(want, len, seq);
+    assert_memory_equal(data, want, len);
+    free(data);
+    return true;
+}
+
+/* spool.keep_acked: acked records stay readable with ww_spool_get (not ww_spool_next) for
+ * keep_acked_ns after their segment's last append, across a reopen, and then go. */
+static void test_keep_acked_for_a_resend(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    int64_t now = 1700000000LL * 1000000000LL;
+    ww_spool_io_t io = {.now = clock_now, .arg = &now};
+    ww_spool_conf_t c = conf_of(dir, 1 << 20, 300); /* 3 records of 100 bytes a segment */
+    c.keep_acked_ns = 60LL * 1000000000LL;
+    c.io = &io;
+    ww_spool_t *sp = open_ok(&c);
+    append_n(sp, 9, len80); /* segments 1-3, 4-6, 7-9, last appended at t0 */
+    now += 30LL * 1000000000LL;
+    append_n(sp, 6, len80); /* 10-12, 13-15 at t0 + 30 s */
+    assert_int_equal(ww_spool_ack(sp, 12), 0);
+    ww_spool_state_t st = state_of(sp);
+    assert_int_equal(st.acked, 12);
+    assert_int_equal(st.records, 3);
+    assert_int_equal(st.kept, 12);
+    assert_int_equal(st.oldest, 1);
+    assert_int_equal(count_segs(dir), 5);
+    expect_records(sp, 0, 13, 15, len80); /* the send path never sees kept ones */
+    for (uint64_t q = 1; q <= 15; q++) {
+        assert_true(get_ok(sp, q, len80));
+    }
+    assert_false(get_ok(sp, 16, len80)); /* not written yet */
+    void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ww_spool_get(sp, 0, &data, &len), -EINVAL);
+
+    /* Closed and opened again: the kept segments are found, aged by their files' mtime
+     * (real time, long past this test's clock): a restart keeps them only while young. */
+    ww_spool_close(&sp);
+    int64_t real = (int64_t)time(NULL) * 1000000000LL;
+    now = real;
+    sp = open_ok(&c);
+    st = state_of(sp);
+    assert_int_equal(st.kept, 12);
+    assert_true(get_ok(sp, 2, len80));
+
+    /* 61 s after the files were written: every all-acked segment goes at the next append. */
+    now = real + 61LL * 1000000000LL;
+    append_n(sp, 1, len80);
+    st = state_of(sp);
+    assert_int_equal(st.kept, 0);
+    assert_int_equal(st.oldest, 13);
+    assert_false(get_ok(sp, 2, len80));
+    assert_false(get_ok(sp, 12, len80));
+    assert_true(get_ok(sp, 13, len80));
+    ww_spool_close(&sp);
+    tmpdir_free(dir);
+
+    /* Ages differ between segments: the older goes first. */
+    dir = tmpdir_new();
+    c.dir = dir;
+    now = 1700000000LL * 1000000000LL;
+    sp = open_ok(&c);
+    append_n(sp, 3, len80); /* 1-3 at t0 */
+    now += 40LL * 1000000000LL;
+    append_n(sp, 3, len80); /* 4-6 at t0 + 40 s */
+    append_n(sp, 1, len80); /* 7 opens the tail */
+    assert_int_equal(ww_spool_ack(sp, 6), 0);
+    assert_int_equal(state_of(sp).kept, 6);
+    now += 25LL * 1000000000LL; /* t0 + 65 s: 1-3 are 65 s old, 4-6 25 s */
+    assert_int_equal(ww_spool_ack(sp, 7), 0);
+    st = state_of(sp);
+    assert_int_equal(st.oldest, 4);
+    assert_int_equal(st.kept, 4);
+    assert_false(get_ok(sp, 3, len80));
+    assert_true(get_ok(sp, 4, len80));
+    assert_true(get_ok(sp, 7, len80));
+    ww_spool_close(&sp);
+    tmpdir_free(dir);
+
+    /* keep_acked 0: acked records go at the ack, as they always did. */
+    dir = tmpdir_new();
+    c = conf_of(dir, 1 << 20, 300);
+    sp = open_ok(&c);
+    append_n(sp, 7, len80);
+    assert_int_equal(ww_spool_ack(sp, 6), 0);
+    assert_int_equal(state_of(sp).kept, 0);
+    assert_false(get_ok(sp, 5, len80));
+    assert_true(get_ok(sp, 7, len80));
+    ww_spool_close(&sp);
+    tmpdir_free(dir);
+}
+
+/* Kept acked records give their room to unacked ones before any bound applies: under
+ * stop_sampling no -ENOSPC while kept ones are left, under drop_oldest nothing unacked is
+ * dropped (and nothing is counted) while kept ones are left. */
+static void test_keep_acked_yields_to_the_bound(void **state)
+{
+    (void)state;
+    for (int policy = 0; policy < 2; policy++) {
+        char *dir = tmpdir_new();
+        int64_t now = 1700000000LL * 1000000000LL;
+        ww_spool_io_t io = {.now = clock_now, .arg = &now};
+        ww_spool_conf_t c = conf_of(dir, 1000, 300); /* 10 records in all */
+        c.policy = policy ? WW_SPOOL_REFUSE : WW_SPOOL_DROP_OLDEST;
+        c.keep_acked_ns = 3600LL * 1000000000LL;
+        c.io = &io;
+        ww_spool_t *sp = open_ok(&c);
+        append_n(sp, 9, len80);
+        assert_int_equal(ww_spool_ack(sp, 9), 0);
+        assert_int_equal(state_of(sp).kept, 9);
+        append_n(sp, 9, len80); /* 10..18: each kept segment makes room in turn */
+        ww_spool_state_t st = state_of(sp);
+        assert_int_equal(st.dropped_batches, 0);
+        assert_int_equal(st.records, 9);
+        assert_true(st.bytes <= 1000);
+        assert_int_equal(st.kept, 0); /* 1-9 went, oldest first */
+        assert_false(get_ok(sp, 9, len80));
+        expect_records(sp, 0, 10, 18, len80);
+        uint8_t buf[80];
+        fill(buf, 80, 19);
+        if (policy) {
+            assert_int_equal(ww_spool_append(sp, 19, buf, 80, NULL), 0); /* 10 records */
+            fill(buf, 80, 20);
+            assert_int_equal(ww_spool_append(sp, 20, buf, 80, NULL), -ENOSPC);
+        } else {
+            append_n(sp, 2, len80); /* now unacked ones go, counted */
+            assert_true(state_of(sp).dropped_batches > 0);
+        }
+        ww_spool_close(&sp);
+        tmpdir_free(dir);
+    }
+}
+
 static void test_record_too_large(void **state)
 {
     (void)state;
@@ -850,7 +1005,8 @@ static void test_fsync_modes(void **state)
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         char *dir = tmpdir_new();
         s_io_t cnt = {0};
-        ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+        ww_spool_io_t io = {
+            .writev = io_writev, .fdatasync = io_fdatasync, .fsync = io_fsync, .arg = &cnt};
         ww_spool_conf_t c = conf_of(dir, 1 << 20, 1 << 20);
         c.fsync = modes[m].mode;
         c.fsync_interval_ns = modes[m].interval_ns;
@@ -892,7 +1048,8 @@ static void test_disk_full_drop_oldest(void **state)
     for (size_t k = 0; k < 2; k++) {
         char *dir = tmpdir_new();
         s_io_t cnt = {.dir = dir, .fs_bytes = 1000, .full_errno = errs[k]};
-        ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+        ww_spool_io_t io = {
+            .writev = io_writev, .fdatasync = io_fdatasync, .fsync = io_fsync, .arg = &cnt};
         ww_spool_conf_t c = conf_of(dir, 1 << 20, 300); /* 3 records per segment */
         c.io = &io;
         ww_spool_t *sp = open_ok(&c);
@@ -933,7 +1090,8 @@ static void test_disk_full_drop_oldest(void **state)
     /* Nothing to drop (the record does not fit in an empty filesystem): -ENOSPC. */
     char *dir = tmpdir_new();
     s_io_t cnt = {.dir = dir, .fs_bytes = 50, .full_errno = ENOSPC};
-    ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+    ww_spool_io_t io = {
+        .writev = io_writev, .fdatasync = io_fdatasync, .fsync = io_fsync, .arg = &cnt};
     ww_spool_conf_t c = conf_of(dir, 1 << 20, 300);
     c.io = &io;
     ww_spool_t *sp = open_ok(&c);
@@ -960,7 +1118,8 @@ static void test_disk_full_refuse(void **state)
     (void)state;
     char *dir = tmpdir_new();
     s_io_t cnt = {.dir = dir, .fs_bytes = 1000, .full_errno = ENOSPC};
-    ww_spool_io_t io = {io_writev, io_fdatasync, io_fsync, &cnt};
+    ww_spool_io_t io = {
+        .writev = io_writev, .fdatasync = io_fdatasync, .fsync = io_fsync, .arg = &cnt};
     ww_spool_conf_t c = conf_of(dir, 1 << 20, 300);
     c.policy = WW_SPOOL_REFUSE;
     c.io = &io;
@@ -1437,6 +1596,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_garbage_meta_new_epoch),
     cmocka_unit_test(test_drop_oldest_counts_exactly),
     cmocka_unit_test(test_refuse_when_full),
+    cmocka_unit_test(test_keep_acked_for_a_resend),
+    cmocka_unit_test(test_keep_acked_yields_to_the_bound),
     cmocka_unit_test(test_record_too_large),
     cmocka_unit_test(test_fsync_modes),
     cmocka_unit_test(test_disk_full_drop_oldest),
