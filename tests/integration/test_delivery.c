@@ -405,6 +405,11 @@ static void s_failover(bool remote_apply)
     assert_int_equal(v.rows, v.ticks * 2);
     assert_int_equal(h_query_ll(&sdb, "SELECT coalesce(sum(lost_batches), 0) FROM streams"), 0);
     assert_int_equal(h_query_ll(&sdb, "SELECT count(*) FROM stream_holes"), 0);
+    /* The latency windows too (each part the agent sent, once), and the per-minute
+     * rollups the collector keeps at ingest agree with them after the late writes. */
+    assert_int_equal(h_query_ll(&sdb, "SELECT coalesce(sum(parts), 0) FROM latency_windows"),
+                     h_log_value(log, "stats:", "latency_windows"));
+    assert_int_equal(h_verify_rollups(&sdb), 0);
     if (remote_apply) {
         assert_int_equal(h_log_value(log, "stats:", "repaired"), 0);
     } else {
