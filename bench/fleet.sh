@@ -17,7 +17,9 @@
 #      collector also evaluates the SLOs, capacity, power and thermal rules of the three
 #      phases of deploy/phases.example.yaml every 30 s (the agents' nodes split across
 #      them), as a production collector does; the evaluations' count and mean time are
-#      reported (WW_FLEET_SLO=0 leaves the evaluator out).
+#      reported (WW_FLEET_SLO=0 leaves the evaluator out). After the warm-up, the WAL
+#      written and the database's growth per sample committed (what a standby or a WAL
+#      archive carries), projected to 32,600 nodes.
 #
 # The fleet: AGENTS agent processes, each driving NODES/AGENTS simulated nodes with the
 # real agent code path (simulator, latency histograms, fsync'd spool, protocol, CURVE).
@@ -264,9 +266,18 @@ while true_that "$(now) < $end"; do
   rs+=("$(metric "$mport" waferwatch_collector_rows_written_total)")
   if [ ! -s "$work/delay0" ] && true_that "${ts[-1]} - $start >= 30"; then
     delay_buckets "$mport" >"$work/delay0"
+    # WAL and storage from here on, beside the rows committed meanwhile (issue 20: what a
+    # standby or a WAL archive must carry, per sample).
+    wal0=$(psql -qAtX -d sustained -c "SELECT pg_current_wal_insert_lsn()")
+    size0=$(psql -qAtX -d sustained -c "SELECT pg_database_size('sustained')")
+    wrows0=$(metric "$mport" waferwatch_collector_rows_written_total)
   fi
 done
 delay_buckets "$mport" >"$work/delay1"
+wal1=$(psql -qAtX -d sustained -c "SELECT pg_current_wal_insert_lsn()")
+size1=$(psql -qAtX -d sustained -c "SELECT pg_database_size('sustained')")
+wrows1=$(metric "$mport" waferwatch_collector_rows_written_total)
+wal_bytes=$(psql -qAtX -d postgres -c "SELECT pg_wal_lsn_diff('$wal1', '$wal0')")
 w50=$(delay_quantile 0.50 "$work/delay0" "$work/delay1")
 w99=$(delay_quantile 0.99 "$work/delay0" "$work/delay1")
 a_cpu=0
@@ -306,6 +317,15 @@ printf '%-58s %14s\n' "  CPU over ${wall%.*} s: agents / collector / PostgreSQL,
   "$(printf '%.0f / %.0f / %.0f' "$a_cpu" "$c_cpu" "$(calc "$pg1 - $pg0")")"
 printf '%-58s %13.0f%%\n' "  collector + PostgreSQL, share of the $(nproc) cores" \
   "$(pct "($c_cpu + $pg1 - $pg0)" "($wall * $(nproc))")"
+wrows=$(calc "${wrows1:-0} - ${wrows0:-0}")
+if true_that "$wrows > 0"; then
+  wal_ps=$(calc "$wal_bytes / $wrows")
+  printf '%-58s %14.0f\n' "  WAL bytes per sample (its windows, rollups, streams too)" "$wal_ps"
+  printf '%-58s %14.0f\n' "  database growth per sample, same interval, bytes" \
+    "$(calc "($size1 - $size0) / $wrows")"
+  printf '%-58s %14s\n' "  WAL of 32,600 nodes x 1 Hz at that rate: MB/s; TB/day" \
+    "$(printf '%.2f; %.2f' "$(calc "$wal_ps * 32600 / 1e6")" "$(calc "$wal_ps * 32600 * 86400 / 1e12")")"
+fi
 if [ "${#slo_args[@]}" -gt 0 ]; then
   printf '%-58s %14s\n' "  SLO evaluations of the 3 phases (every 30 s); mean, s" \
     "${evals:-0}; $(calc "${eval_s:-0} / (${evals:-0} > 0 ? ${evals:-0} : 1)")"

@@ -421,25 +421,22 @@ static void s_pg_script(const char *cmd, const char *dir)
     }
 }
 
-void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
+/* A private cluster's place: /tmp/ww-pf-TAG-PID (short: the Unix socket path lives in it,
+ * 108 bytes at most), stopped at exit should the test fail first. */
+static void s_pg_place(h_pg_t *pg, h_db_t *db, const char *tag)
 {
     memset(pg, 0, sizeof *pg);
     memset(db, 0, sizeof *db);
-    /* Short: the Unix socket path lives in it (108 bytes at most). */
     snprintf(pg->dir, sizeof pg->dir, "/tmp/ww-pf-%s-%d", tag, (int)getpid());
     s_track();
     if (s_n_clusters < sizeof s_clusters / sizeof s_clusters[0]) {
         snprintf(s_clusters[s_n_clusters++], sizeof s_clusters[0], "%s", pg->dir);
     }
-    s_pg_script("start-durable", pg->dir); /* crash tests need durable commits */
-    char admin[160];
-    snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
-    PGconn *c = PQconnectdb(admin);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("private cluster unreachable: %s", PQerrorMessage(c));
-    }
-    PQclear(PQexec(c, "CREATE DATABASE ww"));
-    PQfinish(c);
+}
+
+/* The running cluster's database ww: pg's conninfo, db's scratch directory and connection. */
+static void s_pg_attach(h_pg_t *pg, h_db_t *db, const char *tag)
+{
     snprintf(pg->conninfo, sizeof pg->conninfo,
              "host=%s port=5432 user=postgres dbname=ww application_name=wwcollector", pg->dir);
     snprintf(db->name, sizeof db->name, "ww");
@@ -450,38 +447,36 @@ void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
     snprintf(own, sizeof own, "host=%s port=5432 user=postgres dbname=ww", pg->dir);
     db->conn = PQconnectdb(own);
     if (PQstatus(db->conn) != CONNECTION_OK) {
-        fail_msg("cannot connect to the private cluster: %s", PQerrorMessage(db->conn));
+        fail_msg("cannot connect to the private cluster %s: %s", pg->dir, PQerrorMessage(db->conn));
     }
     PQclear(PQexec(db->conn, "SET TIME ZONE 'UTC'"));
 }
 
+void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
+{
+    s_pg_place(pg, db, tag);
+    s_pg_script("start-durable", pg->dir); /* crash tests need durable commits */
+    char admin[160];
+    snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
+    PGconn *c = PQconnectdb(admin);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fail_msg("private cluster unreachable: %s", PQerrorMessage(c));
+    }
+    PQclear(PQexec(c, "CREATE DATABASE ww"));
+    PQfinish(c);
+    s_pg_attach(pg, db, tag);
+}
+
 void h_pg_standby(h_pg_t *sb, h_db_t *db, const h_pg_t *primary, const char *tag)
 {
-    memset(sb, 0, sizeof *sb);
-    memset(db, 0, sizeof *db);
-    snprintf(sb->dir, sizeof sb->dir, "/tmp/ww-pf-%s-%d", tag, (int)getpid());
-    s_track();
-    if (s_n_clusters < sizeof s_clusters / sizeof s_clusters[0]) {
-        snprintf(s_clusters[s_n_clusters++], sizeof s_clusters[0], "%s", sb->dir);
-    }
+    s_pg_place(sb, db, tag);
     char line[512];
     snprintf(line, sizeof line, "'%s' standby '%s' '%s' >/dev/null", WW_PG_SCRIPT, sb->dir,
              primary->dir);
     if (system(line) != 0) {
         fail_msg("%s failed", line);
     }
-    snprintf(sb->conninfo, sizeof sb->conninfo,
-             "host=%s port=5432 user=postgres dbname=ww application_name=wwcollector", sb->dir);
-    snprintf(db->name, sizeof db->name, "ww");
-    snprintf(db->conninfo, sizeof db->conninfo, "%s", sb->conninfo);
-    snprintf(db->dir, sizeof db->dir, "/tmp/ww-it-%s-%d", tag, (int)getpid());
-    mkdir(db->dir, 0755);
-    char own[192];
-    snprintf(own, sizeof own, "host=%s port=5432 user=postgres dbname=ww", sb->dir);
-    db->conn = PQconnectdb(own);
-    if (PQstatus(db->conn) != CONNECTION_OK) {
-        fail_msg("cannot connect to the standby: %s", PQerrorMessage(db->conn));
-    }
+    s_pg_attach(sb, db, tag);
 }
 
 void h_pg_cmd(h_pg_t *pg, const char *cmd)
