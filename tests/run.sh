@@ -6,7 +6,7 @@
 #
 #   tests/run.sh                 both builds
 #   WW_TEST_SANITIZE=0 tests/run.sh   skip the sanitizer build
-#   WW_TEST_FUZZ=0 tests/run.sh       skip the fuzzers (20 s each by default: WW_FUZZ_SECONDS)
+#   WW_TEST_FUZZ=0 tests/run.sh       skip the fuzzers (15 s each by default: WW_FUZZ_SECONDS)
 #   WW_TEST_LABEL=unit tests/run.sh   only tests labelled unit (or integration)
 # First of all, every tracked C file must be as clang-format (.clang-format) writes it.
 set -euo pipefail
@@ -58,6 +58,6 @@ fi
 # Every decoder of untrusted bytes under libFuzzer (clang, ASan+UBSan), briefly; run
 # tests/fuzz/run.sh 3600 to fuzz for longer.
 if [ "${WW_TEST_FUZZ:-1}" != 0 ]; then
-  tests/fuzz/run.sh "${WW_FUZZ_SECONDS:-20}"
+  tests/fuzz/run.sh "${WW_FUZZ_SECONDS:-15}"
 fi
 echo "== all test suites passed"
