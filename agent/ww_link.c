@@ -528,8 +528,11 @@ static void s_resend_after_pending(ww_link_t *self, int64_t now)
 
 /* Repair: the collector's Ack named seqs [first, last] its database does not hold. Those
  * this agent has released as acked and still keeps in the spool are owed again (a batch
- * still in the window is sent by the window). Joined with a repair under way. */
-static void s_repair_add(ww_link_t *self, uint64_t first, uint64_t last)
+ * still in the window is sent by the window). Joined with a repair under way. hello: the
+ * range came with the Hello's Ack, which names the stream's newest hole at every connect:
+ * seqs no longer kept were counted (or dropped by the spool's policy) before, so they are
+ * neither counted nor logged again. */
+static void s_repair_add(ww_link_t *self, uint64_t first, uint64_t last, bool hello)
 {
     ww_spool_state_t sp;
     ww_spool_state(self->spool, &sp);
@@ -544,7 +547,12 @@ static void s_repair_add(ww_link_t *self, uint64_t first, uint64_t last)
     /* Below the oldest record on disk: no longer here (spool.keep_acked passed, or dropped
      * by the spool's policy, which counted it then): the collector keeps them lost. */
     uint64_t gone_hi = sp.oldest == 0 || sp.oldest > last ? last : sp.oldest - 1;
-    if (first <= gone_hi) {
+    if (first <= gone_hi && hello) {
+        first = gone_hi + 1;
+        if (first > last) {
+            return;
+        }
+    } else if (first <= gone_hi) {
         self->st.repair_gone += gone_hi - first + 1;
         WW_WARN("collector %s lacks seqs %llu..%llu, which this agent no longer keeps "
                 "(spool.keep_acked): they stay counted as lost",
@@ -698,6 +706,9 @@ static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
             self->st.hellos_acked++;
             WW_INFO("collector %s accepted hello", self->endpoints[self->cur]);
         }
+        if (a->missing_first != 0) {
+            s_repair_add(self, a->missing_first, a->missing_last, true);
+        }
         return;
     }
     ww_backoff_reset(&self->backoff);
@@ -705,7 +716,7 @@ static void s_on_ack(ww_link_t *self, const ww_ack_t *a)
                  self->endpoints[self->cur], (unsigned long long)a->seq);
     s_repair_acked(self, a->seq, self->progress_at);
     if (a->missing_first != 0) {
-        s_repair_add(self, a->missing_first, a->missing_last);
+        s_repair_add(self, a->missing_first, a->missing_last, false);
     }
     /* Cumulative: everything up to seq that the collector received. A batch it refused
      * is released only by the Ack of its own seq (the collector acks each batch by its

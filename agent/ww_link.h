@@ -50,8 +50,10 @@
  * most max_in_flight unanswered, again from the first unanswered one after ack_timeout,
  * on a new connection and on failover; the collector writes them into the hole and acks
  * each by its seq. Ranges asked for during a repair join it. Seqs the spool no longer holds
- * are passed (counted in repair_gone; the collector keeps them counted as lost). A repair
- * in progress is not persisted: an agent restarted meanwhile leaves the rest lost (counted).
+ * are passed (counted in repair_gone; the collector keeps them counted as lost). The Ack of
+ * every Hello names the stream's newest hole too, so a repair is taken up again after a
+ * restart of the agent, or when the batch's Ack was lost with its collector (what the spool
+ * no longer holds is then passed silently: it was counted before).
  *
  * Nack logs are rate-limited (agent_zmon_rate_t: the first at once, then at a growing
  * interval with the count since the previous line): one schedule for `forbidden`, one

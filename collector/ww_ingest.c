@@ -166,20 +166,18 @@ static void s_reply(s_ingest_t *in, const s_msg_t *m, ww_envelope_t *env)
     }
 }
 
-/* holes > 0: the seqs just before seq that the database does not hold (ww_store_item_t),
- * named in the Ack so that an agent still keeping them sends them again (waferwatch.proto,
- * Ack). */
+/* [first, last] (0, 0: none): seqs of the stream that the database does not hold
+ * (ww_store_item_t), named in the Ack so that an agent still keeping them sends them again
+ * (waferwatch.proto, Ack). */
 static void s_send_ack(s_ingest_t *in, const s_msg_t *m, uint64_t epoch, uint64_t seq,
-                       int64_t holes)
+                       uint64_t first, uint64_t last)
 {
     ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
     ww_ack_t ack = WAFERWATCH__V1__ACK__INIT;
     ack.epoch = epoch;
     ack.seq = seq;
-    if (holes > 0 && (uint64_t)holes < seq) {
-        ack.missing_first = seq - (uint64_t)holes;
-        ack.missing_last = seq - 1;
-    }
+    ack.missing_first = first;
+    ack.missing_last = last;
     env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
     env.ack = &ack;
     s_reply(in, m, &env);
@@ -627,11 +625,14 @@ static void s_replies(s_ingest_t *in, const s_group_t *g)
         }
         switch (it->kind) {
         case WW_ITEM_HELLO:
-            s_send_ack(in, m, it->epoch, 0, 0);
+            s_send_ack(in, m, it->epoch, 0, it->missing_first, it->missing_last);
             break;
         case WW_ITEM_BATCH:
             if (it->disp == WW_DISP_WRITTEN || it->disp == WW_DISP_DUPLICATE) {
-                s_send_ack(in, m, it->epoch, it->seq, it->holes);
+                /* A batch after a hole it opened names the hole (the seqs just before it). */
+                bool opened = it->holes > 0 && (uint64_t)it->holes < it->seq;
+                s_send_ack(in, m, it->epoch, it->seq, opened ? it->seq - (uint64_t)it->holes : 0,
+                           opened ? it->seq - 1 : 0);
             }
             break;
         case WW_ITEM_REJECT:

@@ -630,6 +630,29 @@ static ww_store_rc_t s_hole_add(ww_store_t *self, const ww_store_item_t *it, uin
                   4, params, NULL, "recording a stream hole");
 }
 
+/* A Hello: the newest hole of its stream (the highest seqs recorded missing), for the Hello's
+ * Ack to name (ww_store_item_t.missing_first). An agent that had its batches acked and
+ * still keeps them sends them again: the Ack of the batch that opened the hole may never
+ * have reached it (the collector died first, or the agent restarted during a repair). */
+static ww_store_rc_t s_hello_hole(ww_store_t *self, ww_store_item_t *it)
+{
+    char epoch[24];
+    snprintf(epoch, sizeof epoch, "%lld", (long long)it->epoch);
+    const char *params[] = {it->agent_id, epoch};
+    PGresult *r = NULL;
+    ww_store_rc_t rc = s_exec(self,
+                              "SELECT first_seq, last_seq FROM stream_holes"
+                              " WHERE agent_id = $1 AND epoch = $2"
+                              " ORDER BY first_seq DESC LIMIT 1",
+                              2, params, &r, "reading the newest stream hole");
+    if (rc == WW_STORE_OK && PQntuples(r) == 1) {
+        it->missing_first = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        it->missing_last = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* When the item's seq lies in a recorded hole of its stream, takes it out of the hole (the
  * range is split around it) and sets *filled. */
 static ww_store_rc_t s_hole_fill(ww_store_t *self, const ww_store_item_t *it, bool *filled)
@@ -1206,7 +1229,11 @@ static ww_store_rc_t s_write_tx(ww_store_t *self, ww_store_item_t *items, size_t
     /* Hellos first: the rollups read each node's phase from nodes. */
     for (size_t i = 0; i < n && rc == WW_STORE_OK; i++) {
         if (items[i].kind == WW_ITEM_HELLO) {
+            items[i].missing_first = items[i].missing_last = 0;
             rc = s_hello(self, &items[i]);
+            if (rc == WW_STORE_OK && items[i].epoch != 0) {
+                rc = s_hello_hole(self, &items[i]);
+            }
         }
     }
     if (rc == WW_STORE_OK) {

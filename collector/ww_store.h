@@ -69,6 +69,9 @@ typedef struct {
      * (each recorded in ingest_rejects; a further row counts the rest) */
     const char *bad_reason;
     bool committed; /* out: its transaction committed */
+    /* out, WW_ITEM_HELLO: the newest hole [missing_first, missing_last] of the Hello's
+     * stream (stream_holes; 0, 0: none), for its Ack to name (waferwatch.proto, Ack) */
+    uint64_t missing_first, missing_last;
 } ww_store_item_t;
 
 typedef struct {

@@ -652,10 +652,12 @@ int ww_wire_validate(const ww_envelope_t *env, const ww_wire_limits_t *lim, int6
         }
         if ((env->ack->missing_first | env->ack->missing_last) != 0 &&
             !(env->ack->missing_first >= 1 && env->ack->missing_first <= env->ack->missing_last &&
-              env->ack->missing_last < env->ack->seq)) {
+              env->ack->missing_last <= (uint64_t)INT64_MAX &&
+              (env->ack->seq == 0 || env->ack->missing_last < env->ack->seq))) {
             return ww_wire_fail(why, -EINVAL,
                                 "ack.missing_first..missing_last: %llu..%llu is not a range of "
-                                "seqs before the acked seq %llu",
+                                "seqs before the acked seq %llu (any seqs for a Hello's Ack, "
+                                "seq 0)",
                                 (unsigned long long)env->ack->missing_first,
                                 (unsigned long long)env->ack->missing_last,
                                 (unsigned long long)env->ack->seq);

@@ -46,7 +46,8 @@
  *    lost_ticks, lost_requests <= 2^63 - 1; cause "stop" or "crash"; no two outages of a
  *    batch with the same to_ns (the stored key);
  *  - ack and pending: seq <= 2^63 - 1 (a collector acks only stored seqs); an ack's
- *    missing_first..missing_last both 0, or 1 <= first <= last < seq; pending
+ *    missing_first..missing_last both 0, or 1 <= first <= last <= 2^63 - 1 and, but for a
+ *    Hello's Ack (seq 0), last < seq; pending
  *    retry_after_ms <= WW_WIRE_MAX_RETRY_AFTER_MS. A nack's seq is not bounded: it echoes
  *    the refused message's, whatever it was;
  *  - sample (ww_wire_check_sample): time_ns a whole microsecond (timestamptz) within

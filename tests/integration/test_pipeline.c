@@ -227,6 +227,88 @@ static void test_replayed_batch_is_stored_once(void **state)
     h_db_drop(&db);
 }
 
+/* A Hello of stream epoch, one node raw-node. */
+static void s_send_hello(h_peer_t *p, uint64_t epoch)
+{
+    ww_node_info_t ni = WAFERWATCH__V1__NODE_INFO__INIT;
+    ww_node_info_t *nip = &ni;
+    ni.node_id = (char *)"raw-node";
+    ni.phase = (char *)"phase-raw";
+    ww_hello_t h = WAFERWATCH__V1__HELLO__INIT;
+    h.nodes = &nip;
+    h.n_nodes = 1;
+    h.interval_ms = 1000;
+    ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
+    env.wire_version = WW_WIRE_VERSION;
+    env.agent_id = (char *)"raw-agent";
+    env.epoch = epoch;
+    env.sent_ns = ww_time_now_ns();
+    env.body_case = WAFERWATCH__V1__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    long n = ww_wire_encode(&env, &buf, &cap);
+    assert_true(n > 0);
+    assert_true(zmq_send(p->sock, buf, (size_t)n, 0) == (int)n);
+    free(buf);
+}
+
+/* The next reply must be an Ack of seq naming missing_first..missing_last (0, 0: none). */
+static void s_expect_ack(h_peer_t *p, uint64_t seq, uint64_t first, uint64_t last)
+{
+    ww_envelope_t *r = s_recv(p);
+    assert_int_equal(r->body_case, WAFERWATCH__V1__ENVELOPE__BODY_ACK);
+    assert_int_equal(r->ack->seq, seq);
+    if (r->ack->missing_first != first || r->ack->missing_last != last) {
+        fail_msg("ack of seq %llu named %llu..%llu, not %llu..%llu", (unsigned long long)seq,
+                 (unsigned long long)r->ack->missing_first,
+                 (unsigned long long)r->ack->missing_last, (unsigned long long)first,
+                 (unsigned long long)last);
+    }
+    ww_wire_free(&r);
+}
+
+/* Zero loss through a database failover, the collector's side (issue 20): the Ack of the
+ * batch that opens a hole names the seqs missing before it, and the Ack of every Hello
+ * names the stream's newest hole, until it is filled; a batch filling it is acked by its
+ * own seq and names nothing. */
+static void test_acks_name_the_seqs_the_database_lacks(void **state)
+{
+    h_db_t db;
+    h_db_create(&db, "missing");
+    h_secure(db.dir, "raw-agent", "raw-node");
+    char endpoint[256];
+    pid_t collector = h_collector_start(&db, endpoint, sizeof endpoint);
+    h_peer_t p;
+    h_peer_open(&p, endpoint, db.dir, "agent", NULL, 15000);
+    int64_t t = ww_time_next_tick(ww_time_now_ns(), WW_NS_PER_S) - 10 * WW_NS_PER_S;
+    s_send_hello(&p, 123);
+    s_expect_ack(&p, 0, 0, 0);
+    s_send(&p, 123, 1, 1000.0f, t);
+    s_expect_ack(&p, 1, 0, 0);
+    s_send(&p, 123, 4, 1000.0f, t + 3 * WW_NS_PER_S);
+    s_expect_ack(&p, 4, 2, 3);
+    s_send(&p, 123, 4, 1000.0f, t + 3 * WW_NS_PER_S); /* a replay opens nothing */
+    s_expect_ack(&p, 4, 0, 0);
+    s_send_hello(&p, 123);
+    s_expect_ack(&p, 0, 2, 3);
+    s_send(&p, 123, 2, 1000.0f, t + WW_NS_PER_S);
+    s_expect_ack(&p, 2, 0, 0);
+    s_send_hello(&p, 123);
+    s_expect_ack(&p, 0, 3, 3);
+    s_send(&p, 123, 3, 1000.0f, t + 2 * WW_NS_PER_S);
+    s_expect_ack(&p, 3, 0, 0);
+    s_send_hello(&p, 123);
+    s_expect_ack(&p, 0, 0, 0);
+    s_send_hello(&p, 124); /* another stream of the agent: its own holes only (none) */
+    s_expect_ack(&p, 0, 0, 0);
+    assert_int_equal(h_query_ll(&db, "SELECT count(*) FROM node_samples"), 4);
+    assert_int_equal(h_query_ll(&db, "SELECT lost_batches FROM streams WHERE epoch = 123"), 0);
+    h_peer_close(&p);
+    assert_int_equal(h_stop(collector, 10000), 0);
+    h_db_drop(&db);
+}
+
 /* Two collectors sharing a database receive the first batch of the same new streams at
  * the same moment (an agent failing over mid-send): each batch is stored once. */
 static void test_two_collectors_race_on_new_streams(void **state)
@@ -357,6 +439,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_rows_equal_what_the_simulation_sent),
     cmocka_unit_test(test_garbage_gets_nack_and_collector_keeps_serving),
     cmocka_unit_test(test_replayed_batch_is_stored_once),
+    cmocka_unit_test(test_acks_name_the_seqs_the_database_lacks),
     cmocka_unit_test(test_two_collectors_race_on_new_streams),
     cmocka_unit_test(test_writers_side_by_side_store_exactly_once),
 };

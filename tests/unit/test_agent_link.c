@@ -82,6 +82,7 @@ typedef struct {
      * database's progress `last` skipped them), Ack.missing_first..missing_last. */
     bool name_missing;
     uint64_t last;
+    uint64_t hello_first, hello_last; /* the newest hole, named in the Hello's Ack */
 } s_fake_t;
 
 static void s_fake_open(s_fake_t *f)
@@ -141,6 +142,10 @@ static void s_fake_serve(s_fake_t *f)
             }
             if (batch && env->seq > f->last) {
                 f->last = env->seq;
+            }
+            if (!batch) {
+                ack.missing_first = f->hello_first;
+                ack.missing_last = f->hello_last;
             }
             reply.body_case = WAFERWATCH__V1__ENVELOPE__BODY_ACK;
             reply.ack = &ack;
@@ -292,6 +297,41 @@ static void test_link_resends_acked_batches_the_database_lost(void **state)
     }
 }
 
+/* The Ack that named the lost seqs never reached the agent (its collector died, or the
+ * agent restarted during the repair): the Ack of the next Hello names the stream's newest
+ * hole, and the agent, started again on its spool, sends what it keeps of it. */
+static void test_link_takes_a_repair_up_from_the_hellos_ack(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ww_link_test_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    s_fake_t f;
+    s_fake_open(&f);
+    ww_link_t *link = s_link_keep(&f, dir, 600 * S, 1 << 16);
+    ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(ww_link_submit(link, &batch), 0);
+    }
+    assert_true(s_run_until_acked(link, &f, 5 * S));
+    ww_link_destroy(&link);   /* the agent stops... */
+    s_fake_lose_after(&f, 3); /* ...its collector's database loses 4..8 */
+    f.last = 8;
+    f.hello_first = 4;
+    f.hello_last = 8;
+    link = s_link_keep(&f, dir, 600 * S, 1 << 16); /* and it starts again */
+    for (int i = 0; i < 500 && !s_fake_holds_all(&f, 8); i++) {
+        s_run(link, &f, 10 * MS);
+    }
+    ww_link_stats_t st;
+    ww_link_stats(link, &st);
+    assert_true(s_fake_holds_all(&f, 8));
+    assert_true(st.repaired >= 5);
+    assert_int_equal(st.repair_gone, 0);
+    ww_link_destroy(&link);
+    ww_test_router_close(&f.r);
+    ww_test_rm_dir(dir);
+}
+
 static void test_link_holds_forbidden_batches_until_accepted(void **state)
 {
     (void)state;
@@ -401,5 +441,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_link_holds_forbidden_batches_until_accepted),
     cmocka_unit_test(test_link_keeps_held_batches_below_an_ack),
     cmocka_unit_test(test_link_resends_acked_batches_the_database_lost),
+    cmocka_unit_test(test_link_takes_a_repair_up_from_the_hellos_ack),
 };
 WW_TEST_MAIN(tests, NULL, NULL)

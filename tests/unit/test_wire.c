@@ -1075,9 +1075,10 @@ static void test_ack_missing_range(void **state)
         uint64_t seq, first, last;
         bool ok;
     } cases[] = {
-        {10, 0, 0, true},  {10, 4, 9, true},  {10, 9, 9, true},   {10, 1, 1, true},
-        {10, 0, 3, false}, {10, 5, 4, false}, {10, 4, 10, false}, {10, 4, 0, false},
-        {0, 0, 0, true},   {0, 1, 1, false},  {2, 1, 1, true},    {2, 2, 2, false},
+        {10, 0, 0, true},  {10, 4, 9, true},  {10, 9, 9, true},          {10, 1, 1, true},
+        {10, 0, 3, false}, {10, 5, 4, false}, {10, 4, 10, false},        {10, 4, 0, false},
+        {0, 0, 0, true},   {0, 1, 1, true},   {2, 1, 1, true},           {2, 2, 2, false},
+        {0, 7, 3, false},  {0, 0, 9, false},  {0, 5, 1ULL << 63, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ww_envelope_t env = WAFERWATCH__V1__ENVELOPE__INIT;
