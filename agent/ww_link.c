@@ -71,6 +71,10 @@ struct ww_link {
      * those below repair_sent have been sent and await their Acks. */
     uint64_t repair_next, repair_last, repair_sent;
     int64_t repair_since; /* monotonic time of the oldest unanswered repair send */
+    /* The last seqs a Nack dropped (a ring): the collector records them as a hole like any
+     * other, but sending them again would only be refused again. */
+    uint64_t nacked_seqs[16];
+    unsigned nacked_at;
     ww_link_stats_t st;
     /* other descriptors ww_link_poll waits on */
     struct {
@@ -582,6 +586,16 @@ static void s_repair_add(ww_link_t *self, uint64_t first, uint64_t last, bool he
 /* Sends owed repair batches, at most max_in_flight unanswered, and sends them again from
  * the first unanswered one after ack_timeout (the window's rule). A seq the spool no
  * longer holds is passed (the collector keeps it counted as lost; repair_gone here). */
+static bool s_was_nacked(const ww_link_t *self, uint64_t seq)
+{
+    for (size_t i = 0; i < sizeof self->nacked_seqs / sizeof self->nacked_seqs[0]; i++) {
+        if (self->nacked_seqs[i] == seq) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void s_repair_pump(ww_link_t *self, int64_t now)
 {
     if (self->repair_next == 0) {
@@ -600,8 +614,13 @@ static void s_repair_pump(ww_link_t *self, int64_t now)
             WW_COMPLAIN(&self->spool_fail, "cannot read the spool: %s", strerror(-rc));
             return;
         }
-        if (rc == 0) {
+        if (rc == 1 && s_was_nacked(self, self->repair_sent)) {
+            free(data); /* refused for good: its hole is the refusal's, counted as such */
+            rc = 0;
+        } else if (rc == 0) {
             self->st.repair_gone++;
+        }
+        if (rc == 0) {
             if (self->repair_sent == self->repair_next) {
                 self->repair_next++;
             }
@@ -624,8 +643,9 @@ static void s_repair_pump(ww_link_t *self, int64_t now)
     }
 }
 
-/* The Ack of a repair batch: it and everything sent before it are answered (the collector
- * writes a stream's batches in order). */
+/* The Ack (or a Nack) of a repair batch: it and everything sent before it are answered (the
+ * collector writes a stream's batches in order). A refused repair batch is not held for a
+ * retry: its hole stays, and the next Hello's Ack names it again. */
 static void s_repair_acked(ww_link_t *self, uint64_t seq, int64_t now)
 {
     if (self->repair_next == 0 || seq < self->repair_next || seq >= self->repair_sent) {
@@ -823,10 +843,13 @@ static void s_on_nack(ww_link_t *self, const ww_nack_t *n)
         WW_DEBUG("nack for another epoch %016llx ignored", (unsigned long long)n->epoch);
         return;
     }
+    s_repair_acked(self, n->seq, now);
     if (ww_link_nack_keeps((int)n->code)) {
         s_on_forbidden(self, n, now);
         return;
     }
+    self->nacked_seqs[self->nacked_at++ %
+                      (sizeof self->nacked_seqs / sizeof self->nacked_seqs[0])] = n->seq;
     uint64_t unlogged = 0;
     if (agent_zmon_rate_take(&self->reject_log, now, &unlogged)) {
         char more[96];

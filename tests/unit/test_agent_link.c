@@ -83,6 +83,8 @@ typedef struct {
     bool name_missing;
     uint64_t last;
     uint64_t hello_first, hello_last; /* the newest hole, named in the Hello's Ack */
+    uint64_t invalid_seq;             /* refused as invalid (dropped by the agent) */
+    unsigned sends[64];               /* batch messages received per seq */
 } s_fake_t;
 
 static void s_fake_open(s_fake_t *f)
@@ -123,7 +125,17 @@ static void s_fake_serve(s_fake_t *f)
         ww_nack_t nack = WAFERWATCH__V1__NACK__INIT;
         bool batch = env->body_case == WAFERWATCH__V1__ENVELOPE__BODY_BATCH;
         f->batches += batch;
-        if (batch ? env->seq <= f->refuse_upto : f->refuse_hello) {
+        if (batch && env->seq < sizeof f->sends / sizeof f->sends[0]) {
+            f->sends[env->seq]++;
+        }
+        if (batch && env->seq == f->invalid_seq) {
+            nack.epoch = env->epoch;
+            nack.seq = env->seq;
+            nack.code = WAFERWATCH__V1__NACK_CODE__NACK_INVALID;
+            nack.reason = (char *)"batch.samples[0].power_w: not finite";
+            reply.body_case = WAFERWATCH__V1__ENVELOPE__BODY_NACK;
+            reply.nack = &nack;
+        } else if (batch ? env->seq <= f->refuse_upto : f->refuse_hello) {
             nack.epoch = env->epoch;
             nack.seq = batch ? env->seq : 0;
             nack.code = WAFERWATCH__V1__NACK_CODE__NACK_FORBIDDEN;
@@ -332,6 +344,37 @@ static void test_link_takes_a_repair_up_from_the_hellos_ack(void **state)
     ww_test_rm_dir(dir);
 }
 
+/* A batch refused for good (an invalid Nack: the agent drops it) leaves a hole that the
+ * next batch's Ack names like any other; the agent, which still keeps it on disk, does not
+ * send it again (it would be refused again, and recorded again), and the repair ends. */
+static void test_link_does_not_repair_what_was_refused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ww_link_test_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    s_fake_t f;
+    s_fake_open(&f);
+    f.name_missing = true;
+    f.invalid_seq = 3;
+    ww_link_t *link = s_link_keep(&f, dir, 600 * S, 1 << 16);
+    ww_batch_t batch = WAFERWATCH__V1__BATCH__INIT;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(ww_link_submit(link, &batch), 0);
+    }
+    assert_true(s_run_until_acked(link, &f, 5 * S));
+    s_run(link, &f, 800 * MS); /* longer than the ack timeout: a repair would show */
+    ww_link_stats_t st;
+    ww_link_stats(link, &st);
+    assert_int_equal(f.sends[3], 1);
+    assert_int_equal(st.nacked, 1);
+    assert_int_equal(st.repaired, 0);
+    assert_int_equal(ww_link_repairing(link), 0);
+    assert_int_equal(f.n_written, 5);
+    ww_link_destroy(&link);
+    ww_test_router_close(&f.r);
+    ww_test_rm_dir(dir);
+}
+
 static void test_link_holds_forbidden_batches_until_accepted(void **state)
 {
     (void)state;
@@ -442,5 +485,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_link_keeps_held_batches_below_an_ack),
     cmocka_unit_test(test_link_resends_acked_batches_the_database_lost),
     cmocka_unit_test(test_link_takes_a_repair_up_from_the_hellos_ack),
+    cmocka_unit_test(test_link_does_not_repair_what_was_refused),
 };
 WW_TEST_MAIN(tests, NULL, NULL)
