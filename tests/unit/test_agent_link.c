@@ -362,10 +362,13 @@ static void test_link_does_not_repair_what_was_refused(void **state)
         assert_int_equal(ww_link_submit(link, &batch), 0);
     }
     assert_true(s_run_until_acked(link, &f, 5 * S));
+    /* (More than once already when a loaded machine made the window time out: a resend.) */
+    unsigned sent3 = f.sends[3];
+    assert_true(sent3 >= 1);
     s_run(link, &f, 800 * MS); /* longer than the ack timeout: a repair would show */
     ww_link_stats_t st;
     ww_link_stats(link, &st);
-    assert_int_equal(f.sends[3], 1);
+    assert_int_equal(f.sends[3], sent3);
     assert_int_equal(st.nacked, 1);
     assert_int_equal(st.repaired, 0);
     assert_int_equal(ww_link_repairing(link), 0);
