@@ -136,10 +136,11 @@ struct ww_slo_eval {
     bool hours_built;   /* the hourly rollups of the longest window were built once */
     /* Leadership (ww_slo_lease.h): term > 0 while this evaluator leads, 0 while it follows. */
     int64_t term;
-    char term_s[24];   /* term as text, the parameter of every alert write */
-    char holder[300];  /* "host:pid", this evaluator's name in slo_leader */
-    bool repush;       /* just took over: re-send the alerts resolved lately (see s_repush) */
-    int64_t seen_term; /* the term last read or held, for /metrics */
+    char term_s[24];    /* term as text, the parameter of every alert write */
+    char holder[300];   /* "host:pid", this evaluator's name in slo_leader */
+    bool repush;        /* just took over: re-send the alerts resolved lately (see s_repush) */
+    int64_t seen_term;  /* the term last read or held, for /metrics */
+    int64_t held_until; /* monotonic: the lease, as this evaluator last renewed it, ends */
 };
 
 static int s_exec(ww_slo_eval_t *self, const char *sql, int n, const char *const *params,
@@ -1034,11 +1035,26 @@ static int s_evaluate(ww_slo_eval_t *self)
  * Returns true when this poll took it over. */
 static bool s_poll(ww_slo_eval_t *self)
 {
-    if (s_connect(self) < 0) {
+    int64_t t0 = ww_time_mono_ns();
+    if (s_connect(self) < 0 && self->term > 0 && t0 > self->held_until) {
+        /* Cut off from the database past its lease: another collector may lead by now. */
+        WW_WARN("lost the SLO evaluation lease of term %lld: no renewal reached PostgreSQL "
+                "within the lease (%lld ms); following",
+                (long long)self->term,
+                (long long)(ww_slo_lease_ns(self->conf->interval_ns) / WW_NS_PER_MS));
+        self->term = 0;
+        self->term_s[0] = '\0';
+        self->n_push = 0;
+        self->repush = false;
+    }
+    if (!self->conn) {
         return false;
     }
     if (self->term > 0) {
         int rc = ww_slo_lease_renew(self->conn, self->term, self->conf->interval_ns);
+        if (rc == 1) {
+            self->held_until = t0 + ww_slo_lease_ns(self->conf->interval_ns);
+        }
         if (rc == 0) {
             s_deposed(self, "at a renewal of its lease");
         } else if (rc < 0) {
@@ -1066,6 +1082,7 @@ static bool s_poll(ww_slo_eval_t *self)
     }
     self->term = term;
     self->seen_term = term;
+    self->held_until = t0 + ww_slo_lease_ns(self->conf->interval_ns);
     snprintf(self->term_s, sizeof self->term_s, "%lld", (long long)term);
     self->repush = true;
     self->reconcile = true;
