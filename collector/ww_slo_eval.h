@@ -24,6 +24,16 @@
  * is resolved like any other (transition, NOTIFY with "reason":"retired", Alertmanager
  * endsAt), and the phases and slo_status rows of removed phases and SLOs get retired_at
  * (kept as history; `waferwatch slo` and the views skip them).
+ *
+ * Several collectors may run it against one database: only the holder of the lease in
+ * slo_leader evaluates (ww_slo_lease.h: takeover, renewal, timing and fencing). Every
+ * interval / 4 the thread renews its lease or, following, tries to take it over; a new
+ * leader evaluates at once (reconciling with its own phases file, so every collector must
+ * carry the same) and re-sends the alerts resolved in the last 3 leases to Alertmanager.
+ * Each evaluation's transaction renews the lease first and writes its term with every
+ * alert write; deposed, it rolls back whole (no NOTIFY), logs it once and follows; it
+ * renews again after COMMIT and pushes to Alertmanager only while still the leader. A
+ * leader that cannot reach PostgreSQL for longer than its lease follows too.
  */
 #ifndef WW_SLO_EVAL_H
 #define WW_SLO_EVAL_H
@@ -42,8 +52,9 @@ typedef struct ww_slo_eval ww_slo_eval_t;
  * with ww_slo_conf_load; a file with any error is refused whole with a logged error and
  * the configuration in force stays; a good one replaces it (the evaluator owns and frees
  * it; every setting takes effect, the interval too) and is reconciled at the next
- * evaluation. Each evaluation's result and duration go to metrics (NULL: none), which
- * must outlive the evaluator. Returns NULL on failure (logged). */
+ * evaluation. Each evaluation's result and duration, and the leadership after each poll
+ * (ww_cmetrics_slo_leader), go to metrics (NULL: none), which must outlive the evaluator. Returns
+ * NULL on failure (logged). */
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
                                  volatile sig_atomic_t *reload, ww_cmetrics_t *metrics);
 
