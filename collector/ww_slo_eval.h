@@ -53,8 +53,8 @@ typedef struct ww_slo_eval ww_slo_eval_t;
  * the configuration in force stays; a good one replaces it (the evaluator owns and frees
  * it; every setting takes effect, the interval too) and is reconciled at the next
  * evaluation. Each evaluation's result and duration, and the leadership after each poll
- * (ww_cmetrics_slo_leader), go to metrics (NULL: none), which must outlive the evaluator. Returns
- * NULL on failure (logged). */
+ * (ww_cmetrics_slo_leader), go to metrics (NULL: none), which must outlive the
+ * evaluator. Returns NULL on failure (logged). */
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
                                  volatile sig_atomic_t *reload, ww_cmetrics_t *metrics);
 
