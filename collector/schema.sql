@@ -4100,6 +4100,13 @@ CREATE UNIQUE INDEX alerts_open_idx ON public.alerts USING btree (phase, slo, se
 
 
 --
+-- Name: alerts_resolved_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alerts_resolved_idx ON public.alerts USING btree (resolved_at) WHERE (state = 'resolved'::text);
+
+
+--
 -- Name: capacity_evaluations_time_idx; Type: INDEX; Schema: public; Owner: -
 --
 

@@ -138,7 +138,6 @@ struct ww_slo_eval {
     int64_t term;
     char term_s[24];    /* term as text, the parameter of every alert write */
     char holder[300];   /* "host:pid", this evaluator's name in slo_leader */
-    bool repush;        /* just took over: re-send the alerts resolved lately (see s_repush) */
     int64_t seen_term;  /* the term last read or held, for /metrics */
     int64_t held_until; /* monotonic: the lease, as this evaluator last renewed it, ends */
 };
@@ -904,28 +903,32 @@ static void s_deposed(ww_slo_eval_t *self, const char *when)
     self->term_s[0] = '\0';
     self->seen_term = term;
     self->n_push = 0;
-    self->repush = false;
 }
 
-/* After a takeover: the alerts resolved in the last 3 leases, to Alertmanager again with
- * their endsAt. The former leader may have committed a resolution and died before its push
- * (a firing alert needs no such care: every evaluation sends the firing ones); it had to
- * renew at the start of that evaluation, so its lease ended at most one lease after the
- * resolution, and the takeover came at most a poll and a lock wait after that. A second
- * endsAt for an alert Alertmanager already resolved changes nothing there. */
+/* The latest episode of each alert, when it resolved in the last 5 minutes (or 3 leases,
+ * when longer): to Alertmanager again with its endsAt, at every evaluation. A former leader
+ * may have committed a resolution and died before its push; or, stopped between its last
+ * renewal and its push, it may send a firing alert that a newer leader has resolved since
+ * (Alertmanager has no fencing): the next evaluation of the leader corrects it. 5 minutes:
+ * Alertmanager's default resolve_timeout, after which a firing alert it no longer hears of
+ * resolves anyway. An older episode is never sent: for Alertmanager it would replace the
+ * newer one of the same labels. A second endsAt for an alert it already resolved changes
+ * nothing there (nor notifies again). */
 static int s_repush(ww_slo_eval_t *self)
 {
     char secs[32];
-    snprintf(secs, sizeof secs, "%.3f",
-             3.0 * (double)ww_slo_lease_ns(self->conf->interval_ns) / WW_NS_PER_S);
+    double window = 3.0 * (double)ww_slo_lease_ns(self->conf->interval_ns) / WW_NS_PER_S;
+    snprintf(secs, sizeof secs, "%.3f", window > 300 ? window : 300);
     const char *p[] = {secs};
     PGresult *r;
     if (s_exec(self,
                "SELECT alertname, phase, slo, model, severity, summary,"
                " (extract(epoch from started_at) * 1e9)::bigint,"
-               " (extract(epoch from resolved_at) * 1e9)::bigint FROM alerts"
+               " (extract(epoch from resolved_at) * 1e9)::bigint FROM alerts a"
                " WHERE state = 'resolved' AND resolved_at > now() - make_interval(secs =>"
-               " $1::double precision) ORDER BY id",
+               " $1::double precision) AND NOT EXISTS (SELECT 1 FROM alerts b WHERE"
+               " b.alertname = a.alertname AND b.phase = a.phase AND b.slo = a.slo AND"
+               " b.severity = a.severity AND b.id > a.id) ORDER BY id",
                1, p, &r) < 0) {
         return -EIO;
     }
@@ -986,11 +989,11 @@ static int s_evaluate(ww_slo_eval_t *self)
     int rc =
         s_exec(self, "SELECT ww_rollup_hours(now() - make_interval(secs => $1::bigint), now())", 1,
                bp, NULL);
+    if (rc == 0) {
+        rc = s_repush(self); /* before this evaluation resolves anything */
+    }
     if (rc == 0 && self->reconcile) {
         rc = s_reconcile(self, now);
-    }
-    if (rc == 0 && self->repush) {
-        rc = s_repush(self);
     }
     for (size_t i = 0; rc == 0 && i < self->conf->phases.n; i++) {
         const ww_phase_t *ph = &((const ww_phase_t *)self->conf->phases.items)[i];
@@ -1012,7 +1015,6 @@ static int s_evaluate(ww_slo_eval_t *self)
     if (rc == 0) {
         self->hours_built = true;
         self->reconcile = false;
-        self->repush = false;
     }
     if (rc != 0) {
         PQclear(PQexec(self->conn, "ROLLBACK"));
@@ -1045,7 +1047,6 @@ static bool s_poll(ww_slo_eval_t *self)
         self->term = 0;
         self->term_s[0] = '\0';
         self->n_push = 0;
-        self->repush = false;
     }
     if (!self->conn) {
         return false;
@@ -1084,7 +1085,6 @@ static bool s_poll(ww_slo_eval_t *self)
     self->seen_term = term;
     self->held_until = t0 + ww_slo_lease_ns(self->conf->interval_ns);
     snprintf(self->term_s, sizeof self->term_s, "%lld", (long long)term);
-    self->repush = true;
     self->reconcile = true;
     WW_INFO("leading SLO evaluation as %s, term %lld (%s%s%s)", self->holder, (long long)term,
             *prev ? "the lease of " : "the first leader", prev, *prev ? " had expired" : "");

@@ -16,7 +16,8 @@
  * capacity_evaluations, alerts, alert_transitions, and the heartbeat slo_evaluator) with a
  * NOTIFY on notify.channel for each transition; alert state lives in the alerts table, so
  * a restarted collector carries on where it left. Firing alerts are (re)sent to
- * Alertmanager's API v2 after each commit, resolved ones once with endsAt.
+ * Alertmanager's API v2 after each commit, resolved ones with endsAt, again after each
+ * commit for 5 minutes (the latest episode of each alert: see s_repush).
  *
  * What is no longer configured is retired, on the first evaluation after start, after
  * each reload and after each reconnection: every firing alert whose (phase, slo) the
@@ -29,7 +30,7 @@
  * slo_leader evaluates (ww_slo_lease.h: takeover, renewal, timing and fencing). Every
  * interval / 4 the thread renews its lease or, following, tries to take it over; a new
  * leader evaluates at once (reconciling with its own phases file, so every collector must
- * carry the same) and re-sends the alerts resolved in the last 3 leases to Alertmanager.
+ * carry the same).
  * Each evaluation's transaction renews the lease first and writes its term with every
  * alert write; deposed, it rolls back whole (no NOTIFY), logs it once and follows; it
  * renews again after COMMIT and pushes to Alertmanager only while still the leader. A

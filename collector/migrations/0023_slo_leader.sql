@@ -63,3 +63,7 @@ CREATE TRIGGER alerts_fence BEFORE INSERT OR UPDATE ON alerts
     FOR EACH ROW EXECUTE FUNCTION ww_slo_fence();
 CREATE TRIGGER alert_transitions_fence BEFORE INSERT ON alert_transitions
     FOR EACH ROW EXECUTE FUNCTION ww_slo_fence();
+
+-- Each evaluation sends Alertmanager the alerts resolved in the last minutes again
+-- (ww_slo_eval.h): found by this index, not by reading every episode ever recorded.
+CREATE INDEX alerts_resolved_idx ON alerts (resolved_at) WHERE state = 'resolved';
