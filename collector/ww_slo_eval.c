@@ -896,9 +896,8 @@ static void s_deposed(ww_slo_eval_t *self, const char *when)
         (void)ww_slo_lease_read(self->conn, &term, holder, sizeof holder);
     }
     WW_WARN("deposed %s: this collector led SLO evaluation in term %lld, term %lld is now "
-            "held by %s; its evaluation rolled back, nothing of it notified or pushed; "
-            "following",
-            when, (long long)self->term, (long long)term, holder);
+            "held by %s; nothing more of term %lld is written, notified or pushed; following",
+            when, (long long)self->term, (long long)term, holder, (long long)self->term);
     self->term = 0;
     self->term_s[0] = '\0';
     self->seen_term = term;
@@ -1118,6 +1117,11 @@ static void s_reload(ww_slo_eval_t *self)
         self->hours_built = false; /* build the hours of the longer window once */
     }
     self->loaded_ns = ww_time_now_ns();
+    /* The lease follows the interval: so does the session's timeout (ww_slo_lease.h). */
+    if (self->conn && ww_slo_lease_session(self->conn, self->conf->interval_ns) < 0) {
+        PQfinish(self->conn); /* reconnected, and set up, at the next poll */
+        self->conn = NULL;
+    }
     size_t n_slos = 0;
     for (size_t i = 0; i < self->conf->phases.n; i++) {
         n_slos += ((const ww_phase_t *)self->conf->phases.items)[i].slos.n;

@@ -11,6 +11,8 @@
  *            clock_timestamp() RETURNING term: the new term is this leader's fencing token;
  *   renew    UPDATE ... SET expires_at = clock_timestamp() + L WHERE term = my term; no
  *            row: deposed (another collector took over), the caller becomes a follower.
+ * (A takeover that waited for the row lock stamps since, renewed_at and expires_at with the
+ * time its UPDATE began, up to P early: its first evaluation renews at once.)
  * Both are one UPDATE of the same row: PostgreSQL serialises them on its row lock and
  * re-checks the WHERE of the one that waited, so of a takeover and a renewal (or an
  * evaluation, whose transaction renews first and holds the row lock to its COMMIT)
