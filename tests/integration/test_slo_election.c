@@ -484,6 +484,16 @@ static void test_leader_killed_stopped_partitioned_nothing_lost_or_doubled(void 
         fail_msg("expected the leader (\"%s\") in the report:\n%s", line, report);
     }
     free(report);
+    char *jargv[] = {(char *)WW_CLI_BIN, (char *)"slo",    (char *)"--pg",
+                     fx.db.conninfo,     (char *)"--json", NULL};
+    assert_int_equal(h_wait(h_spawn(jargv, clog), 30000), 0);
+    report = h_read_file(clog);
+    snprintf(line, sizeof line, "\"term\": %lld", term);
+    if (!report || !strstr(report, "\"leader\": {") || !strstr(report, line) ||
+        !strstr(report, "\"expires_at\"")) {
+        fail_msg("expected the leader (%s) in the JSON report:\n%s", line, report);
+    }
+    free(report);
     s_agent_stop(&fx);
     print_message("takeovers (ms):");
     for (size_t k = 0; k < fx.n_takeovers; k++) {
