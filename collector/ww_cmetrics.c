@@ -101,8 +101,8 @@ ww_cmetrics_t *ww_cmetrics_new(void)
               "Time one SLO, capacity, power and thermal evaluation took.", slo_buckets,
               sizeof slo_buckets / sizeof slo_buckets[0])) ||
         !G(slo_leader, "slo_leader",
-           "1 when this collector's SLO evaluator leads (holds the lease in slo_leader), 0 when "
-           "it follows; absent without a phases file.") ||
+           "1 when this collector's SLO evaluator leads (holds the lease in slo_leader), else 0 "
+           "(it follows, or this collector has no phases file).") ||
         !G(slo_term, "slo_term",
            "The slo_leader term (the fencing token) this collector's evaluator last saw: the one "
            "it holds when it leads.") ||
