@@ -1210,6 +1210,12 @@ void ww_slo_eval_stop(ww_slo_eval_t **self_p)
     ww_slo_eval_t *self = *self_p;
     atomic_store(&self->stop, true);
     pthread_join(self->thread, NULL);
+    /* A rolling restart hands leadership over at the followers' next poll, not a lease
+     * later. */
+    if (self->term > 0 && self->conn && PQstatus(self->conn) == CONNECTION_OK &&
+        ww_slo_lease_release(self->conn, self->term) == 1) {
+        WW_INFO("handed the SLO evaluation lease of term %lld back", (long long)self->term);
+    }
     if (self->conn) {
         PQfinish(self->conn);
     }

@@ -59,8 +59,9 @@ typedef struct ww_slo_eval ww_slo_eval_t;
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
                                  volatile sig_atomic_t *reload, ww_cmetrics_t *metrics);
 
-/* Stops the thread (finishing an evaluation in progress) and frees; NULLs *self_p. Safe
- * on NULL and twice. */
+/* Stops the thread (finishing an evaluation in progress), hands the lease back when it
+ * leads (ww_slo_lease_release: another collector leads at its next poll) and frees;
+ * NULLs *self_p. Safe on NULL and twice. */
 void ww_slo_eval_stop(ww_slo_eval_t **self_p);
 
 #endif

@@ -123,6 +123,23 @@ int ww_slo_lease_renew(PGconn *conn, int64_t term, int64_t interval_ns)
     return renewed;
 }
 
+int ww_slo_lease_release(PGconn *conn, int64_t term)
+{
+    char t[32];
+    snprintf(t, sizeof t, "%lld", (long long)term);
+    const char *p[] = {t};
+    PGresult *r = s_run(conn,
+                        "UPDATE slo_leader SET expires_at = clock_timestamp() WHERE id AND term ="
+                        " $1::bigint",
+                        1, p);
+    if (!r) {
+        return -EIO;
+    }
+    int released = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    return released;
+}
+
 int ww_slo_lease_read(PGconn *conn, int64_t *term, char *holder, size_t cap)
 {
     PGresult *r = s_run(conn, "SELECT term, holder FROM slo_leader WHERE id", 0, NULL);

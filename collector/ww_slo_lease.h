@@ -79,6 +79,11 @@ int ww_slo_lease_take(PGconn *conn, const char *holder, int64_t interval_ns, int
  * the caller's; it tries again at its next renewal). */
 int ww_slo_lease_renew(PGconn *conn, int64_t term, int64_t interval_ns);
 
+/* Hands the lease of term back (a collector stopping): it expires now, so that a follower
+ * takes it over at its next poll instead of after a lease. Returns 1 released, 0 when term
+ * no longer held it, -EIO on failure (it then expires by itself). */
+int ww_slo_lease_release(PGconn *conn, int64_t term);
+
 /* The lease as it stands: *term and holder (cap bytes). Returns 0 or -EIO. */
 int ww_slo_lease_read(PGconn *conn, int64_t *term, char *holder, size_t cap);
 
