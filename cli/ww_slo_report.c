@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const s_tables[] = {"phases", "slo_status", "capacity_evaluations", "alerts",
-                                       "slo_evaluator"};
+static const char *const s_tables[] = {"phases", "slo_status",    "capacity_evaluations",
+                                       "alerts", "slo_evaluator", "slo_leader"};
 
 /* Window names in time order, for burn-rate columns; others sort last by name. */
 #define S_WINDOW_ORDER                                                                             \
@@ -41,6 +41,11 @@ static const char s_json_sql[] =
     "   FROM slo_evaluator e),"
     " 'evaluation_interval_s', (SELECT e.interval_s FROM slo_evaluator e),"
     " 'stale', $1::boolean,"
+    " 'leader', (SELECT jsonb_build_object('holder', l.holder, 'term', l.term,"
+    "   'since', " S_UTC("l.since") ", 'renewed_at', " S_UTC("l.renewed_at") ","
+    "   'expires_at', " S_UTC("l.expires_at") ","
+    "   'expires_in_s', round(extract(epoch FROM l.expires_at - clock_timestamp())::numeric, 1))"
+    "   FROM slo_leader l WHERE l.term > 0),"
     " 'paging', EXISTS (SELECT 1 FROM alerts a WHERE a.state = 'firing' AND a.severity = 'page'"
     "   AND " S_CURRENT("a") "),"
     " 'firing_alerts', (SELECT count(*) FROM alerts a WHERE a.state = 'firing' AND "
@@ -103,6 +108,10 @@ static const char s_alert_sql[] =
 static const char s_eval_sql[] =
     "SELECT " S_UTC("evaluated_at") ", extract(epoch FROM now() - evaluated_at), interval_s,"
     " host, pid FROM slo_evaluator";
+/* The evaluators' lease (migration 0023): who leads, since when, until when. */
+static const char s_leader_sql[] =
+    "SELECT holder, term, " S_UTC("since") ", " S_UTC("expires_at") ","
+    " extract(epoch FROM expires_at - clock_timestamp()) FROM slo_leader WHERE term > 0";
 /* clang-format on */
 
 static PGresult *s_query(PGconn *conn, const char *sql, const char *param, FILE *err)
@@ -300,6 +309,21 @@ int ww_slo_report(PGconn *conn, FILE *out, FILE *err, bool json)
 
     fprintf(out, "last evaluation %s, %.0f s ago (every %g s, by %s)%s\n\n", when, age, interval,
             host, stale ? ": STALE, the evaluator is down" : "");
+    r = s_query(conn, s_leader_sql, NULL, err);
+    if (!r) {
+        return WW_SLO_ERROR;
+    }
+    if (PQntuples(r) == 1) {
+        double left = strtod(PQgetvalue(r, 0, 4), NULL);
+        fprintf(out, "leader %s, term %s since %s, lease %s %s (%.1f s %s)\n\n", s_v(r, 0, 0),
+                s_v(r, 0, 1), s_v(r, 0, 2), left >= 0 ? "until" : "EXPIRED at", s_v(r, 0, 3),
+                left >= 0 ? left : -left,
+                left >= 0 ? "left"
+                          : "ago: no evaluator holds it, one takes it over at its next poll");
+    } else {
+        fprintf(out, "leader: none yet\n\n");
+    }
+    PQclear(r);
     r = s_query(conn, s_phases_sql, NULL, err);
     if (!r) {
         return WW_SLO_ERROR;

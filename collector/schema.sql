@@ -882,6 +882,10 @@ BEGIN
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;
         REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER ON slo_evaluator FROM waferwatch_writer;
+        -- The evaluators' lease (0023): taken over and renewed by UPDATE (ww_slo_fence() reads
+        -- it FOR SHARE, which needs UPDATE too); the one row is never inserted or deleted.
+        GRANT SELECT, UPDATE ON slo_leader TO waferwatch_writer;
+        REVOKE INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER ON slo_leader FROM waferwatch_writer;
     END IF;
 
     IF to_regrole('waferwatch_reader') IS NOT NULL THEN
@@ -903,7 +907,8 @@ BEGIN
         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO waferwatch_reader;
         -- Tables of later migrations are covered by SELECT ON ALL TABLES above; these are
         -- named as the migrations that made them granted them (0011, 0012).
-        GRANT SELECT ON stream_holes, stream_outages, slo_evaluator TO waferwatch_reader;
+        GRANT SELECT ON stream_holes, stream_outages, slo_evaluator, slo_leader
+            TO waferwatch_reader;
     END IF;
 
     -- Both group roles run the SLO functions (dashboards and the evaluator call the same
@@ -1631,6 +1636,35 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Good and total events of an SLI over [p_from, p_to) for a phase and a model (''*'': all): latency metrics (ttft, tpot, e2e, queue) count values at or below p_threshold (ww_hist_count_above), availability counts ok among all requests. Raw windows below 2 min; minute rollups from 2 min; from 3 h the whole hours come from latency_rollup_1h where it holds all their minutes (same result, fewer merges); (0, 0) when empty.';
+
+
+--
+-- Name: ww_slo_fence(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_slo_fence() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    cur bigint;
+BEGIN
+    -- FOR SHARE: waits for a takeover (or a renewal) in progress to commit, then reads it.
+    SELECT term INTO cur FROM slo_leader WHERE id FOR SHARE;
+    IF NEW.term IS DISTINCT FROM cur THEN
+        RAISE EXCEPTION 'waferwatch: % written by SLO evaluator term %, but term % leads',
+            TG_TABLE_NAME, coalesce(NEW.term::text, 'NULL'), cur
+            USING ERRCODE = 'WW001',
+                  HINT = 'a deposed evaluator''s write: see slo_leader (ww_slo_lease.h)';
+    END IF;
+    RETURN NEW;
+END $$;
+
+
+--
+-- Name: FUNCTION ww_slo_fence(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_slo_fence() IS 'Trigger of alerts and alert_transitions: refuses (SQLSTATE WW001) a row whose term is not slo_leader.term, so that only the evaluator holding the lease writes alerts.';
 
 
 --
@@ -2398,8 +2432,16 @@ CREATE TABLE public.alert_transitions (
     slo text NOT NULL,
     severity text NOT NULL,
     to_state text NOT NULL,
-    details jsonb NOT NULL
+    details jsonb NOT NULL,
+    term bigint
 );
+
+
+--
+-- Name: COLUMN alert_transitions.term; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.alert_transitions.term IS 'The slo_leader term of the evaluator that wrote the transition (NULL: before version 23).';
 
 
 --
@@ -2418,8 +2460,16 @@ CREATE TABLE public.alerts (
     resolved_at timestamp with time zone,
     last_eval_at timestamp with time zone NOT NULL,
     summary text NOT NULL,
-    details jsonb NOT NULL
+    details jsonb NOT NULL,
+    term bigint
 );
+
+
+--
+-- Name: COLUMN alerts.term; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.alerts.term IS 'The slo_leader term of the evaluator that last wrote the row (NULL: before version 23).';
 
 
 --
@@ -3184,6 +3234,28 @@ COMMENT ON TABLE public.slo_evaluator IS 'The SLO evaluator''s heartbeat: upsert
 
 
 --
+-- Name: slo_leader; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.slo_leader (
+    id boolean DEFAULT true NOT NULL,
+    term bigint NOT NULL,
+    holder text NOT NULL,
+    since timestamp with time zone NOT NULL,
+    renewed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT slo_leader_id_check CHECK (id)
+);
+
+
+--
+-- Name: TABLE slo_leader; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.slo_leader IS 'The SLO evaluator''s lease, one row: the collector that holds it (holder) evaluates; term, +1 at each takeover, is written with every alert write and checked by ww_slo_fence(). Taken over once expires_at has passed (clock_timestamp() of the server).';
+
+
+--
 -- Name: slo_status; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -3941,6 +4013,14 @@ ALTER TABLE ONLY public.slo_evaluator
 
 
 --
+-- Name: slo_leader slo_leader_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.slo_leader
+    ADD CONSTRAINT slo_leader_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: slo_status slo_status_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -4017,6 +4097,13 @@ ALTER TABLE ONLY public.ww_tier_state
 --
 
 CREATE UNIQUE INDEX alerts_open_idx ON public.alerts USING btree (phase, slo, severity) WHERE (state = 'firing'::text);
+
+
+--
+-- Name: alerts_resolved_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alerts_resolved_idx ON public.alerts USING btree (resolved_at) WHERE (state = 'resolved'::text);
 
 
 --
@@ -4255,6 +4342,20 @@ ALTER INDEX public.node_samples_node_time_idx ATTACH PARTITION public.node_sampl
 --
 
 ALTER INDEX public.node_samples_time_brin ATTACH PARTITION public.node_samples_default_time_idx;
+
+
+--
+-- Name: alert_transitions alert_transitions_fence; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER alert_transitions_fence BEFORE INSERT ON public.alert_transitions FOR EACH ROW EXECUTE FUNCTION public.ww_slo_fence();
+
+
+--
+-- Name: alerts alerts_fence; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER alerts_fence BEFORE INSERT OR UPDATE ON public.alerts FOR EACH ROW EXECUTE FUNCTION public.ww_slo_fence();
 
 
 --

@@ -22,7 +22,7 @@ struct ww_cmetrics {
         *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
         *pending_replies, *tier_runs, *tier_s, *tier_built, *tier_rebuilt, *tier_dropped,
         *tier_behind, *tier_leader, *late_buckets, *compacted, *compacted_samples, *cleared,
-        *compact_behind;
+        *compact_behind, *slo_leader, *slo_term, *slo_takeovers;
     atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
 };
 
@@ -100,6 +100,14 @@ ww_cmetrics_t *ww_cmetrics_new(void)
               self->reg, "waferwatch_collector_slo_evaluation_duration_seconds",
               "Time one SLO, capacity, power and thermal evaluation took.", slo_buckets,
               sizeof slo_buckets / sizeof slo_buckets[0])) ||
+        !G(slo_leader, "slo_leader",
+           "1 when this collector's SLO evaluator leads (holds the lease in slo_leader), else 0 "
+           "(it follows, or this collector has no phases file).") ||
+        !G(slo_term, "slo_term",
+           "The slo_leader term (the fencing token) this collector's evaluator last saw: the one "
+           "it holds when it leads.") ||
+        !C(slo_takeovers, "slo_takeovers_total",
+           "Times this collector's SLO evaluator took the lease over (became the leader).") ||
         !(self->tier_runs = ww_metrics_add(
               self->reg, WW_METRIC_COUNTER, "waferwatch_collector_tier_runs_total",
               "Runs of the storage tier builder, by result (error: see the log; retried at the "
@@ -273,4 +281,16 @@ void ww_cmetrics_slo_evaluated(ww_cmetrics_t *self, bool ok, double seconds)
     }
     ww_metric_add(self->slo_evals, ok ? E_OK : E_ERROR, 1);
     ww_metric_observe(self->slo_s, 0, seconds);
+}
+
+void ww_cmetrics_slo_leader(ww_cmetrics_t *self, bool leader, int64_t term, bool took_over)
+{
+    if (!self) {
+        return;
+    }
+    ww_metric_set(self->slo_leader, 0, leader ? 1 : 0);
+    ww_metric_set(self->slo_term, 0, (double)term);
+    if (took_over) {
+        ww_metric_add(self->slo_takeovers, 0, 1);
+    }
 }

@@ -6,6 +6,7 @@
 #include "ww_buf.h"
 #include "ww_cmetrics.h"
 #include "ww_log.h"
+#include "ww_slo_lease.h"
 #include "ww_time.h"
 
 #include <errno.h>
@@ -127,12 +128,18 @@ struct ww_slo_eval {
     PGconn *conn;
     pthread_t thread;
     atomic_bool stop;
-    ww_complain_t conn_fail, am_fail;
+    ww_complain_t conn_fail, am_fail, lease_fail;
     s_push_t *push;
     size_t n_push, cap_push;
     s_strset_t unknown; /* phases seen in nodes but not configured, already reported */
     s_strset_t silent;  /* "phase/slo" whose model had no request in 1h, already reported */
     bool hours_built;   /* the hourly rollups of the longest window were built once */
+    /* Leadership (ww_slo_lease.h): term > 0 while this evaluator leads, 0 while it follows. */
+    int64_t term;
+    char term_s[24];    /* term as text, the parameter of every alert write */
+    char holder[300];   /* "host:pid", this evaluator's name in slo_leader */
+    int64_t seen_term;  /* the term last read or held, for /metrics */
+    int64_t held_until; /* monotonic: the lease, as this evaluator last renewed it, ends */
 };
 
 static int s_exec(ww_slo_eval_t *self, const char *sql, int n, const char *const *params,
@@ -181,6 +188,13 @@ static int s_connect(ww_slo_eval_t *self)
     }
     WW_RECOVERED(&self->conn_fail, "evaluation connected to PostgreSQL again");
     PQclear(PQexec(self->conn, "SET TIME ZONE 'UTC'"));
+    if (ww_slo_lease_session(self->conn, self->conf->interval_ns) < 0) {
+        WW_COMPLAIN(&self->conn_fail, "cannot set the evaluator's session up: %.*s",
+                    (int)strcspn(PQerrorMessage(self->conn), "\n"), PQerrorMessage(self->conn));
+        PQfinish(self->conn);
+        self->conn = NULL;
+        return -EIO;
+    }
     /* A new connection may follow a database restored or migrated meanwhile. */
     self->reconcile = true;
     return 0;
@@ -275,25 +289,25 @@ static int s_reconcile(ww_slo_eval_t *self, int64_t now_ns)
         rc = -ENOMEM;
         goto cleanup;
     }
-    const char *ap[] = {kp.p, ks.p, self->conf->notify_channel};
+    const char *ap[] = {kp.p, ks.p, self->conf->notify_channel, self->term_s};
     PGresult *r = NULL;
     rc = s_exec(
         self,
         "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[]) AS c(phase, slo)),"
         " a AS (UPDATE alerts AS a SET state = 'resolved', resolved_at = now(),"
-        "  last_eval_at = now(), details = a.details || jsonb_build_object('retired',"
-        "  'no longer configured')"
+        "  last_eval_at = now(), term = $4::bigint, details = a.details ||"
+        "  jsonb_build_object('retired', 'no longer configured')"
         "  WHERE a.state = 'firing' AND NOT EXISTS (SELECT 1 FROM c WHERE c.phase = a.phase"
         "  AND c.slo = a.slo) RETURNING a.*),"
         " t AS (INSERT INTO alert_transitions (alert_id, alertname, phase, slo, severity,"
-        "  to_state, details) SELECT id, alertname, phase, slo, severity, 'resolved', details"
-        "  FROM a)"
+        "  to_state, details, term) SELECT id, alertname, phase, slo, severity, 'resolved',"
+        "  details, term FROM a)"
         " SELECT alertname, phase, slo, model, severity, summary,"
         " (extract(epoch from started_at) * 1e9)::bigint,"
         " pg_notify($3, json_build_object('alertname', alertname, 'phase', phase, 'slo', slo,"
         "  'severity', severity, 'state', 'resolved', 'reason', 'retired')::text)"
         " FROM a ORDER BY id",
-        3, ap, &r);
+        4, ap, &r);
     if (rc < 0) {
         goto cleanup;
     }
@@ -407,31 +421,33 @@ static int s_apply(ww_slo_eval_t *self, const s_rule_t *r, int64_t now_ns)
     char payload[512];
     int rc = 0;
     if (r->firing && !open) {
-        const char *p[] = {r->alertname, r->phase,   r->slo,    r->model,
-                           r->severity,  r->summary, r->details};
+        const char *p[] = {r->alertname, r->phase,   r->slo,     r->model,
+                           r->severity,  r->summary, r->details, self->term_s};
         rc = s_exec(self,
                     "WITH a AS (INSERT INTO alerts (alertname, phase, slo, model, severity, state,"
-                    " started_at, last_eval_at, summary, details) VALUES ($1, $2, $3, $4, $5,"
-                    " 'firing', now(), now(), $6, $7::jsonb) RETURNING id)"
+                    " started_at, last_eval_at, summary, details, term) VALUES ($1, $2, $3, $4,"
+                    " $5, 'firing', now(), now(), $6, $7::jsonb, $8::bigint) RETURNING id)"
                     " INSERT INTO alert_transitions (alert_id, alertname, phase, slo, severity,"
-                    " to_state, details) SELECT id, $1, $2, $3, $5, 'firing', $7::jsonb FROM a",
-                    7, p, NULL);
+                    " to_state, details, term) SELECT id, $1, $2, $3, $5, 'firing', $7::jsonb,"
+                    " $8::bigint FROM a",
+                    8, p, NULL);
         WW_WARN("FIRING %s %s: %s", r->severity, r->alertname, r->summary);
     } else if (r->firing && open) {
-        const char *p[] = {id, r->summary, r->details};
+        const char *p[] = {id, r->summary, r->details, self->term_s};
         rc = s_exec(self,
-                    "UPDATE alerts SET last_eval_at = now(), summary = $2, details = $3::jsonb"
-                    " WHERE id = $1",
-                    3, p, NULL);
+                    "UPDATE alerts SET last_eval_at = now(), summary = $2, details = $3::jsonb,"
+                    " term = $4::bigint WHERE id = $1",
+                    4, p, NULL);
     } else if (!r->firing && open) {
-        const char *p[] = {id, r->details};
+        const char *p[] = {id, r->details, self->term_s};
         rc = s_exec(self,
                     "WITH a AS (UPDATE alerts SET state = 'resolved', resolved_at = now(),"
-                    " last_eval_at = now(), details = $2::jsonb WHERE id = $1 RETURNING *)"
+                    " last_eval_at = now(), details = $2::jsonb, term = $3::bigint WHERE id = $1"
+                    " RETURNING *)"
                     " INSERT INTO alert_transitions (alert_id, alertname, phase, slo, severity,"
-                    " to_state, details) SELECT id, alertname, phase, slo, severity,"
-                    " 'resolved', $2::jsonb FROM a",
-                    2, p, NULL);
+                    " to_state, details, term) SELECT id, alertname, phase, slo, severity,"
+                    " 'resolved', $2::jsonb, $3::bigint FROM a",
+                    3, p, NULL);
         WW_INFO("resolved %s %s for %s/%s", r->severity, r->alertname, r->phase, r->slo);
     } else {
         return 0;
@@ -870,18 +886,95 @@ static int64_t s_longest_ns(const ww_slo_eval_t *self)
     return (int64_t)((double)longest * self->conf->window_scale);
 }
 
-/* Returns true when the evaluation committed. */
-static bool s_evaluate(ww_slo_eval_t *self)
+/* Leadership lost (another collector took the lease over): said once, then this
+ * evaluator follows; what it meant to push is dropped. Call outside a transaction. */
+static void s_deposed(ww_slo_eval_t *self, const char *when)
+{
+    int64_t term = 0;
+    char holder[300] = "?";
+    if (self->conn) {
+        (void)ww_slo_lease_read(self->conn, &term, holder, sizeof holder);
+    }
+    WW_WARN("deposed %s: this collector led SLO evaluation in term %lld, term %lld is now "
+            "held by %s; nothing more of term %lld is written, notified or pushed; following",
+            when, (long long)self->term, (long long)term, holder, (long long)self->term);
+    self->term = 0;
+    self->term_s[0] = '\0';
+    self->seen_term = term;
+    self->n_push = 0;
+}
+
+/* The latest episode of each alert, when it resolved in the last 5 minutes (or 3 leases,
+ * when longer): to Alertmanager again with its endsAt, at every evaluation. A former leader
+ * may have committed a resolution and died before its push; or, stopped between its last
+ * renewal and its push, it may send a firing alert that a newer leader has resolved since
+ * (Alertmanager has no fencing): the next evaluation of the leader corrects it. 5 minutes:
+ * Alertmanager's default resolve_timeout, after which a firing alert it no longer hears of
+ * resolves anyway. An older episode is never sent: for Alertmanager it would replace the
+ * newer one of the same labels. A second endsAt for an alert it already resolved changes
+ * nothing there (nor notifies again). */
+static int s_repush(ww_slo_eval_t *self)
+{
+    char secs[32];
+    double window = 3.0 * (double)ww_slo_lease_ns(self->conf->interval_ns) / WW_NS_PER_S;
+    snprintf(secs, sizeof secs, "%.3f", window > 300 ? window : 300);
+    const char *p[] = {secs};
+    PGresult *r;
+    if (s_exec(self,
+               "SELECT alertname, phase, slo, model, severity, summary,"
+               " (extract(epoch from started_at) * 1e9)::bigint,"
+               " (extract(epoch from resolved_at) * 1e9)::bigint FROM alerts a"
+               " WHERE state = 'resolved' AND resolved_at > now() - make_interval(secs =>"
+               " $1::double precision) AND NOT EXISTS (SELECT 1 FROM alerts b WHERE"
+               " b.alertname = a.alertname AND b.phase = a.phase AND b.slo = a.slo AND"
+               " b.severity = a.severity AND b.id > a.id) ORDER BY id",
+               1, p, &r) < 0) {
+        return -EIO;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        s_push_t *q = s_push_slot(self);
+        if (!q) {
+            continue;
+        }
+        snprintf(q->alertname, sizeof q->alertname, "%s", PQgetvalue(r, i, 0));
+        snprintf(q->phase, sizeof q->phase, "%s", PQgetvalue(r, i, 1));
+        snprintf(q->slo, sizeof q->slo, "%s", PQgetvalue(r, i, 2));
+        snprintf(q->model, sizeof q->model, "%s", PQgetvalue(r, i, 3));
+        snprintf(q->severity, sizeof q->severity, "%s", PQgetvalue(r, i, 4));
+        snprintf(q->summary, sizeof q->summary, "%s", PQgetvalue(r, i, 5));
+        q->starts_ns = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+        q->ends_ns = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* One evaluation by the leader. Returns 1 committed (and pushed when still the leader), 0
+ * deposed (rolled back: another collector leads), -EIO failed (rolled back, see the log). */
+static int s_evaluate(ww_slo_eval_t *self)
 {
     if (s_connect(self) < 0) {
-        return false;
+        return -EIO;
     }
     int64_t now = ww_time_now_ns();
     char now_iso[48];
     s_iso(now, now_iso, sizeof now_iso);
     self->n_push = 0;
     if (s_exec(self, "BEGIN", 0, NULL, NULL) < 0) {
-        return false;
+        return -EIO;
+    }
+    /* First, so that this transaction holds the lease row to its COMMIT: a takeover waits
+     * for it, or took the lease already and then this renewal finds no row. */
+    int lease = ww_slo_lease_renew(self->conn, self->term, self->conf->interval_ns);
+    if (lease <= 0) {
+        PQclear(PQexec(self->conn, "ROLLBACK"));
+        if (lease == 0) {
+            s_deposed(self, "before an evaluation");
+            return 0;
+        }
+        WW_WARN("cannot renew the SLO evaluation lease: %.*s",
+                (int)strcspn(PQerrorMessage(self->conn), "\n"), PQerrorMessage(self->conn));
+        return -EIO;
     }
     /* The hourly rollups the long windows read instead of 60 minute rows each (migration
      * 0010): on the first cycle every hour of the longest window (built once, then only
@@ -895,6 +988,9 @@ static bool s_evaluate(ww_slo_eval_t *self)
     int rc =
         s_exec(self, "SELECT ww_rollup_hours(now() - make_interval(secs => $1::bigint), now())", 1,
                bp, NULL);
+    if (rc == 0) {
+        rc = s_repush(self); /* before this evaluation resolves anything */
+    }
     if (rc == 0 && self->reconcile) {
         rc = s_reconcile(self, now);
     }
@@ -908,6 +1004,10 @@ static bool s_evaluate(ww_slo_eval_t *self)
     if (rc == 0) {
         rc = s_heartbeat(self, now_iso);
     }
+    /* Again just before COMMIT: a slow evaluation keeps a lease that lasts from its end. */
+    if (rc == 0 && ww_slo_lease_renew(self->conn, self->term, self->conf->interval_ns) != 1) {
+        rc = -EIO;
+    }
     if (rc == 0) {
         rc = s_exec(self, "COMMIT", 0, NULL, NULL);
     }
@@ -918,10 +1018,75 @@ static bool s_evaluate(ww_slo_eval_t *self)
     if (rc != 0) {
         PQclear(PQexec(self->conn, "ROLLBACK"));
         self->n_push = 0;
-        return false;
+        return -EIO;
     }
     s_report_unknown(self);
+    /* Alertmanager hears only from the leader: an evaluator stopped between its COMMIT and
+     * here must not, once resumed, send what a newer leader has changed since. */
+    lease = ww_slo_lease_renew(self->conn, self->term, self->conf->interval_ns);
+    if (lease == 0) {
+        s_deposed(self, "after an evaluation");
+        return 1;
+    }
     s_push_all(self);
+    return 1;
+}
+
+/* Every poll period: the leader renews its lease, a follower tries to take it over.
+ * Returns true when this poll took it over. */
+static bool s_poll(ww_slo_eval_t *self)
+{
+    int64_t t0 = ww_time_mono_ns();
+    if (s_connect(self) < 0 && self->term > 0 && t0 > self->held_until) {
+        /* Cut off from the database past its lease: another collector may lead by now. */
+        WW_WARN("lost the SLO evaluation lease of term %lld: no renewal reached PostgreSQL "
+                "within the lease (%lld ms); following",
+                (long long)self->term,
+                (long long)(ww_slo_lease_ns(self->conf->interval_ns) / WW_NS_PER_MS));
+        self->term = 0;
+        self->term_s[0] = '\0';
+        self->n_push = 0;
+    }
+    if (!self->conn) {
+        return false;
+    }
+    if (self->term > 0) {
+        int rc = ww_slo_lease_renew(self->conn, self->term, self->conf->interval_ns);
+        if (rc == 1) {
+            self->held_until = t0 + ww_slo_lease_ns(self->conf->interval_ns);
+        }
+        if (rc == 0) {
+            s_deposed(self, "at a renewal of its lease");
+        } else if (rc < 0) {
+            WW_COMPLAIN(&self->lease_fail, "cannot renew the SLO evaluation lease: %.*s",
+                        (int)strcspn(PQerrorMessage(self->conn), "\n"), PQerrorMessage(self->conn));
+        } else {
+            WW_RECOVERED(&self->lease_fail, "SLO evaluation lease renewed again");
+        }
+        return false;
+    }
+    int64_t term = 0;
+    char prev[300] = "";
+    int rc = ww_slo_lease_take(self->conn, self->holder, self->conf->interval_ns, &term, prev,
+                               sizeof prev);
+    if (rc < 0) {
+        WW_COMPLAIN(&self->lease_fail, "cannot poll the SLO evaluation lease: %.*s",
+                    (int)strcspn(PQerrorMessage(self->conn), "\n"), PQerrorMessage(self->conn));
+        return false;
+    }
+    WW_RECOVERED(&self->lease_fail, "SLO evaluation lease polled again");
+    if (rc == 0) {
+        char holder[300];
+        (void)ww_slo_lease_read(self->conn, &self->seen_term, holder, sizeof holder);
+        return false;
+    }
+    self->term = term;
+    self->seen_term = term;
+    self->held_until = t0 + ww_slo_lease_ns(self->conf->interval_ns);
+    snprintf(self->term_s, sizeof self->term_s, "%lld", (long long)term);
+    self->reconcile = true;
+    WW_INFO("leading SLO evaluation as %s, term %lld (%s%s%s)", self->holder, (long long)term,
+            *prev ? "the lease of " : "the first leader", prev, *prev ? " had expired" : "");
     return true;
 }
 
@@ -952,6 +1117,11 @@ static void s_reload(ww_slo_eval_t *self)
         self->hours_built = false; /* build the hours of the longer window once */
     }
     self->loaded_ns = ww_time_now_ns();
+    /* The lease follows the interval: so does the session's timeout (ww_slo_lease.h). */
+    if (self->conn && ww_slo_lease_session(self->conn, self->conf->interval_ns) < 0) {
+        PQfinish(self->conn); /* reconnected, and set up, at the next poll */
+        self->conn = NULL;
+    }
     size_t n_slos = 0;
     for (size_t i = 0; i < self->conf->phases.n; i++) {
         n_slos += ((const ww_phase_t *)self->conf->phases.items)[i].slos.n;
@@ -963,24 +1133,35 @@ static void s_reload(ww_slo_eval_t *self)
 static void *s_thread(void *arg)
 {
     ww_slo_eval_t *self = arg;
-    /* The first evaluation waits one interval: the ingest path migrates the schema first. */
-    int64_t next = ww_time_mono_ns() + self->conf->interval_ns;
+    /* The first poll waits one interval: the ingest path migrates the schema first. */
+    int64_t next = ww_time_mono_ns() + self->conf->interval_ns, next_poll = next;
     while (!atomic_load(&self->stop)) {
         if (self->reload && *self->reload) {
             *self->reload = 0;
             s_reload(self);
         }
-        if (ww_time_mono_ns() >= next) {
+        if (ww_time_mono_ns() >= next_poll) {
+            bool took = s_poll(self);
+            next_poll = ww_time_mono_ns() + ww_slo_lease_poll_ns(self->conf->interval_ns);
+            ww_cmetrics_slo_leader(self->metrics, self->term > 0, self->seen_term, took);
+            if (took) {
+                next = ww_time_mono_ns(); /* the new leader evaluates at once */
+            }
+        }
+        if (self->term > 0 && ww_time_mono_ns() >= next) {
             int64_t t0 = ww_time_mono_ns();
-            bool ok = s_evaluate(self);
-            ww_cmetrics_slo_evaluated(self->metrics, ok,
-                                      (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
+            int rc = s_evaluate(self);
+            if (rc != 0) {
+                ww_cmetrics_slo_evaluated(self->metrics, rc > 0,
+                                          (double)(ww_time_mono_ns() - t0) / WW_NS_PER_S);
+            }
+            ww_cmetrics_slo_leader(self->metrics, self->term > 0, self->seen_term, false);
             next += self->conf->interval_ns;
             if (next < ww_time_mono_ns()) {
                 next = ww_time_mono_ns() + self->conf->interval_ns;
             }
         }
-        struct timespec ts = {0, 50 * 1000000L};
+        struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
     return NULL;
@@ -1000,6 +1181,11 @@ ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, co
     self->loaded_ns = ww_time_now_ns();
     self->conninfo = strdup(conninfo ? conninfo : "");
     self->path = path ? strdup(path) : NULL;
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) {
+        snprintf(host, sizeof host, "?");
+    }
+    snprintf(self->holder, sizeof self->holder, "%s:%ld", host, (long)getpid());
     atomic_init(&self->stop, false);
     if (!self->conninfo || (path && !self->path) ||
         pthread_create(&self->thread, NULL, s_thread, self) != 0) {
@@ -1024,6 +1210,12 @@ void ww_slo_eval_stop(ww_slo_eval_t **self_p)
     ww_slo_eval_t *self = *self_p;
     atomic_store(&self->stop, true);
     pthread_join(self->thread, NULL);
+    /* A rolling restart hands leadership over at the followers' next poll, not a lease
+     * later. */
+    if (self->term > 0 && self->conn && PQstatus(self->conn) == CONNECTION_OK &&
+        ww_slo_lease_release(self->conn, self->term) == 1) {
+        WW_INFO("handed the SLO evaluation lease of term %lld back", (long long)self->term);
+    }
     if (self->conn) {
         PQfinish(self->conn);
     }

@@ -16,7 +16,8 @@
  * capacity_evaluations, alerts, alert_transitions, and the heartbeat slo_evaluator) with a
  * NOTIFY on notify.channel for each transition; alert state lives in the alerts table, so
  * a restarted collector carries on where it left. Firing alerts are (re)sent to
- * Alertmanager's API v2 after each commit, resolved ones once with endsAt.
+ * Alertmanager's API v2 after each commit, resolved ones with endsAt, again after each
+ * commit for 5 minutes (the latest episode of each alert: see s_repush).
  *
  * What is no longer configured is retired, on the first evaluation after start, after
  * each reload and after each reconnection: every firing alert whose (phase, slo) the
@@ -24,6 +25,16 @@
  * is resolved like any other (transition, NOTIFY with "reason":"retired", Alertmanager
  * endsAt), and the phases and slo_status rows of removed phases and SLOs get retired_at
  * (kept as history; `waferwatch slo` and the views skip them).
+ *
+ * Several collectors may run it against one database: only the holder of the lease in
+ * slo_leader evaluates (ww_slo_lease.h: takeover, renewal, timing and fencing). Every
+ * interval / 4 the thread renews its lease or, following, tries to take it over; a new
+ * leader evaluates at once (reconciling with its own phases file, so every collector must
+ * carry the same).
+ * Each evaluation's transaction renews the lease first and writes its term with every
+ * alert write; deposed, it rolls back whole (no NOTIFY), logs it once and follows; it
+ * renews again after COMMIT and pushes to Alertmanager only while still the leader. A
+ * leader that cannot reach PostgreSQL for longer than its lease follows too.
  */
 #ifndef WW_SLO_EVAL_H
 #define WW_SLO_EVAL_H
@@ -42,13 +53,15 @@ typedef struct ww_slo_eval ww_slo_eval_t;
  * with ww_slo_conf_load; a file with any error is refused whole with a logged error and
  * the configuration in force stays; a good one replaces it (the evaluator owns and frees
  * it; every setting takes effect, the interval too) and is reconciled at the next
- * evaluation. Each evaluation's result and duration go to metrics (NULL: none), which
- * must outlive the evaluator. Returns NULL on failure (logged). */
+ * evaluation. Each evaluation's result and duration, and the leadership after each poll
+ * (ww_cmetrics_slo_leader), go to metrics (NULL: none), which must outlive the
+ * evaluator. Returns NULL on failure (logged). */
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
                                  volatile sig_atomic_t *reload, ww_cmetrics_t *metrics);
 
-/* Stops the thread (finishing an evaluation in progress) and frees; NULLs *self_p. Safe
- * on NULL and twice. */
+/* Stops the thread (finishing an evaluation in progress), hands the lease back when it
+ * leads (ww_slo_lease_release: another collector leads at its next poll) and frees;
+ * NULLs *self_p. Safe on NULL and twice. */
 void ww_slo_eval_stop(ww_slo_eval_t **self_p);
 
 #endif

@@ -154,6 +154,10 @@ BEGIN
         -- deleted.
         GRANT SELECT, INSERT, UPDATE ON slo_evaluator TO waferwatch_writer;
         REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER ON slo_evaluator FROM waferwatch_writer;
+        -- The evaluators' lease (0023): taken over and renewed by UPDATE (ww_slo_fence() reads
+        -- it FOR SHARE, which needs UPDATE too); the one row is never inserted or deleted.
+        GRANT SELECT, UPDATE ON slo_leader TO waferwatch_writer;
+        REVOKE INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER ON slo_leader FROM waferwatch_writer;
     END IF;
 
     IF to_regrole('waferwatch_reader') IS NOT NULL THEN
@@ -175,7 +179,8 @@ BEGIN
         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO waferwatch_reader;
         -- Tables of later migrations are covered by SELECT ON ALL TABLES above; these are
         -- named as the migrations that made them granted them (0011, 0012).
-        GRANT SELECT ON stream_holes, stream_outages, slo_evaluator TO waferwatch_reader;
+        GRANT SELECT ON stream_holes, stream_outages, slo_evaluator, slo_leader
+            TO waferwatch_reader;
     END IF;
 
     -- Both group roles run the SLO functions (dashboards and the evaluator call the same

@@ -813,14 +813,50 @@ static void test_roles_on_slo_tables(void **state)
              " EXCLUDED.time, burn_rates = EXCLUDED.burn_rates",
              "");
     }
+    /* The lease (0023): taken over once expired, renewed by its term. */
+    s_as(w,
+         "UPDATE slo_leader SET term = term + 1, holder = 'h:1', since = clock_timestamp(),"
+         " renewed_at = clock_timestamp(), expires_at = clock_timestamp() + interval '1 s'"
+         " WHERE expires_at < clock_timestamp()",
+         "");
+    s_as(w, "UPDATE slo_leader SET expires_at = clock_timestamp() WHERE term = 1", "");
+    s_as(w, "INSERT INTO slo_leader SELECT * FROM slo_leader", "42501");
+    s_as(w, "DELETE FROM slo_leader", "42501");
     s_as(w,
          "WITH a AS (INSERT INTO alerts (alertname, phase, slo, model, severity, state,"
-         " started_at, last_eval_at, summary, details) VALUES ('SLOBurnRate', 'A', 'ttft-p99',"
-         " 'm', 'page', 'firing', now(), now(), 's', '{}') RETURNING id, alertname, phase, slo,"
-         " severity) INSERT INTO alert_transitions (alert_id, alertname, phase, slo, severity,"
-         " to_state, details) SELECT id, alertname, phase, slo, severity, 'firing', '{}' FROM a",
+         " started_at, last_eval_at, summary, details, term) VALUES ('SLOBurnRate', 'A',"
+         " 'ttft-p99', 'm', 'page', 'firing', now(), now(), 's', '{}', 1) RETURNING id,"
+         " alertname, phase, slo, severity) INSERT INTO alert_transitions (alert_id, alertname,"
+         " phase, slo, severity, to_state, details, term) SELECT id, alertname, phase, slo,"
+         " severity, 'firing', '{}', 1 FROM a",
          "");
-    s_as(w, "UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state = 'firing'", "");
+    s_as(w,
+         "UPDATE alerts SET state = 'resolved', resolved_at = now(), term = 1 WHERE state ="
+         " 'firing'",
+         "");
+    /* The fencing: a write of another term than the lease's, or of none, is refused by the
+     * database (ww_slo_fence, SQLSTATE WW001), whoever writes it. */
+    s_as(w, "UPDATE alerts SET last_eval_at = now(), term = 0", "WW001");
+    s_as(w, "UPDATE alerts SET last_eval_at = now(), term = NULL", "WW001");
+    s_as(w, "UPDATE alerts SET last_eval_at = now()", ""); /* keeps its term 1 */
+    s_as(w,
+         "INSERT INTO alert_transitions (alert_id, alertname, phase, slo, severity, to_state,"
+         " details, term) SELECT id, alertname, phase, slo, severity, 'resolved', '{}', 2 FROM"
+         " alerts",
+         "WW001");
+    s_as(w,
+         "INSERT INTO alerts (alertname, phase, slo, model, severity, state, started_at,"
+         " last_eval_at, summary, details) VALUES ('X', 'A', 'x', 'm', 'page', 'firing', now(),"
+         " now(), 's', '{}')",
+         "WW001");
+    /* Deposed: the lease (expired above) taken over by term 2; term 1 writes no more. */
+    s_as(w,
+         "UPDATE slo_leader SET term = term + 1, holder = 'h:2', since = clock_timestamp(),"
+         " renewed_at = clock_timestamp(), expires_at = clock_timestamp() + interval '1 min'"
+         " WHERE expires_at < clock_timestamp()",
+         "");
+    s_as(w, "UPDATE alerts SET last_eval_at = now()", "WW001");
+    s_as(w, "UPDATE alerts SET last_eval_at = now(), term = 2", "");
     s_as(w,
          "INSERT INTO capacity_evaluations VALUES (now(), 'A', true, 1, 1, 0.5, 1, 0.5, 0.4, 80,"
          " 40, 0, 10, true)",
