@@ -359,24 +359,31 @@ static s_push_t *s_push_slot(ww_slo_eval_t *self)
     return p;
 }
 
+/* Queues row i of r (alertname, phase, slo, model, severity, summary, started_at in ns) to
+ * be pushed ending at ends_ns, the summary followed by suffix. */
+static void s_queue_row(ww_slo_eval_t *self, PGresult *r, int i, const char *suffix,
+                        int64_t ends_ns)
+{
+    s_push_t *p = s_push_slot(self);
+    if (!p) {
+        return;
+    }
+    snprintf(p->alertname, sizeof p->alertname, "%s", PQgetvalue(r, i, 0));
+    snprintf(p->phase, sizeof p->phase, "%s", PQgetvalue(r, i, 1));
+    snprintf(p->slo, sizeof p->slo, "%s", PQgetvalue(r, i, 2));
+    snprintf(p->model, sizeof p->model, "%s", PQgetvalue(r, i, 3));
+    snprintf(p->severity, sizeof p->severity, "%s", PQgetvalue(r, i, 4));
+    snprintf(p->summary, sizeof p->summary, "%s%s", PQgetvalue(r, i, 5), suffix);
+    p->starts_ns = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+    p->ends_ns = ends_ns;
+}
+
 static void s_queue_retired(ww_slo_eval_t *self, PGresult *r, int64_t now_ns)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         WW_INFO("resolved %s %s for %s/%s: no longer configured", PQgetvalue(r, i, 4),
                 PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
-        s_push_t *p = s_push_slot(self);
-        if (!p) {
-            continue;
-        }
-        snprintf(p->alertname, sizeof p->alertname, "%s", PQgetvalue(r, i, 0));
-        snprintf(p->phase, sizeof p->phase, "%s", PQgetvalue(r, i, 1));
-        snprintf(p->slo, sizeof p->slo, "%s", PQgetvalue(r, i, 2));
-        snprintf(p->model, sizeof p->model, "%s", PQgetvalue(r, i, 3));
-        snprintf(p->severity, sizeof p->severity, "%s", PQgetvalue(r, i, 4));
-        snprintf(p->summary, sizeof p->summary, "%s (resolved: no longer configured)",
-                 PQgetvalue(r, i, 5));
-        p->starts_ns = strtoll(PQgetvalue(r, i, 6), NULL, 10);
-        p->ends_ns = now_ns;
+        s_queue_row(self, r, i, " (resolved: no longer configured)", now_ns);
     }
 }
 
@@ -932,18 +939,7 @@ static int s_repush(ww_slo_eval_t *self)
         return -EIO;
     }
     for (int i = 0; i < PQntuples(r); i++) {
-        s_push_t *q = s_push_slot(self);
-        if (!q) {
-            continue;
-        }
-        snprintf(q->alertname, sizeof q->alertname, "%s", PQgetvalue(r, i, 0));
-        snprintf(q->phase, sizeof q->phase, "%s", PQgetvalue(r, i, 1));
-        snprintf(q->slo, sizeof q->slo, "%s", PQgetvalue(r, i, 2));
-        snprintf(q->model, sizeof q->model, "%s", PQgetvalue(r, i, 3));
-        snprintf(q->severity, sizeof q->severity, "%s", PQgetvalue(r, i, 4));
-        snprintf(q->summary, sizeof q->summary, "%s", PQgetvalue(r, i, 5));
-        q->starts_ns = strtoll(PQgetvalue(r, i, 6), NULL, 10);
-        q->ends_ns = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+        s_queue_row(self, r, i, "", strtoll(PQgetvalue(r, i, 7), NULL, 10));
     }
     PQclear(r);
     return 0;

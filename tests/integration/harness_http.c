@@ -6,10 +6,14 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 typedef struct {
     char *data;
@@ -136,4 +140,49 @@ double h_metrics_get(int port, const char *series)
     double v = h_metrics_value(body, series);
     free(body);
     return v;
+}
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+pid_t h_alertmanager_start(const char *dir, int port, char *url, size_t cap)
+{
+    char cfg[256], storage[256], listen[64], log[256], cfgarg[300];
+    snprintf(cfg, sizeof cfg, "%s/alertmanager.yml", dir);
+    snprintf(storage, sizeof storage, "--storage.path=%s/am-data", dir);
+    snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", port);
+    snprintf(log, sizeof log, "%s/alertmanager.log", dir);
+    snprintf(cfgarg, sizeof cfgarg, "--config.file=%s", cfg);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs("route:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n", f);
+    fclose(f);
+    char *argv[] = {(char *)"/usr/bin/prometheus-alertmanager", cfgarg, storage, listen,
+                    (char *)"--cluster.listen-address=",        NULL};
+    pid_t pid = h_spawn(argv, log);
+    snprintf(url, cap, "http://127.0.0.1:%d", port);
+    char ready[128];
+    snprintf(ready, sizeof ready, "%s/-/ready", url);
+    for (int i = 0; i < 300; i++) {
+        long code;
+        free(h_http_get(ready, &code));
+        if (code == 200) {
+            return pid;
+        }
+        h_sleep_ms(50);
+    }
+    char *text = h_read_file(log);
+    fail_msg("Alertmanager did not become ready:\n%s", text ? text : "");
+    return -1;
 }

@@ -6,6 +6,7 @@
 #define WW_HARNESS_HTTP_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* One request to url. method: "GET", "POST", ... sent as given, or NULL for a plain GET;
  * post_fields: a request body sent as form fields, or NULL for none. Sets *status to the
@@ -28,5 +29,14 @@ char *h_http_get(const char *url, long *status);
  * the response body, malloc'd and NUL-terminated past out_len, never NULL. */
 char *h_http_post(const char *url, const void *body, size_t len, const char *const *headers,
                   long *status, size_t *out_len, char *retry_after, size_t retry_after_cap);
+
+/* A TCP port on 127.0.0.1 free a moment ago (bound to port 0 and released). */
+int h_free_port(void);
+
+/* Starts a real Alertmanager (/usr/bin/prometheus-alertmanager, clustering off) on
+ * 127.0.0.1:port with a null receiver (group_wait 1s), its files in dir, its output in
+ * dir/alertmanager.log; waits until /-/ready answers 200 (fails the test after 15 s,
+ * showing the log). Fills url ("http://127.0.0.1:PORT"); returns its pid. */
+pid_t h_alertmanager_start(const char *dir, int port, char *url, size_t cap);
 
 #endif

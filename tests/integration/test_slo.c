@@ -18,22 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AM_BIN "/usr/bin/prometheus-alertmanager"
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* GET url; returns the body (malloc'd) or NULL unless HTTP 200. */
 static char *s_get(const char *url)
 {
@@ -47,37 +31,6 @@ static char *s_get(const char *url)
 }
 
 /* Starts a real Alertmanager on 127.0.0.1:port with clustering off. */
-static pid_t s_alertmanager(const char *dir, int port, char *url, size_t cap)
-{
-    char cfg[256], storage[256], listen[64], log[256];
-    snprintf(cfg, sizeof cfg, "%s/alertmanager.yml", dir);
-    snprintf(storage, sizeof storage, "--storage.path=%s/am-data", dir);
-    snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", port);
-    snprintf(log, sizeof log, "%s/alertmanager.log", dir);
-    FILE *f = fopen(cfg, "w");
-    assert_non_null(f);
-    fputs("route:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n", f);
-    fclose(f);
-    char cfgarg[300];
-    snprintf(cfgarg, sizeof cfgarg, "--config.file=%s", cfg);
-    char *argv[] = {
-        (char *)AM_BIN, cfgarg, storage, listen, (char *)"--cluster.listen-address=", NULL};
-    pid_t pid = h_spawn(argv, log);
-    snprintf(url, cap, "http://127.0.0.1:%d", port);
-    char ready[128];
-    snprintf(ready, sizeof ready, "%s/-/ready", url);
-    for (int i = 0; i < 150; i++) {
-        char *body = s_get(ready);
-        if (body) {
-            free(body);
-            return pid;
-        }
-        h_sleep_ms(100);
-    }
-    char *text = h_read_file(log);
-    fail_msg("Alertmanager did not become ready:\n%s", text ? text : "");
-    return -1;
-}
 
 /* True when Alertmanager lists an active alert whose labels hold all three strings. */
 static int s_am_has(const char *url, const char *a, const char *b, const char *c)
@@ -157,9 +110,9 @@ static void test_pump_fault_pages_then_resolves_other_phase_green(void **state)
     h_secure(db.dir, "unused", "none");
     h_enrol(db.dir, "hot", "hot", "hot-node-*");
     h_enrol(db.dir, "cool", "cool", "cool-node-*");
-    int port = s_free_port();
+    int port = h_free_port();
     char am_url[64];
-    pid_t am = s_alertmanager(db.dir, port, am_url, sizeof am_url);
+    pid_t am = h_alertmanager_start(db.dir, port, am_url, sizeof am_url);
     char slo_path[256], yaml[2048];
     snprintf(slo_path, sizeof slo_path, "%s/phases.yaml", db.dir);
     /* window_scale 0.01: 5m = 3 s, 30m = 18 s, 1h = 36 s, 6h = 216 s. */
@@ -428,9 +381,9 @@ static void test_removed_slo_and_phase_resolve_their_alerts(void **state)
     h_db_create(&db, "retire");
     h_secure(db.dir, "unused", "none");
     h_enrol(db.dir, "ret", "ret", "ret-node-*");
-    int port = s_free_port();
+    int port = h_free_port();
     char am_url[64];
-    pid_t am = s_alertmanager(db.dir, port, am_url, sizeof am_url);
+    pid_t am = h_alertmanager_start(db.dir, port, am_url, sizeof am_url);
     char slo_path[256], head[512], yaml[2048];
     snprintf(slo_path, sizeof slo_path, "%s/phases.yaml", db.dir);
     snprintf(head, sizeof head,

@@ -25,7 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define AM_BIN "/usr/bin/prometheus-alertmanager"
 #define N_EVAL 3
 #define INTERVAL_MS 1000 /* evaluation.interval below */
 #define MAX_NOTES 256
@@ -58,53 +57,6 @@ typedef struct {
     long long takeover_ms[8];
     size_t n_takeovers;
 } s_fx_t;
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* A real Alertmanager on 127.0.0.1 with clustering off, ready. */
-static pid_t s_alertmanager(const char *dir, char *url, size_t cap)
-{
-    char cfg[256], storage[256], listen[64], log[256], cfgarg[300];
-    int port = s_free_port();
-    snprintf(cfg, sizeof cfg, "%s/alertmanager.yml", dir);
-    snprintf(storage, sizeof storage, "--storage.path=%s/am-data", dir);
-    snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", port);
-    snprintf(log, sizeof log, "%s/alertmanager.log", dir);
-    snprintf(cfgarg, sizeof cfgarg, "--config.file=%s", cfg);
-    FILE *f = fopen(cfg, "w");
-    assert_non_null(f);
-    fputs("route:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n", f);
-    fclose(f);
-    char *argv[] = {
-        (char *)AM_BIN, cfgarg, storage, listen, (char *)"--cluster.listen-address=", NULL};
-    pid_t pid = h_spawn(argv, log);
-    snprintf(url, cap, "http://127.0.0.1:%d", port);
-    char ready[128];
-    snprintf(ready, sizeof ready, "%s/-/ready", url);
-    for (int i = 0; i < 300; i++) {
-        long code;
-        free(h_http_get(ready, &code));
-        if (code == 200) {
-            return pid;
-        }
-        h_sleep_ms(50);
-    }
-    char *text = h_read_file(log);
-    fail_msg("Alertmanager did not become ready:\n%s", text ? text : "");
-    return -1;
-}
 
 /* The startsAt (to the second, "YYYY-MM-DDTHH:MM:SS") of the active CapacityBreach alert
  * in Alertmanager (the phases file has one phase), into out; "" when none is active.
@@ -343,7 +295,7 @@ static void test_leader_killed_stopped_partitioned_nothing_lost_or_doubled(void 
     h_db_create(&fx.db, "elect");
     h_secure(fx.db.dir, "unused", "none");
     h_enrol(fx.db.dir, "el", "el", "el-node-*");
-    pid_t am = s_alertmanager(fx.db.dir, fx.am_url, sizeof fx.am_url);
+    pid_t am = h_alertmanager_start(fx.db.dir, h_free_port(), fx.am_url, sizeof fx.am_url);
     snprintf(fx.slo_path, sizeof fx.slo_path, "%s/phases.yaml", fx.db.dir);
     FILE *f = fopen(fx.slo_path, "w");
     assert_non_null(f);
