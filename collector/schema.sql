@@ -78,6 +78,61 @@ $$;
 COMMENT ON FUNCTION public.ww_burn_series(p_from timestamp with time zone, p_to timestamp with time zone, p_step interval) IS 'Per step, SLO and window: the highest burn rate evaluated (slo_burn_1h over the ranges that read hour tiers, slo_evaluations otherwise).';
 
 
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: site_capacity; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.site_capacity (
+    "time" timestamp with time zone NOT NULL,
+    site text NOT NULL,
+    phase text NOT NULL,
+    reporting_nodes integer NOT NULL,
+    healthy_nodes integer NOT NULL,
+    delivered_kw double precision NOT NULL,
+    power_kw double precision NOT NULL,
+    hotspot_max_c double precision,
+    outlet_max_c double precision,
+    throttled_samples bigint NOT NULL,
+    throttle_samples bigint NOT NULL,
+    power_w_tokened double precision,
+    tokens_per_s double precision
+);
+
+
+--
+-- Name: TABLE site_capacity; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.site_capacity IS 'Per SLO evaluation, configured phase and nodes.site label: the capacity figures of that label''s nodes (ww_phase_capacity_sites), published to the fleet database, which adds the newest row of every site (ww_fleet_capacity).';
+
+
+--
+-- Name: ww_capacity_total(public.site_capacity[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_capacity_total(p_rows public.site_capacity[]) RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw double precision, power_kw double precision, hotspot_max_c double precision, outlet_max_c double precision, throttled_share double precision, j_per_token double precision)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT coalesce(sum(c.reporting_nodes), 0)::integer,
+           coalesce(sum(c.healthy_nodes), 0)::integer, coalesce(sum(c.delivered_kw), 0),
+           coalesce(sum(c.power_kw), 0), max(c.hotspot_max_c), max(c.outlet_max_c),
+           sum(c.throttled_samples)::double precision / nullif(sum(c.throttle_samples), 0),
+           sum(c.power_w_tokened) / nullif(sum(c.tokens_per_s), 0)
+    FROM unnest(p_rows) c
+$$;
+
+
+--
+-- Name: FUNCTION ww_capacity_total(p_rows public.site_capacity[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_capacity_total(p_rows public.site_capacity[]) IS 'site_capacity rows added up: the ww_phase_capacity figures of their nodes.';
+
+
 --
 -- Name: ww_compact(interval, integer); Type: FUNCTION; Schema: public; Owner: -
 --
@@ -504,6 +559,7 @@ BEGIN
         DELETE FROM latency_rollup_1h WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1m WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1h WHERE time < current_date - rollup_days;
+        DELETE FROM site_capacity WHERE time < current_date - rollup_days;
         DELETE FROM slo_burn_1h WHERE time < current_date - rollup_days;
     END IF;
     RETURN dropped;
@@ -514,7 +570,7 @@ END $_$;
 -- Name: FUNCTION ww_drop_old_data(raw_days integer, rollup_days integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_drop_old_data(raw_days integer, rollup_days integer) IS 'Retention: drops the daily partitions of node_samples and latency_windows older than raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations and their burn-rate hours, alert transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the owner. Returns the number of partitions dropped.';
+COMMENT ON FUNCTION public.ww_drop_old_data(raw_days integer, rollup_days integer) IS 'Retention: drops the daily partitions of node_samples and latency_windows older than raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations and their burn-rate hours, alert transitions, site capacity rows and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the owner. Returns the number of partitions dropped.';
 
 
 --
@@ -753,6 +809,42 @@ COMMENT ON FUNCTION public.ww_epoch_hex(epoch bigint) IS 'A stream epoch as the 
 
 
 --
+-- Name: ww_fleet_capacity(text, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_fleet_capacity(p_phase text, p_stale interval) RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw double precision, power_kw double precision, hotspot_max_c double precision, outlet_max_c double precision, throttled_share double precision, j_per_token double precision, stale_sites text[], sites text[])
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    WITH RECURSIVE k(site) AS (
+        (SELECT c.site FROM site_capacity c ORDER BY c.site LIMIT 1)
+        UNION ALL
+        SELECT (SELECT c.site FROM site_capacity c WHERE c.site > k.site ORDER BY c.site LIMIT 1)
+        FROM k WHERE k.site IS NOT NULL
+    ), s AS (
+        SELECT l.c AS r
+        FROM k
+        CROSS JOIN LATERAL (
+            SELECT c FROM site_capacity c
+            WHERE c.site = k.site AND c.phase = p_phase
+            ORDER BY c.time DESC
+            LIMIT 1) AS l
+    )
+    SELECT t.*,
+           (SELECT coalesce(array_agg((s.r).site ORDER BY (s.r).site), '{}') FROM s
+            WHERE (s.r).time < now() - p_stale),
+           (SELECT coalesce(array_agg((s.r).site ORDER BY (s.r).site), '{}') FROM s)
+    FROM ww_capacity_total(ARRAY(SELECT s.r FROM s)) t
+$$;
+
+
+--
+-- Name: FUNCTION ww_fleet_capacity(p_phase text, p_stale interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_fleet_capacity(p_phase text, p_stale interval) IS 'Fleet database: ww_phase_capacity of a phase as the sum of every site''s newest site_capacity row; stale_sites: those older than p_stale (still counted), sites: all.';
+
+
+--
 -- Name: ww_grant_roles(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -766,7 +858,7 @@ DECLARE
     n integer := 0;
 BEGIN
     SELECT rolsuper OR rolcreaterole INTO can_create FROM pg_roles WHERE rolname = current_user;
-    FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP
+    FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader', 'waferwatch_feed'] LOOP
         IF to_regrole(r) IS NULL THEN
             IF can_create THEN
                 BEGIN
@@ -829,13 +921,13 @@ BEGIN
         -- upserted; evaluations, transitions and capacity figures are append-only.
         GRANT SELECT, INSERT, UPDATE ON phases, slo_status, alerts TO waferwatch_writer;
         GRANT USAGE ON SEQUENCE alerts_id_seq TO waferwatch_writer;
-        GRANT SELECT, INSERT ON slo_evaluations, alert_transitions, capacity_evaluations
-            TO waferwatch_writer;
-        REVOKE UPDATE ON slo_evaluations, alert_transitions, capacity_evaluations
+        GRANT SELECT, INSERT ON slo_evaluations, alert_transitions, capacity_evaluations,
+            site_capacity TO waferwatch_writer;
+        REVOKE UPDATE ON slo_evaluations, alert_transitions, capacity_evaluations, site_capacity
             FROM waferwatch_writer;
         REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON phases, slo_status, alerts, slo_evaluations, alert_transitions,
-               capacity_evaluations FROM waferwatch_writer;
+               capacity_evaluations, site_capacity FROM waferwatch_writer;
         -- Retention (0008), as the owner through the SECURITY DEFINER function.
         GRANT EXECUTE ON FUNCTION ww_drop_old_data(integer, integer) TO waferwatch_writer;
         -- Hourly rollups (0010): ww_sli() runs as its caller and reads the hour rows; the
@@ -911,6 +1003,24 @@ BEGIN
             TO waferwatch_reader;
     END IF;
 
+    -- What a fleet database's subscription reads (0024): the tables of publication
+    -- waferwatch_site, for its initial copy. The login it connects as also needs the
+    -- REPLICATION attribute, which group membership does not give (docs/operations.md).
+    IF to_regrole('waferwatch_feed') IS NOT NULL THEN
+        n := n + 1;
+        IF has_database_privilege(current_database(), 'CONNECT WITH GRANT OPTION') THEN
+            EXECUTE format('GRANT CONNECT ON DATABASE %I TO waferwatch_feed',
+                           current_database());
+        END IF;
+        IF owns_schema THEN
+            GRANT USAGE ON SCHEMA public TO waferwatch_feed;
+        END IF;
+        FOR r IN SELECT format('%I', t.tablename) FROM pg_publication_tables t
+                 WHERE t.pubname = 'waferwatch_site' AND t.schemaname = 'public' LOOP
+            EXECUTE 'GRANT SELECT ON ' || r || ' TO waferwatch_feed';
+        END LOOP;
+    END IF;
+
     -- Both group roles run the SLO functions (dashboards and the evaluator call the same
     -- ones). The histogram type and functions are the waferwatch extension's (pgext/):
     -- its objects belong to the superuser that installed it, with USAGE and EXECUTE for
@@ -918,8 +1028,13 @@ BEGIN
     FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP
         IF to_regrole(r) IS NOT NULL THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION'
-                ' ww_sli(text, text, text, double precision, timestamptz, timestamptz),'
+                ' ww_sli(text, text, text, double precision, timestamptz, timestamptz,'
+                '        boolean),'
                 ' ww_phase_capacity(text, timestamptz, timestamptz, double precision),'
+                ' ww_phase_capacity_sites(text, timestamptz, timestamptz, double precision),'
+                ' ww_phase_capacity_rows(text, timestamptz, timestamptz, double precision),'
+                ' ww_capacity_total(site_capacity[]),'
+                ' ww_fleet_capacity(text, interval),'
                 ' ww_epoch_hex(bigint) TO %I', r);
         END IF;
     END LOOP;
@@ -1197,11 +1312,45 @@ $_$;
 
 CREATE FUNCTION public.ww_phase_capacity(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw double precision, power_kw double precision, hotspot_max_c double precision, outlet_max_c double precision, throttled_share double precision, j_per_token double precision)
     LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT t.* FROM ww_capacity_total(ARRAY(
+        SELECT c FROM ww_phase_capacity_rows(p_phase, p_from, p_to, p_hotspot_max) c)) t
+$$;
+
+
+--
+-- Name: FUNCTION ww_phase_capacity(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.ww_phase_capacity(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) IS 'Per phase over [p_from, p_to): reporting and healthy nodes (latest sample not throttled, hotspot <= p_hotspot_max), delivered kW (rated, healthy), power kW (latest per node), max hotspot/outlet, throttled share of samples, J/token. One row always.';
+
+
+--
+-- Name: ww_phase_capacity_rows(text, timestamp with time zone, timestamp with time zone, double precision); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_phase_capacity_rows(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) RETURNS SETOF public.site_capacity
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT p_to, c.site, p_phase, c.reporting_nodes, c.healthy_nodes, c.delivered_kw,
+           c.power_kw, c.hotspot_max_c, c.outlet_max_c, c.throttled_samples,
+           c.throttle_samples, c.power_w_tokened, c.tokens_per_s
+    FROM ww_phase_capacity_sites(p_phase, p_from, p_to, p_hotspot_max) c
+$$;
+
+
+--
+-- Name: ww_phase_capacity_sites(text, timestamp with time zone, timestamp with time zone, double precision); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) RETURNS TABLE(site text, reporting_nodes integer, healthy_nodes integer, delivered_kw double precision, power_kw double precision, hotspot_max_c double precision, outlet_max_c double precision, throttled_samples bigint, throttle_samples bigint, power_w_tokened double precision, tokens_per_s double precision)
+    LANGUAGE sql STABLE PARALLEL SAFE
     SET jit TO 'off'
     AS $$
     WITH per AS (
-        SELECT n.rated_kw, agg.*, last.power_w,
-               NOT coalesce(last.throttled, false)
+        SELECT n.site AS label, n.rated_kw, agg.*, last.power_w,
+               last.time IS NOT NULL AS reporting,
+               last.time IS NOT NULL AND NOT coalesce(last.throttled, false)
                    AND (p_hotspot_max IS NULL OR last.wafer_hotspot_c IS NULL
                         OR last.wafer_hotspot_c <= p_hotspot_max) AS h
         FROM nodes n
@@ -1215,37 +1364,32 @@ CREATE FUNCTION public.ww_phase_capacity(p_phase text, p_from timestamp with tim
                        FILTER (WHERE ns.power_w IS NOT NULL) AS tokens_sum
             FROM node_samples ns
             WHERE ns.node_id = n.node_id AND ns.time >= p_from AND ns.time < p_to) AS agg
-        CROSS JOIN LATERAL (
-            SELECT s.power_w, s.wafer_hotspot_c, s.throttled
+        LEFT JOIN LATERAL (
+            SELECT s.time, s.power_w, s.wafer_hotspot_c, s.throttled
             FROM node_samples s
             WHERE s.node_id = n.node_id AND s.time >= p_from AND s.time < p_to
             ORDER BY s.time DESC
-            LIMIT 1) AS last
+            LIMIT 1) AS last ON true
         WHERE n.phase = p_phase
-    ), l AS (
-        SELECT count(*)::integer AS reporting,
-               count(*) FILTER (WHERE h)::integer AS healthy,
-               coalesce(sum(rated_kw) FILTER (WHERE h), 0) AS delivered_kw,
-               coalesce(sum(power_w::double precision), 0) / 1000 AS power_kw
-        FROM per
-    ), a AS (
-        SELECT max(hotspot_max)::double precision AS hotspot_max_c,
-               max(outlet_max)::double precision AS outlet_max_c,
-               sum(n_throttled)::double precision / nullif(sum(n), 0) AS throttled_share,
-               sum(power_sum) / nullif(sum(tokens_sum), 0) AS j_per_token
-        FROM per
     )
-    SELECT l.reporting, l.healthy, l.delivered_kw, l.power_kw, a.hotspot_max_c,
-           a.outlet_max_c, a.throttled_share, a.j_per_token
-    FROM l, a
+    SELECT per.label, count(*) FILTER (WHERE per.reporting)::integer,
+           count(*) FILTER (WHERE per.h)::integer,
+           coalesce(sum(per.rated_kw) FILTER (WHERE per.h), 0),
+           coalesce(sum(per.power_w::double precision), 0) / 1000,
+           max(per.hotspot_max)::double precision, max(per.outlet_max)::double precision,
+           sum(per.n_throttled)::bigint, sum(per.n)::bigint,
+           sum(per.power_sum), sum(per.tokens_sum)
+    FROM per
+    GROUP BY per.label
+    ORDER BY per.label
 $$;
 
 
 --
--- Name: FUNCTION ww_phase_capacity(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_phase_capacity(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) IS 'Per phase over [p_from, p_to): reporting and healthy nodes (latest sample not throttled, hotspot <= p_hotspot_max), delivered kW (rated, healthy), power kW (latest per node), max hotspot/outlet, throttled share of samples, J/token. One row always.';
+COMMENT ON FUNCTION public.ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) IS 'ww_phase_capacity per nodes.site label of the phase''s nodes (a row for each label with nodes of the phase, 0 reporting included), throttling and J/token as sums: what a site''s evaluator writes to site_capacity for the fleet.';
 
 
 --
@@ -1260,32 +1404,35 @@ DECLARE
     n integer;
 BEGIN
     -- Complete hours in [p_from, p_to) whose row is missing or no longer holds all their
-    -- minutes (its window count differs), rebuilt whole; in (time, phase, model) order, so
+    -- minutes (its window count differs), rebuilt whole; in key order, so
     -- two collectors doing it at once take the row locks in the same order.
     WITH m AS (
-        SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.phase, r.model, sum(r.windows) AS windows
+        SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.phase, r.model, r.site,
+               sum(r.windows) AS windows
         FROM latency_rollup_1m r
         WHERE r.time >= date_trunc('hour', p_from, 'UTC')
           AND r.time < least(p_to, date_trunc('hour', now(), 'UTC'))
-        GROUP BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4
     ), stale AS (
-        SELECT m.hour, m.phase, m.model
+        SELECT m.hour, m.phase, m.model, m.site
         FROM m LEFT JOIN latency_rollup_1h h
-            ON h.time = m.hour AND h.phase = m.phase AND h.model = m.model
+            ON h.time = m.hour AND h.phase = m.phase AND h.model = m.model AND h.site = m.site
         WHERE h.windows IS DISTINCT FROM m.windows
     )
-    INSERT INTO latency_rollup_1h AS h
-    SELECT s.hour, s.phase, s.model, sum(r.windows), sum(r.requests_ok), sum(r.requests_error),
-           sum(r.requests_timeout), sum(r.requests_rejected), sum(r.prompt_tokens),
-           sum(r.output_tokens), ww_merge(r.queue), ww_merge(r.ttft), ww_merge(r.tpot),
-           ww_merge(r.e2e)
+    INSERT INTO latency_rollup_1h AS h (time, phase, model, site, windows, requests_ok,
+                                        requests_error, requests_timeout, requests_rejected,
+                                        prompt_tokens, output_tokens, queue, ttft, tpot, e2e)
+    SELECT s.hour, s.phase, s.model, s.site, sum(r.windows), sum(r.requests_ok),
+           sum(r.requests_error), sum(r.requests_timeout), sum(r.requests_rejected),
+           sum(r.prompt_tokens), sum(r.output_tokens), ww_merge(r.queue), ww_merge(r.ttft),
+           ww_merge(r.tpot), ww_merge(r.e2e)
     FROM stale s
     JOIN latency_rollup_1m r
-        ON r.phase = s.phase AND r.model = s.model
+        ON r.phase = s.phase AND r.model = s.model AND r.site = s.site
        AND r.time >= s.hour AND r.time < s.hour + interval '1 hour'
-    GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3
-    ON CONFLICT (time, phase, model) DO UPDATE SET
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (time, phase, model, site) DO UPDATE SET
         windows = EXCLUDED.windows, requests_ok = EXCLUDED.requests_ok,
         requests_error = EXCLUDED.requests_error, requests_timeout = EXCLUDED.requests_timeout,
         requests_rejected = EXCLUDED.requests_rejected, prompt_tokens = EXCLUDED.prompt_tokens,
@@ -1302,8 +1449,6 @@ END $$;
 
 COMMENT ON FUNCTION public.ww_rollup_hours(p_from timestamp with time zone, p_to timestamp with time zone) IS 'Builds or rebuilds the latency_rollup_1h rows of the complete hours in [p_from, p_to) that are missing or whose window count no longer equals their minutes''. Runs as the owner. Returns the number of rows written.';
 
-
-SET default_tablespace = '';
 
 --
 -- Name: node_samples; Type: TABLE; Schema: public; Owner: -
@@ -1478,19 +1623,20 @@ COMMENT ON FUNCTION public.ww_site_series(p_from timestamp with time zone, p_to 
 
 
 --
--- Name: ww_sli(text, text, text, double precision, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+-- Name: ww_sli(text, text, text, double precision, timestamp with time zone, timestamp with time zone, boolean); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(good bigint, total bigint)
+CREATE FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone, p_tiers_only boolean DEFAULT false) RETURNS TABLE(good bigint, total bigint)
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 DECLARE
-    rollup boolean := coalesce(p_to - p_from >= interval '2 minutes', false);
+    rollup boolean := p_tiers_only OR coalesce(p_to - p_from >= interval '2 minutes', false);
     h_lo timestamptz := date_trunc('hour', p_from, 'UTC');
     h_hi timestamptz := date_trunc('hour', p_to, 'UTC');
     good_t timestamptz[];
     good_m text[];
+    good_s text[];
     t_hi timestamptz;
     tr_lo timestamptz;
     dirty timestamptz[];
@@ -1530,24 +1676,27 @@ BEGIN
         -- which the rebuild deletes: their rows are taken as they are, but for those
         -- recorded dirty. The other hours, [t_hi, h_hi) and the dirty ones, only when
         -- their row holds exactly the minutes there are now (same window count).
-        t_hi := greatest(h_lo, least(h_hi, (SELECT s.hours_done FROM ww_tier_state s)));
+        t_hi := CASE WHEN p_tiers_only THEN h_lo
+                     ELSE greatest(h_lo, least(h_hi, (SELECT s.hours_done FROM ww_tier_state s)))
+                END;
         dirty := ARRAY(SELECT DISTINCT d.time FROM ww_tier_dirty d
                        WHERE d.tier = 'l' AND d.time >= h_lo AND d.time < t_hi);
-        SELECT coalesce(array_agg(h.time), '{}'), coalesce(array_agg(h.model), '{}')
-        INTO good_t, good_m
+        SELECT coalesce(array_agg(h.time), '{}'), coalesce(array_agg(h.model), '{}'),
+               coalesce(array_agg(h.site), '{}')
+        INTO good_t, good_m, good_s
         FROM latency_rollup_1h h
-        LEFT JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model,
+        LEFT JOIN (SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.model, r.site,
                           sum(r.windows) AS windows
-                   FROM (SELECT r.time, r.model, r.windows FROM latency_rollup_1m r
+                   FROM (SELECT r.time, r.model, r.site, r.windows FROM latency_rollup_1m r
                          WHERE r.time >= t_hi AND r.time < h_hi
                            AND r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
                          UNION ALL
-                         SELECT r.time, r.model, r.windows FROM latency_rollup_1m r
+                         SELECT r.time, r.model, r.site, r.windows FROM latency_rollup_1m r
                          JOIN unnest(dirty) AS d(t)
                              ON r.time >= d.t AND r.time < d.t + interval '1 hour'
                          WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)) r
-                   GROUP BY 1, 2) c
-            ON c.hour = h.time AND c.model = h.model
+                   GROUP BY 1, 2, 3) c
+            ON c.hour = h.time AND c.model = h.model AND c.site = h.site
         WHERE h.phase = p_phase AND (p_model = '*' OR h.model = p_model)
           AND h.time >= h_lo AND h.time < h_hi
           AND ((h.time < t_hi AND h.time <> ALL (dirty)) OR c.windows = h.windows);
@@ -1565,6 +1714,7 @@ BEGIN
     ELSE
         good_t := '{}';
         good_m := '{}';
+        good_s := '{}';
     END IF;
     IF p_metric = 'availability' THEN
         -- The same hours from their rows, the other minutes from theirs (counters only:
@@ -1573,7 +1723,8 @@ BEGIN
             SELECT h.requests_ok AS ok,
                    h.requests_ok + h.requests_error + h.requests_timeout + h.requests_rejected AS n
             FROM latency_rollup_1h h
-            JOIN unnest(good_t, good_m) AS g(t, model) ON h.time = g.t AND h.model = g.model
+            JOIN unnest(good_t, good_m, good_s) AS g(t, model, site)
+                ON h.time = g.t AND h.model = g.model AND h.site = g.site
             WHERE h.phase = p_phase
             UNION ALL
             SELECT r.requests_ok,
@@ -1582,8 +1733,9 @@ BEGIN
             JOIN latency_rollup_1m r ON r.time >= rg.lo AND r.time < rg.hi
             WHERE r.phase = p_phase AND (p_model = '*' OR r.model = p_model)
               AND r.time >= p_from AND r.time < p_to
-              AND (date_trunc('hour', r.time, 'UTC'), r.model) NOT IN
-                  (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model))) x;
+              AND (date_trunc('hour', r.time, 'UTC'), r.model, r.site) NOT IN
+                  (SELECT g.t, g.model, g.site
+                   FROM unnest(good_t, good_m, good_s) AS g(t, model, site))) x;
         good := coalesce(good, 0);
         total := coalesce(total, 0);
         RETURN NEXT;
@@ -1596,7 +1748,8 @@ BEGIN
                   SELECT CASE p_metric WHEN 'ttft' THEN h.ttft WHEN 'tpot' THEN h.tpot
                                        WHEN 'e2e' THEN h.e2e ELSE h.queue END AS h
                   FROM latency_rollup_1h h
-                  JOIN unnest(good_t, good_m) AS g(t, model) ON h.time = g.t AND h.model = g.model
+                  JOIN unnest(good_t, good_m, good_s) AS g(t, model, site)
+                      ON h.time = g.t AND h.model = g.model AND h.site = g.site
                   WHERE h.phase = p_phase
                   UNION ALL
                   SELECT CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
@@ -1604,14 +1757,15 @@ BEGIN
                   FROM latency_rollup_1m r
                   -- The keys first (an index-only scan of the primary key), then only the
                   -- rows needed: a minute row carries four histograms, ~2 KB.
-                  WHERE (r.time, r.phase, r.model) IN (
-                      SELECT k.time, k.phase, k.model
+                  WHERE (r.time, r.phase, r.model, r.site) IN (
+                      SELECT k.time, k.phase, k.model, k.site
                       FROM unnest(rg_lo, rg_hi) AS rg(lo, hi)
                       JOIN latency_rollup_1m k ON k.time >= rg.lo AND k.time < rg.hi
                       WHERE k.phase = p_phase AND (p_model = '*' OR k.model = p_model)
                         AND k.time >= p_from AND k.time < p_to
-                        AND (date_trunc('hour', k.time, 'UTC'), k.model) NOT IN
-                            (SELECT g.t, g.model FROM unnest(good_t, good_m) AS g(t, model)))) x);
+                        AND (date_trunc('hour', k.time, 'UTC'), k.model, k.site) NOT IN
+                            (SELECT g.t, g.model, g.site
+                             FROM unnest(good_t, good_m, good_s) AS g(t, model, site)))) x);
     ELSIF rollup THEN
         m := (SELECT ww_merge(CASE p_metric WHEN 'ttft' THEN r.ttft WHEN 'tpot' THEN r.tpot
                                             WHEN 'e2e' THEN r.e2e ELSE r.queue END)
@@ -1632,10 +1786,10 @@ END $$;
 
 
 --
--- Name: FUNCTION ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone, p_tiers_only boolean); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Good and total events of an SLI over [p_from, p_to) for a phase and a model (''*'': all): latency metrics (ttft, tpot, e2e, queue) count values at or below p_threshold (ww_hist_count_above), availability counts ok among all requests. Raw windows below 2 min; minute rollups from 2 min; from 3 h the whole hours come from latency_rollup_1h where it holds all their minutes (same result, fewer merges); (0, 0) when empty.';
+COMMENT ON FUNCTION public.ww_sli(p_phase text, p_model text, p_metric text, p_threshold double precision, p_from timestamp with time zone, p_to timestamp with time zone, p_tiers_only boolean) IS 'Good and total events of an SLI over [p_from, p_to) for a phase and a model (''*'': all): latency metrics (ttft, tpot, e2e, queue) count values at or below p_threshold (ww_hist_count_above), availability counts ok among all requests. Raw windows below 2 min; minute rollups from 2 min; from 3 h the whole hours come from latency_rollup_1h where it holds all their minutes (same result, fewer merges); (0, 0) when empty. p_tiers_only (a fleet database): the rollups whatever the range, hour rows only where they hold all their minutes.';
 
 
 --
@@ -2140,15 +2294,17 @@ DECLARE
     n integer;
 BEGIN
     DELETE FROM latency_rollup_1h WHERE time >= p_from AND time < p_to;
-    INSERT INTO latency_rollup_1h
-    SELECT date_trunc('hour', r.time, 'UTC'), r.phase, r.model, sum(r.windows),
+    INSERT INTO latency_rollup_1h (time, phase, model, site, windows, requests_ok,
+                                   requests_error, requests_timeout, requests_rejected,
+                                   prompt_tokens, output_tokens, queue, ttft, tpot, e2e)
+    SELECT date_trunc('hour', r.time, 'UTC'), r.phase, r.model, r.site, sum(r.windows),
            sum(r.requests_ok), sum(r.requests_error), sum(r.requests_timeout),
            sum(r.requests_rejected), sum(r.prompt_tokens), sum(r.output_tokens),
            ww_merge(r.queue), ww_merge(r.ttft), ww_merge(r.tpot), ww_merge(r.e2e)
     FROM latency_rollup_1m r
     WHERE r.time >= p_from AND r.time < p_to
-    GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3;
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
@@ -2418,8 +2574,6 @@ $$;
 COMMENT ON FUNCTION public.ww_windows(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) IS 'The latency windows of [p_from, p_to) of the given nodes, raw or compacted: the columns of latency_windows (which alone holds only what is not compacted yet).';
 
 
-SET default_table_access_method = heap;
-
 --
 -- Name: alert_transitions; Type: TABLE; Schema: public; Owner: -
 --
@@ -2509,8 +2663,16 @@ CREATE TABLE public.capacity_evaluations (
     outlet_max_c double precision,
     throttled_share double precision,
     j_per_token double precision,
-    breach boolean NOT NULL
+    breach boolean NOT NULL,
+    stale_sites text[]
 );
+
+
+--
+-- Name: COLUMN capacity_evaluations.stale_sites; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.capacity_evaluations.stale_sites IS 'Fleet evaluation: the site labels whose newest site_capacity row was older than fleet.stale_after (their last figures counted, not lost); NULL at a site.';
 
 
 --
@@ -2599,7 +2761,8 @@ CREATE TABLE public.latency_rollup_1h (
     queue public.ww_hist NOT NULL,
     ttft public.ww_hist NOT NULL,
     tpot public.ww_hist NOT NULL,
-    e2e public.ww_hist NOT NULL
+    e2e public.ww_hist NOT NULL,
+    site text DEFAULT ''::text NOT NULL
 );
 
 
@@ -2608,6 +2771,13 @@ CREATE TABLE public.latency_rollup_1h (
 --
 
 COMMENT ON TABLE public.latency_rollup_1h IS 'latency_rollup_1m merged per hour (time = the hour), built by ww_rollup_hours() from the minutes; ww_sli() uses a row only while its windows equal its minutes'' sum.';
+
+
+--
+-- Name: COLUMN latency_rollup_1h.site; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_rollup_1h.site IS 'nodes.site of the windows'' node ('''' before version 24), as latency_rollup_1m.';
 
 
 --
@@ -2628,8 +2798,16 @@ CREATE TABLE public.latency_rollup_1m (
     queue public.ww_hist NOT NULL,
     ttft public.ww_hist NOT NULL,
     tpot public.ww_hist NOT NULL,
-    e2e public.ww_hist NOT NULL
+    e2e public.ww_hist NOT NULL,
+    site text DEFAULT ''::text NOT NULL
 );
+
+
+--
+-- Name: COLUMN latency_rollup_1m.site; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.latency_rollup_1m.site IS 'nodes.site of the windows'' node ('''' before version 24): a phase spread over sites has one row per site, merged by every reader.';
 
 
 --
@@ -3417,7 +3595,8 @@ CREATE VIEW public.ww_latency_1m AS
     r.ttft,
     r.tpot,
     r.e2e,
-    r.queue
+    r.queue,
+    r.site
    FROM public.latency_rollup_1m r;
 
 
@@ -3425,7 +3604,7 @@ CREATE VIEW public.ww_latency_1m AS
 -- Name: VIEW ww_latency_1m; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON VIEW public.ww_latency_1m IS 'latency_rollup_1m with requests (all statuses), p50/p90/p99 in seconds of ttft, tpot, e2e and queue per minute, phase and model, and the histograms themselves for ww_merge over longer ranges (quantiles of a merge, not averages of quantiles).';
+COMMENT ON VIEW public.ww_latency_1m IS 'latency_rollup_1m with requests (all statuses), p50/p90/p99 in seconds of ttft, tpot, e2e and queue per minute, phase, model and site (nodes.site), and the histograms for ww_merge over longer ranges (quantiles of a merge, not averages of quantiles).';
 
 
 --
@@ -3621,7 +3800,8 @@ CREATE VIEW public.ww_phase_capacity_latest AS
             e.outlet_max_c,
             e.throttled_share,
             e.j_per_token,
-            e.breach
+            e.breach,
+            e.stale_sites
            FROM public.capacity_evaluations e
           WHERE (e.phase = p.id)
           ORDER BY e."time" DESC
@@ -3889,7 +4069,7 @@ ALTER TABLE ONLY public.latency_node_1h_default
 --
 
 ALTER TABLE ONLY public.latency_rollup_1h
-    ADD CONSTRAINT latency_rollup_1h_pkey PRIMARY KEY ("time", phase, model);
+    ADD CONSTRAINT latency_rollup_1h_pkey PRIMARY KEY ("time", phase, model, site);
 
 
 --
@@ -3897,7 +4077,7 @@ ALTER TABLE ONLY public.latency_rollup_1h
 --
 
 ALTER TABLE ONLY public.latency_rollup_1m
-    ADD CONSTRAINT latency_rollup_1m_pkey PRIMARY KEY ("time", phase, model);
+    ADD CONSTRAINT latency_rollup_1m_pkey PRIMARY KEY ("time", phase, model, site);
 
 
 --
@@ -3978,6 +4158,14 @@ ALTER TABLE ONLY public.nodes
 
 ALTER TABLE ONLY public.phases
     ADD CONSTRAINT phases_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: site_capacity site_capacity_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.site_capacity
+    ADD CONSTRAINT site_capacity_pkey PRIMARY KEY (site, phase, "time");
 
 
 --
@@ -4364,6 +4552,83 @@ CREATE TRIGGER alerts_fence BEFORE INSERT OR UPDATE ON public.alerts FOR EACH RO
 
 ALTER TABLE ONLY public.alert_transitions
     ADD CONSTRAINT alert_transitions_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id);
+
+
+--
+-- Name: waferwatch_site; Type: PUBLICATION; Schema: -; Owner: -
+--
+
+CREATE PUBLICATION waferwatch_site WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);
+
+
+--
+-- Name: PUBLICATION waferwatch_site; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON PUBLICATION waferwatch_site IS 'What a site sends the fleet database (docs/operations.md, Sites and a fleet database).';
+
+
+--
+-- Name: waferwatch_site latency_node_1h; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.latency_node_1h;
+
+
+--
+-- Name: waferwatch_site latency_rollup_1h; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.latency_rollup_1h;
+
+
+--
+-- Name: waferwatch_site latency_rollup_1m; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.latency_rollup_1m;
+
+
+--
+-- Name: waferwatch_site node_rollup_1h; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.node_rollup_1h;
+
+
+--
+-- Name: waferwatch_site node_rollup_1m; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.node_rollup_1m;
+
+
+--
+-- Name: waferwatch_site nodes; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.nodes;
+
+
+--
+-- Name: waferwatch_site site_capacity; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.site_capacity;
+
+
+--
+-- Name: waferwatch_site site_rollup_1h; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.site_rollup_1h;
+
+
+--
+-- Name: waferwatch_site site_rollup_1m; Type: PUBLICATION TABLE; Schema: public; Owner: -
+--
+
+ALTER PUBLICATION waferwatch_site ADD TABLE ONLY public.site_rollup_1m;
 
 
 --

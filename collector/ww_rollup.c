@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WW_ROLLUP_NCOLS 14
+#define WW_ROLLUP_NCOLS 15
 
 uint64_t ww_rollup_hash(const char *s)
 {
@@ -87,7 +87,7 @@ static int s_phases_grow(ww_rollup_t *r)
     return 0;
 }
 
-void ww_rollup_set_phase(ww_rollup_t *r, const char *node, const char *phase)
+void ww_rollup_set_phase(ww_rollup_t *r, const char *node, const char *phase, const char *site)
 {
     if ((r->n_phases + 1) * 2 > r->phases_cap && s_phases_grow(r) < 0) {
         ww_rollup_forget_phases(r);
@@ -97,7 +97,15 @@ void ww_rollup_set_phase(ww_rollup_t *r, const char *node, const char *phase)
     while (r->key[i] && strcmp(r->key[i], node) != 0) {
         i = (i + 1) & (r->phases_cap - 1);
     }
-    char *v = strdup(phase ? phase : "");
+    /* One allocation, "phase\0site\0": ww_rollup_phase() returns it, the site follows. */
+    phase = phase ? phase : "";
+    site = site ? site : "";
+    size_t lp = strlen(phase) + 1, ls = strlen(site) + 1;
+    char *v = malloc(lp + ls);
+    if (v) {
+        memcpy(v, phase, lp);
+        memcpy(v + lp, site, ls);
+    }
     if (!v) {
         ww_rollup_forget_phases(r);
         return;
@@ -119,14 +127,15 @@ void ww_rollup_clear(ww_rollup_t *r)
     r->n_rows = 0;
 }
 
-/* The row of (minute, phase, model), made (counts zeroed) when there is none; NULL when
- * out of memory. */
-static ww_rollup_row_t *s_row(ww_rollup_t *r, int64_t minute, const char *phase, const char *model)
+/* The row of (minute, phase, model, site), made (counts zeroed) when there is none; NULL
+ * when out of memory. */
+static ww_rollup_row_t *s_row(ww_rollup_t *r, int64_t minute, const char *phase, const char *model,
+                              const char *site)
 {
     for (size_t i = 0; i < r->n_rows; i++) {
         ww_rollup_row_t *c = &r->rows[i];
         if (c->minute_us == minute && strcmp(c->phase, phase) == 0 &&
-            strcmp(c->model, model) == 0) {
+            strcmp(c->model, model) == 0 && strcmp(c->site, site) == 0) {
             return c;
         }
     }
@@ -144,6 +153,7 @@ static ww_rollup_row_t *s_row(ww_rollup_t *r, int64_t minute, const char *phase,
     row->minute_us = minute;
     row->phase = phase;
     row->model = model;
+    row->site = site;
     row->windows = row->added = row->ok = row->error = row->timeout = row->rejected = 0;
     row->prompt_tokens = row->output_tokens = 0;
     return row;
@@ -156,7 +166,8 @@ int ww_rollup_add(ww_rollup_t *r, const Waferwatch__V1__LatencyWindow *w, bool p
     const int64_t m = INT64_C(60) * 1000000; /* date_trunc('minute') in the UTC session */
     int64_t minute = t - ((t % m) + m) % m;
     const char *phase = ww_rollup_phase(r, w->node_id);
-    ww_rollup_row_t *row = s_row(r, minute, phase ? phase : "", w->model);
+    ww_rollup_row_t *row =
+        s_row(r, minute, phase ? phase : "", w->model, phase ? phase + strlen(phase) + 1 : "");
     if (!row) {
         return -ENOMEM;
     }
@@ -221,6 +232,7 @@ void ww_rollup_encode(const ww_rollup_t *r, ww_copy_t *c)
         for (int k = 0; k < 4; k++) {
             ww_copy_field_hist(c, &row->h[k]);
         }
+        ww_copy_field_text(c, row->site); /* added by migration 0024: the last column */
     }
     ww_copy_end(c);
 }

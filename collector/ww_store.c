@@ -352,7 +352,7 @@ static ww_store_rc_t s_copy_rows(ww_store_t *self, ww_store_item_t *items, size_
 
 /* Makes sure the phase of every node with a window in the written batches is known: the
  * ones not cached are read from nodes in one query (their Hellos, if in this group, were
- * written and cached just before). A node that never said hello has phase ''. */
+ * written and cached just before). A node that never said hello has phase and site ''. */
 static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, size_t n)
 {
     ww_buf_t ids = {0};
@@ -379,12 +379,12 @@ static ww_store_rc_t s_resolve_phases(ww_store_t *self, ww_store_item_t *items, 
     PGresult *r = NULL;
     if (rc == WW_STORE_OK && !first) {
         const char *params[] = {ids.p};
-        rc = s_exec(
-            self, "SELECT node_id, coalesce(phase, '') FROM nodes WHERE node_id = ANY($1::text[])",
-            1, params, &r, "reading node phases");
+        rc = s_exec(self, "SELECT node_id, phase, site FROM nodes WHERE node_id = ANY($1::text[])",
+                    1, params, &r, "reading node phases");
     }
     for (int t = 0; r && t < PQntuples(r); t++) {
-        ww_rollup_set_phase(&self->rollup, PQgetvalue(r, t, 0), PQgetvalue(r, t, 1));
+        ww_rollup_set_phase(&self->rollup, PQgetvalue(r, t, 0), PQgetvalue(r, t, 1),
+                            PQgetvalue(r, t, 2));
     }
     PQclear(r);
     free(ids.p);
@@ -1054,7 +1054,8 @@ static ww_store_rc_t s_hello(ww_store_t *self, const ww_store_item_t *it)
         ww_buf_free(&a[k]);
     }
     for (size_t i = 0; rc == WW_STORE_OK && i < h->n_nodes; i++) {
-        ww_rollup_set_phase(&self->rollup, h->nodes[i]->node_id, h->nodes[i]->phase);
+        ww_rollup_set_phase(&self->rollup, h->nodes[i]->node_id, h->nodes[i]->phase,
+                            h->nodes[i]->site);
     }
     return rc;
 }

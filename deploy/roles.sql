@@ -10,7 +10,8 @@
 --   grafana    login of dashboards/reports (waferwatch_reader)  [waferwatch_grafana]
 --
 -- What it makes (idempotent: safe to run again):
---   waferwatch_writer, waferwatch_reader  NOLOGIN group roles; the collector's schema
+--   waferwatch_writer, waferwatch_reader, waferwatch_feed  NOLOGIN group roles (feed: what a
+--       fleet database's subscription reads, docs/operations.md); the collector's schema
 --       migration (collector/sql/90_grants.sql, re-applied by each migration run) grants them their privileges on
 --       the tables. Made here so that the owner needs no CREATEROLE.
 --   :owner      LOGIN, owns the database and thereby schema public; the only role that
@@ -76,13 +77,14 @@
 
 -- CREATE ROLE has no IF NOT EXISTS: create what is missing, then set the attributes.
 SELECT format('CREATE ROLE %I', r)
-FROM unnest(ARRAY['waferwatch_writer', 'waferwatch_reader',
+FROM unnest(ARRAY['waferwatch_writer', 'waferwatch_reader', 'waferwatch_feed',
                   :'owner', :'collector', :'grafana']) AS r
 WHERE to_regrole(r) IS NULL
 \gexec
 
 ALTER ROLE waferwatch_writer NOLOGIN;
 ALTER ROLE waferwatch_reader NOLOGIN;
+ALTER ROLE waferwatch_feed NOLOGIN;
 -- The owner needs no CREATEROLE: the group roles exist now.
 ALTER ROLE :"owner" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
 ALTER ROLE :"collector" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;

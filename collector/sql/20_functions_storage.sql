@@ -164,6 +164,7 @@ BEGIN
         DELETE FROM latency_rollup_1h WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1m WHERE time < current_date - rollup_days;
         DELETE FROM site_rollup_1h WHERE time < current_date - rollup_days;
+        DELETE FROM site_capacity WHERE time < current_date - rollup_days;
         DELETE FROM slo_burn_1h WHERE time < current_date - rollup_days;
     END IF;
     RETURN dropped;
@@ -172,7 +173,7 @@ REVOKE EXECUTE ON FUNCTION ww_drop_old_data(integer, integer) FROM PUBLIC;
 COMMENT ON FUNCTION ww_drop_old_data(integer, integer) IS
     'Retention: drops the daily partitions of node_samples and latency_windows older than '
     'raw_days and deletes rollups (latency per phase, sites; minute and hour), SLO and capacity evaluations and their burn-rate hours, alert '
-    'transitions and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the '
+    'transitions, site capacity rows and ingest rejects older than rollup_days (0 or NULL: keep). Runs as the '
     'owner. Returns the number of partitions dropped.';
 
 -- Hourly latency rollups for the long SLO windows: builds the latency_rollup_1h rows of
@@ -185,32 +186,35 @@ DECLARE
     n integer;
 BEGIN
     -- Complete hours in [p_from, p_to) whose row is missing or no longer holds all their
-    -- minutes (its window count differs), rebuilt whole; in (time, phase, model) order, so
+    -- minutes (its window count differs), rebuilt whole; in key order, so
     -- two collectors doing it at once take the row locks in the same order.
     WITH m AS (
-        SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.phase, r.model, sum(r.windows) AS windows
+        SELECT date_trunc('hour', r.time, 'UTC') AS hour, r.phase, r.model, r.site,
+               sum(r.windows) AS windows
         FROM latency_rollup_1m r
         WHERE r.time >= date_trunc('hour', p_from, 'UTC')
           AND r.time < least(p_to, date_trunc('hour', now(), 'UTC'))
-        GROUP BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4
     ), stale AS (
-        SELECT m.hour, m.phase, m.model
+        SELECT m.hour, m.phase, m.model, m.site
         FROM m LEFT JOIN latency_rollup_1h h
-            ON h.time = m.hour AND h.phase = m.phase AND h.model = m.model
+            ON h.time = m.hour AND h.phase = m.phase AND h.model = m.model AND h.site = m.site
         WHERE h.windows IS DISTINCT FROM m.windows
     )
-    INSERT INTO latency_rollup_1h AS h
-    SELECT s.hour, s.phase, s.model, sum(r.windows), sum(r.requests_ok), sum(r.requests_error),
-           sum(r.requests_timeout), sum(r.requests_rejected), sum(r.prompt_tokens),
-           sum(r.output_tokens), ww_merge(r.queue), ww_merge(r.ttft), ww_merge(r.tpot),
-           ww_merge(r.e2e)
+    INSERT INTO latency_rollup_1h AS h (time, phase, model, site, windows, requests_ok,
+                                        requests_error, requests_timeout, requests_rejected,
+                                        prompt_tokens, output_tokens, queue, ttft, tpot, e2e)
+    SELECT s.hour, s.phase, s.model, s.site, sum(r.windows), sum(r.requests_ok),
+           sum(r.requests_error), sum(r.requests_timeout), sum(r.requests_rejected),
+           sum(r.prompt_tokens), sum(r.output_tokens), ww_merge(r.queue), ww_merge(r.ttft),
+           ww_merge(r.tpot), ww_merge(r.e2e)
     FROM stale s
     JOIN latency_rollup_1m r
-        ON r.phase = s.phase AND r.model = s.model
+        ON r.phase = s.phase AND r.model = s.model AND r.site = s.site
        AND r.time >= s.hour AND r.time < s.hour + interval '1 hour'
-    GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3
-    ON CONFLICT (time, phase, model) DO UPDATE SET
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (time, phase, model, site) DO UPDATE SET
         windows = EXCLUDED.windows, requests_ok = EXCLUDED.requests_ok,
         requests_error = EXCLUDED.requests_error, requests_timeout = EXCLUDED.requests_timeout,
         requests_rejected = EXCLUDED.requests_rejected, prompt_tokens = EXCLUDED.prompt_tokens,

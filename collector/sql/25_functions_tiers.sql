@@ -360,7 +360,7 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION ww_tier_latency_late(timestamptz[], text[]) FROM PUBLIC;
 
--- latency_rollup_1h (per phase and model, 0010) of the hours in [p_from, p_to) rebuilt whole
+-- latency_rollup_1h (per phase, model and site) of the hours in [p_from, p_to) rebuilt whole
 -- from latency_rollup_1m, which the ingest path keeps exact (late windows and window parts
 -- included). ww_rollup_hours (the SLO evaluator's) only rebuilds an hour whose window count
 -- changed, which a late second part of a window does not do; the tier builder rebuilds
@@ -373,15 +373,17 @@ DECLARE
     n integer;
 BEGIN
     DELETE FROM latency_rollup_1h WHERE time >= p_from AND time < p_to;
-    INSERT INTO latency_rollup_1h
-    SELECT date_trunc('hour', r.time, 'UTC'), r.phase, r.model, sum(r.windows),
+    INSERT INTO latency_rollup_1h (time, phase, model, site, windows, requests_ok,
+                                   requests_error, requests_timeout, requests_rejected,
+                                   prompt_tokens, output_tokens, queue, ttft, tpot, e2e)
+    SELECT date_trunc('hour', r.time, 'UTC'), r.phase, r.model, r.site, sum(r.windows),
            sum(r.requests_ok), sum(r.requests_error), sum(r.requests_timeout),
            sum(r.requests_rejected), sum(r.prompt_tokens), sum(r.output_tokens),
            ww_merge(r.queue), ww_merge(r.ttft), ww_merge(r.tpot), ww_merge(r.e2e)
     FROM latency_rollup_1m r
     WHERE r.time >= p_from AND r.time < p_to
-    GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3;
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;

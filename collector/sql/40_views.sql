@@ -9,7 +9,7 @@
 --   ww_phase_thermal           coolant and wafer temperatures per site and phase per sample
 --                              tick, with the phase's limits
 --   ww_phase_capacity_latest   the latest capacity evaluation of every phase
---   ww_latency_1m              per minute, phase and model: requests, tokens, p50/p90/p99
+--   ww_latency_1m              per minute, phase, model and site: requests, tokens, p50/p90/p99
 --                              of TTFT, TPOT, end-to-end and queue time, and the merged
 --                              histograms (to merge further with ww_merge)
 --   ww_slo_budget              every SLO's latest attainment, budget left, burn rate per
@@ -158,7 +158,7 @@ COMMENT ON VIEW ww_phase_capacity_latest IS
     'power, hottest wafer and outlet, throttled share, J/token, breach) beside its limits; '
     'NULLs before its first evaluation.';
 
--- Per minute, phase and model (latency_rollup_1m, one row each): requests and tokens, and
+-- Per minute, phase, model and site (latency_rollup_1m, one row each): requests and tokens, and
 -- the quantiles of each histogram (seconds; NULL when it is empty). Only the columns a query
 -- names are computed. Merge several minutes or models with ww_merge(ttft) etc.
 CREATE OR REPLACE VIEW ww_latency_1m AS
@@ -174,11 +174,11 @@ SELECT r.time, r.phase, r.model, r.windows,
        ww_quantile(r.e2e, 0.99) AS e2e_p99_s,
        ww_quantile(r.queue, 0.5) AS queue_p50_s, ww_quantile(r.queue, 0.9) AS queue_p90_s,
        ww_quantile(r.queue, 0.99) AS queue_p99_s,
-       r.ttft, r.tpot, r.e2e, r.queue
+       r.ttft, r.tpot, r.e2e, r.queue, r.site
 FROM latency_rollup_1m r;
 COMMENT ON VIEW ww_latency_1m IS
     'latency_rollup_1m with requests (all statuses), p50/p90/p99 in seconds of ttft, tpot, '
-    'e2e and queue per minute, phase and model, and the histograms themselves for '
+    'e2e and queue per minute, phase, model and site (nodes.site), and the histograms for '
     'ww_merge over longer ranges (quantiles of a merge, not averages of quantiles).';
 
 -- Every SLO's latest status with the burn rate of each alerting window as a column, the

@@ -3,7 +3,7 @@
 -- collector/sql changes (ww_migrate.h); a migration that adds a table adds its grants HERE,
 -- to the one ww_grant_roles(), and nowhere else.
 --
--- Three kinds of role (migration 0005, deploy/roles.sql):
+-- Four kinds of role (migration 0005, deploy/roles.sql; waferwatch_feed 0024):
 --
 --   owner   the role that runs the migrations (a login user such as waferwatch_owner). It
 --           owns every table, type and function; it needs no superuser, only the ownership
@@ -15,6 +15,8 @@
 --           data tables and no DDL.
 --   waferwatch_reader   NOLOGIN group role for dashboards and reports: SELECT and the
 --           histogram and SLO functions, nothing else.
+--   waferwatch_feed   NOLOGIN group role of the login a fleet database subscribes as:
+--           SELECT on the tables of publication waferwatch_site.
 --
 -- A DBA grants the group roles to login users (GRANT waferwatch_writer TO
 -- waferwatch_collector). Roles are cluster-wide, so the group roles may already exist
@@ -38,7 +40,7 @@ DECLARE
     n integer := 0;
 BEGIN
     SELECT rolsuper OR rolcreaterole INTO can_create FROM pg_roles WHERE rolname = current_user;
-    FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP
+    FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader', 'waferwatch_feed'] LOOP
         IF to_regrole(r) IS NULL THEN
             IF can_create THEN
                 BEGIN
@@ -101,13 +103,13 @@ BEGIN
         -- upserted; evaluations, transitions and capacity figures are append-only.
         GRANT SELECT, INSERT, UPDATE ON phases, slo_status, alerts TO waferwatch_writer;
         GRANT USAGE ON SEQUENCE alerts_id_seq TO waferwatch_writer;
-        GRANT SELECT, INSERT ON slo_evaluations, alert_transitions, capacity_evaluations
-            TO waferwatch_writer;
-        REVOKE UPDATE ON slo_evaluations, alert_transitions, capacity_evaluations
+        GRANT SELECT, INSERT ON slo_evaluations, alert_transitions, capacity_evaluations,
+            site_capacity TO waferwatch_writer;
+        REVOKE UPDATE ON slo_evaluations, alert_transitions, capacity_evaluations, site_capacity
             FROM waferwatch_writer;
         REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON phases, slo_status, alerts, slo_evaluations, alert_transitions,
-               capacity_evaluations FROM waferwatch_writer;
+               capacity_evaluations, site_capacity FROM waferwatch_writer;
         -- Retention (0008), as the owner through the SECURITY DEFINER function.
         GRANT EXECUTE ON FUNCTION ww_drop_old_data(integer, integer) TO waferwatch_writer;
         -- Hourly rollups (0010): ww_sli() runs as its caller and reads the hour rows; the
@@ -183,6 +185,24 @@ BEGIN
             TO waferwatch_reader;
     END IF;
 
+    -- What a fleet database's subscription reads (0024): the tables of publication
+    -- waferwatch_site, for its initial copy. The login it connects as also needs the
+    -- REPLICATION attribute, which group membership does not give (docs/operations.md).
+    IF to_regrole('waferwatch_feed') IS NOT NULL THEN
+        n := n + 1;
+        IF has_database_privilege(current_database(), 'CONNECT WITH GRANT OPTION') THEN
+            EXECUTE format('GRANT CONNECT ON DATABASE %I TO waferwatch_feed',
+                           current_database());
+        END IF;
+        IF owns_schema THEN
+            GRANT USAGE ON SCHEMA public TO waferwatch_feed;
+        END IF;
+        FOR r IN SELECT format('%I', t.tablename) FROM pg_publication_tables t
+                 WHERE t.pubname = 'waferwatch_site' AND t.schemaname = 'public' LOOP
+            EXECUTE 'GRANT SELECT ON ' || r || ' TO waferwatch_feed';
+        END LOOP;
+    END IF;
+
     -- Both group roles run the SLO functions (dashboards and the evaluator call the same
     -- ones). The histogram type and functions are the waferwatch extension's (pgext/):
     -- its objects belong to the superuser that installed it, with USAGE and EXECUTE for
@@ -190,8 +210,13 @@ BEGIN
     FOREACH r IN ARRAY ARRAY['waferwatch_writer', 'waferwatch_reader'] LOOP
         IF to_regrole(r) IS NOT NULL THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION'
-                ' ww_sli(text, text, text, double precision, timestamptz, timestamptz),'
+                ' ww_sli(text, text, text, double precision, timestamptz, timestamptz,'
+                '        boolean),'
                 ' ww_phase_capacity(text, timestamptz, timestamptz, double precision),'
+                ' ww_phase_capacity_sites(text, timestamptz, timestamptz, double precision),'
+                ' ww_phase_capacity_rows(text, timestamptz, timestamptz, double precision),'
+                ' ww_capacity_total(site_capacity[]),'
+                ' ww_fleet_capacity(text, interval),'
                 ' ww_epoch_hex(bigint) TO %I', r);
         END IF;
     END LOOP;

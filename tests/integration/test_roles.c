@@ -161,9 +161,9 @@ static void test_migrations_as_non_superuser_owner(void **state)
                      ww_migrations[ww_n_migrations - 1].version);
     /* The group roles exist and cannot log in. */
     assert_int_equal(h_query_ll(db, "SELECT count(*) FROM pg_roles WHERE rolname IN"
-                                    " ('waferwatch_writer', 'waferwatch_reader')"
-                                    " AND NOT rolcanlogin"),
-                     2);
+                                    " ('waferwatch_writer', 'waferwatch_reader',"
+                                    " 'waferwatch_feed') AND NOT rolcanlogin"),
+                     3);
     /* Every table and partition (those the collector made at start included) is the
      * owner's, and there are daily partitions. */
     assert_int_equal(h_query_ll(db, "SELECT count(*) FROM pg_class c JOIN pg_namespace n"
@@ -192,8 +192,8 @@ static void test_migrations_as_non_superuser_owner(void **state)
                      0);
     /* The owner may run the grants again: idempotent. */
     PGconn *owner = s_connect(s_ci(&fx, "waferwatch_owner", "ww"));
-    assert_int_equal(s_ll(owner, "SELECT ww_grant_roles()"), 2);
-    assert_int_equal(s_ll(owner, "SELECT ww_grant_roles()"), 2);
+    assert_int_equal(s_ll(owner, "SELECT ww_grant_roles()"), 3);
+    assert_int_equal(s_ll(owner, "SELECT ww_grant_roles()"), 3);
     PQfinish(owner);
 
     /* A second database of the same cluster, migrated by an owner without CREATEROLE:
@@ -517,7 +517,7 @@ static void test_owner_without_createrole_then_dba_script(void **state)
                                         " AND NOT rolsuper AND NOT rolcreaterole"),
                      3);
     PGconn *owner = s_connect(s_ci(&fx, "ww_admin", "ww"));
-    assert_int_equal(s_ll(owner, "SELECT ww_grant_roles()"), 2);
+    assert_int_equal(s_ll(owner, "SELECT ww_grant_roles()"), 3);
     PQfinish(owner);
     PGconn *w = s_connect(s_ci(&fx, "ww_col", "ww"));
     s_ok(w, "CREATE TEMP TABLE s (LIKE latency_windows)");
