@@ -15,6 +15,7 @@
 #include "ww_slo_eval.h"
 #include "ww_store.h"
 #include "ww_tiers.h"
+#include "ww_time.h"
 #include "ww_version.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t s_stop;
 static volatile sig_atomic_t s_reload;
@@ -185,6 +187,43 @@ static int s_reference(int format)
     return ok ? 0 : 1;
 }
 
+/* collector.role fleet: no agents. Migrates the fleet database (pg.migrate), then keeps its
+ * daily partitions and retention once an hour (ww_store_set_fleet: no hour rolled up, the
+ * node tiers' retention too) until SIGTERM, while the evaluator (started by the caller)
+ * evaluates from what the sites publish. 0, or -EACCES when PostgreSQL refuses the
+ * credentials. */
+static int s_fleet_run(const ww_collector_conf_t *conf)
+{
+    ww_store_t *store = ww_store_new(conf->pg_conninfo);
+    if (!store) {
+        return -ENOMEM;
+    }
+    const int64_t tier_days[3] = {conf->retention_node_minute_days, conf->retention_node_hour_days,
+                                  conf->retention_latency_node_days};
+    ww_store_set_fleet(store, tier_days);
+    ww_store_set_retention(store, (int)conf->retention_raw_days, (int)conf->retention_rollup_days);
+    WW_INFO("fleet database: evaluating what the sites publish; no agents are received");
+    int rc = 0;
+    int64_t next = 0;
+    while (!s_stop) {
+        int64_t now = ww_time_mono_ns();
+        if (now >= next) {
+            rc = ww_store_ensure(store, conf->pg_migrate);
+            if (rc == -EACCES) {
+                break;
+            }
+            /* Ensured: partitions made; the retention then hourly. Failed: logged once by
+             * the store, tried again soon. */
+            next = now + (rc == 0 && ww_store_maintain(store) == 0 ? 3600 : 5) * WW_NS_PER_S;
+            rc = 0;
+        }
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ww_store_destroy(&store);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     ww_collector_conf_t conf;
@@ -239,12 +278,21 @@ int main(int argc, char **argv)
             goto cleanup;
         }
     }
-    if (!conf.listen || !*conf.listen) {
+    bool fleet = conf.role == WW_ROLE_FLEET;
+    if (fleet && (!conf.slo_file || !*conf.slo_file)) {
+        exit_code = s_conf_fail(argc, argv, "slo.file",
+                                "required with collector.role fleet: a fleet database's "
+                                "collector receives no agents, it only evaluates");
+        goto cleanup;
+    }
+    if (fleet) {
+        /* No endpoint, keys or allowlist: nothing listens. */
+    } else if (!conf.listen || !*conf.listen) {
         exit_code = s_conf_fail(argc, argv, "collector.listen",
                                 "required, an endpoint such as tcp://*:7878");
         goto cleanup;
     }
-    const char *listen_wrong = s_listen_wrong(conf.listen);
+    const char *listen_wrong = fleet ? NULL : s_listen_wrong(conf.listen);
     if (listen_wrong) {
         exit_code =
             s_conf_fail(argc, argv, "collector.listen", "\"%s\": %s", conf.listen, listen_wrong);
@@ -287,7 +335,7 @@ int main(int argc, char **argv)
         exit_code = rc == -EACCES ? 2 : rc < 0 ? 1 : 0; /* credentials: configuration */
         goto cleanup;
     }
-    if (!conf.insecure &&
+    if (!fleet && !conf.insecure &&
         (!conf.server_key_file || !*conf.server_key_file || !conf.allowlist || !*conf.allowlist)) {
         fprintf(stderr, "waferwatch-collector: CURVE is on by default: set security.server_key "
                         "(--server-key, a file from `waferwatch keygen`) and security.allowlist "
@@ -296,12 +344,12 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     int n_keys = 0;
-    if (!conf.insecure && (n_keys = s_check_keys(&conf, argc, argv)) < 0) {
+    if (!fleet && !conf.insecure && (n_keys = s_check_keys(&conf, argc, argv)) < 0) {
         exit_code = 2;
         goto cleanup;
     }
     if (action == WW_CFG_CHECK) {
-        if (!conf.insecure) {
+        if (!fleet && !conf.insecure) {
             printf("server key %s ok; allowlist %s: %d enrolled agent key(s)%s\n",
                    conf.server_key_file, conf.allowlist, n_keys,
                    n_keys == 0 ? " (no agent can connect yet: see waferwatch enroll)" : "");
@@ -345,12 +393,15 @@ int main(int argc, char **argv)
             goto cleanup;
         }
     }
-    if (have_slo && !(eval = ww_slo_eval_start(&slo, conf.slo_file, conf.pg_conninfo, &s_slo_reload,
-                                               metrics))) {
+    if (have_slo &&
+        !(eval = ww_slo_eval_start(&slo, conf.slo_file, conf.pg_conninfo,
+                                   fleet ? conf.fleet_stale_ns : 0, &s_slo_reload, metrics))) {
         exit_code = 1;
         goto cleanup;
     }
-    if (conf.tiers_enabled) {
+    /* A fleet database's tiers arrive from the sites: built here from its (absent) raw rows
+     * they would be emptied, and the sites' rows would collide with them. */
+    if (conf.tiers_enabled && !fleet) {
         const ww_tiers_conf_t tc = {.interval_ns = conf.tiers_interval_ns,
                                     .grace_ns = conf.tiers_grace_ns,
                                     .max_minutes = conf.tiers_max_minutes,
@@ -367,7 +418,7 @@ int main(int argc, char **argv)
             goto cleanup;
         }
     }
-    int run = ww_ingest_run(&conf, metrics, &s_stop, &s_reload);
+    int run = fleet ? s_fleet_run(&conf) : ww_ingest_run(&conf, metrics, &s_stop, &s_reload);
     exit_code = run == 0 ? 0 : run == -EACCES ? 2 : 1; /* credentials: configuration */
     ww_slo_eval_stop(&eval);
     ww_tiers_stop(&tiers);

@@ -5,11 +5,22 @@
 
 /* The enum rows write an int (ww_config.h): the enum must be one. */
 _Static_assert(sizeof(ww_log_level_t) == sizeof(int), "collector.log_level is an int");
+_Static_assert(sizeof(ww_collector_role_t) == sizeof(int), "collector.role is an int");
+
+const char *const ww_collector_role_names[] = {
+    [WW_ROLE_SITE] = "site", [WW_ROLE_FLEET] = "fleet", NULL};
 
 #define C(f) offsetof(ww_collector_conf_t, f)
 #define ROW WW_CFG_ROW
 
 static const ww_cfg_opt_t s_rows[] = {
+    WW_CFG_ENUM_ROW("collector.role", ww_collector_role_names, "site", C(role), "role",
+                    "site: receive agents and write their data (collector.listen); fleet: a "
+                    "fleet database subscribed to the sites' publications, evaluated from "
+                    "their figures (slo.file required; no listen, keys or tiers)"),
+    ROW("fleet.stale_after", WW_CFG_DURATION, "2m", C(fleet_stale_ns), 1, 86400, "stale-after",
+        "role fleet: a site whose newest capacity figures are older than this is reported "
+        "stale (capacity_evaluations.stale_sites), its last figures still counted"),
     ROW("collector.listen", WW_CFG_STRING, "tcp://*:7878", C(listen), 0, 0, "listen",
         "ZeroMQ endpoint to bind (tcp://HOST:PORT, PORT * = any free port, or ipc://PATH)"),
     ROW("collector.endpoint_file", WW_CFG_STRING, "", C(endpoint_file), 0, 0, "endpoint-file",
@@ -95,7 +106,7 @@ static const ww_cfg_opt_t s_rows[] = {
         "samples further ahead than this (clock skew) are refused"),
     ROW("slo.file", WW_CFG_STRING, "", C(slo_file), 0, 0, "slo",
         "phases and SLOs of the buildout to evaluate (deploy/phases.example.yaml); empty: "
-        "no evaluation. Enable it on one collector of a group."),
+        "no evaluation. Every collector of a group may have it: one leads (slo_leader)."),
     ROW("security.server_key", WW_CFG_STRING, "", C(server_key_file), 0, 0, "server-key",
         "the collector's CURVE key file (waferwatch keygen NAME writes NAME.key and NAME.pub)"),
     ROW("security.allowlist", WW_CFG_STRING, "", C(allowlist), 0, 0, "allowlist",

@@ -8,7 +8,14 @@
 
 #include <stdint.h>
 
+/* collector.role: a site's collector receives agents; a fleet database's (docs/operations.md,
+ * "Sites and a fleet database") only evaluates, from what the sites publish to it. */
+typedef enum { WW_ROLE_SITE, WW_ROLE_FLEET } ww_collector_role_t;
+extern const char *const ww_collector_role_names[]; /* "site", "fleet", NULL */
+
 typedef struct {
+    ww_collector_role_t role;  /* an enum row of ww_collector_role_names */
+    int64_t fleet_stale_ns;    /* fleet: a site silent this long is stale */
     char *listen;              /* ZeroMQ endpoint to bind */
     char *endpoint_file;       /* write the bound endpoint here (tests, service managers) */
     ww_log_level_t log_level;  /* an enum row of ww_log_level_names */

@@ -60,7 +60,27 @@ static void s_retention(PGconn *conn, int raw_days, int rollup_days)
     PQclear(r);
 }
 
-int ww_maint_run(PGconn *conn, int raw_days, int rollup_days)
+/* The node tiers' retention of a fleet database (as the tier job's, ww_drop_old_tiers). */
+static void s_fleet_tier_retention(PGconn *conn, const int64_t *days)
+{
+    char d[3][24];
+    const char *p[3];
+    for (int k = 0; k < 3; k++) {
+        snprintf(d[k], sizeof d[k], "%lld", (long long)days[k]);
+        p[k] = d[k];
+    }
+    PGresult *r =
+        PQexecParams(conn, "SELECT ww_drop_old_tiers($1::integer, $2::integer, $3::integer)", 3,
+                     NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        WW_WARN("retention of the node tiers failed (retention.node_minute_days, "
+                "node_hour_days, latency_node_days): %s",
+                PQerrorMessage(conn));
+    }
+    PQclear(r);
+}
+
+int ww_maint_run(PGconn *conn, int raw_days, int rollup_days, const int64_t *fleet_tier_days)
 {
     /* A week back (late data is accepted up to 7 days) and two days ahead. */
     PGresult *r = PQexec(conn, "SELECT ww_ensure_partitions(current_date - 7, 10)");
@@ -74,14 +94,22 @@ int ww_maint_run(PGconn *conn, int raw_days, int rollup_days)
         WW_WARN("partition maintenance failed: %s", PQerrorMessage(conn));
     }
     PQclear(r);
-    /* Hourly rollups of the last two days that are missing or short of late minutes (the
-     * SLO evaluator keeps the last hours current; ww_sli reads the minutes of any hour not
-     * rolled up, so this only saves it work). */
-    r = PQexec(conn, "SELECT ww_rollup_hours(now() - interval '2 days', now())");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        WW_WARN("hourly latency rollups failed: %s", PQerrorMessage(conn));
+    if (fleet_tier_days) {
+        /* A fleet database: the hour rows arrive from the sites (one built here would
+         * collide with theirs), and no tier job drops the node tiers' partitions. */
+        if (rc == 0) {
+            s_fleet_tier_retention(conn, fleet_tier_days);
+        }
+    } else {
+        /* Hourly rollups of the last two days that are missing or short of late minutes (the
+         * SLO evaluator keeps the last hours current; ww_sli reads the minutes of any hour not
+         * rolled up, so this only saves it work). */
+        r = PQexec(conn, "SELECT ww_rollup_hours(now() - interval '2 days', now())");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            WW_WARN("hourly latency rollups failed: %s", PQerrorMessage(conn));
+        }
+        PQclear(r);
     }
-    PQclear(r);
     if (rc == 0 && (raw_days > 0 || rollup_days > 0)) {
         s_retention(conn, raw_days, rollup_days);
     }

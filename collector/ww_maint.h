@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Sets up a new session: time zone UTC (so that the report's dates do not depend on the
  * server's zone); when `migrate` and not *migrated yet, applies the migrations
@@ -23,9 +24,13 @@ int ww_maint_session(PGconn *conn, int migrate, bool *migrated);
 
 /* Creates the missing daily partitions from a week back to two days ahead, rolls up the
  * hours of the last two days that are missing or short, and applies the retention when
- * raw_days or rollup_days is > 0 (SQL ww_drop_old_data(); 0: keep). 0, or -EIO when the
- * partitions could not be made; a failed hourly rollup or retention is only logged (the
- * next maintenance tries again), and the retention is skipped when partitions failed. */
-int ww_maint_run(PGconn *conn, int raw_days, int rollup_days);
+ * raw_days or rollup_days is > 0 (SQL ww_drop_old_data(); 0: keep). fleet_tier_days: NULL
+ * at a site; in a fleet database (collector.role fleet) the retention in days of
+ * node_rollup_1m, node_rollup_1h and latency_node_1h (0: keep), applied here since no tier
+ * job runs there, and no hour is rolled up (the sites' hour rows arrive by replication).
+ * 0, or -EIO when the partitions could not be made; a failed hourly rollup or retention is
+ * only logged (the next maintenance tries again), and the retention is skipped when
+ * partitions failed. */
+int ww_maint_run(PGconn *conn, int raw_days, int rollup_days, const int64_t *fleet_tier_days);
 
 #endif

@@ -124,6 +124,10 @@ struct ww_slo_eval {
     bool reconcile;                /* upsert phases, retire the unconfigured: pending */
     int64_t loaded_ns;             /* when the configuration in force was loaded */
     char *conninfo;
+    /* > 0: a fleet database (collector.role fleet): capacity from the sites' site_capacity
+     * rows, stale past this; SLIs from the rollups only; nothing the sites publish written.
+     * 0: a site, which writes its site_capacity rows. */
+    int64_t fleet_stale_ns;
     ww_cmetrics_t *metrics; /* NULL without metrics.listen */
     PGconn *conn;
     pthread_t thread;
@@ -133,6 +137,7 @@ struct ww_slo_eval {
     size_t n_push, cap_push;
     s_strset_t unknown; /* phases seen in nodes but not configured, already reported */
     s_strset_t silent;  /* "phase/slo" whose model had no request in 1h, already reported */
+    s_strset_t stale;   /* fleet: "phase={stale sites}" as last reported, one per phase */
     bool hours_built;   /* the hourly rollups of the longest window were built once */
     /* Leadership (ww_slo_lease.h): term > 0 while this evaluator leads, 0 while it follows. */
     int64_t term;
@@ -481,9 +486,10 @@ static int s_sli(ww_slo_eval_t *self, const char *phase, const ww_slo_t *slo, in
     snprintf(thr, sizeof thr, "%.17g", slo->threshold_s);
     s_iso(now_ns - window_ns, from, sizeof from);
     s_iso(now_ns, to, sizeof to);
-    const char *p[] = {phase, slo->model, slo->metric, thr, from, to};
+    const char *p[] = {
+        phase, slo->model, slo->metric, thr, from, to, self->fleet_stale_ns > 0 ? "t" : "f"};
     PGresult *r;
-    if (s_exec(self, "SELECT good, total FROM ww_sli($1, $2, $3, $4, $5, $6)", 6, p, &r) < 0) {
+    if (s_exec(self, "SELECT good, total FROM ww_sli($1, $2, $3, $4, $5, $6, $7)", 7, p, &r) < 0) {
         return -EIO;
     }
     *good = atoll(PQgetvalue(r, 0, 0));
@@ -682,18 +688,70 @@ static int s_eval_slo(ww_slo_eval_t *self, const ww_phase_t *ph, const ww_slo_t 
     return 0;
 }
 
-static int s_eval_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t now_ns,
-                           const char *now_iso)
+/* The capacity figures of a phase now, columns as ww_capacity_total's, then stale_sites.
+ * A site computes them from its samples per site label and writes those rows to
+ * site_capacity (for the fleet) in the same statement; a fleet database adds up the sites'
+ * newest rows (ww_fleet_capacity). NULL on failure (logged). */
+static PGresult *s_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t now_ns,
+                            const char *now_iso)
 {
+    PGresult *r = NULL;
+    if (self->fleet_stale_ns > 0) {
+        char stale[32];
+        snprintf(stale, sizeof stale, "%lld ms", (long long)(self->fleet_stale_ns / WW_NS_PER_MS));
+        const char *p[] = {ph->id, stale};
+        s_exec(self,
+               "SELECT reporting_nodes, healthy_nodes, delivered_kw, power_kw, hotspot_max_c,"
+               " outlet_max_c, throttled_share, j_per_token, stale_sites"
+               " FROM ww_fleet_capacity($1, $2::interval)",
+               2, p, &r);
+        return r;
+    }
     char from[48], hot[32];
     s_iso(now_ns - self->conf->healthy_window_ns, from, sizeof from);
     snprintf(hot, sizeof hot, "%.17g", ph->hotspot_max_c);
     const char *p[] = {ph->id, from, now_iso, hot};
-    PGresult *r;
-    if (s_exec(self,
-               "SELECT reporting_nodes, healthy_nodes, delivered_kw, power_kw, hotspot_max_c,"
-               " outlet_max_c, throttled_share, j_per_token FROM ww_phase_capacity($1, $2, $3, $4)",
-               4, p, &r) < 0) {
+    s_exec(self,
+           "WITH c AS MATERIALIZED (SELECT c FROM ww_phase_capacity_rows($1, $2, $3, $4) c),"
+           " i AS (INSERT INTO site_capacity SELECT (c.c).* FROM c)"
+           " SELECT t.*, NULL::text[] FROM ww_capacity_total(ARRAY(SELECT c.c FROM c)) t",
+           4, p, &r);
+    return r;
+}
+
+/* Logs a phase's stale sites (a fleet database) when they change: each set once, and the
+ * return of every site. */
+static void s_note_stale(ww_slo_eval_t *self, const char *phase, const char *sites)
+{
+    char key[600];
+    snprintf(key, sizeof key, "%s=%.500s", phase, sites);
+    if (s_strset_has(&self->stale, key)) {
+        return;
+    }
+    bool had = false;
+    size_t lp = strlen(phase);
+    for (size_t i = 0; i < self->stale.n; i++) {
+        if (strncmp(self->stale.items[i], phase, lp) == 0 && self->stale.items[i][lp] == '=') {
+            had = strcmp(self->stale.items[i] + lp + 1, "{}") != 0;
+            s_strset_del(&self->stale, self->stale.items[i]);
+            break;
+        }
+    }
+    if (strcmp(sites, "{}") != 0) {
+        WW_WARN("phase %s: no recent figures from sites %.500s (fleet.stale_after %lld s): their "
+                "last figures are counted, marked stale",
+                phase, sites, (long long)(self->fleet_stale_ns / WW_NS_PER_S));
+    } else if (had) {
+        WW_INFO("phase %s: every site's figures are current again", phase);
+    }
+    s_strset_add(&self->stale, key);
+}
+
+static int s_eval_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t now_ns,
+                           const char *now_iso)
+{
+    PGresult *r = s_capacity(self, ph, now_ns, now_iso);
+    if (!r) {
         return -EIO;
     }
     int reporting = atoi(PQgetvalue(r, 0, 0)), healthy = atoi(PQgetvalue(r, 0, 1));
@@ -706,7 +764,10 @@ static int s_eval_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t no
     snprintf(throttled, sizeof throttled, "%s", PQgetvalue(r, 0, 6));
     snprintf(jpt, sizeof jpt, "%s", PQgetvalue(r, 0, 7));
     bool null_thr = PQgetisnull(r, 0, 6), null_jpt = PQgetisnull(r, 0, 7);
-    PQclear(r);
+    const char *stale_sites = PQgetisnull(r, 0, 8) ? NULL : PQgetvalue(r, 0, 8);
+    if (stale_sites) {
+        s_note_stale(self, ph->id, stale_sites);
+    }
     bool live = now_ns >= ph->go_live_ns;
     double share = ph->contracted_mw > 0 ? delivered_mw / ph->contracted_mw : NAN;
     bool breach = live && ph->contracted_mw > 0 && share < ph->capacity_breach_share;
@@ -732,13 +793,17 @@ static int s_eval_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t no
                        has_out ? os : NULL,
                        null_thr ? NULL : throttled,
                        null_jpt ? NULL : jpt,
-                       breach ? "t" : "f"};
-    if (s_exec(self,
-               "INSERT INTO capacity_evaluations (time, phase, live, reporting_nodes,"
-               " healthy_nodes, delivered_mw, contracted_mw, delivered_share, power_mw,"
-               " hotspot_max_c, outlet_max_c, throttled_share, j_per_token, breach) VALUES"
-               " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-               14, q, NULL) < 0) {
+                       breach ? "t" : "f",
+                       stale_sites};
+    int rc = s_exec(self,
+                    "INSERT INTO capacity_evaluations (time, phase, live, reporting_nodes,"
+                    " healthy_nodes, delivered_mw, contracted_mw, delivered_share, power_mw,"
+                    " hotspot_max_c, outlet_max_c, throttled_share, j_per_token, breach,"
+                    " stale_sites) VALUES"
+                    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    15, q, NULL);
+    PQclear(r);
+    if (rc < 0) {
         return -EIO;
     }
     s_rule_t cap = {"CapacityBreach", ph->id, "capacity", "*", "page", breach, "", "", ""};
@@ -981,9 +1046,14 @@ static int s_evaluate(ww_slo_eval_t *self)
                          WW_NS_PER_S) +
                  1);
     const char *bp[] = {back};
+    /* Not in a fleet database: its hour rows arrive from the sites, and one built here
+     * would collide with theirs (the subscription would stop on the duplicate key). */
     int rc =
-        s_exec(self, "SELECT ww_rollup_hours(now() - make_interval(secs => $1::bigint), now())", 1,
-               bp, NULL);
+        self->fleet_stale_ns > 0
+            ? 0
+            : s_exec(self,
+                     "SELECT ww_rollup_hours(now() - make_interval(secs => $1::bigint), now())", 1,
+                     bp, NULL);
     if (rc == 0) {
         rc = s_repush(self); /* before this evaluation resolves anything */
     }
@@ -1164,13 +1234,15 @@ static void *s_thread(void *arg)
 }
 
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
-                                 volatile sig_atomic_t *reload, ww_cmetrics_t *metrics)
+                                 int64_t fleet_stale_ns, volatile sig_atomic_t *reload,
+                                 ww_cmetrics_t *metrics)
 {
     ww_slo_eval_t *self = calloc(1, sizeof *self);
     if (!self) {
         return NULL;
     }
     self->conf = conf;
+    self->fleet_stale_ns = fleet_stale_ns;
     self->metrics = metrics;
     self->reload = reload;
     self->reconcile = true;
@@ -1191,8 +1263,9 @@ ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, co
         WW_ERROR("cannot start the SLO evaluation thread");
         return NULL;
     }
-    WW_INFO("evaluating %zu phases every %lld ms (window scale %g)%s%s", conf->phases.n,
+    WW_INFO("evaluating %zu phases every %lld ms (window scale %g)%s%s%s", conf->phases.n,
             (long long)(conf->interval_ns / WW_NS_PER_MS), conf->window_scale,
+            fleet_stale_ns > 0 ? " for the fleet, from the sites' figures" : "",
             conf->alertmanager_url && *conf->alertmanager_url ? ", alerts to " : "",
             conf->alertmanager_url && *conf->alertmanager_url ? conf->alertmanager_url : "");
     return self;
@@ -1217,6 +1290,7 @@ void ww_slo_eval_stop(ww_slo_eval_t **self_p)
     }
     s_strset_free(&self->unknown);
     s_strset_free(&self->silent);
+    s_strset_free(&self->stale);
     free(self->push);
     if (self->has_owned) {
         ww_slo_conf_free(&self->owned);

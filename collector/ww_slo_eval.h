@@ -13,7 +13,8 @@
  * the hottest wafer and coolant outlet with their limits (ThermalLimit, ticket).
  *
  * Everything is written in one transaction per evaluation (slo_evaluations, slo_status,
- * capacity_evaluations, alerts, alert_transitions, and the heartbeat slo_evaluator) with a
+ * capacity_evaluations and, at a site, site_capacity: the capacity per nodes.site label
+ * that a fleet database adds up; alerts, alert_transitions, and the heartbeat slo_evaluator) with a
  * NOTIFY on notify.channel for each transition; alert state lives in the alerts table, so
  * a restarted collector carries on where it left. Firing alerts are (re)sent to
  * Alertmanager's API v2 after each commit, resolved ones with endsAt, again after each
@@ -48,7 +49,12 @@
 typedef struct ww_slo_eval ww_slo_eval_t;
 
 /* Starts the evaluation thread with conf, which the caller owns and which must outlive
- * the evaluator. path: the phases file conf was loaded from (copied), or NULL. reload:
+ * the evaluator. path: the phases file conf was loaded from (copied), or NULL.
+ * fleet_stale_ns: 0 at a site; > 0 in a fleet database (collector.role fleet), where the
+ * capacity of a phase is the sum of the sites' newest site_capacity rows (a site with none
+ * newer than fleet_stale_ns is listed in capacity_evaluations.stale_sites, its last figures
+ * counted), SLIs read the rollups only (ww_sli p_tiers_only) and neither site_capacity nor
+ * the hour rollups are written (they arrive from the sites). reload:
  * a flag a SIGHUP handler sets (may be NULL): the thread then clears it and re-reads path
  * with ww_slo_conf_load; a file with any error is refused whole with a logged error and
  * the configuration in force stays; a good one replaces it (the evaluator owns and frees
@@ -57,7 +63,8 @@ typedef struct ww_slo_eval ww_slo_eval_t;
  * (ww_cmetrics_slo_leader), go to metrics (NULL: none), which must outlive the
  * evaluator. Returns NULL on failure (logged). */
 ww_slo_eval_t *ww_slo_eval_start(const ww_slo_conf_t *conf, const char *path, const char *conninfo,
-                                 volatile sig_atomic_t *reload, ww_cmetrics_t *metrics);
+                                 int64_t fleet_stale_ns, volatile sig_atomic_t *reload,
+                                 ww_cmetrics_t *metrics);
 
 /* Stops the thread (finishing an evaluation in progress), hands the lease back when it
  * leads (ww_slo_lease_release: another collector leads at its next poll) and frees;

@@ -30,6 +30,8 @@ struct ww_store {
     ww_late_t late;     /* the late buckets of the write under way (storage tiers) */
     ww_hist_t delay;    /* sample-to-commit delay of each written batch, seconds */
     int retention_raw_days, retention_rollup_days; /* 0: keep */
+    bool fleet;                                    /* a fleet database: ww_store_set_fleet */
+    int64_t fleet_tier_days[3];
     /* Latency windows go straight into latency_windows by COPY (the common case: ~40% less
      * work than staging them); a window whose key is stored already (a second part) makes
      * that COPY fail with unique_violation, and the transaction is redone with merge set:
@@ -131,7 +133,14 @@ int ww_store_maintain(ww_store_t *self)
     if (!self->conn) {
         return -ENOTCONN;
     }
-    return ww_maint_run(self->conn, self->retention_raw_days, self->retention_rollup_days);
+    return ww_maint_run(self->conn, self->retention_raw_days, self->retention_rollup_days,
+                        self->fleet ? self->fleet_tier_days : NULL);
+}
+
+void ww_store_set_fleet(ww_store_t *self, const int64_t tier_days[3])
+{
+    self->fleet = true;
+    memcpy(self->fleet_tier_days, tier_days, sizeof self->fleet_tier_days);
 }
 
 void ww_store_set_retention(ww_store_t *self, int raw_days, int rollup_days)

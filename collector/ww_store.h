@@ -114,6 +114,11 @@ int ww_store_maintain(ww_store_t *self);
  * SQL ww_drop_old_data(). */
 void ww_store_set_retention(ww_store_t *self, int raw_days, int rollup_days);
 
+/* Makes ww_store_maintain that of a fleet database (collector.role fleet): no hour rolled
+ * up, and the retention in days of node_rollup_1m, node_rollup_1h and latency_node_1h
+ * (tier_days, 0: keep) applied there (ww_maint_run). */
+void ww_store_set_fleet(ww_store_t *self, const int64_t tier_days[3]);
+
 /* Empties the node -> phase cache of the latency rollups (ww_rollup.h), as
  * ww_store_maintain does: for the stores of a collector's other writers, which need no
  * maintenance of their own. */
