@@ -759,6 +759,134 @@ static void test_phase_capacity(void **state)
     h_db_drop(&db);
 }
 
+/* One latency_rollup_1m or _1h row of phase S, model m and site `site` at T0 + `at`, every
+ * histogram H10, `windows` windows. */
+static void s_site_rollup(h_db_t *db, const char *tier, const char *site, const char *at,
+                          int windows)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO latency_rollup_%s (time, phase, model, site, windows, requests_ok,"
+             " requests_error, requests_timeout, requests_rejected, prompt_tokens, output_tokens,"
+             " queue, ttft, tpot, e2e) VALUES (" T0 " + interval '%s', 'S', 'm', '%s', %d, 9, 1,"
+             " 0, 0, 100, 200, " H10 ", " H10 ", " H10 ", " H10 ")",
+             tier, at, site, windows);
+    PQclear(h_query(db, sql));
+}
+
+/* Schema 24 (issue 20, sites feeding a fleet database): a phase spread over sites.
+ * Its capacity per nodes.site label adds up to the phase's figures, a label whose nodes of
+ * the phase did not report having its row of zeros; ww_fleet_capacity adds the newest
+ * site_capacity row of each site, still counting a site whose newest row is stale and
+ * naming it; ww_sli merges the sites' latency rows, and with p_tiers_only (a fleet database:
+ * no raw windows) reads the rollups below 2 minutes too and an hour row only where it holds
+ * its own site's minutes. */
+static void test_sites_add_up(void **state)
+{
+    (void)state;
+    h_db_t db;
+    s_db(&db, "slo_sites");
+    PQclear(h_query(&db, "INSERT INTO nodes (node_id, agent_id, site, phase, rated_kw) VALUES"
+                         " ('c1', 'a', 'dc-a', 'A', 10), ('c2', 'a', 'dc-a', 'A', 20),"
+                         " ('c3', 'b', 'dc-b', 'A', 40), ('c6', 'c', 'dc-c', 'A', 5),"
+                         " ('c7', 'c', 'dc-c', 'B', 7)"));
+    /* The samples of test_phase_capacity: the same figures, now from three labels. */
+    s_sample(&db, "c1", "0 s", 1000, 40, 70, 100, 0);
+    s_sample(&db, "c1", "30 s", 1500, 41, 72, 100, 0);
+    s_sample(&db, "c2", "0 s", 2000, 42, 71, 200, 0);
+    s_sample(&db, "c2", "40 s", 2500, 43.5, 75, 50, 1);
+    s_sample(&db, "c3", "5 s", 500, 44, 80, 50, 1);
+    s_sample(&db, "c3", "10 s", 3000, 45.25, 95, 300, 0);
+    s_sample(&db, "c7", "10 s", 7777, 97, 99, 1000, 1);
+    char sql[2048];
+    snprintf(sql, sizeof sql, S_CAPACITY, "A", "0 s", "60 s", "90");
+    PGresult *r = h_query(&db, sql);
+    if (strcmp(PQgetvalue(r, 0, 0), "3|1|10|7|95|45.25|0.333333|13.125") != 0) {
+        fail_msg("ww_phase_capacity over three labels: %s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    r = h_query(&db, "SELECT string_agg(site || ':' || reporting_nodes || '/' || healthy_nodes"
+                     " || '/' || delivered_kw || '/' || power_kw || '/' || throttled_samples"
+                     " || '/' || throttle_samples || '/' || coalesce(power_w_tokened::text, '-'),"
+                     " ' ' ORDER BY site) FROM ww_phase_capacity_sites('A', " T0 ", " T0
+                     " + interval '60 s', 90)");
+    /* dc-a: c1 healthy, c2 throttled at its latest; dc-b: c3 too hot; dc-c: c6 silent. */
+    if (strcmp(PQgetvalue(r, 0, 0),
+               "dc-a:2/1/10/4/1/4/7000 dc-b:1/0/0/3/1/2/3500 dc-c:0/0/0/0/0/0/-") != 0) {
+        fail_msg("ww_phase_capacity_sites: %s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+
+    /* The fleet: each site's evaluations as site_capacity rows. dc-b's newest is 10 min
+     * old, dc-a has an older row with other figures, and a row of phase B. */
+    PQclear(h_query(&db, "INSERT INTO site_capacity SELECT * FROM ww_phase_capacity_rows('A', " T0
+                         ", " T0 " + interval '60 s', 90)"));
+    PQclear(h_query(&db, "UPDATE site_capacity SET time = CASE site WHEN 'dc-b'"
+                         " THEN now() - interval '10 min' ELSE now() END"));
+    PQclear(h_query(&db, "INSERT INTO site_capacity VALUES (now() - interval '1 h', 'dc-a', 'A',"
+                         " 99, 99, 990, 99, 199, 199, 0, 99, 1, 1), (now(), 'dc-a', 'B', 1, 1,"
+                         " 7, 7.7, 99, 97, 1, 1, 7777, 1000)"));
+#define S_FLEET                                                                                    \
+    "SELECT reporting_nodes || '|' || healthy_nodes || '|' || delivered_kw || '|' || power_kw"     \
+    " || '|' || coalesce(hotspot_max_c::text, 'null') || '|' || coalesce(outlet_max_c::text,"      \
+    " 'null') || '|' || coalesce(throttled_share::numeric(10, 6)::text, 'null') || '|' ||"         \
+    " coalesce(j_per_token::text, 'null') || '|' || stale_sites::text || '|' || sites::text"       \
+    " FROM ww_fleet_capacity('%s', '%s')"
+    struct {
+        const char *phase, *stale, *want;
+    } fleet[] = {
+        {"A", "5 min", "3|1|10|7|95|45.25|0.333333|13.125|{dc-b}|{dc-a,dc-b,dc-c}"},
+        {"A", "1 h", "3|1|10|7|95|45.25|0.333333|13.125|{}|{dc-a,dc-b,dc-c}"},
+        {"B", "5 min", "1|1|7|7.7|99|97|1.000000|7.777|{}|{dc-a}"},
+        {"Z", "5 min", "0|0|0|0|null|null|null|null|{}|{}"},
+    };
+    for (size_t i = 0; i < sizeof fleet / sizeof fleet[0]; i++) {
+        snprintf(sql, sizeof sql, S_FLEET, fleet[i].phase, fleet[i].stale);
+        r = h_query(&db, sql);
+        if (strcmp(PQgetvalue(r, 0, 0), fleet[i].want) != 0) {
+            fail_msg("ww_fleet_capacity(%s, %s) = %s, want %s", fleet[i].phase, fleet[i].stale,
+                     PQgetvalue(r, 0, 0), fleet[i].want);
+        }
+        PQclear(r);
+    }
+#undef S_FLEET
+
+    /* Latency of phase S at sites x and y: the same minute T0 at both (one key apart), and
+     * T0 + 1 min at y. H10 holds 10 values, 3 above 1 s. */
+    s_site_rollup(&db, "1m", "x", "0 s", 1);
+    s_site_rollup(&db, "1m", "y", "0 s", 1);
+    s_site_rollup(&db, "1m", "y", "1 min", 1);
+    /* Hour rows: x's holds its minute; y's claims 7 windows it does not hold. */
+    s_site_rollup(&db, "1h", "x", "0 s", 1);
+    s_site_rollup(&db, "1h", "y", "0 s", 7);
+    struct {
+        const char *from, *to, *tiers, *want;
+    } sli[] = {
+        {"0 s", "2 min", "false", "21/30"}, {"0 s", "2 min", "true", "21/30"},
+        {"0 s", "1 min", "true", "14/20"}, /* below 2 minutes: the rollups all the same */
+        {"0 s", "1 min", "false", "0/0"},  /* ... where the raw windows would be read */
+        {"-1 h", "3 h", "true", "21/30"},  /* x's hour row, y's minutes */
+        {"-1 h", "3 h", "false", "21/30"},
+    };
+    for (size_t i = 0; i < sizeof sli / sizeof sli[0]; i++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT good || '/' || total FROM ww_sli('S', '*', 'ttft', 1.0, " T0
+                 " + interval '%s', " T0 " + interval '%s', %s)",
+                 sli[i].from, sli[i].to, sli[i].tiers);
+        r = h_query(&db, sql);
+        if (strcmp(PQgetvalue(r, 0, 0), sli[i].want) != 0) {
+            fail_msg("ww_sli(S, [+%s, +%s), tiers_only %s) = %s, want %s", sli[i].from, sli[i].to,
+                     sli[i].tiers, PQgetvalue(r, 0, 0), sli[i].want);
+        }
+        PQclear(r);
+    }
+    /* The availability SLI and the hour tier likewise: 9 ok of 10 per row. */
+    assert_int_equal(s_ll(&db, "SELECT total FROM ww_sli('S', '*', 'availability', NULL, " T0
+                               " - interval '1 h', " T0 " + interval '3 h', true)"),
+                     30);
+    h_db_drop(&db);
+}
+
 /* Runs sql as c; fails unless it succeeds (want "") or fails with SQLSTATE want. */
 static void s_as(PGconn *c, const char *sql, const char *want)
 {
@@ -962,6 +1090,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sli_availability),
     cmocka_unit_test(test_sli_errors),
     cmocka_unit_test(test_phase_capacity),
+    cmocka_unit_test(test_sites_add_up),
     cmocka_unit_test(test_roles_on_slo_tables),
     cmocka_unit_test(test_retired_rows_leave_the_views),
 };
