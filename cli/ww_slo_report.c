@@ -85,7 +85,8 @@ static const char s_phases_sql[] =
 static const char s_cap_sql[] =
     "SELECT " S_UTC("time") ", live, reporting_nodes, healthy_nodes, delivered_mw, contracted_mw,"
     " delivered_share * 100, power_mw, hotspot_max_c, outlet_max_c, throttled_share * 100,"
-    " j_per_token, breach FROM capacity_evaluations WHERE phase = $1"
+    " j_per_token, breach, array_to_string(stale_sites, ', ') FROM capacity_evaluations"
+    " WHERE phase = $1"
     " ORDER BY time DESC LIMIT 1";
 
 static const char s_slo_sql[] =
@@ -200,6 +201,11 @@ static int s_print_phase(PGconn *conn, const PGresult *ph, int i, FILE *out, FIL
                 s_num(a, sizeof a, r, 0, 7, 1), s_num(b, sizeof b, r, 0, 8, 1),
                 s_num(c, sizeof c, r, 0, 9, 1), s_num(d, sizeof d, r, 0, 10, 2),
                 s_num(e, sizeof e, r, 0, 11, 3));
+        if (*PQgetvalue(r, 0, 13)) {
+            /* A fleet database (collector.role fleet): sites it has not heard from. */
+            fprintf(out, "  stale sites (no recent figures; their last ones counted): %s\n",
+                    PQgetvalue(r, 0, 13));
+        }
     }
     PQclear(r);
 
