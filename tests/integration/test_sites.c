@@ -457,12 +457,12 @@ static void s_site_start(s_fx_t *fx, int i, const char *tag)
     s->collector = h_collector_spawn(fx->fleet.dir, "tcp://127.0.0.1:*", s->pg.conninfo, name,
                                      s->endpoint, sizeof s->endpoint);
     unsetenv("WW_COLLECTOR_SLO_FILE");
-    /* Migrated: the publication is there. The fleet's replication role. */
+    /* Migrated: the publication is there. The fleet's login: REPLICATION, and SELECT on
+     * what is published through the group role the migration made (docs/operations.md). */
     assert_int_equal(h_query_ll(&s->db, "SELECT count(*) FROM pg_publication WHERE pubname ="
                                         " 'waferwatch_site' AND pubviaroot"),
                      1);
-    PQclear(h_query(&s->db, "CREATE ROLE ww_feed LOGIN REPLICATION"));
-    PQclear(h_query(&s->db, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO ww_feed"));
+    PQclear(h_query(&s->db, "CREATE ROLE ww_feed LOGIN REPLICATION IN ROLE waferwatch_feed"));
 }
 
 static pid_t s_agent(s_fx_t *fx, int site, const char *name, const char *phase, const char *nodes,
@@ -555,6 +555,17 @@ static void test_two_sites_feed_the_fleet_cut_and_restored(void **state)
     /* A fleet builds no tiers and takes no agents: nothing of its own in what it receives. */
     s_subscribe(&fx, 0, "ww_site_a");
     s_subscribe(&fx, 1, "ww_site_b");
+    /* Both copied every published table (the feed role may read them all) and stream. */
+    s_wait_text(&fx, &fx.fleet,
+                "SELECT count(*) FILTER (WHERE r.srsubstate <> 'r') || '/' || count(*) FROM"
+                " pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE"
+                " s.subname IN ('ww_site_a', 'ww_site_b')",
+                "0/18", WAIT_MS, "the subscriptions' initial copies");
+    s_wait_text(&fx, &fx.fleet,
+                "SELECT string_agg(node_id || '@' || site || '/' || phase, ',' ORDER BY node_id)"
+                " FROM nodes",
+                "a-node-0@dc-a/p1,a-node-1@dc-a/p1,b1-node@dc-b/p1,b2-node@dc-b/p2", WAIT_MS,
+                "the fleet's nodes");
 
     /* 1. p1 over both sites, p2 at B; nobody stale. */
     long long ms = s_wait_eval(&fx, "p1", "3|{}|false", WAIT_MS);
