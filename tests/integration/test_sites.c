@@ -36,7 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define STALE "3 s"   /* fleet.stale_after */
+#define STALE "3s"    /* fleet.stale_after */
 #define WAIT_MS 30000 /* every wait: generous against a loaded 2-core CI machine */
 #define TTFT_S 0.25   /* the SLI thresholds compared */
 #define E2E_S 2.0
