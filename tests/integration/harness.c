@@ -452,10 +452,43 @@ static void s_pg_attach(h_pg_t *pg, h_db_t *db, const char *tag)
     PQclear(PQexec(db->conn, "SET TIME ZONE 'UTC'"));
 }
 
+/* Starts the placed cluster with pg_throwaway.sh's cmd (start, start-durable), with the
+ * extra postgresql.conf lines conf (NULL: none) in WW_PG_CONF for the script only. */
+static void s_pg_start_cmd(h_pg_t *pg, const char *cmd, const char *conf)
+{
+    const char *prev = getenv("WW_PG_CONF");
+    char *saved = prev ? strdup(prev) : NULL;
+    if (conf) {
+        setenv("WW_PG_CONF", conf, 1);
+    }
+    s_pg_script(cmd, pg->dir);
+    if (saved) {
+        setenv("WW_PG_CONF", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("WW_PG_CONF");
+    }
+}
+
 void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
 {
     s_pg_place(pg, db, tag);
     s_pg_script("start-durable", pg->dir); /* crash tests need durable commits */
+    char admin[160];
+    snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
+    PGconn *c = PQconnectdb(admin);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fail_msg("private cluster unreachable: %s", PQerrorMessage(c));
+    }
+    PQclear(PQexec(c, "CREATE DATABASE ww"));
+    PQfinish(c);
+    s_pg_attach(pg, db, tag);
+}
+
+void h_pg_start_conf(h_pg_t *pg, h_db_t *db, const char *tag, const char *conf)
+{
+    s_pg_place(pg, db, tag);
+    s_pg_start_cmd(pg, "start", conf);
     char admin[160];
     snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
     PGconn *c = PQconnectdb(admin);

@@ -62,6 +62,10 @@ typedef struct {
 
 /* Starts the cluster and creates database ww; fills db (scratch dir, connection) too. */
 void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag);
+/* The same, with extra postgresql.conf lines (conf: one setting a line, e.g.
+ * "wal_level = logical"; NULL: none; see WW_PG_CONF in tests/pg_throwaway.sh), and not
+ * durable (fsync off: for tests that never crash the server). */
+void h_pg_start_conf(h_pg_t *pg, h_db_t *db, const char *tag, const char *conf);
 /* A streaming standby of primary (pg_basebackup), started; fills db with a connection to
  * its database ww (read-only until promoted). Stop it with h_pg_stop. */
 void h_pg_standby(h_pg_t *sb, h_db_t *db, const h_pg_t *primary, const char *tag);
