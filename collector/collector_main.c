@@ -192,7 +192,7 @@ static int s_reference(int format)
  * node tiers' retention too) until SIGTERM, while the evaluator (started by the caller)
  * evaluates from what the sites publish. 0, or -EACCES when PostgreSQL refuses the
  * credentials. */
-static int s_fleet_run(const ww_collector_conf_t *conf)
+static int s_fleet_run(const ww_collector_conf_t *conf, ww_cmetrics_t *metrics)
 {
     ww_store_t *store = ww_store_new(conf->pg_conninfo);
     if (!store) {
@@ -209,6 +209,7 @@ static int s_fleet_run(const ww_collector_conf_t *conf)
         int64_t now = ww_time_mono_ns();
         if (now >= next) {
             rc = ww_store_ensure(store, conf->pg_migrate);
+            ww_cmetrics_pg_up(metrics, rc == 0); /* /healthz and pg_up, as a site's */
             if (rc == -EACCES) {
                 break;
             }
@@ -418,7 +419,8 @@ int main(int argc, char **argv)
             goto cleanup;
         }
     }
-    int run = fleet ? s_fleet_run(&conf) : ww_ingest_run(&conf, metrics, &s_stop, &s_reload);
+    int run =
+        fleet ? s_fleet_run(&conf, metrics) : ww_ingest_run(&conf, metrics, &s_stop, &s_reload);
     exit_code = run == 0 ? 0 : run == -EACCES ? 2 : 1; /* credentials: configuration */
     ww_slo_eval_stop(&eval);
     ww_tiers_stop(&tiers);

@@ -22,7 +22,7 @@ struct ww_cmetrics {
         *write_s, *group, *pending, *pg_up, *slo_evals, *slo_s, *delay_s, *implausible, *handshakes,
         *pending_replies, *tier_runs, *tier_s, *tier_built, *tier_rebuilt, *tier_dropped,
         *tier_behind, *tier_leader, *late_buckets, *compacted, *compacted_samples, *cleared,
-        *compact_behind, *slo_leader, *slo_term, *slo_takeovers;
+        *compact_behind, *slo_leader, *slo_term, *slo_takeovers, *fleet_stale;
     atomic_bool pg_auth_failed; /* the last connect was refused for its credentials */
 };
 
@@ -108,6 +108,10 @@ ww_cmetrics_t *ww_cmetrics_new(void)
            "it holds when it leads.") ||
         !C(slo_takeovers, "slo_takeovers_total",
            "Times this collector's SLO evaluator took the lease over (became the leader).") ||
+        !G(fleet_stale, "fleet_stale_sites",
+           "collector.role fleet: the (site label, phase) pairs the last evaluation found "
+           "stale (no site_capacity row newer than fleet.stale_after; their last figures "
+           "counted). 0 at a site.") ||
         !(self->tier_runs = ww_metrics_add(
               self->reg, WW_METRIC_COUNTER, "waferwatch_collector_tier_runs_total",
               "Runs of the storage tier builder, by result (error: see the log; retried at the "
@@ -281,6 +285,13 @@ void ww_cmetrics_slo_evaluated(ww_cmetrics_t *self, bool ok, double seconds)
     }
     ww_metric_add(self->slo_evals, ok ? E_OK : E_ERROR, 1);
     ww_metric_observe(self->slo_s, 0, seconds);
+}
+
+void ww_cmetrics_fleet_stale(ww_cmetrics_t *self, int64_t pairs)
+{
+    if (self) {
+        ww_metric_set(self->fleet_stale, 0, (double)pairs);
+    }
 }
 
 void ww_cmetrics_slo_leader(ww_cmetrics_t *self, bool leader, int64_t term, bool took_over)

@@ -67,6 +67,10 @@ void ww_cmetrics_pg_up(ww_cmetrics_t *self, bool up);
 /* One SLO evaluation (committed: ok) that took `seconds` (SLO evaluator thread). */
 void ww_cmetrics_slo_evaluated(ww_cmetrics_t *self, bool ok, double seconds);
 
+/* A fleet database's evaluation (collector.role fleet), once committed: the (site label,
+ * phase) pairs it found stale. */
+void ww_cmetrics_fleet_stale(ww_cmetrics_t *self, int64_t pairs);
+
 /* The SLO evaluator's leadership (ww_slo_lease.h), after each poll of the lease: leader or
  * not, the term it holds or last saw, and took_over when this poll took the lease over. */
 void ww_cmetrics_slo_leader(ww_cmetrics_t *self, bool leader, int64_t term, bool took_over);

@@ -135,10 +135,11 @@ struct ww_slo_eval {
     ww_complain_t conn_fail, am_fail, lease_fail;
     s_push_t *push;
     size_t n_push, cap_push;
-    s_strset_t unknown; /* phases seen in nodes but not configured, already reported */
-    s_strset_t silent;  /* "phase/slo" whose model had no request in 1h, already reported */
-    s_strset_t stale;   /* fleet: "phase={stale sites}" as last reported, one per phase */
-    bool hours_built;   /* the hourly rollups of the longest window were built once */
+    s_strset_t unknown;  /* phases seen in nodes but not configured, already reported */
+    s_strset_t silent;   /* "phase/slo" whose model had no request in 1h, already reported */
+    s_strset_t stale;    /* fleet: "phase={stale sites}" as last reported, one per phase */
+    int64_t stale_pairs; /* fleet: (site, phase) pairs stale in the evaluation under way */
+    bool hours_built;    /* the hourly rollups of the longest window were built once */
     /* Leadership (ww_slo_lease.h): term > 0 while this evaluator leads, 0 while it follows. */
     int64_t term;
     char term_s[24];    /* term as text, the parameter of every alert write */
@@ -702,8 +703,8 @@ static PGresult *s_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t n
         const char *p[] = {ph->id, stale};
         s_exec(self,
                "SELECT reporting_nodes, healthy_nodes, delivered_kw, power_kw, hotspot_max_c,"
-               " outlet_max_c, throttled_share, j_per_token, stale_sites"
-               " FROM ww_fleet_capacity($1, $2::interval)",
+               " outlet_max_c, throttled_share, j_per_token, stale_sites,"
+               " cardinality(stale_sites) FROM ww_fleet_capacity($1, $2::interval)",
                2, p, &r);
         return r;
     }
@@ -714,7 +715,7 @@ static PGresult *s_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t n
     s_exec(self,
            "WITH c AS MATERIALIZED (SELECT c FROM ww_phase_capacity_rows($1, $2, $3, $4) c),"
            " i AS (INSERT INTO site_capacity SELECT (c.c).* FROM c)"
-           " SELECT t.*, NULL::text[] FROM ww_capacity_total(ARRAY(SELECT c.c FROM c)) t",
+           " SELECT t.*, NULL::text[], 0 FROM ww_capacity_total(ARRAY(SELECT c.c FROM c)) t",
            4, p, &r);
     return r;
 }
@@ -768,6 +769,7 @@ static int s_eval_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t no
     if (stale_sites) {
         s_note_stale(self, ph->id, stale_sites);
     }
+    self->stale_pairs += atoll(PQgetvalue(r, 0, 9));
     bool live = now_ns >= ph->go_live_ns;
     double share = ph->contracted_mw > 0 ? delivered_mw / ph->contracted_mw : NAN;
     bool breach = live && ph->contracted_mw > 0 && share < ph->capacity_breach_share;
@@ -1021,6 +1023,7 @@ static int s_evaluate(ww_slo_eval_t *self)
     char now_iso[48];
     s_iso(now, now_iso, sizeof now_iso);
     self->n_push = 0;
+    self->stale_pairs = 0;
     if (s_exec(self, "BEGIN", 0, NULL, NULL) < 0) {
         return -EIO;
     }
@@ -1080,6 +1083,7 @@ static int s_evaluate(ww_slo_eval_t *self)
     if (rc == 0) {
         self->hours_built = true;
         self->reconcile = false;
+        ww_cmetrics_fleet_stale(self->metrics, self->stale_pairs);
     }
     if (rc != 0) {
         PQclear(PQexec(self->conn, "ROLLBACK"));

@@ -24,6 +24,7 @@
  *    printed), dc-b is no longer stale, and once everything has stopped, the equalities of
  *    2 hold again over the whole test, the minutes written while cut off included. */
 #include "harness.h"
+#include "harness_http.h"
 #include "ww_test.h"
 #include "ww_time.h"
 
@@ -497,6 +498,29 @@ static void s_subscribe(s_fx_t *fx, int i, const char *name)
     PQclear(h_query(&fx->fleet, sql));
 }
 
+/* Waits until the fleet collector's /metrics has fleet_stale_sites = want (set after each
+ * committed evaluation). */
+static void s_wait_stale_metric(s_fx_t *fx, int port, double want)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    double v = -1;
+    for (int waited = 0; waited < WAIT_MS; waited += 100) {
+        long code = 0;
+        char *body = h_http_get(url, &code);
+        v = body && code == 200 ? h_metrics_value(body, "waferwatch_collector_fleet_stale_sites")
+                                : -1;
+        free(body);
+        if (v == want) {
+            return;
+        }
+        h_sleep_ms(100);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "waferwatch_collector_fleet_stale_sites is %g, want %g", v, want);
+    s_fail(fx, what);
+}
+
 static void test_two_sites_feed_the_fleet_cut_and_restored(void **state)
 {
     (void)state;
@@ -543,8 +567,10 @@ static void test_two_sites_feed_the_fleet_cut_and_restored(void **state)
     setenv("WW_COLLECTOR_SLO_FILE", fx.slo_path, 1);
     setenv("WW_COLLECTOR_COLLECTOR_ROLE", "fleet", 1);
     setenv("WW_COLLECTOR_FLEET_STALE_AFTER", STALE, 1);
-    char *fargv[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", fx.fpg.conninfo, NULL};
+    char *fargv[] = {(char *)WW_COLLECTOR_BIN,   (char *)"--pg",        fx.fpg.conninfo,
+                     (char *)"--metrics-listen", (char *)"127.0.0.1:0", NULL};
     fx.fleet_collector = h_spawn(fargv, fx.fleet_log);
+    int fleet_port = h_metrics_port(fx.fleet_collector, fx.fleet_log);
     unsetenv("WW_COLLECTOR_SLO_FILE");
     unsetenv("WW_COLLECTOR_COLLECTOR_ROLE");
     unsetenv("WW_COLLECTOR_FLEET_STALE_AFTER");
@@ -606,6 +632,8 @@ static void test_two_sites_feed_the_fleet_cut_and_restored(void **state)
     ms = s_wait_eval(&fx, "p1", "3|{dc-b}|false", 4 * 3000);
     s_wait_eval(&fx, "p2", "1|{dc-b}|false", 4 * 3000);
     print_message("site B cut off: stale in the fleet's evaluation after %lld ms\n", ms);
+    /* /metrics says so too: dc-b in p1 and in p2. */
+    s_wait_stale_metric(&fx, fleet_port, 2);
     long long fleet_b_windows = s_windows(&fx.fleet, "dc-b");
     long long fleet_b_rows = s_caprows(&fx.fleet, "dc-b");
     long long fleet_a_rows = s_caprows(&fx.fleet, "dc-a");
@@ -661,6 +689,7 @@ static void test_two_sites_feed_the_fleet_cut_and_restored(void **state)
     s_wait_eval(&fx, "p1", "3|{}|false", WAIT_MS);
     s_wait_eval(&fx, "p2", "1|{}|false", WAIT_MS);
     long long fresh_ms = (long long)((ww_time_mono_ns() - t_restore) / WW_NS_PER_MS);
+    s_wait_stale_metric(&fx, fleet_port, 0);
     print_message("site B restored: the fleet caught up from the slot in %lld ms (%lld windows"
                   " written while cut off), dc-b fresh in its evaluation after %lld ms\n",
                   catch_up_ms, s_windows(&fx.fleet, "dc-b") - fleet_b_windows, fresh_ms);
