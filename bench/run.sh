@@ -13,6 +13,9 @@
 #                 (WW_BENCH_FOOT_SECONDS, default 120)
 #   sli_period.sh one latency SLI over the 30-day period: from the per-minute rollups
 #                 alone vs with the hourly rollups, on the same data
+#   capacity.sh   one phase's capacity evaluation (10,870 nodes): schema 24's per-label
+#                 figures and the site evaluator's write beside the version-23 function;
+#                 the fleet's sum over 30 days of site_capacity rows
 #   pgext.sh      the extension's ww_hist: SQL ww_merge beside the C merge of the same rows
 #                 and beside the former composite + plpgsql; bytes on disk per latency
 #                 window beside the composite, the payload, its entropy floor, HdrHistogram
@@ -56,6 +59,8 @@ foot=0
 bench/footprint.sh "$build" "${WW_BENCH_FOOT_SECONDS:-120}" || foot=$?
 echo "== sli_period"
 bench/sli_period.sh "$build" 30
+echo "== capacity"
+bench/capacity.sh "$build"
 echo "== pgext"
 bench/pgext.sh "$build"
 echo "== tiers"

@@ -928,6 +928,10 @@ BEGIN
         REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON phases, slo_status, alerts, slo_evaluations, alert_transitions,
                capacity_evaluations, site_capacity FROM waferwatch_writer;
+        -- A site's capacity figures for the fleet (0024): written as the evaluator.
+        GRANT EXECUTE ON FUNCTION
+            ww_site_capacity_write(text, timestamptz, timestamptz, double precision)
+            TO waferwatch_writer;
         -- Retention (0008), as the owner through the SECURITY DEFINER function.
         GRANT EXECUTE ON FUNCTION ww_drop_old_data(integer, integer) TO waferwatch_writer;
         -- Hourly rollups (0010): ww_sli() runs as its caller and reads the hour rows; the
@@ -1556,6 +1560,23 @@ $$;
 --
 
 COMMENT ON FUNCTION public.ww_samples(p_from timestamp with time zone, p_to timestamp with time zone, p_nodes text[]) IS 'The samples of [p_from, p_to) of the given nodes, raw or compacted: the columns of node_samples (which alone holds only what is not compacted yet).';
+
+
+--
+-- Name: ww_site_capacity_write(text, timestamp with time zone, timestamp with time zone, double precision); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ww_site_capacity_write(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw double precision, power_kw double precision, hotspot_max_c double precision, outlet_max_c double precision, throttled_share double precision, j_per_token double precision)
+    LANGUAGE sql
+    SET jit TO 'off'
+    AS $$
+    WITH c AS MATERIALIZED (
+        SELECT c FROM ww_phase_capacity_rows(p_phase, p_from, p_to, p_hotspot_max) c
+    ), i AS (
+        INSERT INTO site_capacity SELECT (c.c).* FROM c
+    )
+    SELECT t.* FROM ww_capacity_total(ARRAY(SELECT c.c FROM c)) t
+$$;
 
 
 --

@@ -712,11 +712,7 @@ static PGresult *s_capacity(ww_slo_eval_t *self, const ww_phase_t *ph, int64_t n
     s_iso(now_ns - self->conf->healthy_window_ns, from, sizeof from);
     snprintf(hot, sizeof hot, "%.17g", ph->hotspot_max_c);
     const char *p[] = {ph->id, from, now_iso, hot};
-    s_exec(self,
-           "WITH c AS MATERIALIZED (SELECT c FROM ww_phase_capacity_rows($1, $2, $3, $4) c),"
-           " i AS (INSERT INTO site_capacity SELECT (c.c).* FROM c)"
-           " SELECT t.*, NULL::text[], 0 FROM ww_capacity_total(ARRAY(SELECT c.c FROM c)) t",
-           4, p, &r);
+    s_exec(self, "SELECT *, NULL::text[], 0 FROM ww_site_capacity_write($1, $2, $3, $4)", 4, p, &r);
     return r;
 }
 

@@ -110,6 +110,10 @@ BEGIN
         REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER
             ON phases, slo_status, alerts, slo_evaluations, alert_transitions,
                capacity_evaluations, site_capacity FROM waferwatch_writer;
+        -- A site's capacity figures for the fleet (0024): written as the evaluator.
+        GRANT EXECUTE ON FUNCTION
+            ww_site_capacity_write(text, timestamptz, timestamptz, double precision)
+            TO waferwatch_writer;
         -- Retention (0008), as the owner through the SECURITY DEFINER function.
         GRANT EXECUTE ON FUNCTION ww_drop_old_data(integer, integer) TO waferwatch_writer;
         -- Hourly rollups (0010): ww_sli() runs as its caller and reads the hour rows; the
