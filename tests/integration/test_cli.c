@@ -204,6 +204,63 @@ static void test_collector_check_config_reaches_postgres(void **state)
     h_db_drop(&db);
 }
 
+/* collector.role fleet (issue 20): a fleet database's collector needs no endpoint, keys or
+ * allowlist, but a phases file (it only evaluates); a misspelt role is named. */
+static void test_collector_fleet_role_config(void **state)
+{
+    (void)state;
+    h_db_t db;
+    h_db_create(&db, "cfleet");
+    char slo[600];
+    snprintf(slo, sizeof slo, "%s", WW_DEPLOY_DIR "/phases.example.yaml");
+    char *ok[] = {(char *)WW_COLLECTOR_BIN,
+                  (char *)"--role",
+                  (char *)"fleet",
+                  (char *)"--pg",
+                  db.conninfo,
+                  (char *)"--slo",
+                  slo,
+                  (char *)"--stale-after",
+                  (char *)"90s",
+                  (char *)"--check-config",
+                  NULL};
+    s_run_t r = s_run(db.dir, "fleet-ok", ok);
+    if (r.rc != 0) {
+        fail_msg("a fleet collector without listen or keys refused:\n%s", r.out);
+    }
+    free(r.out);
+    char *no_slo[] = {(char *)WW_COLLECTOR_BIN,
+                      (char *)"--role",
+                      (char *)"fleet",
+                      (char *)"--pg",
+                      db.conninfo,
+                      (char *)"--check-config",
+                      NULL};
+    r = s_run(db.dir, "fleet-no-slo", no_slo);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "slo.file: required with collector.role fleet"));
+    free(r.out);
+    char *typo[] = {(char *)WW_COLLECTOR_BIN,
+                    (char *)"--role",
+                    (char *)"flet",
+                    (char *)"--pg",
+                    db.conninfo,
+                    (char *)"--check-config",
+                    NULL};
+    r = s_run(db.dir, "fleet-typo", typo);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "--role: collector.role: \"flet\" is not one of site, fleet"));
+    free(r.out);
+    /* A site's collector still needs its keys (CURVE by default). */
+    char *site[] = {(char *)WW_COLLECTOR_BIN, (char *)"--pg", db.conninfo, (char *)"--check-config",
+                    NULL};
+    r = s_run(db.dir, "site-no-keys", site);
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.out, "security.server_key"));
+    free(r.out);
+    h_db_drop(&db);
+}
+
 static void test_password_refused_and_migrate_only(void **state)
 {
     h_db_t db;
@@ -686,6 +743,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_example_configs_are_valid),
     cmocka_unit_test(test_collector_check_config_reaches_postgres),
     cmocka_unit_test(test_password_refused_and_migrate_only),
+    cmocka_unit_test(test_collector_fleet_role_config),
     cmocka_unit_test(test_refused_credentials_are_a_configuration_error),
     cmocka_unit_test(test_agent_log_level_error_names_its_line),
     cmocka_unit_test(test_sigterm_stops_agent_and_collector_cleanly),
