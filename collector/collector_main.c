@@ -204,18 +204,24 @@ static int s_fleet_run(const ww_collector_conf_t *conf, ww_cmetrics_t *metrics)
     ww_store_set_retention(store, (int)conf->retention_raw_days, (int)conf->retention_rollup_days);
     WW_INFO("fleet database: evaluating what the sites publish; no agents are received");
     int rc = 0;
-    int64_t next = 0;
+    int64_t next = 0, next_maint = 0;
     while (!s_stop) {
         int64_t now = ww_time_mono_ns();
         if (now >= next) {
+            /* Every 30 s, so that pg_up and /healthz follow the database; the partitions
+             * and the retention once an hour. A failure is logged once by the store. */
             rc = ww_store_ensure(store, conf->pg_migrate);
+            if (rc == 0 && ww_store_ping(store) < 0) {
+                rc = ww_store_ensure(store, conf->pg_migrate);
+            }
             ww_cmetrics_pg_up(metrics, rc == 0); /* /healthz and pg_up, as a site's */
             if (rc == -EACCES) {
                 break;
             }
-            /* Ensured: partitions made; the retention then hourly. Failed: logged once by
-             * the store, tried again soon. */
-            next = now + (rc == 0 && ww_store_maintain(store) == 0 ? 3600 : 5) * WW_NS_PER_S;
+            next = now + (rc == 0 ? 30 : 5) * WW_NS_PER_S;
+            if (rc == 0 && now >= next_maint && ww_store_maintain(store) == 0) {
+                next_maint = now + 3600 * WW_NS_PER_S;
+            }
             rc = 0;
         }
         struct timespec ts = {0, 100 * 1000000L};

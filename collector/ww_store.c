@@ -122,6 +122,23 @@ static void s_disconnect(ww_store_t *self)
     }
 }
 
+int ww_store_ping(ww_store_t *self)
+{
+    if (!self->conn) {
+        return -ENOTCONN;
+    }
+    PGresult *r = PQexec(self->conn, "SELECT 1");
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -EIO;
+    PQclear(r);
+    if (rc < 0) {
+        const char *msg = PQerrorMessage(self->conn);
+        WW_COMPLAIN(&self->conn_fail, "lost PostgreSQL: %.*s (reconnecting)",
+                    (int)strcspn(msg, "\n"), msg);
+        s_disconnect(self);
+    }
+    return rc;
+}
+
 void ww_store_forget_phases(ww_store_t *self)
 {
     ww_rollup_forget_phases(&self->rollup);

@@ -97,6 +97,10 @@ void ww_store_destroy(ww_store_t **self_p);
  * outage; logged as an ERROR saying so), -ECONNREFUSED for any other failed connect. */
 int ww_store_ensure(ww_store_t *self, int migrate);
 
+/* One round trip on the connection (a store that writes nothing: a fleet database's):
+ * 0, or -ENOTCONN / -EIO, the connection then dropped (ww_store_ensure connects again). */
+int ww_store_ping(ww_store_t *self);
+
 /* Connects and reads the schema version (0 when not migrated yet) without changing
  * anything: for --check-config. Returns the version (>= 0) or a negative errno (-EACCES as
  * for ww_store_ensure). */
