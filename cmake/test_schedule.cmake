@@ -25,6 +25,7 @@ set_tests_properties(test_slo.test_example_phases_default_sim_quiet PROPERTIES C
 set_tests_properties(test_slo.test_pump_fault_pages_then_resolves_other_phase_green
                      PROPERTIES COST 53)
 set_tests_properties(test_dashboards.test_every_panel_query_returns_rows PROPERTIES COST 24)
+set_tests_properties(test_sites.test_two_sites_feed_the_fleet_cut_and_restored PROPERTIES COST 20)
 set_tests_properties(test_slo.test_alert_names_its_rule_and_needs_min_requests
                      PROPERTIES COST 16)
 set_tests_properties(test_tiers.test_compaction_keeps_every_sample PROPERTIES COST 16)
