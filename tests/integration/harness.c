@@ -470,10 +470,9 @@ static void s_pg_start_cmd(h_pg_t *pg, const char *cmd, const char *conf)
     }
 }
 
-void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
+/* A started private cluster: creates its database ww and attaches db to it. */
+static void s_pg_create_ww(h_pg_t *pg, h_db_t *db, const char *tag)
 {
-    s_pg_place(pg, db, tag);
-    s_pg_script("start-durable", pg->dir); /* crash tests need durable commits */
     char admin[160];
     snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
     PGconn *c = PQconnectdb(admin);
@@ -485,19 +484,18 @@ void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
     s_pg_attach(pg, db, tag);
 }
 
+void h_pg_start(h_pg_t *pg, h_db_t *db, const char *tag)
+{
+    s_pg_place(pg, db, tag);
+    s_pg_script("start-durable", pg->dir); /* crash tests need durable commits */
+    s_pg_create_ww(pg, db, tag);
+}
+
 void h_pg_start_conf(h_pg_t *pg, h_db_t *db, const char *tag, const char *conf)
 {
     s_pg_place(pg, db, tag);
     s_pg_start_cmd(pg, "start", conf);
-    char admin[160];
-    snprintf(admin, sizeof admin, "host=%s port=5432 user=postgres dbname=postgres", pg->dir);
-    PGconn *c = PQconnectdb(admin);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("private cluster unreachable: %s", PQerrorMessage(c));
-    }
-    PQclear(PQexec(c, "CREATE DATABASE ww"));
-    PQfinish(c);
-    s_pg_attach(pg, db, tag);
+    s_pg_create_ww(pg, db, tag);
 }
 
 void h_pg_standby(h_pg_t *sb, h_db_t *db, const h_pg_t *primary, const char *tag)

@@ -215,18 +215,9 @@ static s_cap_t s_sites_union(s_fx_t *fx, const char *phase)
     return u;
 }
 
-/* The fleet's figures of phase from ww_fleet_capacity. */
-static s_cap_t s_fleet_capacity(s_fx_t *fx, const char *phase)
+/* The one row of r: the eight figures of ww_capacity_total, then the stale labels. */
+static s_cap_t s_cap_row(PGresult *r)
 {
-    char sql[600];
-    snprintf(sql, sizeof sql,
-             "SELECT reporting_nodes, healthy_nodes, delivered_kw, power_kw, hotspot_max_c,"
-             " outlet_max_c, throttled_share, j_per_token,"
-             " (SELECT coalesce(string_agg(s, ',' ORDER BY s), '') FROM unnest(stale_sites) s),"
-             " (SELECT coalesce(string_agg(s, ',' ORDER BY s), '') FROM unnest(sites) s)"
-             " FROM ww_fleet_capacity('%s', '%s')",
-             phase, STALE);
-    PGresult *r = h_query(&fx->fleet, sql);
     assert_int_equal(PQntuples(r), 1);
     s_cap_t f;
     memset(&f, 0, sizeof f);
@@ -239,6 +230,22 @@ static s_cap_t s_fleet_capacity(s_fx_t *fx, const char *phase)
     f.throttled_share = s_dbl(r, 0, 6);
     f.j_per_token = s_dbl(r, 0, 7);
     snprintf(f.stale, sizeof f.stale, "%s", PQgetvalue(r, 0, 8));
+    return f;
+}
+
+/* The fleet's figures of phase from ww_fleet_capacity. */
+static s_cap_t s_fleet_capacity(s_fx_t *fx, const char *phase)
+{
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "SELECT reporting_nodes, healthy_nodes, delivered_kw, power_kw, hotspot_max_c,"
+             " outlet_max_c, throttled_share, j_per_token,"
+             " (SELECT coalesce(string_agg(s, ',' ORDER BY s), '') FROM unnest(stale_sites) s),"
+             " (SELECT coalesce(string_agg(s, ',' ORDER BY s), '') FROM unnest(sites) s)"
+             " FROM ww_fleet_capacity('%s', '%s')",
+             phase, STALE);
+    PGresult *r = h_query(&fx->fleet, sql);
+    s_cap_t f = s_cap_row(r);
     snprintf(f.sites, sizeof f.sites, "%s", PQgetvalue(r, 0, 9));
     PQclear(r);
     return f;
@@ -257,18 +264,7 @@ static s_cap_t s_fleet_evaluation(s_fx_t *fx, const char *phase, const char *aft
              " ORDER BY time DESC LIMIT 1",
              after, phase);
     PGresult *r = h_query(&fx->fleet, sql);
-    assert_int_equal(PQntuples(r), 1);
-    s_cap_t f;
-    memset(&f, 0, sizeof f);
-    f.reporting = atoll(PQgetvalue(r, 0, 0));
-    f.healthy = atoll(PQgetvalue(r, 0, 1));
-    f.delivered_kw = s_dbl(r, 0, 2);
-    f.power_kw = s_dbl(r, 0, 3);
-    f.hotspot = s_dbl(r, 0, 4);
-    f.outlet = s_dbl(r, 0, 5);
-    f.throttled_share = s_dbl(r, 0, 6);
-    f.j_per_token = s_dbl(r, 0, 7);
-    snprintf(f.stale, sizeof f.stale, "%s", PQgetvalue(r, 0, 8));
+    s_cap_t f = s_cap_row(r);
     assert_string_equal(PQgetvalue(r, 0, 9), "t");
     assert_string_equal(PQgetvalue(r, 0, 10), "f"); /* a fleet row: stale_sites, maybe {} */
     PQclear(r);
@@ -597,6 +593,18 @@ static void test_two_sites_feed_the_fleet_cut_and_restored(void **state)
     long long ms = s_wait_eval(&fx, "p1", "3|{}|false", WAIT_MS);
     s_wait_eval(&fx, "p2", "1|{}|false", WAIT_MS);
     print_message("the fleet sees p1's 3 nodes and p2's 1 after %lld ms\n", ms);
+
+    /* Every site has closed latency windows of each of its phases (10 s windows: on a
+     * loaded machine the fleet may see the nodes well before; the checks below need both
+     * sites' requests). */
+    s_wait_text(&fx, &fx.site[0].db,
+                "SELECT count(DISTINCT phase) FROM latency_rollup_1m WHERE site = 'dc-a'"
+                " AND windows > 0",
+                "1", WAIT_MS, "site A's latency windows");
+    s_wait_text(&fx, &fx.site[1].db,
+                "SELECT count(DISTINCT phase) FROM latency_rollup_1m WHERE site = 'dc-b'"
+                " AND windows > 0",
+                "2", WAIT_MS, "site B's latency windows of p1 and p2");
 
     /* 2. The sites held still; the fleet caught up: equal. */
     for (int i = 0; i < N_SITES; i++) {
