@@ -373,6 +373,39 @@ static long long s_check_sli(s_fx_t *fx)
             }
         }
     }
+    /* The latency dashboards' function on the fleet: per minute, phase and model, the
+     * sites' requests and TTFT histograms merged (a row per site merged into one). */
+    char sql[600], want[160] = "", got[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) || ':' || sum(requests) || ':' || sum(ww_hist_count(ttft))"
+             " FROM ww_latency_series('%s', '%s', interval '1 minute')",
+             fx->from, fx->to);
+    long long rows = 0, req = 0, cnt = 0;
+    for (int i = 0; i < N_SITES; i++) {
+        s_text(&fx->site[i].db, sql, got, sizeof got);
+        long long a, b, c;
+        assert_int_equal(sscanf(got, "%lld:%lld:%lld", &a, &b, &c), 3);
+        rows = a > rows ? a : rows;
+        req += b;
+        cnt += c;
+    }
+    s_text(&fx->fleet, sql, got, sizeof got);
+    long long fr, fq, fc;
+    assert_int_equal(sscanf(got, "%lld:%lld:%lld", &fr, &fq, &fc), 3);
+    snprintf(want, sizeof want, "requests %lld ttft %lld", req, cnt);
+    print_message("ww_latency_series: sites %s, fleet %lld rows requests %lld ttft %lld\n", want,
+                  fr, fq, fc);
+    assert_true(req > 0);
+    assert_int_equal(fq, req);
+    assert_int_equal(fc, cnt);
+    /* Merged, not a row per site: no more rows than the site with the most (p1 shares
+     * its minutes over both). */
+    assert_true(fr >= rows);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM (SELECT time, phase, model FROM ww_latency_series('%s', '%s',"
+             " interval '1 minute') GROUP BY 1, 2, 3 HAVING count(*) > 1) d",
+             fx->from, fx->to);
+    assert_int_equal(h_query_ll(&fx->fleet, sql), 0);
     return p1_ttft;
 }
 
