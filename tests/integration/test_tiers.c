@@ -1095,12 +1095,24 @@ static void test_compaction_keeps_every_sample(void **state)
     s_check_windows(&x, "after the crash");
     s_check_tiers_of(&x.db, "compact_truth", "after the crash");
 
-    /* Restarted: yesterday compacted whole and its raw partition emptied. */
+    /* Restarted: yesterday compacted whole and its raw partition emptied. Compaction
+     * reaches hours before the watermark minus compaction.age (ww_compact), and the
+     * watermark is the minute of now: yesterday's last hour is compactable only from
+     * 00:01 UTC. A run whose clock is in the first minute of a UTC day (a fresh-clone run
+     * at 00:00:30 failed here, its 20-s wait ending before 00:01) first waits it out. */
+    long long early_ms = h_query_ll(&x.db, "SELECT greatest(0, extract(epoch FROM"
+                                           " date_trunc('day', now(), 'UTC') + interval"
+                                           " '62 seconds' - now()) * 1000)::bigint");
+    if (early_ms > 0) {
+        h_sleep_ms((int)early_ms);
+    }
     s_collector_start(&x, "compact2", true, "1440", true);
-    s_wait_sql(&x,
-               "SELECT (truncated_through = date_trunc('day', now(), 'UTC') AND compacted_through"
-               " >= date_trunc('hour', now(), 'UTC') - interval '1 hour')::int FROM ww_tier_state",
-               50, "compaction empties yesterday and reaches the last hour");
+    snprintf(sql, sizeof sql,
+             "SELECT (truncated_through >= to_timestamp(%lld) + interval '1 day' AND"
+             " compacted_through >= date_trunc('hour', now(), 'UTC') - interval '1 hour')::int"
+             " FROM ww_tier_state",
+             y);
+    s_wait_sql(&x, sql, 50, "compaction empties yesterday and reaches the last hour");
     s_check_samples(&x, "after compaction");
     s_check_windows(&x, "after compaction");
     s_check_tiers_of(&x.db, "compact_truth", "after compaction");
