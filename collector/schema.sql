@@ -1036,7 +1036,6 @@ BEGIN
                 '        boolean),'
                 ' ww_phase_capacity(text, timestamptz, timestamptz, double precision),'
                 ' ww_phase_capacity_sites(text, timestamptz, timestamptz, double precision),'
-                ' ww_phase_capacity_rows(text, timestamptz, timestamptz, double precision),'
                 ' ww_capacity_total(site_capacity[]),'
                 ' ww_fleet_capacity(text, interval),'
                 ' ww_epoch_hex(bigint) TO %I', r);
@@ -1318,7 +1317,7 @@ CREATE FUNCTION public.ww_phase_capacity(p_phase text, p_from timestamp with tim
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
     SELECT t.* FROM ww_capacity_total(ARRAY(
-        SELECT c FROM ww_phase_capacity_rows(p_phase, p_from, p_to, p_hotspot_max) c)) t
+        SELECT c FROM ww_phase_capacity_sites(p_phase, p_from, p_to, p_hotspot_max) c)) t
 $$;
 
 
@@ -1330,24 +1329,10 @@ COMMENT ON FUNCTION public.ww_phase_capacity(p_phase text, p_from timestamp with
 
 
 --
--- Name: ww_phase_capacity_rows(text, timestamp with time zone, timestamp with time zone, double precision); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ww_phase_capacity_rows(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) RETURNS SETOF public.site_capacity
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$
-    SELECT p_to, c.site, p_phase, c.reporting_nodes, c.healthy_nodes, c.delivered_kw,
-           c.power_kw, c.hotspot_max_c, c.outlet_max_c, c.throttled_samples,
-           c.throttle_samples, c.power_w_tokened, c.tokens_per_s
-    FROM ww_phase_capacity_sites(p_phase, p_from, p_to, p_hotspot_max) c
-$$;
-
-
---
 -- Name: ww_phase_capacity_sites(text, timestamp with time zone, timestamp with time zone, double precision); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) RETURNS TABLE(site text, reporting_nodes integer, healthy_nodes integer, delivered_kw double precision, power_kw double precision, hotspot_max_c double precision, outlet_max_c double precision, throttled_samples bigint, throttle_samples bigint, power_w_tokened double precision, tokens_per_s double precision)
+CREATE FUNCTION public.ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) RETURNS SETOF public.site_capacity
     LANGUAGE sql STABLE PARALLEL SAFE
     SET jit TO 'off'
     AS $$
@@ -1376,7 +1361,7 @@ CREATE FUNCTION public.ww_phase_capacity_sites(p_phase text, p_from timestamp wi
             LIMIT 1) AS last ON true
         WHERE n.phase = p_phase
     )
-    SELECT per.label, count(*) FILTER (WHERE per.reporting)::integer,
+    SELECT p_to, per.label, p_phase, count(*) FILTER (WHERE per.reporting)::integer,
            count(*) FILTER (WHERE per.h)::integer,
            coalesce(sum(per.rated_kw) FILTER (WHERE per.h), 0),
            coalesce(sum(per.power_w::double precision), 0) / 1000,
@@ -1393,7 +1378,7 @@ $$;
 -- Name: FUNCTION ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) IS 'ww_phase_capacity per nodes.site label of the phase''s nodes (a row for each label with nodes of the phase, 0 reporting included), throttling and J/token as sums: what a site''s evaluator writes to site_capacity for the fleet.';
+COMMENT ON FUNCTION public.ww_phase_capacity_sites(p_phase text, p_from timestamp with time zone, p_to timestamp with time zone, p_hotspot_max double precision) IS 'ww_phase_capacity per nodes.site label of the phase''s nodes as site_capacity rows of time p_to (a row for each label with nodes of the phase, 0 reporting included), throttling and J/token as sums: what a site''s evaluator writes for the fleet.';
 
 
 --
@@ -1571,7 +1556,7 @@ CREATE FUNCTION public.ww_site_capacity_write(p_phase text, p_from timestamp wit
     SET jit TO 'off'
     AS $$
     WITH c AS MATERIALIZED (
-        SELECT c FROM ww_phase_capacity_rows(p_phase, p_from, p_to, p_hotspot_max) c
+        SELECT c FROM ww_phase_capacity_sites(p_phase, p_from, p_to, p_hotspot_max) c
     ), i AS (
         INSERT INTO site_capacity SELECT (c.c).* FROM c
     )

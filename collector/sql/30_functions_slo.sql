@@ -236,18 +236,15 @@ COMMENT ON FUNCTION ww_sli(text, text, text, double precision, timestamptz, time
 -- against 1.3-1.5 s per phase on 12,225 nodes x 300 s of synthetic samples with the newest
 -- ranges unsummarised; identical rows). JIT is off for it: compiling the plan cost more
 -- than running it.
--- The same per nodes.site label of the phase's nodes (ww_phase_capacity adds them up):
--- a label with nodes of the phase has its row even when none of them reported (0 nodes, so
+-- The same per nodes.site label of the phase's nodes, as the site_capacity rows of time
+-- p_to that a site's evaluator writes for the fleet (ww_phase_capacity adds them up): a
+-- label with nodes of the phase has its row even when none of them reported (0 nodes, so
 -- that the fleet tells a site that lost its nodes from one it has not heard from), with
 -- the throttling and J/token figures as numerators and denominators, which add exactly.
 CREATE OR REPLACE FUNCTION ww_phase_capacity_sites(p_phase text, p_from timestamptz,
                                                    p_to timestamptz,
                                                    p_hotspot_max double precision)
-RETURNS TABLE(site text, reporting_nodes integer, healthy_nodes integer,
-              delivered_kw double precision, power_kw double precision,
-              hotspot_max_c double precision, outlet_max_c double precision,
-              throttled_samples bigint, throttle_samples bigint,
-              power_w_tokened double precision, tokens_per_s double precision)
+RETURNS SETOF site_capacity
 LANGUAGE sql STABLE PARALLEL SAFE SET jit = off AS $$
     WITH per AS (
         SELECT n.site AS label, n.rated_kw, agg.*, last.power_w,
@@ -274,7 +271,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET jit = off AS $$
             LIMIT 1) AS last ON true
         WHERE n.phase = p_phase
     )
-    SELECT per.label, count(*) FILTER (WHERE per.reporting)::integer,
+    SELECT p_to, per.label, p_phase, count(*) FILTER (WHERE per.reporting)::integer,
            count(*) FILTER (WHERE per.h)::integer,
            coalesce(sum(per.rated_kw) FILTER (WHERE per.h), 0),
            coalesce(sum(per.power_w::double precision), 0) / 1000,
@@ -286,9 +283,9 @@ LANGUAGE sql STABLE PARALLEL SAFE SET jit = off AS $$
     ORDER BY per.label
 $$;
 COMMENT ON FUNCTION ww_phase_capacity_sites(text, timestamptz, timestamptz, double precision) IS
-    'ww_phase_capacity per nodes.site label of the phase''s nodes (a row for each label with '
-    'nodes of the phase, 0 reporting included), throttling and J/token as sums: what a '
-    'site''s evaluator writes to site_capacity for the fleet.';
+    'ww_phase_capacity per nodes.site label of the phase''s nodes as site_capacity rows of '
+    'time p_to (a row for each label with nodes of the phase, 0 reporting included), '
+    'throttling and J/token as sums: what a site''s evaluator writes for the fleet.';
 
 -- The capacity figures of a set of site_capacity rows added up: nodes and kW summed, the
 -- maxima of the maxima, the throttled share and J/token as ratios of the sums. One row
@@ -310,18 +307,6 @@ $$;
 COMMENT ON FUNCTION ww_capacity_total(site_capacity[]) IS
     'site_capacity rows added up: the ww_phase_capacity figures of their nodes.';
 
--- ww_phase_capacity_sites as site_capacity rows of time p_time (what the evaluator writes).
-CREATE OR REPLACE FUNCTION ww_phase_capacity_rows(p_phase text, p_from timestamptz,
-                                                  p_to timestamptz,
-                                                  p_hotspot_max double precision)
-RETURNS SETOF site_capacity
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT p_to, c.site, p_phase, c.reporting_nodes, c.healthy_nodes, c.delivered_kw,
-           c.power_kw, c.hotspot_max_c, c.outlet_max_c, c.throttled_samples,
-           c.throttle_samples, c.power_w_tokened, c.tokens_per_s
-    FROM ww_phase_capacity_sites(p_phase, p_from, p_to, p_hotspot_max) c
-$$;
-
 -- What a site's evaluator runs per phase: the per-label rows of [p_from, p_to) written to
 -- site_capacity (time p_to) for the fleet database, and their sum returned (the figures of
 -- ww_phase_capacity), in one statement. JIT off: on the evaluator's statement, planned as
@@ -336,7 +321,7 @@ RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw doubl
               j_per_token double precision)
 LANGUAGE sql VOLATILE SET jit = off AS $$
     WITH c AS MATERIALIZED (
-        SELECT c FROM ww_phase_capacity_rows(p_phase, p_from, p_to, p_hotspot_max) c
+        SELECT c FROM ww_phase_capacity_sites(p_phase, p_from, p_to, p_hotspot_max) c
     ), i AS (
         INSERT INTO site_capacity SELECT (c.c).* FROM c
     )
@@ -351,7 +336,7 @@ RETURNS TABLE(reporting_nodes integer, healthy_nodes integer, delivered_kw doubl
               j_per_token double precision)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT t.* FROM ww_capacity_total(ARRAY(
-        SELECT c FROM ww_phase_capacity_rows(p_phase, p_from, p_to, p_hotspot_max) c)) t
+        SELECT c FROM ww_phase_capacity_sites(p_phase, p_from, p_to, p_hotspot_max) c)) t
 $$;
 COMMENT ON FUNCTION ww_phase_capacity(text, timestamptz, timestamptz, double precision) IS
     'Per phase over [p_from, p_to): reporting and healthy nodes (latest sample not '

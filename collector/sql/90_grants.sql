@@ -218,7 +218,6 @@ BEGIN
                 '        boolean),'
                 ' ww_phase_capacity(text, timestamptz, timestamptz, double precision),'
                 ' ww_phase_capacity_sites(text, timestamptz, timestamptz, double precision),'
-                ' ww_phase_capacity_rows(text, timestamptz, timestamptz, double precision),'
                 ' ww_capacity_total(site_capacity[]),'
                 ' ww_fleet_capacity(text, interval),'
                 ' ww_epoch_hex(bigint) TO %I', r);

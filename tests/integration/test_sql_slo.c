@@ -819,7 +819,7 @@ static void test_sites_add_up(void **state)
 
     /* The fleet: each site's evaluations as site_capacity rows. dc-b's newest is 10 min
      * old, dc-a has an older row with other figures, and a row of phase B. */
-    PQclear(h_query(&db, "INSERT INTO site_capacity SELECT * FROM ww_phase_capacity_rows('A', " T0
+    PQclear(h_query(&db, "INSERT INTO site_capacity SELECT * FROM ww_phase_capacity_sites('A', " T0
                          ", " T0 " + interval '60 s', 90)"));
     PQclear(h_query(&db, "UPDATE site_capacity SET time = CASE site WHEN 'dc-b'"
                          " THEN now() - interval '10 min' ELSE now() END"));
